@@ -94,7 +94,11 @@ export function onFork(ctx: Ctx, ev: ForkEvent): void {
 }
 
 export function onExec(ctx: Ctx, ev: ExecEvent): void {
-  const proc = procOf(ctx, callerPid(ctx));
+  const pid = callerPid(ctx);
+  const known = ctx.h.procs[String(pid)];
+  if (!known) ctx.stats.unknownPids++;
+  // First sight of a pid at its exec: the image before is unknown, the new one has no informer.
+  const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: {}, rel: {} }, fds: {} });
   const prev = proc.image;
   // close-on-exec: the old image lets these go (same rules as any close).
   for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key);
@@ -107,13 +111,13 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   for (const [d, a] of Object.entries(prev.acq)) image.acq[d] = { ts: ev.ts, via: 'exec', chain: a.chain };
   proc.image = image;
   for (const [tid, tgid] of Object.entries(ctx.h.tids)) if (tgid === proc.pid) delete ctx.h.tids[tid];
-  emitImage(ctx, prev, { end: ev.ts });
+  if (known) emitImage(ctx, prev, { end: ev.ts });
   let exeFile: string | undefined;
   if (ev.exe && Number.isInteger(ev.exe.dev) && Number.isInteger(ev.exe.ino) && ev.exe.ino > 0) {
     exeFile = exeVersion(ctx, ev.exe);
   }
   emitImage(ctx, image, { env: ev.env, ppid: ev.ppid, exeFile });
-  ctx.out.edge('wasInformedBy', image.id, prev.id, ev.ts, ctx.pos, { via: 'exec' });
+  if (known) ctx.out.edge('wasInformedBy', image.id, prev.id, ev.ts, ctx.pos, { via: 'exec' });
   if (exeFile) ctx.out.edge('used', image.id, exeFile, ev.ts, ctx.pos, { role: 'exe' });
   const user = `user:${ctx.host}:${ev.uid}`;
   ctx.out.node(user, 'user', ctx.host, `uid ${ev.uid}`, ev.ts, { uid: ev.uid });
