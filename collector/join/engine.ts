@@ -15,6 +15,7 @@
 import type { ProvEvent } from '../events.js';
 import type { JournalRecord } from '../journal/api.js';
 import type { Checkpoint, IngestBatch } from '../../graph/model.js';
+import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
 import { BatchBuilder } from './batch.js';
 import { newHostState, newStats, type Ctx, type JoinState, type JoinStats } from './state.js';
@@ -37,7 +38,7 @@ const LOG_PER_REASON = 5;
 /** Pending two-witness opens are swept every this many records. */
 const SWEEP_EVERY = 4096;
 
-type Check = 'int' | 'num' | 'str' | 'bool' | 'arr' | 'file' | 'obj' | 'pair';
+type Check = 'int' | 'num' | 'str' | 'bool' | 'arr' | 'file' | 'obj' | 'pair' | 'ints' | 'files' | 'strs' | 'name';
 const REQUIRED: Record<string, Record<string, Check>> = {
   fork: { child: 'int', childTid: 'int', thread: 'bool' },
   exec: { filename: 'str', argv: 'arr', uid: 'int', gid: 'int' },
@@ -62,6 +63,39 @@ const REQUIRED: Record<string, Record<string, Check>> = {
   lost: { from: 'num', to: 'num', count: 'num' },
 };
 
+const WANT: Record<Check, string> = {
+  int: 'an integer', num: 'a number', str: 'a string', bool: 'a boolean', arr: 'an array', obj: 'an object',
+  file: 'a file reference {dev, ino}', pair: 'a pair of fds', ints: 'a list of integers', strs: 'a list of strings',
+  files: 'a list of file references', name: 'a name {parent, name, path}',
+};
+
+/** Fields that may be absent but must have the right type when present. */
+const OPTIONAL: Record<string, Record<string, Check>> = {
+  fork: {},
+  exec: { env: 'strs', cwd: 'str', exe: 'file' },
+  pipe: {},
+  dup: { cloexec: 'bool' },
+  socket: { peer: 'int' },
+  accept: { peer: 'int' },
+  connect: { peer: 'int' },
+  sendmsg: { peer: 'int', fds: 'ints', files: 'files' },
+  recvmsg: { peer: 'int', fds: 'ints', files: 'files' },
+  open: { fd: 'int', fh: 'int', created: 'bool' },
+  close: { fd: 'int', fdMax: 'int', fh: 'int', file: 'file' },
+  create: { fh: 'int', flags: 'int' },
+  rename: { overwritten: 'file', overwrittenDeleted: 'bool', from: 'name' },
+  setattr: { size: 'num' },
+  lost: { reason: 'str' },
+};
+
+function isName(v: unknown): boolean {
+  const n = v as Record<string, unknown>;
+  return typeof n === 'object' && n !== null
+    && (n.path === undefined || typeof n.path === 'string')
+    && (n.name === undefined || typeof n.name === 'string')
+    && (n.parent === undefined || Number.isInteger(n.parent));
+}
+
 function ok(v: unknown, c: Check): boolean {
   switch (c) {
     case 'int': return Number.isInteger(v);
@@ -72,9 +106,13 @@ function ok(v: unknown, c: Check): boolean {
     case 'obj': return typeof v === 'object' && v !== null;
     case 'pair': return Array.isArray(v) && v.length === 2 && v.every(Number.isInteger);
     case 'file': {
-      const f = v as { dev?: unknown; ino?: unknown } | null;
-      return typeof f === 'object' && f !== null && Number.isInteger(f.dev) && Number.isInteger(f.ino);
+      const f = v as { dev?: unknown; ino?: unknown; type?: unknown } | null;
+      return isName(f) && Number.isInteger(f!.dev) && Number.isInteger(f!.ino) && (f!.type === undefined || Number.isInteger(f!.type));
     }
+    case 'name': return isName(v);
+    case 'ints': return Array.isArray(v) && v.every(Number.isInteger);
+    case 'strs': return Array.isArray(v) && v.every((x) => typeof x === 'string');
+    case 'files': return Array.isArray(v) && v.every((x) => ok(x, 'file'));
   }
 }
 
@@ -89,7 +127,10 @@ function invalid(ev: unknown): string | null {
   if (!Number.isInteger(e.tid) || (e.tid as number) < 0) return `${e.op}: field tid is not a tid`;
   if (e.pid === 0 && e.tid === 0 && e.op !== 'lost') return `${e.op}: neither pid nor tid`;
   for (const [field, c] of Object.entries(REQUIRED[e.op])) {
-    if (!ok(e[field], c)) return `${e.op}: field ${field} is not ${c === 'int' ? 'an integer' : c}`;
+    if (!ok(e[field], c)) return `${e.op}: field ${field} is not ${WANT[c]}`;
+  }
+  for (const [field, c] of Object.entries(OPTIONAL[e.op] ?? {})) {
+    if (e[field] !== undefined && !ok(e[field], c)) return `${e.op}: field ${field} is not ${WANT[c]}`;
   }
   return null;
 }
@@ -104,7 +145,7 @@ export class JoinEngine {
 
   /** An engine that continues from a snapshot (taken right after a takeBatch). */
   static restore(state: JoinState): JoinEngine {
-    if (!state || state.v !== 1 || typeof state.hosts !== 'object') throw new Error('join state: not a version 1 snapshot');
+    if (!state || state.v !== 1 || typeof state.hosts !== 'object') throw new InputError('not a version 1 snapshot', 'join state');
     const e = new JoinEngine({ strict: state.strict });
     e.state = structuredClone(state);
     return e;
@@ -133,7 +174,10 @@ export class JoinEngine {
       dispatch(ctx, ev);
       st.stats.applied++;
     } catch (err) {
-      this.reject(rec, `${ev.op}: ${(err as Error).message}`);
+      // InputError: the record contradicts itself or what it names cannot be found. Anything
+      // else is a bug in the join, reported as such (still never fatal to the collector).
+      if (err instanceof InputError) this.reject(rec, `${ev.op}: ${err.message}`);
+      else this.reject(rec, `${ev.op}: internal error: ${(err as Error)?.message ?? String(err)}`);
     }
     if ((st.stats.applied & (SWEEP_EVERY - 1)) === 0) sweepPending(ctx);
   }

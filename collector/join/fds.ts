@@ -24,6 +24,7 @@
  * shell relates to the data only through fork/exec. Sockets relate through sendmsg/recvmsg
  * (their direction is known), not through this rule.
  */
+import { InputError } from '../../graph/errors.js';
 import type { DupEvent, MsgEvent, PipeEvent, SocketEvent, FileRef } from '../events.js';
 import type { Acq, Ctx, Desc, ProcState } from './state.js';
 import { callerPid, procOf, relateOnce } from './processes.js';
@@ -147,7 +148,7 @@ export function onPipe(ctx: Ctx, ev: PipeEvent): void {
 export function onSocket(ctx: Ctx, ev: SocketEvent): void {
   const proc = procOf(ctx, callerPid(ctx));
   const fd = ev.op === 'accept' ? ev.newfd : ev.fd;
-  if (fd === undefined) throw new Error('accept without newfd');
+  if (fd === undefined) throw new InputError('accept without newfd');
   const held = proc.fds[String(fd)];
   const desc = held && ctx.h.descs[held.d];
   if (ev.op === 'connect' && desc?.kind === 'socket') {

@@ -5,6 +5,7 @@
  * current version (`wasInvalidatedBy` the caller's image). On a device provfs reports, only
  * provfs's record of these is applied (see witness.ts for the whole reconciliation).
  */
+import { InputError } from '../../graph/errors.js';
 import type {
   CreateEvent, LinkEvent, MkdirEvent, ProvEvent, RenameEvent, RmdirEvent, SetattrEvent, SymlinkEvent, UnlinkEvent,
 } from '../events.js';
@@ -61,7 +62,7 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
       return;
     case 'rename': {
       const ino = resolveIno(ctx, ev.file);
-      if (ino === undefined) throw new Error('rename of an inode that cannot be resolved');
+      if (ino === undefined) throw new InputError('rename of an inode that cannot be resolved');
       const n = inodeOf(ctx, ev.file.dev, ino);
       const fromPath = pathOf(ctx, ev.file.dev, ev.from);
       const toPath = pathOf(ctx, ev.file.dev, ev.file);
@@ -86,7 +87,7 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
     case 'unlink':
     case 'rmdir': {
       const ino = resolveIno(ctx, ev.file);
-      if (ino === undefined) throw new Error(`${ev.op} of an inode that cannot be resolved`);
+      if (ino === undefined) throw new InputError(`${ev.op} of an inode that cannot be resolved`);
       const n = inodeOf(ctx, ev.file.dev, ino);
       endName(ctx, n, pathOf(ctx, ev.file.dev, ev.file));
       if (ev.file.parent !== undefined && ev.file.name !== undefined) delete ctx.h.dentries[`${ev.file.dev}:${ev.file.parent}:${ev.file.name}`];
@@ -96,7 +97,7 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
     }
     case 'setattr': {
       const ino = resolveIno(ctx, ev.file);
-      if (ino === undefined) throw new Error('setattr of an inode that cannot be resolved');
+      if (ino === undefined) throw new InputError('setattr of an inode that cannot be resolved');
       const n = learn(ctx, ev.file, ino);
       if (ev.size !== undefined) truncated(ctx, n, img());
       return;

@@ -22,6 +22,7 @@
  * - Processes, fds, pipes and sockets come from eBPF only.
  * An open one witness reported and the other never matched is counted in `singleWitnessOpens`.
  */
+import { InputError } from '../../graph/errors.js';
 import type { CloseEvent, OpenEvent } from '../events.js';
 import { O_CLOEXEC, O_CREAT, O_TRUNC, O_WRONLY, type Ctx, type PendingOpen } from './state.js';
 import { callerPid, procOf } from './processes.js';
@@ -86,7 +87,7 @@ export function onOpen(ctx: Ctx, ev: OpenEvent): void {
     if (d.write && ctx.strict) strictDerive(ctx, proc, d);
     return;
   }
-  if (ev.fd === undefined) throw new Error('eBPF open without fd');
+  if (ev.fd === undefined) throw new InputError('eBPF open without fd');
   const cloexec = (ev.flags & O_CLOEXEC) !== 0;
   const first = ctx.h.provfsDevs[String(dev)] ? takePending(ctx, ctx.h.waitEbpf, key) : undefined;
   const seen = first && ctx.h.descs[first.d];
@@ -115,11 +116,11 @@ export function onOpen(ctx: Ctx, ev: OpenEvent): void {
 export function onClose(ctx: Ctx, ev: CloseEvent): void {
   const pid = callerPid(ctx);
   if (ev.src !== 'provfs') {
-    if (ev.fd === undefined) throw new Error('eBPF close without fd');
+    if (ev.fd === undefined) throw new InputError('eBPF close without fd');
     closeFds(ctx, procOf(ctx, pid), ev.fd, ev.fdMax);
     return;
   }
-  if (ev.fh === undefined || !ev.file) throw new Error('provfs close without file and fh');
+  if (ev.fh === undefined || !ev.file) throw new InputError('provfs close without file and fh');
   ctx.h.provfsDevs[String(ev.file.dev)] = 1;
   const fkey = `${ev.file.dev}:${ev.fh}`;
   const id = ctx.h.fhs[fkey];
