@@ -37,7 +37,7 @@ export function procOf(ctx: Ctx, pid: number): ProcState {
   const image: ImageState = {
     id: processId(ctx.host, pid, ts), pid, start: ts, kind: 'lazy', comm: ctx.ev.comm, acq: {}, rel: {},
   };
-  const proc: ProcState = { pid, image, fds: {} };
+  const proc: ProcState = { pid, image, fds: {}, threads: [] };
   ctx.h.procs[String(pid)] = proc;
   emitImage(ctx, image, { lazy: true, ppid: ctx.ev.pid === pid ? ctx.ev.ppid : undefined });
   return proc;
@@ -67,7 +67,10 @@ export function relateOnce(
 export function onFork(ctx: Ctx, ev: ForkEvent): void {
   const parent = procOf(ctx, callerPid(ctx));
   if (ev.thread) {
-    if (ev.childTid !== parent.pid) ctx.h.tids[String(ev.childTid)] = parent.pid;
+    if (ev.childTid !== parent.pid) {
+      ctx.h.tids[String(ev.childTid)] = parent.pid;
+      parent.threads.push(ev.childTid);
+    }
     return;
   }
   const old = ctx.h.procs[String(ev.child)];
@@ -80,9 +83,12 @@ export function onFork(ctx: Ctx, ev: ForkEvent): void {
     id: processId(ctx.host, ev.child, ev.ts), pid: ev.child, start: ev.ts, kind: 'fork',
     comm: p.comm ?? ev.comm, argv: p.argv, exe: p.exe, cwd: p.cwd, uid: p.uid, gid: p.gid, acq: {}, rel: {},
   };
-  const child: ProcState = { pid: ev.child, image, fds: {} };
+  const child: ProcState = { pid: ev.child, image, fds: {}, threads: [] };
   ctx.h.procs[String(ev.child)] = child;
-  if (ev.childTid !== ev.child) ctx.h.tids[String(ev.childTid)] = ev.child;
+  if (ev.childTid !== ev.child) {
+    ctx.h.tids[String(ev.childTid)] = ev.child;
+    child.threads.push(ev.childTid);
+  }
   emitImage(ctx, image, { ppid: parent.pid });
   ctx.out.edge('wasInformedBy', image.id, p.id, ev.ts, ctx.pos, { via: 'fork' });
   for (const [key, entry] of Object.entries(parent.fds)) {
@@ -98,7 +104,7 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   const known = ctx.h.procs[String(pid)];
   if (!known) ctx.stats.unknownPids++;
   // First sight of a pid at its exec: the image before is unknown, the new one has no informer.
-  const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: {}, rel: {} }, fds: {} });
+  const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: {}, rel: {} }, fds: {}, threads: [] });
   const prev = proc.image;
   // close-on-exec: the old image lets these go (same rules as any close).
   for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key);
@@ -110,7 +116,7 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   // fds that survive exec pass to the new image: the old one handed them on, it did not use them.
   for (const [d, a] of Object.entries(prev.acq)) image.acq[d] = { ts: ev.ts, via: 'exec', chain: a.chain };
   proc.image = image;
-  for (const [tid, tgid] of Object.entries(ctx.h.tids)) if (tgid === proc.pid) delete ctx.h.tids[tid];
+  forgetThreads(ctx, proc); // exec leaves one thread
   if (known) emitImage(ctx, prev, { end: ev.ts });
   let exeFile: string | undefined;
   if (ev.exe && Number.isInteger(ev.exe.dev) && Number.isInteger(ev.exe.ino) && ev.exe.ino > 0) {
@@ -127,7 +133,11 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
 export function onExit(ctx: Ctx, ev: ExitEvent): void {
   const pid = callerPid(ctx);
   if (!ev.group) {
-    if (ev.tid !== pid) delete ctx.h.tids[String(ev.tid)];
+    if (ev.tid !== pid) {
+      delete ctx.h.tids[String(ev.tid)];
+      const proc = ctx.h.procs[String(pid)];
+      if (proc) proc.threads = proc.threads.filter((t) => t !== ev.tid);
+    }
     return;
   }
   const proc = ctx.h.procs[String(pid)];
@@ -143,5 +153,10 @@ function endProcess(ctx: Ctx, proc: ProcState, extra: Record<string, unknown>): 
   releaseAll(ctx, proc);
   emitImage(ctx, proc.image, { end: ctx.ev.ts, ...extra });
   delete ctx.h.procs[String(proc.pid)];
-  for (const [tid, tgid] of Object.entries(ctx.h.tids)) if (tgid === proc.pid) delete ctx.h.tids[tid];
+  forgetThreads(ctx, proc);
+}
+
+function forgetThreads(ctx: Ctx, proc: ProcState): void {
+  for (const tid of proc.threads) if (ctx.h.tids[String(tid)] === proc.pid) delete ctx.h.tids[String(tid)];
+  proc.threads = [];
 }

@@ -62,6 +62,8 @@ export interface ProcState {
    * file held only as provfs saw it (no eBPF witness of the fd).
    */
   fds: Record<string, FdEntry>;
+  /** Its threads other than the leader (their tids are in HostState.tids). */
+  threads: number[];
 }
 
 export interface FdEntry { d: string; cloexec: boolean }
