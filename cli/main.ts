@@ -6,7 +6,7 @@
  * (graph/errors.ts EXIT): 0 ok, 1 failure, 2 bad input, 3 not found, 4 missing capability,
  * 5 integrity failure, 6 store unreachable.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { exitCodeOf, ProvError } from '../graph/errors.js';
 import { resolveConfig, type ConfigFlags } from './config.js';
 
@@ -37,7 +37,8 @@ const program = new Command('prov')
   .option('--home <dir>', 'state directory (string; default $PROV_HOME or /var/lib/prov)')
   .option('--journal <dir>', 'journal directory (string; default <home>/journal)')
   .option('--store <url>', 'graph store URL: sqlite:PATH or bolt://host:port (string; default sqlite:<home>/graph.db)')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .exitOverride();
 
 const cfg = (): ReturnType<typeof resolveConfig> => resolveConfig(program.opts<ConfigFlags>());
 
@@ -61,11 +62,27 @@ lineageOptions(
     run(async () => (await import('./actions/lineage.js')).default(cfg(), target, opts)),
   );
 
-lineageOptions(program.command('export <target>').description('export lineage as W3C PROV-JSON or Graphviz DOT'))
-  .addOption(new Option('--format <format>', 'output format (default prov-json)').choices(['prov-json', 'dot']).default('prov-json'))
+lineageOptions(program.command('export <target>').description('export lineage as W3C PROV-JSON, Graphviz DOT or SVG'))
+  .addOption(new Option('--format <format>', 'output format (default prov-json)').choices(['prov-json', 'dot', 'svg']).default('prov-json'))
   .option('-o, --output <file>', 'write to a file instead of stdout (string; default stdout)')
   .action((target: string, opts) =>
     run(async () => (await import('./actions/export.js')).default(cfg(), target, opts)),
+  );
+
+program
+  .command('ingest')
+  .description('run the collector: journal → join → graph store')
+  .option('--follow', 'keep following the journal until interrupted')
+  .option('--strict', 'also record the Bento-prov strict rule (files open for reading when a file is written)')
+  .option('--json', 'print the summary as JSON')
+  .action((opts) => run(async () => (await import('./actions/ingest.js')).default(cfg(), opts)));
+
+program
+  .command('verify [journal]')
+  .description('check the journal\'s hash chain; exit 0 clean, 5 modified/missing/reordered (journal: string; default <home>/journal)')
+  .option('--json', 'print the full report as JSON')
+  .action((journal: string | undefined, opts) =>
+    run(async () => (await import('./actions/verify.js')).default(journal ?? cfg().journal, opts)),
   );
 
 program
@@ -75,6 +92,11 @@ program
   .action((opts) => run(async () => (await import('./actions/stats.js')).default(cfg(), opts)));
 
 program.parseAsync(process.argv).catch((err) => {
+  // Commander has already printed its message (bad flag, missing argument) or the help.
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+    return;
+  }
   process.stderr.write(`prov: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = exitCodeOf(err);
 });

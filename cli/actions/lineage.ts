@@ -33,11 +33,11 @@ export function lineageQuery(flags: LineageFlags): LineageOptions {
 
 /** Query a target's lineage in one direction. */
 export async function queryLineage(cfg: ProvConfig, target: string, flags: LineageFlags): Promise<{ rootId: string; direction: 'up' | 'down'; graph: Subgraph }> {
+  const q = lineageQuery(flags);
+  const direction = flags.down && !flags.up ? 'down' : 'up';
   const store = await openStore(cfg.store);
   try {
     const node = await resolveTarget(store, target);
-    const direction = flags.down && !flags.up ? 'down' : 'up';
-    const q = lineageQuery(flags);
     const graph = direction === 'up' ? await store.ancestors(node.id, q) : await store.descendants(node.id, q);
     return { rootId: node.id, direction, graph };
   } finally {
