@@ -9,10 +9,13 @@
  *
  * 1. fds that survive an exec are handed to the new image; the image that exec'd does not
  *    relate to them (it only set them up).
- * 2. An image that releases a description while another image still holds it *because this
- *    image gave it* (forked while holding it, or sent it over SCM_RIGHTS; followed through up
- *    to 8 hand-overs) was handing it on: no relation. This is the shell creating a pipe and
- *    closing its ends after forking the pipeline's children.
+ * 2. An image that gave the description on (forked while holding it, or sent it over
+ *    SCM_RIGHTS; followed through up to 8 hand-overs) was handing it on — no relation — if an
+ *    image it gave it to still holds it, or already related to it. This is the shell creating
+ *    a pipe and closing its ends after forking the pipeline's children; bash sometimes closes
+ *    them only after the children have exited, hence "already related". (When every
+ *    recipient dropped it unused — popen's child closing the end it does not need — the giver
+ *    is the one that uses it.)
  * 3. A forked image that has not exec'd and releases a description it inherited while another
  *    image still holds it: no relation. This is the forked shell child closing the pipe end it
  *    does not need before `dup2`/`F_DUPFD` + exec.
@@ -78,11 +81,16 @@ function release(ctx: Ctx, proc: ProcState, desc: Desc): void {
   if (desc.kind === 'file' && desc.write && ctx.strict) strictDerive(ctx, proc, desc);
   const flying = inFlight(ctx, desc.id);
   const others = Object.keys(desc.holders);
-  const handedOn = flying.some((chain) => chain.includes(img.id))
+  const handedOn = desc.through?.[img.id] === 1
+    || flying.some((chain) => chain.includes(img.id))
     || others.some((pid) => ctx.h.procs[pid]?.image.acq[desc.id]?.chain.includes(img.id));
   const inheritedSetUp = img.kind === 'fork' && acq.via === 'fork' && (others.length > 0 || flying.length > 0);
   if (handedOn || inheritedSetUp) return;
   relate(ctx, proc, desc, acq.ts);
+  if (acq.chain.length > 0) {
+    desc.through ??= {};
+    for (const giver of acq.chain) desc.through[giver] = 1;
+  }
 }
 
 function relate(ctx: Ctx, proc: ProcState, desc: Desc, since: number): void {

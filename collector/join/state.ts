@@ -91,6 +91,11 @@ export interface Desc {
   ebpf?: boolean;
   /** provfs file handle, once provfs witnessed the open. */
   fh?: number;
+  /**
+   * Images that handed this description on to an image that then related to it (the chain of
+   * every image the release rule related): their own release later is a hand-off too.
+   */
+  through?: Record<string, 1>;
 }
 
 /** A writer image of a version, recorded at its release; becomes a wasGeneratedBy edge at the version's end. */
