@@ -151,6 +151,9 @@ export class JoinEngine {
     if (!state || state.v !== 1 || typeof state.hosts !== 'object') throw new InputError('not a version 1 snapshot', 'join state');
     const e = new JoinEngine({ strict: state.strict });
     e.state = structuredClone(state);
+    // Snapshots from an earlier build may lack tables added since: start those empty.
+    for (const [host, h] of Object.entries(e.state.hosts)) e.state.hosts[host] = { ...newHostState(), ...h };
+    e.state.stats = { ...newStats(), ...e.state.stats };
     return e;
   }
 

@@ -96,7 +96,7 @@ function release(ctx: Ctx, proc: ProcState, desc: Desc): void {
 function relate(ctx: Ctx, proc: ProcState, desc: Desc, since: number): void {
   if (desc.kind === 'file') relateFile(ctx, proc.image, desc, since);
   else if (desc.kind === 'pipe' && desc.obj !== undefined) {
-    const pipe = pipeNode(ctx, desc.obj);
+    const pipe = `pipe:${ctx.host}:${desc.obj}`; // its node was emitted when the pipe was made
     if (desc.read) relateOnce(ctx, proc.image, 'used', pipe, since);
     if (desc.write) relateOnce(ctx, proc.image, 'wasGeneratedBy', pipe, ctx.ev.ts);
   }
@@ -168,9 +168,13 @@ export function onSocket(ctx: Ctx, ev: SocketEvent): void {
 }
 
 /** A socket flow: UNIX peers (and local connections) share one entity, named by the lower inode. */
-export function sockNode(ctx: Ctx, sock: number, peer?: number): string {
+function flowId(ctx: Ctx, sock: number, peer?: number): string {
+  return `sock:${ctx.host}:${peer !== undefined && peer > 0 ? Math.min(sock, peer) : sock}`;
+}
+
+function sockNode(ctx: Ctx, sock: number, peer?: number): string {
   const ino = peer !== undefined && peer > 0 ? Math.min(sock, peer) : sock;
-  const id = `sock:${ctx.host}:${ino}`;
+  const id = flowId(ctx, sock, peer);
   ctx.out.node(id, 'socket', ctx.host, `socket:${ino}`, ctx.ev.ts, { ino, peer: peer !== undefined && peer > 0 ? Math.max(sock, peer) : undefined });
   return id;
 }
@@ -180,7 +184,11 @@ export function onMsg(ctx: Ctx, ev: MsgEvent): void {
   const proc = procOf(ctx, callerPid(ctx));
   const held = proc.fds[String(ev.fd)];
   const desc = held ? ctx.h.descs[held.d] : undefined;
-  const flow = sockNode(ctx, ev.sock, ev.peer ?? desc?.peer);
+  const flow = flowId(ctx, ev.sock, ev.peer ?? desc?.peer);
+  if (!ctx.h.flows[flow]) {
+    ctx.h.flows[flow] = 1;
+    sockNode(ctx, ev.sock, ev.peer ?? desc?.peer);
+  }
   const img = proc.image;
   if (ev.op === 'sendmsg') {
     relateOnce(ctx, img, 'wasGeneratedBy', flow, ev.ts);

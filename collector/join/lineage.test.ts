@@ -201,7 +201,14 @@ describe('join: atomic save (temp file renamed over the target)', () => {
       E('wasGeneratedBy', ver(tmp, 0), vi),
       E('wasInvalidatedBy', ver(target, 0), vi),
     ].sort());
-    assert.equal(batch.nodes.find((n) => n.id === ver(target, 0))!.attrs.deleted, true);
+    const old = batch.nodes.find((n) => n.id === ver(target, 0))!;
+    assert.equal(old.attrs.deleted, true);
+    assert.equal(old.label, 'doc', 'the label stays the name it had, though the name went');
+    assert.equal(old.attrs.path, '/w/doc');
+    assert.equal(old.ts, s.records[1].event.ts, 'first seen when vi opened it');
+    const fresh = batch.nodes.find((n) => n.id === ver(tmp, 0))!;
+    assert.equal(fresh.attrs.path, '/w/.doc.swp', 'path: the name when the version began');
+    assert.equal(fresh.ts, s.records[3].event.ts);
     const names = batch.names.map((n) => `${n.file} ${n.path} ${n.since}`).sort();
     assert.deepEqual(names, [
       `file:h:${target.dev}:40 /w/doc ${s.records[1].event.ts}`,

@@ -126,7 +126,10 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   if (known) ctx.out.edge('wasInformedBy', image.id, prev.id, ev.ts, ctx.pos, { via: 'exec' });
   if (exeFile) ctx.out.edge('used', image.id, exeFile, ev.ts, ctx.pos, { role: 'exe' });
   const user = `user:${ctx.host}:${ev.uid}`;
-  ctx.out.node(user, 'user', ctx.host, `uid ${ev.uid}`, ev.ts, { uid: ev.uid });
+  if (!ctx.h.users[String(ev.uid)]) {
+    ctx.h.users[String(ev.uid)] = 1;
+    ctx.out.node(user, 'user', ctx.host, `uid ${ev.uid}`, ev.ts, { uid: ev.uid });
+  }
   ctx.out.edge('wasAssociatedWith', image.id, user, ev.ts, ctx.pos);
 }
 

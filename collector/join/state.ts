@@ -121,8 +121,14 @@ export interface InodeState {
   target?: string;
   /** Current names (absolute paths). */
   names: string[];
-  /** Highest version whose node was emitted (so the lazy version 0 node is emitted once). */
+  /** Highest version whose node was emitted. */
   emitted: number;
+  /** Whether version 0's node was emitted (it can come after a later one: a file first seen opened for writing). */
+  v0?: boolean;
+  /** When `cur` began (its node's ts, kept on every update because stores overwrite ts on merge). */
+  since: number;
+  /** The name `cur` had when it began (its `path` attribute). */
+  vpath?: string;
   deleted?: boolean;
 }
 
@@ -152,6 +158,10 @@ export interface HostState {
   /** `pid:dev:ino` → eBPF-first opens waiting for provfs, and provfs-first opens waiting for eBPF. */
   waitProvfs: Record<string, PendingOpen[]>;
   waitEbpf: Record<string, PendingOpen[]>;
+  /** uids whose user node was emitted. */
+  users: Record<string, 1>;
+  /** Socket flows whose node was emitted (both peers name the same flow: emitted once, its ts stays). */
+  flows: Record<string, 1>;
   /** socket flow id → SCM_RIGHTS copies in flight, oldest first. */
   inflight: Record<string, InFlight[]>;
 }
@@ -201,7 +211,7 @@ export interface Ctx {
 export function newHostState(): HostState {
   return {
     procs: {}, tids: {}, descs: {}, nextDesc: 1, inodes: {}, dirPaths: {}, dentries: {}, paths: {},
-    provfsDevs: {}, fhs: {}, waitProvfs: {}, waitEbpf: {}, inflight: {},
+    provfsDevs: {}, fhs: {}, waitProvfs: {}, waitEbpf: {}, users: {}, flows: {}, inflight: {},
   };
 }
 
