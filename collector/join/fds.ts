@@ -32,6 +32,7 @@ import type { DupEvent, MsgEvent, PipeEvent, SocketEvent, FileRef } from '../eve
 import type { Acq, Ctx, Desc, ProcState } from './state.js';
 import { callerPid, procOf, relateOnce } from './processes.js';
 import { descEndFile, readVersion, relateFile, strictDerive } from './files.js';
+import { unpair } from './witness.js';
 
 export function newDesc(ctx: Ctx, fields: Omit<Desc, 'id' | 'refs' | 'holders'>): Desc {
   const id = `d${ctx.h.nextDesc++}`;
@@ -104,6 +105,8 @@ function relate(ctx: Ctx, proc: ProcState, desc: Desc, since: number): void {
 
 function descEnd(ctx: Ctx, desc: Desc): void {
   delete ctx.h.descs[desc.id];
+  if (desc.fh !== undefined && ctx.h.fhs[`${desc.dev}:${desc.fh}`] === desc.id) delete ctx.h.fhs[`${desc.dev}:${desc.fh}`];
+  unpair(ctx, desc);
   if (desc.kind === 'file') descEndFile(ctx, desc);
 }
 
@@ -114,6 +117,7 @@ function inFlight(ctx: Ctx, d: string): string[][] {
 }
 
 export function onDup(ctx: Ctx, ev: DupEvent): void {
+  if (ev.oldfd < 0 || ev.newfd < 0) throw new InputError('dup with a negative fd (a failed call)');
   const proc = procOf(ctx, callerPid(ctx));
   if (ev.oldfd === ev.newfd) return;
   const old = proc.fds[String(ev.oldfd)];
@@ -145,6 +149,7 @@ export function pipeNode(ctx: Ctx, ino: number): string {
 }
 
 export function onPipe(ctx: Ctx, ev: PipeEvent): void {
+  if (ev.fds[0] < 0 || ev.fds[1] < 0) throw new InputError('pipe with a negative fd (a failed call)');
   const proc = procOf(ctx, callerPid(ctx));
   const r = newDesc(ctx, { kind: 'pipe', read: true, write: false, obj: ev.ino });
   const w = newDesc(ctx, { kind: 'pipe', read: false, write: true, obj: ev.ino });
@@ -157,6 +162,7 @@ export function onSocket(ctx: Ctx, ev: SocketEvent): void {
   const proc = procOf(ctx, callerPid(ctx));
   const fd = ev.op === 'accept' ? ev.newfd : ev.fd;
   if (fd === undefined) throw new InputError('accept without newfd');
+  if (fd < 0) throw new InputError(`${ev.op} with a negative fd (a failed call)`);
   const held = proc.fds[String(fd)];
   const desc = held && ctx.h.descs[held.d];
   if (ev.op === 'connect' && desc?.kind === 'socket') {

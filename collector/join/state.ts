@@ -89,6 +89,8 @@ export interface Desc {
   peer?: number;
   /** True once eBPF witnessed the fd (then eBPF's closes drive it, provfs's FLUSH is ignored). */
   ebpf?: boolean;
+  /** `pid:dev:ino` under which it waits for its second witness (witness.ts). */
+  waitKey?: string;
   /** provfs file handle, once provfs witnessed the open. */
   fh?: number;
   /**
