@@ -43,12 +43,16 @@ export function procOf(ctx: Ctx, pid: number): ProcState {
   return proc;
 }
 
-/** Emit (or update) an image's node. */
+/**
+ * Emit (or update) an image's node. Attribute `image` says how it began: 'exec' (ran a
+ * program: what rebuild re-runs), 'fork' (a copy of its parent that has not exec'd), 'lazy'
+ * (running before capture).
+ */
 export function emitImage(ctx: Ctx, img: ImageState, extra: Record<string, unknown> = {}): void {
   const label = img.argv?.length ? img.argv.join(' ').slice(0, 120) : img.comm ?? `pid ${img.pid}`;
   ctx.out.node(img.id, 'process', ctx.host, label, img.start, {
     pid: img.pid, start: img.start, comm: img.comm, argv: img.argv, exe: img.exe, cwd: img.cwd,
-    uid: img.uid, gid: img.gid, ...extra,
+    uid: img.uid, gid: img.gid, image: img.kind, ...extra,
   });
 }
 
@@ -122,7 +126,7 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   if (ev.exe && Number.isInteger(ev.exe.dev) && Number.isInteger(ev.exe.ino) && ev.exe.ino > 0) {
     exeFile = exeVersion(ctx, ev.exe);
   }
-  emitImage(ctx, image, { env: ev.env, ppid: ev.ppid, exeFile });
+  emitImage(ctx, image, { env: ev.env, ppid: ev.ppid, exeFile, argvTruncated: ev.argvTruncated, envTruncated: ev.envTruncated });
   if (known) ctx.out.edge('wasInformedBy', image.id, prev.id, ev.ts, ctx.pos, { via: 'exec' });
   if (exeFile) ctx.out.edge('used', image.id, exeFile, ev.ts, ctx.pos, { role: 'exe' });
   const user = `user:${ctx.host}:${ev.uid}`;
