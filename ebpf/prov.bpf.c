@@ -18,12 +18,21 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* ---- settings, fixed before load ---- */
-const volatile __u64 filter_cgroup = 0;     /* emit only for this cgroup v2 id (0: all) */
-const volatile __u32 filter_pid_tree = 0;   /* emit only for tgids in `tracked` (and their descendants) */
-const volatile __u32 filter_prefix_len = 0; /* file events only under this absolute path prefix */
-const volatile char filter_prefix[64] = {};
-const volatile __u32 capture_env = 1;
+/* The TypeScript decoder (ebpf/decode.ts) hard-codes these sizes: keep both in step. */
+_Static_assert(sizeof(struct prov_hdr) == 48, "prov_hdr");
+_Static_assert(sizeof(struct prov_fork) == 64, "prov_fork");
+_Static_assert(sizeof(struct prov_exit) == 56, "prov_exit");
+_Static_assert(sizeof(struct prov_exec) == 4184, "prov_exec");
+_Static_assert(sizeof(struct prov_fd) == 88, "prov_fd");
+_Static_assert(sizeof(struct prov_open) == 864, "prov_open");
+_Static_assert(sizeof(struct prov_sock) == 200, "prov_sock");
+_Static_assert(sizeof(struct prov_msg) == 248, "prov_msg");
+_Static_assert(sizeof(struct prov_fs) == 2184, "prov_fs");
+_Static_assert(sizeof(struct prov_lost) == 72, "prov_lost");
+_Static_assert(sizeof(struct prov_settings) == 88, "prov_settings");
+
+/* ---- settings, fixed before load (the loader writes them into .rodata) ---- */
+const volatile struct prov_settings settings = { .env = 1 };
 
 /* ---- maps (pinned by the loader) ---- */
 struct {
@@ -46,7 +55,7 @@ struct {
 	__type(value, __u8);
 } excluded SEC(".maps");
 
-/* tgids traced when filter_pid_tree is set; children of a tracked tgid are added at fork. */
+/* tgids traced when settings.pid_tree is set; children of a tracked tgid are added at fork. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -119,9 +128,9 @@ static __always_inline bool wanted(void)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (bpf_map_lookup_elem(&excluded, &tgid))
 		return false;
-	if (filter_cgroup && bpf_get_current_cgroup_id() != filter_cgroup)
+	if (settings.cgroup && bpf_get_current_cgroup_id() != settings.cgroup)
 		return false;
-	if (filter_pid_tree && !bpf_map_lookup_elem(&tracked, &tgid))
+	if (settings.pid_tree && !bpf_map_lookup_elem(&tracked, &tgid))
 		return false;
 	return true;
 }
@@ -289,14 +298,14 @@ static __always_inline void walk_dirfd(struct prov_walk *w, struct task_struct *
 /* Is the walked path under filter_prefix? (walked paths are absolute) */
 static __always_inline bool prefix_ok(struct prov_walk *w)
 {
-	if (!filter_prefix_len)
+	if (!settings.prefix_len)
 		return true;
-	if (w->len < filter_prefix_len)
+	if (w->len < settings.prefix_len)
 		return false;
 	for (int i = 0; i < 64; i++) {
-		if (i >= filter_prefix_len)
+		if (i >= settings.prefix_len)
 			break;
-		if (w->path[(w->off + i) & (PROV_WALK_BUF - 1 - 256)] != filter_prefix[i])
+		if (w->path[(w->off + i) & (PROV_WALK_BUF - 1 - 256)] != settings.prefix[i])
 			return false;
 	}
 	return true;
@@ -309,7 +318,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
-	if (filter_pid_tree && ptgid != ctgid && bpf_map_lookup_elem(&tracked, &ptgid)) {
+	if (settings.pid_tree && ptgid != ctgid && bpf_map_lookup_elem(&tracked, &ptgid)) {
 		__u8 one = 1;
 		bpf_map_update_elem(&tracked, &ctgid, &one, BPF_ANY);
 	}
@@ -357,7 +366,7 @@ int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm 
 	if (n && bpf_probe_read_user(r->args, n & (PROV_ARGS - 1) ? n & (PROV_ARGS - 1) : PROV_ARGS, (void *)a0) == 0)
 		r->args_len = n;
 	r->env_len = 0;
-	if (capture_env) {
+	if (settings.env) {
 		unsigned long e0 = BPF_CORE_READ(mm, env_start), e1 = BPF_CORE_READ(mm, env_end);
 		unsigned long m = e1 > e0 ? e1 - e0 : 0;
 		if (m > PROV_ENV) {
@@ -378,7 +387,7 @@ int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
 	__u32 tgid = BPF_CORE_READ(t, tgid);
 	bool emit = wanted();
 	if (group_dead) {
-		if (filter_pid_tree)
+		if (settings.pid_tree)
 			bpf_map_delete_elem(&tracked, &tgid);
 		bpf_map_delete_elem(&excluded, &tgid);
 	}
@@ -572,7 +581,8 @@ SEC("tp/syscalls/sys_exit_close_range")
 int exit_close_range(struct sys_exit_ctx *ctx)
 {
 	struct pending p;
-	if (!unstash(PEND_CLOSE_RANGE, &p) || ctx->ret != 0)
+	/* CLOSE_RANGE_CLOEXEC (4) only marks the fds close-on-exec: nothing is closed yet */
+	if (!unstash(PEND_CLOSE_RANGE, &p) || ctx->ret != 0 || (p.arg[2] & 4))
 		return 0;
 	return emit_fd(PROV_FD_CLOSE_RANGE, p.arg[0], p.arg[1], p.arg[2], NULL);
 }

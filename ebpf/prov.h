@@ -184,6 +184,16 @@ struct prov_fs {
 	struct prov_walk dir2;   /* the directory raw2 is relative to */
 };
 
+/* Settings fixed before load: the only variable in .rodata (the loader asserts its size). */
+struct prov_settings {       /* 88 */
+	__u64 cgroup;        /* emit only for this cgroup v2 id (0: all) */
+	__u32 pid_tree;      /* 1: emit only for tgids in map `tracked` (children join at fork) */
+	__u32 prefix_len;    /* file events only under this absolute path prefix (0: all) */
+	__u32 env;           /* 1: capture the environment at exec */
+	__u32 _pad;
+	char prefix[64];
+};
+
 struct prov_lost {           /* 72 */
 	struct prov_hdr h;
 	__u64 count;
