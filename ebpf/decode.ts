@@ -118,7 +118,12 @@ export function decodeRecord(payload: Uint8Array, where: string): ProvEvent {
     case KIND.fork:
       return { ...b, op: 'fork', child: r.u32(48), childTid: r.u32(52), thread: r.u32(56) !== 0 };
     case KIND.exit:
-      return { ...b, op: 'exit', code: r.i32(48), group: r.u32(52) !== 0 };
+    {
+      // task->exit_code is a wait status: report the exit status, or 128 + signal as shells do
+      const status = r.i32(48);
+      const code = (status & 0x7f) === 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
+      return { ...b, op: 'exit', code, group: r.u32(52) !== 0 };
+    }
     case KIND.exec: {
       const flags = r.u32(60);
       const exeIno = r.u64(64);

@@ -6,6 +6,7 @@
  * vsnprintf) into a ring of recent lines so a failed load can show the verifier's reason.
  */
 import koffi from 'koffi';
+import { isMainThread } from 'node:worker_threads';
 import { CapabilityError } from '../graph/errors.js';
 
 type Fn = (...args: unknown[]) => any;
@@ -79,7 +80,9 @@ export function libbpf(): Libbpf {
     close: c('int close(int fd)'),
     strerror: c('const char *strerror(int errnum)'),
   };
-  captureLibbpfLog(lib, libc);
+  // libbpf keeps one global print hook: a callback registered on a worker would dangle once the
+  // worker ends, so only the main thread installs it.
+  if (isMainThread) captureLibbpfLog(lib, libc);
   return bound;
 }
 
