@@ -22,8 +22,8 @@ if [ ! -s "$out/vmlinux.h" ] || [ "$(cat "$out/.btf-stamp" 2>/dev/null)" != "$st
 fi
 
 arch=$(uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-for src in *.bpf.c; do
-  obj="$out/${src%.c}.o"
+for src in *.bpf.c testdata/*.bpf.c; do
+  obj="$out/$(basename "${src%.c}").o"
   if [ -f "$obj" ] && [ "$obj" -nt "$src" ] && [ "$obj" -nt prov.h ] && [ "$obj" -nt "$out/vmlinux.h" ]; then continue; fi
   log "clang $src"
   clang -g -O2 -target bpf -D__TARGET_ARCH_$arch -I"$out" -I. -Wall -Wno-unused-function \
