@@ -121,30 +121,42 @@ class Reader implements JournalReader {
     l.cursor.read(n, l.queue);
   }
 
-  readBatch(max: number, streams?: readonly string[]): JournalRecord[] {
-    const names = streams ?? this.streams();
-    const lanes = names.map((s) => this.lane(s));
-    const out: JournalRecord[] = [];
-    const chunk = Math.max(64, Math.min(4096, max));
-    for (const l of lanes) this.refill(l, chunk);
-    while (out.length < max) {
-      let best: Lane | null = null;
-      let bestTs = Infinity;
-      for (const l of lanes) {
-        if (l.head >= l.queue.length) continue;
-        const ts = l.queue[l.head]!.event.ts;
-        if (best === null || ts < bestTs) { best = l; bestTs = ts; }
+  /**
+   * The next record by ts among the lanes' queues, refilling a lane when its queue runs dry.
+   * `dry` collects lanes that had nothing more for now, so one call does not re-read them.
+   */
+  private pick(lanes: Lane[], dry: Set<Lane>): JournalRecord | null {
+    let best: Lane | null = null;
+    let bestTs = Infinity;
+    for (const l of lanes) {
+      if (l.head >= l.queue.length) {
+        if (dry.has(l)) continue;
+        this.refill(l, 1024);
+        if (l.queue.length === 0) { dry.add(l); continue; }
       }
-      if (best === null) break;
-      const r = best.queue[best.head++]!;
-      best.delivered = r.seq;
-      out.push(r);
-      if (best.head >= best.queue.length) {
-        this.refill(best, chunk);
-        if (best.queue.length === 0) break; // that stream is dry for now: let the caller come back
-      }
+      const ts = l.queue[l.head]!.event.ts;
+      if (best === null || ts < bestTs) { best = l; bestTs = ts; }
     }
-    this.stats.read += out.length;
+    if (best === null) return null;
+    const r = best.queue[best.head++]!;
+    best.delivered = r.seq;
+    this.stats.read++;
+    return r;
+  }
+
+  private lanesFor(streams?: readonly string[]): Lane[] {
+    return (streams ?? this.streams()).map((s) => this.lane(s));
+  }
+
+  readBatch(max: number, streams?: readonly string[]): JournalRecord[] {
+    const lanes = this.lanesFor(streams);
+    const dry = new Set<Lane>();
+    const out: JournalRecord[] = [];
+    while (out.length < max) {
+      const r = this.pick(lanes, dry);
+      if (r === null) break;
+      out.push(r);
+    }
     return out;
   }
 
@@ -152,11 +164,15 @@ class Reader implements JournalReader {
     const pollMs = opts.pollMs ?? 25;
     for (;;) {
       if (opts.signal?.aborted) return;
-      const batch = this.readBatch(1024, opts.streams);
-      if (batch.length > 0) {
-        for (const r of batch) yield r;
-        continue;
+      const lanes = this.lanesFor(opts.streams);
+      const dry = new Set<Lane>();
+      let any = false;
+      for (let r = this.pick(lanes, dry); r !== null; r = this.pick(lanes, dry)) {
+        any = true;
+        yield r;
+        if (opts.signal?.aborted) return;
       }
+      if (any) continue;
       if (!opts.follow) return;
       if (!(await sleep(pollMs, opts.signal))) return;
     }
