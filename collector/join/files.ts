@@ -6,7 +6,10 @@
  * reader uses the version current when it opened: the last one, or — while it is being written
  * by another process — the one in progress; a process reading a version it writes itself reads
  * the one before, so versions never form a cycle. Version 0 is the content as first seen (a
- * file that existed before capture); a file created under capture starts at 0 too.
+ * file that existed before capture); a file created under capture starts at 0 too. A writer
+ * that begins a version without truncating (O_APPEND, an in-place write) keeps the old
+ * content: it `used` the previous version (attrs.role = 'base'), so an appended log keeps its
+ * history's lineage.
  *
  * Names belong to the inode and have a history (NameRecord / nameEnds).
  */
@@ -181,6 +184,11 @@ export function openFileDesc(ctx: Ctx, proc: ProcState, ref: FileRef, flags: num
   const read = acc !== O_WRONLY && !created && (flags & O_TRUNC) === 0;
   const d = newDesc(ctx, { kind: 'file', read, write, dev: ref.dev, ino: ref.ino });
   if (read) d.ver = readVersion(ctx, ref.dev, ref.ino, proc);
+  else if (write && !created && (flags & O_TRUNC) === 0 && !n.writing) {
+    // Not truncated: the new version keeps the old content (an append, an in-place write).
+    firstSeen(ctx, n);
+    d.base = n.cur;
+  }
   if (write) {
     d.wver = beginVersion(ctx, n, created);
     n.writers++;
@@ -200,6 +208,7 @@ export function relateFile(ctx: Ctx, img: ImageState, d: Desc, since: number): v
       if (d.ver === n.cur) n.users[img.id] = 1;
     }
   }
+  if (d.base !== undefined) relateOnce(ctx, img, 'used', fileVersionNode(ctx, n, d.base), since, { role: 'base' });
   if (d.write && n.writing && d.wver === n.cur && !n.users[img.id]) n.gens[img.id] = { ts: ctx.ev.ts, pos: ctx.pos };
 }
 

@@ -84,6 +84,8 @@ export interface Desc {
   ver?: number | null;
   /** The version this description writes. */
   wver?: number;
+  /** The version a non-truncating writer's new version builds on. */
+  base?: number;
   /** Pipe inode or socket inode. */
   obj?: number;
   peer?: number;

@@ -43,6 +43,7 @@ describe('join: provfs + eBPF double witness', () => {
     assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy', 'wasInvalidatedBy']), [
       E('wasGeneratedBy', ver(x, 0), w),
       E('used', r, ver(x, 0)),
+      E('used', w2, ver(x, 0), 'base'),
       E('wasGeneratedBy', ver(x, 1), w2),
       E('wasInvalidatedBy', ver(x, 1), w2),
     ].sort());
