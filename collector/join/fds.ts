@@ -19,7 +19,9 @@
  * 3. A forked image that has not exec'd and releases a description it inherited while another
  *    image still holds it: no relation. This is the forked shell child closing the pipe end it
  *    does not need before `dup2`/`F_DUPFD` + exec.
- * 4. Otherwise the image relates: read side → `used` (ts = when it got the fd), write side →
+ * 4. A forked image that has not exec'd lets close-on-exec fds go at its exec: no relation
+ *    (posix_spawn's and gcc's exec-error pipe: written only if the exec fails).
+ * 5. Otherwise the image relates: read side → `used` (ts = when it got the fd), write side →
  *    generated (a pipe: `wasGeneratedBy` now; a file: recorded as a writer of the version,
  *    emitted when the version ends).
  *
@@ -53,7 +55,7 @@ export function install(ctx: Ctx, proc: ProcState, key: string, d: string, cloex
 }
 
 /** Drop the fd at `key`; apply the release rule when it was the process's last fd to its description. */
-export function removeFd(ctx: Ctx, proc: ProcState, key: string): void {
+export function removeFd(ctx: Ctx, proc: ProcState, key: string, atExec = false): void {
   const entry = proc.fds[key];
   if (!entry) return;
   delete proc.fds[key];
@@ -64,7 +66,7 @@ export function removeFd(ctx: Ctx, proc: ProcState, key: string): void {
   desc.holders[pid] = (desc.holders[pid] ?? 1) - 1;
   if (desc.holders[pid] <= 0) {
     delete desc.holders[pid];
-    release(ctx, proc, desc);
+    release(ctx, proc, desc, atExec);
   }
   if (desc.refs <= 0) descEnd(ctx, desc);
 }
@@ -75,7 +77,7 @@ export function releaseAll(ctx: Ctx, proc: ProcState): void {
 }
 
 /** The release rule (see the module comment). */
-function release(ctx: Ctx, proc: ProcState, desc: Desc): void {
+function release(ctx: Ctx, proc: ProcState, desc: Desc, atExec: boolean): void {
   const img = proc.image;
   const acq = img.acq[desc.id] ?? { ts: ctx.ev.ts, via: 'open', chain: [] };
   delete img.acq[desc.id];
@@ -86,7 +88,8 @@ function release(ctx: Ctx, proc: ProcState, desc: Desc): void {
     || flying.some((chain) => chain.includes(img.id))
     || others.some((pid) => ctx.h.procs[pid]?.image.acq[desc.id]?.chain.includes(img.id));
   const inheritedSetUp = img.kind === 'fork' && acq.via === 'fork' && (others.length > 0 || flying.length > 0);
-  if (handedOn || inheritedSetUp) return;
+  const setAsideForExec = img.kind === 'fork' && atExec;
+  if (handedOn || inheritedSetUp || setAsideForExec) return;
   relate(ctx, proc, desc, acq.ts);
   if (acq.chain.length > 0) {
     desc.through ??= {};

@@ -111,7 +111,7 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: {}, rel: {} }, fds: {}, threads: [] });
   const prev = proc.image;
   // close-on-exec: the old image lets these go (same rules as any close).
-  for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key);
+  for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key, true);
   const image: ImageState = {
     id: processId(ctx.host, proc.pid, ev.ts), pid: proc.pid, start: ev.ts, kind: 'exec',
     comm: ev.comm ?? prev.comm, argv: ev.argv, exe: ev.exe?.path ?? ev.filename, cwd: ev.cwd ?? prev.cwd,
