@@ -251,10 +251,22 @@ export function invalidate(ctx: Ctx, n: InodeState, img: ImageState): void {
   ctx.out.edge('wasInvalidatedBy', id, img.id, ctx.ev.ts, ctx.pos);
 }
 
-/** truncate/ftruncate without an open writer: a new version written by the caller at once. */
-export function truncated(ctx: Ctx, n: InodeState, img: ImageState): void {
-  if (n.writing) return;
+/**
+ * truncate/ftruncate (a size change). Without an open writer: a new version written by the
+ * caller at once. With the caller writing it: to size 0, the version being written keeps
+ * nothing of the one before (FUSE without atomic O_TRUNC reports `open(O_TRUNC)` as OPEN
+ * without O_TRUNC followed by SETATTR size 0).
+ */
+export function truncated(ctx: Ctx, n: InodeState, proc: ProcState, size: number): void {
+  if (n.writing) {
+    if (size !== 0) return;
+    for (const e of Object.values(proc.fds)) {
+      const d = ctx.h.descs[e.d];
+      if (d?.kind === 'file' && d.write && d.dev === n.dev && d.ino === n.ino) d.base = undefined;
+    }
+    return;
+  }
   beginVersion(ctx, n, false);
-  n.gens[img.id] = { ts: ctx.ev.ts, pos: ctx.pos };
+  n.gens[proc.image.id] = { ts: ctx.ev.ts, pos: ctx.pos };
   endVersion(ctx, n);
 }

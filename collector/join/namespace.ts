@@ -99,7 +99,7 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
       const ino = resolveIno(ctx, ev.file);
       if (ino === undefined) throw new InputError('setattr of an inode that cannot be resolved');
       const n = learn(ctx, ev.file, ino);
-      if (ev.size !== undefined) truncated(ctx, n, img());
+      if (ev.size !== undefined) truncated(ctx, n, procOf(ctx, callerPid(ctx)), ev.size);
       return;
     }
   }
