@@ -108,7 +108,7 @@ describe('join: close-on-exec', () => {
     assert.equal(engine.stats().unknownFds, 0);
   });
 
-  it('close_range closes every fd in the range and no other', () => {
+  it('close_range closes every fd in the range and no other; an O_PATH handle moves no data', () => {
     const s = new Scenario();
     const a = file(83, '/w/a');
     const b = file(84, '/w/b');
@@ -116,6 +116,7 @@ describe('join: close-on-exec', () => {
     const d = s.img(610);
     s.open(610, 3, a, WRITE_NEW, true);
     s.open(610, 9, b, WRITE_NEW, true);
+    s.open(610, 4, file(85, '/w/c'), 0o10000000); // O_PATH: a handle, no data
     s.close(610, 3, 8);
     const { batch } = s.run();
     assert.deepEqual(edges(batch, ['wasGeneratedBy']), [E('wasGeneratedBy', ver(a, 0), d)]);

@@ -16,7 +16,7 @@
 import type { FileRef } from '../events.js';
 import { fileIdentity, fileVersionId } from '../../graph/model.js';
 import {
-  O_ACCMODE, O_DIRECTORY, O_TRUNC, O_WRONLY, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT,
+  O_ACCMODE, O_DIRECTORY, O_PATH, O_TRUNC, O_WRONLY, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT,
   type Ctx, type Desc, type ImageState, type InodeState, type ProcState,
 } from './state.js';
 import { newDesc } from './fds.js';
@@ -177,7 +177,7 @@ function endVersion(ctx: Ctx, n: InodeState): void {
 /** A description for an open of a file (eBPF fd or provfs fh): starts a version when it writes. */
 export function openFileDesc(ctx: Ctx, proc: ProcState, ref: FileRef, flags: number, created: boolean): Desc {
   const n = learn(ctx, ref);
-  const isDir = (flags & O_DIRECTORY) !== 0 || n.type === 'dir';
+  const isDir = (flags & (O_DIRECTORY | O_PATH)) !== 0 || n.type === 'dir';
   if (isDir) return newDesc(ctx, { kind: 'dir', read: true, write: false, dev: ref.dev, ino: ref.ino });
   const acc = flags & O_ACCMODE;
   const write = acc !== 0 || (flags & O_TRUNC) !== 0 || created;

@@ -16,6 +16,7 @@ export const O_CREAT = 0o100;
 export const O_TRUNC = 0o1000;
 export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
 /** st_mode file-type bits. */
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -71,6 +72,7 @@ export interface FdEntry { d: string; cloexec: boolean }
 /** An open file description (what dup and fork share, what SCM_RIGHTS passes). */
 export interface Desc {
   id: string;
+  /** 'dir' stands for every description that moves no data: directories and O_PATH handles. */
   kind: 'file' | 'dir' | 'pipe' | 'socket';
   read: boolean;
   write: boolean;
