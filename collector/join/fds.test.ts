@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { E, FUSE, O_CLOEXEC, O_RDONLY, Scenario, WRITE_NEW, edges, file, nodes, ver } from './testkit.js';
+import { E, FUSE, O_CLOEXEC, O_RDONLY, Scenario, WRITE_NEW, ancestors, edges, file, nodes, ver } from './testkit.js';
 
 describe('join: fd passing over a UNIX socket (SCM_RIGHTS)', () => {
   it('the receiver used the file; the sender only handed it on; the flow is one socket entity', () => {
@@ -57,6 +57,37 @@ describe('join: fd passing over a UNIX socket (SCM_RIGHTS)', () => {
     ]);
     assert.equal(batch.nodes.find((n) => n.id === ver(log, 0))!.attrs.closedAt, closeTs);
     assert.ok(!edges(batch).some((l) => l.includes(opener) && l.includes('file:')), 'the opener handed it on');
+  });
+});
+
+describe('join: socket flows', () => {
+  it('client → server over accept/connect: the server’s output derives from the client’s input', () => {
+    const s = new Scenario();
+    const input = file(72, '/w/request');
+    const out = file(73, '/w/stored');
+    s.exec(530, ['server']);
+    const server = s.img(530);
+    s.exec(531, ['client']);
+    const client = s.img(531);
+    s.ebpf(530, { op: 'socket', fd: 3, ino: 9500, family: 1 });
+    s.ebpf(531, { op: 'socket', fd: 3, ino: 9502, family: 1 });
+    s.ebpf(531, { op: 'connect', fd: 3, ino: 9502, peer: 9501, addr: '/run/srv.sock' });
+    s.ebpf(530, { op: 'accept', fd: 3, newfd: 4, ino: 9501, peer: 9502 });
+    s.open(531, 5, input, O_RDONLY);
+    s.close(531, 5);
+    s.ebpf(531, { op: 'sendmsg', fd: 3, sock: 9502, bytes: 10 });
+    s.ebpf(530, { op: 'recvmsg', fd: 4, sock: 9501, bytes: 10 });
+    s.open(530, 5, out, WRITE_NEW, true);
+    s.close(530, 5);
+    const { batch } = s.run();
+    const flow = 'sock:h:9501';
+    assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy']), [
+      E('used', client, ver(input, 0)),
+      E('wasGeneratedBy', flow, client),
+      E('used', server, flow),
+      E('wasGeneratedBy', ver(out, 0), server),
+    ].sort());
+    assert.ok(ancestors(batch, ver(out, 0)).has(ver(input, 0)));
   });
 });
 
