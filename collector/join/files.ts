@@ -17,7 +17,7 @@ import type { FileRef } from '../events.js';
 import { fileIdentity, fileVersionId } from '../../graph/model.js';
 import {
   O_ACCMODE, O_DIRECTORY, O_PATH, O_TRUNC, O_WRONLY, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT,
-  type Ctx, type Desc, type ImageState, type InodeState, type ProcState,
+  dict, type Ctx, type Desc, type ImageState, type InodeState, type ProcState,
 } from './state.js';
 import { newDesc } from './fds.js';
 import { relateOnce } from './processes.js';
@@ -26,7 +26,7 @@ export function inodeOf(ctx: Ctx, dev: number, ino: number): InodeState {
   const key = `${dev}:${ino}`;
   let n = ctx.h.inodes[key];
   if (!n) {
-    n = { dev, ino, cur: -1, writing: false, writers: 0, gens: {}, derived: {}, users: {}, names: [], emitted: -1, since: ctx.ev.ts };
+    n = { dev, ino, cur: -1, writing: false, writers: 0, gens: dict(), derived: dict(), users: dict(), names: [], emitted: -1, since: ctx.ev.ts };
     ctx.h.inodes[key] = n;
   }
   return n;
@@ -156,9 +156,9 @@ function beginVersion(ctx: Ctx, n: InodeState, created: boolean): number {
   n.vpath = n.names[0];
   n.writing = true;
   n.writers = 0;
-  n.gens = {};
-  n.derived = {};
-  n.users = {};
+  n.gens = dict();
+  n.derived = dict();
+  n.users = dict();
   n.deleted = undefined;
   fileVersionNode(ctx, n, n.cur);
   return n.cur;
@@ -170,8 +170,8 @@ function endVersion(ctx: Ctx, n: InodeState): void {
   for (const [img, g] of Object.entries(n.gens)) ctx.out.edge('wasGeneratedBy', id, img, g.ts, g.pos);
   n.writing = false;
   n.writers = 0;
-  n.gens = {};
-  n.derived = {};
+  n.gens = dict();
+  n.derived = dict();
 }
 
 /** A description for an open of a file (eBPF fd or provfs fh): starts a version when it writes. */
