@@ -7,7 +7,7 @@ import type { GraphStore } from '../../graph/store.js';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../../collector/log.js';
 import { startServer } from '../../web/server/server.js';
-// import { openSqliteStore } from '../../graph/sqlite/index.js';
+import { openSqliteStore } from '../../graph/sqlite/index.js';
 
 const log = logger('serve');
 
@@ -24,8 +24,7 @@ export interface ServeActionOptions {
 export default async function serve(opts: ServeActionOptions): Promise<number> {
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new InputError(`must be 0..65535, got ${opts.port}`, 'port');
   const owned = typeof opts.store === 'string';
-  if (typeof opts.store === 'string') throw new InputError('opening a store by path needs graph/sqlite (not merged yet)', 'store');
-  const store = opts.store;
+  const store = typeof opts.store === 'string' ? await openSqliteStore(opts.store) : opts.store;
   let running;
   try {
     running = await startServer({ store, host: opts.host, port: opts.port, ...(opts.token ? { token: opts.token } : {}) });
