@@ -2,7 +2,8 @@
  * @module graph/glob
  * Path matching helpers shared by stores: a prefix as an index range, and a glob narrowed to
  * the literal prefix it starts with (so a store scans `/src/` names for `/src/**\/*.c`, not all).
- * Globs use picomatch syntax with `dot: true` (a forensic search must not hide dot files).
+ * Globs use picomatch syntax with `dot: true` (a forensic search must not hide dot files) and
+ * match across newlines in names.
  */
 import picomatch from 'picomatch';
 
@@ -46,7 +47,8 @@ export function globMatcher(glob: string): (s: string) => boolean {
   let m = matcherCache.get(glob);
   if (!m) {
     if (matcherCache.size > 256) matcherCache.clear();
-    m = picomatch(glob, { dot: true });
+    // dotAll: a file name may contain a newline, and `*` must still match it.
+    m = picomatch(glob, { dot: true, flags: 's' });
     matcherCache.set(glob, m);
   }
   return m;

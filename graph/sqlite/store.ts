@@ -98,8 +98,8 @@ export class SqliteGraphStore implements GraphStore {
       edgesDown: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE dst IN (SELECT value FROM json_each(?))`).pluck(),
       forkExecDown: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE dst IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
         AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
-      forkExecUpAmong: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE src IN (SELECT value FROM json_each(?1)) AND kind = ${INFORMED}
-        AND dst IN (SELECT value FROM json_each(?1)) AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
+      forkExecUpAmong: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE src IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
+        AND dst IN (SELECT value FROM json_each(?)) AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
       outEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE src = ?`),
       inEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE dst = ?`),
       namesOf: db.prepare('SELECT file, host, path, since, until, pos FROM names WHERE file = ? ORDER BY since, path'),
@@ -110,11 +110,12 @@ export class SqliteGraphStore implements GraphStore {
       hosts: db.prepare('SELECT host FROM hosts ORDER BY host').pluck(),
       feed: db.prepare(`SELECT ${NODE_COLS}, fseq FROM nodes WHERE fseq > ? ORDER BY fseq LIMIT ?`),
       edgeTsRange: db.prepare('SELECT min(ts) lo, max(ts) hi FROM edges'),
-      histogram: db.prepare('SELECT CAST((ts - ?1) / ?2 AS INTEGER) b, count(*) n FROM edges WHERE ts >= ?1 AND ts <= ?3 GROUP BY b'),
+      histogram: db.prepare('SELECT CAST((ts - ?) / ? AS INTEGER) b, count(*) n FROM edges WHERE ts >= ? AND ts <= ? GROUP BY b'),
       nodeKinds: db.prepare('SELECT kind, count(*) n FROM nodes GROUP BY kind'),
       edgeKinds: db.prepare('SELECT kind, count(*) n FROM edges GROUP BY kind'),
       gapCount: db.prepare('SELECT count(*) FROM gaps').pluck(),
       hostCount: db.prepare('SELECT count(*) FROM hosts').pluck(),
+      pathNamed: db.prepare('SELECT 1 FROM names WHERE path = ? LIMIT 1').pluck(),
       latestVersion: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver DESC LIMIT 1`),
       versionAt: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? AND ts <= ? ORDER BY ver DESC LIMIT 1`),
       firstVersion: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver LIMIT 1`),
@@ -200,7 +201,8 @@ export class SqliteGraphStore implements GraphStore {
         const row = (t === undefined ? this.stmts.latestVersion.get(name.file) : this.stmts.versionAt.get(name.file, t) ?? this.stmts.firstVersion.get(name.file)) as NodeRow | undefined;
         if (row) return nodeFromRow(row);
       }
-      // No name history for it: a file version whose own path attribute is this path.
+      // No name history for this path at all: a file version whose own path attribute is this path.
+      if (this.stmts.pathNamed.get(path)) return null;
       const vconds = [`kind = ${FILE}`, 'path = ?'];
       const vargs: unknown[] = [path];
       if (host !== undefined) { vconds.push('host = ?'); vargs.push(host); }
@@ -300,7 +302,7 @@ export class SqliteGraphStore implements GraphStore {
       const nids = this.stmts.processesInWindow.all(o.since, o.until, o.limit + 1) as number[];
       const truncated = nids.length > o.limit;
       if (truncated) nids.length = o.limit;
-      const edges = edgesOf(this.stmts.forkExecUpAmong.get(JSON.stringify(nids)))
+      const edges = edgesOf(this.stmts.forkExecUpAmong.get(JSON.stringify(nids), JSON.stringify(nids)))
         .filter((e) => e.ts >= o.since && e.ts <= o.until);
       return this.subgraph(nids, edges, truncated);
     });
@@ -369,7 +371,7 @@ export class SqliteGraphStore implements GraphStore {
       const n = Math.min(buckets, Math.ceil((hi - lo + 1) / width));
       const out: HistogramBucket[] = [];
       for (let i = 0; i < n; i++) out.push({ from: lo + i * width, to: Math.min(hi, lo + (i + 1) * width - 1), count: 0 });
-      for (const r of this.stmts.histogram.all(lo, width, hi) as Array<{ b: number; n: number }>) {
+      for (const r of this.stmts.histogram.all(lo, width, lo, hi) as Array<{ b: number; n: number }>) {
         const bucket = out[Math.min(n - 1, r.b)];
         if (bucket) bucket.count += r.n;
       }
