@@ -19,7 +19,7 @@ export function renderSvg(layout: Layout, title: string): string {
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${layout.width + 2 * m}" height="${layout.height + 2 * m}" viewBox="${-m} ${-m} ${layout.width + 2 * m} ${layout.height + 2 * m}" font-family="sans-serif" font-size="12">`);
   out.push(`<title>${escapeXml(title)}</title>`);
-  out.push('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0L10,5L0,10z" fill="#6b7280"/></marker></defs>');
+  out.push('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill="#6b7280"/></marker></defs>');
   for (const e of layout.edges) {
     const stroke = e.gap ? GAP_COLOUR : '#6b7280';
     out.push(`<path d="${escapeXml(e.path)}" fill="none" stroke="${stroke}" stroke-width="${Math.min(1 + Math.log2(e.count), 6).toFixed(1)}"${e.gap ? ' stroke-dasharray="6 4"' : ''} marker-end="url(#arrow)"><title>${escapeXml(`${EDGE_WORDS[e.kind]} (${e.kind}${e.count > 1 ? ` ×${e.count}` : ''})`)}</title></path>`);

@@ -39,7 +39,7 @@ export function App() {
   const [stats, setStats] = useState<StatsAnswer | null>(null);
   const [buckets, setBuckets] = useState<HistogramBucket[]>([]);
   const [fresh, setFresh] = useState(0);
-  useEffect(() => { get<StatsAnswer>('stats').then(setStats, () => {}); get<HistogramBucket[]>('histogram', { buckets: 120 }).then(setBuckets, () => {}); }, [fresh]);
+  useEffect(() => { get<StatsAnswer>('stats').then(setStats, () => {}); get<HistogramBucket[]>('histogram', { buckets: 120 }).then(setBuckets, (e: Error) => setError(`activity histogram: ${e.message}`)); }, [fresh]);
 
   const key = JSON.stringify([route.view, route.id, route.to, route.depth, route.rule, route.since, route.until]);
   const [base, setBase] = useState<LineageAnswer | null>(null);

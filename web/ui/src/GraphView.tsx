@@ -46,7 +46,7 @@ export function GraphView(p: GraphViewProps) {
     const svg = svgRef.current!;
     const w = svg.clientWidth || 1000, h = svg.clientHeight || 600;
     const fit = Math.min(w / (layout.width + 80), h / (layout.height + 80));
-    const k = Math.min(1.1, Math.max(fit, 0.55));
+    const k = Math.min(1.1, Math.max(fit, 0.75));
     const f = focus ? byId.get(focus) : undefined;
     let x: number, y: number;
     if (f) {
@@ -127,8 +127,8 @@ export function GraphView(p: GraphViewProps) {
       onClick={() => onSelect(undefined)}
     >
       <defs>
-        <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#6b7280" /></marker>
-        <marker id="arrow-gap" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill={GAP_COLOUR} /></marker>
+        <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill="#6b7280" /></marker>
+        <marker id="arrow-gap" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill={GAP_COLOUR} /></marker>
       </defs>
       <g transform={t.toString()}>
         <g className="edges">{edges}</g>
