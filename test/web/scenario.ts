@@ -85,6 +85,7 @@ export interface Scenario {
   notes: string;
   errors: string;
   grep: string;
+  sort: string;
   bigObjects: string[];
   gap: { from: number; to: number; count: number };
   /** When the pipeline began: a time filter from here on leaves the build out. */
@@ -195,7 +196,7 @@ export function buildScenario(): Scenario {
   return {
     batches: r.batches, user, bash, make, cc: ccFirst, ld: first.proc, relink: second.proc, run, ar, libbig,
     mainC: srcIds[0]!, utilH, htmlC: srcIds[2]!, htmlO: objects[2]!, mainO: objects[0]!, appV0: first.app, appV1: second.app,
-    notes: draft, errors, grep, bigObjects, gap, pipelineStart: p,
+    notes: draft, errors, grep, sort, bigObjects, gap, pipelineStart: p,
   };
 }
 

@@ -37,6 +37,12 @@ export function siblingPattern(n: GraphNode): string {
   return n.kind;
 }
 
+/** The pattern's last directory and name (`…/big/*.o`), short enough for a box. */
+function shortPattern(p: string): string {
+  const parts = p.split('/');
+  return parts.length > 2 ? `…/${parts.slice(-2).join('/')}` : p;
+}
+
 /** True when [start, end] overlaps a gap of the same host. */
 function inGap(gaps: Gap[], host: string, start: number, end: number): boolean {
   return gaps.some((g) => g.host === host && g.from <= end && start <= g.to);
@@ -108,7 +114,7 @@ export function toViewGraph(sub: Subgraph, opts: GroupingOptions = {}): ViewGrap
       for (const m of members) rep.set(m.id, id);
       groups.push({
         id, kind: 'group', memberKind: members[0]!.kind, members: members.map((m) => m.id), pattern,
-        label: `${members.length} × ${pattern}`,
+        label: `${members.length} × ${shortPattern(pattern)}`,
         gap: members.some((m) => inGap(sub.gaps, m.host, ...nodeSpan(m))),
       });
     }

@@ -8,7 +8,7 @@ import { scaleLinear } from 'd3-scale';
 import type { Gap, HistogramBucket } from './api.js';
 import { fmtTs } from './format.js';
 
-const W = 1000, H = 64, PAD = 2;
+const W = 1000, H = 52, PAD = 2;
 
 export interface HistogramProps {
   buckets: HistogramBucket[];
@@ -24,7 +24,7 @@ export function Histogram({ buckets, gaps, since, until, onChange }: HistogramPr
   const lo = buckets.length ? buckets[0]!.from : 0;
   const hi = buckets.length ? buckets[buckets.length - 1]!.to : 1;
   const x = useMemo(() => scaleLinear().domain([lo, Math.max(hi, lo + 1)]).range([PAD, W - PAD]).clamp(true), [lo, hi]);
-  const y = useMemo(() => scaleLinear().domain([0, Math.max(1, ...buckets.map((b) => b.count))]).range([H - 14, 2]), [buckets]);
+  const y = useMemo(() => scaleLinear().domain([0, Math.max(1, ...buckets.map((b) => b.count))]).range([H - 2, 2]), [buckets]);
 
   const toX = (clientX: number): number => {
     const r = svg.current!.getBoundingClientRect();
@@ -50,19 +50,18 @@ export function Histogram({ buckets, gaps, since, until, onChange }: HistogramPr
         onPointerUp={(e) => { if (drag) { commit(drag.a, toX(e.clientX)); setDrag(null); } }}
       >
         {gaps.map((g) => (
-          <rect key={g.id} className="gap-band" x={x(g.from)} width={Math.max(3, x(g.to) - x(g.from))} y={0} height={H - 12}>
+          <rect key={g.id} className="gap-band" x={x(g.from)} width={Math.max(3, x(g.to) - x(g.from))} y={0} height={H}>
             <title>{`${g.count} events lost (${g.src}, ${g.reason}) ${fmtTs(g.from)} – ${fmtTs(g.to)}`}</title>
           </rect>
         ))}
         {buckets.map((b, i) => (
-          <rect key={i} className="bar" x={x(b.from)} width={Math.max(1, x(b.to) - x(b.from) - 1)} y={y(b.count)} height={H - 14 - y(b.count)}>
+          <rect key={i} className="bar" x={x(b.from)} width={Math.max(1, x(b.to) - x(b.from) - 1)} y={y(b.count)} height={H - 2 - y(b.count)}>
             <title>{`${b.count} relations ${fmtTs(b.from)} – ${fmtTs(b.to)}`}</title>
           </rect>
         ))}
-        {sel && <rect className="selection" x={sel[0]} width={Math.max(1, sel[1]! - sel[0]!)} y={0} height={H - 12} />}
-        <text x={PAD} y={H - 2} className="axis">{fmtTs(lo)}</text>
-        <text x={W - PAD} y={H - 2} className="axis" textAnchor="end">{fmtTs(hi)}</text>
+        {sel && <rect className="selection" x={sel[0]} width={Math.max(1, sel[1]! - sel[0]!)} y={0} height={H} />}
       </svg>
+      <div className="histogram-axis muted"><span>{fmtTs(lo)}</span><span>{fmtTs(hi)}</span></div>
       <div className="histogram-legend">
         {since !== undefined || until !== undefined
           ? <>Showing relations from <b>{fmtTs(since ?? lo)}</b> to <b>{fmtTs(until ?? hi)}</b> <button type="button" onClick={() => onChange(undefined, undefined)}>All time</button></>
