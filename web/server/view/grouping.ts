@@ -37,6 +37,12 @@ export function siblingPattern(n: GraphNode): string {
   return n.kind;
 }
 
+/** A file's label with its version when it has had more than one (two "app" boxes must differ). */
+function versionedLabel(n: GraphNode): string {
+  const v = n.attrs.version;
+  return n.kind === 'file' && typeof v === 'number' && v > 0 ? `${n.label} · v${v}` : n.label;
+}
+
 /** The pattern's last directory and name (`…/big/*.o`), short enough for a box. */
 function shortPattern(p: string): string {
   const parts = p.split('/');
@@ -123,7 +129,7 @@ export function toViewGraph(sub: Subgraph, opts: GroupingOptions = {}): ViewGrap
 
   const nodes: ViewNode[] = sub.nodes
     .filter((n) => !rep.has(n.id))
-    .map((n) => ({ id: n.id, kind: n.kind, label: n.label, node: n, gap: inGap(sub.gaps, n.host, ...nodeSpan(n)) }));
+    .map((n) => ({ id: n.id, kind: n.kind, label: versionedLabel(n), node: n, gap: inGap(sub.gaps, n.host, ...nodeSpan(n)) }));
   nodes.push(...groups);
 
   const edges = new Map<string, ViewEdge>();

@@ -38,7 +38,7 @@ function ProcessFacts({ d, onGo }: { d: NodeAnswer; onGo(id: string): void }) {
         <Row k="argv"><ol className="argv" data-testid="argv">{argv.map((s, i) => <li key={i}><code>{s}</code></li>)}</ol></Row>
         <Row k="exe"><code>{str(a.exe)}</code></Row>
         <Row k="cwd"><code>{str(a.cwd)}</code></Row>
-        <Row k="user">{user ? `${user.label} (uid ${str(a.uid)})` : `uid ${str(a.uid)}`}{a.gid !== undefined ? `, gid ${str(a.gid)}` : ''}</Row>
+        <Row k="user">{user ? (user.label.includes('uid') ? user.label : `${user.label} (uid ${str(a.uid)})`) : `uid ${str(a.uid)}`}{a.gid !== undefined ? `, gid ${str(a.gid)}` : ''}</Row>
         <Row k="pid">{str(a.pid)}{a.ppid !== undefined ? ` (parent pid ${str(a.ppid)})` : ''}</Row>
         <Row k="start">{fmtTs(start)}</Row>
         <Row k="end">{end !== undefined ? `${fmtTs(end)} (ran ${fmtDuration(end - start)})` : 'still running or end not recorded'}</Row>

@@ -46,7 +46,8 @@ export function GraphView(p: GraphViewProps) {
     const svg = svgRef.current!;
     const w = svg.clientWidth || 1000, h = svg.clientHeight || 600;
     const fit = Math.min(w / (layout.width + 80), h / (layout.height + 80));
-    const k = Math.min(1.1, Math.max(fit, 0.75));
+    // Shrink to fit down to 0.6; below that keep text readable (0.75) and let the user pan.
+    const k = fit >= 0.6 ? Math.min(1.1, fit) : 0.75;
     const f = focus ? byId.get(focus) : undefined;
     let x: number, y: number;
     if (f) {
