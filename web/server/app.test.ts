@@ -222,6 +222,16 @@ describe('answers', () => {
     assert.doesNotMatch(r.body, /<img/);
     assert.match(r.res.headers.get('content-disposition') ?? '', /attachment/);
   });
+  it('PROV-JSON and DOT exports of the same view', async () => {
+    const j = await api(`/api/export?view=ancestors&id=${q(sc.appV0)}&format=prov-json&depth=2`);
+    assert.equal(j.status, 200);
+    assert.ok(j.body.prefix && j.body.entity && j.body.activity, 'a PROV-JSON document');
+    assert.ok(JSON.stringify(j.body).includes('ld -o app'), 'the linker is in it');
+    const d = await api(`/api/export?view=ancestors&id=${q(sc.appV0)}&format=dot&depth=2`);
+    assert.equal(d.status, 200);
+    assert.match(d.body, /^digraph/m);
+    assert.match(d.res.headers.get('content-type') ?? '', /graphviz/);
+  });
   it('the live stream sends nodes ingested after the client connected', async () => {
     const ac = new AbortController();
     const res = await fetch(`${srv.url}/api/stream`, { signal: ac.signal });

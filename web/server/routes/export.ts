@@ -12,6 +12,7 @@ import { VIEW_PARAMS, fetchView, viewName, type ViewAnswer } from '../views.js';
 import { toViewGraph } from '../view/grouping.js';
 import { layoutGraph } from '../view/layout.js';
 import { renderSvg } from '../view/svg.js';
+import { toDot, toProvJson } from '../../../graph/export/index.js';
 
 interface Format {
   type: string;
@@ -20,6 +21,8 @@ interface Format {
 }
 
 const FORMATS: Record<string, Format> = {
+  'prov-json': { type: 'application/json; charset=utf-8', ext: 'json', render: (a) => JSON.stringify(toProvJson(a.subgraph), null, 1) },
+  dot: { type: 'text/vnd.graphviz; charset=utf-8', ext: 'dot', render: (a) => toDot(a.subgraph, { title: a.title }) },
   svg: {
     type: 'image/svg+xml; charset=utf-8', ext: 'svg',
     render: (a, grouped) => {
