@@ -36,15 +36,11 @@ export function App() {
   }, []);
   const go = useCallback((r: Partial<Route>, mode: 'push' | 'replace' = 'push') => navigate({ ...readRoute(), ...r }, mode), []);
 
-  const [stats, setStats] = useState<StatsAnswer | null>(null);
-  const [buckets, setBuckets] = useState<HistogramBucket[]>([]);
-  const [fresh, setFresh] = useState(0);
-  useEffect(() => { get<StatsAnswer>('stats').then(setStats, () => {}); get<HistogramBucket[]>('histogram', { buckets: 120 }).then(setBuckets, (e: Error) => setError(`activity histogram: ${e.message}`)); }, [fresh]);
 
   const key = JSON.stringify([route.view, route.id, route.to, route.depth, route.rule, route.since, route.until]);
   const [base, setBase] = useState<LineageAnswer | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(false);
+  const [loading, setLoading] = useState(() => Boolean(route.id) || route.view === 'tree');
   const [extras, setExtras] = useState<Subgraph[]>([]);
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
   const [openGroups, setOpenGroups] = useState<ReadonlySet<string>>(new Set());
@@ -58,10 +54,22 @@ export function App() {
     return () => ac.abort();
   }, [key]); // eslint-disable-line react-hooks/exhaustive-deps
 
+  // The overview waits for the lineage: on a big store the histogram is the slower query and
+  // the server answers one query at a time.
+  const [stats, setStats] = useState<StatsAnswer | null>(null);
+  const [buckets, setBuckets] = useState<HistogramBucket[]>([]);
+  const [fresh, setFresh] = useState(0);
+  const overviewReady = !loading;
+  useEffect(() => {
+    if (!overviewReady) return;
+    get<StatsAnswer>('stats').then(setStats, () => {});
+    get<HistogramBucket[]>('histogram', { buckets: 120 }).then(setBuckets, (e: Error) => setError(`activity histogram: ${e.message}`));
+  }, [fresh, overviewReady]);
+
   const focus = route.id;
   const pack = route.view === 'ancestors' ? 'sink' : 'source';
   const visible = useMemo(() => (base ? hideCollapsed(mergeSubgraphs([base, ...extras]), focus, WALK[route.view], collapsed) : null), [base, extras, collapsed, focus, route.view]);
-  const layout = useMemo(() => (visible ? layoutGraph(toViewGraph(visible, { ...(focus ? { focus } : {}), expanded: openGroups }), { pack }) : null), [visible, openGroups, focus, pack]);
+  const layout = useMemo(() => (visible ? layoutGraph(toViewGraph(visible, { ...(focus ? { focus } : {}), expanded: openGroups, threshold: route.group ? 8 : Number.POSITIVE_INFINITY }), { pack }) : null), [visible, openGroups, focus, pack, route.group]);
 
   const expandLineage = useCallback((id: string) => {
     if (id.startsWith('group:')) { setOpenGroups((s) => new Set([...s, id])); return; }
@@ -106,6 +114,7 @@ export function App() {
         <label>rule <select value={route.rule} onChange={(e) => go({ rule: e.target.value as Route['rule'] })} aria-label="Derivation rule">
           <option value="history">history (through processes)</option><option value="strict">strict (Bento-prov)</option>
         </select></label>
+        <label><input type="checkbox" checked={route.group} onChange={(e) => go({ group: e.target.checked }, 'replace')} /> group similar</label>
         {openGroups.size > 0 && <button type="button" onClick={() => setOpenGroups(new Set())}>Regroup siblings</button>}
         {collapsed.size > 0 && <button type="button" onClick={() => setCollapsed(new Set())}>Show collapsed</button>}
         {layout && <span className="exports">Export <button type="button" onClick={() => exportAs('svg')}>SVG</button><button type="button" onClick={() => exportAs('prov-json')}>PROV-JSON</button><button type="button" onClick={() => exportAs('dot')}>DOT</button></span>}

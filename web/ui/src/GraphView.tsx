@@ -4,7 +4,7 @@
  * the scales and the zoom; React owns every element, keyed by node id. Keyboard: arrows move
  * along edges (← causes, → effects, ↑↓ within a column), Enter opens, E expands, C collapses.
  */
-import { useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import { select } from 'd3-selection';
 import { zoom, zoomIdentity, type ZoomBehavior, type ZoomTransform } from 'd3-zoom';
 import { GAP_COLOUR, EDGE_WORDS } from '../../server/view/style.js';
@@ -104,10 +104,13 @@ export function GraphView(p: GraphViewProps) {
     else if (e.key === 'Escape') { onSelect(undefined); }
   };
 
+  // One stable handler for every box, so a selection change re-renders two boxes, not all.
+  const handlers = useRef({ onOpen, onSelect });
+  handlers.current = { onOpen, onSelect };
+  const onPick = useCallback((id: string, open: boolean) => (open ? handlers.current.onOpen(id) : handlers.current.onSelect(id)), []);
   const nodes = useMemo(() => layout.nodes.map((n) => (
-    <NodeBox key={n.id} n={n} focus={n.id === focus} selected={n.id === selected} collapsed={collapsed.has(n.id)}
-      onPick={(id, open) => (open ? onOpen(id) : onSelect(id))} />
-  )), [layout, focus, selected, collapsed]); // eslint-disable-line react-hooks/exhaustive-deps
+    <NodeBox key={n.id} n={n} focus={n.id === focus} selected={n.id === selected} collapsed={collapsed.has(n.id)} onPick={onPick} />
+  )), [layout, focus, selected, collapsed, onPick]);
 
   const edges = useMemo(() => layout.edges.map((e) => (
     <path

@@ -17,6 +17,8 @@ export interface Route {
   sel?: string;
   /** A search typed in the search box (shown when no node is chosen). */
   q?: string;
+  /** False when the user turned sibling grouping off. */
+  group: boolean;
 }
 
 const VIEWS: View[] = ['ancestors', 'descendants', 'tree', 'path'];
@@ -32,6 +34,7 @@ export function readRoute(search = location.search): Route {
     view: view && VIEWS.includes(view) ? view : 'ancestors',
     depth: Math.min(100, Math.max(1, num(p.get('depth')) ?? 10)),
     rule: p.get('rule') === 'strict' ? 'strict' : 'history',
+    group: p.get('group') !== 'off',
   };
   for (const k of ['id', 'to', 'sel', 'q'] as const) { const v = p.get(k); if (v) r[k] = v; }
   const since = num(p.get('since')), until = num(p.get('until'));
@@ -49,6 +52,7 @@ export function routeSearch(r: Route): string {
   if (r.rule !== 'history') p.set('rule', r.rule);
   if (r.since !== undefined) p.set('since', String(r.since));
   if (r.until !== undefined) p.set('until', String(r.until));
+  if (!r.group) p.set('group', 'off');
   if (r.sel) p.set('sel', r.sel);
   if (r.q) p.set('q', r.q);
   const s = p.toString();
