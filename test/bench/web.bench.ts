@@ -99,35 +99,45 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     try {
       const renders: number[] = [], interactive: number[] = [];
       const tries = opts.quick ? 3 : 7;
+      // Drawn = the legend counts every box, boxes are in the DOM and a frame has been painted
+      // (rAF then a task); interactive = a click on a box has been answered with its selection painted.
       await br.page.addInitScript((expected: number) => {
-        const w = window as unknown as { __bench?: { drawn?: number; interactive?: number } };
+        const w = window as unknown as { __bench?: { drawn?: number; interactive?: number; inDom?: number } };
         w.__bench = {};
+        const afterPaint = (f: () => void): void => { requestAnimationFrame(() => setTimeout(f, 0)); };
+        let clicked = false, done = false;
         const obs = new MutationObserver(() => {
           const b = w.__bench!;
-          if (b.drawn === undefined && document.querySelectorAll('g.node').length >= expected) {
-            b.drawn = performance.now();
-            const first = document.querySelector('g.node');
-            first?.dispatchEvent(new MouseEvent('click', { bubbles: true }));
-          } else if (b.drawn !== undefined && b.interactive === undefined && document.querySelector('g.node.selected')) {
-            b.interactive = performance.now();
+          if (!clicked && document.querySelector('g.node') && document.querySelector('.legend')?.textContent?.startsWith(`${expected} boxes`)) {
+            clicked = true;
+            afterPaint(() => {
+              b.drawn = performance.now();
+              b.inDom = document.querySelectorAll('g.node').length;
+              document.querySelector('g.node:not(.focus)')?.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+            });
+          } else if (clicked && !done && document.querySelector('g.node.selected')) {
+            done = true;
             obs.disconnect();
+            afterPaint(() => { b.interactive = performance.now(); });
           }
         });
         obs.observe(document, { childList: true, subtree: true, attributes: true, attributeFilter: ['class'] });
       }, want);
+      let inDom = 0;
       for (let i = 0; i < tries; i++) {
         await br.page.goto(`${base}/?view=ancestors&id=${enc(focus)}&group=off`);
         await br.page.waitForFunction(() => (window as unknown as { __bench: { interactive?: number } }).__bench.interactive !== undefined, undefined, { timeout: 60_000 });
-        const b = await br.page.evaluate(() => (window as unknown as { __bench: { drawn: number; interactive: number } }).__bench);
+        const b = await br.page.evaluate(() => (window as unknown as { __bench: { drawn: number; interactive: number; inDom: number } }).__bench);
+        inDom = b.inDom;
         renders.push(b.drawn);
         interactive.push(b.interactive);
       }
-      rows.push({ figure: `${want}-node lineage drawn in Chromium, from navigation (grouping off)`, unit: 'ms', prov: median(renders), baseline: null, ratio: null, better: 'lower', spread: { prov: spread(renders) }, repeats: tries, goal: '≤ 1000 ms' });
+      rows.push({ figure: `${want}-node lineage drawn in Chromium, from navigation (grouping off)`, unit: 'ms', prov: median(renders), baseline: null, ratio: null, better: 'lower', spread: { prov: spread(renders) }, repeats: tries, goal: '≤ 1000 ms', note: `${inDom} boxes near the viewport in the DOM (the rest are culled until panned to)` });
       rows.push({ figure: `${want}-node lineage interactive (first click answered), from navigation`, unit: 'ms', prov: median(interactive), baseline: null, ratio: null, better: 'lower', spread: { prov: spread(interactive) }, repeats: tries, goal: '≤ 1000 ms' });
     } finally {
       await br.close();
     }
-    for (const r of rows) r.note = `load average ${loadavg()[0]!.toFixed(2)} at the end; 2 vCPUs`;
+    for (const r of rows) r.note = `${r.note ? `${r.note}; ` : ''}load average ${loadavg()[0]!.toFixed(2)} at the end; 2 vCPUs`;
     return { name: 'web', rows, memory: { server: Math.round(process.memoryUsage().rss / 2 ** 20) } };
   } finally {
     await srv?.close();

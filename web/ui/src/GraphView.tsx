@@ -4,12 +4,15 @@
  * the scales and the zoom; React owns every element, keyed by node id. Keyboard: arrows move
  * along edges (← causes, → effects, ↑↓ within a column), Enter opens, E expands, C collapses.
  */
-import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type MouseEvent as ReactMouseEvent } from 'react';
 import { select } from 'd3-selection';
 import { zoom, zoomIdentity, type ZoomBehavior, type ZoomTransform } from 'd3-zoom';
 import { GAP_COLOUR, EDGE_WORDS } from '../../server/view/style.js';
-import type { Layout, PlacedNode } from '../../server/view/types.js';
-import { NodeBox } from './NodeBox.js';
+import type { Layout, PlacedEdge, PlacedNode } from '../../server/view/types.js';
+import { NodeBox, tooltip } from './NodeBox.js';
+
+/** Above this many boxes only those near the viewport are in the DOM. */
+export const CULL_ABOVE = 1500;
 
 export interface GraphViewProps {
   layout: Layout;
@@ -104,40 +107,83 @@ export function GraphView(p: GraphViewProps) {
     else if (e.key === 'Escape') { onSelect(undefined); }
   };
 
-  // One stable handler for every box, so a selection change re-renders two boxes, not all.
-  const handlers = useRef({ onOpen, onSelect });
-  handlers.current = { onOpen, onSelect };
-  const onPick = useCallback((id: string, open: boolean) => (open ? handlers.current.onOpen(id) : handlers.current.onSelect(id)), []);
-  const nodes = useMemo(() => layout.nodes.map((n) => (
-    <NodeBox key={n.id} n={n} focus={n.id === focus} selected={n.id === selected} collapsed={collapsed.has(n.id)} onPick={onPick} />
-  )), [layout, focus, selected, collapsed, onPick]);
+  // Big drawings keep only what is near the viewport in the DOM (quantised so panning a little
+  // changes nothing); small ones are drawn whole.
+  const [size, setSize] = useState({ w: 1000, h: 600 });
+  useEffect(() => {
+    const svg = svgRef.current!;
+    const ro = new ResizeObserver(() => setSize({ w: svg.clientWidth, h: svg.clientHeight }));
+    ro.observe(svg);
+    return () => ro.disconnect();
+  }, []);
+  const cull = layout.nodes.length > CULL_ABOVE;
+  const CELL = 400;
+  const win = cull ? [
+    Math.floor((-t.x / t.k - CELL) / CELL) * CELL, Math.floor((-t.y / t.k - CELL) / CELL) * CELL,
+    Math.ceil(((size.w - t.x) / t.k + CELL) / CELL) * CELL, Math.ceil(((size.h - t.y) / t.k + CELL) / CELL) * CELL,
+  ] : null;
+  const winKey = win ? win.join(',') : 'all';
 
-  const edges = useMemo(() => layout.edges.map((e) => (
-    <path
-      key={e.id} d={e.path} className={`edge kind-${e.kind}${e.gap ? ' gap' : ''}`}
-      data-source={e.source} data-target={e.target} data-kind={e.kind}
-      fill="none" stroke={e.gap ? GAP_COLOUR : '#6b7280'} strokeWidth={Math.min(1 + Math.log2(e.count), 6)}
-      strokeDasharray={e.gap ? '6 4' : undefined} markerEnd={e.gap ? 'url(#arrow-gap)' : 'url(#arrow)'}
-    >
-      <title>{`${EDGE_WORDS[e.kind]} (${e.kind}${e.count > 1 ? ` ×${e.count}` : ''})${e.gap ? ' — during lost events: may be incomplete' : ''}`}</title>
-    </path>
-  )), [layout]);
+  const nodes = useMemo(() => {
+    const shown = win ? layout.nodes.filter((n) => n.x + n.width >= win[0]! && n.x <= win[2]! && n.y + n.height >= win[1]! && n.y <= win[3]!) : layout.nodes;
+    return shown.map((n) => <NodeBox key={n.id} n={n} focus={n.id === focus} selected={n.id === selected} collapsed={collapsed.has(n.id)} />);
+  }, [layout, focus, selected, collapsed, winKey]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const edges = useMemo(() => {
+    const shown = win ? layout.edges.filter((e) => {
+      const a = byId.get(e.source)!, b = byId.get(e.target)!;
+      return Math.max(a.x, b.x) + a.width >= win[0]! && Math.min(a.x, b.x) <= win[2]! && Math.max(a.y, b.y) + a.height >= win[1]! && Math.min(a.y, b.y) <= win[3]!;
+    }) : layout.edges;
+    return shown.map((e) => (
+      <path
+        key={e.id} d={e.path} className={`edge kind-${e.kind}${e.gap ? ' gap' : ''}`}
+        data-source={e.source} data-target={e.target} data-kind={e.kind}
+        fill="none" stroke={e.gap ? GAP_COLOUR : '#6b7280'} strokeWidth={Math.min(1 + Math.log2(e.count), 6)}
+        strokeDasharray={e.gap ? '6 4' : undefined} markerEnd={e.gap ? 'url(#arrow-gap)' : 'url(#arrow)'}
+      />
+    ));
+  }, [layout, winKey]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  // One listener for all boxes and edges (event delegation): clicks and the hover tooltip.
+  const [tip, setTip] = useState<{ text: string; x: number; y: number } | null>(null);
+  const boxOf = (target: EventTarget | null): PlacedNode | undefined => {
+    const g = (target as Element | null)?.closest?.('g.node');
+    const id = g?.getAttribute('data-node-id');
+    return id ? byId.get(id) : undefined;
+  };
+  const edgeOf = (target: EventTarget | null): PlacedEdge | undefined => {
+    const el = target as Element | null;
+    if (!el?.classList?.contains('edge')) return undefined;
+    return edgeById.get(`${el.getAttribute('data-kind')}|${el.getAttribute('data-source')}|${el.getAttribute('data-target')}`);
+  };
+  const edgeById = useMemo(() => new Map(layout.edges.map((e) => [e.id, e])), [layout]);
+  const onHover = (ev: ReactMouseEvent<SVGGElement>): void => {
+    const n = boxOf(ev.target);
+    const e = n ? undefined : edgeOf(ev.target);
+    const text = n ? tooltip(n) : e ? `${EDGE_WORDS[e.kind]} (${e.kind}${e.count > 1 ? ` ×${e.count}` : ''})${e.gap ? ' — during lost events: may be incomplete' : ''}` : null;
+    const r = svgRef.current!.getBoundingClientRect();
+    setTip(text ? { text, x: ev.clientX - r.left + 12, y: ev.clientY - r.top + 14 } : null);
+  };
 
   return (
+    <div className="graph-wrap">
     <svg
       ref={svgRef} className="graph" tabIndex={0} onKeyDown={onKey} data-testid="graph"
       role="application" aria-label="Lineage graph. Arrow keys move along edges, Enter opens, E expands, C collapses."
       aria-activedescendant={selected}
-      onClick={() => onSelect(undefined)}
+      onClick={(e) => { const n = boxOf(e.target); onSelect(n?.id); }}
+      onDoubleClick={(e) => { const n = boxOf(e.target); if (n) onOpen(n.id); }}
     >
       <defs>
         <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill="#6b7280" /></marker>
         <marker id="arrow-gap" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill={GAP_COLOUR} /></marker>
       </defs>
-      <g transform={t.toString()}>
+      <g transform={t.toString()} onMouseOver={onHover} onMouseLeave={() => setTip(null)}>
         <g className="edges">{edges}</g>
         <g className="nodes">{nodes}</g>
       </g>
     </svg>
+    {tip && <div className="tooltip" role="tooltip" style={{ left: tip.x, top: tip.y }}>{tip.text}</div>}
+    </div>
   );
 }

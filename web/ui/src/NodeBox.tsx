@@ -12,10 +12,10 @@ export interface NodeBoxProps {
   focus: boolean;
   selected: boolean;
   collapsed: boolean;
-  onPick(id: string, open: boolean): void;
 }
 
-function tooltip(n: PlacedNode): string {
+/** The full text behind a box (shown on hover by GraphView: one tooltip, not one per box). */
+export function tooltip(n: PlacedNode): string {
   if (n.kind === 'group') return `${n.label} (click to expand)`;
   const a = n.node?.attrs ?? {};
   if (n.kind === 'process' && Array.isArray(a.argv)) return `${(a.argv as unknown[]).map(String).join(' ')}\npid ${String(a.pid)}`;
@@ -23,16 +23,12 @@ function tooltip(n: PlacedNode): string {
   return n.label;
 }
 
-export const NodeBox = memo(function NodeBox({ n, focus, selected, collapsed, onPick }: NodeBoxProps) {
+/** Clicks are handled once for all boxes by GraphView (event delegation on data-node-id). */
+export const NodeBox = memo(function NodeBox({ n, focus, selected, collapsed }: NodeBoxProps) {
   const c = KIND_COLOURS[n.kind];
   const cls = ['node', `kind-${n.kind}`, focus && 'focus', selected && 'selected', n.gap && 'gap', collapsed && 'collapsed'].filter(Boolean).join(' ');
   return (
-    <g
-      className={cls} transform={`translate(${n.x},${n.y})`} data-node-id={n.id} data-kind={n.kind}
-      onClick={(e) => { e.stopPropagation(); onPick(n.id, false); }}
-      onDoubleClick={(e) => { e.stopPropagation(); onPick(n.id, true); }}
-    >
-      <title>{tooltip(n)}</title>
+    <g className={cls} transform={`translate(${n.x},${n.y})`} data-node-id={n.id} data-kind={n.kind}>
       {n.kind === 'group' && <rect x={5} y={5} width={n.width} height={n.height} rx={3} fill={c.fill} stroke={c.stroke} />}
       <rect
         width={n.width} height={n.height} rx={n.kind === 'process' ? 12 : 3}
