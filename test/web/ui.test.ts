@@ -161,6 +161,45 @@ describe('lineage explorer in Chromium', () => {
     await shot('8-time-filter');
   });
 
+  it('expands a node\'s lineage with E and collapses it with C', async () => {
+    await page.goto(`${srv.url}/?view=ancestors&id=${encodeURIComponent(sc.appV1)}&depth=2`);
+    await page.locator(node(sc.mainO)).waitFor();
+    assert.equal(await page.locator(node(sc.cc)).count(), 0, 'depth 2 stops at the objects');
+    await page.locator(node(sc.mainO)).click();
+    await page.locator('svg.graph').focus();
+    await page.keyboard.press('e');
+    await page.locator(node(sc.cc)).waitFor();
+    assert.equal(await page.locator(edge(sc.cc, sc.mainO, 'wasGeneratedBy')).count(), 1, 'cc → main.o after expanding');
+    assert.equal(await page.locator(node(sc.mainC)).count(), 1, 'and main.c behind it');
+    await shot('10-expanded-node');
+    await page.locator(node(sc.relink)).click();
+    await page.locator('svg.graph').focus();
+    await page.keyboard.press('c');
+    await page.locator(node(sc.mainO)).waitFor({ state: 'detached' });
+    assert.match(await page.locator(node(sc.relink)).getAttribute('class') ?? '', /\bcollapsed\b/);
+    assert.equal(await page.locator(node(sc.appV1)).count(), 1, 'the focus stays');
+    await page.keyboard.press('c');
+    await page.locator(node(sc.mainO)).waitFor();
+  });
+
+  it('shows the process tree of the shell', async () => {
+    await page.goto(`${srv.url}/?view=tree&id=${encodeURIComponent(sc.bash)}&depth=2`);
+    await page.locator(node(sc.make)).waitFor();
+    for (const id of [sc.bash, sc.grep, sc.run]) assert.equal(await page.locator(node(id)).count(), 1, id);
+    assert.equal(await page.locator(edge(sc.bash, sc.make, 'wasInformedBy')).count(), 1, 'bash → make');
+    await shot('11-process-tree');
+  });
+
+  it('the live feed announces nodes recorded while the page is open', async () => {
+    await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+    await store.ingest({ checkpoint: { ebpf: 999_999 }, nodes: [{ id: 'file:lab1:2049:77777:0', kind: 'file', host: 'lab1', label: '<b>new</b>.log', ts: 1, attrs: { path: '/tmp/<b>new</b>.log', version: 0 } }], edges: [], names: [], nameEnds: [], gaps: [] });
+    await page.getByTestId('live').filter({ hasText: '1 new' }).waitFor();
+    await page.getByTestId('live').click();
+    await page.getByText('/tmp/<b>new</b>.log').waitFor();
+    assert.equal(await page.locator('b').count(), 0, 'the name is text, not markup');
+    await shot('12-live');
+  });
+
   it('follows a deep link: the URL names the node, the view and the selection', async () => {
     const url = `${srv.url}/?view=descendants&id=${encodeURIComponent(sc.htmlC)}&sel=${encodeURIComponent(sc.htmlC)}`;
     await page.goto(url);
