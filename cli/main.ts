@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * @module cli/main
+ * The `prov` command: one file of subcommands. Actions are thin and imported lazily, so
+ * `prov --help` loads nothing heavy. Every error ends as one line and a documented exit code
+ * (graph/errors.ts EXIT): 0 ok, 1 failure, 2 bad input, 3 not found, 4 missing capability,
+ * 5 integrity failure, 6 store unreachable.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { exitCodeOf, ProvError } from '../graph/errors.js';
+import { resolveConfig, type ConfigFlags } from './config.js';
+
+type Action = () => Promise<number>;
+
+/** Run an action, turning any error into one line on stderr and an exit code. */
+async function run(action: Action): Promise<void> {
+  try {
+    process.exitCode = await action();
+  } catch (err) {
+    const msg = err instanceof ProvError || err instanceof Error ? err.message : String(err);
+    process.stderr.write(`prov: ${msg}\n`);
+    if (process.env.PROV_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = exitCodeOf(err);
+  }
+}
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
+    return n;
+  };
+}
+
+const program = new Command('prov')
+  .description('provenance tracking and forensics for Linux')
+  .option('--home <dir>', 'state directory (string; default $PROV_HOME or /var/lib/prov)')
+  .option('--journal <dir>', 'journal directory (string; default <home>/journal)')
+  .option('--store <url>', 'graph store URL: sqlite:PATH or bolt://host:port (string; default sqlite:<home>/graph.db)')
+  .showHelpAfterError()
+  .exitOverride();
+
+const cfg = (): ReturnType<typeof resolveConfig> => resolveConfig(program.opts<ConfigFlags>());
+
+const lineageOptions = (cmd: Command): Command =>
+  cmd
+    .option('--up', 'ancestors: what it came from (default)')
+    .option('--down', 'descendants: what came out of it')
+    .option('--depth <n>', 'edges to walk (integer; default 10)', int('--depth'), 10)
+    .option('--since <time>', 'only relations at or after (ISO date, 10m/2h/1d ago, ns:<n>; default none)')
+    .option('--until <time>', 'only relations at or before (same forms; default none)')
+    .addOption(new Option('--rule <rule>', 'derivation rule (default history)').choices(['history', 'strict']).default('history'))
+    .option('--limit <n>', 'most nodes returned (integer; default 5000)', int('--limit'), 5000);
+
+lineageOptions(
+  program
+    .command('lineage <target>')
+    .description('where a file came from (--up) or what came out of it (--down); target is a path or node id'),
+)
+  .option('--json', 'print the subgraph as JSON')
+  .action((target: string, opts) =>
+    run(async () => (await import('./actions/lineage.js')).default(cfg(), target, opts)),
+  );
+
+lineageOptions(program.command('export <target>').description('export lineage as W3C PROV-JSON, Graphviz DOT or SVG'))
+  .addOption(new Option('--format <format>', 'output format (default prov-json)').choices(['prov-json', 'dot', 'svg']).default('prov-json'))
+  .option('-o, --output <file>', 'write to a file instead of stdout (string; default stdout)')
+  .action((target: string, opts) =>
+    run(async () => (await import('./actions/export.js')).default(cfg(), target, opts)),
+  );
+
+program
+  .command('ingest')
+  .description('run the collector: journal → join → graph store')
+  .option('--follow', 'keep following the journal until interrupted')
+  .option('--strict', 'also record the Bento-prov strict rule (files open for reading when a file is written)')
+  .option('--json', 'print the summary as JSON')
+  .action((opts) => run(async () => (await import('./actions/ingest.js')).default(cfg(), opts)));
+
+program
+  .command('verify [journal]')
+  .description('check the journal\'s hash chain; exit 0 clean, 5 modified/missing/reordered (journal: string; default <home>/journal)')
+  .option('--json', 'print the full report as JSON')
+  .action((journal: string | undefined, opts) =>
+    run(async () => (await import('./actions/verify.js')).default(journal ?? cfg().journal, opts)),
+  );
+
+program
+  .command('stats')
+  .description('what the graph store holds')
+  .option('--json', 'print as JSON')
+  .action((opts) => run(async () => (await import('./actions/stats.js')).default(cfg(), opts)));
+
+program.parseAsync(process.argv).catch((err) => {
+  // Commander has already printed its message (bad flag, missing argument) or the help.
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+    return;
+  }
+  process.stderr.write(`prov: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = exitCodeOf(err);
+});

@@ -1,0 +1,136 @@
+/**
+ * @module ebpf/drain.test
+ * Draining on the real kernel: a restarted consumer resumes from the pinned ring (nothing lost,
+ * nothing twice), kernel drops surface as `lost` records in the journal, and the CLI's
+ * start/status/stop leave a journal and nothing pinned.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { attachCapture, detachCapture, readCounters } from './loader.js';
+import { Drainer } from './drain.js';
+import { decodeRecord } from './decode.js';
+import { ebpfDecoders } from './capture.js';
+import { stopCapture } from './capture.js';
+import { openJournalReader } from '../collector/journal/reader.js';
+import { openJournalWriter } from '../collector/journal/writer.js';
+import type { ProvEvent } from '../collector/events.js';
+
+const pinDir = `/sys/fs/bpf/prov-test-drain-${process.pid}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A shell that runs /bin/true once per line it reads, and says "ok" after each. */
+function lineRunner(): ChildProcessWithoutNullStreams {
+  return spawn('bash', ['-c', 'while read -r n; do /bin/true "$n"; echo ok; done'], { stdio: ['pipe', 'pipe', 'pipe'] });
+}
+async function runLines(child: ChildProcessWithoutNullStreams, tags: string[]): Promise<void> {
+  let got = 0;
+  const done = new Promise<void>((resolve) => {
+    const on = (d: Buffer) => { got += d.toString().split('\n').filter((l) => l === 'ok').length; if (got >= tags.length) { child.stdout.off('data', on); resolve(); } };
+    child.stdout.on('data', on);
+  });
+  child.stdin.write(tags.map((t) => t + '\n').join(''));
+  await done;
+}
+function trueTags(events: ProvEvent[]): string[] {
+  return events.flatMap((e) => (e.op === 'exec' && e.filename === '/bin/true' ? [e.argv[1]!] : []));
+}
+
+test('a restarted consumer resumes from the pinned ring: nothing lost, nothing twice', async (t) => {
+  const child = lineRunner();
+  t.after(() => { child.kill('SIGKILL'); detachCapture(pinDir); });
+  attachCapture({ pinDir, pidTree: [child.pid!], ringBytes: 1 << 22 });
+  const seen: ProvEvent[] = [];
+  const sink = { appendEncoded: (_c: number, ps: readonly Uint8Array[]) => { for (const p of ps) seen.push(decodeRecord(p, 'test')); return seen.length; } };
+
+  const a = await Drainer.start({ pinDir, sink });
+  await runLines(child, ['a1', 'a2', 'a3']);
+  await sleep(50);
+  await a.stop();
+  assert.deepEqual(trueTags(seen), ['a1', 'a2', 'a3']);
+
+  // No consumer: events wait in the pinned ring.
+  await runLines(child, ['b1', 'b2', 'b3', 'b4']);
+  const b = await Drainer.start({ pinDir, sink });
+  await runLines(child, ['c1']);
+  await sleep(50);
+  await b.stop();
+  assert.deepEqual(trueTags(seen), ['a1', 'a2', 'a3', 'b1', 'b2', 'b3', 'b4', 'c1']);
+  const keys = seen.map((e) => `${e.ts}:${e.tid}:${e.op}`);
+  assert.equal(new Set(keys).size, keys.length, 'a record was delivered twice');
+  assert.equal(readCounters(pinDir).dropped, 0);
+  assert.equal(readCounters(pinDir).emitted, seen.length);
+});
+
+test('ring overflow is counted in the kernel and journalled as a lost event', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-lost-'));
+  const child = lineRunner();
+  t.after(() => { child.kill('SIGKILL'); detachCapture(pinDir); rmSync(dir, { recursive: true, force: true }); });
+  attachCapture({ pinDir, pidTree: [child.pid!], ringBytes: 1 << 14 }); // 16 KiB: a few execs fill it
+  const writer = openJournalWriter({ dir, stream: 'ebpf' });
+  // credits 0: the consumer never reads, so the ring overflows while the drainer watches the counter
+  const d = await Drainer.start({ pinDir, sink: writer, lossCheckMs: 20, credits: 0 });
+  await runLines(child, Array.from({ length: 40 }, (_, i) => `burst${i}`));
+  await sleep(100);
+  const stats = await d.stop();
+  await writer.close();
+  const dropped = readCounters(pinDir).dropped;
+  assert.ok(dropped > 0, 'a 16 KiB ring with no consumer should have dropped records');
+  assert.equal(stats.lost, dropped);
+
+  const reader = openJournalReader(dir, { decoders: ebpfDecoders });
+  t.after(() => reader.close());
+  const recs = reader.readBatch(1_000_000);
+  assert.equal(reader.stats.rejected, 0, JSON.stringify(reader.rejections.slice(0, 3)));
+  const lost = recs.map((r) => r.event).filter((e) => e.op === 'lost');
+  assert.ok(lost.length >= 1, 'no lost event in the journal');
+  assert.equal(lost.reduce((s, e) => s + (e.op === 'lost' ? e.count : 0), 0), dropped);
+  for (const e of lost) if (e.op === 'lost') assert.ok(e.to >= e.from && e.reason.length > 0);
+});
+
+test('prov capture start | status | stop: a daemon drains into the journal; nothing stays pinned', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-cli-'));
+  const stateDir = join(dir, 'state');
+  const journal = join(dir, 'journal');
+  const child = lineRunner();
+  t.after(async () => {
+    child.kill('SIGKILL');
+    if (existsSync(pinDir)) await stopCapture({ pinDir, stateDir }).catch(() => undefined);
+    detachCapture(pinDir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // Each subcommand runs in its own process, as from a shell.
+  const cli = fileURLToPath(new URL('../cli/actions/capture.js', import.meta.url));
+  const run = (sub: string, opts: object) => {
+    const code = `import(${JSON.stringify(cli)}).then(async (m) => { process.exitCode = await m.default(${JSON.stringify(sub)}, ${JSON.stringify(opts)}); })`;
+    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `prov capture ${sub} exited ${r.status}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as unknown;
+  };
+  const start = run('start', { journal, pinDir, stateDir, pid: [child.pid!], ringMb: 4, json: true });
+  await runLines(child, ['d1', 'd2']);
+  const statusOut = run('status', { pinDir, stateDir, json: true });
+  const stopOut = run('stop', { pinDir, stateDir, json: true });
+  const started = start as { daemonPid: number; programs: string[] };
+  const status = statusOut as { attached: boolean; programs: string[]; daemon: { alive: boolean } };
+  const stopped = stopOut as { programs: number; records: number; daemonStopped: boolean };
+  assert.equal(status.attached, true);
+  assert.equal(status.programs.length, started.programs.length);
+  assert.equal(status.daemon.alive, true);
+  assert.equal(stopped.programs, started.programs.length);
+  assert.equal(stopped.daemonStopped, true);
+  assert.ok(stopped.records > 0);
+  assert.equal(existsSync(pinDir), false, 'pins left after stop');
+  assert.throws(() => process.kill(started.daemonPid, 0), 'collector daemon still running after stop');
+
+  const reader = openJournalReader(journal, { decoders: ebpfDecoders });
+  t.after(() => reader.close());
+  const events = reader.readBatch(1_000_000).map((r) => r.event);
+  assert.equal(reader.stats.rejected, 0);
+  assert.deepEqual(trueTags(events), ['d1', 'd2']);
+  assert.ok(!events.some((e) => e.pid === started.daemonPid), 'the collector daemon captured itself');
+});

@@ -1,0 +1,107 @@
+/**
+ * @module ebpf/loader.test
+ * Loader lifecycle on the real kernel: attach pins every link and map, detach leaves nothing,
+ * and every failing step (bad settings, open, attach half-way, pin dir taken) cleans up too.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import {
+  attachCapture, detachCapture, attachedPrograms, isAttached, readCounters, excludePid, LoaderError,
+} from './loader.js';
+import { InputError } from '../graph/errors.js';
+
+const pinDir = `/sys/fs/bpf/prov-test-loader-${process.pid}`;
+const failObject = fileURLToPath(new URL('../../ebpf/build/fail_attach.bpf.o', import.meta.url));
+
+/** Program ids the kernel has loaded whose name starts with one of ours. */
+function loadedProgIds(names: string[]): number[] {
+  const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' });
+  const progs = JSON.parse(out) as { id: number; name?: string }[];
+  const short = new Set(names.map((n) => n.slice(0, 15)));
+  return progs.filter((p) => p.name && short.has(p.name)).map((p) => p.id);
+}
+
+test('attach pins links and maps; detach leaves nothing attached or pinned', (t) => {
+  t.after(() => detachCapture(pinDir));
+  const before = loadedProgIds(['on_exec', 'exit_renameat2']).length;
+  const r = attachCapture({ pinDir, ringBytes: 1 << 20 });
+  assert.ok(r.programs.length >= 60, `only ${r.programs.length} programs attached`);
+  for (const p of ['on_fork', 'on_exec', 'on_exit', 'exit_openat', 'enter_close', 'exit_renameat2', 'exit_unlinkat', 'exit_sendmsg', 'exit_recvmsg', 'on_ctime_xchg']) {
+    assert.ok(r.programs.includes(p), `program ${p} not attached`);
+  }
+  assert.ok(isAttached(pinDir));
+  assert.deepEqual(attachedPrograms(pinDir), [...r.programs].sort());
+  const pinned = readdirSync(pinDir).sort();
+  for (const m of ['events', 'stats', 'excluded', 'tracked']) assert.ok(pinned.includes(m), `map ${m} not pinned`);
+  assert.ok(loadedProgIds(['on_exec', 'exit_renameat2']).length >= before + 2, 'programs not loaded in the kernel');
+
+  // Attached for real: this host's activity shows in the counters (a child process makes some).
+  execFileSync('/bin/true');
+  const c = readCounters(pinDir);
+  assert.ok(c.emitted > 0, 'no event emitted while attached');
+  excludePid(12345, pinDir);
+
+  const d = detachCapture(pinDir);
+  assert.equal(d.programs, r.programs.length);
+  assert.equal(existsSync(pinDir), false, 'pin directory left behind');
+  assert.equal(isAttached(pinDir), false);
+  // The kernel frees a detached program after an RCU grace period: give it a moment.
+  const deadline = Date.now() + 5000;
+  while (loadedProgIds(['on_exec', 'exit_renameat2']).length > before && Date.now() < deadline) execFileSync('sleep', ['0.05']);
+  assert.equal(loadedProgIds(['on_exec', 'exit_renameat2']).length, before, 'programs still loaded 5 s after detach');
+});
+
+test('a half-failed attach detaches what it attached and unpins everything', () => {
+  assert.ok(existsSync(failObject), `${failObject} missing: run ebpf/build.sh`);
+  assert.throws(() => attachCapture({ pinDir, objectPath: failObject, ringBytes: 1 << 16 }), (e: unknown) => {
+    assert.ok(e instanceof LoaderError);
+    assert.match((e as Error).message, /^attach: program b_fails: /);
+    return true;
+  });
+  assert.equal(existsSync(pinDir), false);
+  const deadline = Date.now() + 5000;
+  while (loadedProgIds(['a_attaches', 'b_fails']).length && Date.now() < deadline) execFileSync('sleep', ['0.05']);
+  assert.deepEqual(loadedProgIds(['a_attaches', 'b_fails']), [], 'a program of the failed attach is still loaded after 5 s');
+});
+
+test('each step fails with its own line and leaves nothing pinned', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-loader-'));
+  t.after(() => { rmSync(dir, { recursive: true, force: true }); detachCapture(pinDir); });
+  const junk = join(dir, 'junk.bpf.o');
+  writeFileSync(junk, 'not an ELF file');
+  assert.throws(() => attachCapture({ pinDir, objectPath: junk }), /^LoaderError: open: .*junk\.bpf\.o: /);
+  assert.equal(existsSync(pinDir), false);
+  assert.throws(() => attachCapture({ pinDir, ringBytes: 5000 }), /settings: ring size 5000 is not a power of two/);
+  assert.throws(() => attachCapture({ pinDir, pathPrefix: 'relative/path' }), (e: unknown) => e instanceof InputError);
+  assert.equal(existsSync(pinDir), false);
+
+  // A second attach on a taken pin dir is refused and leaves the first one intact.
+  attachCapture({ pinDir, ringBytes: 1 << 16 });
+  assert.throws(() => attachCapture({ pinDir, ringBytes: 1 << 16 }), /^LoaderError: pin: .* already exists/);
+  assert.ok(isAttached(pinDir));
+  detachCapture(pinDir);
+  assert.equal(existsSync(pinDir), false);
+});
+
+test('without CAP_BPF, prov capture start says so in one line and exits 4', () => {
+  const cli = fileURLToPath(new URL('../cli/actions/capture.js', import.meta.url));
+  const code = `import(${JSON.stringify(cli)}).then(async (m) => { process.exitCode = await m.default('start', { journal: '/tmp/prov-nocap-journal', pinDir: ${JSON.stringify(pinDir)}, stateDir: '/tmp/prov-nocap-state' }); })`;
+  let status = 0, stderr = '';
+  try {
+    execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '-e', code], { encoding: 'utf8', stdio: 'pipe' });
+  } catch (e) {
+    const err = e as { status: number; stderr: string };
+    status = err.status;
+    stderr = err.stderr;
+  }
+  assert.equal(status, 4, `exit status ${status}, stderr: ${stderr}`);
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, stderr);
+  assert.match(lines[0]!, /^prov capture start: eBPF capture needs CAP_BPF and CAP_PERFMON/);
+  assert.equal(existsSync(pinDir), false);
+});
