@@ -111,9 +111,9 @@ export function App() {
         ))}
         {!route.id && <button type="button" className={route.view === 'tree' ? 'on' : ''} onClick={() => go({ view: 'tree' })}>All process trees</button>}
         <label>depth <input type="number" min={1} max={100} value={route.depth} data-testid="depth" onChange={(e) => { const d = Number(e.target.value); if (d >= 1 && d <= 100) go({ depth: d }, 'replace'); }} /></label>
-        <label>rule <select value={route.rule} onChange={(e) => go({ rule: e.target.value as Route['rule'] })} aria-label="Derivation rule">
+        {route.view !== 'tree' && <label>rule <select value={route.rule} onChange={(e) => go({ rule: e.target.value as Route['rule'] })} aria-label="Derivation rule">
           <option value="history">history (through processes)</option><option value="strict">strict (Bento-prov)</option>
-        </select></label>
+        </select></label>}
         <label><input type="checkbox" checked={route.group} onChange={(e) => go({ group: e.target.checked }, 'replace')} /> group similar</label>
         {openGroups.size > 0 && <button type="button" onClick={() => setOpenGroups(new Set())}>Regroup siblings</button>}
         {collapsed.size > 0 && <button type="button" onClick={() => setCollapsed(new Set())}>Show collapsed</button>}
