@@ -37,10 +37,20 @@ export function siblingPattern(n: GraphNode): string {
   return n.kind;
 }
 
-/** A file's label with its version when it has had more than one (two "app" boxes must differ). */
-function versionedLabel(n: GraphNode): string {
+/**
+ * The text of a box: a file's label with its version when it has had more than one (two "app"
+ * boxes must differ); a process's command with the program's directory dropped
+ * (`cc1 -quiet …`, not `/usr/lib/gcc/x86_64-linux-gnu/12/cc1 -quiet …`).
+ */
+export function boxLabel(n: GraphNode): string {
   const v = n.attrs.version;
-  return n.kind === 'file' && typeof v === 'number' && v > 0 ? `${n.label} · v${v}` : n.label;
+  if (n.kind === 'file') return typeof v === 'number' && v > 0 ? `${n.label} · v${v}` : n.label;
+  const argv = n.attrs.argv;
+  if (n.kind === 'process' && Array.isArray(argv) && argv.length > 0) {
+    const [prog, ...args] = argv.map(String);
+    return [prog!.startsWith('/') ? prog!.slice(prog!.lastIndexOf('/') + 1) : prog!, ...args].join(' ');
+  }
+  return n.label;
 }
 
 /** The pattern's last directory and name (`…/big/*.o`), short enough for a box. */
@@ -129,7 +139,7 @@ export function toViewGraph(sub: Subgraph, opts: GroupingOptions = {}): ViewGrap
 
   const nodes: ViewNode[] = sub.nodes
     .filter((n) => !rep.has(n.id))
-    .map((n) => ({ id: n.id, kind: n.kind, label: versionedLabel(n), node: n, gap: inGap(sub.gaps, n.host, ...nodeSpan(n)) }));
+    .map((n) => ({ id: n.id, kind: n.kind, label: boxLabel(n), node: n, gap: inGap(sub.gaps, n.host, ...nodeSpan(n)) }));
   nodes.push(...groups);
 
   const edges = new Map<string, ViewEdge>();

@@ -162,7 +162,9 @@ export function GraphView(p: GraphViewProps) {
     const e = n ? undefined : edgeOf(ev.target);
     const text = n ? tooltip(n) : e ? `${EDGE_WORDS[e.kind]} (${e.kind}${e.count > 1 ? ` ×${e.count}` : ''})${e.gap ? ' — during lost events: may be incomplete' : ''}` : null;
     const r = svgRef.current!.getBoundingClientRect();
-    setTip(text ? { text, x: ev.clientX - r.left + 12, y: ev.clientY - r.top + 14 } : null);
+    const x = ev.clientX - r.left, y = ev.clientY - r.top;
+    // Near the right or bottom edge the tooltip opens towards the inside.
+    setTip(text ? { text, x: x > r.width - 440 ? x - 440 : x + 12, y: y > r.height - 120 ? y - 110 : y + 14 } : null);
   };
 
   return (
