@@ -118,7 +118,7 @@ export function App() {
         {openGroups.size > 0 && <button type="button" onClick={() => setOpenGroups(new Set())}>Regroup siblings</button>}
         {collapsed.size > 0 && <button type="button" onClick={() => setCollapsed(new Set())}>Show collapsed</button>}
         {layout && <span className="exports">Export <button type="button" onClick={() => exportAs('svg')}>SVG</button><button type="button" onClick={() => exportAs('prov-json')}>PROV-JSON</button><button type="button" onClick={() => exportAs('dot')}>DOT</button></span>}
-        <span className="keys muted">keys: / search · ←→ along edges · ↑↓ column · Enter open · E expand · C collapse · Esc close</span>
+        <span className="keys muted">keys: / search · ←→ along edges · ↑↓ column · Enter open · E expand · C collapse · F fit · Esc close</span>
       </nav>
 
       <Histogram buckets={buckets} gaps={gaps} {...(route.since !== undefined ? { since: route.since } : {})} {...(route.until !== undefined ? { until: route.until } : {})} onChange={(since, until) => go({ since, until })} />
@@ -134,7 +134,7 @@ export function App() {
       <main className="main">
         <section className="canvas">
           {layout && layout.nodes.length > 0 && (
-            <GraphView layout={layout} {...(focus ? { focus } : {})} {...(route.sel ? { selected: route.sel } : {})} collapsed={collapsed} pack={pack}
+            <GraphView layout={layout} frameKey={key} {...(focus ? { focus } : {})} {...(route.sel ? { selected: route.sel } : {})} collapsed={collapsed} pack={pack}
               onSelect={select} onOpen={open} onExpand={expandLineage} onToggleCollapse={toggleCollapse} />
           )}
           {layout && layout.nodes.length === 0 && <p className="empty">Nothing in this window. Widen the time range or the depth.</p>}

@@ -16,6 +16,8 @@ export const CULL_ABOVE = 1500;
 
 export interface GraphViewProps {
   layout: Layout;
+  /** Names the view (node, view, filters): a new key frames the drawing afresh. */
+  frameKey: string;
   focus?: string;
   selected?: string;
   collapsed: ReadonlySet<string>;
@@ -29,7 +31,7 @@ export interface GraphViewProps {
 }
 
 export function GraphView(p: GraphViewProps) {
-  const { layout, focus, selected, collapsed, pack, onSelect, onOpen, onExpand, onToggleCollapse } = p;
+  const { layout, frameKey, focus, selected, collapsed, pack, onSelect, onOpen, onExpand, onToggleCollapse } = p;
   const svgRef = useRef<SVGSVGElement>(null);
   const zoomRef = useRef<ZoomBehavior<SVGSVGElement, unknown> | null>(null);
   const [t, setT] = useState<ZoomTransform>(zoomIdentity);
@@ -44,13 +46,13 @@ export function GraphView(p: GraphViewProps) {
     return () => { select(svgRef.current!).on('.zoom', null); };
   }, []);
 
-  // Frame a new drawing: readable scale (not below 0.55 unless it all fits), the focus in view.
-  useEffect(() => {
+  // Fit the drawing: readable scale (shrink down to 0.6 to fit; below that keep 0.75 and let the
+  // user pan), the focus in view.
+  const frame = (): void => {
     const svg = svgRef.current!;
     const w = svg.clientWidth || 1000, h = svg.clientHeight || 600;
     const fit = Math.min(w / (layout.width + 80), h / (layout.height + 80));
-    // Shrink to fit down to 0.6; below that keep text readable (0.75) and let the user pan.
-    const k = fit >= 0.6 ? Math.min(1.1, fit) : 0.75;
+    const k = fit >= 0.6 ? Math.min(1, fit) : 0.75;
     const f = focus ? byId.get(focus) : undefined;
     let x: number, y: number;
     if (f) {
@@ -63,6 +65,22 @@ export function GraphView(p: GraphViewProps) {
       y = layout.height * k < h ? (h - layout.height * k) / 2 : 40;
     }
     select(svg).call(zoomRef.current!.transform, zoomIdentity.translate(x, y).scale(k));
+  };
+
+  // A new view is framed afresh; a refinement of the same view (expand, collapse, open a
+  // group) keeps the selected box where it was on screen instead.
+  const framed = useRef<{ key: string; at: Map<string, PlacedNode> } | null>(null);
+  useEffect(() => {
+    const before = framed.current;
+    framed.current = { key: frameKey, at: byId };
+    const anchor = selected ?? focus;
+    const was = anchor ? before?.at.get(anchor) : undefined;
+    const now = anchor ? byId.get(anchor) : undefined;
+    if (before?.key === frameKey && was && now) {
+      select(svgRef.current!).call(zoomRef.current!.transform, zoomIdentity.translate(t.x + (was.x - now.x) * t.k, t.y + (was.y - now.y) * t.k).scale(t.k));
+    } else {
+      frame();
+    }
   }, [layout]); // eslint-disable-line react-hooks/exhaustive-deps
 
   // Keep the selected node on screen when the keyboard moves the selection.
@@ -105,6 +123,7 @@ export function GraphView(p: GraphViewProps) {
     else if (e.key === 'e' || e.key === '+') { onExpand(cur.id); }
     else if (e.key === 'c' || e.key === '-') { onToggleCollapse(cur.id); }
     else if (e.key === 'Escape') { onSelect(undefined); }
+    else if (e.key === 'f') { frame(); }
   };
 
   // Big drawings keep only what is near the viewport in the DOM (quantised so panning a little
@@ -185,6 +204,7 @@ export function GraphView(p: GraphViewProps) {
         <g className="nodes">{nodes}</g>
       </g>
     </svg>
+    <button type="button" className="fit" onClick={frame} title="Fit the drawing (F)">Fit</button>
     {tip && <div className="tooltip" role="tooltip" style={{ left: tip.x, top: tip.y }}>{tip.text}</div>}
     </div>
   );
