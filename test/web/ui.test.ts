@@ -215,4 +215,21 @@ describe('lineage explorer in Chromium', () => {
     assert.deepEqual(dialogs, [], 'no script from a file name ran');
     assert.deepEqual(br.errors.filter((e) => !/favicon/.test(e)), [], 'no console errors (a CSP violation would be one)');
   });
+
+  it('with a token, the page takes it from #token= and sends it; without it the API refuses', async () => {
+    const token = 'browser-test-token-0123456789';
+    const guarded = await startServer({ store, port: 0, token });
+    try {
+      await page.goto(`${guarded.url}/?view=ancestors&id=${encodeURIComponent(sc.appV0)}`);
+      await page.locator('.error-banner').waitFor();
+      assert.match(await page.locator('.error-banner').textContent() ?? '', /missing token/);
+      await page.goto('about:blank'); // a fresh load, as when the link is opened (not a same-page hash change)
+      await page.goto(`${guarded.url}/?view=ancestors&id=${encodeURIComponent(sc.appV0)}#token=${token}`);
+      await page.locator(node(sc.ld)).waitFor();
+      assert.equal(new URL(page.url()).hash, '', 'the token leaves the address bar');
+      await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+    } finally {
+      await guarded.close();
+    }
+  });
 });
