@@ -182,6 +182,16 @@ describe('lineage explorer in Chromium', () => {
     await page.locator(node(sc.mainO)).waitFor();
   });
 
+  it('shows the path between the focus and a selected node', async () => {
+    await page.goto(`${srv.url}/?view=ancestors&id=${encodeURIComponent(sc.appV1)}&sel=${encodeURIComponent(sc.mainC)}`);
+    await page.getByTestId('path-button').click();
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('view') === 'path');
+    await page.locator(node(sc.mainC)).waitFor();
+    for (const id of [sc.appV1, sc.relink, sc.mainO, sc.cc]) assert.equal(await page.locator(node(id)).count(), 1, id);
+    assert.equal(await page.locator('g.node').count(), 5, 'only the path: app ← ld ← main.o ← cc ← main.c');
+    await shot('10b-path');
+  });
+
   it('shows the process tree of the shell', async () => {
     await page.goto(`${srv.url}/?view=tree&id=${encodeURIComponent(sc.bash)}&depth=2`);
     await page.locator(node(sc.make)).waitFor();

@@ -106,7 +106,7 @@ export function App() {
       </header>
 
       <nav className="toolbar" aria-label="View">
-        {route.id && (['ancestors', 'descendants'] as View[]).concat(route.id.startsWith('proc:') ? ['tree'] : []).map((v) => (
+        {route.id && (['ancestors', 'descendants'] as View[]).concat(route.id.startsWith('proc:') ? ['tree'] : [], route.view === 'path' ? ['path'] : []).map((v) => (
           <button key={v} type="button" className={route.view === v ? 'on' : ''} aria-pressed={route.view === v} onClick={() => go({ view: v })}>{VIEW_LABEL[v]}</button>
         ))}
         {!route.id && <button type="button" className={route.view === 'tree' ? 'on' : ''} onClick={() => go({ view: 'tree' })}>All process trees</button>}
@@ -149,7 +149,8 @@ export function App() {
         </section>
         {route.sel && !group && !route.sel.startsWith('group:') && (
           <DetailPanel id={route.sel} onGo={(id) => (layout?.nodes.some((n) => n.id === id) ? select(id) : go({ id, sel: id, view: 'ancestors' }))}
-            onView={(view, id) => go({ view, id, sel: id })} onClose={() => select(undefined)} />
+            onView={(view, id) => go({ view, id, sel: id })} onClose={() => select(undefined)}
+            {...(route.id && route.sel !== route.id && route.view !== 'path' ? { onPath: () => go({ view: 'path', to: route.sel }) } : {})} />
         )}
         {group && (
           <aside className="panel" data-testid="group-panel" aria-label="Group">

@@ -12,6 +12,8 @@ export interface DetailPanelProps {
   id: string;
   onGo(id: string): void;
   onView(view: 'ancestors' | 'descendants' | 'tree', id: string): void;
+  /** Show the path between the view's focus and this node (absent when this node is the focus). */
+  onPath?: () => void;
   onClose(): void;
 }
 
@@ -87,7 +89,7 @@ function FileFacts({ d, onGo }: { d: NodeAnswer; onGo(id: string): void }) {
   );
 }
 
-export function DetailPanel({ id, onGo, onView, onClose }: DetailPanelProps) {
+export function DetailPanel({ id, onGo, onView, onPath, onClose }: DetailPanelProps) {
   const [d, setD] = useState<NodeAnswer | null>(null);
   const [err, setErr] = useState<string | null>(null);
   useEffect(() => {
@@ -107,6 +109,7 @@ export function DetailPanel({ id, onGo, onView, onClose }: DetailPanelProps) {
         <button type="button" onClick={() => onView('ancestors', id)}>Where it came from</button>
         <button type="button" onClick={() => onView('descendants', id)}>What came out of it</button>
         {id.startsWith('proc:') && <button type="button" onClick={() => onView('tree', id)}>Process tree</button>}
+        {onPath && <button type="button" onClick={onPath} data-testid="path-button">Path from the focus</button>}
       </div>
       {err && <p className="error">{err}</p>}
       {!d && !err && <p className="muted">Loading…</p>}
