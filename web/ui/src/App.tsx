@@ -39,18 +39,20 @@ export function App() {
 
   const key = JSON.stringify([route.view, route.id, route.to, route.depth, route.rule, route.since, route.until]);
   const [base, setBase] = useState<LineageAnswer | null>(null);
+  // The view the loaded answer belongs to: a new one frames the drawing afresh.
+  const [baseKey, setBaseKey] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(() => Boolean(route.id) || route.view === 'tree');
   const [extras, setExtras] = useState<Subgraph[]>([]);
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
   const [openGroups, setOpenGroups] = useState<ReadonlySet<string>>(new Set());
   useEffect(() => {
-    setExtras([]); setCollapsed(new Set()); setOpenGroups(new Set()); setError(null);
+    setExtras((x) => (x.length ? [] : x)); setCollapsed((c) => (c.size ? new Set() : c)); setOpenGroups((g) => (g.size ? new Set() : g)); setError(null);
     if (!route.id && route.view !== 'tree') { setBase(null); return; }
     const ac = new AbortController();
     setLoading(true);
     get<LineageAnswer>(route.view, lineageParams(route), ac.signal)
-      .then((a) => { setBase(a); setLoading(false); }, (e: Error) => { if (!ac.signal.aborted) { setBase(null); setError(e.message); setLoading(false); } });
+      .then((a) => { setBase(a); setBaseKey(key); setLoading(false); }, (e: Error) => { if (!ac.signal.aborted) { setBase(null); setError(e.message); setLoading(false); } });
     return () => ac.abort();
   }, [key]); // eslint-disable-line react-hooks/exhaustive-deps
 
@@ -134,7 +136,7 @@ export function App() {
       <main className="main">
         <section className="canvas">
           {layout && layout.nodes.length > 0 && (
-            <GraphView layout={layout} frameKey={key} {...(focus ? { focus } : {})} {...(route.sel ? { selected: route.sel } : {})} collapsed={collapsed} pack={pack}
+            <GraphView layout={layout} frameKey={baseKey} {...(focus ? { focus } : {})} {...(route.sel ? { selected: route.sel } : {})} collapsed={collapsed} pack={pack}
               onSelect={select} onOpen={open} onExpand={expandLineage} onToggleCollapse={toggleCollapse} />
           )}
           {layout && layout.nodes.length === 0 && <p className="empty">Nothing in this window. Widen the time range or the depth.</p>}

@@ -6,7 +6,7 @@
  */
 import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type MouseEvent as ReactMouseEvent } from 'react';
 import { select } from 'd3-selection';
-import { zoom, zoomIdentity, type ZoomBehavior, type ZoomTransform } from 'd3-zoom';
+import { zoom, zoomIdentity, zoomTransform, type ZoomBehavior, type ZoomTransform } from 'd3-zoom';
 import { GAP_COLOUR, EDGE_WORDS } from '../../server/view/style.js';
 import type { Layout, PlacedEdge, PlacedNode } from '../../server/view/types.js';
 import { NodeBox, tooltip } from './NodeBox.js';
@@ -77,7 +77,9 @@ export function GraphView(p: GraphViewProps) {
     const was = anchor ? before?.at.get(anchor) : undefined;
     const now = anchor ? byId.get(anchor) : undefined;
     if (before?.key === frameKey && was && now) {
-      select(svgRef.current!).call(zoomRef.current!.transform, zoomIdentity.translate(t.x + (was.x - now.x) * t.k, t.y + (was.y - now.y) * t.k).scale(t.k));
+      // The transform d3 holds now, not React's copy of it, which may lag one render behind.
+      const cur = zoomTransform(svgRef.current!);
+      select(svgRef.current!).call(zoomRef.current!.transform, zoomIdentity.translate(cur.x + (was.x - now.x) * cur.k, cur.y + (was.y - now.y) * cur.k).scale(cur.k));
     } else {
       frame();
     }
@@ -87,6 +89,7 @@ export function GraphView(p: GraphViewProps) {
   const ensureVisible = (n: PlacedNode): void => {
     const svg = svgRef.current!;
     const w = svg.clientWidth, h = svg.clientHeight;
+    const t = zoomTransform(svg);
     const sx = t.applyX(n.x), sy = t.applyY(n.y);
     if (sx < 20 || sy < 20 || sx + n.width * t.k > w - 20 || sy + n.height * t.k > h - 20) {
       select(svg).call(zoomRef.current!.transform, zoomIdentity.translate(w / 2 - (n.x + n.width / 2) * t.k, h / 2 - (n.y + n.height / 2) * t.k).scale(t.k));
