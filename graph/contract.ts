@@ -294,6 +294,23 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         }
       });
 
+      it('shows the current state of nodes after later batches merged them', async (t) => {
+        const s = await fresh(t);
+        const g = build();
+        await s.ingest(g.b.batch());
+        const before = await s.ancestors(g.app);
+        assert.equal(before.nodes.find((n) => n.id === g.ld)!.attrs.exitCode, undefined);
+        g.b.node({ id: g.ld, kind: 'process', host: 'h1', label: 'ld (done)', ts: 30, attrs: { exitCode: 0, end: 41 } });
+        await s.ingest(g.b.batch());
+        const after = await s.ancestors(g.app);
+        const ld = after.nodes.find((n) => n.id === g.ld)!;
+        assert.equal(ld.label, 'ld (done)');
+        assert.equal(ld.attrs.exitCode, 0);
+        assert.equal(ld.attrs.exe, '/usr/bin/ld');
+        const d = await s.descendants(g.mainC);
+        assert.equal(d.nodes.find((n) => n.id === g.ld)!.attrs.end, 41);
+      });
+
       it('honours since and until on edges', async (t) => {
         const s = await fresh(t);
         const g = build();

@@ -26,6 +26,12 @@ export interface SqliteStoreOptions {
   cacheMiB?: number;
   /** How long a writer waits for another writer's lock, in ms (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * Parsed nodes kept between queries (entries, default 100000; 0 turns it off). Entries are
+   * evicted when their node changes, also when another process writes the database. Nodes in
+   * query results may therefore be shared between results: they are frozen.
+   */
+  nodeCache?: number;
 }
 
 const NODE_COLS = 'nid, id, kind, host, label, ts, attrs';
@@ -77,7 +83,7 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     if (err instanceof ProvError) throw err;
     throw new StoreError(`cannot open the graph database: ${(err as Error).message}`, where);
   }
-  return new SqliteGraphStore(db, where);
+  return new SqliteGraphStore(db, where, opts);
 }
 
 /** The SQLite GraphStore. Create it with {@link openSqliteStore}. */
@@ -85,8 +91,14 @@ export class SqliteGraphStore implements GraphStore {
   private readonly ingester: SqliteIngester | null;
   private readonly stmts;
   private closed = false;
+  private readonly cache = new Map<number, GraphNode>();
+  private readonly cacheMax: number;
+  /** Nodes with fseq above this may have changed since they were cached. */
+  private cacheFseq = 0;
+  private dataVersion = -1;
 
-  constructor(private readonly db: Database.Database, readonly url: string) {
+  constructor(private readonly db: Database.Database, readonly url: string, opts: SqliteStoreOptions = {}) {
+    this.cacheMax = Math.max(0, Math.floor(opts.nodeCache ?? 100_000));
     this.ingester = db.readonly ? null : new SqliteIngester(db, url);
     db.function('prov_glob', { deterministic: true }, (glob: string, s: string | null) => (s !== null && globMatcher(glob)(s) ? 1 : 0));
     this.stmts = {
@@ -119,8 +131,12 @@ export class SqliteGraphStore implements GraphStore {
       latestVersion: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver DESC LIMIT 1`),
       versionAt: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? AND ts <= ? ORDER BY ver DESC LIMIT 1`),
       firstVersion: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver LIMIT 1`),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      maxFseq: db.prepare('SELECT coalesce(max(fseq), 0) FROM nodes').pluck(),
+      changedSince: db.prepare('SELECT nid FROM nodes WHERE fseq > ? ORDER BY fseq LIMIT 10001').pluck(),
       processesInWindow: db.prepare(`SELECT nid FROM nodes WHERE kind = ${PROCESS} AND ts >= ? AND ts <= ? ORDER BY ts, nid LIMIT ?`).pluck(),
     };
+    this.evictChanged();
   }
 
   private where(what: string): string {
@@ -152,7 +168,11 @@ export class SqliteGraphStore implements GraphStore {
     return this.guard('ingest', () => {
       if (!this.ingester) throw new StoreError('the store was opened read-only', this.where('ingest'));
       if (!batch || typeof batch !== 'object') throw new InputError('a batch must be an object', this.where('ingest'));
-      this.ingester.apply(batch);
+      try {
+        this.ingester.apply(batch);
+      } finally {
+        this.evictChanged();
+      }
     });
   }
 
@@ -321,10 +341,40 @@ export class SqliteGraphStore implements GraphStore {
   private nodesByNid(nids: number[]): Map<number, GraphNode> {
     const out = new Map<number, GraphNode>();
     if (nids.length === 0) return out;
-    for (const r of this.stmts.nodesByNids.all(JSON.stringify(nids)) as RawNode[]) {
-      out.set(r[0], { id: r[1], kind: NODE_KINDS[r[2]]!, host: r[3], label: r[4], ts: r[5], attrs: JSON.parse(r[6]) as Record<string, unknown> });
+    if (this.cacheMax > 0 && this.stmts.dataVersion.get() !== this.dataVersion) this.evictChanged();
+    const missing: number[] = [];
+    for (const nid of nids) {
+      const hit = this.cache.get(nid);
+      if (hit) out.set(nid, hit);
+      else missing.push(nid);
+    }
+    if (missing.length === 0) return out;
+    if (this.cache.size + missing.length > this.cacheMax) this.cache.clear();
+    for (const r of this.stmts.nodesByNids.all(JSON.stringify(missing)) as RawNode[]) {
+      const attrs = JSON.parse(r[6]) as Record<string, unknown>;
+      const node: GraphNode = { id: r[1], kind: NODE_KINDS[r[2]]!, host: r[3], label: r[4], ts: r[5], attrs };
+      if (this.cacheMax > 0) {
+        Object.freeze(attrs);
+        this.cache.set(r[0], Object.freeze(node));
+      }
+      out.set(r[0], node);
     }
     return out;
+  }
+
+  /** Drop cached nodes that changed (by this connection or another) since they were cached. */
+  private evictChanged(): void {
+    if (this.cacheMax === 0) return;
+    this.dataVersion = this.stmts.dataVersion.get() as number;
+    // One read snapshot for both reads, so no change slips between them.
+    this.db.transaction(() => {
+      if (this.cache.size > 0) {
+        const changed = this.stmts.changedSince.all(this.cacheFseq) as number[];
+        if (changed.length > 10_000) this.cache.clear();
+        else for (const nid of changed) this.cache.delete(nid);
+      }
+      this.cacheFseq = this.stmts.maxFseq.get() as number;
+    })();
   }
 
   private subgraph(nids: number[], walked: WalkEdge<number>[], truncated: boolean): Subgraph {
