@@ -6,7 +6,7 @@
  * integers, not 40-byte ids. Edges are a WITHOUT ROWID table clustered on (src, kind, dst, pos):
  * that key is the edge identity of graph/model.ts (idempotent ingest) and, being clustered on
  * `src`, walking up reads each node's causes from one B-tree page run. `edges_dst` serves the
- * walk down. Names keep the path history of each inode; prefix search is a range over
+ * walk down and gives a node's latest effects without sorting them all. Names keep the path history of each inode; prefix search is a range over
  * `names_path` / `nodes_path`.
  */
 import type Database from 'better-sqlite3';
@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS edges (
   attrs  TEXT,
   PRIMARY KEY (src, kind, dst, pos)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS edges_dst ON edges(dst);
+CREATE INDEX IF NOT EXISTS edges_dst ON edges(dst, ts);
 CREATE INDEX IF NOT EXISTS edges_ts ON edges(ts);
 CREATE TABLE IF NOT EXISTS names (
   file  TEXT NOT NULL,

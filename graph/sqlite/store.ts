@@ -10,7 +10,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname, resolve } from 'node:path';
 import type { Checkpoint, Gap, GraphEdge, GraphNode, IngestBatch, NameRecord } from '../model.js';
 import type {
-  GraphStore, HistogramBucket, LineageOptions, NodeDetails, Page, SearchQuery, StoreStats, Subgraph,
+  GraphStore, HistogramBucket, LineageOptions, NodeDetails, NodeOptions, Page, SearchQuery, StoreStats, Subgraph,
 } from '../store.js';
 import { InputError, NotFoundError, ProvError, StoreError } from '../errors.js';
 import { shortestPath, walk, walkOptions, type Direction, type WalkEdge, type WalkOptions } from '../lineage.js';
@@ -112,8 +112,8 @@ export class SqliteGraphStore implements GraphStore {
         AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
       forkExecUpAmong: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE src IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
         AND dst IN (SELECT value FROM json_each(?)) AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
-      outEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE src = ?`),
-      inEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE dst = ?`),
+      outEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE src = ? ORDER BY ts DESC, kind, dst, pos LIMIT ?`),
+      inEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE dst = ? ORDER BY ts DESC LIMIT ?`),
       namesOf: db.prepare('SELECT file, host, path, since, until, pos FROM names WHERE file = ? ORDER BY since, path'),
       versionsOf: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver`),
       gapsFor: db.prepare(`SELECT id, host, src, t_from, t_to, count, reason FROM gaps
@@ -186,20 +186,27 @@ export class SqliteGraphStore implements GraphStore {
 
   // --- nodes ---------------------------------------------------------------------------------
 
-  node(id: string): Promise<NodeDetails | null> {
+  node(id: string, opts: NodeOptions = {}): Promise<NodeDetails | null> {
     return this.guard('node', () => {
+      const limit = opts.edgeLimit ?? -1;
+      if (opts.edgeLimit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new InputError(`edgeLimit must be a non-negative integer, got ${String(opts.edgeLimit)}`, this.where('node'));
       const row = this.stmts.nodeById.get(id) as (NodeRow & { ident: string | null }) | undefined;
       if (!row) return null;
       const node = nodeFromRow(row);
       const names = row.ident ? this.namesOf(row.ident) : [];
       const versions = row.ident ? (this.stmts.versionsOf.all(row.ident) as NodeRow[]).map(nodeFromRow) : [];
-      const outRows = this.stmts.outEdges.all(row.nid) as EdgeRow[];
-      const inRows = this.stmts.inEdges.all(row.nid) as EdgeRow[];
+      // Newest first with one extra row to learn whether the limit cut anything; shown oldest first.
+      const outRows = (this.stmts.outEdges.all(row.nid, limit < 0 ? -1 : limit + 1) as EdgeRow[]);
+      const inRows = (this.stmts.inEdges.all(row.nid, limit < 0 ? -1 : limit + 1) as EdgeRow[]);
+      const truncated = limit >= 0 && (outRows.length > limit || inRows.length > limit);
+      if (limit >= 0) { outRows.length = Math.min(outRows.length, limit); inRows.length = Math.min(inRows.length, limit); }
+      outRows.reverse();
+      inRows.reverse();
       const others = this.nodesByNid([...outRows.map((e) => e.dst), ...inRows.map((e) => e.src)]);
       others.set(row.nid, node);
       const idOf = (nid: number): string => others.get(nid)!.id;
       return {
-        node, names, versions,
+        node, names, versions, truncated,
         out: outRows.map((e) => ({ edge: edgeFromRow(e, idOf), node: others.get(e.dst)! })),
         in: inRows.map((e) => ({ edge: edgeFromRow(e, idOf), node: others.get(e.src)! })),
       };
