@@ -69,6 +69,16 @@ CREATE TABLE IF NOT EXISTS checkpoint (stream TEXT PRIMARY KEY, seq INTEGER NOT 
 CREATE TABLE IF NOT EXISTS hosts (host TEXT PRIMARY KEY);
 `;
 
+/** Check that a database (opened read-only) is a prov graph of the supported schema version. */
+export function checkSchema(db: Database.Database, where: string): void {
+  const has = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).get();
+  if (!has) throw new StoreError('not a prov graph database (no schema_version table)', where);
+  const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+  if (row?.version !== SCHEMA_VERSION) {
+    throw new StoreError(`graph schema version ${String(row?.version)} is not the supported version ${SCHEMA_VERSION}`, where);
+  }
+}
+
 /** Create the schema in an empty database, or check the version of an existing one. */
 export function ensureSchema(db: Database.Database, where: string): void {
   const hasVersion = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).get();

@@ -64,6 +64,7 @@ describe('SQLite store specifics', () => {
     db.prepare('UPDATE schema_version SET version = 99').run();
     db.close();
     await assert.rejects(openSqliteStore(path), (e: unknown) => e instanceof StoreError && /version 99/.test(e.message));
+    await assert.rejects(openSqliteStore(path, { readonly: true }), (e: unknown) => e instanceof StoreError && /version 99/.test(e.message));
     const foreign = join(dir, 'foreign.db');
     const f = new Database(foreign);
     f.exec('CREATE TABLE t (x)');

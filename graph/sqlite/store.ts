@@ -15,7 +15,7 @@ import type {
 import { InputError, NotFoundError, ProvError, StoreError } from '../errors.js';
 import { shortestPath, walk, walkOptions, type Direction, type WalkEdge, type WalkOptions } from '../lineage.js';
 import { globLiteralPrefix, globMatcher, prefixRange } from '../glob.js';
-import { ensureSchema } from './schema.js';
+import { checkSchema, ensureSchema } from './schema.js';
 import { SqliteIngester } from './ingest.js';
 import { EDGE_CODE, EDGE_KINDS, NODE_CODE, NODE_KINDS, edgeFromRow, nodeFromRow, type EdgeRow, type NodeRow } from './codec.js';
 
@@ -73,8 +73,7 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     db.pragma('temp_store = MEMORY');
     if (!memory) db.pragma(`mmap_size = ${1 << 30}`); // reads without a copy through the page cache
     if (opts.readonly) {
-      const v = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'schema_version'`).get();
-      if (!v) throw new StoreError('not a prov graph database (no schema_version table)', where);
+      checkSchema(db, where);
     } else {
       ensureSchema(db, where);
     }
