@@ -71,7 +71,6 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     }
     db.pragma(`cache_size = ${-Math.max(1, Math.floor(opts.cacheMiB ?? 64)) * 1024}`);
     db.pragma('temp_store = MEMORY');
-    if (!memory) db.pragma(`mmap_size = ${1 << 30}`); // reads without a copy through the page cache
     if (opts.readonly) {
       checkSchema(db, where);
     } else {

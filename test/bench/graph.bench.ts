@@ -171,7 +171,6 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     const cold: SqliteGraphStore = await openSqliteStore(bigPath, { readonly: true, nodeCache: 0 });
     const raw = new Database(bigPath, { readonly: true });
     raw.pragma('cache_size = -65536');
-    raw.pragma(`mmap_size = ${1 << 30}`);
     const cte = raw.prepare(`WITH RECURSIVE r(nid, d) AS (SELECT nid, 0 FROM nodes WHERE id = ?
         UNION SELECT e.dst, r.d + 1 FROM r JOIN edges e ON e.src = r.nid WHERE r.d < 10)
       SELECT count(DISTINCT nid) FROM r`).pluck();
