@@ -10,10 +10,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
 import { join, basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CODEC, type PayloadDecoder } from '../collector/journal/api.js';
 import { openJournalWriter, type JournalWriterHandle } from '../collector/journal/writer.js';
 import { NotFoundError } from '../graph/errors.js';
-import { decodeRecord } from './decode.js';
 import { Drainer, type DrainStats } from './drain.js';
 import {
   attachCapture, detachCapture, attachedPrograms, readCounters, isAttached, LoaderError,
@@ -21,14 +19,7 @@ import {
 } from './loader.js';
 import type { DaemonConfig, DaemonProgress } from './daemon.js';
 
-/** Decoders for the journal reader: `openJournalReader(dir, { decoders: ebpfDecoders })`. */
-export const ebpfDecoders: ReadonlyMap<number, PayloadDecoder> = new Map([[CODEC.ebpfRaw, decodeRecord]]);
-
-/** Add the eBPF decoder to an existing decoder map (returns the same map). */
-export function registerEbpfDecoder(decoders: Map<number, PayloadDecoder>): Map<number, PayloadDecoder> {
-  decoders.set(CODEC.ebpfRaw, decodeRecord);
-  return decoders;
-}
+export { ebpfDecoders, registerEbpfDecoder } from './decode.js';
 
 export const DEFAULT_STATE_DIR = '/run/prov';
 export const DEFAULT_STREAM = 'ebpf';

@@ -15,6 +15,7 @@ import {
   type ProvEvent, type EventBase, type FileRef,
 } from '../collector/events.js';
 import { InputError } from '../graph/errors.js';
+import { CODEC, type PayloadDecoder } from '../collector/journal/api.js';
 
 /** Record kinds and their sizes (must match the _Static_asserts in prov.bpf.c). */
 export const KIND = { fork: 1, exec: 2, exit: 3, fd: 4, open: 5, sock: 6, msg: 7, fs: 8, lost: 9 } as const;
@@ -257,4 +258,13 @@ export function encodeLost(count: number, from: number, to: number): Uint8Array 
   b.writeBigUInt64LE(BigInt(from), 56);
   b.writeBigUInt64LE(BigInt(to), 64);
   return b;
+}
+
+/** Decoders for the journal reader: `openJournalReader(dir, { decoders: ebpfDecoders })`. */
+export const ebpfDecoders: ReadonlyMap<number, PayloadDecoder> = new Map([[CODEC.ebpfRaw, decodeRecord]]);
+
+/** Add the eBPF decoder to an existing decoder map (returns the same map). No koffi, no libbpf needed. */
+export function registerEbpfDecoder(decoders: Map<number, PayloadDecoder>): Map<number, PayloadDecoder> {
+  decoders.set(CODEC.ebpfRaw, decodeRecord);
+  return decoders;
 }

@@ -60,6 +60,30 @@ describe('join: fd passing over a UNIX socket (SCM_RIGHTS)', () => {
   });
 });
 
+describe('join: popen', () => {
+  it('the parent that keeps the read end and reads it is the user; the child that closed it is not', () => {
+    const s = new Scenario();
+    s.exec(520, ['app']);
+    const app = s.img(520);
+    s.pipe(520, 3, 4, 9100);
+    const child = s.fork(520, 521);
+    s.close(520, 4); // parent keeps the read end
+    s.close(521, 3); // child: the end it does not need
+    s.dup(521, 4, 1);
+    s.close(521, 4);
+    const cmd = s.exec(521, ['sh', '-c', 'ls']);
+    s.exit(521);
+    s.close(520, 3); // pclose, after reading
+    const { batch } = s.run();
+    assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy', 'wasInformedBy']), [
+      E('wasInformedBy', child, app),
+      E('wasInformedBy', cmd, child),
+      E('wasGeneratedBy', 'pipe:h:9100', cmd),
+      E('used', app, 'pipe:h:9100'),
+    ].sort());
+  });
+});
+
 describe('join: close-on-exec', () => {
   it('O_CLOEXEC and F_DUPFD_CLOEXEC fds close at exec (with the old image), others pass to the new image', () => {
     const s = new Scenario();

@@ -63,10 +63,11 @@ describe('join: fork → exec → open → write → close', () => {
 
 /**
  * `sh -c 'cat a | sort > b'` as the shell really does it. `style` picks dash (close(n) +
- * fcntl(F_DUPFD, n), the parent closing each end right after forking) or bash (dup2, the
- * children closing the spare end after dup2).
+ * fcntl(F_DUPFD, n), the parent closing each end right after forking), bash (dup2, the
+ * children closing the spare end after dup2) or bash-late: bash as recorded on this machine,
+ * where the parent closed its pipe ends only after both children had exited.
  */
-function pipeline(style: 'dash' | 'bash') {
+function pipeline(style: 'dash' | 'bash' | 'bash-late') {
   const s = new Scenario();
   const a = file(20, '/w/a');
   const b = file(21, '/w/b');
@@ -77,7 +78,7 @@ function pipeline(style: 'dash' | 'bash') {
   if (style === 'dash') s.close(100, 4);
   const c2 = s.fork(100, 102);
   if (style === 'dash') s.close(100, 3);
-  else { s.close(100, 3); s.close(100, 4); }
+  else if (style === 'bash') { s.close(100, 3); s.close(100, 4); }
   // left side: stdout → pipe, exec cat
   if (style === 'dash') {
     s.close(101, 3);
@@ -114,12 +115,13 @@ function pipeline(style: 'dash' | 'bash') {
   s.close(101, 1); // cat's close_stdout
   s.exit(101);
   s.exit(102); // sort exits holding fd 0 (pipe) and fd 1 (b)
+  if (style === 'bash-late') { s.close(100, 3); s.close(100, 4); }
   s.exit(100);
   return { s, a, b, sh, c1, c2, cat, sort };
 }
 
 describe('join: shell pipeline through a pipe', () => {
-  for (const style of ['dash', 'bash'] as const) {
+  for (const style of ['dash', 'bash', 'bash-late'] as const) {
     it(`${style}: b ← sort ← pipe ← cat ← a, the shell only an informer`, () => {
       const { s, a, b, sh, c1, c2, cat, sort } = pipeline(style);
       const { batch } = s.run();
@@ -199,7 +201,14 @@ describe('join: atomic save (temp file renamed over the target)', () => {
       E('wasGeneratedBy', ver(tmp, 0), vi),
       E('wasInvalidatedBy', ver(target, 0), vi),
     ].sort());
-    assert.equal(batch.nodes.find((n) => n.id === ver(target, 0))!.attrs.deleted, true);
+    const old = batch.nodes.find((n) => n.id === ver(target, 0))!;
+    assert.equal(old.attrs.deleted, true);
+    assert.equal(old.label, 'doc', 'the label stays the name it had, though the name went');
+    assert.equal(old.attrs.path, '/w/doc');
+    assert.equal(old.ts, s.records[1].event.ts, 'first seen when vi opened it');
+    const fresh = batch.nodes.find((n) => n.id === ver(tmp, 0))!;
+    assert.equal(fresh.attrs.path, '/w/.doc.swp', 'path: the name when the version began');
+    assert.equal(fresh.ts, s.records[3].event.ts);
     const names = batch.names.map((n) => `${n.file} ${n.path} ${n.since}`).sort();
     assert.deepEqual(names, [
       `file:h:${target.dev}:40 /w/doc ${s.records[1].event.ts}`,
@@ -235,6 +244,7 @@ describe('join: hard link', () => {
     assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy', 'wasInvalidatedBy']), [
       E('wasGeneratedBy', ver(f, 0), mk),
       E('used', cat, ver(f, 0)),
+      E('used', w, ver(f, 0), 'base'), // O_WRONLY without O_TRUNC keeps the content
       E('wasGeneratedBy', ver(f, 1), w),
     ].sort());
     assert.deepEqual(batch.names.map((n) => n.path), ['/w/f', '/w/g']);

@@ -11,7 +11,7 @@ import type {
 } from '../events.js';
 import { O_CREAT, type Ctx } from './state.js';
 import { callerPid, procOf } from './processes.js';
-import { addName, endName, fileVersionNode, inodeOf, invalidate, learn, pathOf, resolveIno, truncated } from './files.js';
+import { addName, endName, fileVersionNode, firstSeen, inodeOf, invalidate, learn, pathOf, resolveIno, truncated } from './files.js';
 import { CREATE_FLAGS, onOpen } from './witness.js';
 
 type NsEvent = CreateEvent | MkdirEvent | SymlinkEvent | LinkEvent | RenameEvent | UnlinkEvent | RmdirEvent | SetattrEvent;
@@ -53,7 +53,7 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
         const p = pathOf(ctx, ev.file.dev, ev.file);
         if (p !== undefined) ctx.h.dirPaths[`${ev.file.dev}:${ev.file.ino}`] = p;
       }
-      n.cur = Math.max(n.cur, 0);
+      firstSeen(ctx, n);
       fileVersionNode(ctx, n, n.cur, ev.op === 'symlink' ? { target: ev.target } : {});
       return;
     }

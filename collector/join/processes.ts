@@ -43,12 +43,16 @@ export function procOf(ctx: Ctx, pid: number): ProcState {
   return proc;
 }
 
-/** Emit (or update) an image's node. */
+/**
+ * Emit (or update) an image's node. Attribute `image` says how it began: 'exec' (ran a
+ * program: what rebuild re-runs), 'fork' (a copy of its parent that has not exec'd), 'lazy'
+ * (running before capture).
+ */
 export function emitImage(ctx: Ctx, img: ImageState, extra: Record<string, unknown> = {}): void {
   const label = img.argv?.length ? img.argv.join(' ').slice(0, 120) : img.comm ?? `pid ${img.pid}`;
   ctx.out.node(img.id, 'process', ctx.host, label, img.start, {
     pid: img.pid, start: img.start, comm: img.comm, argv: img.argv, exe: img.exe, cwd: img.cwd,
-    uid: img.uid, gid: img.gid, ...extra,
+    uid: img.uid, gid: img.gid, image: img.kind, ...extra,
   });
 }
 
@@ -107,7 +111,7 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: {}, rel: {} }, fds: {}, threads: [] });
   const prev = proc.image;
   // close-on-exec: the old image lets these go (same rules as any close).
-  for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key);
+  for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key, true);
   const image: ImageState = {
     id: processId(ctx.host, proc.pid, ev.ts), pid: proc.pid, start: ev.ts, kind: 'exec',
     comm: ev.comm ?? prev.comm, argv: ev.argv, exe: ev.exe?.path ?? ev.filename, cwd: ev.cwd ?? prev.cwd,
@@ -122,11 +126,14 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   if (ev.exe && Number.isInteger(ev.exe.dev) && Number.isInteger(ev.exe.ino) && ev.exe.ino > 0) {
     exeFile = exeVersion(ctx, ev.exe);
   }
-  emitImage(ctx, image, { env: ev.env, ppid: ev.ppid, exeFile });
+  emitImage(ctx, image, { env: ev.env, ppid: ev.ppid, exeFile, argvTruncated: ev.argvTruncated, envTruncated: ev.envTruncated });
   if (known) ctx.out.edge('wasInformedBy', image.id, prev.id, ev.ts, ctx.pos, { via: 'exec' });
   if (exeFile) ctx.out.edge('used', image.id, exeFile, ev.ts, ctx.pos, { role: 'exe' });
   const user = `user:${ctx.host}:${ev.uid}`;
-  ctx.out.node(user, 'user', ctx.host, `uid ${ev.uid}`, ev.ts, { uid: ev.uid });
+  if (!ctx.h.users[String(ev.uid)]) {
+    ctx.h.users[String(ev.uid)] = 1;
+    ctx.out.node(user, 'user', ctx.host, `uid ${ev.uid}`, ev.ts, { uid: ev.uid });
+  }
   ctx.out.edge('wasAssociatedWith', image.id, user, ev.ts, ctx.pos);
 }
 

@@ -84,13 +84,22 @@ export interface Desc {
   ver?: number | null;
   /** The version this description writes. */
   wver?: number;
+  /** The version a non-truncating writer's new version builds on. */
+  base?: number;
   /** Pipe inode or socket inode. */
   obj?: number;
   peer?: number;
   /** True once eBPF witnessed the fd (then eBPF's closes drive it, provfs's FLUSH is ignored). */
   ebpf?: boolean;
+  /** `pid:dev:ino` under which it waits for its second witness (witness.ts). */
+  waitKey?: string;
   /** provfs file handle, once provfs witnessed the open. */
   fh?: number;
+  /**
+   * Images that handed this description on to an image that then related to it (the chain of
+   * every image the release rule related): their own release later is a hand-off too.
+   */
+  through?: Record<string, 1>;
 }
 
 /** A writer image of a version, recorded at its release; becomes a wasGeneratedBy edge at the version's end. */
@@ -116,8 +125,14 @@ export interface InodeState {
   target?: string;
   /** Current names (absolute paths). */
   names: string[];
-  /** Highest version whose node was emitted (so the lazy version 0 node is emitted once). */
+  /** Highest version whose node was emitted. */
   emitted: number;
+  /** Whether version 0's node was emitted (it can come after a later one: a file first seen opened for writing). */
+  v0?: boolean;
+  /** When `cur` began (its node's ts, kept on every update because stores overwrite ts on merge). */
+  since: number;
+  /** The name `cur` had when it began (its `path` attribute). */
+  vpath?: string;
   deleted?: boolean;
 }
 
@@ -147,6 +162,10 @@ export interface HostState {
   /** `pid:dev:ino` → eBPF-first opens waiting for provfs, and provfs-first opens waiting for eBPF. */
   waitProvfs: Record<string, PendingOpen[]>;
   waitEbpf: Record<string, PendingOpen[]>;
+  /** uids whose user node was emitted. */
+  users: Record<string, 1>;
+  /** Socket flows whose node was emitted (both peers name the same flow: emitted once, its ts stays). */
+  flows: Record<string, 1>;
   /** socket flow id → SCM_RIGHTS copies in flight, oldest first. */
   inflight: Record<string, InFlight[]>;
 }
@@ -196,7 +215,7 @@ export interface Ctx {
 export function newHostState(): HostState {
   return {
     procs: {}, tids: {}, descs: {}, nextDesc: 1, inodes: {}, dirPaths: {}, dentries: {}, paths: {},
-    provfsDevs: {}, fhs: {}, waitProvfs: {}, waitEbpf: {}, inflight: {},
+    provfsDevs: {}, fhs: {}, waitProvfs: {}, waitEbpf: {}, users: {}, flows: {}, inflight: {},
   };
 }
 

@@ -43,6 +43,7 @@ describe('join: provfs + eBPF double witness', () => {
     assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy', 'wasInvalidatedBy']), [
       E('wasGeneratedBy', ver(x, 0), w),
       E('used', r, ver(x, 0)),
+      E('used', w2, ver(x, 0), 'base'),
       E('wasGeneratedBy', ver(x, 1), w2),
       E('wasInvalidatedBy', ver(x, 1), w2),
     ].sort());
@@ -53,8 +54,12 @@ describe('join: provfs + eBPF double witness', () => {
     const st = engine.stats();
     // attach of eBPF's open, eBPF create, FLUSH, eBPF rename, attach of provfs's open, FLUSH, eBPF unlink
     assert.equal(st.duplicateWitness, 7);
+    assert.equal(st.singleWitnessOpens, 1, 'the appender’s open, seen by provfs only');
     assert.deepEqual(st.rejected, {});
     assert.deepEqual(batch.checkpoint, { ebpf: 10, 'provfs-1': 8 });
+    const h = engine.snapshot().hosts.h;
+    assert.deepEqual([h.descs, h.fhs, h.waitEbpf], [{}, {}, {}], 'every open closed, no file handle or pending open left');
+    assert.deepEqual(h.waitProvfs, {});
   });
 
   it('on a device provfs does not report, eBPF’s namespace ops are applied', () => {
