@@ -4,7 +4,8 @@
  * (then a token is required). Runs until SIGINT or SIGTERM, then closes the server and the store.
  */
 import type { GraphStore } from '../../graph/store.js';
-import { InputError } from '../../graph/errors.js';
+import { existsSync } from 'node:fs';
+import { InputError, NotFoundError } from '../../graph/errors.js';
 import { logger } from '../../collector/log.js';
 import { startServer } from '../../web/server/server.js';
 import { openSqliteStore } from '../../graph/sqlite/index.js';
@@ -24,7 +25,9 @@ export interface ServeActionOptions {
 export default async function serve(opts: ServeActionOptions): Promise<number> {
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new InputError(`must be 0..65535, got ${opts.port}`, 'port');
   const owned = typeof opts.store === 'string';
-  const store = typeof opts.store === 'string' ? await openSqliteStore(opts.store) : opts.store;
+  if (typeof opts.store === 'string' && !existsSync(opts.store)) throw new NotFoundError('no graph store here (run `prov ingest` first)', opts.store);
+  // Read-only: the explorer never writes, and can run beside a collector that does.
+  const store = typeof opts.store === 'string' ? await openSqliteStore(opts.store, { readonly: true }) : opts.store;
   let running;
   try {
     running = await startServer({ store, host: opts.host, port: opts.port, ...(opts.token ? { token: opts.token } : {}) });
