@@ -47,8 +47,9 @@ export async function fetchView(store: GraphStore, view: ViewName, q: Query): Pr
     case 'ancestors':
     case 'descendants': {
       const id = nodeId(q.id, 'id');
-      await mustExist(store, id, 'id');
       const subgraph = view === 'ancestors' ? await store.ancestors(id, options) : await store.descendants(id, options);
+      // An answer holds its start node; only an empty one needs the (extra) existence check.
+      if (subgraph.nodes.length === 0) await mustExist(store, id, 'id');
       return { view, focus: id, options, subgraph, title: `${view} of ${id}` };
     }
     case 'path': {

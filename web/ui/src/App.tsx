@@ -4,7 +4,7 @@
  * detail panel. The URL is the state (route.ts); expansions, collapses and opened groups are
  * per-view refinements kept in memory.
  */
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { download, get, type HistogramBucket, type LineageAnswer, type StatsAnswer, type Subgraph } from './api.js';
 import { navigate, readRoute, type Route, type View } from './route.js';
 import { hideCollapsed, mergeSubgraphs, type Walk } from './visible.js';
@@ -62,10 +62,17 @@ export function App() {
   const [buckets, setBuckets] = useState<HistogramBucket[]>([]);
   const [fresh, setFresh] = useState(0);
   const overviewReady = !loading;
+  const lastOverview = useRef(0);
   useEffect(() => {
     if (!overviewReady) return;
-    get<StatsAnswer>('stats').then(setStats, () => {});
-    get<HistogramBucket[]>('histogram', { buckets: 120 }).then(setBuckets, (e: Error) => setError(`activity histogram: ${e.message}`));
+    // New nodes arrive many times a second while capture runs: refresh the overview at most every 15 s.
+    const wait = Math.max(0, lastOverview.current + 15_000 - Date.now());
+    const timer = setTimeout(() => {
+      lastOverview.current = Date.now();
+      get<StatsAnswer>('stats').then(setStats, () => {});
+      get<HistogramBucket[]>('histogram', { buckets: 120 }).then(setBuckets, (e: Error) => setError(`activity histogram: ${e.message}`));
+    }, fresh === 0 ? 0 : wait);
+    return () => clearTimeout(timer);
   }, [fresh, overviewReady]);
 
   const focus = route.id;
