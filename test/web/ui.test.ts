@@ -95,6 +95,7 @@ describe('lineage explorer in Chromium', () => {
     assert.equal(await group.count(), 1);
     await group.click();
     await page.getByTestId('group-panel').waitFor();
+    assert.equal(await page.getByTestId('group-members').locator('li').first().textContent(), `${PROJ}/obj/big/f000.o`);
     await shot('3-group-panel');
     await page.getByTestId('expand-group').click();
     await page.locator(node(sc.bigObjects[0]!)).waitFor();

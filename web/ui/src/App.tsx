@@ -15,7 +15,7 @@ import { GraphView } from './GraphView.js';
 import { DetailPanel } from './DetailPanel.js';
 import { Histogram } from './Histogram.js';
 import { Live } from './Live.js';
-import { fmtTs } from './format.js';
+import { fmtTs, pathOf } from './format.js';
 
 const WALK: Record<View, Walk> = { ancestors: 'forward', descendants: 'backward', tree: 'backward', path: 'both' };
 const VIEW_LABEL: Record<View, string> = { ancestors: 'Where it came from', descendants: 'What came out of it', tree: 'Process tree', path: 'Path' };
@@ -97,6 +97,7 @@ export function App() {
   }, [go, route.view]);
   const select = useCallback((id: string | undefined) => go(id ? { sel: id } : { sel: undefined }, 'replace'), [go]);
 
+  const nodeById = useMemo(() => new Map((visible?.nodes ?? []).map((n) => [n.id, n])), [visible]);
   const group = route.sel?.startsWith('group:') ? layout?.nodes.find((n) => n.id === route.sel) : undefined;
   const gaps = visible?.gaps ?? [];
   const lost = gaps.reduce((s, g) => s + g.count, 0);
@@ -166,7 +167,11 @@ export function App() {
             <header><h3>{group.label}</h3><button type="button" className="close" onClick={() => select(undefined)} aria-label="Close">×</button></header>
             <p>{group.members?.length} similar {group.memberKind} nodes matching <code>{group.pattern}</code>, folded into one box.</p>
             <div className="panel-actions"><button type="button" data-testid="expand-group" onClick={() => { expandLineage(group.id); select(undefined); }}>Expand group</button></div>
-            <ul className="uses">{group.members?.slice(0, 100).map((m) => <li key={m}><code>{m}</code></li>)}</ul>
+            <ul className="uses" data-testid="group-members">{group.members?.slice(0, 200).map((m) => {
+              const n = nodeById.get(m);
+              return <li key={m}><button type="button" className="link" title={m} onClick={() => go({ id: m, sel: m })}>{n ? (n.kind === 'file' ? pathOf(n) : n.label) : m}</button></li>;
+            })}</ul>
+            {(group.members?.length ?? 0) > 200 && <p className="muted">and {(group.members?.length ?? 0) - 200} more</p>}
           </aside>
         )}
       </main>

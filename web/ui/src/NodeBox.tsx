@@ -16,7 +16,7 @@ export interface NodeBoxProps {
 
 /** The full text behind a box (shown on hover by GraphView: one tooltip, not one per box). */
 export function tooltip(n: PlacedNode): string {
-  if (n.kind === 'group') return `${n.label} (click to expand)`;
+  if (n.kind === 'group') return `${n.label}: ${n.members?.length ?? 0} similar nodes matching ${n.pattern ?? ''} (double-click or Enter to expand)`;
   const a = n.node?.attrs ?? {};
   if (n.kind === 'process' && Array.isArray(a.argv)) return `${(a.argv as unknown[]).map(String).join(' ')}\npid ${String(a.pid)}`;
   if (typeof a.path === 'string') return `${a.path}${a.version !== undefined ? `\nversion ${String(a.version)}` : ''}`;
