@@ -1,4 +1,5 @@
 /**
+ * @module test/web/recorded.test
  * The lineage explorer over a recorded scenario: the eBPF fixture journal of a real gcc build
  * (test/fixtures/scenarios/gcc, recorded by scripts/record-fixtures.sh) goes through the real
  * collector pipeline (journal reader, join engine) into SQLite; in headless Chromium the user

@@ -1,4 +1,5 @@
 /**
+ * @module test/web/ui.test
  * Browser tests of the lineage explorer in real headless Chromium over the SQLite store loaded
  * with the web scenario: search a derived file, see its ancestors (processes, inputs, edges),
  * expand a group, filter by time, open detail panels, follow a deep link, move with the keys,

@@ -1,4 +1,5 @@
 /**
+ * @module web/server/app.test
  * API tests of the lineage explorer over the real SQLite store loaded with the web scenario:
  * every parameter's validation (400 with the reason and where), the token and bind rules,
  * the security headers, and what each endpoint answers.

@@ -1,5 +1,8 @@
-// Vite build of the lineage explorer: web/ui → web/ui/dist (served by web/server/app.ts).
-// No inline script or style ends up in index.html, so the server's CSP can forbid them.
+/**
+ * @module web/ui/vite.config
+ * Vite build of the lineage explorer: web/ui → web/ui/dist (served by web/server/app.ts).
+ * No inline script or style ends up in index.html, so the server's CSP can forbid them.
+ */
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
 import { fileURLToPath } from 'node:url';

@@ -1,4 +1,5 @@
 /**
+ * @module web/server/view/view.test
  * Tests of the drawable view shared by the UI and the SVG export: sibling grouping (and its
  * cascade), expanded groups, gap flags, the layered layout's invariants, SVG escaping.
  */
