@@ -144,7 +144,7 @@ export function App() {
       <main className="main">
         <section className="canvas">
           {layout && layout.nodes.length > 0 && (
-            <GraphView layout={layout} frameKey={baseKey} {...(focus ? { focus } : {})} {...(route.sel ? { selected: route.sel } : {})} collapsed={collapsed} pack={pack}
+            <GraphView layout={layout} frameKey={baseKey} {...(focus ? { focus } : {})} {...(route.sel ? { selected: route.sel } : {})} collapsed={collapsed}
               onSelect={select} onOpen={open} onExpand={expandLineage} onToggleCollapse={toggleCollapse} />
           )}
           {layout && layout.nodes.length === 0 && <p className="empty">Nothing in this window. Widen the time range or the depth.</p>}

@@ -10,9 +10,9 @@ import { zoom, zoomIdentity, zoomTransform, type ZoomBehavior, type ZoomTransfor
 import { GAP_COLOUR, EDGE_WORDS } from '../../server/view/style.js';
 import type { Layout, PlacedEdge, PlacedNode } from '../../server/view/types.js';
 import { NodeBox, tooltip } from './NodeBox.js';
-
-/** Above this many boxes only those near the viewport are in the DOM. */
-export const CULL_ABOVE = 1500;
+import { fitFrame } from './frame.js';
+import { movesOf } from './moves.js';
+import { CULL_ABOVE, boxIn, cullWindow, edgeIn } from './cull.js';
 
 export interface GraphViewProps {
   layout: Layout;
@@ -21,8 +21,6 @@ export interface GraphViewProps {
   focus?: string;
   selected?: string;
   collapsed: ReadonlySet<string>;
-  /** Which side the focus sits on, to frame it first. */
-  pack: 'sink' | 'source';
   onSelect(id: string | undefined): void;
   /** Enter / double click: a group expands, a node becomes the focus. */
   onOpen(id: string): void;
@@ -31,7 +29,7 @@ export interface GraphViewProps {
 }
 
 export function GraphView(p: GraphViewProps) {
-  const { layout, frameKey, focus, selected, collapsed, pack, onSelect, onOpen, onExpand, onToggleCollapse } = p;
+  const { layout, frameKey, focus, selected, collapsed, onSelect, onOpen, onExpand, onToggleCollapse } = p;
   const svgRef = useRef<SVGSVGElement>(null);
   const zoomRef = useRef<ZoomBehavior<SVGSVGElement, unknown> | null>(null);
   const [t, setT] = useState<ZoomTransform>(zoomIdentity);
@@ -46,25 +44,10 @@ export function GraphView(p: GraphViewProps) {
     return () => { select(svgRef.current!).on('.zoom', null); };
   }, []);
 
-  // Fit the drawing: readable scale (shrink down to 0.6 to fit; below that keep 0.75 and let the
-  // user pan), the focus in view.
   const frame = (): void => {
     const svg = svgRef.current!;
-    const w = svg.clientWidth || 1000, h = svg.clientHeight || 600;
-    const fit = Math.min(w / (layout.width + 80), h / (layout.height + 80));
-    const k = fit >= 0.6 ? Math.min(1, fit) : 0.75;
-    const f = focus ? byId.get(focus) : undefined;
-    let x: number, y: number;
-    if (f) {
-      x = pack === 'sink' ? Math.min(40, w - 40 - (f.x + f.width) * k) : Math.max(40 - f.x * k, (w - layout.width * k) / 2);
-      if (pack === 'sink' && layout.width * k < w) x = (w - layout.width * k) / 2;
-      y = h / 2 - (f.y + f.height / 2) * k;
-      if (layout.height * k < h) y = (h - layout.height * k) / 2;
-    } else {
-      x = Math.max(40, (w - layout.width * k) / 2);
-      y = layout.height * k < h ? (h - layout.height * k) / 2 : 40;
-    }
-    select(svg).call(zoomRef.current!.transform, zoomIdentity.translate(x, y).scale(k));
+    const f = fitFrame(layout, focus ? byId.get(focus) : undefined, svg.clientWidth || 1000, svg.clientHeight || 600);
+    select(svg).call(zoomRef.current!.transform, zoomIdentity.translate(f.x, f.y).scale(f.k));
   };
 
   // A new view is framed afresh; a refinement of the same view (expand, collapse, open a
@@ -96,31 +79,14 @@ export function GraphView(p: GraphViewProps) {
     }
   };
 
-  const neighbours = useMemo(() => {
-    const causes = new Map<string, string[]>(), effects = new Map<string, string[]>();
-    for (const e of layout.edges) {
-      (effects.get(e.source) ?? effects.set(e.source, []).get(e.source)!).push(e.target);
-      (causes.get(e.target) ?? causes.set(e.target, []).get(e.target)!).push(e.source);
-    }
-    return { causes, effects };
-  }, [layout]);
-
-  const move = (from: PlacedNode, key: string): PlacedNode | undefined => {
-    const nearest = (ids: string[]): PlacedNode | undefined => ids.map((i) => byId.get(i)!).filter(Boolean)
-      .sort((a, b) => Math.abs(a.y - from.y) - Math.abs(b.y - from.y))[0];
-    if (key === 'ArrowLeft') return nearest(neighbours.causes.get(from.id) ?? []);
-    if (key === 'ArrowRight') return nearest(neighbours.effects.get(from.id) ?? []);
-    const column = layout.nodes.filter((n) => n.layer === from.layer).sort((a, b) => a.y - b.y);
-    const i = column.indexOf(from);
-    return column[key === 'ArrowUp' ? i - 1 : i + 1];
-  };
+  const moves = useMemo(() => movesOf(layout), [layout]);
 
   const onKey = (e: KeyboardEvent<SVGSVGElement>): void => {
     const cur = (selected && byId.get(selected)) || (focus && byId.get(focus)) || layout.nodes[0];
     if (!cur) return;
     if (e.key.startsWith('Arrow')) {
       e.preventDefault();
-      const next = selected ? move(cur, e.key) : cur;
+      const next = selected ? moves.move(cur, e.key) : cur;
       if (next) { onSelect(next.id); ensureVisible(next); }
     } else if (e.key === 'Enter') { e.preventDefault(); onOpen(cur.id); }
     else if (e.key === 'e' || e.key === '+') { onExpand(cur.id); }
@@ -138,24 +104,16 @@ export function GraphView(p: GraphViewProps) {
     ro.observe(svg);
     return () => ro.disconnect();
   }, []);
-  const cull = layout.nodes.length > CULL_ABOVE;
-  const CELL = 400;
-  const win = cull ? [
-    Math.floor((-t.x / t.k - CELL) / CELL) * CELL, Math.floor((-t.y / t.k - CELL) / CELL) * CELL,
-    Math.ceil(((size.w - t.x) / t.k + CELL) / CELL) * CELL, Math.ceil(((size.h - t.y) / t.k + CELL) / CELL) * CELL,
-  ] : null;
+  const win = layout.nodes.length > CULL_ABOVE ? cullWindow(t, size.w, size.h) : null;
   const winKey = win ? win.join(',') : 'all';
 
   const nodes = useMemo(() => {
-    const shown = win ? layout.nodes.filter((n) => n.x + n.width >= win[0]! && n.x <= win[2]! && n.y + n.height >= win[1]! && n.y <= win[3]!) : layout.nodes;
+    const shown = win ? layout.nodes.filter((n) => boxIn(n, win)) : layout.nodes;
     return shown.map((n) => <NodeBox key={n.id} n={n} focus={n.id === focus} selected={n.id === selected} collapsed={collapsed.has(n.id)} />);
   }, [layout, focus, selected, collapsed, winKey]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const edges = useMemo(() => {
-    const shown = win ? layout.edges.filter((e) => {
-      const a = byId.get(e.source)!, b = byId.get(e.target)!;
-      return Math.max(a.x, b.x) + a.width >= win[0]! && Math.min(a.x, b.x) <= win[2]! && Math.max(a.y, b.y) + a.height >= win[1]! && Math.min(a.y, b.y) <= win[3]!;
-    }) : layout.edges;
+    const shown = win ? layout.edges.filter((e) => edgeIn(byId.get(e.source)!, byId.get(e.target)!, win)) : layout.edges;
     return shown.map((e) => (
       <path
         key={e.id} d={e.path} className={`edge kind-${e.kind}${e.gap ? ' gap' : ''}`}
