@@ -9,7 +9,7 @@ import { select } from 'd3-selection';
 import { zoom, zoomIdentity, zoomTransform, type ZoomBehavior, type ZoomTransform } from 'd3-zoom';
 import { GAP_COLOUR, EDGE_WORDS } from '../../server/view/style.js';
 import type { Layout, PlacedEdge, PlacedNode } from '../../server/view/types.js';
-import { NodeBox, tooltip } from './NodeBox.js';
+import { NodeBox, domId, tooltip } from './NodeBox.js';
 import { fitFrame } from './frame.js';
 import { movesOf } from './moves.js';
 import { CULL_ABOVE, boxIn, cullWindow, edgeIn } from './cull.js';
@@ -152,7 +152,7 @@ export function GraphView(p: GraphViewProps) {
     <svg
       ref={svgRef} className="graph" tabIndex={0} onKeyDown={onKey} data-testid="graph"
       role="application" aria-label="Lineage graph. Arrow keys move along edges, Enter opens, E expands, C collapses."
-      aria-activedescendant={selected}
+      aria-activedescendant={selected ? domId(selected) : undefined}
       onClick={(e) => { const n = boxOf(e.target); onSelect(n?.id); }}
       onDoubleClick={(e) => { const n = boxOf(e.target); if (n) onOpen(n.id); }}
     >

@@ -14,6 +14,11 @@ export interface NodeBoxProps {
   collapsed: boolean;
 }
 
+/** The DOM id of a box (for aria-activedescendant). */
+export function domId(nodeId: string): string {
+  return `node-${nodeId}`;
+}
+
 /** The full text behind a box (shown on hover by GraphView: one tooltip, not one per box). */
 export function tooltip(n: PlacedNode): string {
   if (n.kind === 'group') return `${n.label}: ${n.members?.length ?? 0} similar nodes matching ${n.pattern ?? ''} (double-click or Enter to expand)`;
@@ -28,7 +33,8 @@ export const NodeBox = memo(function NodeBox({ n, focus, selected, collapsed }: 
   const c = KIND_COLOURS[n.kind];
   const cls = ['node', `kind-${n.kind}`, focus && 'focus', selected && 'selected', n.gap && 'gap', collapsed && 'collapsed'].filter(Boolean).join(' ');
   return (
-    <g className={cls} transform={`translate(${n.x},${n.y})`} data-node-id={n.id} data-kind={n.kind}>
+    <g className={cls} transform={`translate(${n.x},${n.y})`} data-node-id={n.id} data-kind={n.kind}
+      id={domId(n.id)} role="button" aria-label={`${n.kind}: ${tooltip(n)}${n.gap ? ' (lost events around it)' : ''}`} aria-pressed={selected}>
       {n.kind === 'group' && <rect x={5} y={5} width={n.width} height={n.height} rx={3} fill={c.fill} stroke={c.stroke} />}
       <rect
         width={n.width} height={n.height} rx={n.kind === 'process' ? 12 : 3}
