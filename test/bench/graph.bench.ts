@@ -117,8 +117,24 @@ async function time<T>(fn: () => Promise<T> | T): Promise<Timed & { value: T }> 
   return { wall, cpu: (c.user + c.system) / 1000, value };
 }
 
+/**
+ * How much other processes slow this one down: wall time / CPU time of a fixed pure-JS loop
+ * (1.0 on an idle machine). Wall-clock figures measured in the same run are inflated by about it.
+ */
+function contention(): number {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let x = 0;
+  for (let i = 0; i < 2e8; i++) x += i % 7;
+  const wall = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  if (x < 0) console.log(x); // keep the loop
+  return wall / ((c.user + c.system) / 1000);
+}
+
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   const quick = opts.quick;
+  const load: number[] = [contention()];
   const dir = mkdtempSync(join(tmpdir(), 'prov-graph-bench-'));
   const rows: BenchRow[] = [];
   const memory: Record<string, number> = {};
@@ -154,6 +170,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       });
     }
 
+    load.push(contention());
     // 2. The big graph.
     const bigShape: BuildGraphShape = { ...DEFAULT_SHAPE, edges: quick ? 100_000 : 1_000_000, headerPool: quick ? 5000 : 20_000 };
     const bigPath = join(dir, 'big.db');
@@ -255,6 +272,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         note: `avg total ${Math.round(gt / globs.length)} matches; literal prefix narrows the scan`,
       });
       memory['peak, whole run'] = rssMiB();
+      load.push(contention());
+      rows.push({
+        figure: 'machine contention during this run: wall / CPU time of a pure-JS loop (1.0 = idle)', unit: '×',
+        prov: round(median(load)), baseline: null, ratio: null, better: 'lower', repeats: load.length,
+        note: `samples ${load.map((x) => round(x)).join(', ')}; wall-clock figures above are inflated by about this factor, CPU-time medians are not`,
+      });
     } finally {
       raw.close();
       await cold.close();
