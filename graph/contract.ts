@@ -15,8 +15,13 @@
  * - the `history` rule ignores `wasDerivedFrom` edges marked strict; the `strict` rule follows
  *   only those;
  * - search returns one item per file (its latest version) when any name it has or had matches;
- * - a process tree follows `wasInformedBy` edges whose attrs.via is 'fork' or 'exec';
- * - feed returns a node again after a merge changed it.
+ * - a process tree follows `wasInformedBy` edges whose attrs.via is 'fork' or 'exec' (default
+ *   depth 64 from a root; without a root: every process with its start in the window);
+ * - path's default depth is 32; it tries `from` → `to` along the edges, then the reverse;
+ * - histogram covers [since, until], by default the edges' first and last ts, with at most
+ *   `buckets` contiguous buckets (integer ns bounds, both inclusive);
+ * - feed returns a node again after a merge changed it; hosts() is sorted;
+ * - node(id, { edgeLimit }) keeps the most recent edges of each direction, in time order.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
