@@ -216,20 +216,20 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       const w = warm.map((x) => x.wall);
       const c = coldT.map((x) => x.wall);
       const bw = base.map((x) => x.wall);
-      const desc = `avg ${Math.round(nodes / n)} nodes / ${Math.round(edges / n)} edges returned (CTE counts ${Math.round(reach / n)} reachable)`;
+      const desc = `avg ${Math.round(nodes / n)} nodes / ${Math.round(edges / n)} edges returned (CTE counts ${Math.round(reach / n)} reachable, CPU median ${round(median(base.map((x) => x.cpu)))} ms)`;
       rows.push({
         figure: `ancestors depth 10 on the ${bigShape.edges.toLocaleString('en')}-edge graph, whole Subgraph returned (node cache warm)`,
         unit: 'ms', prov: round(median(w)), baseline: round(median(bw)), baselineName: 'recursive CTE, count(DISTINCT) reachable, no rule, nothing returned',
         ratio: round(median(bw) / median(w)), better: 'lower', spread: { prov: round(spread(w)), baseline: round(spread(bw)) }, repeats: n,
         goal: '≤ 5 ms median',
-        note: `${desc}; p95 ${round(p95(w))} ms; CPU median ${round(median(warm.map((x) => x.cpu)))} ms`,
+        note: `${desc}; p95 ${round(p95(w))} ms; CPU median ${round(median(warm.map((x) => x.cpu)))} ms = ${round(median(warm.map((x) => x.cpu)) * 1000 / (nodes / n))} µs per returned node`,
       });
       rows.push({
         figure: `ancestors depth 10 on the ${bigShape.edges.toLocaleString('en')}-edge graph, node cache off (every node read and parsed)`,
         unit: 'ms', prov: round(median(c)), baseline: round(median(bw)), baselineName: 'recursive CTE, count(DISTINCT) reachable, no rule, nothing returned',
         ratio: round(median(bw) / median(c)), better: 'lower', spread: { prov: round(spread(c)), baseline: round(spread(bw)) }, repeats: n,
         goal: '≤ 5 ms median',
-        note: `${desc}; p95 ${round(p95(c))} ms; CPU median ${round(median(coldT.map((x) => x.cpu)))} ms`,
+        note: `${desc}; p95 ${round(p95(c))} ms; CPU median ${round(median(coldT.map((x) => x.cpu)))} ms = ${round(median(coldT.map((x) => x.cpu)) * 1000 / (nodes / n))} µs per returned node`,
       });
 
       const heads = Array.from({ length: quick ? 20 : 100 }, (_, i) => big.gen.headers[(i * 104729) % big.gen.headers.length]!);
