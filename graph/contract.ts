@@ -476,6 +476,9 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         assert.equal(cut.truncated, true);
         const down = await s.descendants(header, { limit: 10_000 });
         assert.equal(down.nodes.length, 1501);
+        const few = await s.descendants(header, { limit: 10 });
+        assert.equal(few.nodes.length, 10);
+        assert.equal(few.truncated, true);
         const page = await s.search({ prefix: '/fan/in/', limit: 50, offset: 2950 });
         assert.equal(page.total, 3000);
         assert.equal(page.items.length, 50);

@@ -106,10 +106,10 @@ export class SqliteGraphStore implements GraphStore {
       nodeById: db.prepare(`SELECT ${NODE_COLS}, ident FROM nodes WHERE id = ?`),
       nodesByNids: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE nid IN (SELECT value FROM json_each(?))`).raw(),
       // Walk levels come back as one JSON array: one string to parse beats thousands of row objects.
-      edgesUp: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE src IN (SELECT value FROM json_each(?))`).pluck(),
-      edgesDown: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE dst IN (SELECT value FROM json_each(?))`).pluck(),
-      forkExecDown: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE dst IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
-        AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
+      edgesUp: db.prepare(`SELECT ${EDGE_JSON} FROM (SELECT ${EDGE_COLS} FROM edges WHERE src IN (SELECT value FROM json_each(?)) LIMIT ?)`).pluck(),
+      edgesDown: db.prepare(`SELECT ${EDGE_JSON} FROM (SELECT ${EDGE_COLS} FROM edges WHERE dst IN (SELECT value FROM json_each(?)) LIMIT ?)`).pluck(),
+      forkExecDown: db.prepare(`SELECT ${EDGE_JSON} FROM (SELECT ${EDGE_COLS} FROM edges WHERE dst IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
+        AND json_extract(attrs, '$.via') IN ('fork', 'exec') LIMIT ?)`).pluck(),
       forkExecUpAmong: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE src IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
         AND dst IN (SELECT value FROM json_each(?)) AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
       outEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE src = ? ORDER BY ts DESC, kind, dst, pos LIMIT ?`),
@@ -322,7 +322,7 @@ export class SqliteGraphStore implements GraphStore {
       const o: WalkOptions = { ...walkOptions(opts, this.where('processTree'), { depth: 64 }), rule: 'history' };
       if (rootId !== undefined) {
         const root = this.requireNid(rootId, 'processTree');
-        const fetch = (frontier: number[]): WalkEdge<number>[] => edgesOf(this.stmts.forkExecDown.get(JSON.stringify(frontier)));
+        const fetch = (frontier: number[], _dir: Direction, max: number): WalkEdge<number>[] => edgesOf(this.stmts.forkExecDown.get(JSON.stringify(frontier), max));
         const r = await walk(root, 'down', o, fetch);
         return this.subgraph(r.nodes, r.edges, r.truncated);
       }
@@ -335,8 +335,8 @@ export class SqliteGraphStore implements GraphStore {
     });
   }
 
-  private readonly fetchEdges = (frontier: number[], dir: Direction): WalkEdge<number>[] =>
-    edgesOf((dir === 'up' ? this.stmts.edgesUp : this.stmts.edgesDown).get(JSON.stringify(frontier)));
+  private readonly fetchEdges = (frontier: number[], dir: Direction, max: number): WalkEdge<number>[] =>
+    edgesOf((dir === 'up' ? this.stmts.edgesUp : this.stmts.edgesDown).get(JSON.stringify(frontier), max));
 
   private requireNid(id: string, what: string): number {
     if (typeof id !== 'string') throw new InputError('a node id must be a string', this.where(what));
