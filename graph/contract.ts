@@ -299,15 +299,19 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         }
       });
 
-      it('shows the current state of nodes after later batches merged them', async (t) => {
+      it('shows the current state after later batches: merged nodes, new edges', async (t) => {
         const s = await fresh(t);
         const g = build();
         await s.ingest(g.b.batch());
         const before = await s.ancestors(g.app);
         assert.equal(before.nodes.find((n) => n.id === g.ld)!.attrs.exitCode, undefined);
         g.b.node({ id: g.ld, kind: 'process', host: 'h1', label: 'ld (done)', ts: 30, attrs: { exitCode: 0, end: 41 } });
+        const libm = g.b.file(60, 0, '/lib/libm.a', 0);
+        g.b.used(g.ld, libm, 32);
         await s.ingest(g.b.batch());
         const after = await s.ancestors(g.app);
+        assert.ok(after.nodes.some((n) => n.id === libm), 'an edge added later is walked');
+        assert.equal(after.nodes.length, before.nodes.length + 1);
         const ld = after.nodes.find((n) => n.id === g.ld)!;
         assert.equal(ld.label, 'ld (done)');
         assert.equal(ld.attrs.exitCode, 0);

@@ -95,8 +95,15 @@ describe('SQLite store specifics', () => {
       const second = await reader.ancestors(f);
       assert.equal(second.nodes.find((n) => n.id === p)!.attrs.exe, '/bin/b');
       assert.equal(second.nodes.find((n) => n.id === p)!.label, 'b');
-      const uncached = await openSqliteStore(path, { readonly: true, nodeCache: 0 });
-      assert.deepEqual(await uncached.ancestors(f), second);
+      // A new input written by another connection shows up in the reader's next walk.
+      const extra = b.file(3, 0, '/two/extra', 3);
+      b.used(p, extra, 4);
+      await writer.ingest(b.batch());
+      const third = await reader.ancestors(f);
+      assert.ok(third.nodes.some((n) => n.id === extra), 'cached adjacency was dropped on the write');
+      assert.equal(third.edges.length, 2);
+      const uncached = await openSqliteStore(path, { readonly: true, nodeCache: 0, edgeCache: 0 });
+      assert.deepEqual(await uncached.ancestors(f), third);
       await uncached.close();
     } finally {
       await reader.close();

@@ -34,6 +34,12 @@ export interface SqliteStoreOptions {
    * query results may therefore be shared between results: they are frozen.
    */
   nodeCache?: number;
+  /**
+   * Edges kept per node and direction between lineage queries (total edges, default 500000; 0
+   * turns it off). Edges only ever get added, but which nodes got new ones is not tracked, so
+   * any write to the database empties this cache.
+   */
+  edgeCache?: number;
 }
 
 const NODE_COLS = 'nid, id, kind, host, label, ts, attrs';
@@ -96,9 +102,13 @@ export class SqliteGraphStore implements GraphStore {
   /** Nodes with fseq above this may have changed since they were cached. */
   private cacheFseq = 0;
   private dataVersion = -1;
+  private readonly adjacency = { up: new Map<number, WalkEdge<number>[]>(), down: new Map<number, WalkEdge<number>[]>() };
+  private adjacencySize = 0;
+  private readonly adjacencyMax: number;
 
   constructor(private readonly db: Database.Database, readonly url: string, opts: SqliteStoreOptions = {}) {
     this.cacheMax = Math.max(0, Math.floor(opts.nodeCache ?? 100_000));
+    this.adjacencyMax = Math.max(0, Math.floor(opts.edgeCache ?? 500_000));
     this.ingester = db.readonly ? null : new SqliteIngester(db, url);
     db.function('prov_glob', { deterministic: true }, (glob: string, s: string | null) => (s !== null && globMatcher(glob)(s) ? 1 : 0));
     this.stmts = {
@@ -335,8 +345,44 @@ export class SqliteGraphStore implements GraphStore {
     });
   }
 
-  private readonly fetchEdges = (frontier: number[], dir: Direction, max: number): WalkEdge<number>[] =>
-    edgesOf((dir === 'up' ? this.stmts.edgesUp : this.stmts.edgesDown).get(JSON.stringify(frontier), max));
+  private readonly fetchEdges = (frontier: number[], dir: Direction, max: number): WalkEdge<number>[] => {
+    const stmt = dir === 'up' ? this.stmts.edgesUp : this.stmts.edgesDown;
+    if (this.adjacencyMax === 0) return edgesOf(stmt.get(JSON.stringify(frontier), max));
+    this.freshen();
+    const cache = this.adjacency[dir];
+    const out: WalkEdge<number>[] = [];
+    const missing: number[] = [];
+    for (const nid of frontier) {
+      const hit = cache.get(nid);
+      if (hit) { for (const e of hit) out.push(e); } else missing.push(nid);
+    }
+    if (missing.length === 0) return out;
+    const got = edgesOf(stmt.get(JSON.stringify(missing), max));
+    if (got.length < max) {
+      // Complete adjacency of every missing node (the fetch was not cut): keep it, frozen, as it is shared.
+      if (this.adjacencySize + got.length > this.adjacencyMax) this.clearAdjacency();
+      const lists = new Map<number, WalkEdge<number>[]>(missing.map((n) => [n, []]));
+      for (const e of got) {
+        if (e.data) Object.freeze(e.data);
+        lists.get(dir === 'up' ? e.src : e.dst)?.push(Object.freeze(e));
+      }
+      for (const [nid, list] of lists) cache.set(nid, list);
+      this.adjacencySize += got.length;
+    }
+    for (const e of got) out.push(e);
+    return out;
+  };
+
+  private clearAdjacency(): void {
+    this.adjacency.up.clear();
+    this.adjacency.down.clear();
+    this.adjacencySize = 0;
+  }
+
+  /** Drop what the caches hold when another connection changed the database. */
+  private freshen(): void {
+    if ((this.cacheMax > 0 || this.adjacencyMax > 0) && this.stmts.dataVersion.get() !== this.dataVersion) this.evictChanged();
+  }
 
   private requireNid(id: string, what: string): number {
     if (typeof id !== 'string') throw new InputError('a node id must be a string', this.where(what));
@@ -348,7 +394,7 @@ export class SqliteGraphStore implements GraphStore {
   private nodesByNid(nids: number[]): Map<number, GraphNode> {
     const out = new Map<number, GraphNode>();
     if (nids.length === 0) return out;
-    if (this.cacheMax > 0 && this.stmts.dataVersion.get() !== this.dataVersion) this.evictChanged();
+    this.freshen();
     const missing: number[] = [];
     for (const nid of nids) {
       const hit = this.cache.get(nid);
@@ -371,7 +417,8 @@ export class SqliteGraphStore implements GraphStore {
 
   /** Drop cached nodes that changed (by this connection or another) since they were cached. */
   private evictChanged(): void {
-    if (this.cacheMax === 0) return;
+    this.clearAdjacency();
+    if (this.cacheMax === 0 && this.adjacencyMax === 0) return;
     this.dataVersion = this.stmts.dataVersion.get() as number;
     // One read snapshot for both reads, so no change slips between them.
     this.db.transaction(() => {
