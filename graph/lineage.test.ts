@@ -81,7 +81,7 @@ describe('lineage walk (store-independent)', () => {
     assert.equal(asked, 10_000, 'at most max(10000, 4 × limit) edges per level');
     assert.equal(r.nodes.length, 100);
     assert.equal(r.truncated, true);
-    const few = await walk('libc', 'down', { ...o, limit: 100_000 }, (f, d, max) => (f.includes('libc') ? many.slice(0, Math.min(max, 50)) : []));
+    const few = await walk('libc', 'down', { ...o, limit: 100_000 }, (f, _d, max) => (f.includes('libc') ? many.slice(0, Math.min(max, 50)) : []));
     assert.equal(few.truncated, false, 'fewer edges than the cap: complete');
   });
 
