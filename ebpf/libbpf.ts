@@ -27,6 +27,7 @@ export interface Libbpf {
   bpf_map__fd: Fn;
   bpf_map__pin: Fn;
   bpf_obj_get: Fn;
+  bpf_obj_get_info_by_fd: Fn;
   bpf_map_update_elem: Fn;
   bpf_map_lookup_elem: Fn;
   bpf_map_delete_elem: Fn;
@@ -70,6 +71,7 @@ export function libbpf(): Libbpf {
     bpf_map__fd: f('int bpf_map__fd(void *map)'),
     bpf_map__pin: f('int bpf_map__pin(void *map, const char *path)'),
     bpf_obj_get: f('int bpf_obj_get(const char *path)'),
+    bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int fd, void *info, void *len)'),
     bpf_map_update_elem: f('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     bpf_map_lookup_elem: f('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
     bpf_map_delete_elem: f('int bpf_map_delete_elem(int fd, const void *key)'),
