@@ -445,7 +445,10 @@ static __always_inline struct pending *stash(__u32 nr, __u32 op, __u64 a0, __u64
 	p.arg[1] = a1;
 	p.arg[2] = a2;
 	p.arg[3] = a3;
-	bpf_map_update_elem(&pend, &tid, &p, BPF_ANY);
+	if (bpf_map_update_elem(&pend, &tid, &p, BPF_ANY)) {
+		count(PROV_STAT_DROPPED); /* too many syscalls in flight: this one's event is lost */
+		return NULL;
+	}
 	return bpf_map_lookup_elem(&pend, &tid);
 }
 
@@ -571,6 +574,8 @@ static __always_inline int dup_exit(long ret)
 	struct pending p;
 	if (!unstash(PEND_DUP, &p) || ret < 0)
 		return 0;
+	if (p.arg[0] == ret)
+		return 0; /* dup2(fd, fd): nothing changes */
 	struct file *f = fd_file((struct task_struct *)bpf_get_current_task_btf(), ret);
 	return emit_fd(PROV_FD_DUP, p.arg[0], ret, p.arg[1], f);
 }
