@@ -15,7 +15,7 @@ import { NotFoundError } from '../graph/errors.js';
 import { Drainer, type DrainStats } from './drain.js';
 import {
   attachCapture, detachCapture, attachedPrograms, readCounters, isAttached, LoaderError,
-  DEFAULT_PIN_DIR, type AttachOptions,
+  DEFAULT_PIN_DIR, checkCapabilities, type AttachOptions,
 } from './loader.js';
 import type { DaemonConfig, DaemonProgress } from './daemon.js';
 
@@ -113,19 +113,26 @@ function readJson<T>(file: string): T | null {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Spawn the collector daemon on pinDir and wait until it drains. */
-async function spawnDaemon(cfg: DaemonConfig, logFile: string): Promise<number> {
+/**
+ * Spawn the collector daemon. It waits (up to 15 s) for the programs to be attached at pinDir,
+ * so it can be started before the attach and excluded from capture from the first event on.
+ */
+function spawnDaemon(cfg: DaemonConfig, logFile: string): number {
   rmSync(cfg.progressFile, { force: true });
   const logFd = openSync(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [daemonScript(), JSON.stringify(cfg)], { detached: true, stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   child.unref();
-  const pid = child.pid!;
+  return child.pid!;
+}
+
+/** Wait until the daemon drains (ready) or fails. */
+async function daemonReady(pid: number, cfg: DaemonConfig, logFile: string): Promise<void> {
   const deadline = Date.now() + 15000;
   for (;;) {
     const p = readJson<DaemonProgress>(cfg.progressFile);
     if (p?.error) throw new LoaderError('drain', `collector daemon failed: ${p.error} (log: ${logFile})`);
-    if (p?.ready) return pid;
+    if (p?.ready) return;
     if (!alive(pid)) throw new LoaderError('drain', `collector daemon exited before it was ready (log: ${logFile})`);
     if (Date.now() > deadline) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } throw new LoaderError('drain', `collector daemon not ready after 15 s (log: ${logFile})`); }
     await sleep(20);
@@ -156,7 +163,9 @@ export async function startCapture(opts: StartOptions): Promise<CaptureStateFile
       const deadline = Date.now() + 5000;
       while (Date.now() < deadline && existsSync(`/proc/${prior.daemonPid}`)) await sleep(20);
     }
-    const pid = await spawnDaemon(prior ? { ...cfg, journalDir: prior.journalDir, stream: prior.stream } : cfg, files.log);
+    const dcfg = prior ? { ...cfg, journalDir: prior.journalDir, stream: prior.stream } : cfg;
+    const pid = spawnDaemon(dcfg, files.log);
+    await daemonReady(pid, dcfg, files.log);
     const state: CaptureStateFile = {
       pinDir, journalDir: prior?.journalDir ?? journalDir, stream: prior?.stream ?? stream, daemonPid: pid,
       started: Date.now(), programs: attachedPrograms(pinDir), progressFile: files.progress, logFile: files.log,
@@ -164,9 +173,18 @@ export async function startCapture(opts: StartOptions): Promise<CaptureStateFile
     writeFileSync(files.state, JSON.stringify(state, null, 2), { mode: 0o600 });
     return { ...state, resumed: true };
   }
-  const attached = attachCapture({ ...opts, pinDir });
+  // The daemon starts first, so it is excluded from capture from the first event on.
+  checkCapabilities();
+  const pid = spawnDaemon(cfg, files.log);
+  let attached: ReturnType<typeof attachCapture>;
   try {
-    const pid = await spawnDaemon(cfg, files.log);
+    attached = attachCapture({ ...opts, pinDir, exclude: [...(opts.exclude ?? []), pid] });
+  } catch (err) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    throw err;
+  }
+  try {
+    await daemonReady(pid, cfg, files.log);
     const state: CaptureStateFile = {
       pinDir, journalDir, stream, daemonPid: pid, started: Date.now(), programs: attached.programs,
       progressFile: files.progress, logFile: files.log,
@@ -175,6 +193,7 @@ export async function startCapture(opts: StartOptions): Promise<CaptureStateFile
     return { ...state, resumed: false };
   } catch (err) {
     detachCapture(pinDir);
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     throw err;
   }
 }

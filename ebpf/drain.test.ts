@@ -78,7 +78,11 @@ test('records a consumer could not make durable stay in the ring for the next on
   // A journal that takes the records but whose fsync fails: nothing may be given back to the kernel.
   const failing = {
     appendEncoded: (_c: number, ps: readonly Uint8Array[]) => { for (const p of ps) firstSeen.push(decodeRecord(p, 'test')); return 0; },
-    flush: () => Promise.reject(new Error('disk full')),
+    // fails once both records were taken (so the first consumer surely read them)
+    flush: () => new Promise<void>((_res, rej) => {
+      const check = () => (trueTags(firstSeen).length >= 2 ? rej(new Error('disk full')) : setTimeout(check, 5));
+      check();
+    }),
   };
   const a = await Drainer.start({ pinDir, sink: failing, durableDelayMs: 1 });
   await runLines(child, ['e1', 'e2']);
