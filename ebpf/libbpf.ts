@@ -20,6 +20,8 @@ export interface Libbpf {
   bpf_program__name: Fn;
   bpf_program__attach: Fn;
   bpf_program__set_autoload: Fn;
+  bpf_program__autoload: Fn;
+  bpf_program__section_name: Fn;
   bpf_link__pin: Fn;
   bpf_link__destroy: Fn;
   bpf_map__set_max_entries: Fn;
@@ -64,6 +66,8 @@ export function libbpf(): Libbpf {
     bpf_program__name: f('const char *bpf_program__name(void *prog)'),
     bpf_program__attach: f('void *bpf_program__attach(void *prog)'),
     bpf_program__set_autoload: f('int bpf_program__set_autoload(void *prog, bool autoload)'),
+    bpf_program__autoload: f('bool bpf_program__autoload(void *prog)'),
+    bpf_program__section_name: f('const char *bpf_program__section_name(void *prog)'),
     bpf_link__pin: f('int bpf_link__pin(void *link, const char *path)'),
     bpf_link__destroy: f('int bpf_link__destroy(void *link)'),
     bpf_map__set_max_entries: f('int bpf_map__set_max_entries(void *map, uint32_t max)'),

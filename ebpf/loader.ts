@@ -44,6 +44,8 @@ export interface AttachOptions extends CaptureSettings {
 export interface AttachResult {
   pinDir: string;
   programs: string[];
+  /** Programs left out because this kernel lacks their tracepoint (e.g. no ctime tracepoints before 6.13, no open(2) on arm64). */
+  skipped: string[];
   loadMs: number;
   attachMs: number;
 }
@@ -126,6 +128,18 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
     const events = L.bpf_object__find_map_by_name(obj, 'events');
     if (isNull(events) || L.bpf_map__set_max_entries(events, ringBytes) !== 0) throw new LoaderError('settings', `cannot size the ring buffer to ${ringBytes} bytes`);
 
+    // A tracepoint this kernel does not have (older kernel, other architecture): leave its
+    // program out rather than fail the whole capture; say which.
+    const skipped: string[] = [];
+    for (let prog = L.bpf_object__next_program(obj, null); !isNull(prog); prog = L.bpf_object__next_program(obj, prog)) {
+      const sec = String(L.bpf_program__section_name(prog));
+      if (!tracepointExists(sec)) {
+        L.bpf_program__set_autoload(prog, false);
+        skipped.push(String(L.bpf_program__name(prog)));
+      }
+    }
+    if (skipped.length) log.warn(`this kernel lacks the tracepoints of ${skipped.length} programs, left out: ${skipped.join(' ')}`);
+
     const rc = L.bpf_object__load(obj);
     if (rc !== 0) {
       const detail = takeLibbpfLog();
@@ -151,6 +165,7 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
 
     const t1 = performance.now();
     for (let prog = L.bpf_object__next_program(obj, null); !isNull(prog); prog = L.bpf_object__next_program(obj, prog)) {
+      if (!L.bpf_program__autoload(prog)) continue;
       const name = String(L.bpf_program__name(prog));
       const link = L.bpf_program__attach(prog);
       if (isNull(link)) { const e = lastErrno(); throw new LoaderError('attach', `program ${name}: ${errText(e)}`, takeLibbpfLog()); }
@@ -161,7 +176,7 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
     }
     const attachMs = performance.now() - t1;
     log.debug(`attached ${programs.length} programs under ${pinDir} (load ${loadMs.toFixed(0)} ms, attach ${attachMs.toFixed(0)} ms)`);
-    return { pinDir, programs, loadMs, attachMs };
+    return { pinDir, programs, skipped, loadMs, attachMs };
   } catch (err) {
     unpinAll(pinDir);
     throw err;
@@ -170,6 +185,25 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
     for (const link of links) L.bpf_link__destroy(link);
     if (obj) L.bpf_object__close(obj);
   }
+}
+
+/** Does the tracepoint a program's section names exist on this kernel? (unknown kinds: assume yes) */
+function tracepointExists(section: string): boolean {
+  const tp = /^tp\/([^/]+)\/([^/]+)$/.exec(section);
+  if (tp) return existsSync(join('/sys/kernel/tracing/events', tp[1]!, tp[2]!));
+  const btf = /^tp_btf\/(.+)$/.exec(section);
+  if (btf) return existsSync('/sys/kernel/tracing/available_events')
+    ? tracepointNames().has(btf[1]!)
+    : true;
+  return true;
+}
+
+let tpNames: Set<string> | null = null;
+function tracepointNames(): Set<string> {
+  if (!tpNames) {
+    tpNames = new Set(readFileSync('/sys/kernel/tracing/available_events', 'utf8').split('\n').map((l) => l.slice(l.indexOf(':') + 1)));
+  }
+  return tpNames;
 }
 
 function putKey(fd: number, pid: number, map: string): void {
