@@ -115,37 +115,23 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
   const programs: string[] = [];
   try {
     const t0 = performance.now();
-    obj = L.bpf_object__open_file(objectPath, null);
-    if (isNull(obj)) { const e = lastErrno(); obj = null; throw new LoaderError('open', `${objectPath}: ${errText(e)}`, takeLibbpfLog()); }
-
-    const rodata = L.bpf_object__find_map_by_name(obj, '.rodata');
-    if (isNull(rodata)) throw new LoaderError('settings', 'the object has no .rodata (settings) section');
-    const size = [0];
-    const init = L.bpf_map__initial_value(rodata, size);
-    if (isNull(init) || size[0] !== SETTINGS_SIZE) throw new LoaderError('settings', `.rodata is ${size[0]} bytes, expected struct prov_settings of ${SETTINGS_SIZE}: rebuild ebpf/ (ebpf/build.sh)`);
-    new Uint8Array(koffi.view(init, SETTINGS_SIZE)).set(encodeSettings(opts));
-
-    const events = L.bpf_object__find_map_by_name(obj, 'events');
-    if (isNull(events) || L.bpf_map__set_max_entries(events, ringBytes) !== 0) throw new LoaderError('settings', `cannot size the ring buffer to ${ringBytes} bytes`);
-
-    // A tracepoint this kernel does not have (older kernel, other architecture): leave its
-    // program out rather than fail the whole capture; say which.
-    const skipped: string[] = [];
-    for (let prog = L.bpf_object__next_program(obj, null); !isNull(prog); prog = L.bpf_object__next_program(obj, prog)) {
-      const sec = String(L.bpf_program__section_name(prog));
-      if (!tracepointExists(sec)) {
-        L.bpf_program__set_autoload(prog, false);
-        skipped.push(String(L.bpf_program__name(prog)));
-      }
-    }
-    if (skipped.length) log.warn(`this kernel lacks the tracepoints of ${skipped.length} programs, left out: ${skipped.join(' ')}`);
-
-    const rc = L.bpf_object__load(obj);
-    if (rc !== 0) {
+    // The verifier gives up with EAGAIN when a signal is pending for the loading thread (a
+    // child exiting, a profiler's SIGPROF): open and load again a few times before failing.
+    let skipped: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const opened = openConfigured(objectPath, ringBytes, opts);
+      obj = opened.obj;
+      skipped = opened.skipped;
+      const rc = L.bpf_object__load(obj);
+      if (rc === 0) break;
       const detail = takeLibbpfLog();
+      L.bpf_object__close(obj);
+      obj = null;
+      if ((rc === -11 || rc === -4) && attempt < 5) continue;
       const why = detail.filter((l) => !/^\d+: /.test(l)).slice(-3).join(' | ');
       throw new LoaderError('load', `${errText(rc)}${why ? ': ' + why : ''}`, detail);
     }
+    if (skipped.length) log.warn(`this kernel lacks the tracepoints of ${skipped.length} programs, left out: ${skipped.join(' ')}`);
     const loadMs = performance.now() - t0;
 
     mkdirSync(pinDir, { mode: 0o700 });
@@ -184,6 +170,38 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
     // Pinned links and maps live on in bpffs; our handles go either way.
     for (const link of links) L.bpf_link__destroy(link);
     if (obj) L.bpf_object__close(obj);
+  }
+}
+
+/** Open the object and apply everything fixed before load: settings, ring size, programs left out. */
+function openConfigured(objectPath: string, ringBytes: number, opts: AttachOptions): { obj: unknown; skipped: string[] } {
+  const L = libbpf();
+  const obj = L.bpf_object__open_file(objectPath, null);
+  if (isNull(obj)) throw new LoaderError('open', `${objectPath}: ${errText(lastErrno())}`, takeLibbpfLog());
+  try {
+    const rodata = L.bpf_object__find_map_by_name(obj, '.rodata');
+    if (isNull(rodata)) throw new LoaderError('settings', 'the object has no .rodata (settings) section');
+    const size = [0];
+    const init = L.bpf_map__initial_value(rodata, size);
+    if (isNull(init) || size[0] !== SETTINGS_SIZE) throw new LoaderError('settings', `.rodata is ${size[0]} bytes, expected struct prov_settings of ${SETTINGS_SIZE}: rebuild ebpf/ (ebpf/build.sh)`);
+    new Uint8Array(koffi.view(init, SETTINGS_SIZE)).set(encodeSettings(opts));
+
+    const events = L.bpf_object__find_map_by_name(obj, 'events');
+    if (isNull(events) || L.bpf_map__set_max_entries(events, ringBytes) !== 0) throw new LoaderError('settings', `cannot size the ring buffer to ${ringBytes} bytes`);
+
+    // A tracepoint this kernel does not have (older kernel, other architecture): leave its
+    // program out rather than fail the whole capture; the caller says which.
+    const skipped: string[] = [];
+    for (let prog = L.bpf_object__next_program(obj, null); !isNull(prog); prog = L.bpf_object__next_program(obj, prog)) {
+      if (!tracepointExists(String(L.bpf_program__section_name(prog)))) {
+        L.bpf_program__set_autoload(prog, false);
+        skipped.push(String(L.bpf_program__name(prog)));
+      }
+    }
+    return { obj, skipped };
+  } catch (err) {
+    L.bpf_object__close(obj);
+    throw err;
   }
 }
 
