@@ -128,7 +128,8 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
       L.bpf_object__close(obj);
       obj = null;
       if ((rc === -11 || rc === -4) && attempt < 5) continue;
-      const why = detail.filter((l) => !/^\d+: /.test(l)).slice(-3).join(' | ');
+      // the verifier's own verdict, not its instruction dump or libbpf's relocation chatter
+      const why = detail.filter((l) => !/^\d+: |^; |^libbpf: (prog '[^']*': relo|sec |map )/.test(l)).slice(-3).join(' | ');
       throw new LoaderError('load', `${errText(rc)}${why ? ': ' + why : ''}`, detail);
     }
     if (skipped.length) log.warn(`this kernel lacks the tracepoints of ${skipped.length} programs, left out: ${skipped.join(' ')}`);
