@@ -18,7 +18,7 @@ import type { Checkpoint, IngestBatch } from '../../graph/model.js';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
 import { BatchBuilder } from './batch.js';
-import { newHostState, newStats, type Ctx, type JoinState, type JoinStats } from './state.js';
+import { newHostState, newStats, reviveHost, type Ctx, type JoinState, type JoinStats } from './state.js';
 import { onExec, onExit, onFork } from './processes.js';
 import { onDup, onMsg, onPipe, onSocket } from './fds.js';
 import { onNamespace } from './namespace.js';
@@ -152,7 +152,7 @@ export class JoinEngine {
     const e = new JoinEngine({ strict: state.strict });
     e.state = structuredClone(state);
     // Snapshots from an earlier build may lack tables added since: start those empty.
-    for (const [host, h] of Object.entries(e.state.hosts)) e.state.hosts[host] = { ...newHostState(), ...h };
+    for (const [host, h] of Object.entries(e.state.hosts)) e.state.hosts[host] = reviveHost(h);
     e.state.stats = { ...newStats(), ...e.state.stats };
     return e;
   }

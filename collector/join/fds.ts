@@ -31,14 +31,14 @@
  */
 import { InputError } from '../../graph/errors.js';
 import type { DupEvent, MsgEvent, PipeEvent, SocketEvent, FileRef } from '../events.js';
-import type { Acq, Ctx, Desc, ProcState } from './state.js';
+import { dict, type Acq, type Ctx, type Desc, type ProcState } from './state.js';
 import { callerPid, procOf, relateOnce } from './processes.js';
 import { descEndFile, readVersion, relateFile, strictDerive } from './files.js';
 import { unpair } from './witness.js';
 
 export function newDesc(ctx: Ctx, fields: Omit<Desc, 'id' | 'refs' | 'holders'>): Desc {
   const id = `d${ctx.h.nextDesc++}`;
-  const d: Desc = { id, refs: 0, holders: {}, ...fields };
+  const d: Desc = { id, refs: 0, holders: dict(), ...fields };
   ctx.h.descs[id] = d;
   return d;
 }
@@ -83,16 +83,19 @@ function release(ctx: Ctx, proc: ProcState, desc: Desc, atExec: boolean): void {
   delete img.acq[desc.id];
   if (desc.kind === 'file' && desc.write && ctx.strict) strictDerive(ctx, proc, desc);
   const flying = inFlight(ctx, desc.id);
-  const others = Object.keys(desc.holders);
-  const handedOn = desc.through?.[img.id] === 1
-    || flying.some((chain) => chain.includes(img.id))
-    || others.some((pid) => ctx.h.procs[pid]?.image.acq[desc.id]?.chain.includes(img.id));
-  const inheritedSetUp = img.kind === 'fork' && acq.via === 'fork' && (others.length > 0 || flying.length > 0);
+  let othersHold = flying.length > 0;
+  let handedOn = desc.through?.[img.id] === 1 || flying.some((chain) => chain.includes(img.id));
+  for (const pid in desc.holders) {
+    othersHold = true;
+    if (handedOn) break;
+    if (ctx.h.procs[pid]?.image.acq[desc.id]?.chain.includes(img.id)) handedOn = true;
+  }
+  const inheritedSetUp = img.kind === 'fork' && acq.via === 'fork' && othersHold;
   const setAsideForExec = img.kind === 'fork' && atExec;
   if (handedOn || inheritedSetUp || setAsideForExec) return;
   relate(ctx, proc, desc, acq.ts);
   if (acq.chain.length > 0) {
-    desc.through ??= {};
+    desc.through ??= dict();
     for (const giver of acq.chain) desc.through[giver] = 1;
   }
 }
@@ -113,9 +116,13 @@ function descEnd(ctx: Ctx, desc: Desc): void {
   if (desc.kind === 'file') descEndFile(ctx, desc);
 }
 
+const NONE: string[][] = [];
+
 function inFlight(ctx: Ctx, d: string): string[][] {
-  const r: string[][] = [];
-  for (const q of Object.values(ctx.h.inflight)) for (const f of q) if (f.d === d) r.push(f.chain);
+  let r = NONE;
+  for (const flow in ctx.h.inflight) {
+    for (const f of ctx.h.inflight[flow]) if (f.d === d) (r === NONE ? (r = []) : r).push(f.chain);
+  }
   return r;
 }
 

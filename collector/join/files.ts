@@ -16,8 +16,8 @@
 import type { FileRef } from '../events.js';
 import { fileIdentity, fileVersionId } from '../../graph/model.js';
 import {
-  O_ACCMODE, O_DIRECTORY, O_TRUNC, O_WRONLY, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT,
-  type Ctx, type Desc, type ImageState, type InodeState, type ProcState,
+  O_ACCMODE, O_DIRECTORY, O_PATH, O_TRUNC, O_WRONLY, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT,
+  dict, type Ctx, type Desc, type ImageState, type InodeState, type ProcState,
 } from './state.js';
 import { newDesc } from './fds.js';
 import { relateOnce } from './processes.js';
@@ -26,7 +26,7 @@ export function inodeOf(ctx: Ctx, dev: number, ino: number): InodeState {
   const key = `${dev}:${ino}`;
   let n = ctx.h.inodes[key];
   if (!n) {
-    n = { dev, ino, cur: -1, writing: false, writers: 0, gens: {}, derived: {}, users: {}, names: [], emitted: -1, since: ctx.ev.ts };
+    n = { dev, ino, cur: -1, writing: false, writers: 0, gens: dict(), derived: dict(), users: dict(), names: [], emitted: -1, since: ctx.ev.ts };
     ctx.h.inodes[key] = n;
   }
   return n;
@@ -156,9 +156,9 @@ function beginVersion(ctx: Ctx, n: InodeState, created: boolean): number {
   n.vpath = n.names[0];
   n.writing = true;
   n.writers = 0;
-  n.gens = {};
-  n.derived = {};
-  n.users = {};
+  n.gens = dict();
+  n.derived = dict();
+  n.users = dict();
   n.deleted = undefined;
   fileVersionNode(ctx, n, n.cur);
   return n.cur;
@@ -170,14 +170,14 @@ function endVersion(ctx: Ctx, n: InodeState): void {
   for (const [img, g] of Object.entries(n.gens)) ctx.out.edge('wasGeneratedBy', id, img, g.ts, g.pos);
   n.writing = false;
   n.writers = 0;
-  n.gens = {};
-  n.derived = {};
+  n.gens = dict();
+  n.derived = dict();
 }
 
 /** A description for an open of a file (eBPF fd or provfs fh): starts a version when it writes. */
 export function openFileDesc(ctx: Ctx, proc: ProcState, ref: FileRef, flags: number, created: boolean): Desc {
   const n = learn(ctx, ref);
-  const isDir = (flags & O_DIRECTORY) !== 0 || n.type === 'dir';
+  const isDir = (flags & (O_DIRECTORY | O_PATH)) !== 0 || n.type === 'dir';
   if (isDir) return newDesc(ctx, { kind: 'dir', read: true, write: false, dev: ref.dev, ino: ref.ino });
   const acc = flags & O_ACCMODE;
   const write = acc !== 0 || (flags & O_TRUNC) !== 0 || created;
@@ -251,10 +251,22 @@ export function invalidate(ctx: Ctx, n: InodeState, img: ImageState): void {
   ctx.out.edge('wasInvalidatedBy', id, img.id, ctx.ev.ts, ctx.pos);
 }
 
-/** truncate/ftruncate without an open writer: a new version written by the caller at once. */
-export function truncated(ctx: Ctx, n: InodeState, img: ImageState): void {
-  if (n.writing) return;
+/**
+ * truncate/ftruncate (a size change). Without an open writer: a new version written by the
+ * caller at once. With the caller writing it: to size 0, the version being written keeps
+ * nothing of the one before (FUSE without atomic O_TRUNC reports `open(O_TRUNC)` as OPEN
+ * without O_TRUNC followed by SETATTR size 0).
+ */
+export function truncated(ctx: Ctx, n: InodeState, proc: ProcState, size: number): void {
+  if (n.writing) {
+    if (size !== 0) return;
+    for (const e of Object.values(proc.fds)) {
+      const d = ctx.h.descs[e.d];
+      if (d?.kind === 'file' && d.write && d.dev === n.dev && d.ino === n.ino) d.base = undefined;
+    }
+    return;
+  }
   beginVersion(ctx, n, false);
-  n.gens[img.id] = { ts: ctx.ev.ts, pos: ctx.pos };
+  n.gens[proc.image.id] = { ts: ctx.ev.ts, pos: ctx.pos };
   endVersion(ctx, n);
 }

@@ -253,3 +253,28 @@ describe('join: hard link', () => {
     assert.equal(batch.nodes.find((n) => n.id === ver(f, 1))!.attrs.path, '/w/g');
   });
 });
+
+describe('join: directory rename', () => {
+  it('every name below a moved directory changes; a later unlink by the new path finds the inode', () => {
+    const s = new Scenario();
+    const DIR = 0o040000;
+    s.exec(500, ['sh']);
+    const sh = s.img(500);
+    s.ebpf(500, { op: 'mkdir', file: { dev: 65025, ino: 100, path: '/w/d', type: DIR }, mode: 0o755 });
+    s.open(500, 3, file(101, '/w/d/x'), WRITE_NEW, true);
+    s.close(500, 3);
+    s.ebpf(500, { op: 'mkdir', file: { dev: 65025, ino: 102, path: '/w/d/sub', type: DIR }, mode: 0o755 });
+    s.open(500, 3, file(103, '/w/d/sub/y'), WRITE_NEW, true);
+    s.close(500, 3);
+    const moved = s.ebpf(500, { op: 'rename', file: { dev: 65025, ino: 100, path: '/w/e', type: DIR }, from: { path: '/w/d' }, flags: 0 });
+    s.ebpf(500, { op: 'unlink', file: { dev: 65025, ino: 0, path: '/w/e/sub/y', name: 'y' }, deleted: true });
+    const { batch } = s.run();
+    const live = batch.names
+      .filter((n) => !batch.nameEnds.some((e) => e.file === n.file && e.path === n.path))
+      .map((n) => `${n.file.split(':').pop()} ${n.path}`)
+      .sort();
+    assert.deepEqual(live, ['100 /w/e', '101 /w/e/x', '102 /w/e/sub']);
+    assert.deepEqual(batch.names.filter((n) => n.since === moved).map((n) => n.path).sort(), ['/w/e', '/w/e/sub', '/w/e/sub/y', '/w/e/x']);
+    assert.deepEqual(edges(batch, ['wasInvalidatedBy']), [E('wasInvalidatedBy', ver(file(103, ''), 0), sh)]);
+  });
+});

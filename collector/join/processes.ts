@@ -11,7 +11,7 @@
  */
 import type { ExecEvent, ExitEvent, ForkEvent } from '../events.js';
 import { processId } from '../../graph/model.js';
-import type { Ctx, ImageState, ProcState } from './state.js';
+import { dict, type Ctx, type ImageState, type ProcState } from './state.js';
 import { install, releaseAll, removeFd } from './fds.js';
 import { exeVersion } from './files.js';
 
@@ -35,9 +35,9 @@ export function procOf(ctx: Ctx, pid: number): ProcState {
   ctx.stats.unknownPids++;
   const ts = ctx.ev.ts;
   const image: ImageState = {
-    id: processId(ctx.host, pid, ts), pid, start: ts, kind: 'lazy', comm: ctx.ev.comm, acq: {}, rel: {},
+    id: processId(ctx.host, pid, ts), pid, start: ts, kind: 'lazy', comm: ctx.ev.comm, acq: dict(), rel: dict(),
   };
-  const proc: ProcState = { pid, image, fds: {}, threads: [] };
+  const proc: ProcState = { pid, image, fds: dict(), threads: [] };
   ctx.h.procs[String(pid)] = proc;
   emitImage(ctx, image, { lazy: true, ppid: ctx.ev.pid === pid ? ctx.ev.ppid : undefined });
   return proc;
@@ -85,9 +85,9 @@ export function onFork(ctx: Ctx, ev: ForkEvent): void {
   const p = parent.image;
   const image: ImageState = {
     id: processId(ctx.host, ev.child, ev.ts), pid: ev.child, start: ev.ts, kind: 'fork',
-    comm: p.comm ?? ev.comm, argv: p.argv, exe: p.exe, cwd: p.cwd, uid: p.uid, gid: p.gid, acq: {}, rel: {},
+    comm: p.comm ?? ev.comm, argv: p.argv, exe: p.exe, cwd: p.cwd, uid: p.uid, gid: p.gid, acq: dict(), rel: dict(),
   };
-  const child: ProcState = { pid: ev.child, image, fds: {}, threads: [] };
+  const child: ProcState = { pid: ev.child, image, fds: dict(), threads: [] };
   ctx.h.procs[String(ev.child)] = child;
   if (ev.childTid !== ev.child) {
     ctx.h.tids[String(ev.childTid)] = ev.child;
@@ -108,14 +108,14 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   const known = ctx.h.procs[String(pid)];
   if (!known) ctx.stats.unknownPids++;
   // First sight of a pid at its exec: the image before is unknown, the new one has no informer.
-  const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: {}, rel: {} }, fds: {}, threads: [] });
+  const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: dict(), rel: dict() }, fds: dict(), threads: [] });
   const prev = proc.image;
   // close-on-exec: the old image lets these go (same rules as any close).
   for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key, true);
   const image: ImageState = {
     id: processId(ctx.host, proc.pid, ev.ts), pid: proc.pid, start: ev.ts, kind: 'exec',
     comm: ev.comm ?? prev.comm, argv: ev.argv, exe: ev.exe?.path ?? ev.filename, cwd: ev.cwd ?? prev.cwd,
-    uid: ev.uid, gid: ev.gid, acq: {}, rel: {},
+    uid: ev.uid, gid: ev.gid, acq: dict(), rel: dict(),
   };
   // fds that survive exec pass to the new image: the old one handed them on, it did not use them.
   for (const [d, a] of Object.entries(prev.acq)) image.acq[d] = { ts: ev.ts, via: 'exec', chain: a.chain };

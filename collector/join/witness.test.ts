@@ -62,6 +62,29 @@ describe('join: provfs + eBPF double witness', () => {
     assert.deepEqual(h.waitProvfs, {});
   });
 
+  it('FUSE drops O_TRUNC from OPEN: eBPF’s flags or provfs’s SETATTR size 0 say the old content is gone', () => {
+    const s = new Scenario();
+    const f = file(14, '/mnt/f', FUSE);
+    const g = file(15, '/mnt/g', FUSE);
+    s.exec(920, ['sh']);
+    const sh = s.img(920);
+    // `> f` seen by both: OPEN without O_TRUNC (provfs), then the syscall's flags (eBPF)
+    s.provfs(920, { op: 'open', file: f, flags: 1, fh: 1 });
+    s.open(920, 3, f, WRITE_NEW);
+    s.provfs(920, { op: 'setattr', file: f, size: 0 });
+    s.close(920, 3);
+    s.provfs(920, { op: 'close', file: f, fh: 1 });
+    // `> g` seen by provfs only: OPEN then SETATTR size 0
+    s.provfs(920, { op: 'open', file: g, flags: 1, fh: 2 });
+    s.provfs(920, { op: 'setattr', file: g, size: 0 });
+    s.provfs(920, { op: 'close', file: g, fh: 2 });
+    const { batch } = s.run();
+    assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy']), [
+      E('wasGeneratedBy', ver(f, 1), sh),
+      E('wasGeneratedBy', ver(g, 1), sh),
+    ].sort());
+  });
+
   it('on a device provfs does not report, eBPF’s namespace ops are applied', () => {
     const s = new Scenario();
     const x = file(12, '/mnt/x', FUSE);

@@ -110,6 +110,8 @@ export function onOpen(ctx: Ctx, ev: OpenEvent): void {
   if (seen) {
     ctx.stats.duplicateWitness++;
     seen.ebpf = true;
+    // The syscall's flags are the real ones: FUSE drops O_TRUNC from OPEN (no atomic O_TRUNC).
+    if ((ev.flags & O_TRUNC) !== 0) seen.base = undefined;
     // Move the provfs-only hold to the fd eBPF names, without a release (it is the same open).
     const vkey = `fh:${dev}:${seen.fh}`;
     if (proc.fds[vkey]?.d === seen.id) {
