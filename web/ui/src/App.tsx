@@ -36,7 +36,6 @@ export function App() {
   }, []);
   const go = useCallback((r: Partial<Route>, mode: 'push' | 'replace' = 'push') => navigate({ ...readRoute(), ...r }, mode), []);
 
-
   const key = JSON.stringify([route.view, route.id, route.to, route.depth, route.rule, route.since, route.until]);
   const [base, setBase] = useState<LineageAnswer | null>(null);
   // The view the loaded answer belongs to: a new one frames the drawing afresh.
@@ -83,8 +82,10 @@ export function App() {
   const expandLineage = useCallback((id: string) => {
     if (id.startsWith('group:')) { setOpenGroups((s) => new Set([...s, id])); return; }
     setCollapsed((s) => { const n = new Set(s); n.delete(id); return n; });
-    const view = route.view === 'descendants' || route.view === 'tree' ? 'descendants' : 'ancestors';
-    get<LineageAnswer>(view, { id, depth: 3, rule: route.rule, since: route.since, until: route.until })
+    const window = { since: route.since, until: route.until };
+    const more = route.view === 'tree' ? get<LineageAnswer>('tree', { root: id, depth: 3, ...window })
+      : get<LineageAnswer>(route.view === 'descendants' ? 'descendants' : 'ancestors', { id, depth: 3, rule: route.rule, ...window });
+    more
       .then((sub) => setExtras((x) => [...x, sub]), (e: Error) => setError(e.message));
   }, [route.view, route.rule, route.since, route.until]);
   const toggleCollapse = useCallback((id: string) => {
