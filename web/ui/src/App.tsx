@@ -82,8 +82,8 @@ export function App() {
   const expandLineage = useCallback((id: string) => {
     if (id.startsWith('group:')) { setOpenGroups((s) => new Set([...s, id])); return; }
     setCollapsed((s) => { const n = new Set(s); n.delete(id); return n; });
-    const window = { since: route.since, until: route.until };
-    const more = route.view === 'tree' ? get<LineageAnswer>('tree', { root: id, depth: 3, ...window })
+    const span = { since: route.since, until: route.until };
+    const more = route.view === 'tree' ? get<LineageAnswer>('tree', { root: id, depth: 3, ...span })
       : get<LineageAnswer>(route.view === 'descendants' ? 'descendants' : 'ancestors', { id, depth: 3, rule: route.rule, ...window });
     more
       .then((sub) => setExtras((x) => [...x, sub]), (e: Error) => setError(e.message));
