@@ -84,7 +84,7 @@ export function App() {
     setCollapsed((s) => { const n = new Set(s); n.delete(id); return n; });
     const span = { since: route.since, until: route.until };
     const more = route.view === 'tree' ? get<LineageAnswer>('tree', { root: id, depth: 3, ...span })
-      : get<LineageAnswer>(route.view === 'descendants' ? 'descendants' : 'ancestors', { id, depth: 3, rule: route.rule, ...window });
+      : get<LineageAnswer>(route.view === 'descendants' ? 'descendants' : 'ancestors', { id, depth: 3, rule: route.rule, ...span });
     more
       .then((sub) => setExtras((x) => [...x, sub]), (e: Error) => setError(e.message));
   }, [route.view, route.rule, route.since, route.until]);
