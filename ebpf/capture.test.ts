@@ -60,6 +60,14 @@ test('fd, socket and file-system families match what the workload saw', async (t
   const reopen = must(evs, 'open', (e) => e.fd === w.reopen.fd && e.file.ino === w.reopen.ino && !e.created, 'the re-open of a.txt');
   assert.equal(reopen.flags & 3, 0);
 
+  const o2 = must(evs, 'open', (e) => e.fd === w.openat2.fd && e.file.ino === w.openat2.ino && e.file.path === `${dir}/a.txt`, 'openat2');
+  assert.equal(o2.flags & 0o2000000, 0o2000000, 'openat2 flags come from struct open_how');
+  const cr = must(evs, 'open', (e) => e.file.path === `${dir}/creat.txt`, 'creat');
+  assert.equal(cr.fd, w.creat.fd);
+  assert.equal(cr.file.ino, w.creat.ino);
+  assert.equal(cr.created, true);
+  assert.equal(cr.flags, 0o1101, 'creat = O_CREAT|O_WRONLY|O_TRUNC');
+
   must(evs, 'dup', (e) => e.oldfd === w.create.fd && e.newfd === w.dup && !e.cloexec, 'dup');
   must(evs, 'dup', (e) => e.oldfd === w.create.fd && e.newfd === 20, 'dup2');
   must(evs, 'dup', (e) => e.oldfd === w.create.fd && e.newfd === 21 && e.cloexec === true, 'dup3(O_CLOEXEC)');
@@ -113,6 +121,9 @@ test('fd, socket and file-system families match what the workload saw', async (t
   assert.equal(send.files?.[0]?.dev, w.passed.dev);
   assert.equal(send.sock, w.sock.cli_ino);
   assert.equal(send.peer, w.sock.conn_ino);
+  const sendto = must(evs, 'sendmsg', (e) => e.fd === w.sock.cli && e.bytes === 2, 'sendto without fds');
+  assert.equal(sendto.fds, undefined);
+  assert.equal(sendto.sock, w.sock.cli_ino);
   const recv = must(evs, 'recvmsg', (e) => e.fd === w.sock.conn && (e.fds?.length ?? 0) > 0, 'recvmsg with SCM_RIGHTS');
   assert.deepEqual(recv.fds, [w.received.fd]);
   assert.equal(recv.files?.[0]?.ino, w.passed.ino, 'the received fd names the passed file');

@@ -7,7 +7,7 @@
  * decode them with {@link ebpfDecoders}.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, closeSync, writeFileSync } from 'node:fs';
 import { join, basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openJournalWriter, type JournalWriterHandle } from '../collector/journal/writer.js';
@@ -15,7 +15,7 @@ import { NotFoundError } from '../graph/errors.js';
 import { Drainer, type DrainStats } from './drain.js';
 import {
   attachCapture, detachCapture, attachedPrograms, readCounters, isAttached, LoaderError,
-  DEFAULT_PIN_DIR, type AttachOptions,
+  DEFAULT_PIN_DIR, checkCapabilities, type AttachOptions,
 } from './loader.js';
 import type { DaemonConfig, DaemonProgress } from './daemon.js';
 
@@ -95,8 +95,16 @@ function daemonScript(): string {
   return fileURLToPath(new URL('./daemon.js', import.meta.url));
 }
 
+/** Is pid a running process (a zombie nobody reaped yet counts as gone)? */
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try { process.kill(pid, 0); } catch { return false; }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
 }
 
 function readJson<T>(file: string): T | null {
@@ -106,43 +114,86 @@ function readJson<T>(file: string): T | null {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Spawn the collector daemon. It waits (up to 15 s) for the programs to be attached at pinDir,
+ * so it can be started before the attach and excluded from capture from the first event on.
+ */
+function spawnDaemon(cfg: DaemonConfig, logFile: string): number {
+  rmSync(cfg.progressFile, { force: true });
+  const logFd = openSync(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [daemonScript(), JSON.stringify(cfg)], { detached: true, stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  child.unref();
+  return child.pid!;
+}
+
+/** Wait until the daemon drains (ready) or fails. */
+async function daemonReady(pid: number, cfg: DaemonConfig, logFile: string): Promise<void> {
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const p = readJson<DaemonProgress>(cfg.progressFile);
+    if (p?.error) throw new LoaderError('drain', `collector daemon failed: ${p.error} (log: ${logFile})`);
+    if (p?.ready) return;
+    if (!alive(pid)) throw new LoaderError('drain', `collector daemon exited before it was ready (log: ${logFile})`);
+    if (Date.now() > deadline) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } throw new LoaderError('drain', `collector daemon not ready after 15 s (log: ${logFile})`); }
+    await sleep(20);
+  }
+}
+
+/**
  * `prov capture start`: attach, start a detached collector daemon that drains into the journal,
  * wait until it drains, and return. Capture continues after this process exits.
+ *
+ * When the programs are already attached but their collector is gone (it crashed or was
+ * killed), only a new collector is started: it resumes from the pinned ring where the last one
+ * stopped (`resumed: true`), with the settings of the original attach.
  */
-export async function startCapture(opts: StartOptions): Promise<CaptureStateFile> {
+export async function startCapture(opts: StartOptions): Promise<CaptureStateFile & { resumed: boolean }> {
   const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
   const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
   const journalDir = resolve(opts.journalDir);
   const stream = opts.stream ?? DEFAULT_STREAM;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const files = stateFiles(pinDir, stateDir);
-  const attached = attachCapture({ ...opts, pinDir });
-  try {
-    rmSync(files.progress, { force: true });
-    const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress };
-    const logFd = openSync(files.log, 'a', 0o600);
-    const child = spawn(process.execPath, [daemonScript(), JSON.stringify(cfg)], { detached: true, stdio: ['ignore', logFd, logFd] });
-    closeSync(logFd);
-    child.unref();
-    const pid = child.pid!;
-    const deadline = Date.now() + 15000;
-    for (;;) {
-      const p = readJson<DaemonProgress>(files.progress);
-      if (p?.error) throw new LoaderError('drain', `collector daemon failed: ${p.error} (log: ${files.log})`);
-      if (p?.ready) break;
-      if (!alive(pid)) throw new LoaderError('drain', `collector daemon exited before it was ready (log: ${files.log})`);
-      if (Date.now() > deadline) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } throw new LoaderError('drain', `collector daemon not ready after 15 s (log: ${files.log})`); }
-      await sleep(20);
+  const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress };
+  const prior = readJson<CaptureStateFile>(files.state);
+  if (isAttached(pinDir)) {
+    if (prior && alive(prior.daemonPid)) throw new LoaderError('pin', `capture already running at ${pinDir} (collector pid ${prior.daemonPid})`);
+    // A dead collector may linger as a zombie until init reaps it; its journal lock names it.
+    if (prior) {
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && existsSync(`/proc/${prior.daemonPid}`)) await sleep(20);
     }
+    const dcfg = prior ? { ...cfg, journalDir: prior.journalDir, stream: prior.stream } : cfg;
+    const pid = spawnDaemon(dcfg, files.log);
+    await daemonReady(pid, dcfg, files.log);
+    const state: CaptureStateFile = {
+      pinDir, journalDir: prior?.journalDir ?? journalDir, stream: prior?.stream ?? stream, daemonPid: pid,
+      started: Date.now(), programs: attachedPrograms(pinDir), progressFile: files.progress, logFile: files.log,
+    };
+    writeFileSync(files.state, JSON.stringify(state, null, 2), { mode: 0o600 });
+    return { ...state, resumed: true };
+  }
+  // The daemon starts first, so it is excluded from capture from the first event on.
+  checkCapabilities();
+  const pid = spawnDaemon(cfg, files.log);
+  let attached: ReturnType<typeof attachCapture>;
+  try {
+    attached = attachCapture({ ...opts, pinDir, exclude: [...(opts.exclude ?? []), pid] });
+  } catch (err) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    throw err;
+  }
+  try {
+    await daemonReady(pid, cfg, files.log);
     const state: CaptureStateFile = {
       pinDir, journalDir, stream, daemonPid: pid, started: Date.now(), programs: attached.programs,
       progressFile: files.progress, logFile: files.log,
     };
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(files.state, JSON.stringify(state, null, 2), { mode: 0o600 });
-    return state;
+    return { ...state, resumed: false };
   } catch (err) {
     detachCapture(pinDir);
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     throw err;
   }
 }

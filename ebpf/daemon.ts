@@ -10,7 +10,7 @@
 import { writeFileSync, renameSync } from 'node:fs';
 import { openJournalWriter } from '../collector/journal/writer.js';
 import { Drainer } from './drain.js';
-import { excludePid } from './loader.js';
+import { excludePid, isAttached } from './loader.js';
 import { logger } from '../collector/log.js';
 
 const log = logger('ebpf-drain');
@@ -45,7 +45,14 @@ async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as DaemonConfig;
   const progress: DaemonProgress = { pid: process.pid, ready: false, stopped: false, records: 0, lost: 0, bytes: 0, lastSeq: 0, updated: Date.now() };
   try {
-    excludePid(process.pid, cfg.pinDir);
+    // Started before the attach (so the attach can exclude it): wait for the pins.
+    const until = Date.now() + 15000;
+    while (!isAttached(cfg.pinDir)) {
+      if (Date.now() > until) throw new Error(`no capture attached at ${cfg.pinDir} after 15 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    excludePid(process.pid, cfg.pinDir); // already excluded by the attach; kept for a resumed start
+
     const writer = openJournalWriter({ dir: cfg.journalDir, stream: cfg.stream });
     const drainer = await Drainer.start({ pinDir: cfg.pinDir, sink: writer });
     const tick = () => {

@@ -5,15 +5,23 @@
  * on the journal: the owner grants credits (batches in flight) through a shared counter, and
  * while credits are exhausted the kernel's ring absorbs the backlog.
  *
- * Shared Int32 slots: [0] stop flag, [1] credits left, [2] wake-up counter.
+ * The kernel's consumer position advances only to what the owner reports durable (the commit
+ * slot), so records copied out but not yet in the journal survive a crash of this process in
+ * the pinned ring, for the next consumer.
+ *
+ * Shared memory: Int32 [0] stop flag, [1] credits left, [2] wake-up counter, [3] the owner gave
+ * up on making records durable (journal failed); BigInt64 at byte 16: the durable position.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingReader } from './ring.js';
 
 interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number }
 const { ringPath, shared, pollMs, maxBatchBytes } = workerData as Init;
-const ctl = new Int32Array(shared);
-const STOP = 0, CREDITS = 1, WAKE = 2;
+const ctl = new Int32Array(shared, 0, 4);
+const durable = new BigInt64Array(shared, 16, 1);
+const STOP = 0, CREDITS = 1, WAKE = 2, ABANDON = 3;
+/** Waiting for the owner's last commit when stopping. */
+const FINAL_COMMIT_MS = 30000;
 
 function main(): void {
   let ring: RingReader;
@@ -25,7 +33,9 @@ function main(): void {
   }
   parentPort!.postMessage({ type: 'ready', size: ring.size });
   try {
+    const applyCommit = () => ring.commit(Number(Atomics.load(durable, 0)));
     for (;;) {
+      applyCommit();
       const stopping = Atomics.load(ctl, STOP) !== 0;
       if (Atomics.load(ctl, CREDITS) <= 0) {
         if (stopping) break;
@@ -35,13 +45,21 @@ function main(): void {
       const batch = ring.read(maxBatchBytes);
       if (batch) {
         Atomics.sub(ctl, CREDITS, 1);
-        parentPort!.postMessage({ type: 'batch', bytes: batch.bytes, offsets: batch.offsets, count: batch.count },
+        parentPort!.postMessage({ type: 'batch', bytes: batch.bytes, offsets: batch.offsets, count: batch.count, end: batch.end },
           [batch.bytes.buffer as ArrayBuffer, batch.offsets.buffer as ArrayBuffer]);
         continue;
       }
       if (stopping) break; // drained to empty after stop was asked
       Atomics.wait(ctl, WAKE, Atomics.load(ctl, WAKE), pollMs);
     }
+    // Everything read was posted; commit once the owner says it is durable.
+    const end = ring.position;
+    parentPort!.postMessage({ type: 'drained', end });
+    const deadline = Date.now() + FINAL_COMMIT_MS;
+    while (Number(Atomics.load(durable, 0)) < end && Date.now() < deadline && Atomics.load(ctl, ABANDON) === 0) {
+      Atomics.wait(ctl, WAKE, Atomics.load(ctl, WAKE), 50);
+    }
+    applyCommit();
   } catch (err) {
     parentPort!.postMessage({ type: 'error', message: (err as Error).message });
   } finally {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachCapture, detachCapture, readCounters } from './loader.js';
@@ -22,6 +22,10 @@ import type { ProvEvent } from '../collector/events.js';
 
 const pinDir = `/sys/fs/bpf/prov-test-drain-${process.pid}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A process that exists and is not a zombie. */
+function running(pid: number): boolean {
+  try { return !/^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+}
 
 /** A shell that runs /bin/true once per line it reads, and says "ok" after each. */
 function lineRunner(): ChildProcessWithoutNullStreams {
@@ -66,6 +70,35 @@ test('a restarted consumer resumes from the pinned ring: nothing lost, nothing t
   assert.equal(readCounters(pinDir).emitted, seen.length);
 });
 
+test('records a consumer could not make durable stay in the ring for the next one', async (t) => {
+  const child = lineRunner();
+  t.after(() => { child.kill('SIGKILL'); detachCapture(pinDir); });
+  attachCapture({ pinDir, pidTree: [child.pid!], ringBytes: 1 << 22 });
+  const firstSeen: ProvEvent[] = [];
+  // A journal that takes the records but whose fsync fails: nothing may be given back to the kernel.
+  const failing = {
+    appendEncoded: (_c: number, ps: readonly Uint8Array[]) => { for (const p of ps) firstSeen.push(decodeRecord(p, 'test')); return 0; },
+    // fails once both records were taken (so the first consumer surely read them)
+    flush: () => new Promise<void>((_res, rej) => {
+      const check = () => (trueTags(firstSeen).length >= 2 ? rej(new Error('disk full')) : setTimeout(check, 5));
+      check();
+    }),
+  };
+  const a = await Drainer.start({ pinDir, sink: failing, durableDelayMs: 1 });
+  await runLines(child, ['e1', 'e2']);
+  await sleep(100);
+  await a.stop();
+  assert.deepEqual(trueTags(firstSeen), ['e1', 'e2'], 'the first consumer read the records');
+  assert.match(String(a.error?.message), /disk full/);
+
+  const seen: ProvEvent[] = [];
+  const b = await Drainer.start({ pinDir, sink: { appendEncoded: (_c, ps) => { for (const p of ps) seen.push(decodeRecord(p, 'test')); return 0; } } });
+  await runLines(child, ['e3']);
+  await sleep(50);
+  await b.stop();
+  assert.deepEqual(trueTags(seen), ['e1', 'e2', 'e3'], 'the second consumer gets what the first could not keep');
+});
+
 test('ring overflow is counted in the kernel and journalled as a lost event', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'prov-lost-'));
   const child = lineRunner();
@@ -92,7 +125,7 @@ test('ring overflow is counted in the kernel and journalled as a lost event', as
   for (const e of lost) if (e.op === 'lost') assert.ok(e.to >= e.from && e.reason.length > 0);
 });
 
-test('prov capture start | status | stop: a daemon drains into the journal; nothing stays pinned', async (t) => {
+test('prov capture start | status | stop: a daemon drains into the journal, a restarted one resumes; nothing stays pinned', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'prov-cli-'));
   const stateDir = join(dir, 'state');
   const journal = join(dir, 'journal');
@@ -108,12 +141,19 @@ test('prov capture start | status | stop: a daemon drains into the journal; noth
   const run = (sub: string, opts: object) => {
     const code = `import(${JSON.stringify(cli)}).then(async (m) => { process.exitCode = await m.default(${JSON.stringify(sub)}, ${JSON.stringify(opts)}); })`;
     const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `prov capture ${sub} exited ${r.status}: ${r.stderr}`);
+    assert.equal(r.status, 0, `prov capture ${sub} exited ${r.status}: ${r.stdout} ${r.stderr}`);
     return JSON.parse(r.stdout) as unknown;
   };
   const start = run('start', { journal, pinDir, stateDir, pid: [child.pid!], ringMb: 4, json: true });
   await runLines(child, ['d1', 'd2']);
   const statusOut = run('status', { pinDir, stateDir, json: true });
+  // The collector dies; events keep arriving in the pinned ring; a new start resumes from it.
+  await sleep(300);
+  process.kill((start as { daemonPid: number }).daemonPid, 'SIGKILL');
+  await runLines(child, ['d3']);
+  const restart = run('start', { journal, pinDir, stateDir, json: true }) as { resumed: boolean; daemonPid: number };
+  assert.equal(restart.resumed, true);
+  await runLines(child, ['d4']);
   const stopOut = run('stop', { pinDir, stateDir, json: true });
   const started = start as { daemonPid: number; programs: string[] };
   const status = statusOut as { attached: boolean; programs: string[]; daemon: { alive: boolean } };
@@ -124,13 +164,14 @@ test('prov capture start | status | stop: a daemon drains into the journal; noth
   assert.equal(stopped.programs, started.programs.length);
   assert.equal(stopped.daemonStopped, true);
   assert.ok(stopped.records > 0);
+  assert.ok(!running(restart.daemonPid), 'the second collector still runs after stop');
   assert.equal(existsSync(pinDir), false, 'pins left after stop');
-  assert.throws(() => process.kill(started.daemonPid, 0), 'collector daemon still running after stop');
+  assert.ok(!running(started.daemonPid), 'collector daemon still running after stop');
 
   const reader = openJournalReader(journal, { decoders: ebpfDecoders });
   t.after(() => reader.close());
   const events = reader.readBatch(1_000_000).map((r) => r.event);
   assert.equal(reader.stats.rejected, 0);
-  assert.deepEqual(trueTags(events), ['d1', 'd2']);
-  assert.ok(!events.some((e) => e.pid === started.daemonPid), 'the collector daemon captured itself');
+  assert.deepEqual(trueTags(events), ['d1', 'd2', 'd3', 'd4']);
+  assert.ok(!events.some((e) => e.pid === started.daemonPid || e.pid === restart.daemonPid), 'a collector daemon captured itself');
 });

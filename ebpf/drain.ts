@@ -14,8 +14,11 @@ import { logger } from '../collector/log.js';
 
 const log = logger('ebpf');
 
-/** Where drained records go: the journal writer's hot path. */
-export type DrainSink = Pick<JournalWriter, 'appendEncoded'>;
+/**
+ * Where drained records go: the journal writer's hot path. With `flush`, ring space is given
+ * back to the kernel only once flush says the records are durable; without it, at once.
+ */
+export type DrainSink = Pick<JournalWriter, 'appendEncoded'> & Partial<Pick<JournalWriter, 'flush'>>;
 
 export interface DrainOptions {
   pinDir?: string;
@@ -28,6 +31,8 @@ export interface DrainOptions {
   credits?: number;
   /** How often the kernel's drop counter is checked, ms (default 250). */
   lossCheckMs?: number;
+  /** Delay before a group flush that lets the ring space go, ms (default 50, the journal's interval). */
+  durableDelayMs?: number;
   /** Called after each batch was appended (tests, benches). */
   onBatch?: (payloads: Uint8Array[]) => void;
 }
@@ -43,6 +48,12 @@ export interface DrainStats {
 export class Drainer {
   readonly stats: DrainStats = { records: 0, bytes: 0, batches: 0, lost: 0 };
   private readonly ctl: Int32Array;
+  private readonly durable: BigInt64Array;
+  /** Ring position past the last appended batch, and whether a flush toward it is running. */
+  private appendedPos = 0;
+  private flushing = false;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
   private readonly done: Promise<void>;
   private lossTimer: NodeJS.Timeout | null = null;
   private lastDropped = 0;
@@ -50,7 +61,8 @@ export class Drainer {
   private failure: Error | null = null;
 
   private constructor(private readonly worker: Worker, shared: SharedArrayBuffer, private readonly opts: DrainOptions, ready: Promise<void>, done: Promise<void>) {
-    this.ctl = new Int32Array(shared);
+    this.ctl = new Int32Array(shared, 0, 4);
+    this.durable = new BigInt64Array(shared, 16, 1);
     this.done = done;
     void ready;
   }
@@ -58,8 +70,8 @@ export class Drainer {
   /** Start draining; resolves once the worker has mapped the ring. */
   static async start(opts: DrainOptions): Promise<Drainer> {
     const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
-    const shared = new SharedArrayBuffer(16);
-    const ctl = new Int32Array(shared);
+    const shared = new SharedArrayBuffer(24);
+    const ctl = new Int32Array(shared, 0, 4);
     ctl[1] = opts.credits ?? 8;
     const worker = new Worker(new URL('./drain-worker.js', import.meta.url), {
       workerData: { ringPath: join(pinDir, 'events'), shared, pollMs: opts.pollMs ?? 5, maxBatchBytes: opts.maxBatchBytes ?? 4 << 20 },
@@ -68,9 +80,10 @@ export class Drainer {
     let readyResolve!: () => void, readyReject!: (e: Error) => void;
     const ready = new Promise<void>((res, rej) => { readyResolve = res; readyReject = rej; });
     const done = new Promise<void>((resolve) => {
-      worker.on('message', (m: { type: string; bytes?: Uint8Array; offsets?: Uint32Array; count?: number; message?: string }) => {
+      worker.on('message', (m: { type: string; bytes?: Uint8Array; offsets?: Uint32Array; count?: number; end?: number; message?: string }) => {
         if (m.type === 'ready') readyResolve();
-        else if (m.type === 'batch') self?.onBatch(m.bytes!, m.offsets!, m.count!);
+        else if (m.type === 'batch') self?.onBatch(m.bytes!, m.offsets!, m.count!, m.end!);
+        else if (m.type === 'drained') self?.makeDurable(m.end!, true);
         else if (m.type === 'error') {
           const e = new LoaderError('drain', m.message ?? 'worker failed');
           if (self) self.failure = e; else readyReject(e);
@@ -94,23 +107,64 @@ export class Drainer {
     return d;
   }
 
-  private onBatch(bytes: Uint8Array, offsets: Uint32Array, count: number): void {
+  private onBatch(bytes: Uint8Array, offsets: Uint32Array, count: number, end: number): void {
     const payloads = new Array<Uint8Array>(count);
     for (let i = 0; i < count; i++) payloads[i] = bytes.subarray(offsets[i]!, offsets[i + 1]!);
     try {
       this.opts.sink.appendEncoded(CODEC.ebpfRaw, payloads);
     } catch (e) {
       this.failure = e as Error;
-      log.error(`journal append failed, stopping the drain: ${(e as Error).message}`);
+      log.error(`journal append failed, stopping the drain (the ring keeps the records): ${(e as Error).message}`);
+      Atomics.store(this.ctl, 3, 1);
       Atomics.store(this.ctl, 0, 1);
     }
     this.stats.records += count;
     this.stats.bytes += bytes.byteLength;
     this.stats.batches++;
+    if (!this.failure) this.makeDurable(end);
     Atomics.add(this.ctl, 1, 1);
     Atomics.add(this.ctl, 2, 1);
     Atomics.notify(this.ctl, 2);
     this.opts.onBatch?.(payloads);
+  }
+
+  /**
+   * Once what was appended up to ring position `end` is durable, let the worker commit it.
+   * Flushes are grouped: at most one in flight, started `durableDelayMs` after the first batch
+   * waiting for one (`now` for the final one at stop).
+   */
+  private makeDurable(end: number, now = false): void {
+    if (end > this.appendedPos) this.appendedPos = end;
+    const flush = this.opts.sink.flush?.bind(this.opts.sink);
+    if (!flush) { this.publish(this.appendedPos); return; }
+    if (now && this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
+    if (this.flushing || this.flushTimer) return; // the running flush re-checks appendedPos when it ends
+    const start = () => {
+      this.flushTimer = null;
+      this.flushing = true;
+      const target = this.appendedPos;
+      flush().then(() => {
+        this.flushing = false;
+        this.publish(target);
+        if (this.appendedPos > target) this.makeDurable(this.appendedPos, this.stopping);
+      }, (e: Error) => {
+        this.flushing = false;
+        this.failure = e;
+        log.error(`journal flush failed; the ring keeps the records for the next consumer: ${e.message}`);
+        Atomics.store(this.ctl, 3, 1);
+        Atomics.store(this.ctl, 0, 1);
+        Atomics.add(this.ctl, 2, 1);
+        Atomics.notify(this.ctl, 2);
+      });
+    };
+    if (now) start();
+    else this.flushTimer = setTimeout(start, this.opts.durableDelayMs ?? 50);
+  }
+
+  private publish(pos: number): void {
+    if (BigInt(pos) > Atomics.load(this.durable, 0)) Atomics.store(this.durable, 0, BigInt(pos));
+    Atomics.add(this.ctl, 2, 1);
+    Atomics.notify(this.ctl, 2);
   }
 
   /** Turn growth of the kernel's drop counter into a `lost` record. */
@@ -135,10 +189,12 @@ export class Drainer {
   async stop(): Promise<DrainStats> {
     if (this.lossTimer) clearInterval(this.lossTimer);
     this.lossTimer = null;
+    this.stopping = true;
     Atomics.store(this.ctl, 0, 1);
     Atomics.add(this.ctl, 2, 1);
     Atomics.notify(this.ctl, 2);
     await this.done;
+    if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
     await this.worker.terminate();
     this.checkLoss();
     return this.stats;

@@ -20,6 +20,8 @@ export interface Libbpf {
   bpf_program__name: Fn;
   bpf_program__attach: Fn;
   bpf_program__set_autoload: Fn;
+  bpf_program__autoload: Fn;
+  bpf_program__section_name: Fn;
   bpf_link__pin: Fn;
   bpf_link__destroy: Fn;
   bpf_map__set_max_entries: Fn;
@@ -27,6 +29,7 @@ export interface Libbpf {
   bpf_map__fd: Fn;
   bpf_map__pin: Fn;
   bpf_obj_get: Fn;
+  bpf_obj_get_info_by_fd: Fn;
   bpf_map_update_elem: Fn;
   bpf_map_lookup_elem: Fn;
   bpf_map_delete_elem: Fn;
@@ -63,6 +66,8 @@ export function libbpf(): Libbpf {
     bpf_program__name: f('const char *bpf_program__name(void *prog)'),
     bpf_program__attach: f('void *bpf_program__attach(void *prog)'),
     bpf_program__set_autoload: f('int bpf_program__set_autoload(void *prog, bool autoload)'),
+    bpf_program__autoload: f('bool bpf_program__autoload(void *prog)'),
+    bpf_program__section_name: f('const char *bpf_program__section_name(void *prog)'),
     bpf_link__pin: f('int bpf_link__pin(void *link, const char *path)'),
     bpf_link__destroy: f('int bpf_link__destroy(void *link)'),
     bpf_map__set_max_entries: f('int bpf_map__set_max_entries(void *map, uint32_t max)'),
@@ -70,6 +75,7 @@ export function libbpf(): Libbpf {
     bpf_map__fd: f('int bpf_map__fd(void *map)'),
     bpf_map__pin: f('int bpf_map__pin(void *map, const char *path)'),
     bpf_obj_get: f('int bpf_obj_get(const char *path)'),
+    bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int fd, void *info, void *len)'),
     bpf_map_update_elem: f('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     bpf_map_lookup_elem: f('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
     bpf_map_delete_elem: f('int bpf_map_delete_elem(int fd, const void *key)'),

@@ -17,6 +17,7 @@ import { InputError } from '../graph/errors.js';
 
 const pinDir = `/sys/fs/bpf/prov-test-loader-${process.pid}`;
 const failObject = fileURLToPath(new URL('../../ebpf/build/fail_attach.bpf.o', import.meta.url));
+const optionalObject = fileURLToPath(new URL('../../ebpf/build/optional.bpf.o', import.meta.url));
 
 /** Program ids the kernel has loaded whose name starts with one of ours. */
 function loadedProgIds(names: string[]): number[] {
@@ -31,6 +32,7 @@ test('attach pins links and maps; detach leaves nothing attached or pinned', (t)
   const before = loadedProgIds(['on_exec', 'exit_renameat2']).length;
   const r = attachCapture({ pinDir, ringBytes: 1 << 20 });
   assert.ok(r.programs.length >= 60, `only ${r.programs.length} programs attached`);
+  assert.deepEqual(r.skipped, [], 'this kernel has every tracepoint prov uses');
   for (const p of ['on_fork', 'on_exec', 'on_exit', 'exit_openat', 'enter_close', 'exit_renameat2', 'exit_unlinkat', 'exit_sendmsg', 'exit_recvmsg', 'on_ctime_xchg']) {
     assert.ok(r.programs.includes(p), `program ${p} not attached`);
   }
@@ -67,6 +69,16 @@ test('a half-failed attach detaches what it attached and unpins everything', () 
   const deadline = Date.now() + 5000;
   while (loadedProgIds(['a_attaches', 'b_fails']).length && Date.now() < deadline) execFileSync('sleep', ['0.05']);
   assert.deepEqual(loadedProgIds(['a_attaches', 'b_fails']), [], 'a program of the failed attach is still loaded after 5 s');
+});
+
+test('programs whose tracepoint this kernel lacks are left out, the rest attach', (t) => {
+  t.after(() => detachCapture(pinDir));
+  const r = attachCapture({ pinDir, objectPath: optionalObject, ringBytes: 1 << 16 });
+  assert.deepEqual(r.programs, ['present']);
+  assert.deepEqual(r.skipped.sort(), ['missing_btf', 'missing_tp']);
+  assert.deepEqual(attachedPrograms(pinDir), ['present']);
+  detachCapture(pinDir);
+  assert.equal(existsSync(pinDir), false);
 });
 
 test('each step fails with its own line and leaves nothing pinned', (t) => {

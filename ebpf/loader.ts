@@ -44,6 +44,8 @@ export interface AttachOptions extends CaptureSettings {
 export interface AttachResult {
   pinDir: string;
   programs: string[];
+  /** Programs left out because this kernel lacks their tracepoint (e.g. no ctime tracepoints before 6.13, no open(2) on arm64). */
+  skipped: string[];
   loadMs: number;
   attachMs: number;
 }
@@ -113,25 +115,24 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
   const programs: string[] = [];
   try {
     const t0 = performance.now();
-    obj = L.bpf_object__open_file(objectPath, null);
-    if (isNull(obj)) { const e = lastErrno(); obj = null; throw new LoaderError('open', `${objectPath}: ${errText(e)}`, takeLibbpfLog()); }
-
-    const rodata = L.bpf_object__find_map_by_name(obj, '.rodata');
-    if (isNull(rodata)) throw new LoaderError('settings', 'the object has no .rodata (settings) section');
-    const size = [0];
-    const init = L.bpf_map__initial_value(rodata, size);
-    if (isNull(init) || size[0] !== SETTINGS_SIZE) throw new LoaderError('settings', `.rodata is ${size[0]} bytes, expected struct prov_settings of ${SETTINGS_SIZE}: rebuild ebpf/ (ebpf/build.sh)`);
-    new Uint8Array(koffi.view(init, SETTINGS_SIZE)).set(encodeSettings(opts));
-
-    const events = L.bpf_object__find_map_by_name(obj, 'events');
-    if (isNull(events) || L.bpf_map__set_max_entries(events, ringBytes) !== 0) throw new LoaderError('settings', `cannot size the ring buffer to ${ringBytes} bytes`);
-
-    const rc = L.bpf_object__load(obj);
-    if (rc !== 0) {
+    // The verifier gives up with EAGAIN when a signal is pending for the loading thread (a
+    // child exiting, a profiler's SIGPROF): open and load again a few times before failing.
+    let skipped: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const opened = openConfigured(objectPath, ringBytes, opts);
+      obj = opened.obj;
+      skipped = opened.skipped;
+      const rc = L.bpf_object__load(obj);
+      if (rc === 0) break;
       const detail = takeLibbpfLog();
-      const why = detail.filter((l) => !/^\d+: /.test(l)).slice(-3).join(' | ');
+      L.bpf_object__close(obj);
+      obj = null;
+      if ((rc === -11 || rc === -4) && attempt < 5) continue;
+      // the verifier's own verdict, not its instruction dump or libbpf's relocation chatter
+      const why = detail.filter((l) => !/^\d+: |^; |^libbpf: (prog '[^']*': relo|sec |map )/.test(l)).slice(-3).join(' | ');
       throw new LoaderError('load', `${errText(rc)}${why ? ': ' + why : ''}`, detail);
     }
+    if (skipped.length) log.warn(`this kernel lacks the tracepoints of ${skipped.length} programs, left out: ${skipped.join(' ')}`);
     const loadMs = performance.now() - t0;
 
     mkdirSync(pinDir, { mode: 0o700 });
@@ -151,6 +152,7 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
 
     const t1 = performance.now();
     for (let prog = L.bpf_object__next_program(obj, null); !isNull(prog); prog = L.bpf_object__next_program(obj, prog)) {
+      if (!L.bpf_program__autoload(prog)) continue;
       const name = String(L.bpf_program__name(prog));
       const link = L.bpf_program__attach(prog);
       if (isNull(link)) { const e = lastErrno(); throw new LoaderError('attach', `program ${name}: ${errText(e)}`, takeLibbpfLog()); }
@@ -161,7 +163,7 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
     }
     const attachMs = performance.now() - t1;
     log.debug(`attached ${programs.length} programs under ${pinDir} (load ${loadMs.toFixed(0)} ms, attach ${attachMs.toFixed(0)} ms)`);
-    return { pinDir, programs, loadMs, attachMs };
+    return { pinDir, programs, skipped, loadMs, attachMs };
   } catch (err) {
     unpinAll(pinDir);
     throw err;
@@ -170,6 +172,57 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
     for (const link of links) L.bpf_link__destroy(link);
     if (obj) L.bpf_object__close(obj);
   }
+}
+
+/** Open the object and apply everything fixed before load: settings, ring size, programs left out. */
+function openConfigured(objectPath: string, ringBytes: number, opts: AttachOptions): { obj: unknown; skipped: string[] } {
+  const L = libbpf();
+  const obj = L.bpf_object__open_file(objectPath, null);
+  if (isNull(obj)) throw new LoaderError('open', `${objectPath}: ${errText(lastErrno())}`, takeLibbpfLog());
+  try {
+    const rodata = L.bpf_object__find_map_by_name(obj, '.rodata');
+    if (isNull(rodata)) throw new LoaderError('settings', 'the object has no .rodata (settings) section');
+    const size = [0];
+    const init = L.bpf_map__initial_value(rodata, size);
+    if (isNull(init) || size[0] !== SETTINGS_SIZE) throw new LoaderError('settings', `.rodata is ${size[0]} bytes, expected struct prov_settings of ${SETTINGS_SIZE}: rebuild ebpf/ (ebpf/build.sh)`);
+    new Uint8Array(koffi.view(init, SETTINGS_SIZE)).set(encodeSettings(opts));
+
+    const events = L.bpf_object__find_map_by_name(obj, 'events');
+    if (isNull(events) || L.bpf_map__set_max_entries(events, ringBytes) !== 0) throw new LoaderError('settings', `cannot size the ring buffer to ${ringBytes} bytes`);
+
+    // A tracepoint this kernel does not have (older kernel, other architecture): leave its
+    // program out rather than fail the whole capture; the caller says which.
+    const skipped: string[] = [];
+    for (let prog = L.bpf_object__next_program(obj, null); !isNull(prog); prog = L.bpf_object__next_program(obj, prog)) {
+      if (!tracepointExists(String(L.bpf_program__section_name(prog)))) {
+        L.bpf_program__set_autoload(prog, false);
+        skipped.push(String(L.bpf_program__name(prog)));
+      }
+    }
+    return { obj, skipped };
+  } catch (err) {
+    L.bpf_object__close(obj);
+    throw err;
+  }
+}
+
+/** Does the tracepoint a program's section names exist on this kernel? (unknown kinds: assume yes) */
+function tracepointExists(section: string): boolean {
+  const tp = /^tp\/([^/]+)\/([^/]+)$/.exec(section);
+  if (tp) return existsSync(join('/sys/kernel/tracing/events', tp[1]!, tp[2]!));
+  const btf = /^tp_btf\/(.+)$/.exec(section);
+  if (btf) return existsSync('/sys/kernel/tracing/available_events')
+    ? tracepointNames().has(btf[1]!)
+    : true;
+  return true;
+}
+
+let tpNames: Set<string> | null = null;
+function tracepointNames(): Set<string> {
+  if (!tpNames) {
+    tpNames = new Set(readFileSync('/sys/kernel/tracing/available_events', 'utf8').split('\n').map((l) => l.slice(l.indexOf(':') + 1)));
+  }
+  return tpNames;
 }
 
 function putKey(fd: number, pid: number, map: string): void {

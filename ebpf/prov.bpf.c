@@ -295,7 +295,7 @@ static __always_inline void walk_dirfd(struct prov_walk *w, struct task_struct *
 		walk_file(w, f);
 }
 
-/* Is the walked path under filter_prefix? (walked paths are absolute) */
+/* Is the walked path under settings.prefix? (walked paths are absolute) */
 static __always_inline bool prefix_ok(struct prov_walk *w)
 {
 	if (!settings.prefix_len)
@@ -305,7 +305,35 @@ static __always_inline bool prefix_ok(struct prov_walk *w)
 	for (int i = 0; i < 64; i++) {
 		if (i >= settings.prefix_len)
 			break;
-		if (w->path[(w->off + i) & (PROV_WALK_BUF - 1 - 256)] != settings.prefix[i])
+		if (w->path[(w->off + i) & (PROV_WALK_END - 1)] != settings.prefix[i])
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Is `raw` (a path argument, absolute or relative to the walked directory `dir`) under
+ * settings.prefix? Compared as the string dir + "/" + raw, without resolving "..".
+ */
+static __always_inline bool prefix_ok_raw(struct prov_walk *dir, const char *raw)
+{
+	if (!settings.prefix_len)
+		return true;
+	bool abs = raw[0] == '/';
+	__u32 dlen = abs || dir->len == 1 ? 0 : dir->len; /* dir "/" joins as "/" + raw */
+	for (int i = 0; i < 64; i++) {
+		if (i >= settings.prefix_len)
+			break;
+		char c;
+		if (abs)
+			c = raw[i & (PROV_RAW - 1)];
+		else if (i < dlen)
+			c = dir->path[(dir->off + i) & (PROV_WALK_END - 1)];
+		else if (i == dlen)
+			c = '/';
+		else
+			c = raw[(i - dlen - 1) & (PROV_RAW - 1)];
+		if (c != settings.prefix[i])
 			return false;
 	}
 	return true;
@@ -417,7 +445,10 @@ static __always_inline struct pending *stash(__u32 nr, __u32 op, __u64 a0, __u64
 	p.arg[1] = a1;
 	p.arg[2] = a2;
 	p.arg[3] = a3;
-	bpf_map_update_elem(&pend, &tid, &p, BPF_ANY);
+	if (bpf_map_update_elem(&pend, &tid, &p, BPF_ANY)) {
+		count(PROV_STAT_DROPPED); /* too many syscalls in flight: this one's event is lost */
+		return NULL;
+	}
 	return bpf_map_lookup_elem(&pend, &tid);
 }
 
@@ -543,6 +574,8 @@ static __always_inline int dup_exit(long ret)
 	struct pending p;
 	if (!unstash(PEND_DUP, &p) || ret < 0)
 		return 0;
+	if (p.arg[0] == ret)
+		return 0; /* dup2(fd, fd): nothing changes */
 	struct file *f = fd_file((struct task_struct *)bpf_get_current_task_btf(), ret);
 	return emit_fd(PROV_FD_DUP, p.arg[0], ret, p.arg[1], f);
 }
@@ -1031,19 +1064,17 @@ static __always_inline int fs_exit(long ret)
 	r->dir1.len = 0;
 	r->dir2.off = PROV_WALK_END;
 	r->dir2.len = 0;
-	if (p.op != PROV_FS_SYMLINK) {
+	if (p.op != PROV_FS_SYMLINK)
 		walk_dirfd(&r->dir1, t, p.arg[0]);
-		if (!prefix_ok(&r->dir1)) {
-			bpf_ringbuf_discard(r, 0);
-			return 0;
-		}
-	}
-	if (p.arg[3]) {
+	if (p.arg[3])
 		walk_dirfd(&r->dir2, t, p.arg[2]);
-		if (p.op == PROV_FS_SYMLINK && !prefix_ok(&r->dir2)) {
-			bpf_ringbuf_discard(r, 0);
-			return 0;
-		}
+	/* path filter: the op is kept when either name it touches is under the prefix */
+	bool keep = p.op != PROV_FS_SYMLINK && prefix_ok_raw(&r->dir1, r->raw1);
+	if (!keep && p.arg[3])
+		keep = prefix_ok_raw(&r->dir2, r->raw2);
+	if (!keep) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
 	}
 	submit(r);
 	return 0;

@@ -24,6 +24,8 @@ export interface RingBatch {
   /** Start offset of each payload in `bytes`, plus the end as the last entry. */
   offsets: Uint32Array;
   count: number;
+  /** Ring position just past this batch: pass it to {@link RingReader.commit} once the batch is safe. */
+  end: number;
 }
 
 export class RingReader {
@@ -33,6 +35,8 @@ export class RingReader {
   private readonly dv: DataView;
   private readonly mask: number;
   private closed = false;
+  /** How far this reader has copied out (ahead of the kernel's consumer position until commit). */
+  private readPos: number;
 
   private constructor(
     private readonly fd: number,
@@ -46,6 +50,7 @@ export class RingReader {
     this.data = new Uint8Array(ab);
     this.dv = new DataView(ab);
     this.mask = size - 1;
+    this.readPos = Number(this.cons[0]!);
   }
 
   /** Map the ring pinned at `path`. */
@@ -68,17 +73,24 @@ export class RingReader {
     return new RingReader(fd, size, consPtr, prodPtr);
   }
 
-  /** Bytes written by the kernel and not consumed yet. */
+  /** Bytes written by the kernel and not committed by the consumer yet. */
   pending(): number {
     return Number(this.prod[0]! - this.cons[0]!);
   }
 
+  /** The position up to which records were copied out. */
+  get position(): number { return this.readPos; }
+
+  /** The kernel's consumer position (what a new reader would start from). */
+  get committed(): number { return Number(this.cons[0]!); }
+
   /**
-   * Copy out up to `maxBytes` of committed records and advance the consumer position past
-   * them (the kernel may reuse that space from then on). Returns null when nothing is ready.
+   * Copy out up to `maxBytes` of records the kernel has finished writing, from where the last
+   * read stopped. The space stays reserved in the ring until {@link commit}: a reader that dies
+   * before its copies are safe leaves them for the next one.
    */
   read(maxBytes = 8 << 20): RingBatch | null {
-    let cons = Number(this.cons[0]!);
+    let cons = this.readPos;
     const prod = Number(this.prod[0]!);
     if (cons >= prod) return null;
     // First pass: find how far committed records reach, and their count.
@@ -109,8 +121,14 @@ export class RingReader {
       p += (n + HDR + 7) & ~7;
     }
     offsets[k] = w;
-    this.cons[0] = BigInt(cons);
-    return { bytes, offsets, count };
+    this.readPos = cons;
+    return { bytes, offsets, count, end: cons };
+  }
+
+  /** Give the ring space up to `pos` back to the kernel (the records before it are safe elsewhere). */
+  commit(pos: number): void {
+    if (pos > this.readPos) pos = this.readPos;
+    if (pos > Number(this.cons[0]!)) this.cons[0] = BigInt(pos);
   }
 
   close(): void {
@@ -125,19 +143,15 @@ export class RingReader {
 
 /** max_entries of a map fd, from bpf_obj_get_info_by_fd (struct bpf_map_info). */
 function ringSize(fd: number): number {
-  const L = libbpf();
   const info = Buffer.alloc(96);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(info.length);
   if (getInfo()(fd, info, len) !== 0) throw new LoaderError('ring', `bpf_obj_get_info_by_fd: ${errText(lastErrno())}`);
   const type = info.readUInt32LE(0);
   if (type !== 27) throw new LoaderError('ring', `pinned map is of type ${type}, not a ring buffer (27)`);
-  void L;
   return info.readUInt32LE(16);
 }
 
-let getInfoFn: ((fd: number, info: Buffer, len: Buffer) => number) | null = null;
-function getInfo() {
-  if (!getInfoFn) getInfoFn = koffi.load('libbpf.so.1').func('int bpf_obj_get_info_by_fd(int fd, void *info, void *len)') as never;
-  return getInfoFn!;
+function getInfo(): (fd: number, info: Buffer, len: Buffer) => number {
+  return libbpf().bpf_obj_get_info_by_fd as (fd: number, info: Buffer, len: Buffer) => number;
 }

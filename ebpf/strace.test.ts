@@ -26,7 +26,7 @@ mkdir sub && rmdir sub
 /usr/bin/python3 -c 'import threading, subprocess, os
 t = threading.Thread(target=lambda: None); t.start(); t.join()
 subprocess.run(["/bin/true"])
-r, w = os.pipe(); os.dup2(r, 9); os.close(9)
+r, w = os.pipe(); os.dup2(r, 9); os.dup2(9, 9); os.close(9)
 os.rename("out.txt", "final.txt"); os.unlink("final.txt")'
 ( exit 0 ) &
 wait
@@ -65,12 +65,9 @@ function parseStrace(text: string): { facts: Facts; pids: Set<number> } {
     } else if (call === 'pipe' || call === 'pipe2') {
       const p = /^\[(\d+), (\d+)\]/.exec(args);
       if (p) f.pipes.add(`${pid} ${p[1]} ${p[2]}`);
-    } else if (call === 'dup') {
-      f.dups.add(`${pid} ${args.trim()} ${ret}`);
-    } else if (call === 'dup2' || call === 'dup3') {
-      f.dups.add(`${pid} ${args.split(',')[0]!.trim()} ${ret}`);
-    } else if (call === 'fcntl' && /F_DUPFD/.test(args)) {
-      f.dups.add(`${pid} ${args.split(',')[0]!.trim()} ${ret}`);
+    } else if (call === 'dup' || call === 'dup2' || call === 'dup3' || (call === 'fcntl' && /F_DUPFD/.test(args))) {
+      const old = args.split(',')[0]!.trim();
+      if (Number(old) !== ret) f.dups.add(`${pid} ${old} ${ret}`); // dup2(fd, fd) changes nothing: not an event
     } else if (call === 'rename' || call === 'renameat' || call === 'renameat2') {
       const s = [...args.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((x) => unq(`"${x[1]}"`));
       f.renames.add(`${pid} ${base(s[0]!)} ${base(s[1]!)}`);

@@ -54,7 +54,9 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
         pidTree: pids.length ? pids : undefined, pathPrefix: opts.prefix,
         ringBytes: ringMb * 1024 * 1024, env: !(opts.noEnv || opts.env === false),
       });
-      out(opts, s, `capture started: ${s.programs.length} programs attached (${pinDir}), collector pid ${s.daemonPid} → ${s.journalDir}/${s.stream}`);
+      out(opts, s, s.resumed
+        ? `capture was attached without a collector: new collector pid ${s.daemonPid} resumes from the pinned ring → ${s.journalDir}/${s.stream}`
+        : `capture started: ${s.programs.length} programs attached (${pinDir}), collector pid ${s.daemonPid} → ${s.journalDir}/${s.stream}`);
       return EXIT.ok;
     }
     if (sub === 'stop') {

@@ -1,6 +1,6 @@
 # A small program that makes every fd and file-system syscall prov captures, in a known order,
 # and prints what it did (fds, and dev/ino from stat) as JSON for the test to compare with.
-import ctypes, fcntl, json, os, socket, sys, threading
+import ctypes, fcntl, json, os, socket, struct, sys, threading
 
 d = sys.argv[1]
 libc = ctypes.CDLL(None, use_errno=True)
@@ -33,6 +33,15 @@ os.close(fd)
 ro = os.open(f'{d}/a.txt', os.O_RDONLY)
 out['reopen'] = {'fd': ro, **ident(fd=ro)}
 os.close(ro)
+how = ctypes.create_string_buffer(struct.pack('QQQ', os.O_RDONLY | os.O_CLOEXEC, 0, 0), 24)
+o2 = libc.syscall(437, -100, f'{d}/a.txt'.encode(), how, 24)  # openat2(AT_FDCWD, ...)
+if o2 < 0:
+    raise OSError(ctypes.get_errno(), 'openat2')
+out['openat2'] = {'fd': o2, **ident(fd=o2)}
+os.close(o2)
+cr = libc.creat(f'{d}/creat.txt'.encode(), 0o600)
+out['creat'] = {'fd': cr, **ident(fd=cr)}
+os.close(cr)
 
 os.rename(f'{d}/a.txt', f'{d}/b.txt')
 out['rename'] = ident(f'{d}/b.txt')
@@ -62,6 +71,8 @@ passed = os.open(f'{d}/passed.txt', os.O_CREAT | os.O_RDWR, 0o600)
 out['passed'] = {'fd': passed, **ident(fd=passed)}
 cli.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(ctypes.c_int(passed)))])
 msg, anc, _, _ = conn.recvmsg(16, 64)
+cli.send(b'yz')  # sendto(2) without an address
+conn.recv(16)
 got = int.from_bytes(anc[0][2][:4], 'little')
 out['received'] = {'fd': got, **ident(fd=got)}
 out['sock'] = {'srv': srv.fileno(), 'cli': cli.fileno(), 'conn': conn.fileno(),

@@ -2,8 +2,8 @@
  * @module test/scenarios/runner
  * Runs one scenario (test/scenarios/<name>.sh with its hand-written <name>.expected.json) live:
  * setup outside capture, `run` under eBPF capture (its process tree, file events under its work
- * directory) → journal → join engine → SQLite, then compares each output's lineage with the
- * expectation and reports recall and precision.
+ * directory) → journal → the collector pipeline (join engine) → SQLite, then compares each
+ * output's lineage with the expectation and reports recall and precision.
  *
  * Files are compared by identity (dev:ino), named by the work-directory-relative paths they had
  * after setup or after the run ("name@before" means the inode the name had before the run, e.g.
@@ -16,8 +16,9 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCaptured, type CapturedRun } from '../../ebpf/run-captured.js';
-import { JoinEngine } from '../../collector/join/engine.js';
+import { runPipeline, type PipelineResult } from '../../collector/pipeline.js';
 import { openSqliteStore } from '../../graph/sqlite/index.js';
+import { ebpfDecoders } from '../../ebpf/decode.js';
 
 export const SCENARIO_DIR = fileURLToPath(new URL('../../../test/scenarios/', import.meta.url));
 
@@ -49,6 +50,10 @@ export interface ScenarioResult {
   execs: string[];
   execsMissing: string[];
   joinRejected: Record<string, number>;
+  /** Records the collector's journal reader skipped. */
+  readerRejected: number;
+  /** Records the collector applied. */
+  records: number;
   code: number | null;
   stderr: string;
   run: CapturedRun;
@@ -86,6 +91,7 @@ export async function runScenario(name: string, opts: RunScenarioOptions = {}): 
   const expected = JSON.parse(readFileSync(join(SCENARIO_DIR, `${name}.expected.json`), 'utf8')) as Expected;
   const work = realpathSync(mkdtempSync(join(tmpdir(), 'prov-scn-')));
   const journalDir = opts.journalDir ?? mkdtempSync(join(tmpdir(), 'prov-scn-journal-'));
+  const stateDir = mkdtempSync(join(tmpdir(), 'prov-scn-state-'));
   mkdirSync(join(work, 'tmp'));
   const env = { ...process.env, TMPDIR: join(work, 'tmp'), LC_ALL: 'C' };
   try {
@@ -95,13 +101,13 @@ export async function runScenario(name: string, opts: RunScenarioOptions = {}): 
     const run = await runCaptured(['bash', script, 'run'], { cwd: work, env, journalDir, pathPrefix: work });
     const after = inodeMap(work);
 
-    const engine = new JoinEngine();
-    for (const rec of run.records) engine.apply(rec);
+    // The spine as `prov ingest` runs it: journal (raw eBPF records) → join → SQLite.
     const store = await openSqliteStore(opts.journalDir ? join(journalDir, 'graph.db') : ':memory:');
     const outputs: Record<string, OutputResult> = {};
     let hit = 0, expectedN = 0, foundN = 0;
+    let pipeline: PipelineResult;
     try {
-      await store.ingest(engine.takeBatch());
+      pipeline = await runPipeline({ journalDir, store, statePath: join(stateDir, 'join.json'), decoders: ebpfDecoders });
       const nameOf = new Map<string, string>();
       for (const [p, k] of before) if (!nameOf.has(k)) nameOf.set(k, `${p}@before`);
       for (const [p, k] of after) nameOf.set(k, p);
@@ -144,10 +150,12 @@ export async function runScenario(name: string, opts: RunScenarioOptions = {}): 
       precision: foundN ? hit / foundN : 1,
       events: run.events.length, rejected: run.rejected, lost: run.drain.lost,
       execs, execsMissing: (expected.execs ?? []).filter((x) => !execs.includes(x)),
-      joinRejected: engine.stats().rejected, code: run.code, stderr: run.stderr, run,
+      joinRejected: pipeline.join.rejected, readerRejected: pipeline.rejectedByReader, records: pipeline.records,
+      code: run.code, stderr: run.stderr, run,
     };
   } finally {
     if (!opts.keepWorkDir) rmSync(work, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
     if (!opts.journalDir) rmSync(journalDir, { recursive: true, force: true });
   }
 }

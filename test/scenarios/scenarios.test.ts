@@ -16,6 +16,8 @@ for (const name of scenarioNames()) {
     assert.equal(r.lost, 0, 'events lost');
     assert.deepEqual(r.execsMissing, [], `execs missing (seen: ${r.execs.join(' ')})`);
     assert.deepEqual(r.joinRejected, {}, 'records rejected by the join');
+    assert.equal(r.readerRejected, 0, 'records the collector could not read');
+    assert.equal(r.records, r.events, 'the collector applied every captured record');
     const detail = JSON.stringify(r.outputs, null, 1);
     assert.equal(r.recall, 1, `recall ${r.recall.toFixed(2)}: ${detail}`);
     assert.equal(r.precision, 1, `precision ${r.precision.toFixed(2)}: ${detail}`);
