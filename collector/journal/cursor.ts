@@ -198,7 +198,6 @@ export class StreamCursor {
   }
 
   private decode(codec: number, start: number, len: number, seq: number, offset: number): ProvEvent | null {
-    const where = `journal ${this.stream}/${this.segment.name} offset ${offset}`;
     let ev: unknown;
     try {
       if (codec === CODEC.json) {
@@ -209,7 +208,7 @@ export class StreamCursor {
           this.reject({ stream: this.stream, seq, segment: this.segment.name, offset, reason: `no decoder registered for codec ${codec}` });
           return null;
         }
-        ev = dec(this.buf.subarray(start, start + len), where);
+        ev = dec(this.buf.subarray(start, start + len), `journal ${this.stream}/${this.segment.name} offset ${offset}`);
       }
     } catch (e) {
       const why = codec === CODEC.json ? `payload is not valid JSON (${(e as Error).message})` : `codec ${codec} decoder: ${(e as Error).message}`;

@@ -294,12 +294,17 @@ class Writer implements JournalWriterHandle {
     const seq = this.seq + 1;
     event.seq = seq;
     const text = JSON.stringify(event);
-    const n = Buffer.byteLength(text);
-    if (n > MAX_PAYLOAD) throw new InputError(`event of ${n} bytes exceeds the ${MAX_PAYLOAD}-byte record limit`, `journal stream ${this.stream} seq ${seq}`);
-    this.room(n + FRAME_OVERHEAD);
+    // Reserve the UTF-8 worst case (3 bytes per UTF-16 unit) instead of measuring the string;
+    // measure only when the bound matters (near a rotation or the record limit).
+    let bound = text.length * 3;
+    if (bound > MAX_PAYLOAD || (this.segRecords > 0 && this.segSize + bound + FRAME_OVERHEAD + SEAL_FRAME_BYTES > this.segmentBytes)) {
+      bound = Buffer.byteLength(text);
+      if (bound > MAX_PAYLOAD) throw new InputError(`event of ${bound} bytes exceeds the ${MAX_PAYLOAD}-byte record limit`, `journal stream ${this.stream} seq ${seq}`);
+    }
+    this.room(bound + FRAME_OVERHEAD);
     const off = this.len;
+    const n = this.buf.write(text, off + FRAME_HEADER_BYTES, bound, 'utf8');
     writeFrameHeader(this.buf, off, CODEC.json, KIND_RECORD, n, seq);
-    this.buf.write(text, off + FRAME_HEADER_BYTES, n, 'utf8');
     this.seq = seq;
     this.finishFrame(off, n);
     this.schedule();
