@@ -11,14 +11,15 @@
  * at the very end of the newest segment is taken to be a write in progress (or a crash the writer
  * will cut on reopen): the cursor stops there and tries again on the next call.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProvEvent } from '../events.js';
 import { checkEvent } from '../validate.js';
 import { CODEC, type JournalRecord, type PayloadDecoder } from './api.js';
 import {
-  FRAME_HEADER_BYTES, FRAME_MAGIC0, FRAME_MAGIC1, FRAME_OVERHEAD, KIND_SEAL, MAX_PAYLOAD,
-  SEGMENT_HEADER_BYTES, decodeSegmentHeader, findNextFrame, isFrame, parseFrame, readU32,
+  FRAME_HEADER_BYTES, FRAME_MAGIC0, FRAME_MAGIC1, FRAME_OVERHEAD, INDEX_ENTRY_BYTES, INDEX_SUFFIX, KIND_RECORD,
+  KIND_SEAL, MAX_PAYLOAD, SEGMENT_HEADER_BYTES, decodeSegmentHeader, findNextFrame, isFrame, parseFrame,
+  readU32, readU64,
 } from './format.js';
 import { listSegments, type SegmentFile } from './segments.js';
 
@@ -46,6 +47,10 @@ export class StreamCursor {
   private pos = 0;
   private prevCrc = 0;
   private readonly streamDir: string;
+  /** True until the first frame after the checkpoint has been found. */
+  private skipping = true;
+  /** File offset the first segment was entered at (> header size when a sparse-index entry was used). */
+  resumedAt = -1;
 
   constructor(
     dir: string,
@@ -93,7 +98,43 @@ export class StreamCursor {
     this.bufLen = 0;
     this.pos = 0;
     this.prevCrc = h.crc;
+    if (this.lastSeq >= target.firstSeq) this.seekByIndex(target);
+    if (this.resumedAt < 0) this.resumedAt = this.bufStart + this.pos;
     return true;
+  }
+
+  /**
+   * Resuming inside a segment: jump to the last sparse-index entry at or before the checkpoint,
+   * after checking that a whole, checksum-valid record with that seq is really there.
+   */
+  private seekByIndex(seg: SegmentFile): void {
+    let idx: Buffer;
+    try { idx = readFileSync(seg.path.replace(/\.seg$/, INDEX_SUFFIX)); } catch { return; }
+    for (let e = Math.floor(idx.length / INDEX_ENTRY_BYTES) - 1; e >= 0; e--) {
+      const seq = readU64(idx, e * INDEX_ENTRY_BYTES);
+      const offset = readU64(idx, e * INDEX_ENTRY_BYTES + 8);
+      if (seq > this.lastSeq + 1) continue;
+      if (offset < SEGMENT_HEADER_BYTES + 4 || offset > Number.MAX_SAFE_INTEGER) return;
+      // Read the 4 bytes before the frame (the previous CRC, its seed) and the frame itself.
+      this.bufStart = offset - 4;
+      this.bufLen = 0;
+      this.pos = 0;
+      if (!this.fill(4 + FRAME_HEADER_BYTES)) break;
+      const len = readU32(this.buf, 4 + 4);
+      if (len > MAX_PAYLOAD || !this.fill(4 + len + FRAME_OVERHEAD)) break;
+      const seed = readU32(this.buf, 0);
+      const f = parseFrame(this.buf, 4, this.bufLen, seed);
+      if (isFrame(f) && f.kind === KIND_RECORD && f.seq === seq) {
+        this.pos = 4;
+        this.prevCrc = seed;
+        return;
+      }
+      break;
+    }
+    // No usable entry: scan from the segment start.
+    this.bufStart = SEGMENT_HEADER_BYTES;
+    this.bufLen = 0;
+    this.pos = 0;
   }
 
   private closeFd(): void {
@@ -136,6 +177,7 @@ export class StreamCursor {
     let added = 0;
     while (added < max) {
       if (this.fd === null && !this.advance()) return false;
+      if (this.skipping && this.skipBefore()) continue;
       const offset = this.bufStart + this.pos;
       let f;
       if (!this.fill(FRAME_HEADER_BYTES)) {
@@ -169,6 +211,32 @@ export class StreamCursor {
       added++;
     }
     return true;
+  }
+
+  /**
+   * Hop over whole frames at or before the checkpoint by their length fields alone (no CRC, no
+   * decoding); the first frame after the checkpoint is then checked with the CRC of the frame
+   * before it as its seed. Returns true when it moved. Anything odd falls through to the full parse.
+   */
+  private skipBefore(): boolean {
+    let moved = false;
+    for (;;) {
+      if (!this.fill(FRAME_HEADER_BYTES)) return moved;
+      const b = this.buf;
+      const p = this.pos;
+      if (b[p] !== FRAME_MAGIC0 || b[p + 1] !== FRAME_MAGIC1) return moved;
+      const seq = readU64(b, p + 8);
+      if (seq > this.lastSeq) {
+        this.skipping = false;
+        return moved;
+      }
+      const len = readU32(b, p + 4);
+      if (len > MAX_PAYLOAD || !this.fill(len + FRAME_OVERHEAD)) return moved;
+      const end = this.pos + FRAME_HEADER_BYTES + len;
+      this.prevCrc = readU32(this.buf, end);
+      this.pos = end + 4;
+      moved = true;
+    }
   }
 
   /**

@@ -215,3 +215,37 @@ describe('journal reader', () => {
     assert.equal(rej.reason, 'ebpf seq 2: exec.argv[1] is not a string (got 7)');
   });
 });
+
+describe('journal sparse index', () => {
+  it('resumes inside a big segment from its sparse index, and ignores a bad index', async () => {
+    const { StreamCursor } = await import('./cursor.js');
+    const dir = freshDir();
+    const w = openJournalWriter({ dir, stream: 'ebpf', fsyncIntervalMs: 1 });
+    const payload = Buffer.alloc(300, 1);
+    for (let i = 0; i < 20; i++) {
+      w.appendEncoded(CODEC.ebpfRaw, Array.from({ length: 500 }, () => payload));
+      await w.flush();
+    }
+    await w.close();
+    const idxPath = join(dir, 'ebpf', '00000000000000000001.idx');
+    assert.ok(statSync(idxPath).size >= 2 * 16, 'the index has entries');
+    const decoders = new Map<number, PayloadDecoder>([[CODEC.ebpfRaw, () => sampleEvent('exit', 0)]]);
+    const rejects: unknown[] = [];
+    const c = new StreamCursor(dir, 'ebpf', 7000, decoders, (r) => rejects.push(r));
+    const out: JournalRecord[] = [];
+    c.read(5, out);
+    assert.deepEqual(out.map((r) => r.seq), [7001, 7002, 7003, 7004, 7005]);
+    assert.ok(c.resumedAt > 1 << 20, `resumed at offset ${c.resumedAt}, not from the index`);
+    c.close();
+    // A garbled index is only a hint: the cursor falls back to scanning the segment.
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(idxPath, Buffer.alloc(64, 0x41));
+    const c2 = new StreamCursor(dir, 'ebpf', 7000, decoders, (r) => rejects.push(r));
+    const out2: JournalRecord[] = [];
+    c2.read(2, out2);
+    assert.deepEqual(out2.map((r) => r.seq), [7001, 7002]);
+    assert.equal(c2.resumedAt, 72);
+    c2.close();
+    assert.deepEqual(rejects, []);
+  });
+});

@@ -12,7 +12,7 @@
  * loses at most the records appended since the last commit; never a committed one.
  */
 import {
-  closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
+  appendFileSync, closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
   truncateSync, unlinkSync, writeSync, readSync,
 } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
@@ -24,7 +24,7 @@ import { CODEC, type JournalWriter, type JournalWriterOptions } from './api.js';
 import { crc32c } from './crc32c.js';
 import {
   FRAME_HEADER_BYTES, FRAME_OVERHEAD, HEAD_FILE, KIND_RECORD, KIND_SEAL, MAX_PAYLOAD, SEAL_BYTES,
-  SEAL_FRAME_BYTES, SEGMENT_HEADER_BYTES, ZERO_SEAL, checkStreamName, computeSeal, encodeHead,
+  SEAL_FRAME_BYTES, SEGMENT_HEADER_BYTES, ZERO_SEAL, INDEX_SUFFIX, INDEX_ENTRY_BYTES, writeU64, checkStreamName, computeSeal, encodeHead,
   encodeSegmentHeader, findNextFrame, segmentName, writeFrameHeader,
 } from './format.js';
 import { headerOf, listSegments, walkSegment } from './segments.js';
@@ -36,6 +36,8 @@ const openHere = new Set<string>();
 /** Seal at least every this many bytes of records, so a seal pins down a few hundred small records. */
 const SEAL_WINDOW_BYTES = 64 * 1024;
 const INITIAL_BUFFER = 1 << 20;
+/** A sparse-index entry every this many bytes of a segment (a hint for readers resuming mid-segment). */
+const INDEX_EVERY = 1 << 20;
 /** Buffers up to this size are kept for reuse after a commit. */
 const REUSE_LIMIT = 32 << 20;
 
@@ -81,6 +83,10 @@ class Writer implements JournalWriterHandle {
   private needSegment = true;
   private segName = '';
   private segSize = 0;
+  /** Next segment offset at which a sparse-index entry is due. */
+  private nextIndexAt = INDEX_EVERY;
+  /** Index entries (seq, offset) not yet written, per segment file name. */
+  private indexPending: Array<{ name: string; seq: number; offset: number }> = [];
   private segRecords = 0;
   private unsealedRecords = 0;
 
@@ -168,6 +174,7 @@ class Writer implements JournalWriterHandle {
         // The crash hit while the segment was being created: nothing in it was ever committed.
         log.warn(`${where}: removed a torn segment of ${bytes.length} bytes (its header was never completed)`);
         unlinkSync(last.path);
+        try { unlinkSync(last.path.replace(/\.seg$/, INDEX_SUFFIX)); } catch { /* none */ }
         segs.pop();
         continue;
       }
@@ -201,6 +208,7 @@ class Writer implements JournalWriterHandle {
       this.needSegment = false;
       this.segName = last.name;
       this.segSize = w.end;
+      this.nextIndexAt = (Math.floor(w.end / INDEX_EVERY) + 1) * INDEX_EVERY;
       this.segRecords = w.records;
       this.continueName = last.name;
       if (w.lastSeq > w.sealSeq) {
@@ -240,6 +248,7 @@ class Writer implements JournalWriterHandle {
     this.chain = h.crc;
     this.segName = name;
     this.segSize = SEGMENT_HEADER_BYTES;
+    this.nextIndexAt = INDEX_EVERY;
     this.segRecords = 0;
     this.needSegment = false;
   }
@@ -273,6 +282,10 @@ class Writer implements JournalWriterHandle {
 
   /** Chain the frame whose header and payload are in place at `off`; advances the buffer. */
   private finishFrame(off: number, payloadLen: number): void {
+    if (this.segSize >= this.nextIndexAt) {
+      this.indexPending.push({ name: this.segName, seq: this.seq, offset: this.segSize });
+      this.nextIndexAt = (Math.floor(this.segSize / INDEX_EVERY) + 1) * INDEX_EVERY;
+    }
     const end = off + FRAME_HEADER_BYTES + payloadLen;
     const crc = crc32c(this.buf, off, end, this.chain);
     const b = this.buf;
@@ -371,6 +384,8 @@ class Writer implements JournalWriterHandle {
     const starts = this.starts;
     const head = encodeHead({ seq: this.seq, crc: this.chain, seal: this.seal });
     const seqAt = this.seq;
+    const index = this.indexPending;
+    this.indexPending = [];
     this.buf = this.spare ?? Buffer.allocUnsafe(INITIAL_BUFFER);
     this.spare = null;
     this.len = 0;
@@ -393,11 +408,28 @@ class Writer implements JournalWriterHandle {
       if (this.fd) await this.fd.datasync();
       this.durable = seqAt;
       writeSync(this.headFd, head, 0, head.length, 0);
+      if (index.length > 0) this.writeIndex(index);
     } catch (e) {
       this.failed = e as Error;
       throw new StoreError(`journal stream ${this.stream}: write failed: ${(e as Error).message}`, this.streamDir);
     }
     if (data.buffer.byteLength <= REUSE_LIMIT && data.byteOffset === 0) this.spare = Buffer.from(data.buffer, 0, data.buffer.byteLength);
+  }
+
+  /** Append sparse-index entries (u64 seq, u64 offset) to `<segment>.idx`; no fsync: readers check every entry. */
+  private writeIndex(entries: Array<{ name: string; seq: number; offset: number }>): void {
+    const byName = new Map<string, Buffer[]>();
+    for (const e of entries) {
+      const b = Buffer.alloc(INDEX_ENTRY_BYTES);
+      writeU64(b, 0, e.seq);
+      writeU64(b, 8, e.offset);
+      const list = byName.get(e.name) ?? [];
+      list.push(b);
+      byName.set(e.name, list);
+    }
+    for (const [name, list] of byName) {
+      appendFileSync(join(this.streamDir, name.replace(/\.seg$/, INDEX_SUFFIX)), Buffer.concat(list), { mode: 0o600 });
+    }
   }
 
   private async writeAll(data: Buffer, from: number, to: number): Promise<void> {
