@@ -42,6 +42,16 @@ describe('journal crash safety', () => {
     let reports = 0;
     let buffered = '';
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+    // A follower in this process reads the child's appends live, across rotations.
+    const follower = openJournalReader(dir, { decoders: new Map([[CODEC.ebpfRaw, decoder]]) });
+    const ac = new AbortController();
+    let followed = 0;
+    const following = (async () => {
+      for await (const rec of follower.records({ follow: true, signal: ac.signal, pollMs: 10 })) {
+        assert.equal(rec.seq, followed + 1, 'the follower must see every seq once, in order');
+        followed = rec.seq;
+      }
+    })();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the writer child reported no commits within 20 s')), 20_000);
       child.stdout!.on('data', (d: Buffer) => {
@@ -57,6 +67,12 @@ describe('journal crash safety', () => {
     });
     child.kill('SIGKILL');
     assert.equal(await exited, 'SIGKILL');
+    await new Promise((res) => setTimeout(res, 100));
+    ac.abort();
+    await following;
+    assert.ok(followed > 0, 'the follower saw nothing');
+    assert.equal(follower.stats.rejected, 0, JSON.stringify(follower.rejections.slice(0, 3)));
+    follower.close();
     // Lines already in the pipe count too: they were printed only after their commit.
     for (const l of buffered.split('\n')) { const m = /^durable (\d+)$/.exec(l); if (m) reported = Math.max(reported, Number(m[1])); }
 
@@ -85,9 +101,10 @@ describe('journal crash safety', () => {
 
     const { w, stderr } = openCapturing(dir, 'crash');
     assert.ok(w.recovered, `no recovery reported (${scenario})`);
-    process.stdout.write(`# crash scenario: ${scenario}; ${reported} records reported committed; cut ${w.recovered.cutBytes} bytes\n`);
+    process.stdout.write(`# crash scenario: ${scenario}; ${reported} records reported committed; follower saw ${followed}; cut ${w.recovered.cutBytes} bytes\n`);
     assert.match(stderr, /prov journal: warn: journal stream crash segment \d+\.seg: cut a torn tail of \d+ bytes at offset \d+/, scenario);
     assert.ok(w.lastSeq >= reported, `lost committed records: last seq ${w.lastSeq} < reported ${reported} (${scenario})`);
+    assert.ok(followed <= w.lastSeq, `the follower saw seq ${followed}, which did not survive (last seq ${w.lastSeq})`);
     const next = w.append(anySampleEvent(0));
     assert.equal(next, w.lastSeq);
     await w.close();

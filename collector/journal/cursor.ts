@@ -10,6 +10,10 @@
  * a damaged frame the cursor resynchronises on the next valid frame. A partial or garbled frame
  * at the very end of the newest segment is taken to be a write in progress (or a crash the writer
  * will cut on reopen): the cursor stops there and tries again on the next call.
+ *
+ * Only committed records are delivered: a record beyond the seq in the stream's HEAD (written
+ * after each fsync) waits for the writer's next group commit, so a consumer never applies a
+ * record that a power loss could take back.
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,8 +22,8 @@ import { checkEvent } from '../validate.js';
 import { CODEC, type JournalRecord, type PayloadDecoder } from './api.js';
 import {
   FRAME_HEADER_BYTES, FRAME_MAGIC0, FRAME_MAGIC1, FRAME_OVERHEAD, INDEX_ENTRY_BYTES, INDEX_SUFFIX, KIND_RECORD,
-  KIND_SEAL, MAX_PAYLOAD, SEGMENT_HEADER_BYTES, decodeSegmentHeader, findNextFrame, isFrame, parseFrame,
-  readU32, readU64,
+  KIND_SEAL, MAX_PAYLOAD, SEGMENT_HEADER_BYTES, HEAD_FILE, decodeHead, decodeSegmentHeader, findNextFrame, isFrame, parseFrame,
+  readU32, readU64, type Frame, type FrameError,
 } from './format.js';
 import { listSegments, type SegmentFile } from './segments.js';
 
@@ -49,6 +53,8 @@ export class StreamCursor {
   private readonly streamDir: string;
   /** True until the first frame after the checkpoint has been found. */
   private skipping = true;
+  /** Highest seq the writer has committed (from HEAD); records above it are not delivered yet. */
+  private headSeq = -1;
   /** File offset the first segment was entered at (> header size when a sparse-index entry was used). */
   resumedAt = -1;
 
@@ -179,28 +185,29 @@ export class StreamCursor {
       if (this.fd === null && !this.advance()) return false;
       if (this.skipping && this.skipBefore()) continue;
       const offset = this.bufStart + this.pos;
-      let f;
-      if (!this.fill(FRAME_HEADER_BYTES)) {
-        f = parseFrame(this.buf, this.pos, this.bufLen, this.prevCrc);
-      } else {
-        const b = this.buf;
-        const p = this.pos;
-        const len = readU32(b, p + 4);
-        if (b[p] === FRAME_MAGIC0 && b[p + 1] === FRAME_MAGIC1 && len <= MAX_PAYLOAD) this.fill(len + FRAME_OVERHEAD);
-        f = parseFrame(this.buf, this.pos, this.bufLen, this.prevCrc);
+      let f = this.parseHere();
+      if (!isFrame(f) && !f.incomplete) {
+        // The bytes may have been read while the writer was still writing them: look again.
+        this.bufLen = this.pos;
+        f = this.parseHere();
       }
       if (!isFrame(f)) {
-        if (f.incomplete || !this.resync(offset, f.reason, f.seq)) {
-          // End of this segment (possibly a write in progress).
-          if (!this.hasNewerSegment()) return false;
+        if (!f.incomplete && this.resync(offset, f.reason, f.seq)) continue;
+        // Nothing whole here: the live end of the stream, unless a newer segment exists.
+        if (!this.hasNewerSegment()) return false;
+        // A newer segment exists, so this one is complete: read what it has before leaving it.
+        this.bufLen = this.pos;
+        f = this.parseHere();
+        if (!isFrame(f)) {
+          if (!f.incomplete && this.resync(offset, f.reason, f.seq)) continue;
           if (this.bufLen > this.pos) {
             this.reject({ stream: this.stream, seq: f.seq >= 0 ? f.seq : null, segment: this.segment.name, offset, reason: `${f.reason} at the end of a finished segment` });
           }
           this.closeFd();
           continue;
         }
-        continue;
       }
+      if (f.kind === KIND_RECORD && f.seq > this.headSeq && f.seq > this.lastSeq && !this.committed(f.seq)) return false;
       this.prevCrc = f.crc;
       this.pos = f.end;
       if (f.kind === KIND_SEAL || f.seq <= this.lastSeq) continue;
@@ -211,6 +218,35 @@ export class StreamCursor {
       added++;
     }
     return true;
+  }
+
+  /**
+   * Whether `seq` has been committed (fsync'd) by the writer, per the stream's HEAD. Records a
+   * reader can see in the page cache but that are not yet durable could vanish in a power loss
+   * and their seqs be reused, so they are held back (for at most one group-commit interval).
+   * A stream without a HEAD file (not written by this writer) is read as it is.
+   */
+  private committed(seq: number): boolean {
+    let head: Buffer | null = null;
+    try { head = readFileSync(join(this.streamDir, HEAD_FILE)); } catch { /* no HEAD */ }
+    if (head === null) this.headSeq = Number.MAX_SAFE_INTEGER;
+    else if (head.length === 0) this.headSeq = 0; // created, nothing committed yet
+    else {
+      const h = decodeHead(head);
+      this.headSeq = typeof h === 'string' ? Number.MAX_SAFE_INTEGER : h.seq;
+    }
+    return seq <= this.headSeq;
+  }
+
+  /** Load the frame at pos (as much of it as the file has) and parse it. */
+  private parseHere(): Frame | FrameError {
+    if (this.fill(FRAME_HEADER_BYTES)) {
+      const b = this.buf;
+      const p = this.pos;
+      const len = readU32(b, p + 4);
+      if (b[p] === FRAME_MAGIC0 && b[p + 1] === FRAME_MAGIC1 && len <= MAX_PAYLOAD) this.fill(len + FRAME_OVERHEAD);
+    }
+    return parseFrame(this.buf, this.pos, this.bufLen, this.prevCrc);
   }
 
   /**

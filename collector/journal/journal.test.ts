@@ -125,27 +125,30 @@ describe('journal reader', () => {
     assert.deepEqual(await readAll(dir, { ebpf: 600 }), []);
   });
 
-  it('follow mode sees new appends and stops on abort', async () => {
+  it('follow mode sees new appends, across rotations, exactly once, and stops on abort', async () => {
     const dir = freshDir();
-    const w = openJournalWriter({ dir, stream: 'ebpf', fsyncIntervalMs: 5, segmentBytes: 4096 });
+    const total = 3000;
+    const w = openJournalWriter({ dir, stream: 'ebpf', fsyncIntervalMs: 2, segmentBytes: 4096 });
     const r = openJournalReader(dir);
     const ac = new AbortController();
     const seen: number[] = [];
     const done = (async () => {
-      for await (const rec of r.records({ follow: true, signal: ac.signal, pollMs: 10 })) {
+      for await (const rec of r.records({ follow: true, signal: ac.signal, pollMs: 5 })) {
         seen.push(rec.seq);
-        if (seen.length === 100) ac.abort();
+        if (seen.length === total) ac.abort();
       }
     })();
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < total; i++) {
       w.append(anySampleEvent(i));
-      if (i % 10 === 9) await new Promise((res) => setTimeout(res, 20));
+      if (i % 100 === 99) await new Promise((res) => setTimeout(res, 3));
     }
     await w.flush();
-    const timeout = setTimeout(() => ac.abort(), 5000);
+    const timeout = setTimeout(() => ac.abort(), 10_000);
     await done;
     clearTimeout(timeout);
-    assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => i + 1));
+    assert.equal(seen.length, total);
+    assert.deepEqual(seen, Array.from({ length: total }, (_, i) => i + 1));
+    assert.equal(r.stats.rejected, 0, JSON.stringify(r.rejections.slice(0, 3)));
     r.close();
     await w.close();
   });
