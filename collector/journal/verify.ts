@@ -95,7 +95,8 @@ function verifyStream(dir: string, stream: string): StreamReport {
   };
   let head: Head | null = null;
   try {
-    const h = decodeHead(readFileSync(join(streamDir, HEAD_FILE)));
+    const bytes = readFileSync(join(streamDir, HEAD_FILE));
+    const h = bytes.length === 0 ? null : decodeHead(bytes); // empty: opened, nothing committed yet
     if (typeof h === 'string') r.warnings.push(`${HEAD_FILE}: ${h} (ignored)`);
     else head = h;
   } catch {
