@@ -16,6 +16,7 @@ import {
   truncateSync, unlinkSync, writeSync, readSync,
 } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { InputError, IntegrityError, StoreError } from '../../graph/errors.js';
 import { logger } from '../log.js';
@@ -35,11 +36,12 @@ const openHere = new Set<string>();
 
 /** Seal at least every this many bytes of records, so a seal pins down a few hundred small records. */
 const SEAL_WINDOW_BYTES = 64 * 1024;
-const INITIAL_BUFFER = 1 << 20;
+/** Pending bytes live in slabs of this size (a bigger one for a bigger record): no copying on growth. */
+const SLAB_BYTES = 1 << 20;
+/** Slabs kept for reuse after a commit. */
+const POOL_SLABS = 16;
 /** A sparse-index entry every this many bytes of a segment (a hint for readers resuming mid-segment). */
 const INDEX_EVERY = 1 << 20;
-/** Buffers up to this size are kept for reuse after a commit. */
-const REUSE_LIMIT = 32 << 20;
 
 /** What recovery did on open (undefined when the stream was clean). */
 export interface RecoveryInfo {
@@ -64,9 +66,16 @@ export interface JournalWriterHandle extends JournalWriter {
 }
 
 interface SegmentStart {
-  /** Offset in the pending buffer where the new segment file's bytes begin. */
+  /** Offset in its slab where the new segment file's bytes begin. */
   at: number;
   name: string;
+}
+
+/** A filled slab waiting for the next commit. */
+interface Slab {
+  buf: Buffer;
+  len: number;
+  starts: SegmentStart[];
 }
 
 class Writer implements JournalWriterHandle {
@@ -90,12 +99,16 @@ class Writer implements JournalWriterHandle {
   private segRecords = 0;
   private unsealedRecords = 0;
 
-  // pending bytes not yet handed to the disk
-  private buf: Buffer = Buffer.allocUnsafe(INITIAL_BUFFER);
+  // pending bytes not yet handed to the disk: filled slabs, then the current one (buf, len, starts)
+  private full: Slab[] = [];
+  private buf: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
   private len = 0;
-  private windowStart = 0;
   private starts: SegmentStart[] = [];
-  private spare: Buffer | null = null;
+  private readonly pool: Buffer[] = [];
+  // the seal window: bytes since the last seal; those in earlier slabs are already in windowHash
+  private windowStart = 0;
+  private windowHash: Hash | null = null;
+  private windowBytes = 0;
 
   // disk side
   private fd: FileHandle | null = null;
@@ -223,11 +236,17 @@ class Writer implements JournalWriterHandle {
     this.needSegment = true;
   }
 
+  /** Make room for n contiguous bytes, moving on to a fresh slab when the current one is full. */
   private ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
+    if (this.len > this.windowStart) {
+      (this.windowHash ??= createHash('sha256').update(this.seal)).update(this.buf.subarray(this.windowStart, this.len));
+    }
+    if (this.len > 0 || this.starts.length > 0) this.full.push({ buf: this.buf, len: this.len, starts: this.starts });
+    this.buf = n <= SLAB_BYTES ? (this.pool.pop() ?? Buffer.allocUnsafe(SLAB_BYTES)) : Buffer.allocUnsafe(n);
+    this.len = 0;
+    this.starts = [];
+    this.windowStart = 0;
   }
 
   private check(): void {
@@ -244,6 +263,8 @@ class Writer implements JournalWriterHandle {
     this.starts.push({ at: this.len, name });
     h.bytes.copy(this.buf, this.len);
     this.windowStart = this.len;
+    this.windowHash = null;
+    this.windowBytes = 0;
     this.len += SEGMENT_HEADER_BYTES;
     this.chain = h.crc;
     this.segName = name;
@@ -256,9 +277,12 @@ class Writer implements JournalWriterHandle {
   /** Seal the records since the previous seal (no-op when there are none). */
   private sealNow(): void {
     if (this.unsealedRecords === 0) return;
-    this.appendSeal(computeSeal(this.seal, this.buf.subarray(this.windowStart, this.len)));
+    this.ensure(SEAL_FRAME_BYTES);
+    const h = this.windowHash ?? createHash('sha256').update(this.seal);
+    this.appendSeal(h.update(this.buf.subarray(this.windowStart, this.len)).digest());
   }
 
+  /** Append a seal frame with `digest` (room for it must have been made when the window is not empty). */
   private appendSeal(digest: Buffer): void {
     this.ensure(SEAL_FRAME_BYTES);
     const off = this.len;
@@ -271,6 +295,8 @@ class Writer implements JournalWriterHandle {
     this.segSize += SEAL_FRAME_BYTES;
     this.seal = digest;
     this.windowStart = this.len;
+    this.windowHash = null;
+    this.windowBytes = 0;
     this.unsealedRecords = 0;
   }
 
@@ -299,7 +325,8 @@ class Writer implements JournalWriterHandle {
     this.segSize += frameLen;
     this.segRecords++;
     this.unsealedRecords++;
-    if (this.len - this.windowStart >= SEAL_WINDOW_BYTES) this.sealNow();
+    this.windowBytes += frameLen;
+    if (this.windowBytes >= SEAL_WINDOW_BYTES) this.sealNow();
   }
 
   append(event: ProvEvent): number {
@@ -379,31 +406,33 @@ class Writer implements JournalWriterHandle {
   private async commit(): Promise<void> {
     if (this.failed) throw new StoreError(`journal stream ${this.stream} failed earlier: ${this.failed.message}`);
     this.sealNow();
-    if (this.len === 0) return;
-    const data = this.buf.subarray(0, this.len);
-    const starts = this.starts;
+    if (this.len === 0 && this.starts.length === 0 && this.full.length === 0) return;
+    const slabs = this.full;
+    slabs.push({ buf: this.buf, len: this.len, starts: this.starts });
     const head = encodeHead({ seq: this.seq, crc: this.chain, seal: this.seal });
     const seqAt = this.seq;
     const index = this.indexPending;
     this.indexPending = [];
-    this.buf = this.spare ?? Buffer.allocUnsafe(INITIAL_BUFFER);
-    this.spare = null;
+    this.full = [];
+    this.buf = this.pool.pop() ?? Buffer.allocUnsafe(SLAB_BYTES);
     this.len = 0;
-    this.windowStart = 0;
     this.starts = [];
+    this.windowStart = 0;
     try {
-      if (this.fd === null && this.continueName !== null && (starts.length === 0 || starts[0]!.at > 0)) {
+      const first = slabs[0]!;
+      if (this.fd === null && this.continueName !== null && (first.starts.length === 0 || first.starts[0]!.at > 0)) {
         this.fd = await openAsync(join(this.streamDir, this.continueName), C.O_WRONLY | C.O_APPEND);
         this.fdName = this.continueName;
       }
       this.continueName = null;
-      let pos = 0;
-      let si = 0;
-      while (pos < data.length) {
-        if (si < starts.length && starts[si]!.at === pos) await this.openSegment(starts[si++]!.name);
-        const stop = si < starts.length ? starts[si]!.at : data.length;
-        await this.writeAll(data, pos, stop);
-        pos = stop;
+      for (const slab of slabs) {
+        let pos = 0;
+        for (const st of slab.starts) {
+          if (st.at > pos) await this.writeAll(slab.buf, pos, st.at);
+          await this.openSegment(st.name);
+          pos = st.at;
+        }
+        if (slab.len > pos) await this.writeAll(slab.buf, pos, slab.len);
       }
       if (this.fd) await this.fd.datasync();
       this.durable = seqAt;
@@ -413,7 +442,7 @@ class Writer implements JournalWriterHandle {
       this.failed = e as Error;
       throw new StoreError(`journal stream ${this.stream}: write failed: ${(e as Error).message}`, this.streamDir);
     }
-    if (data.buffer.byteLength <= REUSE_LIMIT && data.byteOffset === 0) this.spare = Buffer.from(data.buffer, 0, data.buffer.byteLength);
+    for (const slab of slabs) if (slab.buf.length === SLAB_BYTES && this.pool.length < POOL_SLABS) this.pool.push(slab.buf);
   }
 
   /** Append sparse-index entries (u64 seq, u64 offset) to `<segment>.idx`; no fsync: readers check every entry. */
