@@ -184,6 +184,40 @@ describe('verifyJournal', () => {
     assert.equal(r.streams[0]!.tornTail!.bytes, 5);
   });
 
+  it('an external anchor catches what the chain alone cannot: a cut with HEAD removed, a rewrite', async () => {
+    const anchorFile = join(root, 'anchor.json');
+    const { out } = await captureStdout(() => verifyCli(pristine, { json: true }));
+    writeFileSync(anchorFile, out);
+    assert.equal((await captureStdout(() => verifyCli(pristine, { anchor: anchorFile }))).code, 0);
+
+    // Cut the newest records on a record boundary and delete HEAD: a valid prefix of the chain.
+    const d = copy();
+    const l = locs.find((x) => x.segment === loc(400).segment && x.seq > locs.find((y) => y.segment === loc(400).segment)!.seq)!;
+    truncateSync(segPath(d, l.segment), l.offset);
+    unlinkSync(join(d, STREAM, 'HEAD'));
+    const alone = verifyJournal(d);
+    assert.equal(alone.ok, true, 'without an anchor the cut is invisible (documented limitation)');
+    assert.match(alone.streams[0]!.warnings.join(), /no HEAD file/);
+    const cut = await captureStdout(() => verifyCli(d, { anchor: anchorFile }));
+    assert.equal(cut.code, 5);
+    assert.match(cut.out, new RegExp(`NOT clean: truncated record in stream ebpf .* seq ${l.seq}: the anchor says seq 400 existed but the stream ends at seq ${l.seq - 1}`));
+
+    // A wholesale rewrite: a fresh journal of other events in the same place.
+    const r = join(root, 'rewritten');
+    const w = openJournalWriter({ dir: r, stream: STREAM, segmentBytes: 8192 });
+    for (let i = 0; i < 400; i++) w.append(anySampleEvent(i + 7));
+    await w.close();
+    assert.equal(verifyJournal(r).ok, true);
+    const rewritten = await captureStdout(() => verifyCli(r, { anchor: anchorFile }));
+    assert.equal(rewritten.code, 5);
+    assert.match(rewritten.out, /modified record .* seq 400: (the seal at seq 400 differs from the anchor|no seal at seq 400)/);
+
+    writeFileSync(join(root, 'bad-anchor.json'), '{"ebpf": {"seq": 1}}');
+    const bad = await captureStdout(() => verifyCli(pristine, { anchor: join(root, 'bad-anchor.json') }));
+    assert.equal(bad.code, 2);
+    assert.match(bad.out, /needs a seq and a 64-hex-digit seal/);
+  });
+
   it('prov verify: JSON output, and exit 3 when there is no journal', async () => {
     const { code, out } = await captureStdout(() => verifyCli(pristine, { json: true }));
     assert.equal(code, 0);
