@@ -333,7 +333,13 @@ class Writer implements JournalWriterHandle {
     this.check();
     const seq = this.seq + 1;
     event.seq = seq;
-    const text = JSON.stringify(event);
+    let text: string;
+    try {
+      text = JSON.stringify(event);
+    } catch (e) {
+      throw new InputError(`event cannot be serialised as JSON: ${(e as Error).message}`, `journal stream ${this.stream} seq ${seq}`);
+    }
+    if (typeof text !== 'string') throw new InputError('event is not a JSON object', `journal stream ${this.stream} seq ${seq}`);
     // Reserve the UTF-8 worst case (3 bytes per UTF-16 unit) instead of measuring the string;
     // measure only when the bound matters (near a rotation or the record limit).
     let bound = text.length * 3;
