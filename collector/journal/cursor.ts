@@ -320,7 +320,7 @@ export class StreamCursor {
       return null;
     }
     // The frame's seq is authoritative (the writer assigns it).
-    if (typeof ev === 'object' && ev !== null && !Array.isArray(ev)) (ev as { seq: number }).seq = seq;
+    if (typeof ev === 'object' && ev !== null && !Array.isArray(ev) && (ev as { seq: unknown }).seq !== seq) (ev as { seq: number }).seq = seq;
     const c = checkEvent(ev);
     if (!c.ok) {
       this.reject({ stream: this.stream, seq, segment: this.segment.name, offset, reason: c.reason });

@@ -9,7 +9,7 @@
  * Alone: `node dist/test/bench/journal.bench.js [--quick]`.
  */
 import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CODEC, type PayloadDecoder } from '../../collector/journal/api.js';
@@ -21,6 +21,17 @@ import type { ProvEvent } from '../../collector/events.js';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e9;
+/** CPU seconds (user + system, all threads) used by this process so far. */
+const cpuNow = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+
+/** Wall and CPU rates of one timed run. */
+class Timer {
+  private readonly t0 = now();
+  private readonly c0 = cpuNow();
+  rates(n: number): { wall: number; cpu: number } {
+    return { wall: n / (now() - this.t0), cpu: n / Math.max(1e-6, cpuNow() - this.c0) };
+  }
+}
 const yieldNow = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** The decoder both the journal reader and the baseline call for binary records. */
@@ -61,18 +72,18 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const nJson = opts.quick ? 60_000 : 200_000;
   const batch = 1000;
   const root = mkdtempSync(join(tmpdir(), 'prov-journal-bench-'));
+  const loadBefore = loadavg()[0]!;
   const payloads = Array.from({ length: batch }, (_, i) => {
     const b = Buffer.alloc(100, i & 0xff);
     b[0] = i & 0xff; b[1] = (i >> 8) & 0xff; b[2] = 7;
     return b;
   });
   const events: ProvEvent[] = Array.from({ length: nJson }, (_, i) => anySampleEvent(i));
-  const samples = {
-    binAppend: [] as number[], binAppendBase: [] as number[],
-    jsonAppend: [] as number[], jsonAppendBase: [] as number[],
-    jsonRead: [] as number[], jsonReadBase: [] as number[],
-    binRead: [] as number[], binReadBase: [] as number[],
-  };
+  const keys = ['binAppend', 'binAppendBase', 'jsonAppend', 'jsonAppendBase', 'jsonRead', 'jsonReadBase', 'binRead', 'binReadBase'] as const;
+  type Key = (typeof keys)[number];
+  const samples = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<Key, number[]>;
+  const cpuSamples = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<Key, number[]>;
+  const record = (k: Key, r: { wall: number; cpu: number }): void => { samples[k].push(r.wall); cpuSamples[k].push(r.cpu); };
   let bytesPerBinRecord = 0;
   try {
     for (let rep = 0; rep < repeats; rep++) {
@@ -80,78 +91,78 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       // --- binary append: journal, then the same payload bytes raw ---
       {
         const w = openJournalWriter({ dir, stream: 'bin' });
-        const t0 = now();
+        const t = new Timer();
         for (let i = 0; i < nBin / batch; i++) {
           w.appendEncoded(CODEC.ebpfRaw, payloads);
           if (i % 20 === 19) await yieldNow(); // let group commits run, as a live source would
         }
         await w.close();
-        samples.binAppend.push(nBin / (now() - t0));
+        record('binAppend', t.rates(nBin));
       }
       {
         const raw = new RawWriter(openSync(join(root, `raw${rep}.bin`), 'w', 0o600));
-        const t0 = now();
+        const t = new Timer();
         for (let i = 0; i < nBin / batch; i++) {
           for (const p of payloads) raw.put(p);
           if (i % 20 === 19) await yieldNow();
         }
         raw.close();
-        samples.binAppendBase.push(nBin / (now() - t0));
+        record('binAppendBase', t.rates(nBin));
       }
       // --- JSON append: journal, then JSON.stringify + the same bytes raw (NDJSON) ---
       {
         const w = openJournalWriter({ dir, stream: 'json' });
-        const t0 = now();
+        const t = new Timer();
         for (let i = 0; i < nJson; i++) {
           w.append(events[i]!);
           if (i % 5000 === 4999) await yieldNow();
         }
         await w.close();
-        samples.jsonAppend.push(nJson / (now() - t0));
+        record('jsonAppend', t.rates(nJson));
       }
       {
         const raw = new RawWriter(openSync(join(root, `raw${rep}.ndjson`), 'w', 0o600));
-        const t0 = now();
+        const t = new Timer();
         for (let i = 0; i < nJson; i++) {
           raw.putString(JSON.stringify(events[i]!) + '\n');
           if (i % 5000 === 4999) await yieldNow();
         }
         raw.close();
-        samples.jsonAppendBase.push(nJson / (now() - t0));
+        record('jsonAppendBase', t.rates(nJson));
       }
       // --- JSON read: journal reader (frames, CRC, JSON.parse, validate) vs NDJSON parse + validate ---
       {
         const r = openJournalReader(dir);
-        const t0 = now();
+        const t = new Timer();
         let n = 0;
         for (let b = r.readBatch(10_000, ['json']); b.length > 0; b = r.readBatch(10_000, ['json'])) n += b.length;
-        samples.jsonRead.push(n / (now() - t0));
+        record('jsonRead', t.rates(n));
         if (n !== nJson || r.stats.rejected !== 0) throw new Error(`journal read back ${n} of ${nJson} JSON records`);
         r.close();
       }
       {
-        const t0 = now();
+        const t = new Timer();
         const text = readFileSync(join(root, `raw${rep}.ndjson`), 'utf8');
         let n = 0;
         for (let s = 0, e = text.indexOf('\n'); e >= 0; s = e + 1, e = text.indexOf('\n', s)) {
           if (checkEvent(JSON.parse(text.slice(s, e))).ok) n++;
         }
-        samples.jsonReadBase.push(n / (now() - t0));
+        record('jsonReadBase', t.rates(n));
       }
       // --- binary read: journal reader with the decoder vs raw 100-byte records with the decoder ---
       {
         const r = openJournalReader(dir, { decoders: new Map([[CODEC.ebpfRaw, decodeBinary]]) });
-        const t0 = now();
+        const t = new Timer();
         let n = 0;
         for (let b = r.readBatch(10_000, ['bin']); b.length > 0; b = r.readBatch(10_000, ['bin'])) n += b.length;
-        samples.binRead.push(n / (now() - t0));
+        record('binRead', t.rates(n));
         if (n !== nBin || r.stats.rejected !== 0) throw new Error(`journal read back ${n} of ${nBin} binary records`);
         r.close();
       }
       {
         const fd = openSync(join(root, `raw${rep}.bin`), 'r');
         const buf = Buffer.allocUnsafe(1 << 20);
-        const t0 = now();
+        const t = new Timer();
         let n = 0;
         let pos = 0;
         for (;;) {
@@ -162,7 +173,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           pos += whole;
         }
         closeSync(fd);
-        samples.binReadBase.push(n / (now() - t0));
+        record('binReadBase', t.rates(n));
       }
       bytesPerBinRecord = 120;
       rmSync(dir, { recursive: true, force: true });
@@ -181,17 +192,26 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       repeats, ...(goal ? { goal } : {}), ...(note ? { note } : {}),
     };
   };
+  const cpuRow = (r: BenchRow): BenchRow => ({ ...r, unit: 'records per CPU-second' });
+  const load = `1-min load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after (2 CPUs)`;
   return {
     name: 'journal',
     rows: [
       row('append binary 100-byte records (framed, CRC-chained, sealed, fsync\'d), batches of 1000', samples.binAppend, samples.binAppendBase,
-        'fs.writeSync of the same payload bytes, one fsync', '≥ 1,000,000 records/s', `${nBin} records per run; ${bytesPerBinRecord} bytes per record on disk`),
+        'fs.writeSync of the same payload bytes, one fsync', '≥ 1,000,000 records/s', `${nBin} records per run; ${bytesPerBinRecord} bytes per record on disk; ${load}`),
       row('append JSON events (stringify, framed, chained, sealed, fsync\'d)', samples.jsonAppend, samples.jsonAppendBase,
         'JSON.stringify + fs.writeSync of the NDJSON text, one fsync', '≥ 200,000 events/s', `${nJson} events per run`),
       row('read JSON records (CRC check, JSON.parse, validate)', samples.jsonRead, samples.jsonReadBase,
         'readFileSync NDJSON + JSON.parse + validate'),
       row('read binary records (CRC check, decoder, validate)', samples.binRead, samples.binReadBase,
         'readSync of raw 100-byte records + the same decoder + validate'),
+      // The same runs per CPU-second (user + system, all threads): steadier on a shared machine.
+      cpuRow(row('append binary 100-byte records, per CPU-second', cpuSamples.binAppend, cpuSamples.binAppendBase,
+        'fs.writeSync of the same payload bytes, one fsync')),
+      cpuRow(row('append JSON events, per CPU-second', cpuSamples.jsonAppend, cpuSamples.jsonAppendBase,
+        'JSON.stringify + fs.writeSync of the NDJSON text, one fsync')),
+      cpuRow(row('read JSON records, per CPU-second', cpuSamples.jsonRead, cpuSamples.jsonReadBase, 'readFileSync NDJSON + JSON.parse + validate')),
+      cpuRow(row('read binary records, per CPU-second', cpuSamples.binRead, cpuSamples.binReadBase, 'readSync of raw 100-byte records + the same decoder + validate')),
     ],
     memory: { 'bench process peak RSS': Math.round(process.resourceUsage().maxRSS / 1024) },
   };
