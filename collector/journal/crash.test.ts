@@ -137,6 +137,24 @@ describe('journal crash safety', () => {
     assert.equal(verifyJournal(dir).ok, true);
   });
 
+  it('holds back records above HEAD until the writer has committed them, and reopening moves HEAD', async () => {
+    const dir = join(root, 'head');
+    const w = openJournalWriter({ dir, stream: 's' });
+    for (let i = 0; i < 10; i++) w.append(anySampleEvent(i));
+    await w.close();
+    // As if the crash came after the data's fsync but before HEAD was rewritten: HEAD still empty.
+    writeFileSync(join(dir, 's', 'HEAD'), Buffer.alloc(0));
+    const before = openJournalReader(dir);
+    assert.equal(before.readBatch(100).length, 0, 'records above HEAD must wait');
+    const w2 = openJournalWriter({ dir, stream: 's' });
+    const r = openJournalReader(dir);
+    assert.deepEqual(r.readBatch(100).map((x) => x.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // The held-back reader catches up too.
+    assert.equal(before.readBatch(100).length, 10);
+    await w2.close();
+    assert.equal(verifyJournal(dir).ok, true);
+  });
+
   it('refuses to append after damage that a crash cannot explain', async () => {
     const dir = join(root, 'mid');
     const w = openJournalWriter({ dir, stream: 's' });

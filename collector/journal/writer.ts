@@ -115,7 +115,7 @@ class Writer implements JournalWriterHandle {
   private fdName = '';
   /** Existing segment to continue after reopen (opened at the first commit). */
   private continueName: string | null = null;
-  private headFd: number;
+  private headFd!: number;
   private durable = 0;
   private timer: NodeJS.Timeout | null = null;
   private commits: Promise<void> = Promise.resolve();
@@ -137,9 +137,10 @@ class Writer implements JournalWriterHandle {
     this.lockPath = join(this.streamDir, 'LOCK');
     this.lock();
     try {
-      this.recover();
       this.headFd = openSync(join(this.streamDir, HEAD_FILE), C.O_WRONLY | C.O_CREAT, 0o600);
+      this.recover();
     } catch (e) {
+      if (this.headFd !== undefined) closeSync(this.headFd);
       this.unlock();
       throw e;
     }
@@ -225,11 +226,19 @@ class Writer implements JournalWriterHandle {
       this.segRecords = w.records;
       this.continueName = last.name;
       if (w.lastSeq > w.sealSeq) {
-        // Records after the newest seal (a crash before their commit finished): seal them now.
+        // Records after the newest seal (a crash before their commit finished): seal them now;
+        // the commit makes them durable and moves HEAD.
         this.windowStart = 0;
         const tail = bytes.subarray(w.sealEnd, w.end);
         this.appendSeal(computeSeal(w.seal, tail));
         this.schedule();
+      } else if (w.records > 0 || segs.length > 1) {
+        // Everything is sealed, but a crash may have come between the last fsync and the HEAD
+        // update (readers hold back records above HEAD): make it durable and move HEAD now.
+        const fd = openSync(last.path, C.O_RDONLY);
+        try { fsyncSync(fd); } finally { closeSync(fd); }
+        const head = encodeHead({ seq: w.lastSeq, crc: w.lastCrc, seal: w.seal });
+        writeSync(this.headFd, head, 0, head.length, 0);
       }
       return;
     }
