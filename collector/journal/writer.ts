@@ -9,7 +9,13 @@
  *
  * Durability: a record is durable once a group commit that includes it has finished its
  * fdatasync (at most `fsyncIntervalMs` after the append, or when `flush()` resolves). A crash
- * loses at most the records appended since the last commit; never a committed one.
+ * loses at most the records appended since the last commit; never a committed one. After each
+ * commit the writer rewrites the stream's HEAD (seq, chain value, seal): readers deliver records
+ * only up to HEAD, and verify compares the stream's end with it.
+ *
+ * Memory: pending bytes live in pooled 1 MiB slabs (frames never straddle two), so a burst
+ * costs no copying; the seal window is hashed incrementally as slabs fill. One writer per
+ * stream: a LOCK file with the owner's pid (a dead owner's lock is taken over).
  */
 import {
   appendFileSync, closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
