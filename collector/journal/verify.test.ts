@@ -218,6 +218,21 @@ describe('verifyJournal', () => {
     assert.match(bad.out, /needs a seq and a 64-hex-digit seal/);
   });
 
+  it('finds a journal clean while its writer is appending and rotating', async () => {
+    const d = join(root, 'live');
+    const w = openJournalWriter({ dir: d, stream: STREAM, segmentBytes: 4096, fsyncIntervalMs: 1 });
+    w.append(anySampleEvent(0));
+    await w.flush(); // before the first commit there is no journal to verify yet
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 50; i++) w.append(anySampleEvent(round * 50 + i + 1));
+      await new Promise((res) => setTimeout(res, round % 3));
+      const r = verifyJournal(d);
+      assert.equal(r.ok, true, `round ${round}: ${JSON.stringify(r.problems)}`);
+    }
+    await w.close();
+    assert.equal(verifyJournal(d).records, 1501);
+  });
+
   it('prov verify: JSON output, and exit 3 when there is no journal', async () => {
     const { code, out } = await captureStdout(() => verifyCli(pristine, { json: true }));
     assert.equal(code, 0);

@@ -89,19 +89,21 @@ function structuralSeqs(buf: Uint8Array, from: number, limit: number): Array<{ s
 
 function verifyStream(dir: string, stream: string, anchor?: Anchor): StreamReport {
   const streamDir = join(dir, stream);
+  // HEAD first: with a writer running, the segments listed afterwards hold at least what it names.
+  let headBytes: Buffer | null = null;
+  try { headBytes = readFileSync(join(streamDir, HEAD_FILE)); } catch { /* none */ }
   const segs = listSegments(streamDir);
   const r: StreamReport = {
     stream, segments: segs.length, records: 0, seals: 0, bytes: 0, firstSeq: null, lastSeq: null,
     head: null, unsealedRecords: 0, warnings: [],
   };
   let head: Head | null = null;
-  try {
-    const bytes = readFileSync(join(streamDir, HEAD_FILE));
-    const h = bytes.length === 0 ? null : decodeHead(bytes); // empty: opened, nothing committed yet
+  if (headBytes === null) {
+    if (segs.length > 0) r.warnings.push(`no ${HEAD_FILE} file: truncation of the newest records cannot be detected`);
+  } else if (headBytes.length > 0) { // empty: opened, nothing committed yet
+    const h = decodeHead(headBytes);
     if (typeof h === 'string') r.warnings.push(`${HEAD_FILE}: ${h} (ignored)`);
     else head = h;
-  } catch {
-    if (segs.length > 0) r.warnings.push(`no ${HEAD_FILE} file: truncation of the newest records cannot be detected`);
   }
   let headSealSeen: Buffer | null = null;
   let anchorSealSeen: Buffer | null = null;
