@@ -79,7 +79,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     return b;
   });
   const events: ProvEvent[] = Array.from({ length: nJson }, (_, i) => anySampleEvent(i));
-  const keys = ['binAppend', 'binAppendBase', 'jsonAppend', 'jsonAppendBase', 'jsonRead', 'jsonReadBase', 'binRead', 'binReadBase'] as const;
+  const keys = ['binAppend', 'binAppendBase', 'jsonAppend', 'jsonAppendBase', 'jsonRead', 'jsonReadBase', 'binRead', 'binReadBase', 'validate'] as const;
   type Key = (typeof keys)[number];
   const samples = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<Key, number[]>;
   const cpuSamples = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<Key, number[]>;
@@ -175,6 +175,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         closeSync(fd);
         record('binReadBase', t.rates(n));
       }
+      // --- the validator alone, on parsed events (what every JSON record costs on top of JSON.parse) ---
+      {
+        const parsed = events.slice(0, 50_000).map((e) => JSON.parse(JSON.stringify(e)) as unknown);
+        const t = new Timer();
+        let ok = 0;
+        for (const e of parsed) if (checkEvent(e).ok) ok++;
+        if (ok !== parsed.length) throw new Error('the validator rejected a valid sample');
+        record('validate', t.rates(parsed.length));
+      }
       bytesPerBinRecord = 120;
       rmSync(dir, { recursive: true, force: true });
       rmSync(join(root, `raw${rep}.bin`), { force: true });
@@ -205,6 +214,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         'readFileSync NDJSON + JSON.parse + validate'),
       row('read binary records (CRC check, decoder, validate)', samples.binRead, samples.binReadBase,
         'readSync of raw 100-byte records + the same decoder + validate'),
+      {
+        figure: 'validate parsed events (checkEvent, every op)', unit: 'events/s', prov: Math.round(median(samples.validate)), baseline: null,
+        ratio: null, better: 'higher', spread: { prov: Number(spread(samples.validate).toFixed(3)) }, repeats,
+      },
       // The same runs per CPU-second (user + system, all threads): steadier on a shared machine.
       cpuRow(row('append binary 100-byte records, per CPU-second', cpuSamples.binAppend, cpuSamples.binAppendBase,
         'fs.writeSync of the same payload bytes, one fsync')),
