@@ -233,7 +233,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const result = await run({ quick: process.argv.includes('--quick') });
   for (const r of result.rows) {
-    process.stdout.write(`${r.figure}\n  prov ${r.prov.toLocaleString('en')} ${r.unit} (spread ${r.spread?.prov})  baseline ${r.baseline?.toLocaleString('en')} (spread ${r.spread?.baseline})  ratio ${r.ratio}  [${r.baselineName}]\n`);
+    const base = r.baseline === null ? '' : `  baseline ${r.baseline.toLocaleString('en')} (spread ${r.spread?.baseline})  ratio ${r.ratio}  [${r.baselineName}]`;
+    process.stdout.write(`${r.figure}\n  prov ${r.prov.toLocaleString('en')} ${r.unit} (spread ${r.spread?.prov})${base}\n`);
   }
   process.stdout.write(JSON.stringify(result) + '\n');
 }
