@@ -96,6 +96,15 @@ describe('journal writer', () => {
     assert.throws(() => openJournalWriter({ dir, stream: 'ebpf' }), /already open for writing by pid/);
     await w.close();
     assert.throws(() => openJournalWriter({ dir, stream: '../etc' }), /stream name/);
+    // Another live process's lock holds; a lock whose pid was reused (other start time) does not.
+    const { writeFileSync } = await import('node:fs');
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, 'utf8');
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    writeFileSync(join(dir, 'ebpf', 'LOCK'), `${process.ppid} ${start}`);
+    assert.throws(() => openJournalWriter({ dir, stream: 'ebpf' }), new RegExp(`already open for writing by pid ${process.ppid}`));
+    writeFileSync(join(dir, 'ebpf', 'LOCK'), `${process.ppid} 1`);
+    const w2 = openJournalWriter({ dir, stream: 'ebpf' });
+    await w2.close();
   });
 });
 

@@ -161,17 +161,21 @@ class Writer implements JournalWriterHandle {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(this.lockPath, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-        writeSync(fd, String(process.pid));
+        writeSync(fd, `${process.pid} ${startTimeOf(process.pid) ?? ''}`.trim());
         closeSync(fd);
         openHere.add(this.streamDir);
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        let owner = NaN;
-        try { owner = Number(readFileSync(this.lockPath, 'utf8')); } catch { /* vanished: retry */ }
-        if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
-          throw new InputError(`stream ${this.stream} is already open for writing by pid ${owner}`, this.streamDir);
-        }
+        let text = '';
+        try { text = readFileSync(this.lockPath, 'utf8'); } catch { /* vanished: retry */ }
+        const [pidText, startText] = text.trim().split(/\s+/);
+        const owner = Number(pidText);
+        // The owner is live when its pid runs and (where /proc says) started when the lock was taken:
+        // a pid reused by another process after a crash does not hold the stream.
+        const live = Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)
+          && (startText === undefined || startTimeOf(owner) === null || startTimeOf(owner) === startText);
+        if (live) throw new InputError(`stream ${this.stream} is already open for writing by pid ${owner}`, this.streamDir);
         try { unlinkSync(this.lockPath); } catch { /* raced: retry */ }
       }
     }
@@ -520,6 +524,18 @@ class Writer implements JournalWriterHandle {
 
   /** The segment file currently written (for tests and diagnostics). */
   get currentSegment(): string { return this.segName || this.fdName; }
+}
+
+/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or null when unknown. */
+function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 function alive(pid: number): boolean {
