@@ -197,6 +197,7 @@ class Writer implements JournalWriterHandle {
       if (bytes.length < SEGMENT_HEADER_BYTES) {
         // The crash hit while the segment was being created: nothing in it was ever committed.
         log.warn(`${where}: removed a torn segment of ${bytes.length} bytes (its header was never completed)`);
+        this.recovered = { segment: last.name, offset: 0, cutBytes: bytes.length, reason: 'segment header never completed', lastSeq: last.firstSeq - 1 };
         unlinkSync(last.path);
         try { unlinkSync(last.path.replace(/\.seg$/, INDEX_SUFFIX)); } catch { /* none */ }
         segs.pop();
