@@ -5,6 +5,9 @@
  * fs calls and no framing, checksums, chain, seals or validation, so the ratio is the journal's
  * own cost. Appends are timed until everything is fsync'd (close), the baseline ends with one
  * fsync too. Runs are interleaved (journal, baseline, journal, …); medians and spreads reported.
+ * Each figure comes twice: per wall-clock second, and per CPU-second of the process (user +
+ * system, all threads), which stays meaningful when the shared machine is loaded (the load
+ * average is in the first row's note).
  *
  * Alone: `node dist/test/bench/journal.bench.js [--quick]`.
  */
