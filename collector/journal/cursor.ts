@@ -18,7 +18,7 @@
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProvEvent } from '../events.js';
-import { checkEvent } from '../validate.js';
+import { eventProblem } from '../validate.js';
 import { CODEC, type JournalRecord, type PayloadDecoder } from './api.js';
 import {
   FRAME_HEADER_BYTES, FRAME_MAGIC0, FRAME_MAGIC1, FRAME_OVERHEAD, INDEX_ENTRY_BYTES, INDEX_SUFFIX, KIND_RECORD,
@@ -321,12 +321,12 @@ export class StreamCursor {
     }
     // The frame's seq is authoritative (the writer assigns it).
     if (typeof ev === 'object' && ev !== null && !Array.isArray(ev) && (ev as { seq: unknown }).seq !== seq) (ev as { seq: number }).seq = seq;
-    const c = checkEvent(ev);
-    if (!c.ok) {
-      this.reject({ stream: this.stream, seq, segment: this.segment.name, offset, reason: c.reason });
+    const problem = eventProblem(ev);
+    if (problem !== null) {
+      this.reject({ stream: this.stream, seq, segment: this.segment.name, offset, reason: problem });
       return null;
     }
-    return c.event;
+    return ev as ProvEvent;
   }
 
   close(): void {
