@@ -109,8 +109,8 @@ describe('verifyJournal', () => {
     const b = readFileSync(p0);
     writeFileSync(p0, Buffer.concat([b.subarray(0, a.offset), b.subarray(a.offset + a.len)]));
     const p = onlyProblem(d);
-    assert.deepEqual({ kind: p.kind, segment: p.segment, offset: p.offset, seq: p.seq },
-      { kind: 'missing', segment: a.segment, offset: a.offset, seq: a.seq });
+    assert.deepEqual({ kind: p.kind, stream: p.stream, segment: p.segment, offset: p.offset, seq: p.seq },
+      { kind: 'missing', stream: STREAM, segment: a.segment, offset: a.offset, seq: a.seq });
   });
 
   it('catches two swapped records', () => {
@@ -123,8 +123,8 @@ describe('verifyJournal', () => {
     ]);
     writeFileSync(p0, swapped);
     const p = onlyProblem(d);
-    assert.deepEqual({ kind: p.kind, segment: p.segment, offset: p.offset, seq: p.seq },
-      { kind: 'reordered', segment: a.segment, offset: a.offset, seq: c.seq });
+    assert.deepEqual({ kind: p.kind, stream: p.stream, segment: p.segment, offset: p.offset, seq: p.seq },
+      { kind: 'reordered', stream: STREAM, segment: a.segment, offset: a.offset, seq: c.seq });
     assert.match(p.message, new RegExp(`seq ${c.seq} at offset ${a.offset} comes before seq ${a.seq}`));
   });
 
