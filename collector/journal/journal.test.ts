@@ -64,8 +64,10 @@ describe('journal writer', () => {
     const w = openJournalWriter({ dir, stream: 'ebpf', fsyncIntervalMs: 10 });
     w.append(anySampleEvent(0));
     assert.equal(w.durableSeq, 0);
+    assert.ok(w.pendingBytes > 0);
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(w.durableSeq, 1);
+    assert.equal(w.pendingBytes, 0);
     assert.equal((await readAll(dir)).length, 1);
     await w.close();
   });

@@ -69,6 +69,11 @@ export interface JournalWriterHandle extends JournalWriter {
   readonly recovered?: RecoveryInfo;
   /** The stream's directory. */
   readonly streamDir: string;
+  /**
+   * Bytes appended but not yet handed to the disk. It grows without bound if the disk stalls:
+   * a source that must bound its memory checks it and records a `lost` event instead of appending.
+   */
+  readonly pendingBytes: number;
 }
 
 interface SegmentStart {
@@ -153,6 +158,11 @@ class Writer implements JournalWriterHandle {
   }
 
   get lastSeq(): number { return this.seq; }
+  get pendingBytes(): number {
+    let n = this.len;
+    for (const slab of this.full) n += slab.len;
+    return n;
+  }
   get durableSeq(): number { return this.durable; }
 
   /** One writer per stream: a LOCK file naming the pid; a dead owner's lock is taken over. */
