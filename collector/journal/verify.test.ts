@@ -102,6 +102,45 @@ describe('verifyJournal', () => {
     });
   }
 
+  it('the reader names a damaged record, skips it and delivers the rest', () => {
+    const d = copy();
+    const l = loc(57);
+    const b = readFileSync(segPath(d, l.segment));
+    b[l.offset + 16 + 5]! ^= 0x01;
+    writeFileSync(segPath(d, l.segment), b);
+    const saved = process.env.PROV_LOG;
+    process.env.PROV_LOG = 'error';
+    try {
+      const r = openJournalReader(d);
+      const got = r.readBatch(1000).map((x) => x.seq);
+      assert.equal(got.length, 399);
+      assert.ok(!got.includes(57));
+      assert.equal(r.stats.rejected, 1);
+      const rej = r.rejections[0]!;
+      assert.deepEqual({ stream: rej.stream, seq: rej.seq, segment: rej.segment, offset: rej.offset },
+        { stream: STREAM, seq: 57, segment: l.segment, offset: l.offset });
+      assert.match(rej.reason, new RegExp(`^checksum mismatch; skipped ${l.len} bytes to the next valid record$`));
+    } finally {
+      if (saved === undefined) delete process.env.PROV_LOG; else process.env.PROV_LOG = saved;
+    }
+  });
+
+  it('names the damaged stream among several', async () => {
+    const d = copy();
+    const w = openJournalWriter({ dir: d, stream: 'provfs-1' });
+    for (let i = 0; i < 30; i++) w.append(anySampleEvent(i, 'provfs'));
+    await w.close();
+    const seg = listSegments(join(d, 'provfs-1'))[0]!;
+    const b = readFileSync(seg.path);
+    b[b.length - 100]! ^= 0x40;
+    writeFileSync(seg.path, b);
+    const r = verifyJournal(d);
+    assert.equal(r.ok, false);
+    assert.deepEqual(r.problems.map((p) => p.stream), ['provfs-1']);
+    assert.equal(r.streams.find((s) => s.stream === STREAM)!.problem, undefined);
+    assert.equal(r.records, 400 + r.streams.find((s) => s.stream === 'provfs-1')!.records);
+  });
+
   it('catches a deleted record', () => {
     const d = copy();
     const [a] = adjacentPair(57);
