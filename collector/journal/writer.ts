@@ -19,7 +19,7 @@
  */
 import {
   appendFileSync, closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
-  truncateSync, unlinkSync, writeSync, readSync,
+  truncateSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
@@ -566,18 +566,4 @@ function alive(pid: number): boolean {
  */
 export function openJournalWriter(opts: JournalWriterOptions): JournalWriterHandle {
   return new Writer(opts);
-}
-
-/** Read helper shared by tests: the whole HEAD file or null. */
-export function readHeadBytes(streamDir: string): Buffer | null {
-  try {
-    const fd = openSync(join(streamDir, HEAD_FILE), C.O_RDONLY);
-    try {
-      const b = Buffer.alloc(128);
-      const n = readSync(fd, b, 0, 128, 0);
-      return b.subarray(0, n);
-    } finally { closeSync(fd); }
-  } catch {
-    return null;
-  }
 }
