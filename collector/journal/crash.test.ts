@@ -34,10 +34,11 @@ function openCapturing(dir: string, stream: string): { w: JournalWriterHandle; s
 const decoder: PayloadDecoder = () => sampleEvent('exit', 0) as ProvEvent;
 
 describe('journal crash safety', () => {
-  it('kill -9 mid-append: reopen cuts the torn tail with a warning and keeps every committed record', async () => {
+  it('kill -9 mid-append: reopen cuts the torn tail with a warning and keeps every committed record', async (t) => {
     const dir = join(root, 'kill');
     const childPath = fileURLToPath(new URL('./crash-child.js', import.meta.url));
     const child = spawn(process.execPath, [childPath, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
     let reported = 0;
     let reports = 0;
     let buffered = '';
@@ -45,6 +46,7 @@ describe('journal crash safety', () => {
     // A follower in this process reads the child's appends live, across rotations.
     const follower = openJournalReader(dir, { decoders: new Map([[CODEC.ebpfRaw, decoder]]) });
     const ac = new AbortController();
+    t.after(() => ac.abort());
     let followed = 0;
     const following = (async () => {
       for await (const rec of follower.records({ follow: true, signal: ac.signal, pollMs: 10 })) {
