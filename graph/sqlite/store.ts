@@ -31,15 +31,15 @@ export interface SqliteStoreOptions {
   /** How long a writer waits for another writer's lock, in ms (default 5000). */
   busyTimeoutMs?: number;
   /**
-   * Parsed nodes kept between queries (entries, default 100000; 0 turns it off). Entries are
-   * evicted when their node changes, also when another process writes the database. Nodes in
-   * query results may therefore be shared between results: they are frozen.
+   * Parsed nodes kept between queries (entries, default 50000, about 25 MB; 0 turns it off).
+   * Entries are evicted when their node changes, also when another process writes the
+   * database. Nodes in query results may therefore be shared between results: they are frozen.
    */
   nodeCache?: number;
   /**
-   * Edges kept per node and direction between lineage queries (total edges, default 500000; 0
-   * turns it off). Edges only ever get added, but which nodes got new ones is not tracked, so
-   * any write to the database empties this cache.
+   * Edges kept per node and direction between lineage queries (total edges, default 250000,
+   * about 30 MB; 0 turns it off). Edges only ever get added, but which nodes got new ones is
+   * not tracked, so any write to the database empties this cache.
    */
   edgeCache?: number;
 }
@@ -101,8 +101,8 @@ export class SqliteGraphStore implements GraphStore {
   constructor(private readonly db: Database.Database, readonly url: string, opts: SqliteStoreOptions = {}) {
     this.ingester = db.readonly ? null : new SqliteIngester(db, url);
     this.cache = new ReadCache(db, {
-      nodes: Math.max(0, Math.floor(opts.nodeCache ?? 100_000)),
-      edges: Math.max(0, Math.floor(opts.edgeCache ?? 500_000)),
+      nodes: Math.max(0, Math.floor(opts.nodeCache ?? 50_000)),
+      edges: Math.max(0, Math.floor(opts.edgeCache ?? 250_000)),
     });
     this.paths = new PathQueries(db);
     this.stmts = {
