@@ -75,7 +75,8 @@ export async function captureToJournal(opts: StartOptions): Promise<CaptureHandl
   }
 }
 
-interface CaptureStateFile {
+/** What `prov capture start` leaves in the state directory (and returns). */
+export interface CaptureStateFile {
   pinDir: string;
   /** Programs left out at attach (their tracepoint is missing on this kernel). */
   skipped?: string[];
