@@ -34,7 +34,16 @@ test('an open record: kernel dev_t converted, walked path read right to left', (
   b.writeUInt16LE(512 - bytes.length, 88);
   b.writeUInt16LE(bytes.length, 90);
   bytes.copy(b, 88 + 8 + 512 - bytes.length);
-  const e = decodeRecord(b, 'seg 1 offset 0');
+  const full = decodeRecord(b, 'seg 1 offset 0');
+  // as the kernel sends it: path moved to the front, record cut after it
+  b.fill(0, 96);
+  b.writeUInt16LE(0, 88);
+  bytes.copy(b, 96);
+  const size = (96 + bytes.length + 1 + 7) & ~7;
+  b.writeUInt16LE(size, 2);
+  const e = decodeRecord(b.subarray(0, size), 'seg 1 offset 0');
+  assert.deepEqual(e, full);
+  assert.throws(() => decodeRecord(b.subarray(0, size - 8), 'x'), /kind 5 is \d+ bytes \(header says \d+\), expected a multiple of 8/);
   assert.equal(e.op, 'open');
   if (e.op !== 'open') return;
   assert.deepEqual(e.file, { dev: 0xfe03, ino: 99, type: 0o100000, parent: 5, name: 'ü.txt', path });

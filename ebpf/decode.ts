@@ -24,6 +24,8 @@ export const RECORD_SIZE: Record<number, number> = {
   [KIND.sock]: 200, [KIND.msg]: 248, [KIND.fs]: 2184, [KIND.lost]: 72,
 };
 const HDR = 48;
+/** offsetof(struct prov_open, path.path): an open record is this plus its path, NUL, padding. */
+const OPEN_FIXED = 96;
 const WALK_BYTES = 776;
 const O_CLOEXEC = 0o2000000;
 const AT_REMOVEDIR = 0x200;
@@ -63,7 +65,7 @@ class Rec {
   /** A path walked in the kernel (struct prov_walk): empty when not walked. */
   walk(o: number): { path: string; truncated: boolean } {
     const off = this.u16(o), len = this.u16(o + 2), truncated = this.u16(o + 4) !== 0;
-    if (!len || off + len > 768) return { path: '', truncated };
+    if (!len || off + len > 768 || o + 8 + off + len > this.b.byteLength) return { path: '', truncated };
     return { path: decodeNameBytes(this.b.subarray(o + 8 + off, o + 8 + off + len)), truncated };
   }
 }
@@ -112,8 +114,14 @@ export function decodeRecord(payload: Uint8Array, where: string): ProvEvent {
   const kind = r.u16(0), size = r.u16(2);
   const want = RECORD_SIZE[kind];
   if (want === undefined) throw new InputError(`unknown eBPF record kind ${kind}`, where);
-  if (size !== want || payload.byteLength !== want)
-    throw new InputError(`eBPF record kind ${kind} is ${payload.byteLength} bytes (header says ${size}), expected ${want}: ebpf/prov.h and ebpf/decode.ts disagree`, where);
+  // Open records are sent trimmed after their path (prov.h): any multiple of 8 up to the full size.
+  const sizeOk = kind === KIND.open
+    ? size === payload.byteLength && size >= OPEN_FIXED + 8 && size <= want && size % 8 === 0
+    : size === want && payload.byteLength === want;
+  if (!sizeOk) {
+    const expected = kind === KIND.open ? `a multiple of 8 from ${OPEN_FIXED + 8} to ${want}` : String(want);
+    throw new InputError(`eBPF record kind ${kind} is ${payload.byteLength} bytes (header says ${size}), expected ${expected}: ebpf/prov.h and ebpf/decode.ts disagree`, where);
+  }
   const b = base(r);
   switch (kind) {
     case KIND.fork:

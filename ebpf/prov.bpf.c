@@ -25,6 +25,7 @@ _Static_assert(sizeof(struct prov_exit) == 56, "prov_exit");
 _Static_assert(sizeof(struct prov_exec) == 4184, "prov_exec");
 _Static_assert(sizeof(struct prov_fd) == 88, "prov_fd");
 _Static_assert(sizeof(struct prov_open) == 864, "prov_open");
+_Static_assert(__builtin_offsetof(struct prov_open, path.path) == PROV_OPEN_FIXED, "prov_open path");
 _Static_assert(sizeof(struct prov_sock) == 200, "prov_sock");
 _Static_assert(sizeof(struct prov_msg) == 248, "prov_msg");
 _Static_assert(sizeof(struct prov_fs) == 2184, "prov_fs");
@@ -93,6 +94,18 @@ struct {
 	__type(key, __u32);
 	__type(value, char[PROV_RAW]);
 } scratch SEC(".maps");
+
+/* Scratch for an open record: built here, sent trimmed with bpf_ringbuf_output. */
+struct open_scratch {
+	struct prov_open rec;
+	char tmp[PROV_WALK_END];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct open_scratch);
+} open_scratch SEC(".maps");
 
 /* ---- syscall tracepoint contexts (only the arguments a program reads may be touched) ---- */
 struct sys_enter_ctx {
@@ -665,9 +678,12 @@ static __always_inline int open_exit(long ret)
 	struct file *f = fd_file((struct task_struct *)bpf_get_current_task_btf(), ret);
 	if (!f)
 		return 0;
-	struct prov_open *r = reserve(sizeof(*r));
-	if (!r)
+	/* Built in per-CPU scratch, sent trimmed to its path (opens are the most frequent record). */
+	__u32 k = 0;
+	struct open_scratch *sc = bpf_map_lookup_elem(&open_scratch, &k);
+	if (!sc)
 		return 0;
+	struct prov_open *r = &sc->rec;
 	fill_hdr(&r->h, PROV_K_OPEN, sizeof(*r));
 	r->fd = ret;
 	r->flags = p.arg[0];
@@ -679,11 +695,24 @@ static __always_inline int open_exit(long ret)
 	inode_ref(BPF_CORE_READ(f, f_inode), &r->ino, &r->dev, &r->imode);
 	r->parent = BPF_CORE_READ(f, f_path.dentry, d_parent, d_inode, i_ino);
 	walk_file(&r->path, f);
-	if (!prefix_ok(&r->path)) {
-		bpf_ringbuf_discard(r, 0);
+	if (!prefix_ok(&r->path))
+		return 0;
+	/* move the path (written right-aligned) to the start of its buffer, then cut the record after it */
+	__u32 len = r->path.len & (PROV_WALK_END - 1);
+	__u32 off = r->path.off & (PROV_WALK_END - 1);
+	bpf_probe_read_kernel(sc->tmp, len, &r->path.path[off]);
+	bpf_probe_read_kernel(r->path.path, len, sc->tmp);
+	r->path.off = 0;
+	r->path.path[len] = 0;
+	__u32 size = (PROV_OPEN_FIXED + len + 1 + 7) & ~7;
+	if (size > sizeof(*r))
+		size = sizeof(*r);
+	r->h.size = size;
+	if (bpf_ringbuf_output(&events, r, size, 0)) {
+		count(PROV_STAT_DROPPED);
 		return 0;
 	}
-	submit(r);
+	count(PROV_STAT_EMITTED);
 	return 0;
 }
 SEC("tp/syscalls/sys_exit_open")

@@ -118,6 +118,11 @@ struct prov_fd {             /* 88 */
 	__u64 _pad;
 };
 
+/*
+ * Sent trimmed: the path is moved to the start of its buffer (path.off = 0) and the record ends
+ * after its NUL, rounded up to 8 bytes: h.size is between PROV_OPEN_FIXED + 8 and sizeof.
+ */
+#define PROV_OPEN_FIXED 96   /* offsetof(struct prov_open, path.path) */
 struct prov_open {
 	struct prov_hdr h;
 	__s32 fd;
