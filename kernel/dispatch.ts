@@ -333,11 +333,11 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.MKNOD]: (d, h, b) => {
     const [name] = cname(b, SIZE.mknod_in);
-    d.entry(d.fs.mknod(ctxOf(h), id(h), name, b.readUInt32LE(0), b.readUInt32LE(4)));
+    d.entry(d.fs.mknod(ctxOf(h), id(h), name, b.readUInt32LE(0), b.readUInt32LE(4), b.readUInt32LE(8)));
   },
   [OP.MKDIR]: (d, h, b) => {
     const [name] = cname(b, SIZE.mkdir_in);
-    d.entry(d.fs.mkdir(ctxOf(h), id(h), name, b.readUInt32LE(0)));
+    d.entry(d.fs.mkdir(ctxOf(h), id(h), name, b.readUInt32LE(0), b.readUInt32LE(4)));
   },
   [OP.UNLINK]: (d, h, b) => { d.fs.unlink(ctxOf(h), id(h), cname(b)[0]); d.ok(0); },
   [OP.RMDIR]: (d, h, b) => { d.fs.rmdir(ctxOf(h), id(h), cname(b)[0]); d.ok(0); },
@@ -364,7 +364,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.CREATE]: (d, h, b) => {
     const [name] = cname(b, SIZE.create_in);
-    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0));
+    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0), b.readUInt32LE(8));
     d.writeEntry(SIZE.out_header, entry);
     d.writeOpen(SIZE.out_header + SIZE.entry_out, opened);
     d.ok(SIZE.entry_out + SIZE.open_out);

@@ -57,6 +57,10 @@ const c = {
   setxattr: f('int setxattr(void *path, void *name, void *value, size_t n, int flags)'),
   listxattr: f('intptr_t listxattr(void *path, void *list, size_t n)'),
   removexattr: f('int removexattr(void *path, void *name)'),
+  lgetxattr: f('intptr_t lgetxattr(void *path, void *name, void *value, size_t n)'),
+  lsetxattr: f('int lsetxattr(void *path, void *name, void *value, size_t n, int flags)'),
+  llistxattr: f('intptr_t llistxattr(void *path, void *list, size_t n)'),
+  lremovexattr: f('int lremovexattr(void *path, void *name)'),
   ioctl: f('int ioctl(int fd, unsigned long req, void *arg)'),
   mount: f('int mount(void *src, void *target, void *fstype, unsigned long flags, void *data)'),
   umount2: f('int umount2(void *target, int flags)'),
@@ -279,17 +283,18 @@ export function fstatfs(fd: number): StatFs {
   };
 }
 
-export function getxattrFd(fd: number, name: Buffer, value: Buffer | null, size: number): number {
-  return okBig(c.getxattr(procPath(fd), cstr(name), value, size), 'getxattr');
+/** getxattr of a C-string path (`link`: lgetxattr, not following a final symlink). */
+export function getxattrPath(path: Buffer, name: Buffer, value: Buffer | null, size: number, link: boolean): number {
+  return okBig((link ? c.lgetxattr : c.getxattr)(path, cstr(name), value, size), 'getxattr');
 }
-export function setxattrFd(fd: number, name: Buffer, value: Buffer, flags: number): void {
-  ok(c.setxattr(procPath(fd), cstr(name), value, value.length, flags), 'setxattr');
+export function setxattrPath(path: Buffer, name: Buffer, value: Buffer, flags: number, link: boolean): void {
+  ok((link ? c.lsetxattr : c.setxattr)(path, cstr(name), value, value.length, flags), 'setxattr');
 }
-export function listxattrFd(fd: number, list: Buffer | null, size: number): number {
-  return okBig(c.listxattr(procPath(fd), list, size), 'listxattr');
+export function listxattrPath(path: Buffer, list: Buffer | null, size: number, link: boolean): number {
+  return okBig((link ? c.llistxattr : c.listxattr)(path, list, size), 'listxattr');
 }
-export function removexattrFd(fd: number, name: Buffer): void {
-  ok(c.removexattr(procPath(fd), cstr(name)), 'removexattr');
+export function removexattrPath(path: Buffer, name: Buffer, link: boolean): void {
+  ok((link ? c.lremovexattr : c.removexattr)(path, cstr(name)), 'removexattr');
 }
 
 export function ioctl(fd: number, req: number, arg: Buffer | null): number {

@@ -123,12 +123,12 @@ export class NodeTable {
       libc.close(fd);
       known.nlookup++;
       known.parent = parent;
-      known.name = name;
+      if (!known.name.equals(name)) known.name = Buffer.from(name);
       return known;
     }
     const n: Node = {
       id: this.nextId++, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 1,
-      parent, name, backing: null, opens: 0,
+      parent, name: Buffer.from(name), backing: null, opens: 0,
     };
     this.byId.set(n.id, n);
     this.byKey.set(k, n);

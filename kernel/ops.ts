@@ -137,16 +137,18 @@ export class ProvFs {
     return libc.readlinkFd(this.nodes.get(id).fd);
   }
 
-  mknod(ctx: Ctx, parent: number, name: Buffer, mode: number, rdev: number): Entry {
+  mknod(ctx: Ctx, parent: number, name: Buffer, mode: number, rdev: number, umask = 0): Entry {
     const p = this.nodes.get(parent);
+    mode &= ~umask;
     libc.mknodat(p.fd, name, mode, rdev);
     const e = this.ownNew(ctx, p, name, mode);
     this.recorder?.create(ctx, e, mode, undefined, undefined);
     return e;
   }
 
-  mkdir(ctx: Ctx, parent: number, name: Buffer, mode: number): Entry {
+  mkdir(ctx: Ctx, parent: number, name: Buffer, mode: number, umask = 0): Entry {
     const p = this.nodes.get(parent);
+    mode &= ~umask;
     libc.mkdirat(p.fd, name, mode);
     const e = this.ownNew(ctx, p, name, mode | S.IFDIR);
     this.recorder?.mkdir(ctx, e, mode);
@@ -189,31 +191,31 @@ export class ProvFs {
     const p = this.nodes.get(parent);
     const np = this.nodes.get(newparent);
     const rec = this.recorder;
-    const moved = rec ? libc.fstatat(p.fd, name) : null;
+    const moved = libc.fstatat(p.fd, name);
     let over: libc.Stat | null = null;
-    if (rec) {
+    if (rec || flags & RENAME_EXCHANGE) {
       try { over = libc.fstatat(np.fd, newname); } catch { over = null; }
     }
     libc.renameat2(p.fd, name, np.fd, newname, flags);
     this.renamed(moved, parent, name, newparent, newname, over, flags);
-    if (rec && moved) rec.rename(ctx, parent, name, newparent, newname, moved, over, flags);
+    if (rec) rec.rename(ctx, parent, name, newparent, newname, moved, over, flags);
   }
 
   /** Keep the names the table knows in step with a rename (paths in later records). */
-  private renamed(moved: libc.Stat | null, parent: number, name: Buffer, newparent: number, newname: Buffer, over: libc.Stat | null, flags: number): void {
-    if (!moved) return;
+  private renamed(moved: libc.Stat, parent: number, name: Buffer, newparent: number, newname: Buffer, over: libc.Stat | null, flags: number): void {
     const m = this.nodes.findByIdentity(moved.dev, moved.ino);
-    if (m) { m.parent = newparent; m.name = newname; }
+    if (m) { m.parent = newparent; m.name = Buffer.from(newname); }
     if (over && flags & RENAME_EXCHANGE) {
       const o = this.nodes.findByIdentity(over.dev, over.ino);
-      if (o) { o.parent = parent; o.name = name; }
+      if (o) { o.parent = parent; o.name = Buffer.from(name); }
     }
   }
 
   // ---- files ----
 
-  create(ctx: Ctx, parent: number, name: Buffer, mode: number, flags: number): { entry: Entry; opened: Opened } {
+  create(ctx: Ctx, parent: number, name: Buffer, mode: number, flags: number, umask = 0): { entry: Entry; opened: Opened } {
     const p = this.nodes.get(parent);
+    mode &= ~umask;
     const fd = libc.openat(p.fd, name, (flags | O.CREAT) & ~O.NOCTTY, mode);
     let entry: Entry;
     try {
@@ -404,35 +406,44 @@ export class ProvFs {
   // ---- extended attributes ----
 
   setxattr(_ctx: Ctx | null, id: number, name: Buffer, value: Buffer, flags: number): void {
-    libc.setxattrFd(this.xattrFd(id), name, value, flags);
+    libc.setxattrPath(this.xattrPath(id), name, value, flags, this.isLink(id));
   }
 
   /** GETXATTR: with size 0 returns the size needed (value null), else the value. */
   getxattr(_ctx: Ctx | null, id: number, name: Buffer, size: number): { size: number; value: Buffer | null } {
-    const fd = this.xattrFd(id);
-    if (size === 0) return { size: libc.getxattrFd(fd, name, null, 0), value: null };
+    const p = this.xattrPath(id), l = this.isLink(id);
+    if (size === 0) return { size: libc.getxattrPath(p, name, null, 0, l), value: null };
     const buf = Buffer.allocUnsafe(size);
-    const len = libc.getxattrFd(fd, name, buf, size);
+    const len = libc.getxattrPath(p, name, buf, size, l);
     return { size: len, value: buf.subarray(0, len) };
   }
 
   listxattr(_ctx: Ctx | null, id: number, size: number): { size: number; value: Buffer | null } {
-    const fd = this.xattrFd(id);
-    if (size === 0) return { size: libc.listxattrFd(fd, null, 0), value: null };
+    const p = this.xattrPath(id), l = this.isLink(id);
+    if (size === 0) return { size: libc.listxattrPath(p, null, 0, l), value: null };
     const buf = Buffer.allocUnsafe(size);
-    const len = libc.listxattrFd(fd, buf, size);
+    const len = libc.listxattrPath(p, buf, size, l);
     return { size: len, value: buf.subarray(0, len) };
   }
 
   removexattr(_ctx: Ctx | null, id: number, name: Buffer): void {
-    libc.removexattrFd(this.xattrFd(id), name);
+    libc.removexattrPath(this.xattrPath(id), name, this.isLink(id));
   }
 
-  private xattrFd(id: number): number {
+  private isLink(id: number): boolean {
+    return this.nodes.get(id).type === S.IFLNK;
+  }
+
+  /**
+   * Path for the xattr calls: the /proc link of the node's O_PATH fd, or for a symlink (whose
+   * /proc link would name the link in procfs) its last known name under its parent's /proc link,
+   * used with the l*xattr calls that do not follow it.
+   */
+  private xattrPath(id: number): Buffer {
     const n = this.nodes.get(id);
-    // The /proc magic link of an O_PATH fd on a symlink would name the link in procfs.
-    if (n.type === S.IFLNK) throw new libc.Errno(E.EPERM, 'xattr on a symlink');
-    return n.fd;
+    if (n.type !== S.IFLNK) return libc.procPath(n.fd);
+    const p = this.nodes.get(n.parent);
+    return libc.cstr(Buffer.concat([Buffer.from(`/proc/self/fd/${p.fd}/`), n.name]));
   }
 
   /** ACCESS: permissions are checked by the kernel (default_permissions); existence only here. */
