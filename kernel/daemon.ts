@@ -97,26 +97,6 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
   }
   if (mountState(mountpoint) === 'live') throw new InputError(`${mountpoint} is already a provfs mount`, 'MOUNTPOINT');
 
-  // The daemon creates files on the caller's behalf with the mode the kernel already masked.
-  libc.umask(0);
-  const rootFd = libc.open(backing, O.PATH | O.DIRECTORY);
-  let devFd: number;
-  try {
-    devFd = libc.open('/dev/fuse', O.RDWR);
-  } catch (e) {
-    libc.close(rootFd);
-    throw new CapabilityError(`cannot open /dev/fuse: ${(e as Error).message}`, '/dev/fuse');
-  }
-  let info;
-  try {
-    info = mountFuse(devFd, mountpoint, backing);
-  } catch (e) {
-    libc.close(devFd);
-    libc.close(rootFd);
-    if (e instanceof libc.Errno && e.errno === libc.E.EPERM) throw new CapabilityError(`mount ${FS_TYPE} needs root (CAP_SYS_ADMIN)`, 'CAP_SYS_ADMIN');
-    throw e;
-  }
-
   let journal: Pick<JournalWriter, 'append'> | null = opts.journal ?? null;
   let ownJournal: JournalWriter | null = null;
   let stream: string | undefined;
@@ -125,6 +105,28 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
     ownJournal = openJournalWriter({ dir: opts.journalDir, stream });
     journal = ownJournal;
   }
+  // The daemon creates files on the caller's behalf with the mode the kernel already masked.
+  libc.umask(0);
+  const rootFd = libc.open(backing, O.PATH | O.DIRECTORY);
+  let devFd: number;
+  try {
+    devFd = libc.open('/dev/fuse', O.RDWR);
+  } catch (e) {
+    libc.close(rootFd);
+    await ownJournal?.close();
+    throw new CapabilityError(`cannot open /dev/fuse: ${(e as Error).message}`, '/dev/fuse');
+  }
+  let info;
+  try {
+    info = mountFuse(devFd, mountpoint, backing);
+  } catch (e) {
+    libc.close(devFd);
+    libc.close(rootFd);
+    await ownJournal?.close();
+    if (e instanceof libc.Errno && e.errno === libc.E.EPERM) throw new CapabilityError(`mount ${FS_TYPE} needs root (CAP_SYS_ADMIN)`, 'CAP_SYS_ADMIN');
+    throw e;
+  }
+
   const ring = EventRing.create();
   const control = new SharedArrayBuffer(4);
   const cfg: LoopConfig = {

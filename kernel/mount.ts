@@ -4,7 +4,7 @@
  * reading /proc/self/mountinfo to learn a mount's device number and to tell a live provfs mount
  * from a stale one whose daemon died (every access then fails with ENOTCONN).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
 import * as libc from './libc.js';
 
 export const FS_TYPE = 'fuse.provfs';
@@ -54,10 +54,11 @@ export function mountState(mountpoint: string): MountState {
   if (!m) return 'none';
   if (m.fstype !== FS_TYPE) return 'other';
   try {
-    libc.statPath(mountpoint);
+    // STATFS always reaches the daemon (stat may be answered from the attribute cache).
+    statfsSync(mountpoint);
     return 'live';
   } catch (e) {
-    if (e instanceof libc.Errno && e.errno === libc.E.ENOTCONN) return 'stale';
+    if ((e as NodeJS.ErrnoException).code === 'ENOTCONN') return 'stale';
     return 'live';
   }
 }

@@ -1,0 +1,142 @@
+/**
+ * @module cli/actions/mount
+ * `prov mount BACKING MOUNTPOINT [--mode plain|prov] [--journal DIR] [--no-passthrough]` starts a
+ * provfs daemon (detached, logging to /run/prov/provfs/<stream>.log) and returns once the file
+ * system answers; `prov umount MOUNTPOINT [--lazy]` unmounts it and waits for the daemon to end.
+ * Both detect a stale mount left by a crashed daemon (every access fails with ENOTCONN) and say
+ * what to do; `prov umount` clears it.
+ */
+import { spawn } from 'node:child_process';
+import { openSync, closeSync, readFileSync, rmSync, mkdirSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { logger } from '../../collector/log.js';
+import { EXIT, InputError, NotFoundError, exitCodeOf } from '../../graph/errors.js';
+import { mountState, unmount } from '../../kernel/mount.js';
+import { daemonInfoPath, RUNTIME_DIR, type DaemonInfo } from '../../kernel/runtime.js';
+import type { ProvfsMode } from '../../kernel/daemon.js';
+import * as libc from '../../kernel/libc.js';
+
+const log = logger('mount');
+const DAEMON = fileURLToPath(new URL('../../kernel/provfsd.js', import.meta.url));
+
+export interface MountCliOptions {
+  mode?: ProvfsMode;
+  /** Journal directory for prov mode (default $PROV_JOURNAL or /var/lib/prov/journal). */
+  journal?: string;
+  passthrough?: boolean;
+  json?: boolean;
+}
+
+export const DEFAULT_JOURNAL_DIR = process.env.PROV_JOURNAL ?? '/var/lib/prov/journal';
+
+function out(json: boolean | undefined, text: string, data: object): void {
+  process.stdout.write(json ? JSON.stringify(data) + '\n' : text + '\n');
+}
+
+function fail(e: unknown, json?: boolean): number {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (json) process.stdout.write(JSON.stringify({ ok: false, error: msg }) + '\n');
+  log.error(msg);
+  return exitCodeOf(e);
+}
+
+/** Absolute path without following it (a stale mount point cannot be resolved). */
+function absolute(p: string): string {
+  try { return realpathSync(p); } catch { return resolve(p); }
+}
+
+const staleHelp = (mp: string): string =>
+  `${mp} is a provfs mount whose daemon is gone: every access fails with ENOTCONN ("Transport endpoint is not connected"). ` +
+  `This happens when the daemon was killed or crashed. Run \`prov umount ${mp}\` to clear it, then mount again.`;
+
+/** `prov mount`: returns the exit code. */
+export async function mountCommand(backing: string, mountpoint: string, opts: MountCliOptions = {}): Promise<number> {
+  const mode = opts.mode ?? 'plain';
+  try {
+    if (mode !== 'plain' && mode !== 'prov') throw new InputError(`--mode must be plain or prov (got ${String(mode)})`, '--mode');
+    const mp = absolute(mountpoint);
+    const state = mountState(mp);
+    if (state === 'stale') throw new InputError(staleHelp(mp), 'MOUNTPOINT');
+    if (state === 'live') throw new InputError(`${mp} is already a provfs mount (\`prov umount ${mp}\` first)`, 'MOUNTPOINT');
+    const journal = opts.journal ?? DEFAULT_JOURNAL_DIR;
+    const args = [DAEMON, '--backing', backing, '--mountpoint', mp, '--mode', mode];
+    if (mode === 'prov') args.push('--journal', journal);
+    if (opts.passthrough === false) args.push('--no-passthrough');
+    mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
+    const logPath = daemonInfoPath(mp).replace(/\.json$/, '.log');
+    const logFd = openSync(logPath, 'a', 0o600);
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd, 'ipc'] });
+    closeSync(logFd);
+    const info = await new Promise<DaemonInfo>((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`provfs daemon did not answer within 15 s (log: ${logPath})`)), 15_000);
+      child.on('message', (m: { type: string; message?: string; code?: number } & DaemonInfo) => {
+        clearTimeout(timer);
+        if (m.type === 'ready') res(m);
+        else rej(Object.assign(new InputError(m.message ?? 'provfs daemon failed'), { exit: m.code }));
+      });
+      child.on('exit', (code) => { clearTimeout(timer); rej(new Error(`provfs daemon exited with ${code} before mounting (log: ${logPath})`)); });
+    });
+    child.removeAllListeners();
+    if (child.connected) child.disconnect();
+    child.unref();
+    out(opts.json, `mounted ${info.backing} on ${info.mountpoint} (${info.mode}, passthrough ${info.passthrough ? 'on' : 'off'}, daemon pid ${info.pid}${info.stream ? `, journal ${info.journalDir}/${info.stream}` : ''})`, { ok: true, ...info });
+    return EXIT.ok;
+  } catch (e) {
+    const code = (e as { exit?: number }).exit;
+    const r = fail(e, opts.json);
+    return code ?? r;
+  }
+}
+
+export interface UmountCliOptions {
+  /** Detach a busy mount (MNT_DETACH): it goes away when the last user leaves. */
+  lazy?: boolean;
+  json?: boolean;
+}
+
+/** `prov umount`: returns the exit code. */
+export async function umountCommand(mountpoint: string, opts: UmountCliOptions = {}): Promise<number> {
+  try {
+    const mp = absolute(mountpoint);
+    const state = mountState(mp);
+    const infoPath = daemonInfoPath(mp);
+    if (state === 'none') throw new NotFoundError(`${mp} is not mounted`, 'MOUNTPOINT');
+    if (state === 'other') throw new InputError(`${mp} is not a provfs mount`, 'MOUNTPOINT');
+    if (state === 'stale') {
+      log.warn(`${mp}: the daemon is gone (ENOTCONN); clearing the stale mount`);
+      try { unmount(mp, false); } catch { unmount(mp, true); }
+      try {
+        const dead = JSON.parse(readFileSync(infoPath, 'utf8')) as DaemonInfo;
+        await waitGone(dead.pid, 5000);
+      } catch { /* no state file */ }
+      rmSync(infoPath, { force: true });
+      out(opts.json, `cleared stale mount ${mp}`, { ok: true, mountpoint: mp, stale: true });
+      return EXIT.ok;
+    }
+    let info: DaemonInfo | null = null;
+    try { info = JSON.parse(readFileSync(infoPath, 'utf8')) as DaemonInfo; } catch { info = null; }
+    try {
+      unmount(mp, opts.lazy ?? false);
+    } catch (e) {
+      if (e instanceof libc.Errno && e.errno === libc.E.EBUSY) {
+        throw new InputError(`${mp} is busy (a process has a file or its cwd there); close it or use --lazy`, 'MOUNTPOINT');
+      }
+      throw e;
+    }
+    if (info) await waitGone(info.pid, 5000);
+    out(opts.json, `unmounted ${mp}`, { ok: true, mountpoint: mp, pid: info?.pid });
+    return EXIT.ok;
+  } catch (e) {
+    return fail(e, opts.json);
+  }
+}
+
+async function waitGone(pid: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try { process.kill(pid, 0); } catch { return; }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  log.warn(`daemon ${pid} still running ${ms} ms after unmount`);
+}

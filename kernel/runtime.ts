@@ -1,0 +1,30 @@
+/**
+ * @module kernel/runtime
+ * Where running provfs daemons describe themselves: `/run/prov/provfs/<stream>.json` (0600 in a
+ * 0700 directory; PROV_RUNTIME_DIR overrides the directory), read by `prov umount` and
+ * `prov upgrade` to find the daemon of a mount point.
+ */
+import { join } from 'node:path';
+import { journalStreamName, type ProvfsMode } from './daemon.js';
+
+/** Where running daemons leave their state files. */
+export const RUNTIME_DIR = process.env.PROV_RUNTIME_DIR ?? '/run/prov/provfs';
+
+/** What a running daemon records about itself. */
+export interface DaemonInfo {
+  pid: number;
+  backing: string;
+  mountpoint: string;
+  mode: ProvfsMode;
+  dev: number;
+  passthrough: boolean;
+  journalDir?: string;
+  stream?: string;
+  startedAt: string;
+}
+
+/** The state file of the daemon serving `mountpoint` (an absolute, resolved path). */
+export function daemonInfoPath(mountpoint: string): string {
+  return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.json`);
+}
+
