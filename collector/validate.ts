@@ -174,7 +174,8 @@ function crossCheck(o: Record<string, unknown>): string | null {
 }
 
 function label(o: Record<string, unknown>): string {
-  const src = typeof o.src === 'string' ? (o.src.length > 20 ? o.src.slice(0, 20) + '…' : o.src) : '?';
+  // Only a plausible source name goes into the label; anything else is shown in the reason.
+  const src = typeof o.src === 'string' && /^[\w.-]{1,20}$/.test(o.src) ? o.src : '?';
   const seq = typeof o.seq === 'number' ? String(o.seq) : '?';
   return `${src} seq ${seq}`;
 }

@@ -30,6 +30,8 @@ import {
 import { headerOf, listSegments, walkSegment } from './segments.js';
 
 const log = logger('journal');
+/** Streams this process has open for writing (the LOCK file cannot tell them from a stale lock of ours). */
+const openHere = new Set<string>();
 
 /** Seal at least every this many bytes of records, so a seal pins down a few hundred small records. */
 const SEAL_WINDOW_BYTES = 64 * 1024;
@@ -129,11 +131,13 @@ class Writer implements JournalWriterHandle {
 
   /** One writer per stream: a LOCK file naming the pid; a dead owner's lock is taken over. */
   private lock(): void {
+    if (openHere.has(this.streamDir)) throw new InputError(`stream ${this.stream} is already open for writing by pid ${process.pid} (this process)`, this.streamDir);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(this.lockPath, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
         writeSync(fd, String(process.pid));
         closeSync(fd);
+        openHere.add(this.streamDir);
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -149,6 +153,7 @@ class Writer implements JournalWriterHandle {
   }
 
   private unlock(): void {
+    openHere.delete(this.streamDir);
     try { unlinkSync(this.lockPath); } catch { /* already gone */ }
   }
 
