@@ -5,7 +5,7 @@
  * detached and waits for its `ready` message on the IPC channel.
  *
  * Usage: `node dist/kernel/provfsd.js --backing DIR --mountpoint DIR --mode plain|prov
- *         [--journal DIR] [--no-passthrough]`
+ *         [--journal DIR] [--no-passthrough] [--timeout SECONDS]`
  *
  * While it runs, `/run/prov/provfs/<stream>.json` (0600, directory 0700) records its pid,
  * backing directory, mount point, mode and journal stream, for `prov umount` and `prov upgrade`.
@@ -15,15 +15,23 @@ import { parseArgs } from 'node:util';
 import { mountProvfs, type ProvfsMode } from './daemon.js';
 import { RUNTIME_DIR, daemonInfoPath, type DaemonInfo } from './runtime.js';
 import { logger } from '../collector/log.js';
-import { exitCodeOf } from '../graph/errors.js';
+import { exitCodeOf, InputError } from '../graph/errors.js';
 
 const log = logger('provfsd');
+
+/** `--timeout S`: one cache timeout (seconds) for entries, attributes and negative entries. */
+function timeoutsOf(v: string): { entry: number; attr: number; negative: number } {
+  const t = Number(v);
+  if (!(t >= 0)) throw new InputError(`--timeout must be a number of seconds ≥ 0 (got ${v})`, '--timeout');
+  return { entry: t, attr: t, negative: t };
+}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       backing: { type: 'string' }, mountpoint: { type: 'string' }, mode: { type: 'string', default: 'plain' },
       journal: { type: 'string' }, 'no-passthrough': { type: 'boolean', default: false },
+      timeout: { type: 'string' },
     },
   });
   if (!values.backing || !values.mountpoint) {
@@ -34,6 +42,7 @@ async function main(): Promise<number> {
   const m = await mountProvfs({
     backing: values.backing, mountpoint: values.mountpoint, mode,
     passthrough: !values['no-passthrough'],
+    timeouts: values.timeout !== undefined ? timeoutsOf(values.timeout) : undefined,
     journalDir: mode === 'prov' ? values.journal : undefined,
   });
   const info: DaemonInfo = {
