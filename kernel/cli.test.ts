@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { mountCommand, umountCommand } from '../cli/actions/mount.js';
 import { mountState, unmount } from './mount.js';
 import { daemonInfoPath, type DaemonInfo } from './runtime.js';
+import { openJournalReader } from '../collector/journal/reader.js';
 
 const base = mkdtempSync(join(tmpdir(), 'provfs-cli-'));
 const started: number[] = [];
@@ -67,6 +68,15 @@ test('prov mount starts a daemon; SIGTERM unmounts cleanly', async () => {
   assert.ok(await gone(info.pid), 'daemon exits after SIGTERM');
   assert.equal(mountState(mp), 'none', 'SIGTERM unmounted');
   assert.equal(existsSync(daemonInfoPath(mp)), false, 'state file removed');
+  // The daemon handed its JSON records to the journal as bytes: they read back as valid events.
+  const reader = openJournalReader(join(base, 'journal'));
+  const recs = reader.readBatch(1000, [info.stream!]);
+  assert.equal(reader.stats.rejected, 0);
+  reader.close();
+  const create = recs.find((r) => r.event.op === 'create');
+  assert.ok(create, `no create record in ${info.stream}`);
+  assert.equal((create.event as { file: { name: string } }).file.name, 'f');
+  assert.deepEqual(recs.map((r) => r.event.seq), recs.map((_, i) => i + 1));
 });
 
 test('a killed daemon leaves a stale mount that prov mount explains and prov umount clears', async () => {

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
-import type { JournalWriter } from '../collector/journal/api.js';
+import { CODEC, type JournalWriter } from '../collector/journal/api.js';
 import { openJournalWriter } from '../collector/journal/writer.js';
 import * as libc from './libc.js';
 import { O } from './libc.js';
@@ -42,7 +42,7 @@ export interface ProvfsOptions {
   /** prov mode: journal directory; records go to stream {@link journalStreamName}(mountpoint). */
   journalDir?: string;
   /** prov mode: an already open writer instead of `journalDir` (not closed by stop()). */
-  journal?: Pick<JournalWriter, 'append'>;
+  journal?: Pick<JournalWriter, 'append'> & Partial<Pick<JournalWriter, 'appendEncoded'>>;
   /** prov mode: also hand every record to this callback (after the journal). */
   onEvent?: (ev: ProvEvent) => void;
 }
@@ -97,7 +97,7 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
   }
   if (mountState(mountpoint) === 'live') throw new InputError(`${mountpoint} is already a provfs mount`, 'MOUNTPOINT');
 
-  let journal: Pick<JournalWriter, 'append'> | null = opts.journal ?? null;
+  let journal: (Pick<JournalWriter, 'append'> & Partial<Pick<JournalWriter, 'appendEncoded'>>) | null = opts.journal ?? null;
   let ownJournal: JournalWriter | null = null;
   let stream: string | undefined;
   if (opts.mode === 'prov' && !journal && opts.journalDir) {
@@ -140,7 +140,15 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
   };
   const dec = new TextDecoder();
   const drain = (): void => {
-    for (const rec of ring.drain()) deliver(JSON.parse(dec.decode(rec)) as ProvEvent);
+    const recs = ring.drain();
+    if (recs.length === 0) return;
+    // The loop already wrote each record as JSON: the journal takes the bytes as they are
+    // (its frame carries the seq) unless someone also wants the objects.
+    if (journal?.appendEncoded && !opts.onEvent) {
+      journal.appendEncoded(CODEC.json, recs);
+      return;
+    }
+    for (const rec of recs) deliver(JSON.parse(dec.decode(rec)) as ProvEvent);
   };
   const timer = opts.mode === 'prov' ? setInterval(drain, 5) : null;
 

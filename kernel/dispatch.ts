@@ -10,7 +10,7 @@ import { E } from './libc.js';
 import {
   OP, OP_NAME, INIT, DEV_IOC, FOPEN, SIZE, ATTR, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION,
   FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
-  readInHeader, writeOutHeader, type InHeader,
+  readInHeader, type InHeader,
 } from './protocol.js';
 import type { ProvFs, Ctx, Entry, Opened, SetattrIn, PassthroughDevice } from './ops.js';
 
@@ -70,7 +70,8 @@ export class Dispatcher {
   private readonly entryT: [bigint, number];
   private readonly attrT: [bigint, number];
   private readonly negT: [bigint, number];
-  private unique = 0n;
+  /** The request being answered (its unique id is copied into the reply). */
+  private req: Buffer = Buffer.alloc(SIZE.in_header);
 
   constructor(
     readonly fs: ProvFs,
@@ -86,7 +87,7 @@ export class Dispatcher {
   /** Serve one request read from /dev/fuse (`len` bytes of `req`). */
   handle(req: Buffer, len: number): void {
     const h = readInHeader(req);
-    this.unique = h.unique;
+    this.req = req;
     this.counts.set(h.opcode, (this.counts.get(h.opcode) ?? 0) + 1);
     const handler = HANDLERS[h.opcode];
     const body = req.subarray(SIZE.in_header, len);
@@ -106,14 +107,20 @@ export class Dispatcher {
   // ---- reply encoders ----
 
   error(errno: number): void {
-    writeOutHeader(this.out, SIZE.out_header, -errno, this.unique);
+    this.header(SIZE.out_header, -errno);
     this.send(this.out, SIZE.out_header);
   }
 
   /** Reply with `n` body bytes already written at out[16..]. */
   ok(n: number): void {
-    writeOutHeader(this.out, SIZE.out_header + n, 0, this.unique);
+    this.header(SIZE.out_header + n, 0);
     this.send(this.out, SIZE.out_header + n);
+  }
+
+  private header(len: number, error: number): void {
+    this.out.writeUInt32LE(len, 0);
+    this.out.writeInt32LE(error, 4);
+    this.req.copy(this.out, 8, 8, 16); // unique, byte for byte (keeps the resend bit)
   }
 
   writeAttr(off: number, st: libc.Stat): void {

@@ -114,13 +114,14 @@ export class NodeTable {
 
   /**
    * Account one kernel lookup of the file behind `fd` (an O_PATH fd the caller owns): reuse the
-   * node with the same identity (closing `fd`) or adopt `fd` into a new node.
+   * node with the same identity (closing `fd`; -1 when the caller knows the node exists) or adopt
+   * `fd` into a new node.
    */
   adopt(fd: number, st: libc.Stat, parent: number, name: Buffer): Node {
     const k = key(st.dev, st.ino);
     const known = this.byKey.get(k);
     if (known) {
-      libc.close(fd);
+      if (fd >= 0) libc.close(fd);
       known.nlookup++;
       known.parent = parent;
       if (!known.name.equals(name)) known.name = Buffer.from(name);

@@ -85,9 +85,15 @@ export class ProvFs {
 
   // ---- names ----
 
-  /** LOOKUP: find `name` in `parent`; throws ENOENT when absent. */
+  /**
+   * LOOKUP: find `name` in `parent`; throws ENOENT when absent. A name whose file the table
+   * already holds costs one statx; only a new file is opened (O_PATH) to pin it.
+   */
   lookup(_ctx: Ctx | null, parent: number, name: Buffer): Entry {
     const p = this.nodes.get(parent);
+    const seen = libc.fstatat(p.fd, name);
+    const known = this.nodes.findByIdentity(seen.dev, seen.ino);
+    if (known) return { node: this.nodes.adopt(-1, seen, parent, name), stat: seen };
     const fd = libc.openat(p.fd, name, O.PATH | O.NOFOLLOW);
     let st: libc.Stat;
     try {

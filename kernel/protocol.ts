@@ -103,7 +103,7 @@ export interface InHeader {
   len: number;
   opcode: number;
   unique: bigint;
-  nodeid: bigint;
+  nodeid: number;
   uid: number;
   gid: number;
   /** The caller's thread id (0 for RELEASE and kernel-internal requests). */
@@ -111,11 +111,12 @@ export interface InHeader {
   totalExtlen: number;
 }
 
+/** Decode the header. Node ids are below 2^53 (provfs counts them from 1), so a number. */
 export function readInHeader(b: Buffer): InHeader {
   return {
     len: b.readUInt32LE(0), opcode: b.readUInt32LE(4), unique: b.readBigUInt64LE(8),
-    nodeid: b.readBigUInt64LE(16), uid: b.readUInt32LE(24), gid: b.readUInt32LE(28),
-    pid: b.readUInt32LE(32), totalExtlen: b.readUInt16LE(36),
+    nodeid: b.readUInt32LE(16) + b.readUInt32LE(20) * 0x100000000, uid: b.readUInt32LE(24),
+    gid: b.readUInt32LE(28), pid: b.readUInt32LE(32), totalExtlen: b.readUInt16LE(36),
   };
 }
 
