@@ -12,24 +12,24 @@
  * await m.stop();
  * ```
  */
-import { Worker } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
-import { CODEC, type JournalWriter } from '../collector/journal/api.js';
+import type { JournalWriter } from '../collector/journal/api.js';
 import { openJournalWriter } from '../collector/journal/writer.js';
 import * as libc from './libc.js';
 import { O } from './libc.js';
-import { EventRing } from './eventring.js';
+import { Serving, type StopInfo, type JournalSink } from './serving.js';
+import { upgradeConnection, type UpgradeOptions, type UpgradeReport } from './upgrade.js';
 import { mountFuse, unmount, mountState, FS_TYPE } from './mount.js';
 import type { Timeouts } from './dispatch.js';
-import type { LoopConfig, LoopMessage } from './loop.js';
 import { CapabilityError, InputError } from '../graph/errors.js';
 
 const log = logger('provfs');
 
 export type ProvfsMode = 'plain' | 'prov';
+export type { StopInfo, UpgradeOptions, UpgradeReport };
 
 export interface ProvfsOptions {
   backing: string;
@@ -42,17 +42,11 @@ export interface ProvfsOptions {
   /** prov mode: journal directory; records go to stream {@link journalStreamName}(mountpoint). */
   journalDir?: string;
   /** prov mode: an already open writer instead of `journalDir` (not closed by stop()). */
-  journal?: Pick<JournalWriter, 'append'> & Partial<Pick<JournalWriter, 'appendEncoded'>>;
+  journal?: JournalSink;
   /** prov mode: also hand every record to this callback (after the journal). */
   onEvent?: (ev: ProvEvent) => void;
 }
 
-/** What the loop served, when it ended. */
-export interface StopInfo {
-  reason: string;
-  /** Requests per opcode number. */
-  counts: Record<string, number>;
-}
 
 export interface ProvfsMount {
   readonly backing: string;
@@ -68,6 +62,14 @@ export interface ProvfsMount {
   readonly done: Promise<StopInfo>;
   /** Unmount (lazily when busy and `lazy`), wait for the loop to end, flush the journal. */
   stop(opts?: { lazy?: boolean }): Promise<StopInfo>;
+  /**
+   * Live upgrade: start a successor daemon warm, quiesce, hand it the connection, the open fds
+   * and the state, and end here (`done` resolves with reason 'upgraded'). When the successor
+   * fails or rejects the state, this daemon keeps serving and the report says why.
+   */
+  upgrade(opts: UpgradeOptions): Promise<UpgradeReport>;
+  /** Called after a successful handover, before the successor takes over shared names (control socket). */
+  beforeHandoff?: () => void;
 }
 
 /** The journal stream provfs writes for a mount point: `provfs-` + 16 hex of its path's SHA-256. */
@@ -97,7 +99,7 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
   }
   if (mountState(mountpoint) === 'live') throw new InputError(`${mountpoint} is already a provfs mount`, 'MOUNTPOINT');
 
-  let journal: (Pick<JournalWriter, 'append'> & Partial<Pick<JournalWriter, 'appendEncoded'>>) | null = opts.journal ?? null;
+  let journal: JournalSink | null = opts.journal ?? null;
   let ownJournal: JournalWriter | null = null;
   let stream: string | undefined;
   if (opts.mode === 'prov' && !journal && opts.journalDir) {
@@ -127,76 +129,59 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
     throw e;
   }
 
-  const ring = EventRing.create();
-  const control = new SharedArrayBuffer(4);
-  const cfg: LoopConfig = {
-    devFd, rootFd, mode: opts.mode, passthrough: opts.passthrough ?? true,
-    timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts }, maxWrite: MAX_WRITE, dev: info.dev,
-    mountpoint, ring: ring.sab, control,
-  };
-  const deliver = (ev: ProvEvent): void => {
-    journal?.append(ev);
-    opts.onEvent?.(ev);
-  };
-  const dec = new TextDecoder();
-  const drain = (): void => {
-    const recs = ring.drain();
-    if (recs.length === 0) return;
-    // The loop already wrote each record as JSON: the journal takes the bytes as they are
-    // (its frame carries the seq) unless someone also wants the objects.
-    if (journal?.appendEncoded && !opts.onEvent) {
-      journal.appendEncoded(CODEC.json, recs);
-      return;
-    }
-    for (const rec of recs) deliver(JSON.parse(dec.decode(rec)) as ProvEvent);
-  };
-  const timer = opts.mode === 'prov' ? setInterval(drain, 5) : null;
-
-  const worker = new Worker(new URL('./loop.js', import.meta.url), { workerData: { provfsLoop: cfg } });
-  let passthrough = false;
-  let stopInfo: StopInfo = { reason: 'worker exited', counts: {} };
-  let readyResolve!: () => void, readyReject!: (e: Error) => void;
-  const ready = new Promise<void>((res, rej) => { readyResolve = res; readyReject = rej; });
-  worker.on('message', (m: LoopMessage) => {
-    if (m.type === 'ready') { passthrough = m.passthrough; readyResolve(); }
-    else if (m.type === 'events') { drain(); m.events.forEach(deliver); }
-    else if (m.type === 'stopped') stopInfo = { reason: m.reason, counts: m.counts };
-  });
-  const done = new Promise<StopInfo>((resolve) => {
-    worker.on('error', (e) => { log.error(`request loop failed: ${e.stack ?? e.message}`); stopInfo = { reason: e.message, counts: {} }; });
-    worker.on('exit', () => {
-      if (timer) clearInterval(timer);
-      drain();
-      libc.close(devFd);
-      libc.close(rootFd);
-      readyReject(new Error(`provfs request loop ended before INIT: ${stopInfo.reason}`));
-      const fin = ownJournal ? ownJournal.close().catch((e: Error) => log.error(`journal close: ${e.message}`)) : Promise.resolve();
-      void fin.then(() => resolve(stopInfo));
-    });
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const serving = new Serving({
+    loop: {
+      devFd, rootFd, mode: opts.mode, passthrough: opts.passthrough ?? true, timeouts,
+      maxWrite: MAX_WRITE, dev: info.dev, mountpoint,
+    },
+    journal, ownJournal: ownJournal !== null, onEvent: opts.onEvent,
   });
   try {
-    await ready;
+    await serving.start();
   } catch (e) {
     try { unmount(mountpoint, true); } catch { /* already gone */ }
-    await done;
+    await serving.done;
     throw e;
   }
-  log.debug(`mounted ${backing} on ${mountpoint} (${opts.mode}, passthrough ${passthrough ? 'on' : 'off'})`);
-  return {
-    backing, mountpoint, mode: opts.mode, dev: info.dev, stream,
-    get passthrough() { return passthrough; },
-    done,
+  log.debug(`mounted ${backing} on ${mountpoint} (${opts.mode}, passthrough ${serving.passthrough ? 'on' : 'off'})`);
+  return makeMount(serving, { backing, mountpoint, mode: opts.mode, dev: info.dev, stream, timeouts, journalDir: opts.journalDir, passthrough: opts.passthrough ?? true });
+}
+
+/** The handle over a Serving, shared by a first daemon and a successor. */
+export function makeMount(serving: Serving, d: {
+  backing: string; mountpoint: string; mode: ProvfsMode; dev: number; stream?: string; timeouts: Timeouts;
+  journalDir?: string; passthrough: boolean;
+}): ProvfsMount {
+  let upgrading = false;
+  const m: ProvfsMount = {
+    backing: d.backing, mountpoint: d.mountpoint, mode: d.mode, dev: d.dev, stream: d.stream,
+    get passthrough() { return serving.passthrough; },
+    done: serving.done,
     async stop(o?: { lazy?: boolean }): Promise<StopInfo> {
       try {
-        unmount(mountpoint, false);
+        unmount(d.mountpoint, false);
       } catch (e) {
         if (!(e instanceof libc.Errno)) throw e;
-        if (e.errno === libc.E.EBUSY && o?.lazy) unmount(mountpoint, true);
+        if (e.errno === libc.E.EBUSY && o?.lazy) unmount(d.mountpoint, true);
         else if (e.errno !== libc.E.EINVAL && e.errno !== libc.E.ENOENT) throw e;
       }
-      return done;
+      return serving.done;
+    },
+    async upgrade(o: UpgradeOptions): Promise<UpgradeReport> {
+      if (upgrading) return { ok: false, reason: 'an upgrade is already under way' };
+      upgrading = true;
+      try {
+        return await upgradeConnection(serving, {
+          backing: d.backing, mountpoint: d.mountpoint, timeouts: d.timeouts, passthrough: d.passthrough,
+          journalDir: o.journalDir ?? d.journalDir, beforeHandoff: () => m.beforeHandoff?.(),
+        }, o);
+      } finally {
+        upgrading = false;
+      }
     },
   };
+  return m;
 }
 
 /** Absolute form of a path without resolving it (a stale mount point cannot be resolved). */

@@ -39,7 +39,8 @@ export interface DispatchOptions {
 /** What INIT negotiated. */
 export interface Negotiated {
   minor: number;
-  flags: bigint;
+  /** INIT flags as a number (bits 0..42 are defined, all below 2^53). */
+  flags: number;
   passthrough: boolean;
   maxWrite: number;
 }
@@ -223,7 +224,7 @@ export class Dispatcher {
     b.writeUInt16LE(maxPages, o + 28);
     b.writeUInt32LE(Number(flags >> 32n), o + 32);
     b.writeUInt32LE(passthrough ? 1 : 0, o + 36); // max_stack_depth: backing files on non-stacked file systems
-    this.negotiated = { minor: negMinor, flags, passthrough, maxWrite: maxPages * 4096 };
+    this.negotiated = { minor: negMinor, flags: Number(flags), passthrough, maxWrite: maxPages * 4096 };
     if (passthrough && this.opts.devFd >= 0) this.fs.passthrough = passthroughDevice(this.opts.devFd);
     this.ok(minor < 23 ? 24 : SIZE.init_out);
   }

@@ -9,17 +9,20 @@
  * Provenance records go through a shared {@link EventRing} to the main thread, which appends
  * them to the journal; the loop itself never waits on the journal.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, receiveMessageOnPort } from 'node:worker_threads';
 import * as libc from './libc.js';
 import { E } from './libc.js';
 import { ProvFs, type ProvFsState } from './ops.js';
-import { Dispatcher, passthroughDevice, type Timeouts } from './dispatch.js';
+import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from './dispatch.js';
 import { Recorder } from './recorder.js';
 import { EventRing } from './eventring.js';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
 
 const log = logger('provfs');
+
+/** Everything a successor's loop needs from its predecessor (JSON-able). */
+export type TransferState = ProvFsState & { negotiated: Negotiated; devFd: number };
 
 /** What the main thread hands the worker. */
 export interface LoopConfig {
@@ -33,31 +36,59 @@ export interface LoopConfig {
   dev: number;
   mountpoint: string;
   ring: SharedArrayBuffer;
-  /** Int32 control word: 0 run, 1 quiesce (finish the request in hand, then report state). */
+  /**
+   * Int32 control words: [0] = 1 asks the loop to quiesce (finish the request in hand, take no
+   * new one, report its state); [1] = 1 releases a warm successor waiting for its transfer.
+   */
   control: SharedArrayBuffer;
-  /** A predecessor's state (live upgrade): skip INIT, adopt its nodes and handles. */
-  state?: ProvFsState & { negotiated: NonNullable<Dispatcher['negotiated']> };
+  /** Resume from a predecessor's state (same process, e.g. after a rejected upgrade). */
+  state?: TransferState;
+  /** Start warm and wait (Atomics) for a {@link TransferMessage} before serving. */
+  awaitTransfer?: boolean;
+}
+
+/** Sent to a warm successor's loop: the state, with fd numbers valid in this process. */
+export interface TransferMessage {
+  state: TransferState;
+  /** Predecessor fd number → fd number here. */
+  fdMap: Array<[number, number]>;
 }
 
 /** Messages from the worker. */
 export type LoopMessage =
+  | { type: 'warm' }
   | { type: 'ready'; passthrough: boolean; minor: number }
   | { type: 'events'; events: ProvEvent[] }
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
-  | { type: 'quiesced'; state: ProvFsState & { negotiated: NonNullable<Dispatcher['negotiated']> } };
+  | { type: 'quiesced'; state: TransferState };
 
-export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void): void {
+export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
   const ring = new EventRing(cfg.ring);
   const control = new Int32Array(cfg.control);
   const enc = new TextEncoder();
   const sink = (ev: ProvEvent): void => {
     if (!ring.push(enc.encode(JSON.stringify(ev)))) post({ type: 'events', events: [ev] });
   };
-  const fs = cfg.state ? ProvFs.updateTransfer(cfg.state, null) : new ProvFs(cfg.rootFd, null);
+  let state = cfg.state;
+  let fdMap: ((fd: number) => number) | undefined;
+  if (cfg.awaitTransfer) {
+    post({ type: 'warm' });
+    while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0);
+    const t = receive() as TransferMessage | undefined;
+    if (!t) throw new Error('released without a transfer message');
+    state = t.state;
+    const map = new Map(t.fdMap);
+    fdMap = (fd) => {
+      const m = map.get(fd);
+      if (m === undefined) throw new Error(`transfer state names fd ${fd}, which was not handed over`);
+      return m;
+    };
+  }
+  const fs = state ? ProvFs.updateTransfer(state, null, fdMap) : new ProvFs(cfg.rootFd, null);
   if (cfg.mode === 'prov') {
     fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink });
   }
-  const devFd = cfg.devFd;
+  const devFd = state && fdMap ? fdMap(state.devFd) : cfg.devFd;
   const send = (buf: Buffer, len: number): void => {
     try {
       libc.write(devFd, buf, len);
@@ -67,18 +98,18 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void): void {
     }
   };
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite }, send);
-  if (cfg.state) {
-    d.negotiated = cfg.state.negotiated;
+  if (state) {
+    d.negotiated = state.negotiated;
     // Re-arm passthrough on the same connection: backing ids belong to it and survive.
-    if (cfg.state.passthrough) fs.passthrough = passthroughDevice(devFd);
-    post({ type: 'ready', passthrough: cfg.state.passthrough, minor: cfg.state.negotiated.minor });
+    if (state.passthrough) fs.passthrough = passthroughDevice(devFd);
+    post({ type: 'ready', passthrough: state.passthrough, minor: state.negotiated.minor });
   }
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
   let reason = 'unmounted';
   for (;;) {
     if (Atomics.load(control, 0) === 1) {
-      const st = fs.updatePrepare();
-      post({ type: 'quiesced', state: { ...st, negotiated: d.negotiated! } });
+      // Nothing is in flight: every request read has been answered (the loop is synchronous).
+      post({ type: 'quiesced', state: { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd } });
       reason = 'quiesced';
       break;
     }
@@ -95,7 +126,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void): void {
       break;
     }
     d.handle(buf, n);
-    if (!cfg.state && d.negotiated && buf.readUInt32LE(4) === 26) {
+    if (!state && d.negotiated && buf.readUInt32LE(4) === 26) {
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor });
     }
   }
@@ -106,5 +137,5 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void): void {
 
 if (parentPort && workerData?.provfsLoop) {
   const port = parentPort;
-  runLoop(workerData.provfsLoop as LoopConfig, (m) => port.postMessage(m));
+  runLoop(workerData.provfsLoop as LoopConfig, (m) => port.postMessage(m), () => receiveMessageOnPort(port)?.message);
 }

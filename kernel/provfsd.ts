@@ -10,10 +10,12 @@
  * While it runs, `/run/prov/provfs/<stream>.json` (0600, directory 0700) records its pid,
  * backing directory, mount point, mode and journal stream, for `prov umount` and `prov upgrade`.
  */
-import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { mountProvfs, type ProvfsMode } from './daemon.js';
-import { RUNTIME_DIR, daemonInfoPath, type DaemonInfo } from './runtime.js';
+import { createServer, type Server } from 'node:net';
+import { mountProvfs, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
+import { runSuccessor } from './upgrade.js';
+import { RUNTIME_DIR, daemonInfoPath, daemonSocketPath, type DaemonInfo } from './runtime.js';
 import { logger } from '../collector/log.js';
 import { exitCodeOf, InputError } from '../graph/errors.js';
 
@@ -31,28 +33,47 @@ async function main(): Promise<number> {
     options: {
       backing: { type: 'string' }, mountpoint: { type: 'string' }, mode: { type: 'string', default: 'plain' },
       journal: { type: 'string' }, 'no-passthrough': { type: 'boolean', default: false },
-      timeout: { type: 'string' },
+      timeout: { type: 'string' }, 'timeout-entry': { type: 'string' }, 'timeout-attr': { type: 'string' },
+      'timeout-negative': { type: 'string' }, successor: { type: 'boolean', default: false },
     },
   });
   if (!values.backing || !values.mountpoint) {
-    log.error('usage: provfsd --backing DIR --mountpoint DIR --mode plain|prov [--journal DIR] [--no-passthrough]');
+    log.error('usage: provfsd --backing DIR --mountpoint DIR --mode plain|prov [--journal DIR] [--no-passthrough] [--timeout S]');
     return 2;
   }
   const mode = values.mode as ProvfsMode;
-  const m = await mountProvfs({
-    backing: values.backing, mountpoint: values.mountpoint, mode,
-    passthrough: !values['no-passthrough'],
-    timeouts: values.timeout !== undefined ? timeoutsOf(values.timeout) : undefined,
-    journalDir: mode === 'prov' ? values.journal : undefined,
-  });
-  const info: DaemonInfo = {
-    pid: process.pid, backing: m.backing, mountpoint: m.mountpoint, mode, dev: m.dev,
-    passthrough: m.passthrough, journalDir: mode === 'prov' ? values.journal : undefined, stream: m.stream,
-    startedAt: new Date().toISOString(),
+  if (mode !== 'plain' && mode !== 'prov') throw new InputError(`--mode must be plain or prov (got ${mode})`, '--mode');
+  let timeouts = values.timeout !== undefined ? timeoutsOf(values.timeout) : undefined;
+  if (values['timeout-entry'] !== undefined) {
+    timeouts = { entry: Number(values['timeout-entry']), attr: Number(values['timeout-attr']), negative: Number(values['timeout-negative']) };
+  }
+  const journalDir = mode === 'prov' ? values.journal : undefined;
+  const publish = (m: ProvfsMount): DaemonInfo => {
+    const info: DaemonInfo = {
+      pid: process.pid, backing: m.backing, mountpoint: m.mountpoint, mode, dev: m.dev,
+      passthrough: m.passthrough, journalDir, stream: m.stream, startedAt: new Date().toISOString(),
+    };
+    mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
+    writeFileSync(daemonInfoPath(m.mountpoint), JSON.stringify(info, null, 1) + '\n', { mode: 0o600 });
+    listenControl(m);
+    return info;
   };
-  const infoPath = daemonInfoPath(m.mountpoint);
-  mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
-  writeFileSync(infoPath, JSON.stringify(info, null, 1) + '\n', { mode: 0o600 });
+  let m: ProvfsMount;
+  if (values.successor) {
+    m = await runSuccessor({
+      backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
+      timeouts: timeouts ?? { entry: 1, attr: 1, negative: 1 }, journalDir, onSettled: publish,
+    });
+  } else {
+    m = await mountProvfs({
+      backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, journalDir,
+    });
+    const info = publish(m);
+    if (process.send) {
+      process.send({ type: 'ready', ...info });
+      process.disconnect();
+    }
+  }
   let stopping = false;
   const stop = (sig: string): void => {
     if (stopping) return;
@@ -62,14 +83,51 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  if (process.send) {
-    process.send({ type: 'ready', ...info });
-    process.disconnect();
-  }
   const end = await m.done;
-  rmSync(infoPath, { force: true });
-  log.info(`${m.mountpoint} unmounted (${end.reason})`);
+  control?.close();
+  if (end.reason !== 'upgraded') {
+    rmSync(daemonInfoPath(m.mountpoint), { force: true });
+    rmSync(daemonSocketPath(m.mountpoint), { force: true });
+    log.info(`${m.mountpoint} unmounted (${end.reason})`);
+  }
   return 0;
+}
+
+let control: Server | null = null;
+
+/**
+ * The control socket (`<stream>.sock`, 0600): one JSON request per line —
+ * `{"cmd":"upgrade","mode":"prov","daemon":PATH?,"journalDir":DIR?}` → an UpgradeReport line;
+ * `{"cmd":"status"}` → this daemon's pid and mode.
+ */
+function listenControl(m: ProvfsMount): void {
+  const path = daemonSocketPath(m.mountpoint);
+  rmSync(path, { force: true });
+  control = createServer((sock) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let req: { cmd?: string } & Partial<UpgradeOptions>;
+      try { req = JSON.parse(buf.slice(0, nl)) as typeof req; } catch { sock.end(JSON.stringify({ ok: false, reason: 'bad request' }) + '\n'); return; }
+      if (req.cmd === 'status') { sock.end(JSON.stringify({ ok: true, pid: process.pid, mode: m.mode }) + '\n'); return; }
+      if (req.cmd !== 'upgrade') { sock.end(JSON.stringify({ ok: false, reason: `unknown command ${String(req.cmd)}` }) + '\n'); return; }
+      m.upgrade({ mode: req.mode as ProvfsMode, daemon: req.daemon, journalDir: req.journalDir }).then(
+        (r) => sock.end(JSON.stringify(r) + '\n'),
+        (e: Error) => sock.end(JSON.stringify({ ok: false, reason: e.message }) + '\n'),
+      );
+    });
+    sock.on('error', () => { /* client went away */ });
+  });
+  // The daemon's umask is 0 (it creates files with modes the kernel already masked), so the
+  // socket is made 0600 right after; its directory is 0700 meanwhile.
+  control.listen(path, () => {
+    try { chmodSync(path, 0o600); } catch (e) { log.warn(`control socket ${path}: ${(e as Error).message}`); }
+  });
+  m.beforeHandoff = () => { control?.close(); control = null; };
+  control.unref();
 }
 
 main().then(

@@ -28,3 +28,8 @@ export function daemonInfoPath(mountpoint: string): string {
   return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.json`);
 }
 
+
+/** The control socket of the daemon serving `mountpoint` (`prov upgrade` talks to it). */
+export function daemonSocketPath(mountpoint: string): string {
+  return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.sock`);
+}

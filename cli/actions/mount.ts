@@ -3,17 +3,19 @@
  * `prov mount BACKING MOUNTPOINT [--mode plain|prov] [--journal DIR] [--no-passthrough]` starts a
  * provfs daemon (detached, logging to /run/prov/provfs/<stream>.log) and returns once the file
  * system answers; `prov umount MOUNTPOINT [--lazy]` unmounts it and waits for the daemon to end.
- * Both detect a stale mount left by a crashed daemon (every access fails with ENOTCONN) and say
+ * `prov upgrade MOUNTPOINT --mode plain|prov [--to PATH]` replaces the daemon live.
+ * All detect a stale mount left by a crashed daemon (every access fails with ENOTCONN) and say
  * what to do; `prov umount` clears it.
  */
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync, rmSync, mkdirSync, realpathSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, rmSync, mkdirSync, realpathSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { logger } from '../../collector/log.js';
 import { EXIT, InputError, NotFoundError, exitCodeOf } from '../../graph/errors.js';
 import { mountState, unmount } from '../../kernel/mount.js';
-import { daemonInfoPath, RUNTIME_DIR, type DaemonInfo } from '../../kernel/runtime.js';
+import { daemonInfoPath, daemonSocketPath, RUNTIME_DIR, type DaemonInfo } from '../../kernel/runtime.js';
+import { connect } from 'node:net';
 import type { ProvfsMode } from '../../kernel/daemon.js';
 import * as libc from '../../kernel/libc.js';
 
@@ -139,4 +141,57 @@ async function waitGone(pid: number, ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
   log.warn(`daemon ${pid} still running ${ms} ms after unmount`);
+}
+
+export interface UpgradeCliOptions {
+  mode: ProvfsMode;
+  /** provfsd.js of another build (version N → N+1). */
+  to?: string;
+  /** Journal directory when switching to prov mode (default: the daemon's, else $PROV_JOURNAL or /var/lib/prov/journal). */
+  journal?: string;
+  json?: boolean;
+}
+
+/**
+ * `prov upgrade MOUNTPOINT --mode prov|plain [--to PATH]`: ask the daemon of a mount to hand its
+ * connection to a successor (live upgrade, no remount, open files stay open). Returns the exit
+ * code; when the successor fails or rejects the state the old daemon keeps serving and the
+ * message says why.
+ */
+export async function upgradeCommand(mountpoint: string, opts: UpgradeCliOptions): Promise<number> {
+  try {
+    if (opts.mode !== 'plain' && opts.mode !== 'prov') throw new InputError(`--mode must be plain or prov (got ${String(opts.mode)})`, '--mode');
+    const mp = absolute(mountpoint);
+    const state = mountState(mp);
+    if (state === 'stale') throw new InputError(staleHelp(mp), 'MOUNTPOINT');
+    if (state !== 'live') throw new NotFoundError(`${mp} is not a provfs mount`, 'MOUNTPOINT');
+    let info: DaemonInfo | null = null;
+    try { info = JSON.parse(readFileSync(daemonInfoPath(mp), 'utf8')) as DaemonInfo; } catch { info = null; }
+    const to = opts.to ? resolve(opts.to) : undefined;
+    if (to && !existsSync(to)) throw new NotFoundError(`no daemon build at ${to}`, '--to');
+    const journalDir = opts.journal ?? info?.journalDir ?? DEFAULT_JOURNAL_DIR;
+    const report = await request(daemonSocketPath(mp), { cmd: 'upgrade', mode: opts.mode, daemon: to, journalDir });
+    if (!report.ok) {
+      out(opts.json, `upgrade of ${mp} failed; the old daemon${info ? ` (pid ${info.pid})` : ''} keeps serving: ${String(report.reason)}`, { ...report, mountpoint: mp });
+      return EXIT.failure;
+    }
+    out(opts.json, `${mp} now served by pid ${String(report.pid)} in ${opts.mode} mode (stall ${Number(report.stallMs).toFixed(1)} ms)`, { ...report, mountpoint: mp });
+    return EXIT.ok;
+  } catch (e) {
+    return fail(e, opts.json);
+  }
+}
+
+function request(path: string, body: object): Promise<Record<string, unknown>> {
+  return new Promise((res, rej) => {
+    const sock = connect(path);
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(JSON.stringify(body) + '\n'));
+    sock.on('data', (c: string) => { buf += c; });
+    sock.on('end', () => {
+      try { res(JSON.parse(buf) as Record<string, unknown>); } catch { rej(new Error(`daemon at ${path} answered ${JSON.stringify(buf)}`)); }
+    });
+    sock.on('error', (e) => rej(new Error(`cannot reach the daemon's control socket ${path}: ${e.message}`)));
+  });
 }
