@@ -82,7 +82,7 @@ test('prov mount starts a daemon; SIGTERM unmounts cleanly', async () => {
 test('a killed daemon leaves a stale mount that prov mount explains and prov umount clears', async () => {
   const backing = join(base, 'b2'), mp = join(base, 'm2');
   mkdirSync(backing); mkdirSync(mp); mountpoints.push(mp);
-  assert.equal(await mountCommand(backing, mp, { mode: 'plain' }), 0);
+  assert.equal(await mountCommand(backing, mp, { mode: 'plain', keeper: false }), 0);
   const info = daemonOf(mp);
   process.kill(info.pid, 'SIGKILL');
   assert.ok(await gone(info.pid));

@@ -22,7 +22,9 @@ import * as libc from './libc.js';
 import { O } from './libc.js';
 import { Serving, type StopInfo, type JournalSink } from './serving.js';
 import { upgradeConnection, type UpgradeOptions, type UpgradeReport } from './upgrade.js';
-import { mountFuse, unmount, mountState, FS_TYPE } from './mount.js';
+import { mountFuse, unmount, mountState, mountAt, FS_TYPE } from './mount.js';
+import { hostname } from 'node:os';
+import { SCHEMA_VERSION } from '../collector/events.js';
 import type { Timeouts } from './dispatch.js';
 import { CapabilityError, InputError } from '../graph/errors.js';
 
@@ -45,6 +47,8 @@ export interface ProvfsOptions {
   journal?: JournalSink;
   /** prov mode: also hand every record to this callback (after the journal). */
   onEvent?: (ev: ProvEvent) => void;
+  /** Crash survival: keep a node log at this path (see kernel/nodelog). */
+  nodeLog?: string;
 }
 
 
@@ -70,6 +74,8 @@ export interface ProvfsMount {
   upgrade(opts: UpgradeOptions): Promise<UpgradeReport>;
   /** Called after a successful handover, before the successor takes over shared names (control socket). */
   beforeHandoff?: () => void;
+  /** The /dev/fuse and backing-root fd numbers in this process (for the fd keeper). */
+  readonly fds: { dev: number; root: number };
 }
 
 /** The journal stream provfs writes for a mount point: `provfs-` + 16 hex of its path's SHA-256. */
@@ -77,7 +83,7 @@ export function journalStreamName(mountpoint: string): string {
   return 'provfs-' + createHash('sha256').update(mountpoint).digest('hex').slice(0, 16);
 }
 
-const DEFAULT_TIMEOUTS: Timeouts = { entry: 1, attr: 1, negative: 1 };
+export const DEFAULT_TIMEOUTS: Timeouts = { entry: 1, attr: 1, negative: 1 };
 const MAX_WRITE = 1 << 20;
 
 export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
@@ -134,6 +140,7 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
     loop: {
       devFd, rootFd, mode: opts.mode, passthrough: opts.passthrough ?? true, timeouts,
       maxWrite: MAX_WRITE, dev: info.dev, mountpoint,
+      nodeLog: opts.nodeLog ? { path: opts.nodeLog, fresh: true } : undefined,
     },
     journal, ownJournal: ownJournal !== null, onEvent: opts.onEvent,
   });
@@ -145,18 +152,50 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
     throw e;
   }
   log.debug(`mounted ${backing} on ${mountpoint} (${opts.mode}, passthrough ${serving.passthrough ? 'on' : 'off'})`);
-  return makeMount(serving, { backing, mountpoint, mode: opts.mode, dev: info.dev, stream, timeouts, journalDir: opts.journalDir, passthrough: opts.passthrough ?? true });
+  return makeMount(serving, { backing, mountpoint, mode: opts.mode, dev: info.dev, stream, timeouts, journalDir: opts.journalDir, passthrough: opts.passthrough ?? true, nodeLog: opts.nodeLog });
+}
+
+/**
+ * Serve a connection whose daemon crashed, with the /dev/fuse and backing-root fds an fd keeper
+ * held: the table comes from the node log, the kernel resends what the dead daemon never
+ * answered. In prov mode a `lost` record marks the gap (records the dead daemon had not yet
+ * handed to the journal are gone).
+ */
+export async function recoverProvfs(o: {
+  devFd: number; rootFd: number; backing: string; mountpoint: string; mode: ProvfsMode; passthrough: boolean;
+  timeouts?: Partial<Timeouts>; journalDir?: string; nodeLog: string; since?: number;
+}): Promise<ProvfsMount> {
+  const info = mountAt(o.mountpoint);
+  if (!info) throw new InputError(`${o.mountpoint} is not mounted`, 'MOUNTPOINT');
+  libc.umask(0);
+  const stream = o.mode === 'prov' && o.journalDir ? journalStreamName(o.mountpoint) : undefined;
+  const journal = stream ? openJournalWriter({ dir: o.journalDir!, stream }) : null;
+  if (journal) {
+    const now = Number(process.hrtime.bigint());
+    journal.append({
+      v: SCHEMA_VERSION, src: 'provfs', seq: 0, ts: now, host: hostname(), pid: 0, tid: 0, op: 'lost',
+      count: 0, from: o.since ?? 0, to: now, reason: 'provfs daemon crashed and was restarted by its fd keeper; records it had not yet journaled are lost (count unknown)',
+    });
+  }
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
+  const serving = new Serving({
+    loop: { devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, recover: true },
+    journal, ownJournal: journal !== null,
+  });
+  await serving.start();
+  return makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: o.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
 }
 
 /** The handle over a Serving, shared by a first daemon and a successor. */
 export function makeMount(serving: Serving, d: {
   backing: string; mountpoint: string; mode: ProvfsMode; dev: number; stream?: string; timeouts: Timeouts;
-  journalDir?: string; passthrough: boolean;
+  journalDir?: string; passthrough: boolean; nodeLog?: string;
 }): ProvfsMount {
   let upgrading = false;
   const m: ProvfsMount = {
     backing: d.backing, mountpoint: d.mountpoint, mode: d.mode, dev: d.dev, stream: d.stream,
     get passthrough() { return serving.passthrough; },
+    get fds() { return serving.fds; },
     done: serving.done,
     async stop(o?: { lazy?: boolean }): Promise<StopInfo> {
       try {
@@ -174,7 +213,7 @@ export function makeMount(serving: Serving, d: {
       try {
         return await upgradeConnection(serving, {
           backing: d.backing, mountpoint: d.mountpoint, timeouts: d.timeouts, passthrough: d.passthrough,
-          journalDir: o.journalDir ?? d.journalDir, beforeHandoff: () => m.beforeHandoff?.(),
+          journalDir: o.journalDir ?? d.journalDir, beforeHandoff: () => m.beforeHandoff?.(), nodeLog: d.nodeLog,
         }, o);
       } finally {
         upgrading = false;

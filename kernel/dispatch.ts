@@ -402,14 +402,14 @@ export const HANDLERS: Record<number, Handler> = {
     b.writeUInt32LE(Number(s.frsize), o + 48);
     d.ok(SIZE.statfs_out);
   },
-  [OP.FLUSH]: (d, h, b) => { d.fs.flush(ctxOf(h), Number(b.readBigUInt64LE(0))); d.ok(0); },
+  [OP.FLUSH]: (d, h, b) => { d.fs.flush(ctxOf(h), Number(b.readBigUInt64LE(0)), id(h)); d.ok(0); },
   [OP.RELEASE]: (d, h, b) => {
     void RELEASE_FLUSH;
     d.fs.release(ctxOf(h), Number(b.readBigUInt64LE(0)));
     d.ok(0);
   },
   [OP.FSYNC]: (d, h, b) => {
-    d.fs.fsync(ctxOf(h), Number(b.readBigUInt64LE(0)), (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0);
+    d.fs.fsync(ctxOf(h), Number(b.readBigUInt64LE(0)), (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0, id(h));
     d.ok(0);
   },
   [OP.OPENDIR]: (d, h) => {

@@ -69,6 +69,8 @@ const c = {
   pidfdOpen: f('int pidfd_open(int pid, uint32_t flags)'),
   pidfdGetfd: f('int pidfd_getfd(int pidfd, int targetfd, uint32_t flags)'),
   dup: f('int dup(int fd)'),
+  nameToHandleAt: f('int name_to_handle_at(int dirfd, void *path, void *handle, void *mountId, int flags)'),
+  openByHandleAt: f('int open_by_handle_at(int mountfd, void *handle, int flags)'),
   fcntl: f('int fcntl(int fd, int cmd, int arg)'),
 };
 
@@ -318,6 +320,18 @@ export function pollIn(fds: number[], timeoutMs: number): number[] {
   }
   return fds.map((_, i) => b.readInt16LE(i * 8 + 6));
 }
+/** poll(2) for POLLIN on one fd in the libuv thread pool: resolves with revents (0 on timeout). */
+export function pollInAsync(fd: number, timeoutMs: number): Promise<number> {
+  const b = Buffer.alloc(8);
+  b.writeInt32LE(fd, 0);
+  b.writeInt16LE(POLLIN, 4);
+  return new Promise((resolve, reject) => {
+    c.poll.async(b, 1, timeoutMs, (err: unknown, r: number) => {
+      if (err) return reject(err as Error);
+      resolve(r > 0 ? b.readInt16LE(6) : 0);
+    });
+  });
+}
 export function umask(mask: number): number {
   return c.umask(mask);
 }
@@ -335,4 +349,28 @@ const F_GETFL = 3, F_SETFL = 4;
 export function setNonblock(fd: number, on: boolean): void {
   const fl = ok(c.fcntl(fd, F_GETFL, 0), 'fcntl');
   ok(c.fcntl(fd, F_SETFL, on ? fl | O.NONBLOCK : fl & ~O.NONBLOCK), 'fcntl');
+}
+
+/** A file handle (name_to_handle_at): opaque bytes that name a file for open_by_handle_at. */
+export interface FileHandle {
+  type: number;
+  bytes: Buffer;
+}
+const MAX_HANDLE = 128;
+const handleBuf = Buffer.alloc(8 + MAX_HANDLE);
+const mountIdBuf = Buffer.alloc(4);
+/** The file handle of the file behind an O_PATH fd. */
+export function handleOf(fd: number): FileHandle {
+  handleBuf.writeUInt32LE(MAX_HANDLE, 0);
+  ok(c.nameToHandleAt(fd, EMPTY, handleBuf, mountIdBuf, AT.EMPTY_PATH), 'name_to_handle_at');
+  const n = handleBuf.readUInt32LE(0);
+  return { type: handleBuf.readInt32LE(4), bytes: Buffer.from(handleBuf.subarray(8, 8 + n)) };
+}
+/** Open a file by handle on the file system of `mountFd` (needs CAP_DAC_READ_SEARCH). */
+export function openByHandle(mountFd: number, h: FileHandle, flags: number): number {
+  const b = Buffer.alloc(8 + h.bytes.length);
+  b.writeUInt32LE(h.bytes.length, 0);
+  b.writeInt32LE(h.type, 4);
+  h.bytes.copy(b, 8);
+  return ok(c.openByHandleAt(mountFd, b, flags | O.CLOEXEC), 'open_by_handle_at');
 }

@@ -16,6 +16,9 @@ import { ProvFs, type ProvFsState } from './ops.js';
 import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from './dispatch.js';
 import { Recorder } from './recorder.js';
 import { EventRing } from './eventring.js';
+import { NodeLog, type NodeLogContents } from './nodelog.js';
+import { NodeTable } from './nodes.js';
+import { SIZE, NOTIFY } from './protocol.js';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
 
@@ -45,6 +48,10 @@ export interface LoopConfig {
   state?: TransferState;
   /** Start warm and wait (Atomics) for a {@link TransferMessage} before serving. */
   awaitTransfer?: boolean;
+  /** Crash survival: append new nodes to this node log (`fresh`: a new mount empties it). */
+  nodeLog?: { path: string; fresh: boolean };
+  /** Restart after a crash: rebuild the table from the node log and have the kernel resend. */
+  recover?: boolean;
 }
 
 /** Sent to a warm successor's loop: the state, with fd numbers valid in this process. */
@@ -84,7 +91,32 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       return m;
     };
   }
-  const fs = state ? ProvFs.updateTransfer(state, null, fdMap) : new ProvFs(cfg.rootFd, null);
+  let recovered: NodeLogContents | null = null;
+  let fs: ProvFs;
+  if (cfg.recover) {
+    if (!cfg.nodeLog) throw new Error('recovery needs the node log');
+    recovered = NodeLog.read(cfg.nodeLog.path);
+    if (!recovered.init) throw new Error(`node log ${cfg.nodeLog.path} has no INIT record: cannot resume this connection`);
+    const r = NodeTable.recover(cfg.rootFd, recovered);
+    if (r.lost) log.warn(`recovery: ${r.lost} nodes no longer exist in the backing directory`);
+    fs = new ProvFs(cfg.rootFd, null, r.table);
+  } else {
+    fs = state ? ProvFs.updateTransfer(state, null, fdMap) : new ProvFs(cfg.rootFd, null);
+  }
+  let nodeLog: NodeLog | null = null;
+  if (cfg.nodeLog) {
+    const nl = new NodeLog(cfg.nodeLog.path, cfg.nodeLog.fresh && !state && !cfg.recover);
+    nodeLog = nl;
+    fs.nodeLog = nl;
+    fs.nodes.onNew = (n) => {
+      try {
+        nl.node(n.id, libc.handleOf(n.fd));
+      } catch (e) {
+        log.warn(`crash survival off: the backing file system gives no file handles (${(e as Error).message})`);
+        fs.nodes.onNew = null;
+      }
+    };
+  }
   if (cfg.mode === 'prov') {
     fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink });
   }
@@ -98,7 +130,16 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
   };
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite }, send);
-  if (state) {
+  if (recovered) {
+    d.negotiated = recovered.init as Negotiated;
+    if (d.negotiated.passthrough) fs.passthrough = passthroughDevice(devFd);
+    // Requests the crashed daemon read but never answered: have the kernel queue them again.
+    const notify = Buffer.alloc(SIZE.out_header);
+    notify.writeUInt32LE(SIZE.out_header, 0);
+    notify.writeInt32LE(NOTIFY.RESEND, 4);
+    try { libc.write(devFd, notify); } catch (e) { log.warn(`FUSE_NOTIFY_RESEND: ${(e as Error).message}`); }
+    post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor });
+  } else if (state) {
     d.negotiated = state.negotiated;
     // Re-arm passthrough on the same connection: backing ids belong to it and survive.
     if (state.passthrough) fs.passthrough = passthroughDevice(devFd);
@@ -126,7 +167,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       break;
     }
     d.handle(buf, n);
-    if (!state && d.negotiated && buf.readUInt32LE(4) === 26) {
+    if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
+      nodeLog?.init(d.negotiated);
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor });
     }
   }

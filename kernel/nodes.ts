@@ -81,6 +81,8 @@ export class NodeTable {
   private readonly handles = new Map<number, Handle>();
   private nextId = FUSE_ROOT_ID + 1;
   private nextFh = 1;
+  /** Called for every new node before the kernel learns its id (the node log). */
+  onNew: ((n: Node) => void) | null = null;
 
   /** Make the table with the root directory held by `rootFd` (an O_PATH fd, never forgotten). */
   constructor(rootFd: number) {
@@ -133,7 +135,38 @@ export class NodeTable {
     };
     this.byId.set(n.id, n);
     this.byKey.set(k, n);
+    this.onNew?.(n);
     return n;
+  }
+
+  /**
+   * Rebuild a table after a crash from the node log: every node reopened by its file handle
+   * (gone files are skipped: the kernel gets ESTALE for them), lookup counts unknown (kept
+   * forever), backing ids still registered kept; handle numbers start above any the crashed
+   * daemon could have given out.
+   */
+  static recover(rootFd: number, log: { nodes: Map<number, libc.FileHandle>; backings: Map<number, number>; maxId: number }): { table: NodeTable; lost: number } {
+    const t = new NodeTable(rootFd);
+    let lost = 0;
+    // open_by_handle_at wants a real fd on the file system (an O_PATH one is refused).
+    const mountFd = libc.reopen(rootFd, libc.O.RDONLY | libc.O.DIRECTORY);
+    for (const [id, h] of log.nodes) {
+      if (id === FUSE_ROOT_ID) continue;
+      let fd: number;
+      try { fd = libc.openByHandle(mountFd, h, libc.O.PATH); } catch { lost++; continue; }
+      const st = libc.fstat(fd);
+      const bid = log.backings.get(id);
+      const n: Node = {
+        id, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 2 ** 30, parent: FUSE_ROOT_ID,
+        name: Buffer.alloc(0), backing: bid !== undefined ? { fd: -1, id: bid, refs: 2 ** 30 } : null, opens: 0,
+      };
+      t.byId.set(id, n);
+      if (!t.byKey.has(key(n.dev, n.ino))) t.byKey.set(key(n.dev, n.ino), n);
+    }
+    libc.close(mountFd);
+    t.nextId = log.maxId + 1;
+    t.nextFh = Date.now() * 1000;
+    return { table: t, lost };
   }
 
   /** The kernel dropped `count` lookups; the node goes when none remain and nothing is open. */
@@ -147,7 +180,7 @@ export class NodeTable {
   private drop(n: Node): void {
     this.byId.delete(n.id);
     if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
-    if (n.backing) libc.close(n.backing.fd);
+    if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);
     libc.close(n.fd);
   }
 
@@ -175,6 +208,11 @@ export class NodeTable {
     return handle;
   }
 
+  /** The handle, or undefined when this daemon never gave it out (opened before a crash). */
+  findHandle(fh: number): Handle | undefined {
+    return this.handles.get(fh);
+  }
+
   handle(fh: number): Handle {
     const h = this.handles.get(fh);
     if (!h) throw new libc.Errno(libc.E.EBADF, `fh ${fh}`);
@@ -199,7 +237,7 @@ export class NodeTable {
     const out: number[] = [];
     for (const n of this.byId.values()) {
       out.push(n.fd);
-      if (n.backing) out.push(n.backing.fd);
+      if (n.backing && n.backing.fd >= 0) out.push(n.backing.fd);
     }
     for (const h of this.handles.values()) if (h.fd >= 0) out.push(h.fd);
     return out;
@@ -233,7 +271,7 @@ export class NodeTable {
       const n: Node = {
         id: r.id, fd: fdMap(r.fd), dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,
         parent: r.parent, name: Buffer.from(r.name, 'base64'),
-        backing: r.backing ? { ...r.backing, fd: fdMap(r.backing.fd) } : null, opens: r.opens,
+        backing: r.backing ? { ...r.backing, fd: r.backing.fd >= 0 ? fdMap(r.backing.fd) : -1 } : null, opens: r.opens,
       };
       t.byId.set(n.id, n);
       t.byKey.set(key(n.dev, n.ino), n);

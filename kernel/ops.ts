@@ -15,6 +15,7 @@ import { E, O, S, AT } from './libc.js';
 import { NodeTable, type Node, type Handle, type DirEntry, type NodeTableState } from './nodes.js';
 import { FATTR } from './protocol.js';
 import type { Recorder } from './recorder.js';
+import type { NodeLog } from './nodelog.js';
 
 /** Who asked: from the request header. `pid` is the caller's thread id as FUSE reports it. */
 export interface Ctx {
@@ -72,6 +73,8 @@ export class ProvFs {
   /** Set when the kernel negotiated FUSE_PASSTHROUGH. */
   passthrough: PassthroughDevice | null = null;
   recorder: Recorder | null;
+  /** Crash survival: new nodes and backing ids are appended here before the kernel sees them. */
+  nodeLog: NodeLog | null = null;
   private readonly direntBuf = Buffer.allocUnsafe(DIRENT_BUF);
 
   /**
@@ -255,6 +258,7 @@ export class ProvFs {
           const bfd = createdFd >= 0 ? createdFd : this.reopenForBacking(n, flags);
           try {
             n.backing = { fd: bfd, id: pt.open(bfd), refs: 0 };
+            this.nodeLog?.backing(n.id, n.backing.id, true);
           } catch (e) {
             libc.close(bfd);
             throw e;
@@ -302,31 +306,39 @@ export class ProvFs {
     return libc.pwrite(h.fd, data, data.length, off);
   }
 
-  /** FLUSH: once per close(2) of a descriptor, with the closing thread's id. */
-  flush(ctx: Ctx, fh: number): void {
-    const h = this.nodes.handle(fh);
-    this.recorder?.close(ctx, this.nodes.get(h.node), fh);
+  /**
+   * FLUSH: once per close(2) of a descriptor, with the closing thread's id. `id` is the node of
+   * the request (used when the handle was given out by a daemon that crashed).
+   */
+  flush(ctx: Ctx, fh: number, id = 0): void {
+    const h = this.nodes.findHandle(fh);
+    const n = h ? this.nodes.find(h.node) : this.nodes.find(id);
+    if (n) this.recorder?.close(ctx, n, fh);
   }
 
   /** RELEASE: the last reference to the open file went (pid is 0 here). */
   release(_ctx: Ctx | null, fh: number): void {
-    const h = this.nodes.handle(fh);
+    const h = this.nodes.findHandle(fh);
+    if (!h) return; // given out before a crash: its passthrough I/O never needed us
     const n = this.nodes.find(h.node);
     if (h.passthrough && n?.backing) {
       if (--n.backing.refs === 0) {
         this.passthrough?.close(n.backing.id);
-        libc.close(n.backing.fd);
+        this.nodeLog?.backing(n.id, n.backing.id, false);
+        if (n.backing.fd >= 0) libc.close(n.backing.fd);
         n.backing = null;
       }
     }
     this.nodes.closeHandle(fh);
   }
 
-  fsync(_ctx: Ctx | null, fh: number, dataOnly: boolean): void {
-    const h = this.nodes.handle(fh);
-    const n = this.nodes.get(h.node);
-    const fd = h.fd >= 0 ? h.fd : n.backing?.fd ?? -1;
-    if (fd >= 0) libc.fsync(fd, dataOnly);
+  fsync(_ctx: Ctx | null, fh: number, dataOnly: boolean, id = 0): void {
+    const h = this.nodes.findHandle(fh);
+    const n = this.nodes.get(h ? h.node : id);
+    const fd = h && h.fd >= 0 ? h.fd : n.backing && n.backing.fd >= 0 ? n.backing.fd : -1;
+    if (fd >= 0) return libc.fsync(fd, dataOnly);
+    const tmp = libc.reopen(n.fd, O.RDONLY);
+    try { libc.fsync(tmp, dataOnly); } finally { libc.close(tmp); }
   }
 
   fallocate(fh: number, mode: number, off: bigint, len: bigint): void {

@@ -10,12 +10,15 @@
  * While it runs, `/run/prov/provfs/<stream>.json` (0600, directory 0700) records its pid,
  * backing directory, mount point, mode and journal stream, for `prov umount` and `prov upgrade`.
  */
-import { mkdirSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync, chmodSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createServer, type Server } from 'node:net';
-import { mountProvfs, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
+import { mountProvfs, recoverProvfs, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
 import { runSuccessor } from './upgrade.js';
-import { RUNTIME_DIR, daemonInfoPath, daemonSocketPath, type DaemonInfo } from './runtime.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as libc from './libc.js';
+import { RUNTIME_DIR, daemonInfoPath, daemonSocketPath, nodeLogPath, type DaemonInfo } from './runtime.js';
 import { logger } from '../collector/log.js';
 import { exitCodeOf, InputError } from '../graph/errors.js';
 
@@ -35,6 +38,8 @@ async function main(): Promise<number> {
       journal: { type: 'string' }, 'no-passthrough': { type: 'boolean', default: false },
       timeout: { type: 'string' }, 'timeout-entry': { type: 'string' }, 'timeout-attr': { type: 'string' },
       'timeout-negative': { type: 'string' }, successor: { type: 'boolean', default: false },
+      keeper: { type: 'boolean', default: false }, 'node-log': { type: 'string' }, recover: { type: 'boolean', default: false },
+      'keeper-pid': { type: 'string' }, 'dev-fd': { type: 'string' }, 'root-fd': { type: 'string' },
     },
   });
   if (!values.backing || !values.mountpoint) {
@@ -58,17 +63,32 @@ async function main(): Promise<number> {
     listenControl(m);
     return info;
   };
+  const nodeLog = values['node-log'] ?? (values.keeper ? nodeLogPath(realpathSync(values.mountpoint)) : undefined);
   let m: ProvfsMount;
   if (values.successor) {
     m = await runSuccessor({
       backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
-      timeouts: timeouts ?? { entry: 1, attr: 1, negative: 1 }, journalDir, onSettled: publish,
+      timeouts: timeouts ?? DEFAULT_TIMEOUTS, journalDir, onSettled: publish, nodeLog,
     });
   } else {
-    m = await mountProvfs({
-      backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, journalDir,
-    });
+    if (values.recover) {
+      // Take the connection back from the fd keeper.
+      const pidfd = libc.pidfdOpen(Number(values['keeper-pid']));
+      const devFd = libc.pidfdGetfd(pidfd, Number(values['dev-fd']));
+      const rootFd = libc.pidfdGetfd(pidfd, Number(values['root-fd']));
+      libc.close(pidfd);
+      m = await recoverProvfs({
+        devFd, rootFd, backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
+        timeouts, journalDir, nodeLog: nodeLog!,
+      });
+    } else {
+      mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
+      m = await mountProvfs({
+        backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, journalDir, nodeLog,
+      });
+    }
     const info = publish(m);
+    if (values.keeper) startKeeper(m);
     if (process.send) {
       process.send({ type: 'ready', ...info });
       process.disconnect();
@@ -88,12 +108,21 @@ async function main(): Promise<number> {
   if (end.reason !== 'upgraded') {
     rmSync(daemonInfoPath(m.mountpoint), { force: true });
     rmSync(daemonSocketPath(m.mountpoint), { force: true });
+    rmSync(nodeLogPath(m.mountpoint), { force: true });
     log.info(`${m.mountpoint} unmounted (${end.reason})`);
   }
   return 0;
 }
 
 let control: Server | null = null;
+
+/** Start the fd keeper of this mount (it takes its fds from us with pidfd_getfd). */
+function startKeeper(m: ProvfsMount): void {
+  const keeper = fileURLToPath(new URL('./keeper.js', import.meta.url));
+  const child = spawn(process.execPath, [keeper, '--daemon-pid', String(process.pid), '--dev-fd', String(m.fds.dev),
+    '--root-fd', String(m.fds.root), '--backing', m.backing, '--mountpoint', m.mountpoint], { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+  child.unref();
+}
 
 /**
  * The control socket (`<stream>.sock`, 0600): one JSON request per line —

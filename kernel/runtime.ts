@@ -33,3 +33,8 @@ export function daemonInfoPath(mountpoint: string): string {
 export function daemonSocketPath(mountpoint: string): string {
   return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.sock`);
 }
+
+/** The node log of the connection at `mountpoint` (crash survival; see kernel/nodelog). */
+export function nodeLogPath(mountpoint: string): string {
+  return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.nodes`);
+}

@@ -92,6 +92,10 @@ export class Serving {
     });
   }
 
+  get fds(): { dev: number; root: number } {
+    return { dev: this.o.loop.devFd, root: this.o.loop.rootFd };
+  }
+
   /** The connection and backing root a successor fetched from its predecessor. */
   adoptFds(devFd: number, rootFd: number): void {
     this.o.loop.devFd = devFd;

@@ -10,13 +10,13 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountProvfs, journalStreamName, type ProvfsMount } from './daemon.js';
 import { mountState, unmount } from './mount.js';
 import { openJournalReader } from '../collector/journal/reader.js';
+import { startWorkload } from './workload.js';
 
 const base = mkdtempSync(join(tmpdir(), 'provfs-upgrade-'));
 const pids: number[] = [];
@@ -32,57 +32,6 @@ function requireFuse(): void {
   if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('live upgrade tests need root and /dev/fuse');
 }
 
-/**
- * The workload: keeps one file open for writing and one for reading from before the first
- * upgrade, appends numbered blocks, re-reads them, and creates, stats and deletes files w-<i>.
- * Stops when STOP appears; prints counts, errors, the longest operation and the kept file's hash.
- */
-const WORKLOAD = String.raw`
-import os, sys, json, time, hashlib
-d = sys.argv[1]
-P = lambda *x: os.path.join(d, *x)
-keep = os.open(P('keep'), os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
-ro = os.open(P('ro'), os.O_RDONLY)
-ro_data = os.read(ro, 1 << 20)
-h = hashlib.sha256(); i = 0; errors = []; worst = 0.0; created = []
-print('started', flush=True)
-while not os.path.exists(P('STOP')):
-    t = time.monotonic()
-    try:
-        block = (b'%08d' % i) * 512
-        os.write(keep, block); h.update(block)
-        back = os.pread(keep, len(block), i * len(block))
-        if back != block: errors.append('readback %d' % i)
-        if os.pread(ro, len(ro_data), 0) != ro_data: errors.append('ro changed %d' % i)
-        name = 'w-%d' % i
-        fd = os.open(P(name), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600); os.write(fd, b'x'); os.close(fd)
-        created.append(name)
-        os.stat(P(name)); os.unlink(P(name))
-    except OSError as e:
-        errors.append('%s at %d' % (e, i))
-    worst = max(worst, time.monotonic() - t)
-    i += 1
-print(json.dumps({'ops': i, 'errors': errors[:10], 'nerrors': len(errors), 'worstMs': worst * 1000, 'hash': h.hexdigest(), 'created': created}), flush=True)
-`;
-
-function startWorkload(dir: string): { started: Promise<void>; result: Promise<Record<string, unknown>> } {
-  const child = spawn('python3', ['-c', WORKLOAD, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  pids.push(child.pid!);
-  let out = '', err = '';
-  let onStart!: () => void;
-  const started = new Promise<void>((r) => { onStart = r; });
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (c: string) => { out += c; if (out.includes('started')) onStart(); });
-  child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-  const result = new Promise<Record<string, unknown>>((res, rej) => {
-    child.on('exit', (code) => {
-      if (code !== 0) return rej(new Error(`workload failed (${code}): ${err}`));
-      res(JSON.parse(out.slice(out.indexOf('{'))) as Record<string, unknown>);
-    });
-  });
-  return { started, result };
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('upgrade plain → prov → prov under a workload: no errors, data intact, every prov record once', async () => {
@@ -91,7 +40,7 @@ test('upgrade plain → prov → prov under a workload: no errors, data intact, 
   mkdirSync(backing); mkdirSync(mnt); mountpoints.push(mnt);
   writeFileSync(join(backing, 'ro'), createHash('sha256').update('ro').digest('hex').repeat(100));
   const m: ProvfsMount = await mountProvfs({ backing, mountpoint: mnt, mode: 'plain', journalDir });
-  const w = startWorkload(mnt);
+  const w = startWorkload(mnt, pids);
   await w.started;
   await sleep(300);
   const r1 = await m.upgrade({ mode: 'prov', journalDir });

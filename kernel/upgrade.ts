@@ -77,7 +77,7 @@ function nextMessage(child: ChildProcess, want: FromSuccessor['type'][], timeout
 /** Every fd number a transfer state names (the successor fetches each one). */
 export function stateFds(s: TransferState): number[] {
   const fds = new Set<number>([s.devFd]);
-  for (const n of s.table.nodes) { fds.add(n.fd); if (n.backing) fds.add(n.backing.fd); }
+  for (const n of s.table.nodes) { fds.add(n.fd); if (n.backing && n.backing.fd >= 0) fds.add(n.backing.fd); }
   for (const h of s.table.handles) if (h.fd >= 0) fds.add(h.fd);
   return [...fds];
 }
@@ -85,7 +85,7 @@ export function stateFds(s: TransferState): number[] {
 /** Old daemon's side. */
 export async function upgradeConnection(
   serving: Serving,
-  d: { backing: string; mountpoint: string; timeouts: Timeouts; passthrough: boolean; journalDir?: string; beforeHandoff?: () => void },
+  d: { backing: string; mountpoint: string; timeouts: Timeouts; passthrough: boolean; journalDir?: string; beforeHandoff?: () => void; nodeLog?: string },
   o: UpgradeOptions,
 ): Promise<UpgradeReport> {
   if (o.mode !== 'plain' && o.mode !== 'prov') return { ok: false, reason: `mode must be plain or prov (got ${String(o.mode)})` };
@@ -95,6 +95,7 @@ export async function upgradeConnection(
     '--timeout-entry', String(d.timeouts.entry), '--timeout-attr', String(d.timeouts.attr), '--timeout-negative', String(d.timeouts.negative)];
   if (o.mode === 'prov') args.push('--journal', d.journalDir!);
   if (!d.passthrough) args.push('--no-passthrough');
+  if (d.nodeLog) args.push('--node-log', d.nodeLog);
   const t0 = performance.now();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
   const giveUp = (reason: string): UpgradeReport => {
@@ -156,6 +157,8 @@ export interface SuccessorOptions {
   passthrough: boolean;
   timeouts: Timeouts;
   journalDir?: string;
+  /** Keep appending to this node log (crash survival). */
+  nodeLog?: string;
   /** Called once the journal is ours (the old daemon closed it): write state files, listen. */
   onSettled?: (m: ProvfsMount) => void;
 }
@@ -170,12 +173,15 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
   const info = mountAt(o.mountpoint);
   if (!info) throw new Error(`${o.mountpoint} is not mounted`);
   const serving = new Serving({
-    loop: { devFd: -1, rootFd: -1, mode: o.mode, passthrough: o.passthrough, timeouts: o.timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint },
+    loop: {
+      devFd: -1, rootFd: -1, mode: o.mode, passthrough: o.passthrough, timeouts: o.timeouts, maxWrite: MAX_WRITE, dev: info.dev,
+      mountpoint: o.mountpoint, nodeLog: o.nodeLog ? { path: o.nodeLog, fresh: false } : undefined,
+    },
     journal: null, ownJournal: true,
   });
   await serving.start({ awaitTransfer: true });
   const stream = o.mode === 'prov' ? journalStreamName(o.mountpoint) : undefined;
-  const mount = makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts: o.timeouts, journalDir: o.journalDir, passthrough: o.passthrough });
+  const mount = makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts: o.timeouts, journalDir: o.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
   return new Promise<ProvfsMount>((resolve, reject) => {
     process.on('message', (m: ToSuccessor) => {
       if (m.type === 'transfer') {

@@ -27,6 +27,8 @@ export interface MountCliOptions {
   /** Journal directory for prov mode (default $PROV_JOURNAL or /var/lib/prov/journal). */
   journal?: string;
   passthrough?: boolean;
+  /** Start an fd keeper so a crashed daemon is restarted without losing the mount (default true). */
+  keeper?: boolean;
   json?: boolean;
 }
 
@@ -65,6 +67,7 @@ export async function mountCommand(backing: string, mountpoint: string, opts: Mo
     const args = [DAEMON, '--backing', backing, '--mountpoint', mp, '--mode', mode];
     if (mode === 'prov') args.push('--journal', journal);
     if (opts.passthrough === false) args.push('--no-passthrough');
+    if (opts.keeper !== false) args.push('--keeper');
     mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
     const logPath = daemonInfoPath(mp).replace(/\.json$/, '.log');
     const logFd = openSync(logPath, 'a', 0o600);
