@@ -34,6 +34,8 @@ export interface DispatchOptions {
   devFd: number;
   /** Largest WRITE the kernel may send (and READ reply we serve), in bytes. */
   maxWrite: number;
+  /** Hand an FSYNC to a helper thread that replies itself (see kernel/slowops). */
+  offloadFsync?: (unique: Uint8Array, fd: number, dataOnly: boolean) => void;
 }
 
 /** What INIT negotiated. */
@@ -116,6 +118,11 @@ export class Dispatcher {
   ok(n: number): void {
     this.header(SIZE.out_header + n, 0);
     this.send(this.out, SIZE.out_header + n);
+  }
+
+  /** A copy of the unique id of the request being served (for a reply from another thread). */
+  uniqueBytes(): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.req, 8, 16);
   }
 
   private header(len: number, error: number): void {
@@ -409,7 +416,10 @@ export const HANDLERS: Record<number, Handler> = {
     d.ok(0);
   },
   [OP.FSYNC]: (d, h, b) => {
-    d.fs.fsync(ctxOf(h), Number(b.readBigUInt64LE(0)), (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0, id(h));
+    const fh = Number(b.readBigUInt64LE(0)), dataOnly = (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0;
+    const fd = d.opts.offloadFsync ? d.fs.fsyncTarget(fh, id(h)) : -1;
+    if (fd >= 0) return d.opts.offloadFsync!(d.uniqueBytes(), fd, dataOnly);
+    d.fs.fsync(ctxOf(h), fh, dataOnly, id(h));
     d.ok(0);
   },
   [OP.OPENDIR]: (d, h) => {

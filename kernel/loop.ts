@@ -9,7 +9,7 @@
  * Provenance records go through a shared {@link EventRing} to the main thread, which appends
  * them to the journal; the loop itself never waits on the journal.
  */
-import { parentPort, workerData, receiveMessageOnPort } from 'node:worker_threads';
+import { parentPort, workerData, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import * as libc from './libc.js';
 import { E } from './libc.js';
 import { ProvFs, type ProvFsState } from './ops.js';
@@ -64,7 +64,7 @@ export interface TransferMessage {
 /** Messages from the worker. */
 export type LoopMessage =
   | { type: 'warm' }
-  | { type: 'ready'; passthrough: boolean; minor: number }
+  | { type: 'ready'; passthrough: boolean; minor: number; /** CLOCK_MONOTONIC ns when the loop began to read. */ at: number }
   | { type: 'events'; events: ProvEvent[] }
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
   | { type: 'quiesced'; state: TransferState };
@@ -129,7 +129,14 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       if (!(e instanceof libc.Errno && e.errno === E.ENOENT)) throw e;
     }
   };
-  const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite }, send);
+  // FSYNC goes to a helper thread that answers it; `inflight` counts what it still owes.
+  const inflight = new Int32Array(new SharedArrayBuffer(4));
+  const slow = new Worker(new URL('./slowops.js', import.meta.url), { workerData: { provfsSlowOps: { devFd, inflight: inflight.buffer } } });
+  const offloadFsync = (unique: Uint8Array, fd: number, dataOnly: boolean): void => {
+    Atomics.add(inflight, 0, 1);
+    slow.postMessage({ unique, fd, dataOnly });
+  };
+  const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite, offloadFsync }, send);
   if (recovered) {
     d.negotiated = recovered.init as Negotiated;
     if (d.negotiated.passthrough) fs.passthrough = passthroughDevice(devFd);
@@ -138,12 +145,12 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     notify.writeUInt32LE(SIZE.out_header, 0);
     notify.writeInt32LE(NOTIFY.RESEND, 4);
     try { libc.write(devFd, notify); } catch (e) { log.warn(`FUSE_NOTIFY_RESEND: ${(e as Error).message}`); }
-    post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor });
+    post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()) });
   } else if (state) {
     d.negotiated = state.negotiated;
     // Re-arm passthrough on the same connection: backing ids belong to it and survive.
     if (state.passthrough) fs.passthrough = passthroughDevice(devFd);
-    post({ type: 'ready', passthrough: state.passthrough, minor: state.negotiated.minor });
+    post({ type: 'ready', passthrough: state.passthrough, minor: state.negotiated.minor, at: Number(process.hrtime.bigint()) });
   }
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
   let reason = 'unmounted';
@@ -169,9 +176,12 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     d.handle(buf, n);
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
       nodeLog?.init(d.negotiated);
-      post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor });
+      post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()) });
     }
   }
+  // Every fsync accepted is answered before this thread (and its fds) go.
+  for (let v; (v = Atomics.load(inflight, 0)) > 0;) Atomics.wait(inflight, 0, v, 1000);
+  void slow.terminate();
   const counts: Record<string, number> = {};
   for (const [op, c] of d.counts) counts[op] = c;
   post({ type: 'stopped', reason, counts });

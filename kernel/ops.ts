@@ -332,6 +332,14 @@ export class ProvFs {
     this.nodes.closeHandle(fh);
   }
 
+  /** The fd an FSYNC can sync without opening anything (-1: {@link fsync} must open one). */
+  fsyncTarget(fh: number, id = 0): number {
+    const h = this.nodes.findHandle(fh);
+    const n = this.nodes.find(h ? h.node : id);
+    if (!n) return -1;
+    return h && h.fd >= 0 ? h.fd : n.backing && n.backing.fd >= 0 ? n.backing.fd : -1;
+  }
+
   fsync(_ctx: Ctx | null, fh: number, dataOnly: boolean, id = 0): void {
     const h = this.nodes.findHandle(fh);
     const n = this.nodes.get(h ? h.node : id);

@@ -52,6 +52,8 @@ export class Serving {
   /** Set while a quiesce is under way: the loop's state arrives here. */
   private onQuiesced: ((s: TransferState) => void) | null = null;
   private handedOver = false;
+  /** Resolves when the last loop thread started here has exited. */
+  private exited: Promise<void> = Promise.resolve();
   passthrough = false;
   readonly done: Promise<StopInfo>;
 
@@ -69,6 +71,7 @@ export class Serving {
     const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.sab, control: this.control, state: how.state, awaitTransfer: how.awaitTransfer };
     const worker = new Worker(new URL('./loop.js', import.meta.url), { workerData: { provfsLoop: cfg } });
     this.worker = worker;
+    this.exited = new Promise((r) => worker.once('exit', () => r()));
     return new Promise<void>((resolve, reject) => {
       let started = false;
       worker.on('message', (m: LoopMessage) => {
@@ -102,13 +105,16 @@ export class Serving {
     this.o.loop.rootFd = rootFd;
   }
 
-  /** Hand a warm loop (started with awaitTransfer) its state and let it serve. */
-  release(t: TransferMessage): Promise<void> {
+  /**
+   * Hand a warm loop (started with awaitTransfer) its state and let it serve; resolves with the
+   * CLOCK_MONOTONIC ns at which it began to read.
+   */
+  release(t: TransferMessage): Promise<number> {
     const w = this.worker;
     if (!w) return Promise.reject(new Error('no warm loop to release'));
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       const onMsg = (m: LoopMessage): void => {
-        if (m.type === 'ready') { w.off('message', onMsg); w.off('exit', onExit); this.passthrough = m.passthrough; resolve(); }
+        if (m.type === 'ready') { w.off('message', onMsg); w.off('exit', onExit); this.passthrough = m.passthrough; resolve(m.at); }
       };
       const onExit = (): void => reject(new Error(`the successor's loop ended before serving: ${this.stopInfo.reason}`));
       w.on('message', onMsg);
@@ -164,6 +170,11 @@ export class Serving {
     }
   }
 
+  /** Wait until the loop thread (quiesced or stopped) has exited. */
+  loopExited(): Promise<void> {
+    return this.exited;
+  }
+
   /** Flush and (if owned) close the journal; later records are held. */
   async releaseJournal(): Promise<void> {
     this.drain();
@@ -176,6 +187,7 @@ export class Serving {
   /** The connection now belongs to a successor: close our fds, resolve `done`. */
   async handedOff(): Promise<void> {
     this.handedOver = true;
+    await this.exited; // a quiesced loop answers the fsyncs it accepted before it goes
     await this.end({ reason: 'upgraded', counts: this.stopInfo.counts });
   }
 

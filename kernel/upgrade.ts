@@ -47,7 +47,7 @@ export interface UpgradeReport {
   reason?: string;
   /** The successor's pid. */
   pid?: number;
-  /** Time no request was being read, from quiesce to the successor serving, in ms. */
+  /** The service gap, in ms: from asking the old loop to stop reading to the successor's loop reading. */
   stallMs?: number;
   /** Time from the command to the successor warm, in ms. */
   warmMs?: number;
@@ -59,7 +59,7 @@ type ToSuccessor =
   | { type: 'journal-closed' };
 type FromSuccessor =
   | { type: 'warm'; pid: number; stateVersions: number[] }
-  | { type: 'resumed' }
+  | { type: 'resumed'; /** CLOCK_MONOTONIC ns when the successor's loop began to read. */ at: number }
   | { type: 'rejected'; reason: string }
   | { type: 'settled' };
 
@@ -97,7 +97,8 @@ export async function upgradeConnection(
   if (!d.passthrough) args.push('--no-passthrough');
   if (d.nodeLog) args.push('--node-log', d.nodeLog);
   const t0 = performance.now();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
+  // Structured-clone IPC: the state of a large node table crosses faster than as JSON.
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, serialization: 'advanced' });
   const giveUp = (reason: string): UpgradeReport => {
     try { child.kill('SIGKILL'); } catch { /* gone */ }
     log.warn(`upgrade of ${d.mountpoint} abandoned, still serving: ${reason}`);
@@ -117,6 +118,7 @@ export async function upgradeConnection(
   }
   // ---- stall begins ----
   const q0 = performance.now();
+  const q0ns = Number(process.hrtime.bigint());
   const state = await serving.quiesce(d.mountpoint);
   serving.drain();
   let r: FromSuccessor;
@@ -135,16 +137,19 @@ export async function upgradeConnection(
     log.warn(`upgrade of ${d.mountpoint} abandoned, serving again: ${reason}`);
     return { ok: false, reason, stallMs: performance.now() - q0 };
   }
-  const stallMs = performance.now() - q0;
+  // The gap: from asking our loop to stop reading to the successor's loop reading (both
+  // CLOCK_MONOTONIC, comparable across processes).
+  const stallMs = ((r as { at: number }).at - q0ns) / 1e6;
   // ---- stall over: the successor serves ----
   await serving.releaseJournal();
   d.beforeHandoff?.();
   const settled = nextMessage(child, ['settled'], 10_000).catch((e: Error) => log.warn(`successor did not settle: ${e.message}`));
   child.send({ type: 'journal-closed' } satisfies ToSuccessor);
   await settled;
-  for (const fd of stateFds(state)) if (fd !== state.devFd) libc.close(fd);
   if (child.connected) child.disconnect();
   child.unref();
+  await serving.loopExited(); // fsyncs the old loop accepted are answered with its fds
+  for (const fd of stateFds(state)) if (fd !== state.devFd && fd !== serving.fds.root) libc.close(fd);
   await serving.handedOff();
   log.info(`${d.mountpoint} handed to pid ${child.pid} (${o.mode}); stall ${stallMs.toFixed(1)} ms`);
   return { ok: true, pid: child.pid, stallMs, warmMs };
@@ -199,7 +204,7 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
           const root = s.table.nodes.find((n) => n.id === 1);
           if (!root) throw new Error('state has no root node');
           serving.adoptFds(map.get(s.devFd)!, map.get(root.fd)!);
-          serving.release({ state: s, fdMap: fetched }).then(() => { send({ type: 'resumed' }); resolve(mount); }, (e: Error) => {
+          serving.release({ state: s, fdMap: fetched }).then((at) => { send({ type: 'resumed', at }); resolve(mount); }, (e: Error) => {
             send({ type: 'rejected', reason: e.message });
             reject(e);
           });

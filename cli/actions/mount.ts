@@ -173,7 +173,7 @@ export async function upgradeCommand(mountpoint: string, opts: UpgradeCliOptions
     const to = opts.to ? resolve(opts.to) : undefined;
     if (to && !existsSync(to)) throw new NotFoundError(`no daemon build at ${to}`, '--to');
     const journalDir = opts.journal ?? info?.journalDir ?? DEFAULT_JOURNAL_DIR;
-    const report = await request(daemonSocketPath(mp), { cmd: 'upgrade', mode: opts.mode, daemon: to, journalDir });
+    const report = await daemonRequest(daemonSocketPath(mp), { cmd: 'upgrade', mode: opts.mode, daemon: to, journalDir });
     if (!report.ok) {
       out(opts.json, `upgrade of ${mp} failed; the old daemon${info ? ` (pid ${info.pid})` : ''} keeps serving: ${String(report.reason)}`, { ...report, mountpoint: mp });
       return EXIT.failure;
@@ -185,7 +185,8 @@ export async function upgradeCommand(mountpoint: string, opts: UpgradeCliOptions
   }
 }
 
-function request(path: string, body: object): Promise<Record<string, unknown>> {
+/** One request on a daemon's control socket (see kernel/provfsd), one JSON answer. */
+export function daemonRequest(path: string, body: object): Promise<Record<string, unknown>> {
   return new Promise((res, rej) => {
     const sock = connect(path);
     let buf = '';
