@@ -413,10 +413,10 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
     paper: 'Bento: 15 ms of service interruption', goal: r.scenario.startsWith('kill') ? 'a pause, no error' : 'stall ≤ 5 ms, zero errors',
     note: `${r.errors} errors; longest op started at ${r.worstAtMs.toFixed(0)} ms of ${r.durMs}${r.stallMs !== undefined ? `; stall measured by the old daemon (quiesce → successor serving) ${r.stallMs.toFixed(1)} ms` : ''}; ${nFiles} files${r.journal ? '; ' + r.journal : ''}; ops/5 ms median ${median(r.buckets.filter((x) => x > 0)) || 0}`,
   }));
-  const plot = join(REPO, 'test', 'bench', 'out', 'provfs-figure5.svg');
-  mkdirSync(join(REPO, 'test', 'bench', 'out'), { recursive: true });
+  const plot = join(REPO, 'test', 'artifacts', 'provfs-figure5.svg');
+  mkdirSync(join(REPO, 'test', 'artifacts'), { recursive: true });
   writeFileSync(plot, svg(runs));
-  return { rows, plots: ['test/bench/out/provfs-figure5.svg'] };
+  return { rows, plots: ['test/artifacts/provfs-figure5.svg'] };
 }
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
