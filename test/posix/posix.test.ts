@@ -57,13 +57,26 @@ async function pair(name: string, uid: number, opts: { mode: 'plain' | 'prov'; p
   return { ext4, mnt, m };
 }
 
-async function compare(name: string, uid: number, opts: { mode: 'plain' | 'prov'; passthrough?: boolean }): Promise<void> {
+async function compare(name: string, uid: number, opts: { mode: 'plain' | 'prov'; passthrough?: boolean; upgradeTo?: 'plain' | 'prov' }): Promise<void> {
   requireFuse();
   const { ext4, mnt, m } = await pair(name, uid, opts);
   if (opts.passthrough !== false) assert.equal(m.passthrough, true, 'the kernel did not accept FUSE_PASSTHROUGH');
+  let successor = 0;
+  if (opts.upgradeTo) {
+    const r = await m.upgrade({ mode: opts.upgradeTo, journalDir: join(base, `${name}-journal`) });
+    assert.equal(r.ok, true, `upgrade failed: ${r.reason}`);
+    successor = r.pid!;
+  }
   const want = scenario(ext4, uid);
   const got = scenario(mnt, uid);
   assertSame(got, want, `${name} (uid ${uid})`);
+  if (successor) {
+    unmount(mnt);
+    mounts.splice(mounts.indexOf(m), 1);
+    for (let i = 0; i < 250; i++) { try { process.kill(successor, 0); await new Promise((r) => setTimeout(r, 20)); } catch { return; } }
+    process.kill(successor, 'SIGKILL');
+    assert.fail(`successor ${successor} did not exit after unmount`);
+  }
   const info = await m.stop();
   mounts.splice(mounts.indexOf(m), 1);
   if (opts.passthrough !== false) {
@@ -84,6 +97,10 @@ test('POSIX semantics as nobody match ext4 (plain mode, passthrough)', async () 
 
 test('POSIX semantics as nobody match ext4 (prov mode)', async () => {
   await compare('nobody-prov', NOBODY, { mode: 'prov' });
+});
+
+test('POSIX semantics as nobody match ext4 after a live upgrade plain → prov (served by the successor)', async () => {
+  await compare('nobody-upgraded', NOBODY, { mode: 'plain', upgradeTo: 'prov' });
 });
 
 test('POSIX semantics as root match ext4 without passthrough (daemon serves READ/WRITE)', async () => {
