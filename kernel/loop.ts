@@ -182,6 +182,12 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // Every fsync accepted is answered before this thread (and its fds) go.
   for (let v; (v = Atomics.load(inflight, 0)) > 0;) Atomics.wait(inflight, 0, v, 1000);
   void slow.terminate();
+  nodeLog?.close();
+  if (reason !== 'quiesced') {
+    // The connection is gone: release the table's fds (the root fd belongs to the main thread).
+    const root = fs.nodes.get(1).fd;
+    for (const fd of fs.nodes.fds()) if (fd !== root) libc.close(fd);
+  }
   const counts: Record<string, number> = {};
   for (const [op, c] of d.counts) counts[op] = c;
   post({ type: 'stopped', reason, counts });

@@ -506,16 +506,17 @@ export class ProvFs {
   private ownNew(ctx: Ctx, parent: Node, name: Buffer, mode: number): Entry {
     const fd = libc.openat(parent.fd, name, O.PATH | O.NOFOLLOW);
     try {
-      const pst = libc.fstat(parent.fd);
-      const gid = pst.mode & S.ISGID ? -1 : ctx.gid;
-      if (ctx.uid !== 0 || gid !== -1) {
+      let st = libc.fstat(fd);
+      // In a set-group-id directory the new file already has the directory's group.
+      const gid = st.gid !== ctx.gid && !(libc.fstat(parent.fd).mode & S.ISGID) ? ctx.gid : -1;
+      if (st.uid !== ctx.uid || gid !== -1) {
         libc.chownFd(fd, ctx.uid, gid);
         // chown clears set-user/group-id bits of non-directories: put back what the caller asked.
         if (mode & (S.ISUID | S.ISGID) && (mode & S.IFMT) !== S.IFDIR && (mode & S.IFMT) !== S.IFLNK) {
           libc.chmodFd(fd, mode & 0o7777);
         }
+        st = libc.fstat(fd);
       }
-      const st = libc.fstat(fd);
       return { node: this.nodes.adopt(fd, st, parent.id, name), stat: st };
     } catch (e) {
       libc.close(fd);
