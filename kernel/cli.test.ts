@@ -7,10 +7,10 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync, existsSync, statfsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync, existsSync, statfsSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { mountCommand, umountCommand } from '../cli/actions/mount.js';
+import { mountCommand, umountCommand, upgradeAllCommand } from '../cli/actions/mount.js';
 import { mountState, unmount } from './mount.js';
 import { daemonInfoPath, type DaemonInfo } from './runtime.js';
 import { openJournalReader } from '../collector/journal/reader.js';
@@ -111,4 +111,31 @@ test('prov mount over the backing directory itself', async () => {
   assert.ok(await gone(info.pid));
   assert.equal(readFileSync(join(dir, 'after'), 'utf8'), 'new', 'written through to the directory underneath');
   assert.equal(readFileSync(join(dir, 'sub', 'x'), 'utf8'), 'x');
+});
+
+test('upgrade of every provfs mount to prov mode and back (the provfs half of prov up / prov down)', async () => {
+  const mps: string[] = [];
+  for (const n of ['u1', 'u2']) {
+    const backing = join(base, `${n}-b`), mp = join(base, `${n}-m`);
+    mkdirSync(backing); mkdirSync(mp); mountpoints.push(mp); mps.push(mp);
+    assert.equal(await mountCommand(backing, mp, { mode: 'plain', keeper: false }), 0);
+    daemonOf(mp);
+  }
+  const fd = openSync(join(mps[0]!, 'open-across'), 'w+');
+  writeSync(fd, 'before ');
+  assert.equal(await upgradeAllCommand('prov', { journal: join(base, 'journal-all'), json: true }), 0);
+  for (const mp of mps) {
+    const info = daemonOf(mp);
+    assert.equal(info.mode, 'prov', `${mp} is in prov mode`);
+  }
+  writeSync(fd, 'after');
+  closeSync(fd);
+  assert.equal(readFileSync(join(mps[0]!, 'open-across'), 'utf8'), 'before after');
+  assert.equal(await upgradeAllCommand('plain', { json: true }), 0);
+  for (const mp of mps) assert.equal(daemonOf(mp).mode, 'plain');
+  for (const mp of mps) {
+    const pid = daemonOf(mp).pid;
+    assert.equal(await umountCommand(mp, {}), 0);
+    assert.ok(await gone(pid));
+  }
 });

@@ -8,9 +8,9 @@
  * what to do; `prov umount` clears it.
  */
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync, rmSync, mkdirSync, realpathSync, existsSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, rmSync, mkdirSync, realpathSync, existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
+import { resolve, join } from 'node:path';
 import { logger } from '../../collector/log.js';
 import { EXIT, InputError, NotFoundError, exitCodeOf } from '../../graph/errors.js';
 import { mountState, unmount } from '../../kernel/mount.js';
@@ -198,4 +198,35 @@ export function daemonRequest(path: string, body: object): Promise<Record<string
     });
     sock.on('error', (e) => rej(new Error(`cannot reach the daemon's control socket ${path}: ${e.message}`)));
   });
+}
+
+/**
+ * The provfs half of `prov up` / `prov down`: upgrade every running provfs daemon (found by
+ * its runtime state file) to `mode`, live, in turn. Mounts already in that mode are left alone.
+ * Returns the exit code (1 when any upgrade failed; each failure leaves that mount served by its
+ * old daemon).
+ */
+export async function upgradeAllCommand(mode: ProvfsMode, opts: { journal?: string; json?: boolean } = {}): Promise<number> {
+  let names: string[] = [];
+  try { names = readdirSync(RUNTIME_DIR).filter((n) => n.endsWith('.json')); } catch { names = []; }
+  let failed = 0;
+  const results: object[] = [];
+  for (const n of names) {
+    let info: DaemonInfo;
+    try { info = JSON.parse(readFileSync(join(RUNTIME_DIR, n), 'utf8')) as DaemonInfo; } catch { continue; }
+    if (mountState(info.mountpoint) !== 'live') continue;
+    if (info.mode === mode) { results.push({ mountpoint: info.mountpoint, ok: true, unchanged: true }); continue; }
+    const journalDir = opts.journal ?? info.journalDir ?? DEFAULT_JOURNAL_DIR;
+    try {
+      const r = await daemonRequest(daemonSocketPath(info.mountpoint), { cmd: 'upgrade', mode, journalDir });
+      results.push({ mountpoint: info.mountpoint, ...r });
+      if (!r.ok) { failed++; log.warn(`${info.mountpoint}: ${String(r.reason)}`); }
+    } catch (e) {
+      failed++;
+      results.push({ mountpoint: info.mountpoint, ok: false, reason: (e as Error).message });
+      log.warn(`${info.mountpoint}: ${(e as Error).message}`);
+    }
+  }
+  out(opts.json, results.map((r) => JSON.stringify(r)).join('\n') || 'no provfs mounts', { ok: failed === 0, mounts: results });
+  return failed ? EXIT.failure : EXIT.ok;
 }
