@@ -23,6 +23,7 @@ after(async () => {
     if (mountState(mp) !== 'none') { try { unmount(mp, true); } catch { /* gone */ } }
   }
   for (const pid of started) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
+  for (const mp of mountpoints) for (const ext of ['.json', '.log', '.sock', '.nodes']) rmSync(daemonInfoPath(mp).replace(/\.json$/, ext), { force: true });
   rmSync(base, { recursive: true, force: true });
 });
 

@@ -14,7 +14,7 @@ import { resolve, join } from 'node:path';
 import { logger } from '../../collector/log.js';
 import { EXIT, InputError, NotFoundError, exitCodeOf } from '../../graph/errors.js';
 import { mountState, unmount } from '../../kernel/mount.js';
-import { daemonInfoPath, daemonSocketPath, RUNTIME_DIR, type DaemonInfo } from '../../kernel/runtime.js';
+import { daemonInfoPath, daemonSocketPath, nodeLogPath, RUNTIME_DIR, type DaemonInfo } from '../../kernel/runtime.js';
 import { connect } from 'node:net';
 import type { ProvfsMode } from '../../kernel/daemon.js';
 import * as libc from '../../kernel/libc.js';
@@ -116,7 +116,9 @@ export async function umountCommand(mountpoint: string, opts: UmountCliOptions =
         await waitGone(dead.pid, 5000);
       } catch { /* no state file */ }
       rmSync(infoPath, { force: true });
-      out(opts.json, `cleared stale mount ${mp}`, { ok: true, mountpoint: mp, stale: true });
+      rmSync(daemonSocketPath(mp), { force: true });
+      rmSync(nodeLogPath(mp), { force: true });
+      out(opts.json, `cleared stale mount ${mp} (the daemon's log stays in ${infoPath.replace(/\.json$/, '.log')})`, { ok: true, mountpoint: mp, stale: true });
       return EXIT.ok;
     }
     let info: DaemonInfo | null = null;
@@ -130,6 +132,8 @@ export async function umountCommand(mountpoint: string, opts: UmountCliOptions =
       throw e;
     }
     if (info) await waitGone(info.pid, 5000);
+    // A clean unmount: the daemon's log has nothing worth keeping.
+    rmSync(infoPath.replace(/\.json$/, '.log'), { force: true });
     out(opts.json, `unmounted ${mp}`, { ok: true, mountpoint: mp, pid: info?.pid });
     return EXIT.ok;
   } catch (e) {
