@@ -48,6 +48,29 @@ export class EventRing {
     return true;
   }
 
+  /**
+   * Producer: append a string as UTF-8 without an intermediate buffer (room is reserved for the
+   * worst case of 3 bytes per UTF-16 unit); false when there is no room.
+   */
+  pushString(text: string): boolean {
+    const max = text.length * 3;
+    const head = Atomics.load(this.ctl, HEAD);
+    let tail = Atomics.load(this.ctl, TAIL);
+    const free = head > tail ? head - tail - 1 : this.capacity - tail + head - 1;
+    if (max + 8 > free) return false;
+    if (tail + 4 + max > this.capacity) {
+      if (4 + max >= head) return false;
+      if (tail + 4 <= this.capacity) this.view.setUint32(tail, WRAP, true);
+      tail = 0;
+    }
+    const { written } = this.enc.encodeInto(text, this.data.subarray(tail + 4, tail + 4 + max));
+    this.view.setUint32(tail, written, true);
+    Atomics.store(this.ctl, TAIL, tail + 4 + written);
+    return true;
+  }
+
+  private readonly enc = new TextEncoder();
+
   /** Consumer: take every complete record. */
   drain(): Uint8Array[] {
     const out: Uint8Array[] = [];

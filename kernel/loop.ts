@@ -72,9 +72,8 @@ export type LoopMessage =
 export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
   const ring = new EventRing(cfg.ring);
   const control = new Int32Array(cfg.control);
-  const enc = new TextEncoder();
   const sink = (ev: ProvEvent): void => {
-    if (!ring.push(enc.encode(JSON.stringify(ev)))) post({ type: 'events', events: [ev] });
+    if (!ring.pushString(JSON.stringify(ev))) post({ type: 'events', events: [ev] });
   };
   let state = cfg.state;
   let fdMap: ((fd: number) => number) | undefined;

@@ -35,6 +35,10 @@ export interface Node {
   backing: Backing | null;
   /** Open file handles on this node. */
   opens: number;
+  /** Cached decoded name and path (valid while `pathGen` equals the table's generation). */
+  nameStr?: string;
+  path?: string;
+  pathGen?: number;
 }
 
 /** An open file or directory (the FUSE `fh`). */
@@ -81,6 +85,8 @@ export class NodeTable {
   private readonly handles = new Map<number, Handle>();
   private nextId = FUSE_ROOT_ID + 1;
   private nextFh = 1;
+  /** Bumped whenever a known node changes name or parent: cached paths below it are stale. */
+  private gen = 0;
   /** Called for every new node before the kernel learns its id (the node log). */
   onNew: ((n: Node) => void) | null = null;
 
@@ -125,8 +131,7 @@ export class NodeTable {
     if (known) {
       if (fd >= 0) libc.close(fd);
       known.nlookup++;
-      known.parent = parent;
-      if (!known.name.equals(name)) known.name = Buffer.from(name);
+      if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
       return known;
     }
     const n: Node = {
@@ -184,21 +189,34 @@ export class NodeTable {
     libc.close(n.fd);
   }
 
+  /** A node got a new name or parent (rename, another hard link looked up). */
+  rename(n: Node, parent: number, name: Buffer): void {
+    n.parent = parent;
+    n.name = Buffer.from(name);
+    n.nameStr = undefined;
+    this.gen++;
+  }
+
+  /** The node's last name, decoded once. */
+  nameOf(n: Node): string {
+    return (n.nameStr ??= decodeNameBytes(n.name));
+  }
+
   /** Absolute path of a node below `root` from the last names seen (undefined when unknown). */
-  path(id: number, root: string): string | undefined {
-    const parts: Buffer[] = [];
-    let cur = this.byId.get(id);
-    for (let depth = 0; cur && cur.id !== FUSE_ROOT_ID; depth++) {
-      if (depth > 4096) return undefined;
-      parts.push(cur.name);
-      cur = this.byId.get(cur.parent);
+  path(id: number, root: string, depth = 0): string | undefined {
+    const n = this.byId.get(id);
+    if (!n || depth > 4096) return undefined;
+    if (n.pathGen === this.gen && n.path !== undefined) return n.path;
+    let p: string | undefined;
+    if (n.id === FUSE_ROOT_ID) p = (root.endsWith('/') ? root.slice(0, -1) : root) || '/';
+    else {
+      const base = this.path(n.parent, root, depth + 1);
+      if (base === undefined) return undefined;
+      p = (base.endsWith('/') ? base : base + '/') + this.nameOf(n);
     }
-    if (!cur) return undefined;
-    const base = root.endsWith('/') ? root.slice(0, -1) : root;
-    if (parts.length === 0) return base || '/';
-    const slash = Buffer.from('/');
-    const rel = Buffer.concat(parts.reverse().flatMap((p) => [slash, p]));
-    return base + decodeNameBytes(rel);
+    n.path = p;
+    n.pathGen = this.gen;
+    return p;
   }
 
   openHandle(h: Omit<Handle, 'fh'>): Handle {

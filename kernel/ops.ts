@@ -213,10 +213,10 @@ export class ProvFs {
   /** Keep the names the table knows in step with a rename (paths in later records). */
   private renamed(moved: libc.Stat, parent: number, name: Buffer, newparent: number, newname: Buffer, over: libc.Stat | null, flags: number): void {
     const m = this.nodes.findByIdentity(moved.dev, moved.ino);
-    if (m) { m.parent = newparent; m.name = Buffer.from(newname); }
+    if (m) this.nodes.rename(m, newparent, newname);
     if (over && flags & RENAME_EXCHANGE) {
       const o = this.nodes.findByIdentity(over.dev, over.ino);
-      if (o) { o.parent = parent; o.name = Buffer.from(name); }
+      if (o) this.nodes.rename(o, parent, name);
     }
   }
 

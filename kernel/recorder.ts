@@ -34,10 +34,15 @@ export class Recorder {
   constructor(private readonly o: RecorderOptions) {}
 
   private emit(ctx: Ctx, body: EventBody): void {
-    this.o.sink({
-      v: SCHEMA_VERSION, src: 'provfs', seq: 0, ts: Number(process.hrtime.bigint()), host: this.host,
-      pid: 0, tid: ctx.pid, ...body,
-    } as ProvEvent);
+    const ev = body as unknown as ProvEvent;
+    ev.v = SCHEMA_VERSION;
+    ev.src = 'provfs';
+    ev.seq = 0;
+    ev.ts = Number(process.hrtime.bigint());
+    ev.host = this.host;
+    ev.pid = 0;
+    ev.tid = ctx.pid;
+    this.o.sink(ev);
   }
 
   private parentIno(id: number): number | undefined {
@@ -54,7 +59,7 @@ export class Recorder {
   /** FileRef of a node under its last known name. */
   fileOfNode(n: Node, st?: Stat): FileRef {
     return {
-      dev: this.o.dev, ino: Number(n.ino), parent: this.parentIno(n.parent), name: decodeNameBytes(n.name),
+      dev: this.o.dev, ino: Number(n.ino), parent: this.parentIno(n.parent), name: this.o.nodes.nameOf(n),
       path: this.o.nodes.path(n.id, this.o.mountpoint), type: st ? st.mode & S.IFMT : n.type,
     };
   }
