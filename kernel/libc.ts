@@ -7,6 +7,7 @@
  */
 import koffi from 'koffi';
 import { constants as osc } from 'node:os';
+import { readFileSync } from 'node:fs';
 
 /** A failed system call: `errno` is the positive error number sent back to the kernel. */
 export class Errno extends Error {
@@ -69,6 +70,8 @@ const c = {
   pidfdOpen: f('int pidfd_open(int pid, uint32_t flags)'),
   pidfdGetfd: f('int pidfd_getfd(int pidfd, int targetfd, uint32_t flags)'),
   dup: f('int dup(int fd)'),
+  getrlimit: f('int getrlimit(int res, void *rlim)'),
+  setrlimit: f('int setrlimit(int res, void *rlim)'),
   nameToHandleAt: f('int name_to_handle_at(int dirfd, void *path, void *handle, void *mountId, int flags)'),
   openByHandleAt: f('int open_by_handle_at(int mountfd, void *handle, int flags)'),
   fcntl: f('int fcntl(int fd, int cmd, int arg)'),
@@ -373,4 +376,40 @@ export function openByHandle(mountFd: number, h: FileHandle, flags: number): num
   b.writeInt32LE(h.type, 4);
   h.bytes.copy(b, 8);
   return ok(c.openByHandleAt(mountFd, b, flags | O.CLOEXEC), 'open_by_handle_at');
+}
+
+/**
+ * Raise RLIMIT_NOFILE as far as allowed: every node provfs knows holds an O_PATH fd (as in
+ * libfuse's passthrough examples), so a big tree needs far more than the usual 1024 or 20000.
+ * Root may go up to fs.nr_open; others up to their hard limit. Returns the new soft limit.
+ */
+/** The soft RLIMIT_NOFILE. */
+export function nofileLimit(): number {
+  const b = Buffer.alloc(16);
+  ok(c.getrlimit(7, b), 'getrlimit');
+  return Number(b.readBigUInt64LE(0));
+}
+
+/** Set RLIMIT_NOFILE (soft and hard). */
+export function setNofileLimit(soft: number, hard: number): void {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(BigInt(soft), 0);
+  b.writeBigUInt64LE(BigInt(hard), 8);
+  ok(c.setrlimit(7, b), 'setrlimit');
+}
+
+export function raiseNofileLimit(): number {
+  const RLIMIT_NOFILE = 7;
+  const b = Buffer.alloc(16);
+  ok(c.getrlimit(RLIMIT_NOFILE, b), 'getrlimit');
+  const cur = Number(b.readBigUInt64LE(0)), max = Number(b.readBigUInt64LE(8));
+  let want = max;
+  try { want = Math.max(max, Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim())); } catch { /* keep the hard limit */ }
+  for (const [soft, hard] of [[want, want], [max, max]] as const) {
+    if (soft <= cur) return cur;
+    b.writeBigUInt64LE(BigInt(soft), 0);
+    b.writeBigUInt64LE(BigInt(hard), 8);
+    if (c.setrlimit(RLIMIT_NOFILE, b) === 0) return soft;
+  }
+  return cur;
 }

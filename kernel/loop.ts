@@ -153,6 +153,26 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   }
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
   let reason = 'unmounted';
+  // Every node holds an fd: when they approach the fd limit, ask the kernel to forget the least
+  // recently used idle nodes (FUSE_NOTIFY_PRUNE, 7.45); its FORGETs then close them.
+  const fdLimit = libc.nofileLimit();
+  const pruneHigh = Math.floor(fdLimit * 0.7), pruneLow = Math.floor(fdLimit * 0.5);
+  let lastPrune = 0;
+  const prune = (): void => {
+    const now = Date.now();
+    if (now - lastPrune < 50 || !d.negotiated || d.negotiated.minor < 45) return;
+    lastPrune = now;
+    const ids = fs.nodes.leastRecentlyUsed(fs.nodes.size - pruneLow);
+    for (let i = 0; i < ids.length; i += 256) {
+      const batch = ids.slice(i, i + 256);
+      const msg = Buffer.alloc(SIZE.out_header + 16 + 8 * batch.length);
+      msg.writeUInt32LE(msg.length, 0);
+      msg.writeInt32LE(NOTIFY.PRUNE, 4);
+      msg.writeUInt32LE(batch.length, SIZE.out_header);
+      batch.forEach((id, j) => msg.writeBigUInt64LE(BigInt(id), SIZE.out_header + 16 + 8 * j));
+      try { libc.write(devFd, msg); } catch (e) { log.warn(`FUSE_NOTIFY_PRUNE: ${(e as Error).message}`); return; }
+    }
+  };
   for (;;) {
     if (Atomics.load(control, 0) === 1) {
       // Nothing is in flight: every request read has been answered (the loop is synchronous).
@@ -173,6 +193,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       break;
     }
     d.handle(buf, n);
+    if (fs.nodes.size > pruneHigh) prune();
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
       nodeLog?.init(d.negotiated);
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()) });

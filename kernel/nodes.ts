@@ -35,6 +35,8 @@ export interface Node {
   backing: Backing | null;
   /** Open file handles on this node. */
   opens: number;
+  /** When it was last used (the table's tick), for pruning the least recently used. */
+  used?: number;
   /** Cached decoded name and path (valid while `pathGen` equals the table's generation). */
   nameStr?: string;
   path?: string;
@@ -101,10 +103,24 @@ export class NodeTable {
     this.byKey.set(key(root.dev, root.ino), root);
   }
 
+  private tick = 0;
+
   get(id: number): Node {
     const n = this.byId.get(id);
     if (!n) throw new libc.Errno(libc.E.ESTALE, `node ${id}`);
+    n.used = ++this.tick;
     return n;
+  }
+
+  /**
+   * Up to `count` nodes the kernel could forget (nothing open, no backing file, not the root),
+   * least recently used first: candidates for FUSE_NOTIFY_PRUNE when fds run short.
+   */
+  leastRecentlyUsed(count: number): number[] {
+    const idle: Node[] = [];
+    for (const n of this.byId.values()) if (n.id !== FUSE_ROOT_ID && n.opens === 0 && !n.backing) idle.push(n);
+    idle.sort((a, b) => (a.used ?? 0) - (b.used ?? 0));
+    return idle.slice(0, count).map((n) => n.id);
   }
 
   find(id: number): Node | undefined {
@@ -131,12 +147,13 @@ export class NodeTable {
     if (known) {
       if (fd >= 0) libc.close(fd);
       known.nlookup++;
+      known.used = ++this.tick;
       if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
       return known;
     }
     const n: Node = {
       id: this.nextId++, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 1,
-      parent, name: Buffer.from(name), backing: null, opens: 0,
+      parent, name: Buffer.from(name), backing: null, opens: 0, used: ++this.tick,
     };
     this.byId.set(n.id, n);
     this.byKey.set(k, n);

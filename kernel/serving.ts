@@ -59,6 +59,7 @@ export class Serving {
 
   constructor(private readonly o: ServingOptions) {
     o.loop = { ...o.loop };
+    libc.raiseNofileLimit();
     this.journal = o.journal;
     this.done = new Promise((res) => { this.finish = res; });
     if (o.loop.mode === 'prov') this.timer = setInterval(() => this.drain(), 5);
