@@ -68,6 +68,8 @@ export class Dispatcher {
   /** Reply buffer, reused for every reply (the loop is synchronous). */
   readonly out: Buffer;
   negotiated: Negotiated | null = null;
+  /** READDIRPLUS stops making nodes above this many (entries go out without attributes). */
+  nodeCap = Infinity;
   /** Count of requests served per opcode (for tests and benches: READ/WRITE must stay 0 with passthrough). */
   readonly counts = new Map<number, number>();
   private readonly entryT: [bigint, number];
@@ -255,7 +257,7 @@ export class Dispatcher {
       if (plus) {
         const dot = e.name.length <= 2 && e.name[0] === 0x2e && (e.name.length === 1 || e.name[1] === 0x2e);
         let entry: Entry | null = null;
-        if (!dot) {
+        if (!dot && this.fs.nodes.size < this.nodeCap) {
           try { entry = this.fs.lookup(ctxOf(h), parent, e.name); } catch { entry = null; }
         }
         if (entry) {

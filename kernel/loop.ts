@@ -156,12 +156,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // Every node holds an fd: when they approach the fd limit, ask the kernel to forget the least
   // recently used idle nodes (FUSE_NOTIFY_PRUNE, 7.45); its FORGETs then close them.
   const fdLimit = libc.nofileLimit();
-  const pruneHigh = Math.floor(fdLimit * 0.7), pruneLow = Math.floor(fdLimit * 0.5);
-  let lastPrune = 0;
+  const pruneHigh = Math.floor(fdLimit * 0.6), pruneLow = Math.floor(fdLimit * 0.3);
+  d.nodeCap = Math.floor(fdLimit * 0.8);
+  let lastPrune = 0, sizeAtPrune = 0;
   const prune = (): void => {
     const now = Date.now();
-    if (now - lastPrune < 50 || !d.negotiated || d.negotiated.minor < 45) return;
+    // Again when the table grew by a quarter of the margin since, or after 20 ms.
+    if ((now - lastPrune < 20 && fs.nodes.size - sizeAtPrune < (pruneHigh - pruneLow) / 4) || !d.negotiated || d.negotiated.minor < 45) return;
     lastPrune = now;
+    sizeAtPrune = fs.nodes.size;
     const ids = fs.nodes.leastRecentlyUsed(fs.nodes.size - pruneLow);
     for (let i = 0; i < ids.length; i += 256) {
       const batch = ids.slice(i, i + 256);
