@@ -10,6 +10,10 @@
  * them to the journal; the loop itself never waits on the journal.
  */
 import { parentPort, workerData, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import * as v8 from 'node:v8';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import * as libc from './libc.js';
 import { E } from './libc.js';
 import { ProvFs, type ProvFsState } from './ops.js';
@@ -44,8 +48,10 @@ export interface LoopConfig {
    * new one, report its state); [1] = 1 releases a warm successor waiting for its transfer.
    */
   control: SharedArrayBuffer;
-  /** Resume from a predecessor's state (same process, e.g. after a rejected upgrade). */
-  state?: TransferState;
+  /** Resume from a state file this process wrote (after a rejected upgrade: same fds). */
+  stateFile?: string;
+  /** Where to write the state when quiescing. */
+  statePath?: string;
   /** Start warm and wait (Atomics) for a {@link TransferMessage} before serving. */
   awaitTransfer?: boolean;
   /** Crash survival: append new nodes to this node log (`fresh`: a new mount empties it). */
@@ -54,20 +60,41 @@ export interface LoopConfig {
   recover?: boolean;
 }
 
-/** Sent to a warm successor's loop: the state, with fd numbers valid in this process. */
+/**
+ * Sent to a warm successor's loop: where the predecessor's loop wrote its state (v8-serialized,
+ * 0600) and the predecessor's pid, whose fds this loop takes with pidfd_getfd. The state goes
+ * from loop thread to loop thread through the file: no copy through either main thread.
+ */
 export interface TransferMessage {
-  state: TransferState;
-  /** Predecessor fd number → fd number here. */
-  fdMap: Array<[number, number]>;
+  statePath: string;
+  oldPid: number;
+}
+
+/** Every fd number a transfer state names (a successor fetches each one). */
+export function stateFds(s: TransferState): number[] {
+  const fds = new Set<number>([s.devFd]);
+  for (const n of s.table.nodes) { fds.add(n.fd); if (n.backing && n.backing.fd >= 0) fds.add(n.backing.fd); }
+  for (const h of s.table.handles) if (h.fd >= 0) fds.add(h.fd);
+  return [...fds];
+}
+
+/** Write a state where a successor (or this process again) can read it. */
+function writeState(path: string, st: TransferState): void {
+  writeFileSync(path, v8.serialize(st), { mode: 0o600 });
+}
+
+function readState(path: string): TransferState {
+  return v8.deserialize(readFileSync(path)) as TransferState;
 }
 
 /** Messages from the worker. */
 export type LoopMessage =
   | { type: 'warm' }
-  | { type: 'ready'; passthrough: boolean; minor: number; /** CLOCK_MONOTONIC ns when the loop began to read. */ at: number }
+  | { type: 'ready'; passthrough: boolean; minor: number; /** CLOCK_MONOTONIC ns when the loop began to read. */ at: number; devFd: number; rootFd: number }
+  | { type: 'rejected'; reason: string }
   | { type: 'events'; events: ProvEvent[] }
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
-  | { type: 'quiesced'; state: TransferState };
+  | { type: 'quiesced'; statePath: string; fds: number[]; version: number };
 
 export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
   const ring = new EventRing(cfg.ring);
@@ -75,17 +102,36 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   const sink = (ev: ProvEvent): void => {
     if (!ring.pushString(JSON.stringify(ev))) post({ type: 'events', events: [ev] });
   };
-  let state = cfg.state;
+  let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
+  if (cfg.stateFile) state = readState(cfg.stateFile);
   if (cfg.awaitTransfer) {
     post({ type: 'warm' });
     while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0);
     const t = receive() as TransferMessage | undefined;
     if (!t) throw new Error('released without a transfer message');
-    state = t.state;
-    const map = new Map(t.fdMap);
+    const fetched = new Map<number, number>();
+    const t0 = performance.now();
+    log.debug(`transfer at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
+    try {
+      const st = readState(t.statePath);
+      log.debug(`state read in ${(performance.now() - t0).toFixed(1)} ms`);
+      if (st.version !== 1) throw new Error(`state version ${String(st.version)} is not 1`);
+      const pidfd = libc.pidfdOpen(t.oldPid);
+      try {
+        for (const fd of stateFds(st)) fetched.set(fd, libc.pidfdGetfd(pidfd, fd));
+      } finally {
+        libc.close(pidfd);
+      }
+      state = st;
+      log.debug(`fds fetched by ${(performance.now() - t0).toFixed(1)} ms`);
+    } catch (e) {
+      for (const fd of fetched.values()) libc.close(fd);
+      post({ type: 'rejected', reason: (e as Error).message });
+      return;
+    }
     fdMap = (fd) => {
-      const m = map.get(fd);
+      const m = fetched.get(fd);
       if (m === undefined) throw new Error(`transfer state names fd ${fd}, which was not handed over`);
       return m;
     };
@@ -135,6 +181,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     Atomics.add(inflight, 0, 1);
     slow.postMessage({ unique, fd, dataOnly });
   };
+  log.debug(`table ready at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite, offloadFsync }, send);
   if (recovered) {
     d.negotiated = recovered.init as Negotiated;
@@ -144,12 +191,12 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     notify.writeUInt32LE(SIZE.out_header, 0);
     notify.writeInt32LE(NOTIFY.RESEND, 4);
     try { libc.write(devFd, notify); } catch (e) { log.warn(`FUSE_NOTIFY_RESEND: ${(e as Error).message}`); }
-    post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()) });
+    post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
   } else if (state) {
     d.negotiated = state.negotiated;
     // Re-arm passthrough on the same connection: backing ids belong to it and survive.
     if (state.passthrough) fs.passthrough = passthroughDevice(devFd);
-    post({ type: 'ready', passthrough: state.passthrough, minor: state.negotiated.minor, at: Number(process.hrtime.bigint()) });
+    post({ type: 'ready', passthrough: state.passthrough, minor: state.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
   }
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
   let reason = 'unmounted';
@@ -179,7 +226,10 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   for (;;) {
     if (Atomics.load(control, 0) === 1) {
       // Nothing is in flight: every request read has been answered (the loop is synchronous).
-      post({ type: 'quiesced', state: { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd } });
+      const st: TransferState = { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd };
+      const statePath = cfg.statePath ?? join(tmpdir(), `provfs-state-${process.pid}-${Date.now()}.bin`);
+      writeState(statePath, st);
+      post({ type: 'quiesced', statePath, fds: stateFds(st), version: st.version });
       reason = 'quiesced';
       break;
     }
@@ -199,7 +249,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (fs.nodes.size > pruneHigh) prune();
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
       nodeLog?.init(d.negotiated);
-      post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()) });
+      post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
     }
   }
   // Every fsync accepted is answered before this thread (and its fds) go.

@@ -70,13 +70,16 @@ export interface DirEntry {
   name: Buffer;
 }
 
-/** Serializable form of the table (numbers and base64 only) for updatePrepare/updateTransfer. */
+/**
+ * Serializable form of the table for updatePrepare/updateTransfer: plain data for the structured
+ * clone / v8 serializer (bigint inode numbers, byte names), not JSON.
+ */
 export interface NodeTableState {
   nextId: number;
   nextFh: number;
   nodes: Array<{
-    id: number; fd: number; dev: number; ino: string; type: number; nlookup: number;
-    parent: number; name: string; backing: Backing | null; opens: number;
+    id: number; fd: number; dev: number; ino: bigint; type: number; nlookup: number;
+    parent: number; name: Uint8Array; backing: Backing | null; opens: number;
   }>;
   handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string }>;
 }
@@ -283,8 +286,8 @@ export class NodeTable {
       nextId: this.nextId,
       nextFh: this.nextFh,
       nodes: [...this.byId.values()].map((n) => ({
-        id: n.id, fd: n.fd, dev: n.dev, ino: n.ino.toString(), type: n.type, nlookup: n.nlookup,
-        parent: n.parent, name: n.name.toString('base64'), backing: n.backing ? { ...n.backing } : null,
+        id: n.id, fd: n.fd, dev: n.dev, ino: n.ino, type: n.type, nlookup: n.nlookup,
+        parent: n.parent, name: n.name, backing: n.backing ? { ...n.backing } : null,
         opens: n.opens,
       })),
       handles: [...this.handles.values()].map((h) => ({
@@ -302,10 +305,13 @@ export class NodeTable {
     (t as unknown as { handles: Map<number, Handle> }).handles = new Map();
     t.nextId = s.nextId;
     t.nextFh = s.nextFh;
+    t.tick = 0;
+    t.gen = 0;
+    t.onNew = null;
     for (const r of s.nodes) {
       const n: Node = {
         id: r.id, fd: fdMap(r.fd), dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,
-        parent: r.parent, name: Buffer.from(r.name, 'base64'),
+        parent: r.parent, name: Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength),
         backing: r.backing ? { ...r.backing, fd: r.backing.fd >= 0 ? fdMap(r.backing.fd) : -1 } : null, opens: r.opens,
       };
       t.byId.set(n.id, n);

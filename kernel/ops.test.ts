@@ -8,6 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as v8 from 'node:v8';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import * as libc from './libc.js';
@@ -105,14 +106,14 @@ test('updatePrepare → updateTransfer keeps nodes and open handles working', ()
   const a = new ProvFs(rootFd);
   const { entry, opened } = a.create(ctx, FUSE_ROOT_ID, B('kept'), 0o644, O.O_RDWR, 0);
   a.write(opened.handle.fh, 0n, B('before'));
-  const state = JSON.parse(JSON.stringify(a.updatePrepare()));
+  const state = v8.deserialize(v8.serialize(a.updatePrepare())) as ReturnType<ProvFs['updatePrepare']>;
   const b = ProvFs.updateTransfer(state, null);
   assert.equal(b.nodes.get(entry.node.id).ino, entry.node.ino);
   b.write(opened.handle.fh, 6n, B('+after'));
   const out = Buffer.alloc(32);
   assert.equal(out.subarray(0, b.read(opened.handle.fh, 0n, 32, out)).toString(), 'before+after');
   assert.equal(b.lookup(ctx, FUSE_ROOT_ID, B('kept')).node.id, entry.node.id, 'identity lookups still find the node');
-  assert.throws(() => ProvFs.updateTransfer({ ...state, version: 2 }, null), /version/);
+  assert.throws(() => ProvFs.updateTransfer({ ...state, version: 2 } as unknown as typeof state, null), /version/);
   b.release(null, opened.handle.fh);
 });
 

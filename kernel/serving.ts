@@ -13,7 +13,10 @@ import type { ProvEvent } from '../collector/events.js';
 import { CODEC, type JournalWriter } from '../collector/journal/api.js';
 import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
-import type { LoopConfig, LoopMessage, TransferState, TransferMessage } from './loop.js';
+import type { LoopConfig, LoopMessage, TransferMessage } from './loop.js';
+
+/** A quiesced loop: where its state is, and the fds that state names. */
+export type Quiesced = Extract<LoopMessage, { type: 'quiesced' }>;
 
 const log = logger('provfs');
 
@@ -49,8 +52,8 @@ export class Serving {
   private readonly dec = new TextDecoder();
   private stopInfo: StopInfo = { reason: 'worker exited', counts: {} };
   private finish!: (s: StopInfo) => void;
-  /** Set while a quiesce is under way: the loop's state arrives here. */
-  private onQuiesced: ((s: TransferState) => void) | null = null;
+  /** Set while a quiesce is under way: where the loop wrote its state arrives here. */
+  private onQuiesced: ((q: Quiesced) => void) | null = null;
   private handedOver = false;
   /** Resolves when the last loop thread started here has exited. */
   private exited: Promise<void> = Promise.resolve();
@@ -65,11 +68,11 @@ export class Serving {
     if (o.loop.mode === 'prov') this.timer = setInterval(() => this.drain(), 5);
   }
 
-  /** Start the loop: fresh (INIT comes from the kernel), from `state`, or warm awaiting a transfer. */
-  start(how: { state?: TransferState; awaitTransfer?: boolean } = {}): Promise<void> {
+  /** Start the loop: fresh (INIT comes from the kernel), from a state file, or warm awaiting a transfer. */
+  start(how: { stateFile?: string; awaitTransfer?: boolean } = {}): Promise<void> {
     Atomics.store(this.ctl, 0, 0);
     Atomics.store(this.ctl, 1, 0);
-    const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.sab, control: this.control, state: how.state, awaitTransfer: how.awaitTransfer };
+    const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.sab, control: this.control, stateFile: how.stateFile, awaitTransfer: how.awaitTransfer };
     const worker = new Worker(new URL('./loop.js', import.meta.url), { workerData: { provfsLoop: cfg } });
     this.worker = worker;
     this.exited = new Promise((r) => worker.once('exit', () => r()));
@@ -80,7 +83,7 @@ export class Serving {
         else if (m.type === 'warm') { started = true; resolve(); }
         else if (m.type === 'events') { this.drain(); for (const e of m.events) this.deliver(e); }
         else if (m.type === 'stopped') this.stopInfo = { reason: m.reason, counts: m.counts };
-        else if (m.type === 'quiesced') { this.onQuiesced?.(m.state); this.onQuiesced = null; }
+        else if (m.type === 'quiesced') { this.onQuiesced?.(m); this.onQuiesced = null; }
       });
       worker.on('error', (e) => {
         log.error(`request loop failed: ${e.stack ?? e.message}`);
@@ -115,7 +118,15 @@ export class Serving {
     if (!w) return Promise.reject(new Error('no warm loop to release'));
     return new Promise<number>((resolve, reject) => {
       const onMsg = (m: LoopMessage): void => {
-        if (m.type === 'ready') { w.off('message', onMsg); w.off('exit', onExit); this.passthrough = m.passthrough; resolve(m.at); }
+        if (m.type === 'ready') {
+          w.off('message', onMsg); w.off('exit', onExit);
+          this.passthrough = m.passthrough;
+          this.adoptFds(m.devFd, m.rootFd);
+          resolve(m.at);
+        } else if (m.type === 'rejected') {
+          w.off('message', onMsg); w.off('exit', onExit);
+          reject(new Error(m.reason));
+        }
       };
       const onExit = (): void => reject(new Error(`the successor's loop ended before serving: ${this.stopInfo.reason}`));
       w.on('message', onMsg);
@@ -127,13 +138,13 @@ export class Serving {
   }
 
   /**
-   * Stop taking requests and return the loop's state. Requests not yet read stay queued in the
+   * Stop taking requests; the loop writes its state to a file (see {@link Quiesced}). Requests not yet read stay queued in the
    * kernel for whoever reads next. `nudgePath` is a path on the mount: a STATFS there wakes a
    * loop blocked in read(2) (it answers it, then sees the flag).
    */
-  quiesce(nudgePath: string): Promise<TransferState> {
+  quiesce(nudgePath: string): Promise<Quiesced> {
     if (!this.worker) return Promise.reject(new Error('the request loop is not running'));
-    const got = new Promise<TransferState>((res) => { this.onQuiesced = res; });
+    const got = new Promise<Quiesced>((res) => { this.onQuiesced = res; });
     Atomics.store(this.ctl, 0, 1);
     statfs(nudgePath, () => { /* answered by whichever loop reads it */ });
     return got;

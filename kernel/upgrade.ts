@@ -15,6 +15,7 @@
  * rejects the state leaves the old daemon serving (restarted from its own state when needed).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { logger } from '../collector/log.js';
 import { openJournalWriter } from '../collector/journal/writer.js';
@@ -22,7 +23,6 @@ import * as libc from './libc.js';
 import { mountAt } from './mount.js';
 import { Serving } from './serving.js';
 import type { Timeouts } from './dispatch.js';
-import type { TransferState } from './loop.js';
 import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from './daemon.js';
 
 const log = logger('upgrade');
@@ -55,7 +55,7 @@ export interface UpgradeReport {
 
 /** Messages between the old daemon and its successor (IPC channel). */
 type ToSuccessor =
-  | { type: 'transfer'; oldPid: number; state: TransferState }
+  | { type: 'transfer'; oldPid: number; statePath: string }
   | { type: 'journal-closed' };
 type FromSuccessor =
   | { type: 'warm'; pid: number; stateVersions: number[] }
@@ -72,14 +72,6 @@ function nextMessage(child: ChildProcess, want: FromSuccessor['type'][], timeout
     child.on('message', onMsg);
     child.once('exit', onExit);
   });
-}
-
-/** Every fd number a transfer state names (the successor fetches each one). */
-export function stateFds(s: TransferState): number[] {
-  const fds = new Set<number>([s.devFd]);
-  for (const n of s.table.nodes) { fds.add(n.fd); if (n.backing && n.backing.fd >= 0) fds.add(n.backing.fd); }
-  for (const h of s.table.handles) if (h.fd >= 0) fds.add(h.fd);
-  return [...fds];
 }
 
 /** Old daemon's side. */
@@ -119,12 +111,14 @@ export async function upgradeConnection(
   // ---- stall begins ----
   const q0 = performance.now();
   const q0ns = Number(process.hrtime.bigint());
-  const state = await serving.quiesce(d.mountpoint);
+  log.debug(`quiesce at ${(q0ns / 1e6).toFixed(1)} ms (monotonic)`);
+  const q = await serving.quiesce(d.mountpoint);
+  log.debug(`quiesced after ${(performance.now() - q0).toFixed(1)} ms (${q.fds.length} fds)`);
   serving.drain();
   let r: FromSuccessor;
   try {
     const reply = nextMessage(child, ['resumed', 'rejected'], 10_000);
-    child.send({ type: 'transfer', oldPid: process.pid, state } satisfies ToSuccessor);
+    child.send({ type: 'transfer', oldPid: process.pid, statePath: q.statePath } satisfies ToSuccessor);
     r = await reply;
   } catch (e) {
     r = { type: 'rejected', reason: (e as Error).message };
@@ -132,11 +126,13 @@ export async function upgradeConnection(
   if (r.type === 'rejected') {
     // Nothing was handed over: serve again from our own state.
     try { child.kill('SIGKILL'); } catch { /* gone */ }
-    await serving.start({ state });
+    await serving.start({ stateFile: q.statePath });
+    rmSync(q.statePath, { force: true });
     const reason = `successor rejected the state: ${r.reason}`;
     log.warn(`upgrade of ${d.mountpoint} abandoned, serving again: ${reason}`);
     return { ok: false, reason, stallMs: performance.now() - q0 };
   }
+  rmSync(q.statePath, { force: true });
   // The gap: from asking our loop to stop reading to the successor's loop reading (both
   // CLOCK_MONOTONIC, comparable across processes).
   const stallMs = ((r as { at: number }).at - q0ns) / 1e6;
@@ -149,7 +145,8 @@ export async function upgradeConnection(
   if (child.connected) child.disconnect();
   child.unref();
   await serving.loopExited(); // fsyncs the old loop accepted are answered with its fds
-  for (const fd of stateFds(state)) if (fd !== state.devFd && fd !== serving.fds.root) libc.close(fd);
+  const { dev, root } = serving.fds;
+  for (const fd of q.fds) if (fd !== dev && fd !== root) libc.close(fd);
   await serving.handedOff();
   log.info(`${d.mountpoint} handed to pid ${child.pid} (${o.mode}); stall ${stallMs.toFixed(1)} ms`);
   return { ok: true, pid: child.pid, stallMs, warmMs };
@@ -190,29 +187,11 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
   return new Promise<ProvfsMount>((resolve, reject) => {
     process.on('message', (m: ToSuccessor) => {
       if (m.type === 'transfer') {
-        const fetched: Array<[number, number]> = [];
-        try {
-          const s = m.state;
-          if (!(STATE_VERSIONS as readonly number[]).includes(s.version)) throw new Error(`state version ${s.version} is not one of ${STATE_VERSIONS.join(',')}`);
-          const pidfd = libc.pidfdOpen(m.oldPid);
-          try {
-            for (const fd of stateFds(s)) fetched.push([fd, libc.pidfdGetfd(pidfd, fd)]);
-          } finally {
-            libc.close(pidfd);
-          }
-          const map = new Map(fetched);
-          const root = s.table.nodes.find((n) => n.id === 1);
-          if (!root) throw new Error('state has no root node');
-          serving.adoptFds(map.get(s.devFd)!, map.get(root.fd)!);
-          serving.release({ state: s, fdMap: fetched }).then((at) => { send({ type: 'resumed', at }); resolve(mount); }, (e: Error) => {
-            send({ type: 'rejected', reason: e.message });
-            reject(e);
-          });
-        } catch (e) {
-          for (const [, fd] of fetched) libc.close(fd);
-          send({ type: 'rejected', reason: (e as Error).message });
-          reject(e as Error);
-        }
+        // The loop thread reads the state file and takes the fds itself (see kernel/loop).
+        serving.release({ statePath: m.statePath, oldPid: m.oldPid }).then((at) => { send({ type: 'resumed', at }); resolve(mount); }, (e: Error) => {
+          send({ type: 'rejected', reason: e.message });
+          reject(e);
+        });
       } else if (m.type === 'journal-closed') {
         if (o.mode === 'prov' && o.journalDir) serving.setJournal(openJournalWriter({ dir: o.journalDir, stream: stream! }), true);
         o.onSettled?.(mount);
