@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Plan } from './overlay.js';
-import { RESERVED_PREFIX, depthOf, isReserved, joinRel } from './paths.js';
+import { RESERVED_PREFIX, depthOf, isReserved, joinRel, parentRel } from './paths.js';
 import type { BigStats, SafeTree } from './safefs.js';
 
 export interface ApplyOptions {
@@ -120,6 +120,12 @@ export class Applier {
     this.opts.progress?.(total, total);
   }
 
+  /** Remove the staging directory of an interrupted plan (its objects are re-copied by the caller). */
+  abandon(): void {
+    if (this.stageDir !== null && !this.opts.dryRun) { try { this.dst.remove(this.stageDir); } catch { /* best effort */ } }
+    this.stageDir = null;
+  }
+
   private slotPath(slot: number): string {
     if (this.stageDir === null) {
       this.stageDir = `${RESERVED_PREFIX}stage-${process.pid}-${Date.now()}`;
@@ -130,6 +136,7 @@ export class Applier {
 
   /** rename `from` over `to`, removing whatever stale entry is at `to`. */
   private place(from: string, to: string): void {
+    this.metaDirs.add(parentRel(to));
     try {
       this.dst.rename(from, to);
     } catch (e) {
@@ -148,10 +155,12 @@ export class Applier {
       if (this.opts.dryRun) { this.say(`copy ${rel} (${st.size} bytes)`); this.counts.files++; this.counts.bytes += Number(st.size); return; }
       this.counts.bytes += this.dst.writeFileFrom(rel, this.src.abs(rel), mode, st.mtimeNs);
       this.counts.files++;
+      this.metaDirs.add(parentRel(rel)); // the temp file + rename changed the directory's mtime
     } else if (st.isSymbolicLink()) {
       if (this.opts.dryRun) { this.say(`symlink ${rel}`); this.counts.symlinks++; return; }
       this.dst.writeSymlink(rel, this.src.readlink(rel), st.mtimeNs);
       this.counts.symlinks++;
+      this.metaDirs.add(parentRel(rel));
     } else if (st.isDirectory()) {
       if (this.opts.dryRun) { this.say(`mkdir ${rel}${deep ? ' (whole subtree)' : ''}`); this.counts.dirs++; return; }
       if (have && !have.isDirectory()) { this.dst.remove(rel); }

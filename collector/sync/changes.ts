@@ -12,7 +12,7 @@
  * close that comes after the checkpoint is still recognised.
  */
 import type { JournalRecord } from '../journal/api.js';
-import type { FileRef, ProvEvent } from '../events.js';
+import type { EventSource, FileRef, ProvEvent } from '../events.js';
 import { GapError, Overlay } from './overlay.js';
 import { isReserved, relativeTo, splitRel } from './paths.js';
 
@@ -48,8 +48,9 @@ export class ChangeTracker {
    * @param dev SRC's st_dev: a path-less event on it is a gap.
    * @param checkpoint last applied seq per stream.
    * @param carried write handles open at the checkpoint.
+   * @param witness use only this source's events (see capture.ts).
    */
-  constructor(readonly root: string, readonly dev: number, checkpoint: Record<string, number>, carried: WriteHandle[] = []) {
+  constructor(readonly root: string, readonly dev: number, checkpoint: Record<string, number>, carried: WriteHandle[] = [], readonly witness?: EventSource) {
     this.positions = { ...checkpoint };
     for (const h of carried) {
       this.handles.set(h.key, h);
@@ -95,6 +96,11 @@ export class ChangeTracker {
     this.records++;
     const last = this.positions[rec.stream] ?? 0;
     if (rec.seq <= last) return; // already applied (a reader that re-delivers)
+    if (this.witness && rec.event.src !== this.witness) {
+      // The other witness's records (and its losses) say nothing sync uses.
+      this.positions[rec.stream] = rec.seq;
+      return;
+    }
     if (rec.seq !== last + 1) throw new GapError(`stream ${rec.stream}: seq ${last + 1}..${rec.seq - 1} missing`);
     this.positions[rec.stream] = rec.seq;
     this.event(rec.event, rec.stream, rec.pos);
