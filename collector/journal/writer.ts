@@ -1,0 +1,469 @@
+/**
+ * @module collector/journal/writer
+ * The journal writer: frames, chains and seals records into an in-memory buffer and writes and
+ * fsyncs them in groups (group commit), so `append` never touches the disk itself. On open it
+ * recovers the newest segment after a crash: a torn tail (a partial or garbled frame with no
+ * valid frame after it) is cut back to the last whole record with a warning; damage followed
+ * by valid records is not a crash artefact, so the writer refuses to append and points to
+ * `prov verify`.
+ *
+ * Durability: a record is durable once a group commit that includes it has finished its
+ * fdatasync (at most `fsyncIntervalMs` after the append, or when `flush()` resolves). A crash
+ * loses at most the records appended since the last commit; never a committed one.
+ */
+import {
+  closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
+  truncateSync, unlinkSync, writeSync, readSync,
+} from 'node:fs';
+import { open as openAsync, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError, IntegrityError, StoreError } from '../../graph/errors.js';
+import { logger } from '../log.js';
+import type { ProvEvent } from '../events.js';
+import { CODEC, type JournalWriter, type JournalWriterOptions } from './api.js';
+import { crc32c } from './crc32c.js';
+import {
+  FRAME_HEADER_BYTES, FRAME_OVERHEAD, HEAD_FILE, KIND_RECORD, KIND_SEAL, MAX_PAYLOAD, SEAL_BYTES,
+  SEAL_FRAME_BYTES, SEGMENT_HEADER_BYTES, ZERO_SEAL, checkStreamName, computeSeal, encodeHead,
+  encodeSegmentHeader, findNextFrame, segmentName, writeFrameHeader,
+} from './format.js';
+import { headerOf, listSegments, walkSegment } from './segments.js';
+
+const log = logger('journal');
+/** Streams this process has open for writing (the LOCK file cannot tell them from a stale lock of ours). */
+const openHere = new Set<string>();
+
+/** Seal at least every this many bytes of records, so a seal pins down a few hundred small records. */
+const SEAL_WINDOW_BYTES = 64 * 1024;
+const INITIAL_BUFFER = 1 << 20;
+/** Buffers up to this size are kept for reuse after a commit. */
+const REUSE_LIMIT = 32 << 20;
+
+/** What recovery did on open (undefined when the stream was clean). */
+export interface RecoveryInfo {
+  segment: string;
+  /** Where the cut was made (the offset of the first bad frame). */
+  offset: number;
+  /** Bytes removed. */
+  cutBytes: number;
+  reason: string;
+  /** Seq of the last whole record after the cut. */
+  lastSeq: number;
+}
+
+/** The writer, with what it adds to the {@link JournalWriter} contract. */
+export interface JournalWriterHandle extends JournalWriter {
+  /** Seq of the last record known to be fsync'd. */
+  readonly durableSeq: number;
+  /** Set when opening cut a torn tail. */
+  readonly recovered?: RecoveryInfo;
+  /** The stream's directory. */
+  readonly streamDir: string;
+}
+
+interface SegmentStart {
+  /** Offset in the pending buffer where the new segment file's bytes begin. */
+  at: number;
+  name: string;
+}
+
+class Writer implements JournalWriterHandle {
+  readonly stream: string;
+  readonly streamDir: string;
+  recovered?: RecoveryInfo;
+  private readonly interval: number;
+  private readonly segmentBytes: number;
+
+  // chain state (covers pending bytes too)
+  private seq = 0;
+  private chain = 0;
+  private seal: Buffer = ZERO_SEAL;
+  private needSegment = true;
+  private segName = '';
+  private segSize = 0;
+  private segRecords = 0;
+  private unsealedRecords = 0;
+
+  // pending bytes not yet handed to the disk
+  private buf: Buffer = Buffer.allocUnsafe(INITIAL_BUFFER);
+  private len = 0;
+  private windowStart = 0;
+  private starts: SegmentStart[] = [];
+  private spare: Buffer | null = null;
+
+  // disk side
+  private fd: FileHandle | null = null;
+  private fdName = '';
+  /** Existing segment to continue after reopen (opened at the first commit). */
+  private continueName: string | null = null;
+  private headFd: number;
+  private durable = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private commits: Promise<void> = Promise.resolve();
+  private failed: Error | null = null;
+  private closed = false;
+  private readonly lockPath: string;
+
+  constructor(opts: JournalWriterOptions) {
+    this.stream = opts.stream;
+    this.interval = opts.fsyncIntervalMs ?? 50;
+    this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
+    if (!(this.interval >= 0)) throw new InputError(`fsyncIntervalMs must be ≥ 0 (got ${this.interval})`);
+    if (!(this.segmentBytes >= 4096)) throw new InputError(`segmentBytes must be ≥ 4096 (got ${this.segmentBytes})`);
+    const bad = checkStreamName(opts.stream);
+    if (bad) throw new InputError(bad, opts.dir);
+    this.streamDir = join(opts.dir, opts.stream);
+    mkdirSync(this.streamDir, { recursive: true, mode: 0o700 });
+    chmodSync(this.streamDir, 0o700);
+    this.lockPath = join(this.streamDir, 'LOCK');
+    this.lock();
+    try {
+      this.recover();
+      this.headFd = openSync(join(this.streamDir, HEAD_FILE), C.O_WRONLY | C.O_CREAT, 0o600);
+    } catch (e) {
+      this.unlock();
+      throw e;
+    }
+  }
+
+  get lastSeq(): number { return this.seq; }
+  get durableSeq(): number { return this.durable; }
+
+  /** One writer per stream: a LOCK file naming the pid; a dead owner's lock is taken over. */
+  private lock(): void {
+    if (openHere.has(this.streamDir)) throw new InputError(`stream ${this.stream} is already open for writing by pid ${process.pid} (this process)`, this.streamDir);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(this.lockPath, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        openHere.add(this.streamDir);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        let owner = NaN;
+        try { owner = Number(readFileSync(this.lockPath, 'utf8')); } catch { /* vanished: retry */ }
+        if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+          throw new InputError(`stream ${this.stream} is already open for writing by pid ${owner}`, this.streamDir);
+        }
+        try { unlinkSync(this.lockPath); } catch { /* raced: retry */ }
+      }
+    }
+    throw new InputError(`could not take the writer lock of stream ${this.stream}`, this.streamDir);
+  }
+
+  private unlock(): void {
+    openHere.delete(this.streamDir);
+    try { unlinkSync(this.lockPath); } catch { /* already gone */ }
+  }
+
+  /** Find where the stream ends, cutting a torn tail of the newest segment. */
+  private recover(): void {
+    const segs = listSegments(this.streamDir);
+    while (segs.length > 0) {
+      const last = segs[segs.length - 1]!;
+      const where = `journal stream ${this.stream} segment ${last.name}`;
+      const bytes = readFileSync(last.path);
+      if (bytes.length < SEGMENT_HEADER_BYTES) {
+        // The crash hit while the segment was being created: nothing in it was ever committed.
+        log.warn(`${where}: removed a torn segment of ${bytes.length} bytes (its header was never completed)`);
+        unlinkSync(last.path);
+        segs.pop();
+        continue;
+      }
+      const header = headerOf(bytes);
+      if (typeof header === 'string') throw new IntegrityError(`${header}; refusing to append (run prov verify)`, where);
+      if (header.firstSeq !== last.firstSeq) {
+        throw new IntegrityError(`header says first seq ${header.firstSeq} but the file name says ${last.firstSeq}; refusing to append`, where);
+      }
+      const w = walkSegment(bytes, header);
+      if (w.failure) {
+        const at = w.failure.offset;
+        if (findNextFrame(bytes, at + 1, bytes.length) !== -1) {
+          throw new IntegrityError(
+            `damaged record at offset ${at} (${w.failure.error.reason}) with valid records after it: not a torn tail; refusing to append (run prov verify)`, where);
+        }
+        const cut = bytes.length - at;
+        const fd = openSync(last.path, C.O_WRONLY);
+        try {
+          truncateSync(last.path, at);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        this.recovered = { segment: last.name, offset: at, cutBytes: cut, reason: w.failure.error.reason, lastSeq: w.lastSeq };
+        log.warn(`${where}: cut a torn tail of ${cut} bytes at offset ${at} (${w.failure.error.reason}); last whole record is seq ${w.lastSeq}`);
+      }
+      this.seq = w.lastSeq;
+      this.durable = w.lastSeq;
+      this.chain = w.lastCrc;
+      this.seal = w.seal;
+      this.needSegment = false;
+      this.segName = last.name;
+      this.segSize = w.end;
+      this.segRecords = w.records;
+      this.continueName = last.name;
+      if (w.lastSeq > w.sealSeq) {
+        // Records after the newest seal (a crash before their commit finished): seal them now.
+        this.windowStart = 0;
+        const tail = bytes.subarray(w.sealEnd, w.end);
+        this.appendSeal(computeSeal(w.seal, tail));
+        this.schedule();
+      }
+      return;
+    }
+    this.needSegment = true;
+  }
+
+  private ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+
+  private check(): void {
+    if (this.closed) throw new StoreError(`journal stream ${this.stream} is closed`);
+    if (this.failed) throw new StoreError(`journal stream ${this.stream} failed earlier: ${this.failed.message}`);
+  }
+
+  /** Start a new segment in the pending buffer (sealing the current one first). */
+  private rotate(): void {
+    if (!this.needSegment) this.sealNow();
+    const name = segmentName(this.seq + 1);
+    const h = encodeSegmentHeader(this.seq + 1, this.chain, this.seal);
+    this.ensure(SEGMENT_HEADER_BYTES);
+    this.starts.push({ at: this.len, name });
+    h.bytes.copy(this.buf, this.len);
+    this.windowStart = this.len;
+    this.len += SEGMENT_HEADER_BYTES;
+    this.chain = h.crc;
+    this.segName = name;
+    this.segSize = SEGMENT_HEADER_BYTES;
+    this.segRecords = 0;
+    this.needSegment = false;
+  }
+
+  /** Seal the records since the previous seal (no-op when there are none). */
+  private sealNow(): void {
+    if (this.unsealedRecords === 0) return;
+    this.appendSeal(computeSeal(this.seal, this.buf.subarray(this.windowStart, this.len)));
+  }
+
+  private appendSeal(digest: Buffer): void {
+    this.ensure(SEAL_FRAME_BYTES);
+    const off = this.len;
+    writeFrameHeader(this.buf, off, 0, KIND_SEAL, SEAL_BYTES, this.seq);
+    digest.copy(this.buf, off + FRAME_HEADER_BYTES);
+    const end = off + FRAME_HEADER_BYTES + SEAL_BYTES;
+    this.chain = crc32c(this.buf, off, end, this.chain);
+    this.buf.writeUInt32LE(this.chain, end);
+    this.len = end + 4;
+    this.segSize += SEAL_FRAME_BYTES;
+    this.seal = digest;
+    this.windowStart = this.len;
+    this.unsealedRecords = 0;
+  }
+
+  /** Make room for a record frame of `frameLen` bytes, rotating first when the segment is full. */
+  private room(frameLen: number): void {
+    if (this.needSegment || (this.segRecords > 0 && this.segSize + frameLen + SEAL_FRAME_BYTES > this.segmentBytes)) this.rotate();
+    this.ensure(frameLen);
+  }
+
+  /** Chain the frame whose header and payload are in place at `off`; advances the buffer. */
+  private finishFrame(off: number, payloadLen: number): void {
+    const end = off + FRAME_HEADER_BYTES + payloadLen;
+    const crc = crc32c(this.buf, off, end, this.chain);
+    const b = this.buf;
+    b[end] = crc & 0xff;
+    b[end + 1] = (crc >>> 8) & 0xff;
+    b[end + 2] = (crc >>> 16) & 0xff;
+    b[end + 3] = crc >>> 24;
+    this.chain = crc;
+    const frameLen = payloadLen + FRAME_OVERHEAD;
+    this.len = end + 4;
+    this.segSize += frameLen;
+    this.segRecords++;
+    this.unsealedRecords++;
+    if (this.len - this.windowStart >= SEAL_WINDOW_BYTES) this.sealNow();
+  }
+
+  append(event: ProvEvent): number {
+    this.check();
+    const seq = this.seq + 1;
+    event.seq = seq;
+    const text = JSON.stringify(event);
+    const n = Buffer.byteLength(text);
+    if (n > MAX_PAYLOAD) throw new InputError(`event of ${n} bytes exceeds the ${MAX_PAYLOAD}-byte record limit`, `journal stream ${this.stream} seq ${seq}`);
+    this.room(n + FRAME_OVERHEAD);
+    const off = this.len;
+    writeFrameHeader(this.buf, off, CODEC.json, KIND_RECORD, n, seq);
+    this.buf.write(text, off + FRAME_HEADER_BYTES, n, 'utf8');
+    this.seq = seq;
+    this.finishFrame(off, n);
+    this.schedule();
+    return seq;
+  }
+
+  appendEncoded(codec: number, payloads: readonly Uint8Array[]): number {
+    this.check();
+    if (!Number.isInteger(codec) || codec < 0 || codec > 255) throw new InputError(`codec ${codec} is not a byte`);
+    for (let i = 0; i < payloads.length; i++) {
+      const p = payloads[i]!;
+      const n = p.length;
+      if (n > MAX_PAYLOAD) throw new InputError(`payload of ${n} bytes exceeds the ${MAX_PAYLOAD}-byte record limit`, `journal stream ${this.stream} seq ${this.seq + 1}`);
+      this.room(n + FRAME_OVERHEAD);
+      const off = this.len;
+      const seq = this.seq + 1;
+      const b = this.buf;
+      b[off] = 0xf5;
+      b[off + 1] = 0x4a;
+      b[off + 2] = codec;
+      b[off + 3] = KIND_RECORD;
+      b[off + 4] = n & 0xff;
+      b[off + 5] = (n >>> 8) & 0xff;
+      b[off + 6] = (n >>> 16) & 0xff;
+      b[off + 7] = n >>> 24;
+      const lo = seq >>> 0;
+      const hi = Math.floor(seq / 0x100000000) >>> 0;
+      b[off + 8] = lo & 0xff;
+      b[off + 9] = (lo >>> 8) & 0xff;
+      b[off + 10] = (lo >>> 16) & 0xff;
+      b[off + 11] = lo >>> 24;
+      b[off + 12] = hi & 0xff;
+      b[off + 13] = (hi >>> 8) & 0xff;
+      b[off + 14] = (hi >>> 16) & 0xff;
+      b[off + 15] = hi >>> 24;
+      b.set(p, off + FRAME_HEADER_BYTES);
+      this.seq = seq;
+      this.finishFrame(off, n);
+    }
+    if (payloads.length > 0) this.schedule();
+    return this.seq;
+  }
+
+  private schedule(): void {
+    if (this.timer !== null || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush().catch((e: Error) => log.error(`journal stream ${this.stream}: group commit failed: ${e.message}`));
+    }, this.interval);
+  }
+
+  flush(): Promise<void> {
+    const p = this.commits.then(() => this.commit());
+    this.commits = p.catch(() => undefined);
+    return p;
+  }
+
+  /** One group commit: seal, hand the pending bytes to the disk, fdatasync, update HEAD. */
+  private async commit(): Promise<void> {
+    if (this.failed) throw new StoreError(`journal stream ${this.stream} failed earlier: ${this.failed.message}`);
+    this.sealNow();
+    if (this.len === 0) return;
+    const data = this.buf.subarray(0, this.len);
+    const starts = this.starts;
+    const head = encodeHead({ seq: this.seq, crc: this.chain, seal: this.seal });
+    const seqAt = this.seq;
+    this.buf = this.spare ?? Buffer.allocUnsafe(INITIAL_BUFFER);
+    this.spare = null;
+    this.len = 0;
+    this.windowStart = 0;
+    this.starts = [];
+    try {
+      if (this.fd === null && this.continueName !== null && (starts.length === 0 || starts[0]!.at > 0)) {
+        this.fd = await openAsync(join(this.streamDir, this.continueName), C.O_WRONLY | C.O_APPEND);
+        this.fdName = this.continueName;
+      }
+      this.continueName = null;
+      let pos = 0;
+      let si = 0;
+      while (pos < data.length) {
+        if (si < starts.length && starts[si]!.at === pos) await this.openSegment(starts[si++]!.name);
+        const stop = si < starts.length ? starts[si]!.at : data.length;
+        await this.writeAll(data, pos, stop);
+        pos = stop;
+      }
+      if (this.fd) await this.fd.datasync();
+      this.durable = seqAt;
+      writeSync(this.headFd, head, 0, head.length, 0);
+    } catch (e) {
+      this.failed = e as Error;
+      throw new StoreError(`journal stream ${this.stream}: write failed: ${(e as Error).message}`, this.streamDir);
+    }
+    if (data.buffer.byteLength <= REUSE_LIMIT && data.byteOffset === 0) this.spare = Buffer.from(data.buffer, 0, data.buffer.byteLength);
+  }
+
+  private async writeAll(data: Buffer, from: number, to: number): Promise<void> {
+    if (this.fd === null) throw new Error('no segment file is open');
+    let pos = from;
+    while (pos < to) {
+      const r = await this.fd.write(data, pos, to - pos);
+      pos += r.bytesWritten;
+    }
+  }
+
+  private async openSegment(name: string): Promise<void> {
+    if (this.fd) {
+      await this.fd.datasync();
+      await this.fd.close();
+      this.fd = null;
+    }
+    this.fd = await openAsync(join(this.streamDir, name), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_APPEND, 0o600);
+    this.fdName = name;
+    // The new file's directory entry must be durable too.
+    const dirFd = openSync(this.streamDir, C.O_RDONLY);
+    try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    try {
+      if (!this.failed) await this.flush();
+    } finally {
+      this.closed = true;
+      if (this.fd) await this.fd.close().catch(() => undefined);
+      closeSync(this.headFd);
+      this.fd = null;
+      this.unlock();
+    }
+  }
+
+  /** The segment file currently written (for tests and diagnostics). */
+  get currentSegment(): string { return this.segName || this.fdName; }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Open (or create) a stream for appending. Synchronous: it runs crash recovery on the newest
+ * segment before returning. Throws {@link IntegrityError} when the newest segment is damaged in
+ * a way a crash cannot explain, {@link InputError} for a bad stream name or when another live
+ * process holds the stream.
+ */
+export function openJournalWriter(opts: JournalWriterOptions): JournalWriterHandle {
+  return new Writer(opts);
+}
+
+/** Read helper shared by tests: the whole HEAD file or null. */
+export function readHeadBytes(streamDir: string): Buffer | null {
+  try {
+    const fd = openSync(join(streamDir, HEAD_FILE), C.O_RDONLY);
+    try {
+      const b = Buffer.alloc(128);
+      const n = readSync(fd, b, 0, 128, 0);
+      return b.subarray(0, n);
+    } finally { closeSync(fd); }
+  } catch {
+    return null;
+  }
+}
