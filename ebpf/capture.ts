@@ -1,0 +1,224 @@
+/**
+ * @module ebpf/capture
+ * eBPF capture as a service: attach the pinned programs and drain them into a journal, either
+ * inside this process ({@link captureToJournal}, for code and tests) or in a detached collector
+ * daemon ({@link startCapture}, what `prov capture start` does), detach ({@link stopCapture}),
+ * and report ({@link captureStatus}). The journal keeps raw records (codec ebpfRaw): readers
+ * decode them with {@link ebpfDecoders}.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
+import { join, basename, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CODEC, type PayloadDecoder } from '../collector/journal/api.js';
+import { openJournalWriter, type JournalWriterHandle } from '../collector/journal/writer.js';
+import { NotFoundError } from '../graph/errors.js';
+import { decodeRecord } from './decode.js';
+import { Drainer, type DrainStats } from './drain.js';
+import {
+  attachCapture, detachCapture, attachedPrograms, readCounters, isAttached, LoaderError,
+  DEFAULT_PIN_DIR, type AttachOptions,
+} from './loader.js';
+import type { DaemonConfig, DaemonProgress } from './daemon.js';
+
+/** Decoders for the journal reader: `openJournalReader(dir, { decoders: ebpfDecoders })`. */
+export const ebpfDecoders: ReadonlyMap<number, PayloadDecoder> = new Map([[CODEC.ebpfRaw, decodeRecord]]);
+
+/** Add the eBPF decoder to an existing decoder map (returns the same map). */
+export function registerEbpfDecoder(decoders: Map<number, PayloadDecoder>): Map<number, PayloadDecoder> {
+  decoders.set(CODEC.ebpfRaw, decodeRecord);
+  return decoders;
+}
+
+export const DEFAULT_STATE_DIR = '/run/prov';
+export const DEFAULT_STREAM = 'ebpf';
+
+export interface StartOptions extends AttachOptions {
+  /** Journal directory (created 0700 when missing). */
+  journalDir: string;
+  /** Journal stream name (default `ebpf`). */
+  stream?: string;
+  /** Where the daemon's state and log live (default /run/prov). */
+  stateDir?: string;
+}
+
+export interface CaptureHandle {
+  pinDir: string;
+  programs: string[];
+  drainer: Drainer;
+  writer: JournalWriterHandle;
+  /** Detach, drain what is left, close the journal; nothing stays pinned. */
+  stop(): Promise<DrainStats>;
+}
+
+/**
+ * Attach and drain into `journalDir` from this process (the ring is read on a worker thread).
+ * This process is excluded from capture.
+ */
+export async function captureToJournal(opts: StartOptions): Promise<CaptureHandle> {
+  const attached = attachCapture(opts);
+  let writer: JournalWriterHandle | null = null;
+  try {
+    writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream ?? DEFAULT_STREAM });
+    const drainer = await Drainer.start({ pinDir: attached.pinDir, sink: writer });
+    const w = writer;
+    let stopped: Promise<DrainStats> | null = null;
+    return {
+      pinDir: attached.pinDir, programs: attached.programs, drainer, writer: w,
+      stop() {
+        stopped ??= (async () => {
+          try {
+            detachCapture(attached.pinDir);
+            return await drainer.stop();
+          } finally {
+            await w.close();
+          }
+        })();
+        return stopped;
+      },
+    };
+  } catch (err) {
+    detachCapture(attached.pinDir);
+    if (writer) await writer.close();
+    throw err;
+  }
+}
+
+interface CaptureStateFile {
+  pinDir: string;
+  journalDir: string;
+  stream: string;
+  daemonPid: number;
+  started: number;
+  programs: string[];
+  progressFile: string;
+  logFile: string;
+}
+
+function stateFiles(pinDir: string, stateDir: string) {
+  const name = basename(pinDir);
+  return { state: join(stateDir, `${name}.json`), progress: join(stateDir, `${name}.drain.json`), log: join(stateDir, `${name}.log`) };
+}
+
+function daemonScript(): string {
+  return fileURLToPath(new URL('./daemon.js', import.meta.url));
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+function readJson<T>(file: string): T | null {
+  try { return JSON.parse(readFileSync(file, 'utf8')) as T; } catch { return null; }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `prov capture start`: attach, start a detached collector daemon that drains into the journal,
+ * wait until it drains, and return. Capture continues after this process exits.
+ */
+export async function startCapture(opts: StartOptions): Promise<CaptureStateFile> {
+  const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+  const journalDir = resolve(opts.journalDir);
+  const stream = opts.stream ?? DEFAULT_STREAM;
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const files = stateFiles(pinDir, stateDir);
+  const attached = attachCapture({ ...opts, pinDir });
+  try {
+    rmSync(files.progress, { force: true });
+    const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress };
+    const logFd = openSync(files.log, 'a', 0o600);
+    const child = spawn(process.execPath, [daemonScript(), JSON.stringify(cfg)], { detached: true, stdio: ['ignore', logFd, logFd] });
+    closeSync(logFd);
+    child.unref();
+    const pid = child.pid!;
+    const deadline = Date.now() + 15000;
+    for (;;) {
+      const p = readJson<DaemonProgress>(files.progress);
+      if (p?.error) throw new LoaderError('drain', `collector daemon failed: ${p.error} (log: ${files.log})`);
+      if (p?.ready) break;
+      if (!alive(pid)) throw new LoaderError('drain', `collector daemon exited before it was ready (log: ${files.log})`);
+      if (Date.now() > deadline) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } throw new LoaderError('drain', `collector daemon not ready after 15 s (log: ${files.log})`); }
+      await sleep(20);
+    }
+    const state: CaptureStateFile = {
+      pinDir, journalDir, stream, daemonPid: pid, started: Date.now(), programs: attached.programs,
+      progressFile: files.progress, logFile: files.log,
+    };
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(files.state, JSON.stringify(state, null, 2), { mode: 0o600 });
+    return state;
+  } catch (err) {
+    detachCapture(pinDir);
+    throw err;
+  }
+}
+
+export interface StopResult {
+  programs: number;
+  records: number;
+  lost: number;
+  daemonStopped: boolean;
+}
+
+/** `prov capture stop`: detach, let the daemon drain what is left and exit, clean up. */
+export async function stopCapture(opts: { pinDir?: string; stateDir?: string } = {}): Promise<StopResult> {
+  const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+  const files = stateFiles(pinDir, opts.stateDir ?? DEFAULT_STATE_DIR);
+  const state = readJson<CaptureStateFile>(files.state);
+  if (!isAttached(pinDir) && !state) throw new NotFoundError(`no capture attached at ${pinDir}`);
+  const { programs } = detachCapture(pinDir);
+  let daemonStopped = false;
+  if (state && alive(state.daemonPid)) {
+    process.kill(state.daemonPid, 'SIGTERM');
+    const deadline = Date.now() + 15000;
+    while (alive(state.daemonPid) && Date.now() < deadline) await sleep(20);
+    if (alive(state.daemonPid)) process.kill(state.daemonPid, 'SIGKILL');
+    daemonStopped = true;
+  }
+  const p = readJson<DaemonProgress>(files.progress);
+  rmSync(files.state, { force: true });
+  rmSync(files.progress, { force: true });
+  return { programs, records: p?.records ?? 0, lost: p?.lost ?? 0, daemonStopped };
+}
+
+export interface CaptureStatus {
+  attached: boolean;
+  pinDir: string;
+  programs: string[];
+  /** Records the kernel emitted / dropped since attach. */
+  emitted: number;
+  dropped: number;
+  /** Emitted per second, sampled over `sampleMs`. */
+  eventsPerSec: number;
+  daemon?: { pid: number; alive: boolean; records: number; lost: number; journal: string; error?: string };
+}
+
+/** `prov capture status`: attached programs, event rate, drops, the collector daemon. */
+export async function captureStatus(opts: { pinDir?: string; stateDir?: string; sampleMs?: number } = {}): Promise<CaptureStatus> {
+  const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+  const files = stateFiles(pinDir, opts.stateDir ?? DEFAULT_STATE_DIR);
+  const attached = isAttached(pinDir);
+  const st: CaptureStatus = { attached, pinDir, programs: attachedPrograms(pinDir), emitted: 0, dropped: 0, eventsPerSec: 0 };
+  if (attached) {
+    const a = readCounters(pinDir);
+    const t0 = performance.now();
+    await sleep(opts.sampleMs ?? 1000);
+    const b = readCounters(pinDir);
+    st.emitted = b.emitted;
+    st.dropped = b.dropped;
+    st.eventsPerSec = Math.round((b.emitted - a.emitted) / ((performance.now() - t0) / 1000));
+  }
+  const state = readJson<CaptureStateFile>(files.state);
+  if (state) {
+    const p = readJson<DaemonProgress>(files.progress);
+    st.daemon = {
+      pid: state.daemonPid, alive: alive(state.daemonPid), records: p?.records ?? 0, lost: p?.lost ?? 0,
+      journal: join(state.journalDir, state.stream), ...(p?.error ? { error: p.error } : {}),
+    };
+  }
+  if (!existsSync(pinDir) && !state) st.programs = [];
+  return st;
+}

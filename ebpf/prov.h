@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * @module ebpf/prov.h
+ * The binary records prov.bpf.c writes into the ring buffer, shared with the TypeScript
+ * decoder (ebpf/decode.ts mirrors every offset and asserts every size). Fixed-width fields,
+ * explicit padding, every struct a multiple of 8 bytes. Change a layout → bump PROV_ABI and
+ * the decoder together.
+ *
+ * Paths walked in the kernel (dentry → parent → … → root) are written right to left into a
+ * `struct prov_walk`: the absolute path is path[off .. off+len). Raw paths as the process
+ * passed them are plain NUL-terminated strings.
+ */
+#ifndef PROV_H
+#define PROV_H
+
+#define PROV_ABI 1
+
+#define PROV_COMM 16
+#define PROV_RAW 256          /* a path argument as passed to the syscall */
+#define PROV_WALK_END 512     /* walked paths end here; the rest is slack for the verifier */
+#define PROV_WALK_BUF 768
+#define PROV_ARGS 2048        /* argv bytes (NUL-separated) */
+#define PROV_ENV 1024         /* environment bytes (NUL-separated) */
+#define PROV_MAX_FDS 8        /* SCM_RIGHTS fds resolved per message */
+#define PROV_ADDR 112         /* sockaddr bytes kept (sockaddr_un is 110) */
+
+enum prov_kind {
+	PROV_K_FORK = 1,
+	PROV_K_EXEC = 2,
+	PROV_K_EXIT = 3,
+	PROV_K_FD = 4,
+	PROV_K_OPEN = 5,
+	PROV_K_SOCK = 6,
+	PROV_K_MSG = 7,
+	PROV_K_FS = 8,
+	PROV_K_LOST = 9, /* written by the user-space drainer, never by BPF */
+};
+
+enum prov_fd_op {
+	PROV_FD_PIPE = 1,        /* a = read fd, b = write fd, ino = pipe inode, flags = pipe2 flags */
+	PROV_FD_DUP = 2,         /* a = old fd, b = new fd, flags bit 0 = close-on-exec */
+	PROV_FD_CLOSE = 3,       /* a = fd, ino/dev/mode = the file that was behind it */
+	PROV_FD_CLOSE_RANGE = 4, /* a = first, b = last, flags = close_range flags */
+};
+
+enum prov_sock_op { PROV_SOCK_SOCKET = 1, PROV_SOCK_ACCEPT = 2, PROV_SOCK_CONNECT = 3 };
+enum prov_msg_op { PROV_MSG_SEND = 1, PROV_MSG_RECV = 2 };
+enum prov_fs_op {
+	PROV_FS_RENAME = 1,
+	PROV_FS_UNLINK = 2,
+	PROV_FS_RMDIR = 3,
+	PROV_FS_MKDIR = 4,
+	PROV_FS_LINK = 5,
+	PROV_FS_SYMLINK = 6,
+};
+
+/* Stats slots (per-CPU array "stats"). */
+enum prov_stat { PROV_STAT_EMITTED = 0, PROV_STAT_DROPPED = 1, PROV_STAT_MAX = 2 };
+
+struct prov_hdr {            /* 48 bytes */
+	__u16 kind;
+	__u16 size;          /* sizeof the whole record */
+	__u32 uid;
+	__u64 ts;            /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 pid;           /* tgid */
+	__u32 tid;
+	__u32 ppid;
+	__u32 cpu;
+	char comm[PROV_COMM];
+};
+
+struct prov_walk {           /* 776 bytes */
+	__u16 off;
+	__u16 len;
+	__u16 truncated;
+	__u16 _pad;
+	char path[PROV_WALK_BUF];
+};
+
+struct prov_fork {           /* 64 */
+	struct prov_hdr h;
+	__u32 child;         /* child tgid */
+	__u32 child_tid;
+	__u32 thread;        /* 1 when the child shares the parent's thread group */
+	__u32 _pad;
+};
+
+struct prov_exit {           /* 56 */
+	struct prov_hdr h;
+	__s32 code;          /* task->exit_code (wait status encoding) */
+	__u32 group;         /* 1 when the whole thread group is gone */
+};
+
+struct prov_exec {
+	struct prov_hdr h;
+	__u32 gid;
+	__u32 args_len;      /* bytes valid in args */
+	__u32 env_len;
+	__u32 flags;         /* bit 0 argv truncated, bit 1 env truncated */
+	__u64 exe_ino;
+	__u32 exe_dev;       /* kernel dev_t */
+	__u32 exe_mode;
+	char filename[PROV_RAW];
+	char args[PROV_ARGS];
+	char env[PROV_ENV];
+	struct prov_walk cwd;
+};
+
+struct prov_fd {             /* 88 */
+	struct prov_hdr h;
+	__u32 op;
+	__s32 a;
+	__s32 b;
+	__u32 flags;
+	__u64 ino;
+	__u32 dev;           /* kernel dev_t */
+	__u32 mode;          /* i_mode of the file behind the fd */
+	__u64 _pad;
+};
+
+struct prov_open {
+	struct prov_hdr h;
+	__s32 fd;
+	__u32 flags;         /* flags as requested (O_CREAT, O_TRUNC kept) */
+	__u32 mode;          /* mode argument */
+	__u32 created;       /* FMODE_CREATED: this open created the file */
+	__u64 ino;
+	__u32 dev;
+	__u32 imode;
+	__u64 parent;        /* inode of the parent directory */
+	struct prov_walk path;
+};
+
+struct prov_sock {
+	struct prov_hdr h;
+	__u32 op;
+	__s32 fd;
+	__s32 newfd;         /* accept: the connected fd */
+	__u32 family;
+	__u32 type;
+	__u32 addr_len;
+	__u64 ino;           /* socket inode behind fd (accept: behind newfd) */
+	__u64 peer;          /* peer socket inode (AF_UNIX) */
+	__u8 addr[PROV_ADDR];
+};
+
+struct prov_msg {
+	struct prov_hdr h;
+	__u32 op;
+	__s32 fd;
+	__u64 sock;
+	__u64 peer;
+	__s64 bytes;
+	__u32 nfds;          /* SCM_RIGHTS fds resolved (≤ PROV_MAX_FDS) */
+	__u32 flags;         /* bit 0: more fds were passed than recorded */
+	__s32 fds[PROV_MAX_FDS];
+	__u32 devs[PROV_MAX_FDS];
+	__u64 inos[PROV_MAX_FDS];
+	__u32 modes[PROV_MAX_FDS];
+};
+
+/* One inode a file-system op touched, resolved in the kernel. */
+struct prov_inode {          /* 24 */
+	__u64 ino;
+	__u32 dev;
+	__u32 mode;
+	__u32 nlink;         /* after the op (0: the last link went) */
+	__u32 gone;          /* 1: freed or nlink 0 at syscall exit */
+};
+
+struct prov_fs {
+	struct prov_hdr h;
+	__u32 op;
+	__u32 flags;         /* renameat2 / linkat / unlinkat flags */
+	__s32 dirfd1;
+	__s32 dirfd2;
+	__u32 mode;          /* mkdir mode */
+	__u32 _pad;
+	struct prov_inode file;  /* the inode the op is about (moved, unlinked, created, linked) */
+	struct prov_inode other; /* rename: the inode that was replaced at the destination */
+	char raw1[PROV_RAW];     /* old/only path as passed (symlink: the target) */
+	char raw2[PROV_RAW];     /* new path as passed */
+	struct prov_walk dir1;   /* the directory raw1 is relative to (dirfd or cwd) */
+	struct prov_walk dir2;   /* the directory raw2 is relative to */
+};
+
+/* Settings fixed before load: the only variable in .rodata (the loader asserts its size). */
+struct prov_settings {       /* 88 */
+	__u64 cgroup;        /* emit only for this cgroup v2 id (0: all) */
+	__u32 pid_tree;      /* 1: emit only for tgids in map `tracked` (children join at fork) */
+	__u32 prefix_len;    /* file events only under this absolute path prefix (0: all) */
+	__u32 env;           /* 1: capture the environment at exec */
+	__u32 _pad;
+	char prefix[64];
+};
+
+struct prov_lost {           /* 72 */
+	struct prov_hdr h;
+	__u64 count;
+	__u64 from;
+	__u64 to;
+};
+
+#endif /* PROV_H */
