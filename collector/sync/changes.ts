@@ -40,6 +40,8 @@ export class ChangeTracker {
   records = 0;
   relevant = 0;
   private handles = new Map<string, WriteHandle>();
+  /** provfs write handles flushed once in this window (see 'close'). */
+  private flushed = new Map<string, WriteHandle>();
   /** dev:ino → current relative path, for closes that name only the handle. */
   private filePaths = new Map<string, string>();
 
@@ -113,6 +115,9 @@ export class ChangeTracker {
         throw new GapError(`${where}: ${ev.count} events lost (${ev.reason})`);
       case 'open': {
         const write = (ev.flags & O_ACCMODE) === O_WRONLY || (ev.flags & O_ACCMODE) === O_RDWR || (ev.flags & O_TRUNC) !== 0;
+        const k0 = handleKey(stream, ev);
+        // The descriptor number is taken again: whatever handle it named before is closed.
+        if (k0) { this.handles.delete(k0); this.flushed.delete(k0); }
         if (!write && !ev.created) return;
         const r = this.rel(ev.file, ev.file.dev, 'open for writing', where);
         if (r === null) return;
@@ -120,6 +125,7 @@ export class ChangeTracker {
         if (ev.created) o.create(r); else o.modify(r);
         this.filePaths.set(fileKey(ev.file), r);
         const k = handleKey(stream, ev);
+        if (k) this.flushed.delete(k);
         if (k && write) this.handles.set(k, { key: k, file: fileKey(ev.file), path: r });
         return;
       }
@@ -135,15 +141,34 @@ export class ChangeTracker {
           if (k) keys.push(k);
         }
         for (const k of keys) {
-          const h = this.handles.get(k);
+          // provfs records FLUSH (once per close(2), also of dup'd descriptors) but not RELEASE:
+          // a handle flushed before may still be written through another descriptor.
+          const h = this.handles.get(k) ?? this.flushed.get(k);
           if (!h) continue;
           this.handles.delete(k);
+          if (ev.fh !== undefined) this.flushed.set(k, h);
           let r: string | null = this.filePaths.get(h.file) ?? h.path;
           if (ev.file?.path !== undefined) r = this.rel(ev.file, ev.file.dev, 'close', where);
           if (r === null) continue;
           this.relevant++;
           // Closed after being unlinked: nothing left to copy.
           if (!o.resolve(r).absent) o.modify(r);
+        }
+        return;
+      }
+      case 'dup': {
+        const h = this.handles.get(`${stream}:${ev.pid}:${ev.oldfd}`);
+        if (h) this.handles.set(`${stream}:${ev.pid}:${ev.newfd}`, { ...h, key: `${stream}:${ev.pid}:${ev.newfd}` });
+        return;
+      }
+      case 'fork': {
+        if (ev.thread) return;
+        // The child inherits the descriptors: its writes and closes name its own pid.
+        const prefix = `${stream}:${ev.pid}:`;
+        for (const [k, h] of [...this.handles]) {
+          if (!k.startsWith(prefix)) continue;
+          const ck = `${stream}:${ev.child}:${k.slice(prefix.length)}`;
+          this.handles.set(ck, { ...h, key: ck });
         }
         return;
       }

@@ -3,7 +3,8 @@
  * One sync of SRC to DST, and the --watch loop.
  *
  * 1. Load the pair's checkpoint (state.ts). None → full comparison.
- * 2. Barrier: make a probe entry in SRC (`.prov-sync-probe-*`, mkdir + rmdir) and wait until
+ * 2. Barrier: make a probe entry in SRC (`.prov-sync-probe-*`, mkdir + rmdir by child
+ *    processes) and wait until
  *    the capture source's record of it is in the journal. This is how sync knows capture is
  *    running *now* and covers SRC: if capture stopped (or never covered SRC) the probe never
  *    shows up, and everything since the checkpoint is suspect → full comparison. Capture that
@@ -15,6 +16,7 @@
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
 import { Applier, type ApplyCounts } from './apply.js';
@@ -47,6 +49,8 @@ export interface SyncOptions {
   /** Remote transport settings (rsh command, rsync path). */
   remote?: RemoteOptions;
   progress?: (done: number, total: number) => void;
+  /** Save the checkpoint even when nothing under SRC changed (default true; --watch saves less often). */
+  saveIfIdle?: boolean;
 }
 
 export interface SyncResult {
@@ -69,8 +73,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Make the probe entry and wait for it in the journal; returns false when it never came. */
 async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, timeoutMs: number): Promise<{ ok: boolean; gap?: string }> {
   const probe = `${src}/${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
-  fs.mkdirSync(probe);
-  fs.rmdirSync(probe);
+  // From child processes: the process running sync may be excluded from capture (a collector
+  // never records itself), and the probe must be seen as any other process's operation is.
+  for (const cmd of ['mkdir', 'rmdir']) {
+    const r = spawnSync(cmd, ['--', probe], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new InputError(`cannot make the probe ${probe}: ${r.stderr?.toString().trim() || r.error?.message}`, 'SRC');
+  }
   const until = Date.now() + timeoutMs;
   let seen = false, gap: string | undefined;
   for (;;) {
@@ -83,6 +91,21 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, ti
     }
     if (seen || Date.now() > until) return { ok: seen, gap };
     await sleep(20);
+  }
+}
+
+/**
+ * A stream the checkpoint names must still exist and reach the checkpoint: a journal that was
+ * replaced or cut short would otherwise look like "nothing happened". HEAD lags the records
+ * by up to the writer's fsync interval, so a short wait comes first.
+ */
+async function continuity(feed: RecordFeed, checkpoint: Record<string, number>): Promise<string | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const heads = await feed.heads!();
+    const bad = Object.entries(checkpoint).find(([stream, seq]) => seq > 0 && (heads[stream] ?? 0) < seq);
+    if (!bad) return undefined;
+    if (attempt >= 10) return `journal stream ${bad[0]} ends at seq ${heads[bad[0]] ?? 0}, before the checkpoint (${bad[1]}): journal replaced or cut short`;
+    await sleep(50);
   }
 }
 
@@ -117,12 +140,6 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
 
   if (!o.feed) reason ??= 'no journal to read';
   else {
-    if (state && o.feed.heads) {
-      const heads = await o.feed.heads();
-      for (const [stream, seq] of Object.entries(state.checkpoint)) {
-        if ((heads[stream] ?? 0) < seq) { reason ??= `journal stream ${stream} ends at seq ${heads[stream] ?? 0}, before the checkpoint (${seq}): journal replaced?`; break; }
-      }
-    }
     if (o.barrier !== false && !o.dryRun) {
       const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000);
       if (b.gap) reason ??= b.gap;
@@ -135,6 +152,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
         } else tracker.positions[rec.stream] = Math.max(tracker.positions[rec.stream] ?? 0, rec.seq);
       }
     }
+    if (state && o.feed.heads) reason ??= await continuity(o.feed, state.checkpoint);
   }
   tracker.dropHandles((pid) => fs.existsSync(`/proc/${pid}`));
 
@@ -168,7 +186,8 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     counts = a.counts;
     actions = a.actions;
   }
-  if (!o.dryRun) stateFile.save(tracker.positions, tracker.openWriters());
+  const idle = mode === 'incremental' && tracker.relevant === 0 && o.barrier === false && state !== null;
+  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters());
   return {
     mode, reason, dryRun: Boolean(o.dryRun), counts,
     records: tracker.records, relevant: tracker.relevant,
@@ -179,23 +198,21 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
 }
 
 /**
- * --watch: sync, then every `intervalMs` sync again when the journal has new records.
- * Latency bound: a change is in DST at most intervalMs + the journal's group-commit interval
- * (50 ms by default) + the time of one sync after it happened.
+ * --watch: sync continuously. Every `intervalMs` (default 200) the records appended since the
+ * last round are read and applied; the barrier probe (capture still running and covering SRC)
+ * runs on the first round and then every `barrierEveryMs` (default 5 s), and the checkpoint is
+ * saved when something changed and at each barrier.
+ * Latency bound: a change recorded in the journal is in DST within intervalMs + the time of one
+ * sync; with the journal's group commit (50 ms) that is about 250 ms plus the copy time. A change
+ * made while capture was down is caught by the next barrier, within barrierEveryMs.
  */
-export async function watch(o: SyncOptions, onResult: (r: SyncResult) => void, signal: AbortSignal, intervalMs = 200): Promise<void> {
-  let last: Record<string, number> | null = null;
+export async function watch(o: SyncOptions, onResult: (r: SyncResult) => void, signal: AbortSignal, intervalMs = 200, barrierEveryMs = 5000): Promise<void> {
+  let lastBarrier = -Infinity;
   while (!signal.aborted) {
-    let changed = last === null;
-    if (!changed && o.feed?.heads) {
-      const h = await o.feed.heads();
-      changed = Object.entries(h).some(([k, v]) => (last![k] ?? 0) < v);
-    } else if (!changed) changed = true;
-    if (changed) {
-      const r = await syncOnce(o);
-      onResult(r);
-      last = o.feed?.heads ? await o.feed.heads() : r.checkpoint;
-    }
+    const withBarrier = o.barrier !== false && Date.now() - lastBarrier >= barrierEveryMs;
+    const r = await syncOnce({ ...o, barrier: withBarrier, saveIfIdle: withBarrier });
+    if (withBarrier) lastBarrier = Date.now();
+    if (r.relevant > 0 || r.mode === 'full' || withBarrier) onResult(r);
     await sleep(intervalMs);
   }
 }
