@@ -12,6 +12,8 @@ export interface TreeHashOptions {
   /** Include mtimes: of files and symlinks, and of directories when `dirMtimes`. */
   mtimes?: boolean;
   dirMtimes?: boolean;
+  /** With `mtimes`: also of symlinks (default true; rsync sets them only to the second). */
+  linkMtimes?: boolean;
 }
 
 /** Per-entry lines, sorted (handy to show which entries differ). */
@@ -27,7 +29,7 @@ export function treeLines(root: string, opts: TreeHashOptions = {}): string[] {
       const mode = (st.mode & 0o7777n).toString(8);
       const mt = opts.mtimes ? ` ${st.mtimeNs}` : '';
       if (st.isFile()) out.push(`${r} f ${mode} ${createHash('sha256').update(fs.readFileSync(p)).digest('hex')}${mt}`);
-      else if (st.isSymbolicLink()) out.push(`${r} l ${JSON.stringify(fs.readlinkSync(p))}${mt}`);
+      else if (st.isSymbolicLink()) out.push(`${r} l ${JSON.stringify(fs.readlinkSync(p))}${opts.linkMtimes === false ? '' : mt}`);
       else if (st.isDirectory()) {
         out.push(`${r} d ${mode}${opts.dirMtimes ? ` ${st.mtimeNs}` : ''}`);
         walk(r);
