@@ -4,13 +4,17 @@
  *
  * 1. Load the pair's checkpoint (state.ts). None → full comparison.
  * 2. Barrier: make a probe entry in SRC (`.prov-sync-probe-*`, mkdir + rmdir by child
- *    processes) and wait until
- *    the capture source's record of it is in the journal. This is how sync knows capture is
- *    running *now* and covers SRC: if capture stopped (or never covered SRC) the probe never
- *    shows up, and everything since the checkpoint is suspect → full comparison. Capture that
- *    stopped and restarted in between is known from the `lost` record a source writes when it
- *    starts again after a stop, and from seq gaps. Every event before the probe is in the
- *    journal by then (a stream is in order), so reading up to the probe is a consistent cut.
+ *    processes) and wait until the capture source's record of it is in the journal. This is
+ *    how sync knows capture is running *now* and covers SRC: if capture stopped (or never
+ *    covered SRC) the probe never shows up, and everything since the checkpoint is suspect →
+ *    full comparison. Every event before the probe is in the journal by then (a stream is in
+ *    order), so reading up to the probe is a consistent cut. Losses inside a session come as
+ *    `lost` records and seq gaps.
+ *    Capture that stopped and restarted *between* two syncs is caught by the writer session of
+ *    the stream that recorded the probe (the journal writer's LOCK file, made anew each time a
+ *    writer opens the stream): a different session than at the last sync → full comparison.
+ *    (A drainer restart that lost nothing, its events having waited in the pinned ring, is
+ *    also counted as a restart: one needless full comparison rather than a silent miss.)
  * 3. Fold the records since the checkpoint (changes.ts); any gap → full comparison.
  * 4. Apply the plan (apply.ts, or remote.ts for host:path) and save the new checkpoint.
  */
@@ -71,7 +75,7 @@ export interface SyncResult {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Make the probe entry and wait for it in the journal; returns false when it never came. */
-async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, timeoutMs: number): Promise<{ ok: boolean; gap?: string }> {
+async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, timeoutMs: number): Promise<{ ok: boolean; gap?: string; stream?: string }> {
   const probe = `${src}/${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
   // From child processes: the process running sync may be excluded from capture (a collector
   // never records itself), and the probe must be seen as any other process's operation is.
@@ -80,16 +84,16 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, ti
     if (r.status !== 0) throw new InputError(`cannot make the probe ${probe}: ${r.stderr?.toString().trim() || r.error?.message}`, 'SRC');
   }
   const until = Date.now() + timeoutMs;
-  let seen = false, gap: string | undefined;
+  let seen = false, gap: string | undefined, stream: string | undefined;
   for (;;) {
     for await (const rec of feed.read(tracker.positions)) {
       if (gap === undefined) {
         try { tracker.add(rec); } catch (e) { if (e instanceof GapError) gap = e.message; else throw e; }
       } else tracker.positions[rec.stream] = rec.seq;
       const ev = rec.event as { op: string; file?: { path?: string } };
-      if ((ev.op === 'rmdir' || ev.op === 'mkdir') && ev.file?.path === probe) seen = true;
+      if ((ev.op === 'rmdir' || ev.op === 'mkdir') && ev.file?.path === probe) { seen = true; stream = rec.stream; }
     }
-    if (seen || Date.now() > until) return { ok: seen, gap };
+    if (seen || Date.now() > until) return { ok: seen, gap, stream };
     await sleep(20);
   }
 }
@@ -137,6 +141,8 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   const { state, why } = stateFile.load();
   const tracker = new ChangeTracker(src, srcSt.dev, state?.checkpoint ?? {}, state?.openWriters ?? [], witnessFor(src));
   let reason: string | undefined = state ? undefined : why;
+  // Kept from the last barrier unless this sync runs one (--watch skips it on most rounds).
+  let sessions = state?.sessions;
 
   if (!o.feed) reason ??= 'no journal to read';
   else {
@@ -144,6 +150,14 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
       const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000);
       if (b.gap) reason ??= b.gap;
       if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';
+      // Capture that stopped and started again since the last sync: its writer session changed.
+      for (const [stream, sid] of Object.entries(state?.sessions ?? {})) {
+        if (o.feed.session && o.feed.session(stream) !== sid) {
+          reason ??= `capture restarted since the last sync (stream ${stream} has a new writer): events in between may be missing`;
+        }
+      }
+      const sid = b.stream !== undefined ? o.feed.session?.(b.stream) : null;
+      if (b.stream !== undefined && sid) sessions = { [b.stream]: sid };
       tracker.overlay.touchDir(''); // the probe changed SRC's mtime
     } else {
       for await (const rec of o.feed.read(tracker.positions)) {
@@ -187,7 +201,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     actions = a.actions;
   }
   const idle = mode === 'incremental' && tracker.relevant === 0 && o.barrier === false && state !== null;
-  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters());
+  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions);
   return {
     mode, reason, dryRun: Boolean(o.dryRun), counts,
     records: tracker.records, relevant: tracker.relevant,

@@ -14,6 +14,11 @@ export interface RecordFeed {
   read(from: Record<string, number>): AsyncIterable<JournalRecord>;
   /** Last seq of every stream now (to notice a journal that was replaced or cut short). */
   heads?(): Promise<Record<string, number>>;
+  /**
+   * An id of the writer session of `stream` now (null when no writer has it open). A capture
+   * source that stopped and started again has a new session: the events between are unknown.
+   */
+  session?(stream: string): string | null;
   /** Release what the feed holds open. */
   close?(): Promise<void>;
 }

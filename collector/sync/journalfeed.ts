@@ -2,7 +2,8 @@
  * @module collector/sync/journalfeed
  * The journal as a {@link RecordFeed}: one checkpointed reader kept open across reads, so that
  * repeated syncs (and --watch) continue where the last read stopped instead of seeking again;
- * a read from another position reopens it. `heads` reads each stream's HEAD (last fsync'd seq).
+ * a read from another position reopens it. `heads` reads each stream's HEAD (last fsync'd seq);
+ * `session` identifies the writer that has a stream open now.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -43,6 +44,19 @@ export class JournalFeed implements RecordFeed {
       } catch { /* not a stream */ }
     }
     return out;
+  }
+
+  /**
+   * The writer's LOCK file (created O_EXCL when a writer opens the stream, removed when it
+   * closes): its inode and mtime identify one writer session.
+   */
+  session(stream: string): string | null {
+    try {
+      const st = fs.statSync(join(this.dir, stream, 'LOCK'), { bigint: true });
+      return `${st.ino}:${st.mtimeNs}`;
+    } catch {
+      return null;
+    }
   }
 
   async close(): Promise<void> {

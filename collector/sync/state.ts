@@ -16,6 +16,8 @@ export interface SyncState {
   dst: string;
   checkpoint: Record<string, number>;
   openWriters: WriteHandle[];
+  /** Writer session of the stream that recorded the last barrier probe (see engine.ts). */
+  sessions?: Record<string, string>;
   /** ISO time of the sync that wrote this state. */
   at: string;
 }
@@ -52,10 +54,10 @@ export class StateFile {
     }
   }
 
-  save(checkpoint: Record<string, number>, openWriters: WriteHandle[]): void {
+  save(checkpoint: Record<string, number>, openWriters: WriteHandle[], sessions?: Record<string, string>): void {
     const dir = this.path.slice(0, this.path.lastIndexOf('/'));
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, at: new Date().toISOString() };
+    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, ...(sessions ? { sessions } : {}), at: new Date().toISOString() };
     const tmp = `${this.path}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
     const fd = fs.openSync(tmp, 'r');
