@@ -76,11 +76,14 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Make the probe entry and wait for it in the journal; returns false when it never came. */
 async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, timeoutMs: number): Promise<{ ok: boolean; gap?: string; stream?: string }> {
-  const probe = `${src}/${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const name = `${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const probe = `${src}/${name}`;
   // From child processes: the process running sync may be excluded from capture (a collector
   // never records itself), and the probe must be seen as any other process's operation is.
   for (const cmd of ['mkdir', 'rmdir']) {
-    const r = spawnSync(cmd, ['--', probe], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Relative to SRC as the working directory: a capture filter that judges a path by the
+    // directory it is resolved from sees SRC.
+    const r = spawnSync(cmd, ['--', name], { cwd: src, stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new InputError(`cannot make the probe ${probe}: ${r.stderr?.toString().trim() || r.error?.message}`, 'SRC');
   }
   const until = Date.now() + timeoutMs;

@@ -81,6 +81,20 @@ export class Workload {
     }
   }
 
+  /** Take the files and directories already under the root as the workload's own. */
+  adopt(): void {
+    const walk = (rel: string): void => {
+      for (const e of fs.readdirSync(this.abs(rel), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        if (e.name.startsWith('.prov-sync-')) continue;
+        const r = joinRel(rel, e.name);
+        if (e.isDirectory()) { this.dirs.push(r); walk(r); } else if (e.isFile()) this.files.push(r);
+      }
+    };
+    walk('');
+    // Fresh names must not collide with the ones a previous run made.
+    this.n = this.files.length + this.dirs.length + 100_000 * (1 + Math.floor(this.r() * 1000));
+  }
+
   // ---- operations, each with its events ----
 
   createFile(rel: string, data = this.data()): void {
