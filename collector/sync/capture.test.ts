@@ -7,10 +7,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { captureToJournal, ebpfDecoders, type CaptureHandle } from '../../ebpf/capture.js';
+import { ebpfDecoders } from '../../ebpf/capture.js';
 import { mountProvfs, type ProvfsMount } from '../../kernel/daemon.js';
 import { JournalFeed } from './journalfeed.js';
 import { syncOnce, type SyncOptions, type SyncResult } from './engine.js';
@@ -19,6 +19,28 @@ import { treeDiff, treeHash } from './treehash.js';
 process.env.PROV_LOG ??= 'warn';
 const run = promisify(execFile);
 const RUNNER = fileURLToPath(new URL('./workload-run.js', import.meta.url));
+const CAPTURE = fileURLToPath(new URL('./capture-run.js', import.meta.url));
+
+/** eBPF capture in a child process; resolves once it is attached and draining. */
+function startCapture(journal: string, pinDir: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [CAPTURE, journal, pinDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    c.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    c.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(c); });
+    c.on('exit', (code) => reject(new Error(`eBPF capture did not start (exit ${code}): ${err.trim()}`)));
+  });
+}
+
+/** Stop a capture child (detach, drain, close the journal) and wait for it. */
+function stopCapture(c: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (c.exitCode !== null) return resolve();
+    c.removeAllListeners('exit');
+    c.on('exit', () => resolve());
+    c.kill('SIGTERM');
+  });
+}
 const HASH = { mtimes: true, dirMtimes: true };
 
 /** Run the workload in a child, without blocking this thread (an in-process drainer appends here). */
@@ -54,14 +76,14 @@ describe('sync under real eBPF capture', () => {
     const src = `${base}/src`, dst = `${base}/dst`, journal = `${base}/journal`, state = `${base}/state`;
     fs.mkdirSync(src);
     const pinDir = `/sys/fs/bpf/prov-sync-test-${process.pid}`;
-    let cap: CaptureHandle | null = null;
+    let cap: ChildProcess | null = null;
     const feed = new JournalFeed(journal, ebpfDecoders);
     try {
       // No pathPrefix: the eBPF prefix filter judges an absolute path by the caller's working
       // directory and drops operations on SRC made from elsewhere (reported to the ebpf area).
-      const start = async (): Promise<CaptureHandle> => captureToJournal({ journalDir: journal, pinDir, env: false });
+      const start = (): Promise<ChildProcess> => startCapture(journal, pinDir);
       cap = await start();
-      const opts: SyncOptions = { src, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 1500 };
+      const opts: SyncOptions = { src, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 3000 };
       await workload(src, 100, 0, ['--populate', '12', '150']);
       expectMode(await syncOnce(opts), 'full', 'first sync', /checkpoint/);
       assertSame(src, dst, 'first sync');
@@ -73,7 +95,7 @@ describe('sync under real eBPF capture', () => {
         assertSame(src, dst, `seed ${seed}`);
       }
       // Capture stops: the changes made meanwhile are in no record.
-      await cap.stop();
+      await stopCapture(cap);
       cap = null;
       await workload(src, 104, 100, EBPF_WITHOUT);
       expectMode(await syncOnce(opts), 'full', 'capture not running', /probe/);
@@ -89,7 +111,7 @@ describe('sync under real eBPF capture', () => {
       assertSame(src, dst, 'after the restart');
     } finally {
       await feed.close();
-      if (cap) await cap.stop();
+      if (cap) await stopCapture(cap);
       fs.rmSync(base, { recursive: true, force: true });
     }
   });
@@ -107,7 +129,7 @@ describe('sync under real provfs capture', () => {
     const feed = new JournalFeed(journal);
     try {
       m = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir: journal });
-      const opts: SyncOptions = { src: mnt, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 1500 };
+      const opts: SyncOptions = { src: mnt, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 3000 };
       await workload(mnt, 200, 0, ['--populate', '10', '120']);
       expectMode(await syncOnce(opts), 'full', 'first sync', /checkpoint/);
       assertSame(mnt, dst, 'first sync');

@@ -96,7 +96,10 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, ti
       const ev = rec.event as { op: string; file?: { path?: string } };
       if ((ev.op === 'rmdir' || ev.op === 'mkdir') && ev.file?.path === probe) { seen = true; stream = rec.stream; }
     }
-    if (seen || Date.now() > until) return { ok: seen, gap, stream };
+    if (seen || Date.now() > until) {
+      log.debug(`barrier: probe ${seen ? 'seen' : 'NOT seen'} after ${timeoutMs - (until - Date.now())} ms, ${tracker.records} records read`);
+      return { ok: seen, gap, stream };
+    }
     await sleep(20);
   }
 }
