@@ -14,6 +14,8 @@ export interface TreeHashOptions {
   dirMtimes?: boolean;
   /** With `mtimes`: also of symlinks (default true; rsync sets them only to the second). */
   linkMtimes?: boolean;
+  /** Include permission bits (default true). */
+  modes?: boolean;
 }
 
 /** Per-entry lines, sorted (handy to show which entries differ). */
@@ -26,7 +28,7 @@ export function treeLines(root: string, opts: TreeHashOptions = {}): string[] {
       const r = joinRel(rel, name);
       const p = `${root}/${r}`;
       const st = fs.lstatSync(p, { bigint: true });
-      const mode = (st.mode & 0o7777n).toString(8);
+      const mode = opts.modes === false ? '-' : (st.mode & 0o7777n).toString(8);
       const mt = opts.mtimes ? ` ${st.mtimeNs}` : '';
       if (st.isFile()) out.push(`${r} f ${mode} ${createHash('sha256').update(fs.readFileSync(p)).digest('hex')}${mt}`);
       else if (st.isSymbolicLink()) out.push(`${r} l ${JSON.stringify(fs.readlinkSync(p))}${opts.linkMtimes === false ? '' : mt}`);
@@ -38,7 +40,7 @@ export function treeLines(root: string, opts: TreeHashOptions = {}): string[] {
   };
   walk('');
   const rootSt = fs.lstatSync(root, { bigint: true });
-  out.push(`. d ${(rootSt.mode & 0o7777n).toString(8)}${opts.dirMtimes ? ` ${rootSt.mtimeNs}` : ''}`);
+  out.push(`. d ${opts.modes === false ? '-' : (rootSt.mode & 0o7777n).toString(8)}${opts.dirMtimes ? ` ${rootSt.mtimeNs}` : ''}`);
   return out;
 }
 
