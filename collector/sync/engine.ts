@@ -3,8 +3,8 @@
  * One sync of SRC to DST, and the --watch loop.
  *
  * 1. Load the pair's checkpoint (state.ts). None → full comparison.
- * 2. Barrier: make a probe entry in SRC (`.prov-sync-probe-*`, mkdir + rmdir by child
- *    processes) and wait until the capture source's record of it is in the journal. This is
+ * 2. Barrier: make a probe entry in SRC (`.prov-sync-probe-*`: mkdir by a child process,
+ *    then rmdir) and wait until the capture source's record of it is in the journal. This is
  *    how sync knows capture is running *now* and covers SRC: if capture stopped (or never
  *    covered SRC) the probe never shows up, and everything since the checkpoint is suspect →
  *    full comparison. Every event before the probe is in the journal by then (a stream is in
@@ -78,14 +78,13 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, timeoutMs: number): Promise<{ ok: boolean; gap?: string; stream?: string }> {
   const name = `${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
   const probe = `${src}/${name}`;
-  // From child processes: the process running sync may be excluded from capture (a collector
-  // never records itself), and the probe must be seen as any other process's operation is.
-  for (const cmd of ['mkdir', 'rmdir']) {
-    // Relative to SRC as the working directory: a capture filter that judges a path by the
-    // directory it is resolved from sees SRC.
-    const r = spawnSync(cmd, ['--', name], { cwd: src, stdio: ['ignore', 'ignore', 'pipe'] });
-    if (r.status !== 0) throw new InputError(`cannot make the probe ${probe}: ${r.stderr?.toString().trim() || r.error?.message}`, 'SRC');
-  }
+  // mkdir from a child process: the process running sync may be excluded from capture (a
+  // collector never records itself), and the probe must be seen as any other process's
+  // operation is. Relative to SRC as the working directory: a capture filter that judges a path
+  // by the directory it is resolved from sees SRC. The rmdir needs no witness.
+  const r = spawnSync('mkdir', ['--', name], { cwd: src, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new InputError(`cannot make the probe ${probe}: ${r.stderr?.toString().trim() || r.error?.message}`, 'SRC');
+  fs.rmdirSync(probe);
   const until = Date.now() + timeoutMs;
   let seen = false, gap: string | undefined, stream: string | undefined;
   for (;;) {
@@ -94,7 +93,7 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, ti
         try { tracker.add(rec); } catch (e) { if (e instanceof GapError) gap = e.message; else throw e; }
       } else tracker.positions[rec.stream] = rec.seq;
       const ev = rec.event as { op: string; file?: { path?: string } };
-      if ((ev.op === 'rmdir' || ev.op === 'mkdir') && ev.file?.path === probe) { seen = true; stream = rec.stream; }
+      if (ev.op === 'mkdir' && ev.file?.path === probe) { seen = true; stream = rec.stream; }
     }
     if (seen || Date.now() > until) {
       log.debug(`barrier: probe ${seen ? 'seen' : 'NOT seen'} after ${timeoutMs - (until - Date.now())} ms, ${tracker.records} records read`);
