@@ -18,7 +18,7 @@
  */
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import type { Plan } from './overlay.js';
+import type { FinalOp, Plan } from './overlay.js';
 import { RESERVED_PREFIX, depthOf, isReserved, joinRel, parentRel } from './paths.js';
 import type { BigStats, SafeTree } from './safefs.js';
 
@@ -90,25 +90,13 @@ export class Applier {
     }
     for (const op of plan.finalOps) {
       tick();
-      if (op.op === 'place') {
-        if (this.opts.dryRun) {
-          this.say(`rename ${op.origin} -> ${op.path}${op.dirty ? ' (then update)' : ''}`);
-          this.counts.renames++;
-          continue;
-        }
-        const st = this.src.lstat(op.path);
-        if (!st) continue; // gone from SRC since: it stays staged and is dropped
-        if (missing.has(op.slot)) { this.copy(op.path, st, true); continue; }
-        const staged = this.dst.lstat(this.slotPath(op.slot))!;
-        if (typeOf(staged) !== typeOf(st)) { this.copy(op.path, st, true); continue; }
-        this.place(this.slotPath(op.slot), op.path);
-        this.counts.renames++;
-        if (op.dirty) this.copy(op.path, st, false);
-      } else {
-        if (this.opts.dryRun) { this.say(`${op.op} ${op.path}${op.op === 'create' && op.subtree ? ' (whole subtree)' : ''}`); continue; }
-        const st = this.src.lstat(op.path);
-        if (!st) continue; // gone from SRC since the events were read
-        this.copy(op.path, st, op.op === 'create' && op.subtree);
+      try {
+        this.finalOp(op, missing);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again.
+        if (!this.ensureParents(op.path)) continue;
+        this.finalOp(op, missing);
       }
     }
     if (this.stageDir !== null) {
@@ -118,6 +106,48 @@ export class Applier {
     for (const d of plan.metaDirs) this.metaDirs.add(d);
     this.finishDirs(() => tick());
     this.opts.progress?.(total, total);
+  }
+
+  /** One step of the final side of a plan. */
+  private finalOp(op: FinalOp, missing: Set<number>): void {
+    if (op.op === 'place') {
+      if (this.opts.dryRun) {
+        this.say(`rename ${op.origin} -> ${op.path}${op.dirty ? ' (then update)' : ''}`);
+        this.counts.renames++;
+        return;
+      }
+      const st = this.src.lstat(op.path);
+      if (!st) return; // gone from SRC since: it stays staged and is dropped
+      if (missing.has(op.slot)) { this.copy(op.path, st, true); return; }
+      const staged = this.dst.lstat(this.slotPath(op.slot));
+      if (!staged || typeOf(staged) !== typeOf(st)) { this.copy(op.path, st, true); return; }
+      this.place(this.slotPath(op.slot), op.path);
+      this.counts.renames++;
+      if (op.dirty) this.copy(op.path, st, false);
+    } else {
+      if (this.opts.dryRun) { this.say(`${op.op} ${op.path}${op.op === 'create' && op.subtree ? ' (whole subtree)' : ''}`); return; }
+      const st = this.src.lstat(op.path);
+      if (!st) return; // gone from SRC since the events were read
+      this.copy(op.path, st, op.op === 'create' && op.subtree);
+    }
+  }
+
+  /** Create the directories DST lacks on the way to `rel`, as SRC has them; false if SRC lacks one. */
+  private ensureParents(rel: string): boolean {
+    const parts = rel.split('/');
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = joinRel(cur, parts[i]!);
+      const s = this.src.lstat(cur);
+      if (!s?.isDirectory()) return false;
+      const d = this.dst.lstat(cur);
+      if (d?.isDirectory()) continue;
+      if (d) this.dst.remove(cur);
+      this.dst.mkdir(cur, Number(s.mode & 0o7777n));
+      this.counts.dirs++;
+      this.metaDirs.add(cur);
+    }
+    return true;
   }
 
   /** Remove the staging directory of an interrupted plan (its objects are re-copied by the caller). */
@@ -153,7 +183,7 @@ export class Applier {
     const mode = Number(st.mode & 0o7777n);
     if (st.isFile()) {
       if (this.opts.dryRun) { this.say(`copy ${rel} (${st.size} bytes)`); this.counts.files++; this.counts.bytes += Number(st.size); return; }
-      this.counts.bytes += this.dst.writeFileFrom(rel, this.src.abs(rel), mode, st.mtimeNs);
+      this.counts.bytes += this.dst.writeFileFrom(rel, this.src.abs(rel), undefined, st.mtimeNs);
       this.counts.files++;
       this.metaDirs.add(parentRel(rel)); // the temp file + rename changed the directory's mtime
     } else if (st.isSymbolicLink()) {

@@ -34,8 +34,16 @@ function fileKey(f: FileRef): string { return `${f.dev}:${f.ino}`; }
 
 export class ChangeTracker {
   readonly overlay = new Overlay();
+  /** Absorbs overlay changes in degraded mode (its contents are never used). */
+  private scratch = new Overlay();
   /** Last seq seen per stream (starts at the checkpoint). */
   readonly positions: Record<string, number>;
+  /**
+   * After a gap the overlay is not trusted (the caller compares the trees in full), but write
+   * handles are still followed, so a file kept open for writing across the full comparison is
+   * copied again when its close comes.
+   */
+  degraded = false;
   /** Records read and records that concerned SRC. */
   records = 0;
   relevant = 0;
@@ -98,6 +106,12 @@ export class ChangeTracker {
     this.records++;
     const last = this.positions[rec.stream] ?? 0;
     if (rec.seq <= last) return; // already applied (a reader that re-delivers)
+    if (this.degraded) {
+      this.positions[rec.stream] = rec.seq;
+      if (this.witness && rec.event.src !== this.witness) return;
+      try { this.event(rec.event, rec.stream, rec.pos); } catch (e) { if (!(e instanceof GapError)) throw e; }
+      return;
+    }
     if (this.witness && rec.event.src !== this.witness) {
       // The other witness's records (and its losses) say nothing sync uses.
       this.positions[rec.stream] = rec.seq;
@@ -109,9 +123,10 @@ export class ChangeTracker {
   }
 
   private event(ev: ProvEvent, stream: string, where: string): void {
-    const o = this.overlay;
+    const o = this.degraded ? this.scratch : this.overlay;
     switch (ev.op) {
       case 'lost':
+        if (this.degraded) return;
         throw new GapError(`${where}: ${ev.count} events lost (${ev.reason})`);
       case 'open': {
         const write = (ev.flags & O_ACCMODE) === O_WRONLY || (ev.flags & O_ACCMODE) === O_RDWR || (ev.flags & O_TRUNC) !== 0;

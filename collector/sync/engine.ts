@@ -67,6 +67,8 @@ export interface SyncResult {
   records: number;
   relevant: number;
   seconds: number;
+  /** Where the time went: reading the record (barrier included), applying, saving the checkpoint. */
+  phases: { read: number; apply: number; save: number };
   /** Dry run: the plan, one line per step. */
   actions?: string[];
   checkpoint: Record<string, number>;
@@ -90,8 +92,8 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, ti
   for (;;) {
     for await (const rec of feed.read(tracker.positions)) {
       if (gap === undefined) {
-        try { tracker.add(rec); } catch (e) { if (e instanceof GapError) gap = e.message; else throw e; }
-      } else tracker.positions[rec.stream] = rec.seq;
+        try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
+      } else tracker.add(rec);
       const ev = rec.event as { op: string; file?: { path?: string } };
       if (ev.op === 'mkdir' && ev.file?.path === probe) { seen = true; stream = rec.stream; }
     }
@@ -144,8 +146,12 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
 
   const stateFile = new StateFile(src, dstKey, o.stateDir);
   const { state, why } = stateFile.load();
-  const tracker = new ChangeTracker(src, srcSt.dev, state?.checkpoint ?? {}, state?.openWriters ?? [], witnessFor(src));
+  // Without a checkpoint the trees are compared in full: the records before now are not needed,
+  // reading starts at the journal's end.
+  const from = state?.checkpoint ?? (o.feed?.heads ? await o.feed.heads() : {});
+  const tracker = new ChangeTracker(src, srcSt.dev, from, state?.openWriters ?? [], witnessFor(src));
   let reason: string | undefined = state ? undefined : why;
+  if (reason !== undefined) tracker.degraded = true;
   // Kept from the last barrier unless this sync runs one (--watch skips it on most rounds).
   let sessions = state?.sessions;
 
@@ -166,9 +172,11 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
       tracker.overlay.touchDir(''); // the probe changed SRC's mtime
     } else {
       for await (const rec of o.feed.read(tracker.positions)) {
-        if (reason === undefined) {
-          try { tracker.add(rec); } catch (e) { if (e instanceof GapError) reason = e.message; else throw e; }
-        } else tracker.positions[rec.stream] = Math.max(tracker.positions[rec.stream] ?? 0, rec.seq);
+        try { tracker.add(rec); } catch (e) {
+          if (!(e instanceof GapError)) throw e;
+          reason ??= e.message;
+          tracker.degraded = true;
+        }
       }
     }
     if (state && o.feed.heads) reason ??= await continuity(o.feed, state.checkpoint);
@@ -180,6 +188,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   const applyOpts = { delete: Boolean(o.delete), dryRun: Boolean(o.dryRun), checksum: o.checksum, progress: o.progress };
   const srcTree = new SafeTree(src);
   let counts: ApplyCounts, actions: string[] | undefined;
+  const tRead = process.hrtime.bigint();
   if (remote) {
     const r = new RemoteTarget(remote, srcTree, applyOpts, o.remote ?? {});
     if (mode === 'full') await r.fullCompare(); else await r.applyPlan(tracker.overlay.plan());
@@ -206,8 +215,12 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     actions = a.actions;
   }
   const idle = mode === 'incremental' && tracker.relevant === 0 && o.barrier === false && state !== null;
+  const tApply = process.hrtime.bigint();
   if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions);
+  const tEnd = process.hrtime.bigint();
+  const sec = (a: bigint, b: bigint): number => Number(b - a) / 1e9;
   return {
+    phases: { read: sec(t0, tRead), apply: sec(tRead, tApply), save: sec(tApply, tEnd) },
     mode, reason, dryRun: Boolean(o.dryRun), counts,
     records: tracker.records, relevant: tracker.relevant,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,

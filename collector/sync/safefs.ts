@@ -136,20 +136,18 @@ export class SafeTree {
 
   /**
    * Copy regular file `srcAbs` to `rel` atomically (temp file in the same directory, then
-   * rename), with mode and mtime. Returns the bytes copied.
+   * rename), with mtime, and with `mode` when given (else the source's, as copyfile sets it).
+   * Returns the bytes copied.
    */
-  writeFileFrom(rel: string, srcAbs: string, mode: number, mtimeNs: bigint): number {
+  writeFileFrom(rel: string, srcAbs: string, mode: number | undefined, mtimeNs: bigint): number {
     const tmp = this.tempName(rel);
     const tmpAbs = this.abs(tmp);
     try {
       // COPYFILE_EXCL: the temp is created with O_EXCL, so nothing already there is followed.
+      // libuv's copyfile gives the copy the source's permission bits (fchmod on its own fd).
       fs.copyFileSync(srcAbs, tmpAbs, fs.constants.COPYFILE_EXCL);
-      const fd = fs.openSync(tmpAbs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-      let size: number;
-      try {
-        fs.fchmodSync(fd, mode & 0o7777);
-        size = fs.fstatSync(fd).size;
-      } finally { fs.closeSync(fd); }
+      const size = fs.lstatSync(tmpAbs).size;
+      if (mode !== undefined) fs.chmodSync(tmpAbs, mode & 0o7777);
       setMtimeNs(tmpAbs, mtimeNs);
       this.install(tmpAbs, rel);
       return size;

@@ -80,7 +80,7 @@ function stopCapture(c: ChildProcess): Promise<void> {
 
 const secs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
-interface CaseResult { files: number; changes: number; times: Record<Tool, number[]>; records: number[]; relevant: number[] }
+interface CaseResult { files: number; changes: number; times: Record<Tool, number[]>; records: number[]; relevant: number[]; phases: string[] }
 type CaptureKind = 'ebpf' | 'provfs';
 
 async function runCase(base: string, capture: CaptureKind, files: number, changeSteps: number, repeats: number, seed: number): Promise<CaseResult> {
@@ -109,7 +109,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
   }
   const feed = new JournalFeed(journal, ebpfDecoders);
   const opts: SyncOptions = { src, dst: dst.prov, delete: true, feed, stateDir: state };
-  const out: CaseResult = { files, changes: changeSteps, times: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, records: [], relevant: [] };
+  const out: CaseResult = { files, changes: changeSteps, times: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, records: [], relevant: [], phases: [] };
   try {
     // Establish the checkpoint (a full comparison: there is none yet); untimed.
     const first = await syncOnce(opts);
@@ -130,6 +130,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
           if (r.mode !== 'incremental') throw new Error(`prov sync fell back to a full comparison: ${r.reason}`);
           out.records.push(r.records);
           out.relevant.push(r.relevant);
+          out.phases.push(`read ${r.phases.read.toFixed(3)} + apply ${r.phases.apply.toFixed(3)} + save ${r.phases.save.toFixed(3)} s`);
         } else {
           await exec('rsync', [...RSYNC_ARGS[tool], `${backing}/`, `${dst[tool]}/`], { maxBuffer: 1 << 24 });
           out.times[tool].push(secs(t0));
@@ -141,7 +142,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
         const ok = t === 'rsync-r' ? treeHash(dst[t], { modes: false }) === wantContent : treeHash(dst[t], { mtimes: true }) === want;
         if (!ok) throw new Error(`repeat ${rep}: ${t} left a DST that differs from SRC`);
       }
-      log(`${capture}: ${files} files, ${changeSteps} changes, repeat ${rep + 1}/${repeats}: ` + TOOLS.map((t) => `${t} ${out.times[t].at(-1)!.toFixed(3)} s`).join(', ') + `; prov read ${out.records.at(-1)} records (${out.relevant.at(-1)} under SRC); trees verified`);
+      log(`${capture}: ${files} files, ${changeSteps} changes, repeat ${rep + 1}/${repeats}: ` + TOOLS.map((t) => `${t} ${out.times[t].at(-1)!.toFixed(3)} s`).join(', ') + `; prov read ${out.records.at(-1)} records (${out.relevant.at(-1)} under SRC), ${out.phases.at(-1)}; trees verified`);
     }
   } finally {
     await feed.close();
