@@ -157,6 +157,33 @@ describe('sync from events (synthetic records)', () => {
   });
 });
 
+describe('writes that span syncs', () => {
+  it('a file kept open for writing across a sync is copied again at its close (also through a dup)', async () => {
+    const d = dirs();
+    const feed = new MemoryFeed();
+    const opts: SyncOptions = { src: d.src, dst: d.dst, delete: true, feed, stateDir: d.state, barrier: false };
+    fs.writeFileSync(`${d.src}/log`, 'v0');
+    await syncOnce(opts);
+    const st = fs.statSync(`${d.src}/log`);
+    const file = { dev: st.dev, ino: st.ino, path: `${d.src}/log` };
+    const ev = { v: 1 as const, src: 'ebpf' as const, seq: 0, ts: 1, host: 'h', pid: process.pid, tid: process.pid }; // a live pid: handles of dead processes are dropped
+    feed.append({ ...ev, op: 'open', file, flags: 1 /* O_WRONLY */, fd: 7 });
+    feed.append({ ...ev, op: 'dup', oldfd: 7, newfd: 9 });
+    feed.append({ ...ev, op: 'close', fd: 7 });
+    fs.writeFileSync(`${d.src}/log`, 'v1');
+    let r = await syncOnce(opts);
+    assert.equal(r.mode, 'incremental');
+    assert.equal(fs.readFileSync(`${d.dst}/log`, 'utf8'), 'v1');
+    // Written again through fd 9 (no event for a write), then closed: the close names only the fd.
+    fs.writeFileSync(`${d.src}/log`, 'v2 longer');
+    feed.append({ ...ev, op: 'close', fd: 9 });
+    r = await syncOnce(opts);
+    assert.equal(r.mode, 'incremental');
+    assert.equal(fs.readFileSync(`${d.dst}/log`, 'utf8'), 'v2 longer', 'the close after the checkpoint is recognised');
+    assertSame(d.src, d.dst, 'open writer');
+  });
+});
+
 describe('paths are untrusted: nothing outside DST is written', () => {
   it('names with "..", absolute escapes and symlinks in DST pointing out', async () => {
     const d = dirs();
