@@ -192,7 +192,11 @@ export class Applier {
       this.counts.symlinks++;
       this.metaDirs.add(parentRel(rel));
     } else if (st.isDirectory()) {
-      if (this.opts.dryRun) { this.say(`mkdir ${rel}${deep ? ' (whole subtree)' : ''}`); this.counts.dirs++; return; }
+      if (this.opts.dryRun) {
+        if (!have?.isDirectory()) { this.say(`mkdir ${rel}`); this.counts.dirs++; }
+        if (deep) this.compareDir(rel);
+        return;
+      }
       if (have && !have.isDirectory()) { this.dst.remove(rel); }
       if (!have || !have.isDirectory()) { this.dst.mkdir(rel, mode); this.counts.dirs++; }
       else if ((have.mode & 0o7777n) !== (st.mode & 0o7777n)) { this.dst.chmodDir(rel, mode); this.counts.metadata++; }
@@ -206,8 +210,8 @@ export class Applier {
   /** Full comparison of the whole tree (the fallback when the record has a gap). */
   fullCompare(): void {
     const root = this.src.lstat('')!;
-    const have = this.dst.lstat('')!;
-    if ((have.mode & 0o7777n) !== (root.mode & 0o7777n)) {
+    const have = this.dst.lstat('');
+    if (have && (have.mode & 0o7777n) !== (root.mode & 0o7777n)) {
       if (this.opts.dryRun) this.say('chmod .'); else this.dst.chmodDir('', Number(root.mode & 0o7777n));
       this.counts.metadata++;
     }

@@ -21,6 +21,7 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { resolve as pathResolve } from 'node:path';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
 import { Applier, type ApplyCounts } from './apply.js';
@@ -135,8 +136,12 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   else {
     if (!o.dryRun) fs.mkdirSync(o.dst, { recursive: true });
     let dst: string;
-    try { dst = fs.realpathSync(o.dst); } catch { throw new InputError(`destination ${o.dst} does not exist`, 'DST'); }
-    if (!fs.statSync(dst).isDirectory()) throw new InputError(`destination ${o.dst} is not a directory`, 'DST');
+    try { dst = fs.realpathSync(o.dst); } catch {
+      // A dry run creates nothing: a DST that does not exist yet is planned as empty.
+      if (!o.dryRun) throw new InputError(`destination ${o.dst} does not exist`, 'DST');
+      dst = pathResolve(o.dst);
+    }
+    if (fs.existsSync(dst) && !fs.statSync(dst).isDirectory()) throw new InputError(`destination ${o.dst} is not a directory`, 'DST');
     if (isWithin(dst.slice(1), src.slice(1)) || isWithin(src.slice(1), dst.slice(1))) {
       throw new InputError(`source and destination overlap (${src}, ${dst})`, 'DST');
     }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { MemoryFeed } from './feed.js';
-import { syncOnce, type SyncOptions } from './engine.js';
+import { syncOnce, watch, type SyncOptions } from './engine.js';
 import { Workload } from './workload.js';
 import { treeDiff, treeHash } from './treehash.js';
 import { Overlay } from './overlay.js';
@@ -181,6 +181,33 @@ describe('writes that span syncs', () => {
     assert.equal(r.mode, 'incremental');
     assert.equal(fs.readFileSync(`${d.dst}/log`, 'utf8'), 'v2 longer', 'the close after the checkpoint is recognised');
     assertSame(d.src, d.dst, 'open writer');
+  });
+});
+
+describe('--watch', () => {
+  it('follows the record and keeps DST equal, within a few rounds', async () => {
+    const d = dirs();
+    const feed = new MemoryFeed();
+    const w = new Workload(d.src, 41, (ev) => { feed.append(ev); });
+    w.populate(5, 40);
+    const results: string[] = [];
+    const ac = new AbortController();
+    const done = watch({ src: d.src, dst: d.dst, delete: true, feed, stateDir: d.state, barrier: false }, (r) => results.push(r.mode), ac.signal, 30);
+    const until = async (cond: () => boolean): Promise<void> => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+    };
+    try {
+      await until(() => results.length > 0);
+      assert.equal(results[0], 'full', 'the first round has no checkpoint');
+      for (let i = 0; i < 100; i++) w.step();
+      const want = treeHash(d.src, HASH);
+      await until(() => treeHash(d.dst, HASH) === want);
+      assertSame(d.src, d.dst, 'watch');
+      assert.ok(results.slice(1).every((m) => m === 'incremental'), `rounds after the first: ${results.join(',')}`);
+    } finally {
+      ac.abort();
+      await done;
+    }
   });
 });
 
