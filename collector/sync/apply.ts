@@ -116,14 +116,18 @@ export class Applier {
         this.counts.renames++;
         return;
       }
-      const st = this.src.lstat(op.path);
-      if (!st) return; // gone from SRC since: it stays staged and is dropped
-      if (missing.has(op.slot)) { this.copy(op.path, st, true); return; }
-      const staged = this.dst.lstat(this.slotPath(op.slot));
-      if (!staged || typeOf(staged) !== typeOf(st)) { this.copy(op.path, st, true); return; }
+      // A clean move needs nothing from SRC: the record says where the object went. (Had it
+      // moved again since the events were read, the next sync's events move it on.)
+      const st = op.dirty || missing.has(op.slot) ? this.src.lstat(op.path) : null;
+      if (missing.has(op.slot)) { if (st) this.copy(op.path, st, true); return; }
+      if (op.dirty && !st) return; // gone from SRC since: it stays staged and is dropped
+      if (st) {
+        const staged = this.dst.lstat(this.slotPath(op.slot));
+        if (!staged || typeOf(staged) !== typeOf(st)) { this.copy(op.path, st, true); return; }
+      }
       this.place(this.slotPath(op.slot), op.path);
       this.counts.renames++;
-      if (op.dirty) this.copy(op.path, st, false);
+      if (st) this.copy(op.path, st, false);
     } else {
       if (this.opts.dryRun) { this.say(`${op.op} ${op.path}${op.op === 'create' && op.subtree ? ' (whole subtree)' : ''}`); return; }
       const st = this.src.lstat(op.path);

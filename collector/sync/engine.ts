@@ -25,7 +25,7 @@ import { resolve as pathResolve } from 'node:path';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
 import { Applier, type ApplyCounts } from './apply.js';
-import { witnessFor } from './capture.js';
+import { readRootFor, witnessFor } from './capture.js';
 import { ChangeTracker } from './changes.js';
 import type { RecordFeed } from './feed.js';
 import { GapError } from './overlay.js';
@@ -102,7 +102,7 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, ti
       log.debug(`barrier: probe ${seen ? 'seen' : 'NOT seen'} after ${timeoutMs - (until - Date.now())} ms, ${tracker.records} records read`);
       return { ok: seen, gap, stream };
     }
-    await sleep(20);
+    await sleep(5);
   }
 }
 
@@ -191,7 +191,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   let mode: 'incremental' | 'full' = reason === undefined ? 'incremental' : 'full';
   if (mode === 'full') log.info(`full comparison: ${reason}`);
   const applyOpts = { delete: Boolean(o.delete), dryRun: Boolean(o.dryRun), checksum: o.checksum, progress: o.progress };
-  const srcTree = new SafeTree(src);
+  const srcTree = new SafeTree(readRootFor(src));
   let counts: ApplyCounts, actions: string[] | undefined;
   const tRead = process.hrtime.bigint();
   if (remote) {
