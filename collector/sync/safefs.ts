@@ -84,7 +84,14 @@ export class SafeTree {
   rename(from: string, to: string): void {
     const a = this.abs(from), b = this.abs(to);
     fs.renameSync(a, b);
-    this.invalidate();
+    // Only directories sync checked can be stale now: a moved one, or one replaced at `to`.
+    if (this.okDirs.has(from) || this.okDirs.has(to)) this.forgetUnder(from, to);
+  }
+
+  private forgetUnder(...roots: string[]): void {
+    for (const d of this.okDirs) {
+      if (roots.some((r) => d === r || d.startsWith(r + '/'))) this.okDirs.delete(d);
+    }
   }
 
   /** Remove `rel` and everything under it (symlinks are removed, never followed). False if absent. */
@@ -95,7 +102,7 @@ export class SafeTree {
     try { st = fs.lstatSync(p); } catch { return false; }
     if (st.isDirectory()) {
       fs.rmSync(p, { recursive: true, force: true });
-      this.invalidate();
+      this.forgetUnder(rel);
     } else fs.unlinkSync(p);
     return true;
   }
