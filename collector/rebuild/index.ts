@@ -17,7 +17,8 @@ export { redactEnv, looksSecret } from './redact.js';
 
 /** The plan of `path`: cached while the store has not changed, else walked from the store. */
 export async function currentPlan(store: GraphStore, path: string, stamps: StampFile): Promise<{ plan: Plan; cached: boolean }> {
-  const checkpoint = JSON.stringify(await store.checkpoint());
+  // The plan format's version is part of the key: a newer prov never reuses an older plan.
+  const checkpoint = `plan2:${JSON.stringify(await store.checkpoint())}`;
   const hit = stamps.plans[path];
   if (hit && hit.checkpoint === checkpoint) return { plan: hit.plan, cached: true };
   const plan = await planRebuild(store, path);

@@ -161,7 +161,7 @@ async function facts(w: Walker, rootImage: GraphNode): Promise<SubtreeFacts> {
         generated.add(node.id);
         // A version that began before the command started was opened for it by its parent.
         if (img.id === rootImage.id && node.ts < start) selfContained = false;
-        if (!node.attrs.deleted) outputs.set(node.id, { node, ts: edge.ts });
+        outputs.set(node.id, { node, ts: edge.ts });
       } else if (node.kind === 'pipe') {
         if (!(await pipeInside(w, node.id, images))) selfContained = false;
       } else if (node.kind === 'socket') sockets.add(node.id);
@@ -179,7 +179,24 @@ async function facts(w: Walker, rootImage: GraphNode): Promise<SubtreeFacts> {
     }
   }
   for (const id of generated) inputs.delete(id);
+  // Only the last version the subtree wrote of each inode is an output, and only if it was not
+  // deleted (mkstemp's empty file, then cc1's .s, then unlinked: a temporary).
+  const last = new Map<string, { node: GraphNode; ts: number }>();
+  for (const o of outputs.values()) {
+    const k = `${o.node.attrs.dev}:${o.node.attrs.ino}`;
+    const prev = last.get(k);
+    if (!prev || Number(o.node.attrs.version) > Number(prev.node.attrs.version)) last.set(k, o);
+  }
+  outputs.clear();
+  for (const o of last.values()) if (!(await deletedInRecord(w, o.node))) outputs.set(o.node.id, o);
   return { images, outputs, inputs, selfContained, sockets };
+}
+
+/** Was this version deleted in the record (a temporary: cc1's .s)? */
+async function deletedInRecord(w: Walker, v: GraphNode): Promise<boolean> {
+  if (v.attrs.deleted) return true;
+  const i = await w.info(v.id);
+  return Boolean(i?.node.attrs.deleted) || Boolean(i?.out.some((x) => x.edge.kind === 'wasInvalidatedBy'));
 }
 
 async function pipeInside(w: Walker, pipeId: string, images: Set<string>): Promise<boolean> {
