@@ -53,6 +53,8 @@ export interface Command {
   exe: string;
   cwd: string;
   env?: string[];
+  /** The recorded environment was cut at capture's size limit (its last entry may be partial). */
+  envTruncated?: boolean;
   uid: number;
   gid: number;
   start: number;
@@ -143,7 +145,7 @@ interface SubtreeFacts {
   sockets: Set<string>;
 }
 
-async function facts(w: Walker, rootImage: GraphNode): Promise<SubtreeFacts> {
+async function facts(w: Walker, rootImage: GraphNode, scope?: Set<string>): Promise<SubtreeFacts> {
   const imgs = await w.subtree(rootImage.id);
   const images = new Set(imgs.map((n) => n.id));
   const outputs = new Map<string, { node: GraphNode; ts: number }>();
@@ -188,15 +190,19 @@ async function facts(w: Walker, rootImage: GraphNode): Promise<SubtreeFacts> {
     if (!prev || Number(o.node.attrs.version) > Number(prev.node.attrs.version)) last.set(k, o);
   }
   outputs.clear();
-  for (const o of last.values()) if (!(await deletedInRecord(w, o.node))) outputs.set(o.node.id, o);
+  for (const o of last.values()) if (!(await deletedInRecord(w, o.node, scope ?? images))) outputs.set(o.node.id, o);
   return { images, outputs, inputs, selfContained, sockets };
 }
 
-/** Was this version deleted in the record (a temporary: cc1's .s)? */
-async function deletedInRecord(w: Walker, v: GraphNode): Promise<boolean> {
-  if (v.attrs.deleted) return true;
+/**
+ * Did the command's own subtree delete this version (a temporary: cc1's .s)? A later command
+ * deleting it (as replacing foo.o on a rebuild) does not make it a temporary.
+ */
+async function deletedInRecord(w: Walker, v: GraphNode, images: Set<string>): Promise<boolean> {
   const i = await w.info(v.id);
-  return Boolean(i?.node.attrs.deleted) || Boolean(i?.out.some((x) => x.edge.kind === 'wasInvalidatedBy'));
+  const by = (i?.out ?? []).filter((x) => x.edge.kind === 'wasInvalidatedBy');
+  if (by.length) return by.some((x) => images.has(x.node.id));
+  return Boolean(v.attrs.deleted ?? i?.node.attrs.deleted);
 }
 
 async function pipeInside(w: Walker, pipeId: string, images: Set<string>): Promise<boolean> {
@@ -239,8 +245,10 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
     if (!p) {
       p = (async () => {
         let working = 0;
+        // What the driver's own subtree deleted is a temporary of it (cc deletes cc1's .s).
+        const scope = new Set((await w.subtree(img.id)).map((n) => n.id));
         for (const c of await w.execChildren(img.id)) {
-          const f = await facts(w, c);
+          const f = await facts(w, c, scope);
           if (f.outputs.size === 0) continue;
           if (!f.selfContained) return false;
           working++;
@@ -301,7 +309,7 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
       const cwd = String(a.cwd ?? '/');
       const cmd: Command = {
         key: commandKey(argv, cwd), run: cmdImg.id, argv, exe: String(a.exe ?? argv[0] ?? ''), cwd,
-        env: a.env as string[] | undefined, uid: Number(a.uid ?? 0), gid: Number(a.gid ?? 0),
+        env: a.env as string[] | undefined, envTruncated: a.envTruncated ? true : undefined, uid: Number(a.uid ?? 0), gid: Number(a.gid ?? 0),
         start: Number(a.start ?? cmdImg.ts), end: a.end === undefined ? undefined : Number(a.end),
         exitCode: a.exitCode === undefined ? undefined : Number(a.exitCode),
         inputs: [...f.inputs.values()].map((x) => fileOf(x.node, x.ts, names, x.exe ? { exe: true } : {})).filter((x) => x.path !== ''),

@@ -31,11 +31,16 @@ export interface RunOptions {
   onEnd?: (o: RunOutcome) => void;
 }
 
-/** The environment as an object (null when it was not recorded). */
-function envObject(env: string[] | undefined): NodeJS.ProcessEnv | null {
-  if (!env) return null;
-  const o: NodeJS.ProcessEnv = {};
-  for (const kv of env) {
+/**
+ * The environment to run with: the recorded one; when capture cut it short, its last (maybe
+ * partial) entry is dropped and variables it lacks come from the current environment; when it
+ * was not recorded at all, the current environment.
+ */
+export function envFor(cmd: Command): NodeJS.ProcessEnv {
+  if (!cmd.env) return process.env;
+  const rec = cmd.envTruncated ? cmd.env.slice(0, -1) : cmd.env;
+  const o: NodeJS.ProcessEnv = cmd.envTruncated ? { ...process.env } : {};
+  for (const kv of rec) {
     const eq = kv.indexOf('=');
     if (eq > 0) o[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
@@ -52,7 +57,7 @@ export function identityFor(cmd: Command): { uid?: number; gid?: number } {
 
 export function runOne(cmd: Command): Promise<RunOutcome> {
   const t0 = performance.now();
-  const env = envObject(cmd.env) ?? process.env;
+  const env = envFor(cmd);
   return new Promise((resolve) => {
     const child = spawn(cmd.exe, cmd.argv.slice(1), {
       argv0: cmd.argv[0] ?? cmd.exe, cwd: cmd.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], shell: false, ...identityFor(cmd),
