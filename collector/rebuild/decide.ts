@@ -52,7 +52,10 @@ function difference(f: RecordedFile, when: number, files: FileCache, stamp: Stam
   if (!st) return role === 'input' ? `input ${f.path} no longer exists` : `output ${f.path} is missing`;
   const s = stamp?.files[f.path];
   if (s) return files.matches(f.path, s) ? null : `${role} ${f.path} changed (content differs from the last build)`;
-  if (Number(st.ino) !== f.ino) return `${role} ${f.path} was replaced (inode ${Number(st.ino)}, recorded ${f.ino})`;
+  // eBPF names a script's exec by the script's path but the interpreter's inode (bprm->file):
+  // for an executable that is a #! script now, the inode cannot be compared; mtime still is.
+  const inodeComparable = !(f.exe && files.isScript(f.path));
+  if (inodeComparable && Number(st.ino) !== f.ino) return `${role} ${f.path} was replaced (inode ${Number(st.ino)}, recorded ${f.ino})`;
   const wall = BigInt(Math.round(when)) + offset;
   if (st.mtimeNs > wall + SLACK_NS) {
     return role === 'input' ? `input ${f.path} was modified after the command read it` : `output ${f.path} was modified after the command wrote it`;

@@ -135,6 +135,8 @@ class Walker {
 }
 
 const isFileVersion = (n: GraphNode): boolean => n.kind === 'file' && n.attrs.type !== 'dir';
+/** Device and kernel files are neither inputs nor outputs (/dev/null, /proc/self/…). */
+const PSEUDO = /^\/(dev|proc|sys)\//;
 
 /** Facts about the subtree of an image: durable outputs, inputs, pipes and sockets crossing. */
 interface SubtreeFacts {
@@ -312,12 +314,12 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
         env: a.env as string[] | undefined, envTruncated: a.envTruncated ? true : undefined, uid: Number(a.uid ?? 0), gid: Number(a.gid ?? 0),
         start: Number(a.start ?? cmdImg.ts), end: a.end === undefined ? undefined : Number(a.end),
         exitCode: a.exitCode === undefined ? undefined : Number(a.exitCode),
-        inputs: [...f.inputs.values()].map((x) => fileOf(x.node, x.ts, names, x.exe ? { exe: true } : {})).filter((x) => x.path !== ''),
-        outputs: [...f.outputs.values()].map((x) => fileOf(x.node, Number(x.node.attrs.closedAt ?? x.ts), names)).filter((x) => x.path !== ''),
+        inputs: [...f.inputs.values()].map((x) => fileOf(x.node, x.ts, names, x.exe ? { exe: true } : {})).filter((x) => x.path !== '' && !PSEUDO.test(x.path)),
+        outputs: [...f.outputs.values()].map((x) => fileOf(x.node, Number(x.node.attrs.closedAt ?? x.ts), names)).filter((x) => x.path !== '' && !PSEUDO.test(x.path)),
         deps: [], images: f.images.size, sockets: [...f.sockets],
       };
       commands.set(cmdImg.id, cmd);
-      for (const i of f.inputs.keys()) pending.push(i);
+      for (const i of cmd.inputs) pending.push(i.id);
     }
   }
   // Dependencies: an input version some other planned command generated.

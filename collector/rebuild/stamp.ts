@@ -90,6 +90,18 @@ export class FileCache {
     return this.hashes.get(path) ?? null;
   }
 
+  /** Does the file start with "#!" (an interpreted script)? */
+  isScript(path: string): boolean {
+    let fd: number;
+    try { fd = openSync(path, 'r'); } catch { return false; }
+    try {
+      const b = Buffer.alloc(2);
+      return readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x23 && b[1] === 0x21;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** Forget what is known about these paths (they were just rewritten). */
   forget(paths: Iterable<string>): void {
     for (const p of paths) { this.stats.delete(p); this.hashes.delete(p); }
