@@ -116,10 +116,8 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     if (d.hazards.length) process.stderr.write(hazardText(d) + '\n');
   }
   if (flags.dryRun || staleCount === 0) {
-    if (!flags.dryRun) {
-      stampFresh(d, files, stamps);
-      saveStamps(sp, stamps);
-    }
+    // The stamp file is rewritten only when it learned something (a no-op stays read-only).
+    if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached)) saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
     else {
       if (!flags.explain && !flags.dryRun) out.push(`${file}: up to date (${d.decisions.length} recorded commands)`);
