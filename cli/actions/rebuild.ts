@@ -58,6 +58,7 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
       deps: cmd.deps,
     })),
     hazards: d.hazards,
+    timings,
     ran: run?.ran.map((o) => ({ argv: o.cmd.argv, code: o.code, signal: o.signal, ms: Math.round(o.ms) })) ?? [],
     failed: run?.failed ? { argv: run.failed.cmd.argv, code: run.failed.code, signal: run.failed.signal, stdout: run.failed.stdout, stderr: run.failed.stderr } : null,
   };
@@ -68,33 +69,41 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, jobs: number, progress
   const { captureToJournal } = await import('../../ebpf/capture.js');
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
-  const handle = await captureToJournal({
+  const handle = await phase('attach', () => captureToJournal({
     journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
     pidTree: [process.pid], ringBytes: 16 << 20,
-  });
+  }));
   let result: RunResult;
   let n = 0;
   try {
-    result = await runCommands(stale, {
+    result = await phase('run', () => runCommands(stale, {
       jobs,
       onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
-    });
+    }));
   } finally {
-    await handle.stop();
+    await phase('detach', () => handle.stop());
     if (progress) process.stderr.write('\r\x1b[2K');
   }
   const { runPipeline } = await import('../../collector/pipeline.js');
   const { payloadDecoders } = await import('../decoders.js');
   const store = await openStore(cfg.store);
   try {
-    await runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() });
+    await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
   } finally {
     await store.close();
   }
   return result;
 }
 
+/** Milliseconds spent per phase (reported in --json). */
+const timings: Record<string, number> = {};
+async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
+  const t0 = performance.now();
+  try { return await f(); } finally { timings[name] = Math.round((timings[name] ?? 0) + performance.now() - t0); }
+}
+
 export default async function rebuild(cfg: ProvConfig, file: string, flags: RebuildFlags): Promise<number> {
+  for (const k of Object.keys(timings)) delete timings[k];
   if (!file) throw new InputError('a file to rebuild is required', 'FILE');
   const jobs = flags.jobs === undefined || flags.jobs === 0 ? availableParallelism() : flags.jobs;
   if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs must be a whole number ≥ 1 (got ${String(flags.jobs)})`, '--jobs');
@@ -105,7 +114,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   const store = await openStore(cfg.store);
   let d: Awaited<ReturnType<typeof assess>>;
   try {
-    d = await assess(store, target, stamps, files);
+    d = await phase('plan+decide', () => assess(store, target, stamps, files));
   } finally {
     await store.close();
   }
@@ -143,12 +152,11 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   const store2 = await openStore(cfg.store);
   let after: Decisions;
   try {
-    after = await assess(store2, target, stamps, new FileCache());
+    after = await phase('replan', () => assess(store2, target, stamps, new FileCache()));
   } finally {
     await store2.close();
   }
-  stampFresh(after, new FileCache(), stamps);
-  saveStamps(sp, stamps);
+  await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(sp, stamps); });
   const still = after.decisions.filter((x) => x.stale);
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
   else {
