@@ -1,0 +1,168 @@
+/**
+ * @module cli/actions/rebuild
+ * `prov rebuild FILE`: transparent make from recorded provenance. Plans FILE's producing
+ * commands from the graph store, decides which are stale, re-runs only those (dependency
+ * order, --jobs in parallel) under eBPF capture into the same journal, ingests the new record,
+ * and stamps what is now up to date (collector/rebuild). --dry-run prints the plan, --explain
+ * why each command runs or not, --json all of it (environments redacted).
+ * Exit codes: 0 up to date or rebuilt, 1 a command failed, 2 bad input, 3 FILE unknown to the
+ * store, 4 capture unavailable or a command needs another user.
+ */
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ProvConfig } from '../config.js';
+import { openStore } from '../../graph/open.js';
+import { InputError } from '../../graph/errors.js';
+import { isInteractive } from '../../collector/log.js';
+import {
+  assess, stampFresh, runCommands, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
+} from '../../collector/rebuild/index.js';
+import { joinStatePath } from './ingest.js';
+
+export interface RebuildFlags {
+  dryRun?: boolean;
+  explain?: boolean;
+  jobs?: number;
+  json?: boolean;
+}
+
+/** Where rebuild's stamps live (0600 in a 0700 directory). */
+export function stampPath(cfg: ProvConfig): string {
+  return join(cfg.home, 'rebuild', 'stamps.json');
+}
+
+const show = (argv: string[]): string => argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+
+function explainText(d: Decisions, dry: boolean): string {
+  const lines: string[] = [];
+  for (const { cmd, stale, reasons } of d.decisions) {
+    lines.push(`${stale ? (dry ? 'would run' : 'run ') : 'skip'}  ${show(cmd.argv)}    (in ${cmd.cwd}, uid ${cmd.uid})`);
+    if (stale) for (const r of reasons) lines.push(`      because ${r}`);
+    else lines.push(`      up to date: ${cmd.inputs.length} inputs, ${cmd.outputs.length} outputs unchanged`);
+    const env = redactEnv(cmd.env);
+    if (env) lines.push(`      env: ${env.join(' ')}`);
+  }
+  return lines.join('\n');
+}
+
+function hazardText(d: Decisions): string {
+  return d.hazards.map((h) => `hazard (${h.kind}): ${h.message}`).join('\n');
+}
+
+function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
+  return {
+    target: d.plan.target, version: d.plan.targetVersion, planCached: cached,
+    commands: d.decisions.map(({ cmd, stale, reasons }) => ({
+      argv: cmd.argv, exe: cmd.exe, cwd: cmd.cwd, uid: cmd.uid, gid: cmd.gid, env: redactEnv(cmd.env), run: cmd.run,
+      stale, reasons, inputs: cmd.inputs.map((f) => f.path), outputs: cmd.outputs.map((f) => f.path),
+      deps: cmd.deps,
+    })),
+    hazards: d.hazards,
+    timings,
+    ran: run?.ran.map((o) => ({ argv: o.cmd.argv, code: o.code, signal: o.signal, ms: Math.round(o.ms) })) ?? [],
+    failed: run?.failed ? { argv: run.failed.cmd.argv, code: run.failed.code, signal: run.failed.signal, stdout: run.failed.stdout, stderr: run.failed.stderr } : null,
+  };
+}
+
+/** Run the stale commands under eBPF capture into cfg.journal, then ingest the new record. */
+async function runCaptured(cfg: ProvConfig, d: Decisions, jobs: number, progress: boolean): Promise<RunResult> {
+  const { captureToJournal } = await import('../../ebpf/capture.js');
+  const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
+  // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
+  const handle = await phase('attach', () => captureToJournal({
+    journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
+    pidTree: [process.pid], ringBytes: 16 << 20,
+  }));
+  let result: RunResult;
+  let n = 0;
+  try {
+    result = await phase('run', () => runCommands(stale, {
+      jobs,
+      onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
+    }));
+  } finally {
+    await phase('detach', () => handle.stop());
+    if (progress) process.stderr.write('\r\x1b[2K');
+  }
+  const { runPipeline } = await import('../../collector/pipeline.js');
+  const { payloadDecoders } = await import('../decoders.js');
+  const store = await openStore(cfg.store);
+  try {
+    await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
+  } finally {
+    await store.close();
+  }
+  return result;
+}
+
+/** Milliseconds spent per phase (reported in --json). */
+const timings: Record<string, number> = {};
+async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
+  const t0 = performance.now();
+  try { return await f(); } finally { timings[name] = Math.round((timings[name] ?? 0) + performance.now() - t0); }
+}
+
+export default async function rebuild(cfg: ProvConfig, file: string, flags: RebuildFlags): Promise<number> {
+  for (const k of Object.keys(timings)) delete timings[k];
+  if (!file) throw new InputError('a file to rebuild is required', 'FILE');
+  const jobs = flags.jobs === undefined || flags.jobs === 0 ? availableParallelism() : flags.jobs;
+  if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs must be a whole number ≥ 1 (got ${String(flags.jobs)})`, '--jobs');
+  const target = resolve(file);
+  const sp = stampPath(cfg);
+  const stamps: StampFile = loadStamps(sp);
+  const files = new FileCache();
+  const store = await openStore(cfg.store);
+  let d: Awaited<ReturnType<typeof assess>>;
+  try {
+    d = await phase('plan+decide', () => assess(store, target, stamps, files));
+  } finally {
+    await store.close();
+  }
+  const staleCount = d.decisions.filter((x) => x.stale).length;
+  const out: string[] = [];
+  if (!flags.json) {
+    if (flags.explain || flags.dryRun) out.push(explainText(d, Boolean(flags.dryRun)));
+    if (d.hazards.length) process.stderr.write(hazardText(d) + '\n');
+  }
+  if (flags.dryRun || staleCount === 0) {
+    // The stamp file is rewritten only when it learned something (a no-op stays read-only).
+    if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached)) saveStamps(sp, stamps);
+    if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
+    else {
+      if (!flags.explain && !flags.dryRun) out.push(`${file}: up to date (${d.decisions.length} recorded commands)`);
+      else if (flags.dryRun) out.push(`${staleCount} of ${d.decisions.length} commands would run`);
+      process.stdout.write(out.join('\n') + '\n');
+    }
+    return 0;
+  }
+  if (out.length) process.stdout.write(out.join('\n') + '\n');
+  const result = await runCaptured(cfg, d, jobs, isInteractive && !flags.json);
+  if (result.failed) {
+    const f = result.failed;
+    saveStamps(sp, stamps);
+    if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, result), null, 2) + '\n');
+    else {
+      process.stdout.write(f.stdout);
+      process.stderr.write(f.stderr);
+      process.stderr.write(`prov rebuild: \`${show(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
+    }
+    return 1;
+  }
+  // The store now holds the new versions: plan again and stamp what is up to date.
+  const store2 = await openStore(cfg.store);
+  let after: Decisions;
+  try {
+    after = await phase('replan', () => assess(store2, target, stamps, new FileCache()));
+  } finally {
+    await store2.close();
+  }
+  await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(sp, stamps); });
+  const still = after.decisions.filter((x) => x.stale);
+  if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
+  else {
+    for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
+    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands\n`);
+    if (still.length) process.stderr.write(`prov rebuild: ${still.length} commands still look stale after the run: ${still.map((x) => `\`${show(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}\n`);
+  }
+  return 0;
+}

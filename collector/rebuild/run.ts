@@ -1,0 +1,101 @@
+/**
+ * @module collector/rebuild/run
+ * Re-run stale commands: dependency order, independent ones in parallel (up to `jobs`), each
+ * with its recorded argv (spawned directly, never through a shell string), cwd and environment,
+ * as the user who ran it when recorded (setuid/setgid when we are root; never with more
+ * privilege than that user had, and refused when we are not root and not that user). Stops
+ * starting commands at the first failure and returns its output.
+ */
+import { spawn } from 'node:child_process';
+import { CapabilityError } from '../../graph/errors.js';
+import type { Command } from './plan.js';
+
+export interface RunOutcome {
+  cmd: Command;
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface RunResult {
+  ran: RunOutcome[];
+  failed: RunOutcome | null;
+}
+
+export interface RunOptions {
+  jobs: number;
+  /** Called when a command starts and ends (progress). */
+  onStart?: (c: Command, running: number) => void;
+  onEnd?: (o: RunOutcome) => void;
+}
+
+/**
+ * The environment to run with: the recorded one; when capture cut it short, its last (maybe
+ * partial) entry is dropped and variables it lacks come from the current environment; when it
+ * was not recorded at all, the current environment.
+ */
+export function envFor(cmd: Command): NodeJS.ProcessEnv {
+  if (!cmd.env) return process.env;
+  const rec = cmd.envTruncated ? cmd.env.slice(0, -1) : cmd.env;
+  const o: NodeJS.ProcessEnv = cmd.envTruncated ? { ...process.env } : {};
+  for (const kv of rec) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) o[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return o;
+}
+
+/** Who the command runs as: check we may, and never more than the recorded user. */
+export function identityFor(cmd: Command): { uid?: number; gid?: number } {
+  const me = process.getuid?.() ?? 0;
+  if (me === 0) return cmd.uid === 0 && cmd.gid === (process.getgid?.() ?? 0) ? {} : { uid: cmd.uid, gid: cmd.gid };
+  if (cmd.uid !== me) throw new CapabilityError(`\`${cmd.argv.join(' ')}\` was recorded as uid ${cmd.uid}; rebuild runs it only as that user (run prov rebuild as uid ${cmd.uid} or as root)`, 'setuid');
+  return {};
+}
+
+export function runOne(cmd: Command): Promise<RunOutcome> {
+  const t0 = performance.now();
+  const env = envFor(cmd);
+  return new Promise((resolve) => {
+    const child = spawn(cmd.exe, cmd.argv.slice(1), {
+      argv0: cmd.argv[0] ?? cmd.exe, cwd: cmd.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], shell: false, ...identityFor(cmd),
+    });
+    let stdout = '', stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.on('error', (e) => { stderr += `${e.message}\n`; });
+    child.on('close', (code, signal) => resolve({ cmd, code, signal, stdout, stderr, ms: performance.now() - t0 }));
+  });
+}
+
+/** Run `cmds` (already in dependency order; only the stale ones) respecting their deps. */
+export async function runCommands(cmds: Command[], opts: RunOptions): Promise<RunResult> {
+  for (const c of cmds) identityFor(c); // refuse before anything runs
+  const todo = new Set(cmds.map((c) => c.run));
+  const done = new Set<string>();
+  const ran: RunOutcome[] = [];
+  let failed: RunOutcome | null = null;
+  const running = new Map<string, Promise<void>>();
+  const ready = (c: Command) => c.deps.every((d) => !todo.has(d) || done.has(d));
+  const jobs = Math.max(1, opts.jobs);
+  while (!failed && (done.size < cmds.length)) {
+    for (const c of cmds) {
+      if (failed || running.size >= jobs) break;
+      if (done.has(c.run) || running.has(c.run) || !ready(c)) continue;
+      opts.onStart?.(c, running.size + 1);
+      running.set(c.run, runOne(c).then((o) => {
+        ran.push(o);
+        opts.onEnd?.(o);
+        if (o.code !== 0 && !failed) failed = o;
+        done.add(c.run);
+        running.delete(c.run);
+      }));
+    }
+    if (running.size === 0) break; // nothing runnable: dependencies failed or a cycle
+    await Promise.race(running.values());
+  }
+  await Promise.all(running.values());
+  return { ran, failed };
+}

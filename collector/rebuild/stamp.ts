@@ -1,0 +1,126 @@
+/**
+ * @module collector/rebuild/stamp
+ * What rebuild remembers between runs, in one small file (0600, its directory 0700): for each
+ * command (by key), the recorded run it vouches for and the content of every input and output
+ * as it was when that run was last confirmed or re-run (inode, size, mtime and, for files up to
+ * 16 MiB, a SHA-256). With it, a later decision is exact: a file whose inode, size and mtime
+ * are unchanged is the same; one whose stat changed is compared by content.
+ * Also a cache of plans keyed by the store's checkpoint, so a no-op rebuild needs no graph walk.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Plan } from './plan.js';
+
+export interface FileStamp {
+  ino: number;
+  size: number;
+  /** mtime in ns (as a string: bigint). */
+  mtime: string;
+  /** sha256 hex, absent for large files (stat only). */
+  hash?: string;
+}
+
+export interface CommandStamp {
+  run: string;
+  files: Record<string, FileStamp>;
+}
+
+export interface StampFile {
+  version: 1;
+  commands: Record<string, CommandStamp>;
+  plans: Record<string, { checkpoint: string; plan: Plan }>;
+}
+
+export const HASH_LIMIT = 16 << 20;
+
+export function loadStamps(path: string): StampFile {
+  try {
+    const s = JSON.parse(readFileSync(path, 'utf8')) as StampFile;
+    if (s.version === 1 && s.commands && s.plans) return s;
+  } catch { /* missing or unreadable: start afresh */ }
+  return { version: 1, commands: {}, plans: {} };
+}
+
+export function saveStamps(path: string, s: StampFile): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** SHA-256 of a file's content (null when larger than the limit or unreadable). */
+export function hashFile(path: string, size: number): string | null {
+  if (size > HASH_LIMIT) return null;
+  let fd: number;
+  try { fd = openSync(path, 'r'); } catch { return null; }
+  try {
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1 << 16);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+    }
+    return h.digest('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Stats and hashes, each path at most once per rebuild. */
+export class FileCache {
+  private stats = new Map<string, Stats & { mtimeNs: bigint; ino: number } | null>();
+  private hashes = new Map<string, string | null>();
+
+  stat(path: string): (Stats & { mtimeNs: bigint }) | null {
+    if (!this.stats.has(path)) {
+      let st: ReturnType<FileCache['stat']> = null;
+      try { st = statSync(path, { bigint: true }) as unknown as Stats & { mtimeNs: bigint }; } catch { st = null; }
+      this.stats.set(path, st as never);
+    }
+    return this.stats.get(path) ?? null;
+  }
+
+  hash(path: string): string | null {
+    if (!this.hashes.has(path)) {
+      const st = this.stat(path);
+      this.hashes.set(path, st ? hashFile(path, Number(st.size)) : null);
+    }
+    return this.hashes.get(path) ?? null;
+  }
+
+  /** Does the file start with "#!" (an interpreted script)? */
+  isScript(path: string): boolean {
+    let fd: number;
+    try { fd = openSync(path, 'r'); } catch { return false; }
+    try {
+      const b = Buffer.alloc(2);
+      return readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x23 && b[1] === 0x21;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Forget what is known about these paths (they were just rewritten). */
+  forget(paths: Iterable<string>): void {
+    for (const p of paths) { this.stats.delete(p); this.hashes.delete(p); }
+  }
+
+  /** A stamp of the file as it is now (null when missing). */
+  stampOf(path: string): FileStamp | null {
+    const st = this.stat(path);
+    if (!st) return null;
+    const hash = this.hash(path);
+    return { ino: Number(st.ino), size: Number(st.size), mtime: String(st.mtimeNs), hash: hash ?? undefined };
+  }
+
+  /** Does the file now hold what the stamp describes? */
+  matches(path: string, s: FileStamp): boolean {
+    const st = this.stat(path);
+    if (!st) return false;
+    if (Number(st.ino) === s.ino && Number(st.size) === s.size && String(st.mtimeNs) === s.mtime) return true;
+    if (!s.hash || Number(st.size) !== s.size) return false;
+    return this.hash(path) === s.hash;
+  }
+}

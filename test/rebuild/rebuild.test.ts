@@ -1,0 +1,171 @@
+/**
+ * @module test/rebuild/rebuild.test
+ * `prov rebuild` on real builds recorded live (root, real eBPF capture): a multi-file C
+ * program built by make, then no change, one .c changed (byte-identical to make's result),
+ * the header changed, an output deleted; and a shell-script pipeline (sort | uniq, python3).
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCaptured } from '../../ebpf/run-captured.js';
+import { runPipeline } from '../../collector/pipeline.js';
+import { openStore } from '../../graph/open.js';
+import { ebpfDecoders } from '../../ebpf/decode.js';
+import { resolveConfig, type ProvConfig } from '../../cli/config.js';
+import { joinStatePath } from '../../cli/actions/ingest.js';
+import { writeCProject, writePipelineProject } from './project.js';
+
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+function needRoot(): void {
+  if (process.getuid?.() !== 0) assert.fail('rebuild integration tests need root (eBPF capture); run npm test as root');
+}
+
+/** Record `argv` in dir under capture into cfg's journal and ingest it. */
+export async function record(cfg: ProvConfig, dir: string, argv: string[]): Promise<void> {
+  const r = await runCaptured(argv, { cwd: dir, journalDir: cfg.journal, env: { ...process.env, LC_ALL: 'C' } });
+  assert.equal(r.code, 0, `${argv.join(' ')} failed: ${r.stderr}`);
+  assert.equal(r.drain.lost, 0, 'capture lost events');
+  await ingest(cfg);
+}
+
+export async function ingest(cfg: ProvConfig): Promise<void> {
+  const store = await openStore(cfg.store);
+  try {
+    await runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: ebpfDecoders });
+  } finally {
+    await store.close();
+  }
+}
+
+interface RebuildJson {
+  commands: Array<{ argv: string[]; stale: boolean; reasons: string[]; env?: string[] }>;
+  hazards: Array<{ kind: string; message: string }>;
+  ran: Array<{ argv: string[]; code: number }>;
+  failed: unknown;
+  staleAfter?: unknown[];
+}
+
+export function rebuildCli(cfg: ProvConfig, file: string, ...flags: string[]): { code: number | null; json: RebuildJson; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'rebuild', file, '--json', ...flags], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  let json: RebuildJson;
+  try { json = JSON.parse(r.stdout) as RebuildJson; } catch { assert.fail(`prov rebuild printed no JSON (exit ${r.status}): ${r.stdout}\n${r.stderr}`); }
+  return { code: r.status, json, stderr: r.stderr };
+}
+
+const ranArgs = (j: RebuildJson): string[] => j.ran.map((r) => r.argv.join(' ')).sort();
+/** Why the commands that ran were stale (assertion messages). */
+const why = (j: RebuildJson): string => JSON.stringify(j.commands.filter((c) => c.stale).map((c) => [c.argv.join(' '), c.reasons]));
+
+describe('prov rebuild: a C program recorded under make', () => {
+  let home: string, dir: string, cfg: ProvConfig;
+  before(async () => {
+    needRoot();
+    home = mkdtempSync(join(tmpdir(), 'prov-rb-home-'));
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb-c-')));
+    cfg = resolveConfig({ home });
+    writeCProject(dir, 4);
+    await record(cfg, dir, ['make']);
+  });
+  after(() => {
+    if (home) rmSync(home, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('plans commands at the grain a person names them (cc -c …, cc -o app …), not make, not cc1/as/ld', () => {
+    const { code, json } = rebuildCli(cfg, join(dir, 'app'), '--dry-run');
+    assert.equal(code, 0);
+    const argvs = json.commands.map((c) => c.argv.join(' ')).sort();
+    assert.deepEqual(argvs, [
+      'cc -O1 -g -c m3.c -o m3.o', 'cc -O1 -g -c main.c -o main.o', 'cc -O1 -g -c plain.c -o plain.o',
+      'cc -O1 -g -c util.c -o util.o', 'cc -g -o app main.o util.o plain.o m3.o',
+    ]);
+  });
+
+  it('(a) nothing changed: nothing runs', () => {
+    const { code, json } = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(code, 0);
+    assert.deepEqual(json.ran, [], why(json));
+    assert.ok(json.commands.every((c) => !c.stale), JSON.stringify(json.commands.filter((c) => c.stale)));
+  });
+
+  it('(b) one .c changed: exactly its compile and the link run; the binary equals make\'s', async () => {
+    appendFileSync(join(dir, 'util.c'), 'int unused_helper(void) { return 7; }\n');
+    const { code, json, stderr } = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(ranArgs(json), ['cc -O1 -g -c util.c -o util.o', 'cc -g -o app main.o util.o plain.o m3.o'], why(json));
+    assert.deepEqual(json.staleAfter, []);
+    const out = spawnSync(join(dir, 'app'), { encoding: 'utf8' });
+    assert.equal(out.stdout, '42\n');
+    const rebuilt = readFileSync(join(dir, 'app'));
+    copyFileSync(join(dir, 'app'), join(dir, 'app.rebuilt'));
+    // make from the same sources in the same directory (debug info holds paths), recorded.
+    await record(cfg, dir, ['make', '-B']);
+    assert.ok(rebuilt.equals(readFileSync(join(dir, 'app'))), 'rebuilt app differs from make\'s');
+    unlinkSync(join(dir, 'app.rebuilt'));
+  });
+
+  it('after a recorded make -B: nothing runs', () => {
+    const { json } = rebuildCli(cfg, join(dir, 'app'));
+    assert.deepEqual(json.ran, [], why(json));
+  });
+
+  it('(c) the header changed: exactly the compiles that read it, and the link', () => {
+    appendFileSync(join(dir, 'util.h'), '/* changed */\n');
+    const { code, json, stderr } = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(ranArgs(json), [
+      'cc -O1 -g -c m3.c -o m3.o', 'cc -O1 -g -c main.c -o main.o', 'cc -O1 -g -c util.c -o util.o',
+      'cc -g -o app main.o util.o plain.o m3.o',
+    ], why(json));
+  });
+
+  it('(d) an output deleted: the command that made it', () => {
+    unlinkSync(join(dir, 'app'));
+    const { code, json, stderr } = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(ranArgs(json), ['cc -g -o app main.o util.o plain.o m3.o'], why(json));
+    assert.ok(statSync(join(dir, 'app')).isFile());
+    unlinkSync(join(dir, 'plain.o'));
+    const r2 = rebuildCli(cfg, join(dir, 'app'));
+    assert.deepEqual(ranArgs(r2.json), ['cc -O1 -g -c plain.c -o plain.o', 'cc -g -o app main.o util.o plain.o m3.o'], why(r2.json));
+  });
+
+  it('a touched but unchanged input is not a change once stamped (content compared)', () => {
+    const t = new Date(Date.now() + 2000);
+    spawnSync('touch', ['-d', t.toISOString(), join(dir, 'plain.c')]);
+    const { json } = rebuildCli(cfg, join(dir, 'app'));
+    assert.deepEqual(json.ran, [], why(json));
+  });
+});
+
+describe('prov rebuild: a shell-script pipeline (sort | uniq, python3)', () => {
+  let home: string, dir: string, cfg: ProvConfig;
+  before(async () => {
+    needRoot();
+    home = mkdtempSync(join(tmpdir(), 'prov-rb-home-'));
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb-sh-')));
+    cfg = resolveConfig({ home });
+    writePipelineProject(dir);
+    await record(cfg, dir, ['sh', './gen.sh']);
+  });
+  after(() => {
+    if (home) rmSync(home, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('re-runs the script (its sort | uniq step is not runnable alone) when words.txt changes', () => {
+    assert.deepEqual(rebuildCli(cfg, join(dir, 'counts.txt')).json.ran, []);
+    appendFileSync(join(dir, 'words.txt'), 'kiwi\n');
+    const { code, json, stderr } = rebuildCli(cfg, join(dir, 'counts.txt'));
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(ranArgs(json), ['sh ./gen.sh'], why(json));
+    assert.equal(readFileSync(join(dir, 'counts.txt'), 'utf8'), '4 apple,fig,kiwi,pear\n');
+    const again = rebuildCli(cfg, join(dir, 'counts.txt')).json;
+    assert.deepEqual(again.ran, [], why(again));
+  });
+});
