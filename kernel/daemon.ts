@@ -1,0 +1,233 @@
+/**
+ * @module kernel/daemon
+ * Mount provfs from code: open the backing directory (before mounting, so a mount over the
+ * backing directory itself works), open /dev/fuse, mount(2), and start the request loop in a
+ * worker thread. In prov mode the main thread drains the loop's records into the journal every
+ * few milliseconds (the journal group-commits). {@link ProvfsMount.stop} unmounts and waits for
+ * the loop to end.
+ *
+ * ```ts
+ * const m = await mountProvfs({ backing: '/data', mountpoint: '/data', mode: 'prov', journalDir: '/var/lib/prov/journal' });
+ * // … later
+ * await m.stop();
+ * ```
+ */
+import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import { logger } from '../collector/log.js';
+import type { ProvEvent } from '../collector/events.js';
+import type { JournalWriter } from '../collector/journal/api.js';
+import { openJournalWriter } from '../collector/journal/writer.js';
+import * as libc from './libc.js';
+import { O } from './libc.js';
+import { Serving, type StopInfo, type JournalSink } from './serving.js';
+import { upgradeConnection, type UpgradeOptions, type UpgradeReport } from './upgrade.js';
+import { mountFuse, unmount, mountState, mountAt, FS_TYPE } from './mount.js';
+import { hostname } from 'node:os';
+import { SCHEMA_VERSION } from '../collector/events.js';
+import type { Timeouts } from './dispatch.js';
+import { CapabilityError, InputError } from '../graph/errors.js';
+
+const log = logger('provfs');
+
+export type ProvfsMode = 'plain' | 'prov';
+export type { StopInfo, UpgradeOptions, UpgradeReport };
+
+export interface ProvfsOptions {
+  backing: string;
+  mountpoint: string;
+  mode: ProvfsMode;
+  /** Use kernel passthrough for data I/O when the kernel offers it (default true). */
+  passthrough?: boolean;
+  /** Cache timeouts in seconds (default entry 1, attr 1, negative 1). */
+  timeouts?: Partial<Timeouts>;
+  /** prov mode: journal directory; records go to stream {@link journalStreamName}(mountpoint). */
+  journalDir?: string;
+  /** prov mode: an already open writer instead of `journalDir` (not closed by stop()). */
+  journal?: JournalSink;
+  /** prov mode: also hand every record to this callback (after the journal). */
+  onEvent?: (ev: ProvEvent) => void;
+  /** Crash survival: keep a node log at this path (see kernel/nodelog). */
+  nodeLog?: string;
+}
+
+
+export interface ProvfsMount {
+  readonly backing: string;
+  readonly mountpoint: string;
+  readonly mode: ProvfsMode;
+  /** st_dev of the mount (what records carry as `dev`). */
+  readonly dev: number;
+  /** Whether the kernel does data I/O through passthrough. */
+  readonly passthrough: boolean;
+  /** Journal stream name (prov mode with journalDir), else undefined. */
+  readonly stream?: string;
+  /** Resolves when the request loop has ended (unmounted from anywhere). */
+  readonly done: Promise<StopInfo>;
+  /** Unmount (lazily when busy and `lazy`), wait for the loop to end, flush the journal. */
+  stop(opts?: { lazy?: boolean }): Promise<StopInfo>;
+  /**
+   * Live upgrade: start a successor daemon warm, quiesce, hand it the connection, the open fds
+   * and the state, and end here (`done` resolves with reason 'upgraded'). When the successor
+   * fails or rejects the state, this daemon keeps serving and the report says why.
+   */
+  upgrade(opts: UpgradeOptions): Promise<UpgradeReport>;
+  /** Called after a successful handover, before the successor takes over shared names (control socket). */
+  beforeHandoff?: () => void;
+  /** The /dev/fuse and backing-root fd numbers in this process (for the fd keeper). */
+  readonly fds: { dev: number; root: number };
+}
+
+/** The journal stream provfs writes for a mount point: `provfs-` + 16 hex of its path's SHA-256. */
+export function journalStreamName(mountpoint: string): string {
+  return 'provfs-' + createHash('sha256').update(mountpoint).digest('hex').slice(0, 16);
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = { entry: 1, attr: 1, negative: 1 };
+const MAX_WRITE = 1 << 20;
+
+export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
+  if (opts.mode !== 'plain' && opts.mode !== 'prov') throw new InputError(`mode must be plain or prov (got ${String(opts.mode)})`, '--mode');
+  let backing: string, mountpoint: string;
+  try {
+    backing = realpathSync(opts.backing);
+  } catch {
+    throw new InputError(`backing directory ${opts.backing} does not exist`, 'BACKING');
+  }
+  const state = mountState(pathOrSelf(opts.mountpoint));
+  if (state === 'stale') {
+    throw new InputError(`${opts.mountpoint} is a provfs mount whose daemon is gone (ENOTCONN); run \`prov umount ${opts.mountpoint}\` first`, 'MOUNTPOINT');
+  }
+  try {
+    mountpoint = realpathSync(opts.mountpoint);
+  } catch {
+    throw new InputError(`mount point ${opts.mountpoint} does not exist`, 'MOUNTPOINT');
+  }
+  if (mountState(mountpoint) === 'live') throw new InputError(`${mountpoint} is already a provfs mount`, 'MOUNTPOINT');
+
+  let journal: JournalSink | null = opts.journal ?? null;
+  let ownJournal: JournalWriter | null = null;
+  let stream: string | undefined;
+  if (opts.mode === 'prov' && !journal && opts.journalDir) {
+    stream = journalStreamName(mountpoint);
+    ownJournal = openJournalWriter({ dir: opts.journalDir, stream });
+    journal = ownJournal;
+  }
+  // The daemon creates files on the caller's behalf with the mode the kernel already masked.
+  libc.umask(0);
+  const rootFd = libc.open(backing, O.PATH | O.DIRECTORY);
+  let devFd: number;
+  try {
+    devFd = libc.open('/dev/fuse', O.RDWR);
+  } catch (e) {
+    libc.close(rootFd);
+    await ownJournal?.close();
+    throw new CapabilityError(`cannot open /dev/fuse: ${(e as Error).message}`, '/dev/fuse');
+  }
+  let info;
+  try {
+    info = mountFuse(devFd, mountpoint, backing);
+  } catch (e) {
+    libc.close(devFd);
+    libc.close(rootFd);
+    await ownJournal?.close();
+    if (e instanceof libc.Errno && e.errno === libc.E.EPERM) throw new CapabilityError(`mount ${FS_TYPE} needs root (CAP_SYS_ADMIN)`, 'CAP_SYS_ADMIN');
+    throw e;
+  }
+
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const serving = new Serving({
+    loop: {
+      devFd, rootFd, mode: opts.mode, passthrough: opts.passthrough ?? true, timeouts,
+      maxWrite: MAX_WRITE, dev: info.dev, mountpoint,
+      nodeLog: opts.nodeLog ? { path: opts.nodeLog, fresh: true } : undefined,
+    },
+    journal, ownJournal: ownJournal !== null, onEvent: opts.onEvent,
+  });
+  try {
+    await serving.start();
+  } catch (e) {
+    try { unmount(mountpoint, true); } catch { /* already gone */ }
+    await serving.done;
+    throw e;
+  }
+  log.debug(`mounted ${backing} on ${mountpoint} (${opts.mode}, passthrough ${serving.passthrough ? 'on' : 'off'})`);
+  return makeMount(serving, { backing, mountpoint, mode: opts.mode, dev: info.dev, stream, timeouts, journalDir: opts.journalDir, passthrough: opts.passthrough ?? true, nodeLog: opts.nodeLog });
+}
+
+/**
+ * Serve a connection whose daemon crashed, with the /dev/fuse and backing-root fds an fd keeper
+ * held: the table comes from the node log, the kernel resends what the dead daemon never
+ * answered. In prov mode a `lost` record marks the gap (records the dead daemon had not yet
+ * handed to the journal are gone).
+ */
+export async function recoverProvfs(o: {
+  devFd: number; rootFd: number; backing: string; mountpoint: string; mode: ProvfsMode; passthrough: boolean;
+  timeouts?: Partial<Timeouts>; journalDir?: string; nodeLog: string; since?: number;
+}): Promise<ProvfsMount> {
+  const info = mountAt(o.mountpoint);
+  if (!info) throw new InputError(`${o.mountpoint} is not mounted`, 'MOUNTPOINT');
+  libc.umask(0);
+  const stream = o.mode === 'prov' && o.journalDir ? journalStreamName(o.mountpoint) : undefined;
+  const journal = stream ? openJournalWriter({ dir: o.journalDir!, stream }) : null;
+  if (journal) {
+    const now = Number(process.hrtime.bigint());
+    journal.append({
+      v: SCHEMA_VERSION, src: 'provfs', seq: 0, ts: now, host: hostname(), pid: 0, tid: 0, op: 'lost',
+      count: 0, from: o.since ?? 0, to: now, reason: 'provfs daemon crashed and was restarted by its fd keeper; records it had not yet journaled are lost (count unknown)',
+    });
+  }
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
+  const serving = new Serving({
+    loop: { devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, recover: true },
+    journal, ownJournal: journal !== null,
+  });
+  await serving.start();
+  return makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: o.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
+}
+
+/** The handle over a Serving, shared by a first daemon and a successor. */
+export function makeMount(serving: Serving, d: {
+  backing: string; mountpoint: string; mode: ProvfsMode; dev: number; stream?: string; timeouts: Timeouts;
+  journalDir?: string; passthrough: boolean; nodeLog?: string;
+}): ProvfsMount {
+  let upgrading = false;
+  const m: ProvfsMount = {
+    backing: d.backing, mountpoint: d.mountpoint, mode: d.mode, dev: d.dev, stream: d.stream,
+    get passthrough() { return serving.passthrough; },
+    get fds() { return serving.fds; },
+    done: serving.done,
+    async stop(o?: { lazy?: boolean }): Promise<StopInfo> {
+      try {
+        unmount(d.mountpoint, false);
+      } catch (e) {
+        if (!(e instanceof libc.Errno)) throw e;
+        if (e.errno === libc.E.EBUSY && o?.lazy) unmount(d.mountpoint, true);
+        else if (e.errno !== libc.E.EINVAL && e.errno !== libc.E.ENOENT) throw e;
+      }
+      return serving.done;
+    },
+    async upgrade(o: UpgradeOptions): Promise<UpgradeReport> {
+      if (upgrading) return { ok: false, reason: 'an upgrade is already under way' };
+      upgrading = true;
+      try {
+        return await upgradeConnection(serving, {
+          backing: d.backing, mountpoint: d.mountpoint, timeouts: d.timeouts, passthrough: d.passthrough,
+          journalDir: o.journalDir ?? d.journalDir, beforeHandoff: () => m.beforeHandoff?.(), nodeLog: d.nodeLog,
+        }, o);
+      } finally {
+        upgrading = false;
+      }
+    },
+  };
+  return m;
+}
+
+/** Absolute form of a path without resolving it (a stale mount point cannot be resolved). */
+function pathOrSelf(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p.startsWith('/') ? p.replace(/\/+$/, '') || '/' : `${process.cwd()}/${p}`.replace(/\/+$/, '');
+  }
+}

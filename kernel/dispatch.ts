@@ -1,0 +1,467 @@
+/**
+ * @module kernel/dispatch
+ * One handler table keyed by FUSE opcode: decode the request, call the file operation in
+ * kernel/ops, encode the reply. Exactly one reply per request (an error is a reply with a
+ * negative errno and no body); FORGET, BATCH_FORGET and INTERRUPT get none.
+ */
+import { logger } from '../collector/log.js';
+import * as libc from './libc.js';
+import { E } from './libc.js';
+import {
+  OP, OP_NAME, INIT, DEV_IOC, FOPEN, SIZE, ATTR, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION,
+  FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
+  readInHeader, type InHeader,
+} from './protocol.js';
+import type { ProvFs, Ctx, Entry, Opened, SetattrIn, PassthroughDevice } from './ops.js';
+
+const log = logger('provfs');
+
+/** Cache timeouts in seconds (fractions allowed). */
+export interface Timeouts {
+  /** How long the kernel may trust a name → node mapping. */
+  entry: number;
+  /** How long the kernel may trust attributes. */
+  attr: number;
+  /** How long the kernel may remember that a name does not exist (0: not at all). */
+  negative: number;
+}
+
+export interface DispatchOptions {
+  timeouts: Timeouts;
+  /** Ask for FUSE_PASSTHROUGH at INIT (the kernel may still refuse). */
+  passthrough: boolean;
+  /** /dev/fuse fd, for registering passthrough backing files; -1 in-process. */
+  devFd: number;
+  /** Largest WRITE the kernel may send (and READ reply we serve), in bytes. */
+  maxWrite: number;
+  /** Hand an FSYNC to a helper thread that replies itself (see kernel/slowops). */
+  offloadFsync?: (unique: Uint8Array, fd: number, dataOnly: boolean) => void;
+}
+
+/** What INIT negotiated. */
+export interface Negotiated {
+  minor: number;
+  /** INIT flags as a number (bits 0..42 are defined, all below 2^53). */
+  flags: number;
+  passthrough: boolean;
+  maxWrite: number;
+}
+
+type Handler = (d: Dispatcher, h: InHeader, body: Buffer) => void;
+
+/** NUL-terminated name at `off` in `b`, and where the next field starts. */
+function cname(b: Buffer, off = 0): [Buffer, number] {
+  let end = b.indexOf(0, off);
+  if (end < 0) end = b.length;
+  return [b.subarray(off, end), end + 1];
+}
+
+const ctxOf = (h: InHeader): Ctx => ({ uid: h.uid, gid: h.gid, pid: h.pid });
+const id = (h: InHeader): number => Number(h.nodeid);
+
+function splitTimeout(t: number): [bigint, number] {
+  const s = Math.floor(t);
+  return [BigInt(s), Math.round((t - s) * 1e9)];
+}
+
+export class Dispatcher {
+  /** Reply buffer, reused for every reply (the loop is synchronous). */
+  readonly out: Buffer;
+  negotiated: Negotiated | null = null;
+  /** Count of requests served per opcode (for tests and benches: READ/WRITE must stay 0 with passthrough). */
+  readonly counts = new Map<number, number>();
+  private readonly entryT: [bigint, number];
+  private readonly attrT: [bigint, number];
+  private readonly negT: [bigint, number];
+  /** The request being answered (its unique id is copied into the reply). */
+  private req: Buffer = Buffer.alloc(SIZE.in_header);
+
+  constructor(
+    readonly fs: ProvFs,
+    readonly opts: DispatchOptions,
+    private readonly send: (buf: Buffer, len: number) => void,
+  ) {
+    this.out = Buffer.alloc(opts.maxWrite + 4096);
+    this.entryT = splitTimeout(opts.timeouts.entry);
+    this.attrT = splitTimeout(opts.timeouts.attr);
+    this.negT = splitTimeout(opts.timeouts.negative);
+  }
+
+  /** Serve one request read from /dev/fuse (`len` bytes of `req`). */
+  handle(req: Buffer, len: number): void {
+    const h = readInHeader(req);
+    this.req = req;
+    this.counts.set(h.opcode, (this.counts.get(h.opcode) ?? 0) + 1);
+    const handler = HANDLERS[h.opcode];
+    const body = req.subarray(SIZE.in_header, len);
+    if (!handler) return this.error(E.ENOSYS);
+    try {
+      handler(this, h, body);
+    } catch (e) {
+      if (e instanceof libc.Errno) {
+        if (h.opcode === OP.FORGET || h.opcode === OP.BATCH_FORGET || h.opcode === OP.INTERRUPT) return;
+        return this.error(e.errno);
+      }
+      log.error(`${OP_NAME[h.opcode] ?? h.opcode}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      this.error(E.EIO);
+    }
+  }
+
+  // ---- reply encoders ----
+
+  error(errno: number): void {
+    this.header(SIZE.out_header, -errno);
+    this.send(this.out, SIZE.out_header);
+  }
+
+  /** Reply with `n` body bytes already written at out[16..]. */
+  ok(n: number): void {
+    this.header(SIZE.out_header + n, 0);
+    this.send(this.out, SIZE.out_header + n);
+  }
+
+  /** A copy of the unique id of the request being served (for a reply from another thread). */
+  uniqueBytes(): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.req, 8, 16);
+  }
+
+  private header(len: number, error: number): void {
+    this.out.writeUInt32LE(len, 0);
+    this.out.writeInt32LE(error, 4);
+    this.req.copy(this.out, 8, 8, 16); // unique, byte for byte (keeps the resend bit)
+  }
+
+  writeAttr(off: number, st: libc.Stat): void {
+    const b = this.out;
+    b.writeBigUInt64LE(st.ino, off + ATTR.ino);
+    b.writeBigUInt64LE(st.size, off + ATTR.size);
+    b.writeBigUInt64LE(st.blocks, off + ATTR.blocks);
+    b.writeBigInt64LE(st.atime, off + ATTR.atime);
+    b.writeBigInt64LE(st.mtime, off + ATTR.mtime);
+    b.writeBigInt64LE(st.ctime, off + ATTR.ctime);
+    b.writeUInt32LE(st.atimeNs, off + ATTR.atimensec);
+    b.writeUInt32LE(st.mtimeNs, off + ATTR.mtimensec);
+    b.writeUInt32LE(st.ctimeNs, off + ATTR.ctimensec);
+    b.writeUInt32LE(st.mode, off + ATTR.mode);
+    b.writeUInt32LE(st.nlink, off + ATTR.nlink);
+    b.writeUInt32LE(st.uid, off + ATTR.uid);
+    b.writeUInt32LE(st.gid, off + ATTR.gid);
+    b.writeUInt32LE(st.rdev, off + ATTR.rdev);
+    b.writeUInt32LE(st.blksize, off + ATTR.blksize);
+    b.writeUInt32LE(0, off + ATTR.flags);
+  }
+
+  /** fuse_entry_out at `off` (nodeid 0 with a timeout: a cached negative entry). */
+  writeEntry(off: number, e: Entry | null): void {
+    const b = this.out;
+    if (!e) {
+      b.fill(0, off, off + SIZE.entry_out);
+      b.writeBigUInt64LE(this.negT[0], off + 16);
+      b.writeUInt32LE(this.negT[1], off + 32);
+      return;
+    }
+    b.writeBigUInt64LE(BigInt(e.node.id), off);
+    b.writeBigUInt64LE(0n, off + 8);
+    b.writeBigUInt64LE(this.entryT[0], off + 16);
+    b.writeBigUInt64LE(this.attrT[0], off + 24);
+    b.writeUInt32LE(this.entryT[1], off + 32);
+    b.writeUInt32LE(this.attrT[1], off + 36);
+    this.writeAttr(off + 40, e.stat);
+  }
+
+  entry(e: Entry): void {
+    this.writeEntry(SIZE.out_header, e);
+    this.ok(SIZE.entry_out);
+  }
+
+  attr(st: libc.Stat): void {
+    const b = this.out, o = SIZE.out_header;
+    b.writeBigUInt64LE(this.attrT[0], o);
+    b.writeUInt32LE(this.attrT[1], o + 8);
+    b.writeUInt32LE(0, o + 12);
+    this.writeAttr(o + 16, st);
+    this.ok(SIZE.attr_out);
+  }
+
+  writeOpen(off: number, o: Opened): void {
+    const b = this.out;
+    b.writeBigUInt64LE(BigInt(o.handle.fh), off);
+    // Plain mode needs no FLUSH (data never passes through the daemon; locks are the kernel's):
+    // spare every close(2) a round trip. prov mode records closes at FLUSH.
+    b.writeUInt32LE((o.backingId ? FOPEN.PASSTHROUGH : 0) | (this.fs.recorder || !o.backingId ? 0 : FOPEN.NOFLUSH), off + 8);
+    b.writeInt32LE(o.backingId, off + 12);
+  }
+
+  data(buf: Buffer): void {
+    buf.copy(this.out, SIZE.out_header);
+    this.ok(buf.length);
+  }
+
+  /** Reply to INIT: take the kernel's version down to ours, agree the flags. */
+  init(body: Buffer): void {
+    const major = body.readUInt32LE(0), minor = body.readUInt32LE(4), maxReadahead = body.readUInt32LE(8);
+    const b = this.out, o = SIZE.out_header;
+    b.fill(0, o, o + SIZE.init_out);
+    if (major > FUSE_KERNEL_VERSION) {
+      // The kernel retries INIT with our major version.
+      b.writeUInt32LE(FUSE_KERNEL_VERSION, o);
+      b.writeUInt32LE(FUSE_KERNEL_MINOR_VERSION, o + 4);
+      return this.ok(8);
+    }
+    if (major < FUSE_KERNEL_VERSION || minor < FUSE_MIN_MINOR_VERSION) {
+      log.error(`kernel speaks FUSE ${major}.${minor}; provfs needs ${FUSE_KERNEL_VERSION}.${FUSE_MIN_MINOR_VERSION} or later`);
+      return this.error(E.EPROTO);
+    }
+    let kflags = BigInt(body.readUInt32LE(12));
+    if (kflags & INIT.INIT_EXT) kflags |= BigInt(body.readUInt32LE(16)) << 32n;
+    let want = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.MAX_PAGES | INIT.DO_READDIRPLUS |
+      INIT.READDIRPLUS_AUTO | INIT.PARALLEL_DIROPS | INIT.CACHE_SYMLINKS | INIT.AUTO_INVAL_DATA |
+      INIT.ASYNC_DIO | INIT.INIT_EXT;
+    if (this.opts.passthrough) want |= INIT.PASSTHROUGH;
+    const flags = want & kflags;
+    const negMinor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
+    const passthrough = (flags & INIT.PASSTHROUGH) !== 0n;
+    const maxPages = Math.min(256, Math.floor(this.opts.maxWrite / 4096));
+    b.writeUInt32LE(FUSE_KERNEL_VERSION, o);
+    b.writeUInt32LE(negMinor, o + 4);
+    b.writeUInt32LE(maxReadahead, o + 8);
+    b.writeUInt32LE(Number(flags & 0xffffffffn), o + 12);
+    b.writeUInt16LE(64, o + 16); // max_background
+    b.writeUInt16LE(48, o + 18); // congestion_threshold
+    b.writeUInt32LE(maxPages * 4096, o + 20); // max_write
+    b.writeUInt32LE(1, o + 24); // time_gran: nanoseconds
+    b.writeUInt16LE(maxPages, o + 28);
+    b.writeUInt32LE(Number(flags >> 32n), o + 32);
+    b.writeUInt32LE(passthrough ? 1 : 0, o + 36); // max_stack_depth: backing files on non-stacked file systems
+    this.negotiated = { minor: negMinor, flags: Number(flags), passthrough, maxWrite: maxPages * 4096 };
+    if (passthrough && this.opts.devFd >= 0) this.fs.passthrough = passthroughDevice(this.opts.devFd);
+    this.ok(minor < 23 ? 24 : SIZE.init_out);
+  }
+
+  /** READDIR and READDIRPLUS replies. */
+  readdir(h: InHeader, body: Buffer, plus: boolean): void {
+    const fh = Number(body.readBigUInt64LE(0));
+    const off = body.readBigUInt64LE(8);
+    const size = Math.min(body.readUInt32LE(16), this.out.length - SIZE.out_header);
+    const b = this.out;
+    let pos = SIZE.out_header;
+    const end = SIZE.out_header + size;
+    const parent = this.fs.nodes.handle(fh).node;
+    this.fs.readdir(fh, BigInt.asIntN(64, off), (e) => {
+      const nameOff = plus ? SIZE.entry_out + DIRENT_NAME_OFFSET : DIRENT_NAME_OFFSET;
+      const reclen = recAlign(nameOff + e.name.length);
+      if (pos + reclen > end) return false;
+      let ino = e.ino;
+      if (plus) {
+        const dot = e.name.length <= 2 && e.name[0] === 0x2e && (e.name.length === 1 || e.name[1] === 0x2e);
+        let entry: Entry | null = null;
+        if (!dot) {
+          try { entry = this.fs.lookup(ctxOf(h), parent, e.name); } catch { entry = null; }
+        }
+        if (entry) {
+          this.writeEntry(pos, entry);
+          ino = entry.stat.ino;
+        } else {
+          b.fill(0, pos, pos + SIZE.entry_out);
+        }
+      }
+      const d = pos + (plus ? SIZE.entry_out : 0);
+      b.writeBigUInt64LE(ino, d);
+      b.writeBigInt64LE(e.off, d + 8);
+      b.writeUInt32LE(e.name.length, d + 16);
+      b.writeUInt32LE(e.type, d + 20);
+      e.name.copy(b, d + 24);
+      b.fill(0, d + 24 + e.name.length, pos + reclen);
+      pos += reclen;
+      return true;
+    });
+    this.ok(pos - SIZE.out_header);
+  }
+}
+
+/** Kernel passthrough on connection `devFd`: register and drop backing files by ioctl. */
+export function passthroughDevice(devFd: number): PassthroughDevice {
+  const map = Buffer.alloc(SIZE.backing_map);
+  const idBuf = Buffer.alloc(4);
+  return {
+    open(fd: number): number {
+      map.writeInt32LE(fd, 0);
+      return libc.ioctl(devFd, DEV_IOC.BACKING_OPEN, map);
+    },
+    close(backingId: number): void {
+      idBuf.writeUInt32LE(backingId, 0);
+      try { libc.ioctl(devFd, DEV_IOC.BACKING_CLOSE, idBuf); } catch { /* gone with the connection */ }
+    },
+  };
+}
+
+function setattrIn(b: Buffer): SetattrIn {
+  return {
+    valid: b.readUInt32LE(0), fh: Number(b.readBigUInt64LE(8)), size: b.readBigUInt64LE(16),
+    atime: b.readBigInt64LE(32), mtime: b.readBigInt64LE(40),
+    atimeNs: b.readUInt32LE(56), mtimeNs: b.readUInt32LE(60), mode: b.readUInt32LE(68),
+    uid: b.readUInt32LE(76), gid: b.readUInt32LE(80),
+  };
+}
+
+function xattrReply(d: Dispatcher, want: number, r: { size: number; value: Buffer | null }): void {
+  if (want === 0) {
+    d.out.writeUInt32LE(r.size, SIZE.out_header);
+    d.out.writeUInt32LE(0, SIZE.out_header + 4);
+    return d.ok(SIZE.getxattr_out);
+  }
+  d.data(r.value!);
+}
+
+/** The handler table, keyed by opcode. */
+export const HANDLERS: Record<number, Handler> = {
+  [OP.INIT]: (d, _h, b) => d.init(b),
+  [OP.DESTROY]: (d) => d.ok(0),
+  [OP.LOOKUP]: (d, h, b) => {
+    const [name] = cname(b);
+    let e: Entry;
+    try {
+      e = d.fs.lookup(ctxOf(h), id(h), name);
+    } catch (err) {
+      if (err instanceof libc.Errno && err.errno === E.ENOENT && d.opts.timeouts.negative > 0) {
+        d.writeEntry(SIZE.out_header, null);
+        return d.ok(SIZE.entry_out);
+      }
+      throw err;
+    }
+    d.entry(e);
+  },
+  [OP.FORGET]: (d, h, b) => d.fs.forget(id(h), Number(b.readBigUInt64LE(0))),
+  [OP.BATCH_FORGET]: (d, _h, b) => {
+    const count = b.readUInt32LE(0);
+    for (let i = 0; i < count; i++) {
+      const o = SIZE.batch_forget_in + i * SIZE.forget_one;
+      d.fs.forget(Number(b.readBigUInt64LE(o)), Number(b.readBigUInt64LE(o + 8)));
+    }
+  },
+  [OP.INTERRUPT]: () => { /* requests are answered synchronously; nothing to interrupt */ },
+  [OP.GETATTR]: (d, h) => d.attr(d.fs.getattr(ctxOf(h), id(h))),
+  [OP.SETATTR]: (d, h, b) => d.attr(d.fs.setattr(ctxOf(h), id(h), setattrIn(b))),
+  [OP.READLINK]: (d, h) => d.data(d.fs.readlink(ctxOf(h), id(h))),
+  [OP.SYMLINK]: (d, h, b) => {
+    const [name, next] = cname(b);
+    const [target] = cname(b, next);
+    d.entry(d.fs.symlink(ctxOf(h), id(h), name, target));
+  },
+  [OP.MKNOD]: (d, h, b) => {
+    const [name] = cname(b, SIZE.mknod_in);
+    d.entry(d.fs.mknod(ctxOf(h), id(h), name, b.readUInt32LE(0), b.readUInt32LE(4), b.readUInt32LE(8)));
+  },
+  [OP.MKDIR]: (d, h, b) => {
+    const [name] = cname(b, SIZE.mkdir_in);
+    d.entry(d.fs.mkdir(ctxOf(h), id(h), name, b.readUInt32LE(0), b.readUInt32LE(4)));
+  },
+  [OP.UNLINK]: (d, h, b) => { d.fs.unlink(ctxOf(h), id(h), cname(b)[0]); d.ok(0); },
+  [OP.RMDIR]: (d, h, b) => { d.fs.rmdir(ctxOf(h), id(h), cname(b)[0]); d.ok(0); },
+  [OP.RENAME]: (d, h, b) => {
+    const [from, next] = cname(b, SIZE.rename_in);
+    const [to] = cname(b, next);
+    d.fs.rename(ctxOf(h), id(h), from, Number(b.readBigUInt64LE(0)), to, 0);
+    d.ok(0);
+  },
+  [OP.RENAME2]: (d, h, b) => {
+    const [from, next] = cname(b, SIZE.rename2_in);
+    const [to] = cname(b, next);
+    d.fs.rename(ctxOf(h), id(h), from, Number(b.readBigUInt64LE(0)), to, b.readUInt32LE(8));
+    d.ok(0);
+  },
+  [OP.LINK]: (d, h, b) => {
+    const [name] = cname(b, SIZE.link_in);
+    d.entry(d.fs.link(ctxOf(h), Number(b.readBigUInt64LE(0)), id(h), name));
+  },
+  [OP.OPEN]: (d, h, b) => {
+    const o = d.fs.open(ctxOf(h), id(h), b.readUInt32LE(0));
+    d.writeOpen(SIZE.out_header, o);
+    d.ok(SIZE.open_out);
+  },
+  [OP.CREATE]: (d, h, b) => {
+    const [name] = cname(b, SIZE.create_in);
+    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0), b.readUInt32LE(8));
+    d.writeEntry(SIZE.out_header, entry);
+    d.writeOpen(SIZE.out_header + SIZE.entry_out, opened);
+    d.ok(SIZE.entry_out + SIZE.open_out);
+  },
+  [OP.READ]: (d, _h, b) => {
+    const n = d.fs.read(Number(b.readBigUInt64LE(0)), b.readBigUInt64LE(8), b.readUInt32LE(16), d.out.subarray(SIZE.out_header));
+    d.ok(n);
+  },
+  [OP.WRITE]: (d, _h, b) => {
+    const size = b.readUInt32LE(16);
+    const n = d.fs.write(Number(b.readBigUInt64LE(0)), b.readBigUInt64LE(8), b.subarray(SIZE.write_in, SIZE.write_in + size));
+    d.out.writeUInt32LE(n, SIZE.out_header);
+    d.out.writeUInt32LE(0, SIZE.out_header + 4);
+    d.ok(SIZE.write_out);
+  },
+  [OP.STATFS]: (d, h) => {
+    const s = d.fs.statfs(ctxOf(h), id(h));
+    const b = d.out, o = SIZE.out_header;
+    b.fill(0, o, o + SIZE.statfs_out);
+    b.writeBigUInt64LE(s.blocks, o);
+    b.writeBigUInt64LE(s.bfree, o + 8);
+    b.writeBigUInt64LE(s.bavail, o + 16);
+    b.writeBigUInt64LE(s.files, o + 24);
+    b.writeBigUInt64LE(s.ffree, o + 32);
+    b.writeUInt32LE(Number(s.bsize), o + 40);
+    b.writeUInt32LE(Number(s.namelen), o + 44);
+    b.writeUInt32LE(Number(s.frsize), o + 48);
+    d.ok(SIZE.statfs_out);
+  },
+  [OP.FLUSH]: (d, h, b) => { d.fs.flush(ctxOf(h), Number(b.readBigUInt64LE(0)), id(h)); d.ok(0); },
+  [OP.RELEASE]: (d, h, b) => {
+    void RELEASE_FLUSH;
+    d.fs.release(ctxOf(h), Number(b.readBigUInt64LE(0)));
+    d.ok(0);
+  },
+  [OP.FSYNC]: (d, h, b) => {
+    const fh = Number(b.readBigUInt64LE(0)), dataOnly = (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0;
+    const fd = d.opts.offloadFsync ? d.fs.fsyncTarget(fh, id(h)) : -1;
+    if (fd >= 0) return d.opts.offloadFsync!(d.uniqueBytes(), fd, dataOnly);
+    d.fs.fsync(ctxOf(h), fh, dataOnly, id(h));
+    d.ok(0);
+  },
+  [OP.OPENDIR]: (d, h) => {
+    const handle = d.fs.opendir(ctxOf(h), id(h));
+    d.writeOpen(SIZE.out_header, { handle, backingId: 0 });
+    d.ok(SIZE.open_out);
+  },
+  [OP.READDIR]: (d, h, b) => d.readdir(h, b, false),
+  [OP.READDIRPLUS]: (d, h, b) => d.readdir(h, b, true),
+  [OP.RELEASEDIR]: (d, h, b) => { d.fs.releasedir(ctxOf(h), Number(b.readBigUInt64LE(0))); d.ok(0); },
+  [OP.FSYNCDIR]: (d, h, b) => {
+    d.fs.fsyncdir(ctxOf(h), Number(b.readBigUInt64LE(0)), (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0);
+    d.ok(0);
+  },
+  [OP.SETXATTR]: (d, h, b) => {
+    // Without FUSE_SETXATTR_EXT the kernel sends the 8-byte compat header {size, flags}.
+    const size = b.readUInt32LE(0), flags = b.readUInt32LE(4);
+    const [name, next] = cname(b, 8);
+    d.fs.setxattr(ctxOf(h), id(h), name, b.subarray(next, next + size), flags);
+    d.ok(0);
+  },
+  [OP.GETXATTR]: (d, h, b) => {
+    const want = b.readUInt32LE(0);
+    const [name] = cname(b, SIZE.getxattr_in);
+    xattrReply(d, want, d.fs.getxattr(ctxOf(h), id(h), name, want));
+  },
+  [OP.LISTXATTR]: (d, h, b) => {
+    const want = b.readUInt32LE(0);
+    xattrReply(d, want, d.fs.listxattr(ctxOf(h), id(h), want));
+  },
+  [OP.REMOVEXATTR]: (d, h, b) => { d.fs.removexattr(ctxOf(h), id(h), cname(b)[0]); d.ok(0); },
+  [OP.ACCESS]: (d, h, b) => { d.fs.access(ctxOf(h), id(h), b.readUInt32LE(0)); d.ok(0); },
+  [OP.FALLOCATE]: (d, _h, b) => {
+    d.fs.fallocate(Number(b.readBigUInt64LE(0)), b.readUInt32LE(24), b.readBigUInt64LE(8), b.readBigUInt64LE(16));
+    d.ok(0);
+  },
+  [OP.LSEEK]: (d, _h, b) => {
+    const r = d.fs.lseek(Number(b.readBigUInt64LE(0)), b.readBigUInt64LE(8), b.readUInt32LE(16));
+    d.out.writeBigUInt64LE(r, SIZE.out_header);
+    d.ok(SIZE.lseek_out);
+  },
+};
+

@@ -1,0 +1,296 @@
+/**
+ * @module kernel/nodes
+ * The node table: FUSE node ids → backing files, keyed by the backing file's identity
+ * (st_dev, st_ino), each held by an O_PATH fd, with the kernel's lookup count. Keying by identity
+ * (not by path) is what keeps hard links, renames of open files and unlinked-but-open files
+ * right; the O_PATH fd also pins the inode so its number cannot be reused while the kernel
+ * still knows the node. The table and the open handles serialize to plain data for a live
+ * upgrade (fds are numbers valid in the successor once handed over).
+ */
+import * as libc from './libc.js';
+import { FUSE_ROOT_ID } from './protocol.js';
+import { decodeNameBytes } from '../collector/events.js';
+
+/** A shared passthrough backing file of one inode: one id per inode, refcounted by open handles. */
+export interface Backing {
+  fd: number;
+  id: number;
+  refs: number;
+}
+
+export interface Node {
+  /** FUSE node id (1 is the root). */
+  id: number;
+  /** O_PATH fd on the backing file. */
+  fd: number;
+  dev: number;
+  ino: bigint;
+  /** st_mode & S_IFMT when the node was made. */
+  type: number;
+  /** How many lookups the kernel holds (decremented by FORGET). */
+  nlookup: number;
+  /** Last known parent node id and name (for paths in provenance records). */
+  parent: number;
+  name: Buffer;
+  backing: Backing | null;
+  /** Open file handles on this node. */
+  opens: number;
+}
+
+/** An open file or directory (the FUSE `fh`). */
+export interface Handle {
+  fh: number;
+  node: number;
+  flags: number;
+  /** A real fd for the daemon's own I/O (directories, fallback I/O); -1 with passthrough. */
+  fd: number;
+  /** True when the kernel does the data I/O through the node's backing file. */
+  passthrough: boolean;
+  dir?: DirState;
+}
+
+export interface DirState {
+  /** Offset the directory fd is at (the d_off of the last entry consumed). */
+  pos: bigint;
+  /** Entries read from getdents64 but not yet returned. */
+  pending: DirEntry[];
+  eof: boolean;
+}
+
+export interface DirEntry {
+  ino: bigint;
+  off: bigint;
+  type: number;
+  name: Buffer;
+}
+
+/** Serializable form of the table (numbers and base64 only) for updatePrepare/updateTransfer. */
+export interface NodeTableState {
+  nextId: number;
+  nextFh: number;
+  nodes: Array<{
+    id: number; fd: number; dev: number; ino: string; type: number; nlookup: number;
+    parent: number; name: string; backing: Backing | null; opens: number;
+  }>;
+  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string }>;
+}
+
+export class NodeTable {
+  private readonly byId = new Map<number, Node>();
+  private readonly byKey = new Map<string, Node>();
+  private readonly handles = new Map<number, Handle>();
+  private nextId = FUSE_ROOT_ID + 1;
+  private nextFh = 1;
+  /** Called for every new node before the kernel learns its id (the node log). */
+  onNew: ((n: Node) => void) | null = null;
+
+  /** Make the table with the root directory held by `rootFd` (an O_PATH fd, never forgotten). */
+  constructor(rootFd: number) {
+    const st = libc.fstat(rootFd);
+    const root: Node = {
+      id: FUSE_ROOT_ID, fd: rootFd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT,
+      nlookup: 2 ** 30, parent: FUSE_ROOT_ID, name: Buffer.alloc(0), backing: null, opens: 0,
+    };
+    this.byId.set(root.id, root);
+    this.byKey.set(key(root.dev, root.ino), root);
+  }
+
+  get(id: number): Node {
+    const n = this.byId.get(id);
+    if (!n) throw new libc.Errno(libc.E.ESTALE, `node ${id}`);
+    return n;
+  }
+
+  find(id: number): Node | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The node of a backing file, when the kernel knows it. */
+  findByIdentity(dev: number, ino: bigint): Node | undefined {
+    return this.byKey.get(key(dev, ino));
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /**
+   * Account one kernel lookup of the file behind `fd` (an O_PATH fd the caller owns): reuse the
+   * node with the same identity (closing `fd`; -1 when the caller knows the node exists) or adopt
+   * `fd` into a new node.
+   */
+  adopt(fd: number, st: libc.Stat, parent: number, name: Buffer): Node {
+    const k = key(st.dev, st.ino);
+    const known = this.byKey.get(k);
+    if (known) {
+      if (fd >= 0) libc.close(fd);
+      known.nlookup++;
+      known.parent = parent;
+      if (!known.name.equals(name)) known.name = Buffer.from(name);
+      return known;
+    }
+    const n: Node = {
+      id: this.nextId++, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 1,
+      parent, name: Buffer.from(name), backing: null, opens: 0,
+    };
+    this.byId.set(n.id, n);
+    this.byKey.set(k, n);
+    this.onNew?.(n);
+    return n;
+  }
+
+  /**
+   * Rebuild a table after a crash from the node log: every node reopened by its file handle
+   * (gone files are skipped: the kernel gets ESTALE for them), lookup counts unknown (kept
+   * forever), backing ids still registered kept; handle numbers start above any the crashed
+   * daemon could have given out.
+   */
+  static recover(rootFd: number, log: { nodes: Map<number, libc.FileHandle>; backings: Map<number, number>; maxId: number }): { table: NodeTable; lost: number } {
+    const t = new NodeTable(rootFd);
+    let lost = 0;
+    // open_by_handle_at wants a real fd on the file system (an O_PATH one is refused).
+    const mountFd = libc.reopen(rootFd, libc.O.RDONLY | libc.O.DIRECTORY);
+    for (const [id, h] of log.nodes) {
+      if (id === FUSE_ROOT_ID) continue;
+      let fd: number;
+      try { fd = libc.openByHandle(mountFd, h, libc.O.PATH); } catch { lost++; continue; }
+      const st = libc.fstat(fd);
+      const bid = log.backings.get(id);
+      const n: Node = {
+        id, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 2 ** 30, parent: FUSE_ROOT_ID,
+        name: Buffer.alloc(0), backing: bid !== undefined ? { fd: -1, id: bid, refs: 2 ** 30 } : null, opens: 0,
+      };
+      t.byId.set(id, n);
+      if (!t.byKey.has(key(n.dev, n.ino))) t.byKey.set(key(n.dev, n.ino), n);
+    }
+    libc.close(mountFd);
+    t.nextId = log.maxId + 1;
+    t.nextFh = Date.now() * 1000;
+    return { table: t, lost };
+  }
+
+  /** The kernel dropped `count` lookups; the node goes when none remain and nothing is open. */
+  forget(id: number, count: number): void {
+    const n = this.byId.get(id);
+    if (!n || id === FUSE_ROOT_ID) return;
+    n.nlookup -= count;
+    if (n.nlookup <= 0 && n.opens === 0) this.drop(n);
+  }
+
+  private drop(n: Node): void {
+    this.byId.delete(n.id);
+    if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
+    if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);
+    libc.close(n.fd);
+  }
+
+  /** Absolute path of a node below `root` from the last names seen (undefined when unknown). */
+  path(id: number, root: string): string | undefined {
+    const parts: Buffer[] = [];
+    let cur = this.byId.get(id);
+    for (let depth = 0; cur && cur.id !== FUSE_ROOT_ID; depth++) {
+      if (depth > 4096) return undefined;
+      parts.push(cur.name);
+      cur = this.byId.get(cur.parent);
+    }
+    if (!cur) return undefined;
+    const base = root.endsWith('/') ? root.slice(0, -1) : root;
+    if (parts.length === 0) return base || '/';
+    const slash = Buffer.from('/');
+    const rel = Buffer.concat(parts.reverse().flatMap((p) => [slash, p]));
+    return base + decodeNameBytes(rel);
+  }
+
+  openHandle(h: Omit<Handle, 'fh'>): Handle {
+    const handle: Handle = { fh: this.nextFh++, ...h };
+    this.handles.set(handle.fh, handle);
+    this.get(h.node).opens++;
+    return handle;
+  }
+
+  /** The handle, or undefined when this daemon never gave it out (opened before a crash). */
+  findHandle(fh: number): Handle | undefined {
+    return this.handles.get(fh);
+  }
+
+  handle(fh: number): Handle {
+    const h = this.handles.get(fh);
+    if (!h) throw new libc.Errno(libc.E.EBADF, `fh ${fh}`);
+    return h;
+  }
+
+  closeHandle(fh: number): Handle | undefined {
+    const h = this.handles.get(fh);
+    if (!h) return undefined;
+    this.handles.delete(fh);
+    if (h.fd >= 0) libc.close(h.fd);
+    const n = this.byId.get(h.node);
+    if (n) {
+      n.opens--;
+      if (n.nlookup <= 0 && n.opens === 0) this.drop(n);
+    }
+    return h;
+  }
+
+  /** Every fd the table holds (for handing them to a successor). */
+  fds(): number[] {
+    const out: number[] = [];
+    for (const n of this.byId.values()) {
+      out.push(n.fd);
+      if (n.backing && n.backing.fd >= 0) out.push(n.backing.fd);
+    }
+    for (const h of this.handles.values()) if (h.fd >= 0) out.push(h.fd);
+    return out;
+  }
+
+  toState(): NodeTableState {
+    return {
+      nextId: this.nextId,
+      nextFh: this.nextFh,
+      nodes: [...this.byId.values()].map((n) => ({
+        id: n.id, fd: n.fd, dev: n.dev, ino: n.ino.toString(), type: n.type, nlookup: n.nlookup,
+        parent: n.parent, name: n.name.toString('base64'), backing: n.backing ? { ...n.backing } : null,
+        opens: n.opens,
+      })),
+      handles: [...this.handles.values()].map((h) => ({
+        fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough,
+        dirPos: h.dir ? h.dir.pos.toString() : undefined,
+      })),
+    };
+  }
+
+  /** Rebuild a table from {@link toState}; fd numbers are remapped through `fdMap` when given. */
+  static fromState(s: NodeTableState, fdMap: (fd: number) => number = (fd) => fd): NodeTable {
+    const t = Object.create(NodeTable.prototype) as NodeTable;
+    (t as unknown as { byId: Map<number, Node> }).byId = new Map();
+    (t as unknown as { byKey: Map<string, Node> }).byKey = new Map();
+    (t as unknown as { handles: Map<number, Handle> }).handles = new Map();
+    t.nextId = s.nextId;
+    t.nextFh = s.nextFh;
+    for (const r of s.nodes) {
+      const n: Node = {
+        id: r.id, fd: fdMap(r.fd), dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,
+        parent: r.parent, name: Buffer.from(r.name, 'base64'),
+        backing: r.backing ? { ...r.backing, fd: r.backing.fd >= 0 ? fdMap(r.backing.fd) : -1 } : null, opens: r.opens,
+      };
+      t.byId.set(n.id, n);
+      t.byKey.set(key(n.dev, n.ino), n);
+    }
+    for (const r of s.handles) {
+      const h: Handle = {
+        fh: r.fh, node: r.node, flags: r.flags, fd: r.fd >= 0 ? fdMap(r.fd) : -1,
+        passthrough: r.passthrough,
+      };
+      if (r.dirPos !== undefined) {
+        h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
+        libc.lseek(h.fd, h.dir.pos, 0);
+      }
+      t.handles.set(h.fh, h);
+    }
+    return t;
+  }
+}
+
+function key(dev: number, ino: bigint): string {
+  return `${dev}:${ino}`;
+}

@@ -1,0 +1,526 @@
+/**
+ * @module kernel/ops
+ * provfs's file operations over a backing directory, named after Bento's File Operations API
+ * (lookup, getattr, setattr, create, mknod, mkdir, symlink, link, unlink, rmdir, rename, open,
+ * flush, release, fsync, readdir, statfs, xattrs, access) plus `updatePrepare()` /
+ * `updateTransfer(state)` for live upgrade. This is plain code over file descriptors: it runs
+ * inside the FUSE request loop, and tests drive it directly without a kernel mount.
+ *
+ * Every operation works on O_PATH fds of the node table (never on paths below the backing root),
+ * so provfs can be mounted over its own backing directory. Failures throw {@link libc.Errno}.
+ * In prov mode each namespace operation, open and close is handed to {@link Recorder}.
+ */
+import * as libc from './libc.js';
+import { E, O, S, AT } from './libc.js';
+import { NodeTable, type Node, type Handle, type DirEntry, type NodeTableState } from './nodes.js';
+import { FATTR } from './protocol.js';
+import type { Recorder } from './recorder.js';
+import type { NodeLog } from './nodelog.js';
+
+/** Who asked: from the request header. `pid` is the caller's thread id as FUSE reports it. */
+export interface Ctx {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+/** A looked-up or created node and its attributes (an entry reply). */
+export interface Entry {
+  node: Node;
+  stat: libc.Stat;
+}
+
+/** Result of open/create: the handle, and the backing id when the kernel does the I/O. */
+export interface Opened {
+  handle: Handle;
+  backingId: number;
+}
+
+/** Kernel passthrough: register a backing file on the connection (FUSE_DEV_IOC_BACKING_OPEN). */
+export interface PassthroughDevice {
+  open(fd: number): number;
+  close(id: number): void;
+}
+
+/** Fields of a SETATTR (only those flagged in `valid` are meaningful). */
+export interface SetattrIn {
+  valid: number;
+  fh: number;
+  size: bigint;
+  atime: bigint; atimeNs: number;
+  mtime: bigint; mtimeNs: number;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/** Transfer state of a provfs instance (versioned; see kernel/upgrade). */
+export interface ProvFsState {
+  version: 1;
+  mode: 'plain' | 'prov';
+  passthrough: boolean;
+  table: NodeTableState;
+}
+
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+export const RENAME_WHITEOUT = 4;
+
+const DIRENT_BUF = 64 * 1024;
+
+export class ProvFs {
+  readonly nodes: NodeTable;
+  /** Set when the kernel negotiated FUSE_PASSTHROUGH. */
+  passthrough: PassthroughDevice | null = null;
+  recorder: Recorder | null;
+  /** Crash survival: new nodes and backing ids are appended here before the kernel sees them. */
+  nodeLog: NodeLog | null = null;
+  private readonly direntBuf = Buffer.allocUnsafe(DIRENT_BUF);
+
+  /**
+   * @param rootFd O_PATH fd of the backing directory (opened before mounting, so mounting over
+   *   the backing directory itself works).
+   */
+  constructor(rootFd: number, recorder: Recorder | null = null, table?: NodeTable) {
+    this.nodes = table ?? new NodeTable(rootFd);
+    this.recorder = recorder;
+  }
+
+  // ---- names ----
+
+  /**
+   * LOOKUP: find `name` in `parent`; throws ENOENT when absent. A name whose file the table
+   * already holds costs one statx; only a new file is opened (O_PATH) to pin it.
+   */
+  lookup(_ctx: Ctx | null, parent: number, name: Buffer): Entry {
+    const p = this.nodes.get(parent);
+    const seen = libc.fstatat(p.fd, name);
+    const known = this.nodes.findByIdentity(seen.dev, seen.ino);
+    if (known) return { node: this.nodes.adopt(-1, seen, parent, name), stat: seen };
+    const fd = libc.openat(p.fd, name, O.PATH | O.NOFOLLOW);
+    let st: libc.Stat;
+    try {
+      st = libc.fstat(fd);
+    } catch (e) {
+      libc.close(fd);
+      throw e;
+    }
+    return { node: this.nodes.adopt(fd, st, parent, name), stat: st };
+  }
+
+  /** FORGET / BATCH_FORGET */
+  forget(id: number, nlookup: number): void {
+    this.nodes.forget(id, nlookup);
+  }
+
+  getattr(_ctx: Ctx | null, id: number): libc.Stat {
+    return libc.fstat(this.nodes.get(id).fd);
+  }
+
+  setattr(ctx: Ctx, id: number, a: SetattrIn): libc.Stat {
+    const n = this.nodes.get(id);
+    const isLink = n.type === S.IFLNK;
+    if (a.valid & FATTR.MODE) {
+      if (isLink) throw new libc.Errno(E.EOPNOTSUPP, 'chmod');
+      libc.chmodFd(n.fd, a.mode & 0o7777);
+    }
+    if (a.valid & (FATTR.UID | FATTR.GID)) {
+      libc.chownFd(n.fd, a.valid & FATTR.UID ? a.uid : -1, a.valid & FATTR.GID ? a.gid : -1);
+    }
+    if (a.valid & FATTR.SIZE) {
+      const h = a.valid & FATTR.FH ? this.nodes.handle(a.fh) : null;
+      if (h && h.fd >= 0) libc.ftruncate(h.fd, a.size);
+      else libc.truncateFd(n.fd, a.size);
+    }
+    if (a.valid & (FATTR.ATIME | FATTR.MTIME)) {
+      const aNs = a.valid & FATTR.ATIME_NOW ? libc.UTIME_NOW : a.valid & FATTR.ATIME ? a.atimeNs : libc.UTIME_OMIT;
+      const mNs = a.valid & FATTR.MTIME_NOW ? libc.UTIME_NOW : a.valid & FATTR.MTIME ? a.mtimeNs : libc.UTIME_OMIT;
+      libc.utimensFd(n.fd, isLink, a.atime, aNs, a.mtime, mNs);
+    }
+    const st = libc.fstat(n.fd);
+    this.recorder?.setattr(ctx, n, a, st);
+    return st;
+  }
+
+  readlink(_ctx: Ctx | null, id: number): Buffer {
+    return libc.readlinkFd(this.nodes.get(id).fd);
+  }
+
+  mknod(ctx: Ctx, parent: number, name: Buffer, mode: number, rdev: number, umask = 0): Entry {
+    const p = this.nodes.get(parent);
+    mode &= ~umask;
+    libc.mknodat(p.fd, name, mode, rdev);
+    const e = this.ownNew(ctx, p, name, mode);
+    this.recorder?.create(ctx, e, mode, undefined, undefined);
+    return e;
+  }
+
+  mkdir(ctx: Ctx, parent: number, name: Buffer, mode: number, umask = 0): Entry {
+    const p = this.nodes.get(parent);
+    mode &= ~umask;
+    libc.mkdirat(p.fd, name, mode);
+    const e = this.ownNew(ctx, p, name, mode | S.IFDIR);
+    this.recorder?.mkdir(ctx, e, mode);
+    return e;
+  }
+
+  symlink(ctx: Ctx, parent: number, name: Buffer, target: Buffer): Entry {
+    const p = this.nodes.get(parent);
+    libc.symlinkat(target, p.fd, name);
+    const e = this.ownNew(ctx, p, name, S.IFLNK | 0o777);
+    this.recorder?.symlink(ctx, e, target);
+    return e;
+  }
+
+  link(ctx: Ctx, id: number, newparent: number, newname: Buffer): Entry {
+    const n = this.nodes.get(id);
+    const p = this.nodes.get(newparent);
+    libc.linkFd(n.fd, p.fd, newname);
+    const e = this.lookup(ctx, newparent, newname);
+    this.recorder?.link(ctx, e);
+    return e;
+  }
+
+  unlink(ctx: Ctx, parent: number, name: Buffer): void {
+    const p = this.nodes.get(parent);
+    const before = this.recorder ? libc.fstatat(p.fd, name) : null;
+    libc.unlinkat(p.fd, name, 0);
+    if (before) this.recorder!.unlink(ctx, parent, name, before);
+  }
+
+  rmdir(ctx: Ctx, parent: number, name: Buffer): void {
+    const p = this.nodes.get(parent);
+    const before = this.recorder ? libc.fstatat(p.fd, name) : null;
+    libc.unlinkat(p.fd, name, AT.REMOVEDIR);
+    if (before) this.recorder!.rmdir(ctx, parent, name, before);
+  }
+
+  /** RENAME / RENAME2 with RENAME_NOREPLACE, RENAME_EXCHANGE (and WHITEOUT as the backing allows). */
+  rename(ctx: Ctx, parent: number, name: Buffer, newparent: number, newname: Buffer, flags: number): void {
+    const p = this.nodes.get(parent);
+    const np = this.nodes.get(newparent);
+    const rec = this.recorder;
+    const moved = libc.fstatat(p.fd, name);
+    let over: libc.Stat | null = null;
+    if (rec || flags & RENAME_EXCHANGE) {
+      try { over = libc.fstatat(np.fd, newname); } catch { over = null; }
+    }
+    libc.renameat2(p.fd, name, np.fd, newname, flags);
+    this.renamed(moved, parent, name, newparent, newname, over, flags);
+    if (rec) rec.rename(ctx, parent, name, newparent, newname, moved, over, flags);
+  }
+
+  /** Keep the names the table knows in step with a rename (paths in later records). */
+  private renamed(moved: libc.Stat, parent: number, name: Buffer, newparent: number, newname: Buffer, over: libc.Stat | null, flags: number): void {
+    const m = this.nodes.findByIdentity(moved.dev, moved.ino);
+    if (m) { m.parent = newparent; m.name = Buffer.from(newname); }
+    if (over && flags & RENAME_EXCHANGE) {
+      const o = this.nodes.findByIdentity(over.dev, over.ino);
+      if (o) { o.parent = parent; o.name = Buffer.from(name); }
+    }
+  }
+
+  // ---- files ----
+
+  create(ctx: Ctx, parent: number, name: Buffer, mode: number, flags: number, umask = 0): { entry: Entry; opened: Opened } {
+    const p = this.nodes.get(parent);
+    mode &= ~umask;
+    const fd = libc.openat(p.fd, name, (flags | O.CREAT) & ~O.NOCTTY, mode);
+    let entry: Entry;
+    try {
+      entry = this.ownNew(ctx, p, name, mode | S.IFREG);
+    } catch (e) {
+      libc.close(fd);
+      throw e;
+    }
+    const opened = this.openNode(entry.node, flags, fd);
+    this.recorder?.create(ctx, entry, mode, flags, opened.handle.fh);
+    return { entry, opened };
+  }
+
+  open(ctx: Ctx, id: number, flags: number): Opened {
+    const n = this.nodes.get(id);
+    const opened = this.openNode(n, flags, -1);
+    this.recorder?.open(ctx, n, flags, opened.handle.fh);
+    return opened;
+  }
+
+  /**
+   * Make a handle on `n`. With passthrough, the node's one backing id (registered on first open,
+   * refcounted) serves the kernel's I/O and the handle needs no fd of its own; otherwise the
+   * handle keeps a real fd opened with the caller's flags for READ/WRITE.
+   */
+  private openNode(n: Node, flags: number, createdFd: number): Opened {
+    const pt = this.passthrough;
+    if (pt && n.type === S.IFREG) {
+      try {
+        if (!n.backing) {
+          const bfd = createdFd >= 0 ? createdFd : this.reopenForBacking(n, flags);
+          try {
+            n.backing = { fd: bfd, id: pt.open(bfd), refs: 0 };
+            this.nodeLog?.backing(n.id, n.backing.id, true);
+          } catch (e) {
+            libc.close(bfd);
+            throw e;
+          }
+        } else if (createdFd >= 0) {
+          libc.close(createdFd);
+        }
+        n.backing.refs++;
+        const handle = this.nodes.openHandle({ node: n.id, flags, fd: -1, passthrough: true });
+        return { handle, backingId: n.backing.id };
+      } catch (e) {
+        // The backing file cannot be registered (e.g. a stacked backing file system): serve
+        // this file's I/O in the daemon instead.
+        if (!(e instanceof libc.Errno)) throw e;
+        createdFd = -1;
+        if (flags & O.TRUNC) flags &= ~O.TRUNC;
+      }
+    }
+    const fd = createdFd >= 0 ? createdFd : libc.reopen(n.fd, flags & ~O.TRUNC);
+    const handle = this.nodes.openHandle({ node: n.id, flags, fd, passthrough: false });
+    return { handle, backingId: 0 };
+  }
+
+  private reopenForBacking(n: Node, flags: number): number {
+    // The kernel opens its own backing file per open with the caller's flags from this file's
+    // path, so the registered fd only names the file: read-only is enough and always allowed to root.
+    try {
+      return libc.reopen(n.fd, O.RDONLY);
+    } catch {
+      return libc.reopen(n.fd, flags & ~(O.TRUNC | O.APPEND));
+    }
+  }
+
+  /** READ (only when passthrough is off for this handle). */
+  read(fh: number, off: bigint, size: number, out: Buffer): number {
+    const h = this.nodes.handle(fh);
+    if (h.fd < 0) throw new libc.Errno(E.EIO, 'read on a passthrough handle');
+    return libc.pread(h.fd, out, Math.min(size, out.length), off);
+  }
+
+  /** WRITE (only when passthrough is off for this handle). */
+  write(fh: number, off: bigint, data: Buffer): number {
+    const h = this.nodes.handle(fh);
+    if (h.fd < 0) throw new libc.Errno(E.EIO, 'write on a passthrough handle');
+    return libc.pwrite(h.fd, data, data.length, off);
+  }
+
+  /**
+   * FLUSH: once per close(2) of a descriptor, with the closing thread's id. `id` is the node of
+   * the request (used when the handle was given out by a daemon that crashed).
+   */
+  flush(ctx: Ctx, fh: number, id = 0): void {
+    const h = this.nodes.findHandle(fh);
+    const n = h ? this.nodes.find(h.node) : this.nodes.find(id);
+    if (n) this.recorder?.close(ctx, n, fh);
+  }
+
+  /** RELEASE: the last reference to the open file went (pid is 0 here). */
+  release(_ctx: Ctx | null, fh: number): void {
+    const h = this.nodes.findHandle(fh);
+    if (!h) return; // given out before a crash: its passthrough I/O never needed us
+    const n = this.nodes.find(h.node);
+    if (h.passthrough && n?.backing) {
+      if (--n.backing.refs === 0) {
+        this.passthrough?.close(n.backing.id);
+        this.nodeLog?.backing(n.id, n.backing.id, false);
+        if (n.backing.fd >= 0) libc.close(n.backing.fd);
+        n.backing = null;
+      }
+    }
+    this.nodes.closeHandle(fh);
+  }
+
+  /** The fd an FSYNC can sync without opening anything (-1: {@link fsync} must open one). */
+  fsyncTarget(fh: number, id = 0): number {
+    const h = this.nodes.findHandle(fh);
+    const n = this.nodes.find(h ? h.node : id);
+    if (!n) return -1;
+    return h && h.fd >= 0 ? h.fd : n.backing && n.backing.fd >= 0 ? n.backing.fd : -1;
+  }
+
+  fsync(_ctx: Ctx | null, fh: number, dataOnly: boolean, id = 0): void {
+    const h = this.nodes.findHandle(fh);
+    const n = this.nodes.get(h ? h.node : id);
+    const fd = h && h.fd >= 0 ? h.fd : n.backing && n.backing.fd >= 0 ? n.backing.fd : -1;
+    if (fd >= 0) return libc.fsync(fd, dataOnly);
+    const tmp = libc.reopen(n.fd, O.RDONLY);
+    try { libc.fsync(tmp, dataOnly); } finally { libc.close(tmp); }
+  }
+
+  fallocate(fh: number, mode: number, off: bigint, len: bigint): void {
+    const h = this.nodes.handle(fh);
+    const n = this.nodes.get(h.node);
+    if (h.fd >= 0) return libc.fallocate(h.fd, mode, off, len);
+    const fd = libc.reopen(n.fd, O.WRONLY);
+    try { libc.fallocate(fd, mode, off, len); } finally { libc.close(fd); }
+  }
+
+  lseek(fh: number, off: bigint, whence: number): bigint {
+    const h = this.nodes.handle(fh);
+    const n = this.nodes.get(h.node);
+    const fd = h.fd >= 0 ? h.fd : n.backing?.fd ?? -1;
+    if (fd < 0) throw new libc.Errno(E.EBADF, 'lseek');
+    return libc.lseek(fd, off, whence);
+  }
+
+  // ---- directories ----
+
+  opendir(_ctx: Ctx | null, id: number): Handle {
+    const n = this.nodes.get(id);
+    const fd = libc.reopen(n.fd, O.RDONLY | O.DIRECTORY);
+    return this.nodes.openHandle({ node: id, flags: O.RDONLY, fd, passthrough: false, dir: { pos: 0n, pending: [], eof: false } });
+  }
+
+  /**
+   * READDIR / READDIRPLUS: hand entries from `off` to `emit` until it returns false (the reply
+   * is full); the entry that did not fit is kept for the next call.
+   */
+  readdir(fh: number, off: bigint, emit: (e: DirEntry) => boolean): void {
+    const h = this.nodes.handle(fh);
+    const d = h.dir;
+    if (!d) throw new libc.Errno(E.ENOTDIR, 'readdir');
+    if (off !== d.pos) {
+      libc.lseek(h.fd, off, 0);
+      d.pos = off;
+      d.pending = [];
+      d.eof = false;
+    }
+    for (;;) {
+      if (d.pending.length === 0) {
+        if (d.eof) return;
+        this.fillDir(h);
+        if (d.pending.length === 0) { d.eof = true; return; }
+      }
+      const e = d.pending[0]!;
+      if (!emit(e)) return;
+      d.pending.shift();
+      d.pos = e.off;
+    }
+  }
+
+  private fillDir(h: Handle): void {
+    const b = this.direntBuf;
+    const n = libc.getdents64(h.fd, b);
+    const out: DirEntry[] = [];
+    for (let i = 0; i < n;) {
+      const reclen = b.readUInt16LE(i + 16);
+      let end = i + 19;
+      while (b[end] !== 0) end++;
+      out.push({
+        ino: b.readBigUInt64LE(i), off: b.readBigInt64LE(i + 8), type: b[i + 18]!,
+        name: Buffer.from(b.subarray(i + 19, end)),
+      });
+      i += reclen;
+    }
+    h.dir!.pending = out;
+  }
+
+  releasedir(_ctx: Ctx | null, fh: number): void {
+    this.nodes.closeHandle(fh);
+  }
+
+  fsyncdir(_ctx: Ctx | null, fh: number, dataOnly: boolean): void {
+    libc.fsync(this.nodes.handle(fh).fd, dataOnly);
+  }
+
+  statfs(_ctx: Ctx | null, id: number): libc.StatFs {
+    return libc.fstatfs(this.nodes.get(id).fd);
+  }
+
+  // ---- extended attributes ----
+
+  setxattr(_ctx: Ctx | null, id: number, name: Buffer, value: Buffer, flags: number): void {
+    libc.setxattrPath(this.xattrPath(id), name, value, flags, this.isLink(id));
+  }
+
+  /** GETXATTR: with size 0 returns the size needed (value null), else the value. */
+  getxattr(_ctx: Ctx | null, id: number, name: Buffer, size: number): { size: number; value: Buffer | null } {
+    const p = this.xattrPath(id), l = this.isLink(id);
+    if (size === 0) return { size: libc.getxattrPath(p, name, null, 0, l), value: null };
+    const buf = Buffer.allocUnsafe(size);
+    const len = libc.getxattrPath(p, name, buf, size, l);
+    return { size: len, value: buf.subarray(0, len) };
+  }
+
+  listxattr(_ctx: Ctx | null, id: number, size: number): { size: number; value: Buffer | null } {
+    const p = this.xattrPath(id), l = this.isLink(id);
+    if (size === 0) return { size: libc.listxattrPath(p, null, 0, l), value: null };
+    const buf = Buffer.allocUnsafe(size);
+    const len = libc.listxattrPath(p, buf, size, l);
+    return { size: len, value: buf.subarray(0, len) };
+  }
+
+  removexattr(_ctx: Ctx | null, id: number, name: Buffer): void {
+    libc.removexattrPath(this.xattrPath(id), name, this.isLink(id));
+  }
+
+  private isLink(id: number): boolean {
+    return this.nodes.get(id).type === S.IFLNK;
+  }
+
+  /**
+   * Path for the xattr calls: the /proc link of the node's O_PATH fd, or for a symlink (whose
+   * /proc link would name the link in procfs) its last known name under its parent's /proc link,
+   * used with the l*xattr calls that do not follow it.
+   */
+  private xattrPath(id: number): Buffer {
+    const n = this.nodes.get(id);
+    if (n.type !== S.IFLNK) return libc.procPath(n.fd);
+    const p = this.nodes.get(n.parent);
+    return libc.cstr(Buffer.concat([Buffer.from(`/proc/self/fd/${p.fd}/`), n.name]));
+  }
+
+  /** ACCESS: permissions are checked by the kernel (default_permissions); existence only here. */
+  access(_ctx: Ctx | null, id: number, _mask: number): void {
+    libc.fstat(this.nodes.get(id).fd);
+  }
+
+  // ---- live upgrade ----
+
+  /** The transfer state a successor needs (node table, handles, backing ids, mode). */
+  updatePrepare(): ProvFsState {
+    return {
+      version: 1,
+      mode: this.recorder ? 'prov' : 'plain',
+      passthrough: this.passthrough !== null,
+      table: this.nodes.toState(),
+    };
+  }
+
+  /** Make a successor from a predecessor's state (fds already valid in this process or remapped). */
+  static updateTransfer(state: ProvFsState, recorder: Recorder | null, fdMap?: (fd: number) => number): ProvFs {
+    if (state.version !== 1) throw new libc.Errno(E.EPROTO, `provfs state version ${String(state.version)} is not 1`);
+    const table = NodeTable.fromState(state.table, fdMap);
+    return new ProvFs(-1, recorder, table);
+  }
+
+  // ---- helpers ----
+
+  /**
+   * A file the daemon just made as root: give it to the caller (uid, and gid unless the parent
+   * directory is set-group-id, where the kernel already gave it the directory's group), then
+   * look it up.
+   */
+  private ownNew(ctx: Ctx, parent: Node, name: Buffer, mode: number): Entry {
+    const fd = libc.openat(parent.fd, name, O.PATH | O.NOFOLLOW);
+    try {
+      let st = libc.fstat(fd);
+      // In a set-group-id directory the new file already has the directory's group.
+      const gid = st.gid !== ctx.gid && !(libc.fstat(parent.fd).mode & S.ISGID) ? ctx.gid : -1;
+      if (st.uid !== ctx.uid || gid !== -1) {
+        libc.chownFd(fd, ctx.uid, gid);
+        // chown clears set-user/group-id bits of non-directories: put back what the caller asked.
+        if (mode & (S.ISUID | S.ISGID) && (mode & S.IFMT) !== S.IFDIR && (mode & S.IFMT) !== S.IFLNK) {
+          libc.chmodFd(fd, mode & 0o7777);
+        }
+        st = libc.fstat(fd);
+      }
+      return { node: this.nodes.adopt(fd, st, parent.id, name), stat: st };
+    } catch (e) {
+      libc.close(fd);
+      throw e;
+    }
+  }
+}

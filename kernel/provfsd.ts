@@ -1,0 +1,169 @@
+/**
+ * @module kernel/provfsd
+ * The provfs daemon process: mounts one provfs file system and serves it until it is unmounted
+ * (from anywhere) or receives SIGTERM/SIGINT, which unmount it cleanly. `prov mount` starts it
+ * detached and waits for its `ready` message on the IPC channel.
+ *
+ * Usage: `node dist/kernel/provfsd.js --backing DIR --mountpoint DIR --mode plain|prov
+ *         [--journal DIR] [--no-passthrough] [--timeout SECONDS]`
+ *
+ * While it runs, `/run/prov/provfs/<stream>.json` (0600, directory 0700) records its pid,
+ * backing directory, mount point, mode and journal stream, for `prov umount` and `prov upgrade`.
+ */
+import { mkdirSync, writeFileSync, rmSync, chmodSync, realpathSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createServer, type Server } from 'node:net';
+import { mountProvfs, recoverProvfs, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
+import { runSuccessor } from './upgrade.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as libc from './libc.js';
+import { RUNTIME_DIR, daemonInfoPath, daemonSocketPath, nodeLogPath, type DaemonInfo } from './runtime.js';
+import { logger } from '../collector/log.js';
+import { exitCodeOf, InputError } from '../graph/errors.js';
+
+const log = logger('provfsd');
+
+/** `--timeout S`: one cache timeout (seconds) for entries, attributes and negative entries. */
+function timeoutsOf(v: string): { entry: number; attr: number; negative: number } {
+  const t = Number(v);
+  if (!(t >= 0)) throw new InputError(`--timeout must be a number of seconds ≥ 0 (got ${v})`, '--timeout');
+  return { entry: t, attr: t, negative: t };
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      backing: { type: 'string' }, mountpoint: { type: 'string' }, mode: { type: 'string', default: 'plain' },
+      journal: { type: 'string' }, 'no-passthrough': { type: 'boolean', default: false },
+      timeout: { type: 'string' }, 'timeout-entry': { type: 'string' }, 'timeout-attr': { type: 'string' },
+      'timeout-negative': { type: 'string' }, successor: { type: 'boolean', default: false },
+      keeper: { type: 'boolean', default: false }, 'node-log': { type: 'string' }, recover: { type: 'boolean', default: false },
+      'keeper-pid': { type: 'string' }, 'dev-fd': { type: 'string' }, 'root-fd': { type: 'string' },
+    },
+  });
+  if (!values.backing || !values.mountpoint) {
+    log.error('usage: provfsd --backing DIR --mountpoint DIR --mode plain|prov [--journal DIR] [--no-passthrough] [--timeout S]');
+    return 2;
+  }
+  const mode = values.mode as ProvfsMode;
+  if (mode !== 'plain' && mode !== 'prov') throw new InputError(`--mode must be plain or prov (got ${mode})`, '--mode');
+  let timeouts = values.timeout !== undefined ? timeoutsOf(values.timeout) : undefined;
+  if (values['timeout-entry'] !== undefined) {
+    timeouts = { entry: Number(values['timeout-entry']), attr: Number(values['timeout-attr']), negative: Number(values['timeout-negative']) };
+  }
+  const journalDir = mode === 'prov' ? values.journal : undefined;
+  const publish = (m: ProvfsMount): DaemonInfo => {
+    const info: DaemonInfo = {
+      pid: process.pid, backing: m.backing, mountpoint: m.mountpoint, mode, dev: m.dev,
+      passthrough: m.passthrough, journalDir, stream: m.stream, startedAt: new Date().toISOString(),
+    };
+    mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
+    writeFileSync(daemonInfoPath(m.mountpoint), JSON.stringify(info, null, 1) + '\n', { mode: 0o600 });
+    listenControl(m);
+    return info;
+  };
+  const nodeLog = values['node-log'] ?? (values.keeper ? nodeLogPath(realpathSync(values.mountpoint)) : undefined);
+  let m: ProvfsMount;
+  if (values.successor) {
+    m = await runSuccessor({
+      backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
+      timeouts: timeouts ?? DEFAULT_TIMEOUTS, journalDir, onSettled: publish, nodeLog,
+    });
+  } else {
+    if (values.recover) {
+      // Take the connection back from the fd keeper.
+      const pidfd = libc.pidfdOpen(Number(values['keeper-pid']));
+      const devFd = libc.pidfdGetfd(pidfd, Number(values['dev-fd']));
+      const rootFd = libc.pidfdGetfd(pidfd, Number(values['root-fd']));
+      libc.close(pidfd);
+      m = await recoverProvfs({
+        devFd, rootFd, backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
+        timeouts, journalDir, nodeLog: nodeLog!,
+      });
+    } else {
+      mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
+      m = await mountProvfs({
+        backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, journalDir, nodeLog,
+      });
+    }
+    const info = publish(m);
+    if (values.keeper) startKeeper(m);
+    if (process.send) {
+      process.send({ type: 'ready', ...info });
+      process.disconnect();
+    }
+  }
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${sig}: unmounting ${m.mountpoint}`);
+    m.stop({ lazy: true }).catch((e: Error) => log.error(`unmount ${m.mountpoint}: ${e.message}`));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  const end = await m.done;
+  control?.close();
+  if (end.reason !== 'upgraded') {
+    rmSync(daemonInfoPath(m.mountpoint), { force: true });
+    rmSync(daemonSocketPath(m.mountpoint), { force: true });
+    rmSync(nodeLogPath(m.mountpoint), { force: true });
+    log.info(`${m.mountpoint} unmounted (${end.reason})`);
+  }
+  return 0;
+}
+
+let control: Server | null = null;
+
+/** Start the fd keeper of this mount (it takes its fds from us with pidfd_getfd). */
+function startKeeper(m: ProvfsMount): void {
+  const keeper = fileURLToPath(new URL('./keeper.js', import.meta.url));
+  const child = spawn(process.execPath, [keeper, '--daemon-pid', String(process.pid), '--dev-fd', String(m.fds.dev),
+    '--root-fd', String(m.fds.root), '--backing', m.backing, '--mountpoint', m.mountpoint], { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+  child.unref();
+}
+
+/**
+ * The control socket (`<stream>.sock`, 0600): one JSON request per line —
+ * `{"cmd":"upgrade","mode":"prov","daemon":PATH?,"journalDir":DIR?}` → an UpgradeReport line;
+ * `{"cmd":"status"}` → this daemon's pid and mode.
+ */
+function listenControl(m: ProvfsMount): void {
+  const path = daemonSocketPath(m.mountpoint);
+  rmSync(path, { force: true });
+  control = createServer((sock) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let req: { cmd?: string } & Partial<UpgradeOptions>;
+      try { req = JSON.parse(buf.slice(0, nl)) as typeof req; } catch { sock.end(JSON.stringify({ ok: false, reason: 'bad request' }) + '\n'); return; }
+      if (req.cmd === 'status') { sock.end(JSON.stringify({ ok: true, pid: process.pid, mode: m.mode }) + '\n'); return; }
+      if (req.cmd !== 'upgrade') { sock.end(JSON.stringify({ ok: false, reason: `unknown command ${String(req.cmd)}` }) + '\n'); return; }
+      m.upgrade({ mode: req.mode as ProvfsMode, daemon: req.daemon, journalDir: req.journalDir }).then(
+        (r) => sock.end(JSON.stringify(r) + '\n'),
+        (e: Error) => sock.end(JSON.stringify({ ok: false, reason: e.message }) + '\n'),
+      );
+    });
+    sock.on('error', () => { /* client went away */ });
+  });
+  // The daemon's umask is 0 (it creates files with modes the kernel already masked), so the
+  // socket is made 0600 right after; its directory is 0700 meanwhile.
+  control.listen(path, () => {
+    try { chmodSync(path, 0o600); } catch (e) { log.warn(`control socket ${path}: ${(e as Error).message}`); }
+  });
+  m.beforeHandoff = () => { control?.close(); control = null; };
+  control.unref();
+}
+
+main().then(
+  (code) => { process.exitCode = code; },
+  (e: Error) => {
+    log.error(e.message);
+    if (process.send) { try { process.send({ type: 'error', message: e.message, code: exitCodeOf(e) }); } catch { /* parent gone */ } }
+    process.exitCode = exitCodeOf(e);
+  },
+);

@@ -1,0 +1,128 @@
+/**
+ * @module kernel/recorder
+ * prov mode: turns provfs operations into collector/events records. Files are named the way the
+ * kernel names them on the mount — the mount's st_dev and the inode number the daemon reports,
+ * which is the backing inode number — so eBPF and provfs records of one operation match.
+ * FUSE gives the caller's thread id only: records carry `pid: 0` and `tid` (the join maps tid
+ * to tgid). Records go to a sink that buffers them; the journal append happens off the request
+ * loop (see kernel/loop).
+ */
+import { hostname } from 'node:os';
+import { SCHEMA_VERSION, decodeNameBytes, type FileRef, type ProvEvent } from '../collector/events.js';
+import type { Ctx, Entry, SetattrIn } from './ops.js';
+import type { Node, NodeTable } from './nodes.js';
+import type { Stat } from './libc.js';
+import { S } from './libc.js';
+import { FATTR } from './protocol.js';
+
+/** Distributive Omit, so each event variant keeps its own fields. */
+type Body<T> = T extends unknown ? Omit<T, 'v' | 'src' | 'seq' | 'ts' | 'host' | 'pid' | 'tid'> : never;
+export type EventBody = Body<ProvEvent>;
+
+export interface RecorderOptions {
+  /** st_dev of the mount (userspace encoding). */
+  dev: number;
+  /** Where the mount is, for absolute paths. */
+  mountpoint: string;
+  nodes: NodeTable;
+  sink: (ev: ProvEvent) => void;
+}
+
+export class Recorder {
+  private readonly host = hostname();
+
+  constructor(private readonly o: RecorderOptions) {}
+
+  private emit(ctx: Ctx, body: EventBody): void {
+    this.o.sink({
+      v: SCHEMA_VERSION, src: 'provfs', seq: 0, ts: Number(process.hrtime.bigint()), host: this.host,
+      pid: 0, tid: ctx.pid, ...body,
+    } as ProvEvent);
+  }
+
+  private parentIno(id: number): number | undefined {
+    const p = this.o.nodes.find(id);
+    return p ? Number(p.ino) : undefined;
+  }
+
+  private childPath(parent: number, name: Buffer): string | undefined {
+    const base = this.o.nodes.path(parent, this.o.mountpoint);
+    if (base === undefined) return undefined;
+    return (base.endsWith('/') ? base : base + '/') + decodeNameBytes(name);
+  }
+
+  /** FileRef of a node under its last known name. */
+  fileOfNode(n: Node, st?: Stat): FileRef {
+    return {
+      dev: this.o.dev, ino: Number(n.ino), parent: this.parentIno(n.parent), name: decodeNameBytes(n.name),
+      path: this.o.nodes.path(n.id, this.o.mountpoint), type: st ? st.mode & S.IFMT : n.type,
+    };
+  }
+
+  /** FileRef of a stat result found as `name` in `parent`. */
+  private fileAt(parent: number, name: Buffer, st: Stat): FileRef {
+    return {
+      dev: this.o.dev, ino: Number(st.ino), parent: this.parentIno(parent), name: decodeNameBytes(name),
+      path: this.childPath(parent, name), type: st.mode & S.IFMT,
+    };
+  }
+
+  create(ctx: Ctx, e: Entry, mode: number, flags: number | undefined, fh: number | undefined): void {
+    const body: EventBody = { op: 'create', file: this.fileOfNode(e.node, e.stat), mode: mode & 0o7777 };
+    if (flags !== undefined) body.flags = flags;
+    if (fh !== undefined) body.fh = fh;
+    this.emit(ctx, body);
+  }
+
+  mkdir(ctx: Ctx, e: Entry, mode: number): void {
+    this.emit(ctx, { op: 'mkdir', file: this.fileOfNode(e.node, e.stat), mode: mode & 0o7777 });
+  }
+
+  symlink(ctx: Ctx, e: Entry, target: Buffer): void {
+    this.emit(ctx, { op: 'symlink', file: this.fileOfNode(e.node, e.stat), target: decodeNameBytes(target) });
+  }
+
+  link(ctx: Ctx, e: Entry): void {
+    this.emit(ctx, { op: 'link', file: this.fileOfNode(e.node, e.stat) });
+  }
+
+  unlink(ctx: Ctx, parent: number, name: Buffer, before: Stat): void {
+    this.emit(ctx, { op: 'unlink', file: this.fileAt(parent, name, before), deleted: before.nlink <= 1 });
+  }
+
+  rmdir(ctx: Ctx, parent: number, name: Buffer, before: Stat): void {
+    this.emit(ctx, { op: 'rmdir', file: this.fileAt(parent, name, before) });
+  }
+
+  rename(ctx: Ctx, parent: number, name: Buffer, newparent: number, newname: Buffer, moved: Stat, over: Stat | null, flags: number): void {
+    const body: EventBody = {
+      op: 'rename', file: this.fileAt(newparent, newname, moved),
+      from: { parent: this.parentIno(parent), name: decodeNameBytes(name), path: this.childPath(parent, name) },
+      flags,
+    };
+    if (over) {
+      const exchange = (flags & 2) !== 0;
+      body.overwritten = exchange ? this.fileAt(parent, name, over) : this.fileAt(newparent, newname, over);
+      body.overwrittenDeleted = !exchange && ((over.mode & S.IFMT) === S.IFDIR || over.nlink <= 1);
+    }
+    this.emit(ctx, body);
+  }
+
+  open(ctx: Ctx, n: Node, flags: number, fh: number): void {
+    this.emit(ctx, { op: 'open', file: this.fileOfNode(n), flags, fh });
+  }
+
+  close(ctx: Ctx, n: Node, fh: number): void {
+    this.emit(ctx, { op: 'close', file: this.fileOfNode(n), fh });
+  }
+
+  setattr(ctx: Ctx, n: Node, a: SetattrIn, st: Stat): void {
+    const body: EventBody = { op: 'setattr', file: this.fileOfNode(n, st) };
+    if (a.valid & FATTR.MODE) body.mode = st.mode & 0o7777;
+    if (a.valid & FATTR.UID) body.uid = st.uid;
+    if (a.valid & FATTR.GID) body.gid = st.gid;
+    if (a.valid & FATTR.SIZE) body.size = Number(st.size);
+    if (a.valid & (FATTR.MTIME | FATTR.MTIME_NOW)) body.mtime = Number(st.mtime) * 1e9 + st.mtimeNs;
+    this.emit(ctx, body);
+  }
+}

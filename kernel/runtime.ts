@@ -1,0 +1,40 @@
+/**
+ * @module kernel/runtime
+ * Where running provfs daemons describe themselves: `/run/prov/provfs/<stream>.json` (0600 in a
+ * 0700 directory; PROV_RUNTIME_DIR overrides the directory), read by `prov umount` and
+ * `prov upgrade` to find the daemon of a mount point.
+ */
+import { join } from 'node:path';
+import { journalStreamName, type ProvfsMode } from './daemon.js';
+
+/** Where running daemons leave their state files. */
+export const RUNTIME_DIR = process.env.PROV_RUNTIME_DIR ?? '/run/prov/provfs';
+
+/** What a running daemon records about itself. */
+export interface DaemonInfo {
+  pid: number;
+  backing: string;
+  mountpoint: string;
+  mode: ProvfsMode;
+  dev: number;
+  passthrough: boolean;
+  journalDir?: string;
+  stream?: string;
+  startedAt: string;
+}
+
+/** The state file of the daemon serving `mountpoint` (an absolute, resolved path). */
+export function daemonInfoPath(mountpoint: string): string {
+  return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.json`);
+}
+
+
+/** The control socket of the daemon serving `mountpoint` (`prov upgrade` talks to it). */
+export function daemonSocketPath(mountpoint: string): string {
+  return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.sock`);
+}
+
+/** The node log of the connection at `mountpoint` (crash survival; see kernel/nodelog). */
+export function nodeLogPath(mountpoint: string): string {
+  return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.nodes`);
+}

@@ -1,0 +1,207 @@
+/**
+ * @module kernel/serving
+ * The main-thread side of one provfs connection: it owns the /dev/fuse fd and the backing root
+ * fd, runs the request loop in a worker thread, drains the loop's provenance records into the
+ * journal, and can quiesce the loop (for a live upgrade) and start it again from a state (when
+ * the successor rejected it). `done` resolves once the connection is gone from this process:
+ * unmounted, or handed to a successor.
+ */
+import { Worker } from 'node:worker_threads';
+import { statfs } from 'node:fs';
+import { logger } from '../collector/log.js';
+import type { ProvEvent } from '../collector/events.js';
+import { CODEC, type JournalWriter } from '../collector/journal/api.js';
+import * as libc from './libc.js';
+import { EventRing } from './eventring.js';
+import type { LoopConfig, LoopMessage, TransferState, TransferMessage } from './loop.js';
+
+const log = logger('provfs');
+
+/** What the loop served, when it ended. */
+export interface StopInfo {
+  /** 'unmounted', 'upgraded', or what went wrong. */
+  reason: string;
+  /** Requests per opcode number (of the last loop run in this process). */
+  counts: Record<string, number>;
+}
+
+/** A journal as provfs uses it (a full writer also takes encoded records). */
+export type JournalSink = Pick<JournalWriter, 'append'> & Partial<Pick<JournalWriter, 'appendEncoded' | 'close' | 'flush'>>;
+
+export interface ServingOptions {
+  /** Loop settings; `ring` and `control` are made here. */
+  loop: Omit<LoopConfig, 'ring' | 'control'>;
+  /** Where records go (null: hold them until {@link Serving.setJournal}). */
+  journal: JournalSink | null;
+  /** Close `journal` when the connection ends here. */
+  ownJournal: boolean;
+  onEvent?: (ev: ProvEvent) => void;
+}
+
+export class Serving {
+  private readonly ring = EventRing.create();
+  private readonly control = new SharedArrayBuffer(8);
+  private readonly ctl = new Int32Array(this.control);
+  private worker: Worker | null = null;
+  private journal: JournalSink | null;
+  private held: Array<Uint8Array | ProvEvent> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private readonly dec = new TextDecoder();
+  private stopInfo: StopInfo = { reason: 'worker exited', counts: {} };
+  private finish!: (s: StopInfo) => void;
+  /** Set while a quiesce is under way: the loop's state arrives here. */
+  private onQuiesced: ((s: TransferState) => void) | null = null;
+  private handedOver = false;
+  /** Resolves when the last loop thread started here has exited. */
+  private exited: Promise<void> = Promise.resolve();
+  passthrough = false;
+  readonly done: Promise<StopInfo>;
+
+  constructor(private readonly o: ServingOptions) {
+    o.loop = { ...o.loop };
+    this.journal = o.journal;
+    this.done = new Promise((res) => { this.finish = res; });
+    if (o.loop.mode === 'prov') this.timer = setInterval(() => this.drain(), 5);
+  }
+
+  /** Start the loop: fresh (INIT comes from the kernel), from `state`, or warm awaiting a transfer. */
+  start(how: { state?: TransferState; awaitTransfer?: boolean } = {}): Promise<void> {
+    Atomics.store(this.ctl, 0, 0);
+    Atomics.store(this.ctl, 1, 0);
+    const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.sab, control: this.control, state: how.state, awaitTransfer: how.awaitTransfer };
+    const worker = new Worker(new URL('./loop.js', import.meta.url), { workerData: { provfsLoop: cfg } });
+    this.worker = worker;
+    this.exited = new Promise((r) => worker.once('exit', () => r()));
+    return new Promise<void>((resolve, reject) => {
+      let started = false;
+      worker.on('message', (m: LoopMessage) => {
+        if (m.type === 'ready') { this.passthrough = m.passthrough; started = true; resolve(); }
+        else if (m.type === 'warm') { started = true; resolve(); }
+        else if (m.type === 'events') { this.drain(); for (const e of m.events) this.deliver(e); }
+        else if (m.type === 'stopped') this.stopInfo = { reason: m.reason, counts: m.counts };
+        else if (m.type === 'quiesced') { this.onQuiesced?.(m.state); this.onQuiesced = null; }
+      });
+      worker.on('error', (e) => {
+        log.error(`request loop failed: ${e.stack ?? e.message}`);
+        this.stopInfo = { reason: e.message, counts: {} };
+      });
+      worker.on('exit', () => {
+        if (this.worker !== worker) return;
+        this.worker = null;
+        if (!started) reject(new Error(`provfs request loop ended before it started: ${this.stopInfo.reason}`));
+        if (this.stopInfo.reason === 'quiesced') return; // paused for an upgrade: not over yet
+        void this.end(this.stopInfo);
+      });
+    });
+  }
+
+  get fds(): { dev: number; root: number } {
+    return { dev: this.o.loop.devFd, root: this.o.loop.rootFd };
+  }
+
+  /** The connection and backing root a successor fetched from its predecessor. */
+  adoptFds(devFd: number, rootFd: number): void {
+    this.o.loop.devFd = devFd;
+    this.o.loop.rootFd = rootFd;
+  }
+
+  /**
+   * Hand a warm loop (started with awaitTransfer) its state and let it serve; resolves with the
+   * CLOCK_MONOTONIC ns at which it began to read.
+   */
+  release(t: TransferMessage): Promise<number> {
+    const w = this.worker;
+    if (!w) return Promise.reject(new Error('no warm loop to release'));
+    return new Promise<number>((resolve, reject) => {
+      const onMsg = (m: LoopMessage): void => {
+        if (m.type === 'ready') { w.off('message', onMsg); w.off('exit', onExit); this.passthrough = m.passthrough; resolve(m.at); }
+      };
+      const onExit = (): void => reject(new Error(`the successor's loop ended before serving: ${this.stopInfo.reason}`));
+      w.on('message', onMsg);
+      w.once('exit', onExit);
+      w.postMessage(t);
+      Atomics.store(this.ctl, 1, 1);
+      Atomics.notify(this.ctl, 1);
+    });
+  }
+
+  /**
+   * Stop taking requests and return the loop's state. Requests not yet read stay queued in the
+   * kernel for whoever reads next. `nudgePath` is a path on the mount: a STATFS there wakes a
+   * loop blocked in read(2) (it answers it, then sees the flag).
+   */
+  quiesce(nudgePath: string): Promise<TransferState> {
+    if (!this.worker) return Promise.reject(new Error('the request loop is not running'));
+    const got = new Promise<TransferState>((res) => { this.onQuiesced = res; });
+    Atomics.store(this.ctl, 0, 1);
+    statfs(nudgePath, () => { /* answered by whichever loop reads it */ });
+    return got;
+  }
+
+  /** Records the loop produced so far go to the journal now. */
+  drain(): void {
+    const recs = this.ring.drain();
+    if (recs.length === 0) return;
+    if (!this.journal) { this.held.push(...recs); return; }
+    if (this.journal.appendEncoded && !this.o.onEvent) {
+      this.journal.appendEncoded(CODEC.json, recs);
+      return;
+    }
+    for (const r of recs) this.deliver(JSON.parse(this.dec.decode(r)) as ProvEvent);
+  }
+
+  private deliver(e: ProvEvent): void {
+    if (!this.journal) { this.held.push(e); return; }
+    this.journal.append(e);
+    this.o.onEvent?.(e);
+  }
+
+  /** Start writing to `journal` (records held until now go first, in order). */
+  setJournal(journal: JournalSink, own: boolean): void {
+    this.journal = journal;
+    this.o.ownJournal = own;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      if (h instanceof Uint8Array) {
+        if (journal.appendEncoded && !this.o.onEvent) journal.appendEncoded(CODEC.json, [h]);
+        else this.deliver(JSON.parse(this.dec.decode(h)) as ProvEvent);
+      } else this.deliver(h);
+    }
+  }
+
+  /** Wait until the loop thread (quiesced or stopped) has exited. */
+  loopExited(): Promise<void> {
+    return this.exited;
+  }
+
+  /** Flush and (if owned) close the journal; later records are held. */
+  async releaseJournal(): Promise<void> {
+    this.drain();
+    const j = this.journal;
+    this.journal = null;
+    if (j && this.o.ownJournal) await j.close?.();
+    else await j?.flush?.();
+  }
+
+  /** The connection now belongs to a successor: close our fds, resolve `done`. */
+  async handedOff(): Promise<void> {
+    this.handedOver = true;
+    await this.exited; // a quiesced loop answers the fsyncs it accepted before it goes
+    await this.end({ reason: 'upgraded', counts: this.stopInfo.counts });
+  }
+
+  private ended = false;
+  private async end(info: StopInfo): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.timer) clearInterval(this.timer);
+    if (!this.handedOver) this.drain();
+    if (this.o.loop.devFd >= 0) libc.close(this.o.loop.devFd);
+    if (this.o.loop.rootFd >= 0) libc.close(this.o.loop.rootFd);
+    if (this.journal && this.o.ownJournal) {
+      await this.journal.close?.().catch((e: Error) => log.error(`journal close: ${e.message}`));
+    }
+    this.finish(info);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * @module kernel/slowops
+ * A helper thread of the request loop for operations that block on the disk (FSYNC): the loop
+ * hands it the request's unique id and the fd to sync and reads on; this thread syncs and writes
+ * the one reply itself (any thread may answer on /dev/fuse). Ten applications fsync'ing no
+ * longer wait for each other in the loop, and a quiescing loop need not wait for the disk: a
+ * predecessor keeps this thread until every fsync it accepted is answered.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as libc from './libc.js';
+
+/** A deferred FSYNC. */
+export interface SlowOp {
+  unique: Uint8Array;
+  fd: number;
+  dataOnly: boolean;
+}
+
+if (parentPort && workerData?.provfsSlowOps) {
+  const { devFd, inflight } = workerData.provfsSlowOps as { devFd: number; inflight: SharedArrayBuffer };
+  const count = new Int32Array(inflight);
+  const reply = Buffer.alloc(16);
+  parentPort.on('message', (op: SlowOp) => {
+    let err = 0;
+    try { libc.fsync(op.fd, op.dataOnly); } catch (e) { err = e instanceof libc.Errno ? e.errno : libc.E.EIO; }
+    reply.writeUInt32LE(16, 0);
+    reply.writeInt32LE(-err, 4);
+    reply.set(op.unique, 8);
+    try { libc.write(devFd, reply); } catch { /* interrupted or unmounted: nobody waits */ }
+    Atomics.sub(count, 0, 1);
+    Atomics.notify(count, 0);
+  });
+}

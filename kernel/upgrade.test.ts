@@ -1,0 +1,126 @@
+/**
+ * @module kernel/upgrade.test
+ * Live upgrade on a real mount. This test process is the first daemon; successors are separate
+ * provfsd processes (stopped by unmounting, then by pid). A concurrent workload keeps files open
+ * (passthrough) and keeps creating, writing, reading and deleting through plain → prov and
+ * prov → prov upgrades: no errors, content verified by hash, and the journal holds each
+ * operation done in prov mode exactly once. Successors that cannot start, speak another state
+ * version or reject the state leave the old daemon serving.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { mountProvfs, journalStreamName, type ProvfsMount } from './daemon.js';
+import { mountState, unmount } from './mount.js';
+import { openJournalReader } from '../collector/journal/reader.js';
+import { startWorkload } from './workload.js';
+
+const base = mkdtempSync(join(tmpdir(), 'provfs-upgrade-'));
+const pids: number[] = [];
+const mountpoints: string[] = [];
+after(async () => {
+  for (const mp of mountpoints) if (mountState(mp) !== 'none') { try { unmount(mp, true); } catch { /* gone */ } }
+  await new Promise((r) => setTimeout(r, 200));
+  for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  rmSync(base, { recursive: true, force: true });
+});
+
+function requireFuse(): void {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('live upgrade tests need root and /dev/fuse');
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test('upgrade plain → prov → prov under a workload: no errors, data intact, every prov record once', async () => {
+  requireFuse();
+  const backing = join(base, 'b1'), mnt = join(base, 'm1'), journalDir = join(base, 'journal');
+  mkdirSync(backing); mkdirSync(mnt); mountpoints.push(mnt);
+  writeFileSync(join(backing, 'ro'), createHash('sha256').update('ro').digest('hex').repeat(100));
+  const m: ProvfsMount = await mountProvfs({ backing, mountpoint: mnt, mode: 'plain', journalDir });
+  const w = startWorkload(mnt, pids);
+  await w.started;
+  await sleep(300);
+  const r1 = await m.upgrade({ mode: 'prov', journalDir });
+  assert.equal(r1.ok, true, `plain → prov failed: ${r1.reason}`);
+  pids.push(r1.pid!);
+  const end1 = await m.done;
+  assert.equal(end1.reason, 'upgraded', 'the old daemon ends once the successor serves');
+  await sleep(300);
+
+  // prov → prov: ask the successor (now a separate process) through its control socket.
+  const { upgradeCommand } = await import('../cli/actions/mount.js');
+  const code = await upgradeCommand(mnt, { mode: 'prov', journal: journalDir, json: true });
+  assert.equal(code, 0, 'prov → prov through prov upgrade');
+  await sleep(300);
+  writeFileSync(join(mnt, 'STOP'), '');
+  const res = await w.result;
+  assert.equal(res.nerrors, 0, `workload saw errors: ${JSON.stringify(res.errors)}`);
+  assert.ok((res.ops as number) > 20, `workload made progress (${String(res.ops)} rounds)`);
+  const kept = readFileSync(join(backing, 'keep'));
+  assert.equal(createHash('sha256').update(kept).digest('hex'), res.hash, 'the file kept open across both upgrades has every block');
+
+  // Every file the workload created after the switch to prov appears exactly once, in order.
+  const stream = journalStreamName(mnt);
+  const reader = openJournalReader(journalDir);
+  const recs = reader.readBatch(1_000_000, [stream]);
+  assert.equal(reader.stats.rejected, 0);
+  reader.close();
+  assert.deepEqual(recs.map((r) => r.seq), recs.map((_, i) => i + 1), 'journal seq has no gap across the prov → prov handover');
+  const createdNames = recs.filter((r) => r.event.op === 'create').map((r) => (r.event as { file: { name: string } }).file.name).filter((n) => n.startsWith('w-'));
+  const workloadNames = res.created as string[];
+  assert.ok(createdNames.length > 0, 'prov mode recorded creates');
+  assert.equal(new Set(createdNames).size, createdNames.length, 'no create recorded twice');
+  const first = workloadNames.indexOf(createdNames[0]!);
+  assert.ok(first > 0, 'creates from the plain period are not recorded');
+  assert.deepEqual(createdNames, workloadNames.slice(first), 'from the switch on, every create is recorded, none lost');
+  const unlinked = recs.filter((r) => r.event.op === 'unlink').map((r) => (r.event as { file: { name: string } }).file.name).filter((n) => n.startsWith('w-'));
+  // The file created just before the switch may be unlinked just after it: then its unlink is recorded too.
+  const uFirst = workloadNames.indexOf(unlinked[0]!);
+  assert.ok(uFirst === first || uFirst === first - 1, `unlinks start at the switch (${unlinked[0]} vs ${createdNames[0]})`);
+  assert.deepEqual(unlinked, workloadNames.slice(uFirst), 'and every unlink, once');
+
+  // The last successor still serves; unmount ends it.
+  unmount(mnt);
+  assert.equal(mountState(mnt), 'none');
+});
+
+test('a successor that cannot start, speaks another state version or rejects the state leaves the old daemon serving', async () => {
+  requireFuse();
+  const backing = join(base, 'b2'), mnt = join(base, 'm2');
+  mkdirSync(backing); mkdirSync(mnt); mountpoints.push(mnt);
+  const m = await mountProvfs({ backing, mountpoint: mnt, mode: 'plain' });
+  writeFileSync(join(mnt, 'f'), 'one');
+  const { openSync, writeSync, readSync, closeSync } = await import('node:fs');
+  const fd = openSync(join(mnt, 'f'), 'r+');
+
+  const missing = await m.upgrade({ mode: 'prov', daemon: join(base, 'nope.js'), journalDir: join(base, 'j2') });
+  assert.equal(missing.ok, false);
+  assert.match(missing.reason!, /did not start/);
+
+  const future = join(base, 'future.js');
+  writeFileSync(future, `process.send({ type: 'warm', pid: process.pid, stateVersions: [99] }); setTimeout(() => {}, 60000);`);
+  const v = await m.upgrade({ mode: 'prov', daemon: future, journalDir: join(base, 'j2') });
+  assert.equal(v.ok, false);
+  assert.match(v.reason!, /state versions 99/);
+
+  const picky = join(base, 'picky.js');
+  writeFileSync(picky, `process.send({ type: 'warm', pid: process.pid, stateVersions: [1] });
+process.on('message', (m) => { if (m.type === 'transfer') process.send({ type: 'rejected', reason: 'node table too large for this build' }); });`);
+  const rj = await m.upgrade({ mode: 'prov', daemon: picky, journalDir: join(base, 'j2') });
+  assert.equal(rj.ok, false);
+  assert.match(rj.reason!, /rejected the state: node table too large/);
+
+  // Still served by the same daemon: the open file and new files work.
+  writeSync(fd, 'ONE+', 0);
+  const b = Buffer.alloc(8);
+  const n = readSync(fd, b, 0, 8, 0);
+  assert.equal(b.subarray(0, n).toString(), 'ONE+');
+  closeSync(fd);
+  writeFileSync(join(mnt, 'g'), 'two');
+  assert.equal(readFileSync(join(backing, 'g'), 'utf8'), 'two');
+  const info = await m.stop();
+  assert.equal(info.reason, 'unmounted');
+});

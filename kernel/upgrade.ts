@@ -1,0 +1,225 @@
+/**
+ * @module kernel/upgrade
+ * Live upgrade of a provfs daemon (Bento's protocol): the successor process starts warm (Node,
+ * modules and its request-loop thread up, waiting) while the old daemon serves; then the old
+ * loop quiesces — it answers the request in hand and reads no more, so nothing is in flight and
+ * unread requests stay queued in the kernel — and `updatePrepare()` state goes to the
+ * successor, which takes the /dev/fuse connection and every open backing fd out of the old
+ * process with pidfd_getfd(2), rebuilds the node table with `updateTransfer(state)` and reads
+ * the queue on. The stall is the time between quiesce and the successor's first read.
+ *
+ * The journal stream moves too: the old daemon appends its last records and closes the stream
+ * after the successor serves; the successor holds its records until then, so none is lost or
+ * doubled. State versions are negotiated: the successor announces the versions it reads; an old
+ * daemon that cannot write one of them does not quiesce. A successor that fails to start or
+ * rejects the state leaves the old daemon serving (restarted from its own state when needed).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { logger } from '../collector/log.js';
+import { openJournalWriter } from '../collector/journal/writer.js';
+import * as libc from './libc.js';
+import { mountAt } from './mount.js';
+import { Serving } from './serving.js';
+import type { Timeouts } from './dispatch.js';
+import type { TransferState } from './loop.js';
+import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from './daemon.js';
+
+const log = logger('upgrade');
+
+/** State format versions this build writes and reads. */
+export const STATE_VERSIONS = [1] as const;
+const MAX_WRITE = 1 << 20;
+
+export interface UpgradeOptions {
+  mode: ProvfsMode;
+  /** provfsd.js of the build to run (a new version); default: this build's. */
+  daemon?: string;
+  /** Journal directory for prov mode (default: the current daemon's). */
+  journalDir?: string;
+  /** Give up when the successor is not warm after this long (default 15 s). */
+  timeoutMs?: number;
+}
+
+export interface UpgradeReport {
+  ok: boolean;
+  /** Why not, when !ok. */
+  reason?: string;
+  /** The successor's pid. */
+  pid?: number;
+  /** The service gap, in ms: from asking the old loop to stop reading to the successor's loop reading. */
+  stallMs?: number;
+  /** Time from the command to the successor warm, in ms. */
+  warmMs?: number;
+}
+
+/** Messages between the old daemon and its successor (IPC channel). */
+type ToSuccessor =
+  | { type: 'transfer'; oldPid: number; state: TransferState }
+  | { type: 'journal-closed' };
+type FromSuccessor =
+  | { type: 'warm'; pid: number; stateVersions: number[] }
+  | { type: 'resumed'; /** CLOCK_MONOTONIC ns when the successor's loop began to read. */ at: number }
+  | { type: 'rejected'; reason: string }
+  | { type: 'settled' };
+
+function nextMessage(child: ChildProcess, want: FromSuccessor['type'][], timeoutMs: number): Promise<FromSuccessor> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`successor sent no ${want.join('/')} within ${timeoutMs} ms`)); }, timeoutMs);
+    const onMsg = (m: FromSuccessor): void => { if (want.includes(m.type)) { cleanup(); resolve(m); } };
+    const onExit = (code: number | null): void => { cleanup(); reject(new Error(`successor exited (${code}) before ${want.join('/')}`)); };
+    const cleanup = (): void => { clearTimeout(timer); child.off('message', onMsg); child.off('exit', onExit); };
+    child.on('message', onMsg);
+    child.once('exit', onExit);
+  });
+}
+
+/** Every fd number a transfer state names (the successor fetches each one). */
+export function stateFds(s: TransferState): number[] {
+  const fds = new Set<number>([s.devFd]);
+  for (const n of s.table.nodes) { fds.add(n.fd); if (n.backing && n.backing.fd >= 0) fds.add(n.backing.fd); }
+  for (const h of s.table.handles) if (h.fd >= 0) fds.add(h.fd);
+  return [...fds];
+}
+
+/** Old daemon's side. */
+export async function upgradeConnection(
+  serving: Serving,
+  d: { backing: string; mountpoint: string; timeouts: Timeouts; passthrough: boolean; journalDir?: string; beforeHandoff?: () => void; nodeLog?: string },
+  o: UpgradeOptions,
+): Promise<UpgradeReport> {
+  if (o.mode !== 'plain' && o.mode !== 'prov') return { ok: false, reason: `mode must be plain or prov (got ${String(o.mode)})` };
+  if (o.mode === 'prov' && !d.journalDir) return { ok: false, reason: 'prov mode needs a journal directory (--journal)' };
+  const script = o.daemon ?? fileURLToPath(new URL('./provfsd.js', import.meta.url));
+  const args = [script, '--successor', '--backing', d.backing, '--mountpoint', d.mountpoint, '--mode', o.mode,
+    '--timeout-entry', String(d.timeouts.entry), '--timeout-attr', String(d.timeouts.attr), '--timeout-negative', String(d.timeouts.negative)];
+  if (o.mode === 'prov') args.push('--journal', d.journalDir!);
+  if (!d.passthrough) args.push('--no-passthrough');
+  if (d.nodeLog) args.push('--node-log', d.nodeLog);
+  const t0 = performance.now();
+  // Structured-clone IPC: the state of a large node table crosses faster than as JSON.
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, serialization: 'advanced' });
+  const giveUp = (reason: string): UpgradeReport => {
+    try { child.kill('SIGKILL'); } catch { /* gone */ }
+    log.warn(`upgrade of ${d.mountpoint} abandoned, still serving: ${reason}`);
+    return { ok: false, reason };
+  };
+  child.on('error', () => { /* reported through exit */ });
+  let warm: FromSuccessor;
+  try {
+    warm = await nextMessage(child, ['warm'], o.timeoutMs ?? 15_000);
+  } catch (e) {
+    return giveUp(`successor did not start: ${(e as Error).message}`);
+  }
+  const warmMs = performance.now() - t0;
+  const versions = (warm as { stateVersions: number[] }).stateVersions;
+  if (!versions.some((v) => (STATE_VERSIONS as readonly number[]).includes(v))) {
+    return giveUp(`successor reads state versions ${versions.join(',')}; this daemon writes ${STATE_VERSIONS.join(',')}`);
+  }
+  // ---- stall begins ----
+  const q0 = performance.now();
+  const q0ns = Number(process.hrtime.bigint());
+  const state = await serving.quiesce(d.mountpoint);
+  serving.drain();
+  let r: FromSuccessor;
+  try {
+    const reply = nextMessage(child, ['resumed', 'rejected'], 10_000);
+    child.send({ type: 'transfer', oldPid: process.pid, state } satisfies ToSuccessor);
+    r = await reply;
+  } catch (e) {
+    r = { type: 'rejected', reason: (e as Error).message };
+  }
+  if (r.type === 'rejected') {
+    // Nothing was handed over: serve again from our own state.
+    try { child.kill('SIGKILL'); } catch { /* gone */ }
+    await serving.start({ state });
+    const reason = `successor rejected the state: ${r.reason}`;
+    log.warn(`upgrade of ${d.mountpoint} abandoned, serving again: ${reason}`);
+    return { ok: false, reason, stallMs: performance.now() - q0 };
+  }
+  // The gap: from asking our loop to stop reading to the successor's loop reading (both
+  // CLOCK_MONOTONIC, comparable across processes).
+  const stallMs = ((r as { at: number }).at - q0ns) / 1e6;
+  // ---- stall over: the successor serves ----
+  await serving.releaseJournal();
+  d.beforeHandoff?.();
+  const settled = nextMessage(child, ['settled'], 10_000).catch((e: Error) => log.warn(`successor did not settle: ${e.message}`));
+  child.send({ type: 'journal-closed' } satisfies ToSuccessor);
+  await settled;
+  if (child.connected) child.disconnect();
+  child.unref();
+  await serving.loopExited(); // fsyncs the old loop accepted are answered with its fds
+  for (const fd of stateFds(state)) if (fd !== state.devFd && fd !== serving.fds.root) libc.close(fd);
+  await serving.handedOff();
+  log.info(`${d.mountpoint} handed to pid ${child.pid} (${o.mode}); stall ${stallMs.toFixed(1)} ms`);
+  return { ok: true, pid: child.pid, stallMs, warmMs };
+}
+
+export interface SuccessorOptions {
+  backing: string;
+  mountpoint: string;
+  mode: ProvfsMode;
+  passthrough: boolean;
+  timeouts: Timeouts;
+  journalDir?: string;
+  /** Keep appending to this node log (crash survival). */
+  nodeLog?: string;
+  /** Called once the journal is ours (the old daemon closed it): write state files, listen. */
+  onSettled?: (m: ProvfsMount) => void;
+}
+
+/**
+ * Successor's side, in a process started by {@link upgradeConnection} with an IPC channel:
+ * start warm, take the transfer, serve. Resolves with the mount handle once serving.
+ */
+export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
+  const send = (m: FromSuccessor): void => { process.send?.(m); };
+  if (!process.send) throw new Error('a successor needs the IPC channel of its predecessor');
+  const info = mountAt(o.mountpoint);
+  if (!info) throw new Error(`${o.mountpoint} is not mounted`);
+  const serving = new Serving({
+    loop: {
+      devFd: -1, rootFd: -1, mode: o.mode, passthrough: o.passthrough, timeouts: o.timeouts, maxWrite: MAX_WRITE, dev: info.dev,
+      mountpoint: o.mountpoint, nodeLog: o.nodeLog ? { path: o.nodeLog, fresh: false } : undefined,
+    },
+    journal: null, ownJournal: true,
+  });
+  await serving.start({ awaitTransfer: true });
+  const stream = o.mode === 'prov' ? journalStreamName(o.mountpoint) : undefined;
+  const mount = makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts: o.timeouts, journalDir: o.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
+  return new Promise<ProvfsMount>((resolve, reject) => {
+    process.on('message', (m: ToSuccessor) => {
+      if (m.type === 'transfer') {
+        const fetched: Array<[number, number]> = [];
+        try {
+          const s = m.state;
+          if (!(STATE_VERSIONS as readonly number[]).includes(s.version)) throw new Error(`state version ${s.version} is not one of ${STATE_VERSIONS.join(',')}`);
+          const pidfd = libc.pidfdOpen(m.oldPid);
+          try {
+            for (const fd of stateFds(s)) fetched.push([fd, libc.pidfdGetfd(pidfd, fd)]);
+          } finally {
+            libc.close(pidfd);
+          }
+          const map = new Map(fetched);
+          const root = s.table.nodes.find((n) => n.id === 1);
+          if (!root) throw new Error('state has no root node');
+          serving.adoptFds(map.get(s.devFd)!, map.get(root.fd)!);
+          serving.release({ state: s, fdMap: fetched }).then((at) => { send({ type: 'resumed', at }); resolve(mount); }, (e: Error) => {
+            send({ type: 'rejected', reason: e.message });
+            reject(e);
+          });
+        } catch (e) {
+          for (const [, fd] of fetched) libc.close(fd);
+          send({ type: 'rejected', reason: (e as Error).message });
+          reject(e as Error);
+        }
+      } else if (m.type === 'journal-closed') {
+        if (o.mode === 'prov' && o.journalDir) serving.setJournal(openJournalWriter({ dir: o.journalDir, stream: stream! }), true);
+        o.onSettled?.(mount);
+        send({ type: 'settled' });
+        process.disconnect();
+      }
+    });
+    send({ type: 'warm', pid: process.pid, stateVersions: [...STATE_VERSIONS] });
+  });
+}
