@@ -75,8 +75,11 @@ export async function captureToJournal(opts: StartOptions): Promise<CaptureHandl
   }
 }
 
-interface CaptureStateFile {
+/** What `prov capture start` leaves in the state directory (and returns). */
+export interface CaptureStateFile {
   pinDir: string;
+  /** Programs left out at attach (their tracepoint is missing on this kernel). */
+  skipped?: string[];
   journalDir: string;
   stream: string;
   daemonPid: number;
@@ -187,7 +190,7 @@ export async function startCapture(opts: StartOptions): Promise<CaptureStateFile
     await daemonReady(pid, cfg, files.log);
     const state: CaptureStateFile = {
       pinDir, journalDir, stream, daemonPid: pid, started: Date.now(), programs: attached.programs,
-      progressFile: files.progress, logFile: files.log,
+      skipped: attached.skipped, progressFile: files.progress, logFile: files.log,
     };
     writeFileSync(files.state, JSON.stringify(state, null, 2), { mode: 0o600 });
     return { ...state, resumed: false };

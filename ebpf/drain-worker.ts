@@ -10,7 +10,12 @@
  * the pinned ring, for the next consumer.
  *
  * Shared memory: Int32 [0] stop flag, [1] credits left, [2] wake-up counter, [3] the owner gave
- * up on making records durable (journal failed); BigInt64 at byte 16: the durable position.
+ * up on making records durable (journal failed); BigInt64 at byte 16: the durable position, at
+ * byte 24: the position appended to the journal (not yet durable).
+ *
+ * Under pressure (the ring more than half full, e.g. while an fsync takes seconds) appended
+ * records are committed before they are durable: a crash could then lose them, a full ring
+ * would lose new ones for sure.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingReader } from './ring.js';
@@ -19,6 +24,7 @@ interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; ma
 const { ringPath, shared, pollMs, maxBatchBytes } = workerData as Init;
 const ctl = new Int32Array(shared, 0, 4);
 const durable = new BigInt64Array(shared, 16, 1);
+const appended = new BigInt64Array(shared, 24, 1);
 const STOP = 0, CREDITS = 1, WAKE = 2, ABANDON = 3;
 /** Waiting for the owner's last commit when stopping. */
 const FINAL_COMMIT_MS = 30000;
@@ -33,7 +39,10 @@ function main(): void {
   }
   parentPort!.postMessage({ type: 'ready', size: ring.size });
   try {
-    const applyCommit = () => ring.commit(Number(Atomics.load(durable, 0)));
+    const applyCommit = () => {
+      const safe = Number(Atomics.load(durable, 0));
+      ring.commit(ring.pending() > ring.size / 2 ? Math.max(safe, Number(Atomics.load(appended, 0))) : safe);
+    };
     for (;;) {
       applyCommit();
       const stopping = Atomics.load(ctl, STOP) !== 0;

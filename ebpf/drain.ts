@@ -49,6 +49,7 @@ export class Drainer {
   readonly stats: DrainStats = { records: 0, bytes: 0, batches: 0, lost: 0 };
   private readonly ctl: Int32Array;
   private readonly durable: BigInt64Array;
+  private readonly appended: BigInt64Array;
   /** Ring position past the last appended batch, and whether a flush toward it is running. */
   private appendedPos = 0;
   private flushing = false;
@@ -63,6 +64,7 @@ export class Drainer {
   private constructor(private readonly worker: Worker, shared: SharedArrayBuffer, private readonly opts: DrainOptions, ready: Promise<void>, done: Promise<void>) {
     this.ctl = new Int32Array(shared, 0, 4);
     this.durable = new BigInt64Array(shared, 16, 1);
+    this.appended = new BigInt64Array(shared, 24, 1);
     this.done = done;
     void ready;
   }
@@ -70,7 +72,7 @@ export class Drainer {
   /** Start draining; resolves once the worker has mapped the ring. */
   static async start(opts: DrainOptions): Promise<Drainer> {
     const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
-    const shared = new SharedArrayBuffer(24);
+    const shared = new SharedArrayBuffer(32);
     const ctl = new Int32Array(shared, 0, 4);
     ctl[1] = opts.credits ?? 8;
     const worker = new Worker(new URL('./drain-worker.js', import.meta.url), {
@@ -121,7 +123,10 @@ export class Drainer {
     this.stats.records += count;
     this.stats.bytes += bytes.byteLength;
     this.stats.batches++;
-    if (!this.failure) this.makeDurable(end);
+    if (!this.failure) {
+      Atomics.store(this.appended, 0, BigInt(end));
+      this.makeDurable(end);
+    }
     Atomics.add(this.ctl, 1, 1);
     Atomics.add(this.ctl, 2, 1);
     Atomics.notify(this.ctl, 2);

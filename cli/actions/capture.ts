@@ -56,7 +56,7 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
       });
       out(opts, s, s.resumed
         ? `capture was attached without a collector: new collector pid ${s.daemonPid} resumes from the pinned ring → ${s.journalDir}/${s.stream}`
-        : `capture started: ${s.programs.length} programs attached (${pinDir}), collector pid ${s.daemonPid} → ${s.journalDir}/${s.stream}`);
+        : `capture started: ${s.programs.length} programs attached (${pinDir})${s.skipped?.length ? `, ${s.skipped.length} left out (tracepoints missing on this kernel: ${s.skipped.join(' ')})` : ''}, collector pid ${s.daemonPid} → ${s.journalDir}/${s.stream}`);
       return EXIT.ok;
     }
     if (sub === 'stop') {
@@ -71,7 +71,7 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
           `capture attached at ${s.pinDir}: ${s.programs.length} programs`,
           `  events: ${s.eventsPerSec}/s now, ${s.emitted} since attach, ${s.dropped} dropped (ring full)`,
           s.daemon
-            ? `  collector pid ${s.daemon.pid} ${s.daemon.alive ? 'running' : 'NOT running'}: ${s.daemon.records} records → ${s.daemon.journal}${s.daemon.lost ? `, ${s.daemon.lost} lost` : ''}${s.daemon.error ? `, error: ${s.daemon.error}` : ''}`
+            ? `  collector pid ${s.daemon.pid} ${s.daemon.alive ? 'running' : 'NOT running (events wait in the ring; prov capture start resumes)'}: ${s.daemon.records} records → ${s.daemon.journal}${s.daemon.lost ? `, ${s.daemon.lost} lost` : ''}${s.daemon.error ? `, error: ${s.daemon.error}` : ''}`
             : '  no collector daemon (drained by another process)',
           `  programs: ${s.programs.join(' ')}`,
         ]
