@@ -1,0 +1,277 @@
+/**
+ * @module collector/sync/apply
+ * Makes a local (or mounted) DST match SRC, either from a {@link Plan} (the incremental path)
+ * or by walking both trees (the full comparison, used when the record has a gap).
+ *
+ * Order of the incremental path, always valid whatever the plan holds:
+ * 1. origin side, deepest first: objects that moved are renamed aside into a staging directory
+ *    inside DST (same file system, so a rename), deleted objects are removed. A directory's
+ *    children have left it before it moves or goes.
+ * 2. final side, shallowest first: staged objects are renamed into their new place (parents
+ *    exist by then), new objects are created from SRC, changed ones copied. Renames are renames:
+ *    a moved file or directory is never re-copied unless it also changed.
+ * 3. the staging directory is removed (it holds only what SRC no longer has);
+ * 4. directory metadata (mode, mtime) deepest first, after every entry in them changed.
+ * Contents are always read from SRC as it is now, so a file changed again after the events
+ * were read is copied in its newer state; the events after the checkpoint bring it again next
+ * time, which is harmless.
+ */
+import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { FinalOp, Plan } from './overlay.js';
+import { RESERVED_PREFIX, depthOf, isReserved, joinRel, parentRel } from './paths.js';
+import type { BigStats, SafeTree } from './safefs.js';
+
+export interface ApplyOptions {
+  /** Remove from DST what was deleted from SRC (overwritten files are always replaced). */
+  delete: boolean;
+  /** Only describe what would be done. */
+  dryRun: boolean;
+  /** Full comparison by content hash instead of size + mtime. */
+  checksum?: boolean;
+  /** Called after each step with (done, total) of the plan, for progress on a TTY. */
+  progress?: (done: number, total: number) => void;
+}
+
+/** What one sync did (or would do, in a dry run). */
+export interface ApplyCounts {
+  /** Regular files written (created or updated). */
+  files: number;
+  bytes: number;
+  dirs: number;
+  symlinks: number;
+  /** Objects moved by rename (not re-copied). */
+  renames: number;
+  deletes: number;
+  /** Entries whose metadata only was set. */
+  metadata: number;
+  /** Entries of a kind sync does not copy (devices, FIFOs, sockets). */
+  skipped: number;
+}
+
+export function emptyCounts(): ApplyCounts {
+  return { files: 0, bytes: 0, dirs: 0, symlinks: 0, renames: 0, deletes: 0, metadata: 0, skipped: 0 };
+}
+
+const S_IFMT = 0o170000n;
+const typeOf = (st: BigStats): bigint => st.mode & S_IFMT;
+
+export class Applier {
+  readonly counts = emptyCounts();
+  /** In a dry run: what would be done, one line each. */
+  readonly actions: string[] = [];
+  private metaDirs = new Set<string>();
+  private stageDir: string | null = null;
+
+  constructor(readonly src: SafeTree, readonly dst: SafeTree, readonly opts: ApplyOptions) {}
+
+  private say(line: string): void { this.actions.push(line); }
+
+  /** Apply an incremental plan. */
+  applyPlan(plan: Plan): void {
+    const total = plan.originOps.length + plan.finalOps.length + plan.metaDirs.length;
+    let done = 0;
+    const tick = (): void => { done++; if (this.opts.progress && (done & 255) === 0) this.opts.progress(done, total); };
+    const missing = new Set<number>();
+    for (const op of plan.originOps) {
+      tick();
+      if (op.op === 'stage') {
+        if (this.opts.dryRun) continue;
+        try {
+          this.dst.rename(op.origin, this.slotPath(op.slot));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          missing.add(op.slot); // DST lacks it: copy from SRC instead
+        }
+      } else if (op.replaced || this.opts.delete) {
+        if (this.opts.dryRun) { this.say(`delete ${op.origin}`); this.counts.deletes++; continue; }
+        if (this.dst.remove(op.origin)) this.counts.deletes++;
+      }
+    }
+    for (const op of plan.finalOps) {
+      tick();
+      try {
+        this.finalOp(op, missing);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again.
+        if (!this.ensureParents(op.path)) continue;
+        this.finalOp(op, missing);
+      }
+    }
+    if (this.stageDir !== null) {
+      this.dst.remove(this.stageDir);
+      this.metaDirs.add('');
+    }
+    for (const d of plan.metaDirs) this.metaDirs.add(d);
+    this.finishDirs(() => tick());
+    this.opts.progress?.(total, total);
+  }
+
+  /** One step of the final side of a plan. */
+  private finalOp(op: FinalOp, missing: Set<number>): void {
+    if (op.op === 'place') {
+      if (this.opts.dryRun) {
+        this.say(`rename ${op.origin} -> ${op.path}${op.dirty ? ' (then update)' : ''}`);
+        this.counts.renames++;
+        return;
+      }
+      // A clean move needs nothing from SRC: the record says where the object went. (Had it
+      // moved again since the events were read, the next sync's events move it on.)
+      const st = op.dirty || missing.has(op.slot) ? this.src.lstat(op.path) : null;
+      if (missing.has(op.slot)) { if (st) this.copy(op.path, st, true); return; }
+      if (op.dirty && !st) return; // gone from SRC since: it stays staged and is dropped
+      if (st) {
+        const staged = this.dst.lstat(this.slotPath(op.slot));
+        if (!staged || typeOf(staged) !== typeOf(st)) { this.copy(op.path, st, true); return; }
+      }
+      this.place(this.slotPath(op.slot), op.path);
+      this.counts.renames++;
+      if (st) this.copy(op.path, st, false);
+    } else {
+      if (this.opts.dryRun) { this.say(`${op.op} ${op.path}${op.op === 'create' && op.subtree ? ' (whole subtree)' : ''}`); return; }
+      const st = this.src.lstat(op.path);
+      if (!st) return; // gone from SRC since the events were read
+      this.copy(op.path, st, op.op === 'create' && op.subtree);
+    }
+  }
+
+  /** Create the directories DST lacks on the way to `rel`, as SRC has them; false if SRC lacks one. */
+  private ensureParents(rel: string): boolean {
+    const parts = rel.split('/');
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = joinRel(cur, parts[i]!);
+      const s = this.src.lstat(cur);
+      if (!s?.isDirectory()) return false;
+      const d = this.dst.lstat(cur);
+      if (d?.isDirectory()) continue;
+      if (d) this.dst.remove(cur);
+      this.dst.mkdir(cur, Number(s.mode & 0o7777n));
+      this.counts.dirs++;
+      this.metaDirs.add(cur);
+    }
+    return true;
+  }
+
+  /** Remove the staging directory of an interrupted plan (its objects are re-copied by the caller). */
+  abandon(): void {
+    if (this.stageDir !== null && !this.opts.dryRun) { try { this.dst.remove(this.stageDir); } catch { /* best effort */ } }
+    this.stageDir = null;
+  }
+
+  private slotPath(slot: number): string {
+    if (this.stageDir === null) {
+      this.stageDir = `${RESERVED_PREFIX}stage-${process.pid}-${Date.now()}`;
+      this.dst.mkdir(this.stageDir, 0o700);
+    }
+    return joinRel(this.stageDir, String(slot));
+  }
+
+  /** rename `from` over `to`, removing whatever stale entry is at `to`. */
+  private place(from: string, to: string): void {
+    this.metaDirs.add(parentRel(to));
+    try {
+      this.dst.rename(from, to);
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
+      this.dst.remove(to);
+      this.dst.rename(from, to);
+    }
+  }
+
+  /** Make DST's `rel` a copy of SRC's (`st` = SRC's lstat); `deep`: the directory's whole subtree. */
+  copy(rel: string, st: BigStats, deep: boolean): void {
+    const have = this.dst.lstat(rel);
+    const mode = Number(st.mode & 0o7777n);
+    if (st.isFile()) {
+      if (this.opts.dryRun) { this.say(`copy ${rel} (${st.size} bytes)`); this.counts.files++; this.counts.bytes += Number(st.size); return; }
+      this.counts.bytes += this.dst.writeFileFrom(rel, this.src.abs(rel), undefined, st.mtimeNs);
+      this.counts.files++;
+      this.metaDirs.add(parentRel(rel)); // the temp file + rename changed the directory's mtime
+    } else if (st.isSymbolicLink()) {
+      if (this.opts.dryRun) { this.say(`symlink ${rel}`); this.counts.symlinks++; return; }
+      this.dst.writeSymlink(rel, this.src.readlink(rel), st.mtimeNs);
+      this.counts.symlinks++;
+      this.metaDirs.add(parentRel(rel));
+    } else if (st.isDirectory()) {
+      if (this.opts.dryRun) {
+        if (!have?.isDirectory()) { this.say(`mkdir ${rel}`); this.counts.dirs++; }
+        if (deep) this.compareDir(rel);
+        return;
+      }
+      if (have && !have.isDirectory()) { this.dst.remove(rel); }
+      if (!have || !have.isDirectory()) { this.dst.mkdir(rel, mode); this.counts.dirs++; }
+      else if ((have.mode & 0o7777n) !== (st.mode & 0o7777n)) { this.dst.chmodDir(rel, mode); this.counts.metadata++; }
+      this.metaDirs.add(rel);
+      if (deep) this.compareDir(rel);
+    } else {
+      this.counts.skipped++;
+    }
+  }
+
+  /** Full comparison of the whole tree (the fallback when the record has a gap). */
+  fullCompare(): void {
+    const root = this.src.lstat('')!;
+    const have = this.dst.lstat('');
+    if (have && (have.mode & 0o7777n) !== (root.mode & 0o7777n)) {
+      if (this.opts.dryRun) this.say('chmod .'); else this.dst.chmodDir('', Number(root.mode & 0o7777n));
+      this.counts.metadata++;
+    }
+    this.metaDirs.add('');
+    this.compareDir('');
+    this.finishDirs(() => {});
+  }
+
+  /** Compare directory `rel` in both trees, entry by entry, recursing into directories. */
+  private compareDir(rel: string): void {
+    const srcNames = this.src.readdir(rel).filter((n) => !isReserved(n));
+    const dstNames = this.opts.dryRun && !this.dst.lstat(rel) ? [] : this.dst.readdir(rel).filter((n) => !isReserved(n));
+    const inSrc = new Set(srcNames);
+    for (const name of dstNames) {
+      if (inSrc.has(name) || !this.opts.delete) continue;
+      const r = joinRel(rel, name);
+      if (this.opts.dryRun) this.say(`delete ${r}`); else this.dst.remove(r);
+      this.counts.deletes++;
+    }
+    for (const name of srcNames) {
+      const r = joinRel(rel, name);
+      const s = this.src.lstat(r);
+      if (!s) continue;
+      const d = this.opts.dryRun && !this.dst.lstat(rel) ? null : this.dst.lstat(r);
+      if (!d || typeOf(d) !== typeOf(s)) { this.copy(r, s, true); continue; }
+      if (s.isDirectory()) { this.copy(r, s, true); continue; }
+      if (s.isFile()) {
+        const same = s.size === d.size && (this.opts.checksum ? this.sameContent(r) : s.mtimeNs === d.mtimeNs);
+        if (!same) { this.copy(r, s, false); continue; }
+        if ((s.mode & 0o7777n) !== (d.mode & 0o7777n) || s.mtimeNs !== d.mtimeNs) {
+          // Same contents, other metadata: rewrite the file (atomically) rather than chmod through a path.
+          this.copy(r, s, false);
+        }
+      } else if (s.isSymbolicLink()) {
+        if (this.src.readlink(r) !== this.dst.readlink(r) || s.mtimeNs !== d.mtimeNs) this.copy(r, s, false);
+      } else this.counts.skipped++;
+    }
+  }
+
+  private sameContent(rel: string): boolean {
+    const h = (p: string): string => createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    return h(this.src.abs(rel)) === h(this.dst.abs(rel));
+  }
+
+  /** Copy mode and mtime of every directory touched, deepest first. */
+  private finishDirs(tick: () => void): void {
+    const dirs = [...this.metaDirs].sort((a, b) => depthOf(b) - depthOf(a));
+    for (const d of dirs) {
+      tick();
+      const s = this.src.lstat(d);
+      const have = this.opts.dryRun ? null : this.dst.lstat(d);
+      if (!s?.isDirectory() || (!this.opts.dryRun && !have?.isDirectory())) continue;
+      if (this.opts.dryRun) continue;
+      if ((have!.mode & 0o7777n) !== (s.mode & 0o7777n)) { this.dst.chmodDir(d, Number(s.mode & 0o7777n)); this.counts.metadata++; }
+      if (have!.mtimeNs !== s.mtimeNs) this.dst.setMtime(d, s.mtimeNs);
+    }
+    this.metaDirs.clear();
+  }
+}

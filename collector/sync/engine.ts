@@ -1,0 +1,255 @@
+/**
+ * @module collector/sync/engine
+ * One sync of SRC to DST, and the --watch loop.
+ *
+ * 1. Load the pair's checkpoint (state.ts). None → full comparison.
+ * 2. Barrier: make a probe entry in SRC (`.prov-sync-probe-*`: mkdir by a child process,
+ *    then rmdir) and wait until the capture source's record of it is in the journal. This is
+ *    how sync knows capture is running *now* and covers SRC: if capture stopped (or never
+ *    covered SRC) the probe never shows up, and everything since the checkpoint is suspect →
+ *    full comparison. Every event before the probe is in the journal by then (a stream is in
+ *    order), so reading up to the probe is a consistent cut. Losses inside a session come as
+ *    `lost` records and seq gaps.
+ *    Capture that stopped and restarted *between* two syncs is caught by the writer session of
+ *    the stream that recorded the probe (the journal writer's LOCK file, made anew each time a
+ *    writer opens the stream): a different session than at the last sync → full comparison.
+ *    (A drainer restart that lost nothing, its events having waited in the pinned ring, is
+ *    also counted as a restart: one needless full comparison rather than a silent miss.)
+ * 3. Fold the records since the checkpoint (changes.ts); any gap → full comparison.
+ * 4. Apply the plan (apply.ts, or remote.ts for host:path) and save the new checkpoint.
+ */
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { resolve as pathResolve } from 'node:path';
+import { InputError } from '../../graph/errors.js';
+import { logger } from '../log.js';
+import { Applier, type ApplyCounts } from './apply.js';
+import { readRootFor, witnessFor } from './capture.js';
+import { ChangeTracker } from './changes.js';
+import type { RecordFeed } from './feed.js';
+import { GapError } from './overlay.js';
+import { RESERVED_PREFIX, isWithin } from './paths.js';
+import { SafeTree, UnsafePathError } from './safefs.js';
+import { StateFile } from './state.js';
+import { parseRemote, RemoteTarget, type RemoteOptions } from './remote.js';
+
+const log = logger('sync');
+
+export interface SyncOptions {
+  src: string;
+  /** A local directory, or `host:path` (over ssh, rsync as the transport). */
+  dst: string;
+  delete?: boolean;
+  dryRun?: boolean;
+  checksum?: boolean;
+  /** The record; without one every sync is a full comparison. */
+  feed?: RecordFeed;
+  /** Directory for sync states (default `<PROV_HOME>/sync`). */
+  stateDir?: string;
+  /** Probe SRC and wait for capture to record it (default true; see the module comment). */
+  barrier?: boolean;
+  /** How long to wait for the probe to show up in the journal (ms, default 3000). */
+  barrierTimeoutMs?: number;
+  /** Remote transport settings (rsh command, rsync path). */
+  remote?: RemoteOptions;
+  progress?: (done: number, total: number) => void;
+  /** Save the checkpoint even when nothing under SRC changed (default true; --watch saves less often). */
+  saveIfIdle?: boolean;
+}
+
+export interface SyncResult {
+  mode: 'incremental' | 'full';
+  /** Why the full comparison was needed. */
+  reason?: string;
+  dryRun: boolean;
+  counts: ApplyCounts;
+  /** Records read, and how many concerned SRC. */
+  records: number;
+  relevant: number;
+  seconds: number;
+  /** Where the time went: reading the record (barrier included), applying, saving the checkpoint. */
+  phases: { read: number; apply: number; save: number };
+  /** Dry run: the plan, one line per step. */
+  actions?: string[];
+  checkpoint: Record<string, number>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Make the probe entry and wait for it in the journal; returns false when it never came. */
+async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, timeoutMs: number): Promise<{ ok: boolean; gap?: string; stream?: string }> {
+  const name = `${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const probe = `${src}/${name}`;
+  // mkdir from a child process: the process running sync may be excluded from capture (a
+  // collector never records itself), and the probe must be seen as any other process's
+  // operation is. Relative to SRC as the working directory: a capture filter that judges a path
+  // by the directory it is resolved from sees SRC. The rmdir needs no witness.
+  const r = spawnSync('mkdir', ['--', name], { cwd: src, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new InputError(`cannot make the probe ${probe}: ${r.stderr?.toString().trim() || r.error?.message}`, 'SRC');
+  fs.rmdirSync(probe);
+  const until = Date.now() + timeoutMs;
+  let seen = false, gap: string | undefined, stream: string | undefined;
+  for (;;) {
+    for await (const rec of feed.read(tracker.positions)) {
+      if (gap === undefined) {
+        try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
+      } else tracker.add(rec);
+      const ev = rec.event as { op: string; file?: { path?: string } };
+      if (ev.op === 'mkdir' && ev.file?.path === probe) { seen = true; stream = rec.stream; }
+    }
+    if (seen || Date.now() > until) {
+      log.debug(`barrier: probe ${seen ? 'seen' : 'NOT seen'} after ${timeoutMs - (until - Date.now())} ms, ${tracker.records} records read`);
+      return { ok: seen, gap, stream };
+    }
+    await sleep(5);
+  }
+}
+
+/**
+ * A stream the checkpoint names must still exist and reach the checkpoint: a journal that was
+ * replaced or cut short would otherwise look like "nothing happened". HEAD lags the records
+ * by up to the writer's fsync interval, so a short wait comes first.
+ */
+async function continuity(feed: RecordFeed, checkpoint: Record<string, number>): Promise<string | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const heads = await feed.heads!();
+    const bad = Object.entries(checkpoint).find(([stream, seq]) => seq > 0 && (heads[stream] ?? 0) < seq);
+    if (!bad) return undefined;
+    if (attempt >= 10) return `journal stream ${bad[0]} ends at seq ${heads[bad[0]] ?? 0}, before the checkpoint (${bad[1]}): journal replaced or cut short`;
+    await sleep(50);
+  }
+}
+
+/** Sync SRC to DST once. */
+export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
+  const t0 = process.hrtime.bigint();
+  let src: string;
+  try { src = fs.realpathSync(o.src); } catch { throw new InputError(`source ${o.src} does not exist`, 'SRC'); }
+  const srcSt = fs.statSync(src);
+  if (!srcSt.isDirectory()) throw new InputError(`source ${o.src} is not a directory`, 'SRC');
+
+  const remote = parseRemote(o.dst);
+  let dstKey: string;
+  let dstTree: SafeTree | null = null;
+  if (remote) dstKey = `${remote.host}:${remote.path}`;
+  else {
+    if (!o.dryRun) fs.mkdirSync(o.dst, { recursive: true });
+    let dst: string;
+    try { dst = fs.realpathSync(o.dst); } catch {
+      // A dry run creates nothing: a DST that does not exist yet is planned as empty.
+      if (!o.dryRun) throw new InputError(`destination ${o.dst} does not exist`, 'DST');
+      dst = pathResolve(o.dst);
+    }
+    if (fs.existsSync(dst) && !fs.statSync(dst).isDirectory()) throw new InputError(`destination ${o.dst} is not a directory`, 'DST');
+    if (isWithin(dst.slice(1), src.slice(1)) || isWithin(src.slice(1), dst.slice(1))) {
+      throw new InputError(`source and destination overlap (${src}, ${dst})`, 'DST');
+    }
+    dstKey = dst;
+    dstTree = new SafeTree(dst);
+  }
+
+  const stateFile = new StateFile(src, dstKey, o.stateDir);
+  const { state, why } = stateFile.load();
+  // Without a checkpoint the trees are compared in full: the records before now are not needed,
+  // reading starts at the journal's end.
+  const from = state?.checkpoint ?? (o.feed?.heads ? await o.feed.heads() : {});
+  const tracker = new ChangeTracker(src, srcSt.dev, from, state?.openWriters ?? [], witnessFor(src));
+  let reason: string | undefined = state ? undefined : why;
+  if (reason !== undefined) tracker.degraded = true;
+  // Kept from the last barrier unless this sync runs one (--watch skips it on most rounds).
+  let sessions = state?.sessions;
+
+  if (!o.feed) reason ??= 'no journal to read';
+  else {
+    if (o.barrier !== false && !o.dryRun) {
+      const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000);
+      if (b.gap) reason ??= b.gap;
+      if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';
+      // Capture that stopped and started again since the last sync: its writer session changed.
+      for (const [stream, sid] of Object.entries(state?.sessions ?? {})) {
+        if (o.feed.session && o.feed.session(stream) !== sid) {
+          reason ??= `capture restarted since the last sync (stream ${stream} has a new writer): events in between may be missing`;
+        }
+      }
+      const sid = b.stream !== undefined ? o.feed.session?.(b.stream) : null;
+      if (b.stream !== undefined && sid) sessions = { [b.stream]: sid };
+      tracker.overlay.touchDir(''); // the probe changed SRC's mtime
+    } else {
+      for await (const rec of o.feed.read(tracker.positions)) {
+        try { tracker.add(rec); } catch (e) {
+          if (!(e instanceof GapError)) throw e;
+          reason ??= e.message;
+          tracker.degraded = true;
+        }
+      }
+    }
+    if (state && o.feed.heads) reason ??= await continuity(o.feed, state.checkpoint);
+  }
+  tracker.dropHandles((pid) => fs.existsSync(`/proc/${pid}`));
+
+  let mode: 'incremental' | 'full' = reason === undefined ? 'incremental' : 'full';
+  if (mode === 'full') log.info(`full comparison: ${reason}`);
+  const applyOpts = { delete: Boolean(o.delete), dryRun: Boolean(o.dryRun), checksum: o.checksum, progress: o.progress };
+  const srcTree = new SafeTree(readRootFor(src));
+  let counts: ApplyCounts, actions: string[] | undefined;
+  const tRead = process.hrtime.bigint();
+  if (remote) {
+    const r = new RemoteTarget(remote, srcTree, applyOpts, o.remote ?? {});
+    if (mode === 'full') await r.fullCompare(); else await r.applyPlan(tracker.overlay.plan());
+    counts = r.counts;
+    actions = r.actions;
+  } else {
+    let a = new Applier(srcTree, dstTree!, applyOpts);
+    if (mode === 'full') a.fullCompare();
+    else {
+      try {
+        a.applyPlan(tracker.overlay.plan());
+      } catch (e) {
+        if (!(e instanceof UnsafePathError)) throw e;
+        // DST is not what the checkpoint says (a symlink where SRC has a directory): compare all.
+        a.abandon();
+        mode = 'full';
+        reason = `DST differs from the checkpoint: ${e.message}`;
+        log.info(`full comparison: ${reason}`);
+        a = new Applier(srcTree, dstTree!, applyOpts);
+        a.fullCompare();
+      }
+    }
+    counts = a.counts;
+    actions = a.actions;
+  }
+  const idle = mode === 'incremental' && tracker.relevant === 0 && o.barrier === false && state !== null;
+  const tApply = process.hrtime.bigint();
+  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions);
+  const tEnd = process.hrtime.bigint();
+  const sec = (a: bigint, b: bigint): number => Number(b - a) / 1e9;
+  return {
+    phases: { read: sec(t0, tRead), apply: sec(tRead, tApply), save: sec(tApply, tEnd) },
+    mode, reason, dryRun: Boolean(o.dryRun), counts,
+    records: tracker.records, relevant: tracker.relevant,
+    seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    actions: o.dryRun ? actions : undefined,
+    checkpoint: tracker.positions,
+  };
+}
+
+/**
+ * --watch: sync continuously. Every `intervalMs` (default 200) the records appended since the
+ * last round are read and applied; the barrier probe (capture still running and covering SRC)
+ * runs on the first round and then every `barrierEveryMs` (default 5 s), and the checkpoint is
+ * saved when something changed and at each barrier.
+ * Latency bound: a change recorded in the journal is in DST within intervalMs + the time of one
+ * sync; with the journal's group commit (50 ms) that is about 250 ms plus the copy time. A change
+ * made while capture was down is caught by the next barrier, within barrierEveryMs.
+ */
+export async function watch(o: SyncOptions, onResult: (r: SyncResult) => void, signal: AbortSignal, intervalMs = 200, barrierEveryMs = 5000): Promise<void> {
+  let lastBarrier = -Infinity;
+  while (!signal.aborted) {
+    const withBarrier = o.barrier !== false && Date.now() - lastBarrier >= barrierEveryMs;
+    const r = await syncOnce({ ...o, barrier: withBarrier, saveIfIdle: withBarrier });
+    if (withBarrier) lastBarrier = Date.now();
+    if (r.relevant > 0 || r.mode === 'full' || withBarrier) onResult(r);
+    await sleep(intervalMs);
+  }
+}

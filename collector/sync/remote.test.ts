@@ -1,0 +1,67 @@
+/**
+ * DST as host:path, over a loopback "remote shell": a wrapper that drops the host name and runs
+ * the command on this machine, given to sync (and to rsync) as the rsh. No network is used.
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { MemoryFeed } from './feed.js';
+import { syncOnce, type SyncOptions } from './engine.js';
+import { Workload } from './workload.js';
+import { treeDiff, treeHash } from './treehash.js';
+import { parseRemote } from './remote.js';
+
+process.env.PROV_LOG ??= 'warn';
+const base = fs.mkdtempSync(`${tmpdir()}/prov-sync-remote-`);
+after(() => fs.rmSync(base, { recursive: true, force: true }));
+
+// ssh-like: options, then the host, then the command words joined by spaces for a shell.
+const RSH = `${base}/loopback-rsh`;
+fs.writeFileSync(RSH, `#!/bin/sh
+while [ $# -gt 0 ]; do case "$1" in -l|-p|-o) shift 2;; --) shift; break;; -*) shift;; *) break;; esac; done
+shift
+exec /bin/sh -c "$*"
+`, { mode: 0o755 });
+
+// rsync copies a symlink's mtime only to the second: symlink times are left out here.
+const HASH = { mtimes: true, linkMtimes: false };
+
+describe('sync to host:path (rsync transport, loopback rsh)', () => {
+  it('parses host:path and refuses option-like hosts', () => {
+    assert.deepEqual(parseRemote('box:/srv/x'), { host: 'box', path: '/srv/x' });
+    assert.deepEqual(parseRemote('u@box:'), { host: 'u@box', path: '.' });
+    assert.equal(parseRemote('/local/a:b'), null);
+    assert.equal(parseRemote('./a:b'), null);
+    assert.throws(() => parseRemote('-oProxyCommand=x:y'));
+  });
+
+  for (const seed of [31, 32]) {
+    it(`random workload, seed ${seed}: renames and deletes run remotely, contents go by rsync`, async () => {
+      const src = `${base}/${seed}/src`, dst = `${base}/${seed}/dst`, state = `${base}/${seed}/state`;
+      fs.mkdirSync(src, { recursive: true });
+      fs.mkdirSync(dst, { recursive: true });
+      const feed = new MemoryFeed();
+      const w = new Workload(src, seed, (ev) => { feed.append(ev); });
+      w.populate(10, 100);
+      // Names a shell would love to interpret: they must arrive as names.
+      for (const name of ['a b', "it's", '$(touch pwned)', '-rf', 'semi;colon', 'new\nline']) fs.writeFileSync(`${src}/${name}`, name);
+      const opts: SyncOptions = { src, dst: `loopback:${dst}`, delete: true, feed, stateDir: state, barrier: false, remote: { rsh: [RSH] } };
+      const first = await syncOnce(opts);
+      assert.equal(first.mode, 'full');
+      assert.equal(treeHash(dst, HASH), treeHash(src, HASH), treeDiff(src, dst, HASH).join('\n'));
+      w.rename("it's", '$(touch pwned2)');
+      w.rename('semi;colon', 'new\nline');
+      let renames = 0;
+      for (let round = 0; round < 2; round++) {
+        for (let i = 0; i < 150; i++) w.step();
+        const r = await syncOnce(opts);
+        assert.equal(r.mode, 'incremental', r.reason);
+        renames += r.counts.renames;
+        assert.equal(treeHash(dst, HASH), treeHash(src, HASH), `round ${round}:\n${treeDiff(src, dst, HASH).join('\n')}`);
+      }
+      assert.ok(renames > 0, 'renames ran on the remote side');
+      assert.ok(!fs.existsSync('pwned') && !fs.existsSync(`${dst}/pwned`) && !fs.existsSync(`${base}/pwned`), 'no file name reached a shell');
+    });
+  }
+});

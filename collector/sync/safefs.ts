@@ -1,0 +1,173 @@
+/**
+ * @module collector/sync/safefs
+ * File-system calls confined to one tree. Every relative path is checked to be clean
+ * ({@link splitRel}) and every directory on the way to it is lstat'ed: a symlink (or anything
+ * that is not a directory) among the parents stops the call with {@link UnsafePathError}, so a
+ * symlink planted in DST, or a name with "..", can never make sync write outside DST (nor read
+ * outside SRC). The final component is never followed either: files are written to a new temp
+ * file (O_EXCL) in the same directory and renamed over, symlinks are replaced the same way,
+ * times are set with AT_SYMLINK_NOFOLLOW, modes only after an lstat says "directory" or on the
+ * fd of the file sync just created.
+ *
+ * Checked directories are cached; the cache is dropped whenever sync itself renames or removes
+ * a directory. (Another process racing to swap a checked directory for a symlink is outside
+ * what these checks cover; DST is assumed to belong to the sync.)
+ */
+import * as fs from 'node:fs';
+import { RESERVED_PREFIX, joinRel, parentRel, splitRel } from './paths.js';
+import { setMtimeNs } from './nstime.js';
+
+export class UnsafePathError extends Error {
+  constructor(message: string) { super(message); this.name = 'UnsafePathError'; }
+}
+
+export type BigStats = fs.BigIntStats;
+
+let tmpCounter = 0;
+
+export class SafeTree {
+  private okDirs = new Set<string>(['']);
+
+  /** @param root an absolute, real (symlink-free) directory path. */
+  constructor(readonly root: string) {}
+
+  /** Absolute path of `rel` after checking its parents. */
+  abs(rel: string): string {
+    const parts = splitRel(rel);
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = joinRel(cur, parts[i]!);
+      if (this.okDirs.has(cur)) continue;
+      let st: fs.Stats;
+      try { st = fs.lstatSync(this.root + '/' + cur); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
+          const err = new Error(`${this.root}/${cur}: missing`) as NodeJS.ErrnoException;
+          err.code = 'ENOENT';
+          throw err;
+        }
+        throw e;
+      }
+      if (st.isSymbolicLink()) throw new UnsafePathError(`${this.root}/${cur} is a symlink; refusing to go through it`);
+      if (!st.isDirectory()) {
+        const err = new Error(`${this.root}/${cur}: not a directory`) as NodeJS.ErrnoException;
+        err.code = 'ENOTDIR';
+        throw err;
+      }
+      this.okDirs.add(cur);
+    }
+    return parts.length ? this.root + '/' + rel : this.root;
+  }
+
+  /** Forget checked directories (after this tree's namespace changed under them). */
+  invalidate(): void { this.okDirs = new Set(['']); }
+
+  /** lstat, or null when absent (a missing or non-directory parent counts as absent). */
+  lstat(rel: string): BigStats | null {
+    try {
+      return fs.lstatSync(this.abs(rel), { bigint: true });
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c === 'ENOENT' || c === 'ENOTDIR') return null;
+      throw e;
+    }
+  }
+
+  readdir(rel: string): string[] {
+    return fs.readdirSync(this.abs(rel));
+  }
+
+  readlink(rel: string): string {
+    return fs.readlinkSync(this.abs(rel));
+  }
+
+  /** rename(2) within the tree; replaces a file (or an empty directory) at `to`. */
+  rename(from: string, to: string): void {
+    const a = this.abs(from), b = this.abs(to);
+    fs.renameSync(a, b);
+    this.invalidate();
+  }
+
+  /** Remove `rel` and everything under it (symlinks are removed, never followed). False if absent. */
+  remove(rel: string): boolean {
+    if (rel === '') throw new UnsafePathError('refusing to remove the tree root');
+    const p = this.abs(rel);
+    let st: fs.Stats;
+    try { st = fs.lstatSync(p); } catch { return false; }
+    if (st.isDirectory()) {
+      fs.rmSync(p, { recursive: true, force: true });
+      this.invalidate();
+    } else fs.unlinkSync(p);
+    return true;
+  }
+
+  mkdir(rel: string, mode: number): void {
+    const p = this.abs(rel);
+    fs.mkdirSync(p, { mode: mode & 0o7777 });
+    fs.chmodSync(p, mode & 0o7777); // mkdir applied the umask
+  }
+
+  /** chmod a directory (checked with lstat first: never through a symlink). */
+  chmodDir(rel: string, mode: number): void {
+    const p = this.abs(rel);
+    if (!fs.lstatSync(p).isDirectory()) throw new UnsafePathError(`${p} is not a directory`);
+    fs.chmodSync(p, mode & 0o7777);
+  }
+
+  setMtime(rel: string, mtimeNs: bigint): void {
+    setMtimeNs(this.abs(rel), mtimeNs);
+  }
+
+  private tempName(rel: string): string {
+    return joinRel(parentRel(rel), `${RESERVED_PREFIX}${process.pid}-${++tmpCounter}`);
+  }
+
+  /** Put a temp object in place of `rel`, removing a directory that is in the way. */
+  private install(tmpAbs: string, rel: string): void {
+    const p = this.abs(rel);
+    try {
+      fs.renameSync(tmpAbs, p);
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
+      this.remove(rel);
+      fs.renameSync(tmpAbs, p);
+    }
+  }
+
+  /**
+   * Copy regular file `srcAbs` to `rel` atomically (temp file in the same directory, then
+   * rename), with mtime, and with `mode` when given (else the source's, as copyfile sets it).
+   * Returns the bytes copied.
+   */
+  writeFileFrom(rel: string, srcAbs: string, mode: number | undefined, mtimeNs: bigint): number {
+    const tmp = this.tempName(rel);
+    const tmpAbs = this.abs(tmp);
+    try {
+      // COPYFILE_EXCL: the temp is created with O_EXCL, so nothing already there is followed.
+      // libuv's copyfile gives the copy the source's permission bits (fchmod on its own fd).
+      fs.copyFileSync(srcAbs, tmpAbs, fs.constants.COPYFILE_EXCL);
+      const size = fs.lstatSync(tmpAbs).size;
+      if (mode !== undefined) fs.chmodSync(tmpAbs, mode & 0o7777);
+      setMtimeNs(tmpAbs, mtimeNs);
+      this.install(tmpAbs, rel);
+      return size;
+    } catch (e) {
+      try { fs.unlinkSync(tmpAbs); } catch { /* already renamed or never made */ }
+      throw e;
+    }
+  }
+
+  /** Create or replace symlink `rel` → `target` atomically, with its mtime. */
+  writeSymlink(rel: string, target: string, mtimeNs: bigint): void {
+    const tmp = this.tempName(rel);
+    const tmpAbs = this.abs(tmp);
+    try {
+      fs.symlinkSync(target, tmpAbs);
+      setMtimeNs(tmpAbs, mtimeNs);
+      this.install(tmpAbs, rel);
+    } catch (e) {
+      try { fs.unlinkSync(tmpAbs); } catch { /* gone */ }
+      throw e;
+    }
+  }
+}

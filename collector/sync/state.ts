@@ -1,0 +1,72 @@
+/**
+ * @module collector/sync/state
+ * The checkpoint of one SRC/DST pair: the journal position (last applied seq per stream) up to
+ * which DST is known to equal SRC, plus the write handles open at that point. One JSON file per
+ * pair under `<state dir>/sync/`, named by a hash of the pair's realpaths; the directory is 0700
+ * and the file 0600, written to a temp file and renamed (a crash leaves the old checkpoint).
+ * A missing or unreadable state file means "no checkpoint": the next sync is a full comparison.
+ */
+import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { WriteHandle } from './changes.js';
+
+export interface SyncState {
+  version: 1;
+  src: string;
+  dst: string;
+  checkpoint: Record<string, number>;
+  openWriters: WriteHandle[];
+  /** Writer session of the stream that recorded the last barrier probe (see engine.ts). */
+  sessions?: Record<string, string>;
+  /** ISO time of the sync that wrote this state. */
+  at: string;
+}
+
+/** The prov state directory: PROV_HOME, default /var/lib/prov. */
+export function provHome(): string {
+  return process.env.PROV_HOME || '/var/lib/prov';
+}
+
+export class StateFile {
+  readonly path: string;
+
+  /** @param dir the directory for sync states (default `<PROV_HOME>/sync`). */
+  constructor(readonly src: string, readonly dst: string, dir = `${provHome()}/sync`) {
+    const key = createHash('sha256').update(`${src}\0${dst}`).digest('hex').slice(0, 32);
+    this.path = `${dir}/${key}.json`;
+  }
+
+  /** The stored state, or null with the reason it is unusable. */
+  load(): { state: SyncState | null; why?: string } {
+    let text: string;
+    try { text = fs.readFileSync(this.path, 'utf8'); } catch { return { state: null, why: 'no checkpoint for this SRC/DST pair (first sync)' }; }
+    try {
+      const s = JSON.parse(text) as SyncState;
+      if (s.version !== 1 || s.src !== this.src || s.dst !== this.dst || typeof s.checkpoint !== 'object' || !Array.isArray(s.openWriters)) {
+        return { state: null, why: `${this.path}: state for another pair or version` };
+      }
+      for (const [k, v] of Object.entries(s.checkpoint)) {
+        if (!Number.isSafeInteger(v) || v < 0) return { state: null, why: `${this.path}: checkpoint of stream ${k} is not a seq` };
+      }
+      return { state: s };
+    } catch (e) {
+      return { state: null, why: `${this.path}: unreadable (${(e as Error).message})` };
+    }
+  }
+
+  save(checkpoint: Record<string, number>, openWriters: WriteHandle[], sessions?: Record<string, string>): void {
+    const dir = this.path.slice(0, this.path.lastIndexOf('/'));
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, ...(sessions ? { sessions } : {}), at: new Date().toISOString() };
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
+    const fd = fs.openSync(tmp, 'r');
+    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    fs.renameSync(tmp, this.path);
+  }
+
+  /** Forget the checkpoint (the next sync compares in full). */
+  clear(): void {
+    try { fs.unlinkSync(this.path); } catch { /* none */ }
+  }
+}
