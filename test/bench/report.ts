@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import type { BenchResult, BenchRow } from './types.js';
-import { canConvert, ratioChartSvg, svgToPng, writePlot, type Bar } from './plot.js';
+import { canConvert, ratioChartSvg, svgToPng, writePlot } from './plot.js';
 
 export interface MachineFacts {
   host: string; cores: number; cpuModel: string; memoryGiB: number; kernel: string; node: string;
@@ -142,7 +142,6 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
   L.push('');
 
   // ---- families ----
-  const ratioBars: Bar[] = [];
   for (const x of run.modules) {
     L.push(`## ${x.result?.name ?? x.name}`);
     L.push('');
@@ -183,7 +182,6 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
         const shown = w.png ?? w.svg;
         L.push(`![${cell(r.name)} ratios](${relative(opts.dir, shown)})`);
         L.push('');
-        ratioBars.push(...bars.filter((b) => b.ratio > 0).map((b) => ({ ...b, label: `${x.name}: ${b.label}` })).filter(() => false));
       }
       // Plots the module drew itself (copied next to the report so the report is self-contained).
       for (const p of r.plots ?? []) {
@@ -202,7 +200,6 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
     }
   }
   if (!png) L.push('_rsvg-convert (Debian librsvg2-bin) was missing: plots are SVG only._', '');
-  void ratioBars;
   const path = join(opts.dir, opts.file);
   writeFileSync(path, L.join('\n') + '\n');
   return path;

@@ -114,8 +114,10 @@ async function runModule(name: string, quick: boolean, budgetMin: number, runRoo
   const before = load();
   const t0 = Date.now();
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', join(HERE, `${name}.bench.js`), '--out', out, ...(quick ? ['--quick'] : [])], {
-    cwd: REPO, detached: true, stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, TMPDIR: tmp },
+    cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp },
   });
+  // The module's own output goes to stderr, so stdout stays clean for --json.
+  child.stdout!.on('data', (d: Buffer) => process.stderr.write(d));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); process.stderr.write(d); if (stderr.length > 200_000) stderr = stderr.slice(-100_000); });
   let timedOut = false;
@@ -175,6 +177,21 @@ async function child(argv: string[]): Promise<void> {
   setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
 }
 
+/** Merge this run's modules with the last results of the others, write results*.json and REPORT*.md. */
+async function save(run: RunRecord, modules: ModuleRecord[], all: string[], quick: boolean): Promise<string> {
+  const suffix = quick ? '-quick' : '';
+  const resultsFile = join(SRC_DIR, `results${suffix}.json`);
+  // Keep the families this run did not measure (from the last run), each with its own date.
+  let previous: ModuleRecord[] = [];
+  try { previous = (JSON.parse(readFileSync(resultsFile, 'utf8')) as RunRecord).modules; } catch { /* first run */ }
+  const merged = [...modules, ...previous.filter((p) => !modules.some((m) => m.name === p.name) && all.includes(p.name))];
+  merged.sort((a, b) => all.indexOf(a.name) - all.indexOf(b.name));
+  const full: RunRecord = { ...run, modules: merged };
+  mkdirSync(SRC_DIR, { recursive: true });
+  writeFileSync(resultsFile, JSON.stringify(full, null, 1) + '\n');
+  return writeReport(full, { dir: SRC_DIR, file: `REPORT${suffix}.md`, repo: REPO, thisRun: modules.map((m) => m.name) });
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv.includes('--child')) return child(argv);
@@ -194,24 +211,15 @@ async function main(): Promise<void> {
       const rec = await runModule(name, args.quick, budget, runRoot);
       process.stderr.write(`bench: ${name} ${rec.error ? `FAILED: ${rec.error}` : `done: ${rec.result!.rows.length} figures`} in ${rec.seconds} s\n`);
       modules.push(rec);
+      // The report is rewritten after every module, so a long run leaves a usable report early.
+      await save({ machine, quick: args.quick, seconds: Math.round((Date.now() - t0) / 1000), modules }, modules, all, args.quick);
     }
   } finally {
     rmSync(runRoot, { recursive: true, force: true });
   }
   const run: RunRecord = { machine, quick: args.quick, seconds: Math.round((Date.now() - t0) / 1000), modules };
-  const suffix = args.quick ? '-quick' : '';
-  const resultsFile = join(SRC_DIR, `results${suffix}.json`);
-  // Keep the families this run did not measure (from the last run), each with its own date.
-  let previous: ModuleRecord[] = [];
-  try { previous = (JSON.parse(readFileSync(resultsFile, 'utf8')) as RunRecord).modules; } catch { /* first run */ }
-  const merged = [...modules, ...previous.filter((p) => !modules.some((m) => m.name === p.name) && all.includes(p.name))];
-  const rank = (n: string) => all.indexOf(n);
-  merged.sort((a, b) => rank(a.name) - rank(b.name));
-  const full: RunRecord = { ...run, modules: merged };
-  mkdirSync(SRC_DIR, { recursive: true });
-  writeFileSync(resultsFile, JSON.stringify(full, null, 1) + '\n');
-  const report = await writeReport(full, { dir: SRC_DIR, file: `REPORT${suffix}.md`, repo: REPO, thisRun: modules.map((m) => m.name) });
-  process.stderr.write(`bench: wrote ${report} and ${resultsFile} in ${run.seconds} s\n`);
+  const report = await save(run, modules, all, args.quick);
+  process.stderr.write(`bench: wrote ${report} in ${run.seconds} s\n`);
   if (args.json) process.stdout.write(JSON.stringify(run, null, 1) + '\n');
   if (modules.some((m) => m.error)) process.exitCode = 1;
 }
