@@ -15,13 +15,14 @@
  * Run alone: node dist/test/bench/fs.bench.js [--quick]   (needs root: FUSE mounts and eBPF)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchOptions, BenchResult, BenchRow, BenchTable } from './types.js';
 import { interleave, rowOf, geomean, tidy, type Contender, type Interleaved } from './interleave.js';
 import { buildDriver } from './workloads/driver.js';
+import { ratioChartSvg } from './plot.js';
 import { makeInputs, runCmd, runSync, type AppInputs } from './workloads/apps.js';
 
 type TargetName = 'ext4' | 'plain' | 'prov' | 'ebpf';
@@ -290,7 +291,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       else notMeasured.push({ what: `provfs ${x.name} daemon memory`, reason: `no /proc/${x.d.pid}/status (daemon exit code ${x.d.exitCode}, signal ${x.d.signalCode})` });
     }
 
-    return { name: 'file-system workloads (Bento §5 style)', ...summarise(results, targets.map((t) => t.name), captureStats), memory, notMeasured };
+    const summary = summarise(results, targets.map((t) => t.name), captureStats);
+    return { name: 'file-system workloads (Bento §5 style)', ...summary, memory, notMeasured, plots: [writeRatioPlot(summary.rows)] };
   } finally {
     if (capture) { try { await (capture as { stop(): Promise<unknown> }).stop(); } catch { /* detach below */ } }
     if (existsSync(pinDir)) {
@@ -299,6 +301,19 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     for (const x of daemons) await stopProvfs(x.mnt, x.d);
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** One bar per workload and comparison (plain ÷ ext4, prov ÷ plain, eBPF ÷ ext4); returns the path relative to the repo. */
+function writeRatioPlot(rows: BenchRow[]): string {
+  const tags = ['provfs plain vs ext4', 'provfs prov vs provfs plain', 'ext4 + eBPF capture vs ext4'];
+  const bars = rows.filter((r) => !r.headline && r.unit !== '×' && r.ratio !== null && tags.some((t) => r.figure.endsWith(`: ${t}`)))
+    .map((r) => { const i = r.figure.lastIndexOf(': '); return { label: r.figure.slice(0, i).replace(/ \(.*?\)/, ''), ratio: r.ratio!, group: r.figure.slice(i + 2) }; });
+  const rel = 'test/artifacts/fs-ratios.svg';
+  mkdirSync(join(REPO, 'test', 'artifacts'), { recursive: true });
+  writeFileSync(join(REPO, rel), ratioChartSvg('File-system workloads: provfs and eBPF capture against their baselines', bars));
+  return rel;
 }
 
 const COMPARE: Array<{ prov: TargetName; base: TargetName; tag: string }> = [

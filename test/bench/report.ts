@@ -55,7 +55,7 @@ const fmt = (x: number | null | undefined): string => {
   const a = Math.abs(x);
   if (a >= 1e6) return `${(x / 1e6).toFixed(2)} M`;
   if (a >= 1e4) return Math.round(x).toLocaleString('en');
-  if (a >= 100) return x.toFixed(0);
+  if (a >= 100 || Number.isInteger(x)) return x.toFixed(0);
   if (a >= 10) return x.toFixed(1);
   if (a >= 1) return x.toFixed(2);
   return x.toPrecision(2);
@@ -80,6 +80,19 @@ function rowsTable(rows: BenchRow[]): string {
 function loadWord(m: ModuleRecord, cores: number): string {
   const worst = Math.max(m.loadBefore[0], m.loadAfter[0]);
   return worst > cores * 1.5 ? `**noisy** (load ${worst} on ${cores} cores)` : worst > cores ? `busy (load ${worst})` : 'quiet';
+}
+
+/**
+ * The rows a family's headline shows: those it flags `headline`; else those Bento reported a
+ * figure for; else up to four with a goal.
+ */
+export function headlineRows(r: BenchResult | undefined): BenchRow[] {
+  if (!r) return [];
+  const flagged = r.rows.filter((x) => x.headline);
+  if (flagged.length) return flagged;
+  const paper = r.rows.filter((x) => x.paper);
+  if (paper.length) return paper;
+  return r.rows.filter((x) => x.goal).slice(0, 4);
 }
 
 /** Write the report (and its plots) into opts.dir; returns the report's path. */
@@ -119,7 +132,7 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
 
   // ---- headline ----
   const heads: Array<{ fam: string; r: BenchRow }> = [];
-  for (const x of run.modules) for (const r of x.result?.rows ?? []) if (r.headline) heads.push({ fam: x.name, r });
+  for (const x of run.modules) for (const r of headlineRows(x.result)) heads.push({ fam: x.name, r });
   if (heads.length) {
     L.push('## Headline ratios');
     L.push('');
@@ -128,6 +141,17 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
     for (const { fam, r } of heads) {
       L.push(`| ${fam} | ${cell(r.figure)} | ${fmt(r.prov)} ${cell(r.unit)} | ${r.baseline === null ? '–' : `${fmt(r.baseline)} (${cell(r.baselineName)})`} | ${ratioText(r)} | ${pct(r.spread?.prov)} / ${pct(r.spread?.baseline)} | ${cell(r.goal)} | ${cell(r.paper)} |`);
     }
+    L.push('');
+  }
+
+  // ---- memory of the long-running parts ----
+  const mem = run.modules.flatMap((x) => Object.entries(x.result?.memory ?? {}).map(([k, v]) => ({ fam: x.name, k, v, load: Math.max(x.loadBefore[0], x.loadAfter[0]) })));
+  if (mem.length) {
+    L.push('## Memory under load (peak RSS)');
+    L.push('');
+    L.push('| family | part | peak RSS | load during the family |');
+    L.push('|---|---|---:|---:|');
+    for (const e of mem) L.push(`| ${e.fam} | ${cell(e.k)} | ${fmt(e.v)} MiB | ${e.load} |`);
     L.push('');
   }
 
@@ -175,7 +199,10 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
         L.push('');
       }
       // The family's ratio chart.
-      const bars = r.rows.filter((w) => w.ratio !== null && w.ratio > 0).map((w) => ({ label: w.figure, ratio: w.ratio!, group: w.baselineName ?? 'baseline' }));
+      let withRatio = r.rows.filter((w) => w.ratio !== null && w.ratio > 0);
+      // A family with very many figures gets its summary rows charted (it draws its own detail plot).
+      if (withRatio.length > 40) withRatio = withRatio.filter((w) => w.headline || w.unit === '×');
+      const bars = withRatio.map((w) => ({ label: w.figure, ratio: w.ratio!, group: w.baselineName ?? 'baseline' }));
       if (bars.length) {
         const file = join(plotsDir, `${x.name}-ratios.svg`);
         const w = writePlot(file, ratioChartSvg(`${r.name}: prov against its baselines`, bars));
