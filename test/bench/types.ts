@@ -31,6 +31,8 @@ export interface BenchRow {
   /** The goal from the issue, e.g. "≥ 0.9× ext4". */
   goal?: string;
   note?: string;
+  /** A figure the README should quote (the report lists it in its headline table). */
+  headline?: boolean;
 }
 
 export interface BenchResult {
@@ -40,6 +42,19 @@ export interface BenchResult {
   memory?: Record<string, number>;
   /** Plot files written (paths relative to the repo root). */
   plots?: string[];
+  /** Extra tables the report prints as given (e.g. one row per workload, one column per target). */
+  tables?: BenchTable[];
+  /** What the module could not measure in this run, and why (printed as such, never as a number). */
+  notMeasured?: Array<{ what: string; reason: string }>;
+}
+
+/** A pre-formatted table: cells are already text. */
+export interface BenchTable {
+  title: string;
+  columns: string[];
+  rows: string[][];
+  /** A sentence printed under the table (how to read it). */
+  caption?: string;
 }
 
 /** Median of a non-empty list. */
