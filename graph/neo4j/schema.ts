@@ -68,5 +68,21 @@ export async function ensureSchema(run: QueryRunner, info: ServerInfo): Promise<
       if (!alreadyExists(err)) throw err;
     }
   }
-  await run.run('CALL db.awaitIndexes(300)');
+  await awaitIndexes(run, info);
+}
+
+/** Wait until every index is online: `db.awaitIndexes` from 4.0 on; 3.x has only `db.indexes()` to poll. */
+async function awaitIndexes(run: QueryRunner, info: ServerInfo): Promise<void> {
+  if (info.major >= 4) {
+    await run.run('CALL db.awaitIndexes(300)');
+    return;
+  }
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const r = await run.run('CALL db.indexes() YIELD state RETURN state');
+    const pending = r.records.filter((x) => String(x.get('state')).toUpperCase() !== 'ONLINE').length;
+    if (pending === 0) return;
+    if (Date.now() > deadline) throw new Error(`${pending} index(es) still not online after 300 s`);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
 }
