@@ -48,10 +48,11 @@ UNWIND $rows AS r
 MERGE (g:ProvGap {id: r.id})
 SET g.host = r.host, g.src = r.src, g.from = r.from, g.to = r.to, g.count = r.count, g.reason = r.reason`;
 
+/** Per stream, the checkpoint only moves forward: replaying an older batch changes nothing. */
 export const SET_CHECKPOINT = `
 UNWIND $rows AS r
 MERGE (c:ProvCheckpoint {stream: r.stream})
-SET c.seq = r.seq`;
+SET c.seq = CASE WHEN c.seq IS NULL OR r.seq > c.seq THEN r.seq ELSE c.seq END`;
 
 export const GET_CHECKPOINT = `MATCH (c:ProvCheckpoint) RETURN c.stream AS stream, c.seq AS seq`;
 
