@@ -4,7 +4,8 @@
  * the only things spliced in are labels and relationship types from the closed tables in
  * ./mapping.ts (Cypher cannot take those as parameters in 3.x), once, at module load.
  * Written in the Cypher both Neo4j 3.1 and 5.x accept: no subqueries, no `IF NOT EXISTS`,
- * no typed shortestPath (broken on 3.1 + Java 17), no rule planner.
+ * no typed shortestPath (broken on 3.1 + Java 17), no rule planner. Every lookup by id carries
+ * a `USING INDEX` hint (see ./schema.ts for why).
  */
 import type { EdgeKind, NodeKind } from '../model.js';
 import { EDGE_KINDS, NODE_KINDS, NODE_LABEL, REL_TYPE } from './mapping.js';
@@ -15,38 +16,55 @@ MERGE (m:ProvMeta {key: 'seq'}) ON CREATE SET m.next = 0
 SET m.next = m.next + $n
 RETURN m.next - $n AS base`;
 
-/** Upsert nodes of one kind: `$rows` = [{id, i, p}], `$base` from BUMP_SEQ. */
+/**
+ * Upsert nodes of one kind: `$rows` = [{id, i, p}], `$base` from BUMP_SEQ. A node gets a new
+ * feed number when it is created or when the merge changes any property (so the feed shows it
+ * again), and keeps its number when a replay changes nothing.
+ */
 export const UPSERT_NODE: Record<NodeKind, string> = Object.fromEntries(NODE_KINDS.map((k) => [k, `
 UNWIND $rows AS r
 MERGE (n:ProvNode {id: r.id})
-ON CREATE SET n:${NODE_LABEL[k]}, n.seq = $base + r.i
-SET n += r.p`])) as Record<NodeKind, string>;
+ON CREATE SET n:${NODE_LABEL[k]}
+WITH n, r, any(k IN keys(r.p) WHERE n[k] IS NULL OR n[k] <> r.p[k]) AS changed
+SET n += r.p
+SET n.seq = CASE WHEN changed THEN $base + r.i ELSE n.seq END`])) as Record<NodeKind, string>;
 
-/** Merge edges of one kind on (from, to, type, pos); returns how many rows found both ends. */
+/** Create placeholders of one kind for edge ends no batch has described (existing nodes are untouched). */
+export const PLACEHOLDER: Record<NodeKind, string> = Object.fromEntries(NODE_KINDS.map((k) => [k, `
+UNWIND $rows AS r
+MERGE (n:ProvNode {id: r.id})
+ON CREATE SET n:${NODE_LABEL[k]}, n += r.p, n.seq = $base + r.i`])) as Record<NodeKind, string>;
+
+/** Merge edges of one kind on (from, to, type, pos); both ends exist (nodes or placeholders). */
 export const MERGE_EDGE: Record<EdgeKind, string> = Object.fromEntries(EDGE_KINDS.map((k) => [k, `
 UNWIND $rows AS r
 MATCH (a:ProvNode {id: r.from}) USING INDEX a:ProvNode(id)
 MATCH (b:ProvNode {id: r.to}) USING INDEX b:ProvNode(id)
 MERGE (a)-[e:${REL_TYPE[k]} {pos: r.pos}]->(b)
-ON CREATE SET e.ts = r.ts, e.attrs = r.attrs, e.rule = r.rule, e.via = r.via
-RETURN count(e) AS c`])) as Record<EdgeKind, string>;
+ON CREATE SET e.ts = r.ts, e.attrs = r.attrs, e.rule = r.rule, e.via = r.via`])) as Record<EdgeKind, string>;
 
+/** Name records, unique on (file, path, since); a replay may close an open one, never reopen it. */
 export const MERGE_NAMES = `
 UNWIND $rows AS r
 MERGE (x:ProvName {file: r.file, path: r.path, since: r.since})
-ON CREATE SET x.host = r.host, x.pos = r.pos, x.until = r.until`;
+ON CREATE SET x.host = r.host, x.pos = r.pos, x.until = r.until
+ON MATCH SET x.until = coalesce(x.until, r.until)`;
 
 /** Close the open name record(s) of (file, path) that began no later than the end. */
 export const END_NAMES = `
 UNWIND $rows AS r
 MATCH (x:ProvName {file: r.file, path: r.path})
-WHERE x.since <= r.until AND (x.until IS NULL OR x.until = r.until)
+WHERE x.until IS NULL AND x.since <= r.until
 SET x.until = r.until`;
 
 export const MERGE_GAPS = `
 UNWIND $rows AS r
 MERGE (g:ProvGap {id: r.id})
-SET g.host = r.host, g.src = r.src, g.from = r.from, g.to = r.to, g.count = r.count, g.reason = r.reason`;
+ON CREATE SET g.host = r.host, g.src = r.src, g.from = r.from, g.to = r.to, g.count = r.count, g.reason = r.reason`;
+
+export const MERGE_HOSTS = `
+UNWIND $hosts AS h
+MERGE (:ProvHost {name: h})`;
 
 /** Per stream, the checkpoint only moves forward: replaying an older batch changes nothing. */
 export const SET_CHECKPOINT = `
@@ -54,7 +72,7 @@ UNWIND $rows AS r
 MERGE (c:ProvCheckpoint {stream: r.stream})
 SET c.seq = CASE WHEN c.seq IS NULL OR r.seq > c.seq THEN r.seq ELSE c.seq END`;
 
-export const GET_CHECKPOINT = `MATCH (c:ProvCheckpoint) RETURN c.stream AS stream, c.seq AS seq`;
+export const GET_CHECKPOINT = `MATCH (c:ProvCheckpoint) RETURN c.stream AS stream, c.seq AS seq ORDER BY stream`;
 
 export const GET_NODE = `
 MATCH (n:ProvNode {id: $id}) USING INDEX n:ProvNode(id)
@@ -68,12 +86,12 @@ RETURN n {.*} AS n`;
 export const NODE_OUT = `
 MATCH (n:ProvNode {id: $id}) USING INDEX n:ProvNode(id)
 MATCH (n)-[e]->(m:ProvNode)
-RETURN type(e) AS t, e {.*} AS e, m {.*} AS m ORDER BY e.ts, m.id`;
+RETURN type(e) AS t, e {.*} AS e, m {.*} AS m ORDER BY e.ts, e.pos`;
 
 export const NODE_IN = `
 MATCH (n:ProvNode {id: $id}) USING INDEX n:ProvNode(id)
 MATCH (n)<-[e]-(m:ProvNode)
-RETURN type(e) AS t, e {.*} AS e, m {.*} AS m ORDER BY e.ts, m.id`;
+RETURN type(e) AS t, e {.*} AS e, m {.*} AS m ORDER BY e.ts, e.pos`;
 
 export const NAMES_OF = `
 MATCH (x:ProvName {file: $file})
@@ -81,43 +99,54 @@ RETURN x {.*} AS x ORDER BY x.since, x.path`;
 
 export const VERSIONS_OF = `
 MATCH (v:ProvNode {ident: $ident})
-RETURN v {.*} AS v ORDER BY v.ver, v.ts`;
+RETURN v {.*} AS v ORDER BY v.ver`;
 
-/** Name records of a path, newest first, optionally current at `$at` and on `$host`. */
-export const NAMES_AT = `
+/** The newest name record of a path, optionally current at `$at` and on `$host`. */
+export const NAME_OF_PATH = `
 MATCH (x:ProvName {path: $path})
 WHERE ($host IS NULL OR x.host = $host)
   AND ($at IS NULL OR (x.since <= $at AND (x.until IS NULL OR x.until > $at)))
-RETURN x.file AS file ORDER BY x.since DESC LIMIT 1`;
+RETURN x.file AS file, x.until AS until ORDER BY x.since DESC LIMIT 1`;
 
-/** File versions whose own `path` attribute is the path (when no name record exists). */
-export const NODES_WITH_PATH = `
-MATCH (v:ProvNode {path: $path})
+export const PATH_EVER_NAMED = `MATCH (x:ProvName {path: $path}) RETURN 1 AS y LIMIT 1`;
+
+/** A file version whose own path attribute is the path (when no name record has it). */
+export const FILE_WITH_PATH = `
+MATCH (v:ProvNode {spath: $path})
 WHERE v.kind = 'file' AND ($host IS NULL OR v.host = $host) AND ($at IS NULL OR v.ts <= $at)
-RETURN v.ident AS file ORDER BY v.ts DESC LIMIT 1`;
+RETURN v {.*} AS v ORDER BY v.ts DESC, v.ver DESC LIMIT 1`;
 
-/** The version of an identity current at `$at` (the latest when `$at` is null). */
+export const LATEST_VERSION = `
+MATCH (v:ProvNode {ident: $ident})
+RETURN v {.*} AS v ORDER BY v.ver DESC LIMIT 1`;
+
 export const VERSION_AT = `
 MATCH (v:ProvNode {ident: $ident})
-WHERE $at IS NULL OR v.ts <= $at
+WHERE v.ts <= $at
 RETURN v {.*} AS v ORDER BY v.ver DESC LIMIT 1`;
 
 export const FIRST_VERSION = `
 MATCH (v:ProvNode {ident: $ident})
 RETURN v {.*} AS v ORDER BY v.ver LIMIT 1`;
 
-/** Candidate names for a file search, narrowed by the literal prefix of the pattern. */
+/** (identity, path) pairs of names starting with `$seek`: any name a file has or had. */
 export const NAME_CANDIDATES = `
 MATCH (x:ProvName)
-WHERE x.path STARTS WITH $prefix AND ($host IS NULL OR x.host = $host)
-RETURN DISTINCT x.file AS file, x.path AS path`;
+WHERE x.path STARTS WITH $seek AND ($host IS NULL OR x.host = $host)
+RETURN x.file AS ident, x.path AS path`;
 
-export const FILE_PATH_CANDIDATES = `
-MATCH (v:File)
-WHERE v.path STARTS WITH $prefix AND ($host IS NULL OR v.host = $host)
-RETURN DISTINCT v.ident AS file, v.path AS path`;
+/** (identity, path) pairs of file versions by their own path attribute. */
+export const FILE_CANDIDATES = `
+MATCH (v:ProvNode)
+WHERE v.spath STARTS WITH $seek AND v.kind = 'file' AND v.ident IS NOT NULL AND ($host IS NULL OR v.host = $host)
+RETURN v.ident AS ident, v.spath AS path`;
 
-/** Latest version of each identity in `$idents`. */
+/** Which of `$idents` have at least one version node. */
+export const IDENTS_WITH_VERSIONS = `
+UNWIND $idents AS ident
+MATCH (v:ProvNode {ident: ident})
+RETURN DISTINCT ident`;
+
 export const LATEST_VERSIONS = `
 UNWIND $idents AS ident
 MATCH (v:ProvNode {ident: ident})
@@ -125,13 +154,13 @@ WITH ident, v ORDER BY v.ver DESC
 WITH ident, collect(v)[0] AS v
 RETURN v {.*} AS v`;
 
-/** Non-file kinds: match on `$field` = exe (process) or label. */
+/** Nodes of a kind by searchable name (`$seek` null: every node of the kind). */
 export const KIND_CANDIDATES = `
 MATCH (n:ProvNode)
-WHERE n.kind = $kind AND ($host IS NULL OR n.host = $host)
-RETURN n {.*} AS n`;
+WHERE n.kind = $kind AND ($seek IS NULL OR n.spath STARTS WITH $seek) AND ($host IS NULL OR n.host = $host)
+RETURN n.id AS id, n.spath AS path, n.seq AS seq`;
 
-export const HOSTS = `MATCH (n:ProvNode) RETURN DISTINCT n.host AS host ORDER BY host`;
+export const HOSTS = `MATCH (h:ProvHost) RETURN h.name AS host ORDER BY host`;
 
 export const COUNT_NODES = `MATCH (n:ProvNode) RETURN n.kind AS k, count(*) AS c`;
 export const COUNT_EDGES = `MATCH (:ProvNode)-[e]->(:ProvNode) RETURN type(e) AS t, count(*) AS c`;
@@ -148,57 +177,69 @@ MATCH (n:ProvNode)
 WHERE n.seq > $cursor
 RETURN n {.*} AS n ORDER BY n.seq LIMIT $limit`;
 
-/** Time span of all edges (for the histogram's default range). */
 export const EDGE_SPAN = `
 MATCH (:ProvNode)-[e]->(:ProvNode)
-WHERE ($since IS NULL OR e.ts >= $since) AND ($until IS NULL OR e.ts <= $until)
 RETURN min(e.ts) AS lo, max(e.ts) AS hi`;
 
-export const EDGE_TIMES_BUCKETED = `
+export const HISTOGRAM = `
 MATCH (:ProvNode)-[e]->(:ProvNode)
 WHERE e.ts >= $lo AND e.ts <= $hi
-WITH CASE WHEN e.ts >= $hi THEN $n - 1 ELSE toInteger(floor((e.ts - $lo) / $width)) END AS b
+WITH toInteger(floor((e.ts - $lo) / $width)) AS b
 RETURN b, count(*) AS c`;
 
-/** Direction and rule of one BFS step; see ./lineage.ts. */
-export type Step = 'up-history' | 'down-history' | 'up-strict' | 'down-strict' | 'up-any' | 'down-any' | 'up-tree' | 'down-tree';
-
-const stepPattern: Record<Step, string> = {
-  'up-history': '(a)-[e:USED|WAS_GENERATED_BY|WAS_INFORMED_BY]->(b:ProvNode)',
-  'down-history': '(a)<-[e:USED|WAS_GENERATED_BY|WAS_INFORMED_BY]-(b:ProvNode)',
-  'up-strict': '(a)-[e:WAS_DERIVED_FROM]->(b:ProvNode)',
-  'down-strict': '(a)<-[e:WAS_DERIVED_FROM]-(b:ProvNode)',
-  'up-any': '(a)-[e]->(b:ProvNode)',
-  'down-any': '(a)<-[e]-(b:ProvNode)',
-  'up-tree': '(a)-[e:WAS_INFORMED_BY]->(b:Process)',
-  'down-tree': '(a)<-[e:WAS_INFORMED_BY]-(b:Process)',
-};
-
-const stepFilter: Record<Step, string> = {
-  'up-history': 'AND (f.bound IS NULL OR a.kind <> \'process\' OR e.ts <= f.bound)',
-  'down-history': 'AND (f.bound IS NULL OR a.kind <> \'process\' OR e.ts >= f.bound)',
-  'up-strict': 'AND e.rule = \'strict\'',
-  'down-strict': 'AND e.rule = \'strict\'',
-  'up-any': '',
-  'down-any': '',
-  'up-tree': 'AND e.via IN [\'fork\', \'exec\']',
-  'down-tree': 'AND e.via IN [\'fork\', \'exec\']',
-};
+const EDGE_FIELDS = 'type(e) AS t, e.pos AS pos, e.ts AS ts, e.rule AS rule, e.attrs AS attrs';
 
 /**
- * One BFS level: from each frontier row {id, bound}, the admitted edges and the nodes they
- * reach. `a`/`b` are the walk's near and far ends; `from`/`to` the edge's own direction.
+ * One walk level: every edge leaving (`UP_*`) or entering (`DOWN_*`) the frontier `$ids` within
+ * the time window. The derivation rule itself is applied by graph/lineage.ts, the same code the
+ * SQLite store runs; the strict variants only skip edges that rule would refuse anyway.
  */
-export const STEP: Record<Step, string> = Object.fromEntries((Object.keys(stepPattern) as Step[]).map((s) => [s, `
-UNWIND $front AS f
-MATCH (a:ProvNode {id: f.id}) USING INDEX a:ProvNode(id)
-MATCH ${stepPattern[s]}
-WHERE ($since IS NULL OR e.ts >= $since) AND ($until IS NULL OR e.ts <= $until) ${stepFilter[s]}
-RETURN f.id AS near, type(e) AS t, startNode(e).id AS from, endNode(e).id AS to, e {.*} AS e, b {.*} AS b`])) as Record<Step, string>;
+export const UP_ALL = `
+UNWIND $ids AS id
+MATCH (a:ProvNode {id: id}) USING INDEX a:ProvNode(id)
+MATCH (a)-[e]->(b:ProvNode)
+WHERE e.ts >= $since AND e.ts <= $until
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
 
-/** Processes with no fork/exec parent (roots of the process tree). */
-export const TREE_ROOTS = `
+export const DOWN_ALL = `
+UNWIND $ids AS id
+MATCH (b:ProvNode {id: id}) USING INDEX b:ProvNode(id)
+MATCH (a:ProvNode)-[e]->(b)
+WHERE e.ts >= $since AND e.ts <= $until
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+
+export const UP_STRICT = `
+UNWIND $ids AS id
+MATCH (a:ProvNode {id: id}) USING INDEX a:ProvNode(id)
+MATCH (a)-[e:WAS_DERIVED_FROM]->(b:ProvNode)
+WHERE e.ts >= $since AND e.ts <= $until AND e.rule = 'strict'
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+
+export const DOWN_STRICT = `
+UNWIND $ids AS id
+MATCH (b:ProvNode {id: id}) USING INDEX b:ProvNode(id)
+MATCH (a:ProvNode)-[e:WAS_DERIVED_FROM]->(b)
+WHERE e.ts >= $since AND e.ts <= $until AND e.rule = 'strict'
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+
+/** Fork/exec children of the frontier (process tree walks). */
+export const DOWN_FORK_EXEC = `
+UNWIND $ids AS id
+MATCH (b:ProvNode {id: id}) USING INDEX b:ProvNode(id)
+MATCH (a:ProvNode)-[e:WAS_INFORMED_BY]->(b)
+WHERE e.via IN ['fork', 'exec']
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+
+/** Fork/exec parents of `$ids` (the caller keeps those among the same set). */
+export const UP_FORK_EXEC = `
+UNWIND $ids AS id
+MATCH (a:ProvNode {id: id}) USING INDEX a:ProvNode(id)
+MATCH (a)-[e:WAS_INFORMED_BY]->(b:ProvNode)
+WHERE e.via IN ['fork', 'exec']
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+
+/** Processes that began within the window, oldest first. */
+export const PROCESSES_IN_WINDOW = `
 MATCH (p:Process)
-WHERE NOT (p)-[:WAS_INFORMED_BY {via: 'fork'}]->(:Process) AND NOT (p)-[:WAS_INFORMED_BY {via: 'exec'}]->(:Process)
-  AND ($host IS NULL OR p.host = $host)
-RETURN p.id AS id ORDER BY p.ts, p.id`;
+WHERE p.ts >= $since AND p.ts <= $until
+RETURN p.id AS id ORDER BY p.ts, p.id LIMIT $limit`;

@@ -9,8 +9,9 @@
  * - Node attributes are free-form (argv arrays, nested objects) but Neo4j properties are flat,
  *   so each attribute is its own property `a_<name>` holding JSON. `SET n += $props` then gives
  *   exactly the model's merge rule (later attributes overwrite, absent ones are kept).
- *   A few attributes are also kept as plain, indexed properties for queries: `path`, `exe`,
- *   `ident` (file identity without version) and `ver`.
+ *   A few facts are also kept as plain, indexed properties for queries: `spath` (the searchable
+ *   name: a file's path, a process's executable, a socket's address), `ident` (file identity
+ *   without version) and `ver`.
  * - Edge attributes are written once (an edge is immutable), as one JSON property `attrs`; its
  *   `rule` and `via` are also plain properties (the strict rule and the process tree filter on them).
  */
@@ -38,26 +39,61 @@ export const EDGE_KINDS = Object.keys(REL_TYPE) as EdgeKind[];
 
 const ATTR = 'a_';
 
-/** The file identity (`file:<host>:<dev>:<ino>`) of a file version id. */
-export function identityOf(fileVersionId: string): string {
-  const i = fileVersionId.lastIndexOf(':');
-  return i > 0 ? fileVersionId.slice(0, i) : fileVersionId;
+/** For a file version id `file:<host>:<dev>:<ino>:<version>`: its identity and version number. */
+export function splitFileVersion(id: string): { ident: string; ver: number } | null {
+  const i = id.lastIndexOf(':');
+  if (i <= 0) return null;
+  const ver = Number(id.slice(i + 1));
+  return Number.isInteger(ver) ? { ident: id.slice(0, i), ver } : null;
 }
 
-/** One UNWIND row for a node upsert: identity, plus the property map to `+=`. */
-export function nodeRow(n: GraphNode, i: number): { id: string; i: number; p: Record<string, unknown> } {
-  const p: Record<string, unknown> = { kind: n.kind, host: n.host, label: n.label, ts: n.ts };
-  for (const [k, v] of Object.entries(n.attrs ?? {})) {
+/** The node kind an id's prefix implies (for a placeholder created by an edge). */
+export function kindFromId(id: string): NodeKind {
+  switch (id.slice(0, id.indexOf(':'))) {
+    case 'proc': return 'process';
+    case 'pipe': return 'pipe';
+    case 'sock': return 'socket';
+    case 'user': return 'user';
+    default: return 'file';
+  }
+}
+
+/** The host part of a model id (`<prefix>:<host>:…`), or '' when it has none. */
+export function hostFromId(id: string): string {
+  const a = id.indexOf(':');
+  const b = id.indexOf(':', a + 1);
+  return a >= 0 && b > a ? id.slice(a + 1, b) : '';
+}
+
+/** The searchable name of a node: a file's path, a process's executable, a socket's address. */
+function searchPath(kind: NodeKind, a: Record<string, unknown>): string | undefined {
+  const v = kind === 'file' ? a.path : kind === 'process' ? a.exe : kind === 'socket' ? a.addr : undefined;
+  return typeof v === 'string' ? v : undefined;
+}
+
+export interface NodeRowParams { id: string; i: number; p: Record<string, unknown> }
+
+/** One UNWIND row for a node upsert: identity, position in the batch, and the property map to `+=`. */
+export function nodeRow(n: GraphNode, i: number): NodeRowParams {
+  const a = n.attrs ?? {};
+  const p: Record<string, unknown> = { kind: n.kind, host: typeof n.host === 'string' ? n.host : '', label: typeof n.label === 'string' ? n.label : n.id, ts: n.ts };
+  for (const [k, v] of Object.entries(a)) {
     if (v !== undefined) p[ATTR + k] = JSON.stringify(v);
   }
-  const a = n.attrs ?? {};
-  if (n.kind === 'file') {
-    p.ident = identityOf(n.id);
-    if (typeof a.version === 'number') p.ver = a.version;
-    if (typeof a.path === 'string') p.path = a.path;
-  }
-  if (n.kind === 'process' && typeof a.exe === 'string') p.exe = a.exe;
+  const fv = n.kind === 'file' ? splitFileVersion(n.id) : null;
+  if (fv) { p.ident = fv.ident; p.ver = fv.ver; }
+  const sp = searchPath(n.kind, a);
+  if (sp !== undefined) p.spath = sp;
   return { id: n.id, i, p };
+}
+
+/** A row for a placeholder node: an edge names a node no batch has described yet. */
+export function placeholderRow(id: string, ts: number, i: number): NodeRowParams {
+  const kind = kindFromId(id);
+  const p: Record<string, unknown> = { kind, host: hostFromId(id), label: id, ts };
+  const fv = kind === 'file' ? splitFileVersion(id) : null;
+  if (fv) { p.ident = fv.ident; p.ver = fv.ver; }
+  return { id, i, p };
 }
 
 /** One UNWIND row for an edge merge. */
@@ -65,10 +101,15 @@ export function edgeRow(e: GraphEdge): Record<string, unknown> {
   const a = e.attrs ?? {};
   return {
     from: e.from, to: e.to, pos: e.pos, ts: e.ts,
-    attrs: e.attrs ? JSON.stringify(e.attrs) : null,
+    attrs: e.attrs && Object.keys(e.attrs).length > 0 ? JSON.stringify(e.attrs) : null,
     rule: typeof a.rule === 'string' ? a.rule : null,
     via: typeof a.via === 'string' ? a.via : null,
   };
+}
+
+/** A relationship type back to its edge kind. */
+export function edgeKindOf(type: string): EdgeKind {
+  return EDGE_KIND[type]!;
 }
 
 /** A node's property map (as `n {.*}` returns it) back to the model. */
@@ -79,7 +120,7 @@ export function toNode(p: Record<string, unknown>): GraphNode {
   }
   return {
     id: String(p.id), kind: p.kind as NodeKind, host: String(p.host ?? ''),
-    label: String(p.label ?? ''), ts: Number(p.ts ?? 0), attrs,
+    label: String(p.label ?? p.id), ts: Number(p.ts ?? 0), attrs,
   };
 }
 
@@ -88,9 +129,4 @@ export function toEdge(type: string, from: string, to: string, p: Record<string,
   const e: GraphEdge = { kind: EDGE_KIND[type]!, from, to, ts: Number(p.ts), pos: String(p.pos) };
   if (typeof p.attrs === 'string') e.attrs = JSON.parse(p.attrs) as Record<string, unknown>;
   return e;
-}
-
-/** The identity of an edge for de-duplication in results. */
-export function edgeKey(e: GraphEdge): string {
-  return `${e.kind}\u0000${e.from}\u0000${e.to}\u0000${e.pos}`;
 }

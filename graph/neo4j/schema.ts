@@ -27,11 +27,10 @@ export async function serverInfo(run: QueryRunner): Promise<ServerInfo> {
 
 /** [label, property] pairs. */
 const UNIQUE: Array<[string, string]> = [
-  ['ProvNode', 'id'], ['ProvMeta', 'key'], ['ProvCheckpoint', 'stream'], ['ProvGap', 'id'],
+  ['ProvNode', 'id'], ['ProvMeta', 'key'], ['ProvCheckpoint', 'stream'], ['ProvGap', 'id'], ['ProvHost', 'name'],
 ];
 const INDEXED: Array<[string, string]> = [
-  ['ProvNode', 'ident'], ['ProvNode', 'path'], ['ProvNode', 'exe'], ['ProvNode', 'seq'],
-  ['ProvNode', 'host'], ['ProvName', 'file'], ['ProvName', 'path'],
+  ['ProvNode', 'ident'], ['ProvNode', 'spath'], ['ProvNode', 'seq'], ['ProvName', 'file'], ['ProvName', 'path'],
 ];
 
 /** The schema statements for a server version (labels and properties are fixed identifiers). */
