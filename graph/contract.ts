@@ -294,6 +294,23 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         }
       });
 
+      it('shows the current state of nodes after later batches merged them', async (t) => {
+        const s = await fresh(t);
+        const g = build();
+        await s.ingest(g.b.batch());
+        const before = await s.ancestors(g.app);
+        assert.equal(before.nodes.find((n) => n.id === g.ld)!.attrs.exitCode, undefined);
+        g.b.node({ id: g.ld, kind: 'process', host: 'h1', label: 'ld (done)', ts: 30, attrs: { exitCode: 0, end: 41 } });
+        await s.ingest(g.b.batch());
+        const after = await s.ancestors(g.app);
+        const ld = after.nodes.find((n) => n.id === g.ld)!;
+        assert.equal(ld.label, 'ld (done)');
+        assert.equal(ld.attrs.exitCode, 0);
+        assert.equal(ld.attrs.exe, '/usr/bin/ld');
+        const d = await s.descendants(g.mainC);
+        assert.equal(d.nodes.find((n) => n.id === g.ld)!.attrs.end, 41);
+      });
+
       it('honours since and until on edges', async (t) => {
         const s = await fresh(t);
         const g = build();
@@ -595,6 +612,28 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         assert.deepEqual(cc.names, []);
         assert.deepEqual(cc.versions, []);
         assert.equal(await s.node('file:h1:1:404:0'), null);
+      });
+
+      it('cuts node details at edgeLimit, keeping the most recent edges in time order', async (t) => {
+        const s = await fresh(t);
+        const b = new GraphBuilder();
+        const libc = b.file(1, 0, '/lib/libc.so.6', 0);
+        const readers = Array.from({ length: 5 }, (_, i) => b.proc(100 + i, 10 * (i + 1)));
+        readers.forEach((p, i) => b.used(p, libc, 10 * (i + 1) + 1));
+        await s.ingest(b.batch());
+        const all = (await s.node(libc))!;
+        assert.equal(all.in.length, 5);
+        assert.ok(!all.truncated);
+        assert.deepEqual(all.in.map((x) => x.edge.ts), [11, 21, 31, 41, 51], 'in time order');
+        const cut = (await s.node(libc, { edgeLimit: 2 }))!;
+        assert.equal(cut.truncated, true);
+        assert.deepEqual(cut.in.map((x) => x.node.id), [readers[3], readers[4]]);
+        const exact = (await s.node(libc, { edgeLimit: 5 }))!;
+        assert.equal(exact.in.length, 5);
+        assert.ok(!exact.truncated);
+        const p = (await s.node(readers[0]!, { edgeLimit: 0 }))!;
+        assert.deepEqual(p.out, []);
+        assert.equal(p.truncated, true);
       });
 
       it('builds the process tree from fork and exec edges', async (t) => {

@@ -93,16 +93,13 @@ export function crossEdge<K>(e: WalkEdge<K>, dir: Direction, bound: number, o: W
   return FROM_PROCESS.has(e.kind) ? -e.ts : Infinity;
 }
 
-function edgeKey<K>(e: WalkEdge<K>): string {
-  return `${String(e.src)}\u0000${e.kind}\u0000${String(e.dst)}\u0000${e.pos}`;
-}
-
 /** Breadth-first walk from `start` in direction `dir` under options `o`. */
 export async function walk<K>(start: K, dir: Direction, o: WalkOptions, fetch: FetchEdges<K>): Promise<WalkResult<K>> {
   const included = new Set<K>([start]);
   const order: K[] = [start];
   const best = new Map<K, number>([[start, Infinity]]);
-  const edges = new Map<string, WalkEdge<K>>();
+  // Each edge object comes from one fetch (adjacency is cached per node), so identity dedupes.
+  const edges = new Set<WalkEdge<K>>();
   const adjacency = new Map<K, WalkEdge<K>[]>();
   let truncated = false;
   let frontier = new Map<K, number>([[start, Infinity]]);
@@ -124,8 +121,7 @@ export async function walk<K>(start: K, dir: Direction, o: WalkOptions, fetch: F
           included.add(target);
           order.push(target);
         }
-        const key = edgeKey(e);
-        if (!edges.has(key)) edges.set(key, e);
+        edges.add(e);
         const prev = best.get(target);
         if (prev !== undefined && prev >= nb) continue; // reached before, no later, with a bound as good
         best.set(target, nb);
@@ -135,7 +131,7 @@ export async function walk<K>(start: K, dir: Direction, o: WalkOptions, fetch: F
     }
     frontier = next;
   }
-  return { nodes: order, edges: [...edges.values()], truncated };
+  return { nodes: order, edges: [...edges], truncated };
 }
 
 /**

@@ -64,6 +64,7 @@ describe('SQLite store specifics', () => {
     db.prepare('UPDATE schema_version SET version = 99').run();
     db.close();
     await assert.rejects(openSqliteStore(path), (e: unknown) => e instanceof StoreError && /version 99/.test(e.message));
+    await assert.rejects(openSqliteStore(path, { readonly: true }), (e: unknown) => e instanceof StoreError && /version 99/.test(e.message));
     const foreign = join(dir, 'foreign.db');
     const f = new Database(foreign);
     f.exec('CREATE TABLE t (x)');
@@ -72,6 +73,33 @@ describe('SQLite store specifics', () => {
     const junk = join(dir, 'junk.db');
     writeFileSync(junk, 'this is not sqlite at all, just text padding '.repeat(100));
     await assert.rejects(openSqliteStore(junk), StoreError);
+  });
+
+  it('sees writes made through another connection (node cache invalidation)', async () => {
+    const path = join(dir, 'two-writers.db');
+    const b = new GraphBuilder();
+    const p = b.proc(1, 1, { exe: '/bin/a' });
+    const f = b.file(2, 0, '/two/out', 5);
+    b.generated(f, p, 5);
+    const writer = await openSqliteStore(path);
+    const reader = await openSqliteStore(path, { readonly: true });
+    try {
+      await writer.ingest(b.batch());
+      const first = await reader.ancestors(f);
+      assert.equal(first.nodes.find((n) => n.id === p)!.attrs.exe, '/bin/a');
+      assert.ok(Object.isFrozen(first.nodes[0]), 'cached nodes are frozen, so a caller cannot poison the cache');
+      b.node({ id: p, kind: 'process', host: 'h1', label: 'b', ts: 1, attrs: { exe: '/bin/b' } });
+      await writer.ingest(b.batch());
+      const second = await reader.ancestors(f);
+      assert.equal(second.nodes.find((n) => n.id === p)!.attrs.exe, '/bin/b');
+      assert.equal(second.nodes.find((n) => n.id === p)!.label, 'b');
+      const uncached = await openSqliteStore(path, { readonly: true, nodeCache: 0 });
+      assert.deepEqual(await uncached.ancestors(f), second);
+      await uncached.close();
+    } finally {
+      await reader.close();
+      await writer.close();
+    }
   });
 
   it('works in memory', async () => {

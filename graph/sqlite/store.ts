@@ -10,12 +10,12 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname, resolve } from 'node:path';
 import type { Checkpoint, Gap, GraphEdge, GraphNode, IngestBatch, NameRecord } from '../model.js';
 import type {
-  GraphStore, HistogramBucket, LineageOptions, NodeDetails, Page, SearchQuery, StoreStats, Subgraph,
+  GraphStore, HistogramBucket, LineageOptions, NodeDetails, NodeOptions, Page, SearchQuery, StoreStats, Subgraph,
 } from '../store.js';
 import { InputError, NotFoundError, ProvError, StoreError } from '../errors.js';
 import { shortestPath, walk, walkOptions, type Direction, type WalkEdge, type WalkOptions } from '../lineage.js';
 import { globLiteralPrefix, globMatcher, prefixRange } from '../glob.js';
-import { ensureSchema } from './schema.js';
+import { checkSchema, ensureSchema } from './schema.js';
 import { SqliteIngester } from './ingest.js';
 import { EDGE_CODE, EDGE_KINDS, NODE_CODE, NODE_KINDS, edgeFromRow, nodeFromRow, type EdgeRow, type NodeRow } from './codec.js';
 
@@ -26,6 +26,12 @@ export interface SqliteStoreOptions {
   cacheMiB?: number;
   /** How long a writer waits for another writer's lock, in ms (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * Parsed nodes kept between queries (entries, default 100000; 0 turns it off). Entries are
+   * evicted when their node changes, also when another process writes the database. Nodes in
+   * query results may therefore be shared between results: they are frozen.
+   */
+  nodeCache?: number;
 }
 
 const NODE_COLS = 'nid, id, kind, host, label, ts, attrs';
@@ -67,8 +73,7 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     db.pragma('temp_store = MEMORY');
     if (!memory) db.pragma(`mmap_size = ${1 << 30}`); // reads without a copy through the page cache
     if (opts.readonly) {
-      const v = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'schema_version'`).get();
-      if (!v) throw new StoreError('not a prov graph database (no schema_version table)', where);
+      checkSchema(db, where);
     } else {
       ensureSchema(db, where);
     }
@@ -77,7 +82,7 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     if (err instanceof ProvError) throw err;
     throw new StoreError(`cannot open the graph database: ${(err as Error).message}`, where);
   }
-  return new SqliteGraphStore(db, where);
+  return new SqliteGraphStore(db, where, opts);
 }
 
 /** The SQLite GraphStore. Create it with {@link openSqliteStore}. */
@@ -85,8 +90,14 @@ export class SqliteGraphStore implements GraphStore {
   private readonly ingester: SqliteIngester | null;
   private readonly stmts;
   private closed = false;
+  private readonly cache = new Map<number, GraphNode>();
+  private readonly cacheMax: number;
+  /** Nodes with fseq above this may have changed since they were cached. */
+  private cacheFseq = 0;
+  private dataVersion = -1;
 
-  constructor(private readonly db: Database.Database, readonly url: string) {
+  constructor(private readonly db: Database.Database, readonly url: string, opts: SqliteStoreOptions = {}) {
+    this.cacheMax = Math.max(0, Math.floor(opts.nodeCache ?? 100_000));
     this.ingester = db.readonly ? null : new SqliteIngester(db, url);
     db.function('prov_glob', { deterministic: true }, (glob: string, s: string | null) => (s !== null && globMatcher(glob)(s) ? 1 : 0));
     this.stmts = {
@@ -100,8 +111,8 @@ export class SqliteGraphStore implements GraphStore {
         AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
       forkExecUpAmong: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE src IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
         AND dst IN (SELECT value FROM json_each(?)) AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
-      outEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE src = ?`),
-      inEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE dst = ?`),
+      outEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE src = ? ORDER BY ts DESC, kind, dst, pos LIMIT ?`),
+      inEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE dst = ? ORDER BY ts DESC LIMIT ?`),
       namesOf: db.prepare('SELECT file, host, path, since, until, pos FROM names WHERE file = ? ORDER BY since, path'),
       versionsOf: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver`),
       gapsFor: db.prepare(`SELECT id, host, src, t_from, t_to, count, reason FROM gaps
@@ -119,8 +130,12 @@ export class SqliteGraphStore implements GraphStore {
       latestVersion: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver DESC LIMIT 1`),
       versionAt: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? AND ts <= ? ORDER BY ver DESC LIMIT 1`),
       firstVersion: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver LIMIT 1`),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      maxFseq: db.prepare('SELECT coalesce(max(fseq), 0) FROM nodes').pluck(),
+      changedSince: db.prepare('SELECT nid FROM nodes WHERE fseq > ? ORDER BY fseq LIMIT 10001').pluck(),
       processesInWindow: db.prepare(`SELECT nid FROM nodes WHERE kind = ${PROCESS} AND ts >= ? AND ts <= ? ORDER BY ts, nid LIMIT ?`).pluck(),
     };
+    this.evictChanged();
   }
 
   private where(what: string): string {
@@ -152,7 +167,11 @@ export class SqliteGraphStore implements GraphStore {
     return this.guard('ingest', () => {
       if (!this.ingester) throw new StoreError('the store was opened read-only', this.where('ingest'));
       if (!batch || typeof batch !== 'object') throw new InputError('a batch must be an object', this.where('ingest'));
-      this.ingester.apply(batch);
+      try {
+        this.ingester.apply(batch);
+      } finally {
+        this.evictChanged();
+      }
     });
   }
 
@@ -166,20 +185,27 @@ export class SqliteGraphStore implements GraphStore {
 
   // --- nodes ---------------------------------------------------------------------------------
 
-  node(id: string): Promise<NodeDetails | null> {
+  node(id: string, opts: NodeOptions = {}): Promise<NodeDetails | null> {
     return this.guard('node', () => {
+      const limit = opts.edgeLimit ?? -1;
+      if (opts.edgeLimit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new InputError(`edgeLimit must be a non-negative integer, got ${String(opts.edgeLimit)}`, this.where('node'));
       const row = this.stmts.nodeById.get(id) as (NodeRow & { ident: string | null }) | undefined;
       if (!row) return null;
       const node = nodeFromRow(row);
       const names = row.ident ? this.namesOf(row.ident) : [];
       const versions = row.ident ? (this.stmts.versionsOf.all(row.ident) as NodeRow[]).map(nodeFromRow) : [];
-      const outRows = this.stmts.outEdges.all(row.nid) as EdgeRow[];
-      const inRows = this.stmts.inEdges.all(row.nid) as EdgeRow[];
+      // Newest first with one extra row to learn whether the limit cut anything; shown oldest first.
+      const outRows = (this.stmts.outEdges.all(row.nid, limit < 0 ? -1 : limit + 1) as EdgeRow[]);
+      const inRows = (this.stmts.inEdges.all(row.nid, limit < 0 ? -1 : limit + 1) as EdgeRow[]);
+      const truncated = limit >= 0 && (outRows.length > limit || inRows.length > limit);
+      if (limit >= 0) { outRows.length = Math.min(outRows.length, limit); inRows.length = Math.min(inRows.length, limit); }
+      outRows.reverse();
+      inRows.reverse();
       const others = this.nodesByNid([...outRows.map((e) => e.dst), ...inRows.map((e) => e.src)]);
       others.set(row.nid, node);
       const idOf = (nid: number): string => others.get(nid)!.id;
       return {
-        node, names, versions,
+        node, names, versions, truncated,
         out: outRows.map((e) => ({ edge: edgeFromRow(e, idOf), node: others.get(e.dst)! })),
         in: inRows.map((e) => ({ edge: edgeFromRow(e, idOf), node: others.get(e.src)! })),
       };
@@ -321,10 +347,40 @@ export class SqliteGraphStore implements GraphStore {
   private nodesByNid(nids: number[]): Map<number, GraphNode> {
     const out = new Map<number, GraphNode>();
     if (nids.length === 0) return out;
-    for (const r of this.stmts.nodesByNids.all(JSON.stringify(nids)) as RawNode[]) {
-      out.set(r[0], { id: r[1], kind: NODE_KINDS[r[2]]!, host: r[3], label: r[4], ts: r[5], attrs: JSON.parse(r[6]) as Record<string, unknown> });
+    if (this.cacheMax > 0 && this.stmts.dataVersion.get() !== this.dataVersion) this.evictChanged();
+    const missing: number[] = [];
+    for (const nid of nids) {
+      const hit = this.cache.get(nid);
+      if (hit) out.set(nid, hit);
+      else missing.push(nid);
+    }
+    if (missing.length === 0) return out;
+    if (this.cache.size + missing.length > this.cacheMax) this.cache.clear();
+    for (const r of this.stmts.nodesByNids.all(JSON.stringify(missing)) as RawNode[]) {
+      const attrs = JSON.parse(r[6]) as Record<string, unknown>;
+      const node: GraphNode = { id: r[1], kind: NODE_KINDS[r[2]]!, host: r[3], label: r[4], ts: r[5], attrs };
+      if (this.cacheMax > 0) {
+        Object.freeze(attrs);
+        this.cache.set(r[0], Object.freeze(node));
+      }
+      out.set(r[0], node);
     }
     return out;
+  }
+
+  /** Drop cached nodes that changed (by this connection or another) since they were cached. */
+  private evictChanged(): void {
+    if (this.cacheMax === 0) return;
+    this.dataVersion = this.stmts.dataVersion.get() as number;
+    // One read snapshot for both reads, so no change slips between them.
+    this.db.transaction(() => {
+      if (this.cache.size > 0) {
+        const changed = this.stmts.changedSince.all(this.cacheFseq) as number[];
+        if (changed.length > 10_000) this.cache.clear();
+        else for (const nid of changed) this.cache.delete(nid);
+      }
+      this.cacheFseq = this.stmts.maxFseq.get() as number;
+    })();
   }
 
   private subgraph(nids: number[], walked: WalkEdge<number>[], truncated: boolean): Subgraph {
