@@ -83,15 +83,18 @@ UNWIND $ids AS id
 MATCH (n:ProvNode {id: id}) USING INDEX n:ProvNode(id)
 RETURN n {.*} AS n`;
 
-export const NODE_OUT = `
+/**
+ * Edges around a node, newest first (the caller shows them oldest first). The limited variants
+ * exist because 3.1 sizes its top-N buffer by the LIMIT: "no limit" must not be a huge LIMIT.
+ */
+const AROUND = (dir: 'out' | 'in', limited: boolean) => `
 MATCH (n:ProvNode {id: $id}) USING INDEX n:ProvNode(id)
-MATCH (n)-[e]->(m:ProvNode)
-RETURN type(e) AS t, e {.*} AS e, m {.*} AS m ORDER BY e.ts, e.pos`;
-
-export const NODE_IN = `
-MATCH (n:ProvNode {id: $id}) USING INDEX n:ProvNode(id)
-MATCH (n)<-[e]-(m:ProvNode)
-RETURN type(e) AS t, e {.*} AS e, m {.*} AS m ORDER BY e.ts, e.pos`;
+MATCH (n)${dir === 'out' ? '-[e]->' : '<-[e]-'}(m:ProvNode)
+RETURN type(e) AS t, e {.*} AS e, m {.*} AS m ORDER BY e.ts DESC, t, m.id, e.pos${limited ? ' LIMIT $limit' : ''}`;
+export const NODE_OUT = AROUND('out', false);
+export const NODE_IN = AROUND('in', false);
+export const NODE_OUT_LIMITED = AROUND('out', true);
+export const NODE_IN_LIMITED = AROUND('in', true);
 
 export const NAMES_OF = `
 MATCH (x:ProvName {file: $file})

@@ -21,7 +21,7 @@ import { globLiteralPrefix, globMatcher } from '../glob.js';
 import { shortestPath, walk, walkOptions, type Direction, type WalkEdge, type WalkOptions } from '../lineage.js';
 import type { Checkpoint, Gap, GraphEdge, GraphNode, IngestBatch, NameRecord, NodeKind } from '../model.js';
 import type {
-  GraphStore, HistogramBucket, LineageOptions, NodeDetails, Page, SearchQuery, StoreStats, Subgraph,
+  GraphStore, HistogramBucket, LineageOptions, NodeDetails, NodeOptions, Page, SearchQuery, StoreStats, Subgraph,
 } from '../store.js';
 import { defaultDriverModule, type Driver, type DriverRecord, type DriverSession, type Neo4jModule, type Params, type QueryRunner } from './driver.js';
 import * as Q from './cypher.js';
@@ -264,14 +264,25 @@ class Neo4jStore implements GraphStore {
     return ids.map((id) => byId.get(id)).filter((n): n is GraphNode => n !== undefined);
   }
 
-  async node(id: string): Promise<NodeDetails | null> {
+  async node(id: string, opts: NodeOptions = {}): Promise<NodeDetails | null> {
+    const limit = opts.edgeLimit;
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) {
+      throw new InputError(`edgeLimit must be a non-negative integer, got ${String(limit)}`, this.where('node'));
+    }
     const node = await this.getNode(id, 'node');
     if (!node) return null;
-    const around = async (q: string, outward: boolean) => (await this.rows(q, { id }, 'node')).map((r) => {
-      const other = toNode(r.get('m') as Record<string, unknown>);
-      const edge = toEdge(r.get('t') as string, outward ? id : other.id, outward ? other.id : id, r.get('e') as Record<string, unknown>);
-      return { edge, node: other };
-    });
+    let truncated = false;
+    // Newest first with one extra row to learn whether the limit cut anything; shown oldest first.
+    const around = async (outward: boolean) => {
+      const q = limit === undefined ? (outward ? Q.NODE_OUT : Q.NODE_IN) : (outward ? Q.NODE_OUT_LIMITED : Q.NODE_IN_LIMITED);
+      const recs = await this.rows(q, { id, limit: this.neo4j.int((limit ?? 0) + 1) }, 'node');
+      if (limit !== undefined && recs.length > limit) { truncated = true; recs.length = limit; }
+      return recs.reverse().map((r) => {
+        const other = toNode(r.get('m') as Record<string, unknown>);
+        const edge = toEdge(r.get('t') as string, outward ? id : other.id, outward ? other.id : id, r.get('e') as Record<string, unknown>);
+        return { edge, node: other };
+      });
+    };
     let names: NameRecord[] = [];
     let versions: GraphNode[] = [];
     const fv = node.kind === 'file' ? splitFileVersion(id) : null;
@@ -279,7 +290,9 @@ class Neo4jStore implements GraphStore {
       names = (await this.rows(Q.NAMES_OF, { file: fv.ident }, 'node')).map((r) => toName(r.get('x') as Record<string, unknown>));
       versions = (await this.rows(Q.VERSIONS_OF, { ident: fv.ident }, 'node')).map((r) => toNode(r.get('v') as Record<string, unknown>));
     }
-    return { node, names, versions, out: await around(Q.NODE_OUT, true), in: await around(Q.NODE_IN, false) };
+    const out = await around(true);
+    const inn = await around(false);
+    return { node, names, versions, out, in: inn, truncated };
   }
 
   async resolvePath(path: string, at?: number, host?: string): Promise<GraphNode | null> {
