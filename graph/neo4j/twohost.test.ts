@@ -13,7 +13,7 @@ import { emptyBatch, fileIdentity, fileVersionId, processId, type GraphNode, typ
 import type { GraphStore } from '../store.js';
 import { socketFlowId } from './flow.js';
 import { driver4, freshStore, startServer } from '../../test/neo4j/fixture.js';
-import { openNeo4jStore } from './store.js';
+import { openStore } from '../open.js';
 import type { Neo4jTestServer } from '../../test/neo4j/server.js';
 
 const alphaAddr = { ip: '192.0.2.10', port: 51000 };
@@ -75,7 +75,8 @@ describe('two hosts, one Neo4j database', () => {
   before(async () => {
     server = await startServer();
     alpha = await freshStore(server);
-    beta = await openNeo4jStore(server.url, { driver: driver4 });
+    // The second collector opens the store the way `prov --store bolt://…` does.
+    beta = await openStore(server.url, { neo4jDriver: driver4, env: {} });
   });
   after(async () => {
     await alpha?.close();
