@@ -15,6 +15,10 @@
  * its bound at every entity, the socket included, so each host's edges are compared only with
  * its own.
  *
+ * `net` is therefore reserved: no host may be called that. A flow node is described by each
+ * end with its own host in `node.host`; a flow that only appears as an edge end (a placeholder)
+ * has host ''.
+ *
  * Known limit: a 4-tuple is reused once a connection is closed and its port recycled; two
  * connections with the same 4-tuple would share one flow node (nothing both ends observe
  * distinguishes them without packet data). Loopback flows stay per-host ids.

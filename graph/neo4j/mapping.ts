@@ -58,8 +58,12 @@ export function kindFromId(id: string): NodeKind {
   }
 }
 
-/** The host part of a model id (`<prefix>:<host>:…`), or '' when it has none. */
+/**
+ * The host part of a model id (`<prefix>:<host>:…`), or '' when it has none. A cross-host
+ * socket flow (`sock:net:…`, ./flow.ts) belongs to no single host.
+ */
 export function hostFromId(id: string): string {
+  if (id.startsWith('sock:net:')) return '';
   const a = id.indexOf(':');
   const b = id.indexOf(':', a + 1);
   return a >= 0 && b > a ? id.slice(a + 1, b) : '';
