@@ -120,7 +120,12 @@ describe('two hosts, one Neo4j database', () => {
     assert.deepEqual(ids(onlyBeta.items), [OUT]);
   });
 
-  it('prov hosts lists both hosts, as text and JSON', async () => {
+  it('prov hosts lists both hosts, as text and JSON; a flow known only as an edge end adds no host', async () => {
+    const b = emptyBatch({ 'alpha/ebpf': 6 });
+    const ssh = socketFlowId('tcp', alphaAddr, { ip: '192.0.2.30', port: 22 });
+    b.edges = [{ kind: 'wasGeneratedBy', from: ssh, to: PA, ts: 140, pos: 'alpha/ebpf:6' }];
+    await alpha.ingest(b);
+    assert.equal((await alpha.node(ssh))?.node.kind, 'socket', 'a placeholder for the flow');
     const out: string[] = [];
     const sink = { write: (s: string) => out.push(s) };
     const codes = [await hostsAction(alpha, { out: sink }), await hostsAction(alpha, { json: true, out: sink })];
