@@ -14,7 +14,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -167,7 +167,10 @@ export class Neo4jTestServer {
   }
 
   private async launch(): Promise<void> {
-    const patch = compiledPatchDir();
+    // The JVM loads the class lazily (at the first Bolt string): keep a private copy, so a
+    // cache cleared meanwhile (npm ci) cannot break a running server.
+    const patch = join(this.dir, 'patch');
+    cpSync(compiledPatchDir(), patch, { recursive: true });
     const conf = this.writeConfig();
     const logPath = join(this.dir, 'console.log');
     const logFd = openSync(logPath, 'a', 0o600);
