@@ -15,8 +15,13 @@
  * - the `history` rule ignores `wasDerivedFrom` edges marked strict; the `strict` rule follows
  *   only those;
  * - search returns one item per file (its latest version) when any name it has or had matches;
- * - a process tree follows `wasInformedBy` edges whose attrs.via is 'fork' or 'exec';
- * - feed returns a node again after a merge changed it.
+ * - a process tree follows `wasInformedBy` edges whose attrs.via is 'fork' or 'exec' (default
+ *   depth 64 from a root; without a root: every process with its start in the window);
+ * - path's default depth is 32; it tries `from` → `to` along the edges, then the reverse;
+ * - histogram covers [since, until], by default the edges' first and last ts, with at most
+ *   `buckets` contiguous buckets (integer ns bounds, both inclusive);
+ * - feed returns a node again after a merge changed it; hosts() is sorted;
+ * - node(id, { edgeLimit }) keeps the most recent edges of each direction, in time order.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -294,15 +299,19 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         }
       });
 
-      it('shows the current state of nodes after later batches merged them', async (t) => {
+      it('shows the current state after later batches: merged nodes, new edges', async (t) => {
         const s = await fresh(t);
         const g = build();
         await s.ingest(g.b.batch());
         const before = await s.ancestors(g.app);
         assert.equal(before.nodes.find((n) => n.id === g.ld)!.attrs.exitCode, undefined);
         g.b.node({ id: g.ld, kind: 'process', host: 'h1', label: 'ld (done)', ts: 30, attrs: { exitCode: 0, end: 41 } });
+        const libm = g.b.file(60, 0, '/lib/libm.a', 0);
+        g.b.used(g.ld, libm, 32);
         await s.ingest(g.b.batch());
         const after = await s.ancestors(g.app);
+        assert.ok(after.nodes.some((n) => n.id === libm), 'an edge added later is walked');
+        assert.equal(after.nodes.length, before.nodes.length + 1);
         const ld = after.nodes.find((n) => n.id === g.ld)!;
         assert.equal(ld.label, 'ld (done)');
         assert.equal(ld.attrs.exitCode, 0);
@@ -471,6 +480,9 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         assert.equal(cut.truncated, true);
         const down = await s.descendants(header, { limit: 10_000 });
         assert.equal(down.nodes.length, 1501);
+        const few = await s.descendants(header, { limit: 10 });
+        assert.equal(few.nodes.length, 10);
+        assert.equal(few.truncated, true);
         const page = await s.search({ prefix: '/fan/in/', limit: 50, offset: 2950 });
         assert.equal(page.total, 3000);
         assert.equal(page.items.length, 50);
@@ -511,6 +523,7 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         assert.equal((await s.search({ kind: 'process', glob: '/usr/bin/*' })).total, 2);
         await assert.rejects(s.search({ prefix: '/', limit: 0 }), InputError);
         await assert.rejects(s.search({ prefix: '/', kind: 'bogus' as 'file' }), InputError);
+        await assert.rejects(s.search({ glob: '/x/'.repeat(400) + '*' }), InputError, 'an overlong glob is refused');
       });
 
       it('keeps name history: a renamed file is found under old and new names', async (t) => {

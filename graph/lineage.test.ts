@@ -70,6 +70,21 @@ describe('lineage walk (store-independent)', () => {
     assert.ok(!shallow.nodes.includes('late'), 'depth 5 reaches P again but not late (depth 6)');
   });
 
+  it('says truncated when a level had more edges than it may fetch', async () => {
+    const many: WalkEdge<string>[] = Array.from({ length: 20_000 }, (_, i) => ({ kind: 'used' as const, src: `p${i}`, dst: 'libc', ts: i, pos: `t:${i}`, strict: false }));
+    let asked = 0;
+    const fetch = (frontier: string[], _dir: 'up' | 'down', max: number): WalkEdge<string>[] => {
+      asked = max;
+      return frontier.includes('libc') ? many.slice(0, max) : [];
+    };
+    const r = await walk('libc', 'down', { ...o, limit: 100 }, fetch);
+    assert.equal(asked, 10_000, 'at most max(10000, 4 × limit) edges per level');
+    assert.equal(r.nodes.length, 100);
+    assert.equal(r.truncated, true);
+    const few = await walk('libc', 'down', { ...o, limit: 100_000 }, (f, _d, max) => (f.includes('libc') ? many.slice(0, Math.min(max, 50)) : []));
+    assert.equal(few.truncated, false, 'fewer edges than the cap: complete');
+  });
+
   it('strict follows only strict derivations; history skips them', () => {
     const strict = { kind: 'wasDerivedFrom' as const, src: 'b', dst: 'a', ts: 1, pos: 'x', strict: true };
     assert.equal(crossEdge(strict, 'up', Infinity, { ...o, rule: 'strict' }), Infinity);
