@@ -194,36 +194,38 @@ const EDGE_FIELDS = 'type(e) AS t, e.pos AS pos, e.ts AS ts, e.rule AS rule, e.a
 
 /**
  * One walk level: every edge leaving (`UP_*`) or entering (`DOWN_*`) the frontier `$ids` within
- * the time window. The derivation rule itself is applied by graph/lineage.ts, the same code the
- * SQLite store runs; the strict variants only skip edges that rule would refuse anyway.
+ * the time window, at most `$max` of them (graph/lineage.ts's level cap; a plain LIMIT, no
+ * ordering, so 3.1 allocates no top-N buffer). The derivation rule itself is applied by
+ * graph/lineage.ts, the same code the SQLite store runs; the strict variants only skip edges
+ * that rule would refuse anyway.
  */
 export const UP_ALL = `
 UNWIND $ids AS id
 MATCH (a:ProvNode {id: id}) USING INDEX a:ProvNode(id)
 MATCH (a)-[e]->(b:ProvNode)
 WHERE e.ts >= $since AND e.ts <= $until
-RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS} LIMIT $max`;
 
 export const DOWN_ALL = `
 UNWIND $ids AS id
 MATCH (b:ProvNode {id: id}) USING INDEX b:ProvNode(id)
 MATCH (a:ProvNode)-[e]->(b)
 WHERE e.ts >= $since AND e.ts <= $until
-RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS} LIMIT $max`;
 
 export const UP_STRICT = `
 UNWIND $ids AS id
 MATCH (a:ProvNode {id: id}) USING INDEX a:ProvNode(id)
 MATCH (a)-[e:WAS_DERIVED_FROM]->(b:ProvNode)
 WHERE e.ts >= $since AND e.ts <= $until AND e.rule = 'strict'
-RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS} LIMIT $max`;
 
 export const DOWN_STRICT = `
 UNWIND $ids AS id
 MATCH (b:ProvNode {id: id}) USING INDEX b:ProvNode(id)
 MATCH (a:ProvNode)-[e:WAS_DERIVED_FROM]->(b)
 WHERE e.ts >= $since AND e.ts <= $until AND e.rule = 'strict'
-RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS} LIMIT $max`;
 
 /** Fork/exec children of the frontier (process tree walks). */
 export const DOWN_FORK_EXEC = `
@@ -231,7 +233,7 @@ UNWIND $ids AS id
 MATCH (b:ProvNode {id: id}) USING INDEX b:ProvNode(id)
 MATCH (a:ProvNode)-[e:WAS_INFORMED_BY]->(b)
 WHERE e.via IN ['fork', 'exec']
-RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS} LIMIT $max`;
 
 /** Fork/exec parents of `$ids` (the caller keeps those among the same set). */
 export const UP_FORK_EXEC = `
@@ -239,7 +241,7 @@ UNWIND $ids AS id
 MATCH (a:ProvNode {id: id}) USING INDEX a:ProvNode(id)
 MATCH (a)-[e:WAS_INFORMED_BY]->(b:ProvNode)
 WHERE e.via IN ['fork', 'exec']
-RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS}`;
+RETURN a.id AS src, b.id AS dst, ${EDGE_FIELDS} LIMIT $max`;
 
 /** Processes that began within the window, oldest first. */
 export const PROCESSES_IN_WINDOW = `

@@ -328,6 +328,14 @@ class Neo4jStore implements GraphStore {
     if (!Number.isInteger(offset) || offset < 0) throw new InputError(`offset must be a non-negative integer, got ${String(q.offset)}`, where);
     if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new InputError('prefix must be a string', where);
     if (q.glob !== undefined && (typeof q.glob !== 'string' || q.glob === '')) throw new InputError('glob must be a non-empty string', where);
+    if (q.glob !== undefined && q.glob.length > 1024) throw new InputError(`glob is ${q.glob.length} characters long; at most 1024`, where);
+    if (q.glob !== undefined) {
+      try {
+        globMatcher(q.glob)('/');
+      } catch (err) {
+        throw new InputError(`bad glob ${JSON.stringify(q.glob)}: ${(err as Error).message}`, where);
+      }
+    }
 
     const prefix = q.prefix ?? '';
     const literal = q.glob !== undefined ? globLiteralPrefix(q.glob) : '';
@@ -376,7 +384,7 @@ class Neo4jStore implements GraphStore {
 
   /** One walk level for graph/lineage.ts: the edges of the frontier in the window. */
   private fetcher(s: QueryRunner, o: WalkOptions, kind: 'lineage' | 'tree') {
-    return async (frontier: string[], dir: Direction): Promise<WalkEdge<string>[]> => {
+    return async (frontier: string[], dir: Direction, max = Number.MAX_SAFE_INTEGER): Promise<WalkEdge<string>[]> => {
       const stmt = kind === 'tree'
         ? (dir === 'down' ? Q.DOWN_FORK_EXEC : Q.UP_FORK_EXEC)
         : o.rule === 'strict'
@@ -384,7 +392,8 @@ class Neo4jStore implements GraphStore {
           : (dir === 'up' ? Q.UP_ALL : Q.DOWN_ALL);
       const out: WalkEdge<string>[] = [];
       for (const part of chunks(frontier, this.chunk)) {
-        const res = await s.run(stmt, { ids: part, since: o.since, until: o.until });
+        if (out.length >= max) break;
+        const res = await s.run(stmt, { ids: part, since: o.since, until: o.until, max: this.neo4j.int(Math.min(max - out.length, 2 ** 31 - 1)) });
         for (const r of res.records) {
           const kindOf = edgeKindOf(r.get('t') as string);
           const attrs = r.get('attrs');
@@ -455,7 +464,7 @@ class Neo4jStore implements GraphStore {
     const truncated = ids.length > o.limit;
     if (truncated) ids.length = o.limit;
     const among = new Set(ids);
-    const edges = await this.guard('processTree', async (s) => (await this.fetcher(s, o, 'tree')(ids, 'up'))
+    const edges = await this.guard('processTree', async (s) => (await this.fetcher(s, o, 'tree')(ids, 'up', Number.MAX_SAFE_INTEGER))
       .filter((e) => among.has(e.dst) && e.ts >= o.since && e.ts <= o.until));
     return this.subgraph(ids, edges, truncated, 'processTree');
   }
