@@ -151,5 +151,5 @@ test('spine: tampering is caught by verify; bad input gets exit 2 and one line',
   assert.match(r.err, /--since: "yesterday-ish" is not a time/);
   r = prov(home, '--store', 'mysql://x', 'stats');
   assert.equal(r.code, EXIT.input);
-  assert.match(r.err, /unsupported store URL/);
+  assert.match(r.err, /unknown store "mysql:"/);
 });
