@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { exitCodeOf, ProvError } from '../graph/errors.js';
+import { join } from 'node:path';
 import { resolveConfig, type ConfigFlags } from './config.js';
 
 type Action = () => Promise<number>;
@@ -80,6 +81,7 @@ program
 program
   .command('verify [journal]')
   .description('check the journal\'s hash chain; exit 0 clean, 5 modified/missing/reordered (journal: string; default <home>/journal)')
+  .option('--anchor <file>', 'an earlier `prov verify --json` report kept elsewhere: also catches a cut-off tail (string; default none)')
   .option('--json', 'print the full report as JSON')
   .action((journal: string | undefined, opts) =>
     run(async () => (await import('./actions/verify.js')).default(journal ?? cfg().journal, opts)),
@@ -128,6 +130,73 @@ program
   .option('-j, --jobs <n>', 'commands run in parallel (integer; default the number of CPUs)', int('--jobs'))
   .option('--json', 'print the plan, decisions, hazards and results as JSON (secrets redacted)')
   .action((file: string, opts) => run(async () => (await import('./actions/rebuild.js')).default(cfg(), file, opts)));
+
+program
+  .command('mount <backing> <mountpoint>')
+  .description('mount provfs over BACKING at MOUNTPOINT (they may be the same directory)')
+  .addOption(new Option('--mode <mode>', 'plain (no logging) or prov (log to the journal) (default plain)').choices(['plain', 'prov']).default('plain'))
+  .option('--no-passthrough', 'serve data I/O in the daemon instead of kernel passthrough')
+  .option('--no-keeper', 'no fd keeper (a crashed daemon then leaves a stale mount)')
+  .option('--json', 'print as JSON')
+  .action((backing: string, mountpoint: string, opts) =>
+    run(async () => (await import('./actions/mount.js')).mountCommand(backing, mountpoint, { ...opts, journal: cfg().journal })),
+  );
+
+program
+  .command('umount <mountpoint>')
+  .description('unmount provfs and stop its daemon; also clears a stale mount left by a crash')
+  .option('--lazy', 'detach a busy mount (it goes away when the last user leaves)')
+  .option('--json', 'print as JSON')
+  .action((mountpoint: string, opts) => run(async () => (await import('./actions/mount.js')).umountCommand(mountpoint, opts)));
+
+program
+  .command('upgrade <mountpoint>')
+  .description('replace a running provfs daemon live: switch mode, or move to a new build with --to')
+  .addOption(new Option('--mode <mode>', 'mode after the upgrade (default prov)').choices(['plain', 'prov']).default('prov'))
+  .option('--to <path>', 'provfsd.js of another build (version N → N+1) (string; default this build)')
+  .option('--json', 'print as JSON')
+  .action((mountpoint: string, opts) =>
+    run(async () => (await import('./actions/mount.js')).upgradeCommand(mountpoint, { ...opts, journal: cfg().journal })),
+  );
+
+program
+  .command('up')
+  .description('put this host into provenance mode: eBPF probes, provfs mounts in prov mode, collector; restarts nothing')
+  .option('--json', 'print as JSON')
+  .action((opts) => run(async () => (await import('./actions/up.js')).up(cfg(), opts)));
+
+program
+  .command('down')
+  .description('take this host out of provenance mode (the reverse of up; nothing recorded is lost)')
+  .option('--json', 'print as JSON')
+  .action((opts) => run(async () => (await import('./actions/up.js')).down(cfg(), opts)));
+
+program
+  .command('sync <src> <dst>')
+  .description('make DST equal SRC using what the journal recorded since the last sync (DST may be host:path over ssh)')
+  .option('--watch', 'keep syncing as changes are recorded')
+  .option('--dry-run', 'print the plan, change nothing')
+  .option('--delete', 'delete in DST what was deleted in SRC')
+  .option('--checksum', 'compare contents by hash when a full comparison is needed')
+  .option('--json', 'print the summary as JSON')
+  .action((src: string, dst: string, opts) =>
+    run(async () => (await import('./actions/sync.js')).default(src, dst, { ...opts, journal: cfg().journal, state: join(cfg().home, 'sync') })),
+  );
+
+program
+  .command('hosts')
+  .description('the hosts whose provenance the store holds')
+  .option('--json', 'print as JSON')
+  .action((opts) =>
+    run(async () => {
+      const store = await (await import('../graph/open.js')).openStore(cfg().store);
+      try {
+        return await (await import('./actions/hosts.js')).default(store, opts);
+      } finally {
+        await store.close();
+      }
+    }),
+  );
 
 program
   .command('stats')

@@ -1,0 +1,104 @@
+/**
+ * @module cli/actions/up
+ * `prov up` puts the running host into provenance mode; `prov down` takes it out. Neither
+ * restarts or remounts anything.
+ *
+ * Order of `up`, chosen so no event is lost: (1) attach the eBPF probes with their collector
+ * daemon draining into the journal, so every process and fd operation from now on is recorded;
+ * (2) live-upgrade every provfs mount to prov mode (their file-system events join processes
+ * eBPF already knows); (3) start the graph collector (`prov ingest --follow`), which can start
+ * at any time because the journal keeps everything until it is read.
+ * `down` runs the reverse: provfs back to plain, probes detached (their collector drains the
+ * ring first), then the graph collector is stopped once it has applied what remains.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ProvConfig } from '../config.js';
+import { EXIT } from '../../graph/errors.js';
+import { logger } from '../../collector/log.js';
+
+const log = logger('up');
+const PROV = fileURLToPath(new URL('../main.js', import.meta.url));
+
+/** Where the graph collector daemon keeps its pid and log. */
+function collectorFiles(cfg: ProvConfig): { pid: string; log: string } {
+  const dir = join(cfg.home, 'collector');
+  return { pid: join(dir, 'ingest.pid'), log: join(dir, 'ingest.log') };
+}
+
+function running(pidFile: string): number | null {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    process.kill(pid, 0);
+    // A reused pid must still be our collector: check its command line.
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes('ingest') && cmdline.includes('--follow') ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function startCollector(cfg: ProvConfig): number {
+  const files = collectorFiles(cfg);
+  const existing = running(files.pid);
+  if (existing) return existing;
+  mkdirSync(join(cfg.home, 'collector'), { recursive: true, mode: 0o700 });
+  const logFd = openSync(files.log, 'a', 0o600);
+  const child = spawn(process.execPath, [PROV, '--home', cfg.home, '--journal', cfg.journal, '--store', cfg.store, 'ingest', '--follow'], {
+    detached: true, stdio: ['ignore', logFd, logFd],
+  });
+  closeSync(logFd);
+  child.unref();
+  writeFileSync(files.pid, `${child.pid}\n`, { mode: 0o600 });
+  return child.pid!;
+}
+
+async function stopCollector(cfg: ProvConfig): Promise<boolean> {
+  const files = collectorFiles(cfg);
+  const pid = running(files.pid);
+  if (!pid) return false;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 600 && running(files.pid); i++) await new Promise((r) => setTimeout(r, 50));
+  if (running(files.pid)) log.warn(`collector pid ${pid} did not stop within 30 s; it keeps its checkpoint, stop it by hand`);
+  else rmSync(files.pid, { force: true });
+  return true;
+}
+
+export interface UpFlags {
+  json?: boolean;
+}
+
+/** `prov up`: probes, provfs prov mode, collector. */
+export async function up(cfg: ProvConfig, flags: UpFlags): Promise<number> {
+  const { startCapture, captureStatus } = await import('../../ebpf/capture.js');
+  const { upgradeAllCommand } = await import('./mount.js');
+  const status = await captureStatus();
+  let capture: unknown = status;
+  if (!status.attached || !status.daemon?.alive) capture = await startCapture({ journalDir: cfg.journal });
+  const provfs = await upgradeAllCommand('prov', { journal: cfg.journal, json: true });
+  const collector = startCollector(cfg);
+  const summary = { capture, provfsOk: provfs === EXIT.ok, collectorPid: collector, journal: cfg.journal, store: cfg.store };
+  process.stdout.write(flags.json ? JSON.stringify(summary) + '\n'
+    : `provenance mode on: eBPF probes attached, provfs mounts in prov mode${provfs === EXIT.ok ? '' : ' (some failed: see above)'}, collector pid ${collector} → ${cfg.store}\n`);
+  return provfs;
+}
+
+/** `prov down`: provfs plain mode, probes detached, collector stopped after it caught up. */
+export async function down(cfg: ProvConfig, flags: UpFlags): Promise<number> {
+  const { stopCapture } = await import('../../ebpf/capture.js');
+  const { upgradeAllCommand } = await import('./mount.js');
+  const provfs = await upgradeAllCommand('plain', { journal: cfg.journal, json: true });
+  let capture: unknown = null;
+  try {
+    capture = await stopCapture();
+  } catch (e) {
+    capture = { error: (e as Error).message };
+  }
+  const collectorStopped = await stopCollector(cfg);
+  process.stdout.write(flags.json ? JSON.stringify({ provfsOk: provfs === EXIT.ok, capture, collectorStopped }) + '\n'
+    : `provenance mode off: provfs mounts plain, probes detached, collector ${collectorStopped ? 'stopped' : 'was not running'}\n`);
+  return provfs;
+}
