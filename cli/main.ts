@@ -86,6 +86,41 @@ program
   );
 
 program
+  .command('capture <action>')
+  .description('eBPF capture: start (attach and leave a collector draining into the journal), stop, status')
+  .option('--pid <pid...>', 'only these pids and their descendants (integers; default every process)')
+  .option('--cgroup <id>', 'only this cgroup v2 id (integer; default any)')
+  .option('--prefix <path>', 'file events only under this absolute path (string; default /)')
+  .option('--ring-mb <n>', 'ring buffer size in MiB, a power of two (integer; default 64)')
+  .option('--no-env', 'do not record environments at exec')
+  .option('--json', 'print as JSON')
+  .action((action: string, opts) =>
+    run(async () => {
+      if (!['start', 'stop', 'status'].includes(action)) {
+        const { InputError } = await import('../graph/errors.js');
+        throw new InputError(`unknown action "${action}" (start, stop or status)`, 'prov capture');
+      }
+      return (await import('./actions/capture.js')).default(action as 'start' | 'stop' | 'status', { ...opts, journal: cfg().journal });
+    }),
+  );
+
+program
+  .command('serve')
+  .description('the lineage explorer (web UI) over the graph store')
+  .option('--host <addr>', 'address to bind (string; default 127.0.0.1; any other needs a token)', '127.0.0.1')
+  .option('--port <n>', 'port (integer; default 7777; 0 picks a free one)', int('--port'), 7777)
+  .option('--token-file <file>', 'file holding the API token (string; default $PROV_TOKEN); never pass a token in argv')
+  .action((opts) =>
+    run(async () => {
+      const { readFileSync } = await import('node:fs');
+      const token = opts.tokenFile ? readFileSync(opts.tokenFile, 'utf8').trim() : process.env.PROV_TOKEN;
+      const url = cfg().store;
+      const store = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : await (await import('../graph/open.js')).openStore(url);
+      return (await import('./actions/serve.js')).default({ store, host: opts.host, port: opts.port, token });
+    }),
+  );
+
+program
   .command('stats')
   .description('what the graph store holds')
   .option('--json', 'print as JSON')

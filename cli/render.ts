@@ -54,7 +54,7 @@ export function describeNode(n: GraphNode): string {
 }
 
 /** Render a lineage subgraph as an indented tree rooted at `rootId`. */
-export function renderLineage(g: Subgraph, rootId: string, direction: 'up' | 'down'): string {
+export function renderLineage(g: Subgraph, rootId: string, direction: 'up' | 'down', asked?: string): string {
   const byId = new Map(g.nodes.map((n) => [n.id, n]));
   const next = new Map<string, GraphEdge[]>();
   for (const e of g.edges) {
@@ -75,7 +75,10 @@ export function renderLineage(g: Subgraph, rootId: string, direction: 'up' | 'do
       return;
     }
     seen.add(id);
-    lines.push(`${indent}${verb}${text}`);
+    const path = node?.attrs.path;
+    const renamed = id === rootId && asked !== undefined && typeof path === 'string' && path !== asked;
+    const shown = renamed ? `${printable(asked)}  [file v${node!.attrs.version ?? '?'}, written as ${printable(path)}]` : text;
+    lines.push(`${indent}${verb}${shown}`);
     for (const e of next.get(id) ?? []) {
       const other = direction === 'up' ? e.to : e.from;
       const v = (direction === 'up' ? UP_VERB : DOWN_VERB)[e.kind];

@@ -15,8 +15,13 @@
  * - the `history` rule ignores `wasDerivedFrom` edges marked strict; the `strict` rule follows
  *   only those;
  * - search returns one item per file (its latest version) when any name it has or had matches;
- * - a process tree follows `wasInformedBy` edges whose attrs.via is 'fork' or 'exec';
- * - feed returns a node again after a merge changed it.
+ * - a process tree follows `wasInformedBy` edges whose attrs.via is 'fork' or 'exec' (default
+ *   depth 64 from a root; without a root: every process with its start in the window);
+ * - path's default depth is 32; it tries `from` → `to` along the edges, then the reverse;
+ * - histogram covers [since, until], by default the edges' first and last ts, with at most
+ *   `buckets` contiguous buckets (integer ns bounds, both inclusive);
+ * - feed returns a node again after a merge changed it; hosts() is sorted;
+ * - node(id, { edgeLimit }) keeps the most recent edges of each direction, in time order.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -294,6 +299,27 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         }
       });
 
+      it('shows the current state after later batches: merged nodes, new edges', async (t) => {
+        const s = await fresh(t);
+        const g = build();
+        await s.ingest(g.b.batch());
+        const before = await s.ancestors(g.app);
+        assert.equal(before.nodes.find((n) => n.id === g.ld)!.attrs.exitCode, undefined);
+        g.b.node({ id: g.ld, kind: 'process', host: 'h1', label: 'ld (done)', ts: 30, attrs: { exitCode: 0, end: 41 } });
+        const libm = g.b.file(60, 0, '/lib/libm.a', 0);
+        g.b.used(g.ld, libm, 32);
+        await s.ingest(g.b.batch());
+        const after = await s.ancestors(g.app);
+        assert.ok(after.nodes.some((n) => n.id === libm), 'an edge added later is walked');
+        assert.equal(after.nodes.length, before.nodes.length + 1);
+        const ld = after.nodes.find((n) => n.id === g.ld)!;
+        assert.equal(ld.label, 'ld (done)');
+        assert.equal(ld.attrs.exitCode, 0);
+        assert.equal(ld.attrs.exe, '/usr/bin/ld');
+        const d = await s.descendants(g.mainC);
+        assert.equal(d.nodes.find((n) => n.id === g.ld)!.attrs.end, 41);
+      });
+
       it('honours since and until on edges', async (t) => {
         const s = await fresh(t);
         const g = build();
@@ -454,6 +480,9 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         assert.equal(cut.truncated, true);
         const down = await s.descendants(header, { limit: 10_000 });
         assert.equal(down.nodes.length, 1501);
+        const few = await s.descendants(header, { limit: 10 });
+        assert.equal(few.nodes.length, 10);
+        assert.equal(few.truncated, true);
         const page = await s.search({ prefix: '/fan/in/', limit: 50, offset: 2950 });
         assert.equal(page.total, 3000);
         assert.equal(page.items.length, 50);
@@ -595,6 +624,28 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         assert.deepEqual(cc.names, []);
         assert.deepEqual(cc.versions, []);
         assert.equal(await s.node('file:h1:1:404:0'), null);
+      });
+
+      it('cuts node details at edgeLimit, keeping the most recent edges in time order', async (t) => {
+        const s = await fresh(t);
+        const b = new GraphBuilder();
+        const libc = b.file(1, 0, '/lib/libc.so.6', 0);
+        const readers = Array.from({ length: 5 }, (_, i) => b.proc(100 + i, 10 * (i + 1)));
+        readers.forEach((p, i) => b.used(p, libc, 10 * (i + 1) + 1));
+        await s.ingest(b.batch());
+        const all = (await s.node(libc))!;
+        assert.equal(all.in.length, 5);
+        assert.ok(!all.truncated);
+        assert.deepEqual(all.in.map((x) => x.edge.ts), [11, 21, 31, 41, 51], 'in time order');
+        const cut = (await s.node(libc, { edgeLimit: 2 }))!;
+        assert.equal(cut.truncated, true);
+        assert.deepEqual(cut.in.map((x) => x.node.id), [readers[3], readers[4]]);
+        const exact = (await s.node(libc, { edgeLimit: 5 }))!;
+        assert.equal(exact.in.length, 5);
+        assert.ok(!exact.truncated);
+        const p = (await s.node(readers[0]!, { edgeLimit: 0 }))!;
+        assert.deepEqual(p.out, []);
+        assert.equal(p.truncated, true);
       });
 
       it('builds the process tree from fork and exec edges', async (t) => {

@@ -32,8 +32,19 @@ export interface WalkEdge<K> {
   data?: unknown;
 }
 
-/** Fetch every edge leaving (up) or entering (down) any node of the frontier. */
-export type FetchEdges<K> = (frontier: K[], dir: Direction) => Promise<WalkEdge<K>[]> | WalkEdge<K>[];
+/**
+ * Fetch the edges leaving (up) or entering (down) the nodes of the frontier: all of them, or at
+ * most `max` (a store may stop there; the walk then reports its result as truncated).
+ */
+export type FetchEdges<K> = (frontier: K[], dir: Direction, max: number) => Promise<WalkEdge<K>[]> | WalkEdge<K>[];
+
+/**
+ * Most edges one level may fetch: a file every process reads (libc) has millions of effects,
+ * and a walk that returns `limit` nodes needs far fewer than that to find them.
+ */
+export function levelCap(o: WalkOptions): number {
+  return Math.max(10_000, o.limit * 4);
+}
 
 /** Options after defaults and validation. */
 export interface WalkOptions {
@@ -93,25 +104,25 @@ export function crossEdge<K>(e: WalkEdge<K>, dir: Direction, bound: number, o: W
   return FROM_PROCESS.has(e.kind) ? -e.ts : Infinity;
 }
 
-function edgeKey<K>(e: WalkEdge<K>): string {
-  return `${String(e.src)}\u0000${e.kind}\u0000${String(e.dst)}\u0000${e.pos}`;
-}
-
 /** Breadth-first walk from `start` in direction `dir` under options `o`. */
 export async function walk<K>(start: K, dir: Direction, o: WalkOptions, fetch: FetchEdges<K>): Promise<WalkResult<K>> {
   const included = new Set<K>([start]);
   const order: K[] = [start];
   const best = new Map<K, number>([[start, Infinity]]);
-  const edges = new Map<string, WalkEdge<K>>();
+  // Each edge object comes from one fetch (adjacency is cached per node), so identity dedupes.
+  const edges = new Set<WalkEdge<K>>();
   const adjacency = new Map<K, WalkEdge<K>[]>();
   let truncated = false;
   let frontier = new Map<K, number>([[start, Infinity]]);
+  const cap = levelCap(o);
 
   for (let d = 0; d < o.depth && frontier.size > 0; d++) {
     const need = [...frontier.keys()].filter((k) => !adjacency.has(k));
     if (need.length > 0) {
       for (const k of need) adjacency.set(k, []);
-      for (const e of await fetch(need, dir)) adjacency.get(dir === 'up' ? e.src : e.dst)?.push(e);
+      const got = await fetch(need, dir, cap);
+      if (got.length >= cap) truncated = true; // the level was cut: some edges were never seen
+      for (const e of got) adjacency.get(dir === 'up' ? e.src : e.dst)?.push(e);
     }
     const next = new Map<K, number>();
     for (const [k, bound] of frontier) {
@@ -124,8 +135,7 @@ export async function walk<K>(start: K, dir: Direction, o: WalkOptions, fetch: F
           included.add(target);
           order.push(target);
         }
-        const key = edgeKey(e);
-        if (!edges.has(key)) edges.set(key, e);
+        edges.add(e);
         const prev = best.get(target);
         if (prev !== undefined && prev >= nb) continue; // reached before, no later, with a bound as good
         best.set(target, nb);
@@ -135,12 +145,13 @@ export async function walk<K>(start: K, dir: Direction, o: WalkOptions, fetch: F
     }
     frontier = next;
   }
-  return { nodes: order, edges: [...edges.values()], truncated };
+  return { nodes: order, edges: [...edges], truncated };
 }
 
 /**
  * A shortest admissible path from `from` to `to` walking in direction `dir` (up: along the
- * edges' direction), as the list of edges in walk order, or null when none within `o.depth`.
+ * edges' direction), as the list of edges in walk order, or null when none within `o.depth`
+ * (or none among the first {@link levelCap} edges of each level).
  */
 export async function shortestPath<K>(from: K, to: K, dir: Direction, o: WalkOptions, fetch: FetchEdges<K>): Promise<WalkEdge<K>[] | null> {
   if (from === to) return [];
@@ -148,11 +159,12 @@ export async function shortestPath<K>(from: K, to: K, dir: Direction, o: WalkOpt
   const best = new Map<K, number>([[from, Infinity]]);
   const adjacency = new Map<K, WalkEdge<K>[]>();
   let frontier: State[] = [{ node: from, bound: Infinity, parent: null, via: null }];
+  const cap = levelCap(o);
   for (let d = 0; d < o.depth && frontier.length > 0; d++) {
     const need = [...new Set(frontier.map((s) => s.node))].filter((k) => !adjacency.has(k));
     if (need.length > 0) {
       for (const k of need) adjacency.set(k, []);
-      for (const e of await fetch(need, dir)) adjacency.get(dir === 'up' ? e.src : e.dst)?.push(e);
+      for (const e of await fetch(need, dir, cap)) adjacency.get(dir === 'up' ? e.src : e.dst)?.push(e);
     }
     const next: State[] = [];
     for (const s of frontier) {

@@ -65,6 +65,17 @@ export interface NodeDetails {
   out: Array<{ edge: GraphEdge; node: GraphNode }>;
   /** Edges arriving at this node (its effects), with the other end. */
   in: Array<{ edge: GraphEdge; node: GraphNode }>;
+  /** True when `out` or `in` was cut at {@link NodeOptions.edgeLimit} (additive, optional). */
+  truncated?: boolean;
+}
+
+/** Options of {@link GraphStore.node} (additive, optional). */
+export interface NodeOptions {
+  /**
+   * At most this many edges in `out` and this many in `in`: the most recent ones, still in
+   * time order. A file every process reads (libc) has millions of effects. Default: all.
+   */
+  edgeLimit?: number;
 }
 
 export interface StoreStats {
@@ -90,7 +101,7 @@ export interface GraphStore {
   /** The checkpoint of the last applied batch ({} for an empty store). */
   checkpoint(): Promise<Checkpoint>;
 
-  node(id: string): Promise<NodeDetails | null>;
+  node(id: string, opts?: NodeOptions): Promise<NodeDetails | null>;
   /** The file version that holds `path` (the latest one; or the one current at `at` ns). */
   resolvePath(path: string, at?: number, host?: string): Promise<GraphNode | null>;
   search(q: SearchQuery): Promise<Page<GraphNode>>;

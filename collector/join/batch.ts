@@ -16,7 +16,7 @@ export class BatchBuilder {
   node(id: string, kind: NodeKind, host: string, label: string, ts: number, attrs: Record<string, unknown>): void {
     const old = this.nodes.get(id);
     if (old) {
-      Object.assign(old.attrs, dropUndefined(attrs));
+      for (const k in attrs) if (attrs[k] !== undefined) old.attrs[k] = attrs[k];
       if (label) old.label = label;
       return;
     }
@@ -58,6 +58,6 @@ export class BatchBuilder {
 
 function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
   const r: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) r[k] = v;
+  for (const k in o) if (o[k] !== undefined) r[k] = o[k];
   return r;
 }

@@ -18,7 +18,7 @@ import type { Checkpoint, IngestBatch } from '../../graph/model.js';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
 import { BatchBuilder } from './batch.js';
-import { newHostState, newStats, type Ctx, type JoinState, type JoinStats } from './state.js';
+import { newHostState, newStats, reviveHost, type Ctx, type JoinState, type JoinStats } from './state.js';
 import { onExec, onExit, onFork } from './processes.js';
 import { onDup, onMsg, onPipe, onSocket } from './fds.js';
 import { onNamespace } from './namespace.js';
@@ -88,6 +88,9 @@ const OPTIONAL: Record<string, Record<string, Check>> = {
   lost: { reason: 'str' },
 };
 
+const REQUIRED_LIST = Object.fromEntries(Object.keys(REQUIRED).map((op) => [op, Object.entries(REQUIRED[op])]));
+const OPTIONAL_LIST = Object.fromEntries(Object.keys(REQUIRED).map((op) => [op, Object.entries(OPTIONAL[op] ?? {})]));
+
 function isName(v: unknown): boolean {
   const n = v as Record<string, unknown>;
   return typeof n === 'object' && n !== null
@@ -120,16 +123,16 @@ function ok(v: unknown, c: Check): boolean {
 function invalid(ev: unknown): string | null {
   if (typeof ev !== 'object' || ev === null) return 'event is not an object';
   const e = ev as Record<string, unknown>;
-  if (typeof e.op !== 'string' || !(e.op in REQUIRED)) return `unknown op ${JSON.stringify(e.op)}`;
+  if (typeof e.op !== 'string' || !Object.hasOwn(REQUIRED, e.op)) return `unknown op ${JSON.stringify(e.op)}`;
   if (typeof e.ts !== 'number' || !Number.isFinite(e.ts)) return `${e.op}: field ts is not a number`;
   if (typeof e.host !== 'string' || e.host === '') return `${e.op}: field host missing`;
   if (!Number.isInteger(e.pid) || (e.pid as number) < 0) return `${e.op}: field pid is not a pid`;
   if (!Number.isInteger(e.tid) || (e.tid as number) < 0) return `${e.op}: field tid is not a tid`;
   if (e.pid === 0 && e.tid === 0 && e.op !== 'lost') return `${e.op}: neither pid nor tid`;
-  for (const [field, c] of Object.entries(REQUIRED[e.op])) {
+  for (const [field, c] of REQUIRED_LIST[e.op]) {
     if (!ok(e[field], c)) return `${e.op}: field ${field} is not ${WANT[c]}`;
   }
-  for (const [field, c] of Object.entries(OPTIONAL[e.op] ?? {})) {
+  for (const [field, c] of OPTIONAL_LIST[e.op]) {
     if (e[field] !== undefined && !ok(e[field], c)) return `${e.op}: field ${field} is not ${WANT[c]}`;
   }
   return null;
@@ -148,6 +151,9 @@ export class JoinEngine {
     if (!state || state.v !== 1 || typeof state.hosts !== 'object') throw new InputError('not a version 1 snapshot', 'join state');
     const e = new JoinEngine({ strict: state.strict });
     e.state = structuredClone(state);
+    // Snapshots from an earlier build may lack tables added since: start those empty.
+    for (const [host, h] of Object.entries(e.state.hosts)) e.state.hosts[host] = reviveHost(h);
+    e.state.stats = { ...newStats(), ...e.state.stats };
     return e;
   }
 

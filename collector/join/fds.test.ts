@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { E, FUSE, O_CLOEXEC, O_RDONLY, Scenario, WRITE_NEW, edges, file, nodes, ver } from './testkit.js';
+import { E, FUSE, O_CLOEXEC, O_RDONLY, Scenario, WRITE_NEW, ancestors, edges, file, nodes, ver } from './testkit.js';
 
 describe('join: fd passing over a UNIX socket (SCM_RIGHTS)', () => {
   it('the receiver used the file; the sender only handed it on; the flow is one socket entity', () => {
@@ -60,6 +60,61 @@ describe('join: fd passing over a UNIX socket (SCM_RIGHTS)', () => {
   });
 });
 
+describe('join: socket flows', () => {
+  it('client → server over accept/connect: the server’s output derives from the client’s input', () => {
+    const s = new Scenario();
+    const input = file(72, '/w/request');
+    const out = file(73, '/w/stored');
+    s.exec(530, ['server']);
+    const server = s.img(530);
+    s.exec(531, ['client']);
+    const client = s.img(531);
+    s.ebpf(530, { op: 'socket', fd: 3, ino: 9500, family: 1 });
+    s.ebpf(531, { op: 'socket', fd: 3, ino: 9502, family: 1 });
+    s.ebpf(531, { op: 'connect', fd: 3, ino: 9502, peer: 9501, addr: '/run/srv.sock' });
+    s.ebpf(530, { op: 'accept', fd: 3, newfd: 4, ino: 9501, peer: 9502 });
+    s.open(531, 5, input, O_RDONLY);
+    s.close(531, 5);
+    s.ebpf(531, { op: 'sendmsg', fd: 3, sock: 9502, bytes: 10 });
+    s.ebpf(530, { op: 'recvmsg', fd: 4, sock: 9501, bytes: 10 });
+    s.open(530, 5, out, WRITE_NEW, true);
+    s.close(530, 5);
+    const { batch } = s.run();
+    const flow = 'sock:h:9501';
+    assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy']), [
+      E('used', client, ver(input, 0)),
+      E('wasGeneratedBy', flow, client),
+      E('used', server, flow),
+      E('wasGeneratedBy', ver(out, 0), server),
+    ].sort());
+    assert.ok(ancestors(batch, ver(out, 0)).has(ver(input, 0)));
+  });
+});
+
+describe('join: popen', () => {
+  it('the parent that keeps the read end and reads it is the user; the child that closed it is not', () => {
+    const s = new Scenario();
+    s.exec(520, ['app']);
+    const app = s.img(520);
+    s.pipe(520, 3, 4, 9100);
+    const child = s.fork(520, 521);
+    s.close(520, 4); // parent keeps the read end
+    s.close(521, 3); // child: the end it does not need
+    s.dup(521, 4, 1);
+    s.close(521, 4);
+    const cmd = s.exec(521, ['sh', '-c', 'ls']);
+    s.exit(521);
+    s.close(520, 3); // pclose, after reading
+    const { batch } = s.run();
+    assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy', 'wasInformedBy']), [
+      E('wasInformedBy', child, app),
+      E('wasInformedBy', cmd, child),
+      E('wasGeneratedBy', 'pipe:h:9100', cmd),
+      E('used', app, 'pipe:h:9100'),
+    ].sort());
+  });
+});
+
 describe('join: close-on-exec', () => {
   it('O_CLOEXEC and F_DUPFD_CLOEXEC fds close at exec (with the old image), others pass to the new image', () => {
     const s = new Scenario();
@@ -84,7 +139,7 @@ describe('join: close-on-exec', () => {
     assert.equal(engine.stats().unknownFds, 0);
   });
 
-  it('close_range closes every fd in the range and no other', () => {
+  it('close_range closes every fd in the range and no other; an O_PATH handle moves no data', () => {
     const s = new Scenario();
     const a = file(83, '/w/a');
     const b = file(84, '/w/b');
@@ -92,6 +147,7 @@ describe('join: close-on-exec', () => {
     const d = s.img(610);
     s.open(610, 3, a, WRITE_NEW, true);
     s.open(610, 9, b, WRITE_NEW, true);
+    s.open(610, 4, file(85, '/w/c'), 0o10000000); // O_PATH: a handle, no data
     s.close(610, 3, 8);
     const { batch } = s.run();
     assert.deepEqual(edges(batch, ['wasGeneratedBy']), [E('wasGeneratedBy', ver(a, 0), d)]);

@@ -9,14 +9,19 @@
  *
  * 1. fds that survive an exec are handed to the new image; the image that exec'd does not
  *    relate to them (it only set them up).
- * 2. An image that releases a description while another image still holds it *because this
- *    image gave it* (forked while holding it, or sent it over SCM_RIGHTS; followed through up
- *    to 8 hand-overs) was handing it on: no relation. This is the shell creating a pipe and
- *    closing its ends after forking the pipeline's children.
+ * 2. An image that gave the description on (forked while holding it, or sent it over
+ *    SCM_RIGHTS; followed through up to 8 hand-overs) was handing it on — no relation — if an
+ *    image it gave it to still holds it, or already related to it. This is the shell creating
+ *    a pipe and closing its ends after forking the pipeline's children; bash sometimes closes
+ *    them only after the children have exited, hence "already related". (When every
+ *    recipient dropped it unused — popen's child closing the end it does not need — the giver
+ *    is the one that uses it.)
  * 3. A forked image that has not exec'd and releases a description it inherited while another
  *    image still holds it: no relation. This is the forked shell child closing the pipe end it
  *    does not need before `dup2`/`F_DUPFD` + exec.
- * 4. Otherwise the image relates: read side → `used` (ts = when it got the fd), write side →
+ * 4. A forked image that has not exec'd lets close-on-exec fds go at its exec: no relation
+ *    (posix_spawn's and gcc's exec-error pipe: written only if the exec fails).
+ * 5. Otherwise the image relates: read side → `used` (ts = when it got the fd), write side →
  *    generated (a pipe: `wasGeneratedBy` now; a file: recorded as a writer of the version,
  *    emitted when the version ends).
  *
@@ -26,13 +31,14 @@
  */
 import { InputError } from '../../graph/errors.js';
 import type { DupEvent, MsgEvent, PipeEvent, SocketEvent, FileRef } from '../events.js';
-import type { Acq, Ctx, Desc, ProcState } from './state.js';
+import { dict, type Acq, type Ctx, type Desc, type ProcState } from './state.js';
 import { callerPid, procOf, relateOnce } from './processes.js';
 import { descEndFile, readVersion, relateFile, strictDerive } from './files.js';
+import { unpair } from './witness.js';
 
 export function newDesc(ctx: Ctx, fields: Omit<Desc, 'id' | 'refs' | 'holders'>): Desc {
   const id = `d${ctx.h.nextDesc++}`;
-  const d: Desc = { id, refs: 0, holders: {}, ...fields };
+  const d: Desc = { id, refs: 0, holders: dict(), ...fields };
   ctx.h.descs[id] = d;
   return d;
 }
@@ -49,7 +55,7 @@ export function install(ctx: Ctx, proc: ProcState, key: string, d: string, cloex
 }
 
 /** Drop the fd at `key`; apply the release rule when it was the process's last fd to its description. */
-export function removeFd(ctx: Ctx, proc: ProcState, key: string): void {
+export function removeFd(ctx: Ctx, proc: ProcState, key: string, atExec = false): void {
   const entry = proc.fds[key];
   if (!entry) return;
   delete proc.fds[key];
@@ -60,7 +66,7 @@ export function removeFd(ctx: Ctx, proc: ProcState, key: string): void {
   desc.holders[pid] = (desc.holders[pid] ?? 1) - 1;
   if (desc.holders[pid] <= 0) {
     delete desc.holders[pid];
-    release(ctx, proc, desc);
+    release(ctx, proc, desc, atExec);
   }
   if (desc.refs <= 0) descEnd(ctx, desc);
 }
@@ -71,24 +77,33 @@ export function releaseAll(ctx: Ctx, proc: ProcState): void {
 }
 
 /** The release rule (see the module comment). */
-function release(ctx: Ctx, proc: ProcState, desc: Desc): void {
+function release(ctx: Ctx, proc: ProcState, desc: Desc, atExec: boolean): void {
   const img = proc.image;
   const acq = img.acq[desc.id] ?? { ts: ctx.ev.ts, via: 'open', chain: [] };
   delete img.acq[desc.id];
   if (desc.kind === 'file' && desc.write && ctx.strict) strictDerive(ctx, proc, desc);
   const flying = inFlight(ctx, desc.id);
-  const others = Object.keys(desc.holders);
-  const handedOn = flying.some((chain) => chain.includes(img.id))
-    || others.some((pid) => ctx.h.procs[pid]?.image.acq[desc.id]?.chain.includes(img.id));
-  const inheritedSetUp = img.kind === 'fork' && acq.via === 'fork' && (others.length > 0 || flying.length > 0);
-  if (handedOn || inheritedSetUp) return;
+  let othersHold = flying.length > 0;
+  let handedOn = desc.through?.[img.id] === 1 || flying.some((chain) => chain.includes(img.id));
+  for (const pid in desc.holders) {
+    othersHold = true;
+    if (handedOn) break;
+    if (ctx.h.procs[pid]?.image.acq[desc.id]?.chain.includes(img.id)) handedOn = true;
+  }
+  const inheritedSetUp = img.kind === 'fork' && acq.via === 'fork' && othersHold;
+  const setAsideForExec = img.kind === 'fork' && atExec;
+  if (handedOn || inheritedSetUp || setAsideForExec) return;
   relate(ctx, proc, desc, acq.ts);
+  if (acq.chain.length > 0) {
+    desc.through ??= dict();
+    for (const giver of acq.chain) desc.through[giver] = 1;
+  }
 }
 
 function relate(ctx: Ctx, proc: ProcState, desc: Desc, since: number): void {
   if (desc.kind === 'file') relateFile(ctx, proc.image, desc, since);
   else if (desc.kind === 'pipe' && desc.obj !== undefined) {
-    const pipe = pipeNode(ctx, desc.obj);
+    const pipe = `pipe:${ctx.host}:${desc.obj}`; // its node was emitted when the pipe was made
     if (desc.read) relateOnce(ctx, proc.image, 'used', pipe, since);
     if (desc.write) relateOnce(ctx, proc.image, 'wasGeneratedBy', pipe, ctx.ev.ts);
   }
@@ -96,16 +111,23 @@ function relate(ctx: Ctx, proc: ProcState, desc: Desc, since: number): void {
 
 function descEnd(ctx: Ctx, desc: Desc): void {
   delete ctx.h.descs[desc.id];
+  if (desc.fh !== undefined && ctx.h.fhs[`${desc.dev}:${desc.fh}`] === desc.id) delete ctx.h.fhs[`${desc.dev}:${desc.fh}`];
+  unpair(ctx, desc);
   if (desc.kind === 'file') descEndFile(ctx, desc);
 }
 
+const NONE: string[][] = [];
+
 function inFlight(ctx: Ctx, d: string): string[][] {
-  const r: string[][] = [];
-  for (const q of Object.values(ctx.h.inflight)) for (const f of q) if (f.d === d) r.push(f.chain);
+  let r = NONE;
+  for (const flow in ctx.h.inflight) {
+    for (const f of ctx.h.inflight[flow]) if (f.d === d) (r === NONE ? (r = []) : r).push(f.chain);
+  }
   return r;
 }
 
 export function onDup(ctx: Ctx, ev: DupEvent): void {
+  if (ev.oldfd < 0 || ev.newfd < 0) throw new InputError('dup with a negative fd (a failed call)');
   const proc = procOf(ctx, callerPid(ctx));
   if (ev.oldfd === ev.newfd) return;
   const old = proc.fds[String(ev.oldfd)];
@@ -137,6 +159,7 @@ export function pipeNode(ctx: Ctx, ino: number): string {
 }
 
 export function onPipe(ctx: Ctx, ev: PipeEvent): void {
+  if (ev.fds[0] < 0 || ev.fds[1] < 0) throw new InputError('pipe with a negative fd (a failed call)');
   const proc = procOf(ctx, callerPid(ctx));
   const r = newDesc(ctx, { kind: 'pipe', read: true, write: false, obj: ev.ino });
   const w = newDesc(ctx, { kind: 'pipe', read: false, write: true, obj: ev.ino });
@@ -149,6 +172,7 @@ export function onSocket(ctx: Ctx, ev: SocketEvent): void {
   const proc = procOf(ctx, callerPid(ctx));
   const fd = ev.op === 'accept' ? ev.newfd : ev.fd;
   if (fd === undefined) throw new InputError('accept without newfd');
+  if (fd < 0) throw new InputError(`${ev.op} with a negative fd (a failed call)`);
   const held = proc.fds[String(fd)];
   const desc = held && ctx.h.descs[held.d];
   if (ev.op === 'connect' && desc?.kind === 'socket') {
@@ -160,9 +184,13 @@ export function onSocket(ctx: Ctx, ev: SocketEvent): void {
 }
 
 /** A socket flow: UNIX peers (and local connections) share one entity, named by the lower inode. */
-export function sockNode(ctx: Ctx, sock: number, peer?: number): string {
+function flowId(ctx: Ctx, sock: number, peer?: number): string {
+  return `sock:${ctx.host}:${peer !== undefined && peer > 0 ? Math.min(sock, peer) : sock}`;
+}
+
+function sockNode(ctx: Ctx, sock: number, peer?: number): string {
   const ino = peer !== undefined && peer > 0 ? Math.min(sock, peer) : sock;
-  const id = `sock:${ctx.host}:${ino}`;
+  const id = flowId(ctx, sock, peer);
   ctx.out.node(id, 'socket', ctx.host, `socket:${ino}`, ctx.ev.ts, { ino, peer: peer !== undefined && peer > 0 ? Math.max(sock, peer) : undefined });
   return id;
 }
@@ -172,7 +200,11 @@ export function onMsg(ctx: Ctx, ev: MsgEvent): void {
   const proc = procOf(ctx, callerPid(ctx));
   const held = proc.fds[String(ev.fd)];
   const desc = held ? ctx.h.descs[held.d] : undefined;
-  const flow = sockNode(ctx, ev.sock, ev.peer ?? desc?.peer);
+  const flow = flowId(ctx, ev.sock, ev.peer ?? desc?.peer);
+  if (!ctx.h.flows[flow]) {
+    ctx.h.flows[flow] = 1;
+    sockNode(ctx, ev.sock, ev.peer ?? desc?.peer);
+  }
   const img = proc.image;
   if (ev.op === 'sendmsg') {
     relateOnce(ctx, img, 'wasGeneratedBy', flow, ev.ts);

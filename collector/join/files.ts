@@ -6,15 +6,18 @@
  * reader uses the version current when it opened: the last one, or — while it is being written
  * by another process — the one in progress; a process reading a version it writes itself reads
  * the one before, so versions never form a cycle. Version 0 is the content as first seen (a
- * file that existed before capture); a file created under capture starts at 0 too.
+ * file that existed before capture); a file created under capture starts at 0 too. A writer
+ * that begins a version without truncating (O_APPEND, an in-place write) keeps the old
+ * content: it `used` the previous version (attrs.role = 'base'), so an appended log keeps its
+ * history's lineage.
  *
  * Names belong to the inode and have a history (NameRecord / nameEnds).
  */
 import type { FileRef } from '../events.js';
 import { fileIdentity, fileVersionId } from '../../graph/model.js';
 import {
-  O_ACCMODE, O_DIRECTORY, O_TRUNC, O_WRONLY, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT,
-  type Ctx, type Desc, type ImageState, type InodeState, type ProcState,
+  O_ACCMODE, O_DIRECTORY, O_PATH, O_TRUNC, O_WRONLY, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT,
+  dict, type Ctx, type Desc, type ImageState, type InodeState, type ProcState,
 } from './state.js';
 import { newDesc } from './fds.js';
 import { relateOnce } from './processes.js';
@@ -23,7 +26,7 @@ export function inodeOf(ctx: Ctx, dev: number, ino: number): InodeState {
   const key = `${dev}:${ino}`;
   let n = ctx.h.inodes[key];
   if (!n) {
-    n = { dev, ino, cur: -1, writing: false, writers: 0, gens: {}, derived: {}, users: {}, names: [], emitted: -1 };
+    n = { dev, ino, cur: -1, writing: false, writers: 0, gens: dict(), derived: dict(), users: dict(), names: [], emitted: -1, since: ctx.ev.ts };
     ctx.h.inodes[key] = n;
   }
   return n;
@@ -91,15 +94,31 @@ export function endName(ctx: Ctx, n: InodeState, path: string | undefined): void
   ctx.out.nameEnd(fileIdentity(ctx.host, n.dev, n.ino), path, ctx.ev.ts);
 }
 
-/** Emit the node of version `v` (attributes merge into an earlier emission). */
+/** Make `cur` exist: version 0, the content as first seen now, when nothing was seen before. */
+export function firstSeen(ctx: Ctx, n: InodeState): void {
+  if (n.cur >= 0) return;
+  n.cur = 0;
+  n.since = ctx.ev.ts;
+  n.vpath = n.names[0];
+}
+
+/**
+ * Emit the node of version `v` the first time, or an update of it when `attrs` says something
+ * new. Label, ts and path stay those of the version's beginning (stores overwrite them on merge).
+ */
 export function fileVersionNode(ctx: Ctx, n: InodeState, v: number, attrs: Record<string, unknown> = {}): string {
   const id = fileVersionId(ctx.host, n.dev, n.ino, v);
-  const path = n.names[0];
-  const label = path ? path.slice(path.lastIndexOf('/') + 1) || path : `${n.dev}:${n.ino}`;
-  if (v > n.emitted || Object.keys(attrs).length > 0) {
-    ctx.out.node(id, 'file', ctx.host, label, ctx.ev.ts, {
-      dev: n.dev, ino: n.ino, version: v, path, type: n.type ?? 'file', target: n.target, ...attrs,
-    });
+  const first = v === 0 ? !n.v0 : v > n.emitted;
+  if (!first && Object.keys(attrs).length === 0) return id;
+  const isCur = v === n.cur;
+  const path = isCur ? n.vpath : first ? n.names[0] : undefined;
+  const shown = path ?? n.vpath ?? n.names[0];
+  const label = shown ? shown.slice(shown.lastIndexOf('/') + 1) || shown : `${n.dev}:${n.ino}`;
+  ctx.out.node(id, 'file', ctx.host, label, isCur ? n.since ?? ctx.ev.ts : ctx.ev.ts, {
+    dev: n.dev, ino: n.ino, version: v, path, type: n.type ?? 'file', target: n.target, ...attrs,
+  });
+  if (first) {
+    if (v === 0) n.v0 = true;
     if (v > n.emitted) n.emitted = v;
   }
   return id;
@@ -116,7 +135,7 @@ function holdsWriter(ctx: Ctx, proc: ProcState, n: InodeState): boolean {
 /** The version a reader opening now reads (null: nothing to read yet). */
 export function readVersion(ctx: Ctx, dev: number, ino: number, proc: ProcState): number | null {
   const n = inodeOf(ctx, dev, ino);
-  if (n.cur < 0) n.cur = 0;
+  firstSeen(ctx, n);
   if (n.writing && holdsWriter(ctx, proc, n)) return n.cur > 0 ? n.cur - 1 : null;
   return n.cur;
 }
@@ -124,21 +143,22 @@ export function readVersion(ctx: Ctx, dev: number, ino: number, proc: ProcState)
 /** The version of an executable (exec's `used` edge with role 'exe'). */
 export function exeVersion(ctx: Ctx, ref: FileRef): string {
   const n = learn(ctx, ref);
-  if (n.cur < 0) n.cur = 0;
+  firstSeen(ctx, n);
   const v = n.writing && n.cur > 0 ? n.cur - 1 : n.cur;
-  if (v > n.emitted || n.emitted < 0) fileVersionNode(ctx, n, v);
-  return fileVersionId(ctx.host, n.dev, n.ino, v);
+  return fileVersionNode(ctx, n, v);
 }
 
 /** A writer opens: join the version being written or begin the next one. */
 function beginVersion(ctx: Ctx, n: InodeState, created: boolean): number {
   if (n.writing) return n.cur;
   n.cur = n.cur < 0 ? (created ? 0 : 1) : n.cur + 1;
+  n.since = ctx.ev.ts;
+  n.vpath = n.names[0];
   n.writing = true;
   n.writers = 0;
-  n.gens = {};
-  n.derived = {};
-  n.users = {};
+  n.gens = dict();
+  n.derived = dict();
+  n.users = dict();
   n.deleted = undefined;
   fileVersionNode(ctx, n, n.cur);
   return n.cur;
@@ -150,20 +170,25 @@ function endVersion(ctx: Ctx, n: InodeState): void {
   for (const [img, g] of Object.entries(n.gens)) ctx.out.edge('wasGeneratedBy', id, img, g.ts, g.pos);
   n.writing = false;
   n.writers = 0;
-  n.gens = {};
-  n.derived = {};
+  n.gens = dict();
+  n.derived = dict();
 }
 
 /** A description for an open of a file (eBPF fd or provfs fh): starts a version when it writes. */
 export function openFileDesc(ctx: Ctx, proc: ProcState, ref: FileRef, flags: number, created: boolean): Desc {
   const n = learn(ctx, ref);
-  const isDir = (flags & O_DIRECTORY) !== 0 || n.type === 'dir';
+  const isDir = (flags & (O_DIRECTORY | O_PATH)) !== 0 || n.type === 'dir';
   if (isDir) return newDesc(ctx, { kind: 'dir', read: true, write: false, dev: ref.dev, ino: ref.ino });
   const acc = flags & O_ACCMODE;
   const write = acc !== 0 || (flags & O_TRUNC) !== 0 || created;
   const read = acc !== O_WRONLY && !created && (flags & O_TRUNC) === 0;
   const d = newDesc(ctx, { kind: 'file', read, write, dev: ref.dev, ino: ref.ino });
   if (read) d.ver = readVersion(ctx, ref.dev, ref.ino, proc);
+  else if (write && !created && (flags & O_TRUNC) === 0 && !n.writing) {
+    // Not truncated: the new version keeps the old content (an append, an in-place write).
+    firstSeen(ctx, n);
+    d.base = n.cur;
+  }
   if (write) {
     d.wver = beginVersion(ctx, n, created);
     n.writers++;
@@ -183,6 +208,7 @@ export function relateFile(ctx: Ctx, img: ImageState, d: Desc, since: number): v
       if (d.ver === n.cur) n.users[img.id] = 1;
     }
   }
+  if (d.base !== undefined) relateOnce(ctx, img, 'used', fileVersionNode(ctx, n, d.base), since, { role: 'base' });
   if (d.write && n.writing && d.wver === n.cur && !n.users[img.id]) n.gens[img.id] = { ts: ctx.ev.ts, pos: ctx.pos };
 }
 
@@ -219,16 +245,28 @@ export function strictDerive(ctx: Ctx, proc: ProcState, writer: Desc): void {
 
 /** unlink/rmdir of the last name, or a rename over a file that lost its last link. */
 export function invalidate(ctx: Ctx, n: InodeState, img: ImageState): void {
-  if (n.cur < 0) n.cur = 0;
+  firstSeen(ctx, n);
   const id = fileVersionNode(ctx, n, n.cur, { deleted: true });
   n.deleted = true;
   ctx.out.edge('wasInvalidatedBy', id, img.id, ctx.ev.ts, ctx.pos);
 }
 
-/** truncate/ftruncate without an open writer: a new version written by the caller at once. */
-export function truncated(ctx: Ctx, n: InodeState, img: ImageState): void {
-  if (n.writing) return;
+/**
+ * truncate/ftruncate (a size change). Without an open writer: a new version written by the
+ * caller at once. With the caller writing it: to size 0, the version being written keeps
+ * nothing of the one before (FUSE without atomic O_TRUNC reports `open(O_TRUNC)` as OPEN
+ * without O_TRUNC followed by SETATTR size 0).
+ */
+export function truncated(ctx: Ctx, n: InodeState, proc: ProcState, size: number): void {
+  if (n.writing) {
+    if (size !== 0) return;
+    for (const e of Object.values(proc.fds)) {
+      const d = ctx.h.descs[e.d];
+      if (d?.kind === 'file' && d.write && d.dev === n.dev && d.ino === n.ino) d.base = undefined;
+    }
+    return;
+  }
   beginVersion(ctx, n, false);
-  n.gens[img.id] = { ts: ctx.ev.ts, pos: ctx.pos };
+  n.gens[proc.image.id] = { ts: ctx.ev.ts, pos: ctx.pos };
   endVersion(ctx, n);
 }

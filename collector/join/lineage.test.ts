@@ -63,10 +63,11 @@ describe('join: fork → exec → open → write → close', () => {
 
 /**
  * `sh -c 'cat a | sort > b'` as the shell really does it. `style` picks dash (close(n) +
- * fcntl(F_DUPFD, n), the parent closing each end right after forking) or bash (dup2, the
- * children closing the spare end after dup2).
+ * fcntl(F_DUPFD, n), the parent closing each end right after forking), bash (dup2, the
+ * children closing the spare end after dup2) or bash-late: bash as recorded on this machine,
+ * where the parent closed its pipe ends only after both children had exited.
  */
-function pipeline(style: 'dash' | 'bash') {
+function pipeline(style: 'dash' | 'bash' | 'bash-late') {
   const s = new Scenario();
   const a = file(20, '/w/a');
   const b = file(21, '/w/b');
@@ -77,7 +78,7 @@ function pipeline(style: 'dash' | 'bash') {
   if (style === 'dash') s.close(100, 4);
   const c2 = s.fork(100, 102);
   if (style === 'dash') s.close(100, 3);
-  else { s.close(100, 3); s.close(100, 4); }
+  else if (style === 'bash') { s.close(100, 3); s.close(100, 4); }
   // left side: stdout → pipe, exec cat
   if (style === 'dash') {
     s.close(101, 3);
@@ -114,12 +115,13 @@ function pipeline(style: 'dash' | 'bash') {
   s.close(101, 1); // cat's close_stdout
   s.exit(101);
   s.exit(102); // sort exits holding fd 0 (pipe) and fd 1 (b)
+  if (style === 'bash-late') { s.close(100, 3); s.close(100, 4); }
   s.exit(100);
   return { s, a, b, sh, c1, c2, cat, sort };
 }
 
 describe('join: shell pipeline through a pipe', () => {
-  for (const style of ['dash', 'bash'] as const) {
+  for (const style of ['dash', 'bash', 'bash-late'] as const) {
     it(`${style}: b ← sort ← pipe ← cat ← a, the shell only an informer`, () => {
       const { s, a, b, sh, c1, c2, cat, sort } = pipeline(style);
       const { batch } = s.run();
@@ -199,7 +201,14 @@ describe('join: atomic save (temp file renamed over the target)', () => {
       E('wasGeneratedBy', ver(tmp, 0), vi),
       E('wasInvalidatedBy', ver(target, 0), vi),
     ].sort());
-    assert.equal(batch.nodes.find((n) => n.id === ver(target, 0))!.attrs.deleted, true);
+    const old = batch.nodes.find((n) => n.id === ver(target, 0))!;
+    assert.equal(old.attrs.deleted, true);
+    assert.equal(old.label, 'doc', 'the label stays the name it had, though the name went');
+    assert.equal(old.attrs.path, '/w/doc');
+    assert.equal(old.ts, s.records[1].event.ts, 'first seen when vi opened it');
+    const fresh = batch.nodes.find((n) => n.id === ver(tmp, 0))!;
+    assert.equal(fresh.attrs.path, '/w/.doc.swp', 'path: the name when the version began');
+    assert.equal(fresh.ts, s.records[3].event.ts);
     const names = batch.names.map((n) => `${n.file} ${n.path} ${n.since}`).sort();
     assert.deepEqual(names, [
       `file:h:${target.dev}:40 /w/doc ${s.records[1].event.ts}`,
@@ -235,11 +244,37 @@ describe('join: hard link', () => {
     assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy', 'wasInvalidatedBy']), [
       E('wasGeneratedBy', ver(f, 0), mk),
       E('used', cat, ver(f, 0)),
+      E('used', w, ver(f, 0), 'base'), // O_WRONLY without O_TRUNC keeps the content
       E('wasGeneratedBy', ver(f, 1), w),
     ].sort());
     assert.deepEqual(batch.names.map((n) => n.path), ['/w/f', '/w/g']);
     assert.deepEqual(batch.names.map((n) => n.file), ['file:h:65025:60', 'file:h:65025:60']);
     assert.deepEqual(batch.nameEnds.map((n) => n.path), ['/w/f']);
     assert.equal(batch.nodes.find((n) => n.id === ver(f, 1))!.attrs.path, '/w/g');
+  });
+});
+
+describe('join: directory rename', () => {
+  it('every name below a moved directory changes; a later unlink by the new path finds the inode', () => {
+    const s = new Scenario();
+    const DIR = 0o040000;
+    s.exec(500, ['sh']);
+    const sh = s.img(500);
+    s.ebpf(500, { op: 'mkdir', file: { dev: 65025, ino: 100, path: '/w/d', type: DIR }, mode: 0o755 });
+    s.open(500, 3, file(101, '/w/d/x'), WRITE_NEW, true);
+    s.close(500, 3);
+    s.ebpf(500, { op: 'mkdir', file: { dev: 65025, ino: 102, path: '/w/d/sub', type: DIR }, mode: 0o755 });
+    s.open(500, 3, file(103, '/w/d/sub/y'), WRITE_NEW, true);
+    s.close(500, 3);
+    const moved = s.ebpf(500, { op: 'rename', file: { dev: 65025, ino: 100, path: '/w/e', type: DIR }, from: { path: '/w/d' }, flags: 0 });
+    s.ebpf(500, { op: 'unlink', file: { dev: 65025, ino: 0, path: '/w/e/sub/y', name: 'y' }, deleted: true });
+    const { batch } = s.run();
+    const live = batch.names
+      .filter((n) => !batch.nameEnds.some((e) => e.file === n.file && e.path === n.path))
+      .map((n) => `${n.file.split(':').pop()} ${n.path}`)
+      .sort();
+    assert.deepEqual(live, ['100 /w/e', '101 /w/e/x', '102 /w/e/sub']);
+    assert.deepEqual(batch.names.filter((n) => n.since === moved).map((n) => n.path).sort(), ['/w/e', '/w/e/sub', '/w/e/sub/y', '/w/e/x']);
+    assert.deepEqual(edges(batch, ['wasInvalidatedBy']), [E('wasInvalidatedBy', ver(file(103, ''), 0), sh)]);
   });
 });

@@ -11,7 +11,7 @@ import type {
 } from '../events.js';
 import { O_CREAT, type Ctx } from './state.js';
 import { callerPid, procOf } from './processes.js';
-import { addName, endName, fileVersionNode, inodeOf, invalidate, learn, pathOf, resolveIno, truncated } from './files.js';
+import { addName, endName, fileVersionNode, firstSeen, inodeOf, invalidate, learn, pathOf, resolveIno, truncated } from './files.js';
 import { CREATE_FLAGS, onOpen } from './witness.js';
 
 type NsEvent = CreateEvent | MkdirEvent | SymlinkEvent | LinkEvent | RenameEvent | UnlinkEvent | RmdirEvent | SetattrEvent;
@@ -53,7 +53,7 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
         const p = pathOf(ctx, ev.file.dev, ev.file);
         if (p !== undefined) ctx.h.dirPaths[`${ev.file.dev}:${ev.file.ino}`] = p;
       }
-      n.cur = Math.max(n.cur, 0);
+      firstSeen(ctx, n);
       fileVersionNode(ctx, n, n.cur, ev.op === 'symlink' ? { target: ev.target } : {});
       return;
     }
@@ -81,7 +81,10 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
         if (ctx.h.dentries[dkey] === ino) delete ctx.h.dentries[dkey];
       }
       learn(ctx, ev.file, ino);
-      if (n.type === 'dir' && toPath !== undefined) ctx.h.dirPaths[`${ev.file.dev}:${ino}`] = toPath;
+      if (n.type === 'dir' && toPath !== undefined) {
+        ctx.h.dirPaths[`${ev.file.dev}:${ino}`] = toPath;
+        if (fromPath !== undefined && fromPath !== toPath) moveTree(ctx, ev.file.dev, fromPath, toPath);
+      }
       return;
     }
     case 'unlink':
@@ -99,8 +102,28 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
       const ino = resolveIno(ctx, ev.file);
       if (ino === undefined) throw new InputError('setattr of an inode that cannot be resolved');
       const n = learn(ctx, ev.file, ino);
-      if (ev.size !== undefined) truncated(ctx, n, img());
+      if (ev.size !== undefined) truncated(ctx, n, procOf(ctx, callerPid(ctx)), ev.size);
       return;
     }
+  }
+}
+
+/**
+ * A directory moved: every name known below it changes too (names are absolute paths). This
+ * scans the known names once per directory rename, which is rare next to file operations.
+ */
+function moveTree(ctx: Ctx, dev: number, from: string, to: string): void {
+  const prefix = from + '/';
+  const moved: Array<[string, string]> = [];
+  for (const [path, key] of Object.entries(ctx.h.paths)) {
+    if (path.startsWith(prefix) && key.startsWith(`${dev}:`)) moved.push([path, key]);
+  }
+  for (const [path, key] of moved) {
+    const n = ctx.h.inodes[key];
+    if (!n) continue;
+    const next = to + path.slice(from.length);
+    endName(ctx, n, path);
+    addName(ctx, n, next);
+    if (n.type === 'dir') ctx.h.dirPaths[key] = next;
   }
 }

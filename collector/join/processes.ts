@@ -11,7 +11,7 @@
  */
 import type { ExecEvent, ExitEvent, ForkEvent } from '../events.js';
 import { processId } from '../../graph/model.js';
-import type { Ctx, ImageState, ProcState } from './state.js';
+import { dict, type Ctx, type ImageState, type ProcState } from './state.js';
 import { install, releaseAll, removeFd } from './fds.js';
 import { exeVersion } from './files.js';
 
@@ -35,20 +35,24 @@ export function procOf(ctx: Ctx, pid: number): ProcState {
   ctx.stats.unknownPids++;
   const ts = ctx.ev.ts;
   const image: ImageState = {
-    id: processId(ctx.host, pid, ts), pid, start: ts, kind: 'lazy', comm: ctx.ev.comm, acq: {}, rel: {},
+    id: processId(ctx.host, pid, ts), pid, start: ts, kind: 'lazy', comm: ctx.ev.comm, acq: dict(), rel: dict(),
   };
-  const proc: ProcState = { pid, image, fds: {}, threads: [] };
+  const proc: ProcState = { pid, image, fds: dict(), threads: [] };
   ctx.h.procs[String(pid)] = proc;
   emitImage(ctx, image, { lazy: true, ppid: ctx.ev.pid === pid ? ctx.ev.ppid : undefined });
   return proc;
 }
 
-/** Emit (or update) an image's node. */
+/**
+ * Emit (or update) an image's node. Attribute `image` says how it began: 'exec' (ran a
+ * program: what rebuild re-runs), 'fork' (a copy of its parent that has not exec'd), 'lazy'
+ * (running before capture).
+ */
 export function emitImage(ctx: Ctx, img: ImageState, extra: Record<string, unknown> = {}): void {
   const label = img.argv?.length ? img.argv.join(' ').slice(0, 120) : img.comm ?? `pid ${img.pid}`;
   ctx.out.node(img.id, 'process', ctx.host, label, img.start, {
     pid: img.pid, start: img.start, comm: img.comm, argv: img.argv, exe: img.exe, cwd: img.cwd,
-    uid: img.uid, gid: img.gid, ...extra,
+    uid: img.uid, gid: img.gid, image: img.kind, ...extra,
   });
 }
 
@@ -81,9 +85,9 @@ export function onFork(ctx: Ctx, ev: ForkEvent): void {
   const p = parent.image;
   const image: ImageState = {
     id: processId(ctx.host, ev.child, ev.ts), pid: ev.child, start: ev.ts, kind: 'fork',
-    comm: p.comm ?? ev.comm, argv: p.argv, exe: p.exe, cwd: p.cwd, uid: p.uid, gid: p.gid, acq: {}, rel: {},
+    comm: p.comm ?? ev.comm, argv: p.argv, exe: p.exe, cwd: p.cwd, uid: p.uid, gid: p.gid, acq: dict(), rel: dict(),
   };
-  const child: ProcState = { pid: ev.child, image, fds: {}, threads: [] };
+  const child: ProcState = { pid: ev.child, image, fds: dict(), threads: [] };
   ctx.h.procs[String(ev.child)] = child;
   if (ev.childTid !== ev.child) {
     ctx.h.tids[String(ev.childTid)] = ev.child;
@@ -104,14 +108,14 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   const known = ctx.h.procs[String(pid)];
   if (!known) ctx.stats.unknownPids++;
   // First sight of a pid at its exec: the image before is unknown, the new one has no informer.
-  const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: {}, rel: {} }, fds: {}, threads: [] });
+  const proc = known ?? (ctx.h.procs[String(pid)] = { pid, image: { id: '', pid, start: ev.ts, kind: 'lazy', acq: dict(), rel: dict() }, fds: dict(), threads: [] });
   const prev = proc.image;
   // close-on-exec: the old image lets these go (same rules as any close).
-  for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key);
+  for (const [key, entry] of Object.entries(proc.fds)) if (entry.cloexec) removeFd(ctx, proc, key, true);
   const image: ImageState = {
     id: processId(ctx.host, proc.pid, ev.ts), pid: proc.pid, start: ev.ts, kind: 'exec',
     comm: ev.comm ?? prev.comm, argv: ev.argv, exe: ev.exe?.path ?? ev.filename, cwd: ev.cwd ?? prev.cwd,
-    uid: ev.uid, gid: ev.gid, acq: {}, rel: {},
+    uid: ev.uid, gid: ev.gid, acq: dict(), rel: dict(),
   };
   // fds that survive exec pass to the new image: the old one handed them on, it did not use them.
   for (const [d, a] of Object.entries(prev.acq)) image.acq[d] = { ts: ev.ts, via: 'exec', chain: a.chain };
@@ -122,11 +126,14 @@ export function onExec(ctx: Ctx, ev: ExecEvent): void {
   if (ev.exe && Number.isInteger(ev.exe.dev) && Number.isInteger(ev.exe.ino) && ev.exe.ino > 0) {
     exeFile = exeVersion(ctx, ev.exe);
   }
-  emitImage(ctx, image, { env: ev.env, ppid: ev.ppid, exeFile });
+  emitImage(ctx, image, { env: ev.env, ppid: ev.ppid, exeFile, argvTruncated: ev.argvTruncated, envTruncated: ev.envTruncated });
   if (known) ctx.out.edge('wasInformedBy', image.id, prev.id, ev.ts, ctx.pos, { via: 'exec' });
   if (exeFile) ctx.out.edge('used', image.id, exeFile, ev.ts, ctx.pos, { role: 'exe' });
   const user = `user:${ctx.host}:${ev.uid}`;
-  ctx.out.node(user, 'user', ctx.host, `uid ${ev.uid}`, ev.ts, { uid: ev.uid });
+  if (!ctx.h.users[String(ev.uid)]) {
+    ctx.h.users[String(ev.uid)] = 1;
+    ctx.out.node(user, 'user', ctx.host, `uid ${ev.uid}`, ev.ts, { uid: ev.uid });
+  }
   ctx.out.edge('wasAssociatedWith', image.id, user, ev.ts, ctx.pos);
 }
 

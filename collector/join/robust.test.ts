@@ -144,7 +144,8 @@ function fold(batches: IngestBatch[]) {
   const names: string[] = [];
   for (const b of batches) {
     for (const e of b.edges) edges.add(JSON.stringify([e.kind, e.from, e.to, e.ts, e.pos, e.attrs ?? {}]));
-    for (const n of b.nodes) nodes.set(n.id, { ...(nodes.get(n.id) ?? {}), ...n.attrs, kind: n.kind });
+    // A later emission overwrites label and ts as the stores do: they must not drift.
+    for (const n of b.nodes) nodes.set(n.id, { ...(nodes.get(n.id) ?? {}), ...n.attrs, kind: n.kind, ts: n.ts, label: n.label });
     for (const n of b.names) names.push(JSON.stringify(n));
     for (const n of b.nameEnds) names.push(JSON.stringify(n));
     for (const g of b.gaps) names.push(JSON.stringify(g));

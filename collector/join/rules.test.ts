@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { E, O_RDONLY, O_RDWR, Scenario, WRITE_NEW, edges, file, ver } from './testkit.js';
+import { E, O_RDONLY, O_RDWR, Scenario, WRITE_NEW, ancestors, edges, file, ver } from './testkit.js';
 
 function bentoScenario() {
   const s = new Scenario();
@@ -100,6 +100,32 @@ describe('join: versions', () => {
     const gen = batch.edges.filter((e) => e.kind === 'wasGeneratedBy').map((e) => e.ts).sort();
     assert.deepEqual(gen, [c1, c2]);
     assert.equal(batch.nodes.find((n) => n.id === ver(log, 0))!.attrs.closedAt, c2);
+  });
+});
+
+describe('join: appends', () => {
+  it('an append keeps the old content: the new version’s lineage reaches the old one', () => {
+    const s = new Scenario();
+    const log = file(9, '/w/log');
+    const copy = file(10, '/w/copy');
+    s.exec(320, ['logger']);
+    const logger = s.img(320);
+    s.open(320, 3, log, 1 | 0o2000 /* O_WRONLY | O_APPEND */);
+    s.close(320, 3);
+    s.exec(321, ['cp']);
+    const cp = s.img(321);
+    s.open(321, 3, log, O_RDONLY);
+    s.open(321, 4, copy, WRITE_NEW, true);
+    s.close(321, 4);
+    s.close(321, 3);
+    const { batch } = s.run();
+    assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy']), [
+      E('used', logger, ver(log, 0), 'base'),
+      E('wasGeneratedBy', ver(log, 1), logger),
+      E('used', cp, ver(log, 1)),
+      E('wasGeneratedBy', ver(copy, 0), cp),
+    ].sort());
+    assert.ok(ancestors(batch, ver(copy, 0)).has(ver(log, 0)));
   });
 });
 

@@ -16,6 +16,7 @@ export const O_CREAT = 0o100;
 export const O_TRUNC = 0o1000;
 export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
 /** st_mode file-type bits. */
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -71,6 +72,7 @@ export interface FdEntry { d: string; cloexec: boolean }
 /** An open file description (what dup and fork share, what SCM_RIGHTS passes). */
 export interface Desc {
   id: string;
+  /** 'dir' stands for every description that moves no data: directories and O_PATH handles. */
   kind: 'file' | 'dir' | 'pipe' | 'socket';
   read: boolean;
   write: boolean;
@@ -84,13 +86,22 @@ export interface Desc {
   ver?: number | null;
   /** The version this description writes. */
   wver?: number;
+  /** The version a non-truncating writer's new version builds on. */
+  base?: number;
   /** Pipe inode or socket inode. */
   obj?: number;
   peer?: number;
   /** True once eBPF witnessed the fd (then eBPF's closes drive it, provfs's FLUSH is ignored). */
   ebpf?: boolean;
+  /** `pid:dev:ino` under which it waits for its second witness (witness.ts). */
+  waitKey?: string;
   /** provfs file handle, once provfs witnessed the open. */
   fh?: number;
+  /**
+   * Images that handed this description on to an image that then related to it (the chain of
+   * every image the release rule related): their own release later is a hand-off too.
+   */
+  through?: Record<string, 1>;
 }
 
 /** A writer image of a version, recorded at its release; becomes a wasGeneratedBy edge at the version's end. */
@@ -116,8 +127,14 @@ export interface InodeState {
   target?: string;
   /** Current names (absolute paths). */
   names: string[];
-  /** Highest version whose node was emitted (so the lazy version 0 node is emitted once). */
+  /** Highest version whose node was emitted. */
   emitted: number;
+  /** Whether version 0's node was emitted (it can come after a later one: a file first seen opened for writing). */
+  v0?: boolean;
+  /** When `cur` began (its node's ts, kept on every update because stores overwrite ts on merge). */
+  since: number;
+  /** The name `cur` had when it began (its `path` attribute). */
+  vpath?: string;
   deleted?: boolean;
 }
 
@@ -147,6 +164,10 @@ export interface HostState {
   /** `pid:dev:ino` → eBPF-first opens waiting for provfs, and provfs-first opens waiting for eBPF. */
   waitProvfs: Record<string, PendingOpen[]>;
   waitEbpf: Record<string, PendingOpen[]>;
+  /** uids whose user node was emitted. */
+  users: Record<string, 1>;
+  /** Socket flows whose node was emitted (both peers name the same flow: emitted once, its ts stays). */
+  flows: Record<string, 1>;
   /** socket flow id → SCM_RIGHTS copies in flight, oldest first. */
   inflight: Record<string, InFlight[]>;
 }
@@ -193,10 +214,21 @@ export interface Ctx {
   ev: ProvEvent;
 }
 
+/**
+ * An empty object used as a dictionary. Null-prototype objects start in V8's dictionary mode,
+ * so keys that are ids (desc ids, image ids, paths) do not grow hidden-class transition trees;
+ * they stay plain data for JSON and structuredClone.
+ */
+export function dict<T>(from?: Record<string, T>): Record<string, T> {
+  const d = Object.create(null) as Record<string, T>;
+  if (from) Object.assign(d, from);
+  return d;
+}
+
 export function newHostState(): HostState {
   return {
-    procs: {}, tids: {}, descs: {}, nextDesc: 1, inodes: {}, dirPaths: {}, dentries: {}, paths: {},
-    provfsDevs: {}, fhs: {}, waitProvfs: {}, waitEbpf: {}, inflight: {},
+    procs: dict(), tids: dict(), descs: dict(), nextDesc: 1, inodes: dict(), dirPaths: dict(), dentries: dict(), paths: dict(),
+    provfsDevs: dict(), fhs: dict(), waitProvfs: dict(), waitEbpf: dict(), users: dict(), flows: dict(), inflight: dict(),
   };
 }
 
@@ -205,4 +237,29 @@ export function newStats(): JoinStats {
     applied: 0, replayed: 0, rejected: {}, unknownPids: 0, unknownTids: 0, unknownFds: 0,
     duplicateWitness: 0, singleWitnessOpens: 0, pidReused: 0, gaps: 0, nodes: 0, edges: 0,
   };
+}
+
+/** Restored state (plain objects from JSON) back into dictionaries, with tables added since filled in. */
+export function reviveHost(h: Partial<HostState>): HostState {
+  const fresh = newHostState();
+  const r: HostState = { ...fresh, ...h } as HostState;
+  for (const k of Object.keys(fresh) as Array<keyof HostState>) {
+    if (k !== 'nextDesc') (r as unknown as Record<string, unknown>)[k] = dict((r[k] ?? {}) as Record<string, unknown>);
+  }
+  for (const p of Object.values(r.procs)) {
+    p.fds = dict(p.fds);
+    p.threads ??= [];
+    p.image.acq = dict(p.image.acq);
+    p.image.rel = dict(p.image.rel);
+  }
+  for (const d of Object.values(r.descs)) {
+    d.holders = dict(d.holders);
+    if (d.through) d.through = dict(d.through);
+  }
+  for (const n of Object.values(r.inodes)) {
+    n.gens = dict(n.gens);
+    n.derived = dict(n.derived);
+    n.users = dict(n.users);
+  }
+  return r;
 }

@@ -43,6 +43,7 @@ describe('join: provfs + eBPF double witness', () => {
     assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy', 'wasInvalidatedBy']), [
       E('wasGeneratedBy', ver(x, 0), w),
       E('used', r, ver(x, 0)),
+      E('used', w2, ver(x, 0), 'base'),
       E('wasGeneratedBy', ver(x, 1), w2),
       E('wasInvalidatedBy', ver(x, 1), w2),
     ].sort());
@@ -53,8 +54,35 @@ describe('join: provfs + eBPF double witness', () => {
     const st = engine.stats();
     // attach of eBPF's open, eBPF create, FLUSH, eBPF rename, attach of provfs's open, FLUSH, eBPF unlink
     assert.equal(st.duplicateWitness, 7);
+    assert.equal(st.singleWitnessOpens, 1, 'the appender’s open, seen by provfs only');
     assert.deepEqual(st.rejected, {});
     assert.deepEqual(batch.checkpoint, { ebpf: 10, 'provfs-1': 8 });
+    const h = engine.snapshot().hosts.h;
+    assert.deepEqual([h.descs, h.fhs, h.waitEbpf], [{}, {}, {}], 'every open closed, no file handle or pending open left');
+    assert.deepEqual(h.waitProvfs, {});
+  });
+
+  it('FUSE drops O_TRUNC from OPEN: eBPF’s flags or provfs’s SETATTR size 0 say the old content is gone', () => {
+    const s = new Scenario();
+    const f = file(14, '/mnt/f', FUSE);
+    const g = file(15, '/mnt/g', FUSE);
+    s.exec(920, ['sh']);
+    const sh = s.img(920);
+    // `> f` seen by both: OPEN without O_TRUNC (provfs), then the syscall's flags (eBPF)
+    s.provfs(920, { op: 'open', file: f, flags: 1, fh: 1 });
+    s.open(920, 3, f, WRITE_NEW);
+    s.provfs(920, { op: 'setattr', file: f, size: 0 });
+    s.close(920, 3);
+    s.provfs(920, { op: 'close', file: f, fh: 1 });
+    // `> g` seen by provfs only: OPEN then SETATTR size 0
+    s.provfs(920, { op: 'open', file: g, flags: 1, fh: 2 });
+    s.provfs(920, { op: 'setattr', file: g, size: 0 });
+    s.provfs(920, { op: 'close', file: g, fh: 2 });
+    const { batch } = s.run();
+    assert.deepEqual(edges(batch, ['used', 'wasGeneratedBy']), [
+      E('wasGeneratedBy', ver(f, 1), sh),
+      E('wasGeneratedBy', ver(g, 1), sh),
+    ].sort());
   });
 
   it('on a device provfs does not report, eBPF’s namespace ops are applied', () => {

@@ -24,7 +24,7 @@
  */
 import { InputError } from '../../graph/errors.js';
 import type { CloseEvent, OpenEvent } from '../events.js';
-import { O_CLOEXEC, O_CREAT, O_TRUNC, O_WRONLY, type Ctx, type PendingOpen } from './state.js';
+import { O_CLOEXEC, O_CREAT, O_TRUNC, O_WRONLY, type Ctx, type Desc, type PendingOpen } from './state.js';
 import { callerPid, procOf } from './processes.js';
 import { closeFds, install, removeFd } from './fds.js';
 import { openFileDesc, strictDerive } from './files.js';
@@ -45,6 +45,20 @@ function takePending(ctx: Ctx, map: Record<string, PendingOpen[]>, key: string):
   const p = q.shift();
   if (q.length === 0) delete map[key];
   return p;
+}
+
+/** A description closed before its second witness came: it will not come. */
+export function unpair(ctx: Ctx, d: Desc): void {
+  if (d.waitKey === undefined) return;
+  for (const map of [ctx.h.waitEbpf, ctx.h.waitProvfs]) {
+    const q = map[d.waitKey];
+    if (!q) continue;
+    const i = q.findIndex((p) => p.d === d.id);
+    if (i < 0) continue;
+    q.splice(i, 1);
+    ctx.stats.singleWitnessOpens++;
+    if (q.length === 0) delete map[d.waitKey];
+  }
 }
 
 /** Drop pending opens older than the window (called now and then so unmatched ones do not pile up). */
@@ -84,16 +98,20 @@ export function onOpen(ctx: Ctx, ev: OpenEvent): void {
     ctx.h.fhs[`${dev}:${fh}`] = d.id;
     install(ctx, proc, `fh:${dev}:${fh}`, d.id, false);
     (ctx.h.waitEbpf[key] ??= []).push({ d: d.id, ts: ev.ts });
+    d.waitKey = key;
     if (d.write && ctx.strict) strictDerive(ctx, proc, d);
     return;
   }
   if (ev.fd === undefined) throw new InputError('eBPF open without fd');
+  if (ev.fd < 0) throw new InputError('open with a negative fd (a failed call)');
   const cloexec = (ev.flags & O_CLOEXEC) !== 0;
   const first = ctx.h.provfsDevs[String(dev)] ? takePending(ctx, ctx.h.waitEbpf, key) : undefined;
   const seen = first && ctx.h.descs[first.d];
   if (seen) {
     ctx.stats.duplicateWitness++;
     seen.ebpf = true;
+    // The syscall's flags are the real ones: FUSE drops O_TRUNC from OPEN (no atomic O_TRUNC).
+    if ((ev.flags & O_TRUNC) !== 0) seen.base = undefined;
     // Move the provfs-only hold to the fd eBPF names, without a release (it is the same open).
     const vkey = `fh:${dev}:${seen.fh}`;
     if (proc.fds[vkey]?.d === seen.id) {
@@ -108,7 +126,10 @@ export function onOpen(ctx: Ctx, ev: OpenEvent): void {
   const d = openFileDesc(ctx, proc, ev.file, ev.flags, Boolean(ev.created));
   d.ebpf = true;
   install(ctx, proc, String(ev.fd), d.id, cloexec);
-  if (ctx.h.provfsDevs[String(dev)]) (ctx.h.waitProvfs[key] ??= []).push({ d: d.id, ts: ev.ts });
+  if (ctx.h.provfsDevs[String(dev)]) {
+    (ctx.h.waitProvfs[key] ??= []).push({ d: d.id, ts: ev.ts });
+    d.waitKey = key;
+  }
   if (d.write && ctx.strict) strictDerive(ctx, proc, d);
 }
 

@@ -37,7 +37,7 @@ export class SqliteIngester {
   private readonly applyTx: (batch: IngestBatch) => void;
   private fseq = 0;
 
-  constructor(private readonly db: Database.Database, private readonly where: string) {
+  constructor(db: Database.Database, private readonly where: string) {
     this.insertNode = db.prepare(`INSERT INTO nodes (id, kind, host, label, ts, attrs, ident, ver, path, fseq)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING nid`);
     this.selectNode = db.prepare('SELECT nid, kind, host, label, ts, attrs FROM nodes WHERE id = ?');

@@ -6,7 +6,7 @@
  * integers, not 40-byte ids. Edges are a WITHOUT ROWID table clustered on (src, kind, dst, pos):
  * that key is the edge identity of graph/model.ts (idempotent ingest) and, being clustered on
  * `src`, walking up reads each node's causes from one B-tree page run. `edges_dst` serves the
- * walk down. Names keep the path history of each inode; prefix search is a range over
+ * walk down and gives a node's latest effects without sorting them all. Names keep the path history of each inode; prefix search is a range over
  * `names_path` / `nodes_path`.
  */
 import type Database from 'better-sqlite3';
@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS edges (
   attrs  TEXT,
   PRIMARY KEY (src, kind, dst, pos)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS edges_dst ON edges(dst);
+CREATE INDEX IF NOT EXISTS edges_dst ON edges(dst, ts);
 CREATE INDEX IF NOT EXISTS edges_ts ON edges(ts);
 CREATE TABLE IF NOT EXISTS names (
   file  TEXT NOT NULL,
@@ -68,6 +68,16 @@ CREATE INDEX IF NOT EXISTS gaps_host ON gaps(host, t_from);
 CREATE TABLE IF NOT EXISTS checkpoint (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (host TEXT PRIMARY KEY);
 `;
+
+/** Check that a database (opened read-only) is a prov graph of the supported schema version. */
+export function checkSchema(db: Database.Database, where: string): void {
+  const has = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).get();
+  if (!has) throw new StoreError('not a prov graph database (no schema_version table)', where);
+  const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+  if (row?.version !== SCHEMA_VERSION) {
+    throw new StoreError(`graph schema version ${String(row?.version)} is not the supported version ${SCHEMA_VERSION}`, where);
+  }
+}
 
 /** Create the schema in an empty database, or check the version of an existing one. */
 export function ensureSchema(db: Database.Database, where: string): void {

@@ -6,6 +6,8 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -64,6 +66,7 @@ describe('SQLite store specifics', () => {
     db.prepare('UPDATE schema_version SET version = 99').run();
     db.close();
     await assert.rejects(openSqliteStore(path), (e: unknown) => e instanceof StoreError && /version 99/.test(e.message));
+    await assert.rejects(openSqliteStore(path, { readonly: true }), (e: unknown) => e instanceof StoreError && /version 99/.test(e.message));
     const foreign = join(dir, 'foreign.db');
     const f = new Database(foreign);
     f.exec('CREATE TABLE t (x)');
@@ -72,6 +75,88 @@ describe('SQLite store specifics', () => {
     const junk = join(dir, 'junk.db');
     writeFileSync(junk, 'this is not sqlite at all, just text padding '.repeat(100));
     await assert.rejects(openSqliteStore(junk), StoreError);
+  });
+
+  it('sees writes made through another connection (node cache invalidation)', async () => {
+    const path = join(dir, 'two-writers.db');
+    const b = new GraphBuilder();
+    const p = b.proc(1, 1, { exe: '/bin/a' });
+    const f = b.file(2, 0, '/two/out', 5);
+    b.generated(f, p, 5);
+    const writer = await openSqliteStore(path);
+    const reader = await openSqliteStore(path, { readonly: true });
+    try {
+      await writer.ingest(b.batch());
+      const first = await reader.ancestors(f);
+      assert.equal(first.nodes.find((n) => n.id === p)!.attrs.exe, '/bin/a');
+      assert.ok(Object.isFrozen(first.nodes[0]), 'cached nodes are frozen, so a caller cannot poison the cache');
+      b.node({ id: p, kind: 'process', host: 'h1', label: 'b', ts: 1, attrs: { exe: '/bin/b' } });
+      await writer.ingest(b.batch());
+      const second = await reader.ancestors(f);
+      assert.equal(second.nodes.find((n) => n.id === p)!.attrs.exe, '/bin/b');
+      assert.equal(second.nodes.find((n) => n.id === p)!.label, 'b');
+      // A new input written by another connection shows up in the reader's next walk.
+      const extra = b.file(3, 0, '/two/extra', 3);
+      b.used(p, extra, 4);
+      await writer.ingest(b.batch());
+      const third = await reader.ancestors(f);
+      assert.ok(third.nodes.some((n) => n.id === extra), 'cached adjacency was dropped on the write');
+      assert.equal(third.edges.length, 2);
+      const uncached = await openSqliteStore(path, { readonly: true, nodeCache: 0, edgeCache: 0 });
+      assert.deepEqual(await uncached.ancestors(f), third);
+      await uncached.close();
+    } finally {
+      await reader.close();
+      await writer.close();
+    }
+  });
+
+  it('survives kill -9 mid-ingest: every batch is wholly there or wholly absent, as the checkpoint says', async (t) => {
+    const path = join(dir, 'killed.db');
+    const storeModule = fileURLToPath(new URL('./store.js', import.meta.url));
+    const contractModule = fileURLToPath(new URL('../contract.js', import.meta.url));
+    // The child ingests batches of 2000 edges forever, printing each committed checkpoint.
+    const script = `
+      const { openSqliteStore } = await import(${JSON.stringify(storeModule)});
+      const { GraphBuilder } = await import(${JSON.stringify(contractModule)});
+      const s = await openSqliteStore(${JSON.stringify(path)});
+      for (let k = 1; ; k++) {
+        const b = new GraphBuilder('h1', 'k' + k);
+        const p = b.proc(k, k);
+        for (let i = 0; i < 2000; i++) b.used(p, b.file(k * 10000 + i, 0, '/k/' + k + '/' + i, k), k);
+        const batch = b.batch({ s: k });
+        await s.ingest(batch);
+        process.stdout.write(k + '\\n');
+      }`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+    let committed = 0;
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => {
+        committed = Math.max(committed, ...b.toString().trim().split('\n').map(Number));
+        // Kill it in the middle of a later batch, not right after a commit.
+        if (committed >= 3) setTimeout(() => { child.kill('SIGKILL'); }, 7);
+      });
+      child.on('exit', () => resolve());
+      child.on('error', reject);
+    });
+    assert.ok(committed >= 3, `the child committed batches before it was killed (stderr: ${stderr})`);
+    const s = await openSqliteStore(path);
+    try {
+      const cp = (await s.checkpoint()).s ?? 0;
+      assert.ok(cp >= committed, `checkpoint ${cp} covers the ${committed} batches reported committed`);
+      const st = await s.stats();
+      assert.equal(st.edges.used, cp * 2000, 'exactly the batches the checkpoint names, each whole');
+      assert.equal(st.nodes.process, cp);
+      assert.equal(st.nodes.file, cp * 2000);
+      const db = new Database(path, { readonly: true });
+      assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+      db.close();
+    } finally {
+      await s.close();
+    }
   });
 
   it('works in memory', async () => {

@@ -2,21 +2,25 @@
  * @module graph/sqlite/store
  * The embedded default GraphStore: one SQLite file (better-sqlite3), WAL, synchronous=NORMAL,
  * prepared statements, one transaction per ingest batch. Lineage walks run the store-independent
- * rules of graph/lineage.ts with one indexed query per level (measured faster here than a
- * recursive CTE that must carry the history rule's time bound per row).
+ * rules of graph/lineage.ts with one indexed query per level, each answering with one JSON
+ * array (one string to parse instead of thousands of row objects). A recursive CTE would have to
+ * carry the history rule's time bound per row and still hand every edge back; the bench compares
+ * against a plain reachability CTE. Nodes and adjacency lists are cached between queries
+ * (graph/sqlite/cache.ts); name search lives in graph/sqlite/search.ts.
  */
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Checkpoint, Gap, GraphEdge, GraphNode, IngestBatch, NameRecord } from '../model.js';
 import type {
-  GraphStore, HistogramBucket, LineageOptions, NodeDetails, Page, SearchQuery, StoreStats, Subgraph,
+  GraphStore, HistogramBucket, LineageOptions, NodeDetails, NodeOptions, Page, SearchQuery, StoreStats, Subgraph,
 } from '../store.js';
 import { InputError, NotFoundError, ProvError, StoreError } from '../errors.js';
 import { shortestPath, walk, walkOptions, type Direction, type WalkEdge, type WalkOptions } from '../lineage.js';
-import { globLiteralPrefix, globMatcher, prefixRange } from '../glob.js';
-import { ensureSchema } from './schema.js';
+import { checkSchema, ensureSchema } from './schema.js';
 import { SqliteIngester } from './ingest.js';
+import { EDGE_JSON, ReadCache, edgesOf } from './cache.js';
+import { PathQueries } from './search.js';
 import { EDGE_CODE, EDGE_KINDS, NODE_CODE, NODE_KINDS, edgeFromRow, nodeFromRow, type EdgeRow, type NodeRow } from './codec.js';
 
 export interface SqliteStoreOptions {
@@ -26,16 +30,24 @@ export interface SqliteStoreOptions {
   cacheMiB?: number;
   /** How long a writer waits for another writer's lock, in ms (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * Parsed nodes kept between queries (entries, default 100000; 0 turns it off). Entries are
+   * evicted when their node changes, also when another process writes the database. Nodes in
+   * query results may therefore be shared between results: they are frozen.
+   */
+  nodeCache?: number;
+  /**
+   * Edges kept per node and direction between lineage queries (total edges, default 500000; 0
+   * turns it off). Edges only ever get added, but which nodes got new ones is not tracked, so
+   * any write to the database empties this cache.
+   */
+  edgeCache?: number;
 }
 
 const NODE_COLS = 'nid, id, kind, host, label, ts, attrs';
 const EDGE_COLS = 'src, kind, dst, pos, ts, strict, attrs';
-const EDGE_JSON = 'json_group_array(json_array(src, kind, dst, pos, ts, strict, json(attrs)))';
 const INFORMED = EDGE_CODE.get('wasInformedBy')!;
-const FILE = NODE_CODE.get('file')!;
 const PROCESS = NODE_CODE.get('process')!;
-type RawNode = [number, string, number, string, string, number, string];
-type RawEdge = [number, number, number, string, number, number, Record<string, unknown> | null];
 
 /**
  * Open (creating if needed) the SQLite graph store at `path` (':memory:' for a throw-away one).
@@ -65,10 +77,8 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     }
     db.pragma(`cache_size = ${-Math.max(1, Math.floor(opts.cacheMiB ?? 64)) * 1024}`);
     db.pragma('temp_store = MEMORY');
-    if (!memory) db.pragma(`mmap_size = ${1 << 30}`); // reads without a copy through the page cache
     if (opts.readonly) {
-      const v = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'schema_version'`).get();
-      if (!v) throw new StoreError('not a prov graph database (no schema_version table)', where);
+      checkSchema(db, where);
     } else {
       ensureSchema(db, where);
     }
@@ -77,31 +87,33 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     if (err instanceof ProvError) throw err;
     throw new StoreError(`cannot open the graph database: ${(err as Error).message}`, where);
   }
-  return new SqliteGraphStore(db, where);
+  return new SqliteGraphStore(db, where, opts);
 }
 
 /** The SQLite GraphStore. Create it with {@link openSqliteStore}. */
 export class SqliteGraphStore implements GraphStore {
   private readonly ingester: SqliteIngester | null;
   private readonly stmts;
+  private readonly cache: ReadCache;
+  private readonly paths: PathQueries;
   private closed = false;
 
-  constructor(private readonly db: Database.Database, readonly url: string) {
+  constructor(private readonly db: Database.Database, readonly url: string, opts: SqliteStoreOptions = {}) {
     this.ingester = db.readonly ? null : new SqliteIngester(db, url);
-    db.function('prov_glob', { deterministic: true }, (glob: string, s: string | null) => (s !== null && globMatcher(glob)(s) ? 1 : 0));
+    this.cache = new ReadCache(db, {
+      nodes: Math.max(0, Math.floor(opts.nodeCache ?? 100_000)),
+      edges: Math.max(0, Math.floor(opts.edgeCache ?? 500_000)),
+    });
+    this.paths = new PathQueries(db);
     this.stmts = {
       nidOf: db.prepare('SELECT nid FROM nodes WHERE id = ?').pluck(),
       nodeById: db.prepare(`SELECT ${NODE_COLS}, ident FROM nodes WHERE id = ?`),
-      nodesByNids: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE nid IN (SELECT value FROM json_each(?))`).raw(),
-      // Walk levels come back as one JSON array: one string to parse beats thousands of row objects.
-      edgesUp: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE src IN (SELECT value FROM json_each(?))`).pluck(),
-      edgesDown: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE dst IN (SELECT value FROM json_each(?))`).pluck(),
-      forkExecDown: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE dst IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
-        AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
+      forkExecDown: db.prepare(`SELECT ${EDGE_JSON} FROM (SELECT ${EDGE_COLS} FROM edges WHERE dst IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
+        AND json_extract(attrs, '$.via') IN ('fork', 'exec') LIMIT ?)`).pluck(),
       forkExecUpAmong: db.prepare(`SELECT ${EDGE_JSON} FROM edges WHERE src IN (SELECT value FROM json_each(?)) AND kind = ${INFORMED}
         AND dst IN (SELECT value FROM json_each(?)) AND json_extract(attrs, '$.via') IN ('fork', 'exec')`).pluck(),
-      outEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE src = ?`),
-      inEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE dst = ?`),
+      outEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE src = ? ORDER BY ts DESC, kind, dst, pos LIMIT ?`),
+      inEdges: db.prepare(`SELECT ${EDGE_COLS} FROM edges WHERE dst = ? ORDER BY ts DESC LIMIT ?`),
       namesOf: db.prepare('SELECT file, host, path, since, until, pos FROM names WHERE file = ? ORDER BY since, path'),
       versionsOf: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver`),
       gapsFor: db.prepare(`SELECT id, host, src, t_from, t_to, count, reason FROM gaps
@@ -115,10 +127,6 @@ export class SqliteGraphStore implements GraphStore {
       edgeKinds: db.prepare('SELECT kind, count(*) n FROM edges GROUP BY kind'),
       gapCount: db.prepare('SELECT count(*) FROM gaps').pluck(),
       hostCount: db.prepare('SELECT count(*) FROM hosts').pluck(),
-      pathNamed: db.prepare('SELECT 1 FROM names WHERE path = ? LIMIT 1').pluck(),
-      latestVersion: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver DESC LIMIT 1`),
-      versionAt: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? AND ts <= ? ORDER BY ver DESC LIMIT 1`),
-      firstVersion: db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ident = ? ORDER BY ver LIMIT 1`),
       processesInWindow: db.prepare(`SELECT nid FROM nodes WHERE kind = ${PROCESS} AND ts >= ? AND ts <= ? ORDER BY ts, nid LIMIT ?`).pluck(),
     };
   }
@@ -152,7 +160,11 @@ export class SqliteGraphStore implements GraphStore {
     return this.guard('ingest', () => {
       if (!this.ingester) throw new StoreError('the store was opened read-only', this.where('ingest'));
       if (!batch || typeof batch !== 'object') throw new InputError('a batch must be an object', this.where('ingest'));
-      this.ingester.apply(batch);
+      try {
+        this.ingester.apply(batch);
+      } finally {
+        this.cache.afterWrite();
+      }
     });
   }
 
@@ -166,20 +178,27 @@ export class SqliteGraphStore implements GraphStore {
 
   // --- nodes ---------------------------------------------------------------------------------
 
-  node(id: string): Promise<NodeDetails | null> {
+  node(id: string, opts: NodeOptions = {}): Promise<NodeDetails | null> {
     return this.guard('node', () => {
+      const limit = opts.edgeLimit ?? -1;
+      if (opts.edgeLimit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new InputError(`edgeLimit must be a non-negative integer, got ${String(opts.edgeLimit)}`, this.where('node'));
       const row = this.stmts.nodeById.get(id) as (NodeRow & { ident: string | null }) | undefined;
       if (!row) return null;
       const node = nodeFromRow(row);
       const names = row.ident ? this.namesOf(row.ident) : [];
       const versions = row.ident ? (this.stmts.versionsOf.all(row.ident) as NodeRow[]).map(nodeFromRow) : [];
-      const outRows = this.stmts.outEdges.all(row.nid) as EdgeRow[];
-      const inRows = this.stmts.inEdges.all(row.nid) as EdgeRow[];
+      // Newest first with one extra row to learn whether the limit cut anything; shown oldest first.
+      const outRows = (this.stmts.outEdges.all(row.nid, limit < 0 ? -1 : limit + 1) as EdgeRow[]);
+      const inRows = (this.stmts.inEdges.all(row.nid, limit < 0 ? -1 : limit + 1) as EdgeRow[]);
+      const truncated = limit >= 0 && (outRows.length > limit || inRows.length > limit);
+      if (limit >= 0) { outRows.length = Math.min(outRows.length, limit); inRows.length = Math.min(inRows.length, limit); }
+      outRows.reverse();
+      inRows.reverse();
       const others = this.nodesByNid([...outRows.map((e) => e.dst), ...inRows.map((e) => e.src)]);
       others.set(row.nid, node);
       const idOf = (nid: number): string => others.get(nid)!.id;
       return {
-        node, names, versions,
+        node, names, versions, truncated,
         out: outRows.map((e) => ({ edge: edgeFromRow(e, idOf), node: others.get(e.dst)! })),
         in: inRows.map((e) => ({ edge: edgeFromRow(e, idOf), node: others.get(e.src)! })),
       };
@@ -187,75 +206,11 @@ export class SqliteGraphStore implements GraphStore {
   }
 
   resolvePath(path: string, at?: number, host?: string): Promise<GraphNode | null> {
-    return this.guard('resolvePath', () => {
-      if (typeof path !== 'string') throw new InputError('path must be a string', this.where('resolvePath'));
-      const conds = ['path = ?'];
-      const args: unknown[] = [path];
-      if (host !== undefined) { conds.push('host = ?'); args.push(host); }
-      if (at !== undefined) { conds.push('since <= ? AND (until IS NULL OR until > ?)'); args.push(at, at); }
-      const name = this.db.prepare(`SELECT file, since, until FROM names WHERE ${conds.join(' AND ')}
-        ORDER BY since DESC LIMIT 1`).get(...args) as { file: string; since: number; until: number | null } | undefined;
-      if (name) {
-        // The version current for that name: at `at`, or while the name held (before it ended).
-        const t = at ?? (name.until !== null ? name.until - 1 : undefined);
-        const row = (t === undefined ? this.stmts.latestVersion.get(name.file) : this.stmts.versionAt.get(name.file, t) ?? this.stmts.firstVersion.get(name.file)) as NodeRow | undefined;
-        if (row) return nodeFromRow(row);
-      }
-      // No name history for this path at all: a file version whose own path attribute is this path.
-      if (this.stmts.pathNamed.get(path)) return null;
-      const vconds = [`kind = ${FILE}`, 'path = ?'];
-      const vargs: unknown[] = [path];
-      if (host !== undefined) { vconds.push('host = ?'); vargs.push(host); }
-      if (at !== undefined) { vconds.push('ts <= ?'); vargs.push(at); }
-      const row = this.db.prepare(`SELECT ${NODE_COLS} FROM nodes WHERE ${vconds.join(' AND ')} ORDER BY ts DESC, ver DESC LIMIT 1`).get(...vargs) as NodeRow | undefined;
-      return row ? nodeFromRow(row) : null;
-    });
+    return this.guard('resolvePath', () => this.paths.resolve(path, at, host, this.where('resolvePath')));
   }
 
   search(q: SearchQuery): Promise<Page<GraphNode>> {
-    return this.guard('search', () => {
-      const where = this.where('search');
-      const kind = q.kind ?? 'file';
-      const kindCode = NODE_CODE.get(kind);
-      if (kindCode === undefined) throw new InputError(`unknown node kind ${JSON.stringify(kind)}`, where);
-      const limit = q.limit ?? 100;
-      const offset = q.offset ?? 0;
-      if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new InputError(`limit must be an integer in 1..100000, got ${String(q.limit)}`, where);
-      if (!Number.isInteger(offset) || offset < 0) throw new InputError(`offset must be a non-negative integer, got ${String(q.offset)}`, where);
-      if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new InputError('prefix must be a string', where);
-      if (q.glob !== undefined && (typeof q.glob !== 'string' || q.glob === '')) throw new InputError('glob must be a non-empty string', where);
-
-      // Conditions on a `path` column; both the prefix and the glob's literal prefix narrow the range.
-      const conds: string[] = [];
-      const args: unknown[] = [];
-      for (const p of [q.prefix, q.glob !== undefined ? globLiteralPrefix(q.glob) : undefined]) {
-        if (!p) continue;
-        const r = prefixRange(p);
-        conds.push('path >= ?'); args.push(r.lo);
-        if (r.hi !== null) { conds.push('path < ?'); args.push(r.hi); }
-      }
-      if (q.glob !== undefined) { conds.push('prov_glob(?, path)'); args.push(q.glob); }
-      if (q.host !== undefined) { conds.push('host = ?'); args.push(q.host); }
-      const filtered = conds.length > 0;
-      const cond = filtered ? conds.join(' AND ') : '1';
-
-      if (kind === 'file') {
-        // A file matches when any name it has or had matches; one result per inode, its latest version.
-        const m = `SELECT file AS ident, path FROM names WHERE ${cond}
-          UNION ALL SELECT ident, path FROM nodes WHERE kind = ${FILE} AND ident IS NOT NULL AND ${filtered ? cond : '1'}`;
-        const margs = [...args, ...args];
-        const grouped = `FROM (${m}) AS m GROUP BY m.ident HAVING EXISTS (SELECT 1 FROM nodes v WHERE v.ident = m.ident)`;
-        const total = this.db.prepare(`SELECT count(*) FROM (SELECT m.ident ${grouped})`).pluck().get(...margs) as number;
-        const idents = this.db.prepare(`SELECT m.ident AS ident, min(m.path) AS p ${grouped} ORDER BY p, ident LIMIT ? OFFSET ?`)
-          .all(...margs, limit, offset) as Array<{ ident: string }>;
-        const items = idents.map((r) => nodeFromRow(this.stmts.latestVersion.get(r.ident) as NodeRow));
-        return { items, total };
-      }
-      const base = `FROM nodes WHERE kind = ${kindCode} AND ${cond}`;
-      const total = this.db.prepare(`SELECT count(*) ${base}`).pluck().get(...args) as number;
-      const rows = this.db.prepare(`SELECT ${NODE_COLS} ${base} ORDER BY path, nid LIMIT ? OFFSET ?`).all(...args, limit, offset) as NodeRow[];
-      return { items: rows.map(nodeFromRow), total };
-    });
+    return this.guard('search', () => this.paths.search(q ?? {}, this.where('search')));
   }
 
   // --- lineage -------------------------------------------------------------------------------
@@ -272,7 +227,7 @@ export class SqliteGraphStore implements GraphStore {
     return this.guardAsync(what, async () => {
       const o = walkOptions(opts, this.where(what));
       const start = this.requireNid(id, what);
-      const r = await walk(start, dir, o, this.fetchEdges);
+      const r = await walk(start, dir, o, this.cache.edges);
       return this.subgraph(r.nodes, r.edges, r.truncated);
     });
   }
@@ -282,7 +237,7 @@ export class SqliteGraphStore implements GraphStore {
       const o = walkOptions(opts, this.where('path'), { depth: 32 });
       const a = this.requireNid(from, 'path');
       const b = this.requireNid(to, 'path');
-      const found = (await shortestPath(a, b, 'up', o, this.fetchEdges)) ?? (await shortestPath(a, b, 'down', o, this.fetchEdges));
+      const found = (await shortestPath(a, b, 'up', o, this.cache.edges)) ?? (await shortestPath(a, b, 'down', o, this.cache.edges));
       if (!found) return null;
       const nodes = [a];
       for (const e of found) nodes.push(nodes[nodes.length - 1] === e.src ? e.dst : e.src);
@@ -295,7 +250,7 @@ export class SqliteGraphStore implements GraphStore {
       const o: WalkOptions = { ...walkOptions(opts, this.where('processTree'), { depth: 64 }), rule: 'history' };
       if (rootId !== undefined) {
         const root = this.requireNid(rootId, 'processTree');
-        const fetch = (frontier: number[]): WalkEdge<number>[] => edgesOf(this.stmts.forkExecDown.get(JSON.stringify(frontier)));
+        const fetch = (frontier: number[], _dir: Direction, max: number): WalkEdge<number>[] => edgesOf(this.stmts.forkExecDown.get(JSON.stringify(frontier), max));
         const r = await walk(root, 'down', o, fetch);
         return this.subgraph(r.nodes, r.edges, r.truncated);
       }
@@ -308,9 +263,6 @@ export class SqliteGraphStore implements GraphStore {
     });
   }
 
-  private readonly fetchEdges = (frontier: number[], dir: Direction): WalkEdge<number>[] =>
-    edgesOf((dir === 'up' ? this.stmts.edgesUp : this.stmts.edgesDown).get(JSON.stringify(frontier)));
-
   private requireNid(id: string, what: string): number {
     if (typeof id !== 'string') throw new InputError('a node id must be a string', this.where(what));
     const nid = this.stmts.nidOf.get(id) as number | undefined;
@@ -319,12 +271,7 @@ export class SqliteGraphStore implements GraphStore {
   }
 
   private nodesByNid(nids: number[]): Map<number, GraphNode> {
-    const out = new Map<number, GraphNode>();
-    if (nids.length === 0) return out;
-    for (const r of this.stmts.nodesByNids.all(JSON.stringify(nids)) as RawNode[]) {
-      out.set(r[0], { id: r[1], kind: NODE_KINDS[r[2]]!, host: r[3], label: r[4], ts: r[5], attrs: JSON.parse(r[6]) as Record<string, unknown> });
-    }
-    return out;
+    return this.cache.nodes(nids);
   }
 
   private subgraph(nids: number[], walked: WalkEdge<number>[], truncated: boolean): Subgraph {
@@ -409,14 +356,4 @@ export class SqliteGraphStore implements GraphStore {
     this.closed = true;
     this.db.close();
   }
-}
-
-function edgesOf(json: unknown): WalkEdge<number>[] {
-  const rows = JSON.parse(json as string) as RawEdge[];
-  const out = new Array<WalkEdge<number>>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    out[i] = { src: r[0], kind: EDGE_KINDS[r[1]]!, dst: r[2], pos: r[3], ts: r[4], strict: r[5] === 1, data: r[6] };
-  }
-  return out;
 }
