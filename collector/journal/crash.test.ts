@@ -34,14 +34,26 @@ function openCapturing(dir: string, stream: string): { w: JournalWriterHandle; s
 const decoder: PayloadDecoder = () => sampleEvent('exit', 0) as ProvEvent;
 
 describe('journal crash safety', () => {
-  it('kill -9 mid-append: reopen cuts the torn tail with a warning and keeps every committed record', async () => {
+  it('kill -9 mid-append: reopen cuts the torn tail with a warning and keeps every committed record', async (t) => {
     const dir = join(root, 'kill');
     const childPath = fileURLToPath(new URL('./crash-child.js', import.meta.url));
     const child = spawn(process.execPath, [childPath, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
     let reported = 0;
     let reports = 0;
     let buffered = '';
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+    // A follower in this process reads the child's appends live, across rotations.
+    const follower = openJournalReader(dir, { decoders: new Map([[CODEC.ebpfRaw, decoder]]) });
+    const ac = new AbortController();
+    t.after(() => ac.abort());
+    let followed = 0;
+    const following = (async () => {
+      for await (const rec of follower.records({ follow: true, signal: ac.signal, pollMs: 10 })) {
+        assert.equal(rec.seq, followed + 1, 'the follower must see every seq once, in order');
+        followed = rec.seq;
+      }
+    })();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the writer child reported no commits within 20 s')), 20_000);
       child.stdout!.on('data', (d: Buffer) => {
@@ -57,6 +69,12 @@ describe('journal crash safety', () => {
     });
     child.kill('SIGKILL');
     assert.equal(await exited, 'SIGKILL');
+    await new Promise((res) => setTimeout(res, 100));
+    ac.abort();
+    await following;
+    assert.ok(followed > 0, 'the follower saw nothing');
+    assert.equal(follower.stats.rejected, 0, JSON.stringify(follower.rejections.slice(0, 3)));
+    follower.close();
     // Lines already in the pipe count too: they were printed only after their commit.
     for (const l of buffered.split('\n')) { const m = /^durable (\d+)$/.exec(l); if (m) reported = Math.max(reported, Number(m[1])); }
 
@@ -64,30 +82,35 @@ describe('journal crash safety', () => {
     const segs = listSegments(streamDir);
     const last = segs[segs.length - 1]!;
     const bytes = readFileSync(last.path);
-    const header = headerOf(bytes);
-    assert.ok(typeof header !== 'string', String(header));
-    const walk = walkSegment(bytes, header);
     let scenario: string;
-    if (walk.failure) {
-      scenario = `the kill itself left a torn tail at offset ${walk.failure.offset}`;
-    } else if (walk.lastSeq > reported) {
-      // The kill fell between writes: tear the newest (uncommitted) record as a crash mid-write would.
-      let lastOff = -1;
-      for (let off = 72; off < walk.end; off += bytes.readUInt32LE(off + 4) + 20) {
-        if (bytes[off + 3] === 0) lastOff = off;
-      }
-      truncateSync(last.path, lastOff + 9);
-      scenario = `tore the last record (seq > ${reported}) at offset ${lastOff}`;
+    if (bytes.length < 72) {
+      scenario = `the kill came between creating segment ${last.name} and writing its header (${bytes.length} bytes)`;
     } else {
-      appendFileSync(last.path, Buffer.from([0xf5, 0x4a, 0, 0, 100, 0, 0, 0, 1, 2, 3]));
-      scenario = 'appended a partial frame after the last committed record';
+      const header = headerOf(bytes);
+      assert.ok(typeof header !== 'string', String(header));
+      const walk = walkSegment(bytes, header);
+      if (walk.failure) {
+        scenario = `the kill itself left a torn tail at offset ${walk.failure.offset}`;
+      } else if (walk.lastSeq > reported) {
+        // The kill fell between writes: tear the newest (uncommitted) record as a crash mid-write would.
+        let lastOff = -1;
+        for (let off = 72; off < walk.end; off += bytes.readUInt32LE(off + 4) + 20) {
+          if (bytes[off + 3] === 0) lastOff = off;
+        }
+        truncateSync(last.path, lastOff + 9);
+        scenario = `tore the last record (seq > ${reported}) at offset ${lastOff}`;
+      } else {
+        appendFileSync(last.path, Buffer.from([0xf5, 0x4a, 0, 0, 100, 0, 0, 0, 1, 2, 3]));
+        scenario = 'appended a partial frame after the last committed record';
+      }
     }
 
     const { w, stderr } = openCapturing(dir, 'crash');
     assert.ok(w.recovered, `no recovery reported (${scenario})`);
-    process.stdout.write(`# crash scenario: ${scenario}; ${reported} records reported committed; cut ${w.recovered.cutBytes} bytes\n`);
-    assert.match(stderr, /prov journal: warn: journal stream crash segment \d+\.seg: cut a torn tail of \d+ bytes at offset \d+/, scenario);
+    process.stdout.write(`# crash scenario: ${scenario}; ${reported} records reported committed; follower saw ${followed}; cut ${w.recovered.cutBytes} bytes\n`);
+    assert.match(stderr, /prov journal: warn: journal stream crash segment \d+\.seg: (cut a torn tail of \d+ bytes at offset \d+|removed a torn segment of \d+ bytes)/, scenario);
     assert.ok(w.lastSeq >= reported, `lost committed records: last seq ${w.lastSeq} < reported ${reported} (${scenario})`);
+    assert.ok(followed <= w.lastSeq, `the follower saw seq ${followed}, which did not survive (last seq ${w.lastSeq})`);
     const next = w.append(anySampleEvent(0));
     assert.equal(next, w.lastSeq);
     await w.close();
@@ -117,6 +140,24 @@ describe('journal crash safety', () => {
     await w2.close();
     // The writer continues the previous segment (it is not full).
     assert.deepEqual(readdirSync(join(dir, 's')).filter((f) => f.endsWith('.seg')), ['00000000000000000001.seg']);
+    assert.equal(verifyJournal(dir).ok, true);
+  });
+
+  it('holds back records above HEAD until the writer has committed them, and reopening moves HEAD', async () => {
+    const dir = join(root, 'head');
+    const w = openJournalWriter({ dir, stream: 's' });
+    for (let i = 0; i < 10; i++) w.append(anySampleEvent(i));
+    await w.close();
+    // As if the crash came after the data's fsync but before HEAD was rewritten: HEAD still empty.
+    writeFileSync(join(dir, 's', 'HEAD'), Buffer.alloc(0));
+    const before = openJournalReader(dir);
+    assert.equal(before.readBatch(100).length, 0, 'records above HEAD must wait');
+    const w2 = openJournalWriter({ dir, stream: 's' });
+    const r = openJournalReader(dir);
+    assert.deepEqual(r.readBatch(100).map((x) => x.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // The held-back reader catches up too.
+    assert.equal(before.readBatch(100).length, 10);
+    await w2.close();
     assert.equal(verifyJournal(dir).ok, true);
   });
 

@@ -10,15 +10,20 @@
  * a damaged frame the cursor resynchronises on the next valid frame. A partial or garbled frame
  * at the very end of the newest segment is taken to be a write in progress (or a crash the writer
  * will cut on reopen): the cursor stops there and tries again on the next call.
+ *
+ * Only committed records are delivered: a record beyond the seq in the stream's HEAD (written
+ * after each fsync) waits for the writer's next group commit, so a consumer never applies a
+ * record that a power loss could take back.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProvEvent } from '../events.js';
-import { checkEvent } from '../validate.js';
+import { eventProblem } from '../validate.js';
 import { CODEC, type JournalRecord, type PayloadDecoder } from './api.js';
 import {
-  FRAME_HEADER_BYTES, FRAME_MAGIC0, FRAME_MAGIC1, FRAME_OVERHEAD, KIND_SEAL, MAX_PAYLOAD,
-  SEGMENT_HEADER_BYTES, decodeSegmentHeader, findNextFrame, isFrame, parseFrame, readU32,
+  FRAME_HEADER_BYTES, FRAME_MAGIC0, FRAME_MAGIC1, FRAME_OVERHEAD, INDEX_ENTRY_BYTES, INDEX_SUFFIX, KIND_RECORD,
+  KIND_SEAL, MAX_PAYLOAD, SEGMENT_HEADER_BYTES, HEAD_FILE, decodeHead, decodeSegmentHeader, findNextFrame, isFrame, parseFrame,
+  readU32, readU64, type Frame, type FrameError,
 } from './format.js';
 import { listSegments, type SegmentFile } from './segments.js';
 
@@ -46,6 +51,12 @@ export class StreamCursor {
   private pos = 0;
   private prevCrc = 0;
   private readonly streamDir: string;
+  /** True until the first frame after the checkpoint has been found. */
+  private skipping = true;
+  /** Highest seq the writer has committed (from HEAD); records above it are not delivered yet. */
+  private headSeq = -1;
+  /** File offset the first segment was entered at (> header size when a sparse-index entry was used). */
+  resumedAt = -1;
 
   constructor(
     dir: string,
@@ -93,7 +104,43 @@ export class StreamCursor {
     this.bufLen = 0;
     this.pos = 0;
     this.prevCrc = h.crc;
+    if (this.lastSeq >= target.firstSeq) this.seekByIndex(target);
+    if (this.resumedAt < 0) this.resumedAt = this.bufStart + this.pos;
     return true;
+  }
+
+  /**
+   * Resuming inside a segment: jump to the last sparse-index entry at or before the checkpoint,
+   * after checking that a whole, checksum-valid record with that seq is really there.
+   */
+  private seekByIndex(seg: SegmentFile): void {
+    let idx: Buffer;
+    try { idx = readFileSync(seg.path.replace(/\.seg$/, INDEX_SUFFIX)); } catch { return; }
+    for (let e = Math.floor(idx.length / INDEX_ENTRY_BYTES) - 1; e >= 0; e--) {
+      const seq = readU64(idx, e * INDEX_ENTRY_BYTES);
+      const offset = readU64(idx, e * INDEX_ENTRY_BYTES + 8);
+      if (seq > this.lastSeq + 1) continue;
+      if (offset < SEGMENT_HEADER_BYTES + 4 || offset > Number.MAX_SAFE_INTEGER) return;
+      // Read the 4 bytes before the frame (the previous CRC, its seed) and the frame itself.
+      this.bufStart = offset - 4;
+      this.bufLen = 0;
+      this.pos = 0;
+      if (!this.fill(4 + FRAME_HEADER_BYTES)) break;
+      const len = readU32(this.buf, 4 + 4);
+      if (len > MAX_PAYLOAD || !this.fill(4 + len + FRAME_OVERHEAD)) break;
+      const seed = readU32(this.buf, 0);
+      const f = parseFrame(this.buf, 4, this.bufLen, seed);
+      if (isFrame(f) && f.kind === KIND_RECORD && f.seq === seq) {
+        this.pos = 4;
+        this.prevCrc = seed;
+        return;
+      }
+      break;
+    }
+    // No usable entry: scan from the segment start.
+    this.bufStart = SEGMENT_HEADER_BYTES;
+    this.bufLen = 0;
+    this.pos = 0;
   }
 
   private closeFd(): void {
@@ -136,29 +183,31 @@ export class StreamCursor {
     let added = 0;
     while (added < max) {
       if (this.fd === null && !this.advance()) return false;
+      if (this.skipping && this.skipBefore()) continue;
       const offset = this.bufStart + this.pos;
-      let f;
-      if (!this.fill(FRAME_HEADER_BYTES)) {
-        f = parseFrame(this.buf, this.pos, this.bufLen, this.prevCrc);
-      } else {
-        const b = this.buf;
-        const p = this.pos;
-        const len = readU32(b, p + 4);
-        if (b[p] === FRAME_MAGIC0 && b[p + 1] === FRAME_MAGIC1 && len <= MAX_PAYLOAD) this.fill(len + FRAME_OVERHEAD);
-        f = parseFrame(this.buf, this.pos, this.bufLen, this.prevCrc);
+      let f = this.parseHere();
+      if (!isFrame(f) && !f.incomplete) {
+        // The bytes may have been read while the writer was still writing them: look again.
+        this.bufLen = this.pos;
+        f = this.parseHere();
       }
       if (!isFrame(f)) {
-        if (f.incomplete || !this.resync(offset, f.reason, f.seq)) {
-          // End of this segment (possibly a write in progress).
-          if (!this.hasNewerSegment()) return false;
+        if (!f.incomplete && this.resync(offset, f.reason, f.seq)) continue;
+        // Nothing whole here: the live end of the stream, unless a newer segment exists.
+        if (!this.hasNewerSegment()) return false;
+        // A newer segment exists, so this one is complete: read what it has before leaving it.
+        this.bufLen = this.pos;
+        f = this.parseHere();
+        if (!isFrame(f)) {
+          if (!f.incomplete && this.resync(offset, f.reason, f.seq)) continue;
           if (this.bufLen > this.pos) {
             this.reject({ stream: this.stream, seq: f.seq >= 0 ? f.seq : null, segment: this.segment.name, offset, reason: `${f.reason} at the end of a finished segment` });
           }
           this.closeFd();
           continue;
         }
-        continue;
       }
+      if (f.kind === KIND_RECORD && f.seq > this.headSeq && f.seq > this.lastSeq && !this.committed(f.seq)) return false;
       this.prevCrc = f.crc;
       this.pos = f.end;
       if (f.kind === KIND_SEAL || f.seq <= this.lastSeq) continue;
@@ -169,6 +218,61 @@ export class StreamCursor {
       added++;
     }
     return true;
+  }
+
+  /**
+   * Whether `seq` has been committed (fsync'd) by the writer, per the stream's HEAD. Records a
+   * reader can see in the page cache but that are not yet durable could vanish in a power loss
+   * and their seqs be reused, so they are held back (for at most one group-commit interval).
+   * A stream without a HEAD file (not written by this writer) is read as it is.
+   */
+  private committed(seq: number): boolean {
+    let head: Buffer | null = null;
+    try { head = readFileSync(join(this.streamDir, HEAD_FILE)); } catch { /* no HEAD */ }
+    if (head === null) this.headSeq = Number.MAX_SAFE_INTEGER;
+    else if (head.length === 0) this.headSeq = 0; // created, nothing committed yet
+    else {
+      const h = decodeHead(head);
+      this.headSeq = typeof h === 'string' ? Number.MAX_SAFE_INTEGER : h.seq;
+    }
+    return seq <= this.headSeq;
+  }
+
+  /** Load the frame at pos (as much of it as the file has) and parse it. */
+  private parseHere(): Frame | FrameError {
+    if (this.fill(FRAME_HEADER_BYTES)) {
+      const b = this.buf;
+      const p = this.pos;
+      const len = readU32(b, p + 4);
+      if (b[p] === FRAME_MAGIC0 && b[p + 1] === FRAME_MAGIC1 && len <= MAX_PAYLOAD) this.fill(len + FRAME_OVERHEAD);
+    }
+    return parseFrame(this.buf, this.pos, this.bufLen, this.prevCrc);
+  }
+
+  /**
+   * Hop over whole frames at or before the checkpoint by their length fields alone (no CRC, no
+   * decoding); the first frame after the checkpoint is then checked with the CRC of the frame
+   * before it as its seed. Returns true when it moved. Anything odd falls through to the full parse.
+   */
+  private skipBefore(): boolean {
+    let moved = false;
+    for (;;) {
+      if (!this.fill(FRAME_HEADER_BYTES)) return moved;
+      const b = this.buf;
+      const p = this.pos;
+      if (b[p] !== FRAME_MAGIC0 || b[p + 1] !== FRAME_MAGIC1) return moved;
+      const seq = readU64(b, p + 8);
+      if (seq > this.lastSeq) {
+        this.skipping = false;
+        return moved;
+      }
+      const len = readU32(b, p + 4);
+      if (len > MAX_PAYLOAD || !this.fill(len + FRAME_OVERHEAD)) return moved;
+      const end = this.pos + FRAME_HEADER_BYTES + len;
+      this.prevCrc = readU32(this.buf, end);
+      this.pos = end + 4;
+      moved = true;
+    }
   }
 
   /**
@@ -198,7 +302,6 @@ export class StreamCursor {
   }
 
   private decode(codec: number, start: number, len: number, seq: number, offset: number): ProvEvent | null {
-    const where = `journal ${this.stream}/${this.segment.name} offset ${offset}`;
     let ev: unknown;
     try {
       if (codec === CODEC.json) {
@@ -209,7 +312,7 @@ export class StreamCursor {
           this.reject({ stream: this.stream, seq, segment: this.segment.name, offset, reason: `no decoder registered for codec ${codec}` });
           return null;
         }
-        ev = dec(this.buf.subarray(start, start + len), where);
+        ev = dec(this.buf.subarray(start, start + len), `journal ${this.stream}/${this.segment.name} offset ${offset}`);
       }
     } catch (e) {
       const why = codec === CODEC.json ? `payload is not valid JSON (${(e as Error).message})` : `codec ${codec} decoder: ${(e as Error).message}`;
@@ -217,13 +320,13 @@ export class StreamCursor {
       return null;
     }
     // The frame's seq is authoritative (the writer assigns it).
-    if (typeof ev === 'object' && ev !== null && !Array.isArray(ev)) (ev as { seq: number }).seq = seq;
-    const c = checkEvent(ev);
-    if (!c.ok) {
-      this.reject({ stream: this.stream, seq, segment: this.segment.name, offset, reason: c.reason });
+    if (typeof ev === 'object' && ev !== null && !Array.isArray(ev) && (ev as { seq: unknown }).seq !== seq) (ev as { seq: number }).seq = seq;
+    const problem = eventProblem(ev);
+    if (problem !== null) {
+      this.reject({ stream: this.stream, seq, segment: this.segment.name, offset, reason: problem });
       return null;
     }
-    return c.event;
+    return ev as ProvEvent;
   }
 
   close(): void {

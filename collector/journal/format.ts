@@ -50,6 +50,13 @@ export const MAX_PAYLOAD = 16 * 1024 * 1024;
 /** Codec byte reserved for seal frames' codec field (unused, always 0). */
 export const SEGMENT_SUFFIX = '.seg';
 export const HEAD_FILE = 'HEAD';
+/**
+ * Sparse index beside a segment (`<first seq>.idx`): entries of u64 seq, u64 offset, one per
+ * MiB of segment, appended after each commit and not fsync'd. Only a hint: a reader resuming
+ * mid-segment checks the frame an entry points at before trusting it.
+ */
+export const INDEX_SUFFIX = '.idx';
+export const INDEX_ENTRY_BYTES = 16;
 export const HEAD_MAGIC = Buffer.from('PROVHEAD', 'latin1');
 export const HEAD_BYTES = 64;
 export const ZERO_SEAL: Buffer = Buffer.alloc(SEAL_BYTES);

@@ -9,4 +9,6 @@ export {
   openJournalReader, type JournalReader, type JournalReaderOptions, type ReadOptions, type ReaderStats,
   type RejectedRecord,
 } from './reader.js';
-export { verifyJournal, type VerifyReport, type VerifyProblem, type StreamReport, type ProblemKind } from './verify.js';
+export {
+  verifyJournal, type VerifyReport, type VerifyProblem, type StreamReport, type ProblemKind, type Anchor, type VerifyOptions,
+} from './verify.js';

@@ -167,12 +167,23 @@ class Reader implements JournalReader {
       const lanes = this.lanesFor(opts.streams);
       const dry = new Set<Lane>();
       let any = false;
+      let sinceBreak = 0;
       for (let r = this.pick(lanes, dry); r !== null; r = this.pick(lanes, dry)) {
         any = true;
         yield r;
         if (opts.signal?.aborted) return;
+        // An async generator that always has data runs on microtasks alone and would starve
+        // timers and I/O in this process: give the event loop a turn every so often.
+        if (++sinceBreak >= YIELD_EVERY) {
+          sinceBreak = 0;
+          await immediate();
+          if (opts.signal?.aborted) return;
+        }
       }
-      if (any) continue;
+      if (any) {
+        await immediate();
+        continue;
+      }
       if (!opts.follow) return;
       if (!(await sleep(pollMs, opts.signal))) return;
     }
@@ -193,6 +204,11 @@ class Reader implements JournalReader {
     this.lanes.clear();
   }
 }
+
+/** Records delivered between two turns of the event loop. */
+const YIELD_EVERY = 1024;
+
+const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Wait `ms`; false when the signal aborted first. */
 function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {

@@ -7,29 +7,38 @@ import { OPS, SCHEMA_VERSION, type Op, type ProvEvent } from '../events.js';
 
 const file = (i: number) => ({ dev: 0xfe00, ino: 1000 + i, parent: 2, name: `f${i}.txt`, path: `/tmp/w/f${i}.txt`, type: 0o100000 });
 
-/** A valid event of `op`, varied by `i` (seq is i + 1, ts grows with i). */
+/**
+ * A valid event of `op`, varied by `i` (seq is i + 1, ts grows with i). Built as one literal plus
+ * assignments, as a source builds its records (V8 gives objects built by spreading a base object
+ * slow property stores, which would distort the benchmarks).
+ */
 export function sampleEvent(op: Op, i: number, src: 'ebpf' | 'provfs' = 'ebpf'): ProvEvent {
-  const base = { v: SCHEMA_VERSION, src, seq: i + 1, ts: 1_000_000 + i * 1000, host: 'h1', pid: 100 + (i % 50), tid: 100 + (i % 50), comm: 'sh' };
+  const e: Record<string, unknown> = {
+    v: SCHEMA_VERSION, src, seq: i + 1, ts: 1_000_000 + i * 1000, host: 'h1', pid: 100 + (i % 50), tid: 100 + (i % 50), comm: 'sh', op,
+  };
   switch (op) {
-    case 'fork': return { ...base, op, child: 200 + i, childTid: 200 + i, thread: false };
-    case 'exec': return { ...base, op, filename: '/usr/bin/cc', argv: ['cc', '-c', `f${i}.c`], cwd: '/tmp/w', uid: 1000, gid: 1000, env: ['PATH=/usr/bin'] };
-    case 'exit': return { ...base, op, code: 0, group: true };
-    case 'pipe': return { ...base, op, fds: [3, 4], ino: 5000 + i };
-    case 'dup': return { ...base, op, oldfd: 3, newfd: 1 };
-    case 'socket': case 'accept': case 'connect': return { ...base, op, fd: 5, ino: 7000 + i, family: 1, type: 1 };
-    case 'sendmsg': case 'recvmsg': return { ...base, op, fd: 5, sock: 7000 + i, bytes: 10, fds: [6], files: [file(i)] };
-    case 'open': return { ...base, op, file: file(i), flags: 0, fd: 3 };
-    case 'close': return { ...base, op, fd: 3 };
-    case 'create': return { ...base, op, file: file(i), mode: 0o644 };
-    case 'mkdir': return { ...base, op, file: { ...file(i), type: 0o040000 }, mode: 0o755 };
-    case 'symlink': return { ...base, op, file: file(i), target: '../x' };
-    case 'link': return { ...base, op, file: file(i) };
-    case 'rename': return { ...base, op, file: file(i), from: { parent: 2, name: `tmp${i}`, path: `/tmp/w/tmp${i}` }, flags: 0 };
-    case 'unlink': return { ...base, op, file: file(i), deleted: true };
-    case 'rmdir': return { ...base, op, file: file(i) };
-    case 'setattr': return { ...base, op, file: file(i), mode: 0o600 };
-    case 'lost': return { ...base, op, count: 3, from: 10, to: 20, reason: 'ring buffer full' };
+    case 'fork': e.child = 200 + i; e.childTid = 200 + i; e.thread = false; break;
+    case 'exec':
+      e.filename = '/usr/bin/cc'; e.argv = ['cc', '-c', `f${i}.c`]; e.cwd = '/tmp/w'; e.uid = 1000; e.gid = 1000; e.env = ['PATH=/usr/bin'];
+      break;
+    case 'exit': e.code = 0; e.group = true; break;
+    case 'pipe': e.fds = [3, 4]; e.ino = 5000 + i; break;
+    case 'dup': e.oldfd = 3; e.newfd = 1; break;
+    case 'socket': case 'accept': case 'connect': e.fd = 5; e.ino = 7000 + i; e.family = 1; e.type = 1; break;
+    case 'sendmsg': case 'recvmsg': e.fd = 5; e.sock = 7000 + i; e.bytes = 10; e.fds = [6]; e.files = [file(i)]; break;
+    case 'open': e.file = file(i); e.flags = 0; e.fd = 3; break;
+    case 'close': e.fd = 3; break;
+    case 'create': e.file = file(i); e.mode = 0o644; break;
+    case 'mkdir': e.file = { dev: 0xfe00, ino: 1000 + i, parent: 2, name: `d${i}`, path: `/tmp/w/d${i}`, type: 0o040000 }; e.mode = 0o755; break;
+    case 'symlink': e.file = file(i); e.target = '../x'; break;
+    case 'link': e.file = file(i); break;
+    case 'rename': e.file = file(i); e.from = { parent: 2, name: `tmp${i}`, path: `/tmp/w/tmp${i}` }; e.flags = 0; break;
+    case 'unlink': e.file = file(i); e.deleted = true; break;
+    case 'rmdir': e.file = file(i); break;
+    case 'setattr': e.file = file(i); e.mode = 0o600; break;
+    case 'lost': e.count = 3; e.from = 10; e.to = 20; e.reason = 'ring buffer full'; break;
   }
+  return e as unknown as ProvEvent;
 }
 
 /** A valid event cycling through every op. */

@@ -7,7 +7,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  FRAME_OVERHEAD, KIND_SEAL, SEGMENT_HEADER_BYTES, checkStreamName, decodeSegmentHeader, isFrame,
+  KIND_SEAL, SEGMENT_HEADER_BYTES, checkStreamName, decodeSegmentHeader, isFrame,
   parseFrame, parseSegmentName, type FrameError, type SegmentHeader,
 } from './format.js';
 
@@ -112,6 +112,3 @@ export function walkSegment(buf: Uint8Array, header: SegmentHeader): SegmentWalk
 export function headerOf(buf: Uint8Array): SegmentHeader | string {
   return decodeSegmentHeader(buf.subarray(0, SEGMENT_HEADER_BYTES));
 }
-
-/** Smallest possible frame: used to bound searches. */
-export const MIN_FRAME = FRAME_OVERHEAD;

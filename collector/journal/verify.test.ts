@@ -102,6 +102,45 @@ describe('verifyJournal', () => {
     });
   }
 
+  it('the reader names a damaged record, skips it and delivers the rest', () => {
+    const d = copy();
+    const l = loc(57);
+    const b = readFileSync(segPath(d, l.segment));
+    b[l.offset + 16 + 5]! ^= 0x01;
+    writeFileSync(segPath(d, l.segment), b);
+    const saved = process.env.PROV_LOG;
+    process.env.PROV_LOG = 'error';
+    try {
+      const r = openJournalReader(d);
+      const got = r.readBatch(1000).map((x) => x.seq);
+      assert.equal(got.length, 399);
+      assert.ok(!got.includes(57));
+      assert.equal(r.stats.rejected, 1);
+      const rej = r.rejections[0]!;
+      assert.deepEqual({ stream: rej.stream, seq: rej.seq, segment: rej.segment, offset: rej.offset },
+        { stream: STREAM, seq: 57, segment: l.segment, offset: l.offset });
+      assert.match(rej.reason, new RegExp(`^checksum mismatch; skipped ${l.len} bytes to the next valid record$`));
+    } finally {
+      if (saved === undefined) delete process.env.PROV_LOG; else process.env.PROV_LOG = saved;
+    }
+  });
+
+  it('names the damaged stream among several', async () => {
+    const d = copy();
+    const w = openJournalWriter({ dir: d, stream: 'provfs-1' });
+    for (let i = 0; i < 30; i++) w.append(anySampleEvent(i, 'provfs'));
+    await w.close();
+    const seg = listSegments(join(d, 'provfs-1'))[0]!;
+    const b = readFileSync(seg.path);
+    b[b.length - 100]! ^= 0x40;
+    writeFileSync(seg.path, b);
+    const r = verifyJournal(d);
+    assert.equal(r.ok, false);
+    assert.deepEqual(r.problems.map((p) => p.stream), ['provfs-1']);
+    assert.equal(r.streams.find((s) => s.stream === STREAM)!.problem, undefined);
+    assert.equal(r.records, 400 + r.streams.find((s) => s.stream === 'provfs-1')!.records);
+  });
+
   it('catches a deleted record', () => {
     const d = copy();
     const [a] = adjacentPair(57);
@@ -109,8 +148,8 @@ describe('verifyJournal', () => {
     const b = readFileSync(p0);
     writeFileSync(p0, Buffer.concat([b.subarray(0, a.offset), b.subarray(a.offset + a.len)]));
     const p = onlyProblem(d);
-    assert.deepEqual({ kind: p.kind, segment: p.segment, offset: p.offset, seq: p.seq },
-      { kind: 'missing', segment: a.segment, offset: a.offset, seq: a.seq });
+    assert.deepEqual({ kind: p.kind, stream: p.stream, segment: p.segment, offset: p.offset, seq: p.seq },
+      { kind: 'missing', stream: STREAM, segment: a.segment, offset: a.offset, seq: a.seq });
   });
 
   it('catches two swapped records', () => {
@@ -123,8 +162,8 @@ describe('verifyJournal', () => {
     ]);
     writeFileSync(p0, swapped);
     const p = onlyProblem(d);
-    assert.deepEqual({ kind: p.kind, segment: p.segment, offset: p.offset, seq: p.seq },
-      { kind: 'reordered', segment: a.segment, offset: a.offset, seq: c.seq });
+    assert.deepEqual({ kind: p.kind, stream: p.stream, segment: p.segment, offset: p.offset, seq: p.seq },
+      { kind: 'reordered', stream: STREAM, segment: a.segment, offset: a.offset, seq: c.seq });
     assert.match(p.message, new RegExp(`seq ${c.seq} at offset ${a.offset} comes before seq ${a.seq}`));
   });
 
@@ -182,6 +221,55 @@ describe('verifyJournal', () => {
     const r = verifyJournal(d);
     assert.equal(r.ok, true);
     assert.equal(r.streams[0]!.tornTail!.bytes, 5);
+  });
+
+  it('an external anchor catches what the chain alone cannot: a cut with HEAD removed, a rewrite', async () => {
+    const anchorFile = join(root, 'anchor.json');
+    const { out } = await captureStdout(() => verifyCli(pristine, { json: true }));
+    writeFileSync(anchorFile, out);
+    assert.equal((await captureStdout(() => verifyCli(pristine, { anchor: anchorFile }))).code, 0);
+
+    // Cut the newest records on a record boundary and delete HEAD: a valid prefix of the chain.
+    const d = copy();
+    const l = locs.find((x) => x.segment === loc(400).segment && x.seq > locs.find((y) => y.segment === loc(400).segment)!.seq)!;
+    truncateSync(segPath(d, l.segment), l.offset);
+    unlinkSync(join(d, STREAM, 'HEAD'));
+    const alone = verifyJournal(d);
+    assert.equal(alone.ok, true, 'without an anchor the cut is invisible (documented limitation)');
+    assert.match(alone.streams[0]!.warnings.join(), /no HEAD file/);
+    const cut = await captureStdout(() => verifyCli(d, { anchor: anchorFile }));
+    assert.equal(cut.code, 5);
+    assert.match(cut.out, new RegExp(`NOT clean: truncated record in stream ebpf .* seq ${l.seq}: the anchor says seq 400 existed but the stream ends at seq ${l.seq - 1}`));
+
+    // A wholesale rewrite: a fresh journal of other events in the same place.
+    const r = join(root, 'rewritten');
+    const w = openJournalWriter({ dir: r, stream: STREAM, segmentBytes: 8192 });
+    for (let i = 0; i < 400; i++) w.append(anySampleEvent(i + 7));
+    await w.close();
+    assert.equal(verifyJournal(r).ok, true);
+    const rewritten = await captureStdout(() => verifyCli(r, { anchor: anchorFile }));
+    assert.equal(rewritten.code, 5);
+    assert.match(rewritten.out, /modified record .* seq 400: (the seal at seq 400 differs from the anchor|no seal at seq 400)/);
+
+    writeFileSync(join(root, 'bad-anchor.json'), '{"ebpf": {"seq": 1}}');
+    const bad = await captureStdout(() => verifyCli(pristine, { anchor: join(root, 'bad-anchor.json') }));
+    assert.equal(bad.code, 2);
+    assert.match(bad.out, /needs a seq and a 64-hex-digit seal/);
+  });
+
+  it('finds a journal clean while its writer is appending and rotating', async () => {
+    const d = join(root, 'live');
+    const w = openJournalWriter({ dir: d, stream: STREAM, segmentBytes: 4096, fsyncIntervalMs: 1 });
+    w.append(anySampleEvent(0));
+    await w.flush(); // before the first commit there is no journal to verify yet
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 50; i++) w.append(anySampleEvent(round * 50 + i + 1));
+      await new Promise((res) => setTimeout(res, round % 3));
+      const r = verifyJournal(d);
+      assert.equal(r.ok, true, `round ${round}: ${JSON.stringify(r.problems)}`);
+    }
+    await w.close();
+    assert.equal(verifyJournal(d).records, 1501);
   });
 
   it('prov verify: JSON output, and exit 3 when there is no journal', async () => {

@@ -13,8 +13,9 @@
  * - Cutting off the newest records (or whole newest segments), as long as the cut falls on a
  *   record boundary and HEAD is rewritten or deleted too: a prefix of a valid chain is a valid
  *   chain. HEAD catches a cut made without touching HEAD; against someone who can rewrite the
- *   whole directory, only an anchor kept elsewhere helps: the report gives each stream's last
- *   seq and seal (`head`), which a user can record off the machine and compare later.
+ *   whole directory, only an anchor kept elsewhere helps: the report gives each stream's newest
+ *   seal and the seq it covers (`head`); kept off the machine and passed back as `anchors`
+ *   (`prov verify --anchor FILE`), it exposes any later truncation or rewrite up to that seq.
  * - A wholesale rewrite: someone who re-frames every record and recomputes every CRC and seal
  *   produces a valid journal. Seals make that require rewriting everything after the edit (so
  *   a remembered seal exposes it), but nothing in the directory alone can.
@@ -86,22 +87,27 @@ function structuralSeqs(buf: Uint8Array, from: number, limit: number): Array<{ s
   return out;
 }
 
-function verifyStream(dir: string, stream: string): StreamReport {
+function verifyStream(dir: string, stream: string, anchor?: Anchor): StreamReport {
   const streamDir = join(dir, stream);
+  // HEAD first: with a writer running, the segments listed afterwards hold at least what it names.
+  let headBytes: Buffer | null = null;
+  try { headBytes = readFileSync(join(streamDir, HEAD_FILE)); } catch { /* none */ }
   const segs = listSegments(streamDir);
   const r: StreamReport = {
     stream, segments: segs.length, records: 0, seals: 0, bytes: 0, firstSeq: null, lastSeq: null,
     head: null, unsealedRecords: 0, warnings: [],
   };
   let head: Head | null = null;
-  try {
-    const h = decodeHead(readFileSync(join(streamDir, HEAD_FILE)));
+  if (headBytes === null) {
+    if (segs.length > 0) r.warnings.push(`no ${HEAD_FILE} file: truncation of the newest records cannot be detected`);
+  } else if (headBytes.length > 0) { // empty: opened, nothing committed yet
+    const h = decodeHead(headBytes);
     if (typeof h === 'string') r.warnings.push(`${HEAD_FILE}: ${h} (ignored)`);
     else head = h;
-  } catch {
-    if (segs.length > 0) r.warnings.push(`no ${HEAD_FILE} file: truncation of the newest records cannot be detected`);
   }
   let headSealSeen: Buffer | null = null;
+  let anchorSealSeen: Buffer | null = null;
+  let lastSealSeq = 0;
 
   let expected = 1;
   let prevCrc = 0;
@@ -173,6 +179,8 @@ function verifyStream(dir: string, stream: string): StreamReport {
         }
         sealPrev = Buffer.from(got);
         if (head && f.seq === head.seq) headSealSeen = sealPrev;
+        if (anchor && f.seq === anchor.seq) anchorSealSeen = sealPrev;
+        lastSealSeq = f.seq;
         windowStart = f.end;
         windowFirstSeq = expected;
         r.seals++;
@@ -199,9 +207,21 @@ function verifyStream(dir: string, stream: string): StreamReport {
     }
     prevCrc = seed;
     prevSeal = sealPrev;
-    r.head = { seq: expected - 1, seal: sealPrev.toString('hex') };
+    r.head = { seq: lastSealSeq, seal: sealPrev.toString('hex') };
   }
 
+  if (anchor) {
+    const lastSeq = expected - 1;
+    const lastSeg = segs[segs.length - 1]?.name ?? '(none)';
+    if (anchor.seq > lastSeq) {
+      return fail('truncated', lastSeg, sizeOf(join(streamDir, lastSeg)), lastSeq + 1,
+        `the anchor says seq ${anchor.seq} existed but the stream ends at seq ${lastSeq}: records ${lastSeq + 1}..${anchor.seq} are missing`);
+    }
+    if (anchor.seq > 0 && !(anchorSealSeen && anchorSealSeen.toString('hex') === anchor.seal.toLowerCase())) {
+      return fail('modified', lastSeg, 0, anchor.seq,
+        anchorSealSeen ? `the seal at seq ${anchor.seq} differs from the anchor: records up to seq ${anchor.seq} were rewritten` : `no seal at seq ${anchor.seq}, which the anchor names: the stream was rewritten`);
+    }
+  }
   if (head) {
     const lastSeq = expected - 1;
     const tail = r.tornTail ?? null;
@@ -221,17 +241,39 @@ function sizeOf(p: string): number {
   try { return statSync(p).size; } catch { return 0; }
 }
 
+/** An external anchor: a stream's `head` from an earlier report, kept off the machine. */
+export interface Anchor {
+  seq: number;
+  /** SHA-256 seal, hex. */
+  seal: string;
+}
+
+export interface VerifyOptions {
+  /** Per stream, the head recorded earlier: the stream must still contain that exact seal at that seq. */
+  anchors?: Record<string, Anchor>;
+}
+
 /**
- * Verify every stream of the journal at `dir`. Throws {@link NotFoundError} when `dir` holds no
- * journal stream; otherwise returns a report (`ok` false when any stream has a problem).
+ * Verify every stream of the journal at `dir`, and against `opts.anchors` when given. Throws
+ * {@link NotFoundError} when `dir` holds no journal stream; otherwise returns a report (`ok`
+ * false when any stream has a problem).
  */
-export function verifyJournal(dir: string): VerifyReport {
+export function verifyJournal(dir: string, opts: VerifyOptions = {}): VerifyReport {
   let isDir = false;
   try { isDir = statSync(dir).isDirectory(); } catch { /* not there */ }
   if (!isDir) throw new NotFoundError(`no journal directory at ${dir}`);
   const streams = listStreams(dir).filter((s) => listSegments(join(dir, s)).length > 0 || sizeOf(join(dir, s, HEAD_FILE)) > 0);
   if (streams.length === 0) throw new NotFoundError(`no journal streams in ${dir}`);
-  const reports = streams.map((s) => verifyStream(dir, s));
+  const anchors = opts.anchors ?? {};
+  const reports = streams.map((s) => verifyStream(dir, s, anchors[s]));
+  for (const [s, a] of Object.entries(anchors)) {
+    if (!streams.includes(s)) {
+      reports.push({
+        stream: s, segments: 0, records: 0, seals: 0, bytes: 0, firstSeq: null, lastSeq: null, head: null, unsealedRecords: 0, warnings: [],
+        problem: { kind: 'missing', stream: s, segment: '(none)', offset: 0, seq: 1, message: `the anchor names stream ${s} (up to seq ${a.seq}) but the journal has no such stream` },
+      });
+    }
+  }
   const problems = reports.flatMap((s) => (s.problem ? [s.problem] : []));
   return { dir, ok: problems.length === 0, records: reports.reduce((n, s) => n + s.records, 0), streams: reports, problems };
 }

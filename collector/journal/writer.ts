@@ -9,13 +9,20 @@
  *
  * Durability: a record is durable once a group commit that includes it has finished its
  * fdatasync (at most `fsyncIntervalMs` after the append, or when `flush()` resolves). A crash
- * loses at most the records appended since the last commit; never a committed one.
+ * loses at most the records appended since the last commit; never a committed one. After each
+ * commit the writer rewrites the stream's HEAD (seq, chain value, seal): readers deliver records
+ * only up to HEAD, and verify compares the stream's end with it.
+ *
+ * Memory: pending bytes live in pooled 1 MiB slabs (frames never straddle two), so a burst
+ * costs no copying; the seal window is hashed incrementally as slabs fill. One writer per
+ * stream: a LOCK file with the owner's pid (a dead owner's lock is taken over).
  */
 import {
-  closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
-  truncateSync, unlinkSync, writeSync, readSync,
+  appendFileSync, closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
+  truncateSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { InputError, IntegrityError, StoreError } from '../../graph/errors.js';
 import { logger } from '../log.js';
@@ -24,7 +31,7 @@ import { CODEC, type JournalWriter, type JournalWriterOptions } from './api.js';
 import { crc32c } from './crc32c.js';
 import {
   FRAME_HEADER_BYTES, FRAME_OVERHEAD, HEAD_FILE, KIND_RECORD, KIND_SEAL, MAX_PAYLOAD, SEAL_BYTES,
-  SEAL_FRAME_BYTES, SEGMENT_HEADER_BYTES, ZERO_SEAL, checkStreamName, computeSeal, encodeHead,
+  SEAL_FRAME_BYTES, SEGMENT_HEADER_BYTES, ZERO_SEAL, INDEX_SUFFIX, INDEX_ENTRY_BYTES, writeU64, checkStreamName, computeSeal, encodeHead,
   encodeSegmentHeader, findNextFrame, segmentName, writeFrameHeader,
 } from './format.js';
 import { headerOf, listSegments, walkSegment } from './segments.js';
@@ -35,9 +42,12 @@ const openHere = new Set<string>();
 
 /** Seal at least every this many bytes of records, so a seal pins down a few hundred small records. */
 const SEAL_WINDOW_BYTES = 64 * 1024;
-const INITIAL_BUFFER = 1 << 20;
-/** Buffers up to this size are kept for reuse after a commit. */
-const REUSE_LIMIT = 32 << 20;
+/** Pending bytes live in slabs of this size (a bigger one for a bigger record): no copying on growth. */
+const SLAB_BYTES = 1 << 20;
+/** Slabs kept for reuse after a commit. */
+const POOL_SLABS = 16;
+/** A sparse-index entry every this many bytes of a segment (a hint for readers resuming mid-segment). */
+const INDEX_EVERY = 1 << 20;
 
 /** What recovery did on open (undefined when the stream was clean). */
 export interface RecoveryInfo {
@@ -59,12 +69,24 @@ export interface JournalWriterHandle extends JournalWriter {
   readonly recovered?: RecoveryInfo;
   /** The stream's directory. */
   readonly streamDir: string;
+  /**
+   * Bytes appended but not yet handed to the disk. It grows without bound if the disk stalls:
+   * a source that must bound its memory checks it and records a `lost` event instead of appending.
+   */
+  readonly pendingBytes: number;
 }
 
 interface SegmentStart {
-  /** Offset in the pending buffer where the new segment file's bytes begin. */
+  /** Offset in its slab where the new segment file's bytes begin. */
   at: number;
   name: string;
+}
+
+/** A filled slab waiting for the next commit. */
+interface Slab {
+  buf: Buffer;
+  len: number;
+  starts: SegmentStart[];
 }
 
 class Writer implements JournalWriterHandle {
@@ -81,22 +103,30 @@ class Writer implements JournalWriterHandle {
   private needSegment = true;
   private segName = '';
   private segSize = 0;
+  /** Next segment offset at which a sparse-index entry is due. */
+  private nextIndexAt = INDEX_EVERY;
+  /** Index entries (seq, offset) not yet written, per segment file name. */
+  private indexPending: Array<{ name: string; seq: number; offset: number }> = [];
   private segRecords = 0;
   private unsealedRecords = 0;
 
-  // pending bytes not yet handed to the disk
-  private buf: Buffer = Buffer.allocUnsafe(INITIAL_BUFFER);
+  // pending bytes not yet handed to the disk: filled slabs, then the current one (buf, len, starts)
+  private full: Slab[] = [];
+  private buf: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
   private len = 0;
-  private windowStart = 0;
   private starts: SegmentStart[] = [];
-  private spare: Buffer | null = null;
+  private readonly pool: Buffer[] = [];
+  // the seal window: bytes since the last seal; those in earlier slabs are already in windowHash
+  private windowStart = 0;
+  private windowHash: Hash | null = null;
+  private windowBytes = 0;
 
   // disk side
   private fd: FileHandle | null = null;
   private fdName = '';
   /** Existing segment to continue after reopen (opened at the first commit). */
   private continueName: string | null = null;
-  private headFd: number;
+  private headFd!: number;
   private durable = 0;
   private timer: NodeJS.Timeout | null = null;
   private commits: Promise<void> = Promise.resolve();
@@ -118,15 +148,21 @@ class Writer implements JournalWriterHandle {
     this.lockPath = join(this.streamDir, 'LOCK');
     this.lock();
     try {
-      this.recover();
       this.headFd = openSync(join(this.streamDir, HEAD_FILE), C.O_WRONLY | C.O_CREAT, 0o600);
+      this.recover();
     } catch (e) {
+      if (this.headFd !== undefined) closeSync(this.headFd);
       this.unlock();
       throw e;
     }
   }
 
   get lastSeq(): number { return this.seq; }
+  get pendingBytes(): number {
+    let n = this.len;
+    for (const slab of this.full) n += slab.len;
+    return n;
+  }
   get durableSeq(): number { return this.durable; }
 
   /** One writer per stream: a LOCK file naming the pid; a dead owner's lock is taken over. */
@@ -135,17 +171,21 @@ class Writer implements JournalWriterHandle {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(this.lockPath, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-        writeSync(fd, String(process.pid));
+        writeSync(fd, `${process.pid} ${startTimeOf(process.pid) ?? ''}`.trim());
         closeSync(fd);
         openHere.add(this.streamDir);
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        let owner = NaN;
-        try { owner = Number(readFileSync(this.lockPath, 'utf8')); } catch { /* vanished: retry */ }
-        if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
-          throw new InputError(`stream ${this.stream} is already open for writing by pid ${owner}`, this.streamDir);
-        }
+        let text = '';
+        try { text = readFileSync(this.lockPath, 'utf8'); } catch { /* vanished: retry */ }
+        const [pidText, startText] = text.trim().split(/\s+/);
+        const owner = Number(pidText);
+        // The owner is live when its pid runs and (where /proc says) started when the lock was taken:
+        // a pid reused by another process after a crash does not hold the stream.
+        const live = Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)
+          && (startText === undefined || startTimeOf(owner) === null || startTimeOf(owner) === startText);
+        if (live) throw new InputError(`stream ${this.stream} is already open for writing by pid ${owner}`, this.streamDir);
         try { unlinkSync(this.lockPath); } catch { /* raced: retry */ }
       }
     }
@@ -167,7 +207,9 @@ class Writer implements JournalWriterHandle {
       if (bytes.length < SEGMENT_HEADER_BYTES) {
         // The crash hit while the segment was being created: nothing in it was ever committed.
         log.warn(`${where}: removed a torn segment of ${bytes.length} bytes (its header was never completed)`);
+        this.recovered = { segment: last.name, offset: 0, cutBytes: bytes.length, reason: 'segment header never completed', lastSeq: last.firstSeq - 1 };
         unlinkSync(last.path);
+        try { unlinkSync(last.path.replace(/\.seg$/, INDEX_SUFFIX)); } catch { /* none */ }
         segs.pop();
         continue;
       }
@@ -201,25 +243,40 @@ class Writer implements JournalWriterHandle {
       this.needSegment = false;
       this.segName = last.name;
       this.segSize = w.end;
+      this.nextIndexAt = (Math.floor(w.end / INDEX_EVERY) + 1) * INDEX_EVERY;
       this.segRecords = w.records;
       this.continueName = last.name;
       if (w.lastSeq > w.sealSeq) {
-        // Records after the newest seal (a crash before their commit finished): seal them now.
+        // Records after the newest seal (a crash before their commit finished): seal them now;
+        // the commit makes them durable and moves HEAD.
         this.windowStart = 0;
         const tail = bytes.subarray(w.sealEnd, w.end);
         this.appendSeal(computeSeal(w.seal, tail));
         this.schedule();
+      } else if (w.records > 0 || segs.length > 1) {
+        // Everything is sealed, but a crash may have come between the last fsync and the HEAD
+        // update (readers hold back records above HEAD): make it durable and move HEAD now.
+        const fd = openSync(last.path, C.O_RDONLY);
+        try { fsyncSync(fd); } finally { closeSync(fd); }
+        const head = encodeHead({ seq: w.lastSeq, crc: w.lastCrc, seal: w.seal });
+        writeSync(this.headFd, head, 0, head.length, 0);
       }
       return;
     }
     this.needSegment = true;
   }
 
+  /** Make room for n contiguous bytes, moving on to a fresh slab when the current one is full. */
   private ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
+    if (this.len > this.windowStart) {
+      (this.windowHash ??= createHash('sha256').update(this.seal)).update(this.buf.subarray(this.windowStart, this.len));
+    }
+    if (this.len > 0 || this.starts.length > 0) this.full.push({ buf: this.buf, len: this.len, starts: this.starts });
+    this.buf = n <= SLAB_BYTES ? (this.pool.pop() ?? Buffer.allocUnsafe(SLAB_BYTES)) : Buffer.allocUnsafe(n);
+    this.len = 0;
+    this.starts = [];
+    this.windowStart = 0;
   }
 
   private check(): void {
@@ -236,10 +293,13 @@ class Writer implements JournalWriterHandle {
     this.starts.push({ at: this.len, name });
     h.bytes.copy(this.buf, this.len);
     this.windowStart = this.len;
+    this.windowHash = null;
+    this.windowBytes = 0;
     this.len += SEGMENT_HEADER_BYTES;
     this.chain = h.crc;
     this.segName = name;
     this.segSize = SEGMENT_HEADER_BYTES;
+    this.nextIndexAt = INDEX_EVERY;
     this.segRecords = 0;
     this.needSegment = false;
   }
@@ -247,9 +307,12 @@ class Writer implements JournalWriterHandle {
   /** Seal the records since the previous seal (no-op when there are none). */
   private sealNow(): void {
     if (this.unsealedRecords === 0) return;
-    this.appendSeal(computeSeal(this.seal, this.buf.subarray(this.windowStart, this.len)));
+    this.ensure(SEAL_FRAME_BYTES);
+    const h = this.windowHash ?? createHash('sha256').update(this.seal);
+    this.appendSeal(h.update(this.buf.subarray(this.windowStart, this.len)).digest());
   }
 
+  /** Append a seal frame with `digest` (room for it must have been made when the window is not empty). */
   private appendSeal(digest: Buffer): void {
     this.ensure(SEAL_FRAME_BYTES);
     const off = this.len;
@@ -262,6 +325,8 @@ class Writer implements JournalWriterHandle {
     this.segSize += SEAL_FRAME_BYTES;
     this.seal = digest;
     this.windowStart = this.len;
+    this.windowHash = null;
+    this.windowBytes = 0;
     this.unsealedRecords = 0;
   }
 
@@ -273,6 +338,10 @@ class Writer implements JournalWriterHandle {
 
   /** Chain the frame whose header and payload are in place at `off`; advances the buffer. */
   private finishFrame(off: number, payloadLen: number): void {
+    if (this.segSize >= this.nextIndexAt) {
+      this.indexPending.push({ name: this.segName, seq: this.seq, offset: this.segSize });
+      this.nextIndexAt = (Math.floor(this.segSize / INDEX_EVERY) + 1) * INDEX_EVERY;
+    }
     const end = off + FRAME_HEADER_BYTES + payloadLen;
     const crc = crc32c(this.buf, off, end, this.chain);
     const b = this.buf;
@@ -286,20 +355,32 @@ class Writer implements JournalWriterHandle {
     this.segSize += frameLen;
     this.segRecords++;
     this.unsealedRecords++;
-    if (this.len - this.windowStart >= SEAL_WINDOW_BYTES) this.sealNow();
+    this.windowBytes += frameLen;
+    if (this.windowBytes >= SEAL_WINDOW_BYTES) this.sealNow();
   }
 
   append(event: ProvEvent): number {
     this.check();
     const seq = this.seq + 1;
     event.seq = seq;
-    const text = JSON.stringify(event);
-    const n = Buffer.byteLength(text);
-    if (n > MAX_PAYLOAD) throw new InputError(`event of ${n} bytes exceeds the ${MAX_PAYLOAD}-byte record limit`, `journal stream ${this.stream} seq ${seq}`);
-    this.room(n + FRAME_OVERHEAD);
+    let text: string;
+    try {
+      text = JSON.stringify(event);
+    } catch (e) {
+      throw new InputError(`event cannot be serialised as JSON: ${(e as Error).message}`, `journal stream ${this.stream} seq ${seq}`);
+    }
+    if (typeof text !== 'string') throw new InputError('event is not a JSON object', `journal stream ${this.stream} seq ${seq}`);
+    // Reserve the UTF-8 worst case (3 bytes per UTF-16 unit) instead of measuring the string;
+    // measure only when the bound matters (near a rotation or the record limit).
+    let bound = text.length * 3;
+    if (bound > MAX_PAYLOAD || (this.segRecords > 0 && this.segSize + bound + FRAME_OVERHEAD + SEAL_FRAME_BYTES > this.segmentBytes)) {
+      bound = Buffer.byteLength(text);
+      if (bound > MAX_PAYLOAD) throw new InputError(`event of ${bound} bytes exceeds the ${MAX_PAYLOAD}-byte record limit`, `journal stream ${this.stream} seq ${seq}`);
+    }
+    this.room(bound + FRAME_OVERHEAD);
     const off = this.len;
+    const n = this.buf.write(text, off + FRAME_HEADER_BYTES, bound, 'utf8');
     writeFrameHeader(this.buf, off, CODEC.json, KIND_RECORD, n, seq);
-    this.buf.write(text, off + FRAME_HEADER_BYTES, n, 'utf8');
     this.seq = seq;
     this.finishFrame(off, n);
     this.schedule();
@@ -361,38 +442,59 @@ class Writer implements JournalWriterHandle {
   private async commit(): Promise<void> {
     if (this.failed) throw new StoreError(`journal stream ${this.stream} failed earlier: ${this.failed.message}`);
     this.sealNow();
-    if (this.len === 0) return;
-    const data = this.buf.subarray(0, this.len);
-    const starts = this.starts;
+    if (this.len === 0 && this.starts.length === 0 && this.full.length === 0) return;
+    const slabs = this.full;
+    slabs.push({ buf: this.buf, len: this.len, starts: this.starts });
     const head = encodeHead({ seq: this.seq, crc: this.chain, seal: this.seal });
     const seqAt = this.seq;
-    this.buf = this.spare ?? Buffer.allocUnsafe(INITIAL_BUFFER);
-    this.spare = null;
+    const index = this.indexPending;
+    this.indexPending = [];
+    this.full = [];
+    this.buf = this.pool.pop() ?? Buffer.allocUnsafe(SLAB_BYTES);
     this.len = 0;
-    this.windowStart = 0;
     this.starts = [];
+    this.windowStart = 0;
     try {
-      if (this.fd === null && this.continueName !== null && (starts.length === 0 || starts[0]!.at > 0)) {
+      const first = slabs[0]!;
+      if (this.fd === null && this.continueName !== null && (first.starts.length === 0 || first.starts[0]!.at > 0)) {
         this.fd = await openAsync(join(this.streamDir, this.continueName), C.O_WRONLY | C.O_APPEND);
         this.fdName = this.continueName;
       }
       this.continueName = null;
-      let pos = 0;
-      let si = 0;
-      while (pos < data.length) {
-        if (si < starts.length && starts[si]!.at === pos) await this.openSegment(starts[si++]!.name);
-        const stop = si < starts.length ? starts[si]!.at : data.length;
-        await this.writeAll(data, pos, stop);
-        pos = stop;
+      for (const slab of slabs) {
+        let pos = 0;
+        for (const st of slab.starts) {
+          if (st.at > pos) await this.writeAll(slab.buf, pos, st.at);
+          await this.openSegment(st.name);
+          pos = st.at;
+        }
+        if (slab.len > pos) await this.writeAll(slab.buf, pos, slab.len);
       }
       if (this.fd) await this.fd.datasync();
       this.durable = seqAt;
       writeSync(this.headFd, head, 0, head.length, 0);
+      if (index.length > 0) this.writeIndex(index);
     } catch (e) {
       this.failed = e as Error;
       throw new StoreError(`journal stream ${this.stream}: write failed: ${(e as Error).message}`, this.streamDir);
     }
-    if (data.buffer.byteLength <= REUSE_LIMIT && data.byteOffset === 0) this.spare = Buffer.from(data.buffer, 0, data.buffer.byteLength);
+    for (const slab of slabs) if (slab.buf.length === SLAB_BYTES && this.pool.length < POOL_SLABS) this.pool.push(slab.buf);
+  }
+
+  /** Append sparse-index entries (u64 seq, u64 offset) to `<segment>.idx`; no fsync: readers check every entry. */
+  private writeIndex(entries: Array<{ name: string; seq: number; offset: number }>): void {
+    const byName = new Map<string, Buffer[]>();
+    for (const e of entries) {
+      const b = Buffer.alloc(INDEX_ENTRY_BYTES);
+      writeU64(b, 0, e.seq);
+      writeU64(b, 8, e.offset);
+      const list = byName.get(e.name) ?? [];
+      list.push(b);
+      byName.set(e.name, list);
+    }
+    for (const [name, list] of byName) {
+      appendFileSync(join(this.streamDir, name.replace(/\.seg$/, INDEX_SUFFIX)), Buffer.concat(list), { mode: 0o600 });
+    }
   }
 
   private async writeAll(data: Buffer, from: number, to: number): Promise<void> {
@@ -435,6 +537,18 @@ class Writer implements JournalWriterHandle {
   get currentSegment(): string { return this.segName || this.fdName; }
 }
 
+/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or null when unknown. */
+function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -452,18 +566,4 @@ function alive(pid: number): boolean {
  */
 export function openJournalWriter(opts: JournalWriterOptions): JournalWriterHandle {
   return new Writer(opts);
-}
-
-/** Read helper shared by tests: the whole HEAD file or null. */
-export function readHeadBytes(streamDir: string): Buffer | null {
-  try {
-    const fd = openSync(join(streamDir, HEAD_FILE), C.O_RDONLY);
-    try {
-      const b = Buffer.alloc(128);
-      const n = readSync(fd, b, 0, 128, 0);
-      return b.subarray(0, n);
-    } finally { closeSync(fd); }
-  } catch {
-    return null;
-  }
 }
