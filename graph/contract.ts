@@ -523,6 +523,7 @@ export function graphStoreContract(name: string, open: () => Promise<GraphStore>
         assert.equal((await s.search({ kind: 'process', glob: '/usr/bin/*' })).total, 2);
         await assert.rejects(s.search({ prefix: '/', limit: 0 }), InputError);
         await assert.rejects(s.search({ prefix: '/', kind: 'bogus' as 'file' }), InputError);
+        await assert.rejects(s.search({ glob: '/x/'.repeat(400) + '*' }), InputError, 'an overlong glob is refused');
       });
 
       it('keeps name history: a renamed file is found under old and new names', async (t) => {

@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../contract.js';
 import type { Subgraph } from '../store.js';
-import { toProvJson } from './prov-json.js';
+import { readFileSync } from 'node:fs';
+import { localBootTimeMs, toProvJson } from './prov-json.js';
 
 function small() {
   const b = new GraphBuilder();
@@ -83,5 +84,11 @@ describe('PROV-JSON export', () => {
     const used = Object.values(doc.used).find((u) => u['px:ts'] && (u['px:ts'] as { $: string }).$ === '1750000000')!;
     assert.equal(used['prov:time'], '2026-11-21T12:00:01.750000Z');
     assert.equal(Object.values(doc.wasInformedBy)[0]!['prov:time'], undefined, 'communication has no time in PROV-DM');
+  });
+
+  it('knows this machine\'s boot time from the monotonic clock', () => {
+    const uptimeS = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    const fromProc = Date.now() - uptimeS * 1000;
+    assert.ok(Math.abs(localBootTimeMs() - fromProc) < 5000, 'within 5 s of now - /proc/uptime');
   });
 });

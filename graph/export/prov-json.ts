@@ -41,6 +41,15 @@ export interface ProvJsonOptions {
   bootTimeMs?: Record<string, number>;
 }
 
+/**
+ * This machine's boot time as {@link ProvJsonOptions.bootTimeMs} wants it: the wall clock minus
+ * CLOCK_MONOTONIC (which process.hrtime reads, as capture does). Valid for records of this host
+ * since its last boot; a suspend shifts it by the time spent asleep.
+ */
+export function localBootTimeMs(): number {
+  return Date.now() - Number(process.hrtime.bigint()) / 1e6;
+}
+
 /** The namespace of prov's own attributes and of each id prefix. */
 export const PROV_JSON_PREFIXES: Readonly<Record<string, string>> = {
   px: 'urn:x-prov:attr:',

@@ -35,7 +35,10 @@ export class SqliteIngester {
   private readonly insertHost: Database.Statement;
   private readonly maxFseq: Database.Statement;
   private readonly applyTx: (batch: IngestBatch) => void;
+  private readonly addCount: Database.Statement;
   private fseq = 0;
+  /** Rows this batch added, by counter key (see schema.ts counts). */
+  private added = new Map<string, number>();
 
   constructor(db: Database.Database, private readonly where: string) {
     this.insertNode = db.prepare(`INSERT INTO nodes (id, kind, host, label, ts, attrs, ident, ver, path, fseq)
@@ -55,6 +58,7 @@ export class SqliteIngester {
       ON CONFLICT (stream) DO UPDATE SET seq = max(seq, excluded.seq)`);
     this.insertHost = db.prepare('INSERT INTO hosts (host) VALUES (?) ON CONFLICT DO NOTHING');
     this.maxFseq = db.prepare('SELECT coalesce(max(fseq), 0) FROM nodes').pluck();
+    this.addCount = db.prepare('INSERT INTO counts (what, n) VALUES (?, ?) ON CONFLICT (what) DO UPDATE SET n = n + excluded.n');
     this.applyTx = db.transaction((batch: IngestBatch) => this.applyInTx(batch));
   }
 
@@ -70,8 +74,13 @@ export class SqliteIngester {
     }
   }
 
+  private count(key: string, by: number): void {
+    this.added.set(key, (this.added.get(key) ?? 0) + by);
+  }
+
   private applyInTx(b: IngestBatch): void {
     this.fseq = this.maxFseq.get() as number;
+    this.added = new Map();
     const nodes = b.nodes ?? [];
     for (let i = 0; i < nodes.length; i++) this.putNode(nodes[i]!, i);
     const edges = b.edges ?? [];
@@ -86,7 +95,7 @@ export class SqliteIngester {
       const src = this.nidOf(e.from, e.ts);
       const dst = this.nidOf(e.to, e.ts);
       const strict = e.kind === 'wasDerivedFrom' && e.attrs?.rule === 'strict' ? 1 : 0;
-      this.insertEdge.run(src, kind, dst, e.pos, e.ts, strict, edgeAttrsText(e.attrs));
+      if (this.insertEdge.run(src, kind, dst, e.pos, e.ts, strict, edgeAttrsText(e.attrs)).changes > 0) this.count(`edge:${kind}`, 1);
     }
     const names = b.names ?? [];
     for (let i = 0; i < names.length; i++) {
@@ -110,9 +119,10 @@ export class SqliteIngester {
       if (typeof g?.id !== 'string' || typeof g.from !== 'number' || typeof g.to !== 'number') {
         throw new InputError('a gap needs id, from and to', `${this.where}: batch gap #${i}`);
       }
-      this.insertGap.run(g.id, g.host ?? '', g.src ?? '', g.from, g.to, g.count ?? 0, g.reason ?? '');
+      if (this.insertGap.run(g.id, g.host ?? '', g.src ?? '', g.from, g.to, g.count ?? 0, g.reason ?? '').changes > 0) this.count('gaps', 1);
       this.noteHost(g.host ?? '');
     }
+    for (const [key, n] of this.added) if (n !== 0) this.addCount.run(key, n);
     for (const [stream, seq] of Object.entries(b.checkpoint ?? {})) {
       if (typeof seq !== 'number' || !Number.isFinite(seq)) throw new InputError(`checkpoint of stream "${stream}" is not a number`, `${this.where}: batch checkpoint`);
       this.upsertCheckpoint.run(stream, seq);
@@ -134,6 +144,7 @@ export class SqliteIngester {
       searchPath(n), this.fseq + 1) as { nid: number } | undefined;
     if (row) {
       this.fseq++;
+      this.count(`node:${kind}`, 1);
       this.cacheNid(n.id, row.nid);
       this.noteHost(host);
       return;
@@ -144,6 +155,7 @@ export class SqliteIngester {
     const mergedText = JSON.stringify(merged);
     if (old.kind === kind && old.host === host && old.label === label && old.ts === n.ts && old.attrs === mergedText) return;
     this.fseq++;
+    if (old.kind !== kind) { this.count(`node:${old.kind}`, -1); this.count(`node:${kind}`, 1); }
     this.updateNode.run(kind, host, label, n.ts, mergedText, fv?.ident ?? null, fv?.ver ?? null,
       searchPath({ ...n, attrs: merged }), this.fseq, old.nid);
     this.noteHost(host);
@@ -160,6 +172,7 @@ export class SqliteIngester {
       const fv = kind === 'file' ? splitFileVersion(id) : null;
       const row = this.insertNode.get(id, NODE_CODE.get(kind), host, id, ts, '{}', fv?.ident ?? null, fv?.ver ?? null, null, ++this.fseq) as { nid: number };
       nid = row.nid;
+      this.count(`node:${NODE_CODE.get(kind)!}`, 1);
       this.noteHost(host);
     }
     this.cacheNid(id, nid);

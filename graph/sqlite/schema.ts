@@ -12,7 +12,17 @@
 import type Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/** Counters kept by ingest so that stats() need not count a million rows ('node:<kind code>', 'edge:<kind code>', 'gaps'). */
+const COUNTS_DDL = `CREATE TABLE IF NOT EXISTS counts (what TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;`;
+
+/** Fill the counters from the tables (creation of version 2 from a version 1 database). */
+const COUNTS_FILL = `
+DELETE FROM counts;
+INSERT INTO counts (what, n) SELECT 'node:' || kind, count(*) FROM nodes GROUP BY kind;
+INSERT INTO counts (what, n) SELECT 'edge:' || kind, count(*) FROM edges GROUP BY kind;
+INSERT INTO counts (what, n) SELECT 'gaps', count(*) FROM gaps;`;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -67,6 +77,7 @@ CREATE TABLE IF NOT EXISTS gaps (
 CREATE INDEX IF NOT EXISTS gaps_host ON gaps(host, t_from);
 CREATE TABLE IF NOT EXISTS checkpoint (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (host TEXT PRIMARY KEY);
+${COUNTS_DDL}
 `;
 
 /** Check that a database (opened read-only) is a prov graph of the supported schema version. */
@@ -84,6 +95,14 @@ export function ensureSchema(db: Database.Database, where: string): void {
   const hasVersion = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).get();
   if (hasVersion) {
     const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+    if (row?.version === 1) {
+      // Version 2 only adds the counters: derive them once from the data.
+      db.transaction(() => {
+        db.exec(COUNTS_DDL + COUNTS_FILL);
+        db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);
+      })();
+      return;
+    }
     if (row && row.version !== SCHEMA_VERSION) {
       throw new StoreError(`graph schema version ${row.version} is not the supported version ${SCHEMA_VERSION}`, where);
     }

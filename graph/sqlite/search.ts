@@ -63,6 +63,14 @@ export class PathQueries {
     if (!Number.isInteger(offset) || offset < 0) throw new InputError(`offset must be a non-negative integer, got ${String(q.offset)}`, where);
     if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new InputError('prefix must be a string', where);
     if (q.glob !== undefined && (typeof q.glob !== 'string' || q.glob === '')) throw new InputError('glob must be a non-empty string', where);
+    if (q.glob !== undefined && q.glob.length > 1024) throw new InputError(`glob is ${q.glob.length} characters long; at most 1024`, where);
+    if (q.glob !== undefined) {
+      try {
+        globMatcher(q.glob)('/');
+      } catch (err) {
+        throw new InputError(`bad glob ${JSON.stringify(q.glob)}: ${(err as Error).message}`, where);
+      }
+    }
 
     // Conditions on a `path` column; both the prefix and the glob's literal prefix narrow the range.
     const conds: string[] = [];
