@@ -3,8 +3,8 @@
  * @module ebpf/prov.h
  * The binary records prov.bpf.c writes into the ring buffer, shared with the TypeScript
  * decoder (ebpf/decode.ts mirrors every offset and asserts every size). Fixed-width fields,
- * explicit padding, every struct a multiple of 8 bytes. Change a layout → bump PROV_ABI and
- * the decoder together.
+ * explicit padding, every struct a multiple of 8 bytes; the one exception is struct prov_open,
+ * sent cut after its path (see there). Change a layout → bump PROV_ABI and the decoder together.
  *
  * Paths walked in the kernel (dentry → parent → … → root) are written right to left into a
  * `struct prov_walk`: the absolute path is path[off .. off+len). Raw paths as the process
