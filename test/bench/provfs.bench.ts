@@ -392,6 +392,7 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
       try { servingPid = (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
       try { unmount(mnt, false); } catch { unmount(mnt, true); }
       for (let i = 0; i < 100; i++) { try { process.kill(servingPid, 0); await new Promise((res) => setTimeout(res, 20)); } catch { break; } }
+      for (const ext of ['.json', '.sock', '.nodes', '.log']) rmSync(daemonInfoPath(mnt).replace(/\.json$/, ext), { force: true });
       if (wl === 'a' && existsSync(journal)) {
         const reader = openJournalReader(journal);
         const recs = reader.readBatch(10_000_000, [journalStreamName(mnt)]);
