@@ -201,7 +201,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     let pllNote: string | undefined;
     if (existsSync(join(EXAMPLES, 'passthrough_ll.c'))) {
       pll = join(work, 'passthrough_ll');
-      const flags = sh('pkg-config', ['fuse3', '--cflags', '--libs']).trim().split(/\s+/);
+      // pkg-config is not a dependency of libfuse3-dev: fall back to Debian's paths.
+      let flags = ['-I/usr/include/fuse3', '-lfuse3', '-lpthread'];
+      try { flags = sh('pkg-config', ['fuse3', '--cflags', '--libs']).trim().split(/\s+/); } catch { /* keep the defaults */ }
       sh('cc', ['-O2', '-I', EXAMPLES, join(EXAMPLES, 'passthrough_ll.c'), ...flags, '-o', pll]);
     } else {
       pllNote = `passthrough_ll.c is missing from ${EXAMPLES}: no C baseline`;
