@@ -45,6 +45,7 @@ async function main(): Promise<number> {
   const dev = libc.pidfdGetfd(pidfd, Number(values['dev-fd']));
   const root = libc.pidfdGetfd(pidfd, Number(values['root-fd']));
   log.info(`holding the connection of ${mp} (daemon pid ${pid})`);
+  if (process.send) { process.send({ type: 'holding' }); process.disconnect(); }
   const restarts: number[] = [];
   for (;;) {
     const ev = await libc.pollInAsync(pidfd, 1000);

@@ -175,8 +175,14 @@ export class NodeTable {
     let lost = 0;
     // open_by_handle_at wants a real fd on the file system (an O_PATH one is refused).
     const mountFd = libc.reopen(rootFd, libc.O.RDONLY | libc.O.DIRECTORY);
-    for (const [id, h] of log.nodes) {
+    // The log holds every node the connection ever had: reopen the newest first, and no more
+    // than half the fd limit (older ones get ESTALE if the kernel still asks for them).
+    const cap = Math.floor(libc.nofileLimit() / 2);
+    let reopened = 0;
+    for (const [id, h] of [...log.nodes].reverse()) {
       if (id === FUSE_ROOT_ID) continue;
+      if (reopened >= cap) { lost++; continue; }
+      reopened++;
       let fd: number;
       try { fd = libc.openByHandle(mountFd, h, libc.O.PATH); } catch { lost++; continue; }
       const st = libc.fstat(fd);

@@ -88,7 +88,9 @@ async function main(): Promise<number> {
       });
     }
     const info = publish(m);
-    if (values.keeper) startKeeper(m);
+    if (values.keeper) {
+      try { await startKeeper(m); } catch (e) { log.warn(`${m.mountpoint} is served without crash survival: ${(e as Error).message}`); }
+    }
     if (process.send) {
       process.send({ type: 'ready', ...info });
       process.disconnect();
@@ -116,11 +118,21 @@ async function main(): Promise<number> {
 
 let control: Server | null = null;
 
-/** Start the fd keeper of this mount (it takes its fds from us with pidfd_getfd). */
-function startKeeper(m: ProvfsMount): void {
+/**
+ * Start the fd keeper of this mount and wait until it holds the connection (it takes its fds
+ * from us with pidfd_getfd): only then is the mount crash-safe, so only then is it `ready`.
+ */
+async function startKeeper(m: ProvfsMount): Promise<void> {
   const keeper = fileURLToPath(new URL('./keeper.js', import.meta.url));
   const child = spawn(process.execPath, [keeper, '--daemon-pid', String(process.pid), '--dev-fd', String(m.fds.dev),
-    '--root-fd', String(m.fds.root), '--backing', m.backing, '--mountpoint', m.mountpoint], { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+    '--root-fd', String(m.fds.root), '--backing', m.backing, '--mountpoint', m.mountpoint], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the fd keeper did not start within 15 s')), 15_000);
+    child.once('message', () => { clearTimeout(timer); resolve(); });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the fd keeper exited (${code})`)); });
+  });
+  child.removeAllListeners('exit');
+  if (child.connected) child.disconnect();
   child.unref();
 }
 

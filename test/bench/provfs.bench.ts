@@ -201,7 +201,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     let pllNote: string | undefined;
     if (existsSync(join(EXAMPLES, 'passthrough_ll.c'))) {
       pll = join(work, 'passthrough_ll');
-      const flags = sh('pkg-config', ['fuse3', '--cflags', '--libs']).trim().split(/\s+/);
+      // pkg-config is not a dependency of libfuse3-dev: fall back to Debian's paths.
+      let flags = ['-I/usr/include/fuse3', '-lfuse3', '-lpthread'];
+      try { flags = sh('pkg-config', ['fuse3', '--cflags', '--libs']).trim().split(/\s+/); } catch { /* keep the defaults */ }
       sh('cc', ['-O2', '-I', EXAMPLES, join(EXAMPLES, 'passthrough_ll.c'), ...flags, '-o', pll]);
     } else {
       pllNote = `passthrough_ll.c is missing from ${EXAMPLES}: no C baseline`;
@@ -392,6 +394,7 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
       try { servingPid = (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
       try { unmount(mnt, false); } catch { unmount(mnt, true); }
       for (let i = 0; i < 100; i++) { try { process.kill(servingPid, 0); await new Promise((res) => setTimeout(res, 20)); } catch { break; } }
+      for (const ext of ['.json', '.sock', '.nodes', '.log']) rmSync(daemonInfoPath(mnt).replace(/\.json$/, ext), { force: true });
       if (wl === 'a' && existsSync(journal)) {
         const reader = openJournalReader(journal);
         const recs = reader.readBatch(10_000_000, [journalStreamName(mnt)]);
