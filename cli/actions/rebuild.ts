@@ -64,12 +64,37 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
   };
 }
 
+/**
+ * When `prov capture start` already records into this journal, rebuild relies on it (a second
+ * capture would record every event twice): after the run it waits until the collector daemon
+ * has written as many records as the programs emitted. Returns a function that waits, or null.
+ */
+async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | null> {
+  const { captureStatus } = await import('../../ebpf/capture.js');
+  const st = await captureStatus({ sampleMs: 0 });
+  if (!st.attached || !st.daemon?.alive || resolve(st.daemon.journal, '..') !== resolve(cfg.journal)) return null;
+  return async () => {
+    const deadline = Date.now() + 15_000;
+    const target = (await captureStatus({ sampleMs: 0 })).emitted;
+    for (;;) {
+      const now = await captureStatus({ sampleMs: 0 });
+      if ((now.daemon?.records ?? 0) + now.dropped >= target) return;
+      if (Date.now() > deadline) {
+        process.stderr.write(`prov rebuild: the capture daemon has not written all events after 15 s; ingesting what is there\n`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+}
+
 /** Run the stale commands under eBPF capture into cfg.journal, then ingest the new record. */
 async function runCaptured(cfg: ProvConfig, d: Decisions, jobs: number, progress: boolean): Promise<RunResult> {
   const { captureToJournal } = await import('../../ebpf/capture.js');
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
+  const daemonWait = await daemonCapture(cfg);
   // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
-  const handle = await phase('attach', () => captureToJournal({
+  const handle: { stop(): Promise<unknown> } = daemonWait ? { stop: daemonWait } : await phase('attach', () => captureToJournal({
     journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
     pidTree: [process.pid], ringBytes: 16 << 20,
   }));
@@ -81,7 +106,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, jobs: number, progress
       onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
     }));
   } finally {
-    await phase('detach', () => handle.stop());
+    await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
   const { runPipeline } = await import('../../collector/pipeline.js');
