@@ -26,8 +26,8 @@ function needRoot(): void {
 }
 
 /** Record `argv` in dir under capture into cfg's journal and ingest it. */
-export async function record(cfg: ProvConfig, dir: string, argv: string[]): Promise<void> {
-  const r = await runCaptured(argv, { cwd: dir, journalDir: cfg.journal, env: { ...process.env, LC_ALL: 'C' } });
+export async function record(cfg: ProvConfig, dir: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const r = await runCaptured(argv, { cwd: dir, journalDir: cfg.journal, env: { LC_ALL: 'C', ...env, ...process.env } });
   assert.equal(r.code, 0, `${argv.join(' ')} failed: ${r.stderr}`);
   assert.equal(r.drain.lost, 0, 'capture lost events');
   await ingest(cfg);
@@ -151,11 +151,22 @@ describe('prov rebuild: a shell-script pipeline (sort | uniq, python3)', () => {
     dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb-sh-')));
     cfg = resolveConfig({ home });
     writePipelineProject(dir);
-    await record(cfg, dir, ['sh', './gen.sh']);
+    // A secret first in the environment (capture keeps a bounded prefix of it).
+    await record(cfg, dir, ['sh', './gen.sh'], { PROV_TEST_API_TOKEN: 'hunter2-secret' });
   });
   after(() => {
     if (home) rmSync(home, { recursive: true, force: true });
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('redacts secret-looking environment values in --json and --explain', () => {
+    const { json } = rebuildCli(cfg, join(dir, 'counts.txt'), '--dry-run');
+    const env = json.commands[0]!.env ?? [];
+    assert.ok(env.includes('PROV_TEST_API_TOKEN=<redacted>'), `recorded env lacks the redacted token: ${env.slice(0, 5).join(' ')}`);
+    const explain = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'rebuild', join(dir, 'counts.txt'), '--dry-run', '--explain'], { encoding: 'utf8' });
+    assert.equal(explain.status, 0, explain.stderr);
+    assert.match(explain.stdout, /PROV_TEST_API_TOKEN=<redacted>/);
+    assert.ok(!explain.stdout.includes('hunter2') && !JSON.stringify(json).includes('hunter2'));
   });
 
   it('re-runs the script (its sort | uniq step is not runnable alone) when words.txt changes', () => {
