@@ -17,6 +17,7 @@ import { isInteractive } from '../../collector/log.js';
 import {
   assess, stampFresh, runCommands, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
 } from '../../collector/rebuild/index.js';
+import { Cutoff } from '../../collector/rebuild/cutoff.js';
 import { joinStatePath } from './ingest.js';
 
 export interface RebuildFlags {
@@ -60,6 +61,7 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
     hazards: d.hazards,
     timings,
     ran: run?.ran.map((o) => ({ argv: o.cmd.argv, code: o.code, signal: o.signal, ms: Math.round(o.ms) })) ?? [],
+    cutoff: run?.skipped.map((x) => ({ argv: x.cmd.argv, why: x.why })) ?? [],
     failed: run?.failed ? { argv: run.failed.cmd.argv, code: run.failed.code, signal: run.failed.signal, stdout: run.failed.stdout, stderr: run.failed.stderr } : null,
   };
 }
@@ -89,7 +91,7 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
 }
 
 /** Run the stale commands under eBPF capture into cfg.journal, then ingest the new record. */
-async function runCaptured(cfg: ProvConfig, d: Decisions, jobs: number, progress: boolean): Promise<RunResult> {
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean): Promise<RunResult> {
   const { captureToJournal } = await import('../../ebpf/capture.js');
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   const daemonWait = await daemonCapture(cfg);
@@ -100,9 +102,12 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, jobs: number, progress
   }));
   let result: RunResult;
   let n = 0;
+  const cutoff = new Cutoff(d, stamps);
   try {
     result = await phase('run', () => runCommands(stale, {
       jobs,
+      skip: (c) => cutoff.skip(c),
+      onEnd: (o) => { if (o.code === 0) cutoff.finished(o.cmd); },
       onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
     }));
   } finally {
@@ -161,7 +166,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  const result = await runCaptured(cfg, d, jobs, isInteractive && !flags.json);
+  const result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json);
   if (result.failed) {
     const f = result.failed;
     saveStamps(sp, stamps);
@@ -186,7 +191,8 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
   else {
     for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
-    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands\n`);
+    for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
+    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
     if (still.length) process.stderr.write(`prov rebuild: ${still.length} commands still look stale after the run: ${still.map((x) => `\`${show(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}\n`);
   }
   return 0;

@@ -282,6 +282,19 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
     return p;
   };
 
+  const current = new Map<string, string>(); // version read → latest version of that path
+  const latestByPath = new Map<string, Promise<string | null>>();
+  const currentOf = async (f: RecordedFile): Promise<string> => {
+    let p = latestByPath.get(f.path);
+    if (!p) {
+      p = store.resolvePath(f.path).then((n) => n?.id ?? null);
+      latestByPath.set(f.path, p);
+    }
+    const latest = await p;
+    // Only a later version of the same inode stands in for the one read.
+    if (!latest || !latest.startsWith(`file:${f.id.split(':')[1]}:${f.dev}:${f.ino}:`)) return f.id;
+    return Number(latest.slice(latest.lastIndexOf(':') + 1)) > f.version ? latest : f.id;
+  };
   const pending: string[] = [target.id];
   const seen = new Set<string>();
   while (pending.length) {
@@ -319,14 +332,21 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
         deps: [], images: f.images.size, sockets: [...f.sockets],
       };
       commands.set(cmdImg.id, cmd);
-      for (const i of cmd.inputs) pending.push(i.id);
+      // What makes an input now is the producer of its path's latest version, not necessarily
+      // of the version this run read: after a re-run whose dependent was cut off (identical
+      // output), the dependent's record still names the older version.
+      for (const i of cmd.inputs) {
+        const cur = await currentOf(i);
+        if (cur !== i.id) current.set(i.id, cur);
+        pending.push(cur);
+      }
     }
   }
   // Dependencies: an input version some other planned command generated.
   for (const cmd of commands.values()) {
     const deps = new Set<string>();
     for (const i of cmd.inputs) {
-      const by = byVersion.get(i.id);
+      const by = byVersion.get(current.get(i.id) ?? i.id);
       if (by && by !== cmd.run) deps.add(by);
     }
     cmd.deps = [...deps];

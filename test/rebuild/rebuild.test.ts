@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,7 @@ interface RebuildJson {
   commands: Array<{ argv: string[]; stale: boolean; reasons: string[]; env?: string[] }>;
   hazards: Array<{ kind: string; message: string }>;
   ran: Array<{ argv: string[]; code: number }>;
+  cutoff: Array<{ argv: string[]; why: string }>;
   failed: unknown;
   staleAfter?: unknown[];
 }
@@ -114,14 +115,22 @@ describe('prov rebuild: a C program recorded under make', () => {
     assert.deepEqual(json.ran, [], why(json));
   });
 
-  it('(c) the header changed: exactly the compiles that read it, and the link', () => {
+  it('(c) the header changed: exactly the compiles that read it (the link only when an object changed)', () => {
+    const compiles = ['cc -O1 -g -c m3.c -o m3.o', 'cc -O1 -g -c main.c -o main.o', 'cc -O1 -g -c util.c -o util.o'];
+    // A comment: the objects come out byte-identical, so the link is cut off.
     appendFileSync(join(dir, 'util.h'), '/* changed */\n');
     const { code, json, stderr } = rebuildCli(cfg, join(dir, 'app'));
     assert.equal(code, 0, stderr);
-    assert.deepEqual(ranArgs(json), [
-      'cc -O1 -g -c m3.c -o m3.o', 'cc -O1 -g -c main.c -o main.o', 'cc -O1 -g -c util.c -o util.o',
-      'cc -g -o app main.o util.o plain.o m3.o',
-    ], why(json));
+    assert.deepEqual(ranArgs(json), compiles, why(json));
+    assert.deepEqual(json.cutoff.map((c) => c.argv.join(' ')), ['cc -g -o app main.o util.o plain.o m3.o']);
+    assert.deepEqual(json.staleAfter, []);
+    // A real change: the compiles that read it, then the link.
+    writeFileSync(join(dir, 'util.h'), readFileSync(join(dir, 'util.h'), 'utf8').replace('#define OFFSET 1', '#define OFFSET 2'));
+    const r2 = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.deepEqual(ranArgs(r2.json), [...compiles, 'cc -g -o app main.o util.o plain.o m3.o'], why(r2.json));
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '43\n');
+    assert.deepEqual(rebuildCli(cfg, join(dir, 'app')).json.ran, []);
   });
 
   it('(d) an output deleted: the command that made it', () => {
@@ -130,9 +139,12 @@ describe('prov rebuild: a C program recorded under make', () => {
     assert.equal(code, 0, stderr);
     assert.deepEqual(ranArgs(json), ['cc -g -o app main.o util.o plain.o m3.o'], why(json));
     assert.ok(statSync(join(dir, 'app')).isFile());
+    // An object deleted: its compile runs; it comes out identical, so the link is cut off.
     unlinkSync(join(dir, 'plain.o'));
     const r2 = rebuildCli(cfg, join(dir, 'app'));
-    assert.deepEqual(ranArgs(r2.json), ['cc -O1 -g -c plain.c -o plain.o', 'cc -g -o app main.o util.o plain.o m3.o'], why(r2.json));
+    assert.deepEqual(ranArgs(r2.json), ['cc -O1 -g -c plain.c -o plain.o'], why(r2.json));
+    assert.deepEqual(r2.json.cutoff.map((c) => c.argv.join(' ')), ['cc -g -o app main.o util.o plain.o m3.o']);
+    assert.deepEqual(rebuildCli(cfg, join(dir, 'app')).json.ran, []);
   });
 
   it('a touched but unchanged input is not a change once stamped (content compared)', () => {
