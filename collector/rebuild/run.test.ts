@@ -60,4 +60,12 @@ describe('rebuild run', () => {
     assert.equal(f.failed?.stderr, 'boom\n');
     assert.deepEqual(f.ran.map((o) => o.cmd.run), ['x'], 'nothing after the failure');
   });
+
+  it('a command the skip predicate cuts off does not run, and what depends on it still does', async () => {
+    const log = join(dir, 'log2');
+    const step = (run: string, deps: string[] = []) => cmd(run, ['sh', '-c', `echo ${run} >> "$0"`, log], deps);
+    const r = await runCommands([step('p'), step('q', ['p']), step('s', ['q'])], { jobs: 2, skip: (c) => (c.run === 'q' ? 'identical inputs' : null) });
+    assert.deepEqual(r.skipped.map((x) => [x.cmd.run, x.why]), [['q', 'identical inputs']]);
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['p', 's']);
+  });
 });
