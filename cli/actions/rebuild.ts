@@ -159,7 +159,8 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached)) saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
     else {
-      if (!flags.explain && !flags.dryRun) out.push(`${file}: up to date (${d.decisions.length} recorded commands)`);
+      if (d.decisions.length === 0) out.push(`${file}: no recorded command wrote this version (a source file): nothing to rebuild`);
+      else if (!flags.explain && !flags.dryRun) out.push(`${file}: up to date (${d.decisions.length} recorded commands)`);
       else if (flags.dryRun) out.push(`${staleCount} of ${d.decisions.length} commands would run`);
       process.stdout.write(out.join('\n') + '\n');
     }
