@@ -230,8 +230,12 @@ export function commandKey(argv: string[], cwd: string): string {
  * Plan the rebuild of `path`: its current version's producing commands and, recursively, the
  * commands producing their inputs. Throws NotFoundError when the store does not know the file.
  */
-export async function planRebuild(store: GraphStore, path: string): Promise<Plan> {
+export async function planRebuild(store: GraphStore, path: string, previous?: Plan): Promise<Plan> {
   const target = await store.resolvePath(path);
+  // A version's producers never change once recorded: a command of an earlier plan that made a
+  // version we reach again is taken as it was, without walking its processes again.
+  const known = new Map<string, Command>();
+  for (const c of previous?.commands ?? []) for (const o of c.outputs) known.set(o.id, c);
   if (!target) throw new NotFoundError(`${path}: no recorded version (was it written under capture and ingested?)`);
   const w = new Walker(store);
   const commands = new Map<string, Command>(); // by run image id
@@ -301,6 +305,20 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
     const vid = pending.pop()!;
     if (seen.has(vid)) continue;
     seen.add(vid);
+    const prior = known.get(vid);
+    if (prior) {
+      byVersion.set(vid, prior.run);
+      if (!commands.has(prior.run)) {
+        const cmd: Command = { ...prior, deps: [] };
+        commands.set(prior.run, cmd);
+        for (const i of cmd.inputs) {
+          const cur = await currentOf(i);
+          if (cur !== i.id) current.set(i.id, cur);
+          pending.push(cur);
+        }
+      }
+      continue;
+    }
     const v = await w.info(vid);
     if (!v) continue;
     const producers = v.out.filter((x) => x.edge.kind === 'wasGeneratedBy' && x.node.kind === 'process').map((x) => x.node);
