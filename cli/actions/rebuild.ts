@@ -15,7 +15,7 @@ import { openStore } from '../../graph/open.js';
 import { InputError } from '../../graph/errors.js';
 import { isInteractive } from '../../collector/log.js';
 import {
-  assess, stampFresh, runCommands, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
+  assess, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
 } from '../../collector/rebuild/index.js';
 import { Cutoff } from '../../collector/rebuild/cutoff.js';
 import { joinStatePath } from './ingest.js';
@@ -94,6 +94,7 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
 async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean): Promise<RunResult> {
   const { captureToJournal } = await import('../../ebpf/capture.js');
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
+  preflight(stale); // refuse before capture attaches
   const daemonWait = await daemonCapture(cfg);
   // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
   const handle: { stop(): Promise<unknown> } = daemonWait ? { stop: daemonWait } : await phase('attach', () => captureToJournal({

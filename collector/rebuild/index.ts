@@ -11,7 +11,7 @@ import { FileCache, type StampFile } from './stamp.js';
 
 export { planRebuild, type Plan, type Command } from './plan.js';
 export { decide, type Decisions, type Hazard } from './decide.js';
-export { runCommands, type RunResult, type RunOutcome } from './run.js';
+export { runCommands, preflight, type RunResult, type RunOutcome } from './run.js';
 export { loadStamps, saveStamps, FileCache, type StampFile } from './stamp.js';
 export { redactEnv, looksSecret } from './redact.js';
 

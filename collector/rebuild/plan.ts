@@ -53,6 +53,8 @@ export interface Command {
   exe: string;
   cwd: string;
   env?: string[];
+  /** The recorded argv was cut at capture's size limit: the command cannot be re-run faithfully. */
+  argvTruncated?: boolean;
   /** The recorded environment was cut at capture's size limit (its last entry may be partial). */
   envTruncated?: boolean;
   uid: number;
@@ -342,7 +344,8 @@ export async function planRebuild(store: GraphStore, path: string, previous?: Pl
       const cwd = String(a.cwd ?? '/');
       const cmd: Command = {
         key: commandKey(argv, cwd), run: cmdImg.id, argv, exe: String(a.exe ?? argv[0] ?? ''), cwd,
-        env: a.env as string[] | undefined, envTruncated: a.envTruncated ? true : undefined, uid: Number(a.uid ?? 0), gid: Number(a.gid ?? 0),
+        env: a.env as string[] | undefined, envTruncated: a.envTruncated ? true : undefined,
+        argvTruncated: a.argvTruncated ? true : undefined, uid: Number(a.uid ?? 0), gid: Number(a.gid ?? 0),
         start: Number(a.start ?? cmdImg.ts), end: a.end === undefined ? undefined : Number(a.end),
         exitCode: a.exitCode === undefined ? undefined : Number(a.exitCode),
         inputs: [...f.inputs.values()].map((x) => fileOf(x.node, x.ts, names, x.exe ? { exe: true } : {})).filter((x) => x.path !== '' && !PSEUDO.test(x.path)),

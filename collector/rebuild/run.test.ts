@@ -61,6 +61,12 @@ describe('rebuild run', () => {
     assert.deepEqual(f.ran.map((o) => o.cmd.run), ['x'], 'nothing after the failure');
   });
 
+  it('refuses a command whose recorded argv was truncated, before running anything', async () => {
+    const log = join(dir, 'log3');
+    await assert.rejects(runCommands([cmd('ok', ['sh', '-c', 'echo ran > "$0"', log]), cmd('cut', ['cc', '-c'], [], { argvTruncated: true })], { jobs: 1 }), /argv was cut/);
+    assert.throws(() => readFileSync(log), /ENOENT/);
+  });
+
   it('a command the skip predicate cuts off does not run, and what depends on it still does', async () => {
     const log = join(dir, 'log2');
     const step = (run: string, deps: string[] = []) => cmd(run, ['sh', '-c', `echo ${run} >> "$0"`, log], deps);

@@ -7,7 +7,7 @@
  * starting commands at the first failure and returns its output.
  */
 import { spawn } from 'node:child_process';
-import { CapabilityError } from '../../graph/errors.js';
+import { CapabilityError, InputError } from '../../graph/errors.js';
 import type { Command } from './plan.js';
 
 export interface RunOutcome {
@@ -77,9 +77,17 @@ export function runOne(cmd: Command): Promise<RunOutcome> {
   });
 }
 
+/** Refuse, before anything runs, commands that cannot be re-run as recorded or as their user. */
+export function preflight(cmds: Command[]): void {
+  for (const c of cmds) {
+    identityFor(c);
+    if (c.argvTruncated) throw new InputError(`\`${c.argv.join(' ').slice(0, 120)}…\`: its recorded argv was cut at capture's size limit, so it cannot be re-run as it ran`, c.run);
+  }
+}
+
 /** Run `cmds` (already in dependency order; only the stale ones) respecting their deps. */
 export async function runCommands(cmds: Command[], opts: RunOptions): Promise<RunResult> {
-  for (const c of cmds) identityFor(c); // refuse before anything runs
+  preflight(cmds);
   const todo = new Set(cmds.map((c) => c.run));
   const done = new Set<string>();
   const ran: RunOutcome[] = [];
