@@ -20,8 +20,13 @@
  *   wrote a file its parent opened for it (a shell redirect: the version began before the image
  *   started), read a file it inherited at exec (`< in`), or shared a pipe with an image outside
  *   its subtree (a member of `a | b`). A driver with such a child is re-run as a whole.
- * A command's inputs are the file versions its subtree used (executables included) that it did
- * not generate itself; its outputs are the durable versions its subtree generated.
+ * A driver that ran a single working step (a make that only re-linked) is itself the command.
+ *
+ * A command's inputs are the file versions its subtree used (executables included; not /dev,
+ * /proc, /sys) that it did not generate itself; its outputs are the last version of each file
+ * its subtree wrote, unless its own subtree deleted it. The command that makes an input is the
+ * producer of the latest recorded version of the input's file (what is there now), which is the
+ * producer of the version read unless a later run re-made it.
  */
 import type { GraphEdge, GraphNode } from '../../graph/model.js';
 import type { GraphStore } from '../../graph/store.js';
