@@ -6,12 +6,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, chmodSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCaptured } from '../../ebpf/run-captured.js';
+import { captureToJournal } from '../../ebpf/capture.js';
 import { runPipeline } from '../../collector/pipeline.js';
 import { openStore } from '../../graph/open.js';
 import { ebpfDecoders } from '../../ebpf/decode.js';
@@ -190,5 +191,46 @@ describe('prov rebuild: a shell-script pipeline (sort | uniq, python3)', () => {
     assert.equal(readFileSync(join(dir, 'counts.txt'), 'utf8'), '4 apple,fig,kiwi,pear\n');
     const again = rebuildCli(cfg, join(dir, 'counts.txt')).json;
     assert.deepEqual(again.ran, [], why(again));
+  });
+});
+
+describe('prov rebuild: a command recorded as another user runs as that user', () => {
+  let home: string, dir: string, cfg: ProvConfig;
+  before(async () => {
+    needRoot();
+    home = mkdtempSync(join(tmpdir(), 'prov-rb-home-'));
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb-uid-')));
+    chmodSync(dir, 0o777);
+    cfg = resolveConfig({ home });
+    writeFileSync(join(dir, 'words.txt'), 'b\na\n', { mode: 0o644 });
+    // Held as uid 65534 until capture is attached, like ebpf/run-captured but as another user.
+    const child = spawn('sh', ['-c', 'read -r _ || exit 97; exec sh -c "id -u > uid.txt; sort words.txt > sorted.txt"'], {
+      cwd: dir, uid: 65534, gid: 65534, stdio: ['pipe', 'ignore', 'inherit'],
+    });
+    const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    const handle = await captureToJournal({ journalDir: cfg.journal, pinDir: `/sys/fs/bpf/prov-rbtest-${process.pid}`, pidTree: [child.pid!], ringBytes: 4 << 20 });
+    try {
+      child.stdin!.end('\n');
+      assert.equal(await exited, 0);
+    } finally {
+      await handle.stop();
+    }
+    await ingest(cfg);
+    assert.equal(readFileSync(join(dir, 'uid.txt'), 'utf8'), '65534\n');
+  });
+  after(() => {
+    if (home) rmSync(home, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('re-runs it as uid 65534, not as root', () => {
+    unlinkSync(join(dir, 'uid.txt'));
+    appendFileSync(join(dir, 'words.txt'), 'c\n');
+    const { code, json, stderr } = rebuildCli(cfg, join(dir, 'sorted.txt'));
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(ranArgs(json), ['sh -c id -u > uid.txt; sort words.txt > sorted.txt'], why(json));
+    assert.equal(readFileSync(join(dir, 'uid.txt'), 'utf8'), '65534\n');
+    assert.equal(statSync(join(dir, 'uid.txt')).uid, 65534);
+    assert.equal(readFileSync(join(dir, 'sorted.txt'), 'utf8'), 'a\nb\nc\n');
   });
 });
