@@ -127,7 +127,7 @@ program
   .description('re-run only the stale recorded commands that produced a file (transparent make), under capture')
   .option('--dry-run', 'print the plan, run nothing')
   .option('--explain', 'say why each command runs or not')
-  .option('-j, --jobs <n>', 'commands run in parallel (integer; default the number of CPUs)', int('--jobs'))
+  .option('-j, --jobs <n>', 'commands run in parallel (integer; default the number of CPUs; 0 = that default)', int('--jobs'))
   .option('--json', 'print the plan, decisions, hazards and results as JSON (secrets redacted)')
   .action((file: string, opts) => run(async () => (await import('./actions/rebuild.js')).default(cfg(), file, opts)));
 

@@ -15,8 +15,9 @@ import { openStore } from '../../graph/open.js';
 import { InputError } from '../../graph/errors.js';
 import { isInteractive } from '../../collector/log.js';
 import {
-  assess, stampFresh, runCommands, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
+  assess, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
 } from '../../collector/rebuild/index.js';
+import { Cutoff } from '../../collector/rebuild/cutoff.js';
 import { joinStatePath } from './ingest.js';
 
 export interface RebuildFlags {
@@ -60,28 +61,58 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
     hazards: d.hazards,
     timings,
     ran: run?.ran.map((o) => ({ argv: o.cmd.argv, code: o.code, signal: o.signal, ms: Math.round(o.ms) })) ?? [],
+    cutoff: run?.skipped.map((x) => ({ argv: x.cmd.argv, why: x.why })) ?? [],
     failed: run?.failed ? { argv: run.failed.cmd.argv, code: run.failed.code, signal: run.failed.signal, stdout: run.failed.stdout, stderr: run.failed.stderr } : null,
   };
 }
 
+/**
+ * When `prov capture start` already records into this journal, rebuild relies on it (a second
+ * capture would record every event twice): after the run it waits until the collector daemon
+ * has written as many records as the programs emitted. Returns a function that waits, or null.
+ */
+async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | null> {
+  const { captureStatus } = await import('../../ebpf/capture.js');
+  const st = await captureStatus({ sampleMs: 0 });
+  if (!st.attached || !st.daemon?.alive || resolve(st.daemon.journal, '..') !== resolve(cfg.journal)) return null;
+  return async () => {
+    const deadline = Date.now() + 15_000;
+    const target = (await captureStatus({ sampleMs: 0 })).emitted;
+    for (;;) {
+      const now = await captureStatus({ sampleMs: 0 });
+      if ((now.daemon?.records ?? 0) + now.dropped >= target) return;
+      if (Date.now() > deadline) {
+        process.stderr.write(`prov rebuild: the capture daemon has not written all events after 15 s; ingesting what is there\n`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+}
+
 /** Run the stale commands under eBPF capture into cfg.journal, then ingest the new record. */
-async function runCaptured(cfg: ProvConfig, d: Decisions, jobs: number, progress: boolean): Promise<RunResult> {
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean): Promise<RunResult> {
   const { captureToJournal } = await import('../../ebpf/capture.js');
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
+  preflight(stale); // refuse before capture attaches
+  const daemonWait = await daemonCapture(cfg);
   // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
-  const handle = await phase('attach', () => captureToJournal({
+  const handle: { stop(): Promise<unknown> } = daemonWait ? { stop: daemonWait } : await phase('attach', () => captureToJournal({
     journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
     pidTree: [process.pid], ringBytes: 16 << 20,
   }));
   let result: RunResult;
   let n = 0;
+  const cutoff = new Cutoff(d, stamps);
   try {
     result = await phase('run', () => runCommands(stale, {
       jobs,
+      skip: (c) => cutoff.skip(c),
+      onEnd: (o) => { if (o.code === 0) cutoff.finished(o.cmd); },
       onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
     }));
   } finally {
-    await phase('detach', () => handle.stop());
+    await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
   const { runPipeline } = await import('../../collector/pipeline.js');
@@ -129,14 +160,15 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached)) saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
     else {
-      if (!flags.explain && !flags.dryRun) out.push(`${file}: up to date (${d.decisions.length} recorded commands)`);
+      if (d.decisions.length === 0) out.push(`${file}: no recorded command wrote this version (a source file): nothing to rebuild`);
+      else if (!flags.explain && !flags.dryRun) out.push(`${file}: up to date (${d.decisions.length} recorded commands)`);
       else if (flags.dryRun) out.push(`${staleCount} of ${d.decisions.length} commands would run`);
       process.stdout.write(out.join('\n') + '\n');
     }
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  const result = await runCaptured(cfg, d, jobs, isInteractive && !flags.json);
+  const result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json);
   if (result.failed) {
     const f = result.failed;
     saveStamps(sp, stamps);
@@ -161,7 +193,8 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
   else {
     for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
-    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands\n`);
+    for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
+    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
     if (still.length) process.stderr.write(`prov rebuild: ${still.length} commands still look stale after the run: ${still.map((x) => `\`${show(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}\n`);
   }
   return 0;

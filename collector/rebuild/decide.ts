@@ -14,8 +14,8 @@
 import type { Command, Plan, RecordedFile } from './plan.js';
 import type { FileCache, StampFile } from './stamp.js';
 
-/** Tolerance of the mtime check (clock offset estimate, coarse file-system timestamps). */
-export const SLACK_NS = 5_000_000n;
+/** Tolerance of the mtime check (clock offset estimate, coarse file-system timestamps): 10 ms. */
+export const SLACK_NS = 10_000_000n;
 
 export type HazardKind = 'multiple-writers' | 'read-before-write' | 'missing-input' | 'exe-changed' | 'network';
 
@@ -31,6 +31,8 @@ export interface Decision {
   cmd: Command;
   stale: boolean;
   reasons: string[];
+  /** The reasons that are the command's own (not "a dependency runs"): none means it may be cut off. */
+  own: string[];
 }
 
 export interface Decisions {
@@ -39,9 +41,21 @@ export interface Decisions {
   hazards: Hazard[];
 }
 
-/** Wall-clock ns minus monotonic ns. */
+/**
+ * Wall-clock ns minus monotonic ns. Sampled a few times, keeping the sample whose two
+ * monotonic reads bracket the wall-clock read most tightly: on a loaded machine a preemption
+ * between the reads would otherwise shift the offset by milliseconds.
+ */
 export function bootOffsetNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  let best: { gap: bigint; off: bigint } | null = null;
+  for (let i = 0; i < 5; i++) {
+    const a = process.hrtime.bigint();
+    const wall = BigInt(Date.now()) * 1_000_000n;
+    const b = process.hrtime.bigint();
+    const off = wall + 500_000n - (a + b) / 2n; // Date.now() truncates to the millisecond: +0.5 ms
+    if (!best || b - a < best.gap) best = { gap: b - a, off };
+  }
+  return best!.off;
 }
 
 const short = (c: Command): string => c.argv.join(' ').slice(0, 80);
@@ -75,8 +89,9 @@ export function decide(plan: Plan, files: FileCache, stamps: StampFile): Decisio
   for (const c of plan.commands) for (const o of c.outputs) producerOfPath.set(o.path, c);
 
   for (const cmd of plan.commands) {
+    const depReasons: string[] = [];
     const reasons: string[] = [];
-    for (const d of cmd.deps) if (staleRuns.has(d)) reasons.push(`it depends on \`${short(byRun.get(d)!)}\`, which runs`);
+    for (const d of cmd.deps) if (staleRuns.has(d)) depReasons.push(`it depends on \`${short(byRun.get(d)!)}\`, which runs`);
     const stamp = stamps.commands[cmd.key]?.run === cmd.run ? stamps.commands[cmd.key] : undefined;
     for (const i of cmd.inputs) {
       const diff = difference(i, i.ts, files, stamp, offset, 'input');
@@ -94,9 +109,9 @@ export function decide(plan: Plan, files: FileCache, stamps: StampFile): Decisio
       if (diff) reasons.push(diff);
     }
     if (cmd.sockets.length) hazards.push({ kind: 'network', message: `\`${short(cmd)}\` used ${cmd.sockets.length} socket(s) when recorded: its result may depend on the network`, commands: [cmd.key] });
-    const stale = reasons.length > 0;
+    const stale = reasons.length + depReasons.length > 0;
     if (stale) staleRuns.add(cmd.run);
-    decisions.push({ cmd, stale, reasons });
+    decisions.push({ cmd, stale, reasons: [...depReasons, ...reasons], own: reasons });
   }
 
   // Two planned commands writing the same file.

@@ -11,7 +11,7 @@ import { FileCache, type StampFile } from './stamp.js';
 
 export { planRebuild, type Plan, type Command } from './plan.js';
 export { decide, type Decisions, type Hazard } from './decide.js';
-export { runCommands, type RunResult, type RunOutcome } from './run.js';
+export { runCommands, preflight, type RunResult, type RunOutcome } from './run.js';
 export { loadStamps, saveStamps, FileCache, type StampFile } from './stamp.js';
 export { redactEnv, looksSecret } from './redact.js';
 
@@ -21,7 +21,7 @@ export async function currentPlan(store: GraphStore, path: string, stamps: Stamp
   const checkpoint = `plan2:${JSON.stringify(await store.checkpoint())}`;
   const hit = stamps.plans[path];
   if (hit && hit.checkpoint === checkpoint) return { plan: hit.plan, cached: true };
-  const plan = await planRebuild(store, path);
+  const plan = await planRebuild(store, path, hit?.checkpoint.startsWith('plan2:') ? hit.plan : undefined);
   stamps.plans[path] = { checkpoint, plan };
   return { plan, cached: false };
 }

@@ -111,6 +111,8 @@ describe('rebuild plan: the grain rule', () => {
       assert.equal(link!.deps.length, 2);
       // Only part is needed: the object alone plans only its compile, not make.
       assert.deepEqual(argvs(await planRebuild(s, '/p/b.o')), ['cc -c b.c -o b.o']);
+      // Planning again from the earlier plan reuses its commands and gives the same plan.
+      assert.deepEqual(await planRebuild(s, '/p/app', p), p);
     } finally {
       await s.close();
     }

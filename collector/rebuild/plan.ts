@@ -20,8 +20,13 @@
  *   wrote a file its parent opened for it (a shell redirect: the version began before the image
  *   started), read a file it inherited at exec (`< in`), or shared a pipe with an image outside
  *   its subtree (a member of `a | b`). A driver with such a child is re-run as a whole.
- * A command's inputs are the file versions its subtree used (executables included) that it did
- * not generate itself; its outputs are the durable versions its subtree generated.
+ * A driver that ran a single working step (a make that only re-linked) is itself the command.
+ *
+ * A command's inputs are the file versions its subtree used (executables included; not /dev,
+ * /proc, /sys) that it did not generate itself; its outputs are the last version of each file
+ * its subtree wrote, unless its own subtree deleted it. The command that makes an input is the
+ * producer of the latest recorded version of the input's file (what is there now), which is the
+ * producer of the version read unless a later run re-made it.
  */
 import type { GraphEdge, GraphNode } from '../../graph/model.js';
 import type { GraphStore } from '../../graph/store.js';
@@ -53,6 +58,8 @@ export interface Command {
   exe: string;
   cwd: string;
   env?: string[];
+  /** The recorded argv was cut at capture's size limit: the command cannot be re-run faithfully. */
+  argvTruncated?: boolean;
   /** The recorded environment was cut at capture's size limit (its last entry may be partial). */
   envTruncated?: boolean;
   uid: number;
@@ -230,8 +237,12 @@ export function commandKey(argv: string[], cwd: string): string {
  * Plan the rebuild of `path`: its current version's producing commands and, recursively, the
  * commands producing their inputs. Throws NotFoundError when the store does not know the file.
  */
-export async function planRebuild(store: GraphStore, path: string): Promise<Plan> {
+export async function planRebuild(store: GraphStore, path: string, previous?: Plan): Promise<Plan> {
   const target = await store.resolvePath(path);
+  // A version's producers never change once recorded: a command of an earlier plan that made a
+  // version we reach again is taken as it was, without walking its processes again.
+  const known = new Map<string, Command>();
+  for (const c of previous?.commands ?? []) for (const o of c.outputs) known.set(o.id, c);
   if (!target) throw new NotFoundError(`${path}: no recorded version (was it written under capture and ingested?)`);
   const w = new Walker(store);
   const commands = new Map<string, Command>(); // by run image id
@@ -282,12 +293,39 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
     return p;
   };
 
+  const current = new Map<string, string>(); // version read → latest version of that path
+  const latestByPath = new Map<string, Promise<string | null>>();
+  const currentOf = async (f: RecordedFile): Promise<string> => {
+    let p = latestByPath.get(f.path);
+    if (!p) {
+      p = store.resolvePath(f.path).then((n) => n?.id ?? null);
+      latestByPath.set(f.path, p);
+    }
+    const latest = await p;
+    // Only a later version of the same inode stands in for the one read.
+    if (!latest || !latest.startsWith(`file:${f.id.split(':')[1]}:${f.dev}:${f.ino}:`)) return f.id;
+    return Number(latest.slice(latest.lastIndexOf(':') + 1)) > f.version ? latest : f.id;
+  };
   const pending: string[] = [target.id];
   const seen = new Set<string>();
   while (pending.length) {
     const vid = pending.pop()!;
     if (seen.has(vid)) continue;
     seen.add(vid);
+    const prior = known.get(vid);
+    if (prior) {
+      byVersion.set(vid, prior.run);
+      if (!commands.has(prior.run)) {
+        const cmd: Command = { ...prior, deps: [] };
+        commands.set(prior.run, cmd);
+        for (const i of cmd.inputs) {
+          const cur = await currentOf(i);
+          if (cur !== i.id) current.set(i.id, cur);
+          pending.push(cur);
+        }
+      }
+      continue;
+    }
     const v = await w.info(vid);
     if (!v) continue;
     const producers = v.out.filter((x) => x.edge.kind === 'wasGeneratedBy' && x.node.kind === 'process').map((x) => x.node);
@@ -311,7 +349,8 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
       const cwd = String(a.cwd ?? '/');
       const cmd: Command = {
         key: commandKey(argv, cwd), run: cmdImg.id, argv, exe: String(a.exe ?? argv[0] ?? ''), cwd,
-        env: a.env as string[] | undefined, envTruncated: a.envTruncated ? true : undefined, uid: Number(a.uid ?? 0), gid: Number(a.gid ?? 0),
+        env: a.env as string[] | undefined, envTruncated: a.envTruncated ? true : undefined,
+        argvTruncated: a.argvTruncated ? true : undefined, uid: Number(a.uid ?? 0), gid: Number(a.gid ?? 0),
         start: Number(a.start ?? cmdImg.ts), end: a.end === undefined ? undefined : Number(a.end),
         exitCode: a.exitCode === undefined ? undefined : Number(a.exitCode),
         inputs: [...f.inputs.values()].map((x) => fileOf(x.node, x.ts, names, x.exe ? { exe: true } : {})).filter((x) => x.path !== '' && !PSEUDO.test(x.path)),
@@ -319,14 +358,21 @@ export async function planRebuild(store: GraphStore, path: string): Promise<Plan
         deps: [], images: f.images.size, sockets: [...f.sockets],
       };
       commands.set(cmdImg.id, cmd);
-      for (const i of cmd.inputs) pending.push(i.id);
+      // What makes an input now is the producer of its path's latest version, not necessarily
+      // of the version this run read: after a re-run whose dependent was cut off (identical
+      // output), the dependent's record still names the older version.
+      for (const i of cmd.inputs) {
+        const cur = await currentOf(i);
+        if (cur !== i.id) current.set(i.id, cur);
+        pending.push(cur);
+      }
     }
   }
   // Dependencies: an input version some other planned command generated.
   for (const cmd of commands.values()) {
     const deps = new Set<string>();
     for (const i of cmd.inputs) {
-      const by = byVersion.get(i.id);
+      const by = byVersion.get(current.get(i.id) ?? i.id);
       if (by && by !== cmd.run) deps.add(by);
     }
     cmd.deps = [...deps];

@@ -7,7 +7,7 @@
  * starting commands at the first failure and returns its output.
  */
 import { spawn } from 'node:child_process';
-import { CapabilityError } from '../../graph/errors.js';
+import { CapabilityError, InputError } from '../../graph/errors.js';
 import type { Command } from './plan.js';
 
 export interface RunOutcome {
@@ -22,6 +22,8 @@ export interface RunOutcome {
 export interface RunResult {
   ran: RunOutcome[];
   failed: RunOutcome | null;
+  /** Commands not run after all (early cutoff), with why. */
+  skipped: Array<{ cmd: Command; why: string }>;
 }
 
 export interface RunOptions {
@@ -29,6 +31,11 @@ export interface RunOptions {
   /** Called when a command starts and ends (progress). */
   onStart?: (c: Command, running: number) => void;
   onEnd?: (o: RunOutcome) => void;
+  /**
+   * Asked when a command's dependencies are done: a reason not to run it after all (its
+   * dependencies re-made byte-identical outputs: early cutoff), or null to run it.
+   */
+  skip?: (c: Command) => string | null;
 }
 
 /**
@@ -70,12 +77,21 @@ export function runOne(cmd: Command): Promise<RunOutcome> {
   });
 }
 
+/** Refuse, before anything runs, commands that cannot be re-run as recorded or as their user. */
+export function preflight(cmds: Command[]): void {
+  for (const c of cmds) {
+    identityFor(c);
+    if (c.argvTruncated) throw new InputError(`\`${c.argv.join(' ').slice(0, 120)}…\`: its recorded argv was cut at capture's size limit, so it cannot be re-run as it ran`, c.run);
+  }
+}
+
 /** Run `cmds` (already in dependency order; only the stale ones) respecting their deps. */
 export async function runCommands(cmds: Command[], opts: RunOptions): Promise<RunResult> {
-  for (const c of cmds) identityFor(c); // refuse before anything runs
+  preflight(cmds);
   const todo = new Set(cmds.map((c) => c.run));
   const done = new Set<string>();
   const ran: RunOutcome[] = [];
+  const skipped: RunResult['skipped'] = [];
   let failed: RunOutcome | null = null;
   const running = new Map<string, Promise<void>>();
   const ready = (c: Command) => c.deps.every((d) => !todo.has(d) || done.has(d));
@@ -84,6 +100,12 @@ export async function runCommands(cmds: Command[], opts: RunOptions): Promise<Ru
     for (const c of cmds) {
       if (failed || running.size >= jobs) break;
       if (done.has(c.run) || running.has(c.run) || !ready(c)) continue;
+      const why = opts.skip?.(c) ?? null;
+      if (why !== null) {
+        skipped.push({ cmd: c, why });
+        done.add(c.run);
+        continue;
+      }
       opts.onStart?.(c, running.size + 1);
       running.set(c.run, runOne(c).then((o) => {
         ran.push(o);
@@ -93,9 +115,12 @@ export async function runCommands(cmds: Command[], opts: RunOptions): Promise<Ru
         running.delete(c.run);
       }));
     }
-    if (running.size === 0) break; // nothing runnable: dependencies failed or a cycle
+    if (running.size === 0) {
+      if (!failed && done.size < cmds.length && cmds.some((c) => !done.has(c.run) && ready(c))) continue; // skips made more ready
+      break; // nothing runnable: dependencies failed or a cycle
+    }
     await Promise.race(running.values());
   }
   await Promise.all(running.values());
-  return { ran, failed };
+  return { ran, failed, skipped };
 }

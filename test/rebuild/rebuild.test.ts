@@ -6,12 +6,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, chmodSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCaptured } from '../../ebpf/run-captured.js';
+import { captureToJournal } from '../../ebpf/capture.js';
 import { runPipeline } from '../../collector/pipeline.js';
 import { openStore } from '../../graph/open.js';
 import { ebpfDecoders } from '../../ebpf/decode.js';
@@ -26,8 +27,8 @@ function needRoot(): void {
 }
 
 /** Record `argv` in dir under capture into cfg's journal and ingest it. */
-export async function record(cfg: ProvConfig, dir: string, argv: string[]): Promise<void> {
-  const r = await runCaptured(argv, { cwd: dir, journalDir: cfg.journal, env: { ...process.env, LC_ALL: 'C' } });
+export async function record(cfg: ProvConfig, dir: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const r = await runCaptured(argv, { cwd: dir, journalDir: cfg.journal, env: { LC_ALL: 'C', ...env, ...process.env } });
   assert.equal(r.code, 0, `${argv.join(' ')} failed: ${r.stderr}`);
   assert.equal(r.drain.lost, 0, 'capture lost events');
   await ingest(cfg);
@@ -46,6 +47,7 @@ interface RebuildJson {
   commands: Array<{ argv: string[]; stale: boolean; reasons: string[]; env?: string[] }>;
   hazards: Array<{ kind: string; message: string }>;
   ran: Array<{ argv: string[]; code: number }>;
+  cutoff: Array<{ argv: string[]; why: string }>;
   failed: unknown;
   staleAfter?: unknown[];
 }
@@ -114,14 +116,22 @@ describe('prov rebuild: a C program recorded under make', () => {
     assert.deepEqual(json.ran, [], why(json));
   });
 
-  it('(c) the header changed: exactly the compiles that read it, and the link', () => {
+  it('(c) the header changed: exactly the compiles that read it (the link only when an object changed)', () => {
+    const compiles = ['cc -O1 -g -c m3.c -o m3.o', 'cc -O1 -g -c main.c -o main.o', 'cc -O1 -g -c util.c -o util.o'];
+    // A comment: the objects come out byte-identical, so the link is cut off.
     appendFileSync(join(dir, 'util.h'), '/* changed */\n');
     const { code, json, stderr } = rebuildCli(cfg, join(dir, 'app'));
     assert.equal(code, 0, stderr);
-    assert.deepEqual(ranArgs(json), [
-      'cc -O1 -g -c m3.c -o m3.o', 'cc -O1 -g -c main.c -o main.o', 'cc -O1 -g -c util.c -o util.o',
-      'cc -g -o app main.o util.o plain.o m3.o',
-    ], why(json));
+    assert.deepEqual(ranArgs(json), compiles, why(json));
+    assert.deepEqual(json.cutoff.map((c) => c.argv.join(' ')), ['cc -g -o app main.o util.o plain.o m3.o']);
+    assert.deepEqual(json.staleAfter, []);
+    // A real change: the compiles that read it, then the link.
+    writeFileSync(join(dir, 'util.h'), readFileSync(join(dir, 'util.h'), 'utf8').replace('#define OFFSET 1', '#define OFFSET 2'));
+    const r2 = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.deepEqual(ranArgs(r2.json), [...compiles, 'cc -g -o app main.o util.o plain.o m3.o'], why(r2.json));
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '43\n');
+    assert.deepEqual(rebuildCli(cfg, join(dir, 'app')).json.ran, []);
   });
 
   it('(d) an output deleted: the command that made it', () => {
@@ -130,9 +140,12 @@ describe('prov rebuild: a C program recorded under make', () => {
     assert.equal(code, 0, stderr);
     assert.deepEqual(ranArgs(json), ['cc -g -o app main.o util.o plain.o m3.o'], why(json));
     assert.ok(statSync(join(dir, 'app')).isFile());
+    // An object deleted: its compile runs; it comes out identical, so the link is cut off.
     unlinkSync(join(dir, 'plain.o'));
     const r2 = rebuildCli(cfg, join(dir, 'app'));
-    assert.deepEqual(ranArgs(r2.json), ['cc -O1 -g -c plain.c -o plain.o', 'cc -g -o app main.o util.o plain.o m3.o'], why(r2.json));
+    assert.deepEqual(ranArgs(r2.json), ['cc -O1 -g -c plain.c -o plain.o'], why(r2.json));
+    assert.deepEqual(r2.json.cutoff.map((c) => c.argv.join(' ')), ['cc -g -o app main.o util.o plain.o m3.o']);
+    assert.deepEqual(rebuildCli(cfg, join(dir, 'app')).json.ran, []);
   });
 
   it('a touched but unchanged input is not a change once stamped (content compared)', () => {
@@ -151,11 +164,22 @@ describe('prov rebuild: a shell-script pipeline (sort | uniq, python3)', () => {
     dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb-sh-')));
     cfg = resolveConfig({ home });
     writePipelineProject(dir);
-    await record(cfg, dir, ['sh', './gen.sh']);
+    // A secret first in the environment (capture keeps a bounded prefix of it).
+    await record(cfg, dir, ['sh', './gen.sh'], { PROV_TEST_API_TOKEN: 'hunter2-secret' });
   });
   after(() => {
     if (home) rmSync(home, { recursive: true, force: true });
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('redacts secret-looking environment values in --json and --explain', () => {
+    const { json } = rebuildCli(cfg, join(dir, 'counts.txt'), '--dry-run');
+    const env = json.commands[0]!.env ?? [];
+    assert.ok(env.includes('PROV_TEST_API_TOKEN=<redacted>'), `recorded env lacks the redacted token: ${env.slice(0, 5).join(' ')}`);
+    const explain = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'rebuild', join(dir, 'counts.txt'), '--dry-run', '--explain'], { encoding: 'utf8' });
+    assert.equal(explain.status, 0, explain.stderr);
+    assert.match(explain.stdout, /PROV_TEST_API_TOKEN=<redacted>/);
+    assert.ok(!explain.stdout.includes('hunter2') && !JSON.stringify(json).includes('hunter2'));
   });
 
   it('re-runs the script (its sort | uniq step is not runnable alone) when words.txt changes', () => {
@@ -167,5 +191,46 @@ describe('prov rebuild: a shell-script pipeline (sort | uniq, python3)', () => {
     assert.equal(readFileSync(join(dir, 'counts.txt'), 'utf8'), '4 apple,fig,kiwi,pear\n');
     const again = rebuildCli(cfg, join(dir, 'counts.txt')).json;
     assert.deepEqual(again.ran, [], why(again));
+  });
+});
+
+describe('prov rebuild: a command recorded as another user runs as that user', () => {
+  let home: string, dir: string, cfg: ProvConfig;
+  before(async () => {
+    needRoot();
+    home = mkdtempSync(join(tmpdir(), 'prov-rb-home-'));
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb-uid-')));
+    chmodSync(dir, 0o777);
+    cfg = resolveConfig({ home });
+    writeFileSync(join(dir, 'words.txt'), 'b\na\n', { mode: 0o644 });
+    // Held as uid 65534 until capture is attached, like ebpf/run-captured but as another user.
+    const child = spawn('sh', ['-c', 'read -r _ || exit 97; exec sh -c "id -u > uid.txt; sort words.txt > sorted.txt"'], {
+      cwd: dir, uid: 65534, gid: 65534, stdio: ['pipe', 'ignore', 'inherit'],
+    });
+    const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    const handle = await captureToJournal({ journalDir: cfg.journal, pinDir: `/sys/fs/bpf/prov-rbtest-${process.pid}`, pidTree: [child.pid!], ringBytes: 4 << 20 });
+    try {
+      child.stdin!.end('\n');
+      assert.equal(await exited, 0);
+    } finally {
+      await handle.stop();
+    }
+    await ingest(cfg);
+    assert.equal(readFileSync(join(dir, 'uid.txt'), 'utf8'), '65534\n');
+  });
+  after(() => {
+    if (home) rmSync(home, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('re-runs it as uid 65534, not as root', () => {
+    unlinkSync(join(dir, 'uid.txt'));
+    appendFileSync(join(dir, 'words.txt'), 'c\n');
+    const { code, json, stderr } = rebuildCli(cfg, join(dir, 'sorted.txt'));
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(ranArgs(json), ['sh -c id -u > uid.txt; sort words.txt > sorted.txt'], why(json));
+    assert.equal(readFileSync(join(dir, 'uid.txt'), 'utf8'), '65534\n');
+    assert.equal(statSync(join(dir, 'uid.txt')).uid, 65534);
+    assert.equal(readFileSync(join(dir, 'sorted.txt'), 'utf8'), 'a\nb\nc\n');
   });
 });

@@ -1,0 +1,54 @@
+/**
+ * @module collector/rebuild/cutoff
+ * Early cutoff: a command that is stale only because a dependency re-runs is skipped when every
+ * such dependency re-made outputs byte-identical to the ones it had before (a comment added to
+ * a header: the objects do not change, so the link need not run). "Before" is the content the
+ * stamp file holds for the dependency's replaced run; without one there is no cutoff. A skipped
+ * command is stamped anew: its inputs now hold the content it consumed.
+ */
+import type { Decisions } from './decide.js';
+import type { Command } from './plan.js';
+import { FileCache, type StampFile } from './stamp.js';
+
+export class Cutoff {
+  /** Re-runs whose outputs differ from before (or could not be compared). */
+  private changed = new Set<string>();
+  private finishedOk = new Set<string>();
+  private readonly staleRuns: Set<string>;
+  private readonly own = new Map<string, string[]>();
+
+  constructor(d: Decisions, private readonly stamps: StampFile) {
+    this.staleRuns = new Set(d.decisions.filter((x) => x.stale).map((x) => x.cmd.run));
+    for (const x of d.decisions) this.own.set(x.cmd.run, x.own);
+  }
+
+  /** A re-run ended well: compare its outputs with the stamped content of the run it replaces. */
+  finished(cmd: Command): boolean {
+    this.finishedOk.add(cmd.run);
+    const st = this.stamps.commands[cmd.key];
+    const files = new FileCache();
+    let same = st?.run === cmd.run && cmd.outputs.length > 0;
+    for (const o of same ? cmd.outputs : []) {
+      const old = st!.files[o.path]?.hash;
+      if (!old || files.hash(o.path) !== old) { same = false; break; }
+    }
+    if (!same) this.changed.add(cmd.run);
+    return same;
+  }
+
+  /** A reason to skip `cmd` (for runCommands' `skip`), or null to run it. */
+  skip(cmd: Command): string | null {
+    const own = this.own.get(cmd.run);
+    if (!own || own.length > 0) return null;
+    const deps = cmd.deps.filter((d) => this.staleRuns.has(d));
+    if (deps.length === 0 || deps.some((d) => !this.finishedOk.has(d) || this.changed.has(d))) return null;
+    const files = new FileCache();
+    const entry: StampFile['commands'][string] = { run: cmd.run, files: {} };
+    for (const f of [...cmd.inputs, ...cmd.outputs]) {
+      const s = files.stampOf(f.path);
+      if (s) entry.files[f.path] = s;
+    }
+    this.stamps.commands[cmd.key] = entry;
+    return 'the commands it depends on re-made byte-identical outputs';
+  }
+}
