@@ -464,9 +464,83 @@ async function runFigure5(quick: boolean): Promise<BenchResult> {
   }
 }
 
+/**
+ * Direct stall measurement (`--stall [--nodes 100,1000,8000] [--repeats N]`): one plain mount per
+ * table size, its node table filled by stat'ing that many files through it; then, round after
+ * round and interleaved across the sizes, workload (a) runs on the mount for 700 ms and the
+ * daemon is upgraded to prov at 200 ms through its control socket. The stall is what the old
+ * daemon reports (quiesce → successor's loop reading, CLOCK_MONOTONIC across both processes);
+ * the longest operation of the workload is reported beside it. Medians, spread, load average.
+ */
+async function runStall(sizes: number[], repeats: number): Promise<BenchResult> {
+  if (process.getuid?.() !== 0) throw new Error('the stall bench mounts FUSE file systems: run it as root');
+  const { statSync } = await import('node:fs');
+  const { daemonRequest } = await import('../../cli/actions/mount.js');
+  const { daemonInfoPath, daemonSocketPath } = await import('../../kernel/runtime.js');
+  const work = mkdtempSync(join(tmpdir(), 'provfs-stall-'));
+  const mounts: Array<{ n: number; backing: string; mnt: string; journal: string; stalls: number[]; worst: number[]; errors: number }> = [];
+  const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
+  try {
+    const driver = join(work, 'driver');
+    writeFileSync(join(work, 'driver.c'), DRIVER_C);
+    sh('cc', ['-O2', '-pthread', '-o', driver, join(work, 'driver.c')]);
+    for (const n of sizes) {
+      const backing = join(work, `b${n}`), mnt = join(work, `m${n}`), journal = join(work, `j${n}`);
+      mkdirSync(backing); mkdirSync(mnt);
+      sh(driver, ['populate', backing, String(n)]);
+      const d = await startProvfs(backing, mnt, 'plain', ['--timeout', '3600']);
+      d.unref();
+      for (let i = 0; i < n; i++) statSync(join(mnt, `pre-${i}`));
+      mounts.push({ n, backing, mnt, journal, stalls: [], worst: [], errors: 0 });
+    }
+    for (let r = 0; r < repeats; r++) {
+      for (const m of mounts) {
+        const child = spawn(driver, ['fig5a', m.mnt, String(m.n), '700'], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout!.setEncoding('utf8');
+        child.stdout!.on('data', (c: string) => { out += c; });
+        const exited = new Promise<void>((res) => child.once('exit', () => res()));
+        await new Promise((res) => setTimeout(res, 200));
+        const rep = await daemonRequest(daemonSocketPath(m.mnt), { cmd: 'upgrade', mode: 'prov', journalDir: m.journal });
+        if (!rep.ok) throw new Error(`upgrade of the ${m.n}-node mount failed: ${String(rep.reason)}`);
+        await exited;
+        const res = JSON.parse(out) as { worstNs: number; errors: number };
+        m.stalls.push(rep.stallMs as number);
+        m.worst.push(res.worstNs / 1e6);
+        m.errors += res.errors;
+        process.stderr.write(`stall ${m.n} nodes round ${r}: ${(rep.stallMs as number).toFixed(2)} ms, longest op ${(res.worstNs / 1e6).toFixed(2)} ms, ${res.errors} errors\n`);
+      }
+    }
+  } finally {
+    for (const m of mounts) {
+      let pid = 0;
+      try { pid = (JSON.parse(readFileSync(daemonInfoPath(m.mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
+      if (isMounted(m.mnt)) { try { unmount(m.mnt, false); } catch { unmount(m.mnt, true); } }
+      for (let i = 0; pid && i < 100; i++) { try { process.kill(pid, 0); await new Promise((res) => setTimeout(res, 20)); } catch { break; } }
+      for (const ext of ['.json', '.sock', '.nodes', '.log']) rmSync(daemonInfoPath(m.mnt).replace(/\.json$/, ext), { force: true });
+    }
+    rmSync(work, { recursive: true, force: true });
+  }
+  const load1 = loadavg().map((x) => x.toFixed(2)).join(' ');
+  const rows: BenchRow[] = mounts.map((m) => ({
+    figure: `live upgrade stall (plain/prov → prov under workload a), ${m.n} nodes in the table`, unit: 'ms',
+    prov: round(median(m.stalls), 2), baseline: null, baselineName: 'Bento: 15 ms', ratio: null, better: 'lower', repeats: m.stalls.length,
+    spread: { prov: round(spread(m.stalls), 2) }, paper: 'Bento: 15 ms of service interruption', goal: 'stall ≤ 5 ms',
+    note: `stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')} ms; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
+  }));
+  return { name: 'provfs-stall', rows };
+}
+
+function argAfter(flag: string): string | undefined {
+  const i = process.argv.indexOf(flag);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const quick = process.argv.includes('--quick');
-  (process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick })).then((r) => {
+  (process.argv.includes('--stall')
+    ? runStall((argAfter('--nodes') ?? '100,1000,8000').split(',').map(Number), Number(argAfter('--repeats') ?? 7))
+    : process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick })).then((r) => {
     for (const row of r.rows) {
       console.log(`${row.figure}: ${row.prov} ${row.unit}` + (row.baseline !== null ? ` vs ${row.baseline} → ${row.ratio}×` : '') +
         ` (spread ${row.spread?.prov}${row.spread?.baseline !== undefined ? '/' + row.spread.baseline : ''}, n=${row.repeats})` + (row.goal ? ` [goal ${row.goal}]` : '') + (row.note ? ` — ${row.note}` : ''));
