@@ -21,7 +21,7 @@ import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from '.
 import { Recorder } from './recorder.js';
 import { EventRing } from './eventring.js';
 import { NodeLog, type NodeLogContents } from './nodelog.js';
-import { NodeTable } from './nodes.js';
+import { NodeTable, type NodeTableDelta } from './nodes.js';
 import { SIZE, NOTIFY } from './protocol.js';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
@@ -45,7 +45,11 @@ export interface LoopConfig {
   ring: SharedArrayBuffer;
   /**
    * Int32 control words: [0] = 1 asks the loop to quiesce (finish the request in hand, take no
-   * new one, report its state); [1] = 1 releases a warm successor waiting for its transfer.
+   * new one, report its whole state: state version 1); [0] = 2 asks it to quiesce and write the
+   * changes since its snapshot to the successor (state version 2), then wait for [3]: 1 handed
+   * over (end), 2 serve again. [1] = 1 releases a warm successor waiting for its transfer.
+   * [2] = 1 asks for a snapshot (the {@link SnapshotRequest} comes as a message) and starts
+   * tracking changes; [2] = 3 stops tracking (the upgrade was abandoned).
    */
   control: SharedArrayBuffer;
   /** Resume from a state file this process wrote (after a rejected upgrade: same fds). */
@@ -68,6 +72,65 @@ export interface LoopConfig {
 export interface TransferMessage {
   statePath: string;
   oldPid: number;
+  /**
+   * State version 2: `statePath` is a snapshot taken while the predecessor still serves; this
+   * loop copies it and its fds ahead, reports `prepared`, then blocks on this FIFO for the
+   * predecessor's last word (a {@link Delta}, written at quiesce) and serves.
+   */
+  fifo?: string;
+}
+
+/** Sent to a serving loop with control word [2] = 1: where to write the snapshot, where the delta goes. */
+export interface SnapshotRequest {
+  statePath: string;
+  fifo: string;
+}
+
+/** The predecessor's last word in state version 2, through the FIFO (length-prefixed v8). */
+export interface Delta {
+  version: 2;
+  table: NodeTableDelta;
+}
+
+/** Write `payload` (length-prefixed) to the successor's FIFO; fails at once when nobody reads it. */
+function writeDelta(fifo: string, payload: Buffer): void {
+  const fd = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC); // ENXIO: the successor is gone
+  try {
+    libc.setNonblock(fd, false);
+    const msg = Buffer.allocUnsafe(4 + payload.length);
+    msg.writeUInt32LE(payload.length, 0);
+    payload.copy(msg, 4);
+    for (let off = 0; off < msg.length;) {
+      const rest = off === 0 ? msg : Buffer.from(msg.subarray(off));
+      off += libc.write(fd, rest, rest.length);
+    }
+  } finally {
+    libc.close(fd);
+  }
+}
+
+function readFull(fd: number, n: number): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  const chunk = Buffer.allocUnsafe(Math.min(n, 1 << 20));
+  for (let off = 0; off < n;) {
+    const got = libc.read(fd, chunk, Math.min(chunk.length, n - off));
+    if (got === 0) throw new Error('the predecessor closed the handover FIFO');
+    chunk.copy(out, off, 0, got);
+    off += got;
+  }
+  return out;
+}
+
+function readDelta(fd: number): Delta {
+  for (;;) {
+    try {
+      const len = readFull(fd, 4).readUInt32LE(0);
+      return v8.deserialize(readFull(fd, len)) as Delta;
+    } catch (e) {
+      if (e instanceof libc.Errno && e.errno === E.EINTR) continue;
+      throw e;
+    }
+  }
 }
 
 /** Every fd number a transfer state names (a successor fetches each one). */
@@ -94,7 +157,51 @@ export type LoopMessage =
   | { type: 'rejected'; reason: string }
   | { type: 'events'; events: ProvEvent[] }
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
-  | { type: 'quiesced'; statePath: string; fds: number[]; version: number };
+  | { type: 'quiesced'; statePath: string; fds: number[]; version: number; /** version 2: the delta could not be written. */ failed?: string }
+  | { type: 'snapshot'; statePath: string }
+  | { type: 'prepared' };
+
+/** A successor's table copied from its predecessor's snapshot, waiting for the delta. */
+interface Precopy {
+  state: TransferState;
+  table: NodeTable;
+  devFd: number;
+  pidfd: number;
+  fifoFd: number;
+}
+
+/**
+ * Copy the predecessor's snapshot and every fd it names while the predecessor still serves. An
+ * fd closed meanwhile (its node or handle went) stays -1 here; the delta says it is gone.
+ */
+function prepareFromSnapshot(t: TransferMessage, post: (m: LoopMessage) => void): Precopy | null {
+  const t0 = performance.now();
+  let pidfd = -1, devFd = -1, fifoFd = -1;
+  const fetched: number[] = [];
+  try {
+    fifoFd = libc.open(t.fifo!, libc.O.RDWR | libc.O.CLOEXEC);
+    const st = readState(t.statePath);
+    if (st.version !== 1) throw new Error(`snapshot table version ${String(st.version)} is not 1`);
+    pidfd = libc.pidfdOpen(t.oldPid);
+    devFd = libc.pidfdGetfd(pidfd, st.devFd);
+    const table = NodeTable.fromState(st.table, (fd) => {
+      try {
+        const mine = libc.pidfdGetfd(pidfd, fd);
+        fetched.push(mine);
+        return mine;
+      } catch {
+        return -1;
+      }
+    }, true);
+    log.debug(`snapshot of ${st.table.nodes.length} nodes copied in ${(performance.now() - t0).toFixed(1)} ms`);
+    return { state: st, table, devFd, pidfd, fifoFd };
+  } catch (e) {
+    for (const fd of fetched) libc.close(fd);
+    for (const fd of [devFd, pidfd, fifoFd]) if (fd >= 0) libc.close(fd);
+    post({ type: 'rejected', reason: (e as Error).message });
+    return null;
+  }
+}
 
 export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
   const ring = new EventRing(cfg.ring);
@@ -104,16 +211,21 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   };
   let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
+  let precopy: Precopy | null = null;
   if (cfg.stateFile) state = readState(cfg.stateFile);
   if (cfg.awaitTransfer) {
     post({ type: 'warm' });
     while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0);
     const t = receive() as TransferMessage | undefined;
     if (!t) throw new Error('released without a transfer message');
+    if (t.fifo) {
+      precopy = prepareFromSnapshot(t, post);
+      if (!precopy) return;
+    }
     const fetched = new Map<number, number>();
     const t0 = performance.now();
     log.debug(`transfer at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
-    try {
+    if (!precopy) try {
       const st = readState(t.statePath);
       log.debug(`state read in ${(performance.now() - t0).toFixed(1)} ms`);
       if (st.version !== 1) throw new Error(`state version ${String(st.version)} is not 1`);
@@ -145,6 +257,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     const r = NodeTable.recover(cfg.rootFd, recovered);
     if (r.lost) log.warn(`recovery: ${r.lost} nodes no longer exist in the backing directory`);
     fs = new ProvFs(cfg.rootFd, null, r.table);
+  } else if (precopy) {
+    fs = new ProvFs(-1, null, precopy.table);
   } else {
     fs = state ? ProvFs.updateTransfer(state, null, fdMap) : new ProvFs(cfg.rootFd, null);
   }
@@ -165,7 +279,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   if (cfg.mode === 'prov') {
     fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink });
   }
-  const devFd = state && fdMap ? fdMap(state.devFd) : cfg.devFd;
+  const devFd = precopy ? precopy.devFd : state && fdMap ? fdMap(state.devFd) : cfg.devFd;
   const send = (buf: Buffer, len: number): void => {
     try {
       libc.write(devFd, buf, len);
@@ -192,6 +306,26 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     notify.writeInt32LE(NOTIFY.RESEND, 4);
     try { libc.write(devFd, notify); } catch (e) { log.warn(`FUSE_NOTIFY_RESEND: ${(e as Error).message}`); }
     post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
+  } else if (precopy) {
+    d.negotiated = precopy.state.negotiated;
+    if (precopy.state.passthrough) fs.passthrough = passthroughDevice(devFd);
+    // Everything is built: now wait for the predecessor's last word (this is the stall).
+    post({ type: 'prepared' });
+    let delta: Delta;
+    try {
+      delta = readDelta(precopy.fifoFd);
+      log.debug(`delta in at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic): ${delta.table.nodes.length} nodes, ${delta.table.gone.length} gone, ${delta.table.handles.length} handles`);
+      if (delta.version !== 2) throw new Error(`delta version ${String(delta.version)} is not 2`);
+      fs.nodes.applyDelta(delta.table, (fd) => libc.pidfdGetfd(precopy!.pidfd, fd));
+    } catch (e) {
+      post({ type: 'rejected', reason: (e as Error).message });
+      void slow.terminate();
+      return;
+    } finally {
+      libc.close(precopy.fifoFd);
+      libc.close(precopy.pidfd);
+    }
+    post({ type: 'ready', passthrough: precopy.state.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
   } else if (state) {
     d.negotiated = state.negotiated;
     // Re-arm passthrough on the same connection: backing ids belong to it and survive.
@@ -223,8 +357,48 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       try { libc.write(devFd, msg); } catch (e) { log.warn(`FUSE_NOTIFY_PRUNE: ${(e as Error).message}`); return; }
     }
   };
+  let snapshotFifo: string | null = null;
   for (;;) {
-    if (Atomics.load(control, 0) === 1) {
+    const cmd = Atomics.load(control, 2);
+    if (cmd !== 0) {
+      Atomics.store(control, 2, 0);
+      if (cmd === 1) {
+        // State version 2, first part: a snapshot the successor copies while we serve on.
+        const req = receive() as SnapshotRequest | undefined;
+        if (req) {
+          fs.nodes.startTracking();
+          snapshotFifo = req.fifo;
+          writeState(req.statePath, { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd });
+          post({ type: 'snapshot', statePath: req.statePath });
+        }
+      } else if (cmd === 3) {
+        fs.nodes.stopTracking();
+        snapshotFifo = null;
+      }
+    }
+    const q = Atomics.load(control, 0);
+    if (q === 2) {
+      // State version 2, last part: the changes since the snapshot, straight to the successor's loop.
+      let failed: string | undefined;
+      try {
+        if (!snapshotFifo || !fs.nodes.tracking) throw new Error('no snapshot was taken');
+        const delta: Delta = { version: 2, table: fs.nodes.delta() };
+        writeDelta(snapshotFifo, v8.serialize(delta));
+      } catch (e) {
+        failed = (e as Error).message;
+      }
+      post({ type: 'quiesced', statePath: '', fds: [devFd, ...fs.nodes.fds()], version: 2, failed });
+      while (Atomics.load(control, 3) === 0) Atomics.wait(control, 3, 0);
+      const verdict = Atomics.load(control, 3);
+      Atomics.store(control, 3, 0);
+      Atomics.store(control, 0, 0);
+      if (verdict === 1) { reason = 'quiesced'; break; }
+      // The successor failed or rejected the state: serve on, as if nothing happened.
+      fs.nodes.stopTracking();
+      snapshotFifo = null;
+      continue;
+    }
+    if (q === 1) {
       // Nothing is in flight: every request read has been answered (the loop is synchronous).
       const st: TransferState = { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd };
       const statePath = cfg.statePath ?? join(tmpdir(), `provfs-state-${process.pid}-${Date.now()}.bin`);

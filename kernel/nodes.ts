@@ -84,6 +84,21 @@ export interface NodeTableState {
   handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string }>;
 }
 
+/**
+ * What changed in a table since {@link NodeTable.startTracking} (a live upgrade's last word): the
+ * current record of every node touched since (or its id in `gone`), and every open handle. A
+ * successor that copied a snapshot taken after tracking began gets the table at quiesce by
+ * applying it ({@link NodeTable.applyDelta}). Node ids and handle numbers are never reused, so a
+ * node or handle present in both keeps the fd copied with the snapshot.
+ */
+export interface NodeTableDelta {
+  nextId: number;
+  nextFh: number;
+  nodes: NodeTableState['nodes'];
+  gone: number[];
+  handles: NodeTableState['handles'];
+}
+
 export class NodeTable {
   private readonly byId = new Map<number, Node>();
   private readonly byKey = new Map<string, Node>();
@@ -94,6 +109,21 @@ export class NodeTable {
   private gen = 0;
   /** Called for every new node before the kernel learns its id (the node log). */
   onNew: ((n: Node) => void) | null = null;
+  /** Ids of nodes changed since tracking began (null: not tracking). */
+  private dirty: Set<number> | null = null;
+
+  /** Note every node change from now on, for {@link delta}. */
+  startTracking(): void {
+    this.dirty = new Set();
+  }
+
+  stopTracking(): void {
+    this.dirty = null;
+  }
+
+  get tracking(): boolean {
+    return this.dirty !== null;
+  }
 
   /** Make the table with the root directory held by `rootFd` (an O_PATH fd, never forgotten). */
   constructor(rootFd: number) {
@@ -151,6 +181,7 @@ export class NodeTable {
       if (fd >= 0) libc.close(fd);
       known.nlookup++;
       known.used = ++this.tick;
+      this.dirty?.add(known.id);
       if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
       return known;
     }
@@ -160,6 +191,7 @@ export class NodeTable {
     };
     this.byId.set(n.id, n);
     this.byKey.set(k, n);
+    this.dirty?.add(n.id);
     this.onNew?.(n);
     return n;
   }
@@ -205,10 +237,12 @@ export class NodeTable {
     const n = this.byId.get(id);
     if (!n || id === FUSE_ROOT_ID) return;
     n.nlookup -= count;
+    this.dirty?.add(id);
     if (n.nlookup <= 0 && n.opens === 0) this.drop(n);
   }
 
   private drop(n: Node): void {
+    this.dirty?.add(n.id);
     this.byId.delete(n.id);
     if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
     if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);
@@ -217,6 +251,7 @@ export class NodeTable {
 
   /** A node got a new name or parent (rename, another hard link looked up). */
   rename(n: Node, parent: number, name: Buffer): void {
+    this.dirty?.add(n.id);
     n.parent = parent;
     n.name = Buffer.from(name);
     n.nameStr = undefined;
@@ -249,6 +284,8 @@ export class NodeTable {
     const handle: Handle = { fh: this.nextFh++, ...h };
     this.handles.set(handle.fh, handle);
     this.get(h.node).opens++;
+    // A backing file is registered or dropped only with a handle: this covers it too.
+    this.dirty?.add(h.node);
     return handle;
   }
 
@@ -269,6 +306,7 @@ export class NodeTable {
     this.handles.delete(fh);
     if (h.fd >= 0) libc.close(h.fd);
     const n = this.byId.get(h.node);
+    this.dirty?.add(h.node);
     if (n) {
       n.opens--;
       if (n.nlookup <= 0 && n.opens === 0) this.drop(n);
@@ -291,20 +329,87 @@ export class NodeTable {
     return {
       nextId: this.nextId,
       nextFh: this.nextFh,
-      nodes: [...this.byId.values()].map((n) => ({
-        id: n.id, fd: n.fd, dev: n.dev, ino: n.ino, type: n.type, nlookup: n.nlookup,
-        parent: n.parent, name: n.name, backing: n.backing ? { ...n.backing } : null,
-        opens: n.opens,
-      })),
-      handles: [...this.handles.values()].map((h) => ({
-        fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough,
-        dirPos: h.dir ? h.dir.pos.toString() : undefined,
-      })),
+      nodes: [...this.byId.values()].map(nodeRecord),
+      handles: [...this.handles.values()].map(handleRecord),
     };
   }
 
-  /** Rebuild a table from {@link toState}; fd numbers are remapped through `fdMap` when given. */
-  static fromState(s: NodeTableState, fdMap: (fd: number) => number = (fd) => fd): NodeTable {
+  /** The changes since {@link startTracking} (see {@link NodeTableDelta}). */
+  delta(): NodeTableDelta {
+    const nodes: NodeTableState['nodes'] = [];
+    const gone: number[] = [];
+    for (const id of this.dirty ?? []) {
+      const n = this.byId.get(id);
+      if (n) nodes.push(nodeRecord(n)); else gone.push(id);
+    }
+    return { nextId: this.nextId, nextFh: this.nextFh, nodes, gone, handles: [...this.handles.values()].map(handleRecord) };
+  }
+
+  /**
+   * Bring a table made from a snapshot (fds copied then, through `fetch`) to the state of a
+   * {@link delta}: nodes gone are closed, nodes changed or new take their record (their backing
+   * fd copied again: it may have been closed and reopened since), new handles are copied, and
+   * directory handles are set to their offsets. Every fd still unknown (-1) afterwards is an error.
+   */
+  applyDelta(d: NodeTableDelta, fetch: (fd: number) => number): void {
+    const closeNode = (n: Node): void => {
+      if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
+      this.byId.delete(n.id);
+      if (n.fd >= 0) libc.close(n.fd);
+      if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);
+    };
+    for (const id of d.gone) {
+      const n = this.byId.get(id);
+      if (n) closeNode(n);
+    }
+    for (const r of d.nodes) {
+      const had = this.byId.get(r.id);
+      let fd: number;
+      if (had) {
+        if (had.backing && had.backing.fd >= 0) libc.close(had.backing.fd);
+        had.backing = null;
+        fd = had.fd >= 0 ? had.fd : fetch(r.fd);
+        if (this.byKey.get(key(had.dev, had.ino)) === had) this.byKey.delete(key(had.dev, had.ino));
+      } else {
+        fd = fetch(r.fd);
+      }
+      const n: Node = {
+        id: r.id, fd, dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,
+        parent: r.parent, name: Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength),
+        backing: r.backing ? { ...r.backing, fd: r.backing.fd >= 0 ? fetch(r.backing.fd) : -1 } : null, opens: r.opens,
+      };
+      this.byId.set(n.id, n);
+      this.byKey.set(key(n.dev, n.ino), n);
+    }
+    const before = this.handles;
+    const after = new Map<number, Handle>();
+    for (const r of d.handles) {
+      const old = before.get(r.fh);
+      const fd = old && old.fd >= 0 ? old.fd : r.fd >= 0 ? fetch(r.fd) : -1;
+      before.delete(r.fh);
+      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough };
+      if (r.dirPos !== undefined) {
+        h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
+        libc.lseek(h.fd, h.dir.pos, 0);
+      }
+      after.set(h.fh, h);
+    }
+    for (const h of before.values()) if (h.fd >= 0) libc.close(h.fd);
+    (this as unknown as { handles: Map<number, Handle> }).handles = after;
+    this.nextId = d.nextId;
+    this.nextFh = d.nextFh;
+    this.gen++;
+    for (const n of this.byId.values()) {
+      if (n.fd < 0) throw new Error(`node ${n.id}: its fd was not handed over (snapshot and changes disagree)`);
+    }
+  }
+
+  /**
+   * Rebuild a table from {@link toState}; fd numbers are remapped through `fdMap` when given.
+   * `lazyDirs`: leave directory offsets alone (a snapshot copied while the predecessor still
+   * serves shares their file offsets: {@link applyDelta} sets them).
+   */
+  static fromState(s: NodeTableState, fdMap: (fd: number) => number = (fd) => fd, lazyDirs = false): NodeTable {
     const t = Object.create(NodeTable.prototype) as NodeTable;
     (t as unknown as { byId: Map<number, Node> }).byId = new Map();
     (t as unknown as { byKey: Map<string, Node> }).byKey = new Map();
@@ -323,6 +428,7 @@ export class NodeTable {
       t.byId.set(n.id, n);
       t.byKey.set(key(n.dev, n.ino), n);
     }
+    t.dirty = null;
     for (const r of s.handles) {
       const h: Handle = {
         fh: r.fh, node: r.node, flags: r.flags, fd: r.fd >= 0 ? fdMap(r.fd) : -1,
@@ -330,12 +436,26 @@ export class NodeTable {
       };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
-        libc.lseek(h.fd, h.dir.pos, 0);
+        if (!lazyDirs) libc.lseek(h.fd, h.dir.pos, 0);
       }
       t.handles.set(h.fh, h);
     }
     return t;
   }
+}
+
+function nodeRecord(n: Node): NodeTableState['nodes'][number] {
+  return {
+    id: n.id, fd: n.fd, dev: n.dev, ino: n.ino, type: n.type, nlookup: n.nlookup,
+    parent: n.parent, name: n.name, backing: n.backing ? { ...n.backing } : null, opens: n.opens,
+  };
+}
+
+function handleRecord(h: Handle): NodeTableState['handles'][number] {
+  return {
+    fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough,
+    dirPos: h.dir ? h.dir.pos.toString() : undefined,
+  };
 }
 
 function key(dev: number, ino: bigint): string {

@@ -13,7 +13,7 @@ import type { ProvEvent } from '../collector/events.js';
 import { CODEC, type JournalWriter } from '../collector/journal/api.js';
 import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
-import type { LoopConfig, LoopMessage, TransferMessage } from './loop.js';
+import type { LoopConfig, LoopMessage, TransferMessage, SnapshotRequest } from './loop.js';
 
 /** A quiesced loop: where its state is, and the fds that state names. */
 export type Quiesced = Extract<LoopMessage, { type: 'quiesced' }>;
@@ -43,7 +43,7 @@ export interface ServingOptions {
 
 export class Serving {
   private readonly ring = EventRing.create();
-  private readonly control = new SharedArrayBuffer(8);
+  private readonly control = new SharedArrayBuffer(16);
   private readonly ctl = new Int32Array(this.control);
   private worker: Worker | null = null;
   private journal: JournalSink | null;
@@ -55,6 +55,9 @@ export class Serving {
   /** Set while a quiesce is under way: where the loop wrote its state arrives here. */
   private onQuiesced: ((q: Quiesced) => void) | null = null;
   private handedOver = false;
+  private onSnapshot: ((statePath: string) => void) | null = null;
+  /** Fails a pending quiesce or snapshot when the loop ends first (e.g. the file system was unmounted). */
+  private onLoopGone: ((e: Error) => void) | null = null;
   /** Resolves when the last loop thread started here has exited. */
   private exited: Promise<void> = Promise.resolve();
   passthrough = false;
@@ -70,8 +73,7 @@ export class Serving {
 
   /** Start the loop: fresh (INIT comes from the kernel), from a state file, or warm awaiting a transfer. */
   start(how: { stateFile?: string; awaitTransfer?: boolean } = {}): Promise<void> {
-    Atomics.store(this.ctl, 0, 0);
-    Atomics.store(this.ctl, 1, 0);
+    for (let i = 0; i < 4; i++) Atomics.store(this.ctl, i, 0);
     const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.sab, control: this.control, stateFile: how.stateFile, awaitTransfer: how.awaitTransfer };
     const worker = new Worker(new URL('./loop.js', import.meta.url), { workerData: { provfsLoop: cfg } });
     this.worker = worker;
@@ -84,6 +86,7 @@ export class Serving {
         else if (m.type === 'events') { this.drain(); for (const e of m.events) this.deliver(e); }
         else if (m.type === 'stopped') this.stopInfo = { reason: m.reason, counts: m.counts };
         else if (m.type === 'quiesced') { this.onQuiesced?.(m); this.onQuiesced = null; }
+        else if (m.type === 'snapshot') { this.onSnapshot?.(m.statePath); this.onSnapshot = null; }
       });
       worker.on('error', (e) => {
         log.error(`request loop failed: ${e.stack ?? e.message}`);
@@ -91,6 +94,8 @@ export class Serving {
       });
       worker.on('exit', () => {
         if (this.worker !== worker) return;
+        this.onLoopGone?.(new Error(`the request loop ended (${this.stopInfo.reason})`));
+        this.onLoopGone = null;
         this.worker = null;
         if (!started) reject(new Error(`provfs request loop ended before it started: ${this.stopInfo.reason}`));
         if (this.stopInfo.reason === 'quiesced') return; // paused for an upgrade: not over yet
@@ -138,16 +143,83 @@ export class Serving {
   }
 
   /**
-   * Stop taking requests; the loop writes its state to a file (see {@link Quiesced}). Requests not yet read stay queued in the
-   * kernel for whoever reads next. `nudgePath` is a path on the mount: a STATFS there wakes a
-   * loop blocked in read(2) (it answers it, then sees the flag).
+   * Stop taking requests. `how` 1 (state version 1): the loop writes its whole state to a file
+   * (see {@link Quiesced}) and ends. `how` 2 (state version 2, after {@link snapshot}): it writes
+   * the changes since the snapshot to the successor's FIFO and waits for {@link verdict}.
+   * Requests not yet read stay queued in the kernel for whoever reads next. `nudgePath` is a
+   * path on the mount: a STATFS there wakes a loop blocked in read(2) (it answers it, then sees
+   * the flag).
    */
-  quiesce(nudgePath: string): Promise<Quiesced> {
+  quiesce(nudgePath: string, how: 1 | 2 = 1): Promise<Quiesced> {
     if (!this.worker) return Promise.reject(new Error('the request loop is not running'));
-    const got = new Promise<Quiesced>((res) => { this.onQuiesced = res; });
-    Atomics.store(this.ctl, 0, 1);
+    const got = new Promise<Quiesced>((res, rej) => { this.onQuiesced = res; this.onLoopGone = rej; });
+    Atomics.store(this.ctl, 0, how);
     statfs(nudgePath, () => { /* answered by whichever loop reads it */ });
     return got;
+  }
+
+  /**
+   * State version 2, first part: the loop writes a snapshot of its table to `req.statePath` and
+   * tracks changes from then on, serving all along. Resolves once the snapshot is written.
+   */
+  snapshot(nudgePath: string, req: SnapshotRequest): Promise<void> {
+    const w = this.worker;
+    if (!w) return Promise.reject(new Error('the request loop is not running'));
+    const got = new Promise<void>((res, rej) => { this.onSnapshot = () => res(); this.onLoopGone = rej; });
+    w.postMessage(req);
+    Atomics.store(this.ctl, 2, 1);
+    statfs(nudgePath, () => { /* wakes a loop blocked in read(2) */ });
+    return got;
+  }
+
+  /** The upgrade was abandoned before the handover: stop tracking changes. */
+  stopTracking(): void {
+    Atomics.store(this.ctl, 2, 3);
+  }
+
+  /** After a version-2 quiesce: `handed` ends the loop; otherwise it serves on. */
+  verdict(handed: boolean): void {
+    Atomics.store(this.ctl, 3, handed ? 1 : 2);
+    Atomics.notify(this.ctl, 3);
+  }
+
+  /**
+   * State version 2, successor's side: hand the warm loop the snapshot and the FIFO; resolves
+   * once it copied the table and its fds and waits for the delta. Then {@link awaitServing}.
+   */
+  precopy(t: TransferMessage): Promise<void> {
+    const w = this.worker;
+    if (!w) return Promise.reject(new Error('no warm loop to release'));
+    const p = this.until(w, 'prepared').then(() => undefined);
+    w.postMessage(t);
+    Atomics.store(this.ctl, 1, 1);
+    Atomics.notify(this.ctl, 1);
+    return p;
+  }
+
+  /** Resolves with the CLOCK_MONOTONIC ns at which a precopied successor loop began to serve. */
+  awaitServing(): Promise<number> {
+    const w = this.worker;
+    if (!w) return Promise.reject(new Error('no warm loop'));
+    return this.until(w, 'ready').then((m) => {
+      const r = m as Extract<LoopMessage, { type: 'ready' }>;
+      this.passthrough = r.passthrough;
+      this.adoptFds(r.devFd, r.rootFd);
+      return r.at;
+    });
+  }
+
+  private until(w: Worker, type: 'prepared' | 'ready'): Promise<LoopMessage> {
+    return new Promise<LoopMessage>((resolve, reject) => {
+      const done = (): void => { w.off('message', onMsg); w.off('exit', onExit); };
+      const onMsg = (m: LoopMessage): void => {
+        if (m.type === type) { done(); resolve(m); }
+        else if (m.type === 'rejected') { done(); reject(new Error(m.reason)); }
+      };
+      const onExit = (): void => { done(); reject(new Error(`the successor's loop ended before serving: ${this.stopInfo.reason}`)); };
+      w.on('message', onMsg);
+      w.once('exit', onExit);
+    });
   }
 
   /** Records the loop produced so far go to the journal now. */

@@ -8,6 +8,14 @@
  * process with pidfd_getfd(2), rebuilds the node table with `updateTransfer(state)` and reads
  * the queue on. The stall is the time between quiesce and the successor's first read.
  *
+ * State version 2 keeps the node table out of the stall: while the old loop still serves, it
+ * writes a snapshot and starts tracking the nodes it changes; the successor's loop copies the
+ * snapshot and every fd it names, builds its table and everything else it needs, then blocks on
+ * a FIFO. At quiesce the old loop writes only the changes since the snapshot into that FIFO
+ * (loop thread to loop thread, no main thread or IPC in between) and waits for a verdict; the
+ * successor applies them (copying the few new fds) and reads on. A successor that fails or
+ * rejects them gets the verdict "serve on" for the old loop, which has lost nothing.
+ *
  * The journal stream moves too: the old daemon appends its last records and closes the stream
  * after the successor serves; the successor holds its records until then, so none is lost or
  * doubled. State versions are negotiated: the successor announces the versions it reads; an old
@@ -15,7 +23,9 @@
  * rejects the state leaves the old daemon serving (restarted from its own state when needed).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { logger } from '../collector/log.js';
 import { openJournalWriter } from '../collector/journal/writer.js';
@@ -28,7 +38,7 @@ import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from 
 const log = logger('upgrade');
 
 /** State format versions this build writes and reads. */
-export const STATE_VERSIONS = [1] as const;
+export const STATE_VERSIONS = [1, 2] as const;
 const MAX_WRITE = 1 << 20;
 
 export interface UpgradeOptions {
@@ -56,11 +66,13 @@ export interface UpgradeReport {
 /** Messages between the old daemon and its successor (IPC channel). */
 type ToSuccessor =
   | { type: 'transfer'; oldPid: number; statePath: string }
+  | { type: 'precopy'; oldPid: number; statePath: string; fifo: string }
   | { type: 'journal-closed' };
 type FromSuccessor =
   | { type: 'warm'; pid: number; stateVersions: number[] }
   | { type: 'resumed'; /** CLOCK_MONOTONIC ns when the successor's loop began to read. */ at: number }
   | { type: 'rejected'; reason: string }
+  | { type: 'prepared' }
   | { type: 'settled' };
 
 function nextMessage(child: ChildProcess, want: FromSuccessor['type'][], timeoutMs: number): Promise<FromSuccessor> {
@@ -108,6 +120,7 @@ export async function upgradeConnection(
   if (!versions.some((v) => (STATE_VERSIONS as readonly number[]).includes(v))) {
     return giveUp(`successor reads state versions ${versions.join(',')}; this daemon writes ${STATE_VERSIONS.join(',')}`);
   }
+  if (versions.includes(2)) return upgradeV2(serving, d, o, child, warmMs, giveUp);
   // ---- stall begins ----
   const q0 = performance.now();
   const q0ns = Number(process.hrtime.bigint());
@@ -136,6 +149,68 @@ export async function upgradeConnection(
   // The gap: from asking our loop to stop reading to the successor's loop reading (both
   // CLOCK_MONOTONIC, comparable across processes).
   const stallMs = ((r as { at: number }).at - q0ns) / 1e6;
+  return finishHandover(serving, d, o, child, q, stallMs, warmMs);
+}
+
+/** State version 2: snapshot and fds copied ahead, only the changes inside the stall. */
+async function upgradeV2(
+  serving: Serving, d: Parameters<typeof upgradeConnection>[1], o: UpgradeOptions, child: ChildProcess, warmMs: number,
+  giveUp: (reason: string) => UpgradeReport,
+): Promise<UpgradeReport> {
+  const dir = mkdtempSync(join(tmpdir(), 'provfs-upgrade-')); // 0700
+  const statePath = join(dir, 'snapshot.bin'), fifo = join(dir, 'delta');
+  try {
+    libc.mknodat(libc.AT.FDCWD, Buffer.from(fifo), libc.S.IFIFO | 0o600, 0);
+    const t0 = performance.now();
+    try {
+      await serving.snapshot(d.mountpoint, { statePath, fifo });
+    } catch (e) {
+      return giveUp(`no snapshot: ${(e as Error).message}`);
+    }
+    const t1 = performance.now();
+    try {
+      const prepared = nextMessage(child, ['prepared', 'rejected'], 30_000);
+      child.send({ type: 'precopy', oldPid: process.pid, statePath, fifo } satisfies ToSuccessor);
+      const p = await prepared;
+      if (p.type === 'rejected') throw new Error(`successor rejected the state: ${p.reason}`);
+    } catch (e) {
+      serving.stopTracking();
+      return giveUp((e as Error).message);
+    }
+    rmSync(statePath, { force: true });
+    log.debug(`snapshot written in ${(t1 - t0).toFixed(1)} ms, copied by the successor in ${(performance.now() - t1).toFixed(1)} ms`);
+    // ---- stall begins ----
+    const q0 = performance.now();
+    const q0ns = Number(process.hrtime.bigint());
+    const reply = nextMessage(child, ['resumed', 'rejected'], 10_000).catch((e: Error): FromSuccessor => ({ type: 'rejected', reason: e.message }));
+    let q: Awaited<ReturnType<Serving['quiesce']>>;
+    try {
+      q = await serving.quiesce(d.mountpoint, 2);
+    } catch (e) {
+      return giveUp((e as Error).message);
+    }
+    const r: FromSuccessor = q.failed ? { type: 'rejected', reason: q.failed } : await reply;
+    if (r.type !== 'resumed') {
+      try { child.kill('SIGKILL'); } catch { /* gone */ }
+      serving.verdict(false);
+      const reason = `successor rejected the state: ${(r as { reason: string }).reason}`;
+      log.warn(`upgrade of ${d.mountpoint} abandoned, serving on: ${reason}`);
+      return { ok: false, reason, stallMs: performance.now() - q0 };
+    }
+    serving.verdict(true);
+    serving.drain();
+    const stallMs = (r.at - q0ns) / 1e6;
+    return await finishHandover(serving, d, o, child, q, stallMs, warmMs);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The successor serves: move the journal, let the old loop go, close our copies of the fds. */
+async function finishHandover(
+  serving: Serving, d: Parameters<typeof upgradeConnection>[1], o: UpgradeOptions, child: ChildProcess,
+  q: { fds: number[] }, stallMs: number, warmMs: number,
+): Promise<UpgradeReport> {
   // ---- stall over: the successor serves ----
   await serving.releaseJournal();
   d.beforeHandoff?.();
@@ -186,7 +261,14 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
   const mount = makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts: o.timeouts, journalDir: o.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
   return new Promise<ProvfsMount>((resolve, reject) => {
     process.on('message', (m: ToSuccessor) => {
-      if (m.type === 'transfer') {
+      if (m.type === 'precopy') {
+        const serving_ = serving.awaitServing();
+        serving.precopy({ statePath: m.statePath, oldPid: m.oldPid, fifo: m.fifo }).then(() => send({ type: 'prepared' }), () => { /* reported below */ });
+        serving_.then((at) => { send({ type: 'resumed', at }); resolve(mount); }, (e: Error) => {
+          send({ type: 'rejected', reason: e.message });
+          reject(e);
+        });
+      } else if (m.type === 'transfer') {
         // The loop thread reads the state file and takes the fds itself (see kernel/loop).
         serving.release({ statePath: m.statePath, oldPid: m.oldPid }).then((at) => { send({ type: 'resumed', at }); resolve(mount); }, (e: Error) => {
           send({ type: 'rejected', reason: e.message });

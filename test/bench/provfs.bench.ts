@@ -475,9 +475,11 @@ async function runFigure5(quick: boolean): Promise<BenchResult> {
 async function runStall(sizes: number[], repeats: number): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the stall bench mounts FUSE file systems: run it as root');
   const { statSync } = await import('node:fs');
+  const work = mkdtempSync(join(tmpdir(), 'provfs-stall-'));
+  // A private runtime directory: a `prov up` elsewhere on this machine must not find (and upgrade) these mounts.
+  process.env.PROV_RUNTIME_DIR = join(work, 'run');
   const { daemonRequest } = await import('../../cli/actions/mount.js');
   const { daemonInfoPath, daemonSocketPath } = await import('../../kernel/runtime.js');
-  const work = mkdtempSync(join(tmpdir(), 'provfs-stall-'));
   const mounts: Array<{ n: number; backing: string; mnt: string; journal: string; stalls: number[]; worst: number[]; errors: number }> = [];
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   try {
