@@ -61,6 +61,8 @@ export interface UpgradeReport {
   stallMs?: number;
   /** Time from the command to the successor warm, in ms. */
   warmMs?: number;
+  /** The state version used (1: whole state inside the stall; 2: snapshot ahead, changes inside). */
+  stateVersion?: number;
 }
 
 /** Messages between the old daemon and its successor (IPC channel). */
@@ -209,7 +211,7 @@ async function upgradeV2(
 /** The successor serves: move the journal, let the old loop go, close our copies of the fds. */
 async function finishHandover(
   serving: Serving, d: Parameters<typeof upgradeConnection>[1], o: UpgradeOptions, child: ChildProcess,
-  q: { fds: number[] }, stallMs: number, warmMs: number,
+  q: { fds: number[]; version: number }, stallMs: number, warmMs: number,
 ): Promise<UpgradeReport> {
   // ---- stall over: the successor serves ----
   await serving.releaseJournal();
@@ -224,7 +226,7 @@ async function finishHandover(
   for (const fd of q.fds) if (fd !== dev && fd !== root) libc.close(fd);
   await serving.handedOff();
   log.info(`${d.mountpoint} handed to pid ${child.pid} (${o.mode}); stall ${stallMs.toFixed(1)} ms`);
-  return { ok: true, pid: child.pid, stallMs, warmMs };
+  return { ok: true, pid: child.pid, stallMs, warmMs, stateVersion: q.version };
 }
 
 export interface SuccessorOptions {
