@@ -385,7 +385,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         const delta: Delta = { version: 2, table: fs.nodes.delta() };
         writeDelta(snapshotFifo, v8.serialize(delta));
       } catch (e) {
-        failed = (e as Error).message;
+        failed = e instanceof libc.Errno && e.errno === E.ENXIO ? 'the successor is gone (nobody reads the handover FIFO)' : (e as Error).message;
       }
       post({ type: 'quiesced', statePath: '', fds: [devFd, ...fs.nodes.fds()], version: 2, failed });
       while (Atomics.load(control, 3) === 0) Atomics.wait(control, 3, 0);

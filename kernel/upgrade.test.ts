@@ -113,6 +113,23 @@ process.on('message', (m) => { if (m.type === 'transfer') process.send({ type: '
   assert.equal(rj.ok, false);
   assert.match(rj.reason!, /rejected the state: node table too large/);
 
+  // State version 2: a successor that rejects the snapshot, and one that says it copied the
+  // snapshot but never reads the changes (gone before the handover): the old loop serves on.
+  const snapReject = join(base, 'snap-reject.js');
+  writeFileSync(snapReject, `process.send({ type: 'warm', pid: process.pid, stateVersions: [2] });
+process.on('message', (m) => { if (m.type === 'precopy') process.send({ type: 'rejected', reason: 'snapshot unreadable here' }); });`);
+  const sr = await m.upgrade({ mode: 'prov', daemon: snapReject, journalDir: join(base, 'j2') });
+  assert.equal(sr.ok, false);
+  assert.match(sr.reason!, /rejected the state: snapshot unreadable here/);
+  writeFileSync(join(mnt, 'after-snap-reject'), 'x');
+  const deaf = join(base, 'deaf.js');
+  writeFileSync(deaf, `process.send({ type: 'warm', pid: process.pid, stateVersions: [2] });
+process.on('message', (m) => { if (m.type === 'precopy') process.send({ type: 'prepared' }); });`);
+  const df = await m.upgrade({ mode: 'prov', daemon: deaf, journalDir: join(base, 'j2') });
+  assert.equal(df.ok, false);
+  assert.match(df.reason!, /rejected the state/);
+  assert.equal(readFileSync(join(mnt, 'after-snap-reject'), 'utf8'), 'x');
+
   // Still served by the same daemon: the open file and new files work.
   writeSync(fd, 'ONE+', 0);
   const b = Buffer.alloc(8);
