@@ -159,7 +159,8 @@ export type LoopMessage =
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
   | { type: 'quiesced'; statePath: string; fds: number[]; version: number; /** version 2: the delta could not be written. */ failed?: string }
   | { type: 'snapshot'; statePath: string }
-  | { type: 'prepared' };
+  | { type: 'prepared' }
+  | { type: 'answered'; /** CLOCK_MONOTONIC ns when a successor wrote its first reply. */ at: number };
 
 /** A successor's table copied from its predecessor's snapshot, waiting for the delta. */
 interface Precopy {
@@ -310,6 +311,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     d.negotiated = precopy.state.negotiated;
     if (precopy.state.passthrough) fs.passthrough = passthroughDevice(devFd);
     // Everything is built: now wait for the predecessor's last word (this is the stall).
+    (globalThis as { gc?: () => void }).gc?.();
     post({ type: 'prepared' });
     let delta: Delta;
     try {
@@ -358,6 +360,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
   };
   let snapshotFifo: string | null = null;
+  let firstAnswer = Boolean(state || precopy);
+  let handedOverV2 = false;
   for (;;) {
     const cmd = Atomics.load(control, 2);
     if (cmd !== 0) {
@@ -387,12 +391,14 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       } catch (e) {
         failed = e instanceof libc.Errno && e.errno === E.ENXIO ? 'the successor is gone (nobody reads the handover FIFO)' : (e as Error).message;
       }
-      post({ type: 'quiesced', statePath: '', fds: [devFd, ...fs.nodes.fds()], version: 2, failed });
+      // The table's fds are closed by this thread once handed over (below): none to list here,
+      // and no work competing with the successor for the CPU inside the stall.
+      post({ type: 'quiesced', statePath: '', fds: [], version: 2, failed });
       while (Atomics.load(control, 3) === 0) Atomics.wait(control, 3, 0);
       const verdict = Atomics.load(control, 3);
       Atomics.store(control, 3, 0);
       Atomics.store(control, 0, 0);
-      if (verdict === 1) { reason = 'quiesced'; break; }
+      if (verdict === 1) { reason = 'quiesced'; handedOverV2 = true; break; }
       // The successor failed or rejected the state: serve on, as if nothing happened.
       fs.nodes.stopTracking();
       snapshotFifo = null;
@@ -420,6 +426,10 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       break;
     }
     d.handle(buf, n);
+    if (firstAnswer) {
+      firstAnswer = false;
+      post({ type: 'answered', at: Number(process.hrtime.bigint()) });
+    }
     if (fs.nodes.size > pruneHigh) prune();
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
       nodeLog?.init(d.negotiated);
@@ -430,8 +440,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   for (let v; (v = Atomics.load(inflight, 0)) > 0;) Atomics.wait(inflight, 0, v, 1000);
   void slow.terminate();
   nodeLog?.close();
-  if (reason !== 'quiesced') {
-    // The connection is gone: release the table's fds (the root fd belongs to the main thread).
+  if (reason !== 'quiesced' || handedOverV2) {
+    // The connection is gone, or the successor holds copies of every fd: release the table's
+    // fds (the root fd and the connection belong to the main thread).
     const root = fs.nodes.get(1).fd;
     for (const fd of fs.nodes.fds()) if (fd !== root) libc.close(fd);
   }

@@ -61,6 +61,8 @@ export class Serving {
   /** Resolves when the last loop thread started here has exited. */
   private exited: Promise<void> = Promise.resolve();
   passthrough = false;
+  /** A successor's loop: CLOCK_MONOTONIC ns of its first reply (null until then). */
+  firstAnswerAt: number | null = null;
   readonly done: Promise<StopInfo>;
 
   constructor(private readonly o: ServingOptions) {
@@ -86,6 +88,7 @@ export class Serving {
         else if (m.type === 'events') { this.drain(); for (const e of m.events) this.deliver(e); }
         else if (m.type === 'stopped') this.stopInfo = { reason: m.reason, counts: m.counts };
         else if (m.type === 'quiesced') { this.onQuiesced?.(m); this.onQuiesced = null; }
+        else if (m.type === 'answered') this.firstAnswerAt = m.at;
         else if (m.type === 'snapshot') { this.onSnapshot?.(m.statePath); this.onSnapshot = null; }
       });
       worker.on('error', (e) => {

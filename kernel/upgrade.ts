@@ -61,6 +61,12 @@ export interface UpgradeReport {
   stallMs?: number;
   /** Time from the command to the successor warm, in ms. */
   warmMs?: number;
+  /**
+   * From asking the old loop to stop reading to the successor's first reply written, in ms (when
+   * known by the time the successor settles). Under load this is the stall applications see;
+   * on an idle file system it includes waiting for a request.
+   */
+  firstAnswerMs?: number;
   /** The state version used (1: whole state inside the stall; 2: snapshot ahead, changes inside). */
   stateVersion?: number;
 }
@@ -75,7 +81,7 @@ type FromSuccessor =
   | { type: 'resumed'; /** CLOCK_MONOTONIC ns when the successor's loop began to read. */ at: number }
   | { type: 'rejected'; reason: string }
   | { type: 'prepared' }
-  | { type: 'settled' };
+  | { type: 'settled'; /** CLOCK_MONOTONIC ns of the successor's first reply, when there was one. */ answeredAt?: number };
 
 function nextMessage(child: ChildProcess, want: FromSuccessor['type'][], timeoutMs: number): Promise<FromSuccessor> {
   return new Promise((resolve, reject) => {
@@ -104,7 +110,8 @@ export async function upgradeConnection(
   if (d.nodeLog) args.push('--node-log', d.nodeLog);
   const t0 = performance.now();
   // Structured-clone IPC: the state of a large node table crosses faster than as JSON.
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, serialization: 'advanced' });
+  // --expose-gc: the successor collects the garbage of copying the table before the stall, not in it.
+  const child = spawn(process.execPath, ['--expose-gc', ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, serialization: 'advanced' });
   const giveUp = (reason: string): UpgradeReport => {
     try { child.kill('SIGKILL'); } catch { /* gone */ }
     log.warn(`upgrade of ${d.mountpoint} abandoned, still serving: ${reason}`);
@@ -151,7 +158,7 @@ export async function upgradeConnection(
   // The gap: from asking our loop to stop reading to the successor's loop reading (both
   // CLOCK_MONOTONIC, comparable across processes).
   const stallMs = ((r as { at: number }).at - q0ns) / 1e6;
-  return finishHandover(serving, d, o, child, q, stallMs, warmMs);
+  return finishHandover(serving, d, o, child, q, q0ns, stallMs, warmMs);
 }
 
 /** State version 2: snapshot and fds copied ahead, only the changes inside the stall. */
@@ -202,7 +209,7 @@ async function upgradeV2(
     serving.verdict(true);
     serving.drain();
     const stallMs = (r.at - q0ns) / 1e6;
-    return await finishHandover(serving, d, o, child, q, stallMs, warmMs);
+    return await finishHandover(serving, d, o, child, q, q0ns, stallMs, warmMs);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -211,22 +218,23 @@ async function upgradeV2(
 /** The successor serves: move the journal, let the old loop go, close our copies of the fds. */
 async function finishHandover(
   serving: Serving, d: Parameters<typeof upgradeConnection>[1], o: UpgradeOptions, child: ChildProcess,
-  q: { fds: number[]; version: number }, stallMs: number, warmMs: number,
+  q: { fds: number[]; version: number }, q0ns: number, stallMs: number, warmMs: number,
 ): Promise<UpgradeReport> {
   // ---- stall over: the successor serves ----
   await serving.releaseJournal();
   d.beforeHandoff?.();
-  const settled = nextMessage(child, ['settled'], 10_000).catch((e: Error) => log.warn(`successor did not settle: ${e.message}`));
+  const settled = nextMessage(child, ['settled'], 10_000).catch((e: Error) => { log.warn(`successor did not settle: ${e.message}`); return null; });
   child.send({ type: 'journal-closed' } satisfies ToSuccessor);
-  await settled;
+  const s = (await settled) as { answeredAt?: number } | null;
+  const firstAnswerMs = s?.answeredAt !== undefined ? (s.answeredAt - q0ns) / 1e6 : undefined;
   if (child.connected) child.disconnect();
   child.unref();
   await serving.loopExited(); // fsyncs the old loop accepted are answered with its fds
   const { dev, root } = serving.fds;
   for (const fd of q.fds) if (fd !== dev && fd !== root) libc.close(fd);
   await serving.handedOff();
-  log.info(`${d.mountpoint} handed to pid ${child.pid} (${o.mode}); stall ${stallMs.toFixed(1)} ms`);
-  return { ok: true, pid: child.pid, stallMs, warmMs, stateVersion: q.version };
+  log.info(`${d.mountpoint} handed to pid ${child.pid} (${o.mode}); stall ${stallMs.toFixed(1)} ms${firstAnswerMs !== undefined ? `, first reply after ${firstAnswerMs.toFixed(1)} ms` : ''}`);
+  return { ok: true, pid: child.pid, stallMs, firstAnswerMs, warmMs, stateVersion: q.version };
 }
 
 export interface SuccessorOptions {
@@ -279,7 +287,7 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
       } else if (m.type === 'journal-closed') {
         if (o.mode === 'prov' && o.journalDir) serving.setJournal(openJournalWriter({ dir: o.journalDir, stream: stream! }), true);
         o.onSettled?.(mount);
-        send({ type: 'settled' });
+        send({ type: 'settled', answeredAt: serving.firstAnswerAt ?? undefined });
         process.disconnect();
       }
     });

@@ -338,7 +338,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   }
 }
 
-interface Fig5Run { scenario: string; workload: 'a' | 'b'; worstMs: number; worstAtMs: number; errors: number; buckets: number[]; journal?: string; stallMs?: number; durMs: number }
+interface Fig5Run { scenario: string; workload: 'a' | 'b'; worstMs: number; worstAtMs: number; errors: number; buckets: number[]; journal?: string; stallMs?: number; firstMs?: number; durMs: number }
 
 /**
  * Bento's Figure 5: a provfs directory with many files; (a) one thread creating and deleting
@@ -380,16 +380,17 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
       child.stdout!.on('data', (c: string) => { out += c; });
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       await new Promise((r) => setTimeout(r, 500));
-      let stallMs: number | undefined;
+      let stallMs: number | undefined, firstMs: number | undefined;
       if (sc.act === 'kill') process.kill(daemonPid, 'SIGKILL');
       else if (sc.act !== 'none') {
         const rep = await daemonRequest(daemonSocketPath(mnt), { cmd: 'upgrade', mode: 'prov', journalDir: journal, daemon: sc.act === 'upgrade-to' ? PROVFSD : undefined });
         if (!rep.ok) throw new Error(`upgrade (${sc.name}) failed: ${String(rep.reason)}`);
         stallMs = rep.stallMs as number;
+        if (typeof rep.firstAnswerMs === 'number') firstMs = rep.firstAnswerMs;
       }
       await exited;
       const r = JSON.parse(out) as { worstNs: number; worstAtNs: number; errors: number; buckets: number[] };
-      const run: Fig5Run = { scenario: sc.name, workload: wl, worstMs: r.worstNs / 1e6, worstAtMs: r.worstAtNs / 1e6, errors: r.errors, buckets: r.buckets, stallMs, durMs };
+      const run: Fig5Run = { scenario: sc.name, workload: wl, worstMs: r.worstNs / 1e6, worstAtMs: r.worstAtNs / 1e6, errors: r.errors, buckets: r.buckets, stallMs, firstMs, durMs };
       let servingPid = daemonPid;
       try { servingPid = (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
       try { unmount(mnt, false); } catch { unmount(mnt, true); }
@@ -414,7 +415,7 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
     unit: 'ms', prov: round(r.worstMs, 2), baseline: round(runs.find((c) => c.workload === r.workload && c.scenario.startsWith('no event'))!.worstMs, 2),
     baselineName: 'longest operation of the same workload with no event', ratio: null, better: 'lower', repeats: 1,
     paper: 'Bento: 15 ms of service interruption', goal: r.scenario.startsWith('kill') ? 'a pause, no error' : 'stall ≤ 5 ms, zero errors',
-    note: `${r.errors} errors; longest op started at ${r.worstAtMs.toFixed(0)} ms of ${r.durMs}${r.stallMs !== undefined ? `; stall measured by the old daemon (quiesce → successor serving) ${r.stallMs.toFixed(1)} ms` : ''}; ${nFiles} files${r.journal ? '; ' + r.journal : ''}; ops/5 ms median ${median(r.buckets.filter((x) => x > 0)) || 0}`,
+    note: `${r.errors} errors; longest op started at ${r.worstAtMs.toFixed(0)} ms of ${r.durMs}${r.stallMs !== undefined ? `; stall measured by the old daemon (quiesce → successor serving) ${r.stallMs.toFixed(1)} ms` : ''}${r.firstMs !== undefined ? ` (→ successor's first reply ${r.firstMs.toFixed(1)} ms)` : ''}; ${nFiles} files${r.journal ? '; ' + r.journal : ''}; ops/5 ms median ${median(r.buckets.filter((x) => x > 0)) || 0}`,
   }));
   const plot = join(REPO, 'test', 'artifacts', 'provfs-figure5.svg');
   mkdirSync(join(REPO, 'test', 'artifacts'), { recursive: true });
@@ -453,6 +454,8 @@ function round(x: number, digits = 1): number {
 /** Only the live-upgrade figure (`--figure5`): builds the driver, runs {@link figure5}. */
 async function runFigure5(quick: boolean): Promise<BenchResult> {
   const work = mkdtempSync(join(tmpdir(), 'provfs-fig5-'));
+  // A private runtime directory: a `prov up` elsewhere on this machine must not find (and upgrade) these mounts.
+  process.env.PROV_RUNTIME_DIR = join(work, 'run');
   try {
     const driver = join(work, 'driver');
     writeFileSync(join(work, 'driver.c'), DRIVER_C);
@@ -480,7 +483,7 @@ async function runStall(sizes: number[], repeats: number): Promise<BenchResult> 
   process.env.PROV_RUNTIME_DIR = join(work, 'run');
   const { daemonRequest } = await import('../../cli/actions/mount.js');
   const { daemonInfoPath, daemonSocketPath } = await import('../../kernel/runtime.js');
-  const mounts: Array<{ n: number; backing: string; mnt: string; journal: string; stalls: number[]; worst: number[]; errors: number }> = [];
+  const mounts: Array<{ n: number; backing: string; mnt: string; journal: string; stalls: number[]; firsts: number[]; worst: number[]; errors: number }> = [];
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   try {
     const driver = join(work, 'driver');
@@ -493,7 +496,7 @@ async function runStall(sizes: number[], repeats: number): Promise<BenchResult> 
       const d = await startProvfs(backing, mnt, 'plain', ['--timeout', '3600']);
       d.unref();
       for (let i = 0; i < n; i++) statSync(join(mnt, `pre-${i}`));
-      mounts.push({ n, backing, mnt, journal, stalls: [], worst: [], errors: 0 });
+      mounts.push({ n, backing, mnt, journal, stalls: [], firsts: [], worst: [], errors: 0 });
     }
     for (let r = 0; r < repeats; r++) {
       for (const m of mounts) {
@@ -508,9 +511,10 @@ async function runStall(sizes: number[], repeats: number): Promise<BenchResult> 
         await exited;
         const res = JSON.parse(out) as { worstNs: number; errors: number };
         m.stalls.push(rep.stallMs as number);
+        if (typeof rep.firstAnswerMs === 'number') m.firsts.push(rep.firstAnswerMs);
         m.worst.push(res.worstNs / 1e6);
         m.errors += res.errors;
-        process.stderr.write(`stall ${m.n} nodes round ${r}: ${(rep.stallMs as number).toFixed(2)} ms, longest op ${(res.worstNs / 1e6).toFixed(2)} ms, ${res.errors} errors\n`);
+        process.stderr.write(`stall ${m.n} nodes round ${r}: ${(rep.stallMs as number).toFixed(2)} ms${typeof rep.firstAnswerMs === 'number' ? ` (first reply ${rep.firstAnswerMs.toFixed(2)} ms)` : ''}, longest op ${(res.worstNs / 1e6).toFixed(2)} ms, ${res.errors} errors\n`);
       }
     }
   } finally {
@@ -528,7 +532,7 @@ async function runStall(sizes: number[], repeats: number): Promise<BenchResult> 
     figure: `live upgrade stall (plain/prov → prov under workload a), ${m.n} nodes in the table`, unit: 'ms',
     prov: round(median(m.stalls), 2), baseline: null, baselineName: 'Bento: 15 ms', ratio: null, better: 'lower', repeats: m.stalls.length,
     spread: { prov: round(spread(m.stalls), 2) }, paper: 'Bento: 15 ms of service interruption', goal: 'stall ≤ 5 ms',
-    note: `stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')} ms; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
+    note: `stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')} ms${m.firsts.length ? `; quiesce → successor's first reply median ${median(m.firsts).toFixed(2)} ms (${m.firsts.map((x) => x.toFixed(1)).join(' ')})` : ''}; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
   }));
   return { name: 'provfs-stall', rows };
 }
