@@ -69,6 +69,7 @@ const c = {
   umask: f('uint32_t umask(uint32_t mask)'),
   pidfdOpen: f('int pidfd_open(int pid, uint32_t flags)'),
   pidfdGetfd: f('int pidfd_getfd(int pidfd, int targetfd, uint32_t flags)'),
+  gettid: f('int gettid()'),
   dup: f('int dup(int fd)'),
   getrlimit: f('int getrlimit(int res, void *rlim)'),
   setrlimit: f('int setrlimit(int res, void *rlim)'),
@@ -344,6 +345,10 @@ export function pidfdOpen(pid: number): number {
 /** Duplicate fd `target` of the process behind `pidfd` into this process (needs ptrace rights). */
 export function pidfdGetfd(pidfd: number, target: number): number {
   return ok(c.pidfdGetfd(pidfd, target, 0), 'pidfd_getfd');
+}
+/** The calling thread's id (for per-thread scheduling priority). */
+export function gettid(): number {
+  return c.gettid() as number;
 }
 export function dup(fd: number): number {
   return ok(c.dup(fd), 'dup');

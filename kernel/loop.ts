@@ -13,7 +13,7 @@ import { parentPort, workerData, receiveMessageOnPort, Worker } from 'node:worke
 import * as v8 from 'node:v8';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
+import { tmpdir, getPriority, setPriority } from 'node:os';
 import * as libc from './libc.js';
 import { E } from './libc.js';
 import { ProvFs, type ProvFsState } from './ops.js';
@@ -162,6 +162,22 @@ export type LoopMessage =
   | { type: 'prepared' }
   | { type: 'answered'; /** CLOCK_MONOTONIC ns when a successor wrote its first reply. */ at: number };
 
+/**
+ * This thread's scheduling priority raised for the moments of a handover (the old loop from its
+ * snapshot on, the successor's from waiting for the delta to its first reply), so that on a busy
+ * machine neither waits for a CPU inside the stall. Returns the undo; a no-op without the right.
+ */
+function boost(): () => void {
+  try {
+    const tid = libc.gettid();
+    const was = getPriority(tid);
+    setPriority(tid, -10);
+    return () => { try { setPriority(tid, was); } catch { /* keep */ } };
+  } catch {
+    return () => undefined;
+  }
+}
+
 /** A successor's table copied from its predecessor's snapshot, waiting for the delta. */
 interface Precopy {
   state: TransferState;
@@ -213,6 +229,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
   let precopy: Precopy | null = null;
+  /** Undoes a raised priority (see {@link boost}). */
+  let unboost: (() => void) | null = null;
   if (cfg.stateFile) state = readState(cfg.stateFile);
   if (cfg.awaitTransfer) {
     post({ type: 'warm' });
@@ -312,11 +330,12 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (precopy.state.passthrough) fs.passthrough = passthroughDevice(devFd);
     // Everything is built: now wait for the predecessor's last word (this is the stall).
     (globalThis as { gc?: () => void }).gc?.();
+    unboost = boost();
     post({ type: 'prepared' });
     let delta: Delta;
     try {
       delta = readDelta(precopy.fifoFd);
-      log.debug(`delta in at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic): ${delta.table.nodes.length} nodes, ${delta.table.gone.length} gone, ${delta.table.handles.length} handles`);
+      log.debug(`delta in at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic): ${delta.table.nodes.length} nodes, ${delta.table.counts.length / 2} counts, ${delta.table.gone.length} gone, ${delta.table.handles.length} handles`);
       if (delta.version !== 2) throw new Error(`delta version ${String(delta.version)} is not 2`);
       fs.nodes.applyDelta(delta.table, (fd) => libc.pidfdGetfd(precopy!.pidfd, fd));
     } catch (e) {
@@ -370,12 +389,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         // State version 2, first part: a snapshot the successor copies while we serve on.
         const req = receive() as SnapshotRequest | undefined;
         if (req) {
+          unboost ??= boost();
           fs.nodes.startTracking();
           snapshotFifo = req.fifo;
           writeState(req.statePath, { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd });
           post({ type: 'snapshot', statePath: req.statePath });
         }
       } else if (cmd === 3) {
+        unboost?.();
+        unboost = null;
         fs.nodes.stopTracking();
         snapshotFifo = null;
       }
@@ -386,8 +408,10 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       let failed: string | undefined;
       try {
         if (!snapshotFifo || !fs.nodes.tracking) throw new Error('no snapshot was taken');
+        const seen = Number(process.hrtime.bigint());
         const delta: Delta = { version: 2, table: fs.nodes.delta() };
         writeDelta(snapshotFifo, v8.serialize(delta));
+        log.debug(`quiesce seen at ${(seen / 1e6).toFixed(1)}, delta written at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
       } catch (e) {
         failed = e instanceof libc.Errno && e.errno === E.ENXIO ? 'the successor is gone (nobody reads the handover FIFO)' : (e as Error).message;
       }
@@ -400,6 +424,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       Atomics.store(control, 0, 0);
       if (verdict === 1) { reason = 'quiesced'; handedOverV2 = true; break; }
       // The successor failed or rejected the state: serve on, as if nothing happened.
+      unboost?.();
+      unboost = null;
       fs.nodes.stopTracking();
       snapshotFifo = null;
       continue;
@@ -429,6 +455,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (firstAnswer) {
       firstAnswer = false;
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
+      unboost?.();
+      unboost = null;
     }
     if (fs.nodes.size > pruneHigh) prune();
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {

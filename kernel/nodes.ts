@@ -95,6 +95,8 @@ export interface NodeTableDelta {
   nextId: number;
   nextFh: number;
   nodes: NodeTableState['nodes'];
+  /** Nodes whose lookup count alone changed (LOOKUP, READDIRPLUS, FORGET): id, nlookup pairs. */
+  counts: Float64Array;
   gone: number[];
   handles: NodeTableState['handles'];
 }
@@ -111,14 +113,18 @@ export class NodeTable {
   onNew: ((n: Node) => void) | null = null;
   /** Ids of nodes changed since tracking began (null: not tracking). */
   private dirty: Set<number> | null = null;
+  /** Ids of nodes whose lookup count alone changed since tracking began. */
+  private counted: Set<number> | null = null;
 
   /** Note every node change from now on, for {@link delta}. */
   startTracking(): void {
     this.dirty = new Set();
+    this.counted = new Set();
   }
 
   stopTracking(): void {
     this.dirty = null;
+    this.counted = null;
   }
 
   get tracking(): boolean {
@@ -181,7 +187,7 @@ export class NodeTable {
       if (fd >= 0) libc.close(fd);
       known.nlookup++;
       known.used = ++this.tick;
-      this.dirty?.add(known.id);
+      this.counted?.add(known.id);
       if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
       return known;
     }
@@ -237,7 +243,7 @@ export class NodeTable {
     const n = this.byId.get(id);
     if (!n || id === FUSE_ROOT_ID) return;
     n.nlookup -= count;
-    this.dirty?.add(id);
+    this.counted?.add(id);
     if (n.nlookup <= 0 && n.opens === 0) this.drop(n);
   }
 
@@ -338,11 +344,19 @@ export class NodeTable {
   delta(): NodeTableDelta {
     const nodes: NodeTableState['nodes'] = [];
     const gone: number[] = [];
-    for (const id of this.dirty ?? []) {
+    const dirty = this.dirty ?? new Set<number>();
+    for (const id of dirty) {
       const n = this.byId.get(id);
       if (n) nodes.push(nodeRecord(n)); else gone.push(id);
     }
-    return { nextId: this.nextId, nextFh: this.nextFh, nodes, gone, handles: [...this.handles.values()].map(handleRecord) };
+    const counts = new Float64Array(2 * (this.counted?.size ?? 0));
+    let k = 0;
+    for (const id of this.counted ?? []) {
+      if (dirty.has(id)) continue;
+      const n = this.byId.get(id);
+      if (n) { counts[k++] = id; counts[k++] = n.nlookup; } else gone.push(id);
+    }
+    return { nextId: this.nextId, nextFh: this.nextFh, nodes, counts: counts.subarray(0, k), gone, handles: [...this.handles.values()].map(handleRecord) };
   }
 
   /**
@@ -361,6 +375,12 @@ export class NodeTable {
     for (const id of d.gone) {
       const n = this.byId.get(id);
       if (n) closeNode(n);
+    }
+    for (let i = 0; i < d.counts.length; i += 2) {
+      const n = this.byId.get(d.counts[i]!);
+      // A node new since the snapshot has its whole record in `nodes`, never here.
+      if (!n) throw new Error(`node ${d.counts[i]} changed its lookup count but is not in the snapshot`);
+      n.nlookup = d.counts[i + 1]!;
     }
     for (const r of d.nodes) {
       const had = this.byId.get(r.id);

@@ -63,6 +63,16 @@ export class Serving {
   passthrough = false;
   /** A successor's loop: CLOCK_MONOTONIC ns of its first reply (null until then). */
   firstAnswerAt: number | null = null;
+  private onAnswered: (() => void) | null = null;
+
+  /** {@link firstAnswerAt}, waiting up to `ms` for it (its message may still be on the way). */
+  firstAnswer(ms: number): Promise<number | null> {
+    if (this.firstAnswerAt !== null) return Promise.resolve(this.firstAnswerAt);
+    return new Promise((res) => {
+      const t = setTimeout(() => { this.onAnswered = null; res(this.firstAnswerAt); }, ms);
+      this.onAnswered = () => { clearTimeout(t); res(this.firstAnswerAt); };
+    });
+  }
   readonly done: Promise<StopInfo>;
 
   constructor(private readonly o: ServingOptions) {
@@ -88,7 +98,7 @@ export class Serving {
         else if (m.type === 'events') { this.drain(); for (const e of m.events) this.deliver(e); }
         else if (m.type === 'stopped') this.stopInfo = { reason: m.reason, counts: m.counts };
         else if (m.type === 'quiesced') { this.onQuiesced?.(m); this.onQuiesced = null; }
-        else if (m.type === 'answered') this.firstAnswerAt = m.at;
+        else if (m.type === 'answered') { this.firstAnswerAt = m.at; this.onAnswered?.(); this.onAnswered = null; }
         else if (m.type === 'snapshot') { this.onSnapshot?.(m.statePath); this.onSnapshot = null; }
       });
       worker.on('error', (e) => {

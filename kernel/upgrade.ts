@@ -191,6 +191,7 @@ async function upgradeV2(
     // ---- stall begins ----
     const q0 = performance.now();
     const q0ns = Number(process.hrtime.bigint());
+    log.debug(`quiesce asked at ${(q0ns / 1e6).toFixed(1)} ms (monotonic)`);
     const reply = nextMessage(child, ['resumed', 'rejected'], 10_000).catch((e: Error): FromSuccessor => ({ type: 'rejected', reason: e.message }));
     let q: Awaited<ReturnType<Serving['quiesce']>>;
     try {
@@ -287,8 +288,10 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
       } else if (m.type === 'journal-closed') {
         if (o.mode === 'prov' && o.journalDir) serving.setJournal(openJournalWriter({ dir: o.journalDir, stream: stream! }), true);
         o.onSettled?.(mount);
-        send({ type: 'settled', answeredAt: serving.firstAnswerAt ?? undefined });
-        process.disconnect();
+        void serving.firstAnswer(500).then((at) => {
+          send({ type: 'settled', answeredAt: at ?? undefined });
+          process.disconnect();
+        });
       }
     });
     send({ type: 'warm', pid: process.pid, stateVersions: [...STATE_VERSIONS] });
