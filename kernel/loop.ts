@@ -21,6 +21,7 @@ import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from '.
 import { Recorder } from './recorder.js';
 import { EventRing } from './eventring.js';
 import { NodeLog, type NodeLogContents } from './nodelog.js';
+import { warmRequestPath } from './warmup.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
 import { SIZE, NOTIFY } from './protocol.js';
 import { logger } from '../collector/log.js';
@@ -233,6 +234,14 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let unboost: (() => void) | null = null;
   if (cfg.stateFile) state = readState(cfg.stateFile);
   if (cfg.awaitTransfer) {
+    // Compile the request path now, not in the first requests after the handover.
+    try {
+      const w0 = performance.now();
+      const n = warmRequestPath({ timeouts: cfg.timeouts, prov: cfg.mode === 'prov', maxWrite: cfg.maxWrite });
+      log.debug(`request path warmed with ${n} requests in ${(performance.now() - w0).toFixed(1)} ms`);
+    } catch (e) {
+      log.warn(`warm-up of the request path failed (serving cold): ${(e as Error).message}`);
+    }
     post({ type: 'warm' });
     while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0);
     const t = receive() as TransferMessage | undefined;

@@ -1,0 +1,99 @@
+/**
+ * @module kernel/warmup
+ * Warm a successor's request path before a live upgrade's stall: a fresh Node isolate parses
+ * and compiles each function on its first call, so the first requests after a handover would
+ * pay for it inside the stall. This drives a scratch Dispatcher (own ProvFs over a private temp
+ * directory, own Recorder whose records are encoded and dropped, replies discarded) through
+ * the common requests — lookup, getattr, create, write, flush, release, unlink, mkdir, opendir,
+ * readdirplus, releasedir, rmdir, rename, statfs, forget — a few times. Nothing touches the real
+ * connection or table.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import * as libc from './libc.js';
+import { ProvFs } from './ops.js';
+import { Dispatcher, type Timeouts } from './dispatch.js';
+import { Recorder } from './recorder.js';
+import { OP, SIZE, FUSE_ROOT_ID } from './protocol.js';
+
+/** Run the warm-up `rounds` times; returns how many requests were handled. */
+export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite: number; rounds?: number }): number {
+  const dir = mkdtempSync(join(tmpdir(), 'provfs-warm-'));
+  const rootFd = libc.open(dir, libc.O.PATH | libc.O.DIRECTORY);
+  let handled = 0;
+  try {
+    const fs = new ProvFs(rootFd, null);
+    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => { JSON.stringify(ev); } });
+    let last: Buffer = Buffer.alloc(0);
+    const d = new Dispatcher(fs, { timeouts: o.timeouts, passthrough: false, devFd: -1, maxWrite: Math.min(o.maxWrite, 1 << 17) }, (b, n) => { last = b.subarray(0, n); });
+    let unique = 0n;
+    const req = (opcode: number, nodeid: number, ...body: Buffer[]): Buffer => {
+      const h = Buffer.alloc(SIZE.in_header);
+      const b = Buffer.concat([h, ...body]);
+      b.writeUInt32LE(b.length, 0);
+      b.writeUInt32LE(opcode, 4);
+      b.writeBigUInt64LE(++unique, 8);
+      b.writeBigUInt64LE(BigInt(nodeid), 16);
+      b.writeUInt32LE(process.getuid?.() ?? 0, 24);
+      b.writeUInt32LE(process.getgid?.() ?? 0, 28);
+      b.writeUInt32LE(process.pid, 32);
+      last = Buffer.alloc(0);
+      d.handle(b, b.length);
+      handled++;
+      return last;
+    };
+    const name = (s: string): Buffer => Buffer.from(`${s}\0`);
+    const u32s = (...xs: number[]): Buffer => { const b = Buffer.alloc(4 * xs.length); xs.forEach((x, i) => b.writeUInt32LE(x >>> 0, 4 * i)); return b; };
+    const fhBody = (fh: bigint, size: number): Buffer => { const b = Buffer.alloc(size); b.writeBigUInt64LE(fh, 0); return b; };
+    const init = Buffer.alloc(SIZE.init_in);
+    init.writeUInt32LE(7, 0); init.writeUInt32LE(45, 4); init.writeUInt32LE(131072, 8);
+    req(OP.INIT, 0, init);
+    const data = Buffer.alloc(4096, 1);
+    for (let r = 0; r < (o.rounds ?? 30); r++) {
+      const f = `f${r}`, g = `g${r}`, sub = `d${r}`;
+      const c = req(OP.CREATE, FUSE_ROOT_ID, u32s(libc.O.WRONLY | libc.O.CREAT, 0o100644, 0o022, 0), name(f));
+      if (c.length < SIZE.out_header + SIZE.entry_out + SIZE.open_out) continue;
+      const node = Number(c.readBigUInt64LE(SIZE.out_header));
+      const fh = c.readBigUInt64LE(SIZE.out_header + SIZE.entry_out);
+      const w = Buffer.alloc(SIZE.write_in);
+      w.writeBigUInt64LE(fh, 0); w.writeUInt32LE(data.length, 16);
+      req(OP.WRITE, node, w, data);
+      req(OP.GETATTR, node, Buffer.alloc(SIZE.getattr_in));
+      req(OP.FLUSH, node, fhBody(fh, SIZE.flush_in));
+      req(OP.RELEASE, node, fhBody(fh, SIZE.release_in));
+      req(OP.LOOKUP, FUSE_ROOT_ID, name(f));
+      const o2 = req(OP.OPEN, node, u32s(libc.O.RDONLY, 0));
+      if (o2.length >= SIZE.out_header + SIZE.open_out) {
+        const fh2 = o2.readBigUInt64LE(SIZE.out_header);
+        const rd = Buffer.alloc(SIZE.read_in);
+        rd.writeBigUInt64LE(fh2, 0); rd.writeUInt32LE(4096, 16);
+        req(OP.READ, node, rd);
+        req(OP.FLUSH, node, fhBody(fh2, SIZE.flush_in));
+        req(OP.RELEASE, node, fhBody(fh2, SIZE.release_in));
+      }
+      const rn = Buffer.alloc(SIZE.rename_in); rn.writeBigUInt64LE(BigInt(FUSE_ROOT_ID), 0);
+      req(OP.RENAME, FUSE_ROOT_ID, rn, name(f), name(g));
+      req(OP.LOOKUP, FUSE_ROOT_ID, name('absent'));
+      req(OP.MKDIR, FUSE_ROOT_ID, u32s(0o755, 0o022), name(sub));
+      const od = req(OP.OPENDIR, FUSE_ROOT_ID, u32s(libc.O.RDONLY, 0));
+      if (od.length >= SIZE.out_header + SIZE.open_out) {
+        const dfh = od.readBigUInt64LE(SIZE.out_header);
+        const rd = Buffer.alloc(SIZE.read_in);
+        rd.writeBigUInt64LE(dfh, 0); rd.writeUInt32LE(65536, 16);
+        req(OP.READDIRPLUS, FUSE_ROOT_ID, rd);
+        req(OP.RELEASEDIR, FUSE_ROOT_ID, fhBody(dfh, SIZE.release_in));
+      }
+      req(OP.RMDIR, FUSE_ROOT_ID, name(sub));
+      req(OP.UNLINK, FUSE_ROOT_ID, name(g));
+      req(OP.STATFS, FUSE_ROOT_ID);
+      const fg = Buffer.alloc(SIZE.forget_in); fg.writeBigUInt64LE(2n, 0);
+      req(OP.FORGET, node, fg);
+    }
+    for (const fd of fs.nodes.fds()) if (fd !== rootFd) { try { libc.close(fd); } catch { /* closed */ } }
+  } finally {
+    libc.close(rootFd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return handled;
+}
