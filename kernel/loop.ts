@@ -347,6 +347,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       log.debug(`delta in at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic): ${delta.table.nodes.length} nodes, ${delta.table.counts.length / 2} counts, ${delta.table.gone.length} gone, ${delta.table.handles.length} handles`);
       if (delta.version !== 2) throw new Error(`delta version ${String(delta.version)} is not 2`);
       fs.nodes.applyDelta(delta.table, (fd) => libc.pidfdGetfd(precopy!.pidfd, fd));
+      log.debug(`delta applied at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
     } catch (e) {
       post({ type: 'rejected', reason: (e as Error).message });
       void slow.terminate();

@@ -20,6 +20,12 @@ export type Quiesced = Extract<LoopMessage, { type: 'quiesced' }>;
 
 const log = logger('provfs');
 
+/** The nudger thread: wait for the quiesce word, then one STATFS on the mount (errors ignored). */
+const NUDGER = `const { workerData } = require('node:worker_threads');
+const c = new Int32Array(workerData.control);
+while (Atomics.load(c, 0) === 0) Atomics.wait(c, 0, 0, 60000);
+try { require('node:fs').statfsSync(workerData.path); } catch {}`;
+
 /** What the loop served, when it ended. */
 export interface StopInfo {
   /** 'unmounted', 'upgraded', or what went wrong. */
@@ -56,6 +62,8 @@ export class Serving {
   private onQuiesced: ((q: Quiesced) => void) | null = null;
   private handedOver = false;
   private onSnapshot: ((statePath: string) => void) | null = null;
+  /** Waits on control word [0] and nudges the loop with a STATFS (see {@link snapshot}). */
+  private nudger: Worker | null = null;
   /** Fails a pending quiesce or snapshot when the loop ends first (e.g. the file system was unmounted). */
   private onLoopGone: ((e: Error) => void) | null = null;
   /** Resolves when the last loop thread started here has exited. */
@@ -167,7 +175,12 @@ export class Serving {
     if (!this.worker) return Promise.reject(new Error('the request loop is not running'));
     const got = new Promise<Quiesced>((res, rej) => { this.onQuiesced = res; this.onLoopGone = rej; });
     Atomics.store(this.ctl, 0, how);
-    statfs(nudgePath, () => { /* answered by whichever loop reads it */ });
+    if (this.nudger) {
+      Atomics.notify(this.ctl, 0); // the nudger thread's STATFS: no wait for a libuv pool thread
+      this.nudger = null;
+    } else {
+      statfs(nudgePath, () => { /* answered by whichever loop reads it */ });
+    }
     return got;
   }
 
@@ -179,6 +192,11 @@ export class Serving {
     const w = this.worker;
     if (!w) return Promise.reject(new Error('the request loop is not running'));
     const got = new Promise<void>((res, rej) => { this.onSnapshot = () => res(); this.onLoopGone = rej; });
+    // A thread that sends the quiesce nudge the moment it is asked: the libuv pool may be busy
+    // (journal fsyncs) exactly then.
+    this.nudger?.terminate().catch(() => undefined);
+    this.nudger = new Worker(NUDGER, { eval: true, workerData: { control: this.control, path: nudgePath } });
+    this.nudger.unref();
     w.postMessage(req);
     Atomics.store(this.ctl, 2, 1);
     statfs(nudgePath, () => { /* wakes a loop blocked in read(2) */ });
@@ -187,6 +205,8 @@ export class Serving {
 
   /** The upgrade was abandoned before the handover: stop tracking changes. */
   stopTracking(): void {
+    this.nudger?.terminate().catch(() => undefined);
+    this.nudger = null;
     Atomics.store(this.ctl, 2, 3);
   }
 
