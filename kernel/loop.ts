@@ -401,6 +401,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         if (req) {
           unboost ??= boost();
           fs.nodes.startTracking();
+          v8.serialize(fs.nodes.delta()); // compiled now, not at quiesce
           snapshotFifo = req.fifo;
           writeState(req.statePath, { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd });
           post({ type: 'snapshot', statePath: req.statePath });

@@ -12,10 +12,34 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import * as libc from './libc.js';
+import * as v8 from 'node:v8';
 import { ProvFs } from './ops.js';
+import { NodeTable, type NodeTableDelta } from './nodes.js';
 import { Dispatcher, type Timeouts } from './dispatch.js';
 import { Recorder } from './recorder.js';
 import { OP, SIZE, FUSE_ROOT_ID } from './protocol.js';
+
+/**
+ * The successor's side of a version-2 handover (a delta through v8, applied to a table copied
+ * from a snapshot) on a scratch table: every record changed, new, counted and gone, a few times.
+ */
+function warmTableTransfer(table: NodeTable): void {
+  const snap = table.toState();
+  for (let r = 0; r < 10; r++) {
+    const copy = NodeTable.fromState(snap, (fd) => libc.dup(fd), true);
+    const maxId = Math.max(...snap.nodes.map((n) => n.id));
+    const fresh = snap.nodes.filter((n) => n.id !== FUSE_ROOT_ID).map((n, i) => ({ ...n, id: maxId + 1 + i }));
+    const delta: NodeTableDelta = {
+      nextId: maxId + 1 + fresh.length, nextFh: snap.nextFh,
+      nodes: [...snap.nodes.filter((n) => n.id !== FUSE_ROOT_ID), ...fresh],
+      counts: Float64Array.from(snap.nodes.flatMap((n) => [n.id, n.nlookup])),
+      gone: [maxId + 1000], handles: [],
+    };
+    const back = v8.deserialize(v8.serialize({ version: 2, table: delta })) as { table: NodeTableDelta };
+    copy.applyDelta(back.table, (fd) => libc.dup(fd));
+    for (const fd of copy.fds()) if (fd !== snap.nodes.find((n) => n.id === FUSE_ROOT_ID)?.fd) libc.close(fd);
+  }
+}
 
 /** Run the warm-up `rounds` times; returns how many requests were handled. */
 export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite: number; rounds?: number }): number {
@@ -90,6 +114,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
       const fg = Buffer.alloc(SIZE.forget_in); fg.writeBigUInt64LE(2n, 0);
       req(OP.FORGET, node, fg);
     }
+    warmTableTransfer(fs.nodes);
     for (const fd of fs.nodes.fds()) if (fd !== rootFd) { try { libc.close(fd); } catch { /* closed */ } }
   } finally {
     libc.close(rootFd);
