@@ -22,9 +22,10 @@ const log = logger('provfs');
 
 /** The nudger thread: wait for the quiesce word, then one STATFS on the mount (errors ignored). */
 const NUDGER = `const { workerData } = require('node:worker_threads');
+const { statfsSync } = require('node:fs');
 const c = new Int32Array(workerData.control);
 while (Atomics.load(c, 0) === 0) Atomics.wait(c, 0, 0, 60000);
-try { require('node:fs').statfsSync(workerData.path); } catch {}`;
+try { statfsSync(workerData.path); } catch {}`;
 
 /** What the loop served, when it ended. */
 export interface StopInfo {
