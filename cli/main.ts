@@ -129,6 +129,7 @@ program
   .option('--explain', 'say why each command runs or not')
   .option('-j, --jobs <n>', 'commands run in parallel (integer; default the number of CPUs; 0 = that default)', int('--jobs'))
   .option('--json', 'print the plan, decisions, hazards and results as JSON (secrets redacted)')
+  .option('--cold', 'attach capture for this run only; by default the first rebuild leaves an idle pid-tree attach that later ones reuse (prov capture stop or prov down detaches it)')
   .action((file: string, opts) => run(async () => (await import('./actions/rebuild.js')).default(cfg(), file, opts)));
 
 program

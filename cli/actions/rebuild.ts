@@ -18,13 +18,14 @@ import {
   assess, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
 } from '../../collector/rebuild/index.js';
 import { Cutoff } from '../../collector/rebuild/cutoff.js';
-import { joinStatePath } from './ingest.js';
 
 export interface RebuildFlags {
   dryRun?: boolean;
   explain?: boolean;
   jobs?: number;
   json?: boolean;
+  /** Attach capture for this run only (neither use nor leave the warm attach). */
+  cold?: boolean;
 }
 
 /** Where rebuild's stamps live (0600 in a 0700 directory). */
@@ -59,7 +60,7 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
       deps: cmd.deps,
     })),
     hazards: d.hazards,
-    timings,
+    timings, capture: captureMode,
     ran: run?.ran.map((o) => ({ argv: o.cmd.argv, code: o.code, signal: o.signal, ms: Math.round(o.ms) })) ?? [],
     cutoff: run?.skipped.map((x) => ({ argv: x.cmd.argv, why: x.why })) ?? [],
     failed: run?.failed ? { argv: run.failed.cmd.argv, code: run.failed.code, signal: run.failed.signal, stdout: run.failed.stdout, stderr: run.failed.stderr } : null,
@@ -72,6 +73,8 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
  * has written as many records as the programs emitted. Returns a function that waits, or null.
  */
 async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | null> {
+  const { isAttached } = await import('../../ebpf/loader.js');
+  if (!isAttached()) return null;
   const { captureStatus } = await import('../../ebpf/capture.js');
   const st = await captureStatus({ sampleMs: 0 });
   if (!st.attached || !st.daemon?.alive || resolve(st.daemon.journal, '..') !== resolve(cfg.journal)) return null;
@@ -90,17 +93,35 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
   };
 }
 
-/** Run the stale commands under eBPF capture into cfg.journal, then ingest the new record. */
-async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean): Promise<RunResult> {
-  const { captureToJournal } = await import('../../ebpf/capture.js');
+/**
+ * Run the stale commands under eBPF capture into cfg.journal, then ingest the new record and
+ * plan again on the same open store. Capture is, in order of preference: a running
+ * `prov capture` into this journal; the warm attach left by an earlier rebuild (ebpf/warm; the
+ * first rebuild leaves it); a private attach for this run (`--cold`, or the warm one is busy).
+ */
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, target: string): Promise<{ result: RunResult; after: Decisions | null }> {
+  // What the ingest needs loads while the commands run (they are child processes).
+  const ingestModules = Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]);
+  ingestModules.catch(() => { /* awaited below */ });
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   preflight(stale); // refuse before capture attaches
   const daemonWait = await daemonCapture(cfg);
-  // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
-  const handle: { stop(): Promise<unknown> } = daemonWait ? { stop: daemonWait } : await phase('attach', () => captureToJournal({
-    journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
-    pidTree: [process.pid], ringBytes: 16 << 20,
-  }));
+  let handle: { stop(): Promise<unknown> };
+  if (daemonWait) handle = { stop: daemonWait };
+  else {
+    handle = await phase('attach', async () => {
+      const { warmCapture } = await import('../../ebpf/warm.js');
+      const warm = cold ? null : await warmCapture({ journalDir: cfg.journal, stream: 'rebuild', ringBytes: 16 << 20 });
+      if (warm) { captureMode = warm.reused ? 'warm' : 'warm (attached now)'; return warm; }
+      captureMode = cold ? 'cold' : 'private (warm attach busy)';
+      const { captureToJournal } = await import('../../ebpf/capture.js');
+      // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
+      return captureToJournal({
+        journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
+        pidTree: [process.pid], ringBytes: 16 << 20,
+      });
+    });
+  }
   let result: RunResult;
   let n = 0;
   const cutoff = new Cutoff(d, stamps);
@@ -115,16 +136,21 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
-  const { runPipeline } = await import('../../collector/pipeline.js');
-  const { payloadDecoders } = await import('../decoders.js');
+  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await ingestModules;
   const store = await openStore(cfg.store);
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
+    if (result.failed) return { result, after: null };
+    // The store now holds the new versions: plan again (same open store) to stamp what is up to date.
+    const after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
+    return { result, after };
   } finally {
     await store.close();
   }
-  return result;
 }
+
+/** How the last run was captured (reported in --json). */
+let captureMode = 'none';
 
 /** Milliseconds spent per phase (reported in --json). */
 const timings: Record<string, number> = {};
@@ -135,6 +161,7 @@ async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
 
 export default async function rebuild(cfg: ProvConfig, file: string, flags: RebuildFlags): Promise<number> {
   for (const k of Object.keys(timings)) delete timings[k];
+  captureMode = 'none';
   if (!file) throw new InputError('a file to rebuild is required', 'FILE');
   const jobs = flags.jobs === undefined || flags.jobs === 0 ? availableParallelism() : flags.jobs;
   if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs must be a whole number ≥ 1 (got ${String(flags.jobs)})`, '--jobs');
@@ -168,9 +195,9 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  const result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json);
-  if (result.failed) {
-    const f = result.failed;
+  const { result, after: replanned } = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold), target);
+  if (result.failed || !replanned) {
+    const f = result.failed!;
     saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, result), null, 2) + '\n');
     else {
@@ -180,14 +207,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     }
     return 1;
   }
-  // The store now holds the new versions: plan again and stamp what is up to date.
-  const store2 = await openStore(cfg.store);
-  let after: Decisions;
-  try {
-    after = await phase('replan', () => assess(store2, target, stamps, new FileCache()));
-  } finally {
-    await store2.close();
-  }
+  const after = replanned;
   await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(sp, stamps); });
   const still = after.decisions.filter((x) => x.stale);
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
