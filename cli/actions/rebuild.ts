@@ -9,15 +9,18 @@
  * store, 4 capture unavailable or a command needs another user.
  */
 import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ProvConfig } from '../config.js';
 import { openStore } from '../../graph/open.js';
 import { InputError } from '../../graph/errors.js';
 import { isInteractive } from '../../collector/log.js';
 import {
-  assess, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
+  assess, decide, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
 } from '../../collector/rebuild/index.js';
 import { Cutoff } from '../../collector/rebuild/cutoff.js';
+import { sqlitePath, storeFingerprint } from '../../collector/rebuild/fingerprint.js';
+import type { GraphStore } from '../../graph/store.js';
 
 export interface RebuildFlags {
   dryRun?: boolean;
@@ -152,6 +155,21 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
 /** How the last run was captured (reported in --json). */
 let captureMode = 'none';
 
+/**
+ * The store to plan from: an SQLite store read-only (no schema work, no WAL churn that would
+ * change its fingerprint), anything else (or an SQLite file that does not exist yet) as usual.
+ */
+async function openPlanStore(url: string): Promise<GraphStore> {
+  const path = sqlitePath(url);
+  if (path && existsSync(path)) {
+    const { openSqliteStore } = await import('../../graph/sqlite/index.js');
+    try {
+      return await openSqliteStore(path, { readonly: true });
+    } catch { /* e.g. a schema to upgrade first: the usual open does it, or says why not */ }
+  }
+  return openStore(url);
+}
+
 /** Milliseconds spent per phase (reported in --json). */
 const timings: Record<string, number> = {};
 async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
@@ -169,12 +187,23 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   const sp = stampPath(cfg);
   const stamps: StampFile = loadStamps(sp);
   const files = new FileCache();
-  const store = await openStore(cfg.store);
+  // The fingerprint is taken before the store is read: a change after it shows next time.
+  const fp = storeFingerprint(cfg.store);
+  const hit = stamps.plans[target];
   let d: Awaited<ReturnType<typeof assess>>;
-  try {
-    d = await phase('plan+decide', () => assess(store, target, stamps, files));
-  } finally {
-    await store.close();
+  let fpLearned = false;
+  if (fp && hit?.storeFiles === fp && hit.checkpoint.startsWith('plan2:')) {
+    // The store's files are as they were when this plan was checked: no SQLite needed.
+    d = await phase('plan+decide', () => ({ ...decide(hit.plan, files, stamps), cached: true }));
+  } else {
+    const store = await openPlanStore(cfg.store);
+    try {
+      d = await phase('plan+decide', () => assess(store, target, stamps, files));
+    } finally {
+      await store.close();
+    }
+    const entry = stamps.plans[target];
+    if (fp && entry && entry.storeFiles !== fp) { entry.storeFiles = fp; fpLearned = true; }
   }
   const staleCount = d.decisions.filter((x) => x.stale).length;
   const out: string[] = [];
@@ -184,7 +213,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   }
   if (flags.dryRun || staleCount === 0) {
     // The stamp file is rewritten only when it learned something (a no-op stays read-only).
-    if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached)) saveStamps(sp, stamps);
+    if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached || fpLearned)) saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
     else {
       if (d.decisions.length === 0) out.push(`${file}: no recorded command wrote this version (a source file): nothing to rebuild`);
