@@ -63,7 +63,7 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
       deps: cmd.deps,
     })),
     hazards: d.hazards,
-    timings, capture: captureMode,
+    timings: { ...timings, total: Math.round(performance.now() - startedAt) }, capture: captureMode,
     ran: run?.ran.map((o) => ({ argv: o.cmd.argv, code: o.code, signal: o.signal, ms: Math.round(o.ms) })) ?? [],
     cutoff: run?.skipped.map((x) => ({ argv: x.cmd.argv, why: x.why })) ?? [],
     failed: run?.failed ? { argv: run.failed.cmd.argv, code: run.failed.code, signal: run.failed.signal, stdout: run.failed.stdout, stderr: run.failed.stderr } : null,
@@ -108,7 +108,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   ingestModules.catch(() => { /* awaited below */ });
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   preflight(stale); // refuse before capture attaches
-  const daemonWait = await daemonCapture(cfg);
+  const daemonWait = await phase('attach', () => daemonCapture(cfg));
   let handle: { stop(): Promise<unknown> };
   if (daemonWait) handle = { stop: daemonWait };
   else {
@@ -139,8 +139,8 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
-  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await ingestModules;
-  const store = await openStore(cfg.store);
+  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await phase('load', () => ingestModules);
+  const store = await phase('open', () => openStore(cfg.store));
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
     if (result.failed) return { result, after: null };
@@ -148,7 +148,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     const after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
     return { result, after };
   } finally {
-    await store.close();
+    await phase('close', () => store.close());
   }
 }
 
@@ -170,7 +170,9 @@ async function openPlanStore(url: string): Promise<GraphStore> {
   return openStore(url);
 }
 
-/** Milliseconds spent per phase (reported in --json). */
+let startedAt = 0;
+
+/** Milliseconds spent per phase (reported in --json); `total` is the action's own time, `startup` what came before it. */
 const timings: Record<string, number> = {};
 async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
   const t0 = performance.now();
@@ -179,13 +181,16 @@ async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
 
 export default async function rebuild(cfg: ProvConfig, file: string, flags: RebuildFlags): Promise<number> {
   for (const k of Object.keys(timings)) delete timings[k];
+  // Since this process started: node's own start-up and loading the CLI (0 when called in-process twice).
+  timings.startup = Math.round(performance.now() - startedAt);
+  startedAt = performance.now();
   captureMode = 'none';
   if (!file) throw new InputError('a file to rebuild is required', 'FILE');
   const jobs = flags.jobs === undefined || flags.jobs === 0 ? availableParallelism() : flags.jobs;
   if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs must be a whole number ≥ 1 (got ${String(flags.jobs)})`, '--jobs');
   const target = resolve(file);
   const sp = stampPath(cfg);
-  const stamps: StampFile = loadStamps(sp);
+  const stamps: StampFile = await phase('stamps', () => loadStamps(sp));
   const files = new FileCache();
   // The fingerprint is taken before the store is read: a change after it shows next time.
   const fp = storeFingerprint(cfg.store);
@@ -196,7 +201,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     // The store's files are as they were when this plan was checked: no SQLite needed.
     d = await phase('plan+decide', () => ({ ...decide(hit.plan, files, stamps), cached: true }));
   } else {
-    const store = await openPlanStore(cfg.store);
+    const store = await phase('plan+decide', () => openPlanStore(cfg.store));
     try {
       d = await phase('plan+decide', () => assess(store, target, stamps, files));
     } finally {

@@ -106,6 +106,28 @@ class Walker {
     return p;
   }
 
+  /**
+   * The processes that generated a file version (its `wasGeneratedBy` edges), without loading
+   * every process that used it (a header read by every compile): a few edges first, all of them
+   * only when the version's own outgoing edges did not fit.
+   */
+  async producers(id: string): Promise<GraphNode[] | null> {
+    const full = this.cache.get(id);
+    let out: Info['out'];
+    if (full) {
+      const i = await full;
+      if (!i) return null;
+      out = i.out;
+    } else {
+      const d = await this.store.node(id, { edgeLimit: Walker.FEW });
+      if (!d) return null;
+      out = d.out.length < Walker.FEW ? d.out : (await this.info(id))?.out ?? [];
+    }
+    return out.filter((x) => x.edge.kind === 'wasGeneratedBy' && x.node.kind === 'process').map((x) => x.node);
+  }
+
+  private static readonly FEW = 16;
+
   /** The image that forked or exec'd this one (null at a root). */
   async parent(id: string): Promise<GraphNode | null> {
     const i = await this.info(id);
@@ -326,9 +348,8 @@ export async function planRebuild(store: GraphStore, path: string, previous?: Pl
       }
       continue;
     }
-    const v = await w.info(vid);
-    if (!v) continue;
-    const producers = v.out.filter((x) => x.edge.kind === 'wasGeneratedBy' && x.node.kind === 'process').map((x) => x.node);
+    const producers = await w.producers(vid);
+    if (!producers) continue;
     if (producers.length === 0) { sources++; continue; }
     for (const prod of producers) {
       const cmdImg = await commandOf(prod);
