@@ -103,9 +103,6 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
  * first rebuild leaves it); a private attach for this run (`--cold`, or the warm one is busy).
  */
 async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, target: string): Promise<{ result: RunResult; after: Decisions | null }> {
-  // What the ingest needs loads while the commands run (they are child processes).
-  const ingestModules = Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]);
-  ingestModules.catch(() => { /* awaited below */ });
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   preflight(stale); // refuse before capture attaches
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
@@ -128,18 +125,24 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   let result: RunResult;
   let n = 0;
   const cutoff = new Cutoff(d, stamps);
+  let ingestModules: Promise<[typeof import('../../collector/pipeline.js'), typeof import('../decoders.js'), typeof import('./ingest.js')]> | null = null;
   try {
-    result = await phase('run', () => runCommands(stale, {
+    // The first commands are spawned before this call returns; what the ingest needs then
+    // loads while they run (child processes), not before they start.
+    const running = phase('run', () => runCommands(stale, {
       jobs,
       skip: (c) => cutoff.skip(c),
       onEnd: (o) => { if (o.code === 0) cutoff.finished(o.cmd); },
       onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
     }));
+    ingestModules = Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]);
+    ingestModules.catch(() => { /* awaited below */ });
+    result = await running;
   } finally {
     await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
-  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await phase('load', () => ingestModules);
+  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await phase('load', () => ingestModules!);
   const store = await phase('open', () => openStore(cfg.store));
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));

@@ -39,7 +39,7 @@ export function storeFingerprint(url: string, nowMs = Date.now()): string | null
       continue;
     }
     if (f !== db && st.size === 0n) { parts.push('-'); continue; }
-    if (st.mtimeNs > fresh || st.ctimeNs > fresh) return null;
+    if (st.mtimeNs > fresh) return null; // content writes set mtime (and ctime) to the coarse clock
     parts.push(`${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`);
   }
   return parts.join(' ');

@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,6 +186,18 @@ describe('prov rebuild: a C program recorded under make', () => {
     spawnSync('touch', ['-d', t.toISOString(), join(dir, 'plain.c')]);
     const { json } = rebuildCli(cfg, join(dir, 'app'));
     assert.deepEqual(json.ran, [], why(json));
+  });
+
+  it('the warm attach is detached on request (what prov capture stop / prov down call): nothing stays pinned', () => {
+    assert.ok(attachedPrograms(WARM_PIN).length > 0);
+    assert.ok(detachWarm({ pinDir: WARM_PIN }).programs > 0);
+    assert.equal(existsSync(WARM_PIN), false);
+    // The next rebuild attaches again.
+    appendFileSync(join(dir, 'plain.c'), 'int again(void) { return 1; }\n');
+    const r = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.capture, 'warm (attached now)');
+    assert.deepEqual(r.json.staleAfter, []);
   });
 });
 
