@@ -12,7 +12,9 @@
  * uses the warm attach (the kernel releases it when the process dies, so a crash leaves no stale
  * lock); a second concurrent rebuild finds it busy and attaches privately, as before.
  * The kernel itself forgets a dead rebuild's pid (the exit program deletes it from `tracked`
- * and `excluded`).
+ * and `excluded`). A process a rebuild's command left running stays tracked until it exits;
+ * what it emits while no rebuild drains waits in the ring, and the next rebuild drops it unread
+ * before tracking itself (a per-run attach would never have recorded it either).
  *
  * Clean-up: `prov capture stop`, `prov down` and `prov rebuild --cold` detach it
  * ({@link detachWarm}). While attached and idle it costs every traced syscall on the host two
@@ -104,6 +106,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
   if (!held) return null;
   let attachedNow = false;
   let writer: JournalWriterHandle | null = null;
+  let drainer: InlineDrain | null = null;
   try {
     const want = wantedState(objectPath, ringBytes);
     const sp = statePath(pinDir, stateDir);
@@ -113,6 +116,13 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       && have.objectMtimeMs === want.objectMtimeMs && have.ringBytes === want.ringBytes && have.programs === attachedPrograms(pinDir).length;
     let reused = false;
     if (same && isAttached(pinDir)) {
+      writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream });
+      drainer = new InlineDrain(pinDir, writer);
+      // Records still in the ring come from processes an earlier rebuild left running (tracked
+      // since): not this rebuild's, and maybe not this journal's. Dropped before this process
+      // is tracked, as a fresh attach would never have seen them.
+      const stale = drainer.discardPending();
+      if (stale) log.info(`dropped ${stale} records left in the warm ring by processes of an earlier rebuild`);
       excludePid(process.pid, pinDir);
       trackPid(process.pid, pinDir);
       reused = true;
@@ -126,9 +136,10 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       writeFileSync(sp, JSON.stringify({ ...want, programs: a.programs.length }), { mode: 0o600 });
     }
-    writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream });
-    const drainer = new InlineDrain(pinDir, writer);
+    writer ??= openJournalWriter({ dir: opts.journalDir, stream: opts.stream });
+    drainer ??= new InlineDrain(pinDir, writer);
     const w = writer;
+    const dr = drainer;
     let stopped: Promise<DrainStats> | null = null;
     return {
       pinDir, reused,
@@ -136,7 +147,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
         stopped ??= (async () => {
           try {
             forgetPid(process.pid, pinDir);
-            return await drainer.stop();
+            return await dr.stop();
           } finally {
             await w.close();
             held.close();
@@ -147,6 +158,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
     };
   } catch (err) {
     try { forgetPid(process.pid, pinDir); } catch { /* not attached */ }
+    drainer?.close();
     if (attachedNow) detachWarm({ pinDir, stateDir });
     if (writer) await writer.close();
     held.close();
@@ -181,6 +193,21 @@ export class InlineDrain {
     this.lastDropped = readCounters(pinDir).dropped;
     this.timer = setInterval(() => this.pump(), pollMs);
     this.timer.unref();
+  }
+
+  /** Give back, unread, everything the ring holds now; returns how many records that was. */
+  discardPending(): number {
+    let n = 0;
+    for (let b = this.ring.read(4 << 20); b; b = this.ring.read(4 << 20)) n += b.count;
+    this.ring.commit(this.ring.position);
+    this.lastDropped = readCounters(this.pinDir).dropped;
+    return n;
+  }
+
+  /** Stop without draining (set-up failed). */
+  close(): void {
+    clearInterval(this.timer);
+    this.ring.close();
   }
 
   /** Append what the ring holds; start a flush that then gives the space back. */
