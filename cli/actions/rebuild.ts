@@ -184,8 +184,9 @@ async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
 
 export default async function rebuild(cfg: ProvConfig, file: string, flags: RebuildFlags): Promise<number> {
   for (const k of Object.keys(timings)) delete timings[k];
-  // Since this process started: node's own start-up and loading the CLI (0 when called in-process twice).
-  timings.startup = Math.round(performance.now() - startedAt);
+  // The first call in a process: what came before it since the process started (node's own
+  // start-up, loading the CLI).
+  if (startedAt === 0) timings.startup = Math.round(performance.now());
   startedAt = performance.now();
   captureMode = 'none';
   if (!file) throw new InputError('a file to rebuild is required', 'FILE');
