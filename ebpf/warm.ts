@@ -49,6 +49,8 @@ export interface WarmOptions {
   stateDir?: string;
   ringBytes?: number;
   objectPath?: string;
+  /** Journal segment size for this stream (opening a writer re-reads its newest segment whole). */
+  segmentBytes?: number;
 }
 
 export interface WarmHandle {
@@ -116,7 +118,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       && have.objectMtimeMs === want.objectMtimeMs && have.ringBytes === want.ringBytes && have.programs === attachedPrograms(pinDir).length;
     let reused = false;
     if (same && isAttached(pinDir)) {
-      writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream });
+      writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes });
       drainer = new InlineDrain(pinDir, writer);
       // Records still in the ring come from processes an earlier rebuild left running (tracked
       // since): not this rebuild's, and maybe not this journal's. Dropped before this process
@@ -136,7 +138,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       writeFileSync(sp, JSON.stringify({ ...want, programs: a.programs.length }), { mode: 0o600 });
     }
-    writer ??= openJournalWriter({ dir: opts.journalDir, stream: opts.stream });
+    writer ??= openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes });
     drainer ??= new InlineDrain(pinDir, writer);
     const w = writer;
     const dr = drainer;

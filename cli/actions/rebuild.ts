@@ -111,14 +111,14 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   else {
     handle = await phase('attach', async () => {
       const { warmCapture } = await import('../../ebpf/warm.js');
-      const warm = cold ? null : await warmCapture({ journalDir: cfg.journal, stream: 'rebuild', ringBytes: 16 << 20 });
+      const warm = cold ? null : await warmCapture({ journalDir: cfg.journal, stream: 'rebuild', ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES });
       if (warm) { captureMode = warm.reused ? 'warm' : 'warm (attached now)'; return warm; }
       captureMode = cold ? 'cold' : 'private (warm attach busy)';
       const { captureToJournal } = await import('../../ebpf/capture.js');
       // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
       return captureToJournal({
         journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
-        pidTree: [process.pid], ringBytes: 16 << 20,
+        pidTree: [process.pid], ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES,
       });
     });
   }
@@ -154,6 +154,14 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     await phase('close', () => store.close());
   }
 }
+
+/**
+ * Segment size of the `rebuild` journal stream. Each rebuild opens it anew, and opening a
+ * writer re-reads and checks its newest segment whole (crash recovery): with the journal's
+ * 64 MiB default that grows with every rebuild (≈ 0.1 MB each for a compile and a link) until
+ * the segment is full; 1 MiB segments bound it to a few milliseconds.
+ */
+const REBUILD_SEGMENT_BYTES = 1 << 20;
 
 /** How the last run was captured (reported in --json). */
 let captureMode = 'none';
