@@ -12,8 +12,11 @@
  */
 import { statSync } from 'node:fs';
 
-/** Files modified this recently are not trusted to show a further change in their time stamp. */
-export const FRESH_MS = 500;
+/**
+ * Files modified this recently are not trusted to show a further change in their time stamp:
+ * many times the kernel's coarse clock tick (1–10 ms), by which file times advance.
+ */
+export const FRESH_MS = 100;
 
 /** The SQLite file a store URL names (null for other stores). */
 export function sqlitePath(url: string): string | null {
