@@ -53,6 +53,8 @@ interface Workload {
   /** Once per target after the rounds. */
   teardown?: (dir: string) => void | Promise<void>;
   paperPlain?: string;
+  /** Set when something outside the bench disturbed this workload. */
+  note?: string;
 }
 
 const PROVFSD = fileURLToPath(new URL('../../kernel/provfsd.js', import.meta.url));
@@ -100,6 +102,15 @@ function peakRssMiB(pid: number | undefined): number | undefined {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Math.round(Number(m[1]) / 102.4) / 10 : undefined;
   } catch { return undefined; }
+}
+
+/** Pid and mode of whoever serves `mnt` now (from the daemon's runtime file), or null. */
+async function servingInfo(mnt: string): Promise<string | null> {
+  try {
+    const { daemonInfoPath } = await import('../../kernel/runtime.js');
+    const i = JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number; mode: string };
+    return `${i.mode} (pid ${i.pid})`;
+  } catch { return null; }
 }
 
 function clearDir(dir: string, prefix: string): void {
@@ -265,6 +276,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     for (const w of ws) {
       if (w.category === 'data I/O' && !dataPrepared) { for (const t of targets) prepareData(driver, t.dir, q); dataPrepared = true; }
       if (w.category !== 'data I/O' && dataPrepared) { for (const t of targets) { clearDir(t.dir, 'seq-'); clearDir(t.dir, 'rand'); } dataPrepared = false; }
+      // Another process on this host may upgrade every provfs daemon it finds (prov upgrade --all):
+      // a workload during which a daemon changed hands or mode is flagged, not silently kept.
+      const servingBefore = await Promise.all(daemons.map((x) => servingInfo(x.mnt)));
       try {
         for (const t of targets) await w.setup?.(t.dir);
         const contenders: Contender[] = targets.map((t) => ({
@@ -274,6 +288,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           after: async () => { await t.after?.(); await w.cleanup?.(t.dir); },
         }));
         const r = await interleave(contenders, { minRounds: q ? 2 : 3, maxRounds: q ? 2 : 6, targetSpread: 0.1, budgetMs });
+        const servingAfter = await Promise.all(daemons.map((x) => servingInfo(x.mnt)));
+        const changed = daemons.map((x, i) => (servingBefore[i] !== servingAfter[i] ? `provfs ${x.name} was switched from ${servingBefore[i]} to ${servingAfter[i]} by another process during this workload` : null)).filter(Boolean);
+        if (changed.length) w.note = changed.join('; ');
         results.push({ w, r });
         process.stderr.write(`fs bench: ${w.key}: ${targets.map((t) => `${t.name} ${tidy(r.median[t.name]!)}`).join(', ')} ${w.unit} (${r.rounds} rounds)\n`);
       } catch (e) {
@@ -332,6 +349,7 @@ function summarise(results: Array<{ w: Workload; r: Interleaved }>, have: Target
       const row = rowOf(r, c.prov, c.base, {
         figure: `${w.label}: ${c.tag}`, unit: w.unit, better: w.better, baselineName: LABEL[c.base],
         paper: c.tag === 'provfs prov vs provfs plain' ? PAPER_PROV : c.tag === 'provfs plain vs ext4' ? w.paperPlain : undefined,
+        note: w.note,
       });
       rows.push(row);
       if (row.ratio !== null) (ratios[c.tag] ??= []).push({ cat: w.category, ratio: row.ratio });
@@ -371,7 +389,7 @@ function summarise(results: Array<{ w: Workload; r: Interleaved }>, have: Target
     title: 'Per workload (medians; ratios > 1× mean the left side did better)',
     columns: [...cols, ...extra.map((e) => e.col), 'max spread', 'rounds'],
     rows: results.map(({ w, r }) => {
-      const cells = [w.label, w.unit, ...have.map((t) => String(tidy(r.median[t]!)))];
+      const cells = [w.note ? `${w.label} — ⚠ ${w.note}` : w.label, w.unit, ...have.map((t) => String(tidy(r.median[t]!)))];
       for (const e of extra) {
         const row = rows.find((x) => x.figure === `${w.label}: ${e.tag}`);
         cells.push(row?.ratio != null ? `${row.ratio.toFixed(2)}×` : '–');

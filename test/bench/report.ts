@@ -139,11 +139,13 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
   if (heads.length) {
     L.push('## Headline ratios');
     L.push('');
-    L.push('| family | figure | prov | baseline | ratio | spread | goal | Bento paper |');
-    L.push('|---|---|---:|---:|---:|---|---|---|');
+    L.push('| family | figure | prov | baseline | ratio | spread prov / base | n | goal | Bento paper | note |');
+    L.push('|---|---|---:|---:|---:|---|---:|---|---|---|');
     for (const { fam, r } of heads) {
-      L.push(`| ${fam} | ${cell(r.figure)} | ${fmt(r.prov)} ${cell(r.unit)} | ${r.baseline === null ? '–' : `${fmt(r.baseline)} (${cell(r.baselineName)})`} | ${ratioText(r)} | ${pct(r.spread?.prov)} / ${pct(r.spread?.baseline)} | ${cell(r.goal)} | ${cell(r.paper)} |`);
+      L.push(`| ${fam} | ${cell(r.figure)} | ${fmt(r.prov)} ${cell(r.unit)} | ${r.baseline === null ? '–' : `${fmt(r.baseline)} (${cell(r.baselineName)})`} | ${ratioText(r)} | ${pct(r.spread?.prov)} / ${pct(r.spread?.baseline)} | ${r.repeats} | ${cell(r.goal)} | ${cell(r.paper)} | ${cell(r.note)} |`);
     }
+    L.push('');
+    L.push('The command that produced a family\'s figures: `npm run bench -- --only NAME` (NAME as in the first column); everything: `npm run bench`.');
     L.push('');
   }
 
