@@ -128,6 +128,8 @@ async function restoreModes(daemons: Array<{ mnt: string; name: TargetName }>, e
         const { daemonRequest } = await import('../../cli/actions/mount.js');
         const { daemonSocketPath } = await import('../../kernel/runtime.js');
         await daemonRequest(daemonSocketPath(x.mnt), { cmd: 'upgrade', mode: x.name, journalDir: x.name === 'prov' ? journal : undefined });
+        // The successor publishes its runtime file once it serves: wait for it (up to 3 s).
+        for (let i = 0; i < 60 && !(await servingInfo(x.mnt))?.startsWith(`${x.name} `); i++) await sleep(50);
         process.stderr.write(`fs bench: provfs ${x.name} had been switched to ${now} by another process; switched back\n`);
       } catch (e) {
         process.stderr.write(`fs bench: could not switch provfs ${x.name} back: ${(e as Error).message}\n`);
