@@ -6,10 +6,18 @@
  * (graph/errors.ts EXIT): 0 ok, 1 failure, 2 bad input, 3 not found, 4 missing capability,
  * 5 integrity failure, 6 store unreachable.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { Command } from 'commander';
 import { exitCodeOf, ProvError } from '../graph/errors.js';
 import { join } from 'node:path';
 import { resolveConfig, type ConfigFlags } from './config.js';
+import { fastRebuild } from './fast-rebuild.js';
+
+// A plain `prov rebuild FILE …` runs without loading commander (cli/fast-rebuild). Output to
+// files, pipes and terminals is synchronous on Linux, so exiting here loses nothing.
+const fast = await fastRebuild(process.argv);
+if (fast !== null) process.exit(fast);
+const commander = await import('commander');
+const { CommanderError, InvalidArgumentError, Option } = commander;
 
 type Action = () => Promise<number>;
 
@@ -33,7 +41,7 @@ function int(name: string) {
   };
 }
 
-const program = new Command('prov')
+const program = new commander.Command('prov')
   .description('provenance tracking and forensics for Linux')
   .option('--home <dir>', 'state directory (string; default $PROV_HOME or /var/lib/prov)')
   .option('--journal <dir>', 'journal directory (string; default <home>/journal)')
@@ -129,6 +137,7 @@ program
   .option('--explain', 'say why each command runs or not')
   .option('-j, --jobs <n>', 'commands run in parallel (integer; default the number of CPUs; 0 = that default)', int('--jobs'))
   .option('--json', 'print the plan, decisions, hazards and results as JSON (secrets redacted)')
+  .option('--cold', 'attach capture for this run only; by default the first rebuild leaves an idle pid-tree attach that later ones reuse (prov capture stop or prov down detaches it)')
   .action((file: string, opts) => run(async () => (await import('./actions/rebuild.js')).default(cfg(), file, opts)));
 
 program

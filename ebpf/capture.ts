@@ -31,6 +31,8 @@ export interface StartOptions extends AttachOptions {
   stream?: string;
   /** Where the daemon's state and log live (default /run/prov). */
   stateDir?: string;
+  /** Journal segment size (default the journal's, 64 MiB) for {@link captureToJournal}. */
+  segmentBytes?: number;
 }
 
 export interface CaptureHandle {
@@ -50,7 +52,7 @@ export async function captureToJournal(opts: StartOptions): Promise<CaptureHandl
   const attached = attachCapture(opts);
   let writer: JournalWriterHandle | null = null;
   try {
-    writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream ?? DEFAULT_STREAM });
+    writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream ?? DEFAULT_STREAM, segmentBytes: opts.segmentBytes });
     const drainer = await Drainer.start({ pinDir: attached.pinDir, sink: writer });
     const w = writer;
     let stopped: Promise<DrainStats> | null = null;

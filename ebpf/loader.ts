@@ -287,3 +287,23 @@ export function readCounters(pinDir = DEFAULT_PIN_DIR): CaptureCounters {
     L.close(fd);
   }
 }
+
+/** Add a tgid to the pinned tracked set (pid-tree captures: it and its descendants are traced). */
+export function trackPid(pid: number, pinDir = DEFAULT_PIN_DIR): void {
+  const L = libbpf();
+  const fd = L.bpf_obj_get(join(pinDir, 'tracked'));
+  if (fd < 0) throw new LoaderError('track', `${join(pinDir, 'tracked')}: ${errText(lastErrno())}`);
+  try { putKey(fd, pid, 'tracked'); } finally { L.close(fd); }
+}
+
+/** Take a tgid out of the pinned tracked and excluded sets (missing entries are fine). */
+export function forgetPid(pid: number, pinDir = DEFAULT_PIN_DIR): void {
+  const L = libbpf();
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(pid >>> 0);
+  for (const map of ['tracked', 'excluded']) {
+    const fd = L.bpf_obj_get(join(pinDir, map));
+    if (fd < 0) continue;
+    try { L.bpf_map_delete_elem(fd, key); } finally { L.close(fd); }
+  }
+}

@@ -6,6 +6,9 @@
  * match across newlines in names.
  */
 import picomatch from 'picomatch';
+import { InputError } from './errors.js';
+import type { NodeKind } from './model.js';
+import type { SearchQuery } from './store.js';
 
 /** Characters that end the literal part of a glob (picomatch syntax, incl. extglobs and escapes). */
 const GLOB_SPECIAL = new Set(['*', '?', '[', ']', '{', '}', '(', ')', '!', '+', '@', '\\']);
@@ -53,3 +56,33 @@ export function globMatcher(glob: string): (s: string) => boolean {
   }
   return m;
 }
+
+/** A search query checked once for every store: its kind, page and glob are usable. */
+export interface CheckedSearch {
+  kind: NodeKind;
+  limit: number;
+  offset: number;
+}
+
+/** Validate a SearchQuery (InputError naming `where` otherwise); every store calls this first. */
+export function checkSearchQuery(q: SearchQuery, where: string): CheckedSearch {
+  const kind = q.kind ?? 'file';
+  if (!NODE_KIND_NAMES.includes(kind)) throw new InputError(`unknown node kind ${JSON.stringify(kind)}`, where);
+  const limit = q.limit ?? 100;
+  const offset = q.offset ?? 0;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new InputError(`limit must be an integer in 1..100000, got ${String(q.limit)}`, where);
+  if (!Number.isInteger(offset) || offset < 0) throw new InputError(`offset must be a non-negative integer, got ${String(q.offset)}`, where);
+  if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new InputError('prefix must be a string', where);
+  if (q.glob !== undefined && (typeof q.glob !== 'string' || q.glob === '')) throw new InputError('glob must be a non-empty string', where);
+  if (q.glob !== undefined && q.glob.length > 1024) throw new InputError(`glob is ${q.glob.length} characters long; at most 1024`, where);
+  if (q.glob !== undefined) {
+    try {
+      globMatcher(q.glob)('/');
+    } catch (err) {
+      throw new InputError(`bad glob ${JSON.stringify(q.glob)}: ${(err as Error).message}`, where);
+    }
+  }
+  return { kind, limit, offset };
+}
+
+const NODE_KIND_NAMES: readonly NodeKind[] = ['process', 'file', 'pipe', 'socket', 'user'];

@@ -16,7 +16,10 @@ import { join } from 'node:path';
 const PROV = join(import.meta.dirname, '..', 'cli', 'main.js');
 
 function prov(home: string, ...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [PROV, '--home', home, ...args], { encoding: 'utf8', timeout: 120_000 });
+  // A private provfs runtime directory: `prov up` upgrades every mount listed there, and must
+  // not touch mounts of anything else running on this host.
+  const env = { ...process.env, PROV_RUNTIME_DIR: join(home, 'run') };
+  const r = spawnSync(process.execPath, [PROV, '--home', home, ...args], { encoding: 'utf8', timeout: 120_000, env });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 

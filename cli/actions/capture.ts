@@ -2,12 +2,13 @@
  * @module cli/actions/capture
  * `prov capture start|stop|status`: attach the eBPF programs and leave a collector daemon
  * draining them into the journal (start returns at once; capture outlives the command),
- * detach and stop it, or show what is attached, the event rate, drops and the daemon.
+ * detach and stop it (with the idle attach `prov rebuild` leaves, ebpf/warm), or show what is
+ * attached, the event rate, drops and the daemon.
  * Exit codes: 0 ok, 2 bad option, 3 nothing attached (stop), 4 a capability is missing.
  */
 import { startCapture, stopCapture, captureStatus, DEFAULT_STATE_DIR } from '../../ebpf/capture.js';
 import { DEFAULT_PIN_DIR } from '../../ebpf/loader.js';
-import { EXIT, InputError, exitCodeOf } from '../../graph/errors.js';
+import { EXIT, InputError, NotFoundError, exitCodeOf } from '../../graph/errors.js';
 
 export interface CaptureCliOptions {
   /** Journal directory (start; default ./.prov/journal). */
@@ -60,8 +61,18 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
       return EXIT.ok;
     }
     if (sub === 'stop') {
-      const r = await stopCapture({ pinDir, stateDir });
-      out(opts, r, `capture stopped: ${r.programs} programs detached; collector drained ${r.records} records${r.lost ? `, ${r.lost} lost` : ''}`);
+      // The idle attach `prov rebuild` leaves for later rebuilds goes with the host's capture.
+      const warm = opts.pinDir === undefined ? (await import('../../ebpf/warm.js')).detachWarm({ stateDir }) : { programs: 0 };
+      const warmText = warm.programs ? `; the warm rebuild attach (${warm.programs} programs) detached` : '';
+      let r: Awaited<ReturnType<typeof stopCapture>>;
+      try {
+        r = await stopCapture({ pinDir, stateDir });
+      } catch (e) {
+        if (!(e instanceof NotFoundError) || !warm.programs) throw e;
+        out(opts, { programs: 0, records: 0, lost: 0, daemonStopped: false, rebuildPrograms: warm.programs }, `no capture attached at ${pinDir}${warmText}`);
+        return EXIT.ok;
+      }
+      out(opts, { ...r, rebuildPrograms: warm.programs }, `capture stopped: ${r.programs} programs detached; collector drained ${r.records} records${r.lost ? `, ${r.lost} lost` : ''}${warmText}`);
       return EXIT.ok;
     }
     if (sub === 'status') {

@@ -9,22 +9,26 @@
  * store, 4 capture unavailable or a command needs another user.
  */
 import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ProvConfig } from '../config.js';
 import { openStore } from '../../graph/open.js';
 import { InputError } from '../../graph/errors.js';
 import { isInteractive } from '../../collector/log.js';
 import {
-  assess, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
+  assess, decide, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
 } from '../../collector/rebuild/index.js';
 import { Cutoff } from '../../collector/rebuild/cutoff.js';
-import { joinStatePath } from './ingest.js';
+import { sqlitePath, storeFingerprint } from '../../collector/rebuild/fingerprint.js';
+import type { GraphStore } from '../../graph/store.js';
 
 export interface RebuildFlags {
   dryRun?: boolean;
   explain?: boolean;
   jobs?: number;
   json?: boolean;
+  /** Attach capture for this run only (neither use nor leave the warm attach). */
+  cold?: boolean;
 }
 
 /** Where rebuild's stamps live (0600 in a 0700 directory). */
@@ -59,7 +63,7 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
       deps: cmd.deps,
     })),
     hazards: d.hazards,
-    timings,
+    timings: { ...timings, total: Math.round(performance.now() - startedAt) }, capture: captureMode,
     ran: run?.ran.map((o) => ({ argv: o.cmd.argv, code: o.code, signal: o.signal, ms: Math.round(o.ms) })) ?? [],
     cutoff: run?.skipped.map((x) => ({ argv: x.cmd.argv, why: x.why })) ?? [],
     failed: run?.failed ? { argv: run.failed.cmd.argv, code: run.failed.code, signal: run.failed.signal, stdout: run.failed.stdout, stderr: run.failed.stderr } : null,
@@ -72,6 +76,8 @@ function jsonOf(d: Decisions, cached: boolean, run: RunResult | null): unknown {
  * has written as many records as the programs emitted. Returns a function that waits, or null.
  */
 async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | null> {
+  const { isAttached } = await import('../../ebpf/loader.js');
+  if (!isAttached()) return null;
   const { captureStatus } = await import('../../ebpf/capture.js');
   const st = await captureStatus({ sampleMs: 0 });
   if (!st.attached || !st.daemon?.alive || resolve(st.daemon.journal, '..') !== resolve(cfg.journal)) return null;
@@ -90,43 +96,94 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
   };
 }
 
-/** Run the stale commands under eBPF capture into cfg.journal, then ingest the new record. */
-async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean): Promise<RunResult> {
-  const { captureToJournal } = await import('../../ebpf/capture.js');
+/**
+ * Run the stale commands under eBPF capture into cfg.journal, then ingest the new record and
+ * plan again on the same open store. Capture is, in order of preference: a running
+ * `prov capture` into this journal; the warm attach left by an earlier rebuild (ebpf/warm; the
+ * first rebuild leaves it); a private attach for this run (`--cold`, or the warm one is busy).
+ */
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, target: string): Promise<{ result: RunResult; after: Decisions | null }> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   preflight(stale); // refuse before capture attaches
-  const daemonWait = await daemonCapture(cfg);
-  // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
-  const handle: { stop(): Promise<unknown> } = daemonWait ? { stop: daemonWait } : await phase('attach', () => captureToJournal({
-    journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
-    pidTree: [process.pid], ringBytes: 16 << 20,
-  }));
+  const daemonWait = await phase('attach', () => daemonCapture(cfg));
+  let handle: { stop(): Promise<unknown> };
+  if (daemonWait) handle = { stop: daemonWait };
+  else {
+    handle = await phase('attach', async () => {
+      const { warmCapture } = await import('../../ebpf/warm.js');
+      const warm = cold ? null : await warmCapture({ journalDir: cfg.journal, stream: 'rebuild', ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES });
+      if (warm) { captureMode = warm.reused ? 'warm' : 'warm (attached now)'; return warm; }
+      captureMode = cold ? 'cold' : 'private (warm attach busy)';
+      const { captureToJournal } = await import('../../ebpf/capture.js');
+      // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
+      return captureToJournal({
+        journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
+        pidTree: [process.pid], ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES,
+      });
+    });
+  }
   let result: RunResult;
   let n = 0;
   const cutoff = new Cutoff(d, stamps);
+  let ingestModules: Promise<[typeof import('../../collector/pipeline.js'), typeof import('../decoders.js'), typeof import('./ingest.js')]> | null = null;
   try {
-    result = await phase('run', () => runCommands(stale, {
+    // The first commands are spawned before this call returns; what the ingest needs then
+    // loads while they run (child processes), not before they start.
+    const running = phase('run', () => runCommands(stale, {
       jobs,
       skip: (c) => cutoff.skip(c),
       onEnd: (o) => { if (o.code === 0) cutoff.finished(o.cmd); },
       onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
     }));
+    ingestModules = Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]);
+    ingestModules.catch(() => { /* awaited below */ });
+    result = await running;
   } finally {
     await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
-  const { runPipeline } = await import('../../collector/pipeline.js');
-  const { payloadDecoders } = await import('../decoders.js');
-  const store = await openStore(cfg.store);
+  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await phase('load', () => ingestModules!);
+  const store = await phase('open', () => openStore(cfg.store));
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
+    if (result.failed) return { result, after: null };
+    // The store now holds the new versions: plan again (same open store) to stamp what is up to date.
+    const after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
+    return { result, after };
   } finally {
-    await store.close();
+    await phase('close', () => store.close());
   }
-  return result;
 }
 
-/** Milliseconds spent per phase (reported in --json). */
+/**
+ * Segment size of the `rebuild` journal stream. Each rebuild opens it anew, and opening a
+ * writer re-reads and checks its newest segment whole (crash recovery): with the journal's
+ * 64 MiB default that grows with every rebuild (≈ 0.1 MB each for a compile and a link) until
+ * the segment is full; 1 MiB segments bound it to a few milliseconds.
+ */
+const REBUILD_SEGMENT_BYTES = 1 << 20;
+
+/** How the last run was captured (reported in --json). */
+let captureMode = 'none';
+
+/**
+ * The store to plan from: an SQLite store read-only (no schema work, no WAL churn that would
+ * change its fingerprint), anything else (or an SQLite file that does not exist yet) as usual.
+ */
+async function openPlanStore(url: string): Promise<GraphStore> {
+  const path = sqlitePath(url);
+  if (path && existsSync(path)) {
+    const { openSqliteStore } = await import('../../graph/sqlite/index.js');
+    try {
+      return await openSqliteStore(path, { readonly: true });
+    } catch { /* e.g. a schema to upgrade first: the usual open does it, or says why not */ }
+  }
+  return openStore(url);
+}
+
+let startedAt = 0;
+
+/** Milliseconds spent per phase (reported in --json); `total` is the action's own time, `startup` what came before it. */
 const timings: Record<string, number> = {};
 async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
   const t0 = performance.now();
@@ -135,19 +192,35 @@ async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
 
 export default async function rebuild(cfg: ProvConfig, file: string, flags: RebuildFlags): Promise<number> {
   for (const k of Object.keys(timings)) delete timings[k];
+  // The first call in a process: what came before it since the process started (node's own
+  // start-up, loading the CLI).
+  if (startedAt === 0) timings.startup = Math.round(performance.now());
+  startedAt = performance.now();
+  captureMode = 'none';
   if (!file) throw new InputError('a file to rebuild is required', 'FILE');
   const jobs = flags.jobs === undefined || flags.jobs === 0 ? availableParallelism() : flags.jobs;
   if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs must be a whole number ≥ 1 (got ${String(flags.jobs)})`, '--jobs');
   const target = resolve(file);
   const sp = stampPath(cfg);
-  const stamps: StampFile = loadStamps(sp);
+  const stamps: StampFile = await phase('stamps', () => loadStamps(sp));
   const files = new FileCache();
-  const store = await openStore(cfg.store);
+  // The fingerprint is taken before the store is read: a change after it shows next time.
+  const fp = storeFingerprint(cfg.store);
+  const hit = stamps.plans[target];
   let d: Awaited<ReturnType<typeof assess>>;
-  try {
-    d = await phase('plan+decide', () => assess(store, target, stamps, files));
-  } finally {
-    await store.close();
+  let fpLearned = false;
+  if (fp && hit?.storeFiles === fp && hit.checkpoint.startsWith('plan2:')) {
+    // The store's files are as they were when this plan was checked: no SQLite needed.
+    d = await phase('plan+decide', () => ({ ...decide(hit.plan, files, stamps), cached: true }));
+  } else {
+    const store = await phase('plan+decide', () => openPlanStore(cfg.store));
+    try {
+      d = await phase('plan+decide', () => assess(store, target, stamps, files));
+    } finally {
+      await store.close();
+    }
+    const entry = stamps.plans[target];
+    if (fp && entry && entry.storeFiles !== fp) { entry.storeFiles = fp; fpLearned = true; }
   }
   const staleCount = d.decisions.filter((x) => x.stale).length;
   const out: string[] = [];
@@ -157,7 +230,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   }
   if (flags.dryRun || staleCount === 0) {
     // The stamp file is rewritten only when it learned something (a no-op stays read-only).
-    if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached)) saveStamps(sp, stamps);
+    if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached || fpLearned)) saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
     else {
       if (d.decisions.length === 0) out.push(`${file}: no recorded command wrote this version (a source file): nothing to rebuild`);
@@ -168,9 +241,9 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  const result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json);
-  if (result.failed) {
-    const f = result.failed;
+  const { result, after: replanned } = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold), target);
+  if (result.failed || !replanned) {
+    const f = result.failed!;
     saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, result), null, 2) + '\n');
     else {
@@ -180,14 +253,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     }
     return 1;
   }
-  // The store now holds the new versions: plan again and stamp what is up to date.
-  const store2 = await openStore(cfg.store);
-  let after: Decisions;
-  try {
-    after = await phase('replan', () => assess(store2, target, stamps, new FileCache()));
-  } finally {
-    await store2.close();
-  }
+  const after = replanned;
   await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(sp, stamps); });
   const still = after.decisions.filter((x) => x.stale);
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');

@@ -97,8 +97,15 @@ export async function down(cfg: ProvConfig, flags: UpFlags): Promise<number> {
   } catch (e) {
     capture = { error: (e as Error).message };
   }
+  // The idle attach `prov rebuild` leaves for later rebuilds (ebpf/warm) goes too.
+  let rebuildPrograms = 0;
+  try {
+    rebuildPrograms = (await import('../../ebpf/warm.js')).detachWarm().programs;
+  } catch (e) {
+    process.stderr.write(`prov down: cannot detach the warm rebuild capture: ${(e as Error).message}\n`);
+  }
   const collectorStopped = await stopCollector(cfg);
-  process.stdout.write(flags.json ? JSON.stringify({ provfsOk: provfs === EXIT.ok, capture, collectorStopped }) + '\n'
+  process.stdout.write(flags.json ? JSON.stringify({ provfsOk: provfs === EXIT.ok, capture, rebuildPrograms, collectorStopped }) + '\n'
     : `provenance mode off: provfs mounts plain, probes detached, collector ${collectorStopped ? 'stopped' : 'was not running'}\n`);
   return provfs;
 }

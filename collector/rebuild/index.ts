@@ -40,10 +40,11 @@ export function stampFresh(d: Decisions, files: FileCache, stamps: StampFile): n
   let n = 0;
   for (const { cmd, stale } of d.decisions) {
     if (stale) continue;
-    if (stamps.commands[cmd.key]?.run === cmd.run) continue;
+    const old = stamps.commands[cmd.key];
+    if (old?.run === cmd.run) continue;
     const entry: StampFile['commands'][string] = { run: cmd.run, files: {} };
     for (const f of [...cmd.inputs, ...cmd.outputs]) {
-      const s = files.stampOf(f.path);
+      const s = files.stampOf(f.path, old?.files[f.path]);
       if (s) entry.files[f.path] = s;
     }
     stamps.commands[cmd.key] = entry;

@@ -26,6 +26,15 @@ class Rec {
     return id;
   }
 
+  /** The file at path is replaced at ts (unlink + create: a new inode takes the name). */
+  replace(path: string, ts: number): void {
+    const old = this.inodes.get(path)!;
+    const ino = this.ino++;
+    this.inodes.set(path, ino);
+    this.b.nameEnds.push({ file: fileIdentity(H, 1, old), path, until: ts });
+    this.b.names.push({ file: fileIdentity(H, 1, ino), host: H, path, since: ts, pos: `t:${++this.pos}` });
+  }
+
   /** Version `v` of the file at path (an inode per path). */
   file(path: string, v: number, ts: number, attrs: Record<string, unknown> = {}): string {
     let ino = this.inodes.get(path);
@@ -113,6 +122,30 @@ describe('rebuild plan: the grain rule', () => {
       assert.deepEqual(argvs(await planRebuild(s, '/p/b.o')), ['cc -c b.c -o b.o']);
       // Planning again from the earlier plan reuses its commands and gives the same plan.
       assert.deepEqual(await planRebuild(s, '/p/app', p), p);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('an object re-made on a new inode (as unlinks and creates) stands in for the one a cut-off link read', async () => {
+    const r = new Rec();
+    const make = r.proc(10, 100, 'exec', ['make']);
+    r.compile(make, 20, 200, 'a.c', 'a.o', ['u.h']);
+    r.link(make, 40, 400, ['a.o'], 'app');
+    const s1 = await storeOf(r);
+    let before: Awaited<ReturnType<typeof planRebuild>>;
+    try { before = await planRebuild(s1, '/p/app'); } finally { await s1.close(); }
+    // A rebuild re-ran the compile (u.h got a comment); a.o came out the same, so the link was
+    // cut off and its record still names the a.o it read, on the old inode.
+    r.replace('/p/a.o', 600);
+    const rerun = r.compile(undefined, 60, 600, 'a.c', 'a.o', ['u.h']);
+    const s = await storeOf(r);
+    try {
+      for (const p of [await planRebuild(s, '/p/app'), await planRebuild(s, '/p/app', before)]) {
+        assert.deepEqual(argvs(p), ['cc -c a.c -o a.o', 'cc -o app a.o']);
+        assert.equal(p.commands[0]!.run, rerun, 'the re-run compile, not the one it replaced');
+        assert.deepEqual(p.commands[1]!.deps, [rerun]);
+      }
     } finally {
       await s.close();
     }

@@ -106,6 +106,28 @@ class Walker {
     return p;
   }
 
+  /**
+   * The processes that generated a file version (its `wasGeneratedBy` edges), without loading
+   * every process that used it (a header read by every compile): a few edges first, all of them
+   * only when the version's own outgoing edges did not fit.
+   */
+  async producers(id: string): Promise<GraphNode[] | null> {
+    const full = this.cache.get(id);
+    let out: Info['out'];
+    if (full) {
+      const i = await full;
+      if (!i) return null;
+      out = i.out;
+    } else {
+      const d = await this.store.node(id, { edgeLimit: Walker.FEW });
+      if (!d) return null;
+      out = d.out.length < Walker.FEW ? d.out : (await this.info(id))?.out ?? [];
+    }
+    return out.filter((x) => x.edge.kind === 'wasGeneratedBy' && x.node.kind === 'process').map((x) => x.node);
+  }
+
+  private static readonly FEW = 16;
+
   /** The image that forked or exec'd this one (null at a root). */
   async parent(id: string): Promise<GraphNode | null> {
     const i = await this.info(id);
@@ -294,17 +316,22 @@ export async function planRebuild(store: GraphStore, path: string, previous?: Pl
   };
 
   const current = new Map<string, string>(); // version read → latest version of that path
-  const latestByPath = new Map<string, Promise<string | null>>();
+  const latestByPath = new Map<string, Promise<GraphNode | null>>();
   const currentOf = async (f: RecordedFile): Promise<string> => {
     let p = latestByPath.get(f.path);
     if (!p) {
-      p = store.resolvePath(f.path).then((n) => n?.id ?? null);
+      p = store.resolvePath(f.path);
       latestByPath.set(f.path, p);
     }
-    const latest = await p;
-    // Only a later version of the same inode stands in for the one read.
-    if (!latest || !latest.startsWith(`file:${f.id.split(':')[1]}:${f.dev}:${f.ino}:`)) return f.id;
-    return Number(latest.slice(latest.lastIndexOf(':') + 1)) > f.version ? latest : f.id;
+    const node = await p;
+    if (!node || node.kind !== 'file') return f.id;
+    const latest = node.id;
+    // A later version of the same inode stands in for the one read...
+    if (latest.startsWith(`file:${f.id.split(':')[1]}:${f.dev}:${f.ino}:`)) return Number(latest.slice(latest.lastIndexOf(':') + 1)) > f.version ? latest : f.id;
+    // ...and so does another file the path names now, when it appeared after the read: a tool
+    // that replaces its output (as unlinks foo.o and creates it anew, often on another inode)
+    // re-made it, and a dependent cut off since still names the file it read.
+    return node.ts > f.ts ? latest : f.id;
   };
   const pending: string[] = [target.id];
   const seen = new Set<string>();
@@ -326,9 +353,8 @@ export async function planRebuild(store: GraphStore, path: string, previous?: Pl
       }
       continue;
     }
-    const v = await w.info(vid);
-    if (!v) continue;
-    const producers = v.out.filter((x) => x.edge.kind === 'wasGeneratedBy' && x.node.kind === 'process').map((x) => x.node);
+    const producers = await w.producers(vid);
+    if (!producers) continue;
     if (producers.length === 0) { sources++; continue; }
     for (const prod of producers) {
       const cmdImg = await commandOf(prod);

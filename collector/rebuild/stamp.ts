@@ -29,7 +29,8 @@ export interface CommandStamp {
 export interface StampFile {
   version: 1;
   commands: Record<string, CommandStamp>;
-  plans: Record<string, { checkpoint: string; plan: Plan }>;
+  /** storeFiles: the store's file fingerprint when the checkpoint was read (rebuild/fingerprint). */
+  plans: Record<string, { checkpoint: string; plan: Plan; storeFiles?: string }>;
 }
 
 export const HASH_LIMIT = 16 << 20;
@@ -107,11 +108,17 @@ export class FileCache {
     for (const p of paths) { this.stats.delete(p); this.hashes.delete(p); }
   }
 
-  /** A stamp of the file as it is now (null when missing). */
-  stampOf(path: string): FileStamp | null {
+  /**
+   * A stamp of the file as it is now (null when missing). When `prior` (an earlier stamp of the
+   * same path) has the same inode, size and mtime, its hash is taken over instead of reading the
+   * file again: the same test {@link matches} trusts, so a re-run does not re-hash the libraries
+   * and headers that did not change.
+   */
+  stampOf(path: string, prior?: FileStamp): FileStamp | null {
     const st = this.stat(path);
     if (!st) return null;
-    const hash = this.hash(path);
+    const same = prior?.hash !== undefined && Number(st.ino) === prior.ino && Number(st.size) === prior.size && String(st.mtimeNs) === prior.mtime;
+    const hash = same ? prior.hash! : this.hash(path);
     return { ino: Number(st.ino), size: Number(st.size), mtime: String(st.mtimeNs), hash: hash ?? undefined };
   }
 

@@ -183,7 +183,6 @@ export class Applier {
 
   /** Make DST's `rel` a copy of SRC's (`st` = SRC's lstat); `deep`: the directory's whole subtree. */
   copy(rel: string, st: BigStats, deep: boolean): void {
-    const have = this.dst.lstat(rel);
     const mode = Number(st.mode & 0o7777n);
     if (st.isFile()) {
       if (this.opts.dryRun) { this.say(`copy ${rel} (${st.size} bytes)`); this.counts.files++; this.counts.bytes += Number(st.size); return; }
@@ -196,6 +195,7 @@ export class Applier {
       this.counts.symlinks++;
       this.metaDirs.add(parentRel(rel));
     } else if (st.isDirectory()) {
+      const have = this.opts.dryRun && !this.dst.lstat(parentRel(rel)) ? null : this.dst.lstat(rel);
       if (this.opts.dryRun) {
         if (!have?.isDirectory()) { this.say(`mkdir ${rel}`); this.counts.dirs++; }
         if (deep) this.compareDir(rel);

@@ -17,7 +17,7 @@
  */
 import { logger } from '../../collector/log.js';
 import { InputError, NotFoundError, ProvError, StoreError } from '../errors.js';
-import { globLiteralPrefix, globMatcher } from '../glob.js';
+import { checkSearchQuery, globLiteralPrefix, globMatcher } from '../glob.js';
 import { shortestPath, walk, walkOptions, type Direction, type WalkEdge, type WalkOptions } from '../lineage.js';
 import type { Checkpoint, Gap, GraphEdge, GraphNode, IngestBatch, NameRecord, NodeKind } from '../model.js';
 import type {
@@ -320,22 +320,7 @@ class Neo4jStore implements GraphStore {
 
   async search(q: SearchQuery): Promise<Page<GraphNode>> {
     const where = this.where('search');
-    const kind = q.kind ?? 'file';
-    if (!NODE_KINDS.includes(kind)) throw new InputError(`unknown node kind ${JSON.stringify(kind)}`, where);
-    const limit = q.limit ?? 100;
-    const offset = q.offset ?? 0;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new InputError(`limit must be an integer in 1..100000, got ${String(q.limit)}`, where);
-    if (!Number.isInteger(offset) || offset < 0) throw new InputError(`offset must be a non-negative integer, got ${String(q.offset)}`, where);
-    if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new InputError('prefix must be a string', where);
-    if (q.glob !== undefined && (typeof q.glob !== 'string' || q.glob === '')) throw new InputError('glob must be a non-empty string', where);
-    if (q.glob !== undefined && q.glob.length > 1024) throw new InputError(`glob is ${q.glob.length} characters long; at most 1024`, where);
-    if (q.glob !== undefined) {
-      try {
-        globMatcher(q.glob)('/');
-      } catch (err) {
-        throw new InputError(`bad glob ${JSON.stringify(q.glob)}: ${(err as Error).message}`, where);
-      }
-    }
+    const { kind, limit, offset } = checkSearchQuery(q, where);
 
     const prefix = q.prefix ?? '';
     const literal = q.glob !== undefined ? globLiteralPrefix(q.glob) : '';

@@ -8,7 +8,7 @@ import type Database from 'better-sqlite3';
 import type { GraphNode } from '../model.js';
 import type { Page, SearchQuery } from '../store.js';
 import { InputError } from '../errors.js';
-import { globLiteralPrefix, globMatcher, prefixRange } from '../glob.js';
+import { checkSearchQuery, globLiteralPrefix, globMatcher, prefixRange } from '../glob.js';
 import { NODE_CODE, nodeFromRow, type NodeRow } from './codec.js';
 
 const NODE_COLS = 'nid, id, kind, host, label, ts, attrs';
@@ -54,23 +54,8 @@ export class PathQueries {
 
   /** Files (or other nodes) whose name matches (see GraphStore.search). */
   search(q: SearchQuery, where: string): Page<GraphNode> {
-    const kind = q.kind ?? 'file';
-    const kindCode = NODE_CODE.get(kind);
-    if (kindCode === undefined) throw new InputError(`unknown node kind ${JSON.stringify(kind)}`, where);
-    const limit = q.limit ?? 100;
-    const offset = q.offset ?? 0;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new InputError(`limit must be an integer in 1..100000, got ${String(q.limit)}`, where);
-    if (!Number.isInteger(offset) || offset < 0) throw new InputError(`offset must be a non-negative integer, got ${String(q.offset)}`, where);
-    if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new InputError('prefix must be a string', where);
-    if (q.glob !== undefined && (typeof q.glob !== 'string' || q.glob === '')) throw new InputError('glob must be a non-empty string', where);
-    if (q.glob !== undefined && q.glob.length > 1024) throw new InputError(`glob is ${q.glob.length} characters long; at most 1024`, where);
-    if (q.glob !== undefined) {
-      try {
-        globMatcher(q.glob)('/');
-      } catch (err) {
-        throw new InputError(`bad glob ${JSON.stringify(q.glob)}: ${(err as Error).message}`, where);
-      }
-    }
+    const { kind, limit, offset } = checkSearchQuery(q, where);
+    const kindCode = NODE_CODE.get(kind)!;
 
     // Conditions on a `path` column; both the prefix and the glob's literal prefix narrow the range.
     const conds: string[] = [];

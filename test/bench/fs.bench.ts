@@ -53,6 +53,10 @@ interface Workload {
   /** Once per target after the rounds. */
   teardown?: (dir: string) => void | Promise<void>;
   paperPlain?: string;
+  /** Set when something outside the bench disturbed this workload. */
+  note?: string;
+  /** Targets whose daemon was switched by another process during this workload. */
+  disturbed?: TargetName[];
 }
 
 const PROVFSD = fileURLToPath(new URL('../../kernel/provfsd.js', import.meta.url));
@@ -100,6 +104,39 @@ function peakRssMiB(pid: number | undefined): number | undefined {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Math.round(Number(m[1]) / 102.4) / 10 : undefined;
   } catch { return undefined; }
+}
+
+/** Pid and mode of whoever serves `mnt` now (from the daemon's runtime file), or null. */
+async function servingInfo(mnt: string): Promise<string | null> {
+  try {
+    const { daemonInfoPath } = await import('../../kernel/runtime.js');
+    const i = JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number; mode: string };
+    return `${i.mode} (pid ${i.pid})`;
+  } catch { return null; }
+}
+
+/**
+ * Put back every daemon another process switched to the other mode (upgrade to the mode it was
+ * started in) and take the new server as the reference.
+ */
+async function restoreModes(daemons: Array<{ mnt: string; name: TargetName }>, expected: Map<string, string | null>, journal: string): Promise<void> {
+  for (const x of daemons) {
+    const now = await servingInfo(x.mnt);
+    if (now === expected.get(x.name)) continue;
+    if (now && !now.startsWith(x.name === 'prov' ? 'prov ' : 'plain ')) {
+      try {
+        const { daemonRequest } = await import('../../cli/actions/mount.js');
+        const { daemonSocketPath } = await import('../../kernel/runtime.js');
+        await daemonRequest(daemonSocketPath(x.mnt), { cmd: 'upgrade', mode: x.name, journalDir: x.name === 'prov' ? journal : undefined });
+        // The successor publishes its runtime file once it serves: wait for it (up to 3 s).
+        for (let i = 0; i < 60 && !(await servingInfo(x.mnt))?.startsWith(`${x.name} `); i++) await sleep(50);
+        process.stderr.write(`fs bench: provfs ${x.name} had been switched to ${now} by another process; switched back\n`);
+      } catch (e) {
+        process.stderr.write(`fs bench: could not switch provfs ${x.name} back: ${(e as Error).message}\n`);
+      }
+    }
+    expected.set(x.name, await servingInfo(x.mnt));
+  }
 }
 
 function clearDir(dir: string, prefix: string): void {
@@ -256,6 +293,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       notMeasured.push({ what: 'ext4 + eBPF capture', reason: (e as Error).message });
     }
 
+    // Who serves each mount, as started here: the reference for the disturbance check.
+    const expected = new Map<string, string | null>();
+    for (const x of daemons) expected.set(x.name, await servingInfo(x.mnt));
+
     // ---- workloads ----
     const results: Array<{ w: Workload; r: Interleaved }> = [];
     const failed: Array<{ w: Workload; error: string }> = [];
@@ -265,6 +306,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     for (const w of ws) {
       if (w.category === 'data I/O' && !dataPrepared) { for (const t of targets) prepareData(driver, t.dir, q); dataPrepared = true; }
       if (w.category !== 'data I/O' && dataPrepared) { for (const t of targets) { clearDir(t.dir, 'seq-'); clearDir(t.dir, 'rand'); } dataPrepared = false; }
+      // Another process on this host may upgrade every provfs daemon it finds (prov upgrade --all):
+      // a workload during which a daemon was not the one started here, in the mode asked for, is
+      // flagged and left out of the means; a daemon switched to another mode is switched back.
+      const servingBefore = await Promise.all(daemons.map((x) => servingInfo(x.mnt)));
       try {
         for (const t of targets) await w.setup?.(t.dir);
         const contenders: Contender[] = targets.map((t) => ({
@@ -274,7 +319,18 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           after: async () => { await t.after?.(); await w.cleanup?.(t.dir); },
         }));
         const r = await interleave(contenders, { minRounds: q ? 2 : 3, maxRounds: q ? 2 : 6, targetSpread: 0.1, budgetMs });
+        const servingAfter = await Promise.all(daemons.map((x) => servingInfo(x.mnt)));
+        const changed: string[] = [];
+        daemons.forEach((x, i) => {
+          const ok = (v: string | null) => v === expected.get(x.name);
+          if (!ok(servingBefore[i]) || !ok(servingAfter[i])) {
+            changed.push(`provfs ${x.name} was served by ${servingBefore[i] === servingAfter[i] ? servingAfter[i] : `${servingBefore[i]} → ${servingAfter[i]}`} instead of ${expected.get(x.name)} (another process upgraded it)`);
+            w.disturbed = [...(w.disturbed ?? []), x.name];
+          }
+        });
+        if (changed.length) w.note = changed.join('; ');
         results.push({ w, r });
+        await restoreModes(daemons, expected, join(work, 'prov-journal'));
         process.stderr.write(`fs bench: ${w.key}: ${targets.map((t) => `${t.name} ${tidy(r.median[t.name]!)}`).join(', ')} ${w.unit} (${r.rounds} rounds)\n`);
       } catch (e) {
         failed.push({ w, error: (e as Error).message });
@@ -332,9 +388,12 @@ function summarise(results: Array<{ w: Workload; r: Interleaved }>, have: Target
       const row = rowOf(r, c.prov, c.base, {
         figure: `${w.label}: ${c.tag}`, unit: w.unit, better: w.better, baselineName: LABEL[c.base],
         paper: c.tag === 'provfs prov vs provfs plain' ? PAPER_PROV : c.tag === 'provfs plain vs ext4' ? w.paperPlain : undefined,
+        note: w.note,
       });
       rows.push(row);
-      if (row.ratio !== null) (ratios[c.tag] ??= []).push({ cat: w.category, ratio: row.ratio });
+      const disturbed = w.disturbed?.some((t) => t === c.prov || t === c.base);
+      if (disturbed) row.note = `${row.note ?? ''} — left out of the means`;
+      else if (row.ratio !== null) (ratios[c.tag] ??= []).push({ cat: w.category, ratio: row.ratio });
     }
   }
   // Geometric means: overall (headline) and per category.
@@ -345,7 +404,7 @@ function summarise(results: Array<{ w: Workload; r: Interleaved }>, have: Target
     const g = geomean(rs.map((x) => x.ratio));
     const lo = Math.min(...rs.map((x) => x.ratio)), hi = Math.max(...rs.map((x) => x.ratio));
     summary.push({
-      figure: `all ${rs.length} workloads: ${c.tag} (geometric mean of the ratios)`, unit: '×', prov: tidy(g), baseline: 1, baselineName: LABEL[c.base],
+      figure: `${rs.length} workloads: ${c.tag} (geometric mean of the ratios)`, unit: '×', prov: tidy(g), baseline: 1, baselineName: LABEL[c.base],
       ratio: Math.round(g * 1000) / 1000, better: 'higher', repeats: Math.min(...results.map((x) => x.r.rounds)), headline: true,
       paper: c.tag === 'provfs prov vs provfs plain' ? PAPER_PROV : c.tag === 'provfs plain vs ext4' ? PAPER_FS : undefined,
       goal: c.tag === 'provfs prov vs provfs plain' ? 'within 10 % of plain (≥ 0.9×)' : c.tag === 'ext4 + eBPF capture vs ext4' ? '≤ 5 % slower (≥ 0.95×)' : c.tag === 'provfs plain vs ext4' ? '≥ 0.9× ext4 on data I/O' : undefined,
@@ -371,7 +430,7 @@ function summarise(results: Array<{ w: Workload; r: Interleaved }>, have: Target
     title: 'Per workload (medians; ratios > 1× mean the left side did better)',
     columns: [...cols, ...extra.map((e) => e.col), 'max spread', 'rounds'],
     rows: results.map(({ w, r }) => {
-      const cells = [w.label, w.unit, ...have.map((t) => String(tidy(r.median[t]!)))];
+      const cells = [w.note ? `${w.label} — ⚠ ${w.note}` : w.label, w.unit, ...have.map((t) => String(tidy(r.median[t]!)))];
       for (const e of extra) {
         const row = rows.find((x) => x.figure === `${w.label}: ${e.tag}`);
         cells.push(row?.ratio != null ? `${row.ratio.toFixed(2)}×` : '–');

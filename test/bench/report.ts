@@ -29,6 +29,8 @@ export interface ModuleRecord {
   error?: string;
   /** Mounts or pins the runner had to clean up after the module. */
   leftovers?: string[];
+  /** Other BPF captures pinned on the host when the module started or ended (not ours). */
+  otherCaptures?: string[];
 }
 
 export interface RunRecord {
@@ -84,15 +86,16 @@ function loadWord(m: ModuleRecord, cores: number): string {
 
 /**
  * The rows a family's headline shows: those it flags `headline`; else those Bento reported a
- * figure for; else up to four with a goal.
+ * figure for, then those with a baseline ratio and a goal — at most ten.
  */
 export function headlineRows(r: BenchResult | undefined): BenchRow[] {
   if (!r) return [];
   const flagged = r.rows.filter((x) => x.headline);
   if (flagged.length) return flagged;
   const paper = r.rows.filter((x) => x.paper);
-  if (paper.length) return paper;
-  return r.rows.filter((x) => x.goal).slice(0, 4);
+  const goals = r.rows.filter((x) => !x.paper && x.ratio !== null && x.goal);
+  const picked = [...paper, ...goals].slice(0, 10);
+  return picked.length ? picked : r.rows.filter((x) => x.goal).slice(0, 4);
 }
 
 /** Write the report (and its plots) into opts.dir; returns the report's path. */
@@ -136,11 +139,13 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
   if (heads.length) {
     L.push('## Headline ratios');
     L.push('');
-    L.push('| family | figure | prov | baseline | ratio | spread | goal | Bento paper |');
-    L.push('|---|---|---:|---:|---:|---|---|---|');
+    L.push('| family | figure | prov | baseline | ratio | spread prov / base | n | goal | Bento paper | note |');
+    L.push('|---|---|---:|---:|---:|---|---:|---|---|---|');
     for (const { fam, r } of heads) {
-      L.push(`| ${fam} | ${cell(r.figure)} | ${fmt(r.prov)} ${cell(r.unit)} | ${r.baseline === null ? '–' : `${fmt(r.baseline)} (${cell(r.baselineName)})`} | ${ratioText(r)} | ${pct(r.spread?.prov)} / ${pct(r.spread?.baseline)} | ${cell(r.goal)} | ${cell(r.paper)} |`);
+      L.push(`| ${fam} | ${cell(r.figure)} | ${fmt(r.prov)} ${cell(r.unit)} | ${r.baseline === null ? '–' : `${fmt(r.baseline)} (${cell(r.baselineName)})`} | ${ratioText(r)} | ${pct(r.spread?.prov)} / ${pct(r.spread?.baseline)} | ${r.repeats} | ${cell(r.goal)} | ${cell(r.paper)} | ${cell(r.note)} |`);
     }
+    L.push('');
+    L.push('The command that produced a family\'s figures: `npm run bench -- --only NAME` (NAME as in the first column); everything: `npm run bench`.');
     L.push('');
   }
 
@@ -171,6 +176,10 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
     L.push('');
     L.push(`Module \`test/bench/${x.name}.bench.ts\`${x.quick ? ' (quick)' : ''}, measured ${x.startedAt.replace('T', ' ').slice(0, 16)} UTC in ${x.seconds} s, load ${x.loadBefore[0]} → ${x.loadAfter[0]} (${loadWord(x, m.cores)}).${opts.thisRun.includes(x.name) ? '' : ' *Kept from an earlier run (this run did not include this family).*'}`);
     L.push('');
+    if (x.otherCaptures?.length) {
+      L.push(`Other tenants had BPF captures attached host-wide around this family (${x.otherCaptures.map((c) => `\`${cell(c)}\``).join(', ')}): every traced syscall was slower for every target alike, ext4 included.`);
+      L.push('');
+    }
     if (x.error) {
       L.push(`**Not measured in this run:** ${cell(x.error)}`);
       L.push('');

@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,16 +19,21 @@ import { ebpfDecoders } from '../../ebpf/decode.js';
 import { resolveConfig, type ProvConfig } from '../../cli/config.js';
 import { joinStatePath } from '../../cli/actions/ingest.js';
 import { writeCProject, writePipelineProject } from './project.js';
+import { detachWarm } from '../../ebpf/warm.js';
+import { attachedPrograms } from '../../ebpf/loader.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+/** The warm attach these tests' rebuilds leave (their own, so a host's is never touched); detached at the end. */
+const WARM_PIN = `/sys/fs/bpf/prov-rbtest-warm-${process.pid}`;
+after(() => { detachWarm({ pinDir: WARM_PIN }); });
 
 function needRoot(): void {
   if (process.getuid?.() !== 0) assert.fail('rebuild integration tests need root (eBPF capture); run npm test as root');
 }
 
 /** Record `argv` in dir under capture into cfg's journal and ingest it. */
-export async function record(cfg: ProvConfig, dir: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
-  const r = await runCaptured(argv, { cwd: dir, journalDir: cfg.journal, env: { LC_ALL: 'C', ...env, ...process.env } });
+export async function record(cfg: ProvConfig, dir: string, argv: string[], env: NodeJS.ProcessEnv = {}, inherit = true): Promise<void> {
+  const r = await runCaptured(argv, { cwd: dir, journalDir: cfg.journal, env: { LC_ALL: 'C', ...env, ...(inherit ? process.env : {}) } });
   assert.equal(r.code, 0, `${argv.join(' ')} failed: ${r.stderr}`);
   assert.equal(r.drain.lost, 0, 'capture lost events');
   await ingest(cfg);
@@ -50,10 +55,11 @@ interface RebuildJson {
   cutoff: Array<{ argv: string[]; why: string }>;
   failed: unknown;
   staleAfter?: unknown[];
+  capture: string;
 }
 
 export function rebuildCli(cfg: ProvConfig, file: string, ...flags: string[]): { code: number | null; json: RebuildJson; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'rebuild', file, '--json', ...flags], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'rebuild', file, '--json', ...flags], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', PROV_REBUILD_PIN_DIR: WARM_PIN } });
   let json: RebuildJson;
   try { json = JSON.parse(r.stdout) as RebuildJson; } catch { assert.fail(`prov rebuild printed no JSON (exit ${r.status}): ${r.stdout}\n${r.stderr}`); }
   return { code: r.status, json, stderr: r.stderr };
@@ -101,6 +107,8 @@ describe('prov rebuild: a C program recorded under make', () => {
     assert.equal(code, 0, stderr);
     assert.deepEqual(ranArgs(json), ['cc -O1 -g -c util.c -o util.o', 'cc -g -o app main.o util.o plain.o m3.o'], why(json));
     assert.deepEqual(json.staleAfter, []);
+    assert.equal(json.capture, 'warm (attached now)', 'the first rebuild that runs something leaves a warm attach');
+    assert.ok(attachedPrograms(WARM_PIN).length > 0, 'warm attach pinned');
     const out = spawnSync(join(dir, 'app'), { encoding: 'utf8' });
     assert.equal(out.stdout, '42\n');
     const rebuilt = readFileSync(join(dir, 'app'));
@@ -129,6 +137,7 @@ describe('prov rebuild: a C program recorded under make', () => {
     writeFileSync(join(dir, 'util.h'), readFileSync(join(dir, 'util.h'), 'utf8').replace('#define OFFSET 1', '#define OFFSET 2'));
     const r2 = rebuildCli(cfg, join(dir, 'app'));
     assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(r2.json.capture, 'warm', 'later rebuilds reuse the warm attach');
     assert.deepEqual(ranArgs(r2.json), [...compiles, 'cc -g -o app main.o util.o plain.o m3.o'], why(r2.json));
     assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '43\n');
     assert.deepEqual(rebuildCli(cfg, join(dir, 'app')).json.ran, []);
@@ -148,11 +157,47 @@ describe('prov rebuild: a C program recorded under make', () => {
     assert.deepEqual(rebuildCli(cfg, join(dir, 'app')).json.ran, []);
   });
 
+  it('a rebuild finding the warm attach in use attaches privately; --cold too; both record the new versions', async () => {
+    const { createServer } = await import('node:net');
+    const holder = createServer();
+    await new Promise<void>((res, rej) => { holder.once('error', rej); holder.listen(`\0prov-warm:${WARM_PIN}`, res); });
+    try {
+      appendFileSync(join(dir, 'plain.c'), 'int busy_a(void) { return 1; }\n');
+      // spawnSync would block the holder's event loop; the socket is bound either way.
+      const r = rebuildCli(cfg, join(dir, 'app'));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.json.capture, 'private (warm attach busy)');
+      assert.deepEqual(ranArgs(r.json), ['cc -O1 -g -c plain.c -o plain.o', 'cc -g -o app main.o util.o plain.o m3.o'], why(r.json));
+      assert.deepEqual(r.json.staleAfter, []);
+    } finally {
+      holder.close();
+    }
+    appendFileSync(join(dir, 'plain.c'), 'int cold_a(void) { return 1; }\n');
+    const c = rebuildCli(cfg, join(dir, 'app'), '--cold');
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.json.capture, 'cold');
+    assert.deepEqual(c.json.staleAfter, []);
+    assert.deepEqual(rebuildCli(cfg, join(dir, 'app')).json.ran, []);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '43\n');
+  });
+
   it('a touched but unchanged input is not a change once stamped (content compared)', () => {
     const t = new Date(Date.now() + 2000);
     spawnSync('touch', ['-d', t.toISOString(), join(dir, 'plain.c')]);
     const { json } = rebuildCli(cfg, join(dir, 'app'));
     assert.deepEqual(json.ran, [], why(json));
+  });
+
+  it('the warm attach is detached on request (what prov capture stop / prov down call): nothing stays pinned', () => {
+    assert.ok(attachedPrograms(WARM_PIN).length > 0);
+    assert.ok(detachWarm({ pinDir: WARM_PIN }).programs > 0);
+    assert.equal(existsSync(WARM_PIN), false);
+    // The next rebuild attaches again.
+    appendFileSync(join(dir, 'plain.c'), 'int again(void) { return 1; }\n');
+    const r = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.capture, 'warm (attached now)');
+    assert.deepEqual(r.json.staleAfter, []);
   });
 });
 
@@ -164,8 +209,10 @@ describe('prov rebuild: a shell-script pipeline (sort | uniq, python3)', () => {
     dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb-sh-')));
     cfg = resolveConfig({ home });
     writePipelineProject(dir);
-    // A secret first in the environment (capture keeps a bounded prefix of it).
-    await record(cfg, dir, ['sh', './gen.sh'], { PROV_TEST_API_TOKEN: 'hunter2-secret' });
+    // Capture keeps a bounded prefix of the environment and the shell that starts the command
+    // re-orders it; under `npm test` the npm_* variables alone fill the bound. So this script
+    // is recorded with a small environment that certainly fits, secret included.
+    await record(cfg, dir, ['sh', './gen.sh'], { PATH: process.env.PATH, HOME: process.env.HOME, PROV_TEST_API_TOKEN: 'hunter2-secret' }, false);
   });
   after(() => {
     if (home) rmSync(home, { recursive: true, force: true });

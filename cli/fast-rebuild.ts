@@ -1,0 +1,64 @@
+/**
+ * @module cli/fast-rebuild
+ * `prov rebuild` without loading commander: the no-op rebuild is meant to cost little more than
+ * starting node, and building the whole `prov` program (commander and every subcommand's
+ * options) is a sixth of what is left. Only the plain forms are taken here —
+ * `prov [--home D] [--journal D] [--store URL] rebuild FILE [--dry-run] [--explain] [--json]
+ * [--cold] [-j N | --jobs N]`, each option once, values as separate words — with exactly the
+ * meaning commander gives them (cli/main.ts); anything else (help, `--opt=value`, an unknown or
+ * repeated option, a value starting with `-`) returns null and goes through commander.
+ */
+import { exitCodeOf, ProvError } from '../graph/errors.js';
+import type { ConfigFlags } from './config.js';
+import type { RebuildFlags } from './actions/rebuild.js';
+
+const GLOBAL = new Map<string, keyof ConfigFlags>([['--home', 'home'], ['--journal', 'journal'], ['--store', 'store']]);
+const FLAGS = new Map<string, 'dryRun' | 'explain' | 'json' | 'cold'>([['--dry-run', 'dryRun'], ['--explain', 'explain'], ['--json', 'json'], ['--cold', 'cold']]);
+
+/** The parsed command line when it is a plain `prov rebuild`, else null. */
+export function parseRebuild(args: string[]): { config: ConfigFlags; file: string; flags: RebuildFlags } | null {
+  const config: ConfigFlags = {};
+  let i = 0;
+  for (; i < args.length && args[i] !== 'rebuild'; i += 2) {
+    const key = GLOBAL.get(args[i]!);
+    const v = args[i + 1];
+    if (!key || v === undefined || v.startsWith('-') || config[key] !== undefined) return null;
+    config[key] = v;
+  }
+  if (args[i] !== 'rebuild') return null;
+  const flags: RebuildFlags = {};
+  let file: string | undefined;
+  for (i++; i < args.length; i++) {
+    const a = args[i]!;
+    const flag = FLAGS.get(a);
+    if (flag) {
+      if (flags[flag] !== undefined) return null;
+      flags[flag] = true;
+    } else if (a === '-j' || a === '--jobs') {
+      const v = args[++i];
+      if (v === undefined || !/^\d+$/.test(v) || flags.jobs !== undefined) return null;
+      flags.jobs = Number(v);
+    } else if (!a.startsWith('-') && file === undefined) {
+      file = a;
+    } else return null;
+  }
+  return file === undefined ? null : { config, file, flags };
+}
+
+/**
+ * Run `prov rebuild` when argv is a plain one: returns its exit code (errors are one line on
+ * stderr, as cli/main.ts prints them), or null for commander to handle.
+ */
+export async function fastRebuild(argv: string[]): Promise<number | null> {
+  const p = parseRebuild(argv.slice(2));
+  if (!p) return null;
+  try {
+    const { resolveConfig } = await import('./config.js');
+    return await (await import('./actions/rebuild.js')).default(resolveConfig(p.config), p.file, p.flags);
+  } catch (err) {
+    const msg = err instanceof ProvError || err instanceof Error ? err.message : String(err);
+    process.stderr.write(`prov: ${msg}\n`);
+    if (process.env.PROV_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    return exitCodeOf(err);
+  }
+}
