@@ -6,8 +6,8 @@
  */
 import { logger } from '../collector/log.js';
 import * as libc from './libc.js';
-import { E } from './libc.js';
-import {
+import { E, Errno, O } from './libc.js';
+import { FUSE_UNIQUE_RESEND,
   OP, OP_NAME, INIT, DEV_IOC, FOPEN, SIZE, ATTR, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION,
   FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
   readInHeader, type InHeader,
@@ -383,7 +383,19 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.CREATE]: (d, h, b) => {
     const [name] = cname(b, SIZE.create_in);
-    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0), b.readUInt32LE(8));
+    const flags = b.readUInt32LE(0);
+    let made;
+    try {
+      made = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), flags, b.readUInt32LE(8));
+    } catch (e) {
+      // A resent exclusive create (FUSE_NOTIFY_RESEND after a crash) that finds the file: the
+      // dead daemon created it and died before replying. The caller never saw a reply, so this
+      // is its own file: open it instead of failing an application with EEXIST.
+      const resent = (h.unique & FUSE_UNIQUE_RESEND) !== 0n;
+      if (!(resent && flags & O.EXCL && e instanceof Errno && e.errno === E.EEXIST)) throw e;
+      made = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), flags & ~O.EXCL, b.readUInt32LE(8));
+    }
+    const { entry, opened } = made;
     d.writeEntry(SIZE.out_header, entry);
     d.writeOpen(SIZE.out_header + SIZE.entry_out, opened);
     d.ok(SIZE.entry_out + SIZE.open_out);
