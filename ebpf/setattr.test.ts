@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SetattrEvent } from '../collector/events.js';
+import { JoinEngine } from '../collector/join/engine.js';
 import { runCaptured, treePids } from './run-captured.js';
 
 const workload = fileURLToPath(new URL('../../ebpf/testdata/setattr-workload.py', import.meta.url));
@@ -47,6 +48,15 @@ test('chmod, chown, utimes and truncate in all their variants become setattr eve
       else assert.equal(e[a], s.stat[a], `${what}: ${a}`);
     }
   }
+  // the join takes them all: the truncates made versions of f.txt, the rest did not
+  const engine = new JoinEngine();
+  for (const rec of run.records) engine.apply(rec);
+  assert.deepEqual(engine.stats().rejected, {}, 'the join rejected no record');
+  const ino = w.steps[0]!.stat.ino, dev = w.steps[0]!.stat.dev;
+  const versions = engine.takeBatch().nodes.filter((n) => n.id.startsWith(`file:`) && n.id.includes(`:${dev}:${ino}:`)).map((n) => n.id).sort();
+  const sizeSteps = w.steps.filter((s) => s.expect.includes('size')).length;
+  // version 0 is the file as created, then one per truncate; chmod/chown/utimes add none
+  assert.equal(versions.length, sizeSteps + 1, `a version per truncate (${sizeSteps}): ${versions.join(' ')}`);
   // the same capture with a path prefix elsewhere keeps none of them (filter applies to setattr)
   const other = realpathSync(mkdtempSync(join(tmpdir(), 'prov-sa-other-')));
   t.after(() => rmSync(other, { recursive: true, force: true }));
