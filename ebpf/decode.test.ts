@@ -78,3 +78,41 @@ test('lost records round-trip; exit statuses decode like a shell', () => {
   const k = decodeRecord(x, 'x');
   assert.ok(k.op === 'exit' && k.code === 137);
 });
+
+test('a setattr record: only the attributes the call set; path by fd or dir + raw', () => {
+  const b = record(KIND.setattr);
+  b.writeUInt32LE(2, 48); // chown
+  b.writeUInt32LE(2 | 32, 52); // uid changed, values from the inode
+  b.writeInt32LE(5, 56);
+  b.writeUInt32LE(0o100755, 64);
+  b.writeUInt32LE(1000, 68);
+  b.writeUInt32LE(1001, 72);
+  b.writeUInt32LE(7, 76);
+  b.writeBigInt64LE(4096n, 80);
+  b.writeBigInt64LE(1_700_000_000n, 88);
+  b.writeBigUInt64LE(77n, 96);
+  b.writeUInt32LE((254 << 20) | 0, 104);
+  b.writeUInt32LE(0o100755, 108);
+  const path = '/data/x.bin';
+  b.writeUInt16LE(512 - path.length, 376);
+  b.writeUInt16LE(path.length, 378);
+  b.write(path, 376 + 8 + 512 - path.length);
+  const e = decodeRecord(b, 'test');
+  assert.equal(e.op, 'setattr');
+  if (e.op !== 'setattr') return;
+  assert.deepEqual(e.file, { dev: 0xfe00, ino: 77, type: 0o100000, name: 'x.bin', path });
+  assert.equal(e.uid, 1000);
+  for (const a of ['mode', 'gid', 'size', 'mtime'] as const) assert.equal(e[a], undefined, a);
+
+  b.writeUInt32LE(4, 48); // truncate
+  b.writeUInt32LE(8 | 16 | 32, 52);
+  b.write('sub/../y', 120); // relative to the walked directory
+  const t = decodeRecord(b, 'test');
+  if (t.op !== 'setattr') return assert.fail('setattr');
+  assert.equal(t.file.path, '/data/x.bin/y');
+  assert.equal(t.size, 4096);
+  assert.equal(t.mtime, 1_700_000_000 * 1e9 + 7);
+
+  b.writeUInt32LE(9, 48);
+  assert.throws(() => decodeRecord(b, 'seg 3 @ 40'), (err: unknown) => err instanceof InputError && /setattr op 9/.test(String((err as Error).message)));
+});

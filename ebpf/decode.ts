@@ -18,10 +18,10 @@ import { InputError } from '../graph/errors.js';
 import { CODEC, type PayloadDecoder } from '../collector/journal/api.js';
 
 /** Record kinds and their sizes (must match the _Static_asserts in prov.bpf.c). */
-export const KIND = { fork: 1, exec: 2, exit: 3, fd: 4, open: 5, sock: 6, msg: 7, fs: 8, lost: 9 } as const;
+export const KIND = { fork: 1, exec: 2, exit: 3, fd: 4, open: 5, sock: 6, msg: 7, fs: 8, lost: 9, setattr: 10 } as const;
 export const RECORD_SIZE: Record<number, number> = {
   [KIND.fork]: 64, [KIND.exec]: 4184, [KIND.exit]: 56, [KIND.fd]: 88, [KIND.open]: 864,
-  [KIND.sock]: 200, [KIND.msg]: 248, [KIND.fs]: 2184, [KIND.lost]: 72,
+  [KIND.sock]: 200, [KIND.msg]: 248, [KIND.fs]: 2184, [KIND.lost]: 72, [KIND.setattr]: 1152,
 };
 const HDR = 48;
 /** offsetof(struct prov_open, path.path): an open record is this plus its path, NUL, padding. */
@@ -34,6 +34,8 @@ const S_IFMT = 0o170000;
 const FD_OP = { pipe: 1, dup: 2, close: 3, closeRange: 4 } as const;
 const SOCK_OPS = ['', 'socket', 'accept', 'connect'] as const;
 const FS_OP = { rename: 1, unlink: 2, rmdir: 3, mkdir: 4, link: 5, symlink: 6 } as const;
+/** prov_setattr.changed bits (prov.h PROV_SA_*). */
+const SA = { mode: 1, uid: 2, gid: 4, size: 8, mtime: 16, inode: 32 } as const;
 
 let host = hostname();
 /** Override the host name stamped on decoded events (tests, replays from another machine). */
@@ -193,6 +195,8 @@ export function decodeRecord(payload: Uint8Array, where: string): ProvEvent {
     }
     case KIND.fs:
       return decodeFs(r, b, where);
+    case KIND.setattr:
+      return decodeSetattr(r, b, where);
     case KIND.lost:
       return { ...b, op: 'lost', count: r.u64(48), from: r.u64(56), to: r.u64(64), reason: 'ring buffer full' };
   }
@@ -231,6 +235,29 @@ function decodeFs(r: Rec, b: EventBase, where: string): ProvEvent {
       return { ...b, op: 'symlink', file: ref(file, raw2, p2), target: raw1 };
   }
   throw new InputError(`unknown file-system op ${op}`, where);
+}
+
+/**
+ * chmod/chown/utimes/truncate: only the attributes the call set. Values are the inode's at
+ * syscall exit (so UTIME_NOW comes out as the time the kernel stored); without the inode, the
+ * arguments (and no mtime).
+ */
+function decodeSetattr(r: Rec, b: EventBase, where: string): ProvEvent {
+  const op = r.u32(48), changed = r.u32(52);
+  if (op < 1 || op > 4) throw new InputError(`unknown setattr op ${op}`, where);
+  const file = inodeAt(r, 96);
+  const raw = r.str(120, 256);
+  const dir = r.walk(376).path;
+  const path = raw ? resolvePath(dir, raw) : dir || undefined;
+  return defined({
+    ...b, op: 'setattr' as const,
+    file: fileRef(file.ino, file.dev, file.mode, defined({ name: path ? lastName(path) : undefined, path })),
+    mode: changed & SA.mode ? r.u32(64) & 0o7777 : undefined,
+    uid: changed & SA.uid ? r.u32(68) : undefined,
+    gid: changed & SA.gid ? r.u32(72) : undefined,
+    size: changed & SA.size ? r.i64(80) : undefined,
+    mtime: changed & SA.mtime ? r.i64(88) * 1e9 + r.u32(76) : undefined,
+  });
 }
 
 /** sockaddr bytes → "a.b.c.d:port", "[v6]:port" or a UNIX path ("@name" for abstract). */

@@ -31,6 +31,7 @@ _Static_assert(sizeof(struct prov_msg) == 248, "prov_msg");
 _Static_assert(sizeof(struct prov_fs) == 2184, "prov_fs");
 _Static_assert(sizeof(struct prov_lost) == 72, "prov_lost");
 _Static_assert(sizeof(struct prov_settings) == 88, "prov_settings");
+_Static_assert(sizeof(struct prov_setattr) == 1152, "prov_setattr");
 
 /* ---- settings, fixed before load (the loader writes them into .rodata) ---- */
 const volatile struct prov_settings settings = { .env = 1 };
@@ -78,7 +79,7 @@ struct pending {
 	__u64 ino1_ptr, ino2_ptr;
 	struct prov_inode ino1, ino2;
 };
-enum { PEND_PIPE = 1, PEND_DUP, PEND_OPEN, PEND_CLOSE_RANGE, PEND_SOCK, PEND_MSG, PEND_FS };
+enum { PEND_PIPE = 1, PEND_DUP, PEND_OPEN, PEND_CLOSE_RANGE, PEND_SOCK, PEND_MSG, PEND_FS, PEND_SETATTR };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -1013,7 +1014,15 @@ static __always_inline int on_ctime(struct inode *i)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct pending *p = bpf_map_lookup_elem(&pend, &tid);
-	if (!p || p->nr != PEND_FS)
+	if (!p)
+		return 0;
+	if (p->nr == PEND_SETATTR) {
+		/* an attribute change sets the ctime of its target only: the first one is it */
+		if (!p->ino1_ptr)
+			keep_inode(p, 1, i);
+		return 0;
+	}
+	if (p->nr != PEND_FS)
 		return 0;
 	struct hlist_node *first = BPF_CORE_READ(i, i_dentry.first);
 	if (!first) {
@@ -1135,3 +1144,133 @@ SYS_ENTER_FS(linkat, PROV_FS_LINK, ctx->args[0], ctx->args[1], ctx->args[2], ctx
 /* symlink(target, linkpath): path1 is the target text, path2 the new name */
 SYS_ENTER_FS(symlink, PROV_FS_SYMLINK, AT_FDCWD, ctx->args[0], AT_FDCWD, ctx->args[1], 0, 0)
 SYS_ENTER_FS(symlinkat, PROV_FS_SYMLINK, AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0)
+
+/* ---- attribute changes: chmod, chown, utimes, truncate ---- */
+
+#define UTIME_OMIT ((1l << 30) - 2)
+
+/* arg[0] dirfd or fd, arg[1] path (0: by fd), arg[2]/arg[3] values, arg[4] AT_* flags */
+static __always_inline void sa_enter(__u32 op, __s64 dirfd, __u64 path, __u64 a, __u64 b, __u64 flags)
+{
+	if (!wanted())
+		return;
+	struct pending *p = stash(PEND_SETATTR, op, dirfd, path, a, b);
+	if (p)
+		p->arg[4] = flags;
+}
+
+static __always_inline int sa_exit(long ret)
+{
+	struct pending p;
+	if (!unstash(PEND_SETATTR, &p) || ret != 0)
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+	struct prov_setattr *r = reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	fill_hdr(&r->h, PROV_K_SETATTR, sizeof(*r));
+	r->op = p.op;
+	r->dirfd = p.arg[0];
+	r->flags = p.arg[4];
+	r->raw[0] = 0;
+	r->dir.off = PROV_WALK_END;
+	r->dir.len = 0;
+	r->dir.truncated = 0;
+	r->dir._pad = 0;
+	struct inode *i = (struct inode *)p.ino1_ptr;
+	bool by_fd = !p.arg[1];
+	if (!by_fd && bpf_probe_read_user_str(r->raw, sizeof(r->raw), (void *)p.arg[1]) <= 1)
+		by_fd = true; /* "" with AT_EMPTY_PATH: the dirfd is the file */
+	if (by_fd) {
+		r->raw[0] = 0;
+		struct file *f = fd_file(t, p.arg[0]);
+		if (f) {
+			i = BPF_CORE_READ(f, f_inode);
+			walk_file(&r->dir, f);
+		}
+	} else {
+		walk_dirfd(&r->dir, t, p.arg[0]);
+	}
+	if (!(by_fd ? prefix_ok(&r->dir) : prefix_ok_raw(&r->dir, r->raw))) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	__builtin_memset(&r->file, 0, sizeof(r->file));
+	__u32 changed = 0;
+	switch (p.op) {
+	case PROV_SA_CHMOD: changed = PROV_SA_MODE; break;
+	case PROV_SA_CHOWN:
+		if ((__u32)p.arg[2] != (__u32)-1)
+			changed |= PROV_SA_UID;
+		if ((__u32)p.arg[3] != (__u32)-1)
+			changed |= PROV_SA_GID;
+		break;
+	case PROV_SA_UTIMES: changed = p.arg[2] ? PROV_SA_MTIME : 0; break;
+	case PROV_SA_TRUNCATE: changed = PROV_SA_SIZE | PROV_SA_MTIME; break;
+	}
+	if (i) {
+		changed |= PROV_SA_INODE;
+		inode_ref(i, &r->file.ino, &r->file.dev, &r->file.mode);
+		r->file.nlink = BPF_CORE_READ(i, __i_nlink);
+		r->mode = r->file.mode;
+		r->uid = BPF_CORE_READ(i, i_uid.val);
+		r->gid = BPF_CORE_READ(i, i_gid.val);
+		r->size = BPF_CORE_READ(i, i_size);
+		r->mtime_sec = BPF_CORE_READ(i, i_mtime_sec);
+		r->mtime_nsec = BPF_CORE_READ(i, i_mtime_nsec);
+		/* chown clears set-id bits: the mode changed too (ino1.mode is from before the change) */
+		if (p.op == PROV_SA_CHOWN && p.ino1_ptr && p.ino1.mode != r->mode)
+			changed |= PROV_SA_MODE;
+	} else {
+		/* not resolved: the values asked for (a file system that did not set its ctime) */
+		r->mode = p.op == PROV_SA_CHMOD ? p.arg[2] : 0;
+		r->uid = p.op == PROV_SA_CHOWN ? p.arg[2] : 0;
+		r->gid = p.op == PROV_SA_CHOWN ? p.arg[3] : 0;
+		r->size = p.op == PROV_SA_TRUNCATE ? p.arg[2] : 0;
+		r->mtime_sec = 0;
+		r->mtime_nsec = 0;
+		changed &= ~PROV_SA_MTIME;
+	}
+	r->changed = changed;
+	submit(r);
+	return 0;
+}
+
+/* Did a utimensat-style timespec[2] (or NULL: now) set the mtime? */
+static __always_inline __u64 ts_sets_mtime(__u64 times)
+{
+	if (!times)
+		return 1;
+	long nsec = 0;
+	bpf_probe_read_user(&nsec, sizeof(nsec), (void *)(times + 24));
+	return nsec != UTIME_OMIT;
+}
+
+#define SA_EXIT(name)                                                  \
+	SEC("tp/syscalls/sys_exit_" #name)                             \
+	int exit_##name(struct sys_exit_ctx *ctx) { return sa_exit(ctx->ret); }
+#define SA(name, op, dirfd, path, a, b, flags)                         \
+	SEC("tp/syscalls/sys_enter_" #name)                            \
+	int enter_##name(struct sys_enter_ctx *ctx)                    \
+	{                                                              \
+		sa_enter(op, dirfd, path, a, b, flags);                \
+		return 0;                                              \
+	}                                                              \
+	SA_EXIT(name)
+
+/* Only the arguments each syscall has are read (reading past them fails at attach). */
+SA(chmod, PROV_SA_CHMOD, AT_FDCWD, ctx->args[0], ctx->args[1], 0, 0)
+SA(fchmod, PROV_SA_CHMOD, (int)ctx->args[0], 0, ctx->args[1], 0, 0)
+SA(fchmodat, PROV_SA_CHMOD, (int)ctx->args[0], ctx->args[1], ctx->args[2], 0, 0)
+SA(fchmodat2, PROV_SA_CHMOD, (int)ctx->args[0], ctx->args[1], ctx->args[2], 0, ctx->args[3])
+SA(chown, PROV_SA_CHOWN, AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2], 0)
+SA(lchown, PROV_SA_CHOWN, AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2], 0x100 /* AT_SYMLINK_NOFOLLOW */)
+SA(fchown, PROV_SA_CHOWN, (int)ctx->args[0], 0, ctx->args[1], ctx->args[2], 0)
+SA(fchownat, PROV_SA_CHOWN, (int)ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], ctx->args[4])
+SA(utimensat, PROV_SA_UTIMES, (int)ctx->args[0], ctx->args[1], ts_sets_mtime(ctx->args[2]), 0, ctx->args[3])
+/* timeval / utimbuf: no "omit" value, NULL means now: the mtime is always set */
+SA(futimesat, PROV_SA_UTIMES, (int)ctx->args[0], ctx->args[1], 1, 0, 0)
+SA(utimes, PROV_SA_UTIMES, AT_FDCWD, ctx->args[0], 1, 0, 0)
+SA(utime, PROV_SA_UTIMES, AT_FDCWD, ctx->args[0], 1, 0, 0)
+SA(truncate, PROV_SA_TRUNCATE, AT_FDCWD, ctx->args[0], ctx->args[1], 0, 0)
+SA(ftruncate, PROV_SA_TRUNCATE, (int)ctx->args[0], 0, ctx->args[1], 0, 0)

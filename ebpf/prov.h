@@ -34,6 +34,7 @@ enum prov_kind {
 	PROV_K_MSG = 7,
 	PROV_K_FS = 8,
 	PROV_K_LOST = 9, /* written by the user-space drainer, never by BPF */
+	PROV_K_SETATTR = 10,
 };
 
 enum prov_fd_op {
@@ -53,6 +54,20 @@ enum prov_fs_op {
 	PROV_FS_LINK = 5,
 	PROV_FS_SYMLINK = 6,
 };
+
+enum prov_setattr_op {
+	PROV_SA_CHMOD = 1,       /* chmod, fchmod, fchmodat, fchmodat2 */
+	PROV_SA_CHOWN = 2,       /* chown, lchown, fchown, fchownat */
+	PROV_SA_UTIMES = 3,      /* utimensat (also futimens), futimesat, utimes, utime */
+	PROV_SA_TRUNCATE = 4,    /* truncate, ftruncate */
+};
+/* prov_setattr.changed bits */
+#define PROV_SA_MODE 1
+#define PROV_SA_UID 2
+#define PROV_SA_GID 4
+#define PROV_SA_SIZE 8
+#define PROV_SA_MTIME 16
+#define PROV_SA_INODE 32     /* mode/uid/gid/size/mtime were read from the inode at exit */
 
 /* Stats slots (per-CPU array "stats"). */
 enum prov_stat { PROV_STAT_EMITTED = 0, PROV_STAT_DROPPED = 1, PROV_STAT_MAX = 2 };
@@ -187,6 +202,29 @@ struct prov_fs {
 	char raw2[PROV_RAW];     /* new path as passed */
 	struct prov_walk dir1;   /* the directory raw1 is relative to (dirfd or cwd) */
 	struct prov_walk dir2;   /* the directory raw2 is relative to */
+};
+
+/*
+ * An attribute change, at syscall exit (success only). The target is named either by a path
+ * (raw, relative to dir: dirfd or cwd, joined by the decoder) or, for the f* variants and
+ * AT_EMPTY_PATH, by an fd (raw empty, dir = the walked path of the fd's file). The values are
+ * the inode's at exit (PROV_SA_INODE) or, when the inode was not resolved, the arguments.
+ */
+struct prov_setattr {        /* 1152 */
+	struct prov_hdr h;
+	__u32 op;
+	__u32 changed;       /* PROV_SA_* bits: which attributes the call set */
+	__s32 dirfd;         /* dirfd (AT_FDCWD for path-only calls) or the fd of an f* call */
+	__u32 flags;         /* AT_* flags (AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH) */
+	__u32 mode;          /* i_mode */
+	__u32 uid;
+	__u32 gid;
+	__u32 mtime_nsec;
+	__s64 size;
+	__s64 mtime_sec;
+	struct prov_inode file;
+	char raw[PROV_RAW];
+	struct prov_walk dir;
 };
 
 /* Settings fixed before load: the only variable in .rodata (the loader asserts its size). */

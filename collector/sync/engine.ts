@@ -21,8 +21,6 @@
  * Known limits (each would need the capture sources' help, see the sync report):
  * - Paths are matched as recorded. An operation made through another name for SRC (a symlink
  *   to it, a bind mount) is recorded under that name and not recognised as SRC's.
- * - eBPF records no chmod/chown/utimensat/truncate(path) yet: under eBPF a mode or time change
- *   made without opening the file for writing is not seen (provfs records them as setattr).
  * - Hard links are copied as separate files (like rsync without -H); devices, FIFOs and
  *   sockets are skipped and counted.
  */
