@@ -6,7 +6,7 @@
  */
 import { logger } from '../collector/log.js';
 import * as libc from './libc.js';
-import { E, Errno, O } from './libc.js';
+import { E, O } from './libc.js';
 import { FUSE_UNIQUE_RESEND,
   OP, OP_NAME, INIT, DEV_IOC, FOPEN, SIZE, ATTR, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION,
   FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
@@ -102,11 +102,36 @@ export class Dispatcher {
     } catch (e) {
       if (e instanceof libc.Errno) {
         if (h.opcode === OP.FORGET || h.opcode === OP.BATCH_FORGET || h.opcode === OP.INTERRUPT) return;
+        if ((h.unique & FUSE_UNIQUE_RESEND) !== 0n && this.finishResent(h, body, e.errno)) return;
         return this.error(e.errno);
       }
       log.error(`${OP_NAME[h.opcode] ?? h.opcode}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       this.error(E.EIO);
     }
+  }
+
+  /**
+   * A request the kernel resent after a crash (FUSE_NOTIFY_RESEND) may already have been carried
+   * out by the dead daemon, which died before replying: its caller never saw an answer. Its
+   * natural error then means "already done" (EEXIST for what creates a name, ENOENT for what
+   * removes one), so answer as the first attempt would have, instead of failing an application.
+   * Returns true when it replied.
+   */
+  private finishResent(h: InHeader, body: Buffer, errno: number): boolean {
+    const rule = RESENT_DONE[h.opcode];
+    if (!rule || rule.errno !== errno) return false;
+    if (rule.retryWithout !== undefined) {
+      // CREATE with O_EXCL: the file is the caller's own; open it.
+      const flags = body.readUInt32LE(0);
+      if (!(flags & rule.retryWithout)) return false;
+      body.writeUInt32LE(flags & ~rule.retryWithout, 0);
+      HANDLERS[h.opcode]!(this, h, body);
+    } else if (rule.nameAt === undefined) {
+      this.ok(0);
+    } else {
+      this.entry(this.fs.lookup(ctxOf(h), id(h), cname(body, rule.nameAt)[0]));
+    }
+    return true;
   }
 
   // ---- reply encoders ----
@@ -316,6 +341,17 @@ function xattrReply(d: Dispatcher, want: number, r: { size: number; value: Buffe
 }
 
 /** The handler table, keyed by opcode. */
+/** What a resent request's error means when the dead daemon already did it (see finishResent). */
+const RESENT_DONE: Partial<Record<number, { errno: number; nameAt?: number; retryWithout?: number }>> = {
+  [OP.CREATE]: { errno: E.EEXIST, retryWithout: O.EXCL },
+  [OP.MKDIR]: { errno: E.EEXIST, nameAt: SIZE.mkdir_in },
+  [OP.MKNOD]: { errno: E.EEXIST, nameAt: SIZE.mknod_in },
+  [OP.SYMLINK]: { errno: E.EEXIST, nameAt: 0 },
+  [OP.LINK]: { errno: E.EEXIST, nameAt: SIZE.link_in },
+  [OP.UNLINK]: { errno: E.ENOENT },
+  [OP.RMDIR]: { errno: E.ENOENT },
+};
+
 export const HANDLERS: Record<number, Handler> = {
   [OP.INIT]: (d, _h, b) => d.init(b),
   [OP.DESTROY]: (d) => d.ok(0),
@@ -383,19 +419,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.CREATE]: (d, h, b) => {
     const [name] = cname(b, SIZE.create_in);
-    const flags = b.readUInt32LE(0);
-    let made;
-    try {
-      made = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), flags, b.readUInt32LE(8));
-    } catch (e) {
-      // A resent exclusive create (FUSE_NOTIFY_RESEND after a crash) that finds the file: the
-      // dead daemon created it and died before replying. The caller never saw a reply, so this
-      // is its own file: open it instead of failing an application with EEXIST.
-      const resent = (h.unique & FUSE_UNIQUE_RESEND) !== 0n;
-      if (!(resent && flags & O.EXCL && e instanceof Errno && e.errno === E.EEXIST)) throw e;
-      made = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), flags & ~O.EXCL, b.readUInt32LE(8));
-    }
-    const { entry, opened } = made;
+    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0), b.readUInt32LE(8));
     d.writeEntry(SIZE.out_header, entry);
     d.writeOpen(SIZE.out_header + SIZE.entry_out, opened);
     d.ok(SIZE.entry_out + SIZE.open_out);
