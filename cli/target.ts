@@ -10,8 +10,13 @@ import type { GraphStore } from '../graph/store.js';
 
 const ID_PREFIXES = ['file:', 'proc:', 'pipe:', 'sock:', 'user:'];
 
+/** Does the user's text name a node id (rather than a path)? */
+export function isNodeId(text: string): boolean {
+  return ID_PREFIXES.some((p) => text.startsWith(p));
+}
+
 export async function resolveTarget(store: GraphStore, text: string, at?: number): Promise<GraphNode> {
-  if (ID_PREFIXES.some((p) => text.startsWith(p))) {
+  if (isNodeId(text)) {
     const details = await store.node(text);
     if (!details) throw new NotFoundError(`no node with id ${text} in ${store.url}`);
     return details.node;

@@ -7,7 +7,7 @@ import type { ProvConfig } from '../config.js';
 import { openStore } from '../../graph/open.js';
 import type { LineageOptions, Subgraph } from '../../graph/store.js';
 import { renderLineage } from '../render.js';
-import { resolveTarget } from '../target.js';
+import { isNodeId, resolveTarget } from '../target.js';
 import { parseTime } from '../time.js';
 
 export interface LineageFlags {
@@ -40,7 +40,7 @@ export async function queryLineage(cfg: ProvConfig, target: string, flags: Linea
   try {
     const node = await resolveTarget(store, target);
     const graph = direction === 'up' ? await store.ancestors(node.id, q) : await store.descendants(node.id, q);
-    const asked = /^(file|proc|pipe|sock|user):/.test(target) ? undefined : resolve(target);
+    const asked = isNodeId(target) ? undefined : resolve(target);
     return { rootId: node.id, asked, direction, graph };
   } finally {
     await store.close();

@@ -12,18 +12,8 @@ import { openJournalReader } from './reader.js';
 import { verifyJournal } from './verify.js';
 import { listSegments } from './segments.js';
 import { sampleEvent, anySampleEvent } from './samples.js';
+import { rng } from '../../test/rng.js';
 
-/** mulberry32: a small seeded PRNG so a failure can be replayed from the printed seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const SEED = Number(process.env.PROV_FUZZ_SEED ?? 20261121);
 const rand = rng(SEED);
 const int = (n: number) => Math.floor(rand() * n);

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { ebpfDecoders } from '../../ebpf/capture.js';
@@ -15,32 +15,12 @@ import { mountProvfs, type ProvfsMount } from '../../kernel/daemon.js';
 import { JournalFeed } from './journalfeed.js';
 import { syncOnce, type SyncOptions, type SyncResult } from './engine.js';
 import { treeDiff, treeHash } from './treehash.js';
+import { startCaptureChild, stopCaptureChild } from './capture-child.js';
 
 process.env.PROV_LOG ??= 'warn';
 const run = promisify(execFile);
 const RUNNER = fileURLToPath(new URL('./workload-run.js', import.meta.url));
-const CAPTURE = fileURLToPath(new URL('./capture-run.js', import.meta.url));
 
-/** eBPF capture in a child process; resolves once it is attached and draining. */
-function startCapture(journal: string, pinDir: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CAPTURE, journal, pinDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    c.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-    c.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(c); });
-    c.on('exit', (code) => reject(new Error(`eBPF capture did not start (exit ${code}): ${err.trim()}`)));
-  });
-}
-
-/** Stop a capture child (detach, drain, close the journal) and wait for it. */
-function stopCapture(c: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (c.exitCode !== null) return resolve();
-    c.removeAllListeners('exit');
-    c.on('exit', () => resolve());
-    c.kill('SIGTERM');
-  });
-}
 const HASH = { mtimes: true, dirMtimes: true };
 /**
  * Attribute changes alone: directory renames in the full mix make sync compare whole subtrees,
@@ -85,7 +65,7 @@ describe('sync under real eBPF capture', () => {
     try {
       // No pathPrefix: the eBPF prefix filter judges an absolute path by the caller's working
       // directory and drops operations on SRC made from elsewhere (reported to the ebpf area).
-      const start = (): Promise<ChildProcess> => startCapture(journal, pinDir);
+      const start = (): Promise<ChildProcess> => startCaptureChild(journal, pinDir);
       cap = await start();
       const opts: SyncOptions = { src, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 3000 };
       await workload(src, 100, 0, ['--populate', '12', '150']);
@@ -104,7 +84,7 @@ describe('sync under real eBPF capture', () => {
       assert.ok(attrs.relevant > 0, 'setattr records under SRC were used');
       assertSame(src, dst, 'chmod/touch only');
       // Capture stops: the changes made meanwhile are in no record.
-      await stopCapture(cap);
+      await stopCaptureChild(cap);
       cap = null;
       await workload(src, 104, 100);
       expectMode(await syncOnce(opts), 'full', 'capture not running', /probe/);
@@ -120,7 +100,7 @@ describe('sync under real eBPF capture', () => {
       assertSame(src, dst, 'after the restart');
     } finally {
       await feed.close();
-      if (cap) await stopCapture(cap);
+      if (cap) await stopCaptureChild(cap);
       fs.rmSync(base, { recursive: true, force: true });
     }
   });

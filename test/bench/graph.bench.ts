@@ -17,6 +17,7 @@ import { openSqliteStore, type SqliteGraphStore } from '../../graph/sqlite/store
 import type { IngestBatch } from '../../graph/model.js';
 import { DEFAULT_SHAPE, generateBuildGraph, type BuildGraphShape, type GeneratedGraph } from './graph-gen.js';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
+import { printResult } from './standalone.js';
 
 interface Timed { wall: number; cpu: number }
 
@@ -331,10 +332,5 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const result = await run({ quick: process.argv.includes('--quick') });
-  for (const r of result.rows) {
-    const base = r.baseline === null ? '' : ` | baseline ${r.baseline} ${r.unit} (${r.baselineName}) | ratio ${r.ratio}`;
-    console.log(`${r.figure}: ${r.prov} ${r.unit}${base}${r.note ? ` | ${r.note}` : ''}`);
-  }
-  console.log(`peak RSS MiB: ${JSON.stringify(result.memory)}`);
-  console.log(JSON.stringify(result));
+  printResult(result);
 }

@@ -22,6 +22,7 @@ import { driver4, freshStore } from '../neo4j/fixture.js';
 import { Neo4jTestServer } from '../neo4j/server.js';
 import { DEFAULT_SHAPE, generateBuildGraph, type BuildGraphShape, type GeneratedGraph } from './graph-gen.js';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
+import { printResult } from './standalone.js';
 
 const round = (x: number, d = 2): number => Number(x.toFixed(d));
 const fmt = (n: number): string => n.toLocaleString('en');
@@ -204,10 +205,5 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const result = await run({ quick: process.argv.includes('--quick') });
-  for (const r of result.rows) {
-    const base = r.baseline === null ? '' : ` | baseline ${r.baseline} ${r.unit} (${r.baselineName}) | ratio ${r.ratio}`;
-    console.log(`${r.figure}: ${r.prov} ${r.unit}${base}${r.note ? ` | ${r.note}` : ''}`);
-  }
-  console.log(`peak RSS MiB: ${JSON.stringify(result.memory)}`);
-  console.log(JSON.stringify(result));
+  printResult(result);
 }

@@ -19,7 +19,7 @@
  * Run alone: node dist/test/bench/sync.bench.js [--quick]   (needs root: eBPF)
  */
 import * as fs from 'node:fs';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
@@ -32,10 +32,10 @@ import { treeHash } from '../../collector/sync/treehash.js';
 import { Workload } from '../../collector/sync/workload.js';
 import { mountProvfs, type ProvfsMount } from '../../kernel/daemon.js';
 import { excludePid } from '../../ebpf/loader.js';
+import { startCaptureChild, stopCaptureChild } from '../../collector/sync/capture-child.js';
 
 const exec = promisify(execFile);
 const RUNNER = fileURLToPath(new URL('../../collector/sync/workload-run.js', import.meta.url));
-const CAPTURE = fileURLToPath(new URL('../../collector/sync/capture-run.js', import.meta.url));
 const MUTATION_ONLY = ['--without', 'create,truncate,chmod,renameOver,renameDir,deleteDir,mkdir,symlink,tempSave,tempDiscard,touch'];
 /**
  * provfs (in this process) keeps a descriptor per file it has looked up: a 100,000-file tree
@@ -59,24 +59,6 @@ const RSYNC_ARGS: Record<Exclude<Tool, 'prov'>, string[]> = {
   'rsync-c': ['-a', '--delete', '--checksum'],
 };
 
-function startCapture(journal: string, pinDir: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CAPTURE, journal, pinDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    c.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-    c.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(c); });
-    c.on('exit', (code) => reject(new Error(`eBPF capture did not start (exit ${code}): ${err.trim()}`)));
-  });
-}
-
-function stopCapture(c: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (c.exitCode !== null) return resolve();
-    c.removeAllListeners('exit');
-    c.on('exit', () => resolve());
-    c.kill('SIGTERM');
-  });
-}
 
 const secs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
@@ -98,7 +80,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
   let mount: ProvfsMount | null = null;
   const pinDir = `/sys/fs/bpf/prov-sync-bench-${process.pid}`;
   if (capture === 'ebpf') {
-    cap = await startCapture(journal, pinDir);
+    cap = await startCaptureChild(journal, pinDir);
     // The bench's own reads (tree hashing) are not part of what a user's journal would hold.
     // prov sync's barrier probe runs as a child process, so it is still recorded.
     excludePid(process.pid, pinDir);
@@ -152,7 +134,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
     }
   } finally {
     await feed.close();
-    if (cap) await stopCapture(cap);
+    if (cap) await stopCaptureChild(cap);
     if (mount) await mount.stop({ lazy: true });
   }
   return results;

@@ -8,6 +8,7 @@
  * last seq in it: exactly what a collector would hand to a store.
  */
 import { emptyBatch, fileVersionId, processId, type IngestBatch } from '../../graph/model.js';
+import { rng } from '../rng.js';
 
 export interface SynthOptions {
   /** Total edges to produce (rounded up to whole processes). */
@@ -23,17 +24,6 @@ export interface SynthOptions {
   sources?: number;
 }
 
-/** mulberry32: small, seeded, good enough to pick inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The batches, lazily (a million edges never sit in memory at once). */
 export function* synthBatches(o: SynthOptions): Generator<IngestBatch> {
