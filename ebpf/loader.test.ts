@@ -122,7 +122,9 @@ test('without CAP_BPF, prov capture start says so in one line and exits 4', () =
   const code = `import(${JSON.stringify(cli)}).then(async (m) => { process.exitCode = await m.default('start', { journal: '/tmp/prov-nocap-journal', pinDir: ${JSON.stringify(pinDir)}, stateDir: '/tmp/prov-nocap-state' }); })`;
   let status = 0, stderr = '';
   try {
-    execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '-e', code], { encoding: 'utf8', stdio: 'pipe' });
+    // Root with every capability gone (bounding set emptied): no CAP_BPF, yet the checkout
+    // stays readable wherever it is (an unprivileged uid may not enter it).
+    execFileSync('setpriv', ['--bounding-set=-all', '--inh-caps=-all', process.execPath, '-e', code], { encoding: 'utf8', stdio: 'pipe' });
   } catch (e) {
     const err = e as { status: number; stderr: string };
     status = err.status;

@@ -25,8 +25,8 @@ function requireFuse(): void {
 
 /** Run the scenario in `dir` as `uid` and parse its report. */
 function scenario(dir: string, uid: number): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [SCENARIO, dir], {
-    uid, gid: uid, encoding: 'utf8', timeout: 120_000, cwd: '/', env: { ...process.env, HOME: '/' },
+  const r = spawnSync(process.execPath, [SCENARIO, dir, '--as', String(uid)], {
+    encoding: 'utf8', timeout: 120_000, cwd: '/', env: { ...process.env, HOME: '/' },
   });
   assert.equal(r.status, 0, `scenario in ${dir} as uid ${uid} failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Record<string, unknown>;

@@ -14,6 +14,16 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as libc from '../../kernel/libc.js';
 
+// Started as root so it can load its modules wherever the checkout is (even in a directory
+// only root may enter); it becomes the user under test (`--as UID`) before touching any file.
+const asUser = process.argv.indexOf('--as');
+if (asUser > 0) {
+  const id = Number(process.argv[asUser + 1]);
+  process.setgroups!([]);
+  process.setgid!(id);
+  process.setuid!(id);
+}
+
 type Outcome = unknown;
 const results: Record<string, Outcome> = {};
 const uid = process.getuid!();
