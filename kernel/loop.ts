@@ -22,6 +22,7 @@ import { Recorder } from './recorder.js';
 import { EventRing } from './eventring.js';
 import { NodeLog, type NodeLogContents } from './nodelog.js';
 import { warmRequestPath } from './warmup.js';
+import { SnapshotWriter, readSnapshot } from './snapshot.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
 import { SIZE, NOTIFY } from './protocol.js';
 import { logger } from '../collector/log.js';
@@ -50,7 +51,8 @@ export interface LoopConfig {
    * changes since its snapshot to the successor (state version 2), then wait for [3]: 1 handed
    * over (end), 2 serve again. [1] = 1 releases a warm successor waiting for its transfer.
    * [2] = 1 asks for a snapshot (the {@link SnapshotRequest} comes as a message) and starts
-   * tracking changes; [2] = 3 stops tracking (the upgrade was abandoned).
+   * tracking changes; [2] = 3 stops tracking (the upgrade was abandoned); [2] = 4 (state version
+   * 3) sends the changes so far to the successor ahead of the quiesce and tracks anew.
    */
   control: SharedArrayBuffer;
   /** Resume from a state file this process wrote (after a rejected upgrade: same fds). */
@@ -79,19 +81,28 @@ export interface TransferMessage {
    * predecessor's last word (a {@link Delta}, written at quiesce) and serves.
    */
   fifo?: string;
+  /** 3: the snapshot is {@link SnapshotWriter}'s binary form and catch-up deltas may precede the last. */
+  version?: 2 | 3;
 }
 
 /** Sent to a serving loop with control word [2] = 1: where to write the snapshot, where the delta goes. */
 export interface SnapshotRequest {
   statePath: string;
   fifo: string;
+  /** 3: write the binary snapshot in slices between requests (see kernel/snapshot). */
+  version?: 2 | 3;
 }
 
 /** The predecessor's last word in state version 2, through the FIFO (length-prefixed v8). */
 export interface Delta {
-  version: 2;
+  version: 2 | 3;
   table: NodeTableDelta;
+  /** State version 3: a catch-up while the predecessor serves on; more deltas follow. */
+  more?: boolean;
 }
+
+/** CLOCK_MONOTONIC ns now. */
+const nowNs = (): number => Number(process.hrtime.bigint());
 
 /** Write `payload` (length-prefixed) to the successor's FIFO; fails at once when nobody reads it. */
 function writeDelta(fifo: string, payload: Buffer): void {
@@ -154,11 +165,14 @@ function readState(path: string): TransferState {
 /** Messages from the worker. */
 export type LoopMessage =
   | { type: 'warm' }
-  | { type: 'ready'; passthrough: boolean; minor: number; /** CLOCK_MONOTONIC ns when the loop began to read. */ at: number; devFd: number; rootFd: number }
+  | { type: 'ready'; passthrough: boolean; minor: number; /** CLOCK_MONOTONIC ns when the loop began to read. */ at: number; devFd: number; rootFd: number;
+      /** A successor: CLOCK_MONOTONIC ns when the last delta was read and when it was applied. */ deltaIn?: number; applied?: number }
   | { type: 'rejected'; reason: string }
   | { type: 'events'; events: ProvEvent[] }
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
-  | { type: 'quiesced'; statePath: string; fds: number[]; version: number; /** version 2: the delta could not be written. */ failed?: string }
+  | { type: 'quiesced'; statePath: string; fds: number[]; version: number; /** version 2: the delta could not be written. */ failed?: string;
+      /** CLOCK_MONOTONIC ns: the loop saw the request (after the request in hand), built the delta, wrote it. */ seen?: number; built?: number; written?: number }
+  | { type: 'caught-up'; /** Nodes and handles in a catch-up delta (state version 3); on the successor's side, applied. */ nodes: number; handles: number }
   | { type: 'snapshot'; statePath: string }
   | { type: 'prepared' }
   | { type: 'answered'; /** CLOCK_MONOTONIC ns when a successor wrote its first reply. */ at: number };
@@ -186,6 +200,8 @@ interface Precopy {
   devFd: number;
   pidfd: number;
   fifoFd: number;
+  /** The state version of the handover (2 or 3). */
+  version: 2 | 3;
 }
 
 /**
@@ -198,7 +214,7 @@ function prepareFromSnapshot(t: TransferMessage, post: (m: LoopMessage) => void)
   const fetched: number[] = [];
   try {
     fifoFd = libc.open(t.fifo!, libc.O.RDWR | libc.O.CLOEXEC);
-    const st = readState(t.statePath);
+    const st = t.version === 3 ? readSnapshot(t.statePath) : readState(t.statePath);
     if (st.version !== 1) throw new Error(`snapshot table version ${String(st.version)} is not 1`);
     pidfd = libc.pidfdOpen(t.oldPid);
     devFd = libc.pidfdGetfd(pidfd, st.devFd);
@@ -212,12 +228,31 @@ function prepareFromSnapshot(t: TransferMessage, post: (m: LoopMessage) => void)
       }
     }, true);
     log.debug(`snapshot of ${st.table.nodes.length} nodes copied in ${(performance.now() - t0).toFixed(1)} ms`);
-    return { state: st, table, devFd, pidfd, fifoFd };
+    return { state: st, table, devFd, pidfd, fifoFd, version: t.version ?? 2 };
   } catch (e) {
     for (const fd of fetched) libc.close(fd);
     for (const fd of [devFd, pidfd, fifoFd]) if (fd >= 0) libc.close(fd);
     post({ type: 'rejected', reason: (e as Error).message });
     return null;
+  }
+}
+
+/**
+ * Apply a catch-up delta (state version 3) while the predecessor still serves: an fd it closed
+ * since (a node forgotten, a handle released) cannot be copied and stays -1 — the next delta
+ * says the node or handle is gone (ids are never reused, and a node keeps its fd for life), so
+ * the last delta, taken with the predecessor quiesced, leaves none behind (applyDelta checks
+ * that then). Directory offsets are left alone: the predecessor's fds share them and it may be
+ * listing those directories right now; the last delta sets them.
+ */
+function applyCatchUp(table: NodeTable, d: NodeTableDelta, pidfd: number): void {
+  for (const h of d.handles) delete h.dirPos;
+  try {
+    table.applyDelta(d, (fd) => { try { return libc.pidfdGetfd(pidfd, fd); } catch { return -1; } });
+  } catch (e) {
+    // applyDelta's last step checks that no fd is missing, after the table is updated: here
+    // that is expected (see above), anything else is not.
+    if (!/was not handed over/.test((e as Error).message)) throw e;
   }
 }
 
@@ -341,13 +376,24 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     (globalThis as { gc?: () => void }).gc?.();
     unboost = boost();
     post({ type: 'prepared' });
-    let delta: Delta;
+    let deltaIn = 0, applied = 0;
+    const want = precopy.version;
     try {
-      delta = readDelta(precopy.fifoFd);
-      log.debug(`delta in at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic): ${delta.table.nodes.length} nodes, ${delta.table.counts.length / 2} counts, ${delta.table.gone.length} gone, ${delta.table.handles.length} handles`);
-      if (delta.version !== 2) throw new Error(`delta version ${String(delta.version)} is not 2`);
-      fs.nodes.applyDelta(delta.table, (fd) => libc.pidfdGetfd(precopy!.pidfd, fd));
-      log.debug(`delta applied at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
+      for (;;) {
+        const delta = readDelta(precopy.fifoFd);
+        deltaIn = nowNs();
+        log.debug(`delta in at ${(deltaIn / 1e6).toFixed(1)} ms (monotonic): ${delta.table.nodes.length} nodes, ${delta.table.counts.length / 2} counts, ${delta.table.gone.length} gone, ${delta.table.handles.length} handles${delta.more ? ' (catch-up)' : ''}`);
+        if (delta.version !== want) throw new Error(`delta version ${String(delta.version)} is not ${want}`);
+        if (delta.more && want < 3) throw new Error('a catch-up delta in state version 2');
+        if (delta.more) applyCatchUp(fs.nodes, delta.table, precopy.pidfd);
+        else fs.nodes.applyDelta(delta.table, (fd) => libc.pidfdGetfd(precopy!.pidfd, fd));
+        applied = nowNs();
+        if (!delta.more) break;
+        // A catch-up while the predecessor serves on: collect its garbage now, not in the stall.
+        (globalThis as { gc?: () => void }).gc?.();
+        post({ type: 'caught-up', nodes: delta.table.nodes.length, handles: delta.table.handles.length });
+      }
+      log.debug(`delta applied at ${(applied / 1e6).toFixed(1)} ms (monotonic)`);
     } catch (e) {
       post({ type: 'rejected', reason: (e as Error).message });
       void slow.terminate();
@@ -356,7 +402,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       libc.close(precopy.fifoFd);
       libc.close(precopy.pidfd);
     }
-    post({ type: 'ready', passthrough: precopy.state.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
+    post({ type: 'ready', passthrough: precopy.state.passthrough, minor: d.negotiated.minor, at: nowNs(), devFd, rootFd: fs.nodes.get(1).fd, deltaIn, applied });
   } else if (state) {
     d.negotiated = state.negotiated;
     // Re-arm passthrough on the same connection: backing ids belong to it and survive.
@@ -389,6 +435,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
   };
   let snapshotFifo: string | null = null;
+  let snapshotVersion: 2 | 3 = 2;
+  let snapWriter: SnapshotWriter | null = null;
   let firstAnswer = Boolean(state || precopy);
   let handedOverV2 = false;
   for (;;) {
@@ -403,32 +451,74 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
           fs.nodes.startTracking();
           v8.serialize(fs.nodes.delta()); // compiled now, not at quiesce
           snapshotFifo = req.fifo;
-          writeState(req.statePath, { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd });
-          post({ type: 'snapshot', statePath: req.statePath });
+          snapshotVersion = req.version ?? 2;
+          if (snapshotVersion === 3) {
+            // Records taken now, encoded and written a slice at a time between requests (below).
+            const st = fs.updatePrepare();
+            snapWriter = new SnapshotWriter(req.statePath, { mode: st.mode, passthrough: st.passthrough, negotiated: d.negotiated!, devFd }, st.table);
+          } else {
+            writeState(req.statePath, { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd });
+            post({ type: 'snapshot', statePath: req.statePath });
+          }
         }
       } else if (cmd === 3) {
         unboost?.();
         unboost = null;
         fs.nodes.stopTracking();
         snapshotFifo = null;
+        snapWriter?.abort();
+        snapWriter = null;
+      } else if (cmd === 4 && snapshotFifo && fs.nodes.tracking && !snapWriter) {
+        // State version 3: the changes so far, to the successor while we serve on; track anew.
+        const delta: Delta = { version: 3, table: fs.nodes.delta(), more: true };
+        fs.nodes.startTracking();
+        let ok = true;
+        try {
+          writeDelta(snapshotFifo, v8.serialize(delta));
+        } catch (e) {
+          log.warn(`catch-up delta not written: ${(e as Error).message}`);
+          ok = false;
+        }
+        // -1: not written (the successor is gone); the main thread abandons the upgrade.
+        post({ type: 'caught-up', nodes: ok ? delta.table.nodes.length : -1, handles: ok ? delta.table.handles.length : -1 });
+      }
+    }
+    if (snapWriter) {
+      // Slices of the snapshot while no request waits; one slice between requests otherwise.
+      let done: boolean;
+      try {
+        do done = snapWriter.step(0.3); while (!done && libc.pollIn([devFd], 0).length === 0);
+      } catch (e) {
+        log.warn(`snapshot not written: ${(e as Error).message}`);
+        snapWriter.abort();
+        done = true;
+      }
+      if (done) {
+        log.debug(`snapshot written in ${snapWriter.slices} slices`);
+        post({ type: 'snapshot', statePath: snapWriter.path });
+        snapWriter = null;
       }
     }
     const q = Atomics.load(control, 0);
     if (q === 2) {
       // State version 2, last part: the changes since the snapshot, straight to the successor's loop.
       let failed: string | undefined;
+      let seen = 0, built = 0, written = 0;
       try {
-        if (!snapshotFifo || !fs.nodes.tracking) throw new Error('no snapshot was taken');
-        const seen = Number(process.hrtime.bigint());
-        const delta: Delta = { version: 2, table: fs.nodes.delta() };
-        writeDelta(snapshotFifo, v8.serialize(delta));
-        log.debug(`quiesce seen at ${(seen / 1e6).toFixed(1)}, delta written at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
+        seen = nowNs();
+        if (!snapshotFifo || !fs.nodes.tracking || snapWriter) throw new Error('no snapshot was taken');
+        const delta: Delta = { version: snapshotVersion, table: fs.nodes.delta() };
+        const payload = v8.serialize(delta);
+        built = nowNs();
+        writeDelta(snapshotFifo, payload);
+        written = nowNs();
+        log.debug(`quiesce seen at ${(seen / 1e6).toFixed(1)}, delta written at ${(written / 1e6).toFixed(1)} ms (monotonic)`);
       } catch (e) {
         failed = e instanceof libc.Errno && e.errno === E.ENXIO ? 'the successor is gone (nobody reads the handover FIFO)' : (e as Error).message;
       }
       // The table's fds are closed by this thread once handed over (below): none to list here,
       // and no work competing with the successor for the CPU inside the stall.
-      post({ type: 'quiesced', statePath: '', fds: [], version: 2, failed });
+      post({ type: 'quiesced', statePath: '', fds: [], version: snapshotVersion, failed, seen, built, written });
       while (Atomics.load(control, 3) === 0) Atomics.wait(control, 3, 0);
       const verdict = Atomics.load(control, 3);
       Atomics.store(control, 3, 0);

@@ -27,6 +27,12 @@ const c = new Int32Array(workerData.control);
 while (Atomics.load(c, 0) === 0) Atomics.wait(c, 0, 0, 60000);
 try { statfsSync(workerData.path); } catch {}`;
 
+/** A catch-up delta (state version 3): how many node records and handles it carried. */
+export type CaughtUp = Extract<LoopMessage, { type: 'caught-up' }>;
+
+/** A successor loop's first read: when (CLOCK_MONOTONIC ns), and when its last delta came and was applied. */
+export interface Resumed { at: number; deltaIn?: number; applied?: number }
+
 /** What the loop served, when it ended. */
 export interface StopInfo {
   /** 'unmounted', 'upgraded', or what went wrong. */
@@ -63,6 +69,8 @@ export class Serving {
   private onQuiesced: ((q: Quiesced) => void) | null = null;
   private handedOver = false;
   private onSnapshot: ((statePath: string) => void) | null = null;
+  /** A catch-up delta written (old loop) or applied (successor's loop); see {@link catchUp}. */
+  onCaughtUp: ((m: CaughtUp) => void) | null = null;
   /** Waits on control word [0] and nudges the loop with a STATFS (see {@link snapshot}). */
   private nudger: Worker | null = null;
   /** Fails a pending quiesce or snapshot when the loop ends first (e.g. the file system was unmounted). */
@@ -109,6 +117,7 @@ export class Serving {
         else if (m.type === 'quiesced') { this.onQuiesced?.(m); this.onQuiesced = null; }
         else if (m.type === 'answered') { this.firstAnswerAt = m.at; this.onAnswered?.(); this.onAnswered = null; }
         else if (m.type === 'snapshot') { this.onSnapshot?.(m.statePath); this.onSnapshot = null; }
+        else if (m.type === 'caught-up') this.onCaughtUp?.(m);
       });
       worker.on('error', (e) => {
         log.error(`request loop failed: ${e.stack ?? e.message}`);
@@ -204,6 +213,22 @@ export class Serving {
     return got;
   }
 
+  /**
+   * State version 3, between the snapshot and the quiesce: the loop sends the changes so far to
+   * the successor's FIFO while it serves on, and tracks anew; resolves with their size once
+   * written. The next delta (another catch-up, or the last one inside the stall) is smaller.
+   */
+  catchUp(nudgePath: string): Promise<CaughtUp> {
+    if (!this.worker) return Promise.reject(new Error('the request loop is not running'));
+    const got = new Promise<CaughtUp>((res, rej) => {
+      this.onCaughtUp = (m) => { this.onCaughtUp = null; res(m); };
+      this.onLoopGone = rej;
+    });
+    Atomics.store(this.ctl, 2, 4);
+    statfs(nudgePath, () => { /* wakes a loop blocked in read(2) */ });
+    return got;
+  }
+
   /** The upgrade was abandoned before the handover: stop tracking changes. */
   stopTracking(): void {
     this.nudger?.terminate().catch(() => undefined);
@@ -231,15 +256,15 @@ export class Serving {
     return p;
   }
 
-  /** Resolves with the CLOCK_MONOTONIC ns at which a precopied successor loop began to serve. */
-  awaitServing(): Promise<number> {
+  /** Resolves when a precopied successor loop began to serve: when, and its last delta's timings. */
+  awaitServing(): Promise<Resumed> {
     const w = this.worker;
     if (!w) return Promise.reject(new Error('no warm loop'));
     return this.until(w, 'ready').then((m) => {
       const r = m as Extract<LoopMessage, { type: 'ready' }>;
       this.passthrough = r.passthrough;
       this.adoptFds(r.devFd, r.rootFd);
-      return r.at;
+      return { at: r.at, deltaIn: r.deltaIn, applied: r.applied };
     });
   }
 

@@ -43,8 +43,10 @@ test('upgrade plain → prov → prov under a workload: no errors, data intact, 
   const w = startWorkload(mnt, pids);
   await w.started;
   await sleep(300);
-  const r1 = await m.upgrade({ mode: 'prov', journalDir });
+  // State version 2 here (a successor of the previous build reads no 3); the next handover uses 3.
+  const r1 = await m.upgrade({ mode: 'prov', journalDir, stateVersion: 2 });
   assert.equal(r1.ok, true, `plain → prov failed: ${r1.reason}`);
+  assert.equal(r1.stateVersion, 2);
   pids.push(r1.pid!);
   const end1 = await m.done;
   assert.equal(end1.reason, 'upgraded', 'the old daemon ends once the successor serves');
@@ -216,7 +218,13 @@ test('upgrade with thousands of nodes under a workload and table churn: data by 
   await sleep(300);
   const r1 = await m.upgrade({ mode: 'prov', journalDir });
   assert.equal(r1.ok, true, `plain → prov failed: ${r1.reason}`);
-  assert.equal(r1.stateVersion, 2, 'the table was copied ahead (state version 2)');
+  assert.equal(r1.stateVersion, 3, 'the table was written in slices and copied ahead (state version 3)');
+  const ph = r1.phases!;
+  assert.ok(ph.catchUps.length >= 1, 'at least one catch-up delta went ahead of the stall');
+  // Causal order only (each step needs the one before); `written` is stamped after the write returns, maybe after the successor read it.
+  const order = [ph.seen, ph.built, ph.deltaIn, ph.applied, ph.serving];
+  assert.ok(order.every((x) => typeof x === 'number'), `every phase inside the stall is timed: ${JSON.stringify(ph)}`);
+  for (let i = 1; i < order.length; i++) assert.ok(order[i]! >= order[i - 1]!, `phases in order: ${JSON.stringify(ph)}`);
   pids.push(r1.pid!);
   assert.equal((await m.done).reason, 'upgraded');
   await sleep(300);

@@ -38,7 +38,9 @@ import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from 
 const log = logger('upgrade');
 
 /** State format versions this build writes and reads. */
-export const STATE_VERSIONS = [1, 2] as const;
+export const STATE_VERSIONS = [1, 2, 3] as const;
+/** State version 3: catch-up rounds at most, and the delta size (node records) that is small enough to stop early. */
+const CATCH_UP_ROUNDS = 3, CATCH_UP_ENOUGH = 32;
 const MAX_WRITE = 1 << 20;
 
 export interface UpgradeOptions {
@@ -49,6 +51,8 @@ export interface UpgradeOptions {
   journalDir?: string;
   /** Give up when the successor is not warm after this long (default 15 s). */
   timeoutMs?: number;
+  /** The highest state version to write (default: the highest both builds know). */
+  stateVersion?: number;
 }
 
 export interface UpgradeReport {
@@ -67,18 +71,38 @@ export interface UpgradeReport {
    * on an idle file system it includes waiting for a request.
    */
   firstAnswerMs?: number;
-  /** The state version used (1: whole state inside the stall; 2: snapshot ahead, changes inside). */
+  /**
+   * The state version used (1: whole state inside the stall; 2: snapshot ahead, changes inside;
+   * 3: binary snapshot written in slices, catch-up deltas ahead, the last changes inside).
+   */
   stateVersion?: number;
+  /** Where the time went (state versions 2 and 3). */
+  phases?: UpgradePhases;
+}
+
+/**
+ * The phases of a handover, in ms. Inside the stall, each measured from the moment the old loop
+ * was asked to stop reading (CLOCK_MONOTONIC in both processes): the old loop `seen` it (after
+ * the request in hand), `built` the delta, `written` it to the FIFO; the successor's loop read it
+ * (`deltaIn`), `applied` it, began to read requests (`serving` = the stall) and wrote its first
+ * reply (`firstReply`). Before the stall: the snapshot written while serving, copied by the
+ * successor, and each catch-up round (written + applied) with its size.
+ */
+export interface UpgradePhases {
+  seen?: number; built?: number; written?: number; deltaIn?: number; applied?: number; serving?: number; firstReply?: number;
+  snapshotMs: number; copyMs: number;
+  catchUps: Array<{ ms: number; nodes: number; handles: number }>;
 }
 
 /** Messages between the old daemon and its successor (IPC channel). */
 type ToSuccessor =
   | { type: 'transfer'; oldPid: number; statePath: string }
-  | { type: 'precopy'; oldPid: number; statePath: string; fifo: string }
+  | { type: 'precopy'; oldPid: number; statePath: string; fifo: string; /** 3: binary snapshot, catch-ups may follow. */ version?: 2 | 3 }
   | { type: 'journal-closed' };
 type FromSuccessor =
   | { type: 'warm'; pid: number; stateVersions: number[] }
-  | { type: 'resumed'; /** CLOCK_MONOTONIC ns when the successor's loop began to read. */ at: number }
+  | { type: 'resumed'; /** CLOCK_MONOTONIC ns when the successor's loop began to read. */ at: number; /** ns: last delta read, applied. */ deltaIn?: number; applied?: number }
+  | { type: 'caught-up'; nodes: number; handles: number }
   | { type: 'rejected'; reason: string }
   | { type: 'prepared' }
   | { type: 'settled'; /** CLOCK_MONOTONIC ns of the successor's first reply, when there was one. */ answeredAt?: number };
@@ -129,7 +153,10 @@ export async function upgradeConnection(
   if (!versions.some((v) => (STATE_VERSIONS as readonly number[]).includes(v))) {
     return giveUp(`successor reads state versions ${versions.join(',')}; this daemon writes ${STATE_VERSIONS.join(',')}`);
   }
-  if (versions.includes(2)) return upgradeV2(serving, d, o, child, warmMs, giveUp);
+  const most = o.stateVersion ?? Infinity;
+  if (versions.includes(3) && most >= 3) return upgradeV2(serving, d, o, child, warmMs, giveUp, 3);
+  if (versions.includes(2) && most >= 2) return upgradeV2(serving, d, o, child, warmMs, giveUp, 2);
+  if (!versions.includes(1)) return giveUp(`successor reads state versions ${versions.join(',')}; asked for at most ${most}`);
   // ---- stall begins ----
   const q0 = performance.now();
   const q0ns = Number(process.hrtime.bigint());
@@ -161,10 +188,14 @@ export async function upgradeConnection(
   return finishHandover(serving, d, o, child, q, q0ns, stallMs, warmMs);
 }
 
-/** State version 2: snapshot and fds copied ahead, only the changes inside the stall. */
+/**
+ * State versions 2 and 3: snapshot and fds copied ahead, only the changes inside the stall.
+ * Version 3 writes the snapshot in slices between requests and, once the successor copied it,
+ * sends catch-up deltas while serving on, so the last delta covers only the last moments.
+ */
 async function upgradeV2(
   serving: Serving, d: Parameters<typeof upgradeConnection>[1], o: UpgradeOptions, child: ChildProcess, warmMs: number,
-  giveUp: (reason: string) => UpgradeReport,
+  giveUp: (reason: string) => UpgradeReport, version: 2 | 3,
 ): Promise<UpgradeReport> {
   const dir = mkdtempSync(join(tmpdir(), 'provfs-upgrade-')); // 0700
   const statePath = join(dir, 'snapshot.bin'), fifo = join(dir, 'delta');
@@ -172,14 +203,14 @@ async function upgradeV2(
     libc.mknodat(libc.AT.FDCWD, Buffer.from(fifo), libc.S.IFIFO | 0o600, 0);
     const t0 = performance.now();
     try {
-      await serving.snapshot(d.mountpoint, { statePath, fifo });
+      await serving.snapshot(d.mountpoint, { statePath, fifo, version });
     } catch (e) {
       return giveUp(`no snapshot: ${(e as Error).message}`);
     }
     const t1 = performance.now();
     try {
       const prepared = nextMessage(child, ['prepared', 'rejected'], 30_000);
-      child.send({ type: 'precopy', oldPid: process.pid, statePath, fifo } satisfies ToSuccessor);
+      child.send({ type: 'precopy', oldPid: process.pid, statePath, fifo, version } satisfies ToSuccessor);
       const p = await prepared;
       if (p.type === 'rejected') throw new Error(`successor rejected the state: ${p.reason}`);
     } catch (e) {
@@ -187,7 +218,25 @@ async function upgradeV2(
       return giveUp((e as Error).message);
     }
     rmSync(statePath, { force: true });
-    log.debug(`snapshot written in ${(t1 - t0).toFixed(1)} ms, copied by the successor in ${(performance.now() - t1).toFixed(1)} ms`);
+    const t2 = performance.now();
+    const phases: UpgradePhases = { snapshotMs: t1 - t0, copyMs: t2 - t1, catchUps: [] };
+    log.debug(`snapshot written in ${(t1 - t0).toFixed(1)} ms, copied by the successor in ${(t2 - t1).toFixed(1)} ms`);
+    for (let r = 0; version === 3 && r < CATCH_UP_ROUNDS; r++) {
+      // The successor copied a snapshot that aged while it did: send what changed meanwhile.
+      const c0 = performance.now();
+      try {
+        const applied = nextMessage(child, ['caught-up', 'rejected'], 10_000);
+        const written = await serving.catchUp(d.mountpoint);
+        if (written.nodes < 0) throw new Error('the catch-up delta could not be written (the successor is gone)');
+        const a = await applied;
+        if (a.type === 'rejected') throw new Error(`successor rejected the state: ${a.reason}`);
+        phases.catchUps.push({ ms: performance.now() - c0, nodes: written.nodes, handles: written.handles });
+        if (written.nodes <= CATCH_UP_ENOUGH) break;
+      } catch (e) {
+        serving.stopTracking();
+        return giveUp((e as Error).message);
+      }
+    }
     // ---- stall begins ----
     const q0 = performance.now();
     const q0ns = Number(process.hrtime.bigint());
@@ -210,7 +259,9 @@ async function upgradeV2(
     serving.verdict(true);
     serving.drain();
     const stallMs = (r.at - q0ns) / 1e6;
-    return await finishHandover(serving, d, o, child, q, q0ns, stallMs, warmMs);
+    const rel = (ns: number | undefined): number | undefined => (ns ? (ns - q0ns) / 1e6 : undefined);
+    Object.assign(phases, { seen: rel(q.seen), built: rel(q.built), written: rel(q.written), deltaIn: rel(r.deltaIn), applied: rel(r.applied), serving: stallMs });
+    return await finishHandover(serving, d, o, child, q, q0ns, stallMs, warmMs, phases);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -219,7 +270,7 @@ async function upgradeV2(
 /** The successor serves: move the journal, let the old loop go, close our copies of the fds. */
 async function finishHandover(
   serving: Serving, d: Parameters<typeof upgradeConnection>[1], o: UpgradeOptions, child: ChildProcess,
-  q: { fds: number[]; version: number }, q0ns: number, stallMs: number, warmMs: number,
+  q: { fds: number[]; version: number }, q0ns: number, stallMs: number, warmMs: number, phases?: UpgradePhases,
 ): Promise<UpgradeReport> {
   // ---- stall over: the successor serves ----
   await serving.releaseJournal();
@@ -235,7 +286,8 @@ async function finishHandover(
   for (const fd of q.fds) if (fd !== dev && fd !== root) libc.close(fd);
   await serving.handedOff();
   log.info(`${d.mountpoint} handed to pid ${child.pid} (${o.mode}); stall ${stallMs.toFixed(1)} ms${firstAnswerMs !== undefined ? `, first reply after ${firstAnswerMs.toFixed(1)} ms` : ''}`);
-  return { ok: true, pid: child.pid, stallMs, firstAnswerMs, warmMs, stateVersion: q.version };
+  if (phases) phases.firstReply = firstAnswerMs;
+  return { ok: true, pid: child.pid, stallMs, firstAnswerMs, warmMs, stateVersion: q.version, phases };
 }
 
 export interface SuccessorOptions {
@@ -274,8 +326,9 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
     process.on('message', (m: ToSuccessor) => {
       if (m.type === 'precopy') {
         const serving_ = serving.awaitServing();
-        serving.precopy({ statePath: m.statePath, oldPid: m.oldPid, fifo: m.fifo }).then(() => send({ type: 'prepared' }), () => { /* reported below */ });
-        serving_.then((at) => { send({ type: 'resumed', at }); resolve(mount); }, (e: Error) => {
+        serving.onCaughtUp = (c) => send({ type: 'caught-up', nodes: c.nodes, handles: c.handles });
+        serving.precopy({ statePath: m.statePath, oldPid: m.oldPid, fifo: m.fifo, version: m.version }).then(() => send({ type: 'prepared' }), () => { /* reported below */ });
+        serving_.then((r) => { send({ type: 'resumed', at: r.at, deltaIn: r.deltaIn, applied: r.applied }); resolve(mount); }, (e: Error) => {
           send({ type: 'rejected', reason: e.message });
           reject(e);
         });
