@@ -11,7 +11,7 @@
  */
 import { parentPort, workerData, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import * as v8 from 'node:v8';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, getPriority, setPriority } from 'node:os';
 import * as libc from './libc.js';
@@ -23,6 +23,7 @@ import { EventRing } from './eventring.js';
 import { NodeLog, type NodeLogContents } from './nodelog.js';
 import { warmRequestPath } from './warmup.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
+import type { SlowControl } from './slowops.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
 import { SIZE, NOTIFY } from './protocol.js';
 import { logger } from '../collector/log.js';
@@ -264,6 +265,19 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   };
   let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
+  // FSYNC goes to a helper thread that answers it; `inflight` counts what it still owes. A
+  // successor starts it (a new isolate: tens of ms of CPU) and warms it now, not inside the stall.
+  const inflight = new Int32Array(new SharedArrayBuffer(4));
+  let slow: Worker | null = null;
+  if (cfg.awaitTransfer) {
+    slow = new Worker(new URL('./slowops.js', import.meta.url), { workerData: { provfsSlowOps: { devFd: -1, inflight: inflight.buffer } } });
+    try {
+      const scratch = join(tmpdir(), `provfs-warm-fsync-${process.pid}`);
+      const fd = libc.open(scratch, libc.O.WRONLY | libc.O.CREAT | libc.O.TRUNC, 0o600);
+      unlinkSync(scratch);
+      slow.postMessage({ warm: fd } satisfies SlowControl);
+    } catch { /* warm-up only */ }
+  }
   let precopy: Precopy | null = null;
   /** Undoes a raised priority (see {@link boost}). */
   let unboost: (() => void) | null = null;
@@ -351,9 +365,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       if (!(e instanceof libc.Errno && e.errno === E.ENOENT)) throw e;
     }
   };
-  // FSYNC goes to a helper thread that answers it; `inflight` counts what it still owes.
-  const inflight = new Int32Array(new SharedArrayBuffer(4));
-  const slow = new Worker(new URL('./slowops.js', import.meta.url), { workerData: { provfsSlowOps: { devFd, inflight: inflight.buffer } } });
+  if (slow) slow.postMessage({ devFd } satisfies SlowControl);
+  else slow = new Worker(new URL('./slowops.js', import.meta.url), { workerData: { provfsSlowOps: { devFd, inflight: inflight.buffer } } });
   const offloadFsync = (unique: Uint8Array, fd: number, dataOnly: boolean): void => {
     Atomics.add(inflight, 0, 1);
     slow.postMessage({ unique, fd, dataOnly });
@@ -487,7 +500,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       // Slices of the snapshot while no request waits; one slice between requests otherwise.
       let done: boolean;
       try {
-        do done = snapWriter.step(0.3); while (!done && libc.pollIn([devFd], 0).length === 0);
+        do done = snapWriter.step(0.3); while (!done && libc.pollIn([devFd], 0)[0] === 0);
       } catch (e) {
         log.warn(`snapshot not written: ${(e as Error).message}`);
         snapWriter.abort();

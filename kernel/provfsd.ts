@@ -138,7 +138,7 @@ async function startKeeper(m: ProvfsMount): Promise<void> {
 
 /**
  * The control socket (`<stream>.sock`, 0600): one JSON request per line —
- * `{"cmd":"upgrade","mode":"prov","daemon":PATH?,"journalDir":DIR?}` → an UpgradeReport line;
+ * `{"cmd":"upgrade","mode":"prov","daemon":PATH?,"journalDir":DIR?,"stateVersion":N?}` → an UpgradeReport line;
  * `{"cmd":"status"}` → this daemon's pid and mode.
  */
 function listenControl(m: ProvfsMount): void {
@@ -155,7 +155,7 @@ function listenControl(m: ProvfsMount): void {
       try { req = JSON.parse(buf.slice(0, nl)) as typeof req; } catch { sock.end(JSON.stringify({ ok: false, reason: 'bad request' }) + '\n'); return; }
       if (req.cmd === 'status') { sock.end(JSON.stringify({ ok: true, pid: process.pid, mode: m.mode }) + '\n'); return; }
       if (req.cmd !== 'upgrade') { sock.end(JSON.stringify({ ok: false, reason: `unknown command ${String(req.cmd)}` }) + '\n'); return; }
-      m.upgrade({ mode: req.mode as ProvfsMode, daemon: req.daemon, journalDir: req.journalDir }).then(
+      m.upgrade({ mode: req.mode as ProvfsMode, daemon: req.daemon, journalDir: req.journalDir, stateVersion: typeof req.stateVersion === 'number' ? req.stateVersion : undefined }).then(
         (r) => sock.end(JSON.stringify(r) + '\n'),
         (e: Error) => sock.end(JSON.stringify({ ok: false, reason: e.message }) + '\n'),
       );

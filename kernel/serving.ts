@@ -188,9 +188,10 @@ export class Serving {
     if (this.nudger) {
       Atomics.notify(this.ctl, 0); // the nudger thread's STATFS: no wait for a libuv pool thread
       this.nudger = null;
-    } else {
-      statfs(nudgePath, () => { /* answered by whichever loop reads it */ });
     }
+    // And one through the pool, in case the nudger thread is still starting (a new isolate takes
+    // tens of ms on a loaded machine); a STATFS is answered by whichever loop reads it.
+    statfs(nudgePath, () => undefined);
     return got;
   }
 

@@ -16,11 +16,24 @@ export interface SlowOp {
   dataOnly: boolean;
 }
 
+/**
+ * Control messages: `devFd` — the connection to answer on (a successor's thread starts before it
+ * has one); `warm` — fsync this scratch fd and close it, answering nobody (compiles the path).
+ */
+export type SlowControl = { devFd: number } | { warm: number };
+
 if (parentPort && workerData?.provfsSlowOps) {
-  const { devFd, inflight } = workerData.provfsSlowOps as { devFd: number; inflight: SharedArrayBuffer };
+  const { inflight } = workerData.provfsSlowOps as { devFd: number; inflight: SharedArrayBuffer };
+  let { devFd } = workerData.provfsSlowOps as { devFd: number };
   const count = new Int32Array(inflight);
   const reply = Buffer.alloc(16);
-  parentPort.on('message', (op: SlowOp) => {
+  parentPort.on('message', (op: SlowOp | SlowControl) => {
+    if ('devFd' in op) { devFd = op.devFd; return; }
+    if ('warm' in op) {
+      for (let i = 0; i < 3; i++) { try { libc.fsync(op.warm, i === 1); } catch { /* scratch */ } }
+      libc.close(op.warm);
+      return;
+    }
     let err = 0;
     try { libc.fsync(op.fd, op.dataOnly); } catch (e) { err = e instanceof libc.Errno ? e.errno : libc.E.EIO; }
     reply.writeUInt32LE(16, 0);

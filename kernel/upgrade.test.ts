@@ -150,8 +150,16 @@ process.on('message', (m) => { if (m.type === 'precopy') process.send({ type: 'p
   closeSync(fd);
   writeFileSync(join(mnt, 'g'), 'two');
   assert.equal(readFileSync(join(backing, 'g'), 'utf8'), 'two');
-  const info = await m.stop();
-  assert.equal(info.reason, 'unmounted');
+  // And then a real upgrade on this idle mount (state version 3: the snapshot slices and the
+  // catch-up must not wait for a request that never comes).
+  const idle = await m.upgrade({ mode: 'plain' });
+  assert.equal(idle.ok, true, `idle upgrade failed: ${idle.reason}`);
+  assert.equal(idle.stateVersion, 3);
+  pids.push(idle.pid!);
+  assert.equal((await m.done).reason, 'upgraded');
+  assert.equal(readFileSync(join(mnt, 'g'), 'utf8'), 'two');
+  unmount(mnt);
+  assert.equal(mountState(mnt), 'none');
 });
 
 /**

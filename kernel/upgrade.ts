@@ -78,6 +78,8 @@ export interface UpgradeReport {
   stateVersion?: number;
   /** Where the time went (state versions 2 and 3). */
   phases?: UpgradePhases;
+  /** CLOCK_MONOTONIC ns at which the old loop was asked to stop reading (to line the stall up with an application's own clock). */
+  quiesceAtNs?: number;
 }
 
 /**
@@ -203,8 +205,11 @@ async function upgradeV2(
     libc.mknodat(libc.AT.FDCWD, Buffer.from(fifo), libc.S.IFIFO | 0o600, 0);
     const t0 = performance.now();
     try {
-      await serving.snapshot(d.mountpoint, { statePath, fifo, version });
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error('the request loop wrote none within 30 s')), 30_000); });
+      await Promise.race([serving.snapshot(d.mountpoint, { statePath, fifo, version }), late]).finally(() => clearTimeout(timer));
     } catch (e) {
+      serving.stopTracking();
       return giveUp(`no snapshot: ${(e as Error).message}`);
     }
     const t1 = performance.now();
@@ -287,7 +292,7 @@ async function finishHandover(
   await serving.handedOff();
   log.info(`${d.mountpoint} handed to pid ${child.pid} (${o.mode}); stall ${stallMs.toFixed(1)} ms${firstAnswerMs !== undefined ? `, first reply after ${firstAnswerMs.toFixed(1)} ms` : ''}`);
   if (phases) phases.firstReply = firstAnswerMs;
-  return { ok: true, pid: child.pid, stallMs, firstAnswerMs, warmMs, stateVersion: q.version, phases };
+  return { ok: true, pid: child.pid, stallMs, firstAnswerMs, warmMs, stateVersion: q.version, phases, quiesceAtNs: q0ns };
 }
 
 export interface SuccessorOptions {

@@ -5,8 +5,9 @@
  * pay for it inside the stall. This drives a scratch Dispatcher (own ProvFs over a private temp
  * directory, own Recorder whose records are encoded and dropped, replies discarded) through
  * the common requests — lookup, getattr, create, write, flush, release, unlink, mkdir, opendir,
- * readdirplus, releasedir, rmdir, rename, statfs, forget — a few times. Nothing touches the real
- * connection or table.
+ * readdirplus, releasedir, rmdir, rename, statfs, forget — a few times; in prov mode its records
+ * go through a scratch {@link EventRing} as the loop's do. Nothing touches the real connection
+ * or table.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { ProvFs } from './ops.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
 import { Dispatcher, type Timeouts } from './dispatch.js';
 import { Recorder } from './recorder.js';
+import { EventRing } from './eventring.js';
 import { OP, SIZE, FUSE_ROOT_ID } from './protocol.js';
 
 /**
@@ -48,7 +50,9 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
   let handled = 0;
   try {
     const fs = new ProvFs(rootFd, null);
-    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => { JSON.stringify(ev); } });
+    // Records go through a scratch ring like the loop's own (encoded, pushed), drained and dropped.
+    const ring = EventRing.create(1 << 20);
+    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => { if (!ring.pushString(JSON.stringify(ev))) ring.drain(); } });
     let last: Buffer = Buffer.alloc(0);
     const d = new Dispatcher(fs, { timeouts: o.timeouts, passthrough: false, devFd: -1, maxWrite: Math.min(o.maxWrite, 1 << 17) }, (b, n) => { last = b.subarray(0, n); });
     let unique = 0n;
@@ -113,6 +117,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
       req(OP.STATFS, FUSE_ROOT_ID);
       const fg = Buffer.alloc(SIZE.forget_in); fg.writeBigUInt64LE(2n, 0);
       req(OP.FORGET, node, fg);
+      ring.drain();
     }
     warmTableTransfer(fs.nodes);
     for (const fd of fs.nodes.fds()) if (fd !== rootFd) { try { libc.close(fd); } catch { /* closed */ } }

@@ -42,8 +42,14 @@ static void die(const char *w) { perror(w); exit(1); }
 #define BUCKETS 4000
 static long long start_ns, end_ns, worst = 0, worst_at = 0; static long nfiles; static const char *dir;
 static long buckets[BUCKETS], errors = 0; static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+/* Every stretch over 1 ms in which no operation completed (absolute CLOCK_MONOTONIC ns): the
+   service gap applications saw, to set beside the stall the daemon measured. */
+#define MAXGAPS 4096
+static long long last_done = 0, gaps[MAXGAPS][2]; static long ngaps = 0;
 static void note(long long a, long long b, int err) {
   pthread_mutex_lock(&mu);
+  if (last_done && b - last_done > 1000000 && ngaps < MAXGAPS) { gaps[ngaps][0] = last_done; gaps[ngaps][1] = b; ngaps++; }
+  if (b > last_done) last_done = b;
   long k = (b - start_ns) / 5000000; if (k >= 0 && k < BUCKETS) buckets[k]++;
   if (b - a > worst) { worst = b - a; worst_at = a - start_ns; }
   if (err) errors++;
@@ -79,6 +85,8 @@ static int fig5(int b, const char *path, long n, long durMs) {
   for (int i = 0; i < nt; i++) pthread_join(t[i], 0);
   long nb = durMs / 5; printf("{\"worstNs\":%lld,\"worstAtNs\":%lld,\"errors\":%ld,\"buckets\":[", worst, worst_at, errors);
   for (long i = 0; i < nb && i < BUCKETS; i++) printf(i ? ",%ld" : "%ld", buckets[i]);
+  printf("],\"gaps\":[");
+  for (long i = 0; i < ngaps; i++) printf(i ? ",[%lld,%lld]" : "[%lld,%lld]", gaps[i][0], gaps[i][1]);
   printf("]}\n"); return 0;
 }
 int main(int argc, char **argv) {
@@ -468,14 +476,18 @@ async function runFigure5(quick: boolean): Promise<BenchResult> {
 }
 
 /**
- * Direct stall measurement (`--stall [--nodes 100,1000,8000] [--repeats N]`): one plain mount per
- * table size, its node table filled by stat'ing that many files through it; then, round after
- * round and interleaved across the sizes, workload (a) runs on the mount for 2.5 s and the
- * daemon is upgraded to prov at 200 ms through its control socket. The stall is what the old
- * daemon reports (quiesce → successor's loop reading, CLOCK_MONOTONIC across both processes);
- * the longest operation of the workload is reported beside it. Medians, spread, load average.
+ * Direct stall measurement (`--stall [--nodes 1000] [--repeats N] [--cases plain:a,plain:b,prov:a,prov:b]`):
+ * one mount per case, its node table filled by stat'ing `--nodes` files through it; then, round
+ * after round and interleaved across the cases, the case's workload ((a) create+delete, one
+ * thread; (b) 64 KiB write + fsync, ten threads) runs for 2.5 s and the daemon is upgraded to
+ * prov at 200 ms through its control socket (`:2` after a case: state version 2 at most, to compare) — `plain:` from plain mode (switched back to plain
+ * after the round, unmeasured), `prov:` from prov mode to a named build (`--to`). Per case:
+ * the stall the old daemon reports (quiesce → successor's loop reading, CLOCK_MONOTONIC across
+ * both processes) with median and p95, each phase inside it (median), and the service gap the
+ * application saw (the longest stretch without a completed operation that overlaps the stall,
+ * on the same clock). Load average before and after.
  */
-async function runStall(sizes: number[], repeats: number): Promise<BenchResult> {
+async function runStall(nodes: number, repeats: number, cases: string[]): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the stall bench mounts FUSE file systems: run it as root');
   const { statSync } = await import('node:fs');
   const work = mkdtempSync(join(tmpdir(), 'provfs-stall-'));
@@ -483,40 +495,54 @@ async function runStall(sizes: number[], repeats: number): Promise<BenchResult> 
   process.env.PROV_RUNTIME_DIR = join(work, 'run');
   const { daemonRequest } = await import('../../cli/actions/mount.js');
   const { daemonInfoPath, daemonSocketPath } = await import('../../kernel/runtime.js');
-  const mounts: Array<{ n: number; backing: string; mnt: string; journal: string; stalls: number[]; firsts: number[]; worst: number[]; errors: number; idle: number }> = [];
+  type Phases = Record<string, number | undefined>;
+  interface Case { name: string; from: 'plain' | 'prov'; wl: 'a' | 'b'; version?: number; mnt: string; journal: string; stalls: number[]; gaps: number[]; phases: Phases[]; worst: number[]; errors: number; versions: Set<number> }
+  const mounts: Case[] = [];
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   try {
     const driver = join(work, 'driver');
     writeFileSync(join(work, 'driver.c'), DRIVER_C);
     sh('cc', ['-O2', '-pthread', '-o', driver, join(work, 'driver.c')]);
-    for (const n of sizes) {
-      const backing = join(work, `b${n}`), mnt = join(work, `m${n}`), journal = join(work, `j${n}`);
+    for (const c of cases) {
+      const [from, wl, v] = c.split(':') as ['plain' | 'prov', 'a' | 'b', string | undefined];
+      if ((from !== 'plain' && from !== 'prov') || (wl !== 'a' && wl !== 'b')) throw new Error(`--cases: ${c} is not plain|prov:a|b[:state version]`);
+      const tag = c.replace(/:/g, '-');
+      const backing = join(work, `b-${tag}`), mnt = join(work, `m-${tag}`), journal = join(work, `j-${tag}`);
       mkdirSync(backing); mkdirSync(mnt);
-      sh(driver, ['populate', backing, String(n)]);
-      const d = await startProvfs(backing, mnt, 'plain', ['--timeout', '3600']);
+      sh(driver, ['populate', backing, String(nodes)]);
+      const d = await startProvfs(backing, mnt, from, ['--timeout', '3600', ...(from === 'prov' ? ['--journal', journal] : [])]);
       d.unref();
-      for (let i = 0; i < n; i++) statSync(join(mnt, `pre-${i}`));
-      mounts.push({ n, backing, mnt, journal, stalls: [], firsts: [], worst: [], errors: 0, idle: 0 });
+      for (let i = 0; i < nodes; i++) statSync(join(mnt, `pre-${i}`));
+      mounts.push({ name: `${from} → prov, workload (${wl})${v ? `, state version ≤ ${v}` : ''}`, from, wl, version: v ? Number(v) : undefined, mnt, journal, stalls: [], gaps: [], phases: [], worst: [], errors: 0, versions: new Set() });
     }
     for (let r = 0; r < repeats; r++) {
       for (const m of mounts) {
         // 2.5 s: the handover (after the successor's start, 0.3–1 s on a loaded machine) must fall inside the workload.
-        const child = spawn(driver, ['fig5a', m.mnt, String(m.n), '2500'], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(driver, [m.wl === 'a' ? 'fig5a' : 'fig5b', m.mnt, String(nodes), '2500'], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
         child.stdout!.setEncoding('utf8');
         child.stdout!.on('data', (c: string) => { out += c; });
         const exited = new Promise<void>((res) => child.once('exit', () => res()));
         await new Promise((res) => setTimeout(res, 200));
-        const rep = await daemonRequest(daemonSocketPath(m.mnt), { cmd: 'upgrade', mode: 'prov', journalDir: m.journal });
-        if (!rep.ok) throw new Error(`upgrade of the ${m.n}-node mount failed: ${String(rep.reason)}`);
+        const rep = await daemonRequest(daemonSocketPath(m.mnt), { cmd: 'upgrade', mode: 'prov', journalDir: m.journal, daemon: m.from === 'prov' ? PROVFSD : undefined, stateVersion: m.version });
+        if (!rep.ok) throw new Error(`upgrade of ${m.name} failed: ${String(rep.reason)}`);
         await exited;
-        const res = JSON.parse(out) as { worstNs: number; errors: number };
-        m.stalls.push(rep.stallMs as number);
-        if (typeof rep.firstAnswerMs === 'number') m.firsts.push(rep.firstAnswerMs);
-        else m.idle++;
+        const res = JSON.parse(out) as { worstNs: number; errors: number; gaps: Array<[number, number]> };
+        const stall = rep.stallMs as number, q0 = rep.quiesceAtNs as number;
+        // The application's longest gap overlapping the stall window (none over 1 ms: 0).
+        const gap = Math.max(0, ...res.gaps.filter(([a, b]) => a <= q0 + stall * 1e6 && b >= q0).map(([a, b]) => (b - a) / 1e6));
+        m.stalls.push(stall);
+        m.gaps.push(gap);
+        m.phases.push((rep.phases ?? {}) as Phases);
+        m.versions.add(rep.stateVersion as number);
         m.worst.push(res.worstNs / 1e6);
         m.errors += res.errors;
-        process.stderr.write(`stall ${m.n} nodes round ${r}: ${(rep.stallMs as number).toFixed(2)} ms${typeof rep.firstAnswerMs === 'number' ? ` (first reply ${rep.firstAnswerMs.toFixed(2)} ms)` : ''}, longest op ${(res.worstNs / 1e6).toFixed(2)} ms, ${res.errors} errors\n`);
+        const ph = (rep.phases ?? {}) as Phases;
+        process.stderr.write(`stall ${m.name} round ${r}: ${stall.toFixed(2)} ms (app gap ${gap.toFixed(2)} ms; seen ${ph.seen?.toFixed(2)} built ${ph.built?.toFixed(2)} deltaIn ${ph.deltaIn?.toFixed(2)} applied ${ph.applied?.toFixed(2)} first reply ${ph.firstReply?.toFixed(2)}), longest op ${(res.worstNs / 1e6).toFixed(2)} ms, ${res.errors} errors\n`);
+        if (m.from === 'plain') {
+          const back = await daemonRequest(daemonSocketPath(m.mnt), { cmd: 'upgrade', mode: 'plain' });
+          if (!back.ok) throw new Error(`switching ${m.name} back to plain failed: ${String(back.reason)}`);
+        }
       }
     }
   } finally {
@@ -530,11 +556,16 @@ async function runStall(sizes: number[], repeats: number): Promise<BenchResult> 
     rmSync(work, { recursive: true, force: true });
   }
   const load1 = loadavg().map((x) => x.toFixed(2)).join(' ');
+  const p95 = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)] ?? NaN; };
+  const phaseNote = (ps: Phases[]): string => ['seen', 'built', 'written', 'deltaIn', 'applied', 'serving', 'firstReply'].map((k) => {
+    const xs = ps.map((p) => p[k]).filter((x): x is number => typeof x === 'number');
+    return xs.length ? `${k} ${median(xs).toFixed(2)}/${p95(xs).toFixed(2)}` : '';
+  }).filter(Boolean).join(', ');
   const rows: BenchRow[] = mounts.map((m) => ({
-    figure: `live upgrade stall (plain/prov → prov under workload a), ${m.n} nodes in the table`, unit: 'ms',
+    figure: `live upgrade stall (${m.name}), ${nodes} nodes in the table`, unit: 'ms',
     prov: round(median(m.stalls), 2), baseline: null, baselineName: 'Bento: 15 ms', ratio: null, better: 'lower', repeats: m.stalls.length,
     spread: { prov: round(spread(m.stalls), 2) }, paper: 'Bento: 15 ms of service interruption', goal: 'stall ≤ 5 ms',
-    note: `stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')} ms${m.firsts.length ? `; quiesce → successor's first reply median ${median(m.firsts).toFixed(2)} ms (${m.firsts.map((x) => x.toFixed(1)).join(' ')})` : ''}${m.idle ? `; ${m.idle} handovers found no request waiting` : ''}; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
+    note: `p95 ${p95(m.stalls).toFixed(2)} ms; stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')}; application gap over the stall median ${median(m.gaps).toFixed(2)} p95 ${p95(m.gaps).toFixed(2)} ms (${m.gaps.map((x) => x.toFixed(1)).join(' ')}); phases from quiesce, median/p95 ms: ${phaseNote(m.phases)}; state version ${[...m.versions].join(',')}; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
   }));
   return { name: 'provfs-stall', rows };
 }
@@ -547,7 +578,7 @@ function argAfter(flag: string): string | undefined {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const quick = process.argv.includes('--quick');
   (process.argv.includes('--stall')
-    ? runStall((argAfter('--nodes') ?? '100,1000,8000').split(',').map(Number), Number(argAfter('--repeats') ?? 7))
+    ? runStall(Number(argAfter('--nodes') ?? 1000), Number(argAfter('--repeats') ?? 7), (argAfter('--cases') ?? 'plain:a,plain:b,prov:a,prov:b').split(','))
     : process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick })).then((r) => {
     for (const row of r.rows) {
       console.log(`${row.figure}: ${row.prov} ${row.unit}` + (row.baseline !== null ? ` vs ${row.baseline} → ${row.ratio}×` : '') +
