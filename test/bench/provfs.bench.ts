@@ -496,7 +496,7 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
   const { daemonRequest } = await import('../../cli/actions/mount.js');
   const { daemonInfoPath, daemonSocketPath } = await import('../../kernel/runtime.js');
   type Phases = Record<string, number | undefined>;
-  interface Case { name: string; from: 'plain' | 'prov'; wl: 'a' | 'b'; version?: number; mnt: string; journal: string; stalls: number[]; gaps: number[]; phases: Phases[]; worst: number[]; errors: number; versions: Set<number> }
+  interface Case { name: string; from: 'plain' | 'prov'; wl: 'a' | 'b'; version?: number; mnt: string; journal: string; stalls: number[]; gaps: number[]; pre: number[]; post: number[]; control: number[]; phases: Phases[]; worst: number[]; errors: number; versions: Set<number> }
   const mounts: Case[] = [];
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   try {
@@ -513,7 +513,7 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
       const d = await startProvfs(backing, mnt, from, ['--timeout', '3600', ...(from === 'prov' ? ['--journal', journal] : [])]);
       d.unref();
       for (let i = 0; i < nodes; i++) statSync(join(mnt, `pre-${i}`));
-      mounts.push({ name: `${from} → prov, workload (${wl})${v ? `, state version ≤ ${v}` : ''}`, from, wl, version: v ? Number(v) : undefined, mnt, journal, stalls: [], gaps: [], phases: [], worst: [], errors: 0, versions: new Set() });
+      mounts.push({ name: `${from} → prov, workload (${wl})${v ? `, state version ≤ ${v}` : ''}`, from, wl, version: v ? Number(v) : undefined, mnt, journal, stalls: [], gaps: [], pre: [], post: [], control: [], phases: [], worst: [], errors: 0, versions: new Set() });
     }
     for (let r = 0; r < repeats; r++) {
       for (const m of mounts) {
@@ -529,10 +529,19 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
         await exited;
         const res = JSON.parse(out) as { worstNs: number; errors: number; gaps: Array<[number, number]> };
         const stall = rep.stallMs as number, q0 = rep.quiesceAtNs as number;
-        // The application's longest gap overlapping the stall window (none over 1 ms: 0).
-        const gap = Math.max(0, ...res.gaps.filter(([a, b]) => a <= q0 + stall * 1e6 && b >= q0).map(([a, b]) => (b - a) / 1e6));
+        // The application's longest gap overlapping the stall window (none over 1 ms: 0), how much
+        // of it lay before the quiesce and after the successor began to read; and as a control,
+        // the longest gap overlapping a window as wide 400 ms earlier (no handover under way).
+        const over = (from: number, to: number): [number, number] | undefined =>
+          res.gaps.filter(([a, b]) => a <= to && b >= from).sort((x, y) => (y[1] - y[0]) - (x[1] - x[0]))[0];
+        const g = over(q0, q0 + stall * 1e6);
+        const gap = g ? (g[1] - g[0]) / 1e6 : 0;
+        const c = over(q0 - 400e6, q0 - 400e6 + stall * 1e6);
         m.stalls.push(stall);
         m.gaps.push(gap);
+        m.pre.push(g ? Math.max(0, (q0 - g[0]) / 1e6) : 0);
+        m.post.push(g ? Math.max(0, (g[1] - q0) / 1e6 - stall) : 0);
+        m.control.push(c ? (c[1] - c[0]) / 1e6 : 0);
         m.phases.push((rep.phases ?? {}) as Phases);
         m.versions.add(rep.stateVersion as number);
         m.worst.push(res.worstNs / 1e6);
@@ -565,7 +574,7 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
     figure: `live upgrade stall (${m.name}), ${nodes} nodes in the table`, unit: 'ms',
     prov: round(median(m.stalls), 2), baseline: null, baselineName: 'Bento: 15 ms', ratio: null, better: 'lower', repeats: m.stalls.length,
     spread: { prov: round(spread(m.stalls), 2) }, paper: 'Bento: 15 ms of service interruption', goal: 'stall ≤ 5 ms',
-    note: `p95 ${p95(m.stalls).toFixed(2)} ms; stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')}; application gap over the stall median ${median(m.gaps).toFixed(2)} p95 ${p95(m.gaps).toFixed(2)} ms (${m.gaps.map((x) => x.toFixed(1)).join(' ')}); phases from quiesce, median/p95 ms: ${phaseNote(m.phases)}; state version ${[...m.versions].join(',')}; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
+    note: `p95 ${p95(m.stalls).toFixed(2)} ms; stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')}; application gap over the stall median ${median(m.gaps).toFixed(2)} p95 ${p95(m.gaps).toFixed(2)} ms (${m.gaps.map((x) => x.toFixed(1)).join(' ')}; before the quiesce median ${median(m.pre).toFixed(2)}, after the successor read median ${median(m.post).toFixed(2)}), control window 400 ms earlier median ${median(m.control).toFixed(2)} p95 ${p95(m.control).toFixed(2)} ms; phases from quiesce, median/p95 ms: ${phaseNote(m.phases)}; state version ${[...m.versions].join(',')}; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
   }));
   return { name: 'provfs-stall', rows };
 }
