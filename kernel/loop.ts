@@ -84,6 +84,11 @@ export interface TransferMessage {
   fifo?: string;
   /** 3: the snapshot is {@link SnapshotWriter}'s binary form and catch-up deltas may precede the last. */
   version?: 2 | 3;
+  /**
+   * No predecessor: a warm standby (kept by the fd keeper) takes over a connection whose daemon
+   * died — these fds are already in this process; the table comes from the node log.
+   */
+  recover?: { devFd: number; rootFd: number };
 }
 
 /** Sent to a serving loop with control word [2] = 1: where to write the snapshot, where the delta goes. */
@@ -295,6 +300,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0);
     const t = receive() as TransferMessage | undefined;
     if (!t) throw new Error('released without a transfer message');
+    // A standby released after a crash: recover the connection the fd keeper held (below).
+    if (t.recover) Object.assign(cfg, { devFd: t.recover.devFd, rootFd: t.recover.rootFd, recover: true });
     if (t.fifo) {
       precopy = prepareFromSnapshot(t, post);
       if (!precopy) return;
@@ -302,7 +309,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     const fetched = new Map<number, number>();
     const t0 = performance.now();
     log.debug(`transfer at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
-    if (!precopy) try {
+    if (!precopy && !t.recover) try {
       const st = readState(t.statePath);
       log.debug(`state read in ${(performance.now() - t0).toFixed(1)} ms`);
       if (st.version !== 1) throw new Error(`state version ${String(st.version)} is not 1`);

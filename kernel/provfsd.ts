@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync, rmSync, chmodSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createServer, type Server } from 'node:net';
-import { mountProvfs, recoverProvfs, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
+import { mountProvfs, recoverProvfs, standbyProvfs, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
 import { runSuccessor } from './upgrade.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,7 @@ async function main(): Promise<number> {
       'timeout-negative': { type: 'string' }, successor: { type: 'boolean', default: false },
       keeper: { type: 'boolean', default: false }, 'node-log': { type: 'string' }, recover: { type: 'boolean', default: false },
       'keeper-pid': { type: 'string' }, 'dev-fd': { type: 'string' }, 'root-fd': { type: 'string' },
+      standby: { type: 'boolean', default: false },
     },
   });
   if (!values.backing || !values.mountpoint) {
@@ -52,7 +53,7 @@ async function main(): Promise<number> {
   if (values['timeout-entry'] !== undefined) {
     timeouts = { entry: Number(values['timeout-entry']), attr: Number(values['timeout-attr']), negative: Number(values['timeout-negative']) };
   }
-  const journalDir = mode === 'prov' ? values.journal : undefined;
+  let journalDir = mode === 'prov' ? values.journal : undefined;
   const publish = (m: ProvfsMount): DaemonInfo => {
     const info: DaemonInfo = {
       pid: process.pid, backing: m.backing, mountpoint: m.mountpoint, mode, dev: m.dev,
@@ -70,6 +71,17 @@ async function main(): Promise<number> {
       backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
       timeouts: timeouts ?? DEFAULT_TIMEOUTS, journalDir, onSettled: publish, nodeLog,
     });
+  } else if (values.standby) {
+    const got = await runStandby({
+      mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, nodeLog: nodeLog!,
+      keeperPid: Number(values['keeper-pid']), devFd: Number(values['dev-fd']), rootFd: Number(values['root-fd']),
+    });
+    if (!got) process.exit(0); // its warm loop thread would keep the process alive
+    m = got.mount;
+    journalDir = got.journalDir; // from the keeper's word: what the dead daemon wrote to
+    const info = publish(m);
+    process.send?.({ type: 'ready', ...info });
+    if (process.connected) process.disconnect();
   } else {
     if (values.recover) {
       // Take the connection back from the fd keeper.
@@ -117,6 +129,41 @@ async function main(): Promise<number> {
 }
 
 let control: Server | null = null;
+
+/**
+ * `--standby`: start warm beside the fd keeper and wait for its word. `go` (the daemon died):
+ * take the connection and backing root from the keeper and recover — unless the mount's mode
+ * changed since this standby started (then `stale`: the keeper starts a daemon cold). The
+ * keeper going away (the file system unmounted) ends the standby. Resolves with the mount once
+ * serving, or null when there is nothing to serve.
+ */
+async function runStandby(o: {
+  mountpoint: string; mode: ProvfsMode; passthrough: boolean; timeouts?: { entry: number; attr: number; negative: number }; nodeLog: string;
+  keeperPid: number; devFd: number; rootFd: number;
+}): Promise<{ mount: ProvfsMount; journalDir?: string } | null> {
+  const sb = await standbyProvfs({ mountpoint: o.mountpoint, mode: o.mode, passthrough: o.passthrough, timeouts: o.timeouts, nodeLog: o.nodeLog });
+  type Go = { type: 'go'; mode: ProvfsMode; passthrough: boolean; backing: string; journalDir?: string; since?: number };
+  const go = await new Promise<Go | null>((resolve) => {
+    process.on('message', (msg: { type?: string }) => { if (msg.type === 'go') resolve(msg as Go); });
+    process.once('disconnect', () => resolve(null));
+    process.send?.({ type: 'standby', pid: process.pid });
+  });
+  if (!go) return null;
+  if (go.mode !== o.mode || go.passthrough !== o.passthrough) {
+    process.send?.({ type: 'stale' });
+    return null;
+  }
+  const pidfd = libc.pidfdOpen(o.keeperPid);
+  let devFd: number, rootFd: number;
+  try {
+    devFd = libc.pidfdGetfd(pidfd, o.devFd);
+    rootFd = libc.pidfdGetfd(pidfd, o.rootFd);
+  } finally {
+    libc.close(pidfd);
+  }
+  const journalDir = o.mode === 'prov' ? go.journalDir : undefined;
+  return { mount: await sb.takeOver({ devFd, rootFd, backing: go.backing, journalDir, since: go.since }), journalDir };
+}
 
 /**
  * Start the fd keeper of this mount and wait until it holds the connection (it takes its fds
