@@ -168,9 +168,9 @@ function peakRssMiB(pid: number): number {
   } catch { return NaN; }
 }
 
-async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov', extra: string[]): Promise<ChildProcess> {
+async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov', extra: string[], env?: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, [PROVFSD, '--backing', backing, '--mountpoint', mnt, '--mode', mode, ...extra],
-    { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   await new Promise<void>((res, rej) => {
     child.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? res() : rej(new Error(m.message))));
     child.once('exit', (c) => rej(new Error(`provfsd exited ${c}`)));
@@ -346,7 +346,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   }
 }
 
-interface Fig5Run { scenario: string; workload: 'a' | 'b'; worstMs: number; worstAtMs: number; errors: number; buckets: number[]; journal?: string; stallMs?: number; firstMs?: number; durMs: number }
+interface Fig5Run {
+  scenario: string; workload: 'a' | 'b'; worstMs: number; worstAtMs: number; errors: number; buckets: number[]; journal?: string; stallMs?: number; firstMs?: number; durMs: number;
+  /** The application's longest stretch without a completed operation over the stall (or the kill). */
+  gapMs?: number; phases?: Record<string, unknown>;
+}
 
 /**
  * Bento's Figure 5: a provfs directory with many files; (a) one thread creating and deleting
@@ -369,7 +373,8 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
     { name: 'no event (control)', start: 'plain', act: 'none', keeper: false },
     { name: 'plain → prov', start: 'plain', act: 'upgrade', keeper: false },
     { name: 'prov → prov (new build)', start: 'prov', act: 'upgrade-to', keeper: false },
-    { name: 'kill -9 (fd keeper)', start: 'prov', act: 'kill', keeper: true },
+    { name: 'kill -9 (fd keeper, warm standby)', start: 'prov', act: 'kill', keeper: true },
+    { name: 'kill -9 (fd keeper, cold restart)', start: 'prov', act: 'kill', keeper: true, cold: true },
   ] as const;
   let k = 0;
   for (const sc of scenarios) {
@@ -377,8 +382,10 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
       const journal = join(work, `fig5-journal-${k++}`);
       const extra = sc.start === 'prov' ? ['--journal', journal] : [];
       if (sc.keeper) extra.push('--keeper');
-      const d = await startProvfs(backing, mnt, sc.start, extra);
+      const d = await startProvfs(backing, mnt, sc.start, extra, 'cold' in sc ? { PROV_KEEPER_STANDBY: '0' } : undefined);
       const daemonPid = d.pid!;
+      // The keeper's standby starts after the mount: give it time to be warm (Node start-up and warm-up).
+      if (sc.keeper) await new Promise((r) => setTimeout(r, 2500));
       // The command comes at 0.5 s; a successor needs ~0.3–0.8 s to start warm on this machine
       // (a restart after kill -9 longer), so the run lasts long enough to contain the switch.
       const durMs = sc.act === 'kill' ? 4000 : 2000;
@@ -388,17 +395,21 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
       child.stdout!.on('data', (c: string) => { out += c; });
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       await new Promise((r) => setTimeout(r, 500));
-      let stallMs: number | undefined, firstMs: number | undefined;
-      if (sc.act === 'kill') process.kill(daemonPid, 'SIGKILL');
+      let stallMs: number | undefined, firstMs: number | undefined, from = 0, phases: Record<string, unknown> | undefined;
+      if (sc.act === 'kill') { from = Number(process.hrtime.bigint()); process.kill(daemonPid, 'SIGKILL'); }
       else if (sc.act !== 'none') {
         const rep = await daemonRequest(daemonSocketPath(mnt), { cmd: 'upgrade', mode: 'prov', journalDir: journal, daemon: sc.act === 'upgrade-to' ? PROVFSD : undefined });
         if (!rep.ok) throw new Error(`upgrade (${sc.name}) failed: ${String(rep.reason)}`);
         stallMs = rep.stallMs as number;
+        from = rep.quiesceAtNs as number;
+        phases = rep.phases as Record<string, unknown>;
         if (typeof rep.firstAnswerMs === 'number') firstMs = rep.firstAnswerMs;
       }
       await exited;
-      const r = JSON.parse(out) as { worstNs: number; worstAtNs: number; errors: number; buckets: number[] };
-      const run: Fig5Run = { scenario: sc.name, workload: wl, worstMs: r.worstNs / 1e6, worstAtMs: r.worstAtNs / 1e6, errors: r.errors, buckets: r.buckets, stallMs, firstMs, durMs };
+      const r = JSON.parse(out) as { worstNs: number; worstAtNs: number; errors: number; buckets: number[]; gaps: Array<[number, number]> };
+      const to = from + (stallMs ?? 0) * 1e6;
+      const gapMs = from ? Math.max(0, ...r.gaps.filter(([a, b]) => a <= to && b >= from).map(([a, b]) => (b - a) / 1e6)) : undefined;
+      const run: Fig5Run = { scenario: sc.name, workload: wl, worstMs: r.worstNs / 1e6, worstAtMs: r.worstAtNs / 1e6, errors: r.errors, buckets: r.buckets, stallMs, firstMs, durMs, gapMs, phases };
       let servingPid = daemonPid;
       try { servingPid = (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
       try { unmount(mnt, false); } catch { unmount(mnt, true); }
@@ -423,7 +434,7 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
     unit: 'ms', prov: round(r.worstMs, 2), baseline: round(runs.find((c) => c.workload === r.workload && c.scenario.startsWith('no event'))!.worstMs, 2),
     baselineName: 'longest operation of the same workload with no event', ratio: null, better: 'lower', repeats: 1,
     paper: 'Bento: 15 ms of service interruption', goal: r.scenario.startsWith('kill') ? 'a pause, no error' : 'stall ≤ 5 ms, zero errors',
-    note: `${r.errors} errors; longest op started at ${r.worstAtMs.toFixed(0)} ms of ${r.durMs}${r.stallMs !== undefined ? `; stall measured by the old daemon (quiesce → successor serving) ${r.stallMs.toFixed(1)} ms` : ''}${r.firstMs !== undefined ? ` (→ successor's first reply ${r.firstMs.toFixed(1)} ms)` : ''}; ${nFiles} files${r.journal ? '; ' + r.journal : ''}; ops/5 ms median ${median(r.buckets.filter((x) => x > 0)) || 0}`,
+    note: `${r.errors} errors; longest op started at ${r.worstAtMs.toFixed(0)} ms of ${r.durMs}${r.stallMs !== undefined ? `; stall measured by the old daemon (quiesce → successor serving) ${r.stallMs.toFixed(1)} ms` : ''}${r.firstMs !== undefined ? ` (→ successor's first reply ${r.firstMs.toFixed(1)} ms)` : ''}${r.gapMs !== undefined ? `; application gap over the ${r.scenario.startsWith('kill') ? 'kill' : 'stall'} ${r.gapMs.toFixed(1)} ms` : ''}${r.phases ? `; phases ${JSON.stringify(r.phases, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}` : ''}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${nFiles} files${r.journal ? '; ' + r.journal : ''}; ops/5 ms median ${median(r.buckets.filter((x) => x > 0)) || 0}`,
   }));
   const plot = join(REPO, 'test', 'artifacts', 'provfs-figure5.svg');
   mkdirSync(join(REPO, 'test', 'artifacts'), { recursive: true });
@@ -435,7 +446,7 @@ const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Throughput per 5 ms, one panel per workload, one line per scenario. */
 function svg(runs: Fig5Run[]): string {
-  const W = 900, H = 260, pad = 40, colours = ['#7f7f7f', '#1f77b4', '#d62728', '#2ca02c'];
+  const W = 900, H = 260, pad = 40, colours = ['#7f7f7f', '#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
   const panels = (['a', 'b'] as const).map((wl, p) => {
     const rs = runs.filter((r) => r.workload === wl);
     const max = Math.max(1, ...rs.flatMap((r) => r.buckets));
