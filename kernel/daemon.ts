@@ -169,7 +169,7 @@ export async function recoverProvfs(o: {
   if (!info) throw new InputError(`${o.mountpoint} is not mounted`, 'MOUNTPOINT');
   libc.umask(0);
   const { stream, journal } = recoveryJournal(o);
-  await journal?.flush(); // the gap's mark is durable before serving
+  journal?.flush().catch((e: Error) => log.warn(`journal flush: ${e.message}`)); // the gap's mark, beside serving
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
   const serving = new Serving({
     loop: { devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, recover: true },
@@ -220,13 +220,18 @@ export async function standbyProvfs(o: {
   return {
     mode: o.mode,
     async takeOver(t): Promise<ProvfsMount> {
+      const t0 = performance.now();
       const { stream, journal } = recoveryJournal({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since });
+      const t1 = performance.now();
       if (journal) {
-        // The gap's mark is durable before serving: a crash right after must not take it along.
-        await journal.flush();
+        // The gap's mark goes to disk beside serving, not before it (an fsync under an fsync-heavy
+        // workload took 110 ms here): a crash before it lands is marked by the next recovery's.
+        journal.flush().catch((e: Error) => log.warn(`journal flush: ${e.message}`));
         serving.setJournal(journal, true);
       }
+      const t2 = performance.now();
       await serving.release({ statePath: '', oldPid: 0, recover: { devFd: t.devFd, rootFd: t.rootFd } });
+      log.debug(`standby took over ${o.mountpoint}: journal opened in ${(t1 - t0).toFixed(1)} ms, table recovered and serving in ${(performance.now() - t2).toFixed(1)} ms`);
       return makeMount(serving, { backing: t.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: t.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
     },
   };

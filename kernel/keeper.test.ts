@@ -78,7 +78,14 @@ test('kill -9 of the daemon under load: the keeper restarts it, applications see
   await sleep(1000);
   const second = await crash(first);
   assert.equal(second.pid, sb[0], 'the warm standby took over');
-  await sleep(300);
+  // The first gap's mark reaches the disk beside serving: wait for it before the next crash.
+  for (let waited = 0; waited < 5000; waited += 50) {
+    const reader = openJournalReader(journal);
+    const marked = reader.readBatch(1_000_000, [journalStreamName(mp)]).some((r) => r.event.op === 'lost');
+    reader.close();
+    if (marked) break;
+    await sleep(50);
+  }
   pids.push(...standbys());
   const third = await crash(second);
   await sleep(500);

@@ -119,7 +119,9 @@ async function main(): Promise<number> {
     }
     // The daemon died with the file system still mounted: restart it from what we hold, once
     // its pid is reaped (the journal lock of a prov daemon names that pid).
-    for (let i = 0; i < 150 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+    const dead = performance.now();
+    for (let i = 0; i < 600 && alive(pid); i++) await new Promise((r) => setTimeout(r, 5));
+    log.debug(`${mp}: daemon ${pid} reaped ${(performance.now() - dead).toFixed(1)} ms after its exit was seen`);
     let child: ChildProcess | null = null;
     if (standby && info) {
       restarts.push(Date.now());
