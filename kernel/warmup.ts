@@ -52,7 +52,10 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
     const fs = new ProvFs(rootFd, null);
     // Records go through a scratch ring like the loop's own (encoded, pushed), drained and dropped.
     const ring = EventRing.create(1 << 20);
-    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => { if (!ring.pushString(JSON.stringify(ev))) ring.drain(); } });
+    const push = (json: string): void => { if (!ring.pushString(json)) ring.drain(); };
+    // `sinkJson` as the loop passes it where the Recorder takes one (records built as JSON text);
+    // spread, so a Recorder without that option is warmed through `sink` alone.
+    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => push(JSON.stringify(ev)), ...({ sinkJson: push } as object) });
     let last: Buffer = Buffer.alloc(0);
     const d = new Dispatcher(fs, { timeouts: o.timeouts, passthrough: false, devFd: -1, maxWrite: Math.min(o.maxWrite, 1 << 17) }, (b, n) => { last = b.subarray(0, n); });
     let unique = 0n;
