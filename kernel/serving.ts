@@ -20,9 +20,14 @@ export type Quiesced = Extract<LoopMessage, { type: 'quiesced' }>;
 
 const log = logger('provfs');
 
-/** The nudger thread: wait for the quiesce word, then one STATFS on the mount (errors ignored). */
+/**
+ * The nudger thread: wait for the quiesce word, then one STATFS on the mount (errors ignored).
+ * It raises its own priority (Linux nice is per thread; a no-op without the right) so that on a
+ * busy machine the nudge does not wait for a CPU inside the stall.
+ */
 const NUDGER = `const { workerData } = require('node:worker_threads');
 const { statfsSync } = require('node:fs');
+try { require('node:os').setPriority(-10); } catch {}
 const c = new Int32Array(workerData.control);
 while (Atomics.load(c, 0) === 0) Atomics.wait(c, 0, 0, 60000);
 try { statfsSync(workerData.path); } catch {}`;
