@@ -424,9 +424,9 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
         const names = recs.filter((x) => x.event.op === 'create').map((x) => (x.event as { file: { name: string } }).file.name);
         const idx = names.map((n) => Number(n.slice(2)));
         const dup = idx.length - new Set(idx).size;
-        let gaps = 0;
-        for (let i = 1; i < idx.length; i++) if (idx[i] !== idx[i - 1]! + 1) gaps++;
-        run.journal = `${names.length} creates journaled, ${dup} doubled, ${gaps} gaps`;
+        let gaps = 0, missing = 0;
+        for (let i = 1; i < idx.length; i++) if (idx[i] !== idx[i - 1]! + 1) { gaps++; missing += Math.max(0, idx[i]! - idx[i - 1]! - 1); }
+        run.journal = `${names.length} creates journaled, ${dup} doubled, ${gaps} gaps (${missing} creates missing)`;
       }
       runs.push(run);
     }
