@@ -16,6 +16,13 @@
  * successor applies them (copying the few new fds) and reads on. A successor that fails or
  * rejects them gets the verdict "serve on" for the old loop, which has lost nothing.
  *
+ * State version 3 (the default between builds that both know it) takes the rest out of the
+ * stall: the snapshot is a compact binary file written a slice at a time between requests (see
+ * kernel/snapshot: no pause of serving for the whole table), and after the successor copied it,
+ * catch-up deltas go ahead while the old loop serves on (up to three, until one is small), so the
+ * last delta — the one inside the stall — covers only the last few milliseconds. The report
+ * times each phase of the stall ({@link UpgradePhases}).
+ *
  * The journal stream moves too: the old daemon appends its last records and closes the stream
  * after the successor serves; the successor holds its records until then, so none is lost or
  * doubled. State versions are negotiated: the successor announces the versions it reads; an old
