@@ -25,7 +25,7 @@ import { warmRequestPath } from './warmup.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
 import type { SlowControl } from './slowops.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
-import { SIZE, NOTIFY } from './protocol.js';
+import { SIZE, NOTIFY, OP_NAME } from './protocol.js';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
 
@@ -177,7 +177,8 @@ export type LoopMessage =
   | { type: 'events'; events: ProvEvent[] }
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
   | { type: 'quiesced'; statePath: string; fds: number[]; version: number; /** version 2: the delta could not be written. */ failed?: string;
-      /** CLOCK_MONOTONIC ns: the loop saw the request (after the request in hand), built the delta, wrote it. */ seen?: number; built?: number; written?: number }
+      /** CLOCK_MONOTONIC ns: the loop saw the request (after the request in hand), built the delta, wrote it. */ seen?: number; built?: number; written?: number;
+      /** The request answered last before the quiesce was seen (STATFS: the loop was idle and nudged). */ inHand?: string }
   | { type: 'caught-up'; /** Nodes and handles in a catch-up delta (state version 3); on the successor's side, applied. */ nodes: number; handles: number }
   | { type: 'snapshot'; statePath: string }
   | { type: 'prepared' }
@@ -457,6 +458,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
   };
   let snapshotFifo: string | null = null;
+  /** Opcode of the last request read: at a quiesce, the one in hand when it was asked (STATFS: idle, nudged). */
+  let lastOp = 0;
   let snapshotVersion: 2 | 3 = 2;
   let snapWriter: SnapshotWriter | null = null;
   let firstAnswer = Boolean(state || precopy);
@@ -540,7 +543,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       }
       // The table's fds are closed by this thread once handed over (below): none to list here,
       // and no work competing with the successor for the CPU inside the stall.
-      post({ type: 'quiesced', statePath: '', fds: [], version: snapshotVersion, failed, seen, built, written });
+      post({ type: 'quiesced', statePath: '', fds: [], version: snapshotVersion, failed, seen, built, written, inHand: OP_NAME[lastOp] ?? String(lastOp) });
       while (Atomics.load(control, 3) === 0) Atomics.wait(control, 3, 0);
       const verdict = Atomics.load(control, 3);
       Atomics.store(control, 3, 0);
@@ -574,6 +577,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       log.error(reason);
       break;
     }
+    lastOp = buf.readUInt32LE(4);
     d.handle(buf, n);
     if (firstAnswer) {
       firstAnswer = false;

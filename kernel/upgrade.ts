@@ -99,6 +99,8 @@ export interface UpgradeReport {
  */
 export interface UpgradePhases {
   seen?: number; built?: number; written?: number; deltaIn?: number; applied?: number; serving?: number; firstReply?: number;
+  /** The request the old loop answered last before it saw the quiesce (STATFS: it was idle and nudged). */
+  inHand?: string;
   snapshotMs: number; copyMs: number;
   catchUps: Array<{ ms: number; nodes: number; handles: number }>;
 }
@@ -272,7 +274,7 @@ async function upgradeV2(
     serving.drain();
     const stallMs = (r.at - q0ns) / 1e6;
     const rel = (ns: number | undefined): number | undefined => (ns ? (ns - q0ns) / 1e6 : undefined);
-    Object.assign(phases, { seen: rel(q.seen), built: rel(q.built), written: rel(q.written), deltaIn: rel(r.deltaIn), applied: rel(r.applied), serving: stallMs });
+    Object.assign(phases, { inHand: q.inHand, seen: rel(q.seen), built: rel(q.built), written: rel(q.written), deltaIn: rel(r.deltaIn), applied: rel(r.applied), serving: stallMs });
     return await finishHandover(serving, d, o, child, q, q0ns, stallMs, warmMs, phases);
   } finally {
     rmSync(dir, { recursive: true, force: true });

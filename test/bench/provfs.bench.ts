@@ -349,7 +349,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
 interface Fig5Run {
   scenario: string; workload: 'a' | 'b'; worstMs: number; worstAtMs: number; errors: number; buckets: number[]; journal?: string; stallMs?: number; firstMs?: number; durMs: number;
   /** The application's longest stretch without a completed operation over the stall (or the kill). */
-  gapMs?: number; phases?: Record<string, unknown>;
+  gapMs?: number; phases?: Record<string, unknown>; load: string;
 }
 
 /**
@@ -411,7 +411,7 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
       const r = JSON.parse(out) as { worstNs: number; worstAtNs: number; errors: number; buckets: number[]; gaps: Array<[number, number]> };
       const to = from + (stallMs ?? 0) * 1e6;
       const gapMs = from ? Math.max(0, ...r.gaps.filter(([a, b]) => a <= to && b >= from).map(([a, b]) => (b - a) / 1e6)) : undefined;
-      const run: Fig5Run = { scenario: sc.name, workload: wl, worstMs: r.worstNs / 1e6, worstAtMs: r.worstAtNs / 1e6, errors: r.errors, buckets: r.buckets, stallMs, firstMs, durMs, gapMs, phases };
+      const run: Fig5Run = { scenario: sc.name, workload: wl, worstMs: r.worstNs / 1e6, worstAtMs: r.worstAtNs / 1e6, errors: r.errors, buckets: r.buckets, stallMs, firstMs, durMs, gapMs, phases, load: loadavg().map((x) => x.toFixed(2)).join(' ') };
       let servingPid = daemonPid;
       try { servingPid = (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
       try { unmount(mnt, false); } catch { unmount(mnt, true); }
@@ -436,7 +436,7 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
     unit: 'ms', prov: round(r.worstMs, 2), baseline: round(runs.find((c) => c.workload === r.workload && c.scenario.startsWith('no event'))!.worstMs, 2),
     baselineName: 'longest operation of the same workload with no event', ratio: null, better: 'lower', repeats: 1,
     paper: 'Bento: 15 ms of service interruption', goal: r.scenario.startsWith('kill') ? 'a pause, no error' : 'stall ≤ 5 ms, zero errors',
-    note: `${r.errors} errors; longest op started at ${r.worstAtMs.toFixed(0)} ms of ${r.durMs}${r.stallMs !== undefined ? `; stall measured by the old daemon (quiesce → successor serving) ${r.stallMs.toFixed(1)} ms` : ''}${r.firstMs !== undefined ? ` (→ successor's first reply ${r.firstMs.toFixed(1)} ms)` : ''}${r.gapMs !== undefined ? `; application gap over the ${r.scenario.startsWith('kill') ? 'kill' : 'stall'} ${r.gapMs.toFixed(1)} ms` : ''}${r.phases ? `; phases ${JSON.stringify(r.phases, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}` : ''}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${nFiles} files${r.journal ? '; ' + r.journal : ''}; ops/5 ms median ${median(r.buckets.filter((x) => x > 0)) || 0}`,
+    note: `${r.errors} errors; longest op started at ${r.worstAtMs.toFixed(0)} ms of ${r.durMs}${r.stallMs !== undefined ? `; stall measured by the old daemon (quiesce → successor serving) ${r.stallMs.toFixed(1)} ms` : ''}${r.firstMs !== undefined ? ` (→ successor's first reply ${r.firstMs.toFixed(1)} ms)` : ''}${r.gapMs !== undefined ? `; application gap over the ${r.scenario.startsWith('kill') ? 'kill' : 'stall'} ${r.gapMs.toFixed(1)} ms` : ''}${r.phases ? `; phases ${JSON.stringify(r.phases, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}` : ''}; load average ${r.load}; ${nFiles} files${r.journal ? '; ' + r.journal : ''}; ops/5 ms median ${median(r.buckets.filter((x) => x > 0)) || 0}`,
   }));
   const plot = join(REPO, 'test', 'artifacts', 'provfs-figure5.svg');
   mkdirSync(join(REPO, 'test', 'artifacts'), { recursive: true });
@@ -509,7 +509,7 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
   const { daemonRequest } = await import('../../cli/actions/mount.js');
   const { daemonInfoPath, daemonSocketPath } = await import('../../kernel/runtime.js');
   type Phases = Record<string, number | undefined>;
-  interface Case { name: string; from: 'plain' | 'prov'; wl: 'a' | 'b'; version?: number; mnt: string; journal: string; stalls: number[]; gaps: number[]; pre: number[]; post: number[]; control: number[]; phases: Phases[]; worst: number[]; errors: number; versions: Set<number> }
+  interface Case { name: string; from: 'plain' | 'prov'; wl: 'a' | 'b'; version?: number; mnt: string; journal: string; stalls: number[]; gaps: number[]; pre: number[]; post: number[]; control: number[]; inHand: Map<string, number>; phases: Phases[]; worst: number[]; errors: number; versions: Set<number> }
   const mounts: Case[] = [];
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   try {
@@ -526,7 +526,7 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
       const d = await startProvfs(backing, mnt, from, ['--timeout', '3600', ...(from === 'prov' ? ['--journal', journal] : [])]);
       d.unref();
       for (let i = 0; i < nodes; i++) statSync(join(mnt, `pre-${i}`));
-      mounts.push({ name: `${from} → prov, workload (${wl})${v ? `, state version ≤ ${v}` : ''}`, from, wl, version: v ? Number(v) : undefined, mnt, journal, stalls: [], gaps: [], pre: [], post: [], control: [], phases: [], worst: [], errors: 0, versions: new Set() });
+      mounts.push({ name: `${from} → prov, workload (${wl})${v ? `, state version ≤ ${v}` : ''}`, from, wl, version: v ? Number(v) : undefined, mnt, journal, stalls: [], gaps: [], pre: [], post: [], control: [], inHand: new Map(), phases: [], worst: [], errors: 0, versions: new Set() });
     }
     for (let r = 0; r < repeats; r++) {
       for (const m of mounts) {
@@ -556,11 +556,13 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
         m.post.push(g ? Math.max(0, (g[1] - q0) / 1e6 - stall) : 0);
         m.control.push(c ? (c[1] - c[0]) / 1e6 : 0);
         m.phases.push((rep.phases ?? {}) as Phases);
+        const inHand = (rep.phases as { inHand?: string } | undefined)?.inHand ?? '?';
+        m.inHand.set(inHand, (m.inHand.get(inHand) ?? 0) + 1);
         m.versions.add(rep.stateVersion as number);
         m.worst.push(res.worstNs / 1e6);
         m.errors += res.errors;
         const ph = (rep.phases ?? {}) as Phases;
-        process.stderr.write(`stall ${m.name} round ${r}: ${stall.toFixed(2)} ms (app gap ${gap.toFixed(2)} ms; seen ${ph.seen?.toFixed(2)} built ${ph.built?.toFixed(2)} deltaIn ${ph.deltaIn?.toFixed(2)} applied ${ph.applied?.toFixed(2)} first reply ${ph.firstReply?.toFixed(2)}), longest op ${(res.worstNs / 1e6).toFixed(2)} ms, ${res.errors} errors\n`);
+        process.stderr.write(`stall ${m.name} round ${r}: ${stall.toFixed(2)} ms (app gap ${gap.toFixed(2)} ms; in hand ${inHand}, seen ${ph.seen?.toFixed(2)} built ${ph.built?.toFixed(2)} deltaIn ${ph.deltaIn?.toFixed(2)} applied ${ph.applied?.toFixed(2)} first reply ${ph.firstReply?.toFixed(2)}), longest op ${(res.worstNs / 1e6).toFixed(2)} ms, ${res.errors} errors\n`);
         if (m.from === 'plain') {
           const back = await daemonRequest(daemonSocketPath(m.mnt), { cmd: 'upgrade', mode: 'plain' });
           if (!back.ok) throw new Error(`switching ${m.name} back to plain failed: ${String(back.reason)}`);
@@ -587,7 +589,7 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
     figure: `live upgrade stall (${m.name}), ${nodes} nodes in the table`, unit: 'ms',
     prov: round(median(m.stalls), 2), baseline: null, baselineName: 'Bento: 15 ms', ratio: null, better: 'lower', repeats: m.stalls.length,
     spread: { prov: round(spread(m.stalls), 2) }, paper: 'Bento: 15 ms of service interruption', goal: 'stall ≤ 5 ms',
-    note: `p95 ${p95(m.stalls).toFixed(2)} ms; stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')}; application gap over the stall median ${median(m.gaps).toFixed(2)} p95 ${p95(m.gaps).toFixed(2)} ms (${m.gaps.map((x) => x.toFixed(1)).join(' ')}; before the quiesce median ${median(m.pre).toFixed(2)}, after the successor read median ${median(m.post).toFixed(2)}), control window 400 ms earlier median ${median(m.control).toFixed(2)} p95 ${p95(m.control).toFixed(2)} ms; phases from quiesce, median/p95 ms: ${phaseNote(m.phases)}; state version ${[...m.versions].join(',')}; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
+    note: `p95 ${p95(m.stalls).toFixed(2)} ms; stalls ${m.stalls.map((x) => x.toFixed(1)).join(' ')}; application gap over the stall median ${median(m.gaps).toFixed(2)} p95 ${p95(m.gaps).toFixed(2)} ms (${m.gaps.map((x) => x.toFixed(1)).join(' ')}; before the quiesce median ${median(m.pre).toFixed(2)}, after the successor read median ${median(m.post).toFixed(2)}), control window 400 ms earlier median ${median(m.control).toFixed(2)} p95 ${p95(m.control).toFixed(2)} ms; phases from quiesce, median/p95 ms: ${phaseNote(m.phases)}; request in hand at the quiesce ${[...m.inHand].map(([k, v]) => `${k}×${v}`).join(' ')}; state version ${[...m.versions].join(',')}; longest op median ${median(m.worst).toFixed(1)} ms (max ${Math.max(...m.worst).toFixed(1)}); ${m.errors} errors; load average ${load0} → ${load1}`,
   }));
   return { name: 'provfs-stall', rows };
 }
