@@ -4,18 +4,24 @@
  * SIGTERM unmounts cleanly; a daemon killed with SIGKILL leaves a stale mount that both
  * commands recognise and explain, and `prov umount` clears. Also mounting over the backing
  * directory itself.
+ *
+ * The daemons list themselves in a private runtime directory (PROV_RUNTIME_DIR, set before the
+ * modules that read it load): "upgrade every provfs mount" must not reach mounts of anything
+ * else running on this host (it did: another process's benchmark mounts were upgraded).
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync, existsSync, statfsSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { mountCommand, umountCommand, upgradeAllCommand } from '../cli/actions/mount.js';
 import { mountState, unmount } from './mount.js';
-import { daemonInfoPath, type DaemonInfo } from './runtime.js';
+import type { DaemonInfo } from './runtime.js';
 import { openJournalReader } from '../collector/journal/reader.js';
 
 const base = mkdtempSync(join(tmpdir(), 'provfs-cli-'));
+process.env.PROV_RUNTIME_DIR = join(base, 'run');
+const { mountCommand, umountCommand, upgradeAllCommand } = await import('../cli/actions/mount.js');
+const { daemonInfoPath } = await import('./runtime.js');
 const started: number[] = [];
 const mountpoints: string[] = [];
 after(async () => {
