@@ -9,7 +9,7 @@ import * as libc from './libc.js';
 import { E, O } from './libc.js';
 import { FUSE_UNIQUE_RESEND,
   OP, OP_NAME, INIT, DEV_IOC, FOPEN, SIZE, ATTR, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION,
-  FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
+  FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, OPEN_KILL_SUIDGID, WRITE_KILL_SUIDGID, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
   readInHeader, type InHeader,
 } from './protocol.js';
 import type { ProvFs, Ctx, Entry, Opened, SetattrIn, PassthroughDevice } from './ops.js';
@@ -215,7 +215,7 @@ export class Dispatcher {
     b.writeBigUInt64LE(BigInt(o.handle.fh), off);
     // Plain mode needs no FLUSH (data never passes through the daemon; locks are the kernel's):
     // spare every close(2) a round trip. prov mode records closes at FLUSH.
-    b.writeUInt32LE((o.backingId ? FOPEN.PASSTHROUGH : 0) | (this.fs.recorder || !o.backingId ? 0 : FOPEN.NOFLUSH), off + 8);
+    b.writeUInt32LE((o.backingId ? FOPEN.PASSTHROUGH : 0) | (o.direct ? FOPEN.DIRECT_IO : 0) | (this.fs.recorder || !o.backingId ? 0 : FOPEN.NOFLUSH), off + 8);
     b.writeInt32LE(o.backingId, off + 12);
   }
 
@@ -241,9 +241,12 @@ export class Dispatcher {
     }
     let kflags = BigInt(body.readUInt32LE(12));
     if (kflags & INIT.INIT_EXT) kflags |= BigInt(body.readUInt32LE(16)) << 32n;
+    // HANDLE_KILLPRIV_V2: the daemon clears set-user/group-id bits itself (SETATTR, OPEN and
+    // CREATE with truncation, WRITE; see ops); in return the kernel marks the super block
+    // SB_NOSEC and stops asking GETXATTR security.capability before every write(2).
     let want = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.MAX_PAGES | INIT.DO_READDIRPLUS |
       INIT.READDIRPLUS_AUTO | INIT.PARALLEL_DIROPS | INIT.CACHE_SYMLINKS | INIT.AUTO_INVAL_DATA |
-      INIT.ASYNC_DIO | INIT.INIT_EXT;
+      INIT.ASYNC_DIO | INIT.INIT_EXT | INIT.HANDLE_KILLPRIV_V2;
     if (this.opts.passthrough) want |= INIT.PASSTHROUGH;
     const flags = want & kflags;
     const negMinor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
@@ -413,13 +416,13 @@ export const HANDLERS: Record<number, Handler> = {
     d.entry(d.fs.link(ctxOf(h), Number(b.readBigUInt64LE(0)), id(h), name));
   },
   [OP.OPEN]: (d, h, b) => {
-    const o = d.fs.open(ctxOf(h), id(h), b.readUInt32LE(0));
+    const o = d.fs.open(ctxOf(h), id(h), b.readUInt32LE(0), (b.readUInt32LE(4) & OPEN_KILL_SUIDGID) !== 0);
     d.writeOpen(SIZE.out_header, o);
     d.ok(SIZE.open_out);
   },
   [OP.CREATE]: (d, h, b) => {
     const [name] = cname(b, SIZE.create_in);
-    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0), b.readUInt32LE(8));
+    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0), b.readUInt32LE(8), (b.readUInt32LE(12) & OPEN_KILL_SUIDGID) !== 0);
     d.writeEntry(SIZE.out_header, entry);
     d.writeOpen(SIZE.out_header + SIZE.entry_out, opened);
     d.ok(SIZE.entry_out + SIZE.open_out);
@@ -430,7 +433,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.WRITE]: (d, _h, b) => {
     const size = b.readUInt32LE(16);
-    const n = d.fs.write(Number(b.readBigUInt64LE(0)), b.readBigUInt64LE(8), b.subarray(SIZE.write_in, SIZE.write_in + size));
+    const n = d.fs.write(Number(b.readBigUInt64LE(0)), b.readBigUInt64LE(8), b.subarray(SIZE.write_in, SIZE.write_in + size), (b.readUInt32LE(20) & WRITE_KILL_SUIDGID) !== 0);
     d.out.writeUInt32LE(n, SIZE.out_header);
     d.out.writeUInt32LE(0, SIZE.out_header + 4);
     d.ok(SIZE.write_out);
@@ -464,7 +467,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.OPENDIR]: (d, h) => {
     const handle = d.fs.opendir(ctxOf(h), id(h));
-    d.writeOpen(SIZE.out_header, { handle, backingId: 0 });
+    d.writeOpen(SIZE.out_header, { handle, backingId: 0, direct: false });
     d.ok(SIZE.open_out);
   },
   [OP.READDIR]: (d, h, b) => d.readdir(h, b, false),

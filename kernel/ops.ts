@@ -34,6 +34,11 @@ export interface Entry {
 export interface Opened {
   handle: Handle;
   backingId: number;
+  /**
+   * FOPEN_DIRECT_IO: every WRITE comes to the daemon, flagged when the writer may not keep
+   * set-user/group-id bits (a set-id file opened for writing; see {@link ProvFs.openNode}).
+   */
+  direct: boolean;
 }
 
 /** Kernel passthrough: register a backing file on the connection (FUSE_DEV_IOC_BACKING_OPEN). */
@@ -67,6 +72,22 @@ export const RENAME_EXCHANGE = 2;
 export const RENAME_WHITEOUT = 4;
 
 const DIRENT_BUF = 64 * 1024;
+
+/** Set-user-id, or set-group-id with group execute (a real set-gid, not a locking mark). */
+function isSetId(mode: number): boolean {
+  return (mode & S.ISUID) !== 0 || (mode & (S.ISGID | 0o010)) === (S.ISGID | 0o010);
+}
+
+/**
+ * Clear what write(2) or truncate(2) by a caller without CAP_FSETID clears on a regular file:
+ * set-user-id always, set-group-id when group execute is set. True when the mode changed.
+ */
+function killSuidgid(fd: number, st: libc.Stat): boolean {
+  if ((st.mode & S.IFMT) !== S.IFREG || !isSetId(st.mode)) return false;
+  const keepGid = (st.mode & 0o010) === 0;
+  libc.chmodFd(fd, st.mode & 0o7777 & ~S.ISUID & ~(keepGid ? 0 : S.ISGID));
+  return true;
+}
 
 export class ProvFs {
   readonly nodes: NodeTable;
@@ -137,7 +158,10 @@ export class ProvFs {
       const mNs = a.valid & FATTR.MTIME_NOW ? libc.UTIME_NOW : a.valid & FATTR.MTIME ? a.mtimeNs : libc.UTIME_OMIT;
       libc.utimensFd(n.fd, isLink, a.atime, aNs, a.mtime, mNs);
     }
-    const st = libc.fstat(n.fd);
+    let st = libc.fstat(n.fd);
+    // HANDLE_KILLPRIV_V2: a truncation by a caller without CAP_FSETID clears the set-id bits
+    // (the kernel leaves that to us; the daemon's own truncate, as root, keeps them).
+    if (a.valid & FATTR.KILL_SUIDGID && killSuidgid(n.fd, st)) st = libc.fstat(n.fd);
     this.recorder?.setattr(ctx, n, a, st);
     return st;
   }
@@ -222,12 +246,19 @@ export class ProvFs {
 
   // ---- files ----
 
-  create(ctx: Ctx, parent: number, name: Buffer, mode: number, flags: number, umask = 0): { entry: Entry; opened: Opened } {
+  create(ctx: Ctx, parent: number, name: Buffer, mode: number, flags: number, umask = 0, killSuid = false): { entry: Entry; opened: Opened } {
     const p = this.nodes.get(parent);
     mode &= ~umask;
+    // A CREATE that truncates a file someone else made meanwhile clears its set-id bits as an
+    // OPEN with O_TRUNC would (HANDLE_KILLPRIV_V2); a file this call makes keeps the mode asked.
+    let existed = false;
+    if (killSuid && flags & O.TRUNC && !(flags & O.EXCL)) {
+      try { libc.fstatat(p.fd, name); existed = true; } catch { existed = false; }
+    }
     const fd = libc.openat(p.fd, name, (flags | O.CREAT) & ~O.NOCTTY, mode);
     let entry: Entry;
     try {
+      if (existed && killSuidgid(fd, libc.fstat(fd))) { /* cleared */ }
       entry = this.ownNew(ctx, p, name, mode | S.IFREG);
     } catch (e) {
       libc.close(fd);
@@ -238,9 +269,11 @@ export class ProvFs {
     return { entry, opened };
   }
 
-  open(ctx: Ctx, id: number, flags: number): Opened {
+  /** OPEN; `killSuid`: the caller truncates without CAP_FSETID (FUSE_OPEN_KILL_SUIDGID). */
+  open(ctx: Ctx, id: number, flags: number, killSuid = false): Opened {
     const n = this.nodes.get(id);
-    const opened = this.openNode(n, flags, -1);
+    if (killSuid && flags & O.TRUNC && n.type === S.IFREG) killSuidgid(n.fd, libc.fstat(n.fd));
+    const opened = this.openNode(n, flags, -1, ctx.uid !== 0);
     this.recorder?.open(ctx, n, flags, opened.handle.fh);
     return opened;
   }
@@ -250,9 +283,15 @@ export class ProvFs {
    * refcounted) serves the kernel's I/O and the handle needs no fd of its own; otherwise the
    * handle keeps a real fd opened with the caller's flags for READ/WRITE.
    */
-  private openNode(n: Node, flags: number, createdFd: number): Opened {
+  private openNode(n: Node, flags: number, createdFd: number, unprivileged = false): Opened {
     const pt = this.passthrough;
-    if (pt && n.type === S.IFREG) {
+    // A passthrough write to a set-id file would keep its set-id bits (the kernel writes the
+    // backing file with the daemon's credentials and, under HANDLE_KILLPRIV_V2, leaves clearing
+    // them to us, who never see the write): such a file opened for writing by someone other
+    // than root (who keeps them: CAP_FSETID) is served here, direct I/O, and each WRITE says
+    // whether the writer may keep them. One statx per such open.
+    const setId = unprivileged && createdFd < 0 && n.type === S.IFREG && (flags & O.ACCMODE) !== O.RDONLY && isSetId(libc.fstat(n.fd).mode);
+    if (pt && n.type === S.IFREG && !setId) {
       try {
         if (!n.backing) {
           const bfd = createdFd >= 0 ? createdFd : this.reopenForBacking(n, flags);
@@ -268,7 +307,7 @@ export class ProvFs {
         }
         n.backing.refs++;
         const handle = this.nodes.openHandle({ node: n.id, flags, fd: -1, passthrough: true });
-        return { handle, backingId: n.backing.id };
+        return { handle, backingId: n.backing.id, direct: false };
       } catch (e) {
         // The backing file cannot be registered (e.g. a stacked backing file system): serve
         // this file's I/O in the daemon instead.
@@ -279,7 +318,7 @@ export class ProvFs {
     }
     const fd = createdFd >= 0 ? createdFd : libc.reopen(n.fd, flags & ~O.TRUNC);
     const handle = this.nodes.openHandle({ node: n.id, flags, fd, passthrough: false });
-    return { handle, backingId: 0 };
+    return { handle, backingId: 0, direct: setId };
   }
 
   private reopenForBacking(n: Node, flags: number): number {
@@ -299,11 +338,16 @@ export class ProvFs {
     return libc.pread(h.fd, out, Math.min(size, out.length), off);
   }
 
-  /** WRITE (only when passthrough is off for this handle). */
-  write(fh: number, off: bigint, data: Buffer): number {
+  /**
+   * WRITE (only when passthrough is off for this handle). `killSuid`: the writer lacks
+   * CAP_FSETID (FUSE_WRITE_KILL_SUIDGID), so the write clears set-id bits as write(2) would.
+   */
+  write(fh: number, off: bigint, data: Buffer, killSuid = false): number {
     const h = this.nodes.handle(fh);
     if (h.fd < 0) throw new libc.Errno(E.EIO, 'write on a passthrough handle');
-    return libc.pwrite(h.fd, data, data.length, off);
+    const n = libc.pwrite(h.fd, data, data.length, off);
+    if (killSuid && n > 0) killSuidgid(h.fd, libc.fstat(h.fd));
+    return n;
   }
 
   /**

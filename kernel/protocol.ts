@@ -66,6 +66,11 @@ export const FOPEN = {
   NOFLUSH: 1 << 5, PARALLEL_DIRECT_WRITES: 1 << 6, PASSTHROUGH: 1 << 7,
 } as const;
 
+/** fuse_open_in.open_flags / fuse_create_in.open_flags: the caller lacks CAP_FSETID and truncates (HANDLE_KILLPRIV_V2). */
+export const OPEN_KILL_SUIDGID = 1 << 0;
+/** fuse_write_in.write_flags: the writer lacks CAP_FSETID; clear set-user/group-id. */
+export const WRITE_KILL_SUIDGID = 1 << 2;
+
 export const RELEASE_FLUSH = 1 << 0;
 export const FSYNC_FDATASYNC = 1 << 0;
 export const GETATTR_FH = 1 << 0;
