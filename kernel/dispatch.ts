@@ -213,9 +213,7 @@ export class Dispatcher {
   writeOpen(off: number, o: Opened): void {
     const b = this.out;
     b.writeBigUInt64LE(BigInt(o.handle.fh), off);
-    // Plain mode needs no FLUSH (data never passes through the daemon; locks are the kernel's):
-    // spare every close(2) a round trip. prov mode records closes at FLUSH.
-    b.writeUInt32LE((o.backingId ? FOPEN.PASSTHROUGH : 0) | (o.direct ? FOPEN.DIRECT_IO : 0) | (this.fs.recorder || !o.backingId ? 0 : FOPEN.NOFLUSH), off + 8);
+    b.writeUInt32LE((o.backingId ? FOPEN.PASSTHROUGH : 0) | (o.direct ? FOPEN.DIRECT_IO : 0) | (o.handle.noflush ? FOPEN.NOFLUSH : 0), off + 8);
     b.writeInt32LE(o.backingId, off + 12);
   }
 

@@ -12,7 +12,12 @@ import { readFileSync } from 'node:fs';
 /** A failed system call: `errno` is the positive error number sent back to the kernel. */
 export class Errno extends Error {
   constructor(readonly errno: number, call: string) {
+    // No stack: a failed call is an answer (ENOENT of a lookup is as common as success), and
+    // capturing a stack trace per error was a measurable share of the request loop.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${call}: ${errnoName(errno)}`);
+    Error.stackTraceLimit = limit;
   }
 }
 

@@ -52,6 +52,13 @@ export interface Handle {
   fd: number;
   /** True when the kernel does the data I/O through the node's backing file. */
   passthrough: boolean;
+  /**
+   * Given out with FOPEN_NOFLUSH: no FLUSH per close(2); in prov mode its close is recorded at
+   * RELEASE, for the opener ({@link opener}).
+   */
+  noflush?: boolean;
+  /** Thread id of the opener (RELEASE carries none). */
+  opener?: number;
   dir?: DirState;
 }
 
@@ -81,7 +88,7 @@ export interface NodeTableState {
     id: number; fd: number; dev: number; ino: bigint; type: number; nlookup: number;
     parent: number; name: Uint8Array; backing: Backing | null; opens: number;
   }>;
-  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string }>;
+  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string; noflush?: boolean; opener?: number }>;
 }
 
 /**
@@ -407,7 +414,7 @@ export class NodeTable {
       const old = before.get(r.fh);
       const fd = old && old.fd >= 0 ? old.fd : r.fd >= 0 ? fetch(r.fd) : -1;
       before.delete(r.fh);
-      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough };
+      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough, noflush: r.noflush, opener: r.opener };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
         libc.lseek(h.fd, h.dir.pos, 0);
@@ -452,7 +459,7 @@ export class NodeTable {
     for (const r of s.handles) {
       const h: Handle = {
         fh: r.fh, node: r.node, flags: r.flags, fd: r.fd >= 0 ? fdMap(r.fd) : -1,
-        passthrough: r.passthrough,
+        passthrough: r.passthrough, noflush: r.noflush, opener: r.opener,
       };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
@@ -473,7 +480,7 @@ function nodeRecord(n: Node): NodeTableState['nodes'][number] {
 
 function handleRecord(h: Handle): NodeTableState['handles'][number] {
   return {
-    fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough,
+    fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough, noflush: h.noflush, opener: h.opener,
     dirPos: h.dir ? h.dir.pos.toString() : undefined,
   };
 }

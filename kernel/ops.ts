@@ -265,6 +265,7 @@ export class ProvFs {
       throw e;
     }
     const opened = this.openNode(entry.node, flags, fd);
+    opened.handle.opener = ctx.pid;
     this.recorder?.create(ctx, entry, mode, flags, opened.handle.fh);
     return { entry, opened };
   }
@@ -274,6 +275,7 @@ export class ProvFs {
     const n = this.nodes.get(id);
     if (killSuid && flags & O.TRUNC && n.type === S.IFREG) killSuidgid(n.fd, libc.fstat(n.fd));
     const opened = this.openNode(n, flags, -1, ctx.uid !== 0);
+    opened.handle.opener = ctx.pid;
     this.recorder?.open(ctx, n, flags, opened.handle.fh);
     return opened;
   }
@@ -306,7 +308,11 @@ export class ProvFs {
           libc.close(createdFd);
         }
         n.backing.refs++;
-        const handle = this.nodes.openHandle({ node: n.id, flags, fd: -1, passthrough: true });
+        // FOPEN_NOFLUSH spares close(2) a round trip: data never passes through the daemon and
+        // locks are the kernel's. prov mode records closes at FLUSH (the closing thread) for
+        // handles that can write; a read-only handle's close is recorded at RELEASE instead.
+        const noflush = !this.recorder || (flags & O.ACCMODE) === O.RDONLY;
+        const handle = this.nodes.openHandle({ node: n.id, flags, fd: -1, passthrough: true, noflush });
         return { handle, backingId: n.backing.id, direct: false };
       } catch (e) {
         // The backing file cannot be registered (e.g. a stacked backing file system): serve
@@ -360,11 +366,17 @@ export class ProvFs {
     if (n) this.recorder?.close(ctx, n, fh);
   }
 
-  /** RELEASE: the last reference to the open file went (pid is 0 here). */
-  release(_ctx: Ctx | null, fh: number): void {
+  /**
+   * RELEASE: the last reference to the open file went (pid is 0 here). A handle given out
+   * without FLUSH has its close recorded now, for the thread that opened it.
+   */
+  release(ctx: Ctx | null, fh: number): void {
     const h = this.nodes.findHandle(fh);
     if (!h) return; // given out before a crash: its passthrough I/O never needed us
     const n = this.nodes.find(h.node);
+    if (this.recorder && h.noflush && n) {
+      this.recorder.close({ uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0, pid: h.opener ?? 0 }, n, fh, true);
+    }
     if (h.passthrough && n?.backing) {
       if (--n.backing.refs === 0) {
         this.passthrough?.close(n.backing.id);

@@ -117,8 +117,9 @@ export class Recorder {
     this.emit(ctx, { op: 'open', file: this.fileOfNode(n), flags, fh });
   }
 
-  close(ctx: Ctx, n: Node, fh: number): void {
-    this.emit(ctx, { op: 'close', file: this.fileOfNode(n), fh });
+  /** A close(2) (FLUSH), or with `release` the last close of a handle given out without FLUSH. */
+  close(ctx: Ctx, n: Node, fh: number, release = false): void {
+    this.emit(ctx, release ? { op: 'close', file: this.fileOfNode(n), fh, release } : { op: 'close', file: this.fileOfNode(n), fh });
   }
 
   setattr(ctx: Ctx, n: Node, a: SetattrIn, st: Stat): void {
