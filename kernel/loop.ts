@@ -227,6 +227,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   const sink = (ev: ProvEvent): void => {
     if (!ring.pushString(JSON.stringify(ev))) post({ type: 'events', events: [ev] });
   };
+  const sinkJson = (json: string): void => {
+    if (!ring.pushString(json)) post({ type: 'events', events: [JSON.parse(json) as ProvEvent] });
+  };
   let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
   let precopy: Precopy | null = null;
@@ -305,7 +308,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     };
   }
   if (cfg.mode === 'prov') {
-    fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink });
+    fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink, sinkJson });
   }
   const devFd = precopy ? precopy.devFd : state && fdMap ? fdMap(state.devFd) : cfg.devFd;
   const send = (buf: Buffer, len: number): void => {

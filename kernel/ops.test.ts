@@ -172,3 +172,29 @@ test('dispatcher: INIT negotiation, LOOKUP and errors, encoded as the kernel doe
   r = req(9999, FUSE_ROOT_ID, Buffer.alloc(0));
   assert.equal(r.readInt32LE(4), -libc.E.ENOSYS, 'unknown opcode: ENOSYS');
 });
+
+test('records serialized from cached parts equal the JSON of the record objects', () => {
+  const backing = join(dir, 'json');
+  fs.mkdirSync(join(backing, 'sub'), { recursive: true });
+  fs.writeFileSync(join(backing, 'sub', 'naïve "q"\\x'), 'x');
+  const rootFd = libc.open(backing, libc.O.PATH | libc.O.DIRECTORY);
+  const pfs = new ProvFs(rootFd);
+  const objects: ProvEvent[] = [];
+  const strings: ProvEvent[] = [];
+  const viaObjects = new Recorder({ dev: 9, mountpoint: '/m', nodes: pfs.nodes, sink: (e) => objects.push(JSON.parse(JSON.stringify(e)) as ProvEvent) });
+  const viaStrings = new Recorder({ dev: 9, mountpoint: '/m', nodes: pfs.nodes, sink: () => assert.fail('object sink used'), sinkJson: (j) => strings.push(JSON.parse(j) as ProvEvent) });
+  const sub = pfs.lookup(ctx, FUSE_ROOT_ID, B('sub'));
+  const f = pfs.lookup(ctx, sub.node.id, B('naïve "q"\\x'));
+  for (const r of [viaObjects, viaStrings]) {
+    r.open(ctx, f.node, O.O_RDONLY, 5);
+    r.close(ctx, f.node, 5, true);
+    r.close({ ...ctx, pid: 4242 }, f.node, 6);
+  }
+  // A rename changes the cached path.
+  pfs.rename(ctx, sub.node.id, B('naïve "q"\\x'), FUSE_ROOT_ID, B('top'), 0);
+  for (const r of [viaObjects, viaStrings]) r.open(ctx, f.node, O.O_WRONLY, 7);
+  const noTs = (e: ProvEvent): object => ({ ...e, ts: 0 });
+  assert.deepEqual(strings.map(noTs), objects.map(noTs));
+  assert.equal((strings[3] as { file: { path: string } }).file.path, '/m/top');
+  libc.close(rootFd);
+});

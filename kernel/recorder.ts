@@ -26,12 +26,34 @@ export interface RecorderOptions {
   mountpoint: string;
   nodes: NodeTable;
   sink: (ev: ProvEvent) => void;
+  /**
+   * Takes records already serialized as JSON (what `sink` would serialize them to). When set,
+   * the records of every open and close — most of what an application's I/O produces — are
+   * written as strings from per-node cached parts instead of objects for JSON.stringify.
+   */
+  sinkJson?: (json: string) => void;
 }
 
 export class Recorder {
   private readonly host = hostname();
+  /** The fields every record ends with but ts and tid, as JSON. */
+  private readonly tailJson = `"v":${SCHEMA_VERSION},"src":"provfs","seq":0,"host":${JSON.stringify(hostname())},"pid":0`;
 
   constructor(private readonly o: RecorderOptions) {}
+
+  /** A node's FileRef as JSON, cached on the node until a rename anywhere (the table's generation). */
+  private fileJson(n: Node): string {
+    const gen = this.o.nodes.generation;
+    if (n.fileJson !== undefined && n.fileJsonGen === gen) return n.fileJson;
+    n.fileJson = JSON.stringify(this.fileOfNode(n));
+    n.fileJsonGen = gen;
+    return n.fileJson;
+  }
+
+  /** Emit `{"op":…,"file":…,<rest>}` as a string (see {@link RecorderOptions.sinkJson}). */
+  private emitJson(ctx: Ctx, op: string, n: Node, rest: string): void {
+    this.o.sinkJson!(`{"op":"${op}","file":${this.fileJson(n)},${rest}${this.tailJson},"ts":${Number(process.hrtime.bigint())},"tid":${ctx.pid}}`);
+  }
 
   private emit(ctx: Ctx, body: EventBody): void {
     const ev = body as unknown as ProvEvent;
@@ -114,11 +136,13 @@ export class Recorder {
   }
 
   open(ctx: Ctx, n: Node, flags: number, fh: number): void {
+    if (this.o.sinkJson) return this.emitJson(ctx, 'open', n, `"flags":${flags},"fh":${fh},`);
     this.emit(ctx, { op: 'open', file: this.fileOfNode(n), flags, fh });
   }
 
   /** A close(2) (FLUSH), or with `release` the last close of a handle given out without FLUSH. */
   close(ctx: Ctx, n: Node, fh: number, release = false): void {
+    if (this.o.sinkJson) return this.emitJson(ctx, 'close', n, `"fh":${fh},${release ? '"release":true,' : ''}`);
     this.emit(ctx, release ? { op: 'close', file: this.fileOfNode(n), fh, release } : { op: 'close', file: this.fileOfNode(n), fh });
   }
 
