@@ -122,8 +122,8 @@ export interface OpenEvent extends EventBase { op: 'open'; file: FileRef; flags:
 /**
  * close (eBPF: `fd`, or `fd`..`fdMax` for close_range) or FUSE FLUSH (provfs: `file` and
  * `fh`; the closing pid comes with FLUSH, RELEASE carries none). `release`: provfs gave this
- * handle out without FLUSH (a read-only one in prov mode) and recorded its close at RELEASE,
- * when its last descriptor went, with the opener's tid.
+ * handle out without FLUSH (passthrough handles: a close(2) costs no round trip) and recorded
+ * its close at RELEASE, once, when its last descriptor went, with the opener's tid.
  */
 export interface CloseEvent extends EventBase { op: 'close'; fd?: number; fdMax?: number; file?: FileRef; fh?: number; release?: boolean }
 export interface CreateEvent extends EventBase { op: 'create'; file: FileRef; mode: number; flags?: number; fh?: number }

@@ -334,11 +334,10 @@ export class ProvFs {
           libc.close(createdFd);
         }
         if (n.backing.refs++ === 0) this.idleBackings.delete(n.id);
-        // FOPEN_NOFLUSH spares close(2) a round trip: data never passes through the daemon and
-        // locks are the kernel's. prov mode records closes at FLUSH (the closing thread) for
-        // handles that can write; a read-only handle's close is recorded at RELEASE instead.
-        const noflush = !this.recorder || (flags & O.ACCMODE) === O.RDONLY;
-        const handle = this.nodes.openHandle({ node: n.id, flags, fd: -1, passthrough: true, noflush });
+        // FOPEN_NOFLUSH spares every close(2) a synchronous round trip: data never passes
+        // through the daemon and locks are the kernel's. prov mode records the close at
+        // RELEASE instead (once per open file, when its last descriptor goes, for the opener).
+        const handle = this.nodes.openHandle({ node: n.id, flags, fd: -1, passthrough: true, noflush: true });
         return { handle, backingId: n.backing.id, direct: false };
       } catch (e) {
         // The backing file cannot be registered (e.g. a stacked backing file system): serve

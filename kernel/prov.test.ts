@@ -100,18 +100,17 @@ test('prov mode logs each operation with the caller, inode, flags and names', as
   assert.equal((opens[1] as { flags: number }).flags & 3, 1, 'second open O_WRONLY');
   assert.ok((opens[1] as { flags: number }).flags & 0o2000, 'O_APPEND recorded');
   const closesA = beforeOverwrite.filter((e) => e.op === 'close' && file(e).ino === seen.a);
-  // create+close, append open + close + close of the dup: 3 FLUSHes; the read-only open has no
-  // FLUSH (FOPEN_NOFLUSH): its close is recorded once at RELEASE, for the opener.
-  assert.equal(closesA.length, 4, 'one close per close(2) of a writable handle, dup included, and one per read-only open');
-  const appendFh = (opens[1] as { fh: number }).fh;
-  assert.equal(closesA.filter((e) => (e as { fh: number }).fh === appendFh).length, 2);
-  const readFh = (opens[0] as { fh: number }).fh;
-  const readCloses = closesA.filter((e) => (e as { fh: number }).fh === readFh);
-  assert.equal(readCloses.length, 1, 'one close of the read-only handle');
-  assert.equal((readCloses[0] as { release?: boolean }).release, true, 'recorded at RELEASE');
-  assert.ok(closesA.filter((e) => (e as { fh: number }).fh !== readFh).every((e) => (e as { release?: boolean }).release === undefined), 'writable handles are closed at FLUSH');
-  // The child's close(2) calls of writable handles: a (create, append, its dup), c, x, y.
-  assert.equal(info.counts['25'] ?? 0, 6, 'a FLUSH per close(2) of a writable handle, none for the read-only one');
+  // Passthrough handles go out with FOPEN_NOFLUSH (no FLUSH round trip per close(2)): each
+  // open file's close is recorded once, at RELEASE, for the opener — create, read, and append
+  // (whose dup was closed too: still one).
+  assert.equal(closesA.length, 3, 'one close per open file of a');
+  for (const [i, o] of opens.entries()) {
+    const mine = closesA.filter((e) => (e as { fh: number }).fh === (o as { fh: number }).fh);
+    assert.equal(mine.length, 1, `one close of open ${i}`);
+    assert.equal((mine[0] as { release?: boolean }).release, true, 'recorded at RELEASE');
+    assert.ok(mine[0]!.ts > o.ts, 'after its open');
+  }
+  assert.equal(info.counts['25'] ?? 0, 0, 'no FLUSH reached the daemon');
 
   const mk = find('mkdir');
   assert.equal(file(mk).ino, seen.d);

@@ -9,7 +9,10 @@
  * every target. Every daemon is a separate process started and stopped by pid; every mount is
  * unmounted in `finally`.
  *
- * Run alone: `node dist/test/bench/provfs.bench.js [--quick]`.
+ * passthrough_ll runs as shipped (no permission checks) and with `-o default_permissions` (the
+ * kernel checks permissions, as for provfs).
+ *
+ * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -171,8 +174,8 @@ async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov',
   return child;
 }
 
-async function startPll(bin: string, backing: string, mnt: string, timeout: number): Promise<ChildProcess> {
-  const child = spawn(bin, ['-f', '-o', `source=${backing},allow_other,timeout=${timeout}`, mnt], { stdio: ['ignore', 'ignore', 'inherit'] });
+async function startPll(bin: string, backing: string, mnt: string, timeout: number, permissions = false): Promise<ChildProcess> {
+  const child = spawn(bin, ['-f', '-o', `source=${backing},allow_other,timeout=${timeout}${permissions ? ',default_permissions' : ''}`, mnt], { stdio: ['ignore', 'ignore', 'inherit'] });
   const end = Date.now() + 10_000;
   while (!isMounted(mnt)) {
     if (Date.now() > end || child.exitCode !== null) throw new Error('passthrough_ll did not mount');
@@ -185,7 +188,7 @@ function isMounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
 }
 
-export async function run(opts: BenchOptions): Promise<BenchResult> {
+export async function run(opts: BenchOptions, figure5Too = true): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the provfs bench mounts FUSE file systems: run it as root');
   const q = opts.quick;
   const repeats = q ? 3 : 5;
@@ -227,9 +230,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       targets.push({ name, dir: mnt, daemon: d, pid: d.pid });
     }
     if (pll) {
-      for (const [name, timeout] of [['pll', 1], ['pll-nocache', 0]] as Array<[string, number]>) {
+      // passthrough_ll as shipped checks no permissions (it serves every caller as root); with
+      // -o default_permissions the kernel checks them as it does for provfs, which costs a
+      // GETATTR of the directory after each change in it (its attributes are invalidated).
+      for (const [name, timeout, dp] of [['pll', 1, false], ['pll-nocache', 0, false], ['pll-dp', 1, true], ['pll-dp-nocache', 0, true]] as Array<[string, number, boolean]>) {
         const { backing, mnt } = mk(name);
-        const d = await startPll(pll, backing, mnt, timeout);
+        const d = await startPll(pll, backing, mnt, timeout, dp);
         daemons.push(d);
         targets.push({ name, dir: mnt, daemon: d, pid: d.pid });
       }
@@ -258,12 +264,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     for (let r = 0; r < repeats; r++) {
       for (const t of targets) {
         const noCache = t.name.endsWith('-nocache');
+        const permsOnly = t.name.startsWith('pll-dp');
         // create+unlink
         if (!noCache) add(`create:${t.name}`, createN / (drive('create', t.dir, String(createN)) / 1e9));
         // stat (every target; *-nocache are the cache-off figures)
         writeFileSync(join(t.dir, 'statme'), 'x');
         add(`stat:${t.name}`, statN / (drive('stat', join(t.dir, 'statme'), String(statN)) / 1e9));
-        if (noCache) continue;
+        if (noCache || permsOnly) continue;
         // sequential write then read (1 MiB blocks), random 4 KiB read and write
         const f = join(t.dir, 'big');
         add(`seqwrite:${t.name}`, seqMiB / (drive('seqwrite', f, String(seqMiB)) / 1e9));
@@ -297,10 +304,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     };
     const pl = pll ? 'pll' : null, pl0 = pll ? 'pll-nocache' : null;
     row('create+unlink ops/s, provfs plain vs passthrough_ll', 'ops/s', 'create', 'plain', pl, 'higher', '≥ 1× passthrough_ll');
+    row('create+unlink ops/s, provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'create', 'plain', pll ? 'pll-dp' : null, 'higher', '≥ 1× passthrough_ll');
     row('create+unlink ops/s, provfs plain vs ext4', 'ops/s', 'create', 'plain', 'ext4', 'higher');
     row('create+unlink ops/s, provfs prov vs plain', 'ops/s', 'create', 'prov', 'plain', 'higher', 'within 10 % of plain', undefined);
     row('stat ops/s (attr cache 1 s), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain', pl, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain-nocache', pl0, 'higher', '≥ 1× passthrough_ll');
+    row('stat ops/s (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'stat', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache 1 s), provfs plain vs ext4', 'ops/s', 'stat', 'plain', 'ext4', 'higher');
     row('stat ops/s, provfs prov vs plain', 'ops/s', 'stat', 'prov', 'plain', 'higher', 'within 10 % of plain');
     for (const [key, what] of [['seqwrite', 'sequential write 1 MiB blocks + fsync'], ['seqread', 'sequential read 1 MiB blocks (cached)'], ['randread', 'random read 4 KiB (cached)'], ['randwrite', 'random write 4 KiB + fdatasync']] as const) {
@@ -317,7 +326,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     for (const t of targets) if (t.pid) memory[`${t.name} daemon peak RSS`] = peakRssMiB(t.pid);
     // Stop the throughput daemons before the upgrade runs (they share the machine).
     for (const t of targets) if (t.daemon && isMounted(t.dir)) { try { unmount(t.dir, false); } catch { unmount(t.dir, true); } }
-    const fig = await figure5(work, driver, q);
+    const fig = figure5Too ? await figure5(work, driver, q) : { rows: [], plots: [] };
     rows.push(...fig.rows);
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
     if (rows[0]) rows[0].note = `${rows[0].note ? rows[0].note + '; ' : ''}load average at end ${load}`;
@@ -548,7 +557,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const quick = process.argv.includes('--quick');
   (process.argv.includes('--stall')
     ? runStall((argAfter('--nodes') ?? '100,1000,8000').split(',').map(Number), Number(argAfter('--repeats') ?? 7))
-    : process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick })).then((r) => {
+    : process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick }, !process.argv.includes('--no-figure5'))).then((r) => {
     for (const row of r.rows) {
       console.log(`${row.figure}: ${row.prov} ${row.unit}` + (row.baseline !== null ? ` vs ${row.baseline} → ${row.ratio}×` : '') +
         ` (spread ${row.spread?.prov}${row.spread?.baseline !== undefined ? '/' + row.spread.baseline : ''}, n=${row.repeats})` + (row.goal ? ` [goal ${row.goal}]` : '') + (row.note ? ` — ${row.note}` : ''));
