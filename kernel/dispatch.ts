@@ -10,7 +10,7 @@ import { E, O } from './libc.js';
 import { FUSE_UNIQUE_RESEND,
   OP, OP_NAME, INIT, DEV_IOC, FOPEN, SIZE, ATTR, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION,
   FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, OPEN_KILL_SUIDGID, WRITE_KILL_SUIDGID, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
-  readInHeader, type InHeader,
+  readInHeaderInto, readUnique, type InHeader,
 } from './protocol.js';
 import type { ProvFs, Ctx, Entry, Opened, SetattrIn, PassthroughDevice } from './ops.js';
 
@@ -67,6 +67,8 @@ function splitTimeout(t: number): [bigint, number] {
 export class Dispatcher {
   /** Reply buffer, reused for every reply (the loop is synchronous). */
   readonly out: Buffer;
+  /** `out` as 64-bit words (fields at 8-byte aligned offsets are stored through it). */
+  private readonly out64: BigUint64Array;
   negotiated: Negotiated | null = null;
   /** READDIRPLUS stops making nodes above this many (entries go out without attributes). */
   nodeCap = Infinity;
@@ -75,6 +77,8 @@ export class Dispatcher {
   private readonly entryT: [bigint, number];
   private readonly attrT: [bigint, number];
   private readonly negT: [bigint, number];
+  /** The header of the request being served (one object, filled in place per request). */
+  private readonly hdr: InHeader = { len: 0, opcode: 0, unique: 0n, nodeid: 0, uid: 0, gid: 0, pid: 0, totalExtlen: 0 };
   /** The request being answered (its unique id is copied into the reply). */
   private req: Buffer = Buffer.alloc(SIZE.in_header);
 
@@ -83,7 +87,9 @@ export class Dispatcher {
     readonly opts: DispatchOptions,
     private readonly send: (buf: Buffer, len: number) => void,
   ) {
+    // Its own ArrayBuffer at offset 0 (Buffer.alloc), so 8-byte aligned offsets map onto out64.
     this.out = Buffer.alloc(opts.maxWrite + 4096);
+    this.out64 = new BigUint64Array(this.out.buffer, this.out.byteOffset, this.out.length >> 3);
     this.entryT = splitTimeout(opts.timeouts.entry);
     this.attrT = splitTimeout(opts.timeouts.attr);
     this.negT = splitTimeout(opts.timeouts.negative);
@@ -91,7 +97,8 @@ export class Dispatcher {
 
   /** Serve one request read from /dev/fuse (`len` bytes of `req`). */
   handle(req: Buffer, len: number): void {
-    const h = readInHeader(req);
+    const h = this.hdr;
+    readInHeaderInto(req, h);
     this.req = req;
     this.counts.set(h.opcode, (this.counts.get(h.opcode) ?? 0) + 1);
     const handler = HANDLERS[h.opcode];
@@ -102,7 +109,7 @@ export class Dispatcher {
     } catch (e) {
       if (e instanceof libc.Errno) {
         if (h.opcode === OP.FORGET || h.opcode === OP.BATCH_FORGET || h.opcode === OP.INTERRUPT) return;
-        if ((h.unique & FUSE_UNIQUE_RESEND) !== 0n && this.finishResent(h, body, e.errno)) return;
+        if ((readUnique(req) & FUSE_UNIQUE_RESEND) !== 0n && this.finishResent(h, body, e.errno)) return;
         return this.error(e.errno);
       }
       log.error(`${OP_NAME[h.opcode] ?? h.opcode}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
@@ -158,14 +165,20 @@ export class Dispatcher {
     this.req.copy(this.out, 8, 8, 16); // unique, byte for byte (keeps the resend bit)
   }
 
+  /** Store a 64-bit field (two's complement for negative values) at `off`. */
+  private u64(off: number, v: bigint): void {
+    if ((off & 7) === 0) this.out64[off >> 3] = v; // ToBigUint64: wraps negative times
+    else this.out.writeBigUInt64LE(BigInt.asUintN(64, v), off);
+  }
+
   writeAttr(off: number, st: libc.Stat): void {
     const b = this.out;
-    b.writeBigUInt64LE(st.ino, off + ATTR.ino);
-    b.writeBigUInt64LE(st.size, off + ATTR.size);
-    b.writeBigUInt64LE(st.blocks, off + ATTR.blocks);
-    b.writeBigInt64LE(st.atime, off + ATTR.atime);
-    b.writeBigInt64LE(st.mtime, off + ATTR.mtime);
-    b.writeBigInt64LE(st.ctime, off + ATTR.ctime);
+    this.u64(off + ATTR.ino, st.ino);
+    this.u64(off + ATTR.size, st.size);
+    this.u64(off + ATTR.blocks, st.blocks);
+    this.u64(off + ATTR.atime, st.atime);
+    this.u64(off + ATTR.mtime, st.mtime);
+    this.u64(off + ATTR.ctime, st.ctime);
     b.writeUInt32LE(st.atimeNs, off + ATTR.atimensec);
     b.writeUInt32LE(st.mtimeNs, off + ATTR.mtimensec);
     b.writeUInt32LE(st.ctimeNs, off + ATTR.ctimensec);
@@ -187,10 +200,10 @@ export class Dispatcher {
       b.writeUInt32LE(this.negT[1], off + 32);
       return;
     }
-    b.writeBigUInt64LE(BigInt(e.node.id), off);
-    b.writeBigUInt64LE(0n, off + 8);
-    b.writeBigUInt64LE(this.entryT[0], off + 16);
-    b.writeBigUInt64LE(this.attrT[0], off + 24);
+    this.u64(off, BigInt(e.node.id));
+    this.u64(off + 8, 0n);
+    this.u64(off + 16, this.entryT[0]);
+    this.u64(off + 24, this.attrT[0]);
     b.writeUInt32LE(this.entryT[1], off + 32);
     b.writeUInt32LE(this.attrT[1], off + 36);
     this.writeAttr(off + 40, e.stat);
@@ -203,7 +216,7 @@ export class Dispatcher {
 
   attr(st: libc.Stat): void {
     const b = this.out, o = SIZE.out_header;
-    b.writeBigUInt64LE(this.attrT[0], o);
+    this.u64(o, this.attrT[0]);
     b.writeUInt32LE(this.attrT[1], o + 8);
     b.writeUInt32LE(0, o + 12);
     this.writeAttr(o + 16, st);

@@ -125,6 +125,24 @@ export function readInHeader(b: Buffer): InHeader {
   };
 }
 
+/**
+ * Decode the header into `h` in place, all but `unique` (left as it was: the request loop copies
+ * the unique id byte for byte; {@link readUnique} reads it when needed).
+ */
+export function readInHeaderInto(b: Buffer, h: InHeader): void {
+  h.len = b.readUInt32LE(0);
+  h.opcode = b.readUInt32LE(4);
+  h.nodeid = b.readUInt32LE(16) + b.readUInt32LE(20) * 0x100000000;
+  h.uid = b.readUInt32LE(24);
+  h.gid = b.readUInt32LE(28);
+  h.pid = b.readUInt32LE(32);
+  h.totalExtlen = b.readUInt16LE(36);
+}
+
+export function readUnique(b: Buffer): bigint {
+  return b.readBigUInt64LE(8);
+}
+
 export function writeOutHeader(b: Buffer, len: number, error: number, unique: bigint): void {
   b.writeUInt32LE(len, 0);
   b.writeInt32LE(error, 4);
