@@ -449,7 +449,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       console.log(t.columns.join(' | '));
       for (const row of t.rows) console.log(row.join(' | '));
     }
-    for (const row of r.rows.filter((x) => x.headline)) console.log(`${row.figure}: ${row.ratio}× ${row.note ?? ''}`);
+    // Every geometric mean (overall and per category), not only the headline ones.
+    for (const row of r.rows.filter((x) => x.headline || x.unit === '×')) console.log(`${row.figure}: ${row.ratio}× ${row.note ?? ''}`);
     for (const n of r.notMeasured ?? []) console.log(`not measured: ${n.what}: ${n.reason}`);
     console.log('memory (MiB):', JSON.stringify(r.memory));
   }, (e: Error) => { console.error(`fs bench: ${e.message}`); process.exitCode = 1; });
