@@ -72,7 +72,10 @@ function isMounted(mnt: string): boolean {
 /** Start provfsd over `backing` at `mnt`; resolves when it says ready. */
 async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov', journal?: string): Promise<ChildProcess> {
   const args = [PROVFSD, '--backing', backing, '--mountpoint', mnt, '--mode', mode, ...(journal ? ['--journal', journal] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  // A runtime directory of its own (next to the mount): a `prov up` or `prov upgrade --all`
+  // elsewhere on this machine must not find (and switch) the daemons being measured.
+  const env = { ...process.env, PROV_RUNTIME_DIR: join(mnt, '..', `${mode}-run`) };
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-2000); });
   await new Promise<void>((res, rej) => {

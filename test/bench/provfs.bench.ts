@@ -163,9 +163,9 @@ function peakRssMiB(pid: number): number {
   } catch { return NaN; }
 }
 
-async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov', extra: string[]): Promise<ChildProcess> {
+async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov', extra: string[], runtimeDir?: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [PROVFSD, '--backing', backing, '--mountpoint', mnt, '--mode', mode, ...extra],
-    { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: runtimeDir ? { ...process.env, PROV_RUNTIME_DIR: runtimeDir } : process.env });
   await new Promise<void>((res, rej) => {
     child.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? res() : rej(new Error(m.message))));
     child.once('exit', (c) => rej(new Error(`provfsd exited ${c}`)));
@@ -225,7 +225,9 @@ export async function run(opts: BenchOptions, figure5Too = true): Promise<BenchR
       ['plain', 'plain', []], ['prov', 'prov', ['--journal', join(work, 'journal')]], ['plain-nocache', 'plain', ['--timeout', '0']],
     ] as Array<[string, 'plain' | 'prov', string[]]>) {
       const { backing, mnt } = mk(name);
-      const d = await startProvfs(backing, mnt, mode, extra);
+      // A runtime directory of their own: a `prov up` or `prov upgrade --all` elsewhere on this
+      // machine must not find (and upgrade) the daemons being measured.
+      const d = await startProvfs(backing, mnt, mode, extra, join(work, 'run'));
       daemons.push(d);
       targets.push({ name, dir: mnt, daemon: d, pid: d.pid });
     }
