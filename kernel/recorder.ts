@@ -28,8 +28,9 @@ export interface RecorderOptions {
   sink: (ev: ProvEvent) => void;
   /**
    * Takes records already serialized as JSON (what `sink` would serialize them to). When set,
-   * the records of every open and close — most of what an application's I/O produces — are
-   * written as strings from per-node cached parts instead of objects for JSON.stringify.
+   * the records of every open, close, create and setattr — most of what an application's I/O
+   * produces — are written as strings from per-node cached parts instead of objects for
+   * JSON.stringify.
    */
   sinkJson?: (json: string) => void;
 }
@@ -95,6 +96,9 @@ export class Recorder {
   }
 
   create(ctx: Ctx, e: Entry, mode: number, flags: number | undefined, fh: number | undefined): void {
+    if (this.o.sinkJson && (e.stat.mode & S.IFMT) === e.node.type) {
+      return this.emitJson(ctx, 'create', e.node, `"mode":${mode & 0o7777},${flags !== undefined ? `"flags":${flags},` : ''}${fh !== undefined ? `"fh":${fh},` : ''}`);
+    }
     const body: EventBody = { op: 'create', file: this.fileOfNode(e.node, e.stat), mode: mode & 0o7777 };
     if (flags !== undefined) body.flags = flags;
     if (fh !== undefined) body.fh = fh;
@@ -147,6 +151,15 @@ export class Recorder {
   }
 
   setattr(ctx: Ctx, n: Node, a: SetattrIn, st: Stat): void {
+    if (this.o.sinkJson && (st.mode & S.IFMT) === n.type) {
+      let rest = '';
+      if (a.valid & FATTR.MODE) rest += `"mode":${st.mode & 0o7777},`;
+      if (a.valid & FATTR.UID) rest += `"uid":${st.uid},`;
+      if (a.valid & FATTR.GID) rest += `"gid":${st.gid},`;
+      if (a.valid & FATTR.SIZE) rest += `"size":${Number(st.size)},`;
+      if (a.valid & (FATTR.MTIME | FATTR.MTIME_NOW)) rest += `"mtime":${Number(st.mtime) * 1e9 + st.mtimeNs},`;
+      return this.emitJson(ctx, 'setattr', n, rest);
+    }
     const body: EventBody = { op: 'setattr', file: this.fileOfNode(n, st) };
     if (a.valid & FATTR.MODE) body.mode = st.mode & 0o7777;
     if (a.valid & FATTR.UID) body.uid = st.uid;
