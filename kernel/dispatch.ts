@@ -9,10 +9,11 @@ import * as libc from './libc.js';
 import { E, O } from './libc.js';
 import { FUSE_UNIQUE_RESEND,
   OP, OP_NAME, INIT, DEV_IOC, FOPEN, SIZE, ATTR, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION,
-  FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, OPEN_KILL_SUIDGID, WRITE_KILL_SUIDGID, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
+  FUSE_ROOT_ID, FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, OPEN_KILL_SUIDGID, WRITE_KILL_SUIDGID, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
   readInHeaderInto, readUnique, type InHeader,
 } from './protocol.js';
 import type { ProvFs, Ctx, Entry, Opened, SetattrIn, PassthroughDevice } from './ops.js';
+import type { LinLog } from './recorder.js';
 
 const log = logger('provfs');
 
@@ -48,6 +49,10 @@ export interface Negotiated {
 }
 
 type Handler = (d: Dispatcher, h: InHeader, body: Buffer) => void;
+
+/** Node id of the `.lin` log view at the mount root (prov mode); table ids never get this high. */
+export const LIN_NODE = 2 ** 52;
+const LIN_NAME = Buffer.from('.lin');
 
 /** NUL-terminated name at `off` in `b`, and where the next field starts. */
 function cname(b: Buffer, off = 0): [Buffer, number] {
@@ -95,6 +100,12 @@ export class Dispatcher {
     this.negT = splitTimeout(opts.timeouts.negative);
   }
 
+  /** prov mode: the log behind the read-only `.lin` file at the mount root. */
+  lin: LinLog | null = null;
+  /** Open `.lin` handles: their snapshots, by fh. */
+  private readonly linHandles = new Map<number, Buffer>();
+  private linFh = 0;
+
   /** Serve one request read from /dev/fuse (`len` bytes of `req`). */
   handle(req: Buffer, len: number): void {
     const h = this.hdr;
@@ -103,6 +114,9 @@ export class Dispatcher {
     this.counts.set(h.opcode, (this.counts.get(h.opcode) ?? 0) + 1);
     const handler = HANDLERS[h.opcode];
     const body = req.subarray(SIZE.in_header, len);
+    if (this.lin && (h.nodeid === LIN_NODE || (h.opcode === OP.LOOKUP && h.nodeid === FUSE_ROOT_ID && cname(body)[0].equals(LIN_NAME)))) {
+      return this.linRequest(h, body);
+    }
     if (!handler) return this.error(E.ENOSYS);
     try {
       handler(this, h, body);
@@ -114,6 +128,51 @@ export class Dispatcher {
       }
       log.error(`${OP_NAME[h.opcode] ?? h.opcode}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       this.error(E.EIO);
+    }
+  }
+
+  /** Attributes of `.lin`: a read-only file of no fixed size (read it to the end). */
+  private linStat(): libc.Stat {
+    const t = BigInt(Math.floor(Date.now() / 1000));
+    return {
+      dev: 0, ino: BigInt(LIN_NODE), mode: libc.S.IFREG | 0o444, nlink: 1, uid: 0, gid: 0, rdev: 0,
+      size: 0n, blocks: 0n, blksize: 4096, atime: t, atimeNs: 0, mtime: t, mtimeNs: 0, ctime: t, ctimeNs: 0,
+    };
+  }
+
+  /** Every request on `.lin` (and its LOOKUP): read-only, no record of its own. */
+  private linRequest(h: InHeader, body: Buffer): void {
+    const fh = (): number => Number(body.readBigUInt64LE(0));
+    switch (h.opcode) {
+      case OP.FORGET: return;
+      case OP.LOOKUP: return this.entry({ node: { id: LIN_NODE } as Entry['node'], stat: this.linStat() });
+      case OP.GETATTR: return this.attr(this.linStat());
+      case OP.ACCESS: return body.readUInt32LE(0) & 2 ? this.error(E.EACCES) : this.ok(0);
+      case OP.OPEN: {
+        const flags = body.readUInt32LE(0);
+        if ((flags & O.ACCMODE) !== O.RDONLY || flags & O.TRUNC) return this.error(E.EACCES);
+        const n = 2 ** 52 + ++this.linFh;
+        this.linHandles.set(n, this.lin!.snapshot());
+        const b = this.out, o = SIZE.out_header;
+        this.u64(o, BigInt(n));
+        b.writeUInt32LE(FOPEN.DIRECT_IO, o + 8);
+        b.writeInt32LE(0, o + 12);
+        return this.ok(SIZE.open_out);
+      }
+      case OP.READ: {
+        const snap = this.linHandles.get(fh());
+        if (!snap) return this.error(E.EBADF);
+        const off = Number(body.readBigUInt64LE(8)), size = Math.min(body.readUInt32LE(16), this.out.length - SIZE.out_header);
+        const n = off >= snap.length ? 0 : snap.copy(this.out, SIZE.out_header, off, Math.min(snap.length, off + size));
+        return this.ok(n);
+      }
+      case OP.FLUSH: return this.ok(0);
+      case OP.RELEASE: this.linHandles.delete(fh()); return this.ok(0);
+      case OP.GETXATTR: return this.error(E.ENODATA);
+      case OP.LISTXATTR:
+        if (body.readUInt32LE(0) === 0) { this.out.writeUInt32LE(0, SIZE.out_header); this.out.writeUInt32LE(0, SIZE.out_header + 4); return this.ok(SIZE.getxattr_out); }
+        return this.ok(0);
+      default: return this.error(E.EPERM);
     }
   }
 

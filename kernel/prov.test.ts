@@ -155,3 +155,30 @@ test('prov mode logs each operation with the caller, inode, flags and names', as
   assert.deepEqual(fromJournal.map((r) => r.seq), events.map((_, i) => i + 1), 'seq 1..n without gaps');
   assert.deepEqual(fromJournal.map((r) => ({ ...r.event, seq: 0 })), events.map((e) => ({ ...e, seq: 0 })));
 });
+
+test('prov mode: the log reads back as the read-only file .lin at the mount root; plain mode has none', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  const { writeFileSync, readFileSync, readdirSync, openSync, chmodSync, unlinkSync } = await import('node:fs');
+  const backing = join(base, 'lin-b'), mnt = join(base, 'lin-m');
+  mkdirSync(backing); mkdirSync(mnt);
+  mount = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir: join(base, 'lin-j') });
+  writeFileSync(join(mnt, 'one'), '1');
+  writeFileSync(join(mnt, 'two'), '2');
+  unlinkSync(join(mnt, 'one'));
+  const lines = readFileSync(join(mnt, '.lin'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ProvEvent);
+  const named = (op: string, name: string): boolean => lines.some((e) => e.op === op && (e as { file?: { name?: string } }).file?.name === name);
+  assert.ok(named('create', 'one') && named('create', 'two') && named('unlink', 'one'), `the log names what was done: ${lines.map((e) => e.op).join(',')}`);
+  assert.ok(lines.every((e) => e.src === 'provfs' && (e.op !== 'open' || (e as { file: { name: string } }).file.name !== '.lin')), 'reading .lin records nothing about .lin');
+  assert.equal(statSync(join(mnt, '.lin')).mode & 0o7777, 0o444);
+  assert.throws(() => openSync(join(mnt, '.lin'), 'w'), /EACCES/);
+  assert.throws(() => chmodSync(join(mnt, '.lin'), 0o666), /EPERM/);
+  assert.ok(!readdirSync(mnt).includes('.lin'), 'not listed');
+  await mount.stop();
+  mount = null;
+  const plain = await mountProvfs({ backing, mountpoint: mnt, mode: 'plain' });
+  try {
+    assert.throws(() => statSync(join(mnt, '.lin')), /ENOENT/);
+  } finally {
+    await plain.stop();
+  }
+});

@@ -169,3 +169,31 @@ export class Recorder {
     this.emit(ctx, body);
   }
 }
+
+/**
+ * The mount's own provenance log as a read-only file `.lin` at the mount root (prov mode), as
+ * Bento-prov offered: the records this daemon produced, one JSON object per line (journal `seq`
+ * not yet assigned: 0), the most recent {@link LinLog.cap} characters of them. Each open takes a
+ * snapshot, so a reader sees a consistent log; a live upgrade starts a new one.
+ */
+export class LinLog {
+  private lines: string[] = [];
+  private chars = 0;
+
+  constructor(readonly cap = 8 << 20) {}
+
+  append(json: string): void {
+    this.lines.push(json);
+    this.chars += json.length + 1;
+    if (this.chars > this.cap && this.lines.length > 1) {
+      // Drop the older half at once (amortized: no shift per record).
+      const drop = this.lines.length >> 1;
+      for (let i = 0; i < drop; i++) this.chars -= this.lines[i]!.length + 1;
+      this.lines = this.lines.slice(drop);
+    }
+  }
+
+  snapshot(): Buffer {
+    return this.lines.length ? Buffer.from(this.lines.join('\n') + '\n') : Buffer.alloc(0);
+  }
+}
