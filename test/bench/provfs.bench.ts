@@ -12,7 +12,8 @@
  * passthrough_ll runs as shipped (no permission checks) and with `-o default_permissions` (the
  * kernel checks permissions, as for provfs).
  *
- * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`.
+ * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`; request counts
+ * per opcode: `node dist/test/bench/provfs.bench.js --counts [--mode prov]`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -550,6 +551,72 @@ async function runStall(sizes: number[], repeats: number): Promise<BenchResult> 
   return { name: 'provfs-stall', rows };
 }
 
+/**
+ * FUSE requests per opcode that reach the daemon (`--counts [--mode plain|prov]`): each workload
+ * of the fs family's driver (small writes and reads, create, delete, the three server mixes) and
+ * untar / grep -r of a small tree, on a fresh provfs mount served in this process (the loop
+ * counts every request it reads; the counts come back when it stops). For the mixes and grep
+ * the tree is made first and the mount restarted, so only the measured part is counted; the mixes
+ * run 300 ms and are reported per driver operation. Request counts do not depend on the machine's
+ * load, unlike times: this is how a change to the protocol use is judged.
+ */
+async function runCounts(mode: 'plain' | 'prov'): Promise<void> {
+  const { mountProvfs } = await import('../../kernel/daemon.js');
+  const { OP_NAME } = await import('../../kernel/protocol.js');
+  const { buildDriver } = await import('./workloads/driver.js');
+  const { execFile } = await import('node:child_process');
+  const run = (cmd: string, args: string[]): Promise<string> => new Promise((res, rej) => execFile(cmd, args, (e, out) => (e ? rej(e) : res(out))));
+  const work = mkdtempSync(join(tmpdir(), 'provfs-counts-'));
+  process.env.PROV_RUNTIME_DIR = join(work, 'run');
+  try {
+    const drv = buildDriver(work);
+    const src = join(work, 'src');
+    for (let d = 0; d < 10; d++) {
+      mkdirSync(join(src, `d${d}`), { recursive: true });
+      for (let f = 0; f < 30; f++) writeFileSync(join(src, `d${d}`, `f${f}.c`), `line ${d} ${f}\n`.repeat(20) + (f === 7 ? 'NEEDLE\n' : ''));
+    }
+    sh('tar', ['-cf', join(work, 't.tar'), '-C', src, '.']);
+    const MiB = 2 ** 20;
+    type Step = { setup?: (dir: string) => Promise<unknown>; measure: (dir: string) => Promise<string> };
+    const mix = (m: string): Step => ({
+      setup: async (dir) => { mkdirSync(join(dir, 'mix')); await run(drv, ['populate', join(dir, 'mix'), '300', '16384']); },
+      measure: (dir) => run(drv, [m, join(dir, 'mix'), '300', '4', '300']),
+    });
+    const steps: Record<string, Step> = {
+      'seqwrite 16 MiB in 4 KiB': { setup: (dir) => run(drv, ['prepare', dir, String(16 * MiB), '1']), measure: (dir) => run(drv, ['seqwrite', dir, '4096', String(16 * MiB), '1']) },
+      'randwrite 16 MiB in 4 KiB': { setup: (dir) => run(drv, ['prepare', dir, String(16 * MiB), '1']), measure: (dir) => run(drv, ['randwrite', dir, '4096', String(16 * MiB), '1']) },
+      'seqread 64 MiB in 4 KiB': { setup: (dir) => run(drv, ['prepare', dir, String(16 * MiB), '1']), measure: (dir) => run(drv, ['seqread', dir, '4096', String(64 * MiB), '1']) },
+      'create 500': { measure: (dir) => run(drv, ['create', dir, '500', '1']) },
+      'delete 500 (creates included)': { measure: (dir) => run(drv, ['delete', dir, '500', '1']) },
+      varmail: mix('varmail'), fileserver: mix('fileserver'), webserver: mix('webserver'),
+      'untar 300 files': { measure: async (dir) => { mkdirSync(join(dir, 'u')); return run('tar', ['-xf', join(work, 't.tar'), '-C', join(dir, 'u')]); } },
+      'grep -r 300 files': {
+        setup: async (dir) => { mkdirSync(join(dir, 'u')); await run('tar', ['-xf', join(work, 't.tar'), '-C', join(dir, 'u')]); },
+        measure: (dir) => run('grep', ['-r', '-l', 'NEEDLE', join(dir, 'u')]),
+      },
+    };
+    for (const [name, st] of Object.entries(steps)) {
+      const backing = join(work, 'b'), mnt = join(work, 'm');
+      mkdirSync(backing); mkdirSync(mnt);
+      const opts = { backing, mountpoint: mnt, mode, journalDir: mode === 'prov' ? join(work, 'journal') : undefined };
+      if (st.setup) { const m0 = await mountProvfs(opts); try { await st.setup(mnt); } finally { await m0.stop(); } }
+      const m = await mountProvfs(opts);
+      let out = '';
+      let info: Awaited<ReturnType<typeof m.stop>>;
+      try { out = await st.measure(mnt); } finally { info = await m.stop(); }
+      const ops = /^\d+ (\d+)$/.exec(out.trim())?.[1];
+      const perOp = name in { varmail: 1, fileserver: 1, webserver: 1 } && ops ? Number(ops) : 0;
+      const c = Object.entries(info.counts).map(([k, v]) => [OP_NAME[Number(k)] ?? k, v] as const).filter(([k]) => k !== 'INIT').sort((a, b) => b[1] - a[1]);
+      const total = c.reduce((x, [, v]) => x + v, 0);
+      console.log(`${name}: ${perOp ? `${(total / perOp).toFixed(2)} requests per operation (${perOp} operations)` : `${total} requests`}\n  ${c.map(([k, v]) => `${k} ${perOp ? (v / perOp).toFixed(2) : v}`).join(', ')}`);
+      rmSync(backing, { recursive: true, force: true });
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 function argAfter(flag: string): string | undefined {
   const i = process.argv.indexOf(flag);
   return i >= 0 ? process.argv[i + 1] : undefined;
@@ -557,7 +624,9 @@ function argAfter(flag: string): string | undefined {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const quick = process.argv.includes('--quick');
-  (process.argv.includes('--stall')
+  if (process.argv.includes('--counts')) {
+    runCounts(argAfter('--mode') === 'prov' ? 'prov' : 'plain').catch((e: Error) => { console.error(e.message); process.exitCode = 1; });
+  } else (process.argv.includes('--stall')
     ? runStall((argAfter('--nodes') ?? '100,1000,8000').split(',').map(Number), Number(argAfter('--repeats') ?? 7))
     : process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick }, !process.argv.includes('--no-figure5'))).then((r) => {
     for (const row of r.rows) {
