@@ -382,8 +382,10 @@ export class ProvFs {
   }
 
   /**
-   * FLUSH: once per close(2) of a descriptor, with the closing thread's id. `id` is the node of
-   * the request (used when the handle was given out by a daemon that crashed).
+   * FLUSH: once per close(2) of a descriptor, with the closing thread's id — for handles given
+   * out without FOPEN_NOFLUSH (the daemon serves their I/O, or an earlier build opened them;
+   * passthrough handles are closed at {@link release}). `id` is the node of the request (used
+   * when the handle was given out by a daemon that crashed).
    */
   flush(ctx: Ctx, fh: number, id = 0): void {
     const h = this.nodes.findHandle(fh);
