@@ -121,9 +121,11 @@ export interface MsgEvent extends EventBase {
 export interface OpenEvent extends EventBase { op: 'open'; file: FileRef; flags: number; fd?: number; fh?: number; created?: boolean; mode?: number }
 /**
  * close (eBPF: `fd`, or `fd`..`fdMax` for close_range) or FUSE FLUSH (provfs: `file` and
- * `fh`; the closing pid comes with FLUSH, RELEASE carries none).
+ * `fh`; the closing pid comes with FLUSH, RELEASE carries none). `release`: provfs gave this
+ * handle out without FLUSH (passthrough handles: a close(2) costs no round trip) and recorded
+ * its close at RELEASE, once, when its last descriptor went, with the opener's tid.
  */
-export interface CloseEvent extends EventBase { op: 'close'; fd?: number; fdMax?: number; file?: FileRef; fh?: number }
+export interface CloseEvent extends EventBase { op: 'close'; fd?: number; fdMax?: number; file?: FileRef; fh?: number; release?: boolean }
 export interface CreateEvent extends EventBase { op: 'create'; file: FileRef; mode: number; flags?: number; fh?: number }
 export interface MkdirEvent extends EventBase { op: 'mkdir'; file: FileRef; mode: number }
 export interface SymlinkEvent extends EventBase { op: 'symlink'; file: FileRef; target: string }

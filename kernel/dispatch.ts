@@ -9,10 +9,11 @@ import * as libc from './libc.js';
 import { E, O } from './libc.js';
 import { FUSE_UNIQUE_RESEND,
   OP, OP_NAME, INIT, DEV_IOC, FOPEN, SIZE, ATTR, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION,
-  FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
-  readInHeader, type InHeader,
+  FUSE_ROOT_ID, FUSE_MIN_MINOR_VERSION, RELEASE_FLUSH, OPEN_KILL_SUIDGID, WRITE_KILL_SUIDGID, FSYNC_FDATASYNC, DIRENT_NAME_OFFSET, recAlign,
+  readInHeaderInto, readUnique, type InHeader,
 } from './protocol.js';
 import type { ProvFs, Ctx, Entry, Opened, SetattrIn, PassthroughDevice } from './ops.js';
+import type { LinLog } from './recorder.js';
 
 const log = logger('provfs');
 
@@ -49,6 +50,10 @@ export interface Negotiated {
 
 type Handler = (d: Dispatcher, h: InHeader, body: Buffer) => void;
 
+/** Node id of the `.lin` log view at the mount root (prov mode); table ids never get this high. */
+export const LIN_NODE = 2 ** 52;
+const LIN_NAME = Buffer.from('.lin');
+
 /** NUL-terminated name at `off` in `b`, and where the next field starts. */
 function cname(b: Buffer, off = 0): [Buffer, number] {
   let end = b.indexOf(0, off);
@@ -67,6 +72,8 @@ function splitTimeout(t: number): [bigint, number] {
 export class Dispatcher {
   /** Reply buffer, reused for every reply (the loop is synchronous). */
   readonly out: Buffer;
+  /** `out` as 64-bit words (fields at 8-byte aligned offsets are stored through it). */
+  private readonly out64: BigUint64Array;
   negotiated: Negotiated | null = null;
   /** READDIRPLUS stops making nodes above this many (entries go out without attributes). */
   nodeCap = Infinity;
@@ -75,6 +82,8 @@ export class Dispatcher {
   private readonly entryT: [bigint, number];
   private readonly attrT: [bigint, number];
   private readonly negT: [bigint, number];
+  /** The header of the request being served (one object, filled in place per request). */
+  private readonly hdr: InHeader = { len: 0, opcode: 0, unique: 0n, nodeid: 0, uid: 0, gid: 0, pid: 0, totalExtlen: 0 };
   /** The request being answered (its unique id is copied into the reply). */
   private req: Buffer = Buffer.alloc(SIZE.in_header);
 
@@ -83,30 +92,87 @@ export class Dispatcher {
     readonly opts: DispatchOptions,
     private readonly send: (buf: Buffer, len: number) => void,
   ) {
+    // Its own ArrayBuffer at offset 0 (Buffer.alloc), so 8-byte aligned offsets map onto out64.
     this.out = Buffer.alloc(opts.maxWrite + 4096);
+    this.out64 = new BigUint64Array(this.out.buffer, this.out.byteOffset, this.out.length >> 3);
     this.entryT = splitTimeout(opts.timeouts.entry);
     this.attrT = splitTimeout(opts.timeouts.attr);
     this.negT = splitTimeout(opts.timeouts.negative);
   }
 
+  /** prov mode: the log behind the read-only `.lin` file at the mount root. */
+  lin: LinLog | null = null;
+  /** Open `.lin` handles: their snapshots, by fh. */
+  private readonly linHandles = new Map<number, Buffer>();
+  private linFh = 0;
+
   /** Serve one request read from /dev/fuse (`len` bytes of `req`). */
   handle(req: Buffer, len: number): void {
-    const h = readInHeader(req);
+    const h = this.hdr;
+    readInHeaderInto(req, h);
     this.req = req;
     this.counts.set(h.opcode, (this.counts.get(h.opcode) ?? 0) + 1);
     const handler = HANDLERS[h.opcode];
     const body = req.subarray(SIZE.in_header, len);
+    if (this.lin && (h.nodeid === LIN_NODE || (h.opcode === OP.LOOKUP && h.nodeid === FUSE_ROOT_ID && cname(body)[0].equals(LIN_NAME)))) {
+      return this.linRequest(h, body);
+    }
     if (!handler) return this.error(E.ENOSYS);
     try {
       handler(this, h, body);
     } catch (e) {
       if (e instanceof libc.Errno) {
         if (h.opcode === OP.FORGET || h.opcode === OP.BATCH_FORGET || h.opcode === OP.INTERRUPT) return;
-        if ((h.unique & FUSE_UNIQUE_RESEND) !== 0n && this.finishResent(h, body, e.errno)) return;
+        if ((readUnique(req) & FUSE_UNIQUE_RESEND) !== 0n && this.finishResent(h, body, e.errno)) return;
         return this.error(e.errno);
       }
       log.error(`${OP_NAME[h.opcode] ?? h.opcode}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       this.error(E.EIO);
+    }
+  }
+
+  /** Attributes of `.lin`: a read-only file of no fixed size (read it to the end). */
+  private linStat(): libc.Stat {
+    const t = BigInt(Math.floor(Date.now() / 1000));
+    return {
+      dev: 0, ino: BigInt(LIN_NODE), mode: libc.S.IFREG | 0o444, nlink: 1, uid: 0, gid: 0, rdev: 0,
+      size: 0n, blocks: 0n, blksize: 4096, atime: t, atimeNs: 0, mtime: t, mtimeNs: 0, ctime: t, ctimeNs: 0,
+    };
+  }
+
+  /** Every request on `.lin` (and its LOOKUP): read-only, no record of its own. */
+  private linRequest(h: InHeader, body: Buffer): void {
+    const fh = (): number => Number(body.readBigUInt64LE(0));
+    switch (h.opcode) {
+      case OP.FORGET: return;
+      case OP.LOOKUP: return this.entry({ node: { id: LIN_NODE } as Entry['node'], stat: this.linStat() });
+      case OP.GETATTR: return this.attr(this.linStat());
+      case OP.ACCESS: return body.readUInt32LE(0) & 2 ? this.error(E.EACCES) : this.ok(0);
+      case OP.OPEN: {
+        const flags = body.readUInt32LE(0);
+        if ((flags & O.ACCMODE) !== O.RDONLY || flags & O.TRUNC) return this.error(E.EACCES);
+        const n = 2 ** 52 + ++this.linFh;
+        this.linHandles.set(n, this.lin!.snapshot());
+        const b = this.out, o = SIZE.out_header;
+        this.u64(o, BigInt(n));
+        b.writeUInt32LE(FOPEN.DIRECT_IO, o + 8);
+        b.writeInt32LE(0, o + 12);
+        return this.ok(SIZE.open_out);
+      }
+      case OP.READ: {
+        const snap = this.linHandles.get(fh());
+        if (!snap) return this.error(E.EBADF);
+        const off = Number(body.readBigUInt64LE(8)), size = Math.min(body.readUInt32LE(16), this.out.length - SIZE.out_header);
+        const n = off >= snap.length ? 0 : snap.copy(this.out, SIZE.out_header, off, Math.min(snap.length, off + size));
+        return this.ok(n);
+      }
+      case OP.FLUSH: return this.ok(0);
+      case OP.RELEASE: this.linHandles.delete(fh()); return this.ok(0);
+      case OP.GETXATTR: return this.error(E.ENODATA);
+      case OP.LISTXATTR:
+        if (body.readUInt32LE(0) === 0) { this.out.writeUInt32LE(0, SIZE.out_header); this.out.writeUInt32LE(0, SIZE.out_header + 4); return this.ok(SIZE.getxattr_out); }
+        return this.ok(0);
+      default: return this.error(E.EPERM);
     }
   }
 
@@ -158,14 +224,20 @@ export class Dispatcher {
     this.req.copy(this.out, 8, 8, 16); // unique, byte for byte (keeps the resend bit)
   }
 
+  /** Store a 64-bit field (two's complement for negative values) at `off`. */
+  private u64(off: number, v: bigint): void {
+    if ((off & 7) === 0) this.out64[off >> 3] = v; // ToBigUint64: wraps negative times
+    else this.out.writeBigUInt64LE(BigInt.asUintN(64, v), off);
+  }
+
   writeAttr(off: number, st: libc.Stat): void {
     const b = this.out;
-    b.writeBigUInt64LE(st.ino, off + ATTR.ino);
-    b.writeBigUInt64LE(st.size, off + ATTR.size);
-    b.writeBigUInt64LE(st.blocks, off + ATTR.blocks);
-    b.writeBigInt64LE(st.atime, off + ATTR.atime);
-    b.writeBigInt64LE(st.mtime, off + ATTR.mtime);
-    b.writeBigInt64LE(st.ctime, off + ATTR.ctime);
+    this.u64(off + ATTR.ino, st.ino);
+    this.u64(off + ATTR.size, st.size);
+    this.u64(off + ATTR.blocks, st.blocks);
+    this.u64(off + ATTR.atime, st.atime);
+    this.u64(off + ATTR.mtime, st.mtime);
+    this.u64(off + ATTR.ctime, st.ctime);
     b.writeUInt32LE(st.atimeNs, off + ATTR.atimensec);
     b.writeUInt32LE(st.mtimeNs, off + ATTR.mtimensec);
     b.writeUInt32LE(st.ctimeNs, off + ATTR.ctimensec);
@@ -187,10 +259,10 @@ export class Dispatcher {
       b.writeUInt32LE(this.negT[1], off + 32);
       return;
     }
-    b.writeBigUInt64LE(BigInt(e.node.id), off);
-    b.writeBigUInt64LE(0n, off + 8);
-    b.writeBigUInt64LE(this.entryT[0], off + 16);
-    b.writeBigUInt64LE(this.attrT[0], off + 24);
+    this.u64(off, BigInt(e.node.id));
+    this.u64(off + 8, 0n);
+    this.u64(off + 16, this.entryT[0]);
+    this.u64(off + 24, this.attrT[0]);
     b.writeUInt32LE(this.entryT[1], off + 32);
     b.writeUInt32LE(this.attrT[1], off + 36);
     this.writeAttr(off + 40, e.stat);
@@ -203,7 +275,7 @@ export class Dispatcher {
 
   attr(st: libc.Stat): void {
     const b = this.out, o = SIZE.out_header;
-    b.writeBigUInt64LE(this.attrT[0], o);
+    this.u64(o, this.attrT[0]);
     b.writeUInt32LE(this.attrT[1], o + 8);
     b.writeUInt32LE(0, o + 12);
     this.writeAttr(o + 16, st);
@@ -213,9 +285,7 @@ export class Dispatcher {
   writeOpen(off: number, o: Opened): void {
     const b = this.out;
     b.writeBigUInt64LE(BigInt(o.handle.fh), off);
-    // Plain mode needs no FLUSH (data never passes through the daemon; locks are the kernel's):
-    // spare every close(2) a round trip. prov mode records closes at FLUSH.
-    b.writeUInt32LE((o.backingId ? FOPEN.PASSTHROUGH : 0) | (this.fs.recorder || !o.backingId ? 0 : FOPEN.NOFLUSH), off + 8);
+    b.writeUInt32LE((o.backingId ? FOPEN.PASSTHROUGH : 0) | (o.direct ? FOPEN.DIRECT_IO : 0) | (o.handle.noflush ? FOPEN.NOFLUSH : 0), off + 8);
     b.writeInt32LE(o.backingId, off + 12);
   }
 
@@ -241,9 +311,12 @@ export class Dispatcher {
     }
     let kflags = BigInt(body.readUInt32LE(12));
     if (kflags & INIT.INIT_EXT) kflags |= BigInt(body.readUInt32LE(16)) << 32n;
+    // HANDLE_KILLPRIV_V2: the daemon clears set-user/group-id bits itself (SETATTR, OPEN and
+    // CREATE with truncation, WRITE; see ops); in return the kernel marks the super block
+    // SB_NOSEC and stops asking GETXATTR security.capability before every write(2).
     let want = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.MAX_PAGES | INIT.DO_READDIRPLUS |
       INIT.READDIRPLUS_AUTO | INIT.PARALLEL_DIROPS | INIT.CACHE_SYMLINKS | INIT.AUTO_INVAL_DATA |
-      INIT.ASYNC_DIO | INIT.INIT_EXT;
+      INIT.ASYNC_DIO | INIT.INIT_EXT | INIT.HANDLE_KILLPRIV_V2;
     if (this.opts.passthrough) want |= INIT.PASSTHROUGH;
     const flags = want & kflags;
     const negMinor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
@@ -413,13 +486,13 @@ export const HANDLERS: Record<number, Handler> = {
     d.entry(d.fs.link(ctxOf(h), Number(b.readBigUInt64LE(0)), id(h), name));
   },
   [OP.OPEN]: (d, h, b) => {
-    const o = d.fs.open(ctxOf(h), id(h), b.readUInt32LE(0));
+    const o = d.fs.open(ctxOf(h), id(h), b.readUInt32LE(0), (b.readUInt32LE(4) & OPEN_KILL_SUIDGID) !== 0);
     d.writeOpen(SIZE.out_header, o);
     d.ok(SIZE.open_out);
   },
   [OP.CREATE]: (d, h, b) => {
     const [name] = cname(b, SIZE.create_in);
-    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0), b.readUInt32LE(8));
+    const { entry, opened } = d.fs.create(ctxOf(h), id(h), name, b.readUInt32LE(4), b.readUInt32LE(0), b.readUInt32LE(8), (b.readUInt32LE(12) & OPEN_KILL_SUIDGID) !== 0);
     d.writeEntry(SIZE.out_header, entry);
     d.writeOpen(SIZE.out_header + SIZE.entry_out, opened);
     d.ok(SIZE.entry_out + SIZE.open_out);
@@ -430,7 +503,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.WRITE]: (d, _h, b) => {
     const size = b.readUInt32LE(16);
-    const n = d.fs.write(Number(b.readBigUInt64LE(0)), b.readBigUInt64LE(8), b.subarray(SIZE.write_in, SIZE.write_in + size));
+    const n = d.fs.write(Number(b.readBigUInt64LE(0)), b.readBigUInt64LE(8), b.subarray(SIZE.write_in, SIZE.write_in + size), (b.readUInt32LE(20) & WRITE_KILL_SUIDGID) !== 0);
     d.out.writeUInt32LE(n, SIZE.out_header);
     d.out.writeUInt32LE(0, SIZE.out_header + 4);
     d.ok(SIZE.write_out);
@@ -464,7 +537,7 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.OPENDIR]: (d, h) => {
     const handle = d.fs.opendir(ctxOf(h), id(h));
-    d.writeOpen(SIZE.out_header, { handle, backingId: 0 });
+    d.writeOpen(SIZE.out_header, { handle, backingId: 0, direct: false });
     d.ok(SIZE.open_out);
   },
   [OP.READDIR]: (d, h, b) => d.readdir(h, b, false),

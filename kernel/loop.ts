@@ -18,7 +18,7 @@ import * as libc from './libc.js';
 import { E } from './libc.js';
 import { ProvFs, type ProvFsState } from './ops.js';
 import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from './dispatch.js';
-import { Recorder } from './recorder.js';
+import { Recorder, LinLog } from './recorder.js';
 import { EventRing } from './eventring.js';
 import { NodeLog, type NodeLogContents } from './nodelog.js';
 import { warmRequestPath } from './warmup.js';
@@ -266,8 +266,16 @@ function applyCatchUp(table: NodeTable, d: NodeTableDelta, pidfd: number): void 
 export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
   const ring = new EventRing(cfg.ring);
   const control = new Int32Array(cfg.control);
+  // prov mode: the records also feed the read-only `.lin` file at the mount root.
+  const lin = cfg.mode === 'prov' ? new LinLog() : null;
   const sink = (ev: ProvEvent): void => {
-    if (!ring.pushString(JSON.stringify(ev))) post({ type: 'events', events: [ev] });
+    const json = JSON.stringify(ev);
+    lin?.append(json);
+    if (!ring.pushString(json)) post({ type: 'events', events: [ev] });
+  };
+  const sinkJson = (json: string): void => {
+    lin?.append(json);
+    if (!ring.pushString(json)) post({ type: 'events', events: [JSON.parse(json) as ProvEvent] });
   };
   let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
@@ -364,7 +372,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     };
   }
   if (cfg.mode === 'prov') {
-    fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink });
+    fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink, sinkJson });
   }
   const devFd = precopy ? precopy.devFd : state && fdMap ? fdMap(state.devFd) : cfg.devFd;
   const send = (buf: Buffer, len: number): void => {
@@ -383,6 +391,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   };
   log.debug(`table ready at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite, offloadFsync }, send);
+  d.lin = lin;
   if (recovered) {
     d.negotiated = recovered.init as Negotiated;
     if (d.negotiated.passthrough) fs.passthrough = passthroughDevice(devFd);

@@ -77,5 +77,18 @@ export function mountFuse(devFd: number, mountpoint: string, source: string): Mo
 
 /** umount2(2); `lazy` detaches a busy mount (MNT_DETACH). */
 export function unmount(mountpoint: string, lazy = false): void {
-  libc.umount2(mountpoint, lazy ? libc.MNT.DETACH : 0);
+  // A RELEASE is sent after close(2) returns and holds the mount until the daemon answers it:
+  // an unmount right after the last close can find the mount busy for a moment. Retry for up
+  // to 250 ms before reporting EBUSY.
+  for (let waited = 0; ; waited += 5) {
+    try {
+      libc.umount2(mountpoint, lazy ? libc.MNT.DETACH : 0);
+      return;
+    } catch (e) {
+      if (!(e instanceof libc.Errno && e.errno === libc.E.EBUSY) || waited >= 250) throw e;
+      Atomics.wait(PAUSE, 0, 0, 5);
+    }
+  }
 }
+
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));

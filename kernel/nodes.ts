@@ -41,6 +41,9 @@ export interface Node {
   nameStr?: string;
   path?: string;
   pathGen?: number;
+  /** Cached FileRef JSON for records (valid while `fileJsonGen` equals the table's generation). */
+  fileJson?: string;
+  fileJsonGen?: number;
 }
 
 /** An open file or directory (the FUSE `fh`). */
@@ -52,6 +55,13 @@ export interface Handle {
   fd: number;
   /** True when the kernel does the data I/O through the node's backing file. */
   passthrough: boolean;
+  /**
+   * Given out with FOPEN_NOFLUSH: no FLUSH per close(2); in prov mode its close is recorded at
+   * RELEASE, for the opener ({@link opener}).
+   */
+  noflush?: boolean;
+  /** Thread id of the opener (RELEASE carries none). */
+  opener?: number;
   dir?: DirState;
 }
 
@@ -81,7 +91,7 @@ export interface NodeTableState {
     id: number; fd: number; dev: number; ino: bigint; type: number; nlookup: number;
     parent: number; name: Uint8Array; backing: Backing | null; opens: number;
   }>;
-  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string }>;
+  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string; noflush?: boolean; opener?: number }>;
 }
 
 /**
@@ -111,6 +121,8 @@ export class NodeTable {
   private gen = 0;
   /** Called for every new node before the kernel learns its id (the node log). */
   onNew: ((n: Node) => void) | null = null;
+  /** Called when a node that still has a registered backing file is dropped (unregister it). */
+  onDropBacking: ((n: Node) => void) | null = null;
   /** Ids of nodes changed since tracking began (null: not tracking). */
   private dirty: Set<number> | null = null;
   /** Ids of nodes whose lookup count alone changed since tracking began. */
@@ -157,7 +169,7 @@ export class NodeTable {
    */
   leastRecentlyUsed(count: number): number[] {
     const idle: Node[] = [];
-    for (const n of this.byId.values()) if (n.id !== FUSE_ROOT_ID && n.opens === 0 && !n.backing) idle.push(n);
+    for (const n of this.byId.values()) if (n.id !== FUSE_ROOT_ID && n.opens === 0 && (!n.backing || n.backing.refs === 0)) idle.push(n);
     idle.sort((a, b) => (a.used ?? 0) - (b.used ?? 0));
     return idle.slice(0, count).map((n) => n.id);
   }
@@ -251,6 +263,8 @@ export class NodeTable {
     this.dirty?.add(n.id);
     this.byId.delete(n.id);
     if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
+    // A backing file kept registered after its last handle (see ProvFs.release) goes with the node.
+    if (n.backing) this.onDropBacking?.(n);
     if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);
     libc.close(n.fd);
   }
@@ -318,6 +332,23 @@ export class NodeTable {
       if (n.nlookup <= 0 && n.opens === 0) this.drop(n);
     }
     return h;
+  }
+
+  /** Bumped whenever a node changes name or parent (what cached paths depend on). */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /** Note a change to `n` made outside the table (its backing file), for {@link delta}. */
+  changed(n: Node): void {
+    this.dirty?.add(n.id);
+  }
+
+  /** Nodes with a registered backing file but no open handle on it. */
+  withIdleBacking(): Node[] {
+    const out: Node[] = [];
+    for (const n of this.byId.values()) if (n.backing && n.backing.refs === 0) out.push(n);
+    return out;
   }
 
   /** Every fd the table holds (for handing them to a successor). */
@@ -407,7 +438,7 @@ export class NodeTable {
       const old = before.get(r.fh);
       const fd = old && old.fd >= 0 ? old.fd : r.fd >= 0 ? fetch(r.fd) : -1;
       before.delete(r.fh);
-      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough };
+      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough, noflush: r.noflush, opener: r.opener };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
         libc.lseek(h.fd, h.dir.pos, 0);
@@ -439,6 +470,7 @@ export class NodeTable {
     t.tick = 0;
     t.gen = 0;
     t.onNew = null;
+    t.onDropBacking = null;
     for (const r of s.nodes) {
       const n: Node = {
         id: r.id, fd: fdMap(r.fd), dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,
@@ -452,7 +484,7 @@ export class NodeTable {
     for (const r of s.handles) {
       const h: Handle = {
         fh: r.fh, node: r.node, flags: r.flags, fd: r.fd >= 0 ? fdMap(r.fd) : -1,
-        passthrough: r.passthrough,
+        passthrough: r.passthrough, noflush: r.noflush, opener: r.opener,
       };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
@@ -473,7 +505,7 @@ function nodeRecord(n: Node): NodeTableState['nodes'][number] {
 
 function handleRecord(h: Handle): NodeTableState['handles'][number] {
   return {
-    fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough,
+    fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough, noflush: h.noflush, opener: h.opener,
     dirPos: h.dir ? h.dir.pos.toString() : undefined,
   };
 }

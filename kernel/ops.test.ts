@@ -172,3 +172,34 @@ test('dispatcher: INIT negotiation, LOOKUP and errors, encoded as the kernel doe
   r = req(9999, FUSE_ROOT_ID, Buffer.alloc(0));
   assert.equal(r.readInt32LE(4), -libc.E.ENOSYS, 'unknown opcode: ENOSYS');
 });
+
+test('records serialized from cached parts equal the JSON of the record objects', () => {
+  const backing = join(dir, 'json');
+  fs.mkdirSync(join(backing, 'sub'), { recursive: true });
+  fs.writeFileSync(join(backing, 'sub', 'naïve "q"\\x'), 'x');
+  const rootFd = libc.open(backing, libc.O.PATH | libc.O.DIRECTORY);
+  const pfs = new ProvFs(rootFd);
+  const objects: ProvEvent[] = [];
+  const strings: ProvEvent[] = [];
+  const viaObjects = new Recorder({ dev: 9, mountpoint: '/m', nodes: pfs.nodes, sink: (e) => objects.push(JSON.parse(JSON.stringify(e)) as ProvEvent) });
+  const viaStrings = new Recorder({ dev: 9, mountpoint: '/m', nodes: pfs.nodes, sink: () => assert.fail('object sink used'), sinkJson: (j) => strings.push(JSON.parse(j) as ProvEvent) });
+  const sub = pfs.lookup(ctx, FUSE_ROOT_ID, B('sub'));
+  const f = pfs.lookup(ctx, sub.node.id, B('naïve "q"\\x'));
+  for (const r of [viaObjects, viaStrings]) {
+    r.open(ctx, f.node, O.O_RDONLY, 5);
+    r.close(ctx, f.node, 5, true);
+    r.close({ ...ctx, pid: 4242 }, f.node, 6);
+    r.create(ctx, f, 0o4644, O.O_WRONLY | O.O_CREAT, 8);
+    r.create(ctx, f, 0o600, undefined, undefined);
+    r.setattr(ctx, f.node, { valid: FATTR.MODE | FATTR.UID | FATTR.GID | FATTR.SIZE | FATTR.MTIME, fh: 0, size: 1n, atime: 0n, atimeNs: 0, mtime: 0n, mtimeNs: 0, mode: 0, uid: 0, gid: 0 }, f.stat);
+    r.setattr(ctx, f.node, { valid: FATTR.ATIME, fh: 0, size: 0n, atime: 0n, atimeNs: 0, mtime: 0n, mtimeNs: 0, mode: 0, uid: 0, gid: 0 }, f.stat);
+  }
+  // A rename changes the cached path.
+  pfs.rename(ctx, sub.node.id, B('naïve "q"\\x'), FUSE_ROOT_ID, B('top'), 0);
+  for (const r of [viaObjects, viaStrings]) r.open(ctx, f.node, O.O_WRONLY, 7);
+  const noTs = (e: ProvEvent): object => ({ ...e, ts: 0 });
+  assert.deepEqual(strings.map(noTs), objects.map(noTs));
+  assert.equal(strings.length, 8);
+  assert.equal((strings[7] as { file: { path: string } }).file.path, '/m/top');
+  libc.close(rootFd);
+});

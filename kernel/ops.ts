@@ -34,6 +34,11 @@ export interface Entry {
 export interface Opened {
   handle: Handle;
   backingId: number;
+  /**
+   * FOPEN_DIRECT_IO: every WRITE comes to the daemon, flagged when the writer may not keep
+   * set-user/group-id bits (a set-id file opened for writing; see {@link ProvFs.openNode}).
+   */
+  direct: boolean;
 }
 
 /** Kernel passthrough: register a backing file on the connection (FUSE_DEV_IOC_BACKING_OPEN). */
@@ -67,6 +72,24 @@ export const RENAME_EXCHANGE = 2;
 export const RENAME_WHITEOUT = 4;
 
 const DIRENT_BUF = 64 * 1024;
+/** Backing files kept registered without an open handle (see ProvFs.idleBackings). */
+const IDLE_BACKINGS = 1024;
+
+/** Set-user-id, or set-group-id with group execute (a real set-gid, not a locking mark). */
+function isSetId(mode: number): boolean {
+  return (mode & S.ISUID) !== 0 || (mode & (S.ISGID | 0o010)) === (S.ISGID | 0o010);
+}
+
+/**
+ * Clear what write(2) or truncate(2) by a caller without CAP_FSETID clears on a regular file:
+ * set-user-id always, set-group-id when group execute is set. True when the mode changed.
+ */
+function killSuidgid(fd: number, st: libc.Stat): boolean {
+  if ((st.mode & S.IFMT) !== S.IFREG || !isSetId(st.mode)) return false;
+  const keepGid = (st.mode & 0o010) === 0;
+  libc.chmodFd(fd, st.mode & 0o7777 & ~S.ISUID & ~(keepGid ? 0 : S.ISGID));
+  return true;
+}
 
 export class ProvFs {
   readonly nodes: NodeTable;
@@ -84,6 +107,30 @@ export class ProvFs {
   constructor(rootFd: number, recorder: Recorder | null = null, table?: NodeTable) {
     this.nodes = table ?? new NodeTable(rootFd);
     this.recorder = recorder;
+    this.nodes.onDropBacking = (n) => {
+      this.idleBackings.delete(n.id);
+      this.unregisterBacking(n);
+    };
+    // Backing files a predecessor kept registered without handles: bounded here too.
+    for (const n of this.nodes.withIdleBacking()) this.idleBackings.add(n.id);
+  }
+
+  /**
+   * Nodes whose backing file stays registered after their last handle went, oldest first: the
+   * next OPEN of the file needs neither a reopen nor a BACKING_OPEN, its RELEASE no
+   * BACKING_CLOSE (two to four system calls less per open/close pair). Each holds one fd more,
+   * so at most {@link IDLE_BACKINGS}; the oldest is unregistered beyond that.
+   */
+  private readonly idleBackings = new Set<number>();
+
+  private unregisterBacking(n: Node): void {
+    const b = n.backing;
+    if (!b) return;
+    this.passthrough?.close(b.id);
+    this.nodeLog?.backing(n.id, b.id, false);
+    if (b.fd >= 0) libc.close(b.fd);
+    n.backing = null;
+    this.nodes.changed(n);
   }
 
   // ---- names ----
@@ -137,7 +184,10 @@ export class ProvFs {
       const mNs = a.valid & FATTR.MTIME_NOW ? libc.UTIME_NOW : a.valid & FATTR.MTIME ? a.mtimeNs : libc.UTIME_OMIT;
       libc.utimensFd(n.fd, isLink, a.atime, aNs, a.mtime, mNs);
     }
-    const st = libc.fstat(n.fd);
+    let st = libc.fstat(n.fd);
+    // HANDLE_KILLPRIV_V2: a truncation by a caller without CAP_FSETID clears the set-id bits
+    // (the kernel leaves that to us; the daemon's own truncate, as root, keeps them).
+    if (a.valid & FATTR.KILL_SUIDGID && killSuidgid(n.fd, st)) st = libc.fstat(n.fd);
     this.recorder?.setattr(ctx, n, a, st);
     return st;
   }
@@ -222,25 +272,36 @@ export class ProvFs {
 
   // ---- files ----
 
-  create(ctx: Ctx, parent: number, name: Buffer, mode: number, flags: number, umask = 0): { entry: Entry; opened: Opened } {
+  create(ctx: Ctx, parent: number, name: Buffer, mode: number, flags: number, umask = 0, killSuid = false): { entry: Entry; opened: Opened } {
     const p = this.nodes.get(parent);
     mode &= ~umask;
+    // A CREATE that truncates a file someone else made meanwhile clears its set-id bits as an
+    // OPEN with O_TRUNC would (HANDLE_KILLPRIV_V2); a file this call makes keeps the mode asked.
+    let existed = false;
+    if (killSuid && flags & O.TRUNC && !(flags & O.EXCL)) {
+      try { libc.fstatat(p.fd, name); existed = true; } catch { existed = false; }
+    }
     const fd = libc.openat(p.fd, name, (flags | O.CREAT) & ~O.NOCTTY, mode);
     let entry: Entry;
     try {
+      if (existed && killSuidgid(fd, libc.fstat(fd))) { /* cleared */ }
       entry = this.ownNew(ctx, p, name, mode | S.IFREG);
     } catch (e) {
       libc.close(fd);
       throw e;
     }
     const opened = this.openNode(entry.node, flags, fd);
+    opened.handle.opener = ctx.pid;
     this.recorder?.create(ctx, entry, mode, flags, opened.handle.fh);
     return { entry, opened };
   }
 
-  open(ctx: Ctx, id: number, flags: number): Opened {
+  /** OPEN; `killSuid`: the caller truncates without CAP_FSETID (FUSE_OPEN_KILL_SUIDGID). */
+  open(ctx: Ctx, id: number, flags: number, killSuid = false): Opened {
     const n = this.nodes.get(id);
-    const opened = this.openNode(n, flags, -1);
+    if (killSuid && flags & O.TRUNC && n.type === S.IFREG) killSuidgid(n.fd, libc.fstat(n.fd));
+    const opened = this.openNode(n, flags, -1, ctx.uid !== 0);
+    opened.handle.opener = ctx.pid;
     this.recorder?.open(ctx, n, flags, opened.handle.fh);
     return opened;
   }
@@ -250,9 +311,15 @@ export class ProvFs {
    * refcounted) serves the kernel's I/O and the handle needs no fd of its own; otherwise the
    * handle keeps a real fd opened with the caller's flags for READ/WRITE.
    */
-  private openNode(n: Node, flags: number, createdFd: number): Opened {
+  private openNode(n: Node, flags: number, createdFd: number, unprivileged = false): Opened {
     const pt = this.passthrough;
-    if (pt && n.type === S.IFREG) {
+    // A passthrough write to a set-id file would keep its set-id bits (the kernel writes the
+    // backing file with the daemon's credentials and, under HANDLE_KILLPRIV_V2, leaves clearing
+    // them to us, who never see the write): such a file opened for writing by someone other
+    // than root (who keeps them: CAP_FSETID) is served here, direct I/O, and each WRITE says
+    // whether the writer may keep them. One statx per such open.
+    const setId = unprivileged && createdFd < 0 && n.type === S.IFREG && (flags & O.ACCMODE) !== O.RDONLY && isSetId(libc.fstat(n.fd).mode);
+    if (pt && n.type === S.IFREG && !setId) {
       try {
         if (!n.backing) {
           const bfd = createdFd >= 0 ? createdFd : this.reopenForBacking(n, flags);
@@ -266,9 +333,12 @@ export class ProvFs {
         } else if (createdFd >= 0) {
           libc.close(createdFd);
         }
-        n.backing.refs++;
-        const handle = this.nodes.openHandle({ node: n.id, flags, fd: -1, passthrough: true });
-        return { handle, backingId: n.backing.id };
+        if (n.backing.refs++ === 0) this.idleBackings.delete(n.id);
+        // FOPEN_NOFLUSH spares every close(2) a synchronous round trip: data never passes
+        // through the daemon and locks are the kernel's. prov mode records the close at
+        // RELEASE instead (once per open file, when its last descriptor goes, for the opener).
+        const handle = this.nodes.openHandle({ node: n.id, flags, fd: -1, passthrough: true, noflush: true });
+        return { handle, backingId: n.backing.id, direct: false };
       } catch (e) {
         // The backing file cannot be registered (e.g. a stacked backing file system): serve
         // this file's I/O in the daemon instead.
@@ -279,7 +349,7 @@ export class ProvFs {
     }
     const fd = createdFd >= 0 ? createdFd : libc.reopen(n.fd, flags & ~O.TRUNC);
     const handle = this.nodes.openHandle({ node: n.id, flags, fd, passthrough: false });
-    return { handle, backingId: 0 };
+    return { handle, backingId: 0, direct: setId };
   }
 
   private reopenForBacking(n: Node, flags: number): number {
@@ -299,16 +369,23 @@ export class ProvFs {
     return libc.pread(h.fd, out, Math.min(size, out.length), off);
   }
 
-  /** WRITE (only when passthrough is off for this handle). */
-  write(fh: number, off: bigint, data: Buffer): number {
+  /**
+   * WRITE (only when passthrough is off for this handle). `killSuid`: the writer lacks
+   * CAP_FSETID (FUSE_WRITE_KILL_SUIDGID), so the write clears set-id bits as write(2) would.
+   */
+  write(fh: number, off: bigint, data: Buffer, killSuid = false): number {
     const h = this.nodes.handle(fh);
     if (h.fd < 0) throw new libc.Errno(E.EIO, 'write on a passthrough handle');
-    return libc.pwrite(h.fd, data, data.length, off);
+    const n = libc.pwrite(h.fd, data, data.length, off);
+    if (killSuid && n > 0) killSuidgid(h.fd, libc.fstat(h.fd));
+    return n;
   }
 
   /**
-   * FLUSH: once per close(2) of a descriptor, with the closing thread's id. `id` is the node of
-   * the request (used when the handle was given out by a daemon that crashed).
+   * FLUSH: once per close(2) of a descriptor, with the closing thread's id — for handles given
+   * out without FOPEN_NOFLUSH (the daemon serves their I/O, or an earlier build opened them;
+   * passthrough handles are closed at {@link release}). `id` is the node of the request (used
+   * when the handle was given out by a daemon that crashed).
    */
   flush(ctx: Ctx, fh: number, id = 0): void {
     const h = this.nodes.findHandle(fh);
@@ -316,17 +393,27 @@ export class ProvFs {
     if (n) this.recorder?.close(ctx, n, fh);
   }
 
-  /** RELEASE: the last reference to the open file went (pid is 0 here). */
-  release(_ctx: Ctx | null, fh: number): void {
+  /**
+   * RELEASE: the last reference to the open file went (pid is 0 here). A handle given out
+   * without FLUSH has its close recorded now, for the thread that opened it.
+   */
+  release(ctx: Ctx | null, fh: number): void {
     const h = this.nodes.findHandle(fh);
     if (!h) return; // given out before a crash: its passthrough I/O never needed us
     const n = this.nodes.find(h.node);
+    if (this.recorder && h.noflush && n) {
+      this.recorder.close({ uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0, pid: h.opener ?? 0 }, n, fh, true);
+    }
     if (h.passthrough && n?.backing) {
       if (--n.backing.refs === 0) {
-        this.passthrough?.close(n.backing.id);
-        this.nodeLog?.backing(n.id, n.backing.id, false);
-        if (n.backing.fd >= 0) libc.close(n.backing.fd);
-        n.backing = null;
+        this.idleBackings.add(n.id);
+        if (this.idleBackings.size > IDLE_BACKINGS) {
+          const oldest = this.idleBackings.values().next().value as number;
+          this.idleBackings.delete(oldest);
+          // By id: after a handover the table holds new node records.
+          const on = this.nodes.find(oldest);
+          if (on?.backing && on.backing.refs === 0) this.unregisterBacking(on);
+        }
       }
     }
     this.nodes.closeHandle(fh);

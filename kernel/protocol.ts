@@ -66,6 +66,11 @@ export const FOPEN = {
   NOFLUSH: 1 << 5, PARALLEL_DIRECT_WRITES: 1 << 6, PASSTHROUGH: 1 << 7,
 } as const;
 
+/** fuse_open_in.open_flags / fuse_create_in.open_flags: the caller lacks CAP_FSETID and truncates (HANDLE_KILLPRIV_V2). */
+export const OPEN_KILL_SUIDGID = 1 << 0;
+/** fuse_write_in.write_flags: the writer lacks CAP_FSETID; clear set-user/group-id. */
+export const WRITE_KILL_SUIDGID = 1 << 2;
+
 export const RELEASE_FLUSH = 1 << 0;
 export const FSYNC_FDATASYNC = 1 << 0;
 export const GETATTR_FH = 1 << 0;
@@ -118,6 +123,24 @@ export function readInHeader(b: Buffer): InHeader {
     nodeid: b.readUInt32LE(16) + b.readUInt32LE(20) * 0x100000000, uid: b.readUInt32LE(24),
     gid: b.readUInt32LE(28), pid: b.readUInt32LE(32), totalExtlen: b.readUInt16LE(36),
   };
+}
+
+/**
+ * Decode the header into `h` in place, all but `unique` (left as it was: the request loop copies
+ * the unique id byte for byte; {@link readUnique} reads it when needed).
+ */
+export function readInHeaderInto(b: Buffer, h: InHeader): void {
+  h.len = b.readUInt32LE(0);
+  h.opcode = b.readUInt32LE(4);
+  h.nodeid = b.readUInt32LE(16) + b.readUInt32LE(20) * 0x100000000;
+  h.uid = b.readUInt32LE(24);
+  h.gid = b.readUInt32LE(28);
+  h.pid = b.readUInt32LE(32);
+  h.totalExtlen = b.readUInt16LE(36);
+}
+
+export function readUnique(b: Buffer): bigint {
+  return b.readBigUInt64LE(8);
 }
 
 export function writeOutHeader(b: Buffer, len: number, error: number, unique: bigint): void {

@@ -26,12 +26,35 @@ export interface RecorderOptions {
   mountpoint: string;
   nodes: NodeTable;
   sink: (ev: ProvEvent) => void;
+  /**
+   * Takes records already serialized as JSON (what `sink` would serialize them to). When set,
+   * the records of every open, close, create and setattr — most of what an application's I/O
+   * produces — are written as strings from per-node cached parts instead of objects for
+   * JSON.stringify.
+   */
+  sinkJson?: (json: string) => void;
 }
 
 export class Recorder {
   private readonly host = hostname();
+  /** The fields every record ends with but ts and tid, as JSON. */
+  private readonly tailJson = `"v":${SCHEMA_VERSION},"src":"provfs","seq":0,"host":${JSON.stringify(hostname())},"pid":0`;
 
   constructor(private readonly o: RecorderOptions) {}
+
+  /** A node's FileRef as JSON, cached on the node until a rename anywhere (the table's generation). */
+  private fileJson(n: Node): string {
+    const gen = this.o.nodes.generation;
+    if (n.fileJson !== undefined && n.fileJsonGen === gen) return n.fileJson;
+    n.fileJson = JSON.stringify(this.fileOfNode(n));
+    n.fileJsonGen = gen;
+    return n.fileJson;
+  }
+
+  /** Emit `{"op":…,"file":…,<rest>}` as a string (see {@link RecorderOptions.sinkJson}). */
+  private emitJson(ctx: Ctx, op: string, n: Node, rest: string): void {
+    this.o.sinkJson!(`{"op":"${op}","file":${this.fileJson(n)},${rest}${this.tailJson},"ts":${Number(process.hrtime.bigint())},"tid":${ctx.pid}}`);
+  }
 
   private emit(ctx: Ctx, body: EventBody): void {
     const ev = body as unknown as ProvEvent;
@@ -73,6 +96,9 @@ export class Recorder {
   }
 
   create(ctx: Ctx, e: Entry, mode: number, flags: number | undefined, fh: number | undefined): void {
+    if (this.o.sinkJson && (e.stat.mode & S.IFMT) === e.node.type) {
+      return this.emitJson(ctx, 'create', e.node, `"mode":${mode & 0o7777},${flags !== undefined ? `"flags":${flags},` : ''}${fh !== undefined ? `"fh":${fh},` : ''}`);
+    }
     const body: EventBody = { op: 'create', file: this.fileOfNode(e.node, e.stat), mode: mode & 0o7777 };
     if (flags !== undefined) body.flags = flags;
     if (fh !== undefined) body.fh = fh;
@@ -114,14 +140,26 @@ export class Recorder {
   }
 
   open(ctx: Ctx, n: Node, flags: number, fh: number): void {
+    if (this.o.sinkJson) return this.emitJson(ctx, 'open', n, `"flags":${flags},"fh":${fh},`);
     this.emit(ctx, { op: 'open', file: this.fileOfNode(n), flags, fh });
   }
 
-  close(ctx: Ctx, n: Node, fh: number): void {
-    this.emit(ctx, { op: 'close', file: this.fileOfNode(n), fh });
+  /** A close(2) (FLUSH), or with `release` the last close of a handle given out without FLUSH. */
+  close(ctx: Ctx, n: Node, fh: number, release = false): void {
+    if (this.o.sinkJson) return this.emitJson(ctx, 'close', n, `"fh":${fh},${release ? '"release":true,' : ''}`);
+    this.emit(ctx, release ? { op: 'close', file: this.fileOfNode(n), fh, release } : { op: 'close', file: this.fileOfNode(n), fh });
   }
 
   setattr(ctx: Ctx, n: Node, a: SetattrIn, st: Stat): void {
+    if (this.o.sinkJson && (st.mode & S.IFMT) === n.type) {
+      let rest = '';
+      if (a.valid & FATTR.MODE) rest += `"mode":${st.mode & 0o7777},`;
+      if (a.valid & FATTR.UID) rest += `"uid":${st.uid},`;
+      if (a.valid & FATTR.GID) rest += `"gid":${st.gid},`;
+      if (a.valid & FATTR.SIZE) rest += `"size":${Number(st.size)},`;
+      if (a.valid & (FATTR.MTIME | FATTR.MTIME_NOW)) rest += `"mtime":${Number(st.mtime) * 1e9 + st.mtimeNs},`;
+      return this.emitJson(ctx, 'setattr', n, rest);
+    }
     const body: EventBody = { op: 'setattr', file: this.fileOfNode(n, st) };
     if (a.valid & FATTR.MODE) body.mode = st.mode & 0o7777;
     if (a.valid & FATTR.UID) body.uid = st.uid;
@@ -129,5 +167,33 @@ export class Recorder {
     if (a.valid & FATTR.SIZE) body.size = Number(st.size);
     if (a.valid & (FATTR.MTIME | FATTR.MTIME_NOW)) body.mtime = Number(st.mtime) * 1e9 + st.mtimeNs;
     this.emit(ctx, body);
+  }
+}
+
+/**
+ * The mount's own provenance log as a read-only file `.lin` at the mount root (prov mode), as
+ * Bento-prov offered: the records this daemon produced, one JSON object per line (journal `seq`
+ * not yet assigned: 0), the most recent {@link LinLog.cap} characters of them. Each open takes a
+ * snapshot, so a reader sees a consistent log; a live upgrade starts a new one.
+ */
+export class LinLog {
+  private lines: string[] = [];
+  private chars = 0;
+
+  constructor(readonly cap = 8 << 20) {}
+
+  append(json: string): void {
+    this.lines.push(json);
+    this.chars += json.length + 1;
+    if (this.chars > this.cap && this.lines.length > 1) {
+      // Drop the older half at once (amortized: no shift per record).
+      const drop = this.lines.length >> 1;
+      for (let i = 0; i < drop; i++) this.chars -= this.lines[i]!.length + 1;
+      this.lines = this.lines.slice(drop);
+    }
+  }
+
+  snapshot(): Buffer {
+    return this.lines.length ? Buffer.from(this.lines.join('\n') + '\n') : Buffer.alloc(0);
   }
 }

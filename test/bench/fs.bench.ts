@@ -72,7 +72,10 @@ function isMounted(mnt: string): boolean {
 /** Start provfsd over `backing` at `mnt`; resolves when it says ready. */
 async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov', journal?: string): Promise<ChildProcess> {
   const args = [PROVFSD, '--backing', backing, '--mountpoint', mnt, '--mode', mode, ...(journal ? ['--journal', journal] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  // A runtime directory of its own (next to the mount): a `prov up` or `prov upgrade --all`
+  // elsewhere on this machine must not find (and switch) the daemons being measured.
+  const env = { ...process.env, PROV_RUNTIME_DIR: join(mnt, '..', `${mode}-run`) };
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-2000); });
   await new Promise<void>((res, rej) => {
@@ -449,7 +452,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       console.log(t.columns.join(' | '));
       for (const row of t.rows) console.log(row.join(' | '));
     }
-    for (const row of r.rows.filter((x) => x.headline)) console.log(`${row.figure}: ${row.ratio}× ${row.note ?? ''}`);
+    // Every geometric mean (overall and per category), not only the headline ones.
+    for (const row of r.rows.filter((x) => x.headline || x.unit === '×')) console.log(`${row.figure}: ${row.ratio}× ${row.note ?? ''}`);
     for (const n of r.notMeasured ?? []) console.log(`not measured: ${n.what}: ${n.reason}`);
     console.log('memory (MiB):', JSON.stringify(r.memory));
   }, (e: Error) => { console.error(`fs bench: ${e.message}`); process.exitCode = 1; });

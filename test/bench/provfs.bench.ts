@@ -9,7 +9,11 @@
  * every target. Every daemon is a separate process started and stopped by pid; every mount is
  * unmounted in `finally`.
  *
- * Run alone: `node dist/test/bench/provfs.bench.js [--quick]`.
+ * passthrough_ll runs as shipped (no permission checks) and with `-o default_permissions` (the
+ * kernel checks permissions, as for provfs).
+ *
+ * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`; request counts
+ * per opcode: `node dist/test/bench/provfs.bench.js --counts [--mode prov]`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -179,8 +183,8 @@ async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov',
   return child;
 }
 
-async function startPll(bin: string, backing: string, mnt: string, timeout: number): Promise<ChildProcess> {
-  const child = spawn(bin, ['-f', '-o', `source=${backing},allow_other,timeout=${timeout}`, mnt], { stdio: ['ignore', 'ignore', 'inherit'] });
+async function startPll(bin: string, backing: string, mnt: string, timeout: number, permissions = false): Promise<ChildProcess> {
+  const child = spawn(bin, ['-f', '-o', `source=${backing},allow_other,timeout=${timeout}${permissions ? ',default_permissions' : ''}`, mnt], { stdio: ['ignore', 'ignore', 'inherit'] });
   const end = Date.now() + 10_000;
   while (!isMounted(mnt)) {
     if (Date.now() > end || child.exitCode !== null) throw new Error('passthrough_ll did not mount');
@@ -193,7 +197,7 @@ function isMounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
 }
 
-export async function run(opts: BenchOptions): Promise<BenchResult> {
+export async function run(opts: BenchOptions, figure5Too = true): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the provfs bench mounts FUSE file systems: run it as root');
   const q = opts.quick;
   const repeats = q ? 3 : 5;
@@ -230,14 +234,19 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       ['plain', 'plain', []], ['prov', 'prov', ['--journal', join(work, 'journal')]], ['plain-nocache', 'plain', ['--timeout', '0']],
     ] as Array<[string, 'plain' | 'prov', string[]]>) {
       const { backing, mnt } = mk(name);
-      const d = await startProvfs(backing, mnt, mode, extra);
+      // A runtime directory of their own: a `prov up` or `prov upgrade --all` elsewhere on this
+      // machine must not find (and upgrade) the daemons being measured.
+      const d = await startProvfs(backing, mnt, mode, extra, { PROV_RUNTIME_DIR: join(work, 'run') });
       daemons.push(d);
       targets.push({ name, dir: mnt, daemon: d, pid: d.pid });
     }
     if (pll) {
-      for (const [name, timeout] of [['pll', 1], ['pll-nocache', 0]] as Array<[string, number]>) {
+      // passthrough_ll as shipped checks no permissions (it serves every caller as root); with
+      // -o default_permissions the kernel checks them as it does for provfs, which costs a
+      // GETATTR of the directory after each change in it (its attributes are invalidated).
+      for (const [name, timeout, dp] of [['pll', 1, false], ['pll-nocache', 0, false], ['pll-dp', 1, true], ['pll-dp-nocache', 0, true]] as Array<[string, number, boolean]>) {
         const { backing, mnt } = mk(name);
-        const d = await startPll(pll, backing, mnt, timeout);
+        const d = await startPll(pll, backing, mnt, timeout, dp);
         daemons.push(d);
         targets.push({ name, dir: mnt, daemon: d, pid: d.pid });
       }
@@ -266,12 +275,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     for (let r = 0; r < repeats; r++) {
       for (const t of targets) {
         const noCache = t.name.endsWith('-nocache');
+        const permsOnly = t.name.startsWith('pll-dp');
         // create+unlink
         if (!noCache) add(`create:${t.name}`, createN / (drive('create', t.dir, String(createN)) / 1e9));
         // stat (every target; *-nocache are the cache-off figures)
         writeFileSync(join(t.dir, 'statme'), 'x');
         add(`stat:${t.name}`, statN / (drive('stat', join(t.dir, 'statme'), String(statN)) / 1e9));
-        if (noCache) continue;
+        if (noCache || permsOnly) continue;
         // sequential write then read (1 MiB blocks), random 4 KiB read and write
         const f = join(t.dir, 'big');
         add(`seqwrite:${t.name}`, seqMiB / (drive('seqwrite', f, String(seqMiB)) / 1e9));
@@ -305,10 +315,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     };
     const pl = pll ? 'pll' : null, pl0 = pll ? 'pll-nocache' : null;
     row('create+unlink ops/s, provfs plain vs passthrough_ll', 'ops/s', 'create', 'plain', pl, 'higher', '≥ 1× passthrough_ll');
+    row('create+unlink ops/s, provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'create', 'plain', pll ? 'pll-dp' : null, 'higher', '≥ 1× passthrough_ll');
     row('create+unlink ops/s, provfs plain vs ext4', 'ops/s', 'create', 'plain', 'ext4', 'higher');
     row('create+unlink ops/s, provfs prov vs plain', 'ops/s', 'create', 'prov', 'plain', 'higher', 'within 10 % of plain', undefined);
     row('stat ops/s (attr cache 1 s), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain', pl, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain-nocache', pl0, 'higher', '≥ 1× passthrough_ll');
+    row('stat ops/s (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'stat', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache 1 s), provfs plain vs ext4', 'ops/s', 'stat', 'plain', 'ext4', 'higher');
     row('stat ops/s, provfs prov vs plain', 'ops/s', 'stat', 'prov', 'plain', 'higher', 'within 10 % of plain');
     for (const [key, what] of [['seqwrite', 'sequential write 1 MiB blocks + fsync'], ['seqread', 'sequential read 1 MiB blocks (cached)'], ['randread', 'random read 4 KiB (cached)'], ['randwrite', 'random write 4 KiB + fdatasync']] as const) {
@@ -325,7 +337,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     for (const t of targets) if (t.pid) memory[`${t.name} daemon peak RSS`] = peakRssMiB(t.pid);
     // Stop the throughput daemons before the upgrade runs (they share the machine).
     for (const t of targets) if (t.daemon && isMounted(t.dir)) { try { unmount(t.dir, false); } catch { unmount(t.dir, true); } }
-    const fig = await figure5(work, driver, q);
+    const fig = figure5Too ? await figure5(work, driver, q) : { rows: [], plots: [] };
     rows.push(...fig.rows);
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
     if (rows[0]) rows[0].note = `${rows[0].note ? rows[0].note + '; ' : ''}load average at end ${load}`;
@@ -672,6 +684,72 @@ async function runKill(repeats: number): Promise<BenchResult> {
   };
 }
 
+/**
+ * FUSE requests per opcode that reach the daemon (`--counts [--mode plain|prov]`): each workload
+ * of the fs family's driver (small writes and reads, create, delete, the three server mixes) and
+ * untar / grep -r of a small tree, on a fresh provfs mount served in this process (the loop
+ * counts every request it reads; the counts come back when it stops). For the mixes and grep
+ * the tree is made first and the mount restarted, so only the measured part is counted; the mixes
+ * run 300 ms and are reported per driver operation. Request counts do not depend on the machine's
+ * load, unlike times: this is how a change to the protocol use is judged.
+ */
+async function runCounts(mode: 'plain' | 'prov'): Promise<void> {
+  const { mountProvfs } = await import('../../kernel/daemon.js');
+  const { OP_NAME } = await import('../../kernel/protocol.js');
+  const { buildDriver } = await import('./workloads/driver.js');
+  const { execFile } = await import('node:child_process');
+  const run = (cmd: string, args: string[]): Promise<string> => new Promise((res, rej) => execFile(cmd, args, (e, out) => (e ? rej(e) : res(out))));
+  const work = mkdtempSync(join(tmpdir(), 'provfs-counts-'));
+  process.env.PROV_RUNTIME_DIR = join(work, 'run');
+  try {
+    const drv = buildDriver(work);
+    const src = join(work, 'src');
+    for (let d = 0; d < 10; d++) {
+      mkdirSync(join(src, `d${d}`), { recursive: true });
+      for (let f = 0; f < 30; f++) writeFileSync(join(src, `d${d}`, `f${f}.c`), `line ${d} ${f}\n`.repeat(20) + (f === 7 ? 'NEEDLE\n' : ''));
+    }
+    sh('tar', ['-cf', join(work, 't.tar'), '-C', src, '.']);
+    const MiB = 2 ** 20;
+    type Step = { setup?: (dir: string) => Promise<unknown>; measure: (dir: string) => Promise<string> };
+    const mix = (m: string): Step => ({
+      setup: async (dir) => { mkdirSync(join(dir, 'mix')); await run(drv, ['populate', join(dir, 'mix'), '300', '16384']); },
+      measure: (dir) => run(drv, [m, join(dir, 'mix'), '300', '4', '300']),
+    });
+    const steps: Record<string, Step> = {
+      'seqwrite 16 MiB in 4 KiB': { setup: (dir) => run(drv, ['prepare', dir, String(16 * MiB), '1']), measure: (dir) => run(drv, ['seqwrite', dir, '4096', String(16 * MiB), '1']) },
+      'randwrite 16 MiB in 4 KiB': { setup: (dir) => run(drv, ['prepare', dir, String(16 * MiB), '1']), measure: (dir) => run(drv, ['randwrite', dir, '4096', String(16 * MiB), '1']) },
+      'seqread 64 MiB in 4 KiB': { setup: (dir) => run(drv, ['prepare', dir, String(16 * MiB), '1']), measure: (dir) => run(drv, ['seqread', dir, '4096', String(64 * MiB), '1']) },
+      'create 500': { measure: (dir) => run(drv, ['create', dir, '500', '1']) },
+      'delete 500 (creates included)': { measure: (dir) => run(drv, ['delete', dir, '500', '1']) },
+      varmail: mix('varmail'), fileserver: mix('fileserver'), webserver: mix('webserver'),
+      'untar 300 files': { measure: async (dir) => { mkdirSync(join(dir, 'u')); return run('tar', ['-xf', join(work, 't.tar'), '-C', join(dir, 'u')]); } },
+      'grep -r 300 files': {
+        setup: async (dir) => { mkdirSync(join(dir, 'u')); await run('tar', ['-xf', join(work, 't.tar'), '-C', join(dir, 'u')]); },
+        measure: (dir) => run('grep', ['-r', '-l', 'NEEDLE', join(dir, 'u')]),
+      },
+    };
+    for (const [name, st] of Object.entries(steps)) {
+      const backing = join(work, 'b'), mnt = join(work, 'm');
+      mkdirSync(backing); mkdirSync(mnt);
+      const opts = { backing, mountpoint: mnt, mode, journalDir: mode === 'prov' ? join(work, 'journal') : undefined };
+      if (st.setup) { const m0 = await mountProvfs(opts); try { await st.setup(mnt); } finally { await m0.stop(); } }
+      const m = await mountProvfs(opts);
+      let out = '';
+      let info: Awaited<ReturnType<typeof m.stop>>;
+      try { out = await st.measure(mnt); } finally { info = await m.stop(); }
+      const ops = /^\d+ (\d+)$/.exec(out.trim())?.[1];
+      const perOp = name in { varmail: 1, fileserver: 1, webserver: 1 } && ops ? Number(ops) : 0;
+      const c = Object.entries(info.counts).map(([k, v]) => [OP_NAME[Number(k)] ?? k, v] as const).filter(([k]) => k !== 'INIT').sort((a, b) => b[1] - a[1]);
+      const total = c.reduce((x, [, v]) => x + v, 0);
+      console.log(`${name}: ${perOp ? `${(total / perOp).toFixed(2)} requests per operation (${perOp} operations)` : `${total} requests`}\n  ${c.map(([k, v]) => `${k} ${perOp ? (v / perOp).toFixed(2) : v}`).join(', ')}`);
+      rmSync(backing, { recursive: true, force: true });
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 function argAfter(flag: string): string | undefined {
   const i = process.argv.indexOf(flag);
   return i >= 0 ? process.argv[i + 1] : undefined;
@@ -679,10 +757,12 @@ function argAfter(flag: string): string | undefined {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const quick = process.argv.includes('--quick');
-  (process.argv.includes('--kill') ? runKill(Number(argAfter('--repeats') ?? 5))
+  if (process.argv.includes('--counts')) {
+    runCounts(argAfter('--mode') === 'prov' ? 'prov' : 'plain').catch((e: Error) => { console.error(e.message); process.exitCode = 1; });
+  } else (process.argv.includes('--kill') ? runKill(Number(argAfter('--repeats') ?? 5))
     : process.argv.includes('--stall')
     ? runStall(Number(argAfter('--nodes') ?? 1000), Number(argAfter('--repeats') ?? 7), (argAfter('--cases') ?? 'plain:a,plain:b,prov:a,prov:b').split(','))
-    : process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick })).then((r) => {
+    : process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick }, !process.argv.includes('--no-figure5'))).then((r) => {
     for (const row of r.rows) {
       console.log(`${row.figure}: ${row.prov} ${row.unit}` + (row.baseline !== null ? ` vs ${row.baseline} → ${row.ratio}×` : '') +
         ` (spread ${row.spread?.prov}${row.spread?.baseline !== undefined ? '/' + row.spread.baseline : ''}, n=${row.repeats})` + (row.goal ? ` [goal ${row.goal}]` : '') + (row.note ? ` — ${row.note}` : ''));

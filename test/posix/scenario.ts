@@ -188,6 +188,36 @@ function main(): void {
   step('truncate.shrink', () => { fs.truncateSync(P('f'), 2); return read(P('f')); });
   step('ftruncate', () => { const fd = fs.openSync(P('f'), 'r+'); fs.ftruncateSync(fd, 1); fs.closeSync(fd); return read(P('f')); });
 
+  // ---- set-user/group-id bits cleared by write, truncate and O_TRUNC (as a user without
+  // CAP_FSETID; root keeps them). provfs clears them itself (FUSE_HANDLE_KILLPRIV_V2). ----
+  const setId = (name: string, mode: number): string => { fs.rmSync(P(name), { force: true }); fs.writeFileSync(P(name), 'abc'); fs.chmodSync(P(name), mode); return P(name); };
+  step('setid.write', () => {
+    const f = setId('sx', 0o6775);
+    const fd = fs.openSync(f, 'r+');
+    fs.writeSync(fd, 'W', 1);
+    fs.closeSync(fd);
+    return [st(f), read(f)];
+  });
+  step('setid.write.nogx', () => {
+    const f = setId('sx', 0o2664);
+    const fd = fs.openSync(f, 'r+');
+    fs.writeSync(fd, 'V', 0);
+    fs.closeSync(fd);
+    return [st(f), read(f)];
+  });
+  step('setid.truncate', () => { const f = setId('sx', 0o6775); fs.truncateSync(f, 1); return [st(f), read(f)]; });
+  step('setid.open.trunc', () => { const f = setId('sx', 0o4755); fs.closeSync(fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_TRUNC)); return st(f); });
+  step('setid.open.readonly', () => { const f = setId('sx', 0o6775); fs.readFileSync(f); return st(f); });
+  step('setid.chmod.after.open', () => {
+    // Opened before it became set-id (the handle uses passthrough), made set-id while open.
+    const f = setId('sx', 0o775);
+    const fd = fs.openSync(f, 'r+');
+    fs.chmodSync(f, 0o4775);
+    fs.closeSync(fd);
+    return st(f);
+  });
+  step('setid.cleanup', () => { fs.unlinkSync(P('sx')); return true; });
+
   // ---- xattrs ----
   const xp = (p: string): Buffer => libc.cstr(p);
   step('xattr.set.get', () => {
