@@ -62,6 +62,11 @@ export interface Handle {
   noflush?: boolean;
   /** Thread id of the opener (RELEASE carries none). */
   opener?: number;
+  /**
+   * A passthrough handle open for writing by a caller other than root: its writes run with the
+   * daemon's credentials, so the file must not become set-id while it is open.
+   */
+  userWriter?: boolean;
   dir?: DirState;
 }
 
@@ -91,7 +96,7 @@ export interface NodeTableState {
     id: number; fd: number; dev: number; ino: bigint; type: number; nlookup: number;
     parent: number; name: Uint8Array; backing: Backing | null; opens: number;
   }>;
-  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string; noflush?: boolean; opener?: number }>;
+  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string; noflush?: boolean; opener?: number; userWriter?: boolean }>;
 }
 
 /**
@@ -309,6 +314,12 @@ export class NodeTable {
     return handle;
   }
 
+  /** True when some open handle on node `id` satisfies `test` (a scan: for rare checks only). */
+  anyHandle(id: number, test: (h: Handle) => boolean): boolean {
+    for (const h of this.handles.values()) if (h.node === id && test(h)) return true;
+    return false;
+  }
+
   /** The handle, or undefined when this daemon never gave it out (opened before a crash). */
   findHandle(fh: number): Handle | undefined {
     return this.handles.get(fh);
@@ -438,7 +449,7 @@ export class NodeTable {
       const old = before.get(r.fh);
       const fd = old && old.fd >= 0 ? old.fd : r.fd >= 0 ? fetch(r.fd) : -1;
       before.delete(r.fh);
-      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough, noflush: r.noflush, opener: r.opener };
+      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough, noflush: r.noflush, opener: r.opener, userWriter: r.userWriter };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
         libc.lseek(h.fd, h.dir.pos, 0);
@@ -484,7 +495,7 @@ export class NodeTable {
     for (const r of s.handles) {
       const h: Handle = {
         fh: r.fh, node: r.node, flags: r.flags, fd: r.fd >= 0 ? fdMap(r.fd) : -1,
-        passthrough: r.passthrough, noflush: r.noflush, opener: r.opener,
+        passthrough: r.passthrough, noflush: r.noflush, opener: r.opener, userWriter: r.userWriter,
       };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
@@ -505,7 +516,7 @@ function nodeRecord(n: Node): NodeTableState['nodes'][number] {
 
 function handleRecord(h: Handle): NodeTableState['handles'][number] {
   return {
-    fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough, noflush: h.noflush, opener: h.opener,
+    fh: h.fh, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough, noflush: h.noflush, opener: h.opener, userWriter: h.userWriter,
     dirPos: h.dir ? h.dir.pos.toString() : undefined,
   };
 }

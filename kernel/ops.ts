@@ -169,6 +169,12 @@ export class ProvFs {
     const isLink = n.type === S.IFLNK;
     if (a.valid & FATTR.MODE) {
       if (isLink) throw new libc.Errno(E.EOPNOTSUPP, 'chmod');
+      // A user's passthrough writes would not clear set-id bits made now (the kernel writes the
+      // backing file as the daemon): refuse, as execve refuses a file open for writing.
+      if (n.type === S.IFREG && isSetId(a.mode) && n.opens > 0 && !isSetId(libc.fstat(n.fd).mode) &&
+        this.nodes.anyHandle(n.id, (h) => h.userWriter === true)) {
+        throw new libc.Errno(E.ETXTBSY, 'chmod: set-id while a user has the file open for writing');
+      }
       libc.chmodFd(n.fd, a.mode & 0o7777);
     }
     if (a.valid & (FATTR.UID | FATTR.GID)) {
@@ -292,6 +298,7 @@ export class ProvFs {
     }
     const opened = this.openNode(entry.node, flags, fd);
     opened.handle.opener = ctx.pid;
+    if (opened.handle.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) opened.handle.userWriter = true;
     this.recorder?.create(ctx, entry, mode, flags, opened.handle.fh);
     return { entry, opened };
   }
@@ -300,8 +307,9 @@ export class ProvFs {
   open(ctx: Ctx, id: number, flags: number, killSuid = false): Opened {
     const n = this.nodes.get(id);
     if (killSuid && flags & O.TRUNC && n.type === S.IFREG) killSuidgid(n.fd, libc.fstat(n.fd));
-    const opened = this.openNode(n, flags, -1, ctx.uid !== 0);
+    const opened = this.openNode(n, flags, -1);
     opened.handle.opener = ctx.pid;
+    if (opened.handle.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) opened.handle.userWriter = true;
     this.recorder?.open(ctx, n, flags, opened.handle.fh);
     return opened;
   }
@@ -311,14 +319,14 @@ export class ProvFs {
    * refcounted) serves the kernel's I/O and the handle needs no fd of its own; otherwise the
    * handle keeps a real fd opened with the caller's flags for READ/WRITE.
    */
-  private openNode(n: Node, flags: number, createdFd: number, unprivileged = false): Opened {
+  private openNode(n: Node, flags: number, createdFd: number): Opened {
     const pt = this.passthrough;
     // A passthrough write to a set-id file would keep its set-id bits (the kernel writes the
     // backing file with the daemon's credentials and, under HANDLE_KILLPRIV_V2, leaves clearing
-    // them to us, who never see the write): such a file opened for writing by someone other
-    // than root (who keeps them: CAP_FSETID) is served here, direct I/O, and each WRITE says
-    // whether the writer may keep them. One statx per such open.
-    const setId = unprivileged && createdFd < 0 && n.type === S.IFREG && (flags & O.ACCMODE) !== O.RDONLY && isSetId(libc.fstat(n.fd).mode);
+    // them to us, who never see the write): such a file opened for writing is served here,
+    // direct I/O, and each WRITE says whether its writer may keep them (root may: CAP_FSETID;
+    // a descriptor root opened and handed to a user may not). One statx per writable open.
+    const setId = createdFd < 0 && n.type === S.IFREG && (flags & O.ACCMODE) !== O.RDONLY && isSetId(libc.fstat(n.fd).mode);
     if (pt && n.type === S.IFREG && !setId) {
       try {
         if (!n.backing) {
