@@ -63,10 +63,11 @@ export interface Handle {
   /** Thread id of the opener (RELEASE carries none). */
   opener?: number;
   /**
-   * A passthrough handle open for writing by a caller other than root: its writes run with the
-   * daemon's credentials, so the file must not become set-id while it is open.
+   * uid of a caller other than root holding this passthrough handle open for writing: its
+   * writes run with the daemon's credentials, so the file must not become set-id for another
+   * owner while it is open.
    */
-  userWriter?: boolean;
+  userWriter?: number;
   dir?: DirState;
 }
 
@@ -96,7 +97,7 @@ export interface NodeTableState {
     id: number; fd: number; dev: number; ino: bigint; type: number; nlookup: number;
     parent: number; name: Uint8Array; backing: Backing | null; opens: number;
   }>;
-  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string; noflush?: boolean; opener?: number; userWriter?: boolean }>;
+  handles: Array<{ fh: number; node: number; flags: number; fd: number; passthrough: boolean; dirPos?: string; noflush?: boolean; opener?: number; userWriter?: number }>;
 }
 
 /**

@@ -171,9 +171,13 @@ export class ProvFs {
       if (isLink) throw new libc.Errno(E.EOPNOTSUPP, 'chmod');
       // A user's passthrough writes would not clear set-id bits made now (the kernel writes the
       // backing file as the daemon): refuse, as execve refuses a file open for writing.
-      if (n.type === S.IFREG && isSetId(a.mode) && n.opens > 0 && !isSetId(libc.fstat(n.fd).mode) &&
-        this.nodes.anyHandle(n.id, (h) => h.userWriter === true)) {
-        throw new libc.Errno(E.ETXTBSY, 'chmod: set-id while a user has the file open for writing');
+      // (A writer who is the owner only makes the file set-id to itself: harmless, allowed.)
+      if (n.type === S.IFREG && isSetId(a.mode) && n.opens > 0) {
+        const now = libc.fstat(n.fd);
+        const owner = a.valid & FATTR.UID ? a.uid : now.uid;
+        if (!isSetId(now.mode) && this.nodes.anyHandle(n.id, (h) => h.userWriter !== undefined && h.userWriter !== owner)) {
+          throw new libc.Errno(E.ETXTBSY, 'chmod: set-id while another user has the file open for writing');
+        }
       }
       libc.chmodFd(n.fd, a.mode & 0o7777);
     }
@@ -298,7 +302,7 @@ export class ProvFs {
     }
     const opened = this.openNode(entry.node, flags, fd);
     opened.handle.opener = ctx.pid;
-    if (opened.handle.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) opened.handle.userWriter = true;
+    if (opened.handle.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) opened.handle.userWriter = ctx.uid;
     this.recorder?.create(ctx, entry, mode, flags, opened.handle.fh);
     return { entry, opened };
   }
@@ -309,7 +313,7 @@ export class ProvFs {
     if (killSuid && flags & O.TRUNC && n.type === S.IFREG) killSuidgid(n.fd, libc.fstat(n.fd));
     const opened = this.openNode(n, flags, -1);
     opened.handle.opener = ctx.pid;
-    if (opened.handle.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) opened.handle.userWriter = true;
+    if (opened.handle.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) opened.handle.userWriter = ctx.uid;
     this.recorder?.open(ctx, n, flags, opened.handle.fh);
     return opened;
   }
