@@ -32,6 +32,9 @@ _Static_assert(sizeof(struct prov_fs) == 2184, "prov_fs");
 _Static_assert(sizeof(struct prov_lost) == 72, "prov_lost");
 _Static_assert(sizeof(struct prov_settings) == 88, "prov_settings");
 _Static_assert(sizeof(struct prov_setattr) == 1152, "prov_setattr");
+_Static_assert(sizeof(struct prov_exec_v) == 80, "prov_exec_v");
+_Static_assert(sizeof(struct prov_fs_v) == 128, "prov_fs_v");
+_Static_assert(sizeof(struct prov_setattr_v) == 128, "prov_setattr_v");
 
 /* ---- settings, fixed before load (the loader writes them into .rodata) ---- */
 const volatile struct prov_settings settings = { .env = 1 };
@@ -107,6 +110,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct open_scratch);
 } open_scratch SEC(".maps");
+
+/*
+ * Scratch for a variable-length record (struct prov_*_v): the fixed part at rec[0], strings
+ * appended at a cursor (always < VCUR: every record ends below 4 KiB), then sent with
+ * bpf_ringbuf_output of the filled length. Paths are walked into walk1/walk2 first.
+ */
+#define VREC 8192
+#define VCUR 4096
+struct vscratch {
+	__u8 rec[VREC];
+	struct prov_walk walk1;
+	struct prov_walk walk2;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vscratch);
+} vscratch SEC(".maps");
 
 /* ---- syscall tracepoint contexts (only the arguments a program reads may be touched) ---- */
 struct sys_enter_ctx {
@@ -353,6 +375,58 @@ static __always_inline bool prefix_ok_raw(struct prov_walk *dir, const char *raw
 	return true;
 }
 
+
+/* ---- variable-length records ---- */
+
+static __always_inline struct vscratch *vscratch_get(void)
+{
+	__u32 k = 0;
+	return bpf_map_lookup_elem(&vscratch, &k);
+}
+
+/* End a string at rec[cur] with its NUL; returns the cursor past it. */
+static __always_inline __u32 vnul(struct vscratch *v, __u32 cur)
+{
+	v->rec[cur & (VCUR - 1)] = 0;
+	return cur + 1;
+}
+
+/* Append a walked path (its text) at cur; *len gets its length. */
+static __always_inline __u32 vput_walk(struct vscratch *v, __u32 cur, struct prov_walk *w, __u16 *len)
+{
+	__u32 n = w->len;
+	if (n > PROV_WALK_END)
+		n = PROV_WALK_END;
+	__u32 off = w->off & (PROV_WALK_END - 1);
+	if (n && bpf_probe_read_kernel(&v->rec[cur & (VCUR - 1)], n, &w->path[off]))
+		n = 0;
+	*len = n;
+	return vnul(v, cur + n);
+}
+
+/* Append a user string (at most PROV_RAW - 1 bytes) at cur; *len gets its length. */
+static __always_inline __u32 vput_user_str(struct vscratch *v, __u32 cur, const void *src, __u16 *len)
+{
+	long n = src ? bpf_probe_read_user_str(&v->rec[cur & (VCUR - 1)], PROV_RAW, src) : 0;
+	__u32 m = n > 1 ? n - 1 : 0;
+	*len = m;
+	return vnul(v, cur + m);
+}
+
+/* Zero the padding after cur and send rec[0, round8(cur)). */
+static __always_inline void vsend(struct vscratch *v, __u32 cur)
+{
+	__u32 size = (cur + 7) & ~7U;
+	for (int i = 0; i < 8; i++)
+		v->rec[(cur + i) & (VCUR - 1)] = 0;
+	((struct prov_hdr *)v->rec)->size = size;
+	if (bpf_ringbuf_output(&events, v->rec, size & (VCUR - 1), 0)) {
+		count(PROV_STAT_DROPPED);
+		return;
+	}
+	count(PROV_STAT_EMITTED);
+}
+
 /* ---- process lifecycle ---- */
 
 SEC("tp_btf/sched_process_fork")
@@ -383,43 +457,56 @@ int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm 
 {
 	if (!wanted())
 		return 0;
-	struct prov_exec *r = reserve(sizeof(*r));
-	if (!r)
+	struct vscratch *v = vscratch_get();
+	if (!v)
 		return 0;
-	fill_hdr(&r->h, PROV_K_EXEC, sizeof(*r));
+	struct prov_exec_v *r = (struct prov_exec_v *)v->rec;
+	fill_hdr(&r->h, PROV_K_EXEC_V, 0);
 	r->gid = bpf_get_current_uid_gid() >> 32;
 	r->flags = 0;
 	r->exe_ino = 0;
 	r->exe_dev = 0;
 	r->exe_mode = 0;
-	bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), BPF_CORE_READ(bprm, filename));
 	struct file *exe = BPF_CORE_READ(bprm, file);
 	if (exe)
 		inode_ref(BPF_CORE_READ(exe, f_inode), &r->exe_ino, &r->exe_dev, &r->exe_mode);
+	__u32 cur = sizeof(*r);
+
+	long fl = bpf_probe_read_kernel_str(&v->rec[cur], PROV_RAW, BPF_CORE_READ(bprm, filename));
+	r->filename_len = fl > 1 ? fl - 1 : 0;
+	cur = vnul(v, cur + r->filename_len);
 
 	struct mm_struct *mm = BPF_CORE_READ(t, mm);
 	unsigned long a0 = BPF_CORE_READ(mm, arg_start), a1 = BPF_CORE_READ(mm, arg_end);
-	unsigned long n = a1 > a0 ? a1 - a0 : 0;
+	__u32 n = a1 > a0 ? (a1 - a0 > PROV_ARGS ? PROV_ARGS + 1 : a1 - a0) : 0;
 	if (n > PROV_ARGS) {
 		n = PROV_ARGS;
 		r->flags |= 1;
 	}
-	r->args_len = 0;
-	if (n && bpf_probe_read_user(r->args, n & (PROV_ARGS - 1) ? n & (PROV_ARGS - 1) : PROV_ARGS, (void *)a0) == 0)
-		r->args_len = n;
-	r->env_len = 0;
+	if (n && bpf_probe_read_user(&v->rec[cur & (VCUR - 1)], n, (void *)a0))
+		n = 0;
+	r->args_len = n;
+	cur = vnul(v, cur + n);
+
+	__u32 m = 0;
 	if (settings.env) {
 		unsigned long e0 = BPF_CORE_READ(mm, env_start), e1 = BPF_CORE_READ(mm, env_end);
-		unsigned long m = e1 > e0 ? e1 - e0 : 0;
+		m = e1 > e0 ? (e1 - e0 > PROV_ENV ? PROV_ENV + 1 : e1 - e0) : 0;
 		if (m > PROV_ENV) {
 			m = PROV_ENV;
 			r->flags |= 2;
 		}
-		if (m && bpf_probe_read_user(r->env, m & (PROV_ENV - 1) ? m & (PROV_ENV - 1) : PROV_ENV, (void *)e0) == 0)
-			r->env_len = m;
+		if (m && bpf_probe_read_user(&v->rec[cur & (VCUR - 1)], m, (void *)e0))
+			m = 0;
 	}
-	walk_cwd(&r->cwd, t);
-	submit(r);
+	r->env_len = m;
+	cur = vnul(v, cur + m);
+
+	walk_cwd(&v->walk1, t);
+	if (v->walk1.truncated)
+		r->flags |= 4;
+	cur = vput_walk(v, cur, &v->walk1, &r->cwd_len);
+	vsend(v, cur);
 	return 0;
 }
 
@@ -1081,40 +1168,47 @@ static __always_inline int fs_exit(long ret)
 	if (!unstash(PEND_FS, &p) || ret != 0)
 		return 0;
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-	struct prov_fs *r = reserve(sizeof(*r));
-	if (!r)
+	struct vscratch *v = vscratch_get();
+	if (!v)
 		return 0;
-	fill_hdr(&r->h, PROV_K_FS, sizeof(*r));
+	struct prov_fs_v *r = (struct prov_fs_v *)v->rec;
+	fill_hdr(&r->h, PROV_K_FS_V, 0);
 	r->op = p.op;
 	r->flags = p.arg[4];
 	r->dirfd1 = p.arg[0];
 	r->dirfd2 = p.arg[2];
 	r->mode = p.arg[5];
-	r->_pad = 0;
+	r->trunc = 0;
 	settle(&r->file, &p.ino1, p.ino1_ptr);
 	settle(&r->other, &p.ino2, p.ino2_ptr);
-	r->raw1[0] = 0;
-	r->raw2[0] = 0;
-	bpf_probe_read_user_str(r->raw1, sizeof(r->raw1), (void *)p.arg[1]);
-	if (p.arg[3])
-		bpf_probe_read_user_str(r->raw2, sizeof(r->raw2), (void *)p.arg[3]);
-	r->dir1.off = PROV_WALK_END;
-	r->dir1.len = 0;
-	r->dir2.off = PROV_WALK_END;
-	r->dir2.len = 0;
+	__u32 cur = sizeof(*r);
+	__u32 raw1 = cur;
+	cur = vput_user_str(v, cur, (void *)p.arg[1], &r->raw1_len);
+	__u32 raw2 = cur;
+	cur = vput_user_str(v, cur, (void *)p.arg[3], &r->raw2_len);
+	v->walk1.off = PROV_WALK_END;
+	v->walk1.len = 0;
+	v->walk1.truncated = 0;
+	v->walk2.off = PROV_WALK_END;
+	v->walk2.len = 0;
+	v->walk2.truncated = 0;
 	if (p.op != PROV_FS_SYMLINK)
-		walk_dirfd(&r->dir1, t, p.arg[0]);
+		walk_dirfd(&v->walk1, t, p.arg[0]);
 	if (p.arg[3])
-		walk_dirfd(&r->dir2, t, p.arg[2]);
+		walk_dirfd(&v->walk2, t, p.arg[2]);
 	/* path filter: the op is kept when either name it touches is under the prefix */
-	bool keep = p.op != PROV_FS_SYMLINK && prefix_ok_raw(&r->dir1, r->raw1);
+	bool keep = p.op != PROV_FS_SYMLINK && prefix_ok_raw(&v->walk1, (const char *)&v->rec[raw1 & (VCUR - 1)]);
 	if (!keep && p.arg[3])
-		keep = prefix_ok_raw(&r->dir2, r->raw2);
-	if (!keep) {
-		bpf_ringbuf_discard(r, 0);
+		keep = prefix_ok_raw(&v->walk2, (const char *)&v->rec[raw2 & (VCUR - 1)]);
+	if (!keep)
 		return 0;
-	}
-	submit(r);
+	if (v->walk1.truncated)
+		r->trunc |= PROV_V_TRUNC_DIR1;
+	if (v->walk2.truncated)
+		r->trunc |= PROV_V_TRUNC_DIR2;
+	cur = vput_walk(v, cur, &v->walk1, &r->dir1_len);
+	cur = vput_walk(v, cur, &v->walk2, &r->dir2_len);
+	vsend(v, cur);
 	return 0;
 }
 
@@ -1165,36 +1259,34 @@ static __always_inline int sa_exit(long ret)
 	if (!unstash(PEND_SETATTR, &p) || ret != 0)
 		return 0;
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-	struct prov_setattr *r = reserve(sizeof(*r));
-	if (!r)
+	struct vscratch *v = vscratch_get();
+	if (!v)
 		return 0;
-	fill_hdr(&r->h, PROV_K_SETATTR, sizeof(*r));
+	struct prov_setattr_v *r = (struct prov_setattr_v *)v->rec;
+	fill_hdr(&r->h, PROV_K_SETATTR_V, 0);
 	r->op = p.op;
 	r->dirfd = p.arg[0];
 	r->flags = p.arg[4];
-	r->raw[0] = 0;
-	r->dir.off = PROV_WALK_END;
-	r->dir.len = 0;
-	r->dir.truncated = 0;
-	r->dir._pad = 0;
+	r->trunc = 0;
+	v->walk1.off = PROV_WALK_END;
+	v->walk1.len = 0;
+	v->walk1.truncated = 0;
 	struct inode *i = (struct inode *)p.ino1_ptr;
-	bool by_fd = !p.arg[1];
-	if (!by_fd && bpf_probe_read_user_str(r->raw, sizeof(r->raw), (void *)p.arg[1]) <= 1)
-		by_fd = true; /* "" with AT_EMPTY_PATH: the dirfd is the file */
+	__u32 cur = sizeof(*r);
+	__u32 raw = cur;
+	cur = vput_user_str(v, cur, (void *)p.arg[1], &r->raw_len);
+	bool by_fd = !r->raw_len; /* an f* call, or "" with AT_EMPTY_PATH: the dirfd is the file */
 	if (by_fd) {
-		r->raw[0] = 0;
 		struct file *f = fd_file(t, p.arg[0]);
 		if (f) {
 			i = BPF_CORE_READ(f, f_inode);
-			walk_file(&r->dir, f);
+			walk_file(&v->walk1, f);
 		}
 	} else {
-		walk_dirfd(&r->dir, t, p.arg[0]);
+		walk_dirfd(&v->walk1, t, p.arg[0]);
 	}
-	if (!(by_fd ? prefix_ok(&r->dir) : prefix_ok_raw(&r->dir, r->raw))) {
-		bpf_ringbuf_discard(r, 0);
+	if (!(by_fd ? prefix_ok(&v->walk1) : prefix_ok_raw(&v->walk1, (const char *)&v->rec[raw & (VCUR - 1)])))
 		return 0;
-	}
 	__builtin_memset(&r->file, 0, sizeof(r->file));
 	__u32 changed = 0;
 	switch (p.op) {
@@ -1232,7 +1324,10 @@ static __always_inline int sa_exit(long ret)
 		changed &= ~PROV_SA_MTIME;
 	}
 	r->changed = changed;
-	submit(r);
+	if (v->walk1.truncated)
+		r->trunc |= PROV_V_TRUNC_DIR1;
+	cur = vput_walk(v, cur, &v->walk1, &r->dir_len);
+	vsend(v, cur);
 	return 0;
 }
 

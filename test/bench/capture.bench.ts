@@ -47,6 +47,35 @@ int main(int argc, char **argv) {
 }
 `;
 
+/* burst MODE N: a burst of traced syscalls as fast as one thread can issue them.
+ * chmod: N chmods of one file by relative path (setattr records);
+ * openclose: N × open(O_RDONLY)+close over 100 small files (open + close records). */
+const BURST_C = `
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  long n = atol(argv[2]);
+  char name[64];
+  if (!strcmp(argv[1], "chmod")) {
+    close(open("burst-file", O_CREAT | O_WRONLY, 0644));
+    for (long i = 0; i < n; i++) if (chmod("burst-file", (i & 1) ? 0600 : 0644)) return 1;
+    return 0;
+  }
+  for (int k = 0; k < 100; k++) { snprintf(name, sizeof name, "small-%d", k); int fd = open(name, O_CREAT | O_WRONLY, 0644); write(fd, "x\\n", 2); close(fd); }
+  for (long i = 0; i < n; i++) {
+    snprintf(name, sizeof name, "small-%ld", i % 100);
+    int fd = open(name, O_RDONLY);
+    if (fd < 0) return 1;
+    close(fd);
+  }
+  return 0;
+}
+`;
+
 function sh(cmd: string, cwd: string): void {
   const r = spawnSync('bash', ['-c', cmd], { cwd, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`bench workload failed: ${cmd}: ${r.stderr}`);
@@ -103,11 +132,11 @@ function workloads(dir: string, quick: boolean): Workload[] {
   ];
 }
 
-async function overhead(dir: string, quick: boolean): Promise<BenchRow[]> {
+async function overhead(dir: string, quick: boolean, ws: Workload[]): Promise<BenchRow[]> {
   const repeats = quick ? 3 : 9;
   const rows: BenchRow[] = [];
   const pinDir = `/sys/fs/bpf/prov-bench-${process.pid}`;
-  for (const w of workloads(dir, quick)) {
+  for (const w of ws) {
     w.setup?.();
     const base: number[] = [], prov: number[] = [];
     await w.run(); w.cleanup?.(); // warm the page cache
@@ -212,13 +241,201 @@ async function sustained(dir: string, gen: string, quick: boolean): Promise<Benc
   ];
 }
 
+/** A host-wide capture drained into a temp journal, with per-kind record counts and bytes. */
+async function drainedCapture(ringBytes: number) {
+  const pinDir = `/sys/fs/bpf/prov-bench-${process.pid}`;
+  const jd = mkdtempSync(join(tmpdir(), 'prov-bench-j-'));
+  attachCapture({ pinDir, ringBytes });
+  const writer = openJournalWriter({ dir: jd, stream: 'ebpf', segmentBytes: 256 << 20 });
+  const kinds = new Map<number, { n: number; bytes: number }>();
+  const drainer = await Drainer.start({
+    pinDir, sink: writer,
+    onBatch: (ps) => {
+      for (const p of ps) {
+        const k = p[0]! | (p[1]! << 8);
+        const e = kinds.get(k) ?? { n: 0, bytes: 0 };
+        e.n++; e.bytes += p.length;
+        kinds.set(k, e);
+      }
+    },
+  });
+  return {
+    pinDir, drainer, kinds,
+    /** Wait until everything the kernel emitted up to now was drained (or `ms` passed). */
+    async caughtUp(ms = 60000): Promise<void> {
+      const target = readCounters(pinDir).emitted;
+      const until = Date.now() + ms;
+      while (drainer.stats.records < target && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+    },
+    async stop(): Promise<void> {
+      detachCapture(pinDir);
+      try { await drainer.stop(); } finally { await writer.close(); rmSync(jd, { recursive: true, force: true }); }
+    },
+  };
+}
+
+const KIND_NAME: Record<number, string> = {
+  1: 'fork', 2: 'exec (ABI 1)', 3: 'exit', 4: 'fd', 5: 'open', 6: 'sock', 7: 'msg', 8: 'fs (ABI 1)', 9: 'lost', 10: 'setattr (ABI 1)',
+  11: 'exec', 12: 'fs', 13: 'setattr',
+};
+
+interface Burst { name: string; kinds: number[]; setup?: (dir: string) => void; run: (dir: string) => Promise<void> }
+
+function bursts(burstBin: string, quick: boolean): Burst[] {
+  const n = quick ? 100_000 : 200_000;
+  const targets = quick ? 150 : 400;
+  return [
+    { name: `${n / 1000}k chmods`, kinds: [10, 13], run: (d) => shAsync(burstBin, ['chmod', String(n)], d) },
+    { name: `${n / 1000}k open+close of small files`, kinds: [4, 5], run: (d) => shAsync(burstBin, ['openclose', String(n)], d) },
+    {
+      name: `parallel make (${targets} targets, -j8, cp + sh)`, kinds: [1, 2, 3, 4, 5, 11],
+      setup: (d) => {
+        writeFileSync(join(d, 'src.txt'), 'x\n'.repeat(100));
+        const ts = Array.from({ length: targets }, (_, i) => `o${i}.txt`);
+        writeFileSync(join(d, 'Makefile'), `all: ${ts.join(' ')}\n%.txt: src.txt\n\tcp src.txt $@ && chmod 644 $@\n`);
+      },
+      run: (d) => shAsync('bash', ['-c', 'rm -f o*.txt; make -s -j8'], d),
+    },
+  ];
+}
+
+/**
+ * Bursts: a short storm of events into a ring of `ringBytes` drained into the journal. Loss
+ * (records the kernel dropped, host-wide, over all records of the run), drain rate (records
+ * drained from the burst's start until the ring is empty again, per second of that window),
+ * and the bytes per ring record of the burst's own record kinds.
+ */
+async function burstRows(dir: string, burstBin: string, quick: boolean, ringBytes: number): Promise<BenchRow[]> {
+  const repeats = quick ? 2 : 3;
+  const rows: BenchRow[] = [];
+  for (const b of bursts(burstBin, quick)) {
+    const wd = mkdtempSync(join(dir, 'burst-'));
+    b.setup?.(wd);
+    const loss: number[] = [], rate: number[] = [], evs: number[] = [], burstRate: number[] = [], lag: number[] = [];
+    const sizes = new Map<number, { n: number; bytes: number }>();
+    for (let r = 0; r < repeats; r++) {
+      const cap = await drainedCapture(ringBytes);
+      try {
+        const c0 = readCounters(cap.pinDir);
+        const d0 = cap.drainer.stats.records;
+        const t0 = process.hrtime.bigint();
+        await b.run(wd);
+        const tBurst = Number(process.hrtime.bigint() - t0) / 1e9;
+        await cap.caughtUp();
+        const tAll = Number(process.hrtime.bigint() - t0) / 1e9;
+        const c1 = readCounters(cap.pinDir);
+        const emitted = c1.emitted - c0.emitted, dropped = c1.dropped - c0.dropped;
+        loss.push((100 * dropped) / Math.max(1, emitted + dropped));
+        rate.push((cap.drainer.stats.records - d0) / tAll);
+        lag.push(tAll - tBurst);
+        evs.push(emitted + dropped);
+        burstRate.push((emitted + dropped) / tBurst);
+        for (const k of b.kinds) {
+          const e = cap.kinds.get(k);
+          if (!e) continue;
+          const s = sizes.get(k) ?? { n: 0, bytes: 0 };
+          s.n += e.n; s.bytes += e.bytes;
+          sizes.set(k, s);
+        }
+      } finally {
+        await cap.stop();
+      }
+    }
+    rmSync(wd, { recursive: true, force: true });
+    const sizeNote = [...sizes].map(([k, s]) => `${KIND_NAME[k]} ${(s.bytes / s.n).toFixed(0)} B`).join(', ');
+    const ring = `${ringBytes >> 20} MiB ring`;
+    rows.push({
+      figure: `burst ${b.name}, ${ring}: events lost`, unit: '%', prov: median(loss), baseline: null, ratio: null, better: 'lower',
+      spread: { prov: spread(loss) }, repeats, goal: '0',
+      note: `per run: ${loss.map((x) => x.toFixed(1)).join(' / ')} % of ${evs.map((x) => Math.round(x / 1000) + 'k').join(' / ')} events; burst ${burstRate.map((x) => (x / 1e6).toFixed(2)).join(' / ')} M events/s; record bytes: ${sizeNote}`,
+    });
+    rows.push({
+      figure: `burst ${b.name}, ${ring}: drain rate until caught up`, unit: 'events/s', prov: median(rate), baseline: null, ratio: null, better: 'higher',
+      spread: { prov: spread(rate) }, repeats, goal: '≥ 1,000,000 events/s',
+      note: `from the burst's start until drained (bounded by the workload's own rate when it is slower); caught up ${lag.map((x) => (1000 * x).toFixed(0)).join(' / ')} ms after the burst ended`,
+    });
+  }
+  return rows;
+}
+
+/** `bash -c 'time …'`: the workload's wall, user and system seconds (its children included). */
+function timedShell(cmd: string, cwd: string): Promise<{ wall: number; user: number; sys: number }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('bash', ['-c', `TIMEFORMAT='%R %U %S'; time ( ${cmd} ) > /dev/null`], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    c.on('close', (code) => {
+      const m = /([\d.]+) ([\d.]+) ([\d.]+)\s*$/.exec(err);
+      if (code !== 0 || !m) reject(new Error(`bench workload failed: ${cmd}: ${err}`));
+      else resolve({ wall: Number(m[1]), user: Number(m[2]), sys: Number(m[3]) });
+    });
+  });
+}
+
+/**
+ * The overhead split on grep -r: nothing attached (A), attached with no consumer (B: the
+ * in-kernel cost alone; the ring is large enough to hold the whole run), attached and drained
+ * into the journal (C). Interleaved A B C with a rotated order, medians of wall and of the
+ * workload's own CPU (user + system).
+ */
+async function overheadSplit(dir: string, quick: boolean): Promise<BenchRow[]> {
+  const tree = join(dir, 'tree');
+  const cmd = 'grep -r -c zzzzqqq t || true';
+  const repeats = quick ? 5 : 11;
+  const pinDir = `/sys/fs/bpf/prov-bench-split-${process.pid}`;
+  const res: Record<'A' | 'B' | 'C', { wall: number[]; cpu: number[] }> = { A: { wall: [], cpu: [] }, B: { wall: [], cpu: [] }, C: { wall: [], cpu: [] } };
+  await timedShell(cmd, tree);
+  const modes = ['A', 'B', 'C'] as const;
+  for (let i = 0; i < repeats; i++) {
+    for (let j = 0; j < 3; j++) {
+      const m = modes[(i + j) % 3]!;
+      let t: { wall: number; user: number; sys: number };
+      if (m === 'A') t = await timedShell(cmd, tree);
+      else if (m === 'B') {
+        attachCapture({ pinDir, ringBytes: 256 << 20 });
+        try { t = await timedShell(cmd, tree); } finally { detachCapture(pinDir); }
+      } else {
+        const cap = await drainedCapture(64 << 20);
+        try { t = await timedShell(cmd, tree); } finally { await cap.stop(); }
+      }
+      res[m].wall.push(t.wall);
+      res[m].cpu.push(t.user + t.sys);
+    }
+  }
+  const rows: BenchRow[] = [];
+  for (const [m, label] of [['B', 'probes attached, no consumer (in-kernel cost)'], ['C', 'probes attached + drained into the journal']] as const) {
+    for (const what of ['wall', 'cpu'] as const) {
+      const a = median(res.A[what]), x = median(res[m][what]);
+      rows.push({
+        figure: `overhead split, grep -r: ${label}, workload ${what === 'wall' ? 'wall time' : 'CPU time (user+sys)'}`, unit: 's',
+        prov: x, baseline: a, baselineName: 'nothing attached', ratio: a / x, better: 'lower',
+        spread: { prov: spread(res[m][what]), baseline: spread(res.A[what]) }, repeats, goal: '≤ 5 % slower (ratio ≥ 0.95)',
+        note: `overhead ${(100 * (x / a - 1)).toFixed(1)} %`,
+      });
+    }
+  }
+  return rows;
+}
+
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'prov-bench-capture-'));
   try {
     const gen = buildGen(dir);
-    const rows = [...await overhead(dir, opts.quick)];
-    rows.push(await drainRate(dir, gen, opts.quick));
-    rows.push(...await sustained(dir, gen, opts.quick));
+    writeFileSync(join(dir, 'burst.c'), BURST_C);
+    const burstBin = join(dir, 'burst');
+    execFileSync('gcc', ['-O2', '-o', burstBin, join(dir, 'burst.c')]);
+    const only = (process.env.PROV_CAPTURE_BENCH ?? 'overhead,split,bursts,drain,sustained').split(',');
+    const rows: BenchRow[] = [];
+    if (only.includes('overhead') || only.includes('split')) {
+      const ws = workloads(dir, opts.quick);
+      if (only.includes('overhead')) rows.push(...await overhead(dir, opts.quick, ws));
+      if (only.includes('split')) rows.push(...await overheadSplit(dir, opts.quick));
+    }
+    if (only.includes('bursts')) {
+      for (const mib of (process.env.PROV_CAPTURE_BENCH_RING_MIB ?? '64').split(',').map(Number)) rows.push(...await burstRows(dir, burstBin, opts.quick, mib << 20));
+    }
+    if (only.includes('drain')) rows.push(await drainRate(dir, gen, opts.quick));
+    if (only.includes('sustained')) rows.push(...await sustained(dir, gen, opts.quick));
     return { name: 'capture (eBPF)', rows, memory: { collector: process.memoryUsage().rss / 2 ** 20 } };
   } finally {
     rmSync(dir, { recursive: true, force: true });
