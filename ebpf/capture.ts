@@ -18,6 +18,7 @@ import {
   DEFAULT_PIN_DIR, checkCapabilities, type AttachOptions,
 } from './loader.js';
 import type { DaemonConfig, DaemonProgress } from './daemon.js';
+import { RingReader } from './ring.js';
 
 export { ebpfDecoders, registerEbpfDecoder } from './decode.js';
 
@@ -240,6 +241,8 @@ export interface CaptureStatus {
   dropped: number;
   /** Emitted per second, sampled over `sampleMs`. */
   eventsPerSec: number;
+  /** The ring: its size and the bytes written and not yet given back by the collector. */
+  ring?: { bytes: number; pending: number };
   daemon?: { pid: number; alive: boolean; records: number; lost: number; journal: string; error?: string };
 }
 
@@ -257,6 +260,11 @@ export async function captureStatus(opts: { pinDir?: string; stateDir?: string; 
     st.emitted = b.emitted;
     st.dropped = b.dropped;
     st.eventsPerSec = Math.round((b.emitted - a.emitted) / ((performance.now() - t0) / 1000));
+    try {
+      const ring = RingReader.open(join(pinDir, 'events'));
+      st.ring = { bytes: ring.size, pending: ring.pending() };
+      ring.close();
+    } catch { /* detached meanwhile */ }
   }
   const state = readJson<CaptureStateFile>(files.state);
   if (state) {

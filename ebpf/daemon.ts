@@ -30,6 +30,8 @@ export interface DaemonProgress {
   records: number;
   lost: number;
   bytes: number;
+  /** Times the drain threads were given priority because the ring was filling up. */
+  boosts?: number;
   lastSeq: number;
   updated: number;
   error?: string;
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
     const writer = openJournalWriter({ dir: cfg.journalDir, stream: cfg.stream });
     const drainer = await Drainer.start({ pinDir: cfg.pinDir, sink: writer });
     const tick = () => {
-      Object.assign(progress, { records: drainer.stats.records, lost: drainer.stats.lost, bytes: drainer.stats.bytes, lastSeq: writer.lastSeq, updated: Date.now() });
+      Object.assign(progress, { records: drainer.stats.records, lost: drainer.stats.lost, bytes: drainer.stats.bytes, boosts: drainer.stats.boosts ?? 0, lastSeq: writer.lastSeq, updated: Date.now() });
       if (drainer.error) progress.error = drainer.error.message;
       writeProgress(cfg.progressFile, progress);
     };

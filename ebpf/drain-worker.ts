@@ -16,12 +16,20 @@
  * Under pressure (the ring more than half full, e.g. while an fsync takes seconds) appended
  * records are committed before they are durable: a crash could then lose them, a full ring
  * would lose new ones for sure.
+ *
+ * Priority under pressure: while the ring is more than a quarter full this thread runs at
+ * `boostNice` (and tells the owner, which does the same for its thread), back to its own nice
+ * once below 5 %. A burst the ring absorbs leaves the workload alone; a backlog that could
+ * overrun the ring gets the CPU first, so the workload that produces it slows instead of
+ * events being lost.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { getPriority, setPriority } from 'node:os';
 import { RingReader } from './ring.js';
 
-interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number }
-const { ringPath, shared, pollMs, maxBatchBytes } = workerData as Init;
+interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number; boostNice: number | null }
+const { ringPath, shared, pollMs, maxBatchBytes, boostNice } = workerData as Init;
+const BOOST_ON = 0.25, BOOST_OFF = 0.05;
 const ctl = new Int32Array(shared, 0, 4);
 const durable = new BigInt64Array(shared, 16, 1);
 const appended = new BigInt64Array(shared, 24, 1);
@@ -38,6 +46,23 @@ function main(): void {
     return;
   }
   parentPort!.postMessage({ type: 'ready', size: ring.size });
+  const ownNice = getPriority(0);
+  let boosted = false, boostFailed = boostNice === null;
+  /** Raise or drop this thread's priority with the ring's fill; tell the owner. */
+  const pressure = () => {
+    if (boostFailed) return;
+    const fill = ring.pending() / ring.size;
+    if (boosted ? fill >= BOOST_OFF : fill <= BOOST_ON) return;
+    try {
+      setPriority(0, boosted ? ownNice : boostNice!);
+    } catch (e) {
+      boostFailed = true;
+      parentPort!.postMessage({ type: 'boost', on: false, fill, message: (e as Error).message });
+      return;
+    }
+    boosted = !boosted;
+    parentPort!.postMessage({ type: 'boost', on: boosted, fill });
+  };
   try {
     const applyCommit = () => {
       const safe = Number(Atomics.load(durable, 0));
@@ -45,6 +70,7 @@ function main(): void {
     };
     for (;;) {
       applyCommit();
+      pressure();
       const stopping = Atomics.load(ctl, STOP) !== 0;
       if (Atomics.load(ctl, CREDITS) <= 0) {
         if (stopping) break;

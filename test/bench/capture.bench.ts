@@ -13,6 +13,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
@@ -108,7 +109,13 @@ function workloads(dir: string, quick: boolean): Workload[] {
   const tree = join(dir, 'tree');
   mkdirSync(tree);
   // a large tree: files in 2-level directories, a few KiB each
-  sh(`for d in $(seq 0 ${files / 100 - 1}); do mkdir -p t/d$((d/10))/e$d; for f in $(seq 0 99); do head -c 2048 /dev/urandom | base64 > t/d$((d/10))/e$d/f$f.txt; done; done; tar cf big.tar t`, tree);
+  const rnd = randomBytes(2048 * 101);
+  for (let d = 0; d < files / 100; d++) {
+    const sub = join(tree, 't', `d${Math.floor(d / 10)}`, `e${d}`);
+    mkdirSync(sub, { recursive: true });
+    for (let f = 0; f < 100; f++) writeFileSync(join(sub, `f${f}.txt`), rnd.subarray(2048 * f, 2048 * f + 2048 + d).toString('base64'));
+  }
+  sh('tar cf big.tar t', tree);
   const src = join(dir, 'csrc');
   mkdirSync(src);
   const n = quick ? 8 : 20;
@@ -380,7 +387,7 @@ function timedShell(cmd: string, cwd: string): Promise<{ wall: number; user: num
  */
 async function overheadSplit(dir: string, quick: boolean): Promise<BenchRow[]> {
   const tree = join(dir, 'tree');
-  const cmd = 'grep -r -c zzzzqqq t || true';
+  const cmd = 'for i in 1 2 3; do grep -r -c zzzzqqq t; done || true';
   const repeats = quick ? 5 : 11;
   const pinDir = `/sys/fs/bpf/prov-bench-split-${process.pid}`;
   const res: Record<'A' | 'B' | 'C', { wall: number[]; cpu: number[] }> = { A: { wall: [], cpu: [] }, B: { wall: [], cpu: [] }, C: { wall: [], cpu: [] } };
