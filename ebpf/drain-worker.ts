@@ -30,6 +30,7 @@ import { RingReader } from './ring.js';
 interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number; boostNice: number | null }
 const { ringPath, shared, pollMs, maxBatchBytes, boostNice } = workerData as Init;
 const BOOST_ON = 0.25, BOOST_OFF = 0.05;
+const FIRST_BATCH = Math.min(256 << 10, maxBatchBytes);
 const ctl = new Int32Array(shared, 0, 4);
 const durable = new BigInt64Array(shared, 16, 1);
 const appended = new BigInt64Array(shared, 24, 1);
@@ -68,6 +69,7 @@ function main(): void {
       const safe = Number(Atomics.load(durable, 0));
       ring.commit(ring.pending() > ring.size / 2 ? Math.max(safe, Number(Atomics.load(appended, 0))) : safe);
     };
+    let batchBytes = FIRST_BATCH;
     for (;;) {
       applyCommit();
       pressure();
@@ -77,13 +79,17 @@ function main(): void {
         Atomics.wait(ctl, WAKE, Atomics.load(ctl, WAKE), pollMs);
         continue;
       }
-      const batch = ring.read(maxBatchBytes);
+      // Small batches first (the owner starts appending sooner, while this code is still cold),
+      // doubling up to maxBatchBytes; back to small once the ring is empty.
+      const batch = ring.readSpans(batchBytes);
       if (batch) {
+        batchBytes = Math.min(batchBytes * 2, maxBatchBytes);
         Atomics.sub(ctl, CREDITS, 1);
-        parentPort!.postMessage({ type: 'batch', bytes: batch.bytes, offsets: batch.offsets, count: batch.count, end: batch.end },
-          [batch.bytes.buffer as ArrayBuffer, batch.offsets.buffer as ArrayBuffer]);
+        parentPort!.postMessage({ type: 'batch', bytes: batch.bytes, starts: batch.starts, ends: batch.ends, count: batch.count, payloadBytes: batch.payloadBytes, end: batch.end },
+          [batch.bytes.buffer as ArrayBuffer, batch.starts.buffer as ArrayBuffer, batch.ends.buffer as ArrayBuffer]);
         continue;
       }
+      batchBytes = FIRST_BATCH;
       if (stopping) break; // drained to empty after stop was asked
       Atomics.wait(ctl, WAKE, Atomics.load(ctl, WAKE), pollMs);
     }

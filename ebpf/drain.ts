@@ -94,10 +94,10 @@ export class Drainer {
     let readyResolve!: () => void, readyReject!: (e: Error) => void;
     const ready = new Promise<void>((res, rej) => { readyResolve = res; readyReject = rej; });
     const done = new Promise<void>((resolve) => {
-      worker.on('message', (m: { type: string; bytes?: Uint8Array; offsets?: Uint32Array; count?: number; end?: number; message?: string; on?: boolean; fill?: number }) => {
+      worker.on('message', (m: { type: string; bytes?: Uint8Array; starts?: Uint32Array; ends?: Uint32Array; count?: number; payloadBytes?: number; end?: number; message?: string; on?: boolean; fill?: number }) => {
         if (m.type === 'ready') readyResolve();
         else if (m.type === 'boost') self?.onBoost(m.on!, m.fill!, m.message, opts.boostNice === undefined ? -10 : opts.boostNice);
-        else if (m.type === 'batch') self?.onBatch(m.bytes!, m.offsets!, m.count!, m.end!);
+        else if (m.type === 'batch') self?.onBatch(m.bytes!, m.starts!, m.ends!, m.count!, m.payloadBytes!, m.end!);
         else if (m.type === 'drained') self?.makeDurable(m.end!, true);
         else if (m.type === 'error') {
           const e = new LoaderError('drain', m.message ?? 'worker failed');
@@ -135,9 +135,9 @@ export class Drainer {
     log.debug(`ring ${(100 * fill).toFixed(0)} % full: drain threads ${on ? `at nice ${nice}` : 'back to normal priority'}`);
   }
 
-  private onBatch(bytes: Uint8Array, offsets: Uint32Array, count: number, end: number): void {
+  private onBatch(bytes: Uint8Array, starts: Uint32Array, ends: Uint32Array, count: number, payloadBytes: number, end: number): void {
     const payloads = new Array<Uint8Array>(count);
-    for (let i = 0; i < count; i++) payloads[i] = bytes.subarray(offsets[i]!, offsets[i + 1]!);
+    for (let i = 0; i < count; i++) payloads[i] = bytes.subarray(starts[i]!, ends[i]!);
     try {
       this.opts.sink.appendEncoded(CODEC.ebpfRaw, payloads);
     } catch (e) {
@@ -147,7 +147,7 @@ export class Drainer {
       Atomics.store(this.ctl, 0, 1);
     }
     this.stats.records += count;
-    this.stats.bytes += bytes.byteLength;
+    this.stats.bytes += payloadBytes;
     this.stats.batches++;
     if (!this.failure) {
       Atomics.store(this.appended, 0, BigInt(end));
