@@ -7,6 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { getPriority, setPriority } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CODEC, type JournalWriter } from '../collector/journal/api.js';
 import { encodeLost } from './decode.js';
@@ -53,9 +54,26 @@ export interface DrainStats {
   lost: number;
 }
 
+/** Is this process the leader of its session (so its autogroup holds only the collector)? */
+function leadsOwnSession(): boolean {
+  try {
+    const st = readFileSync('/proc/self/stat', 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return Number(f[3]) === process.pid && existsSync('/proc/self/autogroup');
+  } catch {
+    return false;
+  }
+}
+
+/** The nice of this process's autogroup ("/autogroup-12 nice 0"). */
+function readAutogroupNice(): number {
+  return Number(/nice\s+(-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? 0);
+}
+
 export class Drainer {
   readonly stats: DrainStats = { records: 0, bytes: 0, batches: 0, boosts: 0, lost: 0 };
   private ownNice = 0;
+  private ownGroupNice: number | undefined;
   private readonly ctl: Int32Array;
   private readonly durable: BigInt64Array;
   private readonly appended: BigInt64Array;
@@ -122,7 +140,12 @@ export class Drainer {
     return d;
   }
 
-  /** The worker changed its priority with the ring's fill: this thread (the journal appends) follows. */
+  /**
+   * The worker changed its priority with the ring's fill: this thread (the journal appends)
+   * follows. With autogroup scheduling (sched_autogroup_enabled), nice only ranks threads within
+   * one session's group and the groups share the CPU evenly; so a collector that leads its own
+   * session (the `prov capture start` daemon) raises its group's nice as well.
+   */
   private onBoost(on: boolean, fill: number, failed: string | undefined, nice: number | null): void {
     if (failed) { log.warn(`cannot raise the drain threads' priority (ring ${(100 * fill).toFixed(0)} % full): ${failed}`); return; }
     if (nice === null) return;
@@ -131,6 +154,14 @@ export class Drainer {
     } catch (e) {
       log.warn(`cannot change the journal thread's priority: ${(e as Error).message}`);
       return;
+    }
+    if (leadsOwnSession()) {
+      try {
+        if (on) this.ownGroupNice ??= readAutogroupNice();
+        writeFileSync('/proc/self/autogroup', String(on ? nice : this.ownGroupNice ?? 0));
+      } catch (e) {
+        log.debug(`autogroup nice not changed: ${(e as Error).message}`);
+      }
     }
     log.debug(`ring ${(100 * fill).toFixed(0)} % full: drain threads ${on ? `at nice ${nice}` : 'back to normal priority'}`);
   }
