@@ -84,10 +84,14 @@ struct pending {
 };
 enum { PEND_PIPE = 1, PEND_DUP, PEND_OPEN, PEND_CLOSE_RANGE, PEND_SOCK, PEND_MSG, PEND_FS, PEND_SETATTR };
 
+/*
+ * Per-thread storage (lives and dies with the task): no hashing, no insert and delete per
+ * syscall as with a hash map keyed by tid. nr == 0: nothing stashed.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending);
 } pend SEC(".maps");
 
@@ -520,8 +524,6 @@ int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
 			bpf_map_delete_elem(&tracked, &tgid);
 		bpf_map_delete_elem(&excluded, &tgid);
 	}
-	__u32 tid = BPF_CORE_READ(t, pid);
-	bpf_map_delete_elem(&pend, &tid);
 	if (!emit)
 		return 0;
 	struct prov_exit *r = reserve(sizeof(*r));
@@ -538,32 +540,38 @@ int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
 
 static __always_inline struct pending *stash(__u32 nr, __u32 op, __u64 a0, __u64 a1, __u64 a2, __u64 a3)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending p = {};
-	p.nr = nr;
-	p.op = op;
-	p.arg[0] = a0;
-	p.arg[1] = a1;
-	p.arg[2] = a2;
-	p.arg[3] = a3;
-	if (bpf_map_update_elem(&pend, &tid, &p, BPF_ANY)) {
-		count(PROV_STAT_DROPPED); /* too many syscalls in flight: this one's event is lost */
+	struct pending *p = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		count(PROV_STAT_DROPPED); /* no memory for this thread's stash: this syscall's event is lost */
 		return NULL;
 	}
-	return bpf_map_lookup_elem(&pend, &tid);
+	p->nr = nr;
+	p->op = op;
+	p->arg[0] = a0;
+	p->arg[1] = a1;
+	p->arg[2] = a2;
+	p->arg[3] = a3;
+	p->arg[4] = 0;
+	p->arg[5] = 0;
+	p->base1_len = 0;
+	p->base2_len = 0;
+	p->ino1_ptr = 0;
+	p->ino2_ptr = 0;
+	__builtin_memset(&p->ino1, 0, sizeof(p->ino1));
+	__builtin_memset(&p->ino2, 0, sizeof(p->ino2));
+	return p;
 }
 
-/* Take the stash of this thread if it is of family nr (always removes it). */
+/* Take the stash of this thread if it is of family nr (always empties it). */
 static __always_inline bool unstash(__u32 nr, struct pending *out)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pend, &tid);
-	if (!p)
+	struct pending *p = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->nr)
 		return false;
 	bool ok = p->nr == nr;
 	if (ok)
 		__builtin_memcpy(out, p, sizeof(*out));
-	bpf_map_delete_elem(&pend, &tid);
+	p->nr = 0;
 	return ok;
 }
 
@@ -1099,9 +1107,8 @@ static __always_inline void keep_inode(struct pending *p, int slot, struct inode
  */
 static __always_inline int on_ctime(struct inode *i)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pend, &tid);
-	if (!p)
+	struct pending *p = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->nr)
 		return 0;
 	if (p->nr == PEND_SETATTR) {
 		/* an attribute change sets the ctime of its target only: the first one is it */
