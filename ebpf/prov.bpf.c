@@ -36,6 +36,11 @@ _Static_assert(sizeof(struct prov_exec_v) == 80, "prov_exec_v");
 _Static_assert(sizeof(struct prov_fs_v) == 128, "prov_fs_v");
 _Static_assert(sizeof(struct prov_setattr_v) == 128, "prov_setattr_v");
 
+/* A kernel pointer read as a number → a typed read-only pointer: its fields are then plain loads
+ * (the JIT guards them), not one bpf_probe_read_kernel call each. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define AS(type, p) ((type *)bpf_rdonly_cast((void *)(p), bpf_core_type_id_kernel(type)))
+
 /* ---- settings, fixed before load (the loader writes them into .rodata) ---- */
 const volatile struct prov_settings settings = { .env = 1 };
 
@@ -199,7 +204,7 @@ static __always_inline void fill_hdr(struct prov_hdr *h, __u16 kind, __u16 size)
 	h->ts = bpf_ktime_get_ns();
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
-	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->ppid = t->real_parent->tgid;
 	h->cpu = bpf_get_smp_processor_id();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
@@ -210,25 +215,29 @@ static __always_inline struct file *fd_file(struct task_struct *t, int fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct files_struct *files = t->files;
+	if (!files)
+		return NULL;
+	struct fdtable *fdt = files->fdt;
 	if (!fdt)
 		return NULL;
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	unsigned int max = fdt->max_fds;
 	if ((unsigned int)fd >= max)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }
 
-static __always_inline void inode_ref(struct inode *i, __u64 *ino, __u32 *dev, __u32 *mode)
+static __always_inline void inode_ref(struct inode *ip, __u64 *ino, __u32 *dev, __u32 *mode)
 {
-	if (!i)
+	if (!ip)
 		return;
-	*ino = BPF_CORE_READ(i, i_ino);
-	*dev = BPF_CORE_READ(i, i_sb, s_dev);
-	*mode = BPF_CORE_READ(i, i_mode);
+	struct inode *i = AS(struct inode, ip);
+	*ino = i->i_ino;
+	*dev = i->i_sb->s_dev;
+	*mode = i->i_mode;
 }
 
 static __always_inline __u64 sock_peer_ino(struct file *f)
@@ -252,8 +261,8 @@ static __always_inline __u64 sock_peer_ino(struct file *f)
 #define WALK_DEPTH 32
 struct walk_ctx {
 	struct prov_walk *w;
-	struct mount *mnt;
-	struct dentry *d;
+	__u64 mnt;           /* struct mount *, as a number: cast back each step */
+	__u64 d;             /* struct dentry * */
 	__u32 pos;
 	__u32 done;
 };
@@ -261,32 +270,32 @@ struct walk_ctx {
 /* One step up the tree: a bpf_loop callback, so the verifier checks it once. */
 static long walk_step(__u64 i, struct walk_ctx *c)
 {
-	struct dentry *d = c->d;
-	struct mount *mnt = c->mnt;
-	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct dentry *d = AS(struct dentry, c->d);
+	struct mount *mnt = AS(struct mount, c->mnt);
+	struct dentry *mnt_root = mnt->mnt.mnt_root;
+	struct dentry *parent = d->d_parent;
 	if (d == mnt_root || d == parent) {
-		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		struct mount *up = mnt->mnt_parent;
 		if (d != mnt_root || up == mnt) {
 			c->done = 1; /* the root of the root mount */
 			return 1;
 		}
-		c->d = BPF_CORE_READ(mnt, mnt_mountpoint);
-		c->mnt = up;
+		c->d = (__u64)mnt->mnt_mountpoint;
+		c->mnt = (__u64)up;
 		return 0;
 	}
-	struct qstr q = BPF_CORE_READ(d, d_name);
-	__u32 len = q.len & 0xff;
+	__u32 len = d->d_name.len & 0xff;
+	const unsigned char *name = d->d_name.name;
 	__u32 pos = c->pos;
 	if (len + 1 > pos || pos > PROV_WALK_END)
 		return 1; /* too long: truncated */
 	pos -= len;
 	struct prov_walk *w = c->w;
-	bpf_probe_read_kernel(&w->path[pos & (PROV_WALK_END - 1)], len, q.name);
+	bpf_probe_read_kernel(&w->path[pos & (PROV_WALK_END - 1)], len, name);
 	pos -= 1;
 	w->path[pos & (PROV_WALK_END - 1)] = '/';
 	c->pos = pos;
-	c->d = parent;
+	c->d = (__u64)parent;
 	return 0;
 }
 
@@ -297,7 +306,7 @@ static long walk_step(__u64 i, struct walk_ctx *c)
  */
 static __always_inline void walk_path(struct prov_walk *w, struct vfsmount *vmnt, struct dentry *d)
 {
-	struct walk_ctx c = { .w = w, .mnt = container_of(vmnt, struct mount, mnt), .d = d, .pos = PROV_WALK_END, .done = 0 };
+	struct walk_ctx c = { .w = w, .mnt = (__u64)container_of(vmnt, struct mount, mnt), .d = (__u64)d, .pos = PROV_WALK_END, .done = 0 };
 	w->path[PROV_WALK_END] = 0;
 	bpf_loop(WALK_DEPTH, walk_step, &c, 0);
 	__u32 pos = c.pos;
@@ -644,7 +653,7 @@ static __always_inline int emit_fd(__u32 op, int a, int b, __u32 flags, struct f
 	r->mode = 0;
 	r->_pad = 0;
 	if (f)
-		inode_ref(BPF_CORE_READ(f, f_inode), &r->ino, &r->dev, &r->mode);
+		inode_ref(AS(struct file, f)->f_inode, &r->ino, &r->dev, &r->mode);
 	submit(r);
 	return 0;
 }
@@ -784,13 +793,15 @@ static __always_inline int open_exit(long ret)
 	r->fd = ret;
 	r->flags = p.arg[0];
 	r->mode = p.arg[1];
-	r->created = (BPF_CORE_READ(f, f_mode) & FMODE_CREATED_BIT) ? 1 : 0;
+	struct file *ft = AS(struct file, f);
+	r->created = (ft->f_mode & FMODE_CREATED_BIT) ? 1 : 0;
 	r->ino = 0;
 	r->dev = 0;
 	r->imode = 0;
-	inode_ref(BPF_CORE_READ(f, f_inode), &r->ino, &r->dev, &r->imode);
-	r->parent = BPF_CORE_READ(f, f_path.dentry, d_parent, d_inode, i_ino);
-	walk_file(&r->path, f);
+	inode_ref(ft->f_inode, &r->ino, &r->dev, &r->imode);
+	struct inode *pi = ft->f_path.dentry->d_parent->d_inode;
+	r->parent = pi ? pi->i_ino : 0;
+	walk_path(&r->path, ft->f_path.mnt, ft->f_path.dentry);
 	if (!prefix_ok(&r->path))
 		return 0;
 	/* move the path (written right-aligned) to the start of its buffer, then cut the record after it */
