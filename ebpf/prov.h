@@ -3,8 +3,11 @@
  * @module ebpf/prov.h
  * The binary records prov.bpf.c writes into the ring buffer, shared with the TypeScript
  * decoder (ebpf/decode.ts mirrors every offset and asserts every size). Fixed-width fields,
- * explicit padding, every struct a multiple of 8 bytes; the one exception is struct prov_open,
- * sent cut after its path (see there). Change a layout → bump PROV_ABI and the decoder together.
+ * explicit padding, every struct a multiple of 8 bytes. Records that carry paths or argv are
+ * sent at the length they fill: struct prov_open cut after its path, and the ABI 2 kinds
+ * (prov_exec_v, prov_fs_v, prov_setattr_v) as a fixed part + their strings back to back.
+ * Change a layout → new kind (the decoder keeps reading the old one: recorded journals), bump
+ * PROV_ABI. ABI 1's fixed-size exec/fs/setattr (kinds 2, 8, 10) are decoded, never written.
  *
  * Paths walked in the kernel (dentry → parent → … → root) are written right to left into a
  * `struct prov_walk`: the absolute path is path[off .. off+len). Raw paths as the process
