@@ -180,6 +180,12 @@ static __always_inline bool wanted(void)
 	return true;
 }
 
+/*
+ * No wake-up: every consumer reads the ring from its mapping and polls (ebpf/ring.ts), none
+ * waits on the map's fd, so the kernel's irq_work to wake one would be pure cost.
+ */
+#define RB_FLAGS BPF_RB_NO_WAKEUP
+
 static __always_inline void *reserve(__u32 size)
 {
 	void *r = bpf_ringbuf_reserve(&events, size, 0);
@@ -191,7 +197,7 @@ static __always_inline void *reserve(__u32 size)
 static __always_inline void submit(void *r)
 {
 	count(PROV_STAT_EMITTED);
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, RB_FLAGS);
 }
 
 static __always_inline void fill_hdr(struct prov_hdr *h, __u16 kind, __u16 size)
@@ -433,7 +439,7 @@ static __always_inline void vsend(struct vscratch *v, __u32 cur)
 	for (int i = 0; i < 8; i++)
 		v->rec[(cur + i) & (VCUR - 1)] = 0;
 	((struct prov_hdr *)v->rec)->size = size;
-	if (bpf_ringbuf_output(&events, v->rec, size & (VCUR - 1), 0)) {
+	if (bpf_ringbuf_output(&events, v->rec, size & (VCUR - 1), RB_FLAGS)) {
 		count(PROV_STAT_DROPPED);
 		return;
 	}
@@ -815,7 +821,7 @@ static __always_inline int open_exit(long ret)
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	r->h.size = size;
-	if (bpf_ringbuf_output(&events, r, size, 0)) {
+	if (bpf_ringbuf_output(&events, r, size, RB_FLAGS)) {
 		count(PROV_STAT_DROPPED);
 		return 0;
 	}
