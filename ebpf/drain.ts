@@ -40,6 +40,12 @@ export interface DrainOptions {
    * full, until it is below 5 % again (default -10; null: never change priority).
    */
   boostNice?: number | null;
+  /**
+   * Nice of the drain worker thread (and, for a collector that leads its own session, of its
+   * autogroup) while the ring has room: a positive value lets the workloads it watches go first
+   * and the ring absorb their bursts (default null: unchanged; the daemon uses 5).
+   */
+  calmNice?: number | null;
   /** Called after each batch was appended (tests, benches). */
   onBatch?: (payloads: Uint8Array[]) => void;
 }
@@ -106,6 +112,7 @@ export class Drainer {
       workerData: {
         ringPath: join(pinDir, 'events'), shared, pollMs: opts.pollMs ?? 5, maxBatchBytes: opts.maxBatchBytes ?? 4 << 20,
         boostNice: opts.boostNice === undefined ? -10 : opts.boostNice,
+        calmNice: opts.calmNice ?? null,
       },
     });
     let self: Drainer | null = null;
@@ -132,6 +139,9 @@ export class Drainer {
     } catch (e) {
       await worker.terminate();
       throw e;
+    }
+    if (opts.calmNice != null && leadsOwnSession()) {
+      try { writeFileSync('/proc/self/autogroup', String(opts.calmNice)); } catch (e) { log.debug(`autogroup nice not set: ${(e as Error).message}`); }
     }
     d.lastDropped = readCounters(pinDir).dropped;
     d.lastCheck = Number(process.hrtime.bigint());

@@ -425,7 +425,7 @@ function timedShell(cmd: string, cwd: string): Promise<{ wall: number; user: num
 /**
  * The overhead split on grep -r: nothing attached (A), attached with no consumer (B: the
  * in-kernel cost alone; the ring is large enough to hold the whole run), attached and drained
- * into the journal (C). Interleaved A B C with a rotated order, medians of wall and of the
+ * into the journal by the `prov capture start` collector daemon (C). Interleaved A B C with a rotated order, medians of wall and of the
  * workload's own CPU (user + system).
  */
 async function overheadSplit(dir: string, quick: boolean): Promise<BenchRow[]> {
@@ -445,15 +445,25 @@ async function overheadSplit(dir: string, quick: boolean): Promise<BenchRow[]> {
         attachCapture({ pinDir, ringBytes: 256 << 20 });
         try { t = await timedShell(cmd, tree); } finally { detachCapture(pinDir); }
       } else {
-        const cap = await drainedCapture(64 << 20);
-        try { t = await timedShell(cmd, tree); } finally { await cap.stop(); }
+        // the production path: `prov capture start`'s collector daemon, default ring and priorities
+        const stateDir = mkdtempSync(join(tmpdir(), 'prov-bench-state-'));
+        const journalDir = mkdtempSync(join(tmpdir(), 'prov-bench-j-'));
+        const pin = `/sys/fs/bpf/prov-bench-splitd-${process.pid}`;
+        try {
+          await startCapture({ journalDir, pinDir: pin, stateDir });
+          t = await timedShell(cmd, tree);
+        } finally {
+          await stopCapture({ pinDir: pin, stateDir }).catch(() => undefined);
+          rmSync(stateDir, { recursive: true, force: true });
+          rmSync(journalDir, { recursive: true, force: true });
+        }
       }
       res[m].wall.push(t.wall);
       res[m].cpu.push(t.user + t.sys);
     }
   }
   const rows: BenchRow[] = [];
-  for (const [m, label] of [['B', 'probes attached, no consumer (in-kernel cost)'], ['C', 'probes attached + drained into the journal']] as const) {
+  for (const [m, label] of [['B', 'probes attached, no consumer (in-kernel cost)'], ['C', 'probes attached + collector daemon draining into the journal']] as const) {
     for (const what of ['wall', 'cpu'] as const) {
       const a = median(res.A[what]), x = median(res[m][what]);
       rows.push({
