@@ -19,8 +19,7 @@
  *
  * Priority under pressure: while the ring is more than a quarter full this thread runs at
  * `boostNice` (and tells the owner, which does the same for its thread), back to its own nice
- * once below 5 % (`calmNice` when given: a collector that yields to the workloads it watches
- * while the ring has room). A burst the ring absorbs leaves the workload alone; a backlog that could
+ * once below 5 % (or to `calmNice` when given). A burst the ring absorbs leaves the workload alone; a backlog that could
  * overrun the ring gets the CPU first, so the workload that produces it slows instead of
  * events being lost.
  */

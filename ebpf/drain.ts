@@ -43,7 +43,8 @@ export interface DrainOptions {
   /**
    * Nice of the drain worker thread (and, for a collector that leads its own session, of its
    * autogroup) while the ring has room: a positive value lets the workloads it watches go first
-   * and the ring absorb their bursts (default null: unchanged; the daemon uses 5).
+   * and the ring absorb their bursts (default null: unchanged). Not used by default: a starved
+   * drain thread notices a filling ring too late to boost itself (see capture.ts calmNice).
    */
   calmNice?: number | null;
   /** Called after each batch was appended (tests, benches). */
