@@ -1,10 +1,18 @@
 /**
  * @module test/bench/capture.bench
- * eBPF capture costs, measured live on this host:
+ * eBPF capture costs, measured live on this host (families, all by default; pick some with
+ * PROV_CAPTURE_BENCH=overhead,split,bursts,loaded,drain,sustained):
  * - overhead: wall time of four workloads (fork+exec loop, untar of a large tree, a C build,
  *   grep -r) with capture attached host-wide and draining into a journal, against the same
  *   workload with nothing attached, interleaved (A B A B …), medians and spread;
- * - drain rate: a backlog of ~1 M records drained from the pinned ring into the journal;
+ * - split: grep -r with nothing attached / probes attached and no consumer (the in-kernel cost)
+ *   / the `prov capture start` daemon draining, interleaved, wall and the workload's own CPU;
+ * - bursts: 200k chmods, 200k open+close of small files, a parallel make, into a 64 MiB ring
+ *   (PROV_CAPTURE_BENCH_RING_MIB=16,64,… for others): loss %, drain rate until caught up,
+ *   bytes per ring record of each kind;
+ * - loaded: a long open+close storm beside 8 busy loops in their own sessions, drained by the
+ *   daemon with and without its priority boost: loss %;
+ * - drain: a backlog of ~1 M records drained from the pinned ring into the journal;
  * - sustained: 100,000 events/s for 60 s (10 s with --quick) while draining: drops must be 0;
  *   CPU time of the collector (this process: drain worker + journal writer) per second.
  *
