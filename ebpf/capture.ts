@@ -36,12 +36,6 @@ export interface StartOptions extends AttachOptions {
   segmentBytes?: number;
   /** Nice of the drain threads while the ring is over a quarter full (default -10; null: never changed). */
   boostNice?: number | null;
-  /**
-   * Nice of the collector daemon while the ring has room (default null: unchanged). Measured
-   * harmful under load: at 5, beside 8 busy loops, the starved drain thread noticed a filling
-   * ring too late to boost itself (3–14 % lost in a 16 MiB ring, against 0–0.6 % at 0).
-   */
-  calmNice?: number | null;
 }
 
 export interface CaptureHandle {
@@ -168,7 +162,7 @@ export async function startCapture(opts: StartOptions): Promise<CaptureStateFile
   const stream = opts.stream ?? DEFAULT_STREAM;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const files = stateFiles(pinDir, stateDir);
-  const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress, ...(opts.boostNice !== undefined ? { boostNice: opts.boostNice } : {}), ...(opts.calmNice !== undefined ? { calmNice: opts.calmNice } : {}) };
+  const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress, ...(opts.boostNice !== undefined ? { boostNice: opts.boostNice } : {}) };
   const prior = readJson<CaptureStateFile>(files.state);
   if (isAttached(pinDir)) {
     if (prior && alive(prior.daemonPid)) throw new LoaderError('pin', `capture already running at ${pinDir} (collector pid ${prior.daemonPid})`);

@@ -19,7 +19,7 @@
  *
  * Priority under pressure: while the ring is more than a quarter full this thread runs at
  * `boostNice` (and tells the owner, which does the same for its thread), back to its own nice
- * once below 5 % (or to `calmNice` when given). A burst the ring absorbs leaves the workload alone; a backlog that could
+ * once below 5 %. A burst the ring absorbs leaves the workload alone; a backlog that could
  * overrun the ring gets the CPU first, so the workload that produces it slows instead of
  * events being lost.
  */
@@ -27,8 +27,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { getPriority, setPriority } from 'node:os';
 import { RingReader } from './ring.js';
 
-interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number; boostNice: number | null; calmNice: number | null }
-const { ringPath, shared, pollMs, maxBatchBytes, boostNice, calmNice } = workerData as Init;
+interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number; boostNice: number | null }
+const { ringPath, shared, pollMs, maxBatchBytes, boostNice } = workerData as Init;
 const BOOST_ON = 0.25, BOOST_OFF = 0.05;
 const FIRST_BATCH = Math.min(256 << 10, maxBatchBytes);
 const ctl = new Int32Array(shared, 0, 4);
@@ -47,10 +47,7 @@ function main(): void {
     return;
   }
   parentPort!.postMessage({ type: 'ready', size: ring.size });
-  let ownNice = getPriority(0);
-  if (calmNice !== null) {
-    try { setPriority(0, calmNice); ownNice = calmNice; } catch { /* not allowed: stay where we are */ }
-  }
+  const ownNice = getPriority(0);
   let boosted = false, boostFailed = boostNice === null;
   /** Raise or drop this thread's priority with the ring's fill; tell the owner. */
   const pressure = () => {

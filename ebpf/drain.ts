@@ -40,13 +40,6 @@ export interface DrainOptions {
    * full, until it is below 5 % again (default -10; null: never change priority).
    */
   boostNice?: number | null;
-  /**
-   * Nice of the drain worker thread (and, for a collector that leads its own session, of its
-   * autogroup) while the ring has room: a positive value lets the workloads it watches go first
-   * and the ring absorb their bursts (default null: unchanged). Not used by default: a starved
-   * drain thread notices a filling ring too late to boost itself (see capture.ts calmNice).
-   */
-  calmNice?: number | null;
   /** Called after each batch was appended (tests, benches). */
   onBatch?: (payloads: Uint8Array[]) => void;
 }
@@ -113,7 +106,6 @@ export class Drainer {
       workerData: {
         ringPath: join(pinDir, 'events'), shared, pollMs: opts.pollMs ?? 5, maxBatchBytes: opts.maxBatchBytes ?? 4 << 20,
         boostNice: opts.boostNice === undefined ? -10 : opts.boostNice,
-        calmNice: opts.calmNice ?? null,
       },
     });
     let self: Drainer | null = null;
@@ -140,9 +132,6 @@ export class Drainer {
     } catch (e) {
       await worker.terminate();
       throw e;
-    }
-    if (opts.calmNice != null && leadsOwnSession()) {
-      try { writeFileSync('/proc/self/autogroup', String(opts.calmNice)); } catch (e) { log.debug(`autogroup nice not set: ${(e as Error).message}`); }
     }
     d.lastDropped = readCounters(pinDir).dropped;
     d.lastCheck = Number(process.hrtime.bigint());

@@ -392,7 +392,7 @@ async function loadedRows(dir: string, burstBin: string, quick: boolean): Promis
       const stateDir = mkdtempSync(join(tmpdir(), 'prov-bench-state-'));
       const journalDir = mkdtempSync(join(tmpdir(), 'prov-bench-j-'));
       try {
-        await startCapture({ journalDir, pinDir, stateDir, ringBytes, boostNice: mode === 'on' ? -10 : null, calmNice: null });
+        await startCapture({ journalDir, pinDir, stateDir, ringBytes, boostNice: mode === 'on' ? -10 : null });
         const c0 = readCounters(pinDir);
         res[mode].wall.push(await timeIt(() => shAsync(burstBin, ['openclose', String(n)], wd)));
         for (const h of hogs) h.kill('SIGKILL');
