@@ -1,12 +1,13 @@
 /**
  * @module test/bench/capture.bench
  * eBPF capture costs, measured live on this host (families, all by default; pick some with
- * PROV_CAPTURE_BENCH=overhead,split,bursts,loaded,drain,sustained):
+ * PROV_CAPTURE_BENCH=overhead,split,kernel,bursts,loaded,drain,sustained):
  * - overhead: wall time of four workloads (fork+exec loop, untar of a large tree, a C build,
  *   grep -r) with capture attached host-wide and draining into a journal, against the same
  *   workload with nothing attached, interleaved (A B A B …), medians and spread;
  * - split: grep -r with nothing attached / probes attached and no consumer (the in-kernel cost)
  *   / the `prov capture start` daemon draining, interleaved, wall and the workload's own CPU;
+ * - kernel: CPU cost per traced open+close and per chmod, probes attached with no consumer;
  * - bursts: 200k chmods, 200k open+close of small files, a parallel make, into a 64 MiB ring
  *   (PROV_CAPTURE_BENCH_RING_MIB=16,64,… for others): loss %, drain rate until caught up,
  *   bytes per ring record of each kind;
@@ -416,6 +417,40 @@ async function loadedRows(dir: string, burstBin: string, quick: boolean): Promis
   }];
 }
 
+/**
+ * In-kernel cost per traced call: the burst binary's own CPU time (user + system) with nothing
+ * attached against probes attached host-wide with no consumer (a ring large enough for the run),
+ * interleaved; (attached − none) / calls.
+ */
+async function kernelCostRows(dir: string, burstBin: string, quick: boolean): Promise<BenchRow[]> {
+  const n = 200_000, repeats = quick ? 5 : 9;
+  const pinDir = `/sys/fs/bpf/prov-bench-kcost-${process.pid}`;
+  const wd = mkdtempSync(join(dir, 'kcost-'));
+  const rows: BenchRow[] = [];
+  for (const [mode, what] of [['openclose', 'open+close of a small file (2 traced syscalls, 2 records)'], ['chmod', 'chmod by relative path (1 traced syscall, 1 record)']] as const) {
+    const none: number[] = [], att: number[] = [];
+    for (let i = 0; i < repeats; i++) {
+      for (const on of i % 2 ? [true, false] : [false, true]) {
+        if (on) attachCapture({ pinDir, ringBytes: 256 << 20 });
+        try {
+          const t = await timedShell(`${burstBin} ${mode} ${n}`, wd);
+          (on ? att : none).push(t.user + t.sys);
+        } finally {
+          if (on) detachCapture(pinDir);
+        }
+      }
+    }
+    const a = median(none), b = median(att);
+    rows.push({
+      figure: `in-kernel cost per ${what}, probes attached (no consumer) vs nothing`, unit: 'ns of CPU per call',
+      prov: ((b - a) / n) * 1e9, baseline: null, ratio: null, better: 'lower', spread: { prov: spread(att), baseline: spread(none) }, repeats,
+      note: `workload CPU per call ${((a / n) * 1e9).toFixed(0)} ns untraced, ${((b / n) * 1e9).toFixed(0)} ns traced`,
+    });
+  }
+  rmSync(wd, { recursive: true, force: true });
+  return rows;
+}
+
 /** `bash -c 'time …'`: the workload's wall, user and system seconds (its children included). */
 function timedShell(cmd: string, cwd: string): Promise<{ wall: number; user: number; sys: number }> {
   return new Promise((resolve, reject) => {
@@ -492,13 +527,14 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     writeFileSync(join(dir, 'burst.c'), BURST_C);
     const burstBin = join(dir, 'burst');
     execFileSync('gcc', ['-O2', '-o', burstBin, join(dir, 'burst.c')]);
-    const only = (process.env.PROV_CAPTURE_BENCH ?? 'overhead,split,bursts,loaded,drain,sustained').split(',');
+    const only = (process.env.PROV_CAPTURE_BENCH ?? 'overhead,split,kernel,bursts,loaded,drain,sustained').split(',');
     const rows: BenchRow[] = [];
     if (only.includes('overhead') || only.includes('split')) {
       const ws = workloads(dir, opts.quick);
       if (only.includes('overhead')) rows.push(...await overhead(dir, opts.quick, ws));
       if (only.includes('split')) rows.push(...await overheadSplit(dir, opts.quick));
     }
+    if (only.includes('kernel')) rows.push(...await kernelCostRows(dir, burstBin, opts.quick));
     if (only.includes('bursts')) {
       for (const mib of (process.env.PROV_CAPTURE_BENCH_RING_MIB ?? '64').split(',').map(Number)) rows.push(...await burstRows(dir, burstBin, opts.quick, mib << 20));
     }
