@@ -101,7 +101,8 @@ program
   .option('--pid <pid...>', 'only these pids and their descendants (integers; default every process)')
   .option('--cgroup <id>', 'only this cgroup v2 id (integer; default any)')
   .option('--prefix <path>', 'file events only under this absolute path (string; default /)')
-  .option('--ring-mb <n>', 'ring buffer size in MiB, a power of two (integer; default 64)')
+  .option('--ring-mib <n>', 'ring buffer size in MiB, a power of two; allocated whole at attach and unswappable (integer; default 1/64 of RAM, 16–256)')
+  .option('--ring-mb <n>', 'same as --ring-mib (older spelling)')
   .option('--no-env', 'do not record environments at exec')
   .option('--json', 'print as JSON')
   .action((action: string, opts) =>

@@ -18,6 +18,7 @@ import {
   DEFAULT_PIN_DIR, checkCapabilities, type AttachOptions,
 } from './loader.js';
 import type { DaemonConfig, DaemonProgress } from './daemon.js';
+import { RingReader } from './ring.js';
 
 export { ebpfDecoders, registerEbpfDecoder } from './decode.js';
 
@@ -33,6 +34,8 @@ export interface StartOptions extends AttachOptions {
   stateDir?: string;
   /** Journal segment size (default the journal's, 64 MiB) for {@link captureToJournal}. */
   segmentBytes?: number;
+  /** Nice of the drain threads while the ring is over a quarter full (default -10; null: never changed). */
+  boostNice?: number | null;
 }
 
 export interface CaptureHandle {
@@ -53,7 +56,7 @@ export async function captureToJournal(opts: StartOptions): Promise<CaptureHandl
   let writer: JournalWriterHandle | null = null;
   try {
     writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream ?? DEFAULT_STREAM, segmentBytes: opts.segmentBytes });
-    const drainer = await Drainer.start({ pinDir: attached.pinDir, sink: writer });
+    const drainer = await Drainer.start({ pinDir: attached.pinDir, sink: writer, boostNice: opts.boostNice });
     const w = writer;
     let stopped: Promise<DrainStats> | null = null;
     return {
@@ -159,7 +162,7 @@ export async function startCapture(opts: StartOptions): Promise<CaptureStateFile
   const stream = opts.stream ?? DEFAULT_STREAM;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const files = stateFiles(pinDir, stateDir);
-  const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress };
+  const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress, ...(opts.boostNice !== undefined ? { boostNice: opts.boostNice } : {}) };
   const prior = readJson<CaptureStateFile>(files.state);
   if (isAttached(pinDir)) {
     if (prior && alive(prior.daemonPid)) throw new LoaderError('pin', `capture already running at ${pinDir} (collector pid ${prior.daemonPid})`);
@@ -240,6 +243,8 @@ export interface CaptureStatus {
   dropped: number;
   /** Emitted per second, sampled over `sampleMs`. */
   eventsPerSec: number;
+  /** The ring: its size and the bytes written and not yet given back by the collector. */
+  ring?: { bytes: number; pending: number };
   daemon?: { pid: number; alive: boolean; records: number; lost: number; journal: string; error?: string };
 }
 
@@ -257,6 +262,11 @@ export async function captureStatus(opts: { pinDir?: string; stateDir?: string; 
     st.emitted = b.emitted;
     st.dropped = b.dropped;
     st.eventsPerSec = Math.round((b.emitted - a.emitted) / ((performance.now() - t0) / 1000));
+    try {
+      const ring = RingReader.open(join(pinDir, 'events'));
+      st.ring = { bytes: ring.size, pending: ring.pending() };
+      ring.close();
+    } catch { /* detached meanwhile */ }
   }
   const state = readJson<CaptureStateFile>(files.state);
   if (state) {

@@ -21,6 +21,8 @@ export interface DaemonConfig {
   stream: string;
   /** Progress file (drain.json) written once a second. */
   progressFile: string;
+  /** Nice of the drain threads while the ring is filling up (default -10; null: never changed). */
+  boostNice?: number | null;
 }
 
 export interface DaemonProgress {
@@ -30,6 +32,8 @@ export interface DaemonProgress {
   records: number;
   lost: number;
   bytes: number;
+  /** Times the drain threads were given priority because the ring was filling up. */
+  boosts?: number;
   lastSeq: number;
   updated: number;
   error?: string;
@@ -54,9 +58,9 @@ async function main(): Promise<void> {
     excludePid(process.pid, cfg.pinDir); // already excluded by the attach; kept for a resumed start
 
     const writer = openJournalWriter({ dir: cfg.journalDir, stream: cfg.stream });
-    const drainer = await Drainer.start({ pinDir: cfg.pinDir, sink: writer });
+    const drainer = await Drainer.start({ pinDir: cfg.pinDir, sink: writer, boostNice: cfg.boostNice });
     const tick = () => {
-      Object.assign(progress, { records: drainer.stats.records, lost: drainer.stats.lost, bytes: drainer.stats.bytes, lastSeq: writer.lastSeq, updated: Date.now() });
+      Object.assign(progress, { records: drainer.stats.records, lost: drainer.stats.lost, bytes: drainer.stats.bytes, boosts: drainer.stats.boosts ?? 0, lastSeq: writer.lastSeq, updated: Date.now() });
       if (drainer.error) progress.error = drainer.error.message;
       writeProgress(cfg.progressFile, progress);
     };

@@ -116,3 +116,94 @@ test('a setattr record: only the attributes the call set; path by fd or dir + ra
   b.writeUInt32LE(9, 48);
   assert.throws(() => decodeRecord(b, 'seg 3 @ 40'), (err: unknown) => err instanceof InputError && /setattr op 9/.test(String((err as Error).message)));
 });
+
+/** An ABI 2 record: the fixed part (header already in it), string lengths at `lensAt`, strings + NUL each, padded to 8. */
+function variable(fixed: Buffer, lensAt: number, strings: (string | Buffer)[]): Buffer {
+  const bufs = strings.map((s) => (typeof s === 'string' ? Buffer.from(s) : s));
+  const f = Buffer.from(fixed);
+  bufs.forEach((s, i) => f.writeUInt16LE(s.length, lensAt + 2 * i));
+  const body = Buffer.concat([f, ...bufs.flatMap((s) => [s, Buffer.alloc(1)])]);
+  const out = Buffer.alloc((body.length + 7) & ~7);
+  body.copy(out);
+  out.writeUInt16LE(out.length, 2);
+  return out;
+}
+
+/** A walked path in an ABI 1 struct prov_walk at `o`. */
+function walkAt(b: Buffer, o: number, path: string): void {
+  b.writeUInt16LE(512 - Buffer.byteLength(path), o);
+  b.writeUInt16LE(Buffer.byteLength(path), o + 2);
+  b.write(path, o + 8 + 512 - Buffer.byteLength(path));
+}
+
+test('variable-length records (ABI 2) decode to the same events as the fixed ones (ABI 1) recorded before', () => {
+  // setattr: chmod of a path relative to the cwd
+  const sa = record(KIND.setattr);
+  sa.writeUInt32LE(1, 48);
+  sa.writeUInt32LE(1 | 32, 52);
+  sa.writeInt32LE(-100, 56);
+  sa.writeUInt32LE(0o100600, 64);
+  sa.writeBigUInt64LE(77n, 96);
+  sa.writeUInt32LE(254 << 20, 104);
+  sa.writeUInt32LE(0o100600, 108);
+  sa.write('burst-file', 120);
+  walkAt(sa, 376, '/tmp/work');
+  const saV = Buffer.from(sa.subarray(0, 128));
+  saV.writeUInt16LE(KIND.setattrV, 0);
+  saV.fill(0, 120, 128);
+  const v = variable(saV, 120, ['burst-file', '/tmp/work']);
+  assert.equal(v.length, 152);
+  assert.deepEqual(decodeRecord(v, 'v'), decodeRecord(sa, 'v1'));
+  const e = decodeRecord(v, 'v');
+  assert.ok(e.op === 'setattr' && e.file.path === '/tmp/work/burst-file' && e.mode === 0o600);
+
+  // rename a → /abs/b, both walked
+  const fs = record(KIND.fs);
+  fs.writeUInt32LE(1, 48);
+  fs.writeBigUInt64LE(5n, 72);
+  fs.writeUInt32LE(254 << 20, 80);
+  fs.writeUInt32LE(0o100644, 84);
+  fs.writeUInt32LE(1, 88);
+  fs.write('a', 120);
+  fs.write('../b', 376);
+  walkAt(fs, 632, '/w/x');
+  walkAt(fs, 1408, '/w/y');
+  const fsV = Buffer.from(fs.subarray(0, 128));
+  fsV.writeUInt16LE(KIND.fsV, 0);
+  fsV.fill(0, 120, 128);
+  const fv = variable(fsV, 120, ['a', '../b', '/w/x', '/w/y']);
+  assert.deepEqual(decodeRecord(fv, 'v'), decodeRecord(fs, 'v1'));
+  const r = decodeRecord(fv, 'v');
+  assert.ok(r.op === 'rename' && r.file.path === '/w/b' && r.from?.path === '/w/x/a');
+
+  // exec with argv, env and cwd
+  const ex = record(KIND.exec);
+  ex.writeUInt32LE(1000, 48);
+  const args = Buffer.from('cc\0-c\0m.c\0');
+  const env = Buffer.from('A=1\0B=2\0');
+  ex.writeUInt32LE(args.length, 52);
+  ex.writeUInt32LE(env.length, 56);
+  ex.writeUInt32LE(1, 60); // argv truncated
+  ex.writeBigUInt64LE(9n, 64);
+  ex.writeUInt32LE(254 << 20, 72);
+  ex.writeUInt32LE(0o100755, 76);
+  ex.write('/usr/bin/cc', 80);
+  args.copy(ex, 336);
+  env.copy(ex, 2384);
+  walkAt(ex, 3408, '/src');
+  const exV = Buffer.alloc(80);
+  ex.copy(exV, 0, 0, 52);
+  exV.writeUInt16LE(KIND.execV, 0);
+  exV.writeUInt32LE(1, 52);
+  ex.copy(exV, 56, 64, 80);
+  const xv = variable(exV, 72, ['/usr/bin/cc', args, env, '/src']);
+  assert.deepEqual(decodeRecord(xv, 'v'), decodeRecord(ex, 'v1'));
+  const x = decodeRecord(xv, 'v');
+  assert.ok(x.op === 'exec' && x.argv.join(' ') === 'cc -c m.c' && x.cwd === '/src' && x.argvTruncated && x.exe?.path === '/usr/bin/cc');
+
+  // a string running past the record, or one without its NUL, is refused with the place named
+  const bad = Buffer.from(v);
+  bad.writeUInt16LE(40, 122);
+  assert.throws(() => decodeRecord(bad, 'seg 2 offset 8'), (err: unknown) => err instanceof InputError && /^seg 2 offset 8: .*string 1/.test((err as Error).message));
+  assert.throws(() => decodeRecord(v.subarray(0, 128), 'x'), /kind 13 is 128 bytes.*multiple of 8 from 136/);
+});

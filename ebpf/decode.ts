@@ -18,10 +18,25 @@ import { InputError } from '../graph/errors.js';
 import { CODEC, type PayloadDecoder } from '../collector/journal/api.js';
 
 /** Record kinds and their sizes (must match the _Static_asserts in prov.bpf.c). */
-export const KIND = { fork: 1, exec: 2, exit: 3, fd: 4, open: 5, sock: 6, msg: 7, fs: 8, lost: 9, setattr: 10 } as const;
+export const KIND = {
+  fork: 1, exec: 2, exit: 3, fd: 4, open: 5, sock: 6, msg: 7, fs: 8, lost: 9, setattr: 10,
+  execV: 11, fsV: 12, setattrV: 13,
+} as const;
+/**
+ * Full size of each kind: fixed-size kinds are exactly this; open and the variable-length
+ * kinds (ABI 2: execV, fsV, setattrV) are at most this. exec, fs and setattr (ABI 1, fixed
+ * size) are no longer written but still decoded: journals recorded before keep reading.
+ */
 export const RECORD_SIZE: Record<number, number> = {
   [KIND.fork]: 64, [KIND.exec]: 4184, [KIND.exit]: 56, [KIND.fd]: 88, [KIND.open]: 864,
   [KIND.sock]: 200, [KIND.msg]: 248, [KIND.fs]: 2184, [KIND.lost]: 72, [KIND.setattr]: 1152,
+  [KIND.execV]: 4096, [KIND.fsV]: 4096, [KIND.setattrV]: 4096,
+};
+/** Fixed part of each variable-length kind (prov.h struct prov_*_v) and how many strings follow it. */
+const VAR_FIXED: Record<number, { fixed: number; lens: number; strings: number }> = {
+  [KIND.execV]: { fixed: 80, lens: 72, strings: 4 },
+  [KIND.fsV]: { fixed: 128, lens: 120, strings: 4 },
+  [KIND.setattrV]: { fixed: 128, lens: 120, strings: 2 },
 };
 const HDR = 48;
 /** offsetof(struct prov_open, path.path): an open record is this plus its path, NUL, padding. */
@@ -55,20 +70,31 @@ class Rec {
     const end = f.indexOf(0);
     return decodeNameBytes(end < 0 ? f : f.subarray(0, end));
   }
-  /** NUL-separated strings in the first `len` bytes of a field. */
-  list(o: number, len: number): string[] {
-    const f = this.b.subarray(o, o + len);
-    const out: string[] = [];
-    let s = 0;
-    for (let i = 0; i < f.length; i++) if (f[i] === 0) { out.push(decodeNameBytes(f.subarray(s, i))); s = i + 1; }
-    if (s < f.length) out.push(decodeNameBytes(f.subarray(s)));
-    return out;
-  }
   /** A path walked in the kernel (struct prov_walk): empty when not walked. */
-  walk(o: number): { path: string; truncated: boolean } {
+  walk(o: number): { path: string; bytes: Uint8Array; truncated: boolean } {
     const off = this.u16(o), len = this.u16(o + 2), truncated = this.u16(o + 4) !== 0;
-    if (!len || off + len > 768 || o + 8 + off + len > this.b.byteLength) return { path: '', truncated };
-    return { path: decodeNameBytes(this.b.subarray(o + 8 + off, o + 8 + off + len)), truncated };
+    if (!len || off + len > 768 || o + 8 + off + len > this.b.byteLength) return { path: '', bytes: this.b.subarray(0, 0), truncated };
+    const bytes = this.b.subarray(o + 8 + off, o + 8 + off + len);
+    return { path: decodeNameBytes(bytes), bytes, truncated };
+  }
+  /** `len` bytes at `o` (a fixed field of ABI 1). */
+  field(o: number, len: number): Uint8Array { return this.b.subarray(o, o + len); }
+  /**
+   * The strings after a variable-length record's fixed part (ABI 2): `n` u16 lengths at
+   * `lensAt`, the strings back to back from `fixed`, each followed by a NUL.
+   */
+  strings(fixed: number, lensAt: number, n: number, where: string): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let o = fixed;
+    for (let i = 0; i < n; i++) {
+      const len = this.u16(lensAt + 2 * i);
+      if (o + len + 1 > this.b.byteLength || this.b[o + len] !== 0) {
+        throw new InputError(`eBPF record kind ${this.u16(0)}: string ${i} (${len} bytes at ${o}) runs past the record's ${this.b.byteLength} bytes or is not NUL-terminated`, where);
+      }
+      out.push(this.b.subarray(o, o + len));
+      o += len + 1;
+    }
+    return out;
   }
 }
 
@@ -116,15 +142,24 @@ export function decodeRecord(payload: Uint8Array, where: string): ProvEvent {
   const kind = r.u16(0), size = r.u16(2);
   const want = RECORD_SIZE[kind];
   if (want === undefined) throw new InputError(`unknown eBPF record kind ${kind}`, where);
-  // Open records are sent trimmed after their path (prov.h): any multiple of 8 up to the full size.
-  const sizeOk = kind === KIND.open
-    ? size === payload.byteLength && size >= OPEN_FIXED + 8 && size <= want && size % 8 === 0
+  // Open records are sent trimmed after their path (prov.h), the variable-length kinds after
+  // their strings: any multiple of 8 from the fixed part up to the full size.
+  const v = VAR_FIXED[kind];
+  const min = kind === KIND.open ? OPEN_FIXED + 8 : v ? v.fixed + 8 : want;
+  const sizeOk = kind === KIND.open || v
+    ? size === payload.byteLength && size >= min && size <= want && size % 8 === 0
     : size === want && payload.byteLength === want;
   if (!sizeOk) {
-    const expected = kind === KIND.open ? `a multiple of 8 from ${OPEN_FIXED + 8} to ${want}` : String(want);
+    const expected = min !== want ? `a multiple of 8 from ${min} to ${want}` : String(want);
     throw new InputError(`eBPF record kind ${kind} is ${payload.byteLength} bytes (header says ${size}), expected ${expected}: ebpf/prov.h and ebpf/decode.ts disagree`, where);
   }
   const b = base(r);
+  if (v) {
+    const strs = r.strings(v.fixed, v.lens, v.strings, where);
+    if (kind === KIND.execV) return decodeExec(r, b, strs[0]!, strs[1]!, strs[2]!, strs[3]!);
+    if (kind === KIND.fsV) return decodeFs(r, b, where, strs[0]!, strs[1]!, strs[2]!, strs[3]!);
+    return decodeSetattr(r, b, where, strs[0]!, strs[1]!);
+  }
   switch (kind) {
     case KIND.fork:
       return { ...b, op: 'fork', child: r.u32(48), childTid: r.u32(52), thread: r.u32(56) !== 0 };
@@ -136,21 +171,11 @@ export function decodeRecord(payload: Uint8Array, where: string): ProvEvent {
       return { ...b, op: 'exit', code, group: r.u32(52) !== 0 };
     }
     case KIND.exec: {
-      const flags = r.u32(60);
-      const exeIno = r.u64(64);
-      const filename = r.str(80, 256);
-      const cwd = r.walk(3408).path;
+      // ABI 1: fixed fields
       const envLen = r.u32(56);
-      return defined({
-        ...b, op: 'exec' as const, filename,
-        argv: r.list(336, Math.min(r.u32(52), 2048)),
-        argvTruncated: flags & 1 ? true : undefined,
-        env: envLen ? r.list(2384, Math.min(envLen, 1024)) : undefined,
-        envTruncated: flags & 2 ? true : undefined,
-        cwd: cwd || undefined,
-        uid: r.u32(4), gid: r.u32(48),
-        exe: exeIno ? fileRef(exeIno, r.u32(72), r.u32(76), defined({ path: resolvePath(cwd, filename) })) : undefined,
-      });
+      const walk = r.walk(3408);
+      return decodeExec(r, b, r.field(80, 256), r.field(336, Math.min(r.u32(52), 2048)),
+        envLen ? r.field(2384, Math.min(envLen, 1024)) : r.field(0, 0), walk.bytes, r.u32(60));
     }
     case KIND.fd: {
       const op = r.u32(48), a = r.i32(52), bb = r.i32(56), flags = r.u32(60);
@@ -194,24 +219,62 @@ export function decodeRecord(payload: Uint8Array, where: string): ProvEvent {
       });
     }
     case KIND.fs:
-      return decodeFs(r, b, where);
+      return decodeFs(r, b, where, r.field(120, 256), r.field(376, 256), r.walk(632).bytes, r.walk(1408).bytes);
     case KIND.setattr:
-      return decodeSetattr(r, b, where);
+      return decodeSetattr(r, b, where, r.field(120, 256), r.walk(376).bytes);
     case KIND.lost:
       return { ...b, op: 'lost', count: r.u64(48), from: r.u64(56), to: r.u64(64), reason: 'ring buffer full' };
   }
   throw new InputError(`unhandled eBPF record kind ${kind}`, where);
 }
 
+/**
+ * exec from either layout: filename, NUL-separated argv and env bytes, cwd bytes; `flags` are
+ * ABI 1's (bit 0 argv cut, bit 1 env cut) when given, else read from prov_exec_v.
+ */
+function decodeExec(r: Rec, b: EventBase, fileB: Uint8Array, argsB: Uint8Array, envB: Uint8Array, cwdB: Uint8Array, flags = r.u32(52)): ProvEvent {
+  const gid = r.u32(48);
+  const exeIno = r.u64(56 + (r.u16(0) === KIND.exec ? 8 : 0));
+  const devAt = r.u16(0) === KIND.exec ? 72 : 64;
+  const filename = text(fileB);
+  const cwd = text(cwdB);
+  return defined({
+    ...b, op: 'exec' as const, filename,
+    argv: list(argsB),
+    argvTruncated: flags & 1 ? true : undefined,
+    env: envB.length ? list(envB) : undefined,
+    envTruncated: flags & 2 ? true : undefined,
+    cwd: cwd || undefined,
+    uid: r.u32(4), gid,
+    exe: exeIno ? fileRef(exeIno, r.u32(devAt), r.u32(devAt + 4), defined({ path: resolvePath(cwd, filename) })) : undefined,
+  });
+}
+
+/** Bytes up to the first NUL, as a name. */
+function text(f: Uint8Array): string {
+  const end = f.indexOf(0);
+  return decodeNameBytes(end < 0 ? f : f.subarray(0, end));
+}
+
+/** NUL-separated strings (a trailing NUL ends the last one). */
+function list(f: Uint8Array): string[] {
+  const out: string[] = [];
+  let s = 0;
+  for (let i = 0; i < f.length; i++) if (f[i] === 0) { out.push(decodeNameBytes(f.subarray(s, i))); s = i + 1; }
+  if (s < f.length) out.push(decodeNameBytes(f.subarray(s)));
+  return out;
+}
+
 function inodeAt(r: Rec, o: number): { ino: number; dev: number; mode: number; gone: boolean } {
   return { ino: r.u64(o), dev: r.u32(o + 8), mode: r.u32(o + 12), gone: r.u32(o + 20) !== 0 };
 }
 
-function decodeFs(r: Rec, b: EventBase, where: string): ProvEvent {
+/** rename/unlink/… from either layout (the fixed fields up to `other` are the same in both). */
+function decodeFs(r: Rec, b: EventBase, where: string, raw1B: Uint8Array, raw2B: Uint8Array, dir1B: Uint8Array, dir2B: Uint8Array): ProvEvent {
   const op = r.u32(48), flags = r.u32(52);
   const file = inodeAt(r, 72), other = inodeAt(r, 96);
-  const raw1 = r.str(120, 256), raw2 = r.str(376, 256);
-  const dir1 = r.walk(632).path, dir2 = r.walk(1408).path;
+  const raw1 = text(raw1B), raw2 = text(raw2B);
+  const dir1 = text(dir1B), dir2 = text(dir2B);
   const p1 = resolvePath(dir1, raw1), p2 = resolvePath(dir2, raw2);
   const ref = (i: typeof file, raw: string, path: string | undefined) =>
     fileRef(i.ino, i.dev, i.mode, defined({ name: lastName(raw), path }));
@@ -242,12 +305,12 @@ function decodeFs(r: Rec, b: EventBase, where: string): ProvEvent {
  * syscall exit (so UTIME_NOW comes out as the time the kernel stored); without the inode, the
  * arguments (and no mtime).
  */
-function decodeSetattr(r: Rec, b: EventBase, where: string): ProvEvent {
+function decodeSetattr(r: Rec, b: EventBase, where: string, rawB: Uint8Array, dirB: Uint8Array): ProvEvent {
   const op = r.u32(48), changed = r.u32(52);
   if (op < 1 || op > 4) throw new InputError(`unknown setattr op ${op}`, where);
   const file = inodeAt(r, 96);
-  const raw = r.str(120, 256);
-  const dir = r.walk(376).path;
+  const raw = text(rawB);
+  const dir = text(dirB);
   const path = raw ? resolvePath(dir, raw) : dir || undefined;
   return defined({
     ...b, op: 'setattr' as const,

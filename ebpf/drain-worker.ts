@@ -16,12 +16,21 @@
  * Under pressure (the ring more than half full, e.g. while an fsync takes seconds) appended
  * records are committed before they are durable: a crash could then lose them, a full ring
  * would lose new ones for sure.
+ *
+ * Priority under pressure: while the ring is more than a quarter full this thread runs at
+ * `boostNice` (and tells the owner, which does the same for its thread), back to its own nice
+ * once below 5 %. A burst the ring absorbs leaves the workload alone; a backlog that could
+ * overrun the ring gets the CPU first, so the workload that produces it slows instead of
+ * events being lost.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { getPriority, setPriority } from 'node:os';
 import { RingReader } from './ring.js';
 
-interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number }
-const { ringPath, shared, pollMs, maxBatchBytes } = workerData as Init;
+interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number; boostNice: number | null }
+const { ringPath, shared, pollMs, maxBatchBytes, boostNice } = workerData as Init;
+const BOOST_ON = 0.25, BOOST_OFF = 0.05;
+const FIRST_BATCH = Math.min(256 << 10, maxBatchBytes);
 const ctl = new Int32Array(shared, 0, 4);
 const durable = new BigInt64Array(shared, 16, 1);
 const appended = new BigInt64Array(shared, 24, 1);
@@ -38,26 +47,49 @@ function main(): void {
     return;
   }
   parentPort!.postMessage({ type: 'ready', size: ring.size });
+  const ownNice = getPriority(0);
+  let boosted = false, boostFailed = boostNice === null;
+  /** Raise or drop this thread's priority with the ring's fill; tell the owner. */
+  const pressure = () => {
+    if (boostFailed) return;
+    const fill = ring.pending() / ring.size;
+    if (boosted ? fill >= BOOST_OFF : fill <= BOOST_ON) return;
+    try {
+      setPriority(0, boosted ? ownNice : boostNice!);
+    } catch (e) {
+      boostFailed = true;
+      parentPort!.postMessage({ type: 'boost', on: false, fill, message: (e as Error).message });
+      return;
+    }
+    boosted = !boosted;
+    parentPort!.postMessage({ type: 'boost', on: boosted, fill });
+  };
   try {
     const applyCommit = () => {
       const safe = Number(Atomics.load(durable, 0));
       ring.commit(ring.pending() > ring.size / 2 ? Math.max(safe, Number(Atomics.load(appended, 0))) : safe);
     };
+    let batchBytes = FIRST_BATCH;
     for (;;) {
       applyCommit();
+      pressure();
       const stopping = Atomics.load(ctl, STOP) !== 0;
       if (Atomics.load(ctl, CREDITS) <= 0) {
         if (stopping) break;
         Atomics.wait(ctl, WAKE, Atomics.load(ctl, WAKE), pollMs);
         continue;
       }
-      const batch = ring.read(maxBatchBytes);
+      // Small batches first (the owner starts appending sooner, while this code is still cold),
+      // doubling up to maxBatchBytes; back to small once the ring is empty.
+      const batch = ring.readSpans(batchBytes);
       if (batch) {
+        batchBytes = Math.min(batchBytes * 2, maxBatchBytes);
         Atomics.sub(ctl, CREDITS, 1);
-        parentPort!.postMessage({ type: 'batch', bytes: batch.bytes, offsets: batch.offsets, count: batch.count, end: batch.end },
-          [batch.bytes.buffer as ArrayBuffer, batch.offsets.buffer as ArrayBuffer]);
+        parentPort!.postMessage({ type: 'batch', bytes: batch.bytes, starts: batch.starts, ends: batch.ends, count: batch.count, payloadBytes: batch.payloadBytes, end: batch.end },
+          [batch.bytes.buffer as ArrayBuffer, batch.starts.buffer as ArrayBuffer, batch.ends.buffer as ArrayBuffer]);
         continue;
       }
+      batchBytes = FIRST_BATCH;
       if (stopping) break; // drained to empty after stop was asked
       Atomics.wait(ctl, WAKE, Atomics.load(ctl, WAKE), pollMs);
     }

@@ -144,7 +144,7 @@ test('prov capture start | status | stop: a daemon drains into the journal, a re
     assert.equal(r.status, 0, `prov capture ${sub} exited ${r.status}: ${r.stdout} ${r.stderr}`);
     return JSON.parse(r.stdout) as unknown;
   };
-  const start = run('start', { journal, pinDir, stateDir, pid: [child.pid!], ringMb: 4, json: true });
+  const start = run('start', { journal, pinDir, stateDir, pid: [child.pid!], ringMib: 4, json: true });
   await runLines(child, ['d1', 'd2']);
   const statusOut = run('status', { pinDir, stateDir, json: true });
   // The collector dies; events keep arriving in the pinned ring; a new start resumes from it.

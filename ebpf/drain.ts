@@ -6,6 +6,8 @@
  * `lost` record in the same stream, so a gap is visible where it happened.
  */
 import { Worker } from 'node:worker_threads';
+import { getPriority, setPriority } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CODEC, type JournalWriter } from '../collector/journal/api.js';
 import { encodeLost } from './decode.js';
@@ -33,6 +35,11 @@ export interface DrainOptions {
   lossCheckMs?: number;
   /** Delay before a group flush that lets the ring space go, ms (default 50, the journal's interval). */
   durableDelayMs?: number;
+  /**
+   * Nice value of the drain threads (worker and this one) while the ring is more than a quarter
+   * full, until it is below 5 % again (default -10; null: never change priority).
+   */
+  boostNice?: number | null;
   /** Called after each batch was appended (tests, benches). */
   onBatch?: (payloads: Uint8Array[]) => void;
 }
@@ -41,12 +48,32 @@ export interface DrainStats {
   records: number;
   bytes: number;
   batches: number;
+  /** Times the drain threads were given priority because the ring was filling up. */
+  boosts?: number;
   /** Records the kernel dropped (ring full) since this drainer started. */
   lost: number;
 }
 
+/** Is this process the leader of its session (so its autogroup holds only the collector)? */
+function leadsOwnSession(): boolean {
+  try {
+    const st = readFileSync('/proc/self/stat', 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return Number(f[3]) === process.pid && existsSync('/proc/self/autogroup');
+  } catch {
+    return false;
+  }
+}
+
+/** The nice of this process's autogroup ("/autogroup-12 nice 0"). */
+function readAutogroupNice(): number {
+  return Number(/nice\s+(-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? 0);
+}
+
 export class Drainer {
-  readonly stats: DrainStats = { records: 0, bytes: 0, batches: 0, lost: 0 };
+  readonly stats: DrainStats = { records: 0, bytes: 0, batches: 0, boosts: 0, lost: 0 };
+  private ownNice = 0;
+  private ownGroupNice: number | undefined;
   private readonly ctl: Int32Array;
   private readonly durable: BigInt64Array;
   private readonly appended: BigInt64Array;
@@ -76,15 +103,19 @@ export class Drainer {
     const ctl = new Int32Array(shared, 0, 4);
     ctl[1] = opts.credits ?? 8;
     const worker = new Worker(new URL('./drain-worker.js', import.meta.url), {
-      workerData: { ringPath: join(pinDir, 'events'), shared, pollMs: opts.pollMs ?? 5, maxBatchBytes: opts.maxBatchBytes ?? 4 << 20 },
+      workerData: {
+        ringPath: join(pinDir, 'events'), shared, pollMs: opts.pollMs ?? 5, maxBatchBytes: opts.maxBatchBytes ?? 4 << 20,
+        boostNice: opts.boostNice === undefined ? -10 : opts.boostNice,
+      },
     });
     let self: Drainer | null = null;
     let readyResolve!: () => void, readyReject!: (e: Error) => void;
     const ready = new Promise<void>((res, rej) => { readyResolve = res; readyReject = rej; });
     const done = new Promise<void>((resolve) => {
-      worker.on('message', (m: { type: string; bytes?: Uint8Array; offsets?: Uint32Array; count?: number; end?: number; message?: string }) => {
+      worker.on('message', (m: { type: string; bytes?: Uint8Array; starts?: Uint32Array; ends?: Uint32Array; count?: number; payloadBytes?: number; end?: number; message?: string; on?: boolean; fill?: number }) => {
         if (m.type === 'ready') readyResolve();
-        else if (m.type === 'batch') self?.onBatch(m.bytes!, m.offsets!, m.count!, m.end!);
+        else if (m.type === 'boost') self?.onBoost(m.on!, m.fill!, m.message, opts.boostNice === undefined ? -10 : opts.boostNice);
+        else if (m.type === 'batch') self?.onBatch(m.bytes!, m.starts!, m.ends!, m.count!, m.payloadBytes!, m.end!);
         else if (m.type === 'drained') self?.makeDurable(m.end!, true);
         else if (m.type === 'error') {
           const e = new LoaderError('drain', m.message ?? 'worker failed');
@@ -109,9 +140,35 @@ export class Drainer {
     return d;
   }
 
-  private onBatch(bytes: Uint8Array, offsets: Uint32Array, count: number, end: number): void {
+  /**
+   * The worker changed its priority with the ring's fill: this thread (the journal appends)
+   * follows. With autogroup scheduling (sched_autogroup_enabled), nice only ranks threads within
+   * one session's group and the groups share the CPU evenly; so a collector that leads its own
+   * session (the `prov capture start` daemon) raises its group's nice as well.
+   */
+  private onBoost(on: boolean, fill: number, failed: string | undefined, nice: number | null): void {
+    if (failed) { log.warn(`cannot raise the drain threads' priority (ring ${(100 * fill).toFixed(0)} % full): ${failed}`); return; }
+    if (nice === null) return;
+    try {
+      if (on) { this.ownNice = getPriority(0); setPriority(0, nice); this.stats.boosts = (this.stats.boosts ?? 0) + 1; } else setPriority(0, this.ownNice);
+    } catch (e) {
+      log.warn(`cannot change the journal thread's priority: ${(e as Error).message}`);
+      return;
+    }
+    if (leadsOwnSession()) {
+      try {
+        if (on) this.ownGroupNice ??= readAutogroupNice();
+        writeFileSync('/proc/self/autogroup', String(on ? nice : this.ownGroupNice ?? 0));
+      } catch (e) {
+        log.debug(`autogroup nice not changed: ${(e as Error).message}`);
+      }
+    }
+    log.debug(`ring ${(100 * fill).toFixed(0)} % full: drain threads ${on ? `at nice ${nice}` : 'back to normal priority'}`);
+  }
+
+  private onBatch(bytes: Uint8Array, starts: Uint32Array, ends: Uint32Array, count: number, payloadBytes: number, end: number): void {
     const payloads = new Array<Uint8Array>(count);
-    for (let i = 0; i < count; i++) payloads[i] = bytes.subarray(offsets[i]!, offsets[i + 1]!);
+    for (let i = 0; i < count; i++) payloads[i] = bytes.subarray(starts[i]!, ends[i]!);
     try {
       this.opts.sink.appendEncoded(CODEC.ebpfRaw, payloads);
     } catch (e) {
@@ -121,7 +178,7 @@ export class Drainer {
       Atomics.store(this.ctl, 0, 1);
     }
     this.stats.records += count;
-    this.stats.bytes += bytes.byteLength;
+    this.stats.bytes += payloadBytes;
     this.stats.batches++;
     if (!this.failure) {
       Atomics.store(this.appended, 0, BigInt(end));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import {
-  attachCapture, detachCapture, attachedPrograms, isAttached, readCounters, excludePid, LoaderError,
+  attachCapture, detachCapture, attachedPrograms, isAttached, readCounters, excludePid, LoaderError, defaultRingBytes,
 } from './loader.js';
 import { InputError } from '../graph/errors.js';
 
@@ -135,4 +135,13 @@ test('without CAP_BPF, prov capture start says so in one line and exits 4', () =
   assert.equal(lines.length, 1, stderr);
   assert.match(lines[0]!, /^prov capture start: eBPF capture needs CAP_BPF and CAP_PERFMON/);
   assert.equal(existsSync(pinDir), false);
+});
+
+test('default ring: 1/64 of RAM as a power of two, between 16 and 256 MiB', () => {
+  const GiB = 2 ** 30, MiB = 2 ** 20;
+  assert.equal(defaultRingBytes(24 * GiB), 256 * MiB);
+  assert.equal(defaultRingBytes(8 * GiB), 128 * MiB);
+  assert.equal(defaultRingBytes(4 * GiB), 64 * MiB);
+  assert.equal(defaultRingBytes(512 * MiB), 16 * MiB);
+  assert.equal(defaultRingBytes(1024 * GiB), 256 * MiB);
 });

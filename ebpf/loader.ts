@@ -10,6 +10,7 @@
  * failure goes through the same clean-up: nothing stays pinned or attached.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, unlinkSync, rmdirSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +23,21 @@ import { logger } from '../collector/log.js';
 const log = logger('ebpf');
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/prov';
-/** Default ring buffer: 64 MiB (≈ 700 k small records of backlog). */
+/** The ring size session 1 always used (64 MiB); kept for callers that name it. */
 export const DEFAULT_RING_BYTES = 64 << 20;
+const RING_MIN = 16 << 20, RING_MAX = 256 << 20;
+
+/**
+ * Default ring size: 1/64 of RAM rounded down to a power of two, between 16 and 256 MiB (256 MiB
+ * on this 24 GiB host). The kernel allocates the whole ring at attach, unswappable and charged
+ * to the loader's memory cgroup (bpftool shows it as the map's memlock); at 100–160 bytes per
+ * record (ABI 2), 256 MiB holds ≈ 2 M records of backlog.
+ */
+export function defaultRingBytes(ram = totalmem()): number {
+  let b = RING_MIN;
+  while (b * 2 <= RING_MAX && b * 2 <= ram / 64) b *= 2;
+  return b;
+}
 const PINNED_MAPS = ['events', 'stats', 'excluded', 'tracked'] as const;
 
 /** The compiled object, built by ebpf/build.sh (dist/ebpf/loader.js → ebpf/build/prov.bpf.o). */
@@ -35,7 +49,7 @@ export interface AttachOptions extends CaptureSettings {
   /** bpffs directory to pin into (default /sys/fs/bpf/prov). Must not exist yet. */
   pinDir?: string;
   objectPath?: string;
-  /** Ring buffer size in bytes: a power of two, ≥ 4096 (default 64 MiB). */
+  /** Ring buffer size in bytes: a power of two, ≥ 4096 (default {@link defaultRingBytes}). */
   ringBytes?: number;
   /** tgids never traced (the recorder's own processes). This process is always added. */
   exclude?: number[];
@@ -103,7 +117,7 @@ export function attachCapture(opts: AttachOptions = {}): AttachResult {
   checkCapabilities();
   const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
   const objectPath = opts.objectPath ?? defaultObjectPath();
-  const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
+  const ringBytes = opts.ringBytes ?? defaultRingBytes();
   if (!existsSync(objectPath)) throw new CapabilityError(`BPF object ${objectPath} not built: run ebpf/build.sh`, 'bpf-object');
   if (ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) throw new LoaderError('settings', `ring size ${ringBytes} is not a power of two ≥ 4096`);
   if (existsSync(pinDir)) throw new LoaderError('pin', `${pinDir} already exists: a capture is attached (prov capture stop detaches it)`);

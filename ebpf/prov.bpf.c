@@ -32,6 +32,14 @@ _Static_assert(sizeof(struct prov_fs) == 2184, "prov_fs");
 _Static_assert(sizeof(struct prov_lost) == 72, "prov_lost");
 _Static_assert(sizeof(struct prov_settings) == 88, "prov_settings");
 _Static_assert(sizeof(struct prov_setattr) == 1152, "prov_setattr");
+_Static_assert(sizeof(struct prov_exec_v) == 80, "prov_exec_v");
+_Static_assert(sizeof(struct prov_fs_v) == 128, "prov_fs_v");
+_Static_assert(sizeof(struct prov_setattr_v) == 128, "prov_setattr_v");
+
+/* A kernel pointer read as a number → a typed read-only pointer: its fields are then plain loads
+ * (the JIT guards them), not one bpf_probe_read_kernel call each. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define AS(type, p) ((type *)bpf_rdonly_cast((void *)(p), bpf_core_type_id_kernel(type)))
 
 /* ---- settings, fixed before load (the loader writes them into .rodata) ---- */
 const volatile struct prov_settings settings = { .env = 1 };
@@ -81,10 +89,14 @@ struct pending {
 };
 enum { PEND_PIPE = 1, PEND_DUP, PEND_OPEN, PEND_CLOSE_RANGE, PEND_SOCK, PEND_MSG, PEND_FS, PEND_SETATTR };
 
+/*
+ * Per-thread storage (lives and dies with the task): no hashing, no insert and delete per
+ * syscall as with a hash map keyed by tid. nr == 0: nothing stashed.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending);
 } pend SEC(".maps");
 
@@ -107,6 +119,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct open_scratch);
 } open_scratch SEC(".maps");
+
+/*
+ * Scratch for a variable-length record (struct prov_*_v): the fixed part at rec[0], strings
+ * appended at a cursor (always < VCUR: every record ends below 4 KiB), then sent with
+ * bpf_ringbuf_output of the filled length. Paths are walked into walk1/walk2 first.
+ */
+#define VREC 8192
+#define VCUR 4096
+struct vscratch {
+	__u8 rec[VREC];
+	struct prov_walk walk1;
+	struct prov_walk walk2;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vscratch);
+} vscratch SEC(".maps");
 
 /* ---- syscall tracepoint contexts (only the arguments a program reads may be touched) ---- */
 struct sys_enter_ctx {
@@ -149,6 +180,12 @@ static __always_inline bool wanted(void)
 	return true;
 }
 
+/*
+ * No wake-up: every consumer reads the ring from its mapping and polls (ebpf/ring.ts), none
+ * waits on the map's fd, so the kernel's irq_work to wake one would be pure cost.
+ */
+#define RB_FLAGS BPF_RB_NO_WAKEUP
+
 static __always_inline void *reserve(__u32 size)
 {
 	void *r = bpf_ringbuf_reserve(&events, size, 0);
@@ -160,7 +197,7 @@ static __always_inline void *reserve(__u32 size)
 static __always_inline void submit(void *r)
 {
 	count(PROV_STAT_EMITTED);
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, RB_FLAGS);
 }
 
 static __always_inline void fill_hdr(struct prov_hdr *h, __u16 kind, __u16 size)
@@ -173,7 +210,7 @@ static __always_inline void fill_hdr(struct prov_hdr *h, __u16 kind, __u16 size)
 	h->ts = bpf_ktime_get_ns();
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
-	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->ppid = t->real_parent->tgid;
 	h->cpu = bpf_get_smp_processor_id();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
@@ -184,25 +221,29 @@ static __always_inline struct file *fd_file(struct task_struct *t, int fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct files_struct *files = t->files;
+	if (!files)
+		return NULL;
+	struct fdtable *fdt = files->fdt;
 	if (!fdt)
 		return NULL;
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	unsigned int max = fdt->max_fds;
 	if ((unsigned int)fd >= max)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }
 
-static __always_inline void inode_ref(struct inode *i, __u64 *ino, __u32 *dev, __u32 *mode)
+static __always_inline void inode_ref(struct inode *ip, __u64 *ino, __u32 *dev, __u32 *mode)
 {
-	if (!i)
+	if (!ip)
 		return;
-	*ino = BPF_CORE_READ(i, i_ino);
-	*dev = BPF_CORE_READ(i, i_sb, s_dev);
-	*mode = BPF_CORE_READ(i, i_mode);
+	struct inode *i = AS(struct inode, ip);
+	*ino = i->i_ino;
+	*dev = i->i_sb->s_dev;
+	*mode = i->i_mode;
 }
 
 static __always_inline __u64 sock_peer_ino(struct file *f)
@@ -226,8 +267,8 @@ static __always_inline __u64 sock_peer_ino(struct file *f)
 #define WALK_DEPTH 32
 struct walk_ctx {
 	struct prov_walk *w;
-	struct mount *mnt;
-	struct dentry *d;
+	__u64 mnt;           /* struct mount *, as a number: cast back each step */
+	__u64 d;             /* struct dentry * */
 	__u32 pos;
 	__u32 done;
 };
@@ -235,32 +276,32 @@ struct walk_ctx {
 /* One step up the tree: a bpf_loop callback, so the verifier checks it once. */
 static long walk_step(__u64 i, struct walk_ctx *c)
 {
-	struct dentry *d = c->d;
-	struct mount *mnt = c->mnt;
-	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct dentry *d = AS(struct dentry, c->d);
+	struct mount *mnt = AS(struct mount, c->mnt);
+	struct dentry *mnt_root = mnt->mnt.mnt_root;
+	struct dentry *parent = d->d_parent;
 	if (d == mnt_root || d == parent) {
-		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		struct mount *up = mnt->mnt_parent;
 		if (d != mnt_root || up == mnt) {
 			c->done = 1; /* the root of the root mount */
 			return 1;
 		}
-		c->d = BPF_CORE_READ(mnt, mnt_mountpoint);
-		c->mnt = up;
+		c->d = (__u64)mnt->mnt_mountpoint;
+		c->mnt = (__u64)up;
 		return 0;
 	}
-	struct qstr q = BPF_CORE_READ(d, d_name);
-	__u32 len = q.len & 0xff;
+	__u32 len = d->d_name.len & 0xff;
+	const unsigned char *name = d->d_name.name;
 	__u32 pos = c->pos;
 	if (len + 1 > pos || pos > PROV_WALK_END)
 		return 1; /* too long: truncated */
 	pos -= len;
 	struct prov_walk *w = c->w;
-	bpf_probe_read_kernel(&w->path[pos & (PROV_WALK_END - 1)], len, q.name);
+	bpf_probe_read_kernel(&w->path[pos & (PROV_WALK_END - 1)], len, name);
 	pos -= 1;
 	w->path[pos & (PROV_WALK_END - 1)] = '/';
 	c->pos = pos;
-	c->d = parent;
+	c->d = (__u64)parent;
 	return 0;
 }
 
@@ -271,7 +312,7 @@ static long walk_step(__u64 i, struct walk_ctx *c)
  */
 static __always_inline void walk_path(struct prov_walk *w, struct vfsmount *vmnt, struct dentry *d)
 {
-	struct walk_ctx c = { .w = w, .mnt = container_of(vmnt, struct mount, mnt), .d = d, .pos = PROV_WALK_END, .done = 0 };
+	struct walk_ctx c = { .w = w, .mnt = (__u64)container_of(vmnt, struct mount, mnt), .d = (__u64)d, .pos = PROV_WALK_END, .done = 0 };
 	w->path[PROV_WALK_END] = 0;
 	bpf_loop(WALK_DEPTH, walk_step, &c, 0);
 	__u32 pos = c.pos;
@@ -353,6 +394,58 @@ static __always_inline bool prefix_ok_raw(struct prov_walk *dir, const char *raw
 	return true;
 }
 
+
+/* ---- variable-length records ---- */
+
+static __always_inline struct vscratch *vscratch_get(void)
+{
+	__u32 k = 0;
+	return bpf_map_lookup_elem(&vscratch, &k);
+}
+
+/* End a string at rec[cur] with its NUL; returns the cursor past it. */
+static __always_inline __u32 vnul(struct vscratch *v, __u32 cur)
+{
+	v->rec[cur & (VCUR - 1)] = 0;
+	return cur + 1;
+}
+
+/* Append a walked path (its text) at cur; *len gets its length. */
+static __always_inline __u32 vput_walk(struct vscratch *v, __u32 cur, struct prov_walk *w, __u16 *len)
+{
+	__u32 n = w->len;
+	if (n > PROV_WALK_END)
+		n = PROV_WALK_END;
+	__u32 off = w->off & (PROV_WALK_END - 1);
+	if (n && bpf_probe_read_kernel(&v->rec[cur & (VCUR - 1)], n, &w->path[off]))
+		n = 0;
+	*len = n;
+	return vnul(v, cur + n);
+}
+
+/* Append a user string (at most PROV_RAW - 1 bytes) at cur; *len gets its length. */
+static __always_inline __u32 vput_user_str(struct vscratch *v, __u32 cur, const void *src, __u16 *len)
+{
+	long n = src ? bpf_probe_read_user_str(&v->rec[cur & (VCUR - 1)], PROV_RAW, src) : 0;
+	__u32 m = n > 1 ? n - 1 : 0;
+	*len = m;
+	return vnul(v, cur + m);
+}
+
+/* Zero the padding after cur and send rec[0, round8(cur)). */
+static __always_inline void vsend(struct vscratch *v, __u32 cur)
+{
+	__u32 size = (cur + 7) & ~7U;
+	for (int i = 0; i < 8; i++)
+		v->rec[(cur + i) & (VCUR - 1)] = 0;
+	((struct prov_hdr *)v->rec)->size = size;
+	if (bpf_ringbuf_output(&events, v->rec, size & (VCUR - 1), RB_FLAGS)) {
+		count(PROV_STAT_DROPPED);
+		return;
+	}
+	count(PROV_STAT_EMITTED);
+}
+
 /* ---- process lifecycle ---- */
 
 SEC("tp_btf/sched_process_fork")
@@ -383,43 +476,56 @@ int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm 
 {
 	if (!wanted())
 		return 0;
-	struct prov_exec *r = reserve(sizeof(*r));
-	if (!r)
+	struct vscratch *v = vscratch_get();
+	if (!v)
 		return 0;
-	fill_hdr(&r->h, PROV_K_EXEC, sizeof(*r));
+	struct prov_exec_v *r = (struct prov_exec_v *)v->rec;
+	fill_hdr(&r->h, PROV_K_EXEC_V, 0);
 	r->gid = bpf_get_current_uid_gid() >> 32;
 	r->flags = 0;
 	r->exe_ino = 0;
 	r->exe_dev = 0;
 	r->exe_mode = 0;
-	bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), BPF_CORE_READ(bprm, filename));
 	struct file *exe = BPF_CORE_READ(bprm, file);
 	if (exe)
 		inode_ref(BPF_CORE_READ(exe, f_inode), &r->exe_ino, &r->exe_dev, &r->exe_mode);
+	__u32 cur = sizeof(*r);
+
+	long fl = bpf_probe_read_kernel_str(&v->rec[cur], PROV_RAW, BPF_CORE_READ(bprm, filename));
+	r->filename_len = fl > 1 ? fl - 1 : 0;
+	cur = vnul(v, cur + r->filename_len);
 
 	struct mm_struct *mm = BPF_CORE_READ(t, mm);
 	unsigned long a0 = BPF_CORE_READ(mm, arg_start), a1 = BPF_CORE_READ(mm, arg_end);
-	unsigned long n = a1 > a0 ? a1 - a0 : 0;
+	__u32 n = a1 > a0 ? (a1 - a0 > PROV_ARGS ? PROV_ARGS + 1 : a1 - a0) : 0;
 	if (n > PROV_ARGS) {
 		n = PROV_ARGS;
 		r->flags |= 1;
 	}
-	r->args_len = 0;
-	if (n && bpf_probe_read_user(r->args, n & (PROV_ARGS - 1) ? n & (PROV_ARGS - 1) : PROV_ARGS, (void *)a0) == 0)
-		r->args_len = n;
-	r->env_len = 0;
+	if (n && bpf_probe_read_user(&v->rec[cur & (VCUR - 1)], n, (void *)a0))
+		n = 0;
+	r->args_len = n;
+	cur = vnul(v, cur + n);
+
+	__u32 m = 0;
 	if (settings.env) {
 		unsigned long e0 = BPF_CORE_READ(mm, env_start), e1 = BPF_CORE_READ(mm, env_end);
-		unsigned long m = e1 > e0 ? e1 - e0 : 0;
+		m = e1 > e0 ? (e1 - e0 > PROV_ENV ? PROV_ENV + 1 : e1 - e0) : 0;
 		if (m > PROV_ENV) {
 			m = PROV_ENV;
 			r->flags |= 2;
 		}
-		if (m && bpf_probe_read_user(r->env, m & (PROV_ENV - 1) ? m & (PROV_ENV - 1) : PROV_ENV, (void *)e0) == 0)
-			r->env_len = m;
+		if (m && bpf_probe_read_user(&v->rec[cur & (VCUR - 1)], m, (void *)e0))
+			m = 0;
 	}
-	walk_cwd(&r->cwd, t);
-	submit(r);
+	r->env_len = m;
+	cur = vnul(v, cur + m);
+
+	walk_cwd(&v->walk1, t);
+	if (v->walk1.truncated)
+		r->flags |= 4;
+	cur = vput_walk(v, cur, &v->walk1, &r->cwd_len);
+	vsend(v, cur);
 	return 0;
 }
 
@@ -433,8 +539,6 @@ int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
 			bpf_map_delete_elem(&tracked, &tgid);
 		bpf_map_delete_elem(&excluded, &tgid);
 	}
-	__u32 tid = BPF_CORE_READ(t, pid);
-	bpf_map_delete_elem(&pend, &tid);
 	if (!emit)
 		return 0;
 	struct prov_exit *r = reserve(sizeof(*r));
@@ -451,32 +555,38 @@ int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
 
 static __always_inline struct pending *stash(__u32 nr, __u32 op, __u64 a0, __u64 a1, __u64 a2, __u64 a3)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending p = {};
-	p.nr = nr;
-	p.op = op;
-	p.arg[0] = a0;
-	p.arg[1] = a1;
-	p.arg[2] = a2;
-	p.arg[3] = a3;
-	if (bpf_map_update_elem(&pend, &tid, &p, BPF_ANY)) {
-		count(PROV_STAT_DROPPED); /* too many syscalls in flight: this one's event is lost */
+	struct pending *p = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		count(PROV_STAT_DROPPED); /* no memory for this thread's stash: this syscall's event is lost */
 		return NULL;
 	}
-	return bpf_map_lookup_elem(&pend, &tid);
+	p->nr = nr;
+	p->op = op;
+	p->arg[0] = a0;
+	p->arg[1] = a1;
+	p->arg[2] = a2;
+	p->arg[3] = a3;
+	p->arg[4] = 0;
+	p->arg[5] = 0;
+	p->base1_len = 0;
+	p->base2_len = 0;
+	p->ino1_ptr = 0;
+	p->ino2_ptr = 0;
+	__builtin_memset(&p->ino1, 0, sizeof(p->ino1));
+	__builtin_memset(&p->ino2, 0, sizeof(p->ino2));
+	return p;
 }
 
-/* Take the stash of this thread if it is of family nr (always removes it). */
+/* Take the stash of this thread if it is of family nr (always empties it). */
 static __always_inline bool unstash(__u32 nr, struct pending *out)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pend, &tid);
-	if (!p)
+	struct pending *p = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->nr)
 		return false;
 	bool ok = p->nr == nr;
 	if (ok)
 		__builtin_memcpy(out, p, sizeof(*out));
-	bpf_map_delete_elem(&pend, &tid);
+	p->nr = 0;
 	return ok;
 }
 
@@ -549,7 +659,7 @@ static __always_inline int emit_fd(__u32 op, int a, int b, __u32 flags, struct f
 	r->mode = 0;
 	r->_pad = 0;
 	if (f)
-		inode_ref(BPF_CORE_READ(f, f_inode), &r->ino, &r->dev, &r->mode);
+		inode_ref(AS(struct file, f)->f_inode, &r->ino, &r->dev, &r->mode);
 	submit(r);
 	return 0;
 }
@@ -689,13 +799,15 @@ static __always_inline int open_exit(long ret)
 	r->fd = ret;
 	r->flags = p.arg[0];
 	r->mode = p.arg[1];
-	r->created = (BPF_CORE_READ(f, f_mode) & FMODE_CREATED_BIT) ? 1 : 0;
+	struct file *ft = AS(struct file, f);
+	r->created = (ft->f_mode & FMODE_CREATED_BIT) ? 1 : 0;
 	r->ino = 0;
 	r->dev = 0;
 	r->imode = 0;
-	inode_ref(BPF_CORE_READ(f, f_inode), &r->ino, &r->dev, &r->imode);
-	r->parent = BPF_CORE_READ(f, f_path.dentry, d_parent, d_inode, i_ino);
-	walk_file(&r->path, f);
+	inode_ref(ft->f_inode, &r->ino, &r->dev, &r->imode);
+	struct inode *pi = ft->f_path.dentry->d_parent->d_inode;
+	r->parent = pi ? pi->i_ino : 0;
+	walk_path(&r->path, ft->f_path.mnt, ft->f_path.dentry);
 	if (!prefix_ok(&r->path))
 		return 0;
 	/* move the path (written right-aligned) to the start of its buffer, then cut the record after it */
@@ -709,7 +821,7 @@ static __always_inline int open_exit(long ret)
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	r->h.size = size;
-	if (bpf_ringbuf_output(&events, r, size, 0)) {
+	if (bpf_ringbuf_output(&events, r, size, RB_FLAGS)) {
 		count(PROV_STAT_DROPPED);
 		return 0;
 	}
@@ -1012,9 +1124,8 @@ static __always_inline void keep_inode(struct pending *p, int slot, struct inode
  */
 static __always_inline int on_ctime(struct inode *i)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pend, &tid);
-	if (!p)
+	struct pending *p = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->nr)
 		return 0;
 	if (p->nr == PEND_SETATTR) {
 		/* an attribute change sets the ctime of its target only: the first one is it */
@@ -1081,40 +1192,47 @@ static __always_inline int fs_exit(long ret)
 	if (!unstash(PEND_FS, &p) || ret != 0)
 		return 0;
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-	struct prov_fs *r = reserve(sizeof(*r));
-	if (!r)
+	struct vscratch *v = vscratch_get();
+	if (!v)
 		return 0;
-	fill_hdr(&r->h, PROV_K_FS, sizeof(*r));
+	struct prov_fs_v *r = (struct prov_fs_v *)v->rec;
+	fill_hdr(&r->h, PROV_K_FS_V, 0);
 	r->op = p.op;
 	r->flags = p.arg[4];
 	r->dirfd1 = p.arg[0];
 	r->dirfd2 = p.arg[2];
 	r->mode = p.arg[5];
-	r->_pad = 0;
+	r->trunc = 0;
 	settle(&r->file, &p.ino1, p.ino1_ptr);
 	settle(&r->other, &p.ino2, p.ino2_ptr);
-	r->raw1[0] = 0;
-	r->raw2[0] = 0;
-	bpf_probe_read_user_str(r->raw1, sizeof(r->raw1), (void *)p.arg[1]);
-	if (p.arg[3])
-		bpf_probe_read_user_str(r->raw2, sizeof(r->raw2), (void *)p.arg[3]);
-	r->dir1.off = PROV_WALK_END;
-	r->dir1.len = 0;
-	r->dir2.off = PROV_WALK_END;
-	r->dir2.len = 0;
+	__u32 cur = sizeof(*r);
+	__u32 raw1 = cur;
+	cur = vput_user_str(v, cur, (void *)p.arg[1], &r->raw1_len);
+	__u32 raw2 = cur;
+	cur = vput_user_str(v, cur, (void *)p.arg[3], &r->raw2_len);
+	v->walk1.off = PROV_WALK_END;
+	v->walk1.len = 0;
+	v->walk1.truncated = 0;
+	v->walk2.off = PROV_WALK_END;
+	v->walk2.len = 0;
+	v->walk2.truncated = 0;
 	if (p.op != PROV_FS_SYMLINK)
-		walk_dirfd(&r->dir1, t, p.arg[0]);
+		walk_dirfd(&v->walk1, t, p.arg[0]);
 	if (p.arg[3])
-		walk_dirfd(&r->dir2, t, p.arg[2]);
+		walk_dirfd(&v->walk2, t, p.arg[2]);
 	/* path filter: the op is kept when either name it touches is under the prefix */
-	bool keep = p.op != PROV_FS_SYMLINK && prefix_ok_raw(&r->dir1, r->raw1);
+	bool keep = p.op != PROV_FS_SYMLINK && prefix_ok_raw(&v->walk1, (const char *)&v->rec[raw1 & (VCUR - 1)]);
 	if (!keep && p.arg[3])
-		keep = prefix_ok_raw(&r->dir2, r->raw2);
-	if (!keep) {
-		bpf_ringbuf_discard(r, 0);
+		keep = prefix_ok_raw(&v->walk2, (const char *)&v->rec[raw2 & (VCUR - 1)]);
+	if (!keep)
 		return 0;
-	}
-	submit(r);
+	if (v->walk1.truncated)
+		r->trunc |= PROV_V_TRUNC_DIR1;
+	if (v->walk2.truncated)
+		r->trunc |= PROV_V_TRUNC_DIR2;
+	cur = vput_walk(v, cur, &v->walk1, &r->dir1_len);
+	cur = vput_walk(v, cur, &v->walk2, &r->dir2_len);
+	vsend(v, cur);
 	return 0;
 }
 
@@ -1165,36 +1283,34 @@ static __always_inline int sa_exit(long ret)
 	if (!unstash(PEND_SETATTR, &p) || ret != 0)
 		return 0;
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-	struct prov_setattr *r = reserve(sizeof(*r));
-	if (!r)
+	struct vscratch *v = vscratch_get();
+	if (!v)
 		return 0;
-	fill_hdr(&r->h, PROV_K_SETATTR, sizeof(*r));
+	struct prov_setattr_v *r = (struct prov_setattr_v *)v->rec;
+	fill_hdr(&r->h, PROV_K_SETATTR_V, 0);
 	r->op = p.op;
 	r->dirfd = p.arg[0];
 	r->flags = p.arg[4];
-	r->raw[0] = 0;
-	r->dir.off = PROV_WALK_END;
-	r->dir.len = 0;
-	r->dir.truncated = 0;
-	r->dir._pad = 0;
+	r->trunc = 0;
+	v->walk1.off = PROV_WALK_END;
+	v->walk1.len = 0;
+	v->walk1.truncated = 0;
 	struct inode *i = (struct inode *)p.ino1_ptr;
-	bool by_fd = !p.arg[1];
-	if (!by_fd && bpf_probe_read_user_str(r->raw, sizeof(r->raw), (void *)p.arg[1]) <= 1)
-		by_fd = true; /* "" with AT_EMPTY_PATH: the dirfd is the file */
+	__u32 cur = sizeof(*r);
+	__u32 raw = cur;
+	cur = vput_user_str(v, cur, (void *)p.arg[1], &r->raw_len);
+	bool by_fd = !r->raw_len; /* an f* call, or "" with AT_EMPTY_PATH: the dirfd is the file */
 	if (by_fd) {
-		r->raw[0] = 0;
 		struct file *f = fd_file(t, p.arg[0]);
 		if (f) {
 			i = BPF_CORE_READ(f, f_inode);
-			walk_file(&r->dir, f);
+			walk_file(&v->walk1, f);
 		}
 	} else {
-		walk_dirfd(&r->dir, t, p.arg[0]);
+		walk_dirfd(&v->walk1, t, p.arg[0]);
 	}
-	if (!(by_fd ? prefix_ok(&r->dir) : prefix_ok_raw(&r->dir, r->raw))) {
-		bpf_ringbuf_discard(r, 0);
+	if (!(by_fd ? prefix_ok(&v->walk1) : prefix_ok_raw(&v->walk1, (const char *)&v->rec[raw & (VCUR - 1)])))
 		return 0;
-	}
 	__builtin_memset(&r->file, 0, sizeof(r->file));
 	__u32 changed = 0;
 	switch (p.op) {
@@ -1232,7 +1348,10 @@ static __always_inline int sa_exit(long ret)
 		changed &= ~PROV_SA_MTIME;
 	}
 	r->changed = changed;
-	submit(r);
+	if (v->walk1.truncated)
+		r->trunc |= PROV_V_TRUNC_DIR1;
+	cur = vput_walk(v, cur, &v->walk1, &r->dir_len);
+	vsend(v, cur);
 	return 0;
 }
 

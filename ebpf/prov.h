@@ -3,8 +3,11 @@
  * @module ebpf/prov.h
  * The binary records prov.bpf.c writes into the ring buffer, shared with the TypeScript
  * decoder (ebpf/decode.ts mirrors every offset and asserts every size). Fixed-width fields,
- * explicit padding, every struct a multiple of 8 bytes; the one exception is struct prov_open,
- * sent cut after its path (see there). Change a layout → bump PROV_ABI and the decoder together.
+ * explicit padding, every struct a multiple of 8 bytes. Records that carry paths or argv are
+ * sent at the length they fill: struct prov_open cut after its path, and the ABI 2 kinds
+ * (prov_exec_v, prov_fs_v, prov_setattr_v) as a fixed part + their strings back to back.
+ * Change a layout → new kind (the decoder keeps reading the old one: recorded journals), bump
+ * PROV_ABI. ABI 1's fixed-size exec/fs/setattr (kinds 2, 8, 10) are decoded, never written.
  *
  * Paths walked in the kernel (dentry → parent → … → root) are written right to left into a
  * `struct prov_walk`: the absolute path is path[off .. off+len). Raw paths as the process
@@ -13,7 +16,7 @@
 #ifndef PROV_H
 #define PROV_H
 
-#define PROV_ABI 1
+#define PROV_ABI 2
 
 #define PROV_COMM 16
 #define PROV_RAW 256          /* a path argument as passed to the syscall */
@@ -35,6 +38,11 @@ enum prov_kind {
 	PROV_K_FS = 8,
 	PROV_K_LOST = 9, /* written by the user-space drainer, never by BPF */
 	PROV_K_SETATTR = 10,
+	/* Variable-length layouts (ABI 2), what prov.bpf.c writes now; kinds 2, 8, 10 are still
+	 * decoded (journals recorded before), never written. */
+	PROV_K_EXEC_V = 11,
+	PROV_K_FS_V = 12,
+	PROV_K_SETATTR_V = 13,
 };
 
 enum prov_fd_op {
@@ -225,6 +233,64 @@ struct prov_setattr {        /* 1152 */
 	struct prov_inode file;
 	char raw[PROV_RAW];
 	struct prov_walk dir;
+};
+
+/*
+ * ---- Variable-length records (ABI 2) ----
+ * A fixed part listing the lengths of its strings, then the strings back to back in the order
+ * listed, each followed by one NUL (not counted in its length), then zero padding to 8 bytes.
+ * h.size is the whole record. A walked path is stored as its text (absolute), its truncation
+ * as a flag bit. The kernel builds them in per-CPU scratch and sends the filled length with
+ * bpf_ringbuf_output: a chmod of a short path is 136 bytes instead of 1152.
+ */
+#define PROV_V_TRUNC_DIR1 1   /* prov_fs_v.trunc / prov_setattr_v.trunc: dir1 (or dir) walk cut */
+#define PROV_V_TRUNC_DIR2 2
+
+struct prov_exec_v {         /* 80 + filename, args, env, cwd */
+	struct prov_hdr h;
+	__u32 gid;
+	__u32 flags;         /* bit 0 argv truncated, bit 1 env truncated, bit 2 cwd truncated */
+	__u64 exe_ino;
+	__u32 exe_dev;       /* kernel dev_t */
+	__u32 exe_mode;
+	__u16 filename_len;
+	__u16 args_len;      /* NUL-separated argv bytes (the last NUL included) */
+	__u16 env_len;
+	__u16 cwd_len;
+};
+
+struct prov_fs_v {           /* 128 + raw1, raw2, dir1, dir2 */
+	struct prov_hdr h;
+	__u32 op;
+	__u32 flags;
+	__s32 dirfd1;
+	__s32 dirfd2;
+	__u32 mode;
+	__u32 trunc;         /* PROV_V_TRUNC_* */
+	struct prov_inode file;
+	struct prov_inode other;
+	__u16 raw1_len;      /* as in struct prov_fs: raw1 old/only path (symlink: target) */
+	__u16 raw2_len;
+	__u16 dir1_len;
+	__u16 dir2_len;
+};
+
+struct prov_setattr_v {      /* 128 + raw, dir */
+	struct prov_hdr h;
+	__u32 op;
+	__u32 changed;
+	__s32 dirfd;
+	__u32 flags;
+	__u32 mode;
+	__u32 uid;
+	__u32 gid;
+	__u32 mtime_nsec;
+	__s64 size;
+	__s64 mtime_sec;
+	struct prov_inode file;
+	__u16 raw_len;
+	__u16 dir_len;
+	__u32 trunc;         /* PROV_V_TRUNC_DIR1: the walked dir was cut */
 };
 
 /* Settings fixed before load: the only variable in .rodata (the loader asserts its size). */

@@ -45,7 +45,11 @@ export async function runCaptured(argv: string[], opts: RunCapturedOptions = {})
   const ownJournal = !opts.journalDir;
   const journalDir = opts.journalDir ?? mkdtempSync(join(tmpdir(), 'prov-cap-'));
   const pinDir = opts.pinDir ?? `/sys/fs/bpf/prov-run-${process.pid}`;
-  const child = spawn('bash', ['-c', 'read -r _ || exit 97; exec "$@"', 'prov-held', ...argv], {
+  // stdin is a socket (Node's pipes are socketpairs): bash takes that for an rsh/ssh session and
+  // sources ~/.bashrc, so the held shell gets --norc and the command stdin from /dev/null (it
+  // saw EOF right after the go line anyway). Otherwise a bashrc's own commands (pyenv init, …)
+  // are recorded as part of the command's tree.
+  const child = spawn('bash', ['--norc', '-c', 'read -r _ || exit 97; exec "$@" </dev/null', 'prov-held', ...argv], {
     cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '', stderr = '';

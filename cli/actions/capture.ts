@@ -23,7 +23,9 @@ export interface CaptureCliOptions {
   pid?: (number | string)[] | number | string;
   /** File events only under this absolute path. */
   prefix?: string;
-  /** Ring buffer size in MiB (power of two). */
+  /** Ring buffer size in MiB (power of two; default 1/64 of RAM, 16–256). */
+  ringMib?: number | string;
+  /** Older spelling of ringMib. */
   ringMb?: number | string;
   /** Do not record environments at exec. */
   noEnv?: boolean;
@@ -48,12 +50,13 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
   try {
     if (sub === 'start') {
       const pids = opts.pid === undefined ? [] : (Array.isArray(opts.pid) ? opts.pid : [opts.pid]).map((p) => num(p, 'pid'));
-      const ringMb = opts.ringMb === undefined ? 64 : num(opts.ringMb, 'ring-mb');
+      const ringMiB = opts.ringMib ?? opts.ringMb;
+      const ringBytes = ringMiB === undefined ? undefined : num(ringMiB, 'ring-mib') * 1024 * 1024;
       const s = await startCapture({
         journalDir: opts.journal ?? '.prov/journal', stream: opts.stream, pinDir, stateDir,
         cgroupId: opts.cgroup === undefined ? undefined : num(opts.cgroup, 'cgroup'),
         pidTree: pids.length ? pids : undefined, pathPrefix: opts.prefix,
-        ringBytes: ringMb * 1024 * 1024, env: !(opts.noEnv || opts.env === false),
+        ringBytes, env: !(opts.noEnv || opts.env === false),
       });
       out(opts, s, s.resumed
         ? `capture was attached without a collector: new collector pid ${s.daemonPid} resumes from the pinned ring → ${s.journalDir}/${s.stream}`
@@ -81,6 +84,7 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
         ? [
           `capture attached at ${s.pinDir}: ${s.programs.length} programs`,
           `  events: ${s.eventsPerSec}/s now, ${s.emitted} since attach, ${s.dropped} dropped (ring full)`,
+          ...(s.ring ? [`  ring: ${s.ring.bytes / 2 ** 20} MiB, ${(100 * s.ring.pending / s.ring.bytes).toFixed(1)} % waiting to be drained`] : []),
           s.daemon
             ? `  collector pid ${s.daemon.pid} ${s.daemon.alive ? 'running' : 'NOT running (events wait in the ring; prov capture start resumes)'}: ${s.daemon.records} records → ${s.daemon.journal}${s.daemon.lost ? `, ${s.daemon.lost} lost` : ''}${s.daemon.error ? `, error: ${s.daemon.error}` : ''}`
             : '  no collector daemon (drained by another process)',
