@@ -52,13 +52,20 @@ export function parseRebuild(args: string[]): { config: ConfigFlags; file: strin
 export async function fastRebuild(argv: string[]): Promise<number | null> {
   const p = parseRebuild(argv.slice(2));
   if (!p) return null;
+  const { mark, printTimeline } = await import('../collector/rebuild/trace.js');
+  mark('cli parsed');
   try {
     const { resolveConfig } = await import('./config.js');
-    return await (await import('./actions/rebuild.js')).default(resolveConfig(p.config), p.file, p.flags);
+    const action = (await import('./actions/rebuild.js')).default;
+    mark('rebuild modules loaded');
+    return await action(resolveConfig(p.config), p.file, p.flags);
   } catch (err) {
     const msg = err instanceof ProvError || err instanceof Error ? err.message : String(err);
     process.stderr.write(`prov: ${msg}\n`);
     if (process.env.PROV_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return exitCodeOf(err);
+  } finally {
+    mark('exit');
+    printTimeline();
   }
 }

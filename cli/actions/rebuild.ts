@@ -21,6 +21,7 @@ import {
 import { Cutoff } from '../../collector/rebuild/cutoff.js';
 import { sqlitePath, storeFingerprint } from '../../collector/rebuild/fingerprint.js';
 import type { GraphStore } from '../../graph/store.js';
+import { mark } from '../../collector/rebuild/trace.js';
 
 export interface RebuildFlags {
   dryRun?: boolean;
@@ -132,8 +133,8 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     const running = phase('run', () => runCommands(stale, {
       jobs,
       skip: (c) => cutoff.skip(c),
-      onEnd: (o) => { if (o.code === 0) cutoff.finished(o.cmd); },
-      onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
+      onEnd: (o) => { mark(`exit ${o.cmd.argv.slice(0, 3).join(' ')}`); if (o.code === 0) cutoff.finished(o.cmd); },
+      onStart: (c) => { mark(`spawn ${c.argv.slice(0, 3).join(' ')}`); if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
     }));
     ingestModules = Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]);
     ingestModules.catch(() => { /* awaited below */ });
@@ -187,7 +188,7 @@ let startedAt = 0;
 const timings: Record<string, number> = {};
 async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
   const t0 = performance.now();
-  try { return await f(); } finally { timings[name] = Math.round((timings[name] ?? 0) + performance.now() - t0); }
+  try { return await f(); } finally { timings[name] = Math.round((timings[name] ?? 0) + performance.now() - t0); mark(`${name} done`); }
 }
 
 export default async function rebuild(cfg: ProvConfig, file: string, flags: RebuildFlags): Promise<number> {
@@ -196,6 +197,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   // start-up, loading the CLI).
   if (startedAt === 0) timings.startup = Math.round(performance.now());
   startedAt = performance.now();
+  mark('rebuild action entered');
   captureMode = 'none';
   if (!file) throw new InputError('a file to rebuild is required', 'FILE');
   const jobs = flags.jobs === undefined || flags.jobs === 0 ? availableParallelism() : flags.jobs;
