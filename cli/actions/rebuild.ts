@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ProvConfig } from '../config.js';
 import { openStore } from '../../graph/open.js';
-import { InputError } from '../../graph/errors.js';
+import { InputError, StoreError } from '../../graph/errors.js';
 import { isInteractive } from '../../collector/log.js';
 import {
   assess, decide, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
@@ -98,12 +98,13 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
 }
 
 /**
- * Run the stale commands under eBPF capture into cfg.journal, then ingest the new record and
- * plan again on the same open store. Capture is, in order of preference: a running
- * `prov capture` into this journal; the warm attach left by an earlier rebuild (ebpf/warm; the
- * first rebuild leaves it); a private attach for this run (`--cold`, or the warm one is busy).
+ * Run the stale commands under eBPF capture into cfg.journal; when this returns, what they did
+ * is durable in the journal (not yet in the store). Capture is, in order of preference: a
+ * running `prov capture` into this journal; the warm attach left by an earlier rebuild
+ * (ebpf/warm; the first rebuild leaves it); a private attach for this run (`--cold`, or the
+ * warm one is busy).
  */
-async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, target: string): Promise<{ result: RunResult; after: Decisions | null }> {
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean): Promise<RunResult> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   preflight(stale); // refuse before capture attaches
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
@@ -123,36 +124,77 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
       });
     });
   }
-  let result: RunResult;
   let n = 0;
   const cutoff = new Cutoff(d, stamps);
-  let ingestModules: Promise<[typeof import('../../collector/pipeline.js'), typeof import('../decoders.js'), typeof import('./ingest.js')]> | null = null;
   try {
-    // The first commands are spawned before this call returns; what the ingest needs then
-    // loads while they run (child processes), not before they start.
-    const running = phase('run', () => runCommands(stale, {
+    return await phase('run', () => runCommands(stale, {
       jobs,
       skip: (c) => cutoff.skip(c),
       onEnd: (o) => { mark(`exit ${o.cmd.argv.slice(0, 3).join(' ')}`); if (o.code === 0) cutoff.finished(o.cmd); },
       onStart: (c) => { mark(`spawn ${c.argv.slice(0, 3).join(' ')}`); if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
     }));
-    ingestModules = Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]);
-    ingestModules.catch(() => { /* awaited below */ });
-    result = await running;
   } finally {
     await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
-  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await phase('load', () => ingestModules!);
-  const store = await phase('open', () => openStore(cfg.store));
+}
+
+/**
+ * Bring what the journal holds into the store (the re-run commands' new versions among it),
+ * then, unless `target` is null, plan `target` again on the same open store and stamp what is
+ * now up to date. Returns the new decisions (null without a target).
+ */
+export async function ingestAndStamp(cfg: ProvConfig, target: string | null, stamps: StampFile, holdsPending = false): Promise<Decisions | null> {
+  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await phase('load', () =>
+    Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]));
+  const db = sqlitePath(cfg.store);
+  const store = await phase('open', async () => db
+    ? (await import('../../graph/sqlite/index.js')).openSqliteStore(db, { waitPendingIngest: !holdsPending })
+    : openStore(cfg.store));
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
-    if (result.failed) return { result, after: null };
+    if (target === null) return null;
     // The store now holds the new versions: plan again (same open store) to stamp what is up to date.
     const after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
-    return { result, after };
+    await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(stampPath(cfg), stamps); });
+    return after;
   } finally {
     await phase('close', () => store.close());
+  }
+}
+
+/**
+ * Hand the ingest of this run's records to a background process (cli/rebuild-finish) that holds
+ * the store's pending-ingest marker until they are in and stamped: the outputs are in place
+ * already, so the terminal need not wait for it; whatever opens the store next (the next
+ * rebuild, `prov lineage`) waits for the marker (graph/sqlite/pending). False when it cannot
+ * (another marker is held: the caller ingests itself).
+ */
+async function finishInBackground(cfg: ProvConfig, db: string, target: string): Promise<boolean> {
+  const { claimPending, handOverPending, holderOf, releasePending } = await import('../../graph/sqlite/pending.js');
+  const me = holderOf(process.pid, 'prov rebuild');
+  if (!me || !claimPending(db, me)) return false;
+  try {
+    const { spawn } = await import('node:child_process');
+    const { openSync, closeSync, mkdirSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    mkdirSync(join(cfg.home, 'rebuild'), { recursive: true, mode: 0o700 });
+    const log = openSync(join(cfg.home, 'rebuild', 'finish.log'), 'a', 0o600);
+    try {
+      const child = spawn(process.execPath, [fileURLToPath(new URL('../rebuild-finish.js', import.meta.url)), JSON.stringify(cfg), target], {
+        detached: true, stdio: ['ignore', log, log], env: { ...process.env, PROV_REBUILD_TRACE: '' },
+      });
+      const holder = child.pid === undefined ? null : holderOf(child.pid, 'prov rebuild (ingest)');
+      if (!holder) throw new Error('could not start the background ingest');
+      handOverPending(db, holder);
+      child.unref();
+    } finally {
+      closeSync(log);
+    }
+    return true;
+  } catch {
+    releasePending(db, process.pid);
+    return false;
   }
 }
 
@@ -182,6 +224,23 @@ async function openPlanStore(url: string): Promise<GraphStore> {
   return openStore(url);
 }
 
+/**
+ * Before planning: wait until an earlier rebuild's background ingest is in the store; when that
+ * process died first, do its ingest here (the records are durable in the journal).
+ */
+async function settlePending(cfg: ProvConfig, db: string): Promise<void> {
+  const { waitPending, handOverPending, holderOf, releasePending } = await import('../../graph/sqlite/pending.js');
+  const st = await waitPending(db);
+  if (st.state === 'held') throw new StoreError(`pid ${st.holder.pid} (${st.holder.what}) has held ${db}.ingest-pending for a minute; try again when it has finished`, cfg.store);
+  if (st.state !== 'orphaned') return;
+  handOverPending(db, holderOf(process.pid, 'prov rebuild (ingest left by an earlier one)')!);
+  try {
+    await ingestAndStamp(cfg, null, loadStamps(stampPath(cfg)), true);
+  } finally {
+    releasePending(db, process.pid);
+  }
+}
+
 let startedAt = 0;
 
 /** Milliseconds spent per phase (reported in --json); `total` is the action's own time, `startup` what came before it. */
@@ -204,6 +263,8 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs must be a whole number ≥ 1 (got ${String(flags.jobs)})`, '--jobs');
   const target = resolve(file);
   const sp = stampPath(cfg);
+  const dbPath = sqlitePath(cfg.store);
+  if (dbPath && existsSync(`${dbPath}.ingest-pending`)) await phase('wait', () => settlePending(cfg, dbPath));
   const stamps: StampFile = await phase('stamps', () => loadStamps(sp));
   const files = new FileCache();
   // The fingerprint is taken before the store is read: a change after it shows next time.
@@ -243,7 +304,18 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  const { result, after: replanned } = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold), target);
+  const result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold));
+  if (!result.failed && !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC) {
+    // Stamps learned so far (plan cache, cutoffs) go to disk before the background ingest reads them.
+    await phase('handoff', async () => { saveStamps(sp, stamps); return finishInBackground(cfg, dbPath, target); }).then(async (handed) => {
+      if (!handed) await ingestAndStamp(cfg, target, stamps);
+    });
+    for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
+    for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
+    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+    return 0;
+  }
+  const replanned = await ingestAndStamp(cfg, result.failed ? null : target, stamps);
   if (result.failed || !replanned) {
     const f = result.failed!;
     saveStamps(sp, stamps);
@@ -256,7 +328,6 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 1;
   }
   const after = replanned;
-  await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(sp, stamps); });
   const still = after.decisions.filter((x) => x.stale);
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
   else {
