@@ -275,6 +275,12 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   if (fp && hit?.storeFiles === fp && hit.checkpoint.startsWith('plan2:')) {
     // The store's files are as they were when this plan was checked: no SQLite needed.
     d = await phase('plan+decide', () => ({ ...decide(hit.plan, files, stamps), cached: true }));
+  } else if (dbPath && hit?.checkpoint.startsWith('plan2:') && await phase('plan+decide', async () =>
+    hit.checkpoint === `plan2:${JSON.stringify((await import('../../graph/sqlite/checkpoint.js')).readCheckpoint(dbPath))}`)) {
+    // The files changed (an ingest that brought nothing new for this plan, e.g. the one after
+    // the last rebuild) but the checkpoint the plan was made at did not: one query, not the store.
+    d = await phase('plan+decide', () => ({ ...decide(hit.plan, files, stamps), cached: true }));
+    if (fp) { hit.storeFiles = fp; fpLearned = true; }
   } else {
     const store = await phase('plan+decide', () => openPlanStore(cfg.store));
     try {
