@@ -202,9 +202,9 @@ async function finishInBackground(cfg: ProvConfig, db: string, target: string): 
  * Segment size of the `rebuild` journal stream. Each rebuild opens it anew, and opening a
  * writer re-reads and checks its newest segment whole (crash recovery): with the journal's
  * 64 MiB default that grows with every rebuild (≈ 0.1 MB each for a compile and a link) until
- * the segment is full; 1 MiB segments bound it to a few milliseconds.
+ * the segment is full; 256 KiB segments (a handful of rebuilds each) bound it to 1–2 ms.
  */
-const REBUILD_SEGMENT_BYTES = 1 << 20;
+const REBUILD_SEGMENT_BYTES = 256 << 10;
 
 /** How the last run was captured (reported in --json). */
 let captureMode = 'none';
@@ -312,8 +312,12 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   if (out.length) process.stdout.write(out.join('\n') + '\n');
   const result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold));
   if (!result.failed && !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC) {
-    // Stamps learned so far (plan cache, cutoffs) go to disk before the background ingest reads them.
-    await phase('handoff', async () => { saveStamps(sp, stamps); return finishInBackground(cfg, dbPath, target); }).then(async (handed) => {
+    // What this run learned (a new plan, the store's fingerprint, cut-off commands' stamps) goes
+    // to disk before the background ingest reads the stamps.
+    await phase('handoff', async () => {
+      if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps);
+      return finishInBackground(cfg, dbPath, target);
+    }).then(async (handed) => {
       if (!handed) await ingestAndStamp(cfg, target, stamps);
     });
     for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
