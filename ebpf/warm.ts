@@ -29,7 +29,7 @@ import { openJournalWriter, type JournalWriterHandle } from '../collector/journa
 import { CODEC } from '../collector/journal/api.js';
 import type { DrainStats } from './drain.js';
 import { RingReader } from './ring.js';
-import { encodeLost } from './decode.js';
+// ebpf/decode (and the event schema behind it) is loaded only when there is a loss to record.
 import {
   attachCapture, attachedPrograms, defaultObjectPath, detachCapture, excludePid, forgetPid, isAttached, readCounters, trackPid,
 } from './loader.js';
@@ -236,12 +236,13 @@ export class InlineDrain {
     }
   }
 
-  private checkLoss(): void {
+  private async checkLoss(): Promise<void> {
     const dropped = readCounters(this.pinDir).dropped;
     const now = Number(process.hrtime.bigint());
     if (dropped > this.lastDropped) {
       const n = dropped - this.lastDropped;
       this.stats.lost += n;
+      const { encodeLost } = await import('./decode.js');
       this.writer.appendEncoded(CODEC.ebpfRaw, [encodeLost(n, this.lastCheck, now)]);
       log.warn(`${n} events lost (ring buffer full)`);
     }
@@ -257,7 +258,7 @@ export class InlineDrain {
       this.pump();
       await this.flushing;
       if (this.failure) throw this.failure;
-      this.checkLoss();
+      await this.checkLoss();
       await this.writer.flush();
       this.ring.commit(this.ring.position);
       return this.stats;

@@ -12,13 +12,14 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ProvConfig } from '../config.js';
-import { openStore } from '../../graph/open.js';
 import { InputError, StoreError } from '../../graph/errors.js';
 import { isInteractive } from '../../collector/log.js';
-import {
-  assess, decide, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
-} from '../../collector/rebuild/index.js';
-import { Cutoff } from '../../collector/rebuild/cutoff.js';
+// Only what a no-op rebuild needs is loaded up front; the planner, the runner and the store when used.
+import { decide, type Decisions } from '../../collector/rebuild/decide.js';
+import { loadStamps, saveStamps, FileCache, type StampFile } from '../../collector/rebuild/stamp.js';
+import { stampFresh } from '../../collector/rebuild/fresh.js';
+import { redactEnv } from '../../collector/rebuild/redact.js';
+import type { RunResult } from '../../collector/rebuild/run.js';
 import { sqlitePath, storeFingerprint } from '../../collector/rebuild/fingerprint.js';
 import type { GraphStore } from '../../graph/store.js';
 import { mark } from '../../collector/rebuild/trace.js';
@@ -106,6 +107,8 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
  */
 async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean): Promise<RunResult> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
+  const { runCommands, preflight } = await import('../../collector/rebuild/run.js');
+  const { Cutoff } = await import('../../collector/rebuild/cutoff.js');
   preflight(stale); // refuse before capture attaches
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
   let handle: { stop(): Promise<unknown> };
@@ -150,11 +153,12 @@ export async function ingestAndStamp(cfg: ProvConfig, target: string | null, sta
   const db = sqlitePath(cfg.store);
   const store = await phase('open', async () => db
     ? (await import('../../graph/sqlite/index.js')).openSqliteStore(db, { waitPendingIngest: !holdsPending })
-    : openStore(cfg.store));
+    : (await import('../../graph/open.js')).openStore(cfg.store));
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
     if (target === null) return null;
     // The store now holds the new versions: plan again (same open store) to stamp what is up to date.
+    const { assess } = await import('../../collector/rebuild/index.js');
     const after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
     await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(stampPath(cfg), stamps); });
     return after;
@@ -221,7 +225,7 @@ async function openPlanStore(url: string): Promise<GraphStore> {
       return await openSqliteStore(path, { readonly: true });
     } catch { /* e.g. a schema to upgrade first: the usual open does it, or says why not */ }
   }
-  return openStore(url);
+  return (await import('../../graph/open.js')).openStore(url);
 }
 
 /**
@@ -270,7 +274,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   // The fingerprint is taken before the store is read: a change after it shows next time.
   const fp = storeFingerprint(cfg.store);
   const hit = stamps.plans[target];
-  let d: Awaited<ReturnType<typeof assess>>;
+  let d: Decisions & { cached: boolean };
   let fpLearned = false;
   if (fp && hit?.storeFiles === fp && hit.checkpoint.startsWith('plan2:')) {
     // The store's files are as they were when this plan was checked: no SQLite needed.
@@ -284,7 +288,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   } else {
     const store = await phase('plan+decide', () => openPlanStore(cfg.store));
     try {
-      d = await phase('plan+decide', () => assess(store, target, stamps, files));
+      d = await phase('plan+decide', async () => (await import('../../collector/rebuild/index.js')).assess(store, target, stamps, files));
     } finally {
       await store.close();
     }
