@@ -168,38 +168,53 @@ export async function ingestAndStamp(cfg: ProvConfig, target: string | null, sta
 }
 
 /**
- * Hand the ingest of this run's records to a background process (cli/rebuild-finish) that holds
- * the store's pending-ingest marker until they are in and stamped: the outputs are in place
- * already, so the terminal need not wait for it; whatever opens the store next (the next
- * rebuild, `prov lineage`) waits for the marker (graph/sqlite/pending). False when it cannot
- * (another marker is held: the caller ingests itself).
+ * The background half of a rebuild (cli/rebuild-finish), started before capture attaches (so it
+ * is not in the captured process tree) and while the commands run it loads what the ingest
+ * needs. {@link Finisher.handOver} gives it the ingest: it holds the store's pending-ingest
+ * marker until the records are in and stamped, so the terminal need not wait for that while
+ * whatever opens the store next (the next rebuild, `prov lineage`) does (graph/sqlite/pending).
  */
-async function finishInBackground(cfg: ProvConfig, db: string, target: string): Promise<boolean> {
-  const { claimPending, handOverPending, holderOf, releasePending } = await import('../../graph/sqlite/pending.js');
-  const me = holderOf(process.pid, 'prov rebuild');
-  if (!me || !claimPending(db, me)) return false;
+interface Finisher {
+  /** Name it in the marker and let it go; false when it cannot (another marker is held, it died): ingest here. */
+  handOver(): Promise<boolean>;
+  /** Not needed after all: it exits without doing anything. */
+  cancel(): void;
+}
+
+async function startFinisher(cfg: ProvConfig, db: string, target: string): Promise<Finisher | null> {
+  const { spawn } = await import('node:child_process');
+  const { openSync, closeSync, mkdirSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  mkdirSync(join(cfg.home, 'rebuild'), { recursive: true, mode: 0o700 });
+  const log = openSync(join(cfg.home, 'rebuild', 'finish.log'), 'a', 0o600);
+  let child: import('node:child_process').ChildProcess;
   try {
-    const { spawn } = await import('node:child_process');
-    const { openSync, closeSync, mkdirSync } = await import('node:fs');
-    const { fileURLToPath } = await import('node:url');
-    mkdirSync(join(cfg.home, 'rebuild'), { recursive: true, mode: 0o700 });
-    const log = openSync(join(cfg.home, 'rebuild', 'finish.log'), 'a', 0o600);
-    try {
-      const child = spawn(process.execPath, [fileURLToPath(new URL('../rebuild-finish.js', import.meta.url)), JSON.stringify(cfg), target], {
-        detached: true, stdio: ['ignore', log, log], env: { ...process.env, PROV_REBUILD_TRACE: '' },
-      });
-      const holder = child.pid === undefined ? null : holderOf(child.pid, 'prov rebuild (ingest)');
-      if (!holder) throw new Error('could not start the background ingest');
-      handOverPending(db, holder);
-      child.unref();
-    } finally {
-      closeSync(log);
-    }
-    return true;
+    // stdin is the go signal: "go" starts the ingest; end of file (this process ended or cancelled) means exit.
+    child = spawn(process.execPath, [fileURLToPath(new URL('../rebuild-finish.js', import.meta.url)), JSON.stringify(cfg), target], {
+      detached: true, stdio: ['pipe', log, log], env: { ...process.env, PROV_REBUILD_TRACE: '' },
+    });
   } catch {
-    releasePending(db, process.pid);
-    return false;
+    return null;
+  } finally {
+    closeSync(log);
   }
+  child.on('error', () => { /* handOver finds it gone */ });
+  child.unref();
+  const stdin = child.stdin!;
+  stdin.on('error', () => { /* it exited */ });
+  const done = (): void => { stdin.end(); (stdin as unknown as { unref?: () => void }).unref?.(); };
+  return {
+    async handOver() {
+      const { claimPending, holderOf } = await import('../../graph/sqlite/pending.js');
+      const holder = child.pid === undefined || child.exitCode !== null ? null : holderOf(child.pid, 'prov rebuild (ingest)');
+      if (!holder || !claimPending(db, holder)) { done(); return false; }
+      // A small write to an empty pipe completes at once (before this process exits).
+      stdin.write('go\n');
+      done();
+      return true;
+    },
+    cancel: done,
+  };
 }
 
 /**
@@ -314,13 +329,21 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  const result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold));
-  if (!result.failed && !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC) {
+  const finisher = !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC ? await phase('finisher', () => startFinisher(cfg, dbPath, target)) : null;
+  let result: RunResult;
+  try {
+    result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold));
+  } catch (err) {
+    finisher?.cancel();
+    throw err;
+  }
+  if (finisher && result.failed) finisher.cancel();
+  if (finisher && !result.failed) {
     // What this run learned (a new plan, the store's fingerprint, cut-off commands' stamps) goes
     // to disk before the background ingest reads the stamps.
     await phase('handoff', async () => {
       if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps);
-      return finishInBackground(cfg, dbPath, target);
+      return finisher.handOver();
     }).then(async (handed) => {
       if (!handed) await ingestAndStamp(cfg, target, stamps);
     });
