@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ProvConfig } from '../config.js';
-import { InputError, StoreError } from '../../graph/errors.js';
+import { CapabilityError, InputError, StoreError } from '../../graph/errors.js';
 import { isInteractive } from '../../collector/log.js';
 // Only what a no-op rebuild needs is loaded up front; the planner, the runner and the store when used.
 import { decide, type Decisions } from '../../collector/rebuild/decide.js';
@@ -105,15 +105,19 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
  * (ebpf/warm; the first rebuild leaves it); a private attach for this run (`--cold`, or the
  * warm one is busy).
  */
-async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean): Promise<RunResult> {
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, aside: (() => void) | null): Promise<RunResult> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   const { runCommands, preflight } = await import('../../collector/rebuild/run.js');
   const { Cutoff } = await import('../../collector/rebuild/cutoff.js');
   preflight(stale); // refuse before capture attaches
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
-  let handle: { stop(): Promise<unknown> };
-  if (daemonWait) handle = { stop: daemonWait };
-  else {
+  let handle: { stop(): Promise<unknown>; pinDir?: string };
+  if (daemonWait) {
+    // Whatever `prov capture` records, it records: start the side process now, before the commands.
+    aside?.();
+    aside = null;
+    handle = { stop: daemonWait };
+  } else {
     handle = await phase('attach', async () => {
       const { warmCapture } = await import('../../ebpf/warm.js');
       const warm = cold ? null : await warmCapture({ journalDir: cfg.journal, stream: 'rebuild', ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES });
@@ -128,18 +132,41 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     });
   }
   let n = 0;
+  let asideError: Error | null = null;
   const cutoff = new Cutoff(d, stamps);
+  const runAside = async (): Promise<void> => {
+    const f = aside;
+    aside = null;
+    if (!f) return;
+    if (!handle.pinDir) { f(); return; }
+    // This process is tracked (its children are recorded from their fork on): the side process
+    // must not be. Untracked for the one synchronous fork, so no command can start meanwhile.
+    const pinDir = handle.pinDir;
+    const { forgetPid, excludePid, trackPid } = await import('../../ebpf/loader.js');
+    try { forgetPid(process.pid, pinDir); } catch { return; }
+    try { f(); } finally {
+      try { excludePid(process.pid, pinDir); trackPid(process.pid, pinDir); } catch (e) { asideError = e as Error; }
+    }
+  };
+  let result: RunResult;
   try {
-    return await phase('run', () => runCommands(stale, {
+    result = await phase('run', () => runCommands(stale, {
       jobs,
       skip: (c) => cutoff.skip(c),
       onEnd: (o) => { mark(`exit ${o.cmd.argv.slice(0, 3).join(' ')}`); if (o.code === 0) cutoff.finished(o.cmd); },
-      onStart: (c) => { mark(`spawn ${c.argv.slice(0, 3).join(' ')}`); if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
+      onStart: (c) => {
+        mark(`spawn ${c.argv.slice(0, 3).join(' ')}`);
+        if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`);
+        // Once the first commands are spawned (this callback runs just before): while they run.
+        if (aside) setImmediate(() => { void runAside().then(() => mark('side process started')); });
+      },
     }));
   } finally {
     await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
+  if (asideError) throw new CapabilityError(`capture could not track this rebuild again after starting its background ingest: ${(asideError as Error).message}; the commands ran but what they did may not all be recorded`, 'ebpf');
+  return result;
 }
 
 /**
@@ -154,17 +181,40 @@ export async function ingestAndStamp(cfg: ProvConfig, target: string | null, sta
   const store = await phase('open', async () => db
     ? (await import('../../graph/sqlite/index.js')).openSqliteStore(db, { waitPendingIngest: !holdsPending })
     : (await import('../../graph/open.js')).openStore(cfg.store));
+  let after: Decisions | null = null;
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
     if (target === null) return null;
     // The store now holds the new versions: plan again (same open store) to stamp what is up to date.
     const { assess } = await import('../../collector/rebuild/index.js');
-    const after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
-    await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(stampPath(cfg), stamps); });
-    return after;
+    after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
+    stampFresh(after, new FileCache(), stamps);
   } finally {
     await phase('close', () => store.close());
   }
+  if (db) await phase('fingerprint', () => learnFingerprint(cfg.store, db, stamps.plans[target]));
+  await phase('stamp', () => saveStamps(stampPath(cfg), stamps));
+  return after;
+}
+
+/**
+ * Right after this process's ingest and re-plan: vouch that the store's files, as they are now,
+ * hold the checkpoint the plan was made at, so the next rebuild needs no SQLite to trust the
+ * cached plan (collector/rebuild/fingerprint; without this it would load the driver for one
+ * query, 5–15 ms). The fingerprint is taken before and after reading the checkpoint again: a
+ * write after the re-plan changes the checkpoint read; one during the read shows in the second
+ * fingerprint (the WAL reappears, or the database file's size, time or inode moves). Only a
+ * writer that opened, committed and checkpointed entirely between those two steps within one
+ * clock tick, leaving the file's size unchanged, could slip past — the freshness guard the
+ * fingerprint otherwise applies is for files nobody watched being written.
+ */
+async function learnFingerprint(url: string, db: string, entry: StampFile['plans'][string] | undefined): Promise<void> {
+  if (!entry?.checkpoint.startsWith('plan2:')) return;
+  const { readCheckpoint } = await import('../../graph/sqlite/checkpoint.js');
+  const before = storeFingerprint(url, Date.now(), true);
+  const cp = readCheckpoint(db);
+  const after = storeFingerprint(url, Date.now(), true);
+  if (before && before === after && cp && entry.checkpoint === `plan2:${JSON.stringify(cp)}`) entry.storeFiles = before;
 }
 
 /**
@@ -181,22 +231,25 @@ interface Finisher {
   cancel(): void;
 }
 
-async function startFinisher(cfg: ProvConfig, db: string, target: string): Promise<Finisher | null> {
-  const { spawn } = await import('node:child_process');
-  const { openSync, closeSync, mkdirSync } = await import('node:fs');
-  const { fileURLToPath } = await import('node:url');
-  mkdirSync(join(cfg.home, 'rebuild'), { recursive: true, mode: 0o700 });
-  const log = openSync(join(cfg.home, 'rebuild', 'finish.log'), 'a', 0o600);
+/** What starting the finisher needs, loaded ahead so that starting it is one synchronous step. */
+async function finisherModules() {
+  const [{ spawn }, { openSync, closeSync, mkdirSync }, { fileURLToPath }] = await Promise.all([import('node:child_process'), import('node:fs'), import('node:url')]);
+  return { spawn, openSync, closeSync, mkdirSync, fileURLToPath };
+}
+
+function launchFinisher(m: Awaited<ReturnType<typeof finisherModules>>, cfg: ProvConfig, db: string, target: string): Finisher | null {
+  m.mkdirSync(join(cfg.home, 'rebuild'), { recursive: true, mode: 0o700 });
+  const log = m.openSync(join(cfg.home, 'rebuild', 'finish.log'), 'a', 0o600);
   let child: import('node:child_process').ChildProcess;
   try {
     // stdin is the go signal: "go" starts the ingest; end of file (this process ended or cancelled) means exit.
-    child = spawn(process.execPath, [fileURLToPath(new URL('../rebuild-finish.js', import.meta.url)), JSON.stringify(cfg), target], {
+    child = m.spawn(process.execPath, [m.fileURLToPath(new URL('../rebuild-finish.js', import.meta.url)), JSON.stringify(cfg), target], {
       detached: true, stdio: ['pipe', log, log], env: { ...process.env, PROV_REBUILD_TRACE: '' },
     });
   } catch {
     return null;
   } finally {
-    closeSync(log);
+    m.closeSync(log);
   }
   child.on('error', () => { /* handOver finds it gone */ });
   child.unref();
@@ -329,21 +382,27 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  const finisher = !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC ? await phase('finisher', () => startFinisher(cfg, dbPath, target)) : null;
+  // The background half (see Finisher) starts while the first commands run, outside capture.
+  const fm = !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC ? await finisherModules() : null;
+  let finisher = null as Finisher | null;
+  const aside = fm && dbPath ? () => { finisher = launchFinisher(fm, cfg, dbPath, target); } : null;
   let result: RunResult;
   try {
-    result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold));
+    result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold), aside);
   } catch (err) {
     finisher?.cancel();
     throw err;
   }
   if (finisher && result.failed) finisher.cancel();
+  // No command started (all cut off): capture is detached by now, start it here.
+  if (aside && !finisher && !result.failed) aside();
   if (finisher && !result.failed) {
+    const f: Finisher = finisher;
     // What this run learned (a new plan, the store's fingerprint, cut-off commands' stamps) goes
     // to disk before the background ingest reads the stamps.
     await phase('handoff', async () => {
       if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps);
-      return finisher.handOver();
+      return f.handOver();
     }).then(async (handed) => {
       if (!handed) await ingestAndStamp(cfg, target, stamps);
     });
