@@ -274,9 +274,10 @@ function launchFinisher(m: Awaited<ReturnType<typeof finisherModules>>, cfg: Pro
  * Segment size of the `rebuild` journal stream. Each rebuild opens it anew, and opening a
  * writer re-reads and checks its newest segment whole (crash recovery): with the journal's
  * 64 MiB default that grows with every rebuild (≈ 0.1 MB each for a compile and a link) until
- * the segment is full; 256 KiB segments (a handful of rebuilds each) bound it to 1–2 ms.
+ * the segment is full. 128 KiB segments (two or three rebuilds of a small project each) bound
+ * that walk to about a millisecond at the price of more segment files.
  */
-const REBUILD_SEGMENT_BYTES = 256 << 10;
+const REBUILD_SEGMENT_BYTES = 128 << 10;
 
 /** How the last run was captured (reported in --json). */
 let captureMode = 'none';

@@ -235,7 +235,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
 if (process.argv[1]?.endsWith('rebuild.bench.js')) {
   process.env.PROV_LOG ??= 'warn';
   run({ quick: process.argv.includes('--quick') }).then(
-    (r) => (process.argv.includes('--json') ? console.log(JSON.stringify(r, null, 2)) : printResult(r)),
+    (r) => {
+      if (process.argv.includes('--json')) { console.log(JSON.stringify(r, null, 2)); return; }
+      for (const t of r.tables ?? []) {
+        console.log(`\n${t.title}`);
+        for (const row of t.rows) console.log(`  ${row[0]!.padEnd(64)}${row[1]!.padStart(9)}`);
+      }
+      console.log('');
+      printResult(r);
+    },
     (e) => { console.error(`rebuild bench: ${(e as Error).message}`); process.exitCode = 1; },
   );
 }
