@@ -233,8 +233,9 @@ interface Finisher {
 
 /** What starting the finisher needs, loaded ahead so that starting it is one synchronous step. */
 async function finisherModules() {
-  const [{ spawn }, { openSync, closeSync, mkdirSync }, { fileURLToPath }] = await Promise.all([import('node:child_process'), import('node:fs'), import('node:url')]);
-  return { spawn, openSync, closeSync, mkdirSync, fileURLToPath };
+  const [{ spawn }, { openSync, closeSync, mkdirSync }, { fileURLToPath }, { setPriority }] = await Promise.all([
+    import('node:child_process'), import('node:fs'), import('node:url'), import('node:os')]);
+  return { spawn, openSync, closeSync, mkdirSync, fileURLToPath, setPriority };
 }
 
 function launchFinisher(m: Awaited<ReturnType<typeof finisherModules>>, cfg: ProvConfig, db: string, target: string): Finisher | null {
@@ -253,6 +254,8 @@ function launchFinisher(m: Awaited<ReturnType<typeof finisherModules>>, cfg: Pro
   }
   child.on('error', () => { /* handOver finds it gone */ });
   child.unref();
+  // Background work: the commands (and whatever the user does next) come first.
+  try { if (child.pid !== undefined) m.setPriority(child.pid, 10); } catch { /* not allowed: same priority */ }
   const stdin = child.stdin!;
   stdin.on('error', () => { /* it exited */ });
   const done = (): void => { stdin.end(); (stdin as unknown as { unref?: () => void }).unref?.(); };
