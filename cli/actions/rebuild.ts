@@ -182,18 +182,25 @@ export async function ingestAndStamp(cfg: ProvConfig, target: string | null, sta
     ? (await import('../../graph/sqlite/index.js')).openSqliteStore(db, { waitPendingIngest: !holdsPending })
     : (await import('../../graph/open.js')).openStore(cfg.store));
   let after: Decisions | null = null;
+  const decisionFiles = new FileCache();
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
     if (target === null) return null;
     // The store now holds the new versions: plan again (same open store) to stamp what is up to date.
     const { assess } = await import('../../collector/rebuild/index.js');
-    after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
+    after = await phase('replan', () => assess(store, target, stamps, decisionFiles));
     stampFresh(after, new FileCache(), stamps);
   } finally {
     await phase('close', () => store.close());
   }
-  if (db) await phase('fingerprint', () => learnFingerprint(cfg.store, db, stamps.plans[target]));
+  const entry = stamps.plans[target];
+  if (db) await phase('fingerprint', () => learnFingerprint(cfg.store, db, entry));
   await phase('stamp', () => saveStamps(stampPath(cfg), stamps));
+  if (after && entry?.storeFiles && after.decisions.length > 0 && after.decisions.every((x) => !x.stale)) {
+    const { quickOf, quickPath, writeQuick } = await import('../../collector/rebuild/quick.js');
+    const a = after;
+    writeQuick(quickPath(cfg.home, target), quickOf(target, entry.storeFiles, a.decisions.map((x) => x.cmd), (p) => decisionFiles.stat(p), a.hazards.length ? hazardText(a).split('\n') : []));
+  }
   return after;
 }
 
@@ -376,6 +383,11 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   if (flags.dryRun || staleCount === 0) {
     // The stamp file is rewritten only when it learned something (a no-op stays read-only).
     if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached || fpLearned)) saveStamps(sp, stamps);
+    if (!flags.dryRun && d.decisions.length > 0 && fp && stamps.plans[target]?.storeFiles === fp) {
+      // Next time, while nothing changed, the answer comes from the no-op shortcut.
+      const { quickOf, quickPath, writeQuick } = await import('../../collector/rebuild/quick.js');
+      writeQuick(quickPath(cfg.home, target), quickOf(target, fp, d.decisions.map((x) => x.cmd), (p) => files.stat(p), d.hazards.length ? hazardText(d).split('\n') : []));
+    }
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
     else {
       if (d.decisions.length === 0) out.push(`${file}: no recorded command wrote this version (a source file): nothing to rebuild`);

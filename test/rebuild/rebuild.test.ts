@@ -200,6 +200,21 @@ describe('prov rebuild: a C program recorded under make', () => {
     assert.equal(again.json.capture, 'none');
     assert.equal(existsSync(`${join(cfg.home, 'graph.db')}.ingest-pending`), false, 'the marker is gone');
     assert.equal(readFileSync(join(cfg.home, 'rebuild', 'finish.log'), 'utf8').trim(), '', 'the background ingest reported nothing');
+    // Nothing changed since: a plain rebuild answers from the no-op shortcut; a changed input goes the full way.
+    const plain = (): { out: string; shortcut: boolean } => {
+      const p = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'rebuild', join(dir, 'app')], { encoding: 'utf8', env: { ...env, PROV_REBUILD_TRACE: 'json' } });
+      assert.equal(p.status, 0, p.stderr);
+      return { out: p.stdout, shortcut: p.stderr.includes('answered from the no-op shortcut') };
+    };
+    const deadline = Date.now() + 5000; // the store's files must be older than the fingerprint's freshness window
+    let q = plain();
+    while (!q.shortcut && Date.now() < deadline) { spawnSync('sleep', ['0.2']); q = plain(); }
+    assert.ok(q.shortcut, 'the no-op shortcut was never used');
+    assert.match(q.out, /up to date \(5 recorded commands\)/);
+    appendFileSync(join(dir, 'util.c'), 'int deferred_b(void) { return 1; }\n');
+    const changed = plain();
+    assert.equal(changed.shortcut, false);
+    assert.match(changed.out, /rebuilt .*app: ran 2 of 5 commands/);
   });
 
   it('records a dead background ingest left behind are ingested by the next rebuild (its marker orphaned)', async () => {
