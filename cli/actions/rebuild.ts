@@ -5,6 +5,13 @@
  * order, --jobs in parallel) under eBPF capture into the same journal, ingests the new record,
  * and stamps what is now up to date (collector/rebuild). --dry-run prints the plan, --explain
  * why each command runs or not, --json all of it (environments redacted).
+ *
+ * What the user waits for is the commands: the ingest and stamping after them run in a
+ * background process (cli/rebuild-finish) that holds the store's pending-ingest marker, so the
+ * next rebuild and anything opening the store (prov lineage) wait for it; --json and stores other
+ * than SQLite ingest before returning (PROV_REBUILD_SYNC=1 forces that). A no-op is answered
+ * from a shortcut file while nothing changed (collector/rebuild/quick, read by cli/fast-rebuild).
+ * PROV_REBUILD_TRACE=1 prints where the time went (collector/rebuild/trace).
  * Exit codes: 0 up to date or rebuilt, 1 a command failed, 2 bad input, 3 FILE unknown to the
  * store, 4 capture unavailable or a command needs another user.
  */
