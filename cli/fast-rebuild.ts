@@ -9,7 +9,8 @@
  * repeated option, a value starting with `-`) returns null and goes through commander.
  */
 import { exitCodeOf, ProvError } from '../graph/errors.js';
-import type { ConfigFlags } from './config.js';
+import type { ConfigFlags, ProvConfig } from './config.js';
+import type { QuickStamp } from '../collector/rebuild/quick.js';
 import type { RebuildFlags } from './actions/rebuild.js';
 
 const GLOBAL = new Map<string, keyof ConfigFlags>([['--home', 'home'], ['--journal', 'journal'], ['--store', 'store']]);
@@ -46,19 +47,52 @@ export function parseRebuild(args: string[]): { config: ConfigFlags; file: strin
 }
 
 /**
+ * The no-op shortcut (collector/rebuild/quick): "up to date" without loading the rebuild action,
+ * when the store is SQLite, no background ingest is pending, and the store's files and every
+ * file of the target's commands are as the last rebuild that found them up to date saw them.
+ */
+async function quickUpToDate(cfg: ProvConfig, file: string): Promise<QuickStamp | null> {
+  const [{ sqlitePath, storeFingerprint }, { quickCheck, quickPath }, { existsSync }, { resolve }] = await Promise.all([
+    import('../collector/rebuild/fingerprint.js'), import('../collector/rebuild/quick.js'), import('node:fs'), import('node:path')]);
+  const db = sqlitePath(cfg.store);
+  if (!db || existsSync(`${db}.ingest-pending`)) return null;
+  const fp = storeFingerprint(cfg.store);
+  if (!fp) return null;
+  const target = resolve(file);
+  return quickCheck(quickPath(cfg.home, target), target, fp);
+}
+
+/**
  * Run `prov rebuild` when argv is a plain one: returns its exit code (errors are one line on
  * stderr, as cli/main.ts prints them), or null for commander to handle.
  */
 export async function fastRebuild(argv: string[]): Promise<number | null> {
   const p = parseRebuild(argv.slice(2));
   if (!p) return null;
+  const { mark, printTimeline } = await import('../collector/rebuild/trace.js');
+  mark('cli parsed');
   try {
     const { resolveConfig } = await import('./config.js');
-    return await (await import('./actions/rebuild.js')).default(resolveConfig(p.config), p.file, p.flags);
+    const cfg = resolveConfig(p.config);
+    if (!p.flags.dryRun && !p.flags.explain && !p.flags.json) {
+      const upToDate = await quickUpToDate(cfg, p.file);
+      if (upToDate !== null) {
+        if (upToDate.hazards.length) process.stderr.write(upToDate.hazards.join('\n') + '\n');
+        process.stdout.write(`${p.file}: up to date (${upToDate.commands} recorded commands)\n`);
+        mark('answered from the no-op shortcut');
+        return 0;
+      }
+    }
+    const action = (await import('./actions/rebuild.js')).default;
+    mark('rebuild modules loaded');
+    return await action(cfg, p.file, p.flags);
   } catch (err) {
     const msg = err instanceof ProvError || err instanceof Error ? err.message : String(err);
     process.stderr.write(`prov: ${msg}\n`);
     if (process.env.PROV_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return exitCodeOf(err);
+  } finally {
+    mark('exit');
+    printTimeline();
   }
 }

@@ -29,7 +29,7 @@ import { openJournalWriter, type JournalWriterHandle } from '../collector/journa
 import { CODEC } from '../collector/journal/api.js';
 import type { DrainStats } from './drain.js';
 import { RingReader } from './ring.js';
-import { encodeLost } from './decode.js';
+// ebpf/decode (and the event schema behind it) is loaded only when there is a loss to record.
 import {
   attachCapture, attachedPrograms, defaultObjectPath, detachCapture, excludePid, forgetPid, isAttached, readCounters, trackPid,
 } from './loader.js';
@@ -107,8 +107,10 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
   const held = await lock(pinDir);
   if (!held) return null;
   let attachedNow = false;
-  let writer: JournalWriterHandle | null = null;
   let drainer: InlineDrain | null = null;
+  // The journal writer is opened by the drain's first poll, once the commands have started:
+  // opening it walks the stream's newest segment, which need not delay them.
+  const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes });
   try {
     const want = wantedState(objectPath, ringBytes);
     const sp = statePath(pinDir, stateDir);
@@ -118,8 +120,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       && have.objectMtimeMs === want.objectMtimeMs && have.ringBytes === want.ringBytes && have.programs === attachedPrograms(pinDir).length;
     let reused = false;
     if (same && isAttached(pinDir)) {
-      writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes });
-      drainer = new InlineDrain(pinDir, writer);
+      drainer = new InlineDrain(pinDir, openWriter);
       // Records still in the ring come from processes an earlier rebuild left running (tracked
       // since): not this rebuild's, and maybe not this journal's. Dropped before this process
       // is tracked, as a fresh attach would never have seen them.
@@ -138,9 +139,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       writeFileSync(sp, JSON.stringify({ ...want, programs: a.programs.length }), { mode: 0o600 });
     }
-    writer ??= openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes });
-    drainer ??= new InlineDrain(pinDir, writer);
-    const w = writer;
+    drainer ??= new InlineDrain(pinDir, openWriter);
     const dr = drainer;
     let stopped: Promise<DrainStats> | null = null;
     return {
@@ -151,7 +150,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
             forgetPid(process.pid, pinDir);
             return await dr.stop();
           } finally {
-            await w.close();
+            await dr.closeWriter();
             held.close();
           }
         })();
@@ -162,7 +161,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
     try { forgetPid(process.pid, pinDir); } catch { /* not attached */ }
     drainer?.close();
     if (attachedNow) detachWarm({ pinDir, stateDir });
-    if (writer) await writer.close();
+    await drainer?.closeWriter();
     held.close();
     throw err;
   }
@@ -190,7 +189,10 @@ export class InlineDrain {
   private lastCheck = Number(process.hrtime.bigint());
   private failure: Error | null = null;
 
-  constructor(private readonly pinDir: string, private readonly writer: JournalWriterHandle, pollMs = 10) {
+  private writerHandle: JournalWriterHandle | null = null;
+
+  /** `openWriter` is called by the first poll (or at stop), not here. */
+  constructor(private readonly pinDir: string, private readonly openWriter: () => JournalWriterHandle, pollMs = 10) {
     this.ring = RingReader.open(join(pinDir, 'events'));
     this.lastDropped = readCounters(pinDir).dropped;
     this.timer = setInterval(() => this.pump(), pollMs);
@@ -212,10 +214,22 @@ export class InlineDrain {
     this.ring.close();
   }
 
+  private get writer(): JournalWriterHandle {
+    return (this.writerHandle ??= this.openWriter());
+  }
+
+  /** Close the journal writer if it was opened. */
+  async closeWriter(): Promise<void> {
+    const w = this.writerHandle;
+    this.writerHandle = null;
+    await w?.close();
+  }
+
   /** Append what the ring holds; start a flush that then gives the space back. */
   private pump(): void {
     if (this.failure) return;
     try {
+      void this.writer; // opened on the first poll even when nothing was emitted yet
       for (let b = this.ring.read(4 << 20); b; b = this.ring.read(4 << 20)) {
         const payloads = new Array<Uint8Array>(b.count);
         for (let i = 0; i < b.count; i++) payloads[i] = b.bytes.subarray(b.offsets[i]!, b.offsets[i + 1]!);
@@ -236,12 +250,13 @@ export class InlineDrain {
     }
   }
 
-  private checkLoss(): void {
+  private async checkLoss(): Promise<void> {
     const dropped = readCounters(this.pinDir).dropped;
     const now = Number(process.hrtime.bigint());
     if (dropped > this.lastDropped) {
       const n = dropped - this.lastDropped;
       this.stats.lost += n;
+      const { encodeLost } = await import('./decode.js');
       this.writer.appendEncoded(CODEC.ebpfRaw, [encodeLost(n, this.lastCheck, now)]);
       log.warn(`${n} events lost (ring buffer full)`);
     }
@@ -257,7 +272,7 @@ export class InlineDrain {
       this.pump();
       await this.flushing;
       if (this.failure) throw this.failure;
-      this.checkLoss();
+      await this.checkLoss();
       await this.writer.flush();
       this.ring.commit(this.ring.position);
       return this.stats;

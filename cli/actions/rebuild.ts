@@ -5,6 +5,13 @@
  * order, --jobs in parallel) under eBPF capture into the same journal, ingests the new record,
  * and stamps what is now up to date (collector/rebuild). --dry-run prints the plan, --explain
  * why each command runs or not, --json all of it (environments redacted).
+ *
+ * What the user waits for is the commands: the ingest and stamping after them run in a
+ * background process (cli/rebuild-finish) that holds the store's pending-ingest marker, so the
+ * next rebuild and anything opening the store (prov lineage) wait for it; --json and stores other
+ * than SQLite ingest before returning (PROV_REBUILD_SYNC=1 forces that). A no-op is answered
+ * from a shortcut file while nothing changed (collector/rebuild/quick, read by cli/fast-rebuild).
+ * PROV_REBUILD_TRACE=1 prints where the time went (collector/rebuild/trace).
  * Exit codes: 0 up to date or rebuilt, 1 a command failed, 2 bad input, 3 FILE unknown to the
  * store, 4 capture unavailable or a command needs another user.
  */
@@ -12,15 +19,17 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ProvConfig } from '../config.js';
-import { openStore } from '../../graph/open.js';
-import { InputError } from '../../graph/errors.js';
+import { CapabilityError, InputError, StoreError } from '../../graph/errors.js';
 import { isInteractive } from '../../collector/log.js';
-import {
-  assess, decide, stampFresh, runCommands, preflight, loadStamps, saveStamps, FileCache, redactEnv, type Decisions, type RunResult, type StampFile,
-} from '../../collector/rebuild/index.js';
-import { Cutoff } from '../../collector/rebuild/cutoff.js';
+// Only what a no-op rebuild needs is loaded up front; the planner, the runner and the store when used.
+import { decide, type Decisions } from '../../collector/rebuild/decide.js';
+import { loadStamps, saveStamps, FileCache, type StampFile } from '../../collector/rebuild/stamp.js';
+import { stampFresh } from '../../collector/rebuild/fresh.js';
+import { redactEnv } from '../../collector/rebuild/redact.js';
+import type { RunResult } from '../../collector/rebuild/run.js';
 import { sqlitePath, storeFingerprint } from '../../collector/rebuild/fingerprint.js';
 import type { GraphStore } from '../../graph/store.js';
+import { mark } from '../../collector/rebuild/trace.js';
 
 export interface RebuildFlags {
   dryRun?: boolean;
@@ -97,18 +106,25 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
 }
 
 /**
- * Run the stale commands under eBPF capture into cfg.journal, then ingest the new record and
- * plan again on the same open store. Capture is, in order of preference: a running
- * `prov capture` into this journal; the warm attach left by an earlier rebuild (ebpf/warm; the
- * first rebuild leaves it); a private attach for this run (`--cold`, or the warm one is busy).
+ * Run the stale commands under eBPF capture into cfg.journal; when this returns, what they did
+ * is durable in the journal (not yet in the store). Capture is, in order of preference: a
+ * running `prov capture` into this journal; the warm attach left by an earlier rebuild
+ * (ebpf/warm; the first rebuild leaves it); a private attach for this run (`--cold`, or the
+ * warm one is busy).
  */
-async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, target: string): Promise<{ result: RunResult; after: Decisions | null }> {
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, aside: (() => void) | null): Promise<RunResult> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
+  const { runCommands, preflight } = await import('../../collector/rebuild/run.js');
+  const { Cutoff } = await import('../../collector/rebuild/cutoff.js');
   preflight(stale); // refuse before capture attaches
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
-  let handle: { stop(): Promise<unknown> };
-  if (daemonWait) handle = { stop: daemonWait };
-  else {
+  let handle: { stop(): Promise<unknown>; pinDir?: string };
+  if (daemonWait) {
+    // Whatever `prov capture` records, it records: start the side process now, before the commands.
+    aside?.();
+    aside = null;
+    handle = { stop: daemonWait };
+  } else {
     handle = await phase('attach', async () => {
       const { warmCapture } = await import('../../ebpf/warm.js');
       const warm = cold ? null : await warmCapture({ journalDir: cfg.journal, stream: 'rebuild', ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES });
@@ -122,46 +138,163 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
       });
     });
   }
-  let result: RunResult;
   let n = 0;
+  let asideError: Error | null = null;
   const cutoff = new Cutoff(d, stamps);
-  let ingestModules: Promise<[typeof import('../../collector/pipeline.js'), typeof import('../decoders.js'), typeof import('./ingest.js')]> | null = null;
+  const runAside = async (): Promise<void> => {
+    const f = aside;
+    aside = null;
+    if (!f) return;
+    if (!handle.pinDir) { f(); return; }
+    // This process is tracked (its children are recorded from their fork on): the side process
+    // must not be. Untracked for the one synchronous fork, so no command can start meanwhile.
+    const pinDir = handle.pinDir;
+    const { forgetPid, excludePid, trackPid } = await import('../../ebpf/loader.js');
+    try { forgetPid(process.pid, pinDir); } catch { return; }
+    try { f(); } finally {
+      try { excludePid(process.pid, pinDir); trackPid(process.pid, pinDir); } catch (e) { asideError = e as Error; }
+    }
+  };
+  let result: RunResult;
   try {
-    // The first commands are spawned before this call returns; what the ingest needs then
-    // loads while they run (child processes), not before they start.
-    const running = phase('run', () => runCommands(stale, {
+    result = await phase('run', () => runCommands(stale, {
       jobs,
       skip: (c) => cutoff.skip(c),
-      onEnd: (o) => { if (o.code === 0) cutoff.finished(o.cmd); },
-      onStart: (c) => { if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`); },
+      onEnd: (o) => { mark(`exit ${o.cmd.argv.slice(0, 3).join(' ')}`); if (o.code === 0) cutoff.finished(o.cmd); },
+      onStart: (c) => {
+        mark(`spawn ${c.argv.slice(0, 3).join(' ')}`);
+        if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`);
+        // Once the first commands are spawned (this callback runs just before): while they run.
+        if (aside) setImmediate(() => { void runAside().then(() => mark('side process started')); });
+      },
     }));
-    ingestModules = Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]);
-    ingestModules.catch(() => { /* awaited below */ });
-    result = await running;
   } finally {
     await phase('detach', async () => { await handle.stop(); });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
-  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await phase('load', () => ingestModules!);
-  const store = await phase('open', () => openStore(cfg.store));
+  if (asideError) throw new CapabilityError(`capture could not track this rebuild again after starting its background ingest: ${(asideError as Error).message}; the commands ran but what they did may not all be recorded`, 'ebpf');
+  return result;
+}
+
+/**
+ * Bring what the journal holds into the store (the re-run commands' new versions among it),
+ * then, unless `target` is null, plan `target` again on the same open store and stamp what is
+ * now up to date. Returns the new decisions (null without a target).
+ */
+export async function ingestAndStamp(cfg: ProvConfig, target: string | null, stamps: StampFile, holdsPending = false): Promise<Decisions | null> {
+  const [{ runPipeline }, { payloadDecoders }, { joinStatePath }] = await phase('load', () =>
+    Promise.all([import('../../collector/pipeline.js'), import('../decoders.js'), import('./ingest.js')]));
+  const db = sqlitePath(cfg.store);
+  const store = await phase('open', async () => db
+    ? (await import('../../graph/sqlite/index.js')).openSqliteStore(db, { waitPendingIngest: !holdsPending })
+    : (await import('../../graph/open.js')).openStore(cfg.store));
+  let after: Decisions | null = null;
+  const decisionFiles = new FileCache();
   try {
     await phase('ingest', async () => runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: await payloadDecoders() }));
-    if (result.failed) return { result, after: null };
+    if (target === null) return null;
     // The store now holds the new versions: plan again (same open store) to stamp what is up to date.
-    const after = await phase('replan', () => assess(store, target, stamps, new FileCache()));
-    return { result, after };
+    const { assess } = await import('../../collector/rebuild/index.js');
+    after = await phase('replan', () => assess(store, target, stamps, decisionFiles));
+    stampFresh(after, new FileCache(), stamps);
   } finally {
     await phase('close', () => store.close());
   }
+  const entry = stamps.plans[target];
+  if (db) await phase('fingerprint', () => learnFingerprint(cfg.store, db, entry));
+  await phase('stamp', () => saveStamps(stampPath(cfg), stamps));
+  if (after && entry?.storeFiles && after.decisions.length > 0 && after.decisions.every((x) => !x.stale)) {
+    const { quickOf, quickPath, writeQuick } = await import('../../collector/rebuild/quick.js');
+    const a = after;
+    writeQuick(quickPath(cfg.home, target), quickOf(target, entry.storeFiles, a.decisions.map((x) => x.cmd), (p) => decisionFiles.stat(p), a.hazards.length ? hazardText(a).split('\n') : []));
+  }
+  return after;
+}
+
+/**
+ * Right after this process's ingest and re-plan: vouch that the store's files, as they are now,
+ * hold the checkpoint the plan was made at, so the next rebuild needs no SQLite to trust the
+ * cached plan (collector/rebuild/fingerprint; without this it would load the driver for one
+ * query, 5–15 ms). The fingerprint is taken before and after reading the checkpoint again: a
+ * write after the re-plan changes the checkpoint read; one during the read shows in the second
+ * fingerprint (the WAL reappears, or the database file's size, time or inode moves). Only a
+ * writer that opened, committed and checkpointed entirely between those two steps within one
+ * clock tick, leaving the file's size unchanged, could slip past — the freshness guard the
+ * fingerprint otherwise applies is for files nobody watched being written.
+ */
+async function learnFingerprint(url: string, db: string, entry: StampFile['plans'][string] | undefined): Promise<void> {
+  if (!entry?.checkpoint.startsWith('plan2:')) return;
+  const { readCheckpoint } = await import('../../graph/sqlite/checkpoint.js');
+  const before = storeFingerprint(url, Date.now(), true);
+  const cp = readCheckpoint(db);
+  const after = storeFingerprint(url, Date.now(), true);
+  if (before && before === after && cp && entry.checkpoint === `plan2:${JSON.stringify(cp)}`) entry.storeFiles = before;
+}
+
+/**
+ * The background half of a rebuild (cli/rebuild-finish), started before capture attaches (so it
+ * is not in the captured process tree) and while the commands run it loads what the ingest
+ * needs. {@link Finisher.handOver} gives it the ingest: it holds the store's pending-ingest
+ * marker until the records are in and stamped, so the terminal need not wait for that while
+ * whatever opens the store next (the next rebuild, `prov lineage`) does (graph/sqlite/pending).
+ */
+interface Finisher {
+  /** Name it in the marker and let it go; false when it cannot (another marker is held, it died): ingest here. */
+  handOver(): Promise<boolean>;
+  /** Not needed after all: it exits without doing anything. */
+  cancel(): void;
+}
+
+/** What starting the finisher needs, loaded ahead so that starting it is one synchronous step. */
+async function finisherModules() {
+  const [{ spawn }, { openSync, closeSync, mkdirSync }, { fileURLToPath }, { setPriority }] = await Promise.all([
+    import('node:child_process'), import('node:fs'), import('node:url'), import('node:os')]);
+  return { spawn, openSync, closeSync, mkdirSync, fileURLToPath, setPriority };
+}
+
+function launchFinisher(m: Awaited<ReturnType<typeof finisherModules>>, cfg: ProvConfig, db: string, target: string): Finisher | null {
+  m.mkdirSync(join(cfg.home, 'rebuild'), { recursive: true, mode: 0o700 });
+  const log = m.openSync(join(cfg.home, 'rebuild', 'finish.log'), 'a', 0o600);
+  let child: import('node:child_process').ChildProcess;
+  try {
+    // stdin is the go signal: "go" starts the ingest; end of file (this process ended or cancelled) means exit.
+    child = m.spawn(process.execPath, [m.fileURLToPath(new URL('../rebuild-finish.js', import.meta.url)), JSON.stringify(cfg), target], {
+      detached: true, stdio: ['pipe', log, log], env: { ...process.env, PROV_REBUILD_TRACE: '' },
+    });
+  } catch {
+    return null;
+  } finally {
+    m.closeSync(log);
+  }
+  child.on('error', () => { /* handOver finds it gone */ });
+  child.unref();
+  // Background work: the commands (and whatever the user does next) come first.
+  try { if (child.pid !== undefined) m.setPriority(child.pid, 10); } catch { /* not allowed: same priority */ }
+  const stdin = child.stdin!;
+  stdin.on('error', () => { /* it exited */ });
+  const done = (): void => { stdin.end(); (stdin as unknown as { unref?: () => void }).unref?.(); };
+  return {
+    async handOver() {
+      const { claimPending, holderOf } = await import('../../graph/sqlite/pending.js');
+      const holder = child.pid === undefined || child.exitCode !== null ? null : holderOf(child.pid, 'prov rebuild (ingest)');
+      if (!holder || !claimPending(db, holder)) { done(); return false; }
+      // A small write to an empty pipe completes at once (before this process exits).
+      stdin.write('go\n');
+      done();
+      return true;
+    },
+    cancel: done,
+  };
 }
 
 /**
  * Segment size of the `rebuild` journal stream. Each rebuild opens it anew, and opening a
  * writer re-reads and checks its newest segment whole (crash recovery): with the journal's
  * 64 MiB default that grows with every rebuild (≈ 0.1 MB each for a compile and a link) until
- * the segment is full; 1 MiB segments bound it to a few milliseconds.
+ * the segment is full. 128 KiB segments (two or three rebuilds of a small project each) bound
+ * that walk to about a millisecond at the price of more segment files.
  */
-const REBUILD_SEGMENT_BYTES = 1 << 20;
+const REBUILD_SEGMENT_BYTES = 128 << 10;
 
 /** How the last run was captured (reported in --json). */
 let captureMode = 'none';
@@ -178,7 +311,24 @@ async function openPlanStore(url: string): Promise<GraphStore> {
       return await openSqliteStore(path, { readonly: true });
     } catch { /* e.g. a schema to upgrade first: the usual open does it, or says why not */ }
   }
-  return openStore(url);
+  return (await import('../../graph/open.js')).openStore(url);
+}
+
+/**
+ * Before planning: wait until an earlier rebuild's background ingest is in the store; when that
+ * process died first, do its ingest here (the records are durable in the journal).
+ */
+async function settlePending(cfg: ProvConfig, db: string): Promise<void> {
+  const { waitPending, handOverPending, holderOf, releasePending } = await import('../../graph/sqlite/pending.js');
+  const st = await waitPending(db);
+  if (st.state === 'held') throw new StoreError(`pid ${st.holder.pid} (${st.holder.what}) has held ${db}.ingest-pending for a minute; try again when it has finished`, cfg.store);
+  if (st.state !== 'orphaned') return;
+  handOverPending(db, holderOf(process.pid, 'prov rebuild (ingest left by an earlier one)')!);
+  try {
+    await ingestAndStamp(cfg, null, loadStamps(stampPath(cfg)), true);
+  } finally {
+    releasePending(db, process.pid);
+  }
 }
 
 let startedAt = 0;
@@ -187,7 +337,7 @@ let startedAt = 0;
 const timings: Record<string, number> = {};
 async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
   const t0 = performance.now();
-  try { return await f(); } finally { timings[name] = Math.round((timings[name] ?? 0) + performance.now() - t0); }
+  try { return await f(); } finally { timings[name] = Math.round((timings[name] ?? 0) + performance.now() - t0); mark(`${name} done`); }
 }
 
 export default async function rebuild(cfg: ProvConfig, file: string, flags: RebuildFlags): Promise<number> {
@@ -196,26 +346,35 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   // start-up, loading the CLI).
   if (startedAt === 0) timings.startup = Math.round(performance.now());
   startedAt = performance.now();
+  mark('rebuild action entered');
   captureMode = 'none';
   if (!file) throw new InputError('a file to rebuild is required', 'FILE');
   const jobs = flags.jobs === undefined || flags.jobs === 0 ? availableParallelism() : flags.jobs;
   if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs must be a whole number ≥ 1 (got ${String(flags.jobs)})`, '--jobs');
   const target = resolve(file);
   const sp = stampPath(cfg);
+  const dbPath = sqlitePath(cfg.store);
+  if (dbPath && existsSync(`${dbPath}.ingest-pending`)) await phase('wait', () => settlePending(cfg, dbPath));
   const stamps: StampFile = await phase('stamps', () => loadStamps(sp));
   const files = new FileCache();
   // The fingerprint is taken before the store is read: a change after it shows next time.
   const fp = storeFingerprint(cfg.store);
   const hit = stamps.plans[target];
-  let d: Awaited<ReturnType<typeof assess>>;
+  let d: Decisions & { cached: boolean };
   let fpLearned = false;
   if (fp && hit?.storeFiles === fp && hit.checkpoint.startsWith('plan2:')) {
     // The store's files are as they were when this plan was checked: no SQLite needed.
     d = await phase('plan+decide', () => ({ ...decide(hit.plan, files, stamps), cached: true }));
+  } else if (dbPath && hit?.checkpoint.startsWith('plan2:') && await phase('plan+decide', async () =>
+    hit.checkpoint === `plan2:${JSON.stringify((await import('../../graph/sqlite/checkpoint.js')).readCheckpoint(dbPath))}`)) {
+    // The files changed (an ingest that brought nothing new for this plan, e.g. the one after
+    // the last rebuild) but the checkpoint the plan was made at did not: one query, not the store.
+    d = await phase('plan+decide', () => ({ ...decide(hit.plan, files, stamps), cached: true }));
+    if (fp) { hit.storeFiles = fp; fpLearned = true; }
   } else {
     const store = await phase('plan+decide', () => openPlanStore(cfg.store));
     try {
-      d = await phase('plan+decide', () => assess(store, target, stamps, files));
+      d = await phase('plan+decide', async () => (await import('../../collector/rebuild/index.js')).assess(store, target, stamps, files));
     } finally {
       await store.close();
     }
@@ -231,6 +390,11 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   if (flags.dryRun || staleCount === 0) {
     // The stamp file is rewritten only when it learned something (a no-op stays read-only).
     if (!flags.dryRun && (stampFresh(d, files, stamps) > 0 || !d.cached || fpLearned)) saveStamps(sp, stamps);
+    if (!flags.dryRun && d.decisions.length > 0 && fp && stamps.plans[target]?.storeFiles === fp) {
+      // Next time, while nothing changed, the answer comes from the no-op shortcut.
+      const { quickOf, quickPath, writeQuick } = await import('../../collector/rebuild/quick.js');
+      writeQuick(quickPath(cfg.home, target), quickOf(target, fp, d.decisions.map((x) => x.cmd), (p) => files.stat(p), d.hazards.length ? hazardText(d).split('\n') : []));
+    }
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
     else {
       if (d.decisions.length === 0) out.push(`${file}: no recorded command wrote this version (a source file): nothing to rebuild`);
@@ -241,7 +405,36 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  const { result, after: replanned } = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold), target);
+  // The background half (see Finisher) starts while the first commands run, outside capture.
+  const fm = !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC ? await finisherModules() : null;
+  let finisher = null as Finisher | null;
+  const aside = fm && dbPath ? () => { finisher = launchFinisher(fm, cfg, dbPath, target); } : null;
+  let result: RunResult;
+  try {
+    result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold), aside);
+  } catch (err) {
+    finisher?.cancel();
+    throw err;
+  }
+  if (finisher && result.failed) finisher.cancel();
+  // No command started (all cut off): capture is detached by now, start it here.
+  if (aside && !finisher && !result.failed) aside();
+  if (finisher && !result.failed) {
+    const f: Finisher = finisher;
+    // What this run learned (a new plan, the store's fingerprint, cut-off commands' stamps) goes
+    // to disk before the background ingest reads the stamps.
+    await phase('handoff', async () => {
+      if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps);
+      return f.handOver();
+    }).then(async (handed) => {
+      if (!handed) await ingestAndStamp(cfg, target, stamps);
+    });
+    for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
+    for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
+    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+    return 0;
+  }
+  const replanned = await ingestAndStamp(cfg, result.failed ? null : target, stamps);
   if (result.failed || !replanned) {
     const f = result.failed!;
     saveStamps(sp, stamps);
@@ -254,7 +447,6 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 1;
   }
   const after = replanned;
-  await phase('stamp', () => { stampFresh(after, new FileCache(), stamps); saveStamps(sp, stamps); });
   const still = after.decisions.filter((x) => x.stale);
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
   else {

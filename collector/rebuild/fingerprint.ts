@@ -27,9 +27,10 @@ export function sqlitePath(url: string): string | null {
 
 /**
  * The fingerprint of the store's files now, or null when there is none to trust (not SQLite,
- * missing, or changed too recently).
+ * missing, or changed too recently — unless `evenFresh`, for a caller that has just checked
+ * the content itself).
  */
-export function storeFingerprint(url: string, nowMs = Date.now()): string | null {
+export function storeFingerprint(url: string, nowMs = Date.now(), evenFresh = false): string | null {
   const db = sqlitePath(url);
   if (!db) return null;
   const fresh = BigInt(nowMs - FRESH_MS) * 1_000_000n;
@@ -42,7 +43,7 @@ export function storeFingerprint(url: string, nowMs = Date.now()): string | null
       continue;
     }
     if (f !== db && st.size === 0n) { parts.push('-'); continue; }
-    if (st.mtimeNs > fresh) return null; // content writes set mtime (and ctime) to the coarse clock
+    if (st.mtimeNs > fresh && !evenFresh) return null; // content writes set mtime (and ctime) to the coarse clock
     parts.push(`${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`);
   }
   return parts.join(' ');

@@ -14,6 +14,7 @@ export { decide, type Decisions, type Hazard } from './decide.js';
 export { runCommands, preflight, type RunResult, type RunOutcome } from './run.js';
 export { loadStamps, saveStamps, FileCache, type StampFile } from './stamp.js';
 export { redactEnv, looksSecret } from './redact.js';
+export { stampFresh } from './fresh.js';
 
 /** The plan of `path`: cached while the store has not changed, else walked from the store. */
 export async function currentPlan(store: GraphStore, path: string, stamps: StampFile): Promise<{ plan: Plan; cached: boolean }> {
@@ -30,25 +31,4 @@ export async function currentPlan(store: GraphStore, path: string, stamps: Stamp
 export async function assess(store: GraphStore, path: string, stamps: StampFile, files = new FileCache()): Promise<Decisions & { cached: boolean }> {
   const { plan, cached } = await currentPlan(store, path, stamps);
   return { ...decide(plan, files, stamps), cached };
-}
-
-/**
- * Remember the content of every file of the commands found fresh, vouching for their recorded
- * run; returns how many commands were stamped anew. Existing stamps for the same run are kept.
- */
-export function stampFresh(d: Decisions, files: FileCache, stamps: StampFile): number {
-  let n = 0;
-  for (const { cmd, stale } of d.decisions) {
-    if (stale) continue;
-    const old = stamps.commands[cmd.key];
-    if (old?.run === cmd.run) continue;
-    const entry: StampFile['commands'][string] = { run: cmd.run, files: {} };
-    for (const f of [...cmd.inputs, ...cmd.outputs]) {
-      const s = files.stampOf(f.path, old?.files[f.path]);
-      if (s) entry.files[f.path] = s;
-    }
-    stamps.commands[cmd.key] = entry;
-    n++;
-  }
-  return n;
 }

@@ -7,7 +7,7 @@
  * are unchanged is the same; one whose stat changed is compared by content.
  * Also a cache of plans keyed by the store's checkpoint, so a no-op rebuild needs no graph walk.
  */
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Plan } from './plan.js';
@@ -35,6 +35,12 @@ export interface StampFile {
 
 export const HASH_LIMIT = 16 << 20;
 
+// node:crypto is loaded on the first hash only: a no-op rebuild compares stat results and hashes
+// nothing, and loading it is a noticeable part of what that costs.
+const require = createRequire(import.meta.url);
+let crypto: typeof import('node:crypto') | null = null;
+const sha256 = () => (crypto ??= require('node:crypto') as typeof import('node:crypto')).createHash('sha256');
+
 export function loadStamps(path: string): StampFile {
   try {
     const s = JSON.parse(readFileSync(path, 'utf8')) as StampFile;
@@ -56,7 +62,7 @@ export function hashFile(path: string, size: number): string | null {
   let fd: number;
   try { fd = openSync(path, 'r'); } catch { return null; }
   try {
-    const h = createHash('sha256');
+    const h = sha256();
     const buf = Buffer.allocUnsafe(1 << 16);
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);

@@ -21,6 +21,8 @@ import { checkSchema, ensureSchema } from './schema.js';
 import { SqliteIngester } from './ingest.js';
 import { EDGE_JSON, ReadCache, edgesOf } from './cache.js';
 import { PathQueries } from './search.js';
+import { waitPending } from './pending.js';
+import { logger } from '../../collector/log.js';
 import { EDGE_CODE, EDGE_KINDS, NODE_CODE, NODE_KINDS, edgeFromRow, nodeFromRow, type EdgeRow, type NodeRow } from './codec.js';
 
 export interface SqliteStoreOptions {
@@ -42,6 +44,12 @@ export interface SqliteStoreOptions {
    * not tracked, so any write to the database empties this cache.
    */
   edgeCache?: number;
+  /**
+   * Wait while a process holds the database's pending-ingest marker (graph/sqlite/pending:
+   * a rebuild's records on their way in), so what it re-made is visible (default true; the
+   * holder itself opens with false).
+   */
+  waitPendingIngest?: boolean;
 }
 
 const NODE_COLS = 'nid, id, kind, host, label, ts, attrs';
@@ -56,6 +64,11 @@ const PROCESS = NODE_CODE.get('process')!;
 export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): Promise<SqliteGraphStore> {
   const where = `sqlite:${path}`;
   const memory = path === ':memory:';
+  if (!memory && opts.waitPendingIngest !== false) {
+    const st = await waitPending(path);
+    if (st.state === 'held') logger('store').warn(`${path}: pid ${st.holder.pid} (${st.holder.what}) has been ingesting for a minute; opening without its records`);
+    else if (st.state === 'orphaned') logger('store').warn(`${path}: ${st.holder.what} (pid ${st.holder.pid}) ended before ingesting what it recorded; its records are in the journal (prov ingest or the next prov rebuild brings them in)`);
+  }
   let db: Database.Database;
   try {
     if (!memory && !opts.readonly) {

@@ -181,6 +181,57 @@ describe('prov rebuild: a C program recorded under make', () => {
     assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '43\n');
   });
 
+  it('without --json the ingest finishes in the background; the next prov lineage and prov rebuild see the new versions', () => {
+    appendFileSync(join(dir, 'util.c'), 'int deferred_a(void) { return 1; }\n');
+    const t0 = process.hrtime.bigint(); // CLOCK_MONOTONIC, the clock capture stamps records with
+    const env = { ...process.env, NO_COLOR: '1', PROV_REBUILD_PIN_DIR: WARM_PIN };
+    const r = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'rebuild', join(dir, 'app')], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /rebuilt .*app: ran 2 of 5 commands/);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '43\n', 'the outputs are in place when the command returns');
+    // Run at once: lineage waits for the background ingest (the store's pending-ingest marker).
+    const l = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'lineage', join(dir, 'app'), '--json', '--depth', '1'], { encoding: 'utf8', env });
+    assert.equal(l.status, 0, l.stderr);
+    const root = (JSON.parse(l.stdout) as { root: string; nodes: Array<{ id: string; ts: number }> });
+    const version = root.nodes.find((n) => n.id === root.root)!;
+    assert.ok(BigInt(version.ts) > t0, `lineage shows the version of app from before the rebuild (${version.ts} < ${t0})`);
+    const again = rebuildCli(cfg, join(dir, 'app'));
+    assert.deepEqual(again.json.ran, [], why(again.json));
+    assert.equal(again.json.capture, 'none');
+    assert.equal(existsSync(`${join(cfg.home, 'graph.db')}.ingest-pending`), false, 'the marker is gone');
+    assert.equal(readFileSync(join(cfg.home, 'rebuild', 'finish.log'), 'utf8').trim(), '', 'the background ingest reported nothing');
+    // Nothing changed since: a plain rebuild answers from the no-op shortcut; a changed input goes the full way.
+    const plain = (): { out: string; shortcut: boolean } => {
+      const p = spawnSync(process.execPath, [CLI, '--home', cfg.home, 'rebuild', join(dir, 'app')], { encoding: 'utf8', env: { ...env, PROV_REBUILD_TRACE: 'json' } });
+      assert.equal(p.status, 0, p.stderr);
+      return { out: p.stdout, shortcut: p.stderr.includes('answered from the no-op shortcut') };
+    };
+    const deadline = Date.now() + 5000; // the store's files must be older than the fingerprint's freshness window
+    let q = plain();
+    while (!q.shortcut && Date.now() < deadline) { spawnSync('sleep', ['0.2']); q = plain(); }
+    assert.ok(q.shortcut, 'the no-op shortcut was never used');
+    assert.match(q.out, /up to date \(5 recorded commands\)/);
+    appendFileSync(join(dir, 'util.c'), 'int deferred_b(void) { return 1; }\n');
+    const changed = plain();
+    assert.equal(changed.shortcut, false);
+    assert.match(changed.out, /rebuilt .*app: ran 2 of 5 commands/);
+  });
+
+  it('records a dead background ingest left behind are ingested by the next rebuild (its marker orphaned)', async () => {
+    // make re-makes app under capture, but nothing ingests it: as if the background ingest died.
+    appendFileSync(join(dir, 'util.c'), 'int orphan_a(void) { return 1; }\n');
+    const m = await runCaptured(['make'], { cwd: dir, journalDir: cfg.journal, env: { LC_ALL: 'C', ...process.env } });
+    assert.equal(m.code, 0, m.stderr);
+    const db = join(cfg.home, 'graph.db');
+    const dead = spawnSync('true').pid;
+    writeFileSync(`${db}.ingest-pending`, JSON.stringify({ pid: dead, start: '1', what: 'prov rebuild (ingest)' }), { mode: 0o600 });
+    // Without the ingest the store's app is the old version: app would look modified and re-link.
+    const r = rebuildCli(cfg, join(dir, 'app'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json.ran, [], why(r.json));
+    assert.equal(existsSync(`${db}.ingest-pending`), false);
+  });
+
   it('a touched but unchanged input is not a change once stamped (content compared)', () => {
     const t = new Date(Date.now() + 2000);
     spawnSync('touch', ['-d', t.toISOString(), join(dir, 'plain.c')]);

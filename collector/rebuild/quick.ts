@@ -1,0 +1,79 @@
+/**
+ * @module collector/rebuild/quick
+ * The no-op shortcut: when a rebuild found every command of a target up to date (each one
+ * stamped, so the decision rested on stamps and file status alone), it writes a small file with
+ * the status (inode, size, mtime) of every file those commands read or wrote, and the store's
+ * fingerprint the plan belongs to. While the store's files and every one of those files are as
+ * they were, the same decision follows again: `prov rebuild` answers "up to date" from this file
+ * without loading the stamps, the plan or the decision code. Any difference, and the full path
+ * decides as usual.
+ */
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** A file as the decision saw it, or [path] alone when it did not exist (a temporary). */
+type Entry = [path: string, ino: number, size: number, mtimeNs: string] | [path: string];
+
+export interface QuickStamp {
+  version: 1;
+  target: string;
+  /** collector/rebuild/fingerprint of the store the plan was made from. */
+  storeFiles: string;
+  /** How many recorded commands the plan has (for the message). */
+  commands: number;
+  /** Hazard lines of that decision (printed again: hazards are never silenced). */
+  hazards: string[];
+  files: Entry[];
+}
+
+/** A short, stable name for a target path (a collision only costs the shortcut). */
+function nameOf(target: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < target.length; i++) h = Math.imul(h ^ target.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
+/** Where the shortcut for `target` lives under prov's home. */
+export function quickPath(home: string, target: string): string {
+  return join(home, 'rebuild', 'quick', `${nameOf(target)}.json`);
+}
+
+/** The shortcut when it still holds (store and every file unchanged), else null. */
+export function quickCheck(path: string, target: string, storeFiles: string): QuickStamp | null {
+  let q: QuickStamp;
+  try { q = JSON.parse(readFileSync(path, 'utf8')) as QuickStamp; } catch { return null; }
+  if (q?.version !== 1 || q.target !== target || q.storeFiles !== storeFiles || !Array.isArray(q.files)) return null;
+  for (const e of q.files) {
+    const st = statSync(e[0], { bigint: true, throwIfNoEntry: false });
+    if (e.length === 1) {
+      if (st) return null;
+      continue;
+    }
+    if (!st || Number(st.ino) !== e[1] || Number(st.size) !== e[2] || String(st.mtimeNs) !== e[3]) return null;
+  }
+  return q;
+}
+
+type StatOf = (path: string) => { ino: bigint | number; size: bigint | number; mtimeNs: bigint } | null;
+
+/** The shortcut for a decision that found all `commands` up to date, from the status it used. */
+export function quickOf(target: string, storeFiles: string, commands: Array<{ inputs: Array<{ path: string }>; outputs: Array<{ path: string }> }>, statOf: StatOf, hazards: string[]): QuickStamp {
+  const seen = new Set<string>();
+  const files: Entry[] = [];
+  for (const c of commands) {
+    for (const f of [...c.inputs, ...c.outputs]) {
+      if (seen.has(f.path)) continue;
+      seen.add(f.path);
+      const st = statOf(f.path);
+      files.push(st ? [f.path, Number(st.ino), Number(st.size), String(st.mtimeNs)] : [f.path]);
+    }
+  }
+  return { version: 1, target, storeFiles, commands: commands.length, hazards, files };
+}
+
+export function writeQuick(path: string, q: QuickStamp): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(q), { mode: 0o600 });
+  renameSync(tmp, path);
+}
