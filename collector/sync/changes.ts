@@ -103,8 +103,9 @@ export class ChangeTracker {
 
   /** Fold one record in. Throws {@link GapError} when the record cannot be trusted for SRC. */
   add(rec: JournalRecord): void {
-    this.records++;
+    const skipped = rec.skipped ?? 0;
     const last = this.positions[rec.stream] ?? 0;
+    this.records += rec.seq > last ? Math.min(rec.seq - last, 1 + skipped) : 1;
     if (rec.seq <= last) return; // already applied (a reader that re-delivers)
     if (this.degraded) {
       this.positions[rec.stream] = rec.seq;
@@ -117,9 +118,29 @@ export class ChangeTracker {
       this.positions[rec.stream] = rec.seq;
       return;
     }
-    if (rec.seq !== last + 1) throw new GapError(`stream ${rec.stream}: seq ${last + 1}..${rec.seq - 1} missing`);
+    // The records passed over right before this one are seqs seq - skipped .. seq - 1 (some may
+    // already be counted, taken as a passed-over tail by passOver).
+    if (rec.seq - skipped > last + 1) throw new GapError(`stream ${rec.stream}: seq ${last + 1}..${rec.seq - 1 - skipped} missing`);
     this.positions[rec.stream] = rec.seq;
     this.event(rec.event, rec.stream, rec.pos);
+  }
+
+  /**
+   * Streams the reader read to their end past records the prefilter passed over (see
+   * RecordFeed.passedOver): they are read up to `seq` with nothing missing.
+   */
+  passOver(reached: Record<string, number>): void {
+    for (const [stream, seq] of Object.entries(reached)) {
+      const last = this.positions[stream] ?? 0;
+      if (seq <= last) continue;
+      this.records += seq - last;
+      this.positions[stream] = seq;
+    }
+  }
+
+  /** Keys of the write handles followed now (`stream:pid:fd`, `stream:fh:N`). */
+  handleKeys(): string[] {
+    return [...this.handles.keys()];
   }
 
   private event(ev: ProvEvent, stream: string, where: string): void {

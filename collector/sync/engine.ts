@@ -35,6 +35,7 @@ import { readRootFor, witnessFor } from './capture.js';
 import { ChangeTracker } from './changes.js';
 import type { RecordFeed } from './feed.js';
 import { GapError } from './overlay.js';
+import { SyncPrefilter } from './prefilter.js';
 import { RESERVED_PREFIX, isWithin } from './paths.js';
 import { SafeTree, UnsafePathError } from './safefs.js';
 import { StateFile } from './state.js';
@@ -89,7 +90,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * or nothing new arrived for `idleMs`, or 60 s passed. On a busy host the journal may hold a
  * backlog: as long as records keep coming and are older than the probe, sync keeps reading.
  */
-async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, idleMs: number): Promise<{ ok: boolean; gap?: string; stream?: string }> {
+async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, idleMs: number, pre: SyncPrefilter): Promise<{ ok: boolean; gap?: string; stream?: string }> {
   const name = `${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
   const probe = `${src}/${name}`;
   // mkdir from a child process: the process running sync may be excluded from capture (a
@@ -109,9 +110,8 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
     return { ok, gap, stream };
   };
   for (;;) {
-    let got = false;
-    for await (const rec of feed.read(tracker.positions)) {
-      got = true;
+    const before = tracker.records;
+    for await (const rec of feed.read(tracker.positions, pre.keep)) {
       if (gap === undefined) {
         try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
       } else tracker.add(rec);
@@ -122,7 +122,11 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
       if ((!tracker.witness || ev.src === tracker.witness) && ev.ts > tAfter + 2e9) passed = true;
       if (passed || Date.now() > hardStop) break;
     }
+    if (!passed) tracker.passOver(feed.passedOver?.() ?? {});
+    // Records passed over undecoded still tell how far the witness's stream has come.
+    if (pre.maxTs > tAfter + 2e9) passed = true;
     if (passed || Date.now() > hardStop) return done(false);
+    const got = tracker.records > before;
     if (got) lastProgress = Date.now();
     else if (Date.now() - lastProgress > idleMs) return done(false);
     await sleep(5);
@@ -178,6 +182,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   // reading starts at the journal's end.
   const from = state?.checkpoint ?? (o.feed?.heads ? await o.feed.heads() : {});
   const tracker = new ChangeTracker(src, srcSt.dev, from, state?.openWriters ?? [], witnessFor(src));
+  const pre = new SyncPrefilter(src, tracker.witness, tracker.handleKeys());
   let reason: string | undefined = state ? undefined : why;
   if (reason !== undefined) tracker.degraded = true;
   // Kept from the last barrier unless this sync runs one (--watch skips it on most rounds).
@@ -186,7 +191,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   if (!o.feed) reason ??= 'no journal to read';
   else {
     if (o.barrier !== false && !o.dryRun) {
-      const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000);
+      const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000, pre);
       if (b.gap) reason ??= b.gap;
       if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';
       // Capture that stopped and started again since the last sync: its writer session changed.
@@ -203,14 +208,16 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
       const heads = o.feed.heads ? await o.feed.heads() : null;
       const reached = (): boolean => heads !== null && Object.entries(heads).every(([k, v]) => (tracker.positions[k] ?? 0) >= v);
       if (!reached()) {
-        for await (const rec of o.feed.read(tracker.positions)) {
+        let stopped = false;
+        for await (const rec of o.feed.read(tracker.positions, pre.keep)) {
           try { tracker.add(rec); } catch (e) {
             if (!(e instanceof GapError)) throw e;
             reason ??= e.message;
             tracker.degraded = true;
           }
-          if (reached()) break;
+          if (reached()) { stopped = true; break; }
         }
+        if (!stopped) tracker.passOver(o.feed.passedOver?.() ?? {});
       }
     }
     if (state && o.feed.heads) reason ??= await continuity(o.feed, state.checkpoint);
