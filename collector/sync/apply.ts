@@ -15,6 +15,12 @@
  * Contents are always read from SRC as it is now, so a file changed again after the events
  * were read is copied in its newer state; the events after the checkpoint bring it again next
  * time, which is harmless.
+ *
+ * Regular files are not copied where their step comes: they are queued and copied together at
+ * the end of step 2 (or of the full comparison), {@link COPY_CONCURRENCY} at a time on libuv's
+ * thread pool (copy_file_range, utimensat, rename). That is safe because a file's copy needs only
+ * its parent directory, which exists once every shallower step is done, and no later step moves
+ * or removes a directory a queued file is in (later steps are deeper, and files have no children).
  */
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -54,6 +60,8 @@ export function emptyCounts(): ApplyCounts {
 }
 
 const S_IFMT = 0o170000n;
+/** Files copied at once: enough to keep libuv's 4 threads busy, few enough to stay polite. */
+export const COPY_CONCURRENCY = 8;
 const typeOf = (st: BigStats): bigint => st.mode & S_IFMT;
 
 export class Applier {
@@ -62,13 +70,15 @@ export class Applier {
   readonly actions: string[] = [];
   private metaDirs = new Set<string>();
   private stageDir: string | null = null;
+  /** Regular files to copy (see the module comment), with SRC's lstat. */
+  private queued: Array<{ rel: string; st: BigStats }> = [];
 
   constructor(readonly src: SafeTree, readonly dst: SafeTree, readonly opts: ApplyOptions) {}
 
   private say(line: string): void { this.actions.push(line); }
 
   /** Apply an incremental plan. */
-  applyPlan(plan: Plan): void {
+  async applyPlan(plan: Plan): Promise<void> {
     const total = plan.originOps.length + plan.finalOps.length + plan.metaDirs.length;
     let done = 0;
     const tick = (): void => { done++; if (this.opts.progress && (done & 255) === 0) this.opts.progress(done, total); };
@@ -99,6 +109,7 @@ export class Applier {
         this.finalOp(op, missing);
       }
     }
+    await this.copyQueued();
     if (this.stageDir !== null) {
       this.dst.remove(this.stageDir);
       this.metaDirs.add('');
@@ -186,9 +197,10 @@ export class Applier {
     const mode = Number(st.mode & 0o7777n);
     if (st.isFile()) {
       if (this.opts.dryRun) { this.say(`copy ${rel} (${st.size} bytes)`); this.counts.files++; this.counts.bytes += Number(st.size); return; }
-      this.counts.bytes += this.dst.writeFileFrom(rel, this.src.abs(rel), undefined, st.mtimeNs);
+      this.queued.push({ rel, st });
       this.counts.files++;
-      this.metaDirs.add(parentRel(rel)); // the temp file + rename changed the directory's mtime
+      this.counts.bytes += Number(st.size);
+      this.metaDirs.add(parentRel(rel)); // the temp file + rename changes the directory's mtime
     } else if (st.isSymbolicLink()) {
       if (this.opts.dryRun) { this.say(`symlink ${rel}`); this.counts.symlinks++; return; }
       this.dst.writeSymlink(rel, this.src.readlink(rel), st.mtimeNs);
@@ -211,8 +223,43 @@ export class Applier {
     }
   }
 
+  /**
+   * Copy the queued files, COPY_CONCURRENCY at a time. A file gone from SRC since it was
+   * queued is left out (uncounted); a parent DST lacks is made as SRC has it, then tried again.
+   */
+  private async copyQueued(): Promise<void> {
+    const q = this.queued;
+    this.queued = [];
+    let next = 0;
+    const one = async (rel: string, st: BigStats): Promise<void> => {
+      try {
+        await this.dst.writeFileFromAsync(rel, this.src.abs(rel), st.mtimeNs);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        const now = this.src.lstat(rel);
+        if (now?.isFile() && this.ensureParents(rel)) {
+          await this.dst.writeFileFromAsync(rel, this.src.abs(rel), now.mtimeNs);
+          this.counts.bytes += Number(now.size) - Number(st.size);
+          return;
+        }
+        this.counts.files--;
+        this.counts.bytes -= Number(st.size);
+      }
+    };
+    const worker = async (): Promise<void> => {
+      while (next < q.length) {
+        const { rel, st } = q[next++]!;
+        await one(rel, st);
+      }
+    };
+    // Every worker runs to its end even when one fails: no copy is still running on return.
+    const results = await Promise.allSettled(Array.from({ length: Math.min(COPY_CONCURRENCY, q.length) }, worker));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
   /** Full comparison of the whole tree (the fallback when the record has a gap). */
-  fullCompare(): void {
+  async fullCompare(): Promise<void> {
     const root = this.src.lstat('')!;
     const have = this.dst.lstat('');
     if (have && (have.mode & 0o7777n) !== (root.mode & 0o7777n)) {
@@ -221,6 +268,7 @@ export class Applier {
     }
     this.metaDirs.add('');
     this.compareDir('');
+    await this.copyQueued();
     this.finishDirs(() => {});
   }
 

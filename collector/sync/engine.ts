@@ -237,10 +237,10 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     actions = r.actions;
   } else {
     let a = new Applier(srcTree, dstTree!, applyOpts);
-    if (mode === 'full') a.fullCompare();
+    if (mode === 'full') await a.fullCompare();
     else {
       try {
-        a.applyPlan(tracker.overlay.plan());
+        await a.applyPlan(tracker.overlay.plan());
       } catch (e) {
         if (!(e instanceof UnsafePathError)) throw e;
         // DST is not what the checkpoint says (a symlink where SRC has a directory): compare all.
@@ -249,7 +249,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
         reason = `DST differs from the checkpoint: ${e.message}`;
         log.info(`full comparison: ${reason}`);
         a = new Applier(srcTree, dstTree!, applyOpts);
-        a.fullCompare();
+        await a.fullCompare();
       }
     }
     counts = a.counts;

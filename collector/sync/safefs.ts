@@ -14,8 +14,9 @@
  * what these checks cover; DST is assumed to belong to the sync.)
  */
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { RESERVED_PREFIX, joinRel, parentRel, splitRel } from './paths.js';
-import { setMtimeNs } from './nstime.js';
+import { setMtimeNs, setMtimeNsAsync } from './nstime.js';
 
 export class UnsafePathError extends Error {
   constructor(message: string) { super(message); this.name = 'UnsafePathError'; }
@@ -158,6 +159,31 @@ export class SafeTree {
       setMtimeNs(tmpAbs, mtimeNs);
       this.install(tmpAbs, rel);
       return size;
+    } catch (e) {
+      try { fs.unlinkSync(tmpAbs); } catch { /* already renamed or never made */ }
+      throw e;
+    }
+  }
+
+  /**
+   * {@link writeFileFrom} with the copy, the time and the rename on libuv's thread pool, so that
+   * several files are copied at once. Parents are checked here, before the first await: the
+   * caller runs these only when no directory of the tree moves meanwhile.
+   */
+  async writeFileFromAsync(rel: string, srcAbs: string, mtimeNs: bigint): Promise<void> {
+    const tmpAbs = this.abs(this.tempName(rel));
+    const p = this.abs(rel);
+    try {
+      await fsp.copyFile(srcAbs, tmpAbs, fs.constants.COPYFILE_EXCL);
+      await setMtimeNsAsync(tmpAbs, mtimeNs);
+      try {
+        await fsp.rename(tmpAbs, p);
+      } catch (e) {
+        const c = (e as NodeJS.ErrnoException).code;
+        if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
+        this.remove(rel);
+        fs.renameSync(tmpAbs, this.abs(rel));
+      }
     } catch (e) {
       try { fs.unlinkSync(tmpAbs); } catch { /* already renamed or never made */ }
       throw e;
