@@ -74,9 +74,15 @@ export interface SyncResult {
   /** Records read, and how many concerned SRC. */
   records: number;
   relevant: number;
+  /** Records passed over without decoding (they could not concern SRC; see prefilter.ts). */
+  passedOver: number;
   seconds: number;
-  /** Where the time went: reading the record (barrier included), applying, saving the checkpoint. */
-  phases: { read: number; apply: number; save: number };
+  /**
+   * Where the time went (s): reading the record (barrier included), of it the barrier (probe,
+   * wait for its record, folding the records up to it), the net changes (the plan), applying,
+   * saving the checkpoint.
+   */
+  phases: { read: number; barrier: number; plan: number; apply: number; save: number };
   /** Dry run: the plan, one line per step. */
   actions?: string[];
   checkpoint: Record<string, number>;
@@ -187,11 +193,14 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   if (reason !== undefined) tracker.degraded = true;
   // Kept from the last barrier unless this sync runs one (--watch skips it on most rounds).
   let sessions = state?.sessions;
+  let tBarrier = 0;
 
   if (!o.feed) reason ??= 'no journal to read';
   else {
     if (o.barrier !== false && !o.dryRun) {
+      const tb = process.hrtime.bigint();
       const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000, pre);
+      tBarrier = Number(process.hrtime.bigint() - tb) / 1e9;
       if (b.gap) reason ??= b.gap;
       if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';
       // Capture that stopped and started again since the last sync: its writer session changed.
@@ -230,17 +239,19 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   const srcTree = new SafeTree(readRootFor(src));
   let counts: ApplyCounts, actions: string[] | undefined;
   const tRead = process.hrtime.bigint();
+  const plan = mode === 'incremental' ? tracker.overlay.plan() : null;
+  const tPlan = process.hrtime.bigint();
   if (remote) {
     const r = new RemoteTarget(remote, srcTree, applyOpts, o.remote ?? {});
-    if (mode === 'full') await r.fullCompare(); else await r.applyPlan(tracker.overlay.plan());
+    if (plan === null) await r.fullCompare(); else await r.applyPlan(plan);
     counts = r.counts;
     actions = r.actions;
   } else {
     let a = new Applier(srcTree, dstTree!, applyOpts);
-    if (mode === 'full') await a.fullCompare();
+    if (plan === null) await a.fullCompare();
     else {
       try {
-        await a.applyPlan(tracker.overlay.plan());
+        await a.applyPlan(plan);
       } catch (e) {
         if (!(e instanceof UnsafePathError)) throw e;
         // DST is not what the checkpoint says (a symlink where SRC has a directory): compare all.
@@ -261,9 +272,9 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   const tEnd = process.hrtime.bigint();
   const sec = (a: bigint, b: bigint): number => Number(b - a) / 1e9;
   return {
-    phases: { read: sec(t0, tRead), apply: sec(tRead, tApply), save: sec(tApply, tEnd) },
+    phases: { read: sec(t0, tRead), barrier: tBarrier, plan: sec(tRead, tPlan), apply: sec(tPlan, tApply), save: sec(tApply, tEnd) },
     mode, reason, dryRun: Boolean(o.dryRun), counts,
-    records: tracker.records, relevant: tracker.relevant,
+    records: tracker.records, relevant: tracker.relevant, passedOver: pre.passed,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,
     actions: o.dryRun ? actions : undefined,
     checkpoint: tracker.positions,

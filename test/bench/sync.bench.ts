@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import koffi from 'koffi';
-import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
+import { median, spread, type BenchOptions, type BenchResult, type BenchRow, type BenchTable } from './types.js';
 import { ebpfDecoders } from '../../ebpf/capture.js';
 import { JournalFeed } from '../../collector/sync/journalfeed.js';
 import { syncOnce, type SyncOptions } from '../../collector/sync/engine.js';
@@ -62,7 +62,8 @@ const RSYNC_ARGS: Record<Exclude<Tool, 'prov'>, string[]> = {
 
 const secs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
-interface CaseResult { files: number; changes: number; times: Record<Tool, number[]>; records: number[]; relevant: number[]; phases: string[]; fallbacks: string[] }
+interface Phases { barrier: number; read: number; plan: number; apply: number; save: number }
+interface CaseResult { files: number; changes: number; capture: CaptureKind; times: Record<Tool, number[]>; records: number[]; relevant: number[]; passed: number[]; phases: string[]; phaseTimes: Phases[]; fallbacks: string[] }
 type CaptureKind = 'ebpf' | 'provfs';
 
 async function runCase(base: string, capture: CaptureKind, files: number, changeCounts: number[], repeats: number, seed: number): Promise<CaseResult[]> {
@@ -97,7 +98,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
     const first = await syncOnce(opts);
     if (first.mode !== 'full') throw new Error('first sync should be a full comparison');
     for (const changeSteps of changeCounts) {
-    const out: CaseResult = { files, changes: changeSteps, times: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, records: [], relevant: [], phases: [], fallbacks: [] };
+    const out: CaseResult = { files, changes: changeSteps, capture, times: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, records: [], relevant: [], passed: [], phases: [], phaseTimes: [], fallbacks: [] };
     results.push(out);
     for (let rep = 0; rep < repeats; rep++) {
       // Consume what the bench itself put in the journal since (rsync runs, tree hashing): a
@@ -117,7 +118,9 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
           if (r.mode !== 'incremental') { out.fallbacks.push(r.reason ?? '?'); log(`prov fell back to a full comparison: ${r.reason}`); }
           out.records.push(r.records);
           out.relevant.push(r.relevant);
-          out.phases.push(`read ${r.phases.read.toFixed(3)} + apply ${r.phases.apply.toFixed(3)} + save ${r.phases.save.toFixed(3)} s`);
+          out.passed.push(r.passedOver);
+          out.phaseTimes.push(r.phases);
+          out.phases.push(`read ${r.phases.read.toFixed(3)} (barrier ${r.phases.barrier.toFixed(3)}) + plan ${r.phases.plan.toFixed(3)} + apply ${r.phases.apply.toFixed(3)} + save ${r.phases.save.toFixed(3)} s`);
         } else {
           await exec('rsync', [...RSYNC_ARGS[tool], `${backing}/`, `${dst[tool]}/`], { maxBuffer: 1 << 24 });
           out.times[tool].push(secs(t0));
@@ -129,7 +132,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
         const ok = t === 'rsync-r' ? treeHash(dst[t], { modes: false }) === wantContent : treeHash(dst[t], { mtimes: true }) === want;
         if (!ok) throw new Error(`repeat ${rep}: ${t} left a DST that differs from SRC`);
       }
-      log(`${capture}: ${files} files, ${changeSteps} changes, repeat ${rep + 1}/${repeats}: ` + TOOLS.map((t) => `${t} ${out.times[t].at(-1)!.toFixed(3)} s`).join(', ') + `; prov read ${out.records.at(-1)} records (${out.relevant.at(-1)} under SRC), ${out.phases.at(-1)}; trees verified`);
+      log(`${capture}: ${files} files, ${changeSteps} changes, repeat ${rep + 1}/${repeats}: ` + TOOLS.map((t) => `${t} ${out.times[t].at(-1)!.toFixed(3)} s`).join(', ') + `; prov read ${out.records.at(-1)} records (${out.relevant.at(-1)} under SRC, ${out.passed.at(-1)} passed over undecoded), ${out.phases.at(-1)}; trees verified; load ${loadavg()[0]!.toFixed(2)}`);
     }
     }
   } finally {
@@ -149,6 +152,32 @@ function row(figure: string, c: CaseResult, baseline: Exclude<Tool, 'prov'>, not
   };
 }
 
+const f3 = (x: number): string => x.toFixed(3);
+
+/** Growth (time against files and against changes) and prov's phases, one row per case. */
+function tables(cases: CaseResult[]): BenchTable[] {
+  const growth: BenchTable = {
+    title: 'sync: time against tree size and number of changes (median s)',
+    columns: ['capture', 'files', 'changes', 'prov', 'rsync -a --delete', 'rsync -r --delete', 'rsync -a --delete --checksum', 'vs -a', 'vs -r', 'vs --checksum'],
+    rows: cases.map((c) => {
+      const p = median(c.times.prov);
+      const b = (t: Tool): number => median(c.times[t]);
+      return [c.capture, String(c.files), String(c.changes), f3(p), f3(b('rsync-a')), f3(b('rsync-r')), f3(b('rsync-c')),
+        `${(b('rsync-a') / p).toFixed(1)}×`, `${(b('rsync-r') / p).toFixed(1)}×`, `${(b('rsync-c') / p).toFixed(1)}×`];
+    }),
+    caption: 'prov should grow with the changes (rows of one tree size), not with the files (rows with the same number of changes); rsync grows with the files.',
+  };
+  const med = (c: CaseResult, k: keyof Phases): string => f3(median(c.phaseTimes.map((p) => p[k])));
+  const phases: BenchTable = {
+    title: 'prov sync: where the time goes (median s per phase)',
+    columns: ['capture', 'files', 'changes', 'read (barrier incl.)', 'barrier', 'plan', 'apply', 'save', 'records read', 'under SRC', 'passed over undecoded'],
+    rows: cases.map((c) => [c.capture, String(c.files), String(c.changes), med(c, 'read'), med(c, 'barrier'), med(c, 'plan'), med(c, 'apply'), med(c, 'save'),
+      String(median(c.records)), String(median(c.relevant)), String(median(c.passed))]),
+    caption: 'barrier: probe in SRC, wait until capture has journaled it, fold the records up to it (part of read).',
+  };
+  return [growth, phases];
+}
+
 /** One case only (from the command line): capture, tree size, changes, repeats. */
 export interface OnlyCase { capture: CaptureKind; files: number; changes: number; repeats: number }
 
@@ -158,6 +187,7 @@ export async function run(opts: BenchOptions & { only?: OnlyCase }): Promise<Ben
   raiseFileLimit(1 << 20);
   const root = fs.mkdtempSync('/var/tmp/prov-sync-bench-');
   const rows: BenchRow[] = [];
+  const cases: CaseResult[] = [];
   try {
     // provfs keeps a descriptor per looked-up file in its (this) process and the open-file
     // limit here is 20,000 and cannot be raised (no CAP_SYS_RESOURCE); 16,000 files already
@@ -178,6 +208,7 @@ export async function run(opts: BenchOptions & { only?: OnlyCase }): Promise<Ben
         const dir = `${root}/${i++}`;
         const cs = await runCase(dir, capture, files, changeCounts, opts.only?.repeats ?? repeats, 7 + i);
         fs.rmSync(dir, { recursive: true, force: true });
+        cases.push(...cs);
         for (const c of cs) {
           const label = `${c.files} files, ${c.changes} changes (${Math.round((100 * c.changes) / c.files)} %)`;
           const note = `${capture === 'provfs' ? 'provfs (SRC is a provfs mount; rsync reads its backing ext4 directory)' : 'eBPF, system-wide capture (SRC on ext4)'}; prov read ${median(c.records)} journal records (${median(c.relevant)} under SRC) per sync; prov phases ${c.phases.join(' | ')}${c.fallbacks.length ? `; FULL COMPARISON in ${c.fallbacks.length} of ${c.times.prov.length} runs (${c.fallbacks[0]})` : ''}; load ${loadavg()[0]!.toFixed(2)}`;
@@ -193,7 +224,7 @@ export async function run(opts: BenchOptions & { only?: OnlyCase }): Promise<Ben
     fs.rmSync(root, { recursive: true, force: true });
   }
   log(`load average ${load0.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end`);
-  return { name: 'sync', rows };
+  return { name: 'sync', rows, tables: tables(cases) };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === fs.realpathSync(process.argv[1])) {
@@ -204,6 +235,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === fs.realpathSync(proces
   const r = await run({ quick: process.argv.includes('--quick'), only });
   for (const x of r.rows) {
     process.stdout.write(`${x.figure}: prov ${x.prov.toFixed(3)} s, ${x.baselineName} ${x.baseline!.toFixed(3)} s → ${x.ratio!.toFixed(1)}× (spread prov ${(x.spread!.prov * 100).toFixed(0)} %, baseline ${((x.spread!.baseline ?? 0) * 100).toFixed(0)} %, n=${x.repeats}) — ${x.note}\n`);
+  }
+  for (const t of r.tables ?? []) {
+    process.stdout.write(`\n${t.title}\n${t.columns.join(' | ')}\n${t.rows.map((x) => x.join(' | ')).join('\n')}\n${t.caption ?? ''}\n`);
   }
   process.stdout.write(JSON.stringify(r) + '\n');
 }
