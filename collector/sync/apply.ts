@@ -72,6 +72,12 @@ export class Applier {
   private stageDir: string | null = null;
   /** Regular files to copy (see the module comment), with SRC's lstat. */
   private queued: Array<{ rel: string; st: BigStats }> = [];
+  /**
+   * Paths the plan said to copy that SRC no longer had when their turn came (changed again after
+   * the records were read). What DST has there may be stale, and the records that follow (a
+   * rename of a parent, say) need not say so: the caller marks them changed in the next plan.
+   */
+  readonly vanished: string[] = [];
 
   constructor(readonly src: SafeTree, readonly dst: SafeTree, readonly opts: ApplyOptions) {}
 
@@ -112,6 +118,7 @@ export class Applier {
     await this.copyQueued();
     if (this.stageDir !== null) {
       this.dst.remove(this.stageDir);
+      this.stageDir = null; // a next plan on this applier stages anew
       this.metaDirs.add('');
     }
     for (const d of plan.metaDirs) this.metaDirs.add(d);
@@ -131,7 +138,7 @@ export class Applier {
       // moved again since the events were read, the next sync's events move it on.)
       const st = op.dirty || missing.has(op.slot) ? this.src.lstat(op.path) : null;
       if (missing.has(op.slot)) { if (st) this.copy(op.path, st, true); return; }
-      if (op.dirty && !st) return; // gone from SRC since: it stays staged and is dropped
+      if (op.dirty && !st) { this.vanished.push(op.path); return; } // gone from SRC since: it stays staged and is dropped
       if (st) {
         const staged = this.dst.lstat(this.slotPath(op.slot));
         if (!staged || typeOf(staged) !== typeOf(st)) { this.copy(op.path, st, true); return; }
@@ -142,7 +149,7 @@ export class Applier {
     } else {
       if (this.opts.dryRun) { this.say(`${op.op} ${op.path}${op.op === 'create' && op.subtree ? ' (whole subtree)' : ''}`); return; }
       const st = this.src.lstat(op.path);
-      if (!st) return; // gone from SRC since the events were read
+      if (!st) { this.vanished.push(op.path); return; } // gone from SRC since the events were read
       this.copy(op.path, st, op.op === 'create' && op.subtree);
     }
   }
@@ -169,6 +176,8 @@ export class Applier {
   abandon(): void {
     if (this.stageDir !== null && !this.opts.dryRun) { try { this.dst.remove(this.stageDir); } catch { /* best effort */ } }
     this.stageDir = null;
+    this.queued = [];
+    this.metaDirs.clear();
   }
 
   private slotPath(slot: number): string {
@@ -244,6 +253,7 @@ export class Applier {
         }
         this.counts.files--;
         this.counts.bytes -= Number(st.size);
+        this.vanished.push(rel);
       }
     };
     const worker = async (): Promise<void> => {

@@ -33,7 +33,9 @@ function handleKey(stream: string, ev: { pid: number; fd?: number; fh?: number }
 function fileKey(f: FileRef): string { return `${f.dev}:${f.ino}`; }
 
 export class ChangeTracker {
-  readonly overlay = new Overlay();
+  private current = new Overlay();
+  /** The net changes since the checkpoint (or since the last {@link startOver}). */
+  get overlay(): Overlay { return this.current; }
   /** Absorbs overlay changes in degraded mode (its contents are never used). */
   private scratch = new Overlay();
   /** Last seq seen per stream (starts at the checkpoint). */
@@ -67,6 +69,29 @@ export class ChangeTracker {
       this.filePaths.set(h.file, h.path);
       // It may have been written after the checkpoint with no event yet: copy it again.
       this.safely(() => this.overlay.modify(h.path));
+    }
+  }
+
+  /**
+   * The changes folded so far have been applied: DST equals SRC as of the records read. Later
+   * records are folded into a fresh overlay (positions and write handles carry on).
+   */
+  startOver(): void {
+    this.current = new Overlay();
+  }
+
+  /**
+   * Paths whose copy may be stale in DST (SRC lacked them when they were copied: see
+   * Applier.vanished): copy them again if they exist when the next plan is applied. A path
+   * the records have since removed needs nothing.
+   */
+  markChanged(paths: readonly string[]): void {
+    for (const p of paths) {
+      // From a state file: only clean relative paths, never sync's own names.
+      let parts: string[];
+      try { parts = splitRel(p); } catch { continue; }
+      if (parts.some(isReserved)) continue;
+      this.safely(() => this.overlay.modify(p));
     }
   }
 

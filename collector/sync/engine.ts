@@ -96,7 +96,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * or nothing new arrived for `idleMs`, or 60 s passed. On a busy host the journal may hold a
  * backlog: as long as records keep coming and are older than the probe, sync keeps reading.
  */
-async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, idleMs: number, pre: SyncPrefilter): Promise<{ ok: boolean; gap?: string; stream?: string }> {
+async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, idleMs: number, pre: SyncPrefilter, onIdle?: () => Promise<boolean>): Promise<{ ok: boolean; gap?: string; stream?: string }> {
   const name = `${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
   const probe = `${src}/${name}`;
   // mkdir from a child process: the process running sync may be excluded from capture (a
@@ -135,6 +135,11 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
     const got = tracker.records > before;
     if (got) lastProgress = Date.now();
     else if (Date.now() - lastProgress > idleMs) return done(false);
+    // Nothing more in the journal yet: put the wait for the probe's group commit to use.
+    if (onIdle && !got && (await onIdle())) {
+      lastProgress = Math.max(lastProgress, Date.now() - 5);
+      continue;
+    }
     await sleep(5);
   }
 }
@@ -194,21 +199,57 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   // Kept from the last barrier unless this sync runs one (--watch skips it on most rounds).
   let sessions = state?.sessions;
   let tBarrier = 0;
+  const srcTree = new SafeTree(readRootFor(src));
+  const applyOpts = { delete: Boolean(o.delete), dryRun: Boolean(o.dryRun), checksum: o.checksum, progress: o.progress };
+  // One applier for every plan of this sync (its counts add up).
+  let applier = dstTree && !o.dryRun ? new Applier(srcTree, dstTree, applyOpts) : null;
+  if (state?.changed) tracker.markChanged(state.changed);
+  // Capture that stopped and started again since the last sync: its writer session changed
+  // (said after what the barrier finds, which names the likelier cause first).
+  let restarted: string | undefined;
+  for (const [stream, sid] of Object.entries(state?.sessions ?? {})) {
+    if (o.feed?.session && o.feed.session(stream) !== sid) {
+      restarted ??= `capture restarted since the last sync (stream ${stream} has a new writer): events in between may be missing`;
+    }
+  }
+  /**
+   * Early plans: while the barrier waits for the probe's record (the journal commits every 50 ms
+   * or so), what has been read so far is applied, and the overlay starts over from there: DST
+   * then equals SRC as of the records read, exactly what a plan assumes of DST. The last plan,
+   * up to the probe, is small. Not after a gap (the trees are compared in full at the end).
+   */
+  let unsafe: string | undefined;
+  let tEarly = 0n;
+  // Changes in the overlay that no record brought (carried handles, paths to copy again): not
+  // worth an early plan by themselves (and one that keeps vanishing would loop).
+  let marked = tracker.overlay.changes;
+  const applyEarly = applier === null ? undefined : async (): Promise<boolean> => {
+    if (tracker.degraded || reason !== undefined || restarted !== undefined || unsafe !== undefined || tracker.overlay.changes <= marked) return false;
+    const t = process.hrtime.bigint();
+    const plan = tracker.overlay.plan();
+    tracker.startOver();
+    try {
+      await applier!.applyPlan(plan);
+      tracker.markChanged(applier!.vanished.splice(0));
+    } catch (e) {
+      if (!(e instanceof UnsafePathError)) throw e;
+      applier!.abandon();
+      unsafe = e.message;
+    }
+    marked = tracker.overlay.changes;
+    tEarly += process.hrtime.bigint() - t;
+    return true;
+  };
 
   if (!o.feed) reason ??= 'no journal to read';
   else {
     if (o.barrier !== false && !o.dryRun) {
       const tb = process.hrtime.bigint();
-      const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000, pre);
-      tBarrier = Number(process.hrtime.bigint() - tb) / 1e9;
+      const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000, pre, applyEarly);
+      tBarrier = Number(process.hrtime.bigint() - tb - tEarly) / 1e9;
       if (b.gap) reason ??= b.gap;
       if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';
-      // Capture that stopped and started again since the last sync: its writer session changed.
-      for (const [stream, sid] of Object.entries(state?.sessions ?? {})) {
-        if (o.feed.session && o.feed.session(stream) !== sid) {
-          reason ??= `capture restarted since the last sync (stream ${stream} has a new writer): events in between may be missing`;
-        }
-      }
+      reason ??= restarted;
       const sid = b.stream !== undefined ? o.feed.session?.(b.stream) : null;
       if (b.stream !== undefined && sid) sessions = { [b.stream]: sid };
       tracker.overlay.touchDir(''); // the probe changed SRC's mtime
@@ -233,10 +274,9 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   }
   tracker.dropHandles((pid) => fs.existsSync(`/proc/${pid}`));
 
+  if (unsafe !== undefined) reason ??= `DST differs from the checkpoint: ${unsafe}`;
   let mode: 'incremental' | 'full' = reason === undefined ? 'incremental' : 'full';
   if (mode === 'full') log.info(`full comparison: ${reason}`);
-  const applyOpts = { delete: Boolean(o.delete), dryRun: Boolean(o.dryRun), checksum: o.checksum, progress: o.progress };
-  const srcTree = new SafeTree(readRootFor(src));
   let counts: ApplyCounts, actions: string[] | undefined;
   const tRead = process.hrtime.bigint();
   const plan = mode === 'incremental' ? tracker.overlay.plan() : null;
@@ -247,7 +287,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     counts = r.counts;
     actions = r.actions;
   } else {
-    let a = new Applier(srcTree, dstTree!, applyOpts);
+    let a = applier ?? new Applier(srcTree, dstTree!, applyOpts);
     if (plan === null) await a.fullCompare();
     else {
       try {
@@ -259,20 +299,21 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
         mode = 'full';
         reason = `DST differs from the checkpoint: ${e.message}`;
         log.info(`full comparison: ${reason}`);
-        a = new Applier(srcTree, dstTree!, applyOpts);
+        a = applier = new Applier(srcTree, dstTree!, applyOpts);
         await a.fullCompare();
       }
     }
     counts = a.counts;
     actions = a.actions;
+    applier = a;
   }
   const idle = mode === 'incremental' && tracker.relevant === 0 && o.barrier === false && state !== null;
   const tApply = process.hrtime.bigint();
-  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions);
+  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions, applier?.vanished ?? []);
   const tEnd = process.hrtime.bigint();
   const sec = (a: bigint, b: bigint): number => Number(b - a) / 1e9;
   return {
-    phases: { read: sec(t0, tRead), barrier: tBarrier, plan: sec(tRead, tPlan), apply: sec(tPlan, tApply), save: sec(tApply, tEnd) },
+    phases: { read: sec(t0, tRead) - Number(tEarly) / 1e9, barrier: tBarrier, plan: sec(tRead, tPlan), apply: sec(tPlan, tApply) + Number(tEarly) / 1e9, save: sec(tApply, tEnd) },
     mode, reason, dryRun: Boolean(o.dryRun), counts,
     records: tracker.records, relevant: tracker.relevant, passedOver: pre.passed,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,

@@ -98,7 +98,12 @@ export class SafeTree {
   /** Remove `rel` and everything under it (symlinks are removed, never followed). False if absent. */
   remove(rel: string): boolean {
     if (rel === '') throw new UnsafePathError('refusing to remove the tree root');
-    const p = this.abs(rel);
+    let p: string;
+    try { p = this.abs(rel); } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c === 'ENOENT' || c === 'ENOTDIR') return false; // a parent is missing: so is it
+      throw e;
+    }
     let st: fs.Stats;
     try { st = fs.lstatSync(p); } catch { return false; }
     if (st.isDirectory()) {

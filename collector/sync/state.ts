@@ -29,6 +29,8 @@ export interface SyncState {
   at: string;
   /** Kernel boot id when it was written (see the module comment). */
   bootId?: string;
+  /** Paths to copy again at the next sync (SRC lacked them when this sync copied; see Applier.vanished). */
+  changed?: string[];
 }
 
 /** This boot's id (/proc/sys/kernel/random/boot_id), or '' when the kernel does not say. */
@@ -62,6 +64,9 @@ export class StateFile {
       for (const [k, v] of Object.entries(s.checkpoint)) {
         if (!Number.isSafeInteger(v) || v < 0) return { state: null, why: `${this.path}: checkpoint of stream ${k} is not a seq` };
       }
+      if (s.changed !== undefined && (!Array.isArray(s.changed) || s.changed.some((p) => typeof p !== 'string'))) {
+        return { state: null, why: `${this.path}: "changed" is not a list of paths` };
+      }
       if (s.bootId !== bootId()) {
         return { state: null, why: 'the machine restarted since the last sync (or the checkpoint predates boot ids): its writes to DST may not have reached the disk' };
       }
@@ -71,10 +76,10 @@ export class StateFile {
     }
   }
 
-  save(checkpoint: Record<string, number>, openWriters: WriteHandle[], sessions?: Record<string, string>): void {
+  save(checkpoint: Record<string, number>, openWriters: WriteHandle[], sessions?: Record<string, string>, changed: readonly string[] = []): void {
     const dir = this.path.slice(0, this.path.lastIndexOf('/'));
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, ...(sessions ? { sessions } : {}), at: new Date().toISOString(), bootId: bootId() };
+    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, ...(sessions ? { sessions } : {}), at: new Date().toISOString(), bootId: bootId(), ...(changed.length ? { changed: [...changed] } : {}) };
     const tmp = `${this.path}.${process.pid}.tmp`;
     // No fsync: a state lost or torn by a crash is caught by the boot id (module comment).
     fs.writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
