@@ -27,6 +27,9 @@ import { createHash } from 'node:crypto';
 import type { FinalOp, Plan } from './overlay.js';
 import { RESERVED_PREFIX, depthOf, isReserved, joinRel, parentRel } from './paths.js';
 import type { BigStats, SafeTree } from './safefs.js';
+import { logger } from '../log.js';
+
+const log = logger('sync');
 
 export interface ApplyOptions {
   /** Remove from DST what was deleted from SRC (overwritten files are always replaced). */
@@ -37,6 +40,17 @@ export interface ApplyOptions {
   checksum?: boolean;
   /** Called after each step with (done, total) of the plan, for progress on a TTY. */
   progress?: (done: number, total: number) => void;
+}
+
+/** Run `work` on every item, at most `limit` at once; every started call has ended when it settles (the first failure is thrown). */
+async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** What one sync did (or would do, in a dry run). */
@@ -89,21 +103,29 @@ export class Applier {
     let done = 0;
     const tick = (): void => { done++; if (this.opts.progress && (done & 255) === 0) this.opts.progress(done, total); };
     const missing = new Set<number>();
-    for (const op of plan.originOps) {
-      tick();
-      if (op.op === 'stage') {
-        if (this.opts.dryRun) continue;
-        try {
-          this.dst.rename(op.origin, this.slotPath(op.slot));
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-          missing.add(op.slot); // DST lacks it: copy from SRC instead
+    const t0 = performance.now();
+    // Origin side, deepest first. The steps of one depth touch distinct paths none of which is
+    // inside another, and their parents (shallower) are not moved until a later depth: they run
+    // together on libuv's pool.
+    const ops = plan.originOps;
+    for (let i = 0; i < ops.length;) {
+      const depth = depthOf(ops[i]!.origin);
+      let j = i;
+      while (j < ops.length && depthOf(ops[j]!.origin) === depth) j++;
+      await pool(ops.slice(i, j), COPY_CONCURRENCY, async (op) => {
+        tick();
+        if (op.op === 'stage') {
+          if (this.opts.dryRun) return;
+          // DST lacks it: the final side copies it from SRC instead.
+          if (!(await this.dst.renameAsync(op.origin, this.slotPath(op.slot)))) missing.add(op.slot);
+        } else if (op.replaced || this.opts.delete) {
+          if (this.opts.dryRun) { this.say(`delete ${op.origin}`); this.counts.deletes++; return; }
+          if (await this.dst.removeAsync(op.origin)) this.counts.deletes++;
         }
-      } else if (op.replaced || this.opts.delete) {
-        if (this.opts.dryRun) { this.say(`delete ${op.origin}`); this.counts.deletes++; continue; }
-        if (this.dst.remove(op.origin)) this.counts.deletes++;
-      }
+      });
+      i = j;
     }
+    const t1 = performance.now();
     for (const op of plan.finalOps) {
       tick();
       try {
@@ -115,7 +137,9 @@ export class Applier {
         this.finalOp(op, missing);
       }
     }
+    const t2 = performance.now();
     await this.copyQueued();
+    const t3 = performance.now();
     if (this.stageDir !== null) {
       this.dst.remove(this.stageDir);
       this.stageDir = null; // a next plan on this applier stages anew
@@ -124,6 +148,8 @@ export class Applier {
     for (const d of plan.metaDirs) this.metaDirs.add(d);
     this.finishDirs(() => tick());
     this.opts.progress?.(total, total);
+    const t4 = performance.now();
+    log.debug(`apply: origin side ${(t1 - t0).toFixed(1)} ms (${plan.originOps.length} steps), final side ${(t2 - t1).toFixed(1)} ms (${plan.finalOps.length}), copies ${(t3 - t2).toFixed(1)} ms, staging removal + directories ${(t4 - t3).toFixed(1)} ms (${plan.metaDirs.length})`);
   }
 
   /** One step of the final side of a plan. */
@@ -239,8 +265,7 @@ export class Applier {
   private async copyQueued(): Promise<void> {
     const q = this.queued;
     this.queued = [];
-    let next = 0;
-    const one = async (rel: string, st: BigStats): Promise<void> => {
+    await pool(q, COPY_CONCURRENCY, async ({ rel, st }) => {
       try {
         await this.dst.writeFileFromAsync(rel, this.src.abs(rel), st.mtimeNs);
       } catch (e) {
@@ -255,17 +280,7 @@ export class Applier {
         this.counts.bytes -= Number(st.size);
         this.vanished.push(rel);
       }
-    };
-    const worker = async (): Promise<void> => {
-      while (next < q.length) {
-        const { rel, st } = q[next++]!;
-        await one(rel, st);
-      }
-    };
-    // Every worker runs to its end even when one fails: no copy is still running on return.
-    const results = await Promise.allSettled(Array.from({ length: Math.min(COPY_CONCURRENCY, q.length) }, worker));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    });
   }
 
   /** Full comparison of the whole tree (the fallback when the record has a gap). */

@@ -89,6 +89,44 @@ export class SafeTree {
     if (this.okDirs.has(from) || this.okDirs.has(to)) this.forgetUnder(from, to);
   }
 
+  /** {@link rename} on libuv's pool; false when `from` (or a parent of it) does not exist. */
+  async renameAsync(from: string, to: string): Promise<boolean> {
+    let a: string;
+    try { a = this.abs(from); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
+      throw e;
+    }
+    const b = this.abs(to);
+    try {
+      await fsp.rename(a, b);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+    if (this.okDirs.has(from) || this.okDirs.has(to)) this.forgetUnder(from, to);
+    return true;
+  }
+
+  /** {@link remove} on libuv's pool. */
+  async removeAsync(rel: string): Promise<boolean> {
+    if (rel === '') throw new UnsafePathError('refusing to remove the tree root');
+    let p: string;
+    try { p = this.abs(rel); } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c === 'ENOENT' || c === 'ENOTDIR') return false;
+      throw e;
+    }
+    let st: fs.Stats;
+    try { st = await fsp.lstat(p); } catch { return false; }
+    if (st.isDirectory()) {
+      await fsp.rm(p, { recursive: true, force: true });
+      this.forgetUnder(rel);
+    } else {
+      try { await fsp.unlink(p); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false; throw e; }
+    }
+    return true;
+  }
+
   private forgetUnder(...roots: string[]): void {
     for (const d of this.okDirs) {
       if (roots.some((r) => d === r || d.startsWith(r + '/'))) this.okDirs.delete(d);
