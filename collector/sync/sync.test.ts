@@ -184,6 +184,30 @@ describe('writes that span syncs', () => {
   });
 });
 
+describe('changes made while a sync runs', () => {
+  it('a file SRC lost between the records and its copy (its directory moved on) is copied again when the move is read', async () => {
+    const d = dirs();
+    const feed = new MemoryFeed();
+    const w = new Workload(d.src, 51, (ev) => { feed.append(ev); });
+    fs.mkdirSync(`${d.src}/a`);
+    fs.writeFileSync(`${d.src}/a/f`, 'old');
+    const opts: SyncOptions = { src: d.src, dst: d.dst, delete: true, feed, stateDir: d.state, barrier: false };
+    await syncOnce(opts);
+    w.writeFile('a/f', Buffer.from('new contents'), false); // recorded
+    // The directory moves after the records were read and before the copy: its record comes later.
+    const st = fs.statSync(`${d.src}/a`);
+    fs.renameSync(`${d.src}/a`, `${d.src}/b`);
+    let r = await syncOnce(opts);
+    assert.equal(r.mode, 'incremental');
+    assert.equal(fs.readFileSync(`${d.dst}/a/f`, 'utf8'), 'old', 'SRC had no a/f to copy');
+    feed.append({ v: 1, src: 'ebpf', seq: 0, ts: 2, host: 'h', pid: 1, tid: 1, op: 'rename', file: { dev: st.dev, ino: st.ino, path: `${d.src}/b` }, from: { path: `${d.src}/a` }, flags: 0 });
+    r = await syncOnce(opts);
+    assert.equal(r.mode, 'incremental');
+    assert.equal(fs.readFileSync(`${d.dst}/b/f`, 'utf8'), 'new contents', 'the stale copy moved with its directory and was copied again');
+    assertSame(d.src, d.dst, 'after the move was read');
+  });
+});
+
 describe('--watch', () => {
   it('follows the record and keeps DST equal, within a few rounds', async () => {
     const d = dirs();
