@@ -26,7 +26,7 @@
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { resolve as pathResolve } from 'node:path';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
@@ -104,10 +104,26 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
   // operation is. Relative to SRC as the working directory: a capture filter that judges a path
   // by the directory it is resolved from sees SRC. The rmdir needs no witness.
   const tBefore = Date.now();
-  const r = spawnSync('mkdir', ['--', name], { cwd: src, stdio: ['ignore', 'ignore', 'pipe'] });
-  const tAfter = Number(process.hrtime.bigint());
-  if (r.status !== 0) throw new InputError(`cannot make the probe ${probe}: ${r.stderr?.toString().trim() || r.error?.message}`, 'SRC');
-  fs.rmdirSync(probe);
+  // The child runs while the records so far are read (and applied early): its start-up is not
+  // waited for. Until it has exited, the probe cannot be declared unseen.
+  let tAfter = Infinity;
+  let made = false;
+  let failure: string | undefined;
+  const child = spawn('mkdir', ['--', name], { cwd: src, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<void>((resolve) => {
+    const end = (why?: string): void => {
+      if (made) return;
+      made = true;
+      tAfter = Number(process.hrtime.bigint());
+      if (why !== undefined) failure = why;
+      else try { fs.rmdirSync(probe); } catch (e) { failure = `cannot remove the probe: ${(e as Error).message}`; }
+      resolve();
+    };
+    child.on('error', (e) => end(e.message));
+    child.on('close', (code) => end(code === 0 ? undefined : stderr.trim() || `mkdir exited with ${code}`));
+  });
   const hardStop = tBefore + 60_000;
   let lastProgress = Date.now();
   let gap: string | undefined, stream: string | undefined, passed = false;
@@ -115,32 +131,43 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
     log.debug(`barrier: probe ${ok ? 'seen' : 'NOT seen'} after ${Date.now() - tBefore} ms, ${tracker.records} records read`);
     return { ok, gap, stream };
   };
-  for (;;) {
-    const before = tracker.records;
-    for await (const rec of feed.read(tracker.positions, pre.keep)) {
-      if (gap === undefined) {
-        try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
-      } else tracker.add(rec);
-      const ev = rec.event as { op: string; src: string; ts: number; file?: { path?: string } };
-      // Stop at the probe: what comes after it is the next sync's (reading "to the end" of a
-      // journal that grows faster than it is read would never end).
-      if (ev.op === 'mkdir' && ev.file?.path === probe) { stream = rec.stream; return done(true); }
-      if ((!tracker.witness || ev.src === tracker.witness) && ev.ts > tAfter + 2e9) passed = true;
-      if (passed || Date.now() > hardStop) break;
+  try {
+    return await watchForProbe();
+  } finally {
+    await exited; // the probe is never left behind in SRC
+    if (failure !== undefined) throw new InputError(`cannot make the probe ${probe}: ${failure}`, 'SRC');
+  }
+
+  async function watchForProbe(): Promise<{ ok: boolean; gap?: string; stream?: string }> {
+    for (;;) {
+      if (failure !== undefined) return done(false);
+      const before = tracker.records;
+      for await (const rec of feed.read(tracker.positions, pre.keep)) {
+        if (gap === undefined) {
+          try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
+        } else tracker.add(rec);
+        const ev = rec.event as { op: string; src: string; ts: number; file?: { path?: string } };
+        // Stop at the probe: what comes after it is the next sync's (reading "to the end" of a
+        // journal that grows faster than it is read would never end).
+        if (ev.op === 'mkdir' && ev.file?.path === probe) { stream = rec.stream; return done(true); }
+        if ((!tracker.witness || ev.src === tracker.witness) && ev.ts > tAfter + 2e9) passed = true;
+        if (passed || Date.now() > hardStop) break;
+      }
+      if (!passed) tracker.passOver(feed.passedOver?.() ?? {});
+      // Records passed over undecoded still tell how far the witness's stream has come.
+      if (pre.maxTs > tAfter + 2e9) passed = true;
+      if (passed || Date.now() > hardStop) return done(false);
+      const got = tracker.records > before;
+      if (got) lastProgress = Date.now();
+      else if (Date.now() - lastProgress > idleMs) return done(false);
+      // Nothing more in the journal yet: put the wait for the probe's group commit to use.
+      if (onIdle && !got && (await onIdle())) {
+        lastProgress = Math.max(lastProgress, Date.now() - 5);
+        continue;
+      }
+      await sleep(5);
+      if (!made) lastProgress = Date.now();
     }
-    if (!passed) tracker.passOver(feed.passedOver?.() ?? {});
-    // Records passed over undecoded still tell how far the witness's stream has come.
-    if (pre.maxTs > tAfter + 2e9) passed = true;
-    if (passed || Date.now() > hardStop) return done(false);
-    const got = tracker.records > before;
-    if (got) lastProgress = Date.now();
-    else if (Date.now() - lastProgress > idleMs) return done(false);
-    // Nothing more in the journal yet: put the wait for the probe's group commit to use.
-    if (onIdle && !got && (await onIdle())) {
-      lastProgress = Math.max(lastProgress, Date.now() - 5);
-      continue;
-    }
-    await sleep(5);
   }
 }
 
