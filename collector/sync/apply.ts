@@ -11,7 +11,7 @@
  *    exist by then), new objects are created from SRC, changed ones copied. Renames are renames:
  *    a moved file or directory is never re-copied unless it also changed.
  * 3. the staging directory is removed (it holds only what SRC no longer has);
- * 4. directory metadata (mode, mtime) deepest first, after every entry in them changed.
+ * 4. directory metadata (mode, mtime), after every entry in them changed.
  * Contents are always read from SRC as it is now, so a file changed again after the events
  * were read is copied in its newer state; the events after the checkpoint bring it again next
  * time, which is harmless.
@@ -146,7 +146,7 @@ export class Applier {
       this.metaDirs.add('');
     }
     for (const d of plan.metaDirs) this.metaDirs.add(d);
-    this.finishDirs(() => tick());
+    await this.finishDirs(() => tick());
     this.opts.progress?.(total, total);
     const t4 = performance.now();
     log.debug(`apply: origin side ${(t1 - t0).toFixed(1)} ms (${plan.originOps.length} steps), final side ${(t2 - t1).toFixed(1)} ms (${plan.finalOps.length}), copies ${(t3 - t2).toFixed(1)} ms, staging removal + directories ${(t4 - t3).toFixed(1)} ms (${plan.metaDirs.length})`);
@@ -294,7 +294,7 @@ export class Applier {
     this.metaDirs.add('');
     this.compareDir('');
     await this.copyQueued();
-    this.finishDirs(() => {});
+    await this.finishDirs(() => {});
   }
 
   /** Compare directory `rel` in both trees, entry by entry, recursing into directories. */
@@ -334,17 +334,18 @@ export class Applier {
   }
 
   /** Copy mode and mtime of every directory touched, deepest first. */
-  private finishDirs(tick: () => void): void {
-    const dirs = [...this.metaDirs].sort((a, b) => depthOf(b) - depthOf(a));
-    for (const d of dirs) {
-      tick();
-      const s = this.src.lstat(d);
-      const have = this.opts.dryRun ? null : this.dst.lstat(d);
-      if (!s?.isDirectory() || (!this.opts.dryRun && !have?.isDirectory())) continue;
-      if (this.opts.dryRun) continue;
-      if ((have!.mode & 0o7777n) !== (s.mode & 0o7777n)) { this.dst.chmodDir(d, Number(s.mode & 0o7777n)); this.counts.metadata++; }
-      if (have!.mtimeNs !== s.mtimeNs) this.dst.setMtime(d, s.mtimeNs);
-    }
+  private async finishDirs(tick: () => void): Promise<void> {
+    const dirs = [...this.metaDirs];
     this.metaDirs.clear();
+    if (this.opts.dryRun) { for (let i = 0; i < dirs.length; i++) tick(); return; }
+    // Setting a directory's mode or times changes nothing in its parent: any order will do, and
+    // they run several at once on libuv's pool.
+    await pool(dirs, COPY_CONCURRENCY, async (d) => {
+      tick();
+      const [s, have] = await Promise.all([this.src.lstatAsync(d), this.dst.lstatAsync(d)]);
+      if (!s?.isDirectory() || !have?.isDirectory()) return;
+      if ((have.mode & 0o7777n) !== (s.mode & 0o7777n)) { this.dst.chmodDir(d, Number(s.mode & 0o7777n)); this.counts.metadata++; }
+      if (have.mtimeNs !== s.mtimeNs) await this.dst.setMtimeAsync(d, s.mtimeNs);
+    });
   }
 }

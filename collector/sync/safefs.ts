@@ -73,6 +73,22 @@ export class SafeTree {
     }
   }
 
+  /** {@link lstat} on libuv's pool. */
+  async lstatAsync(rel: string): Promise<BigStats | null> {
+    try {
+      return await fsp.lstat(this.abs(rel), { bigint: true });
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c === 'ENOENT' || c === 'ENOTDIR') return null;
+      throw e;
+    }
+  }
+
+  /** {@link setMtime} on a worker thread. */
+  setMtimeAsync(rel: string, mtimeNs: bigint): Promise<void> {
+    return setMtimeNsAsync(this.abs(rel), mtimeNs);
+  }
+
   readdir(rel: string): string[] {
     return fs.readdirSync(this.abs(rel));
   }
