@@ -126,16 +126,28 @@ export class Applier {
       i = j;
     }
     const t1 = performance.now();
-    for (const op of plan.finalOps) {
-      tick();
-      try {
-        this.finalOp(op, missing);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again.
-        if (!this.ensureParents(op.path)) continue;
-        this.finalOp(op, missing);
+    // Final side, shallowest first. Within one depth the paths are distinct and none is inside
+    // another: the plain moves back from staging (most of a plan's renames) run together.
+    const fin = plan.finalOps;
+    for (let i = 0; i < fin.length;) {
+      const depth = depthOf(fin[i]!.path);
+      let j = i;
+      while (j < fin.length && depthOf(fin[j]!.path) === depth) j++;
+      const moves: Array<{ slot: number; path: string }> = [];
+      for (const op of fin.slice(i, j)) {
+        tick();
+        if (op.op === 'place' && !op.dirty && !missing.has(op.slot) && !this.opts.dryRun) { moves.push(op); continue; }
+        try {
+          this.finalOp(op, missing);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again.
+          if (!this.ensureParents(op.path)) continue;
+          this.finalOp(op, missing);
+        }
       }
+      await pool(moves, COPY_CONCURRENCY, (m) => this.placeAsync(m.slot, m.path));
+      i = j;
     }
     const t2 = performance.now();
     await this.copyQueued();
@@ -212,6 +224,26 @@ export class Applier {
       this.dst.mkdir(this.stageDir, 0o700);
     }
     return joinRel(this.stageDir, String(slot));
+  }
+
+  /** A clean move back from staging ({@link place} on libuv's pool). */
+  private async placeAsync(slot: number, path: string): Promise<void> {
+    this.metaDirs.add(parentRel(path));
+    const from = this.slotPath(slot);
+    try {
+      if (!(await this.dst.renameAsync(from, path))) {
+        // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again; if
+        // SRC lacks it too, the object stays staged and goes with the staging directory.
+        if (!this.ensureParents(path)) return;
+        this.dst.rename(from, path);
+      }
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
+      this.dst.remove(path);
+      this.dst.rename(from, path);
+    }
+    this.counts.renames++;
   }
 
   /** rename `from` over `to`, removing whatever stale entry is at `to`. */
