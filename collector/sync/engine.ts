@@ -15,8 +15,13 @@
  *    writer opens the stream): a different session than at the last sync → full comparison.
  *    (A drainer restart that lost nothing, its events having waited in the pinned ring, is
  *    also counted as a restart: one needless full comparison rather than a silent miss.)
- * 3. Fold the records since the checkpoint (changes.ts); any gap → full comparison.
- * 4. Apply the plan (apply.ts, or remote.ts for host:path) and save the new checkpoint.
+ * 3. Fold the records since the checkpoint (changes.ts); any gap → full comparison. Records
+ *    that cannot concern SRC are passed over undecoded (prefilter.ts): with system-wide capture
+ *    they are most of the journal.
+ * 4. Apply the plan (apply.ts, or remote.ts for host:path) and save the new checkpoint. To a
+ *    local DST, what has been read is applied while the barrier still waits for the probe's
+ *    record (early plans, see syncOnce); the plan up to the probe comes last. Durability: see
+ *    state.ts (atomic per file, no fsync; a checkpoint is trusted only on the boot that wrote it).
  *
  * Known limits (each would need the capture sources' help, see the sync report):
  * - Paths are matched as recorded. An operation made through another name for SRC (a symlink
