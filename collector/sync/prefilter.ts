@@ -20,9 +20,10 @@
  * - everything else (exec, sockets, messages, pipes) says nothing sync uses.
  * Records of the other witness (see capture.ts) are passed over entirely, as the tracker does.
  *
- * The layout offsets below are those of ebpf/prov.h as decoded by ebpf/decode.ts; a record
- * whose size does not match its kind is kept (the decoder reports it). prefilter.test.ts checks
- * the decisions against the decoder on real records.
+ * The layout offsets below are those of ebpf/prov.h as decoded by ebpf/decode.ts, for the
+ * fixed-size records (ABI 1) and the variable-length ones (ABI 2: kinds 11-13); a record of a
+ * kind not known here, or whose size or strings do not parse, is kept (the decoder decides).
+ * prefilter.test.ts checks the decisions against the decoder on real records.
  */
 import { CODEC } from '../journal/api.js';
 import type { EventSource } from '../events.js';
@@ -71,15 +72,21 @@ export class SyncPrefilter {
     if (this.witness !== undefined && this.witness !== 'ebpf') return this.skip();
     if (len < 48) return this.take();
     const kind = u16(buf, start), size = u16(buf, start + 2);
-    const want = RECORD_SIZE[kind];
-    if (want === undefined) return this.take();
-    if (kind === KIND.open ? size !== len || size < OPEN_FIXED + 8 || size > want : size !== want || len !== want) return this.take();
+    const v = VAR[kind];
+    if (v !== undefined) {
+      // Variable length (ABI 2): a fixed part, then its strings (see stringsOf).
+      if (size !== len || size < v.fixed + 8 || size % 8 !== 0) return this.take();
+    } else {
+      const want = RECORD_SIZE[kind];
+      if (want === undefined) return this.take();
+      if (kind === KIND.open ? size !== len || size < OPEN_FIXED + 8 || size > want : size !== want || len !== want) return this.take();
+    }
     const ts = u32(buf, start + 8) + u32(buf, start + 12) * 0x100000000;
     if (ts > this.maxTs) this.maxTs = ts;
     const pid = u32(buf, start + 16);
     switch (kind) {
-      case KIND.lost:
-        return this.take();
+      case KIND.exec: case K_EXEC_V: case KIND.sock: case KIND.msg:
+        return this.skip(); // nothing the tracker folds
       case KIND.open: {
         const flags = u32(buf, start + 52);
         const write = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR || (flags & O_TRUNC) !== 0;
@@ -101,40 +108,58 @@ export class SyncPrefilter {
         return this.take();
       case KIND.exit:
         return this.watched.has(pid) ? this.take() : this.skip();
-      case KIND.fs: {
+      case KIND.fs: case K_FS_V: {
         // raw1 relative to dir1, raw2 relative to dir2 (an absolute raw ignores its dir). Which
         // the decoder uses: rename both (from, to); unlink, rmdir, mkdir raw1; link, symlink
         // raw2 (a symlink's raw1 is its target, not a path it touches).
+        let raw1: Span, raw2: Span, dir1: Span | null, dir2: Span | null;
+        if (kind === KIND.fs) {
+          raw1 = str(buf, start + 120, RAW_BYTES); raw2 = str(buf, start + 376, RAW_BYTES);
+          dir1 = walk(buf, start, len, 632); dir2 = walk(buf, start, len, 1408);
+        } else {
+          const ss = stringsOf(buf, start, len, VAR[K_FS_V]!);
+          if (ss === null) return this.take();
+          [raw1, raw2] = [ss[0]!, ss[1]!];
+          dir1 = ss[2]![1] > 0 ? ss[2]! : null; dir2 = ss[3]![1] > 0 ? ss[3]! : null;
+        }
         const op = u32(buf, start + 48);
-        const one = op >= FS_RENAME && op <= FS_MKDIR && this.pairMayBeUnder(buf, start, len, 120, 632);
-        const two = (op === FS_RENAME || op === FS_LINK || op === FS_SYMLINK) && this.pairMayBeUnder(buf, start, len, 376, 1408);
-        return one || two || op < FS_RENAME || op > FS_SYMLINK ? this.take() : this.skip();
+        if (op < FS_RENAME || op > FS_SYMLINK) return this.take();
+        const one = op <= FS_MKDIR && this.pairMayBeUnder(buf, raw1, dir1);
+        const two = (op === FS_RENAME || op === FS_LINK || op === FS_SYMLINK) && this.pairMayBeUnder(buf, raw2, dir2);
+        return one || two ? this.take() : this.skip();
       }
-      case KIND.setattr: {
-        const raw = str(buf, start + 120, RAW_BYTES);
+      case KIND.setattr: case K_SETATTR_V: {
+        let raw: Span, dir: Span | null;
+        if (kind === KIND.setattr) {
+          raw = str(buf, start + 120, RAW_BYTES);
+          dir = walk(buf, start, len, 376);
+        } else {
+          const ss = stringsOf(buf, start, len, VAR[K_SETATTR_V]!);
+          if (ss === null) return this.take();
+          raw = ss[0]!;
+          dir = ss[1]![1] > 0 ? ss[1]! : null;
+        }
         if (raw[1] === 0) {
           // No name: the path is the walked directory (fchmod, futimens, ftruncate on a descriptor).
-          const w = walk(buf, start, len, 376);
-          return w === null || this.mayBeUnder(buf, w[0], w[1], -1, 0) ? this.take() : this.skip();
+          return dir === null || this.mayBeUnder(buf, dir[0], dir[1], -1, 0) ? this.take() : this.skip();
         }
-        return this.pairMayBeUnder(buf, start, len, 120, 376) ? this.take() : this.skip();
+        return this.pairMayBeUnder(buf, raw, dir) ? this.take() : this.skip();
       }
       default:
-        return this.skip();
+        return this.take(); // lost, and any kind this code does not know: the decoder decides
     }
   };
 
   private take(): true { this.kept++; return true; }
   private skip(): false { this.passed++; return false; }
 
-  /** One (raw name, walked directory) pair of a file-system record; an empty raw names nothing. */
-  private pairMayBeUnder(buf: Uint8Array, start: number, len: number, rawOff: number, walkOff: number): boolean {
-    const [rs, rl] = str(buf, start + rawOff, RAW_BYTES);
+  /** One (raw name, the directory it is relative to) pair of a file-system record. */
+  private pairMayBeUnder(buf: Uint8Array, raw: Span, dir: Span | null): boolean {
+    const [rs, rl] = raw;
     if (rl === 0) return true; // the path the decoder needs is missing: it decides (a gap on SRC's device)
     if (buf[rs] === SLASH) return this.mayBeUnder(buf, rs, rl, -1, 0);
-    const w = walk(buf, start, len, walkOff);
-    if (w === null) return true; // relative to a directory the kernel could not name: cannot tell
-    return this.mayBeUnder(buf, w[0], w[1], rs, rl);
+    if (dir === null) return true; // relative to a directory the kernel could not name: cannot tell
+    return this.mayBeUnder(buf, dir[0], dir[1], rs, rl);
   }
 
   /**
@@ -190,18 +215,47 @@ function needsNormalising(b: Uint8Array, start: number, len: number): boolean {
   return false;
 }
 
+/** [start, length] of a byte string inside the buffer. */
+type Span = [number, number];
+
+/**
+ * The variable-length kinds of ABI 2 (ebpf/prov.h struct prov_*_v, written by newer capture):
+ * a fixed part with the strings' u16 lengths at `lens`, then the strings back to back from
+ * `fixed`, each followed by a NUL. Mirrored here by number so that journals of either ABI are
+ * filtered; a record that does not parse this way is kept (the decoder reports it).
+ */
+const K_EXEC_V = 11, K_FS_V = 12, K_SETATTR_V = 13;
+interface VarLayout { fixed: number; lens: number; strings: number }
+const VAR: Record<number, VarLayout> = {
+  [K_EXEC_V]: { fixed: 80, lens: 72, strings: 4 },
+  [K_FS_V]: { fixed: 128, lens: 120, strings: 4 },
+  [K_SETATTR_V]: { fixed: 128, lens: 120, strings: 2 },
+};
+
+function stringsOf(b: Uint8Array, start: number, len: number, v: VarLayout): Span[] | null {
+  const out: Span[] = [];
+  let o = v.fixed;
+  for (let i = 0; i < v.strings; i++) {
+    const n = u16(b, start + v.lens + 2 * i);
+    if (o + n + 1 > len || b[start + o + n] !== 0) return null;
+    out.push([start + o, n]);
+    o += n + 1;
+  }
+  return out;
+}
+
 function u16(b: Uint8Array, o: number): number { return b[o]! | (b[o + 1]! << 8); }
 function u32(b: Uint8Array, o: number): number { return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000; }
 
 /** A NUL-terminated string in a fixed field: [start, length]. */
-function str(b: Uint8Array, o: number, max: number): [number, number] {
+function str(b: Uint8Array, o: number, max: number): Span {
   let n = 0;
   while (n < max && b[o + n] !== 0) n++;
   return [o, n];
 }
 
 /** The path of a struct prov_walk at record offset `o`: [start, length], or null when not walked. */
-function walk(b: Uint8Array, start: number, len: number, o: number): [number, number] | null {
+function walk(b: Uint8Array, start: number, len: number, o: number): Span | null {
   const off = u16(b, start + o), n = u16(b, start + o + 2);
   if (!n || off + n > WALK_BUF || o + 8 + off + n > len) return null;
   return [start + o + 8 + off, n];
