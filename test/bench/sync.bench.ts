@@ -14,7 +14,9 @@
  * in an order that rotates every repeat; every DST is verified against SRC by tree hash
  * (contents + modes + mtimes; contents only for `rsync -r`, which keeps neither). A third case
  * keeps the small tree's number of changes on the large tree: prov's time should follow the
- * changes, rsync's the files.
+ * changes, rsync's the files. Two tables close the output: the growth (every case, every tool)
+ * and where prov's time went (read with the barrier, plan, apply, save; records read, under
+ * SRC, passed over undecoded).
  *
  * Run alone: node dist/test/bench/sync.bench.js [--quick]   (needs root: eBPF)
  */
