@@ -63,9 +63,21 @@ const RSYNC_ARGS: Record<Exclude<Tool, 'prov'>, string[]> = {
 
 
 const secs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+/**
+ * CPU seconds (user + system) of this process's children that have been waited for (rsync and
+ * the processes it forks; the probe's mkdir): /proc/self/stat cutime + cstime, in clock ticks.
+ * CPU time is what stays meaningful when the shared machine's load makes wall time noisy.
+ */
+function childCpu(): number {
+  const f = fs.readFileSync('/proc/self/stat', 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[13]) + Number(rest[14])) / CLK_TCK;
+}
+const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
+const ownCpu = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6; };
 
 interface Phases { barrier: number; read: number; plan: number; apply: number; save: number }
-interface CaseResult { files: number; changes: number; capture: CaptureKind; times: Record<Tool, number[]>; records: number[]; relevant: number[]; passed: number[]; phases: string[]; phaseTimes: Phases[]; fallbacks: string[] }
+interface CaseResult { files: number; changes: number; capture: CaptureKind; times: Record<Tool, number[]>; cpu: Record<Tool, number[]>; records: number[]; relevant: number[]; passed: number[]; phases: string[]; phaseTimes: Phases[]; fallbacks: string[] }
 type CaptureKind = 'ebpf' | 'provfs';
 
 async function runCase(base: string, capture: CaptureKind, files: number, changeCounts: number[], repeats: number, seed: number): Promise<CaseResult[]> {
@@ -100,7 +112,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
     const first = await syncOnce(opts);
     if (first.mode !== 'full') throw new Error('first sync should be a full comparison');
     for (const changeSteps of changeCounts) {
-    const out: CaseResult = { files, changes: changeSteps, capture, times: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, records: [], relevant: [], passed: [], phases: [], phaseTimes: [], fallbacks: [] };
+    const out: CaseResult = { files, changes: changeSteps, capture, times: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, cpu: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, records: [], relevant: [], passed: [], phases: [], phaseTimes: [], fallbacks: [] };
     results.push(out);
     for (let rep = 0; rep < repeats; rep++) {
       // Consume what the bench itself put in the journal since (rsync runs, tree hashing): a
@@ -112,9 +124,11 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
       const order: Tool[] = ['prov', ...rs.map((_, i) => rs[(i + rep) % rs.length]!)];
       for (const tool of order) {
         const t0 = process.hrtime.bigint();
+        const c0 = ownCpu() + childCpu();
         if (tool === 'prov') {
           const r = await syncOnce(opts);
           out.times.prov.push(secs(t0));
+          out.cpu.prov.push(ownCpu() + childCpu() - c0);
           // A gap (e.g. the ring buffer overflowed under load) makes prov compare in full: that
           // time counts, and the fallback is reported.
           if (r.mode !== 'incremental') { out.fallbacks.push(r.reason ?? '?'); log(`prov fell back to a full comparison: ${r.reason}`); }
@@ -126,6 +140,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
         } else {
           await exec('rsync', [...RSYNC_ARGS[tool], `${backing}/`, `${dst[tool]}/`], { maxBuffer: 1 << 24 });
           out.times[tool].push(secs(t0));
+          out.cpu[tool].push(ownCpu() + childCpu() - c0);
         }
       }
       const want = treeHash(backing, { mtimes: true }), wantContent = treeHash(backing, { modes: false });
@@ -134,7 +149,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
         const ok = t === 'rsync-r' ? treeHash(dst[t], { modes: false }) === wantContent : treeHash(dst[t], { mtimes: true }) === want;
         if (!ok) throw new Error(`repeat ${rep}: ${t} left a DST that differs from SRC`);
       }
-      log(`${capture}: ${files} files, ${changeSteps} changes, repeat ${rep + 1}/${repeats}: ` + TOOLS.map((t) => `${t} ${out.times[t].at(-1)!.toFixed(3)} s`).join(', ') + `; prov read ${out.records.at(-1)} records (${out.relevant.at(-1)} under SRC, ${out.passed.at(-1)} passed over undecoded), ${out.phases.at(-1)}; trees verified; load ${loadavg()[0]!.toFixed(2)}`);
+      log(`${capture}: ${files} files, ${changeSteps} changes, repeat ${rep + 1}/${repeats}: ` + TOOLS.map((t) => `${t} ${out.times[t].at(-1)!.toFixed(3)} s (CPU ${out.cpu[t].at(-1)!.toFixed(2)})`).join(', ') + `; prov read ${out.records.at(-1)} records (${out.relevant.at(-1)} under SRC, ${out.passed.at(-1)} passed over undecoded), ${out.phases.at(-1)}; trees verified; load ${loadavg()[0]!.toFixed(2)}`);
     }
     }
   } finally {
@@ -145,11 +160,11 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
   return results;
 }
 
-function row(figure: string, c: CaseResult, baseline: Exclude<Tool, 'prov'>, note: string, goal?: string, paper?: string): BenchRow {
-  const p = median(c.times.prov), b = median(c.times[baseline]);
+function row(figure: string, c: CaseResult, baseline: Exclude<Tool, 'prov'>, note: string, goal?: string, paper?: string, what: 'times' | 'cpu' = 'times'): BenchRow {
+  const p = median(c[what].prov), b = median(c[what][baseline]);
   return {
     figure, unit: 's', prov: p, baseline: b, baselineName: `${baseline === 'rsync-a' ? 'rsync -a --delete' : baseline === 'rsync-r' ? 'rsync -r --delete' : 'rsync -a --delete --checksum'}`,
-    ratio: b / p, better: 'lower', spread: { prov: spread(c.times.prov), baseline: spread(c.times[baseline]) }, repeats: c.times.prov.length,
+    ratio: b / p, better: 'lower', spread: { prov: spread(c[what].prov), baseline: spread(c[what][baseline]) }, repeats: c.times.prov.length,
     goal, paper, note,
   };
 }
@@ -169,6 +184,17 @@ function tables(cases: CaseResult[]): BenchTable[] {
     }),
     caption: 'prov should grow with the changes (rows of one tree size), not with the files (rows with the same number of changes); rsync grows with the files.',
   };
+  const growthCpu: BenchTable = {
+    title: 'sync: CPU time (user + system, median s) against tree size and number of changes',
+    columns: ['capture', 'files', 'changes', 'prov', 'rsync -a --delete', 'rsync -r --delete', 'rsync -a --delete --checksum', 'vs -a', 'vs -r', 'vs --checksum'],
+    rows: cases.map((c) => {
+      const p = median(c.cpu.prov);
+      const b = (t: Tool): number => median(c.cpu[t]);
+      return [c.capture, String(c.files), String(c.changes), f3(p), f3(b('rsync-a')), f3(b('rsync-r')), f3(b('rsync-c')),
+        `${(b('rsync-a') / p).toFixed(1)}×`, `${(b('rsync-r') / p).toFixed(1)}×`, `${(b('rsync-c') / p).toFixed(1)}×`];
+    }),
+    caption: 'CPU seconds of prov (its threads and the probe) and of rsync (all its processes): less sensitive than wall time to the other tenants of the machine. Not counted: the capture daemon, which runs anyway.',
+  };
   const med = (c: CaseResult, k: keyof Phases): string => f3(median(c.phaseTimes.map((p) => p[k])));
   const phases: BenchTable = {
     title: 'prov sync: where the time goes (median s per phase)',
@@ -177,7 +203,7 @@ function tables(cases: CaseResult[]): BenchTable[] {
       String(median(c.records)), String(median(c.relevant)), String(median(c.passed))]),
     caption: 'barrier: probe in SRC, wait until capture has journaled it, fold the records up to it (part of read).',
   };
-  return [growth, phases];
+  return [growth, growthCpu, phases];
 }
 
 /** One case only (from the command line): capture, tree size, changes, repeats. */
@@ -218,7 +244,9 @@ export async function run(opts: BenchOptions & { only?: OnlyCase }): Promise<Ben
           rows.push(row(`sync time, ${what}, vs rsync -a`, c, 'rsync-a', note, '≥ 10× faster than rsync'));
           rows.push(row(`sync time, ${what}, vs rsync -r (Bento's baseline)`, c, 'rsync-r', note, '≥ 10× faster than rsync', 'Bento-prov sync: 5.8× slower than rsync -r on 20,000 files'));
           rows.push(row(`sync time, ${what}, vs rsync --checksum`, c, 'rsync-c', note));
-          log(rows.slice(-3).map((x) => `${x.figure}: prov ${x.prov.toFixed(3)} s, ${x.baselineName} ${x.baseline!.toFixed(3)} s, ${x.ratio!.toFixed(2)}×`).join('\n'));
+          rows.push(row(`sync CPU time, ${what}, vs rsync -a`, c, 'rsync-a', note, undefined, undefined, 'cpu'));
+          rows.push(row(`sync CPU time, ${what}, vs rsync -r`, c, 'rsync-r', note, undefined, undefined, 'cpu'));
+          log(rows.slice(-5).map((x) => `${x.figure}: prov ${x.prov.toFixed(3)} s, ${x.baselineName} ${x.baseline!.toFixed(3)} s, ${x.ratio!.toFixed(2)}×`).join('\n'));
         }
       }
     }
