@@ -61,7 +61,12 @@ export interface SyncOptions {
   stateDir?: string;
   /** Probe SRC and wait for capture to record it (default true; see the module comment). */
   barrier?: boolean;
-  /** How long the journal may stay silent before the probe is declared unseen (ms, default 3000). */
+  /**
+   * How long the journal may stay silent before the probe is declared unseen (ms, default 3000).
+   * While a writer has a stream of the journal open (capture is running, maybe starved on a busy
+   * host) the wait is at least {@link LIVE_WRITER_SILENCE_MS}: a needless full comparison costs
+   * far more than the wait.
+   */
   barrierTimeoutMs?: number;
   /** Remote transport settings (rsh command, rsync path). */
   remote?: RemoteOptions;
@@ -92,6 +97,9 @@ export interface SyncResult {
   actions?: string[];
   checkpoint: Record<string, number>;
 }
+
+/** The barrier's patience while a journal writer is alive (see SyncOptions.barrierTimeoutMs). */
+export const LIVE_WRITER_SILENCE_MS = 15_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -277,7 +285,12 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   else {
     if (o.barrier !== false && !o.dryRun) {
       const tb = process.hrtime.bigint();
-      const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000, pre, applyEarly);
+      let silence = o.barrierTimeoutMs ?? 3000;
+      if (o.feed.session && o.feed.heads) {
+        const streams = Object.keys(await o.feed.heads());
+        if (streams.some((st) => o.feed!.session!(st) !== null)) silence = Math.max(silence, LIVE_WRITER_SILENCE_MS);
+      }
+      const b = await barrier(src, tracker, o.feed, silence, pre, applyEarly);
       tBarrier = Number(process.hrtime.bigint() - tb - tEarly) / 1e9;
       if (b.gap) reason ??= b.gap;
       if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';
