@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { RESERVED_PREFIX, joinRel, parentRel, splitRel } from './paths.js';
+import { RESERVED_PREFIX, isCleanName, joinRel, parentRel, splitRel } from './paths.js';
 import { setMtimeNs, setMtimeNsAsync } from './nstime.js';
 
 export class UnsafePathError extends Error {
@@ -34,6 +34,9 @@ export class SafeTree {
 
   /** Absolute path of `rel` after checking its parents. */
   abs(rel: string): string {
+    // Fast path: the parent was checked (and its components validated) already.
+    const slash = rel.lastIndexOf('/');
+    if (slash > 0 && this.okDirs.has(rel.slice(0, slash)) && isCleanName(rel.slice(slash + 1))) return this.root + '/' + rel;
     const parts = splitRel(rel);
     let cur = '';
     for (let i = 0; i < parts.length - 1; i++) {
