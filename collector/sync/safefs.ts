@@ -76,22 +76,6 @@ export class SafeTree {
     }
   }
 
-  /** {@link lstat} on libuv's pool. */
-  async lstatAsync(rel: string): Promise<BigStats | null> {
-    try {
-      return await fsp.lstat(this.abs(rel), { bigint: true });
-    } catch (e) {
-      const c = (e as NodeJS.ErrnoException).code;
-      if (c === 'ENOENT' || c === 'ENOTDIR') return null;
-      throw e;
-    }
-  }
-
-  /** {@link setMtime} on a worker thread. */
-  setMtimeAsync(rel: string, mtimeNs: bigint): Promise<void> {
-    return setMtimeNsAsync(this.abs(rel), mtimeNs);
-  }
-
   readdir(rel: string): string[] {
     return fs.readdirSync(this.abs(rel));
   }
@@ -135,8 +119,10 @@ export class SafeTree {
       if (c === 'ENOENT' || c === 'ENOTDIR') return false;
       throw e;
     }
+    // The lstat here is cheap (synchronous costs less than a pool round trip); the unlink that
+    // frees the inode is the expensive call.
     let st: fs.Stats;
-    try { st = await fsp.lstat(p); } catch { return false; }
+    try { st = fs.lstatSync(p); } catch { return false; }
     if (st.isDirectory()) {
       await fsp.rm(p, { recursive: true, force: true });
       this.forgetUnder(rel);
