@@ -92,14 +92,16 @@ export class SafeTree {
     if (this.okDirs.has(from) || this.okDirs.has(to)) this.forgetUnder(from, to);
   }
 
-  /** {@link rename} on libuv's pool; false when `from` (or a parent of it) does not exist. */
+  /**
+   * {@link rename} on libuv's pool; false when `from`, or a parent of `from` or of `to`, does not
+   * exist (ENOENT, as rename(2) says it).
+   */
   async renameAsync(from: string, to: string): Promise<boolean> {
-    let a: string;
-    try { a = this.abs(from); } catch (e) {
+    let a: string, b: string;
+    try { a = this.abs(from); b = this.abs(to); } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
       throw e;
     }
-    const b = this.abs(to);
     try {
       await fsp.rename(a, b);
     } catch (e) {

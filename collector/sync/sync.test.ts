@@ -12,6 +12,7 @@ import { syncOnce, watch, type SyncOptions } from './engine.js';
 import { Workload } from './workload.js';
 import { treeDiff, treeHash } from './treehash.js';
 import { Overlay } from './overlay.js';
+import { SafeTree } from './safefs.js';
 
 process.env.PROV_LOG ??= 'warn';
 const base = fs.mkdtempSync(`${tmpdir()}/prov-sync-test-`);
@@ -232,6 +233,22 @@ describe('--watch', () => {
       ac.abort();
       await done;
     }
+  });
+});
+
+describe('SafeTree on the thread pool', () => {
+  it('renameAsync and removeAsync read a missing parent on either side as "not there", never throw it', async () => {
+    const d = dirs();
+    fs.writeFileSync(`${d.dst}/x`, 'x');
+    const t = new SafeTree(fs.realpathSync(d.dst));
+    assert.equal(await t.renameAsync('x', 'no/such/y'), false, 'missing parent of the destination');
+    assert.equal(await t.renameAsync('no/such/x', 'y'), false, 'missing parent of the source');
+    assert.equal(await t.renameAsync('gone', 'y'), false, 'missing source');
+    assert.equal(await t.removeAsync('no/such/x'), false);
+    assert.equal(fs.readFileSync(`${d.dst}/x`, 'utf8'), 'x', 'nothing moved');
+    assert.equal(await t.renameAsync('x', 'y'), true);
+    assert.equal(await t.removeAsync('y'), true);
+    assert.deepEqual(fs.readdirSync(d.dst), []);
   });
 });
 
