@@ -43,7 +43,21 @@ export interface JournalRecord {
   segment: string;
   offset: number;
   event: ProvEvent;
+  /**
+   * Records of this stream directly before this one that a reader's {@link RecordPrefilter}
+   * passed over (whole, checksum-valid, not decoded): seqs `seq - skipped .. seq - 1`, none
+   * missing between them and this one. Absent when none were (and always without a prefilter).
+   */
+  skipped?: number;
 }
+
+/**
+ * Decides from a record's raw payload, before it is decoded, whether the consumer wants it
+ * (true) or it may be passed over undecoded (false). Called once per whole, checksum-valid
+ * record frame, in seq order per stream, ahead of delivery (readers read ahead): a stateful
+ * prefilter may only ever change its mind towards keeping more.
+ */
+export type RecordPrefilter = (stream: string, codec: number, buf: Uint8Array, start: number, len: number) => boolean;
 
 /** Turns a binary payload back into events (registered per codec by the source that writes it). */
 export type PayloadDecoder = (payload: Uint8Array, where: string) => ProvEvent;

@@ -19,7 +19,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { join } from 'node:path';
 import type { ProvEvent } from '../events.js';
 import { eventProblem } from '../validate.js';
-import { CODEC, type JournalRecord, type PayloadDecoder } from './api.js';
+import { CODEC, type JournalRecord, type PayloadDecoder, type RecordPrefilter } from './api.js';
 import {
   FRAME_HEADER_BYTES, FRAME_MAGIC0, FRAME_MAGIC1, FRAME_OVERHEAD, INDEX_ENTRY_BYTES, INDEX_SUFFIX, KIND_RECORD,
   KIND_SEAL, MAX_PAYLOAD, SEGMENT_HEADER_BYTES, HEAD_FILE, decodeHead, decodeSegmentHeader, findNextFrame, isFrame, parseFrame,
@@ -57,6 +57,12 @@ export class StreamCursor {
   private headSeq = -1;
   /** File offset the first segment was entered at (> header size when a sparse-index entry was used). */
   resumedAt = -1;
+  /**
+   * Records the prefilter passed over since the last record returned (they end at lastSeq).
+   * Whoever has consumed every returned record may take the stream as read up to lastSeq when
+   * lastSeq - passed is the seq of the last record it got: nothing was lost between.
+   */
+  passed = 0;
 
   constructor(
     dir: string,
@@ -64,6 +70,7 @@ export class StreamCursor {
     fromSeq: number,
     private readonly decoders: ReadonlyMap<number, PayloadDecoder>,
     private readonly reject: (r: RejectedRecord) => void,
+    private readonly prefilter?: RecordPrefilter,
   ) {
     this.streamDir = join(dir, stream);
     this.lastSeq = fromSeq;
@@ -211,10 +218,23 @@ export class StreamCursor {
       this.prevCrc = f.crc;
       this.pos = f.end;
       if (f.kind === KIND_SEAL || f.seq <= this.lastSeq) continue;
+      if (this.prefilter !== undefined && !this.prefilter(this.stream, f.codec, this.buf, f.payloadStart, f.len)) {
+        // Contiguous with what came before? A rejected record in between must stay visible as a gap.
+        if (f.seq !== this.lastSeq + 1) this.passed = Number.NaN;
+        this.lastSeq = f.seq;
+        this.passed++;
+        continue;
+      }
       const ev = this.decode(f.codec, f.payloadStart, f.len, f.seq, offset);
       if (ev === null) continue;
+      const rec: JournalRecord = { stream: this.stream, seq: f.seq, pos: `${this.stream}:${f.seq}`, segment: this.segment.name, offset, event: ev };
+      if (this.passed !== 0) {
+        // NaN (a gap among the passed-over records) is reported as 0: the consumer sees the gap.
+        if (this.passed > 0 && f.seq === this.lastSeq + 1) rec.skipped = this.passed;
+        this.passed = 0;
+      }
       this.lastSeq = f.seq;
-      out.push({ stream: this.stream, seq: f.seq, pos: `${this.stream}:${f.seq}`, segment: this.segment.name, offset, event: ev });
+      out.push(rec);
       added++;
     }
     return true;

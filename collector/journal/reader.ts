@@ -12,7 +12,7 @@
 import { InputError } from '../../graph/errors.js';
 import type { Checkpoint } from '../../graph/model.js';
 import { logger } from '../log.js';
-import type { JournalRecord, PayloadDecoder } from './api.js';
+import type { JournalRecord, PayloadDecoder, RecordPrefilter } from './api.js';
 import { StreamCursor, type RejectedRecord } from './cursor.js';
 import { checkStreamName } from './format.js';
 import { listStreams } from './segments.js';
@@ -28,6 +28,12 @@ export interface JournalReaderOptions {
   from?: Checkpoint;
   /** Decoders for binary codecs (JSON, codec 0, is built in). */
   decoders?: ReadonlyMap<number, PayloadDecoder>;
+  /**
+   * Pass over records the consumer does not want without decoding them (see RecordPrefilter).
+   * A delivered record then says how many were passed over right before it (`skipped`), and
+   * {@link JournalReader.checkpoint} counts a passed-over tail as read.
+   */
+  prefilter?: RecordPrefilter;
 }
 
 export interface ReadOptions {
@@ -57,8 +63,13 @@ export interface JournalReader {
   stream(name: string, opts?: Omit<ReadOptions, 'streams'>): AsyncIterableIterator<JournalRecord>;
   /** Up to `max` records merged by ts, synchronously; empty when nothing is available now. */
   readBatch(max: number, streams?: readonly string[]): JournalRecord[];
-  /** Last seq delivered per stream (what a consumer stores as its checkpoint once applied). */
+  /**
+   * Last seq delivered per stream (what a consumer stores as its checkpoint once applied); with
+   * a prefilter, records passed over after the last delivered one count once that one was taken.
+   */
   checkpoint(): Checkpoint;
+  /** Streams whose delivered records are all taken and that end in passed-over records: the seq they reach. */
+  passedOver(): Checkpoint;
   readonly stats: ReaderStats;
   /** The newest rejected records (at most 1000), oldest first. */
   readonly rejections: readonly RejectedRecord[];
@@ -78,10 +89,12 @@ class Reader implements JournalReader {
   private readonly lanes = new Map<string, Lane>();
   private readonly from: Checkpoint;
   private readonly decoders: ReadonlyMap<number, PayloadDecoder>;
+  private readonly prefilter?: RecordPrefilter;
 
   constructor(readonly dir: string, opts: JournalReaderOptions) {
     this.from = { ...(opts.from ?? {}) };
     this.decoders = opts.decoders ?? new Map();
+    this.prefilter = opts.prefilter;
     for (const [stream, seq] of Object.entries(this.from)) {
       if (!Number.isSafeInteger(seq) || seq < 0) throw new InputError(`checkpoint for stream ${stream} is not a seq (${seq})`);
     }
@@ -97,7 +110,7 @@ class Reader implements JournalReader {
       const bad = checkStreamName(stream);
       if (bad) throw new InputError(bad, this.dir);
       const from = this.from[stream] ?? 0;
-      l = { cursor: new StreamCursor(this.dir, stream, from, this.decoders, (r) => this.onReject(r)), queue: [], head: 0, delivered: from };
+      l = { cursor: new StreamCursor(this.dir, stream, from, this.decoders, (r) => this.onReject(r), this.prefilter), queue: [], head: 0, delivered: from };
       this.lanes.set(stream, l);
     }
     return l;
@@ -196,6 +209,16 @@ class Reader implements JournalReader {
   checkpoint(): Checkpoint {
     const c: Checkpoint = { ...this.from };
     for (const [s, l] of this.lanes) c[s] = l.delivered;
+    return Object.assign(c, this.passedOver());
+  }
+
+  passedOver(): Checkpoint {
+    const c: Checkpoint = {};
+    for (const [s, l] of this.lanes) {
+      const k = l.cursor;
+      // Only a tail right after the last delivered record (nothing rejected between) counts.
+      if (l.head >= l.queue.length && k.passed > 0 && k.lastSeq - k.passed === l.delivered) c[s] = k.lastSeq;
+    }
     return c;
   }
 

@@ -11,16 +11,25 @@
  *    exist by then), new objects are created from SRC, changed ones copied. Renames are renames:
  *    a moved file or directory is never re-copied unless it also changed.
  * 3. the staging directory is removed (it holds only what SRC no longer has);
- * 4. directory metadata (mode, mtime) deepest first, after every entry in them changed.
+ * 4. directory metadata (mode, mtime), after every entry in them changed.
  * Contents are always read from SRC as it is now, so a file changed again after the events
  * were read is copied in its newer state; the events after the checkpoint bring it again next
  * time, which is harmless.
+ *
+ * Regular files are not copied where their step comes: they are queued and copied together at
+ * the end of step 2 (or of the full comparison), {@link COPY_CONCURRENCY} at a time on libuv's
+ * thread pool (copy_file_range, utimensat, rename). That is safe because a file's copy needs only
+ * its parent directory, which exists once every shallower step is done, and no later step moves
+ * or removes a directory a queued file is in (later steps are deeper, and files have no children).
  */
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { FinalOp, Plan } from './overlay.js';
 import { RESERVED_PREFIX, depthOf, isReserved, joinRel, parentRel } from './paths.js';
 import type { BigStats, SafeTree } from './safefs.js';
+import { logger } from '../log.js';
+
+const log = logger('sync');
 
 export interface ApplyOptions {
   /** Remove from DST what was deleted from SRC (overwritten files are always replaced). */
@@ -31,6 +40,17 @@ export interface ApplyOptions {
   checksum?: boolean;
   /** Called after each step with (done, total) of the plan, for progress on a TTY. */
   progress?: (done: number, total: number) => void;
+}
+
+/** Run `work` on every item, at most `limit` at once; every started call has ended when it settles (the first failure is thrown). */
+async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** What one sync did (or would do, in a dry run). */
@@ -54,6 +74,8 @@ export function emptyCounts(): ApplyCounts {
 }
 
 const S_IFMT = 0o170000n;
+/** Files copied at once: enough to keep libuv's 4 threads busy, few enough to stay polite. */
+export const COPY_CONCURRENCY = 8;
 const typeOf = (st: BigStats): bigint => st.mode & S_IFMT;
 
 export class Applier {
@@ -62,50 +84,84 @@ export class Applier {
   readonly actions: string[] = [];
   private metaDirs = new Set<string>();
   private stageDir: string | null = null;
+  /** Regular files to copy (see the module comment), with SRC's lstat. */
+  private queued: Array<{ rel: string; st: BigStats }> = [];
+  /**
+   * Paths the plan said to copy that SRC no longer had when their turn came (changed again after
+   * the records were read). What DST has there may be stale, and the records that follow (a
+   * rename of a parent, say) need not say so: the caller marks them changed in the next plan.
+   */
+  readonly vanished: string[] = [];
 
   constructor(readonly src: SafeTree, readonly dst: SafeTree, readonly opts: ApplyOptions) {}
 
   private say(line: string): void { this.actions.push(line); }
 
   /** Apply an incremental plan. */
-  applyPlan(plan: Plan): void {
+  async applyPlan(plan: Plan): Promise<void> {
     const total = plan.originOps.length + plan.finalOps.length + plan.metaDirs.length;
     let done = 0;
     const tick = (): void => { done++; if (this.opts.progress && (done & 255) === 0) this.opts.progress(done, total); };
     const missing = new Set<number>();
-    for (const op of plan.originOps) {
-      tick();
-      if (op.op === 'stage') {
-        if (this.opts.dryRun) continue;
+    const t0 = performance.now();
+    // Origin side, deepest first. The steps of one depth touch distinct paths none of which is
+    // inside another, and their parents (shallower) are not moved until a later depth: they run
+    // together on libuv's pool.
+    const ops = plan.originOps;
+    for (let i = 0; i < ops.length;) {
+      const depth = depthOf(ops[i]!.origin);
+      let j = i;
+      while (j < ops.length && depthOf(ops[j]!.origin) === depth) j++;
+      await pool(ops.slice(i, j), COPY_CONCURRENCY, async (op) => {
+        tick();
+        if (op.op === 'stage') {
+          if (this.opts.dryRun) return;
+          // DST lacks it: the final side copies it from SRC instead.
+          if (!(await this.dst.renameAsync(op.origin, this.slotPath(op.slot)))) missing.add(op.slot);
+        } else if (op.replaced || this.opts.delete) {
+          if (this.opts.dryRun) { this.say(`delete ${op.origin}`); this.counts.deletes++; return; }
+          if (await this.dst.removeAsync(op.origin)) this.counts.deletes++;
+        }
+      });
+      i = j;
+    }
+    const t1 = performance.now();
+    // Final side, shallowest first. Within one depth the paths are distinct and none is inside
+    // another: the plain moves back from staging (most of a plan's renames) run together.
+    const fin = plan.finalOps;
+    for (let i = 0; i < fin.length;) {
+      const depth = depthOf(fin[i]!.path);
+      let j = i;
+      while (j < fin.length && depthOf(fin[j]!.path) === depth) j++;
+      const moves: Array<{ slot: number; path: string }> = [];
+      for (const op of fin.slice(i, j)) {
+        tick();
+        if (op.op === 'place' && !op.dirty && !missing.has(op.slot) && !this.opts.dryRun) { moves.push(op); continue; }
         try {
-          this.dst.rename(op.origin, this.slotPath(op.slot));
+          this.finalOp(op, missing);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-          missing.add(op.slot); // DST lacks it: copy from SRC instead
+          // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again.
+          if (!this.ensureParents(op.path)) continue;
+          this.finalOp(op, missing);
         }
-      } else if (op.replaced || this.opts.delete) {
-        if (this.opts.dryRun) { this.say(`delete ${op.origin}`); this.counts.deletes++; continue; }
-        if (this.dst.remove(op.origin)) this.counts.deletes++;
       }
+      await pool(moves, COPY_CONCURRENCY, (m) => this.placeAsync(m.slot, m.path));
+      i = j;
     }
-    for (const op of plan.finalOps) {
-      tick();
-      try {
-        this.finalOp(op, missing);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again.
-        if (!this.ensureParents(op.path)) continue;
-        this.finalOp(op, missing);
-      }
-    }
+    const t2 = performance.now();
+    await this.copyQueued();
+    const t3 = performance.now();
     if (this.stageDir !== null) {
       this.dst.remove(this.stageDir);
+      this.stageDir = null; // a next plan on this applier stages anew
       this.metaDirs.add('');
     }
     for (const d of plan.metaDirs) this.metaDirs.add(d);
     this.finishDirs(() => tick());
     this.opts.progress?.(total, total);
+    const t4 = performance.now();
+    log.debug(`apply: origin side ${(t1 - t0).toFixed(1)} ms (${plan.originOps.length} steps), final side ${(t2 - t1).toFixed(1)} ms (${plan.finalOps.length}), copies ${(t3 - t2).toFixed(1)} ms, staging removal + directories ${(t4 - t3).toFixed(1)} ms (${plan.metaDirs.length})`);
   }
 
   /** One step of the final side of a plan. */
@@ -120,7 +176,7 @@ export class Applier {
       // moved again since the events were read, the next sync's events move it on.)
       const st = op.dirty || missing.has(op.slot) ? this.src.lstat(op.path) : null;
       if (missing.has(op.slot)) { if (st) this.copy(op.path, st, true); return; }
-      if (op.dirty && !st) return; // gone from SRC since: it stays staged and is dropped
+      if (op.dirty && !st) { this.vanished.push(op.path); return; } // gone from SRC since: it stays staged and is dropped
       if (st) {
         const staged = this.dst.lstat(this.slotPath(op.slot));
         if (!staged || typeOf(staged) !== typeOf(st)) { this.copy(op.path, st, true); return; }
@@ -131,7 +187,7 @@ export class Applier {
     } else {
       if (this.opts.dryRun) { this.say(`${op.op} ${op.path}${op.op === 'create' && op.subtree ? ' (whole subtree)' : ''}`); return; }
       const st = this.src.lstat(op.path);
-      if (!st) return; // gone from SRC since the events were read
+      if (!st) { this.vanished.push(op.path); return; } // gone from SRC since the events were read
       this.copy(op.path, st, op.op === 'create' && op.subtree);
     }
   }
@@ -158,6 +214,8 @@ export class Applier {
   abandon(): void {
     if (this.stageDir !== null && !this.opts.dryRun) { try { this.dst.remove(this.stageDir); } catch { /* best effort */ } }
     this.stageDir = null;
+    this.queued = [];
+    this.metaDirs.clear();
   }
 
   private slotPath(slot: number): string {
@@ -166,6 +224,26 @@ export class Applier {
       this.dst.mkdir(this.stageDir, 0o700);
     }
     return joinRel(this.stageDir, String(slot));
+  }
+
+  /** A clean move back from staging ({@link place} on libuv's pool). */
+  private async placeAsync(slot: number, path: string): Promise<void> {
+    this.metaDirs.add(parentRel(path));
+    const from = this.slotPath(slot);
+    try {
+      if (!(await this.dst.renameAsync(from, path))) {
+        // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again; if
+        // SRC lacks it too, the object stays staged and goes with the staging directory.
+        if (!this.ensureParents(path)) return;
+        this.dst.rename(from, path);
+      }
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
+      this.dst.remove(path);
+      this.dst.rename(from, path);
+    }
+    this.counts.renames++;
   }
 
   /** rename `from` over `to`, removing whatever stale entry is at `to`. */
@@ -186,9 +264,10 @@ export class Applier {
     const mode = Number(st.mode & 0o7777n);
     if (st.isFile()) {
       if (this.opts.dryRun) { this.say(`copy ${rel} (${st.size} bytes)`); this.counts.files++; this.counts.bytes += Number(st.size); return; }
-      this.counts.bytes += this.dst.writeFileFrom(rel, this.src.abs(rel), undefined, st.mtimeNs);
+      this.queued.push({ rel, st });
       this.counts.files++;
-      this.metaDirs.add(parentRel(rel)); // the temp file + rename changed the directory's mtime
+      this.counts.bytes += Number(st.size);
+      this.metaDirs.add(parentRel(rel)); // the temp file + rename changes the directory's mtime
     } else if (st.isSymbolicLink()) {
       if (this.opts.dryRun) { this.say(`symlink ${rel}`); this.counts.symlinks++; return; }
       this.dst.writeSymlink(rel, this.src.readlink(rel), st.mtimeNs);
@@ -211,8 +290,33 @@ export class Applier {
     }
   }
 
+  /**
+   * Copy the queued files, COPY_CONCURRENCY at a time. A file gone from SRC since it was
+   * queued is left out (uncounted); a parent DST lacks is made as SRC has it, then tried again.
+   */
+  private async copyQueued(): Promise<void> {
+    const q = this.queued;
+    this.queued = [];
+    await pool(q, COPY_CONCURRENCY, async ({ rel, st }) => {
+      try {
+        await this.dst.writeFileFromAsync(rel, this.src.abs(rel), st.mtimeNs);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        const now = this.src.lstat(rel);
+        if (now?.isFile() && this.ensureParents(rel)) {
+          await this.dst.writeFileFromAsync(rel, this.src.abs(rel), now.mtimeNs);
+          this.counts.bytes += Number(now.size) - Number(st.size);
+          return;
+        }
+        this.counts.files--;
+        this.counts.bytes -= Number(st.size);
+        this.vanished.push(rel);
+      }
+    });
+  }
+
   /** Full comparison of the whole tree (the fallback when the record has a gap). */
-  fullCompare(): void {
+  async fullCompare(): Promise<void> {
     const root = this.src.lstat('')!;
     const have = this.dst.lstat('');
     if (have && (have.mode & 0o7777n) !== (root.mode & 0o7777n)) {
@@ -221,6 +325,7 @@ export class Applier {
     }
     this.metaDirs.add('');
     this.compareDir('');
+    await this.copyQueued();
     this.finishDirs(() => {});
   }
 
@@ -262,16 +367,18 @@ export class Applier {
 
   /** Copy mode and mtime of every directory touched, deepest first. */
   private finishDirs(tick: () => void): void {
-    const dirs = [...this.metaDirs].sort((a, b) => depthOf(b) - depthOf(a));
+    const dirs = [...this.metaDirs];
+    this.metaDirs.clear();
+    // lstat and utimensat of a directory are cheap calls: on this thread they cost less than a
+    // round trip through the thread pool (measured), so this step stays synchronous.
     for (const d of dirs) {
       tick();
-      const s = this.src.lstat(d);
-      const have = this.opts.dryRun ? null : this.dst.lstat(d);
-      if (!s?.isDirectory() || (!this.opts.dryRun && !have?.isDirectory())) continue;
       if (this.opts.dryRun) continue;
-      if ((have!.mode & 0o7777n) !== (s.mode & 0o7777n)) { this.dst.chmodDir(d, Number(s.mode & 0o7777n)); this.counts.metadata++; }
-      if (have!.mtimeNs !== s.mtimeNs) this.dst.setMtime(d, s.mtimeNs);
+      const s = this.src.lstat(d);
+      const have = this.dst.lstat(d);
+      if (!s?.isDirectory() || !have?.isDirectory()) continue;
+      if ((have.mode & 0o7777n) !== (s.mode & 0o7777n)) { this.dst.chmodDir(d, Number(s.mode & 0o7777n)); this.counts.metadata++; }
+      if (have.mtimeNs !== s.mtimeNs) this.dst.setMtime(d, s.mtimeNs);
     }
-    this.metaDirs.clear();
   }
 }

@@ -33,7 +33,9 @@ function handleKey(stream: string, ev: { pid: number; fd?: number; fh?: number }
 function fileKey(f: FileRef): string { return `${f.dev}:${f.ino}`; }
 
 export class ChangeTracker {
-  readonly overlay = new Overlay();
+  private current = new Overlay();
+  /** The net changes since the checkpoint (or since the last {@link startOver}). */
+  get overlay(): Overlay { return this.current; }
   /** Absorbs overlay changes in degraded mode (its contents are never used). */
   private scratch = new Overlay();
   /** Last seq seen per stream (starts at the checkpoint). */
@@ -70,6 +72,29 @@ export class ChangeTracker {
     }
   }
 
+  /**
+   * The changes folded so far have been applied: DST equals SRC as of the records read. Later
+   * records are folded into a fresh overlay (positions and write handles carry on).
+   */
+  startOver(): void {
+    this.current = new Overlay();
+  }
+
+  /**
+   * Paths whose copy may be stale in DST (SRC lacked them when they were copied: see
+   * Applier.vanished): copy them again if they exist when the next plan is applied. A path
+   * the records have since removed needs nothing.
+   */
+  markChanged(paths: readonly string[]): void {
+    for (const p of paths) {
+      // From a state file: only clean relative paths, never sync's own names.
+      let parts: string[];
+      try { parts = splitRel(p); } catch { continue; }
+      if (parts.some(isReserved)) continue;
+      this.safely(() => this.overlay.modify(p));
+    }
+  }
+
   /** Write handles still open (carried into the next sync's state). */
   openWriters(): WriteHandle[] {
     return [...this.handles.values()].map((h) => ({ ...h, path: this.filePaths.get(h.file) ?? h.path }));
@@ -103,8 +128,9 @@ export class ChangeTracker {
 
   /** Fold one record in. Throws {@link GapError} when the record cannot be trusted for SRC. */
   add(rec: JournalRecord): void {
-    this.records++;
+    const skipped = rec.skipped ?? 0;
     const last = this.positions[rec.stream] ?? 0;
+    this.records += rec.seq > last ? Math.min(rec.seq - last, 1 + skipped) : 1;
     if (rec.seq <= last) return; // already applied (a reader that re-delivers)
     if (this.degraded) {
       this.positions[rec.stream] = rec.seq;
@@ -117,9 +143,29 @@ export class ChangeTracker {
       this.positions[rec.stream] = rec.seq;
       return;
     }
-    if (rec.seq !== last + 1) throw new GapError(`stream ${rec.stream}: seq ${last + 1}..${rec.seq - 1} missing`);
+    // The records passed over right before this one are seqs seq - skipped .. seq - 1 (some may
+    // already be counted, taken as a passed-over tail by passOver).
+    if (rec.seq - skipped > last + 1) throw new GapError(`stream ${rec.stream}: seq ${last + 1}..${rec.seq - 1 - skipped} missing`);
     this.positions[rec.stream] = rec.seq;
     this.event(rec.event, rec.stream, rec.pos);
+  }
+
+  /**
+   * Streams the reader read to their end past records the prefilter passed over (see
+   * RecordFeed.passedOver): they are read up to `seq` with nothing missing.
+   */
+  passOver(reached: Record<string, number>): void {
+    for (const [stream, seq] of Object.entries(reached)) {
+      const last = this.positions[stream] ?? 0;
+      if (seq <= last) continue;
+      this.records += seq - last;
+      this.positions[stream] = seq;
+    }
+  }
+
+  /** Keys of the write handles followed now (`stream:pid:fd`, `stream:fh:N`). */
+  handleKeys(): string[] {
+    return [...this.handles.keys()];
   }
 
   private event(ev: ProvEvent, stream: string, where: string): void {

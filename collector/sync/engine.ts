@@ -15,8 +15,13 @@
  *    writer opens the stream): a different session than at the last sync → full comparison.
  *    (A drainer restart that lost nothing, its events having waited in the pinned ring, is
  *    also counted as a restart: one needless full comparison rather than a silent miss.)
- * 3. Fold the records since the checkpoint (changes.ts); any gap → full comparison.
- * 4. Apply the plan (apply.ts, or remote.ts for host:path) and save the new checkpoint.
+ * 3. Fold the records since the checkpoint (changes.ts); any gap → full comparison. Records
+ *    that cannot concern SRC are passed over undecoded (prefilter.ts): with system-wide capture
+ *    they are most of the journal.
+ * 4. Apply the plan (apply.ts, or remote.ts for host:path) and save the new checkpoint. To a
+ *    local DST, what has been read is applied while the barrier still waits for the probe's
+ *    record (early plans, see syncOnce); the plan up to the probe comes last. Durability: see
+ *    state.ts (atomic per file, no fsync; a checkpoint is trusted only on the boot that wrote it).
  *
  * Known limits (each would need the capture sources' help, see the sync report):
  * - Paths are matched as recorded. An operation made through another name for SRC (a symlink
@@ -26,7 +31,7 @@
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { resolve as pathResolve } from 'node:path';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
@@ -35,6 +40,7 @@ import { readRootFor, witnessFor } from './capture.js';
 import { ChangeTracker } from './changes.js';
 import type { RecordFeed } from './feed.js';
 import { GapError } from './overlay.js';
+import { SyncPrefilter } from './prefilter.js';
 import { RESERVED_PREFIX, isWithin } from './paths.js';
 import { SafeTree, UnsafePathError } from './safefs.js';
 import { StateFile } from './state.js';
@@ -55,7 +61,12 @@ export interface SyncOptions {
   stateDir?: string;
   /** Probe SRC and wait for capture to record it (default true; see the module comment). */
   barrier?: boolean;
-  /** How long the journal may stay silent before the probe is declared unseen (ms, default 3000). */
+  /**
+   * How long the journal may stay silent before the probe is declared unseen (ms, default 3000).
+   * While a writer has a stream of the journal open (capture is running, maybe starved on a busy
+   * host) the wait is at least {@link LIVE_WRITER_SILENCE_MS}: a needless full comparison costs
+   * far more than the wait.
+   */
   barrierTimeoutMs?: number;
   /** Remote transport settings (rsh command, rsync path). */
   remote?: RemoteOptions;
@@ -73,13 +84,22 @@ export interface SyncResult {
   /** Records read, and how many concerned SRC. */
   records: number;
   relevant: number;
+  /** Records passed over without decoding (they could not concern SRC; see prefilter.ts). */
+  passedOver: number;
   seconds: number;
-  /** Where the time went: reading the record (barrier included), applying, saving the checkpoint. */
-  phases: { read: number; apply: number; save: number };
+  /**
+   * Where the time went (s): reading the record (barrier included), of it the barrier (probe,
+   * wait for its record, folding the records up to it), the net changes (the plan), applying,
+   * saving the checkpoint.
+   */
+  phases: { read: number; barrier: number; plan: number; apply: number; save: number };
   /** Dry run: the plan, one line per step. */
   actions?: string[];
   checkpoint: Record<string, number>;
 }
+
+/** The barrier's patience while a journal writer is alive (see SyncOptions.barrierTimeoutMs). */
+export const LIVE_WRITER_SILENCE_MS = 15_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -89,7 +109,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * or nothing new arrived for `idleMs`, or 60 s passed. On a busy host the journal may hold a
  * backlog: as long as records keep coming and are older than the probe, sync keeps reading.
  */
-async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, idleMs: number): Promise<{ ok: boolean; gap?: string; stream?: string }> {
+async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, idleMs: number, pre: SyncPrefilter, onIdle?: () => Promise<boolean>): Promise<{ ok: boolean; gap?: string; stream?: string }> {
   const name = `${RESERVED_PREFIX}probe-${process.pid}-${randomBytes(6).toString('hex')}`;
   const probe = `${src}/${name}`;
   // mkdir from a child process: the process running sync may be excluded from capture (a
@@ -97,10 +117,26 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
   // operation is. Relative to SRC as the working directory: a capture filter that judges a path
   // by the directory it is resolved from sees SRC. The rmdir needs no witness.
   const tBefore = Date.now();
-  const r = spawnSync('mkdir', ['--', name], { cwd: src, stdio: ['ignore', 'ignore', 'pipe'] });
-  const tAfter = Number(process.hrtime.bigint());
-  if (r.status !== 0) throw new InputError(`cannot make the probe ${probe}: ${r.stderr?.toString().trim() || r.error?.message}`, 'SRC');
-  fs.rmdirSync(probe);
+  // The child runs while the records so far are read (and applied early): its start-up is not
+  // waited for. Until it has exited, the probe cannot be declared unseen.
+  let tAfter = Infinity;
+  let made = false;
+  let failure: string | undefined;
+  const child = spawn('mkdir', ['--', name], { cwd: src, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<void>((resolve) => {
+    const end = (why?: string): void => {
+      if (made) return;
+      made = true;
+      tAfter = Number(process.hrtime.bigint());
+      if (why !== undefined) failure = why;
+      else try { fs.rmdirSync(probe); } catch (e) { failure = `cannot remove the probe: ${(e as Error).message}`; }
+      resolve();
+    };
+    child.on('error', (e) => end(e.message));
+    child.on('close', (code) => end(code === 0 ? undefined : stderr.trim() || `mkdir exited with ${code}`));
+  });
   const hardStop = tBefore + 60_000;
   let lastProgress = Date.now();
   let gap: string | undefined, stream: string | undefined, passed = false;
@@ -108,24 +144,43 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
     log.debug(`barrier: probe ${ok ? 'seen' : 'NOT seen'} after ${Date.now() - tBefore} ms, ${tracker.records} records read`);
     return { ok, gap, stream };
   };
-  for (;;) {
-    let got = false;
-    for await (const rec of feed.read(tracker.positions)) {
-      got = true;
-      if (gap === undefined) {
-        try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
-      } else tracker.add(rec);
-      const ev = rec.event as { op: string; src: string; ts: number; file?: { path?: string } };
-      // Stop at the probe: what comes after it is the next sync's (reading "to the end" of a
-      // journal that grows faster than it is read would never end).
-      if (ev.op === 'mkdir' && ev.file?.path === probe) { stream = rec.stream; return done(true); }
-      if ((!tracker.witness || ev.src === tracker.witness) && ev.ts > tAfter + 2e9) passed = true;
-      if (passed || Date.now() > hardStop) break;
+  try {
+    return await watchForProbe();
+  } finally {
+    await exited; // the probe is never left behind in SRC
+    if (failure !== undefined) throw new InputError(`cannot make the probe ${probe}: ${failure}`, 'SRC');
+  }
+
+  async function watchForProbe(): Promise<{ ok: boolean; gap?: string; stream?: string }> {
+    for (;;) {
+      if (failure !== undefined) return done(false);
+      const before = tracker.records;
+      for await (const rec of feed.read(tracker.positions, pre.keep)) {
+        if (gap === undefined) {
+          try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
+        } else tracker.add(rec);
+        const ev = rec.event as { op: string; src: string; ts: number; file?: { path?: string } };
+        // Stop at the probe: what comes after it is the next sync's (reading "to the end" of a
+        // journal that grows faster than it is read would never end).
+        if (ev.op === 'mkdir' && ev.file?.path === probe) { stream = rec.stream; return done(true); }
+        if ((!tracker.witness || ev.src === tracker.witness) && ev.ts > tAfter + 2e9) passed = true;
+        if (passed || Date.now() > hardStop) break;
+      }
+      if (!passed) tracker.passOver(feed.passedOver?.() ?? {});
+      // Records passed over undecoded still tell how far the witness's stream has come.
+      if (pre.maxTs > tAfter + 2e9) passed = true;
+      if (passed || Date.now() > hardStop) return done(false);
+      const got = tracker.records > before;
+      if (got) lastProgress = Date.now();
+      else if (Date.now() - lastProgress > idleMs) return done(false);
+      // Nothing more in the journal yet: put the wait for the probe's group commit to use.
+      if (onIdle && !got && (await onIdle())) {
+        lastProgress = Math.max(lastProgress, Date.now() - 5);
+        continue;
+      }
+      await sleep(5);
+      if (!made) lastProgress = Date.now();
     }
-    if (passed || Date.now() > hardStop) return done(false);
-    if (got) lastProgress = Date.now();
-    else if (Date.now() - lastProgress > idleMs) return done(false);
-    await sleep(5);
   }
 }
 
@@ -178,23 +233,68 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   // reading starts at the journal's end.
   const from = state?.checkpoint ?? (o.feed?.heads ? await o.feed.heads() : {});
   const tracker = new ChangeTracker(src, srcSt.dev, from, state?.openWriters ?? [], witnessFor(src));
+  const pre = new SyncPrefilter(src, tracker.witness, tracker.handleKeys());
   let reason: string | undefined = state ? undefined : why;
   if (reason !== undefined) tracker.degraded = true;
   // Kept from the last barrier unless this sync runs one (--watch skips it on most rounds).
   let sessions = state?.sessions;
+  let tBarrier = 0;
+  const srcTree = new SafeTree(readRootFor(src));
+  const applyOpts = { delete: Boolean(o.delete), dryRun: Boolean(o.dryRun), checksum: o.checksum, progress: o.progress };
+  // One applier for every plan of this sync (its counts add up).
+  let applier = dstTree && !o.dryRun ? new Applier(srcTree, dstTree, applyOpts) : null;
+  if (state?.changed) tracker.markChanged(state.changed);
+  // Capture that stopped and started again since the last sync: its writer session changed
+  // (said after what the barrier finds, which names the likelier cause first).
+  let restarted: string | undefined;
+  for (const [stream, sid] of Object.entries(state?.sessions ?? {})) {
+    if (o.feed?.session && o.feed.session(stream) !== sid) {
+      restarted ??= `capture restarted since the last sync (stream ${stream} has a new writer): events in between may be missing`;
+    }
+  }
+  /**
+   * Early plans: while the barrier waits for the probe's record (the journal commits every 50 ms
+   * or so), what has been read so far is applied, and the overlay starts over from there: DST
+   * then equals SRC as of the records read, exactly what a plan assumes of DST. The last plan,
+   * up to the probe, is small. Not after a gap (the trees are compared in full at the end).
+   */
+  let unsafe: string | undefined;
+  let tEarly = 0n;
+  // Changes in the overlay that no record brought (carried handles, paths to copy again): not
+  // worth an early plan by themselves (and one that keeps vanishing would loop).
+  let marked = tracker.overlay.changes;
+  const applyEarly = applier === null ? undefined : async (): Promise<boolean> => {
+    if (tracker.degraded || reason !== undefined || restarted !== undefined || unsafe !== undefined || tracker.overlay.changes <= marked) return false;
+    const t = process.hrtime.bigint();
+    const plan = tracker.overlay.plan();
+    tracker.startOver();
+    try {
+      await applier!.applyPlan(plan);
+      tracker.markChanged(applier!.vanished.splice(0));
+    } catch (e) {
+      if (!(e instanceof UnsafePathError)) throw e;
+      applier!.abandon();
+      unsafe = e.message;
+    }
+    marked = tracker.overlay.changes;
+    tEarly += process.hrtime.bigint() - t;
+    return true;
+  };
 
   if (!o.feed) reason ??= 'no journal to read';
   else {
     if (o.barrier !== false && !o.dryRun) {
-      const b = await barrier(src, tracker, o.feed, o.barrierTimeoutMs ?? 3000);
+      const tb = process.hrtime.bigint();
+      let silence = o.barrierTimeoutMs ?? 3000;
+      if (o.feed.session && o.feed.heads) {
+        const streams = Object.keys(await o.feed.heads());
+        if (streams.some((st) => o.feed!.session!(st) !== null)) silence = Math.max(silence, LIVE_WRITER_SILENCE_MS);
+      }
+      const b = await barrier(src, tracker, o.feed, silence, pre, applyEarly);
+      tBarrier = Number(process.hrtime.bigint() - tb - tEarly) / 1e9;
       if (b.gap) reason ??= b.gap;
       if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';
-      // Capture that stopped and started again since the last sync: its writer session changed.
-      for (const [stream, sid] of Object.entries(state?.sessions ?? {})) {
-        if (o.feed.session && o.feed.session(stream) !== sid) {
-          reason ??= `capture restarted since the last sync (stream ${stream} has a new writer): events in between may be missing`;
-        }
-      }
+      reason ??= restarted;
       const sid = b.stream !== undefined ? o.feed.session?.(b.stream) : null;
       if (b.stream !== undefined && sid) sessions = { [b.stream]: sid };
       tracker.overlay.touchDir(''); // the probe changed SRC's mtime
@@ -203,37 +303,40 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
       const heads = o.feed.heads ? await o.feed.heads() : null;
       const reached = (): boolean => heads !== null && Object.entries(heads).every(([k, v]) => (tracker.positions[k] ?? 0) >= v);
       if (!reached()) {
-        for await (const rec of o.feed.read(tracker.positions)) {
+        let stopped = false;
+        for await (const rec of o.feed.read(tracker.positions, pre.keep)) {
           try { tracker.add(rec); } catch (e) {
             if (!(e instanceof GapError)) throw e;
             reason ??= e.message;
             tracker.degraded = true;
           }
-          if (reached()) break;
+          if (reached()) { stopped = true; break; }
         }
+        if (!stopped) tracker.passOver(o.feed.passedOver?.() ?? {});
       }
     }
     if (state && o.feed.heads) reason ??= await continuity(o.feed, state.checkpoint);
   }
   tracker.dropHandles((pid) => fs.existsSync(`/proc/${pid}`));
 
+  if (unsafe !== undefined) reason ??= `DST differs from the checkpoint: ${unsafe}`;
   let mode: 'incremental' | 'full' = reason === undefined ? 'incremental' : 'full';
   if (mode === 'full') log.info(`full comparison: ${reason}`);
-  const applyOpts = { delete: Boolean(o.delete), dryRun: Boolean(o.dryRun), checksum: o.checksum, progress: o.progress };
-  const srcTree = new SafeTree(readRootFor(src));
   let counts: ApplyCounts, actions: string[] | undefined;
   const tRead = process.hrtime.bigint();
+  const plan = mode === 'incremental' ? tracker.overlay.plan() : null;
+  const tPlan = process.hrtime.bigint();
   if (remote) {
     const r = new RemoteTarget(remote, srcTree, applyOpts, o.remote ?? {});
-    if (mode === 'full') await r.fullCompare(); else await r.applyPlan(tracker.overlay.plan());
+    if (plan === null) await r.fullCompare(); else await r.applyPlan(plan);
     counts = r.counts;
     actions = r.actions;
   } else {
-    let a = new Applier(srcTree, dstTree!, applyOpts);
-    if (mode === 'full') a.fullCompare();
+    let a = applier ?? new Applier(srcTree, dstTree!, applyOpts);
+    if (plan === null) await a.fullCompare();
     else {
       try {
-        a.applyPlan(tracker.overlay.plan());
+        await a.applyPlan(plan);
       } catch (e) {
         if (!(e instanceof UnsafePathError)) throw e;
         // DST is not what the checkpoint says (a symlink where SRC has a directory): compare all.
@@ -241,22 +344,23 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
         mode = 'full';
         reason = `DST differs from the checkpoint: ${e.message}`;
         log.info(`full comparison: ${reason}`);
-        a = new Applier(srcTree, dstTree!, applyOpts);
-        a.fullCompare();
+        a = applier = new Applier(srcTree, dstTree!, applyOpts);
+        await a.fullCompare();
       }
     }
     counts = a.counts;
     actions = a.actions;
+    applier = a;
   }
   const idle = mode === 'incremental' && tracker.relevant === 0 && o.barrier === false && state !== null;
   const tApply = process.hrtime.bigint();
-  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions);
+  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions, applier?.vanished ?? []);
   const tEnd = process.hrtime.bigint();
   const sec = (a: bigint, b: bigint): number => Number(b - a) / 1e9;
   return {
-    phases: { read: sec(t0, tRead), apply: sec(tRead, tApply), save: sec(tApply, tEnd) },
+    phases: { read: sec(t0, tRead) - Number(tEarly) / 1e9, barrier: tBarrier, plan: sec(tRead, tPlan), apply: sec(tPlan, tApply) + Number(tEarly) / 1e9, save: sec(tApply, tEnd) },
     mode, reason, dryRun: Boolean(o.dryRun), counts,
-    records: tracker.records, relevant: tracker.relevant,
+    records: tracker.records, relevant: tracker.relevant, passedOver: pre.passed,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,
     actions: o.dryRun ? actions : undefined,
     checkpoint: tracker.positions,

@@ -6,12 +6,21 @@
  * fill it from a workload that emits the events a capture source would write).
  */
 import { hostname } from 'node:os';
-import type { JournalRecord } from '../journal/api.js';
+import type { JournalRecord, RecordPrefilter } from '../journal/api.js';
 import type { ProvEvent } from '../events.js';
 
 export interface RecordFeed {
-  /** Records after `from` (last applied seq per stream), in order within each stream. */
-  read(from: Record<string, number>): AsyncIterable<JournalRecord>;
+  /**
+   * Records after `from` (last applied seq per stream), in order within each stream. With a
+   * prefilter, records it turns down may be passed over undecoded (a record then says how many
+   * were passed over right before it, `skipped`); a feed may also ignore it and deliver all.
+   */
+  read(from: Record<string, number>, prefilter?: RecordPrefilter): AsyncIterable<JournalRecord>;
+  /**
+   * After a read whose records were all taken: streams that end in passed-over records, and
+   * the seq they reach (contiguous with the last record delivered).
+   */
+  passedOver?(): Record<string, number>;
   /** Last seq of every stream now (to notice a journal that was replaced or cut short). */
   heads?(): Promise<Record<string, number>>;
   /**

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { openJournalReader, type JournalReader } from '../journal/reader.js';
-import type { JournalRecord, PayloadDecoder } from '../journal/api.js';
+import type { JournalRecord, PayloadDecoder, RecordPrefilter } from '../journal/api.js';
 import { HEAD_BYTES, HEAD_FILE, decodeHead } from '../journal/format.js';
 import type { RecordFeed } from './feed.js';
 
@@ -19,15 +19,21 @@ const same = (a: Record<string, number>, b: Record<string, number>): boolean => 
 
 export class JournalFeed implements RecordFeed {
   private reader: JournalReader | null = null;
+  private prefilter: RecordPrefilter | undefined;
 
   constructor(readonly dir: string, readonly decoders?: ReadonlyMap<number, PayloadDecoder>) {}
 
-  async *read(from: Record<string, number>): AsyncIterable<JournalRecord> {
-    if (!this.reader || !same(this.reader.checkpoint(), from)) {
+  async *read(from: Record<string, number>, prefilter?: RecordPrefilter): AsyncIterable<JournalRecord> {
+    if (!this.reader || this.prefilter !== prefilter || !same(this.reader.checkpoint(), from)) {
       this.reader?.close();
-      this.reader = openJournalReader(this.dir, { from, decoders: this.decoders });
+      this.reader = openJournalReader(this.dir, { from, decoders: this.decoders, prefilter });
+      this.prefilter = prefilter;
     }
     yield* this.reader.records();
+  }
+
+  passedOver(): Record<string, number> {
+    return this.reader?.passedOver() ?? {};
   }
 
   async heads(): Promise<Record<string, number>> {

@@ -27,16 +27,36 @@ function load(): Utimensat | null {
   return utimensat;
 }
 
+function timesBuf(mtimeNs: bigint): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigInt64LE(0n, 0);
+  b.writeBigInt64LE(BigInt(UTIME_OMIT), 8);
+  b.writeBigInt64LE(mtimeNs / 1_000_000_000n, 16);
+  b.writeBigInt64LE(mtimeNs % 1_000_000_000n, 24);
+  return b;
+}
+
+/**
+ * {@link setMtimeNs} on a worker thread (koffi's asynchronous call), so that several files'
+ * times are set at once. errno is per thread: a failure is retried on this thread to name it.
+ */
+export function setMtimeNsAsync(path: string, mtimeNs: bigint): Promise<void> {
+  const f = load() as (Utimensat & { async?: (...a: unknown[]) => void }) | null;
+  if (!f?.async) return Promise.resolve().then(() => setMtimeNs(path, mtimeNs));
+  return new Promise((resolve, reject) => {
+    f.async!(AT_FDCWD, path, timesBuf(mtimeNs), AT_SYMLINK_NOFOLLOW, (err: unknown, r: number) => {
+      if (err) return reject(err as Error);
+      if (r === 0) return resolve();
+      try { setMtimeNs(path, mtimeNs); resolve(); } catch (e) { reject(e as Error); }
+    });
+  });
+}
+
 /** Set mtime (ns since the epoch) of `path`, leaving atime alone; a final symlink is not followed. */
 export function setMtimeNs(path: string, mtimeNs: bigint): void {
   const f = load();
   if (f) {
-    const b = Buffer.alloc(32);
-    b.writeBigInt64LE(0n, 0);
-    b.writeBigInt64LE(BigInt(UTIME_OMIT), 8);
-    b.writeBigInt64LE(mtimeNs / 1_000_000_000n, 16);
-    b.writeBigInt64LE(mtimeNs % 1_000_000_000n, 24);
-    if (f(AT_FDCWD, path, b, AT_SYMLINK_NOFOLLOW) === 0) return;
+    if (f(AT_FDCWD, path, timesBuf(mtimeNs), AT_SYMLINK_NOFOLLOW) === 0) return;
     const errno = koffi.errno();
     const e = new Error(`utimensat ${path}: errno ${errno}`) as NodeJS.ErrnoException;
     e.code = errno === 2 ? 'ENOENT' : 'EUTIMENSAT';

@@ -14,8 +14,9 @@
  * what these checks cover; DST is assumed to belong to the sync.)
  */
 import * as fs from 'node:fs';
-import { RESERVED_PREFIX, joinRel, parentRel, splitRel } from './paths.js';
-import { setMtimeNs } from './nstime.js';
+import * as fsp from 'node:fs/promises';
+import { RESERVED_PREFIX, isCleanName, joinRel, parentRel, splitRel } from './paths.js';
+import { setMtimeNs, setMtimeNsAsync } from './nstime.js';
 
 export class UnsafePathError extends Error {
   constructor(message: string) { super(message); this.name = 'UnsafePathError'; }
@@ -33,6 +34,9 @@ export class SafeTree {
 
   /** Absolute path of `rel` after checking its parents. */
   abs(rel: string): string {
+    // Fast path: the parent was checked (and its components validated) already.
+    const slash = rel.lastIndexOf('/');
+    if (slash > 0 && this.okDirs.has(rel.slice(0, slash)) && isCleanName(rel.slice(slash + 1))) return this.root + '/' + rel;
     const parts = splitRel(rel);
     let cur = '';
     for (let i = 0; i < parts.length - 1; i++) {
@@ -88,6 +92,48 @@ export class SafeTree {
     if (this.okDirs.has(from) || this.okDirs.has(to)) this.forgetUnder(from, to);
   }
 
+  /**
+   * {@link rename} on libuv's pool; false when `from`, or a parent of `from` or of `to`, does not
+   * exist (ENOENT, as rename(2) says it).
+   */
+  async renameAsync(from: string, to: string): Promise<boolean> {
+    let a: string, b: string;
+    try { a = this.abs(from); b = this.abs(to); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
+      throw e;
+    }
+    try {
+      await fsp.rename(a, b);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+    if (this.okDirs.has(from) || this.okDirs.has(to)) this.forgetUnder(from, to);
+    return true;
+  }
+
+  /** {@link remove} on libuv's pool. */
+  async removeAsync(rel: string): Promise<boolean> {
+    if (rel === '') throw new UnsafePathError('refusing to remove the tree root');
+    let p: string;
+    try { p = this.abs(rel); } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c === 'ENOENT' || c === 'ENOTDIR') return false;
+      throw e;
+    }
+    // The lstat here is cheap (synchronous costs less than a pool round trip); the unlink that
+    // frees the inode is the expensive call.
+    let st: fs.Stats;
+    try { st = fs.lstatSync(p); } catch { return false; }
+    if (st.isDirectory()) {
+      await fsp.rm(p, { recursive: true, force: true });
+      this.forgetUnder(rel);
+    } else {
+      try { await fsp.unlink(p); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false; throw e; }
+    }
+    return true;
+  }
+
   private forgetUnder(...roots: string[]): void {
     for (const d of this.okDirs) {
       if (roots.some((r) => d === r || d.startsWith(r + '/'))) this.okDirs.delete(d);
@@ -97,7 +143,12 @@ export class SafeTree {
   /** Remove `rel` and everything under it (symlinks are removed, never followed). False if absent. */
   remove(rel: string): boolean {
     if (rel === '') throw new UnsafePathError('refusing to remove the tree root');
-    const p = this.abs(rel);
+    let p: string;
+    try { p = this.abs(rel); } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c === 'ENOENT' || c === 'ENOTDIR') return false; // a parent is missing: so is it
+      throw e;
+    }
     let st: fs.Stats;
     try { st = fs.lstatSync(p); } catch { return false; }
     if (st.isDirectory()) {
@@ -158,6 +209,31 @@ export class SafeTree {
       setMtimeNs(tmpAbs, mtimeNs);
       this.install(tmpAbs, rel);
       return size;
+    } catch (e) {
+      try { fs.unlinkSync(tmpAbs); } catch { /* already renamed or never made */ }
+      throw e;
+    }
+  }
+
+  /**
+   * {@link writeFileFrom} with the copy, the time and the rename on libuv's thread pool, so that
+   * several files are copied at once. Parents are checked here, before the first await: the
+   * caller runs these only when no directory of the tree moves meanwhile.
+   */
+  async writeFileFromAsync(rel: string, srcAbs: string, mtimeNs: bigint): Promise<void> {
+    const tmpAbs = this.abs(this.tempName(rel));
+    const p = this.abs(rel);
+    try {
+      await fsp.copyFile(srcAbs, tmpAbs, fs.constants.COPYFILE_EXCL);
+      await setMtimeNsAsync(tmpAbs, mtimeNs);
+      try {
+        await fsp.rename(tmpAbs, p);
+      } catch (e) {
+        const c = (e as NodeJS.ErrnoException).code;
+        if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
+        this.remove(rel);
+        fs.renameSync(tmpAbs, this.abs(rel));
+      }
     } catch (e) {
       try { fs.unlinkSync(tmpAbs); } catch { /* already renamed or never made */ }
       throw e;

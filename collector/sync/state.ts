@@ -3,8 +3,15 @@
  * The checkpoint of one SRC/DST pair: the journal position (last applied seq per stream) up to
  * which DST is known to equal SRC, plus the write handles open at that point. One JSON file per
  * pair under `<state dir>/sync/`, named by a hash of the pair's realpaths; the directory is 0700
- * and the file 0600, written to a temp file and renamed (a crash leaves the old checkpoint).
+ * and the file 0600, written to a temp file and renamed.
  * A missing or unreadable state file means "no checkpoint": the next sync is a full comparison.
+ *
+ * Durability (what sync promises): every DST file is replaced atomically (temp + rename), so at
+ * any moment, also after a crash, a file is wholly old or wholly new. Nothing is fsync'd (like
+ * rsync without --fsync): the writes of a sync may not survive a power loss. A checkpoint is only
+ * trusted on the boot it was written in (it records the kernel's boot id): after a crash and
+ * reboot, the next sync compares in full. So neither the state file nor DST needs an fsync
+ * for sync to stay exact; a crash only costs one full comparison.
  */
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -20,6 +27,15 @@ export interface SyncState {
   sessions?: Record<string, string>;
   /** ISO time of the sync that wrote this state. */
   at: string;
+  /** Kernel boot id when it was written (see the module comment). */
+  bootId?: string;
+  /** Paths to copy again at the next sync (SRC lacked them when this sync copied; see Applier.vanished). */
+  changed?: string[];
+}
+
+/** This boot's id (/proc/sys/kernel/random/boot_id), or '' when the kernel does not say. */
+export function bootId(): string {
+  try { return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(); } catch { return ''; }
 }
 
 /** The prov state directory: PROV_HOME, default /var/lib/prov. */
@@ -48,20 +64,25 @@ export class StateFile {
       for (const [k, v] of Object.entries(s.checkpoint)) {
         if (!Number.isSafeInteger(v) || v < 0) return { state: null, why: `${this.path}: checkpoint of stream ${k} is not a seq` };
       }
+      if (s.changed !== undefined && (!Array.isArray(s.changed) || s.changed.some((p) => typeof p !== 'string'))) {
+        return { state: null, why: `${this.path}: "changed" is not a list of paths` };
+      }
+      if (s.bootId !== bootId()) {
+        return { state: null, why: 'the machine restarted since the last sync (or the checkpoint predates boot ids): its writes to DST may not have reached the disk' };
+      }
       return { state: s };
     } catch (e) {
       return { state: null, why: `${this.path}: unreadable (${(e as Error).message})` };
     }
   }
 
-  save(checkpoint: Record<string, number>, openWriters: WriteHandle[], sessions?: Record<string, string>): void {
+  save(checkpoint: Record<string, number>, openWriters: WriteHandle[], sessions?: Record<string, string>, changed: readonly string[] = []): void {
     const dir = this.path.slice(0, this.path.lastIndexOf('/'));
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, ...(sessions ? { sessions } : {}), at: new Date().toISOString() };
+    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, ...(sessions ? { sessions } : {}), at: new Date().toISOString(), bootId: bootId(), ...(changed.length ? { changed: [...changed] } : {}) };
     const tmp = `${this.path}.${process.pid}.tmp`;
+    // No fsync: a state lost or torn by a crash is caught by the boot id (module comment).
     fs.writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
-    const fd = fs.openSync(tmp, 'r');
-    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
     fs.renameSync(tmp, this.path);
   }
 

@@ -12,6 +12,7 @@ import { syncOnce, watch, type SyncOptions } from './engine.js';
 import { Workload } from './workload.js';
 import { treeDiff, treeHash } from './treehash.js';
 import { Overlay } from './overlay.js';
+import { SafeTree } from './safefs.js';
 
 process.env.PROV_LOG ??= 'warn';
 const base = fs.mkdtempSync(`${tmpdir()}/prov-sync-test-`);
@@ -184,6 +185,30 @@ describe('writes that span syncs', () => {
   });
 });
 
+describe('changes made while a sync runs', () => {
+  it('a file SRC lost between the records and its copy (its directory moved on) is copied again when the move is read', async () => {
+    const d = dirs();
+    const feed = new MemoryFeed();
+    const w = new Workload(d.src, 51, (ev) => { feed.append(ev); });
+    fs.mkdirSync(`${d.src}/a`);
+    fs.writeFileSync(`${d.src}/a/f`, 'old');
+    const opts: SyncOptions = { src: d.src, dst: d.dst, delete: true, feed, stateDir: d.state, barrier: false };
+    await syncOnce(opts);
+    w.writeFile('a/f', Buffer.from('new contents'), false); // recorded
+    // The directory moves after the records were read and before the copy: its record comes later.
+    const st = fs.statSync(`${d.src}/a`);
+    fs.renameSync(`${d.src}/a`, `${d.src}/b`);
+    let r = await syncOnce(opts);
+    assert.equal(r.mode, 'incremental');
+    assert.equal(fs.readFileSync(`${d.dst}/a/f`, 'utf8'), 'old', 'SRC had no a/f to copy');
+    feed.append({ v: 1, src: 'ebpf', seq: 0, ts: 2, host: 'h', pid: 1, tid: 1, op: 'rename', file: { dev: st.dev, ino: st.ino, path: `${d.src}/b` }, from: { path: `${d.src}/a` }, flags: 0 });
+    r = await syncOnce(opts);
+    assert.equal(r.mode, 'incremental');
+    assert.equal(fs.readFileSync(`${d.dst}/b/f`, 'utf8'), 'new contents', 'the stale copy moved with its directory and was copied again');
+    assertSame(d.src, d.dst, 'after the move was read');
+  });
+});
+
 describe('--watch', () => {
   it('follows the record and keeps DST equal, within a few rounds', async () => {
     const d = dirs();
@@ -208,6 +233,22 @@ describe('--watch', () => {
       ac.abort();
       await done;
     }
+  });
+});
+
+describe('SafeTree on the thread pool', () => {
+  it('renameAsync and removeAsync read a missing parent on either side as "not there", never throw it', async () => {
+    const d = dirs();
+    fs.writeFileSync(`${d.dst}/x`, 'x');
+    const t = new SafeTree(fs.realpathSync(d.dst));
+    assert.equal(await t.renameAsync('x', 'no/such/y'), false, 'missing parent of the destination');
+    assert.equal(await t.renameAsync('no/such/x', 'y'), false, 'missing parent of the source');
+    assert.equal(await t.renameAsync('gone', 'y'), false, 'missing source');
+    assert.equal(await t.removeAsync('no/such/x'), false);
+    assert.equal(fs.readFileSync(`${d.dst}/x`, 'utf8'), 'x', 'nothing moved');
+    assert.equal(await t.renameAsync('x', 'y'), true);
+    assert.equal(await t.removeAsync('y'), true);
+    assert.deepEqual(fs.readdirSync(d.dst), []);
   });
 });
 

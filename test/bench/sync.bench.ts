@@ -14,7 +14,9 @@
  * in an order that rotates every repeat; every DST is verified against SRC by tree hash
  * (contents + modes + mtimes; contents only for `rsync -r`, which keeps neither). A third case
  * keeps the small tree's number of changes on the large tree: prov's time should follow the
- * changes, rsync's the files.
+ * changes, rsync's the files. Two tables close the output: the growth (every case, every tool)
+ * and where prov's time went (read with the barrier, plan, apply, save; records read, under
+ * SRC, passed over undecoded).
  *
  * Run alone: node dist/test/bench/sync.bench.js [--quick]   (needs root: eBPF)
  */
@@ -24,7 +26,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import koffi from 'koffi';
-import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
+import { median, spread, type BenchOptions, type BenchResult, type BenchRow, type BenchTable } from './types.js';
 import { ebpfDecoders } from '../../ebpf/capture.js';
 import { JournalFeed } from '../../collector/sync/journalfeed.js';
 import { syncOnce, type SyncOptions } from '../../collector/sync/engine.js';
@@ -61,8 +63,21 @@ const RSYNC_ARGS: Record<Exclude<Tool, 'prov'>, string[]> = {
 
 
 const secs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+/**
+ * CPU seconds (user + system) of this process's children that have been waited for (rsync and
+ * the processes it forks; the probe's mkdir): /proc/self/stat cutime + cstime, in clock ticks.
+ * CPU time is what stays meaningful when the shared machine's load makes wall time noisy.
+ */
+function childCpu(): number {
+  const f = fs.readFileSync('/proc/self/stat', 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[13]) + Number(rest[14])) / CLK_TCK;
+}
+const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
+const ownCpu = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6; };
 
-interface CaseResult { files: number; changes: number; times: Record<Tool, number[]>; records: number[]; relevant: number[]; phases: string[]; fallbacks: string[] }
+interface Phases { barrier: number; read: number; plan: number; apply: number; save: number }
+interface CaseResult { files: number; changes: number; capture: CaptureKind; times: Record<Tool, number[]>; cpu: Record<Tool, number[]>; records: number[]; relevant: number[]; passed: number[]; phases: string[]; phaseTimes: Phases[]; fallbacks: string[] }
 type CaptureKind = 'ebpf' | 'provfs';
 
 async function runCase(base: string, capture: CaptureKind, files: number, changeCounts: number[], repeats: number, seed: number): Promise<CaseResult[]> {
@@ -97,7 +112,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
     const first = await syncOnce(opts);
     if (first.mode !== 'full') throw new Error('first sync should be a full comparison');
     for (const changeSteps of changeCounts) {
-    const out: CaseResult = { files, changes: changeSteps, times: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, records: [], relevant: [], phases: [], fallbacks: [] };
+    const out: CaseResult = { files, changes: changeSteps, capture, times: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, cpu: { prov: [], 'rsync-a': [], 'rsync-r': [], 'rsync-c': [] }, records: [], relevant: [], passed: [], phases: [], phaseTimes: [], fallbacks: [] };
     results.push(out);
     for (let rep = 0; rep < repeats; rep++) {
       // Consume what the bench itself put in the journal since (rsync runs, tree hashing): a
@@ -109,18 +124,23 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
       const order: Tool[] = ['prov', ...rs.map((_, i) => rs[(i + rep) % rs.length]!)];
       for (const tool of order) {
         const t0 = process.hrtime.bigint();
+        const c0 = ownCpu() + childCpu();
         if (tool === 'prov') {
           const r = await syncOnce(opts);
           out.times.prov.push(secs(t0));
+          out.cpu.prov.push(ownCpu() + childCpu() - c0);
           // A gap (e.g. the ring buffer overflowed under load) makes prov compare in full: that
           // time counts, and the fallback is reported.
           if (r.mode !== 'incremental') { out.fallbacks.push(r.reason ?? '?'); log(`prov fell back to a full comparison: ${r.reason}`); }
           out.records.push(r.records);
           out.relevant.push(r.relevant);
-          out.phases.push(`read ${r.phases.read.toFixed(3)} + apply ${r.phases.apply.toFixed(3)} + save ${r.phases.save.toFixed(3)} s`);
+          out.passed.push(r.passedOver);
+          out.phaseTimes.push(r.phases);
+          out.phases.push(`read ${r.phases.read.toFixed(3)} (barrier ${r.phases.barrier.toFixed(3)}) + plan ${r.phases.plan.toFixed(3)} + apply ${r.phases.apply.toFixed(3)} + save ${r.phases.save.toFixed(3)} s`);
         } else {
           await exec('rsync', [...RSYNC_ARGS[tool], `${backing}/`, `${dst[tool]}/`], { maxBuffer: 1 << 24 });
           out.times[tool].push(secs(t0));
+          out.cpu[tool].push(ownCpu() + childCpu() - c0);
         }
       }
       const want = treeHash(backing, { mtimes: true }), wantContent = treeHash(backing, { modes: false });
@@ -129,7 +149,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
         const ok = t === 'rsync-r' ? treeHash(dst[t], { modes: false }) === wantContent : treeHash(dst[t], { mtimes: true }) === want;
         if (!ok) throw new Error(`repeat ${rep}: ${t} left a DST that differs from SRC`);
       }
-      log(`${capture}: ${files} files, ${changeSteps} changes, repeat ${rep + 1}/${repeats}: ` + TOOLS.map((t) => `${t} ${out.times[t].at(-1)!.toFixed(3)} s`).join(', ') + `; prov read ${out.records.at(-1)} records (${out.relevant.at(-1)} under SRC), ${out.phases.at(-1)}; trees verified`);
+      log(`${capture}: ${files} files, ${changeSteps} changes, repeat ${rep + 1}/${repeats}: ` + TOOLS.map((t) => `${t} ${out.times[t].at(-1)!.toFixed(3)} s (CPU ${out.cpu[t].at(-1)!.toFixed(2)})`).join(', ') + `; prov read ${out.records.at(-1)} records (${out.relevant.at(-1)} under SRC, ${out.passed.at(-1)} passed over undecoded), ${out.phases.at(-1)}; trees verified; load ${loadavg()[0]!.toFixed(2)}`);
     }
     }
   } finally {
@@ -140,13 +160,50 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
   return results;
 }
 
-function row(figure: string, c: CaseResult, baseline: Exclude<Tool, 'prov'>, note: string, goal?: string, paper?: string): BenchRow {
-  const p = median(c.times.prov), b = median(c.times[baseline]);
+function row(figure: string, c: CaseResult, baseline: Exclude<Tool, 'prov'>, note: string, goal?: string, paper?: string, what: 'times' | 'cpu' = 'times'): BenchRow {
+  const p = median(c[what].prov), b = median(c[what][baseline]);
   return {
     figure, unit: 's', prov: p, baseline: b, baselineName: `${baseline === 'rsync-a' ? 'rsync -a --delete' : baseline === 'rsync-r' ? 'rsync -r --delete' : 'rsync -a --delete --checksum'}`,
-    ratio: b / p, better: 'lower', spread: { prov: spread(c.times.prov), baseline: spread(c.times[baseline]) }, repeats: c.times.prov.length,
+    ratio: b / p, better: 'lower', spread: { prov: spread(c[what].prov), baseline: spread(c[what][baseline]) }, repeats: c.times.prov.length,
     goal, paper, note,
   };
+}
+
+const f3 = (x: number): string => x.toFixed(3);
+
+/** Growth (time against files and against changes) and prov's phases, one row per case. */
+function tables(cases: CaseResult[]): BenchTable[] {
+  const growth: BenchTable = {
+    title: 'sync: time against tree size and number of changes (median s)',
+    columns: ['capture', 'files', 'changes', 'prov', 'rsync -a --delete', 'rsync -r --delete', 'rsync -a --delete --checksum', 'vs -a', 'vs -r', 'vs --checksum'],
+    rows: cases.map((c) => {
+      const p = median(c.times.prov);
+      const b = (t: Tool): number => median(c.times[t]);
+      return [c.capture, String(c.files), String(c.changes), f3(p), f3(b('rsync-a')), f3(b('rsync-r')), f3(b('rsync-c')),
+        `${(b('rsync-a') / p).toFixed(1)}×`, `${(b('rsync-r') / p).toFixed(1)}×`, `${(b('rsync-c') / p).toFixed(1)}×`];
+    }),
+    caption: 'prov should grow with the changes (rows of one tree size), not with the files (rows with the same number of changes); rsync grows with the files.',
+  };
+  const growthCpu: BenchTable = {
+    title: 'sync: CPU time (user + system, median s) against tree size and number of changes',
+    columns: ['capture', 'files', 'changes', 'prov', 'rsync -a --delete', 'rsync -r --delete', 'rsync -a --delete --checksum', 'vs -a', 'vs -r', 'vs --checksum'],
+    rows: cases.map((c) => {
+      const p = median(c.cpu.prov);
+      const b = (t: Tool): number => median(c.cpu[t]);
+      return [c.capture, String(c.files), String(c.changes), f3(p), f3(b('rsync-a')), f3(b('rsync-r')), f3(b('rsync-c')),
+        `${(b('rsync-a') / p).toFixed(1)}×`, `${(b('rsync-r') / p).toFixed(1)}×`, `${(b('rsync-c') / p).toFixed(1)}×`];
+    }),
+    caption: 'CPU seconds of prov (its threads and the probe) and of rsync (all its processes): less sensitive than wall time to the other tenants of the machine. Not counted: the capture daemon, which runs anyway.',
+  };
+  const med = (c: CaseResult, k: keyof Phases): string => f3(median(c.phaseTimes.map((p) => p[k])));
+  const phases: BenchTable = {
+    title: 'prov sync: where the time goes (median s per phase)',
+    columns: ['capture', 'files', 'changes', 'read (barrier incl.)', 'barrier', 'plan', 'apply', 'save', 'records read', 'under SRC', 'passed over undecoded'],
+    rows: cases.map((c) => [c.capture, String(c.files), String(c.changes), med(c, 'read'), med(c, 'barrier'), med(c, 'plan'), med(c, 'apply'), med(c, 'save'),
+      String(median(c.records)), String(median(c.relevant)), String(median(c.passed))]),
+    caption: 'barrier: probe in SRC, wait until capture has journaled it, fold the records up to it (part of read).',
+  };
+  return [growth, growthCpu, phases];
 }
 
 /** One case only (from the command line): capture, tree size, changes, repeats. */
@@ -158,6 +215,7 @@ export async function run(opts: BenchOptions & { only?: OnlyCase }): Promise<Ben
   raiseFileLimit(1 << 20);
   const root = fs.mkdtempSync('/var/tmp/prov-sync-bench-');
   const rows: BenchRow[] = [];
+  const cases: CaseResult[] = [];
   try {
     // provfs keeps a descriptor per looked-up file in its (this) process and the open-file
     // limit here is 20,000 and cannot be raised (no CAP_SYS_RESOURCE); 16,000 files already
@@ -178,6 +236,7 @@ export async function run(opts: BenchOptions & { only?: OnlyCase }): Promise<Ben
         const dir = `${root}/${i++}`;
         const cs = await runCase(dir, capture, files, changeCounts, opts.only?.repeats ?? repeats, 7 + i);
         fs.rmSync(dir, { recursive: true, force: true });
+        cases.push(...cs);
         for (const c of cs) {
           const label = `${c.files} files, ${c.changes} changes (${Math.round((100 * c.changes) / c.files)} %)`;
           const note = `${capture === 'provfs' ? 'provfs (SRC is a provfs mount; rsync reads its backing ext4 directory)' : 'eBPF, system-wide capture (SRC on ext4)'}; prov read ${median(c.records)} journal records (${median(c.relevant)} under SRC) per sync; prov phases ${c.phases.join(' | ')}${c.fallbacks.length ? `; FULL COMPARISON in ${c.fallbacks.length} of ${c.times.prov.length} runs (${c.fallbacks[0]})` : ''}; load ${loadavg()[0]!.toFixed(2)}`;
@@ -185,7 +244,9 @@ export async function run(opts: BenchOptions & { only?: OnlyCase }): Promise<Ben
           rows.push(row(`sync time, ${what}, vs rsync -a`, c, 'rsync-a', note, '≥ 10× faster than rsync'));
           rows.push(row(`sync time, ${what}, vs rsync -r (Bento's baseline)`, c, 'rsync-r', note, '≥ 10× faster than rsync', 'Bento-prov sync: 5.8× slower than rsync -r on 20,000 files'));
           rows.push(row(`sync time, ${what}, vs rsync --checksum`, c, 'rsync-c', note));
-          log(rows.slice(-3).map((x) => `${x.figure}: prov ${x.prov.toFixed(3)} s, ${x.baselineName} ${x.baseline!.toFixed(3)} s, ${x.ratio!.toFixed(2)}×`).join('\n'));
+          rows.push(row(`sync CPU time, ${what}, vs rsync -a`, c, 'rsync-a', note, undefined, undefined, 'cpu'));
+          rows.push(row(`sync CPU time, ${what}, vs rsync -r`, c, 'rsync-r', note, undefined, undefined, 'cpu'));
+          log(rows.slice(-5).map((x) => `${x.figure}: prov ${x.prov.toFixed(3)} s, ${x.baselineName} ${x.baseline!.toFixed(3)} s, ${x.ratio!.toFixed(2)}×`).join('\n'));
         }
       }
     }
@@ -193,7 +254,7 @@ export async function run(opts: BenchOptions & { only?: OnlyCase }): Promise<Ben
     fs.rmSync(root, { recursive: true, force: true });
   }
   log(`load average ${load0.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end`);
-  return { name: 'sync', rows };
+  return { name: 'sync', rows, tables: tables(cases) };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === fs.realpathSync(process.argv[1])) {
@@ -204,6 +265,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === fs.realpathSync(proces
   const r = await run({ quick: process.argv.includes('--quick'), only });
   for (const x of r.rows) {
     process.stdout.write(`${x.figure}: prov ${x.prov.toFixed(3)} s, ${x.baselineName} ${x.baseline!.toFixed(3)} s → ${x.ratio!.toFixed(1)}× (spread prov ${(x.spread!.prov * 100).toFixed(0)} %, baseline ${((x.spread!.baseline ?? 0) * 100).toFixed(0)} %, n=${x.repeats}) — ${x.note}\n`);
+  }
+  for (const t of r.tables ?? []) {
+    process.stdout.write(`\n${t.title}\n${t.columns.join(' | ')}\n${t.rows.map((x) => x.join(' | ')).join('\n')}\n${t.caption ?? ''}\n`);
   }
   process.stdout.write(JSON.stringify(r) + '\n');
 }
