@@ -26,6 +26,7 @@ import { logger } from '../collector/log.js';
 import * as libc from './libc.js';
 import { mountAt, FS_TYPE } from './mount.js';
 import { daemonInfoPath, nodeLogPath, type DaemonInfo } from './runtime.js';
+import { sweepEmptyRingFiles } from './ringfiles.js';
 
 const log = logger('keeper');
 const PROVFSD = fileURLToPath(new URL('./provfsd.js', import.meta.url));
@@ -95,14 +96,22 @@ async function main(): Promise<number> {
     const info = readInfo(mp);
     if (!useStandby || !info) return;
     if (standby && standby.child.exitCode === null && standby.mode === info.mode && standby.passthrough === info.passthrough) return;
-    if (standby) { try { standby.child.kill('SIGKILL'); } catch { /* gone */ } }
+    if (standby) { try { standby.child.kill('SIGKILL'); } catch { /* gone */ } } // its empty ring file is swept later
     standby = startStandby(mp, info, dev, root);
   };
   freshStandby();
   const restarts: number[] = [];
   for (;;) {
     const ev = await libc.pollInAsync(pidfd, 1000);
-    if (!mounted(mp)) { log.info(`${mp} unmounted; keeper done`); return 0; }
+    if (!mounted(mp)) {
+      // The standby's ring file is swept once it is gone.
+      const sb = standby as Standby | null;
+      if (sb) { try { sb.child.kill('SIGKILL'); } catch { /* gone */ } }
+      for (let i = 0; i < 100 && sb && sb.child.exitCode === null && sb.child.signalCode === null; i++) await new Promise((r) => setTimeout(r, 10));
+      sweepEmptyRingFiles(nodeLogPath(mp));
+      log.info(`${mp} unmounted; keeper done`);
+      return 0;
+    }
     if (!ev && alive(pid)) {
       // A standby that died (or is for a mode the mount left by an upgrade) is replaced.
       freshStandby();

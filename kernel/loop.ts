@@ -19,7 +19,7 @@ import { E } from './libc.js';
 import { ProvFs, type ProvFsState } from './ops.js';
 import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from './dispatch.js';
 import { Recorder } from './recorder.js';
-import { EventRing } from './eventring.js';
+import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog, type NodeLogContents } from './nodelog.js';
 import { warmRequestPath } from './warmup.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
@@ -45,7 +45,8 @@ export interface LoopConfig {
   /** st_dev of the mount (for records). */
   dev: number;
   mountpoint: string;
-  ring: SharedArrayBuffer;
+  /** The record ring (in a file mapping of this process when it must outlive a crash). */
+  ring: RingRef;
   /**
    * Int32 control words: [0] = 1 asks the loop to quiesce (finish the request in hand, take no
    * new one, report its whole state: state version 1); [0] = 2 asks it to quiesce and write the
@@ -264,10 +265,21 @@ function applyCatchUp(table: NodeTable, d: NodeTableDelta, pidfd: number): void 
 }
 
 export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
-  const ring = new EventRing(cfg.ring);
+  const ring = cfg.ring instanceof SharedArrayBuffer ? new EventRing(cfg.ring) : EventRing.view(cfg.ring);
   const control = new Int32Array(cfg.control);
+  // A record is in the ring before its request is answered (the recorder runs before the reply
+  // is written), so it survives this process. A full ring (the journal is behind by megabytes)
+  // holds the request back up to 200 ms for room; only then does the record go by message.
+  const pause = new Int32Array(new SharedArrayBuffer(4));
   const sink = (ev: ProvEvent): void => {
-    if (!ring.pushString(JSON.stringify(ev))) post({ type: 'events', events: [ev] });
+    const json = JSON.stringify(ev);
+    if (ring.pushString(json)) return;
+    for (let i = 0; i < 200; i++) {
+      Atomics.wait(pause, 0, 0, 1);
+      if (ring.pushString(json)) return;
+    }
+    ring.countOverflow();
+    post({ type: 'events', events: [ev] });
   };
   let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
