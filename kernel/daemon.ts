@@ -162,8 +162,8 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
 /**
  * Serve a connection whose daemon crashed, with the /dev/fuse and backing-root fds an fd keeper
  * held: the table comes from the node log, the kernel resends what the dead daemon never
- * answered. In prov mode a `lost` record marks the gap (records the dead daemon had not yet
- * handed to the journal are gone).
+ * answered. In prov mode the records the dead daemon had not yet made durable come from its
+ * ring file (kernel/ringfiles) into the journal first; nothing is lost.
  */
 export async function recoverProvfs(o: {
   devFd: number; rootFd: number; backing: string; mountpoint: string; mode: ProvfsMode; passthrough: boolean;

@@ -15,6 +15,10 @@
  * (`provfsd --recover`) when the standby is missing, not ready or for another mode.
  * PROV_KEEPER_STANDBY=0 turns the standby off (one Node process less per mount).
  *
+ * Provenance records survive too: a prov daemon keeps its record ring in a file
+ * (kernel/ringfiles); the recovering daemon journals what the dead one had not yet made durable.
+ * When the mount goes, the keeper removes ring files left empty (standbys it killed).
+ *
  * Usage (started by provfsd --keeper): `node keeper.js --daemon-pid P --dev-fd N --root-fd R
  *   --backing DIR --mountpoint DIR`
  */

@@ -7,7 +7,8 @@
  * a live upgrade): it then reports the state a successor needs.
  *
  * Provenance records go through a shared {@link EventRing} to the main thread, which appends
- * them to the journal; the loop itself never waits on the journal.
+ * them to the journal; the loop itself never waits on the journal (only for ring space, when
+ * the journal is megabytes behind). A record is in the ring before its request is answered.
  */
 import { parentPort, workerData, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import * as v8 from 'node:v8';

@@ -5,6 +5,10 @@
  * journal, and can quiesce the loop (for a live upgrade) and start it again from a state (when
  * the successor rejected it). `done` resolves once the connection is gone from this process:
  * unmounted, or handed to a successor.
+ *
+ * With crash survival the ring is a file mapping (`ringFile`) and a record's space is freed only
+ * once the journal reports it durable (`durableSeq`, after its group commit): what a SIGKILL
+ * interrupts is still in the file for the daemon that recovers the mount.
  */
 import { Worker } from 'node:worker_threads';
 import { statfs, rmSync } from 'node:fs';
