@@ -106,6 +106,12 @@ test('recovery journals what dead daemons left, skipping records the journal alr
     assert.equal(got.skipped, 2);
     assert.equal(got.lost, undefined);
     assert.equal(got.files.length, 2);
+    // This daemon dies too before removing the files, its appends written (seqs 13..15): the next
+    // recovery appends nothing twice.
+    journal.lastSeq = 15;
+    const again = recoverRings(nodeLog, journal);
+    assert.equal(appended.length, 3, `appended again: ${appended.slice(3).join(' ')}`);
+    assert.equal(again.skipped, 5); // the two journaled before the first crash, and these three
     removeRingFiles(got.files);
     assert.deepEqual(readdirSync(dir), [basename(ringFilePath(nodeLog))]);
   } finally {

@@ -50,7 +50,7 @@ export interface MappedRing { addr: bigint; bytes: number }
 export type RingRef = SharedArrayBuffer | MappedRing;
 
 /** One record left in a ring: its bytes and the journal seq it was stamped with (0: none). */
-export interface RingRecord { data: Uint8Array; seq: number }
+export interface RingRecord { data: Uint8Array; seq: number; /** For {@link EventRing.stamp}. */ off: number }
 
 export class EventRing {
   private readonly ctl: Int32Array;
@@ -224,7 +224,7 @@ export class EventRing {
       const len = this.view.getUint32(at, true);
       const end = at + REC_HDR + len;
       if (end > this.capacity || (at < tail && end > tail)) return bad(`a record of ${len} bytes running past the end`);
-      recs.push({ data: this.data.slice(at + REC_HDR, end), seq: this.view.getFloat64(at + 4, true) });
+      recs.push({ data: this.data.slice(at + REC_HDR, end), seq: this.view.getFloat64(at + 4, true), off: at });
       at = end;
     }
     return { recs };

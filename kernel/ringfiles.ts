@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { logger } from '../collector/log.js';
 import { CODEC } from '../collector/journal/api.js';
 import * as libc from './libc.js';
-import { EventRing } from './eventring.js';
+import { EventRing, type RingRecord } from './eventring.js';
 
 const log = logger('provfs');
 
@@ -93,12 +93,16 @@ export function recoverRings(nodeLog: string, journal: RecoveryJournal): RingRec
     }
     try {
       const { recs, damaged } = ring.unjournaled();
-      const todo: Uint8Array[] = [];
+      const todo: RingRecord[] = [];
       for (const r of recs) {
         if (r.seq > 0 && r.seq <= had) out.skipped++;
-        else todo.push(r.data);
+        else todo.push(r);
       }
-      if (todo.length > 0) journal.appendEncoded(CODEC.json, todo);
+      // Stamped anew first, as a live daemon does: should this daemon die before the journal has
+      // them durable, whoever recovers next appends only what the journal then lacks.
+      const base = journal.lastSeq;
+      todo.forEach((r, i) => ring.stamp(r.off, base + 1 + i));
+      if (todo.length > 0) journal.appendEncoded(CODEC.json, todo.map((r) => r.data));
       out.appended += todo.length;
       if (damaged) lost.push(`${path}: ${damaged}`);
       if (ring.overflow > 0) lost.push(`${path}: ${ring.overflow} records went around the ring (it was full) and may not have reached the journal`);
