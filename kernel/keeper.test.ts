@@ -4,7 +4,8 @@
  * a pause for applications, not an error — the keeper restarts the daemon, which rebuilds its
  * node table from the node log and has the kernel resend what was never answered. The first
  * crash is taken over by the keeper's warm standby (no Node start-up), the second, right after,
- * by whatever the keeper has by then (a standby not yet warm: a cold start). Files kept open
+ * by whatever the keeper has by then (a standby not yet warm: a cold start); then a live upgrade
+ * and a crash of the successor (the keeper follows the upgrade). Files kept open
  * across the crashes keep their data. No provenance record is lost or doubled: the dead daemon's
  * ring file holds what it had not yet made durable, and its successor journals exactly that —
  * every create the application completed is in the journal once, and no `lost` record appears.
@@ -16,7 +17,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, readdirSyn
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { mountCommand, umountCommand } from '../cli/actions/mount.js';
+import { mountCommand, umountCommand, upgradeCommand } from '../cli/actions/mount.js';
 import { mountState, unmount } from './mount.js';
 import { daemonInfoPath, nodeLogPath, type DaemonInfo } from './runtime.js';
 import { ringFilePath } from './ringfiles.js';
@@ -88,6 +89,20 @@ test('kill -9 of the daemon under load: the keeper restarts it, applications see
   assert.equal(existsSync(deadRing), false, `the dead daemon's ring file ${deadRing} is removed once its records are durable`);
   pids.push(...standbys());
   const third = await crash(second);
+  await sleep(500);
+  // A live upgrade (prov → prov) of the recovered daemon, then a crash of its successor: the
+  // keeper follows the upgrade, the old daemon's ring goes with it, the successor's is recovered.
+  assert.equal(await upgradeCommand(mp, { mode: 'prov', journal, json: true }), 0, 'prov upgrade of the recovered daemon');
+  let fourth = info();
+  for (let i = 0; i < 100 && fourth.pid === third.pid; i++) { await sleep(20); fourth = info(); }
+  assert.notEqual(fourth.pid, third.pid, 'the successor serves');
+  pids.push(fourth.pid);
+  for (let waited = 0; waited < 3000 && existsSync(ringFilePath(nodeLogPath(mp), third.pid)); waited += 50) await sleep(50);
+  assert.equal(existsSync(ringFilePath(nodeLogPath(mp), third.pid)), false, 'the upgraded daemon removed its ring');
+  await sleep(300);
+  pids.push(...standbys());
+  const fifth = await crash(fourth);
+  assert.notEqual(fifth.pid, fourth.pid);
   await sleep(500);
   writeFileSync(join(mp, 'STOP'), '');
   const res = await w.result;
