@@ -99,19 +99,29 @@ test('recovery journals what dead daemons left, skipping records the journal alr
     // An empty ring of another dead process (a standby) and one of a live process (ours): not recovered.
     openRingFile(ringFilePath(nodeLog, deadPid + 1_000_000), 4096).unmap();
     openRingFile(ringFilePath(nodeLog), 4096).unmap();
+    // A ring left by a dead process that had our pid is set aside, not emptied, when we make ours.
+    const mine = openRingFile(ringFilePath(nodeLog), 4096);
+    mine.pushString('{"i":"orphan"}');
+    mine.unmap();
+    openRingFile(ringFilePath(nodeLog), 4096).unmap();
     const appended: string[] = [];
-    const journal = { lastSeq: 12, appendEncoded: (_c: number, p: readonly Uint8Array[]) => { for (const x of p) appended.push(new TextDecoder().decode(x)); return 0; } };
+    const journal = {
+      lastSeq: 12,
+      appendEncoded(_c: number, p: readonly Uint8Array[]): number {
+        for (const x of p) appended.push(new TextDecoder().decode(x));
+        return (this.lastSeq += p.length);
+      },
+    };
     const got = recoverRings(nodeLog, journal);
-    assert.deepEqual(appended, ['{"i":2}', '{"i":3}', '{"i":4}']);
+    assert.deepEqual(appended.sort(), ['{"i":"orphan"}', '{"i":2}', '{"i":3}', '{"i":4}'].sort());
     assert.equal(got.skipped, 2);
     assert.equal(got.lost, undefined);
-    assert.equal(got.files.length, 2);
-    // This daemon dies too before removing the files, its appends written (seqs 13..15): the next
+    assert.equal(got.files.length, 4); // the dead daemon's, the dead standby's, the orphan and the empty ours set aside
+    // This daemon dies too before removing the files, its appends written (seqs 13..16): the next
     // recovery appends nothing twice.
-    journal.lastSeq = 15;
     const again = recoverRings(nodeLog, journal);
-    assert.equal(appended.length, 3, `appended again: ${appended.slice(3).join(' ')}`);
-    assert.equal(again.skipped, 5); // the two journaled before the first crash, and these three
+    assert.equal(appended.length, 4, `appended again: ${appended.slice(4).join(' ')}`);
+    assert.equal(again.skipped, 6); // the two journaled before the first crash, and these four
     removeRingFiles(got.files);
     assert.deepEqual(readdirSync(dir), [basename(ringFilePath(nodeLog))]);
   } finally {

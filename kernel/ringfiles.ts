@@ -7,7 +7,8 @@
  * the journal already holds, so none is doubled — before it serves, and removes the file once
  * that is durable. A file whose owner is gone and which holds nothing is simply removed.
  */
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { logger } from '../collector/log.js';
 import { CODEC } from '../collector/journal/api.js';
@@ -21,9 +22,20 @@ export function ringFilePath(nodeLog: string, pid: number = process.pid): string
   return `${nodeLog}.${pid}.ring`;
 }
 
-/** Make (or reuse, emptied) a ring file and map it. */
+/**
+ * Make a ring file and map it. A file already there was left by a dead process that had this
+ * pid: it is renamed aside (`<node log>.orphan-<ms>-<random>.ring`), not emptied, so the next recovery of
+ * the mount still journals what it holds.
+ */
 export function openRingFile(path: string, bytes = 8 << 20): EventRing {
-  const fd = libc.open(path, libc.O.RDWR | libc.O.CREAT | libc.O.TRUNC | libc.O.CLOEXEC, 0o600);
+  let fd: number;
+  try {
+    fd = libc.open(path, libc.O.RDWR | libc.O.CREAT | libc.O.EXCL | libc.O.CLOEXEC, 0o600);
+  } catch (e) {
+    if (!(e instanceof libc.Errno && e.errno === libc.E.EEXIST)) throw e;
+    renameSync(path, join(dirname(path), `${basename(path).replace(/\.\d+\.ring$/, '')}.orphan-${Date.now()}-${randomBytes(4).toString('hex')}.ring`));
+    fd = libc.open(path, libc.O.RDWR | libc.O.CREAT | libc.O.EXCL | libc.O.CLOEXEC, 0o600);
+  }
   try {
     const size = EventRing.fileBytes(bytes);
     libc.ftruncate(fd, BigInt(size));
@@ -45,8 +57,10 @@ export function deadRingFiles(nodeLog: string): string[] {
   const found: Array<{ path: string; mtime: number }> = [];
   for (const n of names) {
     if (!n.startsWith(prefix) || !n.endsWith('.ring')) continue;
-    const pid = Number(n.slice(prefix.length, -'.ring'.length));
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    // `<pid>.ring`, or `orphan-….ring` (set aside by a process that got a dead one's pid).
+    const owner = n.slice(prefix.length, -'.ring'.length);
+    const pid = Number(owner);
+    if (!owner.startsWith('orphan-') && (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid))) continue;
     const path = join(dir, n);
     try { found.push({ path, mtime: statSync(path).mtimeMs }); } catch { /* gone meanwhile */ }
   }
