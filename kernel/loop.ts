@@ -271,17 +271,18 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // A record is in the ring before its request is answered (the recorder runs before the reply
   // is written), so it survives this process. A full ring (the journal is behind by megabytes)
   // holds the request back up to 200 ms for room; only then does the record go by message.
+  // Every record, however the recorder builds it, goes through pushJson.
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  const sink = (ev: ProvEvent): void => {
-    const json = JSON.stringify(ev);
+  const pushJson = (json: string): void => {
     if (ring.pushString(json)) return;
     for (let i = 0; i < 200; i++) {
       Atomics.wait(pause, 0, 0, 1);
       if (ring.pushString(json)) return;
     }
     ring.countOverflow();
-    post({ type: 'events', events: [ev] });
+    post({ type: 'events', events: [JSON.parse(json) as ProvEvent] });
   };
+  const sink = (ev: ProvEvent): void => pushJson(JSON.stringify(ev));
   let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
   // FSYNC goes to a helper thread that answers it; `inflight` counts what it still owes. A
