@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -96,8 +96,8 @@ test('recovery journals what dead daemons left, skipping records the journal alr
     t.offs.forEach((off, i) => ring.stamp(off, 11 + i)); // stamped 11..14; the journal got 11 and 12 before the crash
     ring.pushString('{"i":4}');
     ring.unmap();
-    // An empty ring of another dead process (a standby) and one of a live process (ours): not recovered.
-    openRingFile(ringFilePath(nodeLog, deadPid + 1_000_000), 4096).unmap();
+    // An empty ring of another dead process (a standby; no pid is that high) and one of a live process (ours): not recovered.
+    openRingFile(ringFilePath(nodeLog, 99_999_999), 4096).unmap();
     openRingFile(ringFilePath(nodeLog), 4096).unmap();
     // A ring left by a dead process that had our pid is set aside, not emptied, when we make ours.
     const mine = openRingFile(ringFilePath(nodeLog), 4096);
@@ -124,6 +124,31 @@ test('recovery journals what dead daemons left, skipping records the journal alr
     assert.equal(again.skipped, 6); // the two journaled before the first crash, and these four
     removeRingFiles(got.files);
     assert.deepEqual(readdirSync(dir), [basename(ringFilePath(nodeLog))]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('recovery says what may be missing: records that went around a full ring, a damaged ring', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eventring-'));
+  try {
+    const nodeLog = join(dir, 'm.nodes');
+    const dead = Number(spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).stdout.trim());
+    const ring = openRingFile(ringFilePath(nodeLog, dead), 4096);
+    ring.pushString('{"i":0}');
+    ring.countOverflow();
+    ring.unmap();
+    const journal = { lastSeq: 0, appendEncoded: (_c: number, p: readonly Uint8Array[]) => p.length };
+    const got = recoverRings(nodeLog, journal);
+    assert.equal(got.appended, 1);
+    assert.match(got.lost ?? '', /1 records went around the ring/);
+    // A file that is no ring at all (bad magic) is reported, not read.
+    const junk = ringFilePath(nodeLog, 99_999_999);
+    writeFileSync(junk, Buffer.alloc(4096, 7));
+    removeRingFiles(got.files);
+    const bad = recoverRings(nodeLog, journal);
+    assert.match(bad.lost ?? '', /bad magic/);
+    assert.deepEqual(bad.files, []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
