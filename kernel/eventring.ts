@@ -193,6 +193,12 @@ export class EventRing {
     Atomics.store(this.ctl, HEAD, pos);
   }
 
+  /** Bytes in use (not yet committed). */
+  get used(): number {
+    const head = Atomics.load(this.ctl, HEAD), tail = Atomics.load(this.ctl, TAIL);
+    return tail >= head ? tail - head : this.capacity - head + tail;
+  }
+
   /** Whether everything put here was committed. */
   get empty(): boolean {
     return Atomics.load(this.ctl, HEAD) === Atomics.load(this.ctl, TAIL);

@@ -317,7 +317,12 @@ export class Serving {
    */
   drain(): void {
     const j = this.journal;
-    if (!j) return;
+    if (!j) {
+      // No journal yet (a successor waiting for its predecessor's): records wait in the ring. One
+      // that never gets a journal moves them to memory before the ring fills and holds requests back.
+      if (this.ring.used > this.ring.capacity / 2) this.held.push(...this.ring.drain());
+      return;
+    }
     const { recs, offs, end } = this.ring.take();
     if (recs.length > 0) {
       const base = (j as { lastSeq?: number }).lastSeq;
@@ -354,7 +359,6 @@ export class Serving {
   setJournal(journal: JournalSink, own: boolean): void {
     this.journal = journal;
     this.o.ownJournal = own;
-    this.drain(); // what waited in the ring came first
     const held = this.held;
     this.held = [];
     for (const h of held) {
@@ -363,6 +367,7 @@ export class Serving {
         else this.deliver(JSON.parse(this.dec.decode(h)) as ProvEvent);
       } else this.deliver(h);
     }
+    this.drain(); // then what waits in the ring (records moved to memory were taken from it earlier)
   }
 
   /** Wait until the loop thread (quiesced or stopped) has exited. */
