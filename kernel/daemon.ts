@@ -21,6 +21,7 @@ import { openJournalWriter } from '../collector/journal/writer.js';
 import * as libc from './libc.js';
 import { O } from './libc.js';
 import { Serving, type StopInfo, type JournalSink } from './serving.js';
+import { recoverRings, removeRingFiles, ringFilePath, type RingRecovery } from './ringfiles.js';
 import { upgradeConnection, type UpgradeOptions, type UpgradeReport } from './upgrade.js';
 import { mountFuse, unmount, mountState, mountAt, FS_TYPE } from './mount.js';
 import { hostname } from 'node:os';
@@ -112,6 +113,8 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
     stream = journalStreamName(mountpoint);
     ownJournal = openJournalWriter({ dir: opts.journalDir, stream });
     journal = ownJournal;
+    // A daemon of this mount point killed earlier may have left records not yet journaled.
+    if (opts.nodeLog) afterDurable(ownJournal, recoverRings(opts.nodeLog, ownJournal));
   }
   // The daemon creates files on the caller's behalf with the mode the kernel already masked.
   libc.umask(0);
@@ -143,6 +146,7 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
       nodeLog: opts.nodeLog ? { path: opts.nodeLog, fresh: true } : undefined,
     },
     journal, ownJournal: ownJournal !== null, onEvent: opts.onEvent,
+    ringFile: opts.mode === 'prov' && opts.nodeLog ? ringFilePath(opts.nodeLog) : undefined,
   });
   try {
     await serving.start();
@@ -158,8 +162,8 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
 /**
  * Serve a connection whose daemon crashed, with the /dev/fuse and backing-root fds an fd keeper
  * held: the table comes from the node log, the kernel resends what the dead daemon never
- * answered. In prov mode a `lost` record marks the gap (records the dead daemon had not yet
- * handed to the journal are gone).
+ * answered. In prov mode the records the dead daemon had not yet made durable come from its
+ * ring file (kernel/ringfiles) into the journal first; nothing is lost.
  */
 export async function recoverProvfs(o: {
   devFd: number; rootFd: number; backing: string; mountpoint: string; mode: ProvfsMode; passthrough: boolean;
@@ -168,29 +172,49 @@ export async function recoverProvfs(o: {
   const info = mountAt(o.mountpoint);
   if (!info) throw new InputError(`${o.mountpoint} is not mounted`, 'MOUNTPOINT');
   libc.umask(0);
-  const { stream, journal } = recoveryJournal(o);
-  journal?.flush().catch((e: Error) => log.warn(`journal flush: ${e.message}`)); // the gap's mark, beside serving
+  const { stream, journal } = recoveryJournal(o); // made durable beside serving
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
   const serving = new Serving({
     loop: { devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, recover: true },
     journal, ownJournal: journal !== null,
+    ringFile: o.mode === 'prov' ? ringFilePath(o.nodeLog) : undefined,
   });
   await serving.start();
   return makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: o.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
 }
 
-/** A recovering daemon's journal stream, opened with a `lost` record marking the crash. */
-function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?: string; since?: number }): { stream?: string; journal: JournalWriter | null } {
+/**
+ * A recovering daemon's journal stream: first every record the dead daemon left in its ring file
+ * and the journal lacks (see kernel/ringfiles), then — only when some may still be missing (no
+ * ring file, a damaged one, records that went around a full ring) — a `lost` record marking the
+ * gap. Made durable beside serving, not before it (an fsync under an fsync-heavy workload took
+ * 110 ms here); the ring files go once it is, so a crash before that recovers them again.
+ */
+function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?: string; since?: number; nodeLog: string }): { stream?: string; journal: JournalWriter | null } {
   const stream = o.mode === 'prov' && o.journalDir ? journalStreamName(o.mountpoint) : undefined;
   const journal = stream ? openJournalWriter({ dir: o.journalDir!, stream }) : null;
   if (journal) {
-    const now = Number(process.hrtime.bigint());
-    journal.append({
-      v: SCHEMA_VERSION, src: 'provfs', seq: 0, ts: now, host: hostname(), pid: 0, tid: 0, op: 'lost',
-      count: 0, from: o.since ?? 0, to: now, reason: 'provfs daemon crashed and was restarted by its fd keeper; records it had not yet journaled are lost (count unknown)',
-    });
+    const got = recoverRings(o.nodeLog, journal);
+    const lost = got.files.length === 0 ? 'no ring file of the dead daemon was found; records it had not yet journaled are lost (count unknown)' : got.lost;
+    if (lost) {
+      const now = Number(process.hrtime.bigint());
+      journal.append({
+        v: SCHEMA_VERSION, src: 'provfs', seq: 0, ts: now, host: hostname(), pid: 0, tid: 0, op: 'lost',
+        count: 0, from: o.since ?? 0, to: now, reason: `provfs daemon crashed and was restarted by its fd keeper: ${lost}`,
+      });
+    }
+    if (got.files.length > 0) log.info(`${o.mountpoint}: ${got.appended} records the dead daemon had not yet made durable recovered from its ring (${got.skipped} were already in the journal)`);
+    afterDurable(journal, got);
   }
   return { stream, journal };
+}
+
+/** Flush beside serving; remove the ring files recovered once their records are durable. */
+function afterDurable(journal: JournalWriter, got: RingRecovery): void {
+  journal.flush().then(
+    () => removeRingFiles(got.files),
+    (e: Error) => log.warn(`journal flush: ${e.message}`),
+  );
 }
 
 /**
@@ -215,20 +239,16 @@ export async function standbyProvfs(o: {
   const serving = new Serving({
     loop: { devFd: -1, rootFd: -1, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false } },
     journal: null, ownJournal: true,
+    ringFile: o.mode === 'prov' ? ringFilePath(o.nodeLog) : undefined,
   });
   await serving.start({ awaitTransfer: true });
   return {
     mode: o.mode,
     async takeOver(t): Promise<ProvfsMount> {
       const t0 = performance.now();
-      const { stream, journal } = recoveryJournal({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since });
+      const { stream, journal } = recoveryJournal({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog });
       const t1 = performance.now();
-      if (journal) {
-        // The gap's mark goes to disk beside serving, not before it (an fsync under an fsync-heavy
-        // workload took 110 ms here): a crash before it lands is marked by the next recovery's.
-        journal.flush().catch((e: Error) => log.warn(`journal flush: ${e.message}`));
-        serving.setJournal(journal, true);
-      }
+      if (journal) serving.setJournal(journal, true);
       const t2 = performance.now();
       await serving.release({ statePath: '', oldPid: 0, recover: { devFd: t.devFd, rootFd: t.rootFd } });
       log.debug(`standby took over ${o.mountpoint}: journal opened in ${(t1 - t0).toFixed(1)} ms, table recovered and serving in ${(performance.now() - t2).toFixed(1)} ms`);

@@ -3,10 +3,18 @@
  * The record ring between the request loop and the journal: records come out whole, in order,
  * none lost or doubled, across many wrap-arounds of a small ring, for bytes and for strings
  * encoded in place (multi-byte UTF-8 included); a full ring refuses instead of overwriting.
+ * Space is freed only when committed; a file-backed ring shows a successor what was not, with the
+ * journal seqs stamped, and recovery journals exactly what the journal lacks.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, basename } from 'node:path';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { EventRing } from './eventring.js';
+import { openRingFile, ringFilePath, recoverRings, removeRingFiles } from './ringfiles.js';
+import * as libc from './libc.js';
 
 test('records survive wrap-around in order, none lost or doubled', () => {
   const ring = EventRing.create(4096);
@@ -31,4 +39,117 @@ test('a full ring refuses a record instead of overwriting unread ones', () => {
   assert.ok(n > 0 && n < 20);
   assert.equal(ring.drain().length, n);
   assert.equal(ring.pushString('after'), true);
+});
+
+test('a file-backed ring keeps what was taken but not committed for a successor, with stamps', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eventring-'));
+  try {
+    const path = join(dir, 'r.ring');
+    const ring = openRingFile(path, 4096);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    for (let i = 0; i < 5; i++) assert.ok(ring.pushString(`{"i":${i}}`));
+    const t = ring.take();
+    assert.equal(t.recs.length, 5);
+    t.offs.forEach((off, i) => ring.stamp(off, 100 + i)); // journal seqs 100..104
+    ring.commit(t.offs[2]!); // the first two are durable
+    ring.pushString('{"i":5}'); // never taken
+    // Another mapping of the file (as a successor process would make) sees the same memory.
+    const fd = libc.open(path, libc.O.RDWR);
+    const other = EventRing.map(fd, statSync(path).size, false);
+    libc.close(fd);
+    const { recs, damaged } = other.unjournaled();
+    assert.equal(damaged, undefined);
+    assert.deepEqual(recs.map((r) => [new TextDecoder().decode(r.data), r.seq]), [['{"i":2}', 102], ['{"i":3}', 103], ['{"i":4}', 104], ['{"i":5}', 0]]);
+    other.unmap();
+    ring.unmap();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('space is reused only once committed, also across wrap-around', () => {
+  const ring = EventRing.create(512);
+  let n = 0;
+  while (ring.pushString('z'.repeat(30))) n++;
+  assert.equal(ring.take().recs.length, n);
+  assert.equal(ring.pushString('z'.repeat(30)), false, 'taken is not committed: no room yet');
+  const dec = new TextDecoder();
+  for (let round = 0; round < 200; round++) {
+    const t = ring.take();
+    ring.commit(t.end);
+    assert.ok(ring.pushString(`r${round}`));
+    assert.equal(ring.unjournaled().recs.length, 1);
+    assert.equal(dec.decode(ring.unjournaled().recs[0]!.data), `r${round}`);
+  }
+});
+
+test('recovery journals what dead daemons left, skipping records the journal already holds', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eventring-'));
+  try {
+    const nodeLog = join(dir, 'm.nodes');
+    // A dead pid: a child that has exited (and was reaped).
+    const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
+    const deadPid = Number(dead.stdout.trim());
+    const ring = openRingFile(ringFilePath(nodeLog, deadPid), 4096);
+    for (let i = 0; i < 4; i++) ring.pushString(`{"i":${i}}`);
+    const t = ring.take();
+    t.offs.forEach((off, i) => ring.stamp(off, 11 + i)); // stamped 11..14; the journal got 11 and 12 before the crash
+    ring.pushString('{"i":4}');
+    ring.unmap();
+    // An empty ring of another dead process (a standby; no pid is that high) and one of a live process (ours): not recovered.
+    openRingFile(ringFilePath(nodeLog, 99_999_999), 4096).unmap();
+    openRingFile(ringFilePath(nodeLog), 4096).unmap();
+    // A ring left by a dead process that had our pid is set aside, not emptied, when we make ours.
+    const mine = openRingFile(ringFilePath(nodeLog), 4096);
+    mine.pushString('{"i":"orphan"}');
+    mine.unmap();
+    openRingFile(ringFilePath(nodeLog), 4096).unmap();
+    const appended: string[] = [];
+    const journal = {
+      lastSeq: 12,
+      appendEncoded(_c: number, p: readonly Uint8Array[]): number {
+        for (const x of p) appended.push(new TextDecoder().decode(x));
+        return (this.lastSeq += p.length);
+      },
+    };
+    const got = recoverRings(nodeLog, journal);
+    assert.deepEqual(appended.sort(), ['{"i":"orphan"}', '{"i":2}', '{"i":3}', '{"i":4}'].sort());
+    assert.equal(got.skipped, 2);
+    assert.equal(got.lost, undefined);
+    assert.equal(got.files.length, 4); // the dead daemon's, the dead standby's, the orphan and the empty ours set aside
+    // This daemon dies too before removing the files, its appends written (seqs 13..16): the next
+    // recovery appends nothing twice.
+    const again = recoverRings(nodeLog, journal);
+    assert.equal(appended.length, 4, `appended again: ${appended.slice(4).join(' ')}`);
+    assert.equal(again.skipped, 6); // the two journaled before the first crash, and these four
+    removeRingFiles(got.files);
+    assert.deepEqual(readdirSync(dir), [basename(ringFilePath(nodeLog))]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('recovery says what may be missing: records that went around a full ring, a damaged ring', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eventring-'));
+  try {
+    const nodeLog = join(dir, 'm.nodes');
+    const dead = Number(spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).stdout.trim());
+    const ring = openRingFile(ringFilePath(nodeLog, dead), 4096);
+    ring.pushString('{"i":0}');
+    ring.countOverflow();
+    ring.unmap();
+    const journal = { lastSeq: 0, appendEncoded: (_c: number, p: readonly Uint8Array[]) => p.length };
+    const got = recoverRings(nodeLog, journal);
+    assert.equal(got.appended, 1);
+    assert.match(got.lost ?? '', /1 records went around the ring/);
+    // A file that is no ring at all (bad magic) is reported, not read.
+    const junk = ringFilePath(nodeLog, 99_999_999);
+    writeFileSync(junk, Buffer.alloc(4096, 7));
+    removeRingFiles(got.files);
+    const bad = recoverRings(nodeLog, journal);
+    assert.match(bad.lost ?? '', /bad magic/);
+    assert.deepEqual(bad.files, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

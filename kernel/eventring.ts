@@ -1,49 +1,140 @@
 /**
  * @module kernel/eventring
- * A single-producer single-consumer byte ring in a SharedArrayBuffer: the request loop (a worker
- * blocked in read(2) most of the time) drops provenance records in it without a system call or
- * a message, and the main thread drains it on a timer into the journal, which group-commits.
- * When the ring is full the producer reports it and the caller falls back to postMessage, so
- * nothing is dropped.
+ * A single-producer single-consumer byte ring: the request loop (a worker blocked in read(2)
+ * most of the time) drops provenance records in it without a system call or a message, and the
+ * main thread drains it on a timer into the journal, which group-commits.
+ *
+ * Crash survival: the ring can live in a shared file mapping ({@link EventRing.map}, a 0600 file
+ * in the private runtime directory) instead of a SharedArrayBuffer, so that its contents outlive
+ * a daemon killed with SIGKILL. Space is freed only up to the *committed* position — records the
+ * journal has made durable — not up to what was drained, so a successor finds every record that
+ * was not yet durable still in the ring ({@link EventRing.unjournaled}). Before the main thread
+ * appends a record to the journal it stamps the record with the journal seq it is about to get:
+ * a successor appends only records whose stamp the journal does not already hold, so a crash
+ * between the journal write and the commit mark doubles nothing.
+ *
+ * Layout: a 64-byte header of Int32 words (committed, tail, drained, magic, records the loop
+ * could not put in the ring), then records `u32 length, f64 journal seq (0: not yet), bytes`.
+ * A length of 0xffffffff (or no room for a record header before the end) means "wrapped to 0".
  */
+import koffi from 'koffi';
 
-const HEAD = 0; // next byte the consumer reads (Int32 index)
+const HEAD = 0; // committed: bytes before it (from the last wrap) are durable in the journal
 const TAIL = 1; // next byte the producer writes
-const HDR_BYTES = 8;
+const DRAINED = 2; // next byte the consumer reads
+const MAGIC_AT = 3;
+const OVERFLOW = 4; // records the producer could not put here (they went by message)
+const HDR_BYTES = 64;
+const REC_HDR = 12;
 const WRAP = 0xffffffff;
+const MAGIC = 0x50524e47; // 'PRNG'
+
+const PROT_RW = 3, MAP_SHARED = 1;
+type CFn = (...args: unknown[]) => unknown;
+let mm: { mmap: CFn; munmap: CFn } | null = null;
+function libcMm(): NonNullable<typeof mm> {
+  if (!mm) {
+    const lib = koffi.load('libc.so.6');
+    mm = {
+      mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as CFn,
+      munmap: lib.func('int munmap(void *addr, size_t len)') as CFn,
+    };
+  }
+  return mm;
+}
+
+/** Where a file-backed ring is, for another thread of this process to view the same memory. */
+export interface MappedRing { addr: bigint; bytes: number }
+
+/** A ring a loop thread is handed: a SharedArrayBuffer, or a mapping of this process. */
+export type RingRef = SharedArrayBuffer | MappedRing;
+
+/** One record left in a ring: its bytes and the journal seq it was stamped with (0: none). */
+export interface RingRecord { data: Uint8Array; seq: number; /** For {@link EventRing.stamp}. */ off: number }
 
 export class EventRing {
   private readonly ctl: Int32Array;
   private readonly data: Uint8Array;
   private readonly view: DataView;
   readonly capacity: number;
+  private readonly enc = new TextEncoder();
+  /** Set for a mapping this object made (see {@link unmap}). */
+  private mapped: MappedRing | null = null;
 
-  constructor(readonly sab: SharedArrayBuffer) {
-    this.ctl = new Int32Array(sab, 0, 2);
-    this.capacity = sab.byteLength - HDR_BYTES;
-    this.data = new Uint8Array(sab, HDR_BYTES);
-    this.view = new DataView(sab, HDR_BYTES);
+  constructor(readonly buffer: ArrayBufferLike) {
+    this.ctl = new Int32Array(buffer, 0, 8);
+    this.capacity = buffer.byteLength - HDR_BYTES;
+    this.data = new Uint8Array(buffer, HDR_BYTES);
+    this.view = new DataView(buffer, HDR_BYTES);
   }
 
+  /** A ring in process memory (lost with the process). */
   static create(bytes = 8 << 20): EventRing {
-    return new EventRing(new SharedArrayBuffer(HDR_BYTES + bytes));
+    const r = new EventRing(new SharedArrayBuffer(HDR_BYTES + bytes));
+    Atomics.store(r.ctl, MAGIC_AT, MAGIC);
+    return r;
+  }
+
+  /**
+   * A ring in a shared mapping of the open file `fd` (sized here when `fresh`, else as it is):
+   * its memory outlives this process while the file exists. The fd may be closed afterwards.
+   */
+  static map(fd: number, fileBytes: number, fresh: boolean): EventRing {
+    const { mmap } = libcMm();
+    const got = mmap(null, fileBytes, PROT_RW, MAP_SHARED, fd, 0) as bigint | number | null;
+    const addr = BigInt.asUintN(64, BigInt(got ?? 0));
+    if (addr === 0n || addr === BigInt.asUintN(64, -1n)) throw new Error('mmap of the event ring failed');
+    const ring = EventRing.view({ addr, bytes: fileBytes });
+    ring.mapped = { addr, bytes: fileBytes };
+    if (fresh) Atomics.store(ring.ctl, MAGIC_AT, MAGIC);
+    else if (Atomics.load(ring.ctl, MAGIC_AT) !== MAGIC) { ring.unmap(); throw new Error('not an event ring (bad magic)'); }
+    return ring;
+  }
+
+  /** The same memory as a ring of this process (another thread's view of {@link ref}). */
+  static view(m: MappedRing): EventRing {
+    return new EventRing(koffi.view(m.addr, m.bytes));
+  }
+
+  /** What a loop thread needs to reach this ring. */
+  get ref(): RingRef {
+    return this.mapped ?? (this.buffer as SharedArrayBuffer);
+  }
+
+  /** File size that holds a ring of `bytes` record bytes. */
+  static fileBytes(bytes = 8 << 20): number {
+    return HDR_BYTES + bytes;
+  }
+
+  /** Release a mapping made by {@link map} (no view of it may be used afterwards). */
+  unmap(): void {
+    if (!this.mapped) return;
+    libcMm().munmap(this.mapped.addr, this.mapped.bytes);
+    this.mapped = null;
+  }
+
+  private room(need: number): number {
+    const head = Atomics.load(this.ctl, HEAD);
+    let tail = Atomics.load(this.ctl, TAIL);
+    const free = head > tail ? head - tail - 1 : this.capacity - tail + head - 1;
+    if (need + 4 > free) return -1;
+    if (tail + need > this.capacity) {
+      // Not enough room before the end: mark the wrap and start again at 0 (needs room there).
+      if (need >= head) return -1;
+      if (tail + 4 <= this.capacity) this.view.setUint32(tail, WRAP, true);
+      tail = 0;
+    }
+    return tail;
   }
 
   /** Producer: append one record; false when there is no room (nothing written). */
   push(record: Uint8Array): boolean {
-    const need = 4 + record.length;
-    const head = Atomics.load(this.ctl, HEAD);
-    let tail = Atomics.load(this.ctl, TAIL);
-    const free = head > tail ? head - tail - 1 : this.capacity - tail + head - 1;
-    if (need + 4 > free) return false;
-    if (tail + need > this.capacity) {
-      // Not enough room before the end: mark the wrap and start again at 0 (needs room there).
-      if (need >= head) return false;
-      if (tail + 4 <= this.capacity) this.view.setUint32(tail, WRAP, true);
-      tail = 0;
-    }
+    const need = REC_HDR + record.length;
+    const tail = this.room(need);
+    if (tail < 0) return false;
     this.view.setUint32(tail, record.length, true);
-    this.data.set(record, tail + 4);
+    this.view.setFloat64(tail + 4, 0, true);
+    this.data.set(record, tail + REC_HDR);
     Atomics.store(this.ctl, TAIL, tail + need);
     return true;
   }
@@ -54,35 +145,94 @@ export class EventRing {
    */
   pushString(text: string): boolean {
     const max = text.length * 3;
-    const head = Atomics.load(this.ctl, HEAD);
-    let tail = Atomics.load(this.ctl, TAIL);
-    const free = head > tail ? head - tail - 1 : this.capacity - tail + head - 1;
-    if (max + 8 > free) return false;
-    if (tail + 4 + max > this.capacity) {
-      if (4 + max >= head) return false;
-      if (tail + 4 <= this.capacity) this.view.setUint32(tail, WRAP, true);
-      tail = 0;
-    }
-    const { written } = this.enc.encodeInto(text, this.data.subarray(tail + 4, tail + 4 + max));
+    const tail = this.room(REC_HDR + max);
+    if (tail < 0) return false;
+    const { written } = this.enc.encodeInto(text, this.data.subarray(tail + REC_HDR, tail + REC_HDR + max));
     this.view.setUint32(tail, written, true);
-    Atomics.store(this.ctl, TAIL, tail + 4 + written);
+    this.view.setFloat64(tail + 4, 0, true);
+    Atomics.store(this.ctl, TAIL, tail + REC_HDR + written);
     return true;
   }
 
-  private readonly enc = new TextEncoder();
+  /** Producer: count a record that went around the ring (by message). */
+  countOverflow(): void {
+    Atomics.add(this.ctl, OVERFLOW, 1);
+  }
 
-  /** Consumer: take every complete record. */
-  drain(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    let head = Atomics.load(this.ctl, HEAD);
+  /** Records that went around the ring since it was made. */
+  get overflow(): number {
+    return Atomics.load(this.ctl, OVERFLOW);
+  }
+
+  /**
+   * Consumer: take every record not yet taken, with their offsets (for {@link stamp}) and the
+   * position after the last (for {@link commit}). Their space stays in use until committed.
+   */
+  take(): { recs: Uint8Array[]; offs: number[]; end: number } {
+    const recs: Uint8Array[] = [], offs: number[] = [];
+    let at = Atomics.load(this.ctl, DRAINED);
     const tail = Atomics.load(this.ctl, TAIL);
-    while (head !== tail) {
-      if (head + 4 > this.capacity || this.view.getUint32(head, true) === WRAP) { head = 0; continue; }
-      const len = this.view.getUint32(head, true);
-      out.push(this.data.slice(head + 4, head + 4 + len));
-      head += 4 + len;
+    while (at !== tail) {
+      if (at + REC_HDR > this.capacity || this.view.getUint32(at, true) === WRAP) { at = 0; continue; }
+      const len = this.view.getUint32(at, true);
+      offs.push(at);
+      recs.push(this.data.slice(at + REC_HDR, at + REC_HDR + len));
+      at += REC_HDR + len;
     }
-    Atomics.store(this.ctl, HEAD, head);
-    return out;
+    Atomics.store(this.ctl, DRAINED, at);
+    return { recs, offs, end: at };
+  }
+
+  /** Consumer: the journal seq record `off` (from {@link take}) gets; written before it is appended. */
+  stamp(off: number, seq: number): void {
+    this.view.setFloat64(off + 4, seq, true);
+  }
+
+  /** Consumer: everything before `pos` (an `end` of {@link take}) is durable; the producer may reuse it. */
+  commit(pos: number): void {
+    Atomics.store(this.ctl, HEAD, pos);
+  }
+
+  /** Bytes in use (not yet committed). */
+  get used(): number {
+    const head = Atomics.load(this.ctl, HEAD), tail = Atomics.load(this.ctl, TAIL);
+    return tail >= head ? tail - head : this.capacity - head + tail;
+  }
+
+  /** Whether everything put here was committed. */
+  get empty(): boolean {
+    return Atomics.load(this.ctl, HEAD) === Atomics.load(this.ctl, TAIL);
+  }
+
+  /** Consumer: take every record and free its space at once (no durability tracking). */
+  drain(): Uint8Array[] {
+    const t = this.take();
+    this.commit(t.end);
+    return t.recs;
+  }
+
+  /**
+   * A successor's view of a dead producer's ring: every record not committed, in order, with its
+   * stamp. Stops (and says where) at anything that is not a whole record.
+   */
+  unjournaled(): { recs: RingRecord[]; damaged?: string } {
+    const recs: RingRecord[] = [];
+    let at = Atomics.load(this.ctl, HEAD);
+    const tail = Atomics.load(this.ctl, TAIL);
+    const bad = (why: string): { recs: RingRecord[]; damaged: string } => ({ recs, damaged: `${why} at ring offset ${at}` });
+    if (at < 0 || at > this.capacity || tail < 0 || tail > this.capacity) return bad(`positions out of range (committed ${at}, tail ${tail})`);
+    for (let wraps = 0; at !== tail;) {
+      if (at + REC_HDR > this.capacity || this.view.getUint32(at, true) === WRAP) {
+        if (++wraps > 1) return bad('a second wrap before the tail');
+        at = 0;
+        continue;
+      }
+      const len = this.view.getUint32(at, true);
+      const end = at + REC_HDR + len;
+      if (end > this.capacity || (at < tail && end > tail)) return bad(`a record of ${len} bytes running past the end`);
+      recs.push({ data: this.data.slice(at + REC_HDR, end), seq: this.view.getFloat64(at + 4, true), off: at });
+      at = end;
+    }
+    return { recs };
   }
 }

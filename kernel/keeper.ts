@@ -15,6 +15,10 @@
  * (`provfsd --recover`) when the standby is missing, not ready or for another mode.
  * PROV_KEEPER_STANDBY=0 turns the standby off (one Node process less per mount).
  *
+ * Provenance records survive too: a prov daemon keeps its record ring in a file
+ * (kernel/ringfiles); the recovering daemon journals what the dead one had not yet made durable.
+ * When the mount goes, the keeper removes ring files left empty (standbys it killed).
+ *
  * Usage (started by provfsd --keeper): `node keeper.js --daemon-pid P --dev-fd N --root-fd R
  *   --backing DIR --mountpoint DIR`
  */
@@ -26,6 +30,7 @@ import { logger } from '../collector/log.js';
 import * as libc from './libc.js';
 import { mountAt, FS_TYPE } from './mount.js';
 import { daemonInfoPath, nodeLogPath, type DaemonInfo } from './runtime.js';
+import { sweepEmptyRingFiles } from './ringfiles.js';
 
 const log = logger('keeper');
 const PROVFSD = fileURLToPath(new URL('./provfsd.js', import.meta.url));
@@ -95,14 +100,22 @@ async function main(): Promise<number> {
     const info = readInfo(mp);
     if (!useStandby || !info) return;
     if (standby && standby.child.exitCode === null && standby.mode === info.mode && standby.passthrough === info.passthrough) return;
-    if (standby) { try { standby.child.kill('SIGKILL'); } catch { /* gone */ } }
+    if (standby) { try { standby.child.kill('SIGKILL'); } catch { /* gone */ } } // its empty ring file is swept later
     standby = startStandby(mp, info, dev, root);
   };
   freshStandby();
   const restarts: number[] = [];
   for (;;) {
     const ev = await libc.pollInAsync(pidfd, 1000);
-    if (!mounted(mp)) { log.info(`${mp} unmounted; keeper done`); return 0; }
+    if (!mounted(mp)) {
+      // The standby's ring file is swept once it is gone.
+      const sb = standby as Standby | null;
+      if (sb) { try { sb.child.kill('SIGKILL'); } catch { /* gone */ } }
+      for (let i = 0; i < 100 && sb && sb.child.exitCode === null && sb.child.signalCode === null; i++) await new Promise((r) => setTimeout(r, 10));
+      sweepEmptyRingFiles(nodeLogPath(mp));
+      log.info(`${mp} unmounted; keeper done`);
+      return 0;
+    }
     if (!ev && alive(pid)) {
       // A standby that died (or is for a mode the mount left by an upgrade) is replaced.
       freshStandby();

@@ -7,7 +7,8 @@
  * a live upgrade): it then reports the state a successor needs.
  *
  * Provenance records go through a shared {@link EventRing} to the main thread, which appends
- * them to the journal; the loop itself never waits on the journal.
+ * them to the journal; the loop itself never waits on the journal (only for ring space, when
+ * the journal is megabytes behind). A record is in the ring before its request is answered.
  */
 import { parentPort, workerData, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import * as v8 from 'node:v8';
@@ -19,7 +20,7 @@ import { E } from './libc.js';
 import { ProvFs, type ProvFsState } from './ops.js';
 import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from './dispatch.js';
 import { Recorder, LinLog } from './recorder.js';
-import { EventRing } from './eventring.js';
+import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog, type NodeLogContents } from './nodelog.js';
 import { warmRequestPath } from './warmup.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
@@ -45,7 +46,8 @@ export interface LoopConfig {
   /** st_dev of the mount (for records). */
   dev: number;
   mountpoint: string;
-  ring: SharedArrayBuffer;
+  /** The record ring (in a file mapping of this process when it must outlive a crash). */
+  ring: RingRef;
   /**
    * Int32 control words: [0] = 1 asks the loop to quiesce (finish the request in hand, take no
    * new one, report its whole state: state version 1); [0] = 2 asks it to quiesce and write the
@@ -264,19 +266,27 @@ function applyCatchUp(table: NodeTable, d: NodeTableDelta, pidfd: number): void 
 }
 
 export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
-  const ring = new EventRing(cfg.ring);
+  const ring = cfg.ring instanceof SharedArrayBuffer ? new EventRing(cfg.ring) : EventRing.view(cfg.ring);
   const control = new Int32Array(cfg.control);
   // prov mode: the records also feed the read-only `.lin` file at the mount root.
   const lin = cfg.mode === 'prov' ? new LinLog() : null;
-  const sink = (ev: ProvEvent): void => {
-    const json = JSON.stringify(ev);
+  // A record is in the ring before its request is answered (the recorder runs before the reply
+  // is written), so it survives this process. A full ring (the journal is behind by megabytes)
+  // holds the request back up to 200 ms for room; only then does the record go by message.
+  // Every record, however the recorder builds it, goes through pushJson.
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const pushJson = (json: string): void => {
     lin?.append(json);
-    if (!ring.pushString(json)) post({ type: 'events', events: [ev] });
+    if (ring.pushString(json)) return;
+    for (let i = 0; i < 200; i++) {
+      Atomics.wait(pause, 0, 0, 1);
+      if (ring.pushString(json)) return;
+    }
+    ring.countOverflow();
+    post({ type: 'events', events: [JSON.parse(json) as ProvEvent] });
   };
-  const sinkJson = (json: string): void => {
-    lin?.append(json);
-    if (!ring.pushString(json)) post({ type: 'events', events: [JSON.parse(json) as ProvEvent] });
-  };
+  const sink = (ev: ProvEvent): void => pushJson(JSON.stringify(ev));
+  const sinkJson = pushJson;
   let state: TransferState | undefined;
   let fdMap: ((fd: number) => number) | undefined;
   // FSYNC goes to a helper thread that answers it; `inflight` counts what it still owes. A

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { createServer, type Server } from 'node:net';
 import { mountProvfs, recoverProvfs, standbyProvfs, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
 import { runSuccessor } from './upgrade.js';
+import { ringFilePath } from './ringfiles.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as libc from './libc.js';
@@ -76,7 +77,10 @@ async function main(): Promise<number> {
       mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, nodeLog: nodeLog!,
       keeperPid: Number(values['keeper-pid']), devFd: Number(values['dev-fd']), rootFd: Number(values['root-fd']),
     });
-    if (!got) process.exit(0); // its warm loop thread would keep the process alive
+    if (!got) {
+      rmSync(ringFilePath(nodeLog!), { force: true }); // this standby's ring, never used
+      process.exit(0); // its warm loop thread would keep the process alive
+    }
     m = got.mount;
     journalDir = got.journalDir; // from the keeper's word: what the dead daemon wrote to
     const info = publish(m);

@@ -5,14 +5,19 @@
  * journal, and can quiesce the loop (for a live upgrade) and start it again from a state (when
  * the successor rejected it). `done` resolves once the connection is gone from this process:
  * unmounted, or handed to a successor.
+ *
+ * With crash survival the ring is a file mapping (`ringFile`) and a record's space is freed only
+ * once the journal reports it durable (`durableSeq`, after its group commit): what a SIGKILL
+ * interrupts is still in the file for the daemon that recovers the mount.
  */
 import { Worker } from 'node:worker_threads';
-import { statfs } from 'node:fs';
+import { statfs, rmSync } from 'node:fs';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
 import { CODEC, type JournalWriter } from '../collector/journal/api.js';
 import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
+import { openRingFile } from './ringfiles.js';
 import type { LoopConfig, LoopMessage, TransferMessage, SnapshotRequest } from './loop.js';
 
 /** A quiesced loop: where its state is, and the fds that state names. */
@@ -56,11 +61,19 @@ export interface ServingOptions {
   journal: JournalSink | null;
   /** Close `journal` when the connection ends here. */
   ownJournal: boolean;
+  /**
+   * Keep the record ring in this file (made here, 0600; removed once everything in it is
+   * durable and the connection ends here), so a successor recovers what a killed daemon had not
+   * yet made durable (see kernel/eventring, kernel/ringfiles). Without it the ring is in memory.
+   */
+  ringFile?: string;
   onEvent?: (ev: ProvEvent) => void;
 }
 
 export class Serving {
-  private readonly ring = EventRing.create();
+  private readonly ring: EventRing;
+  /** Drained into the journal, not yet durable: ring position after each batch and its last journal seq. */
+  private batches: Array<{ end: number; seq: number }> = [];
   private readonly control = new SharedArrayBuffer(16);
   private readonly ctl = new Int32Array(this.control);
   private worker: Worker | null = null;
@@ -101,6 +114,16 @@ export class Serving {
     o.loop = { ...o.loop };
     libc.raiseNofileLimit();
     this.journal = o.journal;
+    let ring: EventRing | null = null;
+    if (o.ringFile) {
+      try {
+        ring = openRingFile(o.ringFile);
+      } catch (e) {
+        log.warn(`record ring kept in memory (a crash of this daemon loses records not yet journaled): ${o.ringFile}: ${(e as Error).message}`);
+        o.ringFile = undefined;
+      }
+    }
+    this.ring = ring ?? EventRing.create();
     this.done = new Promise((res) => { this.finish = res; });
     if (o.loop.mode === 'prov') this.timer = setInterval(() => this.drain(), 5);
   }
@@ -108,7 +131,7 @@ export class Serving {
   /** Start the loop: fresh (INIT comes from the kernel), from a state file, or warm awaiting a transfer. */
   start(how: { stateFile?: string; awaitTransfer?: boolean } = {}): Promise<void> {
     for (let i = 0; i < 4; i++) Atomics.store(this.ctl, i, 0);
-    const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.sab, control: this.control, stateFile: how.stateFile, awaitTransfer: how.awaitTransfer };
+    const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.ref, control: this.control, stateFile: how.stateFile, awaitTransfer: how.awaitTransfer };
     const worker = new Worker(new URL('./loop.js', import.meta.url), { workerData: { provfsLoop: cfg } });
     this.worker = worker;
     this.exited = new Promise((r) => worker.once('exit', () => r()));
@@ -287,16 +310,43 @@ export class Serving {
     });
   }
 
-  /** Records the loop produced so far go to the journal now. */
+  /**
+   * Records the loop produced so far go to the journal now (each stamped first with the journal
+   * seq it gets); ring space is freed once the journal says they are durable. With no journal
+   * yet they wait in the ring.
+   */
   drain(): void {
-    const recs = this.ring.drain();
-    if (recs.length === 0) return;
-    if (!this.journal) { this.held.push(...recs); return; }
-    if (this.journal.appendEncoded && !this.o.onEvent) {
-      this.journal.appendEncoded(CODEC.json, recs);
+    const j = this.journal;
+    if (!j) {
+      // No journal yet (a successor waiting for its predecessor's): records wait in the ring. One
+      // that never gets a journal moves them to memory before the ring fills and holds requests back.
+      if (this.ring.used > this.ring.capacity / 2) this.held.push(...this.ring.drain());
       return;
     }
-    for (const r of recs) this.deliver(JSON.parse(this.dec.decode(r)) as ProvEvent);
+    const { recs, offs, end } = this.ring.take();
+    if (recs.length > 0) {
+      const base = (j as { lastSeq?: number }).lastSeq;
+      if (typeof base === 'number') for (let i = 0; i < offs.length; i++) this.ring.stamp(offs[i]!, base + 1 + i);
+      if (j.appendEncoded && !this.o.onEvent) j.appendEncoded(CODEC.json, recs);
+      else for (const r of recs) this.deliver(JSON.parse(this.dec.decode(r)) as ProvEvent);
+      this.batches.push({ end, seq: typeof base === 'number' ? base + recs.length : 0 });
+    }
+    this.commitDurable();
+  }
+
+  /** Free the ring space of batches the journal has made durable (all, for a sink that cannot say). */
+  private commitDurable(): void {
+    const durable = (this.journal as { durableSeq?: number } | null)?.durableSeq;
+    let last = -1;
+    while (this.batches.length > 0 && (typeof durable !== 'number' || this.batches[0]!.seq <= durable)) last = this.batches.shift()!.end;
+    if (last >= 0) this.ring.commit(last);
+  }
+
+  /** Every batch drained so far is durable (the journal was flushed or closed). */
+  private commitAll(): void {
+    const last = this.batches.at(-1);
+    this.batches = [];
+    if (last) this.ring.commit(last.end);
   }
 
   private deliver(e: ProvEvent): void {
@@ -317,6 +367,7 @@ export class Serving {
         else this.deliver(JSON.parse(this.dec.decode(h)) as ProvEvent);
       } else this.deliver(h);
     }
+    this.drain(); // then what waits in the ring (records moved to memory were taken from it earlier)
   }
 
   /** Wait until the loop thread (quiesced or stopped) has exited. */
@@ -331,6 +382,7 @@ export class Serving {
     this.journal = null;
     if (j && this.o.ownJournal) await j.close?.();
     else await j?.flush?.();
+    this.commitAll();
   }
 
   /** The connection now belongs to a successor: close our fds, resolve `done`. */
@@ -348,8 +400,20 @@ export class Serving {
     if (!this.handedOver) this.drain();
     if (this.o.loop.devFd >= 0) libc.close(this.o.loop.devFd);
     if (this.o.loop.rootFd >= 0) libc.close(this.o.loop.rootFd);
+    let durable = true;
     if (this.journal && this.o.ownJournal) {
-      await this.journal.close?.().catch((e: Error) => log.error(`journal close: ${e.message}`));
+      await this.journal.close?.().catch((e: Error) => { durable = false; log.error(`journal close: ${e.message}`); });
+    } else if (this.journal) {
+      await this.journal.flush?.().catch((e: Error) => { durable = false; log.error(`journal flush: ${e.message}`); });
+    }
+    if (durable) this.commitAll();
+    await this.exited;
+    if (this.o.ringFile) {
+      // Everything the loop recorded is in the journal: the ring is no longer needed. Otherwise
+      // it stays for whoever recovers this mount next.
+      if (this.ring.empty && this.held.length === 0) rmSync(this.o.ringFile, { force: true });
+      else log.warn(`${this.o.ringFile}: records not yet in the journal stay there for the next daemon of this mount`);
+      this.ring.unmap();
     }
     this.finish(info);
   }

@@ -39,6 +39,7 @@ import { openJournalWriter } from '../collector/journal/writer.js';
 import * as libc from './libc.js';
 import { mountAt } from './mount.js';
 import { Serving } from './serving.js';
+import { ringFilePath } from './ringfiles.js';
 import type { Timeouts } from './dispatch.js';
 import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from './daemon.js';
 
@@ -332,6 +333,7 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
       mountpoint: o.mountpoint, nodeLog: o.nodeLog ? { path: o.nodeLog, fresh: false } : undefined,
     },
     journal: null, ownJournal: true,
+    ringFile: o.mode === 'prov' && o.nodeLog ? ringFilePath(o.nodeLog) : undefined,
   });
   await serving.start({ awaitTransfer: true });
   const stream = o.mode === 'prov' ? journalStreamName(o.mountpoint) : undefined;
