@@ -38,6 +38,8 @@ export interface RebuildFlags {
   json?: boolean;
   /** Attach capture for this run only (neither use nor leave the warm attach). */
   cold?: boolean;
+  /** Progress lines on stderr (default: stderr is a terminal); the rebuild server passes its client's. */
+  progress?: boolean;
 }
 
 /** Where rebuild's stamps live (0600 in a 0700 directory). */
@@ -411,7 +413,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   const aside = fm && dbPath ? () => { finisher = launchFinisher(fm, cfg, dbPath, target); } : null;
   let result: RunResult;
   try {
-    result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold), aside);
+    result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive) && !flags.json, Boolean(flags.cold), aside);
   } catch (err) {
     finisher?.cancel();
     throw err;
