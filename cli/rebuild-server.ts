@@ -12,7 +12,9 @@
  * as frames, then the exit code. A command line that is not a plain `prov rebuild` gets
  * "fallback" and the client runs `node dist/cli/main.js` itself. Requests are served one at a
  * time (the process's cwd, environment and standard streams are the request's while it runs,
- * and the journal's rebuild stream keeps one writer).
+ * and the journal's rebuild stream keeps one writer). A rebuild's background ingest, which the
+ * command line hands to a process of its own (cli/rebuild-finish), runs here after the answer
+ * went out and before the next request, holding the store's pending-ingest marker meanwhile.
  *
  * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
  * /run/prov/provfs, as kernel/runtime), a 0700 directory owned by the server's user, the
@@ -180,6 +182,9 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     import('../ebpf/warm.js'), import('../ebpf/loader.js'), import('../collector/rebuild/run.js'), import('../collector/rebuild/cutoff.js'),
     import('../collector/rebuild/quick.js'), import('../collector/rebuild/index.js'), import('../graph/sqlite/pending.js'),
     import('../graph/sqlite/checkpoint.js'), import('node:child_process')]);
+  // The background ingest of a rebuild runs here after its answer went out, before the next request.
+  const deferred: Array<() => Promise<void>> = [];
+  (await import('./actions/rebuild.js')).setIngestDeferral((task) => { deferred.push(task); });
   let queue: Promise<void> = Promise.resolve();
   let idle: NodeJS.Timeout | null = null;
   let stopping: ((code: number) => void) | null = null;
@@ -201,6 +206,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       }
       send(code === null ? frame('f', '') : frame('x', String(code)));
       c.end();
+      while (deferred.length) await deferred.shift()!().catch(() => { /* the task logs its own failure */ });
       armIdle();
     })();
   };

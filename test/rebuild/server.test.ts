@@ -125,6 +125,9 @@ describe('prov rebuild-server and the native client', () => {
     await record(cfg, dir, ['make', '-B']);
     assert.ok(rebuilt.equals(readFileSync(join(dir, 'app'))), 'the served rebuild\'s app differs from make\'s');
     rmSync(join(dir, 'app.served'));
+    // The server did the background ingest itself (no finisher process): nothing went wrong in it.
+    const flog = join(home, 'rebuild', 'finish.log');
+    assert.equal(existsSync(flog) ? readFileSync(flog, 'utf8').trim() : '', '', 'the served background ingest reported nothing');
     const noop = client(['rebuild', 'app']);
     assert.deepEqual(noop, cli(['rebuild', 'app']));
     assert.equal(noop.stdout, 'app: up to date (5 recorded commands)\n');
