@@ -3,7 +3,7 @@
  * dist/cli/main.js). When the command line names `rebuild` and a rebuild server
  * (cli/rebuild-server.ts, `prov rebuild-server`) listens on
  * $PROV_RUNTIME_DIR/rebuild/server.sock (default /run/prov/provfs/rebuild/server.sock), it
- * sends the request (cwd, isatty of 0/1/2, arguments, environment), copies the reply frames to
+ * sends the request (cwd, isatty of 0/1/2, umask, arguments, environment), copies the reply frames to
  * stdout/stderr and exits with the code the server sent. Otherwise — no server, not a rebuild,
  * the server answers "fallback", PROV_NO_SERVER is set — it execs `node <dir>/main.js ARGS`
  * (node from $PROV_NODE or PATH), so behaviour never depends on the server running.
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -100,6 +101,10 @@ int main(int argc, char **argv) {
   field(&b, cwd, 0);
   char tty[4] = { isatty(0) ? '1' : '0', isatty(1) ? '1' : '0', isatty(2) ? '1' : '0', 0 };
   field(&b, tty, 0);
+  mode_t mask = umask(0);
+  umask(mask);
+  snprintf(num, sizeof num, "%o", (unsigned)mask);
+  field(&b, num, 0);
   snprintf(num, sizeof num, "%d", argc - 1);
   field(&b, num, 0);
   for (int i = 1; i < argc; i++) field(&b, argv[i], 0);

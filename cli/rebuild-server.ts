@@ -25,8 +25,9 @@
  * or SIGINT, removing its socket and pid file.
  *
  * Wire format. Request: u32 little-endian length, then NUL-separated fields: "prov1", cwd,
- * three '0'/'1' for isatty(0/1/2), argc, the arguments after `prov`, envc, the environment
- * (NAME=value). Reply frames: one byte kind, u32 little-endian length, payload — 'o' stdout
+ * three '0'/'1' for isatty(0/1/2), the umask (octal), argc, the arguments after `prov`, envc,
+ * the environment (NAME=value). The commands a request re-runs get its umask, as they would
+ * from the command line. Reply frames: one byte kind, u32 little-endian length, payload — 'o' stdout
  * bytes, 'e' stderr bytes, 'x' the exit code (decimal), 'f' fallback (nothing was run).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -49,6 +50,7 @@ export function rebuildSocketPath(runtimeDir = RUNTIME_DIR): string {
 export interface ServeRequest {
   cwd: string;
   tty: { stdin: boolean; stdout: boolean; stderr: boolean };
+  umask: number;
   argv: string[];
   env: Record<string, string>;
 }
@@ -60,24 +62,26 @@ export function decodeRequest(body: Buffer): ServeRequest {
   const cwd = f[1] ?? '';
   const tty = f[2] ?? '';
   if (!cwd.startsWith('/') || !/^[01]{3}$/.test(tty)) throw new InputError('rebuild server: bad cwd or tty field', 'request');
-  const argc = Number(f[3]);
-  if (!Number.isInteger(argc) || argc < 0 || 4 + argc >= f.length) throw new InputError('rebuild server: bad argc', 'request');
-  const argv = f.slice(4, 4 + argc);
-  const envc = Number(f[4 + argc]);
-  if (!Number.isInteger(envc) || envc < 0 || 5 + argc + envc > f.length) throw new InputError('rebuild server: bad envc', 'request');
+  if (!/^[0-7]{1,4}$/.test(f[3] ?? '')) throw new InputError('rebuild server: bad umask field', 'request');
+  const umask = parseInt(f[3]!, 8);
+  const argc = Number(f[4]);
+  if (!Number.isInteger(argc) || argc < 0 || 5 + argc >= f.length) throw new InputError('rebuild server: bad argc', 'request');
+  const argv = f.slice(5, 5 + argc);
+  const envc = Number(f[5 + argc]);
+  if (!Number.isInteger(envc) || envc < 0 || 6 + argc + envc > f.length) throw new InputError('rebuild server: bad envc', 'request');
   const env: Record<string, string> = {};
-  for (const kv of f.slice(5 + argc, 5 + argc + envc)) {
+  for (const kv of f.slice(6 + argc, 6 + argc + envc)) {
     const eq = kv.indexOf('=');
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, argv, env };
+  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, argv, env };
 }
 
 /** Encode a request (the C client does the same; tests use this). */
 export function encodeRequest(r: ServeRequest): Buffer {
   const tty = `${+r.tty.stdin}${+r.tty.stdout}${+r.tty.stderr}`;
   const env = Object.entries(r.env).map(([k, v]) => `${k}=${v}`);
-  const body = Buffer.from(['prov1', r.cwd, tty, String(r.argv.length), ...r.argv, String(env.length), ...env].join('\0'));
+  const body = Buffer.from(['prov1', r.cwd, tty, r.umask.toString(8), String(r.argv.length), ...r.argv, String(env.length), ...env].join('\0'));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(body.length);
   return Buffer.concat([len, body]);
@@ -156,11 +160,13 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise
   Object.assign(process.env, req.env);
   process.stdout.write = writer('o');
   process.stderr.write = writer('e');
+  const savedUmask = process.umask(req.umask);
   try {
     return await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR });
   } finally {
     process.stdout.write = outWrite;
     process.stderr.write = errWrite;
+    process.umask(savedUmask);
     for (const k of Object.keys(process.env)) delete process.env[k];
     Object.assign(process.env, savedEnv);
     process.chdir(savedCwd);

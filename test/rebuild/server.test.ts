@@ -133,6 +133,16 @@ describe('prov rebuild-server and the native client', () => {
     assert.equal(noop.stdout, 'app: up to date (5 recorded commands)\n');
   });
 
+  it('the commands get the client\'s umask', () => {
+    appendFileSync(join(dir, 'plain.c'), 'int served_umask;\n');
+    rmSync(join(dir, 'plain.o'));
+    const r = spawnSync('/bin/sh', ['-c', 'umask 077; exec "$0" "$@"', CLIENT, '--home', home, 'rebuild', 'app'], { encoding: 'utf8', cwd: dir, env: { ...env, PROV_REBUILD_TRACE: 'json' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(served({ code: r.status, stdout: r.stdout, stderr: r.stderr }), `not served: ${r.stderr}`);
+    assert.equal(statSync(join(dir, 'plain.o')).mode & 0o777, 0o600);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
+  });
+
   it('a failing command: its output and exit code come through as from the command line', () => {
     const src = readFileSync(join(dir, 'util.c'), 'utf8');
     try {
