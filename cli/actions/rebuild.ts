@@ -61,6 +61,20 @@ function explainText(d: Decisions, dry: boolean): string {
   return lines.join('\n');
 }
 
+/** What a successful run prints: the commands' own output, what was cut off, the summary. */
+function printRebuilt(result: RunResult, d: Decisions, file: string): void {
+  for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
+  for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
+  process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+}
+
+/** What a failed run prints: the failed command's output and why it stopped. */
+function printFailed(f: NonNullable<RunResult['failed']>): void {
+  process.stdout.write(f.stdout);
+  process.stderr.write(f.stderr);
+  process.stderr.write(`prov rebuild: \`${show(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
+}
+
 function hazardText(d: Decisions): string {
   return d.hazards.map((h) => `hazard (${h.kind}): ${h.message}`).join('\n');
 }
@@ -362,9 +376,7 @@ async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean 
     await ingestAndStamp(cfg, null, stamps);
     const f = result.failed;
     saveStamps(sp, stamps);
-    process.stdout.write(f.stdout);
-    process.stderr.write(f.stderr);
-    process.stderr.write(`prov rebuild: \`${show(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
+    printFailed(f);
     return 1;
   }
   const handed = await phase('handoff', async () => {
@@ -497,9 +509,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     }).then(async (handed) => {
       if (!handed) await ingestAndStamp(cfg, target, stamps);
     });
-    for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
-    for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
-    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+    printRebuilt(result, d, file);
     return 0;
   }
   const replanned = await ingestAndStamp(cfg, result.failed ? null : target, stamps);
@@ -507,20 +517,14 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     const f = result.failed!;
     saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, result), null, 2) + '\n');
-    else {
-      process.stdout.write(f.stdout);
-      process.stderr.write(f.stderr);
-      process.stderr.write(`prov rebuild: \`${show(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
-    }
+    else printFailed(f);
     return 1;
   }
   const after = replanned;
   const still = after.decisions.filter((x) => x.stale);
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
   else {
-    for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
-    for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
-    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+    printRebuilt(result, d, file);
     if (still.length) process.stderr.write(`prov rebuild: ${still.length} commands still look stale after the run: ${still.map((x) => `\`${show(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}\n`);
   }
   return 0;
