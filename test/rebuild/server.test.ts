@@ -190,6 +190,23 @@ describe('prov rebuild-server and the native client', () => {
     assert.equal(r.stdout.trim(), 'EACCES');
   });
 
+  it('exits by itself after its idle time, removing its socket', () => {
+    const own = mkdtempSync('/tmp/prov-rbs-idle-');
+    try {
+      const mod = fileURLToPath(new URL('../../cli/rebuild-server.js', import.meta.url));
+      // 0.005 minutes = 300 ms without a request.
+      const script = `const { runRebuildServer } = await import(${JSON.stringify(mod)}); const t0 = Date.now();
+        const code = await runRebuildServer({ idleMinutes: 0.005, socketPath: ${JSON.stringify(rebuildSocketPath(own))} });
+        console.log(code, Date.now() - t0 >= 300); process.exit(code);`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env, timeout: 30_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), '0 true');
+      assert.equal(existsSync(rebuildSocketPath(own)), false);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
   it('stops on SIGTERM by pid, removing its socket', async () => {
     const s = server!;
     const gone = new Promise<number | null>((r) => s.once('exit', (code) => r(code)));
