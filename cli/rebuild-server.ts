@@ -223,7 +223,11 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       got = Buffer.concat([got, d]);
       if (got.length < 4) return;
       const n = got.readUInt32LE(0);
-      if (n > MAX_REQUEST) { c.end(frame('e', 'prov: rebuild server: request too large\n')); c.destroy(); return; }
+      if (n > MAX_REQUEST) {
+        c.removeAllListeners('data');
+        c.end(Buffer.concat([frame('e', `prov: rebuild server: request of ${n} bytes is over the ${MAX_REQUEST}-byte limit\n`), frame('x', '2')]));
+        return;
+      }
       if (got.length < 4 + n) return;
       c.removeAllListeners('data');
       const body = got.subarray(4, 4 + n);
