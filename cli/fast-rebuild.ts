@@ -64,11 +64,14 @@ async function quickUpToDate(cfg: ProvConfig, file: string): Promise<QuickStamp 
 
 /**
  * Run `prov rebuild` when argv is a plain one: returns its exit code (errors are one line on
- * stderr, as cli/main.ts prints them), or null for commander to handle.
+ * stderr, as cli/main.ts prints them), or null for commander to handle. The rebuild server
+ * (cli/rebuild-server) runs its requests through here too, with `overrides` saying what the
+ * client's terminal is.
  */
-export async function fastRebuild(argv: string[]): Promise<number | null> {
+export async function fastRebuild(argv: string[], overrides: Pick<RebuildFlags, 'progress'> = {}): Promise<number | null> {
   const p = parseRebuild(argv.slice(2));
   if (!p) return null;
+  Object.assign(p.flags, overrides);
   const { mark, printTimeline } = await import('../collector/rebuild/trace.js');
   mark('cli parsed');
   try {

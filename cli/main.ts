@@ -142,6 +142,22 @@ program
   .action((file: string, opts) => run(async () => (await import('./actions/rebuild.js')).default(cfg(), file, opts)));
 
 program
+  .command('rebuild-server')
+  .description('a resident `prov rebuild` (modules, capture and plans kept warm) for the native client dist/cli/prov; listens on <runtime>/rebuild/server.sock (runtime: $PROV_RUNTIME_DIR or /run/prov/provfs), foreground')
+  .option('--idle-minutes <n>', 'exit after this many minutes without a request (integer; default 30; 0 = never)', int('--idle-minutes'), 30)
+  .action((opts) =>
+    run(async () => {
+      const { runRebuildServer } = await import('./rebuild-server.js');
+      const code = await runRebuildServer({
+        idleMinutes: opts.idleMinutes,
+        onListening: (sock) => process.stderr.write(`prov rebuild-server: pid ${process.pid} listening on ${sock}\n`),
+      });
+      // Stopped: whatever a request left loaded (koffi, the warm capture's handles) must not keep it alive.
+      process.exit(code);
+    }),
+  );
+
+program
   .command('mount <backing> <mountpoint>')
   .description('mount provfs over BACKING at MOUNTPOINT (they may be the same directory)')
   .addOption(new Option('--mode <mode>', 'plain (no logging) or prov (log to the journal) (default plain)').choices(['plain', 'prov']).default('plain'))

@@ -34,6 +34,7 @@ import {
   attachCapture, attachedPrograms, defaultObjectPath, detachCapture, excludePid, forgetPid, isAttached, readCounters, trackPid,
 } from './loader.js';
 import { logger } from '../collector/log.js';
+import { mark } from '../collector/rebuild/trace.js';
 
 const log = logger('ebpf');
 
@@ -106,6 +107,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
   const ringBytes = opts.ringBytes ?? 16 << 20;
   const held = await lock(pinDir);
   if (!held) return null;
+  mark('warm: lock held');
   let attachedNow = false;
   let drainer: InlineDrain | null = null;
   // The journal writer is opened by the drain's first poll, once the commands have started:
@@ -120,7 +122,9 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       && have.objectMtimeMs === want.objectMtimeMs && have.ringBytes === want.ringBytes && have.programs === attachedPrograms(pinDir).length;
     let reused = false;
     if (same && isAttached(pinDir)) {
+      mark('warm: attach checked');
       drainer = new InlineDrain(pinDir, openWriter);
+      mark('warm: ring opened');
       // Records still in the ring come from processes an earlier rebuild left running (tracked
       // since): not this rebuild's, and maybe not this journal's. Dropped before this process
       // is tracked, as a fresh attach would never have seen them.

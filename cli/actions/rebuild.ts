@@ -38,6 +38,8 @@ export interface RebuildFlags {
   json?: boolean;
   /** Attach capture for this run only (neither use nor leave the warm attach). */
   cold?: boolean;
+  /** Progress lines on stderr (default: stderr is a terminal); the rebuild server passes its client's. */
+  progress?: boolean;
 }
 
 /** Where rebuild's stamps live (0600 in a 0700 directory). */
@@ -57,6 +59,20 @@ function explainText(d: Decisions, dry: boolean): string {
     if (env) lines.push(`      env: ${env.join(' ')}`);
   }
   return lines.join('\n');
+}
+
+/** What a successful run prints: the commands' own output, what was cut off, the summary. */
+function printRebuilt(result: RunResult, d: Decisions, file: string): void {
+  for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
+  for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
+  process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+}
+
+/** What a failed run prints: the failed command's output and why it stopped. */
+function printFailed(f: NonNullable<RunResult['failed']>): void {
+  process.stdout.write(f.stdout);
+  process.stderr.write(f.stderr);
+  process.stderr.write(`prov rebuild: \`${show(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
 }
 
 function hazardText(d: Decisions): string {
@@ -333,6 +349,68 @@ async function settlePending(cfg: ProvConfig, db: string): Promise<void> {
 
 let startedAt = 0;
 
+/** Where a resident process (cli/rebuild-server) takes the background ingest; null: a finisher process. */
+let deferIngest: ((task: () => Promise<void>) => void) | null = null;
+
+/**
+ * In a resident process (the rebuild server) the background half needs no process of its own:
+ * everything it loads is loaded already, and a node process starting while the commands run
+ * competes with them for the CPU. `defer` receives the ingest instead, to run after the answer
+ * went out and before the next request. Null restores the finisher process.
+ */
+export function setIngestDeferral(defer: ((task: () => Promise<void>) => void) | null): void {
+  deferIngest = defer;
+}
+
+/**
+ * The rest of a rebuild whose ingest is deferred (see {@link setIngestDeferral}): run the stale
+ * commands; on success hold the store's pending-ingest marker in this process's name and hand
+ * the ingest and stamping (what cli/rebuild-finish does) to `defer`. Output as without deferral.
+ */
+async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, jobs: number, flags: RebuildFlags,
+  fpLearned: boolean, db: string, target: string, file: string, defer: (task: () => Promise<void>) => void): Promise<number> {
+  const sp = stampPath(cfg);
+  const result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null);
+  if (result.failed) {
+    // As without deferral: ingest what the failed run recorded now, then report the failure.
+    await ingestAndStamp(cfg, null, stamps);
+    const f = result.failed;
+    saveStamps(sp, stamps);
+    printFailed(f);
+    return 1;
+  }
+  const handed = await phase('handoff', async () => {
+    if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps);
+    const { claimPending, holderOf, releasePending } = await import('../../graph/sqlite/pending.js');
+    const holder = holderOf(process.pid, 'prov rebuild-server (ingest)');
+    if (!holder || !claimPending(db, holder)) return false;
+    defer(async () => {
+      const { appendFileSync, mkdirSync } = await import('node:fs');
+      const log = (m: string): void => {
+        mkdirSync(join(cfg.home, 'rebuild'), { recursive: true, mode: 0o700 });
+        appendFileSync(join(cfg.home, 'rebuild', 'finish.log'), `${new Date().toISOString()} prov rebuild ${target}: ${m}\n`, { mode: 0o600 });
+      };
+      try {
+        const after = await ingestAndStamp(cfg, target, loadStamps(sp), true);
+        const still = after?.decisions.filter((x) => x.stale) ?? [];
+        if (still.length) log(`${still.length} commands still look stale after the run: ${still.map((x) => `\`${x.cmd.argv.join(' ')}\` (${x.reasons[0]})`).join('; ')}`);
+      } catch (err) {
+        // This process lives on, so the marker cannot be left to name it: the records stay in the
+        // journal and the next ingest (a rebuild that runs something, prov ingest) brings them in.
+        log(`ingest failed, left for the next one: ${(err as Error).message}`);
+      } finally {
+        releasePending(db, process.pid);
+      }
+    });
+    return true;
+  });
+  if (!handed) await ingestAndStamp(cfg, target, stamps);
+  for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
+  for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
+  process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+  return 0;
+}
+
 /** Milliseconds spent per phase (reported in --json); `total` is the action's own time, `startup` what came before it. */
 const timings: Record<string, number> = {};
 async function phase<T>(name: string, f: () => Promise<T> | T): Promise<T> {
@@ -405,13 +483,15 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 0;
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
+  const background = !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC;
+  if (background && deferIngest) return deferredFinish(cfg, d, stamps, jobs, flags, fpLearned, dbPath, target, file, deferIngest);
   // The background half (see Finisher) starts while the first commands run, outside capture.
-  const fm = !flags.json && dbPath && !process.env.PROV_REBUILD_SYNC ? await finisherModules() : null;
+  const fm = background ? await finisherModules() : null;
   let finisher = null as Finisher | null;
   const aside = fm && dbPath ? () => { finisher = launchFinisher(fm, cfg, dbPath, target); } : null;
   let result: RunResult;
   try {
-    result = await runCaptured(cfg, d, stamps, jobs, isInteractive && !flags.json, Boolean(flags.cold), aside);
+    result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive) && !flags.json, Boolean(flags.cold), aside);
   } catch (err) {
     finisher?.cancel();
     throw err;
@@ -429,9 +509,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     }).then(async (handed) => {
       if (!handed) await ingestAndStamp(cfg, target, stamps);
     });
-    for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
-    for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
-    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+    printRebuilt(result, d, file);
     return 0;
   }
   const replanned = await ingestAndStamp(cfg, result.failed ? null : target, stamps);
@@ -439,20 +517,14 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     const f = result.failed!;
     saveStamps(sp, stamps);
     if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, result), null, 2) + '\n');
-    else {
-      process.stdout.write(f.stdout);
-      process.stderr.write(f.stderr);
-      process.stderr.write(`prov rebuild: \`${show(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
-    }
+    else printFailed(f);
     return 1;
   }
   const after = replanned;
   const still = after.decisions.filter((x) => x.stale);
   if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
   else {
-    for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
-    for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
-    process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+    printRebuilt(result, d, file);
     if (still.length) process.stderr.write(`prov rebuild: ${still.length} commands still look stale after the run: ${still.map((x) => `\`${show(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}\n`);
   }
   return 0;

@@ -8,6 +8,17 @@
 import { performance } from 'node:perf_hooks';
 
 const marks: Array<[string, number]> = [];
+/** Where the timeline starts: 0 for the process, a request's arrival in the rebuild server. */
+let origin = 0;
+
+/**
+ * Start a new timeline now (the rebuild server, cli/rebuild-server, for each request): the
+ * marks so far are dropped and later ones count from here; node's start-up is not shown.
+ */
+export function restartTrace(): void {
+  marks.length = 0;
+  origin = performance.now();
+}
 
 /** Record that `name` happened now. */
 export function mark(name: string): void {
@@ -16,6 +27,7 @@ export function mark(name: string): void {
 
 /** The marks so far, node's start-up milestones first (ms since the process started). */
 export function timeline(): Array<[string, number]> {
+  if (origin > 0) return marks.map(([name, ms]) => [name, ms - origin]);
   const t = performance.nodeTiming;
   const node: Array<[string, number]> = [
     ['node: v8 started', t.v8Start], ['node: environment', t.environment], ['node: bootstrap complete', t.bootstrapComplete],

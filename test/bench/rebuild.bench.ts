@@ -14,7 +14,7 @@
  * time separately: the user's terminal was free by then, but the machine was not.
  * A timeline of each prov run (PROV_REBUILD_TRACE=json) gives the breakdown table.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg, availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,30 @@ import { printResult } from './standalone.js';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow, type BenchTable } from './types.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+/** The native client (cli/prov-client.c, built by cli/build.sh). */
+const CLIENT = fileURLToPath(new URL('../../cli/prov', import.meta.url));
+
+/**
+ * Start `prov rebuild-server` on a private runtime directory; resolves once it listens.
+ * Returns its stop (SIGTERM by pid, waits for the exit).
+ */
+async function startServer(env: NodeJS.ProcessEnv): Promise<{ pid: number; stop(): Promise<void> }> {
+  const s = spawn(process.execPath, [CLI, 'rebuild-server', '--idle-minutes', '10'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    s.stderr!.on('data', (d: Buffer) => { log += d.toString(); if (log.includes('listening on')) resolve(); });
+    s.once('exit', (code) => reject(new Error(`rebuild-server exited (${code}) before listening: ${log}`)));
+  });
+  return {
+    pid: s.pid!,
+    async stop() {
+      if (s.exitCode !== null) return;
+      const gone = new Promise((r) => s.once('exit', r));
+      process.kill(s.pid!, 'SIGTERM');
+      await gone;
+    },
+  };
+}
 
 async function recordMake(cfg: ProvConfig, dir: string): Promise<void> {
   const r = await runCaptured(['make'], { cwd: dir, journalDir: cfg.journal, timeoutMs: 600_000 });
@@ -89,7 +113,7 @@ function phases(trace: NonNullable<Timed['trace']>, wallS: number): Record<strin
   const at = (name: string): number | undefined => [...trace].reverse().find((m) => m.name === name)?.ms;
   const first = (prefix: string): number | undefined => trace.find((m) => m.name.startsWith(prefix))?.ms;
   const last = (prefix: string): number | undefined => [...trace].reverse().find((m) => m.name.startsWith(prefix))?.ms;
-  const boot = at('node: bootstrap complete') ?? 0;
+  const boot = at('node: bootstrap complete') ?? at('request received') ?? 0;
   const shortcut = at('answered from the no-op shortcut');
   if (shortcut !== undefined) {
     return {
@@ -142,6 +166,16 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const prevPin = process.env.PROV_REBUILD_PIN_DIR;
   process.env.PROV_REBUILD_PIN_DIR = `/sys/fs/bpf/prov-rbbench-warm-${process.pid}`;
   traceEnv.PROV_REBUILD_PIN_DIR = process.env.PROV_REBUILD_PIN_DIR;
+  if (!existsSync(CLIENT)) throw new Error(`${CLIENT} is missing: run bash cli/build.sh (needs cc)`);
+  // The resident server (cli/rebuild-server) on a private runtime directory; the client reaches it there.
+  const rt = mkdtempSync('/tmp/prov-rbb-rt-');
+  const servedEnv: NodeJS.ProcessEnv = { ...traceEnv, PROV_RUNTIME_DIR: rt };
+  const server = await startServer({ ...process.env, PROV_RUNTIME_DIR: rt, PROV_LOG: 'warn' });
+  const served = (home: string, ...extra: string[]): string[] => [CLIENT, '--home', home, 'rebuild', 'app', ...extra];
+  const isServed = (t: Timed): Timed => {
+    if (!t.trace?.some((m) => m.name === 'request received')) throw new Error(`the client did not reach the server: ${t.stderr}`);
+    return t;
+  };
   try {
     // 1 and 2: a small project (4 files), make vs rebuild in the same directory.
     {
@@ -153,7 +187,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       await recordMake(cfg, dir);
       timed(prov(home), dir); // stamps
       const warm: Timed[] = [], make: number[] = [], cold: number[] = [], floor: number[] = [], bg: number[] = [];
+      const srv: Timed[] = [], srvBg: number[] = [];
+      isServed(timed(served(home, '--dry-run'), dir, servedEnv));
       const contenders: Array<() => Promise<void>> = [
+        async () => { appendFileSync(join(dir, 'util.c'), `int bench_s${srv.length}(void) { return 1; }\n`); srv.push(isServed(timed(served(home), dir, servedEnv))); srvBg.push(await settle(cfg)); checkApp(dir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_a${warm.length}(void) { return 1; }\n`); warm.push(timed(prov(home), dir, traceEnv)); bg.push(await settle(cfg)); checkApp(dir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_b${make.length}(void) { return 1; }\n`); make.push(timed(['make'], dir).s); checkApp(dir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_c${cold.length}(void) { return 1; }\n`); cold.push(timed(prov(home, '--cold'), dir).s); await settle(cfg); checkApp(dir); },
@@ -166,13 +203,32 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         `prov: node start, plan, capture through the warm attach, commands, drain; the ingest runs in the background after exit (median ${(median(bg) * 1000).toFixed(0)} ms more, waited for before the next run); rotated A B C D, load ${load}`), headline: true });
       rows.push(row('rebuild after one .c changed, 4-file project: prov rebuild --cold (own eBPF attach/detach) vs make', cold, make, 'make', 'prov/make ≤ 1', `same rounds, load ${load}`));
       rows.push(row('floor: node -e 0 (starting node, nothing else) vs make after one .c changed', floor, make, 'make', 'none (reference)', `same rounds: what any prov command costs before it does anything, load ${load}`));
+      rows.push({ ...row('rebuild after one .c changed, 4-file project: prov rebuild through the client + resident server vs make', srv.map((t) => t.s), make, 'make', 'prov/make ≤ 1',
+        `dist/cli/prov → prov rebuild-server (modules, capture, plans warm); same rounds; background ingest after the answer median ${(median(srvBg) * 1000).toFixed(0)} ms; load ${load}`), headline: true });
+      rows.push(row('rebuild after one .c changed, 4-file project: client + server vs the plain CLI (node dist/cli/main.js)', srv.map((t) => t.s), ws, 'plain CLI', 'served ≤ CLI', `same rounds; load ${load}`));
       tables.push(breakdownTable('prov rebuild after one .c changed, 4-file project: where the time goes', warm, bg));
+      tables.push({ ...breakdownTable('served prov rebuild (client + resident server) after one .c changed, 4-file project: where the time goes', srv, srvBg),
+        caption: `${srv.length} runs; the server's timeline starts when the request arrives ("node start-up" is 0; "process exit" is the client's exec, connect and the frames back)` });
+      // The same 4-file project, nothing changed: make vs the plain CLI vs the served one.
+      {
+        const nm: number[] = [], nc: number[] = [], ns: number[] = [];
+        const nr: Array<() => void> = [
+          () => { nm.push(timed(['make'], dir).s); },
+          () => { nc.push(timed(prov(home), dir).s); },
+          () => { ns.push(isServed(timed(served(home), dir, servedEnv)).s); },
+        ];
+        for (let i = 0; i < repeats * 2; i++) for (let k = 0; k < nr.length; k++) nr[(i + k) % nr.length]!();
+        const nl = loadavg()[0]!.toFixed(2);
+        rows.push(row('no-op rebuild, 4-file project: prov rebuild through the client + server vs make', ns, nm, 'make', 'prov/make ≤ 1', `rotated; load ${nl}`));
+        rows.push(row('no-op rebuild, 4-file project: the plain CLI vs make', nc, nm, 'make', 'prov/make ≤ 1', `same rounds; load ${nl}`));
+      }
 
       // 2. The header changed: every object that includes it changes (a used static in it).
-      const hp: Timed[] = [], hm: number[] = [], hj: number[] = [];
+      const hp: Timed[] = [], hm: number[] = [], hj: number[] = [], hs: number[] = [];
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       const hc: Array<() => Promise<void>> = [
+        async () => { touchHeader(); hs.push(isServed(timed(served(home), dir, servedEnv)).s); await settle(cfg); checkApp(dir); },
         async () => { touchHeader(); hp.push(timed(prov(home), dir, traceEnv)); await settle(cfg); checkApp(dir); },
         async () => { touchHeader(); hm.push(timed(['make'], dir).s); checkApp(dir); },
         async () => { touchHeader(); hj.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir); },
@@ -181,6 +237,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       const hl = loadavg()[0]!.toFixed(2);
       rows.push(row('rebuild after the header changed (3 compiles + link), 4-file project: prov rebuild vs make', hp.map((t) => t.s), hm, 'make', 'prov/make ≤ 1', `prov runs --jobs ${availableParallelism()}; load ${hl}`));
       rows.push(row(`rebuild after the header changed, 4-file project: prov rebuild vs make -j${availableParallelism()}`, hp.map((t) => t.s), hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', `same runs; load ${hl}`));
+      rows.push(row('rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', `same rounds; load ${hl}`));
+      rows.push(row('rebuild after the header changed, 4-file project: client + server vs the plain CLI', hs, hp.map((t) => t.s), 'plain CLI', 'served ≤ CLI', `same rounds; load ${hl}`));
     }
     // 3. A 100-file project.
     {
@@ -235,6 +293,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild vs make -j${availableParallelism()}`, hp, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', hl));
     }
   } finally {
+    await server.stop();
+    rmSync(rt, { recursive: true, force: true });
     detachWarm();
     if (prevPin === undefined) delete process.env.PROV_REBUILD_PIN_DIR; else process.env.PROV_REBUILD_PIN_DIR = prevPin;
     for (const d of tmp) rmSync(d, { recursive: true, force: true });

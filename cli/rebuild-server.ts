@@ -1,0 +1,255 @@
+/**
+ * @module cli/rebuild-server
+ * `prov rebuild-server`: a resident `prov rebuild`, as Bazel keeps a server. A command-line
+ * rebuild spends most of its time before its commands start: node's start-up, loading the
+ * modules, loading koffi and libbpf for the warm capture. This process pays that once and then
+ * answers rebuild requests from the small native client (cli/prov-client.c, built as
+ * dist/cli/prov) over a unix socket.
+ *
+ * Each request runs exactly what the command line runs (cli/fast-rebuild: the same parsing, the
+ * no-op shortcut, the rebuild action with the same options) with the request's working
+ * directory, arguments and environment; what the action writes to stdout and stderr goes back
+ * as frames, then the exit code. A command line that is not a plain `prov rebuild` gets
+ * "fallback" and the client runs `node dist/cli/main.js` itself. Requests are served one at a
+ * time (the process's cwd, environment and standard streams are the request's while it runs,
+ * and the journal's rebuild stream keeps one writer). A rebuild's background ingest, which the
+ * command line hands to a process of its own (cli/rebuild-finish), runs here after the answer
+ * went out and before the next request, holding the store's pending-ingest marker meanwhile.
+ *
+ * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
+ * /run/prov/provfs, as kernel/runtime), a 0700 directory owned by the server's user, the
+ * socket itself 0600: only that user and root can connect. The server refuses to use a
+ * directory someone else owns or others can enter.
+ * It is started explicitly (`prov rebuild-server`, foreground; `&` or a service manager puts it
+ * in the background) and exits after --idle-minutes without a request (default 30), on SIGTERM
+ * or SIGINT, removing its socket and pid file.
+ *
+ * Wire format. Request: u32 little-endian length, then NUL-separated fields: "prov1", cwd,
+ * three '0'/'1' for isatty(0/1/2), the umask (octal), argc, the arguments after `prov`, envc,
+ * the environment (NAME=value). The commands a request re-runs get its umask, as they would
+ * from the command line. Reply frames: one byte kind, u32 little-endian length, payload — 'o' stdout
+ * bytes, 'e' stderr bytes, 'x' the exit code (decimal), 'f' fallback (nothing was run).
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { chmodSync, lstatSync, mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { RUNTIME_DIR } from '../kernel/runtime.js';
+import { InputError, CapabilityError } from '../graph/errors.js';
+
+/** Default minutes without a request after which the server exits. */
+export const DEFAULT_IDLE_MINUTES = 30;
+/** Largest request accepted (arguments and environment). */
+const MAX_REQUEST = 4 << 20;
+
+/** The rebuild server's socket (the client computes the same path from PROV_RUNTIME_DIR). */
+export function rebuildSocketPath(runtimeDir = RUNTIME_DIR): string {
+  return join(runtimeDir, 'rebuild', 'server.sock');
+}
+
+/** One decoded request. */
+export interface ServeRequest {
+  cwd: string;
+  tty: { stdin: boolean; stdout: boolean; stderr: boolean };
+  umask: number;
+  argv: string[];
+  env: Record<string, string>;
+}
+
+/** Decode a request body (without its length prefix); InputError says which field is wrong. */
+export function decodeRequest(body: Buffer): ServeRequest {
+  const f = body.toString('utf8').split('\0');
+  if (f[0] !== 'prov1') throw new InputError(`rebuild server: unknown request version "${f[0]?.slice(0, 20)}"`, 'request');
+  const cwd = f[1] ?? '';
+  const tty = f[2] ?? '';
+  if (!cwd.startsWith('/') || !/^[01]{3}$/.test(tty)) throw new InputError('rebuild server: bad cwd or tty field', 'request');
+  if (!/^[0-7]{1,4}$/.test(f[3] ?? '')) throw new InputError('rebuild server: bad umask field', 'request');
+  const umask = parseInt(f[3]!, 8);
+  const argc = Number(f[4]);
+  if (!Number.isInteger(argc) || argc < 0 || 5 + argc >= f.length) throw new InputError('rebuild server: bad argc', 'request');
+  const argv = f.slice(5, 5 + argc);
+  const envc = Number(f[5 + argc]);
+  if (!Number.isInteger(envc) || envc < 0 || 6 + argc + envc > f.length) throw new InputError('rebuild server: bad envc', 'request');
+  const env: Record<string, string> = {};
+  for (const kv of f.slice(6 + argc, 6 + argc + envc)) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, argv, env };
+}
+
+/** Encode a request (the C client does the same; tests use this). */
+export function encodeRequest(r: ServeRequest): Buffer {
+  const tty = `${+r.tty.stdin}${+r.tty.stdout}${+r.tty.stderr}`;
+  const env = Object.entries(r.env).map(([k, v]) => `${k}=${v}`);
+  const body = Buffer.from(['prov1', r.cwd, tty, r.umask.toString(8), String(r.argv.length), ...r.argv, String(env.length), ...env].join('\0'));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
+  const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const h = Buffer.alloc(5);
+  h.write(kind, 0, 'latin1');
+  h.writeUInt32LE(p.length, 1);
+  return Buffer.concat([h, p]);
+}
+
+/**
+ * Make `<runtime>/rebuild` a 0700 directory of ours (created if missing); refuse one that is a
+ * symbolic link, owned by someone else or open to others.
+ */
+function ownDir(dir: string): void {
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+  try { mkdirSync(dir, { mode: 0o700 }); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
+  const st = lstatSync(dir);
+  const uid = process.getuid?.() ?? 0;
+  if (!st.isDirectory() || st.uid !== uid) throw new CapabilityError(`${dir} is not a directory owned by uid ${uid}; refusing to put the rebuild server's socket there`, 'rebuild-server');
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+/** True when a server already answers on `sock`. */
+function answering(sock: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(sock);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+}
+
+export interface ServerOptions {
+  /** Minutes without a request before exiting (0: never). */
+  idleMinutes?: number;
+  /** Socket path (default {@link rebuildSocketPath}). */
+  socketPath?: string;
+  /** Called once the socket listens. */
+  onListening?: (socketPath: string) => void;
+}
+
+type Write = typeof process.stdout.write;
+
+/**
+ * Run one request in this process as the CLI would: cwd, environment and standard streams are
+ * the request's until it returns. Returns the exit code, or null when it is not a plain
+ * `prov rebuild` (the client runs the CLI instead).
+ */
+async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise<number | null> {
+  const { parseRebuild, fastRebuild } = await import('./fast-rebuild.js');
+  if (!parseRebuild(req.argv)) return null;
+  const { restartTrace, mark } = await import('../collector/rebuild/trace.js');
+  restartTrace();
+  mark('request received');
+  const savedCwd = process.cwd();
+  const savedEnv = { ...process.env };
+  const outWrite = process.stdout.write;
+  const errWrite = process.stderr.write;
+  const writer = (kind: 'o' | 'e'): Write => ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown): boolean => {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, typeof enc === 'string' ? enc as BufferEncoding : 'utf8') : Buffer.from(chunk);
+    send(frame(kind, b));
+    const done = typeof enc === 'function' ? enc : cb;
+    if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
+    return true;
+  }) as Write;
+  try {
+    process.chdir(req.cwd);
+  } catch (e) {
+    send(frame('e', `prov: cannot enter ${req.cwd}: ${(e as Error).message}\n`));
+    return 2;
+  }
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  Object.assign(process.env, req.env);
+  process.stdout.write = writer('o');
+  process.stderr.write = writer('e');
+  const savedUmask = process.umask(req.umask);
+  try {
+    return await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR });
+  } finally {
+    process.stdout.write = outWrite;
+    process.stderr.write = errWrite;
+    process.umask(savedUmask);
+    for (const k of Object.keys(process.env)) delete process.env[k];
+    Object.assign(process.env, savedEnv);
+    process.chdir(savedCwd);
+  }
+}
+
+/**
+ * Listen and serve until idle, SIGTERM or SIGINT. Resolves with 0 when it stopped cleanly.
+ */
+export async function runRebuildServer(opts: ServerOptions = {}): Promise<number> {
+  const sock = opts.socketPath ?? rebuildSocketPath();
+  const idleMs = (opts.idleMinutes ?? DEFAULT_IDLE_MINUTES) * 60_000;
+  ownDir(dirname(sock));
+  if (await answering(sock)) throw new CapabilityError(`a rebuild server already answers on ${sock}`, 'rebuild-server');
+  rmSync(sock, { force: true });
+  const pidFile = join(dirname(sock), 'server.pid');
+  // Load now what every request needs, so the first one is as quick as the rest.
+  await Promise.all([import('./fast-rebuild.js'), import('./actions/rebuild.js'), import('../collector/rebuild/trace.js'),
+    import('../ebpf/warm.js'), import('../ebpf/loader.js'), import('../collector/rebuild/run.js'), import('../collector/rebuild/cutoff.js'),
+    import('../collector/rebuild/quick.js'), import('../collector/rebuild/index.js'), import('../graph/sqlite/pending.js'),
+    import('../graph/sqlite/checkpoint.js'), import('node:child_process')]);
+  // The background ingest of a rebuild runs here after its answer went out, before the next request.
+  const deferred: Array<() => Promise<void>> = [];
+  (await import('./actions/rebuild.js')).setIngestDeferral((task) => { deferred.push(task); });
+  let queue: Promise<void> = Promise.resolve();
+  let idle: NodeJS.Timeout | null = null;
+  let stopping: ((code: number) => void) | null = null;
+  const finished = new Promise<number>((resolve) => { stopping = resolve; });
+  const armIdle = (): void => {
+    if (idle) clearTimeout(idle);
+    if (idleMs > 0) idle = setTimeout(() => stop(0), idleMs);
+  };
+  const serveOne = (c: Socket, body: Buffer): Promise<void> => {
+    const send = (b: Buffer): void => { if (!c.destroyed) c.write(b); };
+    return (async () => {
+      if (idle) clearTimeout(idle);
+      let code: number | null;
+      try {
+        code = await runRequest(decodeRequest(body), send);
+      } catch (e) {
+        send(frame('e', `prov: ${(e as Error).message}\n`));
+        code = 2;
+      }
+      send(code === null ? frame('f', '') : frame('x', String(code)));
+      c.end();
+      while (deferred.length) await deferred.shift()!().catch(() => { /* the task logs its own failure */ });
+      armIdle();
+    })();
+  };
+  const server: Server = createServer((c) => {
+    let got = Buffer.alloc(0);
+    c.on('error', () => { /* the client went away: the request (if started) still completes */ });
+    c.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length < 4) return;
+      const n = got.readUInt32LE(0);
+      if (n > MAX_REQUEST) {
+        c.removeAllListeners('data');
+        c.end(Buffer.concat([frame('e', `prov: rebuild server: request of ${n} bytes is over the ${MAX_REQUEST}-byte limit\n`), frame('x', '2')]));
+        return;
+      }
+      if (got.length < 4 + n) return;
+      c.removeAllListeners('data');
+      const body = got.subarray(4, 4 + n);
+      queue = queue.then(() => serveOne(c, body));
+    });
+  });
+  const stop = (code: number): void => {
+    server.close();
+    try { unlinkSync(sock); } catch { /* gone */ }
+    try { unlinkSync(pidFile); } catch { /* gone */ }
+    // Let a request under way finish first.
+    void queue.then(() => stopping?.(code));
+  };
+  process.once('SIGTERM', () => stop(0));
+  process.once('SIGINT', () => stop(0));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(sock, () => resolve());
+  });
+  chmodSync(sock, 0o600);
+  writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+  armIdle();
+  opts.onListening?.(sock);
+  return finished;
+}

@@ -1,0 +1,218 @@
+/**
+ * @module test/rebuild/server.test
+ * The resident rebuild server (`prov rebuild-server`, cli/rebuild-server) and the native client
+ * (dist/cli/prov, cli/prov-client.c) on a C project recorded live under make (root, real eBPF
+ * capture): served rebuilds answer as the command line does, the rebuilt binary equals make's
+ * and its new version is what `prov lineage` shows; a failing command's output and exit code
+ * come through; the client runs the command line itself when no server listens; a non-root
+ * peer cannot reach the socket. The server is stopped by pid at the end.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveConfig, type ProvConfig } from '../../cli/config.js';
+import { writeCProject } from './project.js';
+import { runCaptured } from '../../ebpf/run-captured.js';
+import { runPipeline } from '../../collector/pipeline.js';
+import { openStore } from '../../graph/open.js';
+import { ebpfDecoders } from '../../ebpf/decode.js';
+import { joinStatePath } from '../../cli/actions/ingest.js';
+import { detachWarm } from '../../ebpf/warm.js';
+import { rebuildSocketPath } from '../../cli/rebuild-server.js';
+
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+const CLIENT = fileURLToPath(new URL('../../cli/prov', import.meta.url));
+const WARM_PIN = `/sys/fs/bpf/prov-rbsrv-warm-${process.pid}`;
+
+/** Record `argv` in dir under capture into cfg's journal and ingest it. */
+async function record(cfg: ProvConfig, dir: string, argv: string[]): Promise<void> {
+  const r = await runCaptured(argv, { cwd: dir, journalDir: cfg.journal, env: { LC_ALL: 'C', ...process.env } });
+  assert.equal(r.code, 0, `${argv.join(' ')} failed: ${r.stderr}`);
+  const store = await openStore(cfg.store);
+  try {
+    await runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: ebpfDecoders });
+  } finally {
+    await store.close();
+  }
+}
+
+interface Out { code: number | null; stdout: string; stderr: string }
+
+describe('prov rebuild-server and the native client', () => {
+  let home: string, dir: string, rt: string, cfg: ProvConfig, server: ChildProcess | null = null;
+  let env: NodeJS.ProcessEnv;
+  const client = (args: string[], extra: NodeJS.ProcessEnv = {}): Out => {
+    const r = spawnSync(CLIENT, ['--home', home, ...args], { encoding: 'utf8', cwd: dir, env: { ...env, ...extra } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): Out => {
+    const r = spawnSync(process.execPath, [CLI, '--home', home, ...args], { encoding: 'utf8', cwd: dir, env: { ...env, ...extra } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  /** True when the request was answered by the server (its timeline starts at the request). */
+  const served = (o: Out): boolean => o.stderr.includes('"name":"request received"');
+
+  before(async () => {
+    if (process.getuid?.() !== 0) assert.fail('rebuild server tests need root (eBPF capture); run npm test as root');
+    assert.ok(existsSync(CLIENT), `${CLIENT} is missing: cli/build.sh did not build the native client (is cc installed?)`);
+    home = mkdtempSync(join(tmpdir(), 'prov-rbs-home-'));
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rbs-c-')));
+    rt = mkdtempSync('/tmp/prov-rbs-rt-');
+    cfg = resolveConfig({ home });
+    env = { ...process.env, NO_COLOR: '1', PROV_REBUILD_PIN_DIR: WARM_PIN, PROV_RUNTIME_DIR: rt };
+    delete env.PROV_NO_SERVER;
+    writeCProject(dir, 4);
+    await record(cfg, dir, ['make']);
+    const s = spawn(process.execPath, [CLI, 'rebuild-server', '--idle-minutes', '5'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    server = s;
+    let log = '';
+    await new Promise<void>((resolve, reject) => {
+      s.stderr!.on('data', (d: Buffer) => { log += d.toString(); if (log.includes('listening on')) resolve(); });
+      s.once('exit', (code) => reject(new Error(`rebuild-server exited (${code}) before listening: ${log}`)));
+    });
+  });
+  after(async () => {
+    const s = server;
+    if (s && s.exitCode === null && s.pid !== undefined) {
+      const gone = new Promise((r) => s.once('exit', r));
+      process.kill(s.pid, 'SIGTERM');
+      await gone;
+    }
+    detachWarm({ pinDir: WARM_PIN });
+    for (const d of [home, dir, rt]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('listens on a 0600 socket in a 0700 directory', () => {
+    const sock = rebuildSocketPath(rt);
+    assert.equal(statSync(sock).mode & 0o777, 0o600);
+    assert.equal(statSync(join(rt, 'rebuild')).mode & 0o777, 0o700);
+    assert.equal(readFileSync(join(rt, 'rebuild', 'server.pid'), 'utf8').trim(), String(server!.pid));
+  });
+
+  it('answers --dry-run --explain and a no-op byte for byte as the command line does', () => {
+    appendFileSync(join(dir, 'util.c'), 'int served_a(void) { return 1; }\n');
+    for (const args of [['rebuild', 'app', '--dry-run', '--explain'], ['rebuild', 'app', '--dry-run', '-j', '2']]) {
+      const a = client(args, { PROV_REBUILD_TRACE: 'json' });
+      const b = cli(args);
+      assert.ok(served(a), `not served: ${a.stderr}`);
+      assert.equal(a.code, b.code);
+      assert.equal(a.stdout, b.stdout);
+      assert.match(a.stdout, /would run +cc -O1 -g -c util\.c -o util\.o/);
+    }
+  });
+
+  it('rebuilds after a change: its compile and the link, the binary equals make\'s, lineage shows the new version', async () => {
+    const t0 = process.hrtime.bigint();
+    const r = client(['rebuild', 'app'], { PROV_REBUILD_TRACE: 'json' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(served(r), `not served: ${r.stderr}`);
+    assert.match(r.stdout, /^rebuilt app: ran 2 of 5 commands\n$/);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
+    const l = cli(['lineage', join(dir, 'app'), '--json', '--depth', '1']);
+    assert.equal(l.code, 0, l.stderr);
+    const g = JSON.parse(l.stdout) as { root: string; nodes: Array<{ id: string; ts: number }> };
+    assert.ok(BigInt(g.nodes.find((n) => n.id === g.root)!.ts) > t0, 'lineage shows the version of app from before the served rebuild');
+    // The command line agrees that everything is up to date now.
+    const j = cli(['rebuild', 'app', '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual((JSON.parse(j.stdout) as { ran: unknown[] }).ran, []);
+    const rebuilt = readFileSync(join(dir, 'app'));
+    copyFileSync(join(dir, 'app'), join(dir, 'app.served'));
+    await record(cfg, dir, ['make', '-B']);
+    assert.ok(rebuilt.equals(readFileSync(join(dir, 'app'))), 'the served rebuild\'s app differs from make\'s');
+    rmSync(join(dir, 'app.served'));
+    // The server did the background ingest itself (no finisher process): nothing went wrong in it.
+    const flog = join(home, 'rebuild', 'finish.log');
+    assert.equal(existsSync(flog) ? readFileSync(flog, 'utf8').trim() : '', '', 'the served background ingest reported nothing');
+    const noop = client(['rebuild', 'app']);
+    assert.deepEqual(noop, cli(['rebuild', 'app']));
+    assert.equal(noop.stdout, 'app: up to date (5 recorded commands)\n');
+  });
+
+  it('the commands get the client\'s umask', () => {
+    appendFileSync(join(dir, 'plain.c'), 'int served_umask;\n');
+    rmSync(join(dir, 'plain.o'));
+    const r = spawnSync('/bin/sh', ['-c', 'umask 077; exec "$0" "$@"', CLIENT, '--home', home, 'rebuild', 'app'], { encoding: 'utf8', cwd: dir, env: { ...env, PROV_REBUILD_TRACE: 'json' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(served({ code: r.status, stdout: r.stdout, stderr: r.stderr }), `not served: ${r.stderr}`);
+    assert.equal(statSync(join(dir, 'plain.o')).mode & 0o777, 0o600);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
+  });
+
+  it('a failing command: its output and exit code come through as from the command line', () => {
+    const src = readFileSync(join(dir, 'util.c'), 'utf8');
+    try {
+      writeFileSync(join(dir, 'util.c'), `${src}int broken(void) { return nope; }\n`);
+      const a = client(['rebuild', 'app'], { PROV_REBUILD_TRACE: 'json' });
+      assert.ok(served(a), `not served: ${a.stderr}`);
+      assert.equal(a.code, 1, a.stderr);
+      assert.match(a.stderr, /'nope' undeclared/);
+      assert.match(a.stderr, /prov rebuild: `cc -O1 -g -c util\.c -o util\.o` failed \(exit 1\); stopped/);
+      const b = cli(['rebuild', 'app']);
+      assert.equal(b.code, 1);
+      assert.equal(a.stdout, b.stdout);
+      assert.equal(a.stderr.split('\n').filter((x) => !x.startsWith('{"trace"')).join('\n'), b.stderr);
+    } finally {
+      writeFileSync(join(dir, 'util.c'), src);
+    }
+    const ok = client(['rebuild', 'app']);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  it('other commands, and every command when no server listens, run the command line', () => {
+    const help = client(['rebuild', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage: prov rebuild/);
+    const empty = mkdtempSync('/tmp/prov-rbs-none-');
+    try {
+      const a = client(['rebuild', 'app', '--dry-run', '--explain'], { PROV_RUNTIME_DIR: empty, PROV_REBUILD_TRACE: 'json' });
+      assert.equal(a.code, 0, a.stderr);
+      assert.ok(!served(a), 'answered without a server?');
+      assert.match(a.stderr, /"name":"node: bootstrap complete"/, 'the fallback is node dist/cli/main.js');
+      assert.equal(a.stdout, cli(['rebuild', 'app', '--dry-run', '--explain']).stdout);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+    const off = client(['rebuild', 'app', '--dry-run'], { PROV_NO_SERVER: '1', PROV_REBUILD_TRACE: 'json' });
+    assert.equal(off.code, 0, off.stderr);
+    assert.ok(!served(off));
+  });
+
+  it('a non-root peer cannot reach the socket', () => {
+    const sock = rebuildSocketPath(rt);
+    const probe = `require('net').connect(${JSON.stringify(sock)}).on('connect',()=>{console.log('connected');process.exit(0)}).on('error',(e)=>{console.log(e.code);process.exit(0)})`;
+    const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', uid: 65534, gid: 65534 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'EACCES');
+  });
+
+  it('exits by itself after its idle time, removing its socket', () => {
+    const own = mkdtempSync('/tmp/prov-rbs-idle-');
+    try {
+      const mod = fileURLToPath(new URL('../../cli/rebuild-server.js', import.meta.url));
+      // 0.005 minutes = 300 ms without a request.
+      const script = `const { runRebuildServer } = await import(${JSON.stringify(mod)}); const t0 = Date.now();
+        const code = await runRebuildServer({ idleMinutes: 0.005, socketPath: ${JSON.stringify(rebuildSocketPath(own))} });
+        console.log(code, Date.now() - t0 >= 300); process.exit(code);`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env, timeout: 30_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), '0 true');
+      assert.equal(existsSync(rebuildSocketPath(own)), false);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
+  it('stops on SIGTERM by pid, removing its socket', async () => {
+    const s = server!;
+    const gone = new Promise<number | null>((r) => s.once('exit', (code) => r(code)));
+    process.kill(s.pid!, 'SIGTERM');
+    assert.equal(await gone, 0);
+    assert.equal(existsSync(rebuildSocketPath(rt)), false);
+    assert.equal(existsSync(join(rt, 'rebuild', 'server.pid')), false);
+  });
+});
