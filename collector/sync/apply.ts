@@ -366,6 +366,29 @@ export class Applier {
   }
 
   /** Copy mode and mtime of every directory touched, deepest first. */
+  /**
+   * Set when a plan met a directory DST has and SRC no longer has at that path (it moved or went
+   * since the records the plan came from); the sync then ends with {@link repairDirTimes}.
+   */
+  dirTimesUncertain = false;
+
+  /**
+   * Give every directory both trees have SRC's mode and mtime: a walk of SRC's directories
+   * only (no file is read or stat'ed), run when an earlier plan could not place some directory's
+   * times because it had moved on in SRC.
+   */
+  repairDirTimes(): void {
+    this.dirTimesUncertain = false;
+    const walk = (rel: string): void => {
+      this.metaDirs.add(rel);
+      let names: fs.Dirent[];
+      try { names = fs.readdirSync(this.src.abs(rel), { withFileTypes: true }); } catch { return; }
+      for (const e of names) if (e.isDirectory() && !isReserved(e.name)) walk(joinRel(rel, e.name));
+    };
+    walk('');
+    this.finishDirs(() => {});
+  }
+
   private finishDirs(tick: () => void): void {
     const dirs = [...this.metaDirs];
     this.metaDirs.clear();
@@ -376,6 +399,10 @@ export class Applier {
       if (this.opts.dryRun) continue;
       const s = this.src.lstat(d);
       const have = this.dst.lstat(d);
+      // DST has a directory SRC no longer has at that path: a record not yet read moves or
+      // removes it (an early plan runs ahead of the records), and its times can only be set
+      // where it ends up: see repairDirTimes.
+      if (have?.isDirectory() && !s?.isDirectory()) this.dirTimesUncertain = true;
       if (!s?.isDirectory() || !have?.isDirectory()) continue;
       if ((have.mode & 0o7777n) !== (s.mode & 0o7777n)) { this.dst.chmodDir(d, Number(s.mode & 0o7777n)); this.counts.metadata++; }
       if (have.mtimeNs !== s.mtimeNs) this.dst.setMtime(d, s.mtimeNs);

@@ -348,6 +348,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
         await a.fullCompare();
       }
     }
+    if (a.dirTimesUncertain && !o.dryRun) a.repairDirTimes();
     counts = a.counts;
     actions = a.actions;
     applier = a;
