@@ -35,6 +35,7 @@ import { chmodSync, lstatSync, mkdirSync, rmSync, unlinkSync, writeFileSync } fr
 import { dirname, join } from 'node:path';
 import { RUNTIME_DIR } from '../kernel/runtime.js';
 import { InputError, CapabilityError } from '../graph/errors.js';
+import { abortRunning } from '../collector/rebuild/run.js';
 
 /** Default minutes without a request after which the server exits. */
 export const DEFAULT_IDLE_MINUTES = 30;
@@ -192,6 +193,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   const deferred: Array<() => Promise<void>> = [];
   (await import('./actions/rebuild.js')).setIngestDeferral((task) => { deferred.push(task); });
   let queue: Promise<void> = Promise.resolve();
+  /** The connection whose request runs now. */
+  let current: Socket | null = null;
   let idle: NodeJS.Timeout | null = null;
   let stopping: ((code: number) => void) | null = null;
   const finished = new Promise<number>((resolve) => { stopping = resolve; });
@@ -202,7 +205,9 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   const serveOne = (c: Socket, body: Buffer): Promise<void> => {
     const send = (b: Buffer): void => { if (!c.destroyed) c.write(b); };
     return (async () => {
+      if (c.destroyed) return; // its client went away while it waited its turn
       if (idle) clearTimeout(idle);
+      current = c;
       let code: number | null;
       try {
         code = await runRequest(decodeRequest(body), send);
@@ -210,6 +215,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
         send(frame('e', `prov: ${(e as Error).message}\n`));
         code = 2;
       }
+      current = null;
       send(code === null ? frame('f', '') : frame('x', String(code)));
       c.end();
       while (deferred.length) await deferred.shift()!().catch(() => { /* the task logs its own failure */ });
@@ -218,6 +224,9 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   };
   const server: Server = createServer((c) => {
     let got = Buffer.alloc(0);
+    // The client went away before its answer (Ctrl-C, killed): interrupt its commands as Ctrl-C
+    // would have with the command line, so nothing keeps running for nobody.
+    c.once('close', () => { if (current === c) abortRunning('SIGINT'); });
     c.on('error', () => { /* the client went away: the request (if started) still completes */ });
     c.on('data', (d) => {
       got = Buffer.concat([got, d]);

@@ -6,7 +6,7 @@
  * privilege than that user had, and refused when we are not root and not that user). Stops
  * starting commands at the first failure and returns its output.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { CapabilityError, InputError } from '../../graph/errors.js';
 import type { Command } from './plan.js';
 
@@ -62,6 +62,22 @@ export function identityFor(cmd: Command): { uid?: number; gid?: number } {
   return {};
 }
 
+/** Commands running now (this process's children), for {@link abortRunning}. */
+const liveChildren = new Set<ChildProcess>();
+let abortedBy: NodeJS.Signals | null = null;
+
+/**
+ * Interrupt the rebuild in progress as Ctrl-C would: `signal` to every command it started (its
+ * own children, by pid) and no new command starts; it then stops as at a failure. Used by the
+ * rebuild server when the client that asked went away. Cleared when the next run starts.
+ */
+export function abortRunning(signal: NodeJS.Signals = 'SIGINT'): number {
+  abortedBy = signal;
+  let n = 0;
+  for (const c of liveChildren) if (c.exitCode === null && c.signalCode === null && c.kill(signal)) n++;
+  return n;
+}
+
 export function runOne(cmd: Command): Promise<RunOutcome> {
   const t0 = performance.now();
   const env = envFor(cmd);
@@ -69,6 +85,8 @@ export function runOne(cmd: Command): Promise<RunOutcome> {
     const child = spawn(cmd.exe, cmd.argv.slice(1), {
       argv0: cmd.argv[0] ?? cmd.exe, cwd: cmd.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], shell: false, ...identityFor(cmd),
     });
+    liveChildren.add(child);
+    child.once('close', () => liveChildren.delete(child));
     let stdout = '', stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
@@ -88,6 +106,7 @@ export function preflight(cmds: Command[]): void {
 /** Run `cmds` (already in dependency order; only the stale ones) respecting their deps. */
 export async function runCommands(cmds: Command[], opts: RunOptions): Promise<RunResult> {
   preflight(cmds);
+  abortedBy = null;
   const todo = new Set(cmds.map((c) => c.run));
   const done = new Set<string>();
   const ran: RunOutcome[] = [];
@@ -96,9 +115,9 @@ export async function runCommands(cmds: Command[], opts: RunOptions): Promise<Ru
   const running = new Map<string, Promise<void>>();
   const ready = (c: Command) => c.deps.every((d) => !todo.has(d) || done.has(d));
   const jobs = Math.max(1, opts.jobs);
-  while (!failed && (done.size < cmds.length)) {
+  while (!failed && !abortedBy && (done.size < cmds.length)) {
     for (const c of cmds) {
-      if (failed || running.size >= jobs) break;
+      if (failed || abortedBy || running.size >= jobs) break;
       if (done.has(c.run) || running.has(c.run) || !ready(c)) continue;
       const why = opts.skip?.(c) ?? null;
       if (why !== null) {
@@ -122,5 +141,10 @@ export async function runCommands(cmds: Command[], opts: RunOptions): Promise<Ru
     await Promise.race(running.values());
   }
   await Promise.all(running.values());
+  if (!failed && abortedBy) {
+    // Interrupted between commands: the first one not run stands as the failure.
+    const next = cmds.find((c) => !done.has(c.run));
+    if (next) failed = { cmd: next, code: null, signal: abortedBy, stdout: '', stderr: 'interrupted before it started\n', ms: 0 };
+  }
   return { ran, failed, skipped };
 }

@@ -163,6 +163,28 @@ describe('prov rebuild-server and the native client', () => {
     assert.equal(ok.code, 0, ok.stderr);
   });
 
+  it('a client that goes away (Ctrl-C) interrupts its commands: nothing runs on for nobody', async () => {
+    writeFileSync(join(dir, 'slow.in'), 'one\n');
+    writeFileSync(join(dir, 'slow.sh'), '#!/bin/sh\necho started > slow.started\nsleep 3\ncat slow.in > slow.out\n', { mode: 0o755 });
+    await record(cfg, dir, ['./slow.sh']);
+    assert.equal(readFileSync(join(dir, 'slow.out'), 'utf8'), 'one\n');
+    rmSync(join(dir, 'slow.started'));
+    writeFileSync(join(dir, 'slow.in'), 'two\n');
+    const c = spawn(CLIENT, ['--home', home, 'rebuild', 'slow.out'], { cwd: dir, env, stdio: 'ignore' });
+    const exited = new Promise<void>((r) => c.once('exit', () => r()));
+    for (let i = 0; !existsSync(join(dir, 'slow.started')); i++) {
+      if (i > 400) assert.fail('the served rebuild did not start slow.sh within 20 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.kill(c.pid!, 'SIGINT'); // our own child: what Ctrl-C does to the client
+    await exited;
+    await new Promise((r) => setTimeout(r, 3500)); // past the time slow.sh would have finished
+    assert.equal(readFileSync(join(dir, 'slow.out'), 'utf8'), 'one\n', 'the interrupted command ran on and wrote its output');
+    const again = client(['rebuild', 'slow.out']);
+    assert.ok(again.code === 0, `the server did not serve the next request: ${again.stderr}`);
+    assert.equal(readFileSync(join(dir, 'slow.out'), 'utf8'), 'two\n');
+  });
+
   it('other commands, and every command when no server listens, run the command line', () => {
     const help = client(['rebuild', '--help']);
     assert.equal(help.code, 0);
