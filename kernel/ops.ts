@@ -301,10 +301,15 @@ export class ProvFs {
       throw e;
     }
     const opened = this.openNode(entry.node, flags, fd);
-    opened.handle.opener = ctx.pid;
-    if (opened.handle.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) opened.handle.userWriter = ctx.uid;
+    this.noteOpener(opened.handle, ctx, flags);
     this.recorder?.create(ctx, entry, mode, flags, opened.handle.fh);
     return { entry, opened };
+  }
+
+  /** Who opened `h`: its thread (RELEASE carries none) and, for a user's passthrough writer, its uid (see Handle.userWriter). */
+  private noteOpener(h: Handle, ctx: Ctx, flags: number): void {
+    h.opener = ctx.pid;
+    if (h.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) h.userWriter = ctx.uid;
   }
 
   /** OPEN; `killSuid`: the caller truncates without CAP_FSETID (FUSE_OPEN_KILL_SUIDGID). */
@@ -312,8 +317,7 @@ export class ProvFs {
     const n = this.nodes.get(id);
     if (killSuid && flags & O.TRUNC && n.type === S.IFREG) killSuidgid(n.fd, libc.fstat(n.fd));
     const opened = this.openNode(n, flags, -1);
-    opened.handle.opener = ctx.pid;
-    if (opened.handle.passthrough && ctx.uid !== 0 && (flags & O.ACCMODE) !== O.RDONLY) opened.handle.userWriter = ctx.uid;
+    this.noteOpener(opened.handle, ctx, flags);
     this.recorder?.open(ctx, n, flags, opened.handle.fh);
     return opened;
   }

@@ -77,6 +77,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
     const name = (s: string): Buffer => Buffer.from(`${s}\0`);
     const u32s = (...xs: number[]): Buffer => { const b = Buffer.alloc(4 * xs.length); xs.forEach((x, i) => b.writeUInt32LE(x >>> 0, 4 * i)); return b; };
     const fhBody = (fh: bigint, size: number): Buffer => { const b = Buffer.alloc(size); b.writeBigUInt64LE(fh, 0); return b; };
+    const readIn = (fh: bigint, bytes: number): Buffer => { const b = fhBody(fh, SIZE.read_in); b.writeUInt32LE(bytes, 16); return b; };
     const init = Buffer.alloc(SIZE.init_in);
     init.writeUInt32LE(7, 0); init.writeUInt32LE(45, 4); init.writeUInt32LE(131072, 8);
     req(OP.INIT, 0, init);
@@ -97,9 +98,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
       const o2 = req(OP.OPEN, node, u32s(libc.O.RDONLY, 0));
       if (o2.length >= SIZE.out_header + SIZE.open_out) {
         const fh2 = o2.readBigUInt64LE(SIZE.out_header);
-        const rd = Buffer.alloc(SIZE.read_in);
-        rd.writeBigUInt64LE(fh2, 0); rd.writeUInt32LE(4096, 16);
-        req(OP.READ, node, rd);
+        req(OP.READ, node, readIn(fh2, 4096));
         req(OP.FLUSH, node, fhBody(fh2, SIZE.flush_in));
         req(OP.RELEASE, node, fhBody(fh2, SIZE.release_in));
       }
@@ -110,9 +109,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
       const od = req(OP.OPENDIR, FUSE_ROOT_ID, u32s(libc.O.RDONLY, 0));
       if (od.length >= SIZE.out_header + SIZE.open_out) {
         const dfh = od.readBigUInt64LE(SIZE.out_header);
-        const rd = Buffer.alloc(SIZE.read_in);
-        rd.writeBigUInt64LE(dfh, 0); rd.writeUInt32LE(65536, 16);
-        req(OP.READDIRPLUS, FUSE_ROOT_ID, rd);
+        req(OP.READDIRPLUS, FUSE_ROOT_ID, readIn(dfh, 65536));
         req(OP.RELEASEDIR, FUSE_ROOT_ID, fhBody(dfh, SIZE.release_in));
       }
       req(OP.RMDIR, FUSE_ROOT_ID, name(sub));
