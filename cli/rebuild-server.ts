@@ -189,6 +189,11 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     import('../ebpf/warm.js'), import('../ebpf/loader.js'), import('../collector/rebuild/run.js'), import('../collector/rebuild/cutoff.js'),
     import('../collector/rebuild/quick.js'), import('../collector/rebuild/index.js'), import('../graph/sqlite/pending.js'),
     import('../graph/sqlite/checkpoint.js'), import('node:child_process')]);
+  // The warm capture's ring stays mapped between requests; what an interrupted rebuild left in
+  // it (this server killed before its journal flush) is journaled now.
+  const warm = await import('../ebpf/warm.js');
+  warm.setWarmResident(true);
+  try { await warm.recoverWarm(); } catch (e) { process.stderr.write(`prov rebuild-server: ${(e as Error).message}\n`); }
   // The background ingest of a rebuild runs here after its answer went out, before the next request.
   const deferred: Array<() => Promise<void>> = [];
   (await import('./actions/rebuild.js')).setIngestDeferral((task) => { deferred.push(task); });

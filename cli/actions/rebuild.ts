@@ -128,13 +128,14 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
  * (ebpf/warm; the first rebuild leaves it); a private attach for this run (`--cold`, or the
  * warm one is busy).
  */
-async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, aside: (() => void) | null): Promise<RunResult> {
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, aside: (() => void) | null,
+  deferDurable = false): Promise<RunResult & { durable?: () => Promise<void> }> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   const { runCommands, preflight } = await import('../../collector/rebuild/run.js');
   const { Cutoff } = await import('../../collector/rebuild/cutoff.js');
   preflight(stale); // refuse before capture attaches
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
-  let handle: { stop(): Promise<unknown>; pinDir?: string };
+  let handle: { stop(): Promise<unknown>; drain?: () => Promise<unknown>; pinDir?: string };
   if (daemonWait) {
     // Whatever `prov capture` records, it records: start the side process now, before the commands.
     aside?.();
@@ -172,6 +173,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     }
   };
   let result: RunResult;
+  let durable: (() => Promise<void>) | undefined;
   try {
     result = await phase('run', () => runCommands(stale, {
       jobs,
@@ -185,11 +187,19 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
       },
     }));
   } finally {
-    await phase('detach', async () => { await handle.stop(); });
+    await phase('detach', async () => {
+      const h = handle;
+      if (deferDurable && h.drain) {
+        // Everything the commands did is appended; the disk flush waits until the answer is out
+        // (the ring keeps the records, and its claim names them, until that flush is done).
+        await h.drain();
+        durable = async () => { await h.stop(); };
+      } else await h.stop();
+    });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
   if (asideError) throw new CapabilityError(`capture could not track this rebuild again after starting its background ingest: ${(asideError as Error).message}; the commands ran but what they did may not all be recorded`, 'ebpf');
-  return result;
+  return { ...result, durable };
 }
 
 /**
@@ -370,9 +380,25 @@ export function setIngestDeferral(defer: ((task: () => Promise<void>) => void) |
 async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, jobs: number, flags: RebuildFlags,
   fpLearned: boolean, db: string, target: string, file: string, defer: (task: () => Promise<void>) => void): Promise<number> {
   const sp = stampPath(cfg);
-  const result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null);
+  const result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null, true);
+  /** The journal flush the capture left for after the answer (see runCaptured); at most once. */
+  let durable: Promise<void> | null = null;
+  const makeDurable = (): Promise<void> => (durable ??= phase('durable', async () => { await result.durable?.(); }));
+  try {
+    return await answerDeferred(cfg, d, stamps, result, fpLearned, db, target, file, defer, makeDurable);
+  } catch (err) {
+    // Whatever went wrong, the capture is released (it is held until durable).
+    await makeDurable().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, result: RunResult, fpLearned: boolean,
+  db: string, target: string, file: string, defer: (task: () => Promise<void>) => void, makeDurable: () => Promise<void>): Promise<number> {
+  const sp = stampPath(cfg);
   if (result.failed) {
     // As without deferral: ingest what the failed run recorded now, then report the failure.
+    await makeDurable();
     await ingestAndStamp(cfg, null, stamps);
     const f = result.failed;
     saveStamps(sp, stamps);
@@ -391,6 +417,7 @@ async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean 
         appendFileSync(join(cfg.home, 'rebuild', 'finish.log'), `${new Date().toISOString()} prov rebuild ${target}: ${m}\n`, { mode: 0o600 });
       };
       try {
+        await makeDurable();
         const after = await ingestAndStamp(cfg, target, loadStamps(sp), true);
         const still = after?.decisions.filter((x) => x.stale) ?? [];
         if (still.length) log(`${still.length} commands still look stale after the run: ${still.map((x) => `\`${x.cmd.argv.join(' ')}\` (${x.reasons[0]})`).join('; ')}`);
@@ -404,7 +431,10 @@ async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean 
     });
     return true;
   });
-  if (!handed) await ingestAndStamp(cfg, target, stamps);
+  if (!handed) {
+    await makeDurable();
+    await ingestAndStamp(cfg, target, stamps);
+  }
   for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
   for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
   process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
