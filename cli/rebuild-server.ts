@@ -19,10 +19,13 @@
  * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
  * /run/prov/provfs, as kernel/runtime), a 0700 directory owned by the server's user, the
  * socket itself 0600: only that user and root can connect. The server refuses to use a
- * directory someone else owns or others can enter.
- * It is started explicitly (`prov rebuild-server`, foreground; `&` or a service manager puts it
- * in the background) and exits after --idle-minutes without a request (default 30), on SIGTERM
- * or SIGINT, removing its socket and pid file.
+ * directory someone else owns or others can enter. Each connection's peer is checked as well
+ * (SO_PEERCRED): a process of any other uid — should the permissions ever be loosened — gets a
+ * refusal (exit code 4) and nothing runs.
+ * `prov up` starts it in the background ({@link startRebuildServer}; no idle exit) and
+ * `prov down` stops it ({@link stopRebuildServer}); `prov rebuild-server` runs it in the
+ * foreground. It exits after --idle-minutes without a request (default 30), on SIGTERM or
+ * SIGINT, removing its socket and pid file.
  *
  * Wire format. Request: u32 little-endian length, then NUL-separated fields: "prov1", cwd,
  * three '0'/'1' for isatty(0/1/2), the umask (octal), argc, the arguments after `prov`, envc,
@@ -31,10 +34,12 @@
  * bytes, 'e' stderr bytes, 'x' the exit code (decimal), 'f' fallback (nothing was run).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { chmodSync, lstatSync, mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { RUNTIME_DIR } from '../kernel/runtime.js';
-import { InputError, CapabilityError } from '../graph/errors.js';
+import { InputError, CapabilityError, EXIT } from '../graph/errors.js';
 import { abortRunning } from '../collector/rebuild/run.js';
 
 /** Default minutes without a request after which the server exits. */
@@ -116,6 +121,37 @@ function answering(sock: string): Promise<boolean> {
     c.once('connect', () => { c.destroy(); resolve(true); });
     c.once('error', () => resolve(false));
   });
+}
+
+/** The credentials of a unix socket's peer (SO_PEERCRED), or null when they cannot be read. */
+export async function peerCredentials(c: Socket): Promise<{ pid: number; uid: number; gid: number } | null> {
+  const fd = (c as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  const getsockopt = await getsockoptFn();
+  const cred = Buffer.alloc(12);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(cred.length);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0 || len.readUInt32LE(0) < 12) return null;
+  return { pid: cred.readInt32LE(0), uid: cred.readUInt32LE(4), gid: cred.readUInt32LE(8) };
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
+let getsockoptBound: GetSockOpt | null = null;
+async function getsockoptFn(): Promise<GetSockOpt> {
+  if (!getsockoptBound) {
+    const koffi = (await import('koffi')).default;
+    getsockoptBound = koffi.load('libc.so.6').func('int getsockopt(int fd, int level, int name, _Inout_ uint8_t *value, _Inout_ uint8_t *len)') as GetSockOpt;
+  }
+  return getsockoptBound;
+}
+
+/** Why a peer may not use this server (null: it may): only root and the server's own user. */
+export function refusalFor(peer: { uid: number; pid: number } | null, ownUid = process.geteuid?.() ?? 0): string | null {
+  if (!peer) return 'the rebuild server cannot tell who is asking (SO_PEERCRED failed); refused';
+  if (peer.uid === 0 || peer.uid === ownUid) return null;
+  return `the rebuild server (uid ${ownUid}) serves only root and uid ${ownUid}; pid ${peer.pid} runs as uid ${peer.uid}: refused (run prov rebuild with PROV_NO_SERVER=1, or start your own server with PROV_RUNTIME_DIR set)`;
 }
 
 export interface ServerOptions {
@@ -228,6 +264,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     })();
   };
   const server: Server = createServer((c) => {
+    // Who is asking, before anything is read: root and this server's user only.
+    const checked = peerCredentials(c).then((peer) => refusalFor(peer), (e: Error) => `the rebuild server cannot check its peer: ${e.message}; refused`);
     let got = Buffer.alloc(0);
     // The client went away before its answer (Ctrl-C, killed): interrupt its commands as Ctrl-C
     // would have with the command line, so nothing keeps running for nobody.
@@ -245,7 +283,10 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       if (got.length < 4 + n) return;
       c.removeAllListeners('data');
       const body = got.subarray(4, 4 + n);
-      queue = queue.then(() => serveOne(c, body));
+      void checked.then((refused) => {
+        if (refused) { c.end(Buffer.concat([frame('e', `prov: ${refused}\n`), frame('x', String(EXIT.capability))])); return; }
+        queue = queue.then(() => serveOne(c, body));
+      });
     });
   });
   const stop = (code: number): void => {
@@ -266,4 +307,73 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   armIdle();
   opts.onListening?.(sock);
   return finished;
+}
+
+/** Files of a server started in the background by `prov up`. */
+function serverFiles(runtimeDir: string): { sock: string; pid: string } {
+  const sock = rebuildSocketPath(runtimeDir);
+  return { sock, pid: join(dirname(sock), 'server.pid') };
+}
+
+/** The pid of the rebuild server of `runtimeDir` when one runs (its pid file names a live `rebuild-server`), else null. */
+export function runningRebuildServer(runtimeDir = RUNTIME_DIR): number | null {
+  try {
+    const pid = Number(readFileSync(serverFiles(runtimeDir).pid, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    // A reused pid must still be a rebuild server: check its command line.
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('rebuild-server') ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Start the rebuild server in the background for `runtimeDir` (`prov up`): detached, no idle
+ * exit, its output appended to `logPath`. Returns once it listens (or the one already running).
+ */
+export async function startRebuildServer(opts: { runtimeDir?: string; logPath: string; timeoutMs?: number }): Promise<{ pid: number; started: boolean }> {
+  const runtimeDir = opts.runtimeDir ?? RUNTIME_DIR;
+  const existing = runningRebuildServer(runtimeDir);
+  if (existing) return { pid: existing, started: false };
+  mkdirSync(dirname(opts.logPath), { recursive: true, mode: 0o700 });
+  const log = openSync(opts.logPath, 'a', 0o600);
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  let child;
+  try {
+    child = spawn(process.execPath, [main, 'rebuild-server', '--idle-minutes', '0'], {
+      detached: true, stdio: ['ignore', log, log], env: { ...process.env, PROV_RUNTIME_DIR: runtimeDir, PROV_REBUILD_TRACE: '' },
+    });
+  } finally {
+    closeSync(log);
+  }
+  child.unref();
+  const pid = child.pid;
+  let exited: number | null = null;
+  child.once('exit', (code) => { exited = code ?? -1; });
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  const sock = serverFiles(runtimeDir).sock;
+  for (;;) {
+    if (pid !== undefined && runningRebuildServer(runtimeDir) === pid && await answering(sock)) return { pid, started: true };
+    if (exited !== null || pid === undefined) throw new CapabilityError(`the rebuild server did not start (exit ${exited}); see ${opts.logPath}`, 'rebuild-server');
+    if (Date.now() > deadline) throw new CapabilityError(`the rebuild server (pid ${pid}) did not listen within ${(opts.timeoutMs ?? 15_000) / 1000} s; see ${opts.logPath}`, 'rebuild-server');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Stop the rebuild server of `runtimeDir` (`prov down`): SIGTERM by its pid, then wait until it
+ * has finished the request under way and its background ingest and exited. False when none ran.
+ */
+export async function stopRebuildServer(runtimeDir = RUNTIME_DIR, timeoutMs = 60_000): Promise<boolean> {
+  const pid = runningRebuildServer(runtimeDir);
+  if (!pid) return false;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try { process.kill(pid, 0); } catch { return true; }
+    // A zombie (our own child that nobody reaped yet) has exited too.
+    try { if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return true; } catch { return true; }
+    if (Date.now() > deadline) throw new CapabilityError(`the rebuild server (pid ${pid}) did not stop within ${timeoutMs / 1000} s of SIGTERM`, 'rebuild-server');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
