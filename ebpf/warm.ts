@@ -340,7 +340,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
     }
     // The journal writer is opened by the drain's first poll, once the commands have started:
     // opening it walks the stream's newest segment, which need not delay them.
-    const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes });
+    const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes});
     const dr = new InlineDrain(pinDir, ring, openWriter, {
       claim: (ringPos, seq, ringTo) => writeClaim(cp, { journalDir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes, ring: ringPos, seq, ringTo }),
     });
