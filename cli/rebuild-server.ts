@@ -165,15 +165,24 @@ export interface ServerOptions {
 
 type Write = typeof process.stdout.write;
 
+let fast: typeof import('./fast-rebuild.js') | undefined;
+let trace: typeof import('../collector/rebuild/trace.js') | undefined;
+
+/** Make process.env exactly `env`, touching only what differs (each change is a setenv). */
+function setEnv(env: Record<string, string | undefined>): void {
+  for (const k of Object.keys(process.env)) if (!(k in env) || env[k] === undefined) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && process.env[k] !== v) process.env[k] = v;
+}
+
 /**
  * Run one request in this process as the CLI would: cwd, environment and standard streams are
  * the request's until it returns. Returns the exit code, or null when it is not a plain
  * `prov rebuild` (the client runs the CLI instead).
  */
 async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise<number | null> {
-  const { parseRebuild, fastRebuild } = await import('./fast-rebuild.js');
+  const { parseRebuild, fastRebuild } = fast ??= await import('./fast-rebuild.js');
   if (!parseRebuild(req.argv)) return null;
-  const { restartTrace, mark } = await import('../collector/rebuild/trace.js');
+  const { restartTrace, mark } = trace ??= await import('../collector/rebuild/trace.js');
   restartTrace();
   mark('request received');
   const savedCwd = process.cwd();
@@ -193,8 +202,7 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise
     send(frame('e', `prov: cannot enter ${req.cwd}: ${(e as Error).message}\n`));
     return 2;
   }
-  for (const k of Object.keys(process.env)) delete process.env[k];
-  Object.assign(process.env, req.env);
+  setEnv(req.env);
   process.stdout.write = writer('o');
   process.stderr.write = writer('e');
   const savedUmask = process.umask(req.umask);
@@ -204,8 +212,7 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise
     process.stdout.write = outWrite;
     process.stderr.write = errWrite;
     process.umask(savedUmask);
-    for (const k of Object.keys(process.env)) delete process.env[k];
-    Object.assign(process.env, savedEnv);
+    setEnv(savedEnv);
     process.chdir(savedCwd);
   }
 }
