@@ -153,11 +153,25 @@ function openRing(pinDir: string): RingReader {
     const k = kept;
     kept = null;
     let same = false;
-    try { same = eventsIno(pinDir) === k.ino && k.ring.position === k.ring.committed; } catch { /* gone */ }
-    if (same) return k.ring;
+    try { same = eventsIno(pinDir) === k.ino; } catch { /* gone */ }
+    // Another process (a command-line rebuild) may have drained and given back more since: read
+    // on from the consumer position, as a fresh mapping would.
+    if (same && resync(k.ring)) return k.ring;
     k.ring.close();
   }
   return RingReader.open(join(pinDir, 'events'));
+}
+
+/**
+ * Make a kept reader read on from the kernel's consumer position (what RingReader.open starts
+ * from). RingReader keeps its read position private; ebpf/ring has no resync of its own, so
+ * this sets it where it is known to live and refuses (the caller maps anew) if it is not there.
+ */
+function resync(ring: RingReader): boolean {
+  const r = ring as unknown as { readPos?: unknown };
+  if (typeof r.readPos !== 'number' || r.readPos > ring.committed) return false;
+  r.readPos = ring.committed;
+  return ring.position === ring.committed;
 }
 
 /** Give a ring back after use: kept mapped in a resident process, else unmapped. */

@@ -49,11 +49,14 @@ export interface RunOptions {
 export function envFor(cmd: Command): NodeJS.ProcessEnv {
   if (!cmd.env) return process.env;
   const rec = cmd.envTruncated ? cmd.env.slice(0, -1) : cmd.env;
-  const o: NodeJS.ProcessEnv = cmd.envTruncated ? { ...process.env } : {};
+  const o: NodeJS.ProcessEnv = {};
   for (const kv of rec) {
     const eq = kv.indexOf('=');
     if (eq > 0) o[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
+  // The recorded variables first, in their order, then what the current environment adds: a
+  // re-run is recorded again, and capture keeps the front of an environment it has to cut.
+  if (cmd.envTruncated) for (const [k, v] of Object.entries(process.env)) if (!(k in o)) o[k] = v;
   return o;
 }
 

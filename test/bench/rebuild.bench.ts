@@ -187,7 +187,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       await recordMake(cfg, dir);
       timed(prov(home), dir); // stamps
       const warm: Timed[] = [], make: number[] = [], cold: number[] = [], floor: number[] = [], bg: number[] = [];
-      const srv: Timed[] = [], srvBg: number[] = [];
+      const srv: Timed[] = [], srvBg: number[] = [], makeJ: number[] = [];
       isServed(timed(served(home, '--dry-run'), dir, servedEnv));
       const contenders: Array<() => Promise<void>> = [
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_s${srv.length}(void) { return 1; }\n`); srv.push(isServed(timed(served(home), dir, servedEnv))); srvBg.push(await settle(cfg)); checkApp(dir); },
@@ -195,6 +195,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_b${make.length}(void) { return 1; }\n`); make.push(timed(['make'], dir).s); checkApp(dir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_c${cold.length}(void) { return 1; }\n`); cold.push(timed(prov(home, '--cold'), dir).s); await settle(cfg); checkApp(dir); },
         async () => { floor.push(timed([process.execPath, '-e', '0'], dir).s); },
+        async () => { appendFileSync(join(dir, 'util.c'), `int bench_j${makeJ.length}(void) { return 1; }\n`); makeJ.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir); },
       ];
       for (let i = 0; i < repeats; i++) for (let k = 0; k < contenders.length; k++) await contenders[(i + k) % contenders.length]!();
       const load = loadavg()[0]!.toFixed(2);
@@ -205,6 +206,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       rows.push(row('floor: node -e 0 (starting node, nothing else) vs make after one .c changed', floor, make, 'make', 'none (reference)', `same rounds: what any prov command costs before it does anything, load ${load}`));
       rows.push({ ...row('rebuild after one .c changed, 4-file project: prov rebuild through the client + resident server vs make', srv.map((t) => t.s), make, 'make', 'prov/make ≤ 1',
         `dist/cli/prov → prov rebuild-server (modules, capture, plans warm); same rounds; background ingest after the answer median ${(median(srvBg) * 1000).toFixed(0)} ms; load ${load}`), headline: true });
+      rows.push(row(`rebuild after one .c changed, 4-file project: prov rebuild through the client + server vs make -j${availableParallelism()}`, srv.map((t) => t.s), makeJ, `make -j${availableParallelism()}`, 'prov/make ≤ 1',
+        `same rounds (compile then link: nothing to run in parallel for either); prov's --jobs defaults to the CPU count (${availableParallelism()}), make's -j to 1; load ${load}`));
       rows.push(row('rebuild after one .c changed, 4-file project: client + server vs the plain CLI (node dist/cli/main.js)', srv.map((t) => t.s), ws, 'plain CLI', 'served ≤ CLI', `same rounds; load ${load}`));
       tables.push(breakdownTable('prov rebuild after one .c changed, 4-file project: where the time goes', warm, bg));
       tables.push({ ...breakdownTable('served prov rebuild (client + resident server) after one .c changed, 4-file project: where the time goes', srv, srvBg),
@@ -237,7 +240,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       const hl = loadavg()[0]!.toFixed(2);
       rows.push(row('rebuild after the header changed (3 compiles + link), 4-file project: prov rebuild vs make', hp.map((t) => t.s), hm, 'make', 'prov/make ≤ 1', `prov runs --jobs ${availableParallelism()}; load ${hl}`));
       rows.push(row(`rebuild after the header changed, 4-file project: prov rebuild vs make -j${availableParallelism()}`, hp.map((t) => t.s), hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', `same runs; load ${hl}`));
-      rows.push(row('rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', `same rounds; load ${hl}`));
+      rows.push({ ...row('rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', `same rounds; prov --jobs ${availableParallelism()} (its default), make -j1 (its default); load ${hl}`), headline: true });
+      rows.push(row(`rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make -j${availableParallelism()}`, hs, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', `same rounds, both ${availableParallelism()} jobs; load ${hl}`));
       rows.push(row('rebuild after the header changed, 4-file project: client + server vs the plain CLI', hs, hp.map((t) => t.s), 'plain CLI', 'served ≤ CLI', `same rounds; load ${hl}`));
     }
     // 3. A 100-file project.
@@ -251,9 +255,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       timed(prov(home), dir); // first: plans, stamps
       await new Promise((r) => setTimeout(r, 150)); // the store's files settle: the next one learns their fingerprint
       timed(prov(home), dir);
-      const noop: Timed[] = [], make: number[] = [], action: number[] = [], floor: number[] = [];
+      const noop: Timed[] = [], make: number[] = [], action: number[] = [], floor: number[] = [], noopSrv: number[] = [];
       const out = process.stdout.write.bind(process.stdout);
       for (let i = 0; i < repeats * 2; i++) {
+        noopSrv.push(isServed(timed(served(home), dir, servedEnv)).s);
         noop.push(timed(prov(home), dir, traceEnv));
         make.push(timed(['make'], dir).s);
         floor.push(timed([process.execPath, '-e', '0'], dir).s);
@@ -266,9 +271,14 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       rows.push({ ...row('no-op rebuild, 100-file project: prov rebuild command vs make', noop.map((t) => t.s), make, 'make', '≤ 0.1 s', note), headline: true });
       rows.push(row('no-op rebuild, 100-file project: rebuild action in a running process (no node start, no shortcut)', action, null, 'make', '≤ 0.1 s', note));
       rows.push(row('floor: node -e 0 in the same no-op rounds', floor, make, 'make', 'none (reference)', `${note}; the no-op command answers from the shortcut (collector/rebuild/quick) once the store's files are older than 100 ms`));
+      rows.push({ ...row('no-op rebuild, 100-file project: prov rebuild through the client + server vs make', noopSrv, make, 'make', 'prov/make ≤ 1', note), headline: true });
       tables.push(breakdownTable('no-op prov rebuild, 100-file project: where the time goes', noop, []));
-      const provOne: Timed[] = [], makeOne: number[] = [], bg: number[] = [];
+      const provOne: Timed[] = [], makeOne: number[] = [], bg: number[] = [], srvOne: number[] = [];
       for (let i = 0; i < repeats; i++) {
+        appendFileSync(join(dir, 'm50.c'), `int bench_s${i};\n`);
+        srvOne.push(isServed(timed(served(home), dir, servedEnv)).s);
+        await settle(cfg);
+        checkApp(dir);
         appendFileSync(join(dir, 'm50.c'), `int bench_a${i};\n`);
         provOne.push(timed(prov(home), dir, traceEnv));
         bg.push(await settle(cfg));
@@ -279,18 +289,22 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       }
       rows.push(row('rebuild after one .c changed, 100-file project: prov rebuild vs make', provOne.map((t) => t.s), makeOne, 'make', 'prov/make ≤ 1',
         `${note}; background ingest after exit median ${(median(bg) * 1000).toFixed(0)} ms`));
+      rows.push(row('rebuild after one .c changed, 100-file project: prov rebuild through the client + server vs make', srvOne, makeOne, 'make', 'prov/make ≤ 1', note));
       tables.push(breakdownTable('prov rebuild after one .c changed, 100-file project: where the time goes', provOne, bg));
-      const hp: number[] = [], hm: number[] = [], hj: number[] = [];
+      const hp: number[] = [], hm: number[] = [], hj: number[] = [], hs: number[] = [];
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       for (let i = 0; i < (opts.quick ? 1 : 3); i++) {
         touchHeader(); hp.push(timed(prov(home), dir).s); await settle(cfg); checkApp(dir);
         touchHeader(); hm.push(timed(['make'], dir).s); checkApp(dir);
         touchHeader(); hj.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir);
+        touchHeader(); hs.push(isServed(timed(served(home), dir, servedEnv)).s); await settle(cfg); checkApp(dir);
       }
       const hl = `99 compiles + link; prov --jobs ${availableParallelism()}; load ${loadavg()[0]!.toFixed(2)}`;
       rows.push(row('rebuild after the header changed, 100-file project: prov rebuild vs make', hp, hm, 'make', 'prov/make ≤ 1', hl));
       rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild vs make -j${availableParallelism()}`, hp, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', hl));
+      rows.push(row('rebuild after the header changed, 100-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', hl));
+      rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild through the client + server vs make -j${availableParallelism()}`, hs, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', hl));
     }
   } finally {
     await server.stop();

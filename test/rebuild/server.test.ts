@@ -134,6 +134,25 @@ describe('prov rebuild-server and the native client', () => {
     assert.equal(noop.stdout, 'app: up to date (5 recorded commands)\n');
   });
 
+  it('a no-op is answered by the client itself from the shortcut (no server, no node); a change is not', async () => {
+    const none = mkdtempSync('/tmp/prov-rbs-none-');
+    try {
+      // The shortcut trusts the store's files once they are 100 ms old; a no-op then (re)writes it.
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(cli(['rebuild', 'app']).stdout, 'app: up to date (5 recorded commands)\n');
+      // No server there, and node "fails": only the client's own check can answer.
+      const alone = { PROV_RUNTIME_DIR: none, PROV_NODE: '/bin/false' };
+      const a = client(['rebuild', 'app'], alone);
+      assert.deepEqual(a, { code: 0, stdout: 'app: up to date (5 recorded commands)\n', stderr: '' });
+      appendFileSync(join(dir, 'util.c'), '/* changed */\n');
+      const b = client(['rebuild', 'app'], alone);
+      assert.notEqual(b.code, 0, 'a changed input must not be answered from the shortcut');
+      assert.equal(b.stdout, '');
+    } finally {
+      rmSync(none, { recursive: true, force: true });
+    }
+  });
+
   it('the commands get the client\'s umask', () => {
     appendFileSync(join(dir, 'plain.c'), 'int served_umask;\n');
     rmSync(join(dir, 'plain.o'));
