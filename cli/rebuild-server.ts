@@ -14,7 +14,13 @@
  * time (the process's cwd, environment and standard streams are the request's while it runs,
  * and the journal's rebuild stream keeps one writer). A rebuild's background ingest, which the
  * command line hands to a process of its own (cli/rebuild-finish), runs here after the answer
- * went out and before the next request, holding the store's pending-ingest marker meanwhile.
+ * went out and before the next request, holding the store's pending-ingest marker meanwhile;
+ * so does the journal flush of what the commands did (the answer goes out once the outputs are
+ * in place; ebpf/warm keeps the records in the pinned ring, named by a claim, until the flush is
+ * durable, and this server journals what a killed predecessor left there when it starts).
+ * The warm ring stays mapped between requests, and the commands start with posix_spawn
+ * (collector/rebuild/spawn), not a fork of this process. A plain no-op never reaches the
+ * server: the native client answers it from the no-op shortcut itself.
  *
  * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
  * /run/prov/provfs, as kernel/runtime), a 0700 directory owned by the server's user, the

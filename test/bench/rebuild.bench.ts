@@ -3,12 +3,16 @@
  * `prov rebuild` against make on the same recorded C project (root, real eBPF capture), each
  * contender given a fresh change of the same kind, interleaved (A B C, B C A, …) in the same
  * directory; every run must leave a working binary.
- * 1. 4-file project, one .c changed: `prov rebuild app` (warm attach an earlier rebuild left;
- *    the ingest goes to the background) vs `make` vs `prov rebuild app --cold` (own eBPF attach
- *    and detach) vs `node -e 0` (the floor: starting node and doing nothing);
- * 2. 4-file project, the header changed (3 compiles + link): prov vs `make` vs `make -j2`;
- * 3. 100-file project: no-op (command, and the action inside a running process), one .c
- *    changed, the header changed (99 compiles + link; prov runs --jobs = CPUs).
+ * 1. 4-file project, one .c changed: `prov rebuild app` through the native client and the
+ *    resident server (cli/rebuild-server) and through the plain CLI (warm attach an earlier
+ *    rebuild left; the ingest goes to the background) vs `make` vs `make -jN` vs
+ *    `prov rebuild app --cold` (own eBPF attach and detach) vs `node -e 0` (the floor: starting
+ *    node and doing nothing); no-op: client vs CLI vs make;
+ * 2. 4-file project, the header changed (3 compiles + link): served and CLI vs `make` and
+ *    `make -jN` (N = CPUs: prov's --jobs default is the CPU count, make's -j default is 1, so
+ *    both are shown);
+ * 3. 100-file project: no-op (client, command, and the action inside a running process), one
+ *    .c changed, the header changed (99 compiles + link), served and CLI, vs make and make -jN.
  * After each prov run the bench waits until its background ingest is in the store (the
  * store's pending-ingest marker is gone) before the next contender starts, and reports that
  * time separately: the user's terminal was free by then, but the machine was not.
