@@ -148,7 +148,8 @@ static int quick_noop(int argc, char **argv) {
   }
   if (i + 2 != argc || argv[i + 1][0] == '-') return 0;
   file = argv[i + 1];
-  if (getenv("PROV_REBUILD_TRACE")) return 0;
+  const char *trace = getenv("PROV_REBUILD_TRACE");
+  if (trace && *trace) return 0; /* a timeline is asked for: the server (or node) gives it */
   char cwd[PATH_MAX], homeAbs[PATH_MAX], db[PATH_MAX], target[PATH_MAX], path[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) return 0;
   if (!home) home = getenv("PROV_HOME");

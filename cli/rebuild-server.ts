@@ -42,6 +42,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RUNTIME_DIR } from '../kernel/runtime.js';
@@ -272,7 +273,17 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       current = null;
       send(code === null ? frame('f', '') : frame('x', String(code)));
       c.end();
-      while (deferred.length) await deferred.shift()!().catch(() => { /* the task logs its own failure */ });
+      if (deferred.length) {
+        // Background work: the client that just got its answer (and whatever its user does next)
+        // comes first. Only root may raise its priority back afterwards, so only root lowers it.
+        const nice = (process.geteuid?.() ?? 1) === 0;
+        if (nice) try { setPriority(10); } catch { /* stays as it is */ }
+        try {
+          while (deferred.length) await deferred.shift()!().catch(() => { /* the task logs its own failure */ });
+        } finally {
+          if (nice) try { setPriority(0); } catch (e) { process.stderr.write(`prov rebuild-server: cannot restore its priority: ${(e as Error).message}\n`); }
+        }
+      }
       armIdle();
     })();
   };
