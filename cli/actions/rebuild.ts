@@ -140,7 +140,9 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     // Whatever `prov capture` records, it records: start the side process now, before the commands.
     aside?.();
     aside = null;
-    handle = { stop: daemonWait };
+    // Nothing to drain here: the daemon journals. Waiting for it to catch up is needed only
+    // before the ingest, so a deferring caller (the rebuild server) answers first.
+    handle = { stop: daemonWait, drain: async () => undefined };
   } else {
     handle = await phase('attach', async () => {
       const { warmCapture } = await import('../../ebpf/warm.js');
