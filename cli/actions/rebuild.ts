@@ -408,10 +408,11 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
     return 1;
   }
   const handed = await phase('handoff', async () => {
-    if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps);
     const { claimPending, holderOf, releasePending } = await import('../../graph/sqlite/pending.js');
     const holder = holderOf(process.pid, 'prov rebuild-server (ingest)');
     if (!holder || !claimPending(db, holder)) return false;
+    // What this run learned (a new plan, the store's fingerprint, cut-off commands' stamps) stays
+    // in `stamps`, which the deferred ingest takes over and saves: nothing to write before the answer.
     defer(async () => {
       const { appendFileSync, mkdirSync } = await import('node:fs');
       const log = (m: string): void => {
@@ -420,13 +421,14 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
       };
       try {
         await makeDurable();
-        const after = await ingestAndStamp(cfg, target, loadStamps(sp), true);
+        const after = await ingestAndStamp(cfg, target, stamps, true);
         const still = after?.decisions.filter((x) => x.stale) ?? [];
         if (still.length) log(`${still.length} commands still look stale after the run: ${still.map((x) => `\`${x.cmd.argv.join(' ')}\` (${x.reasons[0]})`).join('; ')}`);
       } catch (err) {
         // This process lives on, so the marker cannot be left to name it: the records stay in the
         // journal and the next ingest (a rebuild that runs something, prov ingest) brings them in.
         log(`ingest failed, left for the next one: ${(err as Error).message}`);
+        try { if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps); } catch { /* learned again next time */ }
       } finally {
         releasePending(db, process.pid);
       }
