@@ -119,7 +119,10 @@ export async function down(cfg: ProvConfig, flags: UpFlags): Promise<number> {
   // The idle attach `prov rebuild` leaves for later rebuilds (ebpf/warm) goes too.
   let rebuildPrograms = 0;
   try {
-    rebuildPrograms = (await import('../../ebpf/warm.js')).detachWarm().programs;
+    const warm = await import('../../ebpf/warm.js');
+    // What an interrupted rebuild still owes its journal goes there before the ring is gone.
+    await warm.recoverWarm().catch((e: Error) => process.stderr.write(`prov down: ${e.message}\n`));
+    rebuildPrograms = warm.detachWarm().programs;
   } catch (e) {
     process.stderr.write(`prov down: cannot detach the warm rebuild capture: ${(e as Error).message}\n`);
   }
