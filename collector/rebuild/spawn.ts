@@ -9,11 +9,10 @@
  * environment, the working directory, stdin on /dev/null, stdout and stderr on pipes read here,
  * every signal at its default disposition and none blocked (node ignores SIGPIPE; a command must
  * not inherit that), the process's umask; no other descriptor (everything prov opens is
- * close-on-exec). Exit is noticed when both pipes have closed and waitpid says so (no SIGCHLD
- * handler: libuv owns that signal for its own children); a command that closes its output early
- * is polled for. Used only when the command runs as this process's user (a change of user
- * needs node's setuid in the child) and libc's posix_spawn is at hand; otherwise null and the
- * caller uses node's spawn.
+ * close-on-exec). Exit is noticed when both pipes have closed and waitpid says so, polled for
+ * from then on (no SIGCHLD handler: libuv owns that signal for its own children). Used only
+ * when the command runs as this process's user (a change of user needs node's setuid in the
+ * child) and libc's posix_spawn is at hand; otherwise null and the caller uses node's spawn.
  */
 import koffi from 'koffi';
 import { Socket } from 'node:net';
@@ -170,8 +169,11 @@ export function spawnFast(exe: string, argv: string[], env: NodeJS.ProcessEnv, c
         return;
       }
       tries++;
+      // A few turns of the event loop cover the usual exit; then every millisecond (an exiting
+      // process may wait for the CPU on a busy machine), and after two seconds (a command that
+      // closed its output early and runs on) every 20 ms.
       if (tries < 50) setImmediate(poll);
-      else setTimeout(poll, Math.min(20, tries - 49));
+      else setTimeout(poll, tries < 2050 ? 1 : 20);
     };
     poll();
   }));

@@ -31,7 +31,9 @@ import { resolveConfig, type ProvConfig } from '../../cli/config.js';
 import { joinStatePath } from '../../cli/actions/ingest.js';
 import rebuild from '../../cli/actions/rebuild.js';
 import { writeCProject } from '../rebuild/project.js';
-import { detachWarm } from '../../ebpf/warm.js';
+import { detachWarm, warmCapture } from '../../ebpf/warm.js';
+import { spawnFast } from '../../collector/rebuild/spawn.js';
+import koffi from 'koffi';
 import { pendingPath } from '../../graph/sqlite/pending.js';
 import { printResult } from './standalone.js';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow, type BenchTable } from './types.js';
@@ -158,6 +160,51 @@ function breakdownTable(title: string, traces: Array<{ trace: Timed['trace']; s:
   return { title, columns: ['phase', 'median ms'], rows: table, caption: `${rows.length} runs; PROV_REBUILD_TRACE=json timelines` };
 }
 
+/** CPU seconds (user + system) of this process's waited-for children so far (getrusage RUSAGE_CHILDREN, µs resolution). */
+let getrusage: ((who: number, out: Buffer) => number) | null = null;
+function childrenCpu(): number {
+  getrusage ??= koffi.load('libc.so.6').func('int getrusage(int who, _Out_ uint8_t *usage)') as (who: number, out: Buffer) => number;
+  const b = Buffer.alloc(256);
+  if (getrusage(-1, b) !== 0) throw new Error('getrusage failed');
+  const tv = (o: number): number => Number(b.readBigInt64LE(o)) + Number(b.readBigInt64LE(o + 8)) / 1e6;
+  return tv(0) + tv(16);
+}
+
+/**
+ * The capture's cost on the commands themselves, in CPU time (wall time on this shared machine
+ * is too noisy for a 10 % effect): the compile and link of one changed .c run from this
+ * process with posix_spawn as the rebuild runs them, under the warm attach (tracked, drained
+ * into a scratch journal) and not, against `make` re-making the same two targets. Interleaved.
+ */
+async function commandCpu(dir: string, repeats: number): Promise<{ captured: number[]; plain: number[]; make: number[] }> {
+  const journalDir = mkdtempSync(join(tmpdir(), 'prov-rbb-cpu-j-'));
+  const cmds = [['cc', '-O1', '-g', '-c', 'util.c', '-o', 'util.o'], ['cc', '-g', '-o', 'app', 'main.o', 'util.o', 'plain.o', 'm3.o']];
+  const runBoth = async (): Promise<number> => {
+    const c0 = childrenCpu();
+    for (const a of cmds) {
+      const o = await spawnFast('/usr/bin/cc', a, process.env, dir)!.done;
+      if (o.code !== 0) throw new Error(`${a.join(' ')} failed: ${o.stderr}`);
+    }
+    return childrenCpu() - c0;
+  };
+  const out = { captured: [] as number[], plain: [] as number[], make: [] as number[] };
+  try {
+    for (let i = 0; i < repeats; i++) {
+      const h = await warmCapture({ journalDir, stream: 'cpu', ringBytes: 16 << 20 });
+      if (!h) throw new Error('the warm attach is busy');
+      try { out.captured.push(await runBoth()); } finally { await h.stop(); }
+      out.plain.push(await runBoth());
+      const c0 = childrenCpu();
+      const m = spawnSync('make', ['-B', '-o', 'main.o', '-o', 'plain.o', '-o', 'm3.o'], { cwd: dir, stdio: 'ignore' });
+      if (m.status !== 0) throw new Error('make -B failed');
+      out.make.push(childrenCpu() - c0);
+    }
+  } finally {
+    rmSync(journalDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the rebuild bench needs root (eBPF capture)');
   const repeats = opts.quick ? 3 : 7;
@@ -223,6 +270,16 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       tables.push(breakdownTable('prov rebuild after one .c changed, 4-file project: where the time goes', warm, bg));
       tables.push({ ...breakdownTable('served prov rebuild (client + resident server) after one .c changed, 4-file project: where the time goes', srv, srvBg),
         caption: `${srv.length} runs; the server's timeline starts when the request arrives ("node start-up" is 0; "process exit" is the client's exec, connect and the frames back)` });
+      // CPU time of the two commands: captured vs not vs make (what is left of the gap to make).
+      {
+        const cpu = await commandCpu(dir, repeats * 3);
+        const cl = loadavg()[0]!.toFixed(2);
+        rows.push(row('CPU time (user+sys) of compile + link under the warm capture (posix_spawn, tracked, drained) vs make re-making the same two targets', cpu.captured, cpu.make, 'make (make + its commands)', 'none (reference)',
+          `the capture's cost on the commands themselves; getrusage(RUSAGE_CHILDREN); interleaved; load ${cl}`));
+        rows.push(row('CPU time of the same compile + link with nothing attached vs make', cpu.plain, cpu.make, 'make (make + its commands)', 'none (reference)', `same rounds; load ${cl}`));
+        rows.push(row('CPU time of compile + link: under the warm capture vs nothing attached', cpu.captured, cpu.plain, 'not captured', 'none (reference)', `same rounds; load ${cl}`));
+        checkApp(dir);
+      }
       // The same 4-file project, nothing changed: make vs the plain CLI vs the served one.
       {
         const nm: number[] = [], nc: number[] = [], ns: number[] = [];
