@@ -151,8 +151,10 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
       captureMode = cold ? 'cold' : 'private (warm attach busy)';
       const { captureToJournal } = await import('../../ebpf/capture.js');
       // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
+      // A stream of its own: the rebuild using the warm attach (the reason this one is private)
+      // has the `rebuild` stream of this journal open, and a stream has one writer.
       return captureToJournal({
-        journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
+        journalDir: cfg.journal, stream: 'rebuild-private', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
         pidTree: [process.pid], ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES,
       });
     });
