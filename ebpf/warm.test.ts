@@ -90,7 +90,7 @@ describe('ebpf warm attach (prov rebuild)', () => {
     const mod = fileURLToPath(new URL('./warm.js', import.meta.url));
     const script = `const { warmCapture } = await import(${JSON.stringify(mod)});
       const { spawnSync } = await import('node:child_process');
-      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'crash', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20 });
+      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'crash', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20, pumpMs: 50 });
       if (!h) process.exit(3);
       spawnSync('sh', ['-c', 'echo crash-one > /dev/null']);
       await new Promise((r) => setTimeout(r, 200));
@@ -100,6 +100,7 @@ describe('ebpf warm attach (prov rebuild)', () => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
     assert.equal(r.signal, 'SIGKILL', `the recording process did not get as far as its drain: ${r.status} ${r.stderr}`);
     const before = execs(events(journalDir, 'crash'));
+    assert.equal(before.filter((a) => a.includes('crash-one')).length, 1, 'the first command was journaled while it ran (the test needs part of the drain durable)');
     assert.equal(before.filter((a) => a.includes('crash-two')).length, 0, 'the second command was not flushed before the kill (the test needs it owed)');
     assert.ok(existsSync(join(stateDir, `${pinDir.split('/').pop()}.inflight.json`)), 'the claim is left behind');
     // What the rebuild server does at start (a later warm user does the same before tracking itself).
@@ -116,6 +117,25 @@ describe('ebpf warm attach (prov rebuild)', () => {
     await next.stop();
     const n = execs(events(journalDir, 'next'));
     assert.ok(n.some((a) => a.includes('next-run')) && !n.some((a) => a.includes('crash-')), JSON.stringify(n));
+  });
+
+  it('a user killed while its commands ran, before anything was journaled: the next one journals it all', async () => {
+    const mod = fileURLToPath(new URL('./warm.js', import.meta.url));
+    const script = `const { warmCapture } = await import(${JSON.stringify(mod)});
+      const { spawnSync } = await import('node:child_process');
+      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'early', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20 });
+      if (!h) process.exit(3);
+      spawnSync('sh', ['-c', 'echo early-run > /dev/null']);
+      process.kill(process.pid, 'SIGKILL');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.signal, 'SIGKILL', `the recording process did not get as far as its command: ${r.status} ${r.stderr}`);
+    assert.deepEqual(execs(events(journalDir, 'early')), [], 'nothing journaled before the kill (short runs append at the end)');
+    const next = await warmCapture({ journalDir, stream: 'after-early', pinDir, stateDir, ringBytes: 1 << 20 });
+    assert.ok(next);
+    await next.stop();
+    const got = execs(events(journalDir, 'early'));
+    assert.equal(got.filter((a) => a.includes('early-run')).length, 1, `journaled by the next user, once: ${JSON.stringify(got)}`);
+    assert.ok(!execs(events(journalDir, 'after-early')).some((a) => a.includes('early-run')));
   });
 
   it('detaches on request: nothing stays pinned', () => {

@@ -64,6 +64,8 @@ export interface WarmOptions {
   objectPath?: string;
   /** Journal segment size for this stream (opening a writer re-reads its newest segment whole). */
   segmentBytes?: number;
+  /** Append what waits in the ring at least this often while the commands run (ms; default 1000). */
+  pumpMs?: number;
 }
 
 export interface WarmHandle {
@@ -87,9 +89,12 @@ export interface WarmClaim {
   journalDir: string;
   stream: string;
   segmentBytes?: number;
-  /** Ring position of a record (at or after the consumer position) and the journal seq it gets. */
+  /**
+   * Ring position of a record (at or after the consumer position) and the journal seq it gets;
+   * seq null: nothing of this drain is in the journal yet, every record from `ring` on is owed.
+   */
   ring: number;
-  seq: number;
+  seq: number | null;
   /** Where this drain stopped: records from here on are not its (processes it left running). */
   ringTo?: number;
 }
@@ -113,7 +118,7 @@ const claimPath = (pinDir: string, stateDir: string) => join(stateDir, `${basena
 function readClaim(path: string): WarmClaim | null {
   try {
     const c = JSON.parse(readFileSync(path, 'utf8')) as WarmClaim;
-    return typeof c.journalDir === 'string' && typeof c.stream === 'string' && Number.isSafeInteger(c.ring) && Number.isSafeInteger(c.seq) ? c : null;
+    return typeof c.journalDir === 'string' && typeof c.stream === 'string' && Number.isSafeInteger(c.ring) && (c.seq === null || Number.isSafeInteger(c.seq)) ? c : null;
   } catch {
     return null;
   }
@@ -209,9 +214,11 @@ async function journalClaim(ring: RingReader, claim: WarmClaim): Promise<number 
   // The record at claim.ring gets claim.seq; the ones before it (not given back yet) count down.
   const before = recs.filter((r) => r.pos < claim.ring).length;
   if (before < recs.length && recs[before]!.pos !== claim.ring && claim.ring < (recs.at(-1)?.pos ?? 0)) return null;
-  const firstSeq = claim.seq - before;
+  // Without a seq nothing was appended yet (the anchored claim is written before the first append).
+  if (claim.seq === null && cons !== claim.ring) return null;
   const writer = openJournalWriter({ dir: claim.journalDir, stream: claim.stream, segmentBytes: claim.segmentBytes });
   try {
+    const firstSeq = claim.seq === null ? writer.lastSeq + 1 : claim.seq - before;
     const have = writer.lastSeq;
     if (have < firstSeq - 1) log.warn(`journal stream ${claim.stream} in ${claim.journalDir} ends at seq ${have}, before the ${firstSeq - 1} the warm ring's claim expects: journaling the ring's records after it`);
     const owed: Uint8Array[] = [];
@@ -352,12 +359,12 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       writeFileSync(sp, JSON.stringify({ ...want, programs: a.programs.length }), { mode: 0o600 });
       ring = openRing(pinDir);
     }
-    // The journal writer is opened by the drain's first poll, once the commands have started:
-    // opening it walks the stream's newest segment, which need not delay them.
+    // The journal writer is opened when there is something to append (for a short rebuild: after
+    // its commands): opening it walks the stream's newest segment, which need not delay them.
     const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes});
     const dr = new InlineDrain(pinDir, ring, openWriter, {
       claim: (ringPos, seq, ringTo) => writeClaim(cp, { journalDir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes, ring: ringPos, seq, ringTo }),
-    });
+    }, 10, opts.pumpMs);
     drainer = dr;
     let drained: Promise<DrainStats> | null = null;
     let stopped: Promise<DrainStats> | null = null;
@@ -409,11 +416,20 @@ export function detachWarm(opts: { pinDir?: string; stateDir?: string } = {}): {
   return r;
 }
 
+/** Unread bytes in the ring that make a poll append them (and flush) during the run. */
+const PUMP_BYTES = 1 << 20;
+/** Or this long since the last append, while anything is unread: long runs stay durable as they go. */
+const PUMP_MS = 1000;
+
 /**
- * Drains the pinned ring into the journal from this thread, every `pollMs` and at stop, with the
- * same guarantees as ebpf/drain's worker: ring space is given back only once the journal says
- * the records are durable (and the claim that names them is written), and growth of the
- * kernel's drop counter becomes a `lost` record.
+ * Drains the pinned ring into the journal from this thread, with the same guarantees as
+ * ebpf/drain's worker: ring space is given back only once the journal says the records are
+ * durable (and the claim that names them is written), and growth of the kernel's drop counter
+ * becomes a `lost` record. Lazily: a poll every `pollMs` only looks at how much is unread and
+ * appends (opening the journal writer the first time, flushing after) once a megabyte waits or a
+ * second has passed — each append and flush costs this process about a millisecond of CPU,
+ * which a rebuild's commands would otherwise share their cores with. Short rebuilds leave
+ * everything to {@link finish}.
  */
 export class InlineDrain {
   readonly stats: DrainStats = { records: 0, bytes: 0, batches: 0, lost: 0 };
@@ -427,12 +443,16 @@ export class InlineDrain {
   private ringTo: number | undefined;
   /** Seq the next ring record gets in the journal (set when the writer opens). */
   private nextSeq = 0;
+  private lastPump = performance.now();
 
-  /** `openWriter` is called by the first poll (or at drain), not here. */
+  /** `openWriter` is called when there is something to append, not here. */
   constructor(private readonly pinDir: string, readonly ring: RingReader, private readonly openWriter: () => JournalWriterHandle,
-    private readonly hooks: { claim?: (ringPos: number, seq: number, ringTo?: number) => void } = {}, pollMs = 10) {
+    private readonly hooks: { claim?: (ringPos: number, seq: number | null, ringTo?: number) => void } = {}, pollMs = 10,
+    private readonly pumpMs = PUMP_MS) {
     this.lastDropped = readCounters(pinDir).dropped;
-    this.timer = setInterval(() => this.pump(), pollMs);
+    // Before any record of this drain can be in the ring: from here on, everything is owed.
+    this.claim(ring.position, null);
+    this.timer = setInterval(() => this.tick(), pollMs);
     this.timer.unref();
   }
 
@@ -459,12 +479,23 @@ export class InlineDrain {
     await w?.close();
   }
 
-  /** Append what the ring holds (up to this drain's end once drained); start a flush that then gives the space back. */
-  private pump(): void {
+  /** Bytes written by the kernel that this reader has not read yet. */
+  private unread(): number {
+    return this.ring.pending() - (this.ring.position - this.ring.committed);
+  }
+
+  private tick(): void {
+    const unread = this.unread();
+    if (unread >= PUMP_BYTES || (unread > 0 && performance.now() - this.lastPump >= this.pumpMs)) this.pump();
+  }
+
+  /** Append what the ring holds (up to `limit`); start a flush that then gives the space back. */
+  private pump(limit = Number.MAX_SAFE_INTEGER): void {
     if (this.failure) return;
+    this.lastPump = performance.now();
     try {
-      const w = this.writer; // opened on the first poll even when nothing was emitted yet
-      for (let b = this.ring.read(4 << 20); b; b = this.ring.read(4 << 20)) {
+      const w = this.writer;
+      for (let b = this.ring.read(Math.min(4 << 20, limit - this.ring.position)); b && this.ring.position <= limit; b = this.ring.position < limit ? this.ring.read(Math.min(4 << 20, limit - this.ring.position)) : null) {
         const payloads = new Array<Uint8Array>(b.count);
         for (let i = 0; i < b.count; i++) payloads[i] = b.bytes.subarray(b.offsets[i]!, b.offsets[i + 1]!);
         w.appendEncoded(CODEC.ebpfRaw, payloads);
@@ -507,34 +538,36 @@ export class InlineDrain {
   }
 
   /**
-   * Stop polling and append everything the ring holds to the journal writer (not waiting for
-   * the disk); the claim then marks where this drain's records end. {@link finish} makes them durable.
+   * Stop polling and mark where this drain's records end (the ring's producer position now): the
+   * claim says so, and the records stay in the ring until {@link finish} journals them.
    */
   async drain(): Promise<DrainStats> {
     clearInterval(this.timer);
-    void this.writer;
-    this.pump();
     if (this.failure) throw this.failure;
-    this.ringTo = this.ring.position;
-    // Where this drain's records end goes into the claim before the loss record (not a ring record) is appended.
+    this.ringTo = this.ring.committed + this.ring.pending();
     this.claim(this.anchor.ring, this.anchor.seq);
-    await this.checkLoss();
     return this.stats;
   }
 
-  /** The last claim written: the record at ring position `ring` has journal seq `seq`. */
-  private anchor = { ring: 0, seq: 0 };
-  private claim(ring: number, seq: number): void {
+  /** The last claim written: the record at ring position `ring` has journal seq `seq` (null: none appended yet). */
+  private anchor: { ring: number; seq: number | null } = { ring: 0, seq: null };
+  private claim(ring: number, seq: number | null): void {
     this.anchor = { ring, seq };
     this.hooks.claim?.(ring, seq, this.ringTo);
   }
 
-  /** After {@link drain}: make the records durable and give the ring space back. */
+  /** After {@link drain}: journal this drain's records, make them durable and give the ring space back. */
   async finish(): Promise<DrainStats> {
     try {
       await this.flushing;
       if (this.failure) throw this.failure;
-      await this.writer.flush();
+      const to = this.ringTo ?? this.ring.committed + this.ring.pending();
+      if (to > this.ring.position) this.pump(to);
+      await this.flushing;
+      if (this.failure) throw this.failure;
+      await this.checkLoss();
+      // Nothing recorded and nothing lost: the journal is not even opened.
+      if (this.writerHandle) await this.writerHandle.flush();
       this.ring.commit(this.ring.position);
       return this.stats;
     } catch (e) {
