@@ -13,6 +13,9 @@
  *    both are shown);
  * 3. 100-file project: no-op (client, command, and the action inside a running process), one
  *    .c changed, the header changed (99 compiles + link), served and CLI, vs make and make -jN.
+ * Also, in CPU time (getrusage of waited-for children; wall time on this shared machine swings
+ * far more than the effect): the compile and link under the warm capture vs with nothing
+ * attached vs make re-making the same two targets — the capture's cost on the commands.
  * After each prov run the bench waits until its background ingest is in the store (the
  * store's pending-ingest marker is gone) before the next contender starts, and reports that
  * time separately: the user's terminal was free by then, but the machine was not.
