@@ -123,7 +123,7 @@ describe('ebpf warm attach (prov rebuild)', () => {
     const mod = fileURLToPath(new URL('./warm.js', import.meta.url));
     const script = `const { warmCapture } = await import(${JSON.stringify(mod)});
       const { spawnSync } = await import('node:child_process');
-      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'early', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20 });
+      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'early', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20, pumpMs: 60000 });
       if (!h) process.exit(3);
       spawnSync('sh', ['-c', 'echo early-run > /dev/null']);
       process.kill(process.pid, 'SIGKILL');`;

@@ -64,7 +64,7 @@ export interface WarmOptions {
   objectPath?: string;
   /** Journal segment size for this stream (opening a writer re-reads its newest segment whole). */
   segmentBytes?: number;
-  /** Append what waits in the ring at least this often while the commands run (ms; default 1000). */
+  /** Append what waits in the ring at least this often while the commands run (ms; default 1000 in a resident process, else 10). */
   pumpMs?: number;
 }
 
@@ -364,7 +364,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
     const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes});
     const dr = new InlineDrain(pinDir, ring, openWriter, {
       claim: (ringPos, seq, ringTo) => writeClaim(cp, { journalDir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes, ring: ringPos, seq, ringTo }),
-    }, 10, opts.pumpMs);
+    }, 10, opts.pumpMs ?? (resident ? undefined : EAGER_PUMP_MS));
     drainer = dr;
     let drained: Promise<DrainStats> | null = null;
     let stopped: Promise<DrainStats> | null = null;
@@ -420,6 +420,12 @@ export function detachWarm(opts: { pinDir?: string; stateDir?: string } = {}): {
 const PUMP_BYTES = 1 << 20;
 /** Or this long since the last append, while anything is unread: long runs stay durable as they go. */
 const PUMP_MS = 1000;
+/**
+ * A command-line rebuild appends as the records come instead: it answers only once everything
+ * is durable, so work left for the end is waited for, while work done during the commands
+ * overlaps them (the lazy policy is for the resident server, which answers first).
+ */
+const EAGER_PUMP_MS = 10;
 
 /**
  * Drains the pinned ring into the journal from this thread, with the same guarantees as
