@@ -483,6 +483,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let snapWriter: SnapshotWriter | null = null;
   let firstAnswer = Boolean(state || precopy);
   let handedOverV2 = false;
+  // PROV_FUSE_PROF=1: time spent per opcode (dispatch + reply) and waiting, to stderr at the end.
+  const prof = process.env.PROV_FUSE_PROF ? { idle: 0, busy: new Map<number, number>() } : null;
+  let lastEnd = 0;
   for (;;) {
     const cmd = Atomics.load(control, 2);
     if (cmd !== 0) {
@@ -597,7 +600,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       break;
     }
     lastOp = buf.readUInt32LE(4);
-    d.handle(buf, n);
+    if (prof) { const t0 = nowNs(); if (lastEnd) prof.idle += t0 - lastEnd; d.handle(buf, n); lastEnd = nowNs(); prof.busy.set(lastOp, (prof.busy.get(lastOp) ?? 0) + lastEnd - t0); }
+    else d.handle(buf, n);
     if (firstAnswer) {
       firstAnswer = false;
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
@@ -622,6 +626,11 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   }
   const counts: Record<string, number> = {};
   for (const [op, c] of d.counts) counts[op] = c;
+  if (prof) {
+    let busy = 0;
+    for (const v of prof.busy.values()) busy += v;
+    process.stderr.write(`loop profile: idle ${(prof.idle / 1e6).toFixed(1)} ms, busy ${(busy / 1e6).toFixed(1)} ms; per request µs: ${[...prof.busy].map(([op, v]) => `${OP_NAME[op]} ${(v / 1e3 / (d.counts.get(op) ?? 1)).toFixed(2)}`).join(', ')}\n`);
+  }
   post({ type: 'stopped', reason, counts });
 }
 
