@@ -170,6 +170,15 @@ function parseStatx(b: Buffer): Stat {
   };
 }
 
+/** The last statx result as 32-bit words (see {@link fstatRaw}); valid until the next stat call. */
+export const statxWords = new Uint32Array(statxBuf.buffer, statxBuf.byteOffset, 64);
+/**
+ * statx of an O_PATH fd into {@link statxWords}, without building a {@link Stat} (six BigInts
+ * and an object): for replies that only copy the fields out (GETATTR).
+ */
+export function fstatRaw(fd: number): void {
+  ok(c.statx(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf), 'statx');
+}
 /** statx of an O_PATH fd itself (AT_EMPTY_PATH). */
 export function fstat(fd: number): Stat {
   ok(c.statx(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf), 'statx');
@@ -178,6 +187,18 @@ export function fstat(fd: number): Stat {
 /** statx of `name` in directory `dirfd`, not following a final symlink. */
 export function fstatat(dirfd: number, name: Buffer): Stat {
   ok(c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf), 'statx');
+  return parseStatx(statxBuf);
+}
+/**
+ * {@link fstatat}, but null when the name does not exist (ENOENT) instead of throwing: a
+ * missing name is the common answer of a LOOKUP (every create asks first), and building and
+ * unwinding an exception cost more than the system call itself.
+ */
+export function fstatatIfExists(dirfd: number, name: Buffer): Stat | null {
+  if (c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
+    if (koffi.errno() === E.ENOENT) return null;
+    fail('statx');
+  }
   return parseStatx(statxBuf);
 }
 export function statPath(path: string): Stat {

@@ -171,6 +171,35 @@ test('dispatcher: INIT negotiation, LOOKUP and errors, encoded as the kernel doe
 
   r = req(9999, FUSE_ROOT_ID, Buffer.alloc(0));
   assert.equal(r.readInt32LE(4), -libc.E.ENOSYS, 'unknown opcode: ENOSYS');
+
+  // GETATTR copies statx words into the reply (no Stat object): byte for byte what writeAttr
+  // encodes from the Stat of the same file — a file, a directory, a symlink, a FIFO — with a
+  // resent request's unique id (its high bit) kept.
+  fs.mkdirSync(join(backing, 'sub'), { mode: 0o751 });
+  fs.symlinkSync('file', join(backing, 'ln'));
+  libc.mknodat(libc.open(backing, libc.O.PATH | libc.O.DIRECTORY), B('fifo'), libc.S.IFIFO | 0o640, 0);
+  fs.utimesSync(join(backing, 'file'), new Date(-1500), new Date(4102444800123));
+  for (const name of ['file', 'sub', 'ln', 'fifo', '']) {
+    const nodeid = name ? req(OP.LOOKUP, FUSE_ROOT_ID, Buffer.from(`${name}\0`)).readUInt32LE(16) : FUSE_ROOT_ID;
+    unique = (1n << 63n) + unique;
+    const got = Buffer.from(req(OP.GETATTR, nodeid, Buffer.alloc(SIZE.getattr_in)));
+    assert.equal(got.length, SIZE.out_header + SIZE.attr_out, name);
+    assert.equal(got.readBigUInt64LE(8), unique, `${name}: unique with the resend bit`);
+    d.attr(pfs.getattr(null, nodeid));
+    const want = Buffer.from(replies[replies.length - 1]!);
+    assert.deepEqual(got.subarray(16), want.subarray(16), `GETATTR of ${name || 'the root'}`);
+    unique &= (1n << 63n) - 1n;
+  }
+  // With a negative timeout, a missing name is a cached negative entry (node id 0), not an error.
+  const dn = new Dispatcher(pfs, { timeouts: { entry: 1, attr: 1, negative: 2 }, passthrough: false, devFd: -1, maxWrite: 1 << 20 },
+    (b, n) => replies.push(Buffer.from(b.subarray(0, n))));
+  const neg = Buffer.concat([Buffer.alloc(SIZE.in_header), Buffer.from('nope\0')]);
+  neg.writeUInt32LE(neg.length, 0); neg.writeUInt32LE(OP.LOOKUP, 4); neg.writeBigUInt64LE(77n, 8); neg.writeBigUInt64LE(BigInt(FUSE_ROOT_ID), 16);
+  dn.handle(neg, neg.length);
+  r = replies[replies.length - 1]!;
+  assert.equal(r.readInt32LE(4), 0);
+  assert.equal(r.readBigUInt64LE(16), 0n, 'negative entry: node id 0');
+  assert.equal(r.readBigUInt64LE(16 + 16), 2n, 'negative entry valid 2 s');
 });
 
 test('records serialized from cached parts equal the JSON of the record objects', () => {

@@ -139,9 +139,17 @@ export class ProvFs {
    * LOOKUP: find `name` in `parent`; throws ENOENT when absent. A name whose file the table
    * already holds costs one statx; only a new file is opened (O_PATH) to pin it.
    */
-  lookup(_ctx: Ctx | null, parent: number, name: Buffer): Entry {
+  lookup(ctx: Ctx | null, parent: number, name: Buffer): Entry {
+    const e = this.lookupIfExists(ctx, parent, name);
+    if (!e) throw new libc.Errno(E.ENOENT, 'lookup');
+    return e;
+  }
+
+  /** {@link lookup}, but null when `name` does not exist (no exception on the common path). */
+  lookupIfExists(_ctx: Ctx | null, parent: number, name: Buffer): Entry | null {
     const p = this.nodes.get(parent);
-    const seen = libc.fstatat(p.fd, name);
+    const seen = libc.fstatatIfExists(p.fd, name);
+    if (!seen) return null;
     const known = this.nodes.findByIdentity(seen.dev, seen.ino);
     if (known) return { node: this.nodes.adopt(-1, seen, parent, name), stat: seen };
     const fd = libc.openat(p.fd, name, O.PATH | O.NOFOLLOW);
@@ -162,6 +170,11 @@ export class ProvFs {
 
   getattr(_ctx: Ctx | null, id: number): libc.Stat {
     return libc.fstat(this.nodes.get(id).fd);
+  }
+
+  /** GETATTR into {@link libc.statxWords} (the reply copies the words; no Stat object). */
+  getattrRaw(id: number): void {
+    libc.fstatRaw(this.nodes.get(id).fd);
   }
 
   setattr(ctx: Ctx, id: number, a: SetattrIn): libc.Stat {
