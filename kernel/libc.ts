@@ -75,6 +75,8 @@ const c = {
   pidfdOpen: f('int pidfd_open(int pid, uint32_t flags)'),
   pidfdGetfd: f('int pidfd_getfd(int pidfd, int targetfd, uint32_t flags)'),
   gettid: f('int gettid()'),
+  schedSetaffinity: f('int sched_setaffinity(int pid, size_t size, void *mask)'),
+  schedGetcpu: f('int sched_getcpu()'),
   dup: f('int dup(int fd)'),
   getrlimit: f('int getrlimit(int res, void *rlim)'),
   setrlimit: f('int setrlimit(int res, void *rlim)'),
@@ -377,6 +379,21 @@ export function pidfdGetfd(pidfd: number, target: number): number {
   return ok(c.pidfdGetfd(pidfd, target, 0), 'pidfd_getfd');
 }
 /** The calling thread's id (for per-thread scheduling priority). */
+/**
+ * Restrict the calling thread to CPU `cpu` (-1: every CPU it may use, up to 1024). Returns false
+ * when the kernel refuses (no such CPU, or a cpuset without it).
+ */
+export function pinThread(cpu: number): boolean {
+  const mask = Buffer.alloc(128);
+  if (cpu < 0) mask.fill(0xff);
+  else if (cpu < 1024) mask[cpu >> 3] = 1 << (cpu & 7);
+  else return false;
+  return c.schedSetaffinity(0, mask.length, mask) === 0;
+}
+/** The CPU the calling thread runs on. */
+export function currentCpu(): number {
+  return c.schedGetcpu() as number;
+}
 export function gettid(): number {
   return c.gettid() as number;
 }

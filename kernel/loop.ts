@@ -23,6 +23,7 @@ import { Recorder, LinLog } from './recorder.js';
 import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog, type NodeLogContents } from './nodelog.js';
 import { warmRequestPath } from './warmup.js';
+import { Colocator } from './colocate.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
 import type { SlowControl } from './slowops.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
@@ -483,6 +484,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let snapWriter: SnapshotWriter | null = null;
   let firstAnswer = Boolean(state || precopy);
   let handedOverV2 = false;
+  // Follow a single-threaded caller's CPU (see kernel/colocate); PROV_FUSE_COLOCATE=0: never pin.
+  const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
   // PROV_FUSE_PROF=1: time spent per opcode (dispatch + reply) and waiting, to stderr at the end.
   const prof = process.env.PROV_FUSE_PROF ? { idle: 0, busy: new Map<number, number>() } : null;
   let lastEnd = 0;
@@ -600,6 +603,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       break;
     }
     lastOp = buf.readUInt32LE(4);
+    colocator?.note(buf.readUInt32LE(32));
     if (prof) { const t0 = nowNs(); if (lastEnd) prof.idle += t0 - lastEnd; d.handle(buf, n); lastEnd = nowNs(); prof.busy.set(lastOp, (prof.busy.get(lastOp) ?? 0) + lastEnd - t0); }
     else d.handle(buf, n);
     if (firstAnswer) {
@@ -614,6 +618,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
     }
   }
+  colocator?.release();
   // Every fsync accepted is answered before this thread (and its fds) go.
   for (let v; (v = Atomics.load(inflight, 0)) > 0;) Atomics.wait(inflight, 0, v, 1000);
   void slow.terminate();

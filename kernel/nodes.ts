@@ -268,7 +268,8 @@ export class NodeTable {
   private drop(n: Node): void {
     this.dirty?.add(n.id);
     this.byId.delete(n.id);
-    if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
+    const k = key(n.dev, n.ino);
+    if (this.byKey.get(k) === n) this.byKey.delete(k);
     // A backing file kept registered after its last handle (see ProvFs.release) goes with the node.
     if (n.backing) this.onDropBacking?.(n);
     if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);
