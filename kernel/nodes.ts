@@ -203,11 +203,7 @@ export class NodeTable {
     const known = this.byKey.get(k);
     if (known) {
       if (fd >= 0) libc.close(fd);
-      known.nlookup++;
-      known.used = ++this.tick;
-      this.counted?.add(known.id);
-      if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
-      return known;
+      return this.lookedUp(known, parent, name);
     }
     const n: Node = {
       id: this.nextId++, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 1,
@@ -218,6 +214,15 @@ export class NodeTable {
     this.dirty?.add(n.id);
     this.onNew?.(n);
     return n;
+  }
+
+  /** One more kernel lookup of a node the table holds, found as `name` in `parent`. */
+  lookedUp(known: Node, parent: number, name: Buffer): Node {
+    known.nlookup++;
+    known.used = ++this.tick;
+    this.counted?.add(known.id);
+    if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
+    return known;
   }
 
   /**

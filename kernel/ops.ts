@@ -151,7 +151,7 @@ export class ProvFs {
     const seen = libc.fstatatIfExists(p.fd, name);
     if (!seen) return null;
     const known = this.nodes.findByIdentity(seen.dev, seen.ino);
-    if (known) return { node: this.nodes.adopt(-1, seen, parent, name), stat: seen };
+    if (known) return { node: this.nodes.lookedUp(known, parent, name), stat: seen };
     const fd = libc.openat(p.fd, name, O.PATH | O.NOFOLLOW);
     let st: libc.Stat;
     try {
