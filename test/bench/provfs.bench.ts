@@ -17,7 +17,7 @@
  * per opcode: `node dist/test/bench/provfs.bench.js --counts [--mode prov]`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -166,6 +166,17 @@ function timeNs(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0);
 }
 
+/** CPU time of every thread of process `pid` so far, in ns (/proc/PID/task/TID/schedstat). */
+function daemonCpuNs(pid: number): number {
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]); } catch { /* thread gone */ }
+    }
+  } catch { return NaN; }
+  return ns;
+}
+
 function peakRssMiB(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -278,10 +289,18 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
         const noCache = t.name.endsWith('-nocache');
         const permsOnly = t.name.startsWith('pll-dp');
         // create+unlink
-        if (!noCache) add(`create:${t.name}`, createN / (drive('create', t.dir, String(createN)) / 1e9));
+        // Daemon CPU per operation beside the rate: unlike wall time it hardly depends on where
+        // the scheduler put the caller and the daemon, or on what else the machine runs.
+        const cpu0 = t.pid ? daemonCpuNs(t.pid) : 0;
+        if (!noCache) {
+          add(`create:${t.name}`, createN / (drive('create', t.dir, String(createN)) / 1e9));
+          if (t.pid) add(`createcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu0) / createN / 1e3);
+        }
+        const cpu1 = t.pid ? daemonCpuNs(t.pid) : 0;
         // stat (every target; *-nocache are the cache-off figures)
         writeFileSync(join(t.dir, 'statme'), 'x');
         add(`stat:${t.name}`, statN / (drive('stat', join(t.dir, 'statme'), String(statN)) / 1e9));
+        if (t.pid && noCache) add(`statcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu1) / statN / 1e3);
         if (noCache || permsOnly || metaOnly) continue;
         // sequential write then read (1 MiB blocks), random 4 KiB read and write
         const f = join(t.dir, 'big');
@@ -322,6 +341,10 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
     row('stat ops/s (attr cache 1 s), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain', pl, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain-nocache', pl0, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'stat', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'higher', '≥ 1× passthrough_ll');
+    row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll', 'µs', 'createcpu', 'plain', pl, 'lower');
+    row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll -o default_permissions', 'µs', 'createcpu', 'plain', pll ? 'pll-dp' : null, 'lower');
+    row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll', 'µs', 'statcpu', 'plain-nocache', pl0, 'lower');
+    row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'µs', 'statcpu', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'lower');
     row('stat ops/s (attr cache 1 s), provfs plain vs ext4', 'ops/s', 'stat', 'plain', 'ext4', 'higher');
     row('stat ops/s, provfs prov vs plain', 'ops/s', 'stat', 'prov', 'plain', 'higher', 'within 10 % of plain');
     for (const [key, what] of [['seqwrite', 'sequential write 1 MiB blocks + fsync'], ['seqread', 'sequential read 1 MiB blocks (cached)'], ['randread', 'random read 4 KiB (cached)'], ['randwrite', 'random write 4 KiB + fdatasync']] as const) {
