@@ -92,8 +92,9 @@ export class Dispatcher {
   private readonly out32: Uint32Array;
   /** `out` as 32-bit words up to an attr_out (for {@link attrFromStatx}). */
   private readonly outWords: Uint32Array;
-  /** attr timeout seconds as two 32-bit words (low, high). */
+  /** attr and entry timeout seconds as two 32-bit words each (low, high). */
   private readonly attrT32: Uint32Array;
+  private readonly entryT32: Uint32Array;
 
   constructor(
     readonly fs: ProvFs,
@@ -104,11 +105,12 @@ export class Dispatcher {
     this.out = Buffer.alloc(opts.maxWrite + 4096);
     this.out64 = new BigUint64Array(this.out.buffer, this.out.byteOffset, this.out.length >> 3);
     this.out32 = new Uint32Array(this.out.buffer, this.out.byteOffset, 4);
-    this.outWords = new Uint32Array(this.out.buffer, this.out.byteOffset, (SIZE.out_header + SIZE.attr_out) >> 2);
+    this.outWords = new Uint32Array(this.out.buffer, this.out.byteOffset, (SIZE.out_header + SIZE.entry_out) >> 2);
     this.entryT = splitTimeout(opts.timeouts.entry);
     this.attrT = splitTimeout(opts.timeouts.attr);
     this.negT = splitTimeout(opts.timeouts.negative);
     this.attrT32 = new Uint32Array(new BigUint64Array([this.attrT[0]]).buffer);
+    this.entryT32 = new Uint32Array(new BigUint64Array([this.entryT[0]]).buffer);
   }
 
   /** prov mode: the log behind the read-only `.lin` file at the mount root. */
@@ -304,11 +306,30 @@ export class Dispatcher {
    * {@link writeAttr} of its Stat, copied as 32-bit words: no BigInt, no object per GETATTR).
    */
   attrFromStatx(): void {
-    const o32 = this.outWords, x = libc.statxWords;
+    const o32 = this.outWords;
     const b = (SIZE.out_header >> 2); // attr_out in words
     o32[b] = this.attrT32[0]!; o32[b + 1] = this.attrT32[1]!; // attr_valid (seconds, 64-bit)
     o32[b + 2] = this.attrT[1]; o32[b + 3] = 0; // attr_valid_nsec, dummy
-    const a = b + 4; // fuse_attr
+    this.attrWords(b + 4);
+    this.ok(SIZE.attr_out);
+  }
+
+  /** entry_out for node `id` from the statx words of the last raw statx (see {@link attrFromStatx}). */
+  entryFromStatx(id: number): void {
+    const o32 = this.outWords;
+    const b = (SIZE.out_header >> 2); // entry_out in words
+    o32[b] = id % 0x100000000; o32[b + 1] = Math.floor(id / 0x100000000); // nodeid
+    o32[b + 2] = 0; o32[b + 3] = 0; // generation
+    o32[b + 4] = this.entryT32[0]!; o32[b + 5] = this.entryT32[1]!; // entry_valid
+    o32[b + 6] = this.attrT32[0]!; o32[b + 7] = this.attrT32[1]!; // attr_valid
+    o32[b + 8] = this.entryT[1]; o32[b + 9] = this.attrT[1]; // their nanoseconds
+    this.attrWords(b + 10);
+    this.ok(SIZE.entry_out);
+  }
+
+  /** fuse_attr at word `a` of the reply from {@link libc.statxWords}. */
+  private attrWords(a: number): void {
+    const o32 = this.outWords, x = libc.statxWords;
     o32[a] = x[8]!; o32[a + 1] = x[9]!; // ino
     o32[a + 2] = x[10]!; o32[a + 3] = x[11]!; // size
     o32[a + 4] = x[12]!; o32[a + 5] = x[13]!; // blocks
@@ -320,7 +341,6 @@ export class Dispatcher {
     o32[a + 16] = x[4]!; o32[a + 17] = x[5]!; o32[a + 18] = x[6]!; // nlink, uid, gid
     o32[a + 19] = libc.makedev(x[32]!, x[33]!); // rdev
     o32[a + 20] = x[1]!; o32[a + 21] = 0; // blksize, flags
-    this.ok(SIZE.attr_out);
   }
 
   writeOpen(off: number, o: Opened): void {
@@ -470,8 +490,11 @@ export const HANDLERS: Record<number, Handler> = {
   [OP.INIT]: (d, _h, b) => d.init(b),
   [OP.DESTROY]: (d) => d.ok(0),
   [OP.LOOKUP]: (d, h, b) => {
-    const e = d.fs.lookupIfExists(ctxOf(h), id(h), cname(b)[0]);
-    if (e) return d.entry(e);
+    const name = cname(b)[0];
+    // A file the table holds (every repeated lookup): attributes copied as words, no Stat.
+    const known = d.fs.lookupKnownRaw(id(h), name);
+    if (known) return d.entryFromStatx(known.id);
+    if (known === undefined) return d.entry(d.fs.lookupNew(id(h), name));
     if (d.opts.timeouts.negative <= 0) return d.error(E.ENOENT);
     d.writeEntry(SIZE.out_header, null);
     d.ok(SIZE.entry_out);

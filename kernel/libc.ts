@@ -181,6 +181,25 @@ export const statxWords = new Uint32Array(statxBuf.buffer, statxBuf.byteOffset, 
 export function fstatRaw(fd: number): void {
   ok(c.statx(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf), 'statx');
 }
+/**
+ * statx of `name` in `dirfd` into {@link statxWords} (no {@link Stat}): false when the name does
+ * not exist. The identity of the result: {@link statxDev} and {@link statxIno}.
+ */
+export function fstatatRawIfExists(dirfd: number, name: Buffer): boolean {
+  if (c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
+    if (koffi.errno() === E.ENOENT) return false;
+    fail('statx');
+  }
+  return true;
+}
+/** st_dev of the last raw statx (as {@link Stat.dev}). */
+export function statxDev(): number {
+  return makedev(statxWords[34]!, statxWords[35]!);
+}
+/** st_ino of the last raw statx. */
+export function statxIno(): bigint {
+  return statxU64[4]!;
+}
 /** statx of an O_PATH fd itself (AT_EMPTY_PATH). */
 export function fstat(fd: number): Stat {
   ok(c.statx(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf), 'statx');

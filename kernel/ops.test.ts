@@ -189,6 +189,13 @@ test('dispatcher: INIT negotiation, LOOKUP and errors, encoded as the kernel doe
     const want = Buffer.from(replies[replies.length - 1]!);
     assert.deepEqual(got.subarray(16), want.subarray(16), `GETATTR of ${name || 'the root'}`);
     unique &= (1n << 63n) - 1n;
+    if (!name) continue;
+    // A repeated LOOKUP (a node the table holds) is encoded from the statx words too.
+    const before = pfs.nodes.get(nodeid).nlookup;
+    const again = Buffer.from(req(OP.LOOKUP, FUSE_ROOT_ID, Buffer.from(`${name}\0`)));
+    assert.equal(pfs.nodes.get(nodeid).nlookup, before + 1, `${name}: the lookup is counted`);
+    d.entry(pfs.lookup(null, FUSE_ROOT_ID, B(name)));
+    assert.deepEqual(again.subarray(16), replies[replies.length - 1]!.subarray(16), `repeated LOOKUP of ${name}`);
   }
   // With a negative timeout, a missing name is a cached negative entry (node id 0), not an error.
   const dn = new Dispatcher(pfs, { timeouts: { entry: 1, attr: 1, negative: 2 }, passthrough: false, devFd: -1, maxWrite: 1 << 20 },

@@ -152,6 +152,15 @@ export class ProvFs {
     if (!seen) return null;
     const known = this.nodes.findByIdentity(seen.dev, seen.ino);
     if (known) return { node: this.nodes.lookedUp(known, parent, name), stat: seen };
+    return this.lookupNew(parent, name);
+  }
+
+  /**
+   * The LOOKUP of a file new to the table: open it (O_PATH) to pin it, stat it through that fd
+   * (what the node holds is what is described) and make its node. Throws ENOENT when it went.
+   */
+  lookupNew(parent: number, name: Buffer): Entry {
+    const p = this.nodes.get(parent);
     const fd = libc.openat(p.fd, name, O.PATH | O.NOFOLLOW);
     let st: libc.Stat;
     try {
@@ -170,6 +179,18 @@ export class ProvFs {
 
   getattr(_ctx: Ctx | null, id: number): libc.Stat {
     return libc.fstat(this.nodes.get(id).fd);
+  }
+
+  /**
+   * LOOKUP of a name whose file the table already holds, with its attributes left in
+   * {@link libc.statxWords} (no Stat object): the node, null when the name does not exist, or
+   * undefined when the file is new to the table (then {@link lookupIfExists} makes its node).
+   */
+  lookupKnownRaw(parent: number, name: Buffer): Node | null | undefined {
+    const p = this.nodes.get(parent);
+    if (!libc.fstatatRawIfExists(p.fd, name)) return null;
+    const known = this.nodes.findByIdentity(libc.statxDev(), libc.statxIno());
+    return known ? this.nodes.lookedUp(known, parent, name) : undefined;
   }
 
   /** GETATTR into {@link libc.statxWords} (the reply copies the words; no Stat object). */
