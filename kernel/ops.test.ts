@@ -229,13 +229,16 @@ test('records serialized from cached parts equal the JSON of the record objects'
     r.create(ctx, f, 0o600, undefined, undefined);
     r.setattr(ctx, f.node, { valid: FATTR.MODE | FATTR.UID | FATTR.GID | FATTR.SIZE | FATTR.MTIME, fh: 0, size: 1n, atime: 0n, atimeNs: 0, mtime: 0n, mtimeNs: 0, mode: 0, uid: 0, gid: 0 }, f.stat);
     r.setattr(ctx, f.node, { valid: FATTR.ATIME, fh: 0, size: 0n, atime: 0n, atimeNs: 0, mtime: 0n, mtimeNs: 0, mode: 0, uid: 0, gid: 0 }, f.stat);
+    r.unlink(ctx, sub.node.id, B('naïve "q"\\x'), { ...f.stat, nlink: 1 }, f.node);
+    r.unlink(ctx, sub.node.id, B('naïve "q"\\x'), { ...f.stat, nlink: 2 }, f.node);
   }
   // A rename changes the cached path.
   pfs.rename(ctx, sub.node.id, B('naïve "q"\\x'), FUSE_ROOT_ID, B('top'), 0);
   for (const r of [viaObjects, viaStrings]) r.open(ctx, f.node, O.O_WRONLY, 7);
   const noTs = (e: ProvEvent): object => ({ ...e, ts: 0 });
   assert.deepEqual(strings.map(noTs), objects.map(noTs));
-  assert.equal(strings.length, 8);
-  assert.equal((strings[7] as { file: { path: string } }).file.path, '/m/top');
+  assert.equal(strings.length, 10);
+  assert.equal((strings[9] as { file: { path: string } }).file.path, '/m/top');
+  assert.deepEqual(strings.filter((e) => e.op === 'unlink').map((e) => (e as { deleted: boolean }).deleted), [true, false]);
   libc.close(rootFd);
 });

@@ -279,7 +279,7 @@ export class ProvFs {
     const p = this.nodes.get(parent);
     const before = this.recorder ? libc.fstatat(p.fd, name) : null;
     libc.unlinkat(p.fd, name, 0);
-    if (before) this.recorder!.unlink(ctx, parent, name, before);
+    if (before) this.recorder!.unlink(ctx, parent, name, before, this.nodes.findByIdentity(before.dev, before.ino));
   }
 
   rmdir(ctx: Ctx, parent: number, name: Buffer): void {
