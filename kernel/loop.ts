@@ -486,9 +486,6 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let handedOverV2 = false;
   // Follow a single-threaded caller's CPU (see kernel/colocate); PROV_FUSE_COLOCATE=0: never pin.
   const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
-  // PROV_FUSE_PROF=1: time spent per opcode (dispatch + reply) and waiting, to stderr at the end.
-  const prof = process.env.PROV_FUSE_PROF ? { idle: 0, busy: new Map<number, number>() } : null;
-  let lastEnd = 0;
   for (;;) {
     const cmd = Atomics.load(control, 2);
     if (cmd !== 0) {
@@ -603,9 +600,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       break;
     }
     lastOp = buf.readUInt32LE(4);
-    colocator?.note(buf.readUInt32LE(32));
-    if (prof) { const t0 = nowNs(); if (lastEnd) prof.idle += t0 - lastEnd; d.handle(buf, n); lastEnd = nowNs(); prof.busy.set(lastOp, (prof.busy.get(lastOp) ?? 0) + lastEnd - t0); }
-    else d.handle(buf, n);
+    d.handle(buf, n);
     if (firstAnswer) {
       firstAnswer = false;
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
@@ -613,6 +608,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       unboost = null;
     }
     if (fs.nodes.size > pruneHigh) prune();
+    colocator?.note(buf.readUInt32LE(32)); // the caller's thread id (in_header.pid)
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
       nodeLog?.init(d.negotiated);
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
@@ -631,11 +627,6 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   }
   const counts: Record<string, number> = {};
   for (const [op, c] of d.counts) counts[op] = c;
-  if (prof) {
-    let busy = 0;
-    for (const v of prof.busy.values()) busy += v;
-    process.stderr.write(`loop profile: idle ${(prof.idle / 1e6).toFixed(1)} ms, busy ${(busy / 1e6).toFixed(1)} ms; per request µs: ${[...prof.busy].map(([op, v]) => `${OP_NAME[op]} ${(v / 1e3 / (d.counts.get(op) ?? 1)).toFixed(2)}`).join(', ')}\n`);
-  }
   post({ type: 'stopped', reason, counts });
 }
 
