@@ -130,6 +130,7 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
       if (made) return;
       made = true;
       tAfter = Number(process.hrtime.bigint());
+      mark('probe made');
       if (why !== undefined) failure = why;
       else try { fs.rmdirSync(probe); } catch (e) { failure = `cannot remove the probe: ${(e as Error).message}`; }
       resolve();
@@ -140,8 +141,11 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
   const hardStop = tBefore + 60_000;
   let lastProgress = Date.now();
   let gap: string | undefined, stream: string | undefined, passed = false;
+  const trace: string[] = [];
+  const debug = process.env.PROV_LOG === 'debug';
+  const mark = (what: string): void => { if (debug) trace.push(`${what} ${Date.now() - tBefore}`); };
   const done = (ok: boolean): { ok: boolean; gap?: string; stream?: string } => {
-    log.debug(`barrier: probe ${ok ? 'seen' : 'NOT seen'} after ${Date.now() - tBefore} ms, ${tracker.records} records read`);
+    log.debug(`barrier: probe ${ok ? 'seen' : 'NOT seen'} after ${Date.now() - tBefore} ms, ${tracker.records} records read; ${trace.join(', ')}`);
     return { ok, gap, stream };
   };
   try {
@@ -171,10 +175,12 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
       if (pre.maxTs > tAfter + 2e9) passed = true;
       if (passed || Date.now() > hardStop) return done(false);
       const got = tracker.records > before;
+      mark(`read ${tracker.records - before}`);
       if (got) lastProgress = Date.now();
       else if (Date.now() - lastProgress > idleMs) return done(false);
       // Nothing more in the journal yet: put the wait for the probe's group commit to use.
       if (onIdle && !got && (await onIdle())) {
+        mark('early plan applied');
         lastProgress = Math.max(lastProgress, Date.now() - 5);
         continue;
       }

@@ -80,7 +80,8 @@ describe('sync from events (synthetic records)', () => {
     const o2 = new Overlay();
     o2.rename('a', 'b'); o2.rename('b', 'c'); o2.rename('c', 'd');
     p = o2.plan();
-    assert.deepEqual(p.finalOps, [{ op: 'place', slot: 0, origin: 'a', path: 'd', dirty: false }]);
+    assert.deepEqual(p.finalOps, [{ op: 'move', origin: 'a', path: 'd', dirty: false }], 'a file renamed in place needs no staging');
+    assert.ok(p.originOps.every((x) => x.op === 'delete' && x.replaced), 'only no-op replacement checks on the origin side');
     const o3 = new Overlay();
     o3.rename('dir', 'new'); o3.modify('new/f'); o3.rename('new/f', 'g');
     p = o3.plan();
