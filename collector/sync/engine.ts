@@ -159,6 +159,15 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
     for (;;) {
       if (failure !== undefined) return done(false);
       const before = tracker.records;
+      // What the journal holds as this round starts: once read, it is applied (an early plan)
+      // while the probe's record is still on its way, even if more records keep coming (on a
+      // busy host they always do): the wait for the probe then hides behind the apply.
+      const target = onIdle && feed.heads ? await feed.heads() : null;
+      const reached = (): boolean => {
+        const po = feed.passedOver?.() ?? {};
+        return Object.entries(target!).every(([st, seq]) => Math.max(tracker.positions[st] ?? 0, po[st] ?? 0) >= seq);
+      };
+      let early = false;
       for await (const rec of feed.read(tracker.positions, pre.keep)) {
         if (gap === undefined) {
           try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
@@ -169,6 +178,7 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
         if (ev.op === 'mkdir' && ev.file?.path === probe) { stream = rec.stream; return done(true); }
         if ((!tracker.witness || ev.src === tracker.witness) && ev.ts > tAfter + 2e9) passed = true;
         if (passed || Date.now() > hardStop) break;
+        if (target && reached()) { early = true; break; }
       }
       if (!passed) tracker.passOver(feed.passedOver?.() ?? {});
       // Records passed over undecoded still tell how far the witness's stream has come.
@@ -178,13 +188,15 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
       mark(`read ${tracker.records - before}`);
       if (got) lastProgress = Date.now();
       else if (Date.now() - lastProgress > idleMs) return done(false);
-      // Nothing more in the journal yet: put the wait for the probe's group commit to use.
-      if (onIdle && !got && (await onIdle())) {
+      // Nothing more in the journal yet, or what it held at the start of the round is read: put
+      // the wait for the probe's group commit to use.
+      if (onIdle && (!got || early) && (await onIdle())) {
         mark('early plan applied');
         lastProgress = Math.max(lastProgress, Date.now() - 5);
         continue;
       }
-      await sleep(5);
+      if (early) continue;
+      await sleep(2);
       if (!made) lastProgress = Date.now();
     }
   }
