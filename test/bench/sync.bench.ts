@@ -6,19 +6,30 @@
  * only; rsync reads the backing ext4 directory, so FUSE costs it nothing) and eBPF (SRC is a
  * plain ext4 directory, capture is system-wide: the journal holds every process's events).
  * Per tree size: build SRC (N small files in N/15 directories), copy it to one DST per tool,
- * then per repeat: an untimed prov sync consumes the journal records the bench itself caused
- * (rsync runs, tree hashing); SRC is changed by a child process under capture (~10 % of N as
- * 4 % appends, 3 % deletes, 3 % renames, as in notes/bench.md); then `prov sync` (in-process,
- * incremental from the journal, barrier probe included) runs first, and `rsync -a --delete`
- * (the fair baseline), `rsync -r --delete` (Bento's) and `rsync -a --delete --checksum` follow
- * in an order that rotates every repeat; every DST is verified against SRC by tree hash
- * (contents + modes + mtimes; contents only for `rsync -r`, which keeps neither). A third case
- * keeps the small tree's number of changes on the large tree: prov's time should follow the
- * changes, rsync's the files. Two tables close the output: the growth (every case, every tool)
- * and where prov's time went (read with the barrier, plan, apply, save; records read, under
- * SRC, passed over undecoded).
+ * then per repeat:
+ * - untimed: syncs that consume what the bench itself put in the journal since the last
+ *   repeat (rsync runs, tree hashing: a user runs prov sync or rsync, not both); a snapshot of
+ *   SRC (inode, size, mtime of every entry);
+ * - SRC is changed by a child process under capture (~10 % of N as 4 % appends, 3 % deletes,
+ *   3 % renames, as in notes/bench.md); a second snapshot gives the net change set;
+ * - untimed, measured apart: the capture lag (until a probe made after the workload is in the
+ *   journal), so that every tool starts with capture caught up and caches in the same state;
+ * - timed: `prov sync` in-process (the engine as `--watch` or a resident server runs it) and
+ *   the command `prov sync --delete SRC DST` in a process of its own (node start-up and module
+ *   loading included), in alternating order; then, rotating: the floor (the net change set
+ *   applied by a C program, sync-floor.ts: the kernel work no tool can avoid), `rsync -a
+ *   --delete` (the fair baseline: it keeps times, as prov does), `rsync -r --delete` (Bento's)
+ *   and `rsync -a --delete --checksum`. The prov runs come first because what runs before them
+ *   is in their journal window (rsync reads all of SRC) where a user's journal would not have it;
+ * - every DST is verified against SRC by tree hash (contents + modes + mtimes; contents only
+ *   for `rsync -r`, which keeps neither).
+ * A third case keeps the small tree's number of changes on the large tree: prov's time should
+ * follow the changes, rsync's the files. Tables close the output: the growth (every case,
+ * every tool, wall and CPU time) and where prov's time went (capture lag, read with the
+ * barrier, plan, apply, save, the command's start-up; records read, under SRC, passed over).
  *
- * Run alone: node dist/test/bench/sync.bench.js [--quick]   (needs root: eBPF)
+ * Run alone: node dist/test/bench/sync.bench.js [--quick] [--only CAPTURE:FILES:CHANGES[:REPEATS]]
+ * (needs root: eBPF; cc for the floor)
  */
 import * as fs from 'node:fs';
 import { execFile, type ChildProcess } from 'node:child_process';
