@@ -203,6 +203,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
         const c0 = ownCpu() + childCpu();
         if (tool === 'prov') {
           const r = await syncOnce(opts);
+          if (process.env.PROV_LOG === 'debug') log(`timed prov sync: hrtime ${t0 / 1000n}..${process.hrtime.bigint() / 1000n} µs`);
           out.times.prov.push(secs(t0));
           out.cpu.prov.push(ownCpu() + childCpu() - c0);
           // A gap (e.g. the ring buffer overflowed under load) makes prov compare in full: that
@@ -214,7 +215,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
           out.phaseTimes.push(r.phases);
           out.phases.push(`read ${r.phases.read.toFixed(3)} (barrier ${r.phases.barrier.toFixed(3)}) + plan ${r.phases.plan.toFixed(3)} + apply ${r.phases.apply.toFixed(3)} + save ${r.phases.save.toFixed(3)} s`);
         } else if (tool === 'prov-cli') {
-          const { stdout } = await exec(process.execPath, [CLI, 'sync', '--delete', '--json', src, dst['prov-cli']], { env: cliEnv, maxBuffer: 1 << 24 });
+          const { stdout } = await exec(process.execPath, [...(process.env.SYNC_BENCH_CLI_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SYNC_BENCH_CLI_PROF}`] : []), CLI, 'sync', '--delete', '--json', src, dst['prov-cli']], { env: cliEnv, maxBuffer: 1 << 24 });
           const wall = secs(t0);
           out.times['prov-cli'].push(wall);
           out.cpu['prov-cli'].push(ownCpu() + childCpu() - c0);
