@@ -190,10 +190,12 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
       else if (Date.now() - lastProgress > idleMs) return done(false);
       // Nothing more in the journal yet, or what it held at the start of the round is read: put
       // the wait for the probe's group commit to use.
-      if (onIdle && (!got || early) && (await onIdle())) {
-        mark('early plan applied');
-        lastProgress = Math.max(lastProgress, Date.now() - 5);
-        continue;
+      if (onIdle && (!got || early)) {
+        const t = Date.now();
+        const applied = await onIdle();
+        // Time spent applying (or waiting for the plan under way) is not the journal's silence.
+        if (applied || Date.now() - t > 2) lastProgress = Math.max(lastProgress, Date.now() - 5);
+        if (applied) { mark('early plan started'); continue; }
       }
       if (early) continue;
       await sleep(2);
@@ -275,26 +277,41 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
    * or so), what has been read so far is applied, and the overlay starts over from there: DST
    * then equals SRC as of the records read, exactly what a plan assumes of DST. The last plan,
    * up to the probe, is small. Not after a gap (the trees are compared in full at the end).
+   * An early plan runs while reading goes on (its file-system calls are on libuv's pool, the
+   * reading on this thread); the next plan starts only once it has ended, and what it could not
+   * copy (SRC had changed again) is marked where the records since have put it.
    */
   let unsafe: string | undefined;
   let tEarly = 0n;
   // Changes in the overlay that no record brought (carried handles, paths to copy again): not
   // worth an early plan by themselves (and one that keeps vanishing would loop).
   let marked = tracker.overlay.changes;
+  let pending: Promise<void> | null = null;
+  let earlyError: unknown = null;
+  /** Wait for the early plan under way, if any (its time counts as applying). */
+  const finishEarly = async (): Promise<void> => {
+    if (!pending) return;
+    const t = process.hrtime.bigint();
+    await pending;
+    pending = null;
+    tEarly += process.hrtime.bigint() - t;
+    if (earlyError !== null) { const e = earlyError; earlyError = null; throw e; }
+  };
   const applyEarly = applier === null ? undefined : async (): Promise<boolean> => {
+    await finishEarly();
     if (tracker.degraded || reason !== undefined || restarted !== undefined || unsafe !== undefined || tracker.overlay.changes <= marked) return false;
     const t = process.hrtime.bigint();
     const plan = tracker.overlay.plan();
     tracker.startOver();
-    try {
-      await applier!.applyPlan(plan);
-      tracker.markChanged(applier!.vanished.splice(0));
-    } catch (e) {
-      if (!(e instanceof UnsafePathError)) throw e;
-      applier!.abandon();
-      unsafe = e.message;
-    }
-    marked = tracker.overlay.changes;
+    marked = 0;
+    // Never rejects (an unhandled rejection would end the process): the error is kept for finishEarly.
+    pending = applier!.applyPlan(plan).then(() => {
+      const before = tracker.overlay.changes;
+      tracker.markChangedAtStart(applier!.vanished.splice(0));
+      marked += tracker.overlay.changes - before;
+    }, (e: unknown) => {
+      if (e instanceof UnsafePathError) { applier!.abandon(); unsafe = e.message; } else earlyError = e;
+    });
     tEarly += process.hrtime.bigint() - t;
     return true;
   };
@@ -308,7 +325,12 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
         const streams = Object.keys(await o.feed.heads());
         if (streams.some((st) => o.feed!.session!(st) !== null)) silence = Math.max(silence, LIVE_WRITER_SILENCE_MS);
       }
-      const b = await barrier(src, tracker, o.feed, silence, pre, applyEarly);
+      let b: Awaited<ReturnType<typeof barrier>>;
+      try {
+        b = await barrier(src, tracker, o.feed, silence, pre, applyEarly);
+      } finally {
+        await finishEarly();
+      }
       tBarrier = Number(process.hrtime.bigint() - tb - tEarly) / 1e9;
       if (b.gap) reason ??= b.gap;
       if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';

@@ -169,6 +169,32 @@ export class Overlay {
     this.node(rel).st = { ...st, dirty: true };
   }
 
+  /**
+   * Where the object that was at `origin` (a path as of this overlay's start) is now, or null
+   * when it left the tree or cannot be told (then nothing of it is in a plan). Used for a path
+   * an earlier plan could not copy while this overlay was already taking records.
+   */
+  currentPathOf(origin: string): string | null {
+    if (this.gone.has(origin)) return null;
+    // The deepest object whose origin is `origin` or a directory above it: the object is there,
+    // or below it at the same relative place.
+    let best: { path: string; origin: string } | null = null;
+    const walk = (n: TrieNode, path: string): void => {
+      const st = n.st;
+      if (st && !st.absent && st.origin !== null && (st.origin === origin || origin.startsWith(st.origin === '' ? '' : st.origin + '/'))) {
+        if (!best || st.origin.length > best.origin.length) best = { path, origin: st.origin };
+      }
+      if (n.children) for (const [name, c] of n.children) walk(c, joinRel(path, name));
+    };
+    walk(this.root, '');
+    const b = best as { path: string; origin: string } | null;
+    const base = b ?? { path: '', origin: '' };
+    const rest = base.origin === origin ? '' : base.origin === '' ? origin : origin.slice(base.origin.length + 1);
+    const now = rest === '' ? base.path : joinRel(base.path, rest);
+    const st = this.resolve(now);
+    return !st.absent && st.origin === origin ? now : null;
+  }
+
   /** The entries of directory `rel` changed without an event naming them (mtime only). */
   touchDir(rel: string): void {
     this.node(rel).metaDirty = true;

@@ -91,6 +91,19 @@ describe('sync from events (synthetic records)', () => {
     assert.deepEqual(o4.plan().finalOps, [], 'a rename undone is nothing');
   });
 
+  it('finds where an object named as of the overlay start is now (marks for a plan applied meanwhile)', () => {
+    const o = new Overlay();
+    o.rename('d', 'e'); o.rename('a', 'x/b'); o.remove('gone'); o.create('new');
+    assert.equal(o.currentPathOf('d/f'), 'e/f', 'moved with its directory');
+    assert.equal(o.currentPathOf('a'), 'x/b', 'moved itself');
+    assert.equal(o.currentPathOf('gone'), null, 'deleted');
+    assert.equal(o.currentPathOf('d'), 'e');
+    assert.equal(o.currentPathOf('untouched/f'), 'untouched/f');
+    assert.equal(o.currentPathOf('new'), null, 'the object at this path now is another one');
+    o.rename('e', 'z');
+    assert.equal(o.currentPathOf('d/f'), 'z/f', 'moved twice');
+  });
+
   it('a lost record forces the full comparison, which still ends equal', async () => {
     const d = dirs();
     const feed = new MemoryFeed();
