@@ -70,6 +70,8 @@ const TOOLS: Tool[] = ['prov', 'prov-cli', 'floor', 'rsync-a', 'rsync-r', 'rsync
 type Rsync = 'rsync-a' | 'rsync-r' | 'rsync-c';
 const RSYNCS: Rsync[] = ['rsync-a', 'rsync-r', 'rsync-c'];
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+/** Extra node arguments for the command (e.g. `--cpu-prof`), to study it: SYNC_BENCH_CLI_NODE_ARGS="…". */
+const CLI_NODE_ARGS = (process.env.SYNC_BENCH_CLI_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const RSYNC_ARGS: Record<Rsync, string[]> = {
   'rsync-a': ['-a', '--delete'],
   'rsync-r': ['-r', '--delete'],
@@ -215,7 +217,7 @@ async function runCase(base: string, capture: CaptureKind, files: number, change
           out.phaseTimes.push(r.phases);
           out.phases.push(`read ${r.phases.read.toFixed(3)} (barrier ${r.phases.barrier.toFixed(3)}) + plan ${r.phases.plan.toFixed(3)} + apply ${r.phases.apply.toFixed(3)} + save ${r.phases.save.toFixed(3)} s`);
         } else if (tool === 'prov-cli') {
-          const { stdout } = await exec(process.execPath, [...(process.env.SYNC_BENCH_CLI_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SYNC_BENCH_CLI_PROF}`] : []), CLI, 'sync', '--delete', '--json', src, dst['prov-cli']], { env: cliEnv, maxBuffer: 1 << 24 });
+          const { stdout } = await exec(process.execPath, [...CLI_NODE_ARGS, CLI, 'sync', '--delete', '--json', src, dst['prov-cli']], { env: cliEnv, maxBuffer: 1 << 24 });
           const wall = secs(t0);
           out.times['prov-cli'].push(wall);
           out.cpu['prov-cli'].push(ownCpu() + childCpu() - c0);
