@@ -127,9 +127,17 @@ function lastName(raw: string): string | undefined {
   return n || undefined;
 }
 
+/**
+ * `o` without its undefined fields, as a new object: deleting them would put every decoded
+ * event in V8's slow dictionary mode (a copy is about 2× cheaper to make and to read after).
+ */
 function defined<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
+  const out = {} as Record<string, unknown>;
+  for (const k in o) {
+    const v = o[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as T;
 }
 
 /**
