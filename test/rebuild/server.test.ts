@@ -234,19 +234,26 @@ describe('prov rebuild-server and the native client', () => {
 
   it('refuses a peer of another uid (SO_PEERCRED) even when the socket\'s permissions let it connect', () => {
     const sock = rebuildSocketPath(rt);
+    // The checkout may sit where uid 65534 cannot reach (a 0700 temp dir, root's home): its own copy of the client.
+    const bin = mkdtempSync('/tmp/prov-rbs-client-');
+    chmodSync(bin, 0o755);
+    const client65534 = join(bin, 'prov');
+    copyFileSync(CLIENT, client65534);
+    chmodSync(client65534, 0o755);
     // Loosen what normally keeps others out, so the peer check alone stands between them and the server.
     chmodSync(rt, 0o755);
     chmodSync(join(rt, 'rebuild'), 0o755);
     chmodSync(sock, 0o666);
     try {
-      const r = spawnSync(CLIENT, ['--home', '/nonexistent', 'rebuild', 'app', '--dry-run'], { encoding: 'utf8', cwd: '/', uid: 65534, gid: 65534, env: { PATH: process.env.PATH, PROV_RUNTIME_DIR: rt } });
-      assert.equal(r.status, 4, `${r.stdout}${r.stderr}`);
+      const r = spawnSync(client65534, ['--home', '/nonexistent', 'rebuild', 'app', '--dry-run'], { encoding: 'utf8', cwd: '/', uid: 65534, gid: 65534, env: { PATH: process.env.PATH, PROV_RUNTIME_DIR: rt } });
+      assert.equal(r.status, 4, `${r.error?.message ?? ''}${r.stdout}${r.stderr}`);
       assert.match(r.stderr, /the rebuild server \(uid 0\) serves only root and uid 0; pid \d+ runs as uid 65534: refused/);
       assert.equal(r.stdout, '');
     } finally {
       chmodSync(sock, 0o600);
       chmodSync(join(rt, 'rebuild'), 0o700);
       chmodSync(rt, 0o700);
+      rmSync(bin, { recursive: true, force: true });
     }
     // Root (the socket's owner here) is still served.
     const ok = client(['rebuild', 'app', '--dry-run'], { PROV_REBUILD_TRACE: 'json' });
