@@ -77,6 +77,8 @@ export interface ProvfsMount {
   beforeHandoff?: () => void;
   /** The /dev/fuse and backing-root fd numbers in this process (for the fd keeper). */
   readonly fds: { dev: number; root: number };
+  /** The request loop's thread id (the fd keeper watches it). */
+  readonly loopTid?: number;
 }
 
 /** The journal stream provfs writes for a mount point: `provfs-` + 16 hex of its path's SHA-256. */
@@ -218,43 +220,68 @@ function afterDurable(journal: JournalWriter, got: RingRecovery): void {
 }
 
 /**
- * A warm standby for a crashed daemon (the fd keeper keeps one per mount): Node, the modules and
- * a request loop up and compiled, waiting. {@link StandbyProvfs.takeOver} then costs what
- * recovery itself costs — the node log read, the nodes reopened, FUSE_NOTIFY_RESEND — not a
- * Node start-up (0.2–0.9 s on this machine).
+ * A warm standby for a crashed daemon (the fd keeper keeps one per mount): Node, the modules, a
+ * request loop up and compiled, the connection and backing root already in hand, and a node
+ * table that follows the serving daemon's node log as it grows (kernel/nodefollow). When the
+ * keeper writes a byte on `goFd` the loop applies the log's last records, has the kernel resend
+ * what the dead daemon never answered (FUSE_NOTIFY_RESEND) and reads on: no Node start-up, no
+ * per-node work, no IPC and no journal on the way to the first reply. The journal comes after
+ * ({@link StandbyProvfs.settle}): the dead daemon's unjournaled records first, then the ones
+ * made meanwhile, which wait in this daemon's ring file.
  */
 export interface StandbyProvfs {
   readonly mode: ProvfsMode;
-  /** Take the connection and backing root (fds already in this process) and serve. */
-  takeOver(o: { devFd: number; rootFd: number; backing: string; journalDir?: string; since?: number }): Promise<ProvfsMount>;
+  /** Resolves when the loop took over and serves (CLOCK_MONOTONIC ns of its first read). */
+  readonly serving: Promise<number>;
+  /** After the takeover: journal what the dead daemon left, then this daemon's records; the mount handle. */
+  settle(o: { backing: string; journalDir?: string; since?: number; deadPid?: number }): Promise<ProvfsMount>;
 }
 
 export async function standbyProvfs(o: {
   mountpoint: string; mode: ProvfsMode; passthrough: boolean; timeouts?: Partial<Timeouts>; nodeLog: string;
+  devFd: number; rootFd: number; goFd: number;
 }): Promise<StandbyProvfs> {
   const info = mountAt(o.mountpoint);
   if (!info) throw new InputError(`${o.mountpoint} is not mounted`, 'MOUNTPOINT');
   libc.umask(0);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
   const serving = new Serving({
-    loop: { devFd: -1, rootFd: -1, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false } },
+    loop: {
+      devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev,
+      mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, follow: { goFd: o.goFd },
+    },
     journal: null, ownJournal: true,
     ringFile: o.mode === 'prov' ? ringFilePath(o.nodeLog) : undefined,
   });
   await serving.start({ awaitTransfer: true });
+  const servingAt = serving.awaitServing().then((r) => r.at);
   return {
     mode: o.mode,
-    async takeOver(t): Promise<ProvfsMount> {
+    serving: servingAt,
+    async settle(t): Promise<ProvfsMount> {
+      await servingAt;
       const t0 = performance.now();
-      const { stream, journal } = recoveryJournal({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog });
-      const t1 = performance.now();
+      const { stream, journal } = await recoveryJournalWhenFree({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog }, t.deadPid);
       if (journal) serving.setJournal(journal, true);
-      const t2 = performance.now();
-      await serving.release({ statePath: '', oldPid: 0, recover: { devFd: t.devFd, rootFd: t.rootFd } });
-      log.debug(`standby took over ${o.mountpoint}: journal opened in ${(t1 - t0).toFixed(1)} ms, table recovered and serving in ${(performance.now() - t2).toFixed(1)} ms`);
+      log.debug(`standby took over ${o.mountpoint}; journal recovered ${(performance.now() - t0).toFixed(1)} ms after it served`);
       return makeMount(serving, { backing: t.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: t.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
     },
   };
+}
+
+/**
+ * {@link recoveryJournal}, once the dead daemon's writer lock is free: the lock names its pid,
+ * which counts as alive until its parent reaps it (up to 10 s here; the keeper saw it exit).
+ */
+async function recoveryJournalWhenFree(o: Parameters<typeof recoveryJournal>[0], deadPid?: number): Promise<{ stream?: string; journal: JournalWriter | null }> {
+  for (let waited = 0; ; waited += 5) {
+    try {
+      return recoveryJournal(o);
+    } catch (e) {
+      if (!deadPid || waited >= 10_000 || !(e instanceof InputError) || !e.message.includes(`by pid ${deadPid}`)) throw e;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** The handle over a Serving, shared by a first daemon and a successor. */
@@ -267,6 +294,7 @@ export function makeMount(serving: Serving, d: {
     backing: d.backing, mountpoint: d.mountpoint, mode: d.mode, dev: d.dev, stream: d.stream,
     get passthrough() { return serving.passthrough; },
     get fds() { return serving.fds; },
+    get loopTid() { return serving.loopTid; },
     done: serving.done,
     async stop(o?: { lazy?: boolean }): Promise<StopInfo> {
       try {

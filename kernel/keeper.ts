@@ -23,7 +23,9 @@
  *   --backing DIR --mountpoint DIR`
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { TakeoverTrace } from './takeovertrace.js';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { logger } from '../collector/log.js';
@@ -39,6 +41,20 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
+/**
+ * Whether process `pid` is on its way out: its main thread has exited (a zombie waiting for its
+ * other threads), or a SIGKILL is pending for the whole process. A loop thread that is gone
+ * while its process lives on ended for an upgrade or an unmount, not a crash.
+ */
+function dying(pid: number): boolean {
+  let s: string;
+  try { s = readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { return true; } // reaped
+  const state = /^State:\s+(\S)/m.exec(s)?.[1];
+  if (state === 'Z' || state === 'X') return true;
+  const shd = /^ShdPnd:\s+([0-9a-f]+)/m.exec(s)?.[1];
+  return shd !== undefined && (BigInt(`0x${shd}`) & (1n << 8n)) !== 0n; // bit 8: signal 9
+}
+
 function mounted(mp: string): boolean {
   return mountAt(mp)?.fstype === FS_TYPE;
 }
@@ -48,37 +64,58 @@ function readInfo(mp: string): DaemonInfo | null {
 }
 
 /** A warm standby daemon for one mode of the mount (see the module comment). */
-interface Standby { child: ChildProcess; mode: string; passthrough: boolean; ready: boolean }
+interface Standby {
+  child: ChildProcess; mode: string; passthrough: boolean; ready: boolean;
+  /** The go wire (a FIFO opened read-write, its name already gone; the standby's fd 4 is the same). */
+  go: number;
+}
+
+let standbys = 0;
 
 function startStandby(mp: string, info: DaemonInfo, dev: number, root: number): Standby {
   const args = [PROVFSD, '--standby', '--keeper-pid', String(process.pid), '--dev-fd', String(dev), '--root-fd', String(root),
-    '--backing', info.backing, '--mountpoint', mp, '--mode', info.mode, '--node-log', nodeLogPath(mp)];
+    '--backing', info.backing, '--mountpoint', mp, '--mode', info.mode, '--node-log', nodeLogPath(mp), '--go-fd', '4'];
   if (!info.passthrough) args.push('--no-passthrough');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const sb: Standby = { child, mode: info.mode, passthrough: info.passthrough, ready: false };
+  // fd 4: the go wire, read by the standby's request loop itself (no IPC, no main thread in
+  // between), written here with one write(2).
+  const fifo = `${nodeLogPath(mp)}.go.${process.pid}.${++standbys}`;
+  rmSync(fifo, { force: true });
+  libc.mknodat(libc.AT.FDCWD, Buffer.from(fifo), libc.S.IFIFO | 0o600, 0);
+  let go: number;
+  try { go = libc.open(fifo, libc.O.RDWR | libc.O.CLOEXEC); } finally { rmSync(fifo, { force: true }); }
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc', go] });
+  const sb: Standby = { child, mode: info.mode, passthrough: info.passthrough, ready: false, go };
   child.on('message', (m: { type: string }) => { if (m.type === 'standby') sb.ready = true; });
   child.on('error', () => { /* reported through exit */ });
-  child.once('exit', () => { sb.ready = false; });
+  child.once('exit', () => { sb.ready = false; if (sb.go >= 0) libc.close(sb.go); sb.go = -1; });
   return sb;
 }
 
-/** Hand the connection to a warm standby; resolves with it serving, or null (then start one cold). */
-function wakeStandby(sb: Standby, info: DaemonInfo): Promise<ChildProcess | null> {
-  if (!sb.ready || sb.child.exitCode !== null || !sb.child.connected || sb.mode !== info.mode || sb.passthrough !== info.passthrough) {
-    return Promise.resolve(null);
-  }
+/** Whether the standby can take over the mount as `info` describes it now. */
+function standbyFits(sb: Standby | null, info: DaemonInfo | null): boolean {
+  return sb !== null && info !== null && sb.ready && sb.go >= 0 && sb.child.exitCode === null && sb.child.signalCode === null && sb.child.connected
+    && sb.mode === info.mode && sb.passthrough === info.passthrough;
+}
+
+/**
+ * Hand the connection to a warm standby: a byte on its go wire (its request loop takes over at
+ * once), then the `go` message (where the journal is, which pid died) for its main thread.
+ * Resolves with it serving, or null (then start one cold).
+ */
+function wakeStandby(sb: Standby, info: DaemonInfo, deadPid: number, trace: TakeoverTrace): Promise<ChildProcess | null> {
   return new Promise((resolve) => {
     const done = (c: ChildProcess | null): void => { sb.child.off('message', onMsg); sb.child.off('exit', onExit); resolve(c); };
-    const onMsg = (m: { type: string }): void => {
-      if (m.type === 'ready') done(sb.child);
-      else if (m.type === 'stale') done(null);
-    };
+    const onMsg = (m: { type: string }): void => { if (m.type === 'ready') done(sb.child); };
     const onExit = (): void => done(null);
     sb.child.on('message', onMsg);
     sb.child.once('exit', onExit);
-    sb.child.send({ type: 'go', mode: info.mode, passthrough: info.passthrough, backing: info.backing, journalDir: info.journalDir });
+    try { libc.write(sb.go, GO); } catch (e) { log.warn(`the standby's go wire: ${(e as Error).message}`); done(null); return; }
+    trace.mark('goSent');
+    sb.child.send({ type: 'go', backing: info.backing, journalDir: info.journalDir, deadPid });
   });
 }
+
+const GO = Buffer.from([1]);
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -88,6 +125,9 @@ async function main(): Promise<number> {
     },
   });
   const mp = values.mountpoint!, backing = values.backing!;
+  // Seeing the daemon die is on the takeover path: ahead of other work on a busy machine (the
+  // libuv pool threads that poll the pidfd are made later and inherit it). A no-op without the right.
+  try { setPriority(-10); } catch { /* keep */ }
   let pid = Number(values['daemon-pid']);
   let pidfd = libc.pidfdOpen(pid);
   const dev = libc.pidfdGetfd(pidfd, Number(values['dev-fd']));
@@ -104,45 +144,85 @@ async function main(): Promise<number> {
     standby = startStandby(mp, info, dev, root);
   };
   freshStandby();
+  // The daemon's request-loop thread, watched beside the whole process: a SIGKILL ends that
+  // thread within a few ms, while the process as a whole is gone only once its memory is torn
+  // down (10–80 ms on a loaded machine). Its exit with the process dying is a crash.
+  let loopPidfd = -1;
+  const watchLoop = (info: DaemonInfo | null): void => {
+    if (loopPidfd >= 0) libc.close(loopPidfd);
+    loopPidfd = -1;
+    const tid = info?.pid === pid ? info.loopTid : undefined;
+    // Only a thread of this very process (the tid of a thread gone may be another's now).
+    if (!tid || !existsSync(`/proc/${pid}/task/${tid}`)) return;
+    try { loopPidfd = libc.pidfdOpen(tid, libc.PIDFD_THREAD); } catch { return; }
+    if (!existsSync(`/proc/${pid}/task/${tid}`)) { libc.close(loopPidfd); loopPidfd = -1; }
+  };
+  watchLoop(readInfo(mp));
   const restarts: number[] = [];
+  const unmounted = async (): Promise<number> => {
+    // The standby's ring file is swept once it is gone.
+    const sb = standby as Standby | null;
+    if (sb) { try { sb.child.kill('SIGKILL'); } catch { /* gone */ } }
+    for (let i = 0; i < 100 && sb && sb.child.exitCode === null && sb.child.signalCode === null; i++) await new Promise((r) => setTimeout(r, 10));
+    sweepEmptyRingFiles(nodeLogPath(mp));
+    log.info(`${mp} unmounted; keeper done`);
+    return 0;
+  };
   for (;;) {
-    const ev = await libc.pollInAsync(pidfd, 1000);
-    if (!mounted(mp)) {
-      // The standby's ring file is swept once it is gone.
-      const sb = standby as Standby | null;
-      if (sb) { try { sb.child.kill('SIGKILL'); } catch { /* gone */ } }
-      for (let i = 0; i < 100 && sb && sb.child.exitCode === null && sb.child.signalCode === null; i++) await new Promise((r) => setTimeout(r, 10));
-      sweepEmptyRingFiles(nodeLogPath(mp));
-      log.info(`${mp} unmounted; keeper done`);
-      return 0;
+    const group = libc.pollInAsync(pidfd, 1000).then((r) => (r ? 'process' : ''));
+    let ev = loopPidfd < 0 ? await group : await Promise.race([group, libc.pollInAsync(loopPidfd, 1000).then((r) => (r ? 'loop' : ''))]);
+    const trace = new TakeoverTrace(nodeLogPath(mp), 'keeper');
+    trace.mark('exitSeen');
+    if (ev === 'loop') {
+      libc.close(loopPidfd);
+      loopPidfd = -1;
+      // Ended for an upgrade or an unmount: from now on the whole process is watched.
+      if (!dying(pid)) continue;
+      trace.mark('dying');
     }
-    if (!ev && alive(pid)) {
+    if (!ev && !alive(pid)) ev = 'process';
+    // A daemon that ended with its mount removes its state file first: one that is still there
+    // and names the dead pid means a crash, and the standby is woken before anything else is
+    // looked at (the mount table is read only when it is not).
+    const info = ev ? readInfo(mp) : null;
+    const crashed = info !== null && info.pid === pid && ev !== '';
+    trace.mark('info');
+    if (!(crashed && standbyFits(standby, info)) && !mounted(mp)) return unmounted();
+    if (!ev) {
       // A standby that died (or is for a mode the mount left by an upgrade) is replaced.
       freshStandby();
       continue;
     }
     libc.close(pidfd);
-    const info = readInfo(mp);
     if (info && info.pid !== pid && alive(info.pid)) {
       log.info(`${mp}: daemon ${pid} handed over to ${info.pid}; following it`);
       pid = info.pid;
       pidfd = libc.pidfdOpen(pid);
+      watchLoop(info);
       freshStandby();
       continue;
     }
-    // The daemon died with the file system still mounted: restart it from what we hold, once
-    // its pid is reaped (the journal lock of a prov daemon names that pid).
-    const dead = performance.now();
-    for (let i = 0; i < 600 && alive(pid); i++) await new Promise((r) => setTimeout(r, 5));
-    log.debug(`${mp}: daemon ${pid} reaped ${(performance.now() - dead).toFixed(1)} ms after its exit was seen`);
+    // The daemon died with the file system still mounted: restart it from what we hold.
     let child: ChildProcess | null = null;
-    if (standby && info) {
+    const sb = standby as Standby | null;
+    if (standbyFits(sb, info)) {
       restarts.push(Date.now());
       const t0 = performance.now();
-      child = await wakeStandby(standby, info);
-      if (child) log.warn(`${mp}: daemon ${pid} is gone; its warm standby ${child.pid} serves after ${(performance.now() - t0).toFixed(1)} ms`);
+      child = await wakeStandby(sb!, info!, pid, trace);
+      trace.mark('readyMsg');
+      if (child) log.warn(`${mp}: daemon ${pid} is gone; its warm standby ${child.pid} took over (settled after ${(performance.now() - t0).toFixed(1)} ms)`);
       else log.warn(`${mp}: daemon ${pid} is gone; the standby could not take over, restarting cold`);
       standby = null;
+    } else if (sb) {
+      try { sb.child.kill('SIGKILL'); } catch { /* gone */ }
+      standby = null;
+    }
+    if (!child) {
+      // A cold start opens the journal before it serves: wait until the dead pid is reaped (the
+      // journal lock of a prov daemon names it).
+      const dead = performance.now();
+      for (let i = 0; i < 600 && alive(pid); i++) await new Promise((r) => setTimeout(r, 5));
+      log.debug(`${mp}: daemon ${pid} reaped ${(performance.now() - dead).toFixed(1)} ms after its exit was seen`);
     }
     while (!child) {
       const now = Date.now();
@@ -169,6 +249,8 @@ async function main(): Promise<number> {
     if (child.connected) child.disconnect();
     pid = child.pid!;
     pidfd = libc.pidfdOpen(pid);
+    watchLoop(readInfo(mp));
+    trace.write();
     log.info(`${mp}: served again by pid ${pid}`);
     freshStandby();
   }

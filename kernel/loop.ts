@@ -21,7 +21,9 @@ import { ProvFs, type ProvFsState } from './ops.js';
 import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from './dispatch.js';
 import { Recorder, LinLog } from './recorder.js';
 import { EventRing, type RingRef } from './eventring.js';
-import { NodeLog, type NodeLogContents } from './nodelog.js';
+import { NodeLog } from './nodelog.js';
+import { NodeLogFollower, followUntilGo } from './nodefollow.js';
+import { TakeoverTrace } from './takeovertrace.js';
 import { warmRequestPath } from './warmup.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
 import type { SlowControl } from './slowops.js';
@@ -68,6 +70,11 @@ export interface LoopConfig {
   nodeLog?: { path: string; fresh: boolean };
   /** Restart after a crash: rebuild the table from the node log and have the kernel resend. */
   recover?: boolean;
+  /**
+   * The fd keeper's warm standby (devFd and rootFd already in this process): follow the node log
+   * while waiting, take over when a byte arrives on `goFd` (kernel/nodefollow).
+   */
+  follow?: { goFd: number };
 }
 
 /**
@@ -86,11 +93,6 @@ export interface TransferMessage {
   fifo?: string;
   /** 3: the snapshot is {@link SnapshotWriter}'s binary form and catch-up deltas may precede the last. */
   version?: 2 | 3;
-  /**
-   * No predecessor: a warm standby (kept by the fd keeper) takes over a connection whose daemon
-   * died — these fds are already in this process; the table comes from the node log.
-   */
-  recover?: { devFd: number; rootFd: number };
 }
 
 /** Sent to a serving loop with control word [2] = 1: where to write the snapshot, where the delta goes. */
@@ -173,6 +175,7 @@ function readState(path: string): TransferState {
 /** Messages from the worker. */
 export type LoopMessage =
   | { type: 'warm' }
+  | { type: 'tid'; /** This loop thread's id (the fd keeper watches it: a killed daemon's loop thread is gone long before the whole process). */ tid: number }
   | { type: 'ready'; passthrough: boolean; minor: number; /** CLOCK_MONOTONIC ns when the loop began to read. */ at: number; devFd: number; rootFd: number;
       /** A successor: CLOCK_MONOTONIC ns when the last delta was read and when it was applied. */ deltaIn?: number; applied?: number }
   | { type: 'rejected'; reason: string }
@@ -266,6 +269,7 @@ function applyCatchUp(table: NodeTable, d: NodeTableDelta, pidfd: number): void 
 }
 
 export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
+  post({ type: 'tid', tid: libc.gettid() });
   const ring = cfg.ring instanceof SharedArrayBuffer ? new EventRing(cfg.ring) : EventRing.view(cfg.ring);
   const control = new Int32Array(cfg.control);
   // prov mode: the records also feed the read-only `.lin` file at the mount root.
@@ -303,6 +307,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     } catch { /* warm-up only */ }
   }
   let precopy: Precopy | null = null;
+  let follower: NodeLogFollower | null = null;
+  /** Takeover phases of a recovering loop (kernel/takeovertrace). */
+  const trace = new TakeoverTrace(cfg.nodeLog?.path, 'loop');
   /** Undoes a raised priority (see {@link boost}). */
   let unboost: (() => void) | null = null;
   if (cfg.stateFile) state = readState(cfg.stateFile);
@@ -316,11 +323,17 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       log.warn(`warm-up of the request path failed (serving cold): ${(e as Error).message}`);
     }
     post({ type: 'warm' });
+  }
+  if (cfg.awaitTransfer && cfg.follow) {
+    // The fd keeper's standby: the table follows the node log until the daemon dies.
+    unboost = boost();
+    follower = followUntilGo(cfg.nodeLog!.path, cfg.rootFd, cfg.follow.goFd, trace);
+    if (!follower) { post({ type: 'stopped', reason: 'the fd keeper went away', counts: {} }); void slow?.terminate(); return; }
+    cfg.recover = true;
+  } else if (cfg.awaitTransfer) {
     while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0);
     const t = receive() as TransferMessage | undefined;
     if (!t) throw new Error('released without a transfer message');
-    // A standby released after a crash: recover the connection the fd keeper held (below).
-    if (t.recover) Object.assign(cfg, { devFd: t.recover.devFd, rootFd: t.recover.rootFd, recover: true });
     if (t.fifo) {
       precopy = prepareFromSnapshot(t, post);
       if (!precopy) return;
@@ -328,7 +341,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     const fetched = new Map<number, number>();
     const t0 = performance.now();
     log.debug(`transfer at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
-    if (!precopy && !t.recover) try {
+    if (!precopy) try {
       const st = readState(t.statePath);
       log.debug(`state read in ${(performance.now() - t0).toFixed(1)} ms`);
       if (st.version !== 1) throw new Error(`state version ${String(st.version)} is not 1`);
@@ -351,16 +364,16 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       return m;
     };
   }
-  let recovered: NodeLogContents | null = null;
+  let recovered: { init: Negotiated; lost: number; nodes: number } | null = null;
   let fs: ProvFs;
   if (cfg.recover) {
     if (!cfg.nodeLog) throw new Error('recovery needs the node log');
-    recovered = NodeLog.read(cfg.nodeLog.path);
-    if (!recovered.init) throw new Error(`node log ${cfg.nodeLog.path} has no INIT record: cannot resume this connection`);
-    const r0 = performance.now();
-    const r = NodeTable.recover(cfg.rootFd, recovered);
-    if (r.lost) log.warn(`recovery: ${r.lost} nodes no longer exist in the backing directory`);
-    log.debug(`recovery: ${recovered.nodes.size} nodes in the node log, table rebuilt in ${(performance.now() - r0).toFixed(1)} ms`);
+    // A standby's table is current but for the log's last records; a cold start reads it all.
+    const f = follower ?? new NodeLogFollower(cfg.nodeLog.path, cfg.rootFd);
+    const r = f.finish();
+    trace.mark('table');
+    if (!r.init) throw new Error(`node log ${cfg.nodeLog.path} has no INIT record: cannot resume this connection`);
+    recovered = { init: r.init as Negotiated, lost: r.lost, nodes: r.table.size };
     fs = new ProvFs(cfg.rootFd, null, r.table);
   } else if (precopy) {
     fs = new ProvFs(-1, null, precopy.table);
@@ -372,6 +385,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     const nl = new NodeLog(cfg.nodeLog.path, cfg.nodeLog.fresh && !state && !cfg.recover);
     nodeLog = nl;
     fs.nodeLog = nl;
+    fs.nodes.onGone = (id) => nl.gone(id);
     fs.nodes.onNew = (n) => {
       try {
         nl.node(n.id, libc.handleOf(n.fd));
@@ -410,6 +424,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     notify.writeUInt32LE(SIZE.out_header, 0);
     notify.writeInt32LE(NOTIFY.RESEND, 4);
     try { libc.write(devFd, notify); } catch (e) { log.warn(`FUSE_NOTIFY_RESEND: ${(e as Error).message}`); }
+    trace.mark('resend');
     post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
   } else if (precopy) {
     d.negotiated = precopy.state.negotiated;
@@ -481,7 +496,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let lastOp = 0;
   let snapshotVersion: 2 | 3 = 2;
   let snapWriter: SnapshotWriter | null = null;
-  let firstAnswer = Boolean(state || precopy);
+  let firstAnswer = Boolean(state || precopy || recovered);
   let handedOverV2 = false;
   for (;;) {
     const cmd = Atomics.load(control, 2);
@@ -597,9 +612,16 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       break;
     }
     lastOp = buf.readUInt32LE(4);
+    if (firstAnswer) trace.mark('firstRead');
     d.handle(buf, n);
     if (firstAnswer) {
       firstAnswer = false;
+      if (recovered) {
+        trace.mark('firstReply');
+        trace.write();
+        if (recovered.lost) log.warn(`recovery: ${recovered.lost} nodes of the node log no longer exist in the backing directory`);
+        log.debug(`recovery: ${recovered.nodes} nodes in the table`);
+      }
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
       unboost?.();
       unboost = null;

@@ -129,6 +129,8 @@ export class NodeTable {
   onNew: ((n: Node) => void) | null = null;
   /** Called when a node that still has a registered backing file is dropped (unregister it). */
   onDropBacking: ((n: Node) => void) | null = null;
+  /** Called for every node dropped (the node log's gone record). */
+  onGone: ((id: number) => void) | null = null;
   /** Ids of nodes changed since tracking began (null: not tracking). */
   private dirty: Set<number> | null = null;
   /** Ids of nodes whose lookup count alone changed since tracking began. */
@@ -221,39 +223,33 @@ export class NodeTable {
   }
 
   /**
-   * Rebuild a table after a crash from the node log: every node reopened by its file handle
-   * (gone files are skipped: the kernel gets ESTALE for them), lookup counts unknown (kept
-   * forever), backing ids still registered kept; handle numbers start above any the crashed
-   * daemon could have given out.
+   * A node known from the node log after a crash (see kernel/nodefollow): `fd` an O_PATH fd
+   * opened by its file handle. Its lookup count is unknown, so it is kept until unmount; a
+   * backing id still registered on the connection is kept with it (refs unknown: never closed).
+   * A second node of the same file keeps the first one's identity slot.
    */
-  static recover(rootFd: number, log: { nodes: Map<number, libc.FileHandle>; backings: Map<number, number>; maxId: number }): { table: NodeTable; lost: number } {
-    const t = new NodeTable(rootFd);
-    let lost = 0;
-    // open_by_handle_at wants a real fd on the file system (an O_PATH one is refused).
-    const mountFd = libc.reopen(rootFd, libc.O.RDONLY | libc.O.DIRECTORY);
-    // The log holds every node the connection ever had: reopen the newest first, and no more
-    // than half the fd limit (older ones get ESTALE if the kernel still asks for them).
-    const cap = Math.floor(libc.nofileLimit() / 2);
-    let reopened = 0;
-    for (const [id, h] of [...log.nodes].reverse()) {
-      if (id === FUSE_ROOT_ID) continue;
-      if (reopened >= cap) { lost++; continue; }
-      reopened++;
-      let fd: number;
-      try { fd = libc.openByHandle(mountFd, h, libc.O.PATH); } catch { lost++; continue; }
-      const st = libc.fstat(fd);
-      const bid = log.backings.get(id);
-      const n: Node = {
-        id, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 2 ** 30, parent: FUSE_ROOT_ID,
-        name: Buffer.alloc(0), backing: bid !== undefined ? { fd: -1, id: bid, refs: 2 ** 30 } : null, opens: 0,
-      };
-      t.byId.set(id, n);
-      if (!t.byKey.has(key(n.dev, n.ino))) t.byKey.set(key(n.dev, n.ino), n);
-    }
-    libc.close(mountFd);
-    t.nextId = log.maxId + 1;
-    t.nextFh = Date.now() * 1000;
-    return { table: t, lost };
+  addRecovered(id: number, fd: number, st: libc.Stat, backingId?: number): void {
+    const n: Node = {
+      id, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 2 ** 30, parent: FUSE_ROOT_ID,
+      name: Buffer.alloc(0), backing: backingId !== undefined ? { fd: -1, id: backingId, refs: 2 ** 30 } : null, opens: 0,
+    };
+    this.byId.set(id, n);
+    if (!this.byKey.has(key(n.dev, n.ino))) this.byKey.set(key(n.dev, n.ino), n);
+  }
+
+  /** Close a recovered node again (the node log says its daemon dropped it): no hooks, no tracking. */
+  removeRecovered(id: number): void {
+    const n = this.byId.get(id);
+    if (!n || id === FUSE_ROOT_ID) return;
+    this.byId.delete(id);
+    if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
+    libc.close(n.fd);
+  }
+
+  /** After a crash: node ids continue above `maxId`, handle numbers above any the dead daemon could have given out. */
+  resumeAfter(maxId: number): void {
+    this.nextId = maxId + 1;
+    this.nextFh = Date.now() * 1000;
   }
 
   /** The kernel dropped `count` lookups; the node goes when none remain and nothing is open. */
@@ -273,6 +269,7 @@ export class NodeTable {
     if (n.backing) this.onDropBacking?.(n);
     if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);
     libc.close(n.fd);
+    this.onGone?.(n.id);
   }
 
   /** A node got a new name or parent (rename, another hard link looked up). */
@@ -483,6 +480,7 @@ export class NodeTable {
     t.gen = 0;
     t.onNew = null;
     t.onDropBacking = null;
+    t.onGone = null;
     for (const r of s.nodes) {
       const n: Node = {
         id: r.id, fd: fdMap(r.fd), dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,

@@ -1,0 +1,183 @@
+/**
+ * @module kernel/nodefollow
+ * A node table kept current from a node log (kernel/nodelog) while another daemon writes it:
+ * the fd keeper's warm standby follows the serving daemon's log every few milliseconds, opening
+ * each new node by its file handle and closing the ones the log says went, so that when the
+ * daemon dies only the last few records are left to apply — no per-node work on the takeover
+ * path. A cold recovery reads the whole log with the same code, once.
+ *
+ * Nodes made and gone within one catch-up are never opened. A node whose file no longer exists
+ * (open_by_handle_at fails: unlinked and no longer referenced) is counted as lost; the kernel
+ * gets ESTALE if it still asks for it. At most `cap` nodes are held (half the fd limit).
+ *
+ * The log may be compacted (replaced by a new file under the same name, see NodeLog.compact):
+ * the follower reads its old file to the end (the writer appended to both until the switch),
+ * then the new one from its start, applying records already seen again harmlessly.
+ */
+import { fstatSync, openSync, closeSync, readSync, statSync, constants as C } from 'node:fs';
+import * as libc from './libc.js';
+import { NodeTable } from './nodes.js';
+import { FUSE_ROOT_ID } from './protocol.js';
+import { KIND_BACKING, KIND_BACKING_CLOSE, KIND_GONE, KIND_INIT, KIND_NODE, parseNodeLog, type NodeLogRecord } from './nodelog.js';
+
+export class NodeLogFollower {
+  readonly table: NodeTable;
+  /** What INIT negotiated, from the log. */
+  init: unknown;
+  /** Nodes whose files were gone when opened, or over the cap. */
+  lost = 0;
+  /** Node records seen and nodes opened (for the log). */
+  seen = 0;
+  opened = 0;
+  private fd: number;
+  private ino: number;
+  private off = 0;
+  private buf = Buffer.allocUnsafe(64 << 10);
+  /** Bytes of a record not yet whole, kept at the start of `buf`. */
+  private carry = 0;
+  private readonly mountFd: number;
+  private readonly backings = new Map<number, number>();
+  /** Made in this catch-up, not yet opened (in order). */
+  private readonly fresh = new Map<number, libc.FileHandle>();
+  private maxId = 1;
+  private readonly cap: number;
+  private bad = false;
+
+  constructor(readonly path: string, rootFd: number) {
+    this.table = new NodeTable(rootFd);
+    // open_by_handle_at wants a real fd on the file system (an O_PATH one is refused).
+    this.mountFd = libc.reopen(rootFd, libc.O.RDONLY | libc.O.DIRECTORY);
+    this.fd = openSync(path, C.O_RDONLY);
+    this.ino = fstatSync(this.fd).ino;
+    this.cap = Math.floor(libc.nofileLimit() / 2);
+  }
+
+  /**
+   * Apply what the log gained since the last call; `checkSwitch` also looks whether the log was
+   * replaced by a compacted one (a stat of its path). Returns the records applied.
+   */
+  catchUp(checkSwitch = true): number {
+    let n = this.readTail();
+    if (checkSwitch) {
+      let now: number;
+      try { now = statSync(this.path).ino; } catch { now = this.ino; }
+      if (now !== this.ino) {
+        // Compacted: the old file is complete up to the switch; the new one starts over.
+        const fd = openSync(this.path, C.O_RDONLY);
+        closeSync(this.fd);
+        this.fd = fd;
+        this.ino = fstatSync(fd).ino;
+        this.off = 0;
+        this.carry = 0;
+        this.bad = false;
+        n += this.readTail();
+      }
+    }
+    this.openFresh();
+    return n;
+  }
+
+  private readTail(): number {
+    let n = 0;
+    // A damaged record ends what can be used of this file (what came before it is applied).
+    while (!this.bad) {
+      if (this.carry === this.buf.length) {
+        const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+        this.buf.copy(bigger, 0, 0, this.carry);
+        this.buf = bigger;
+      }
+      const got = readSync(this.fd, this.buf, this.carry, this.buf.length - this.carry, this.off);
+      if (got === 0) return n;
+      this.off += got;
+      const all = this.buf.subarray(0, this.carry + got);
+      const { end, bad } = parseNodeLog(all, 0, (r) => { this.apply(r); n++; });
+      if (bad) { this.bad = true; this.carry = 0; break; }
+      this.carry = all.length - end;
+      if (this.carry > 0) all.copy(this.buf, 0, end);
+    }
+    return n;
+  }
+
+  private apply(r: NodeLogRecord): void {
+    switch (r.kind) {
+      case KIND_NODE:
+        this.seen++;
+        if (r.id !== FUSE_ROOT_ID && !this.table.find(r.id)) this.fresh.set(r.id, { type: r.word, bytes: Buffer.from(r.payload) });
+        break;
+      case KIND_GONE:
+        if (!this.fresh.delete(r.id)) this.table.removeRecovered(r.id);
+        this.backings.delete(r.id);
+        break;
+      case KIND_BACKING: this.backings.set(r.id, r.word); break;
+      case KIND_BACKING_CLOSE: this.backings.delete(r.id); break;
+      case KIND_INIT: this.init = JSON.parse(r.payload.toString()); return;
+    }
+    if (r.id > this.maxId) this.maxId = r.id;
+  }
+
+  /** Open the nodes made since the last catch-up and still there. */
+  private openFresh(): void {
+    for (const [id, h] of this.fresh) {
+      if (this.table.size > this.cap) { this.lost++; continue; }
+      let fd: number;
+      try { fd = libc.openByHandle(this.mountFd, h, libc.O.PATH); } catch { this.lost++; continue; }
+      let st: libc.Stat;
+      try { st = libc.fstat(fd); } catch { libc.close(fd); this.lost++; continue; }
+      this.table.addRecovered(id, fd, st);
+      this.opened++;
+    }
+    this.fresh.clear();
+  }
+
+  /**
+   * The last catch-up and the table to serve with: backing ids still registered go on their
+   * nodes, ids and handle numbers continue above the dead daemon's. The follower is done.
+   */
+  finish(): { table: NodeTable; init: unknown; lost: number; damaged: boolean } {
+    this.catchUp();
+    for (const [id, bid] of this.backings) {
+      const n = this.table.find(id);
+      if (n) n.backing = { fd: -1, id: bid, refs: 2 ** 30 };
+    }
+    this.table.resumeAfter(this.maxId);
+    this.close();
+    return { table: this.table, init: this.init, lost: this.lost, damaged: this.bad };
+  }
+
+  /** Close the log and the mount fd (the table's fds stay). */
+  close(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+    libc.close(this.mountFd);
+  }
+}
+
+/** How often a standby looks at the node log while waiting (ms). */
+const FOLLOW_MS = 10;
+
+/**
+ * The standby's wait: follow the node log at `path` until the fd keeper writes a byte on
+ * `goFd` (the daemon died: take over) — resolves with the follower, current but for the last
+ * records — or closes it (the keeper went away: null).
+ */
+export function followUntilGo(path: string, rootFd: number, goFd: number, trace: { mark(phase: string): void }): NodeLogFollower | null {
+  const f = new NodeLogFollower(path, rootFd);
+  f.catchUp();
+  const one = Buffer.alloc(1);
+  for (;;) {
+    if (libc.pollIn([goFd], FOLLOW_MS)[0] !== 0) {
+      let got: number;
+      try {
+        got = libc.read(goFd, one);
+      } catch (e) {
+        if (e instanceof libc.Errno && (e.errno === libc.E.EAGAIN || e.errno === libc.E.EINTR)) continue;
+        throw e;
+      }
+      if (got === 1) { trace.mark('go'); return f; }
+      f.close();
+      return null;
+    }
+    f.catchUp();
+  }
+}
