@@ -13,7 +13,8 @@
  * ```
  */
 import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
 import type { JournalWriter } from '../collector/journal/api.js';
@@ -21,7 +22,7 @@ import { openJournalWriter } from '../collector/journal/writer.js';
 import * as libc from './libc.js';
 import { O } from './libc.js';
 import { Serving, type StopInfo, type JournalSink } from './serving.js';
-import { recoverRings, removeRingFiles, ringFilePath, type RingRecovery } from './ringfiles.js';
+import { recoverRings, removeRingFiles, ringFilePath, zombie, type RingRecovery } from './ringfiles.js';
 import { upgradeConnection, type UpgradeOptions, type UpgradeReport } from './upgrade.js';
 import { mountFuse, unmount, mountState, mountAt, FS_TYPE } from './mount.js';
 import { hostname } from 'node:os';
@@ -169,19 +170,20 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
  */
 export async function recoverProvfs(o: {
   devFd: number; rootFd: number; backing: string; mountpoint: string; mode: ProvfsMode; passthrough: boolean;
-  timeouts?: Partial<Timeouts>; journalDir?: string; nodeLog: string; since?: number;
+  timeouts?: Partial<Timeouts>; journalDir?: string; nodeLog: string; since?: number; deadPid?: number;
 }): Promise<ProvfsMount> {
   const info = mountAt(o.mountpoint);
   if (!info) throw new InputError(`${o.mountpoint} is not mounted`, 'MOUNTPOINT');
   libc.umask(0);
-  const { stream, journal } = recoveryJournal(o); // made durable beside serving
+  const { stream, journal, recovered } = recoveryJournal(o); // made durable beside serving
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
   const serving = new Serving({
-    loop: { devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, recover: true },
+    loop: { devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, recover: true, deadPid: o.deadPid },
     journal, ownJournal: journal !== null,
     ringFile: o.mode === 'prov' ? ringFilePath(o.nodeLog) : undefined,
   });
   await serving.start();
+  recovered();
   return makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: o.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
 }
 
@@ -192,7 +194,7 @@ export async function recoverProvfs(o: {
  * gap. Made durable beside serving, not before it (an fsync under an fsync-heavy workload took
  * 110 ms here); the ring files go once it is, so a crash before that recovers them again.
  */
-function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?: string; since?: number; nodeLog: string }): { stream?: string; journal: JournalWriter | null } {
+function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?: string; since?: number; nodeLog: string }): { stream?: string; journal: JournalWriter | null; /** Call once serving (the loop reads the dead daemon's ring for resent requests: kernel/resent). */ recovered: () => void } {
   const stream = o.mode === 'prov' && o.journalDir ? journalStreamName(o.mountpoint) : undefined;
   const journal = stream ? openJournalWriter({ dir: o.journalDir!, stream }) : null;
   if (journal) {
@@ -206,9 +208,9 @@ function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?:
       });
     }
     if (got.files.length > 0) log.info(`${o.mountpoint}: ${got.appended} records the dead daemon had not yet made durable recovered from its ring (${got.skipped} were already in the journal)`);
-    afterDurable(journal, got);
+    return { stream, journal, recovered: () => afterDurable(journal, got) };
   }
-  return { stream, journal };
+  return { stream, journal, recovered: () => undefined };
 }
 
 /** Flush beside serving; remove the ring files recovered once their records are durable. */
@@ -261,8 +263,9 @@ export async function standbyProvfs(o: {
     async settle(t): Promise<ProvfsMount> {
       await servingAt;
       const t0 = performance.now();
-      const { stream, journal } = await recoveryJournalWhenFree({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog }, t.deadPid);
+      const { stream, journal, recovered } = await recoveryJournalWhenFree({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog }, t.deadPid);
       if (journal) serving.setJournal(journal, true);
+      recovered();
       log.debug(`standby took over ${o.mountpoint}; journal recovered ${(performance.now() - t0).toFixed(1)} ms after it served`);
       return makeMount(serving, { backing: t.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: t.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
     },
@@ -271,17 +274,31 @@ export async function standbyProvfs(o: {
 
 /**
  * {@link recoveryJournal}, once the dead daemon's writer lock is free: the lock names its pid,
- * which counts as alive until its parent reaps it (up to 10 s here; the keeper saw it exit).
+ * which the journal counts as alive until its parent reaps it. A zombie is dead: its lock is
+ * taken over now (the journal's own rule for a dead owner; see {@link takeZombieLock}).
  */
-async function recoveryJournalWhenFree(o: Parameters<typeof recoveryJournal>[0], deadPid?: number): Promise<{ stream?: string; journal: JournalWriter | null }> {
+async function recoveryJournalWhenFree(o: Parameters<typeof recoveryJournal>[0], deadPid?: number): Promise<ReturnType<typeof recoveryJournal>> {
   for (let waited = 0; ; waited += 5) {
     try {
       return recoveryJournal(o);
     } catch (e) {
       if (!deadPid || waited >= 10_000 || !(e instanceof InputError) || !e.message.includes(`by pid ${deadPid}`)) throw e;
     }
-    await new Promise((r) => setTimeout(r, 5));
+    if (o.journalDir) takeZombieLock(o.journalDir, journalStreamName(o.mountpoint), deadPid);
+    await new Promise((r) => setTimeout(r, waited === 0 ? 0 : 5));
   }
+}
+
+/**
+ * The journal writer's lock (`<dir>/<stream>/LOCK`, "pid starttime") names a dead owner, but
+ * that owner is a zombie its parent has not reaped yet, which the writer's liveness check (a
+ * signal 0) takes for alive. Remove such a lock; any other is left alone.
+ */
+export function takeZombieLock(journalDir: string, stream: string, deadPid: number): void {
+  const lock = join(journalDir, stream, 'LOCK');
+  let owner: number;
+  try { owner = Number(readFileSync(lock, 'utf8').trim().split(/\s+/)[0]); } catch { return; }
+  if (owner === deadPid && zombie(deadPid)) rmSync(lock, { force: true });
 }
 
 /** The handle over a Serving, shared by a first daemon and a successor. */

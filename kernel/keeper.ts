@@ -25,21 +25,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { TakeoverTrace } from './takeovertrace.js';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { logger } from '../collector/log.js';
 import * as libc from './libc.js';
 import { mountAt, FS_TYPE } from './mount.js';
-import { daemonInfoPath, nodeLogPath, type DaemonInfo } from './runtime.js';
-import { sweepEmptyRingFiles } from './ringfiles.js';
+import { daemonInfoPath, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
+import { alive, sweepEmptyRingFiles } from './ringfiles.js';
 
 const log = logger('keeper');
 const PROVFSD = fileURLToPath(new URL('./provfsd.js', import.meta.url));
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 /**
  * Whether process `pid` is on its way out: its main thread has exited (a zombie waiting for its
@@ -71,6 +68,8 @@ interface Standby {
 }
 
 let standbys = 0;
+/** Rewrites the keeper's state file (set in main). */
+let onStandbyChange: () => void = () => undefined;
 
 function startStandby(mp: string, info: DaemonInfo, dev: number, root: number): Standby {
   const args = [PROVFSD, '--standby', '--keeper-pid', String(process.pid), '--dev-fd', String(dev), '--root-fd', String(root),
@@ -83,11 +82,12 @@ function startStandby(mp: string, info: DaemonInfo, dev: number, root: number): 
   libc.mknodat(libc.AT.FDCWD, Buffer.from(fifo), libc.S.IFIFO | 0o600, 0);
   let go: number;
   try { go = libc.open(fifo, libc.O.RDWR | libc.O.CLOEXEC); } finally { rmSync(fifo, { force: true }); }
+  libc.write(go, GO, 0); // a write of nothing: the call path compiled before it matters
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc', go] });
   const sb: Standby = { child, mode: info.mode, passthrough: info.passthrough, ready: false, go };
-  child.on('message', (m: { type: string }) => { if (m.type === 'standby') sb.ready = true; });
+  child.on('message', (m: { type: string }) => { if (m.type === 'standby') { sb.ready = true; onStandbyChange(); } });
   child.on('error', () => { /* reported through exit */ });
-  child.once('exit', () => { sb.ready = false; if (sb.go >= 0) libc.close(sb.go); sb.go = -1; });
+  child.once('exit', () => { sb.ready = false; if (sb.go >= 0) libc.close(sb.go); sb.go = -1; onStandbyChange(); });
   return sb;
 }
 
@@ -98,24 +98,38 @@ function standbyFits(sb: Standby | null, info: DaemonInfo | null): boolean {
 }
 
 /**
- * Hand the connection to a warm standby: a byte on its go wire (its request loop takes over at
- * once), then the `go` message (where the journal is, which pid died) for its main thread.
- * Resolves with it serving, or null (then start one cold).
+ * The first step of a takeover, done the moment a crash is certain: one byte on the standby's go
+ * wire, on which its request loop takes over by itself. False when the wire is broken.
  */
-function wakeStandby(sb: Standby, info: DaemonInfo, deadPid: number, trace: TakeoverTrace): Promise<ChildProcess | null> {
+function goStandby(sb: Standby, deadPid: number): boolean {
+  try {
+    GO.writeUInt32LE(deadPid, 1);
+    return libc.write(sb.go, GO) === GO.length;
+  } catch (e) {
+    log.warn(`the standby's go wire: ${(e as Error).message}`);
+    return false;
+  }
+}
+
+/**
+ * The rest of a takeover, once the standby's loop was told (see {@link goStandby}): the `go`
+ * message (where the journal is, which pid died) for its main thread. Resolves with the standby
+ * settled (serving, journal recovered), or null (then start one cold).
+ */
+function settleStandby(sb: Standby, info: DaemonInfo, deadPid: number): Promise<ChildProcess | null> {
   return new Promise((resolve) => {
     const done = (c: ChildProcess | null): void => { sb.child.off('message', onMsg); sb.child.off('exit', onExit); resolve(c); };
     const onMsg = (m: { type: string }): void => { if (m.type === 'ready') done(sb.child); };
     const onExit = (): void => done(null);
     sb.child.on('message', onMsg);
     sb.child.once('exit', onExit);
-    try { libc.write(sb.go, GO); } catch (e) { log.warn(`the standby's go wire: ${(e as Error).message}`); done(null); return; }
-    trace.mark('goSent');
+    if (sb.child.exitCode !== null || sb.child.signalCode !== null) { done(null); return; }
     sb.child.send({ type: 'go', backing: info.backing, journalDir: info.journalDir, deadPid });
   });
 }
 
-const GO = Buffer.from([1]);
+/** The go word: 1, then the dead daemon's pid (u32 LE); one write(2) on a FIFO, so it arrives whole. */
+const GO = Buffer.from([1, 0, 0, 0, 0]);
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -142,8 +156,18 @@ async function main(): Promise<number> {
     if (standby && standby.child.exitCode === null && standby.mode === info.mode && standby.passthrough === info.passthrough) return;
     if (standby) { try { standby.child.kill('SIGKILL'); } catch { /* gone */ } } // its empty ring file is swept later
     standby = startStandby(mp, info, dev, root);
+    onStandbyChange();
+  };
+  let takeovers = 0;
+  onStandbyChange = (): void => {
+    const sb = standby as Standby | null;
+    const st: KeeperState = { pid: process.pid, daemon: pid, standby: sb?.child.pid ?? null, standbyReady: Boolean(sb?.ready && sb.go >= 0), takeovers };
+    try { writeFileSync(keeperStatePath(mp), JSON.stringify(st) + '\n', { mode: 0o600 }); } catch { /* the runtime dir is gone */ }
   };
   freshStandby();
+  onStandbyChange();
+  // The takeover path runs once in a while: compile it now (a first call is a lazy compile).
+  dying(process.pid); standbyFits(null, readInfo(mp));
   // The daemon's request-loop thread, watched beside the whole process: a SIGKILL ends that
   // thread within a few ms, while the process as a whole is gone only once its memory is torn
   // down (10–80 ms on a loaded machine). Its exit with the process dying is a crash.
@@ -165,6 +189,8 @@ async function main(): Promise<number> {
     if (sb) { try { sb.child.kill('SIGKILL'); } catch { /* gone */ } }
     for (let i = 0; i < 100 && sb && sb.child.exitCode === null && sb.child.signalCode === null; i++) await new Promise((r) => setTimeout(r, 10));
     sweepEmptyRingFiles(nodeLogPath(mp));
+    rmSync(keeperStatePath(mp), { force: true });
+    rmSync(`${nodeLogPath(mp)}.crashed`, { force: true });
     log.info(`${mp} unmounted; keeper done`);
     return 0;
   };
@@ -186,8 +212,10 @@ async function main(): Promise<number> {
     // looked at (the mount table is read only when it is not).
     const info = ev ? readInfo(mp) : null;
     const crashed = info !== null && info.pid === pid && ev !== '';
-    trace.mark('info');
-    if (!(crashed && standbyFits(standby, info)) && !mounted(mp)) return unmounted();
+    // A crash and a standby that fits: its loop takes over now; the rest follows.
+    const woken = crashed && standbyFits(standby, info) && goStandby(standby!, pid);
+    trace.mark(woken ? 'goSent' : 'info');
+    if (!woken && !mounted(mp)) return unmounted();
     if (!ev) {
       // A standby that died (or is for a mode the mount left by an upgrade) is replaced.
       freshStandby();
@@ -199,16 +227,17 @@ async function main(): Promise<number> {
       pid = info.pid;
       pidfd = libc.pidfdOpen(pid);
       watchLoop(info);
+      onStandbyChange();
       freshStandby();
       continue;
     }
     // The daemon died with the file system still mounted: restart it from what we hold.
     let child: ChildProcess | null = null;
     const sb = standby as Standby | null;
-    if (standbyFits(sb, info)) {
+    if (woken) {
       restarts.push(Date.now());
       const t0 = performance.now();
-      child = await wakeStandby(sb!, info!, pid, trace);
+      child = await settleStandby(sb!, info!, pid);
       trace.mark('readyMsg');
       if (child) log.warn(`${mp}: daemon ${pid} is gone; its warm standby ${child.pid} took over (settled after ${(performance.now() - t0).toFixed(1)} ms)`);
       else log.warn(`${mp}: daemon ${pid} is gone; the standby could not take over, restarting cold`);
@@ -234,7 +263,7 @@ async function main(): Promise<number> {
       }
       const mode = info?.mode ?? 'plain';
       const args = [PROVFSD, '--recover', '--keeper-pid', String(process.pid), '--dev-fd', String(dev), '--root-fd', String(root),
-        '--backing', info?.backing ?? backing, '--mountpoint', mp, '--mode', mode, '--node-log', nodeLogPath(mp)];
+        '--backing', info?.backing ?? backing, '--mountpoint', mp, '--mode', mode, '--node-log', nodeLogPath(mp), '--dead-pid', String(pid)];
       if (mode === 'prov' && info?.journalDir) args.push('--journal', info.journalDir);
       if (info && !info.passthrough) args.push('--no-passthrough');
       log.warn(`${mp}: daemon ${pid} is gone; restarting it`);
@@ -250,6 +279,8 @@ async function main(): Promise<number> {
     pid = child.pid!;
     pidfd = libc.pidfdOpen(pid);
     watchLoop(readInfo(mp));
+    takeovers++;
+    onStandbyChange();
     trace.write();
     log.info(`${mp}: served again by pid ${pid}`);
     freshStandby();

@@ -22,13 +22,15 @@ import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from '.
 import { Recorder, LinLog } from './recorder.js';
 import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog } from './nodelog.js';
-import { NodeLogFollower, followUntilGo } from './nodefollow.js';
+import { NodeLogFollower, waitForGo } from './nodefollow.js';
 import { TakeoverTrace } from './takeovertrace.js';
+import { recordKey, deadRecordKeys, crashAfterRecordHook } from './resent.js';
+import { ringFilePath } from './ringfiles.js';
 import { warmRequestPath } from './warmup.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
 import type { SlowControl } from './slowops.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
-import { SIZE, NOTIFY, OP_NAME } from './protocol.js';
+import { SIZE, NOTIFY, OP_NAME, FUSE_UNIQUE_RESEND } from './protocol.js';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
 
@@ -75,6 +77,8 @@ export interface LoopConfig {
    * while waiting, take over when a byte arrives on `goFd` (kernel/nodefollow).
    */
   follow?: { goFd: number };
+  /** A cold recovery: the pid of the daemon that died (its ring file holds its last records; kernel/resent). */
+  deadPid?: number;
 }
 
 /**
@@ -279,9 +283,12 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // holds the request back up to 200 ms for room; only then does the record go by message.
   // Every record, however the recorder builds it, goes through pushJson.
   const pause = new Int32Array(new SharedArrayBuffer(4));
+  const crashHook = crashAfterRecordHook(cfg.nodeLog?.path);
   const pushJson = (json: string): void => {
+    // Serving a request resent after a crash: not again what the dead daemon recorded already.
+    if (resent && resent.inHand && resent.known().has(recordKey(json))) return;
     lin?.append(json);
-    if (ring.pushString(json)) return;
+    if (ring.pushString(json)) { crashHook?.(json); return; }
     for (let i = 0; i < 200; i++) {
       Atomics.wait(pause, 0, 0, 1);
       if (ring.pushString(json)) return;
@@ -307,6 +314,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     } catch { /* warm-up only */ }
   }
   let precopy: Precopy | null = null;
+  /** After a crash: whether the request in hand was resent, and the dead daemon's last records (kernel/resent). */
+  let resent: { inHand: boolean; known: () => Set<string> } | null = null;
   let follower: NodeLogFollower | null = null;
   /** Takeover phases of a recovering loop (kernel/takeovertrace). */
   const trace = new TakeoverTrace(cfg.nodeLog?.path, 'loop');
@@ -325,10 +334,11 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     post({ type: 'warm' });
   }
   if (cfg.awaitTransfer && cfg.follow) {
-    // The fd keeper's standby: the table follows the node log until the daemon dies.
+    // The fd keeper's standby: everything is built below around a table that follows the node
+    // log; the wait for the keeper's word comes last, just before FUSE_NOTIFY_RESEND.
     unboost = boost();
-    follower = followUntilGo(cfg.nodeLog!.path, cfg.rootFd, cfg.follow.goFd, trace);
-    if (!follower) { post({ type: 'stopped', reason: 'the fd keeper went away', counts: {} }); void slow?.terminate(); return; }
+    follower = new NodeLogFollower(cfg.nodeLog!.path, cfg.rootFd);
+    follower.catchUp();
     cfg.recover = true;
   } else if (cfg.awaitTransfer) {
     while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0);
@@ -364,17 +374,14 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       return m;
     };
   }
-  let recovered: { init: Negotiated; lost: number; nodes: number } | null = null;
+  let recovered: { follower: NodeLogFollower; lost: number; nodes: number; /** The dead daemon's ring file, when known. */ deadRing?: string } | null = null;
   let fs: ProvFs;
   if (cfg.recover) {
     if (!cfg.nodeLog) throw new Error('recovery needs the node log');
-    // A standby's table is current but for the log's last records; a cold start reads it all.
+    // A standby's table follows the log (below: until the daemon dies); a cold start reads it all.
     const f = follower ?? new NodeLogFollower(cfg.nodeLog.path, cfg.rootFd);
-    const r = f.finish();
-    trace.mark('table');
-    if (!r.init) throw new Error(`node log ${cfg.nodeLog.path} has no INIT record: cannot resume this connection`);
-    recovered = { init: r.init as Negotiated, lost: r.lost, nodes: r.table.size };
-    fs = new ProvFs(cfg.rootFd, null, r.table);
+    recovered = { follower: f, lost: 0, nodes: 0 };
+    fs = new ProvFs(cfg.rootFd, null, f.table);
   } else if (precopy) {
     fs = new ProvFs(-1, null, precopy.table);
   } else {
@@ -417,7 +424,24 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite, offloadFsync }, send);
   d.lin = lin;
   if (recovered) {
-    d.negotiated = recovered.init as Negotiated;
+    if (cfg.follow) {
+      const dead = waitForGo(recovered.follower, cfg.follow.goFd, trace);
+      if (dead === null) {
+        post({ type: 'stopped', reason: 'the fd keeper went away', counts: {} });
+        void slow.terminate();
+        return;
+      }
+      recovered.deadRing = ringFilePath(cfg.nodeLog!.path, dead);
+    } else if (cfg.deadPid) {
+      recovered.deadRing = ringFilePath(cfg.nodeLog!.path, cfg.deadPid);
+    }
+    // The log's last records (a standby), or all of it (a cold start).
+    const r = recovered.follower.finish();
+    trace.mark('table');
+    if (!r.init) throw new Error(`node log ${cfg.nodeLog!.path} has no INIT record: cannot resume this connection`);
+    recovered.lost = r.lost;
+    recovered.nodes = r.table.size;
+    d.negotiated = r.init as Negotiated;
     if (d.negotiated.passthrough) fs.passthrough = passthroughDevice(devFd);
     // Requests the crashed daemon read but never answered: have the kernel queue them again.
     const notify = Buffer.alloc(SIZE.out_header);
@@ -497,6 +521,16 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let snapshotVersion: 2 | 3 = 2;
   let snapWriter: SnapshotWriter | null = null;
   let firstAnswer = Boolean(state || precopy || recovered);
+  /** After a crash takeover, the first requests answered go in the trace too (opcode, when). */
+  let traced = recovered ? 12 : 0;
+  if (recovered?.deadRing) {
+    const path = recovered.deadRing;
+    // A cold start reads them now (its ring files go once journaled, maybe before a resent
+    // request comes); a standby when a resent request first records something.
+    let keys: Set<string> | null = cfg.follow ? null : deadRecordKeys(path);
+    resent = { inHand: false, known: () => (keys ??= deadRecordKeys(path)) };
+  }
+  let boosted = 0;
   let handedOverV2 = false;
   for (;;) {
     const cmd = Atomics.load(control, 2);
@@ -613,7 +647,13 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
     lastOp = buf.readUInt32LE(4);
     if (firstAnswer) trace.mark('firstRead');
+    if (resent) resent.inHand = (buf.readBigUInt64LE(8) & FUSE_UNIQUE_RESEND) !== 0n;
+    const h0 = traced > 0 ? performance.now() : 0;
     d.handle(buf, n);
+    if (traced > 0) {
+      trace.mark(`reply${12 - traced}:${OP_NAME[lastOp] ?? lastOp}:${(performance.now() - h0).toFixed(2)}`);
+      if (--traced === 0) trace.write();
+    }
     if (firstAnswer) {
       firstAnswer = false;
       if (recovered) {
@@ -623,7 +663,11 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         log.debug(`recovery: ${recovered.nodes} nodes in the table`);
       }
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
-      unboost?.();
+      // After a crash the new loop keeps its priority a little longer: the dead daemon's memory
+      // is being torn down meanwhile, on one of the CPUs the applications wait for.
+      if (!recovered) { unboost?.(); unboost = null; }
+    } else if (unboost && recovered && ++boosted >= 256) {
+      unboost();
       unboost = null;
     }
     if (fs.nodes.size > pruneHigh) prune();

@@ -154,27 +154,25 @@ export class NodeLogFollower {
 }
 
 /** How often a standby looks at the node log while waiting (ms). */
-const FOLLOW_MS = 10;
+const FOLLOW_MS = 5;
 
 /**
- * The standby's wait: follow the node log at `path` until the fd keeper writes a byte on
- * `goFd` (the daemon died: take over) — resolves with the follower, current but for the last
- * records — or closes it (the keeper went away: null).
+ * The standby's wait: keep `f` following its node log until the fd keeper writes its go word on
+ * `goFd` (the daemon died: take over; resolves with the dead daemon's pid) or the wire breaks
+ * (the keeper went away: null).
  */
-export function followUntilGo(path: string, rootFd: number, goFd: number, trace: { mark(phase: string): void }): NodeLogFollower | null {
-  const f = new NodeLogFollower(path, rootFd);
-  f.catchUp();
-  const one = Buffer.alloc(1);
+export function waitForGo(f: NodeLogFollower, goFd: number, trace: { mark(phase: string): void }): number | null {
+  const word = Buffer.alloc(5);
   for (;;) {
     if (libc.pollIn([goFd], FOLLOW_MS)[0] !== 0) {
       let got: number;
       try {
-        got = libc.read(goFd, one);
+        got = libc.read(goFd, word);
       } catch (e) {
         if (e instanceof libc.Errno && (e.errno === libc.E.EAGAIN || e.errno === libc.E.EINTR)) continue;
         throw e;
       }
-      if (got === 1) { trace.mark('go'); return f; }
+      if (got === 5 && word[0] === 1) { trace.mark('go'); return word.readUInt32LE(1); }
       f.close();
       return null;
     }

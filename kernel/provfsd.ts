@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync, rmSync, chmodSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createServer, type Server } from 'node:net';
-import { mountProvfs, recoverProvfs, standbyProvfs, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
+import { mountProvfs, recoverProvfs, standbyProvfs, takeZombieLock, journalStreamName, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
 import { runSuccessor } from './upgrade.js';
 import { ringFilePath } from './ringfiles.js';
 import { TakeoverTrace } from './takeovertrace.js';
@@ -42,7 +42,7 @@ async function main(): Promise<number> {
       'timeout-negative': { type: 'string' }, successor: { type: 'boolean', default: false },
       keeper: { type: 'boolean', default: false }, 'node-log': { type: 'string' }, recover: { type: 'boolean', default: false },
       'keeper-pid': { type: 'string' }, 'dev-fd': { type: 'string' }, 'root-fd': { type: 'string' },
-      standby: { type: 'boolean', default: false }, 'go-fd': { type: 'string' },
+      standby: { type: 'boolean', default: false }, 'go-fd': { type: 'string' }, 'dead-pid': { type: 'string' },
     },
   });
   if (!values.backing || !values.mountpoint) {
@@ -94,9 +94,12 @@ async function main(): Promise<number> {
       const devFd = libc.pidfdGetfd(pidfd, Number(values['dev-fd']));
       const rootFd = libc.pidfdGetfd(pidfd, Number(values['root-fd']));
       libc.close(pidfd);
+      // The dead daemon may be a zombie its parent has not reaped: its journal lock is stale.
+      const deadPid = values['dead-pid'] ? Number(values['dead-pid']) : undefined;
+      if (deadPid && mode === 'prov' && journalDir) takeZombieLock(journalDir, journalStreamName(values.mountpoint), deadPid); // the keeper passes the resolved path (a stat of the mount would wait for this very daemon)
       m = await recoverProvfs({
         devFd, rootFd, backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
-        timeouts, journalDir, nodeLog: nodeLog!,
+        timeouts, journalDir, nodeLog: nodeLog!, deadPid: values['dead-pid'] ? Number(values['dead-pid']) : undefined,
       });
     } else {
       mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });

@@ -39,6 +39,22 @@ export function daemonSocketPath(mountpoint: string): string {
   return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.sock`);
 }
 
+/** What the fd keeper of `mountpoint` holds (see {@link KeeperState}). */
+export function keeperStatePath(mountpoint: string): string {
+  return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.keeper.json`);
+}
+
+/** The fd keeper's own state file (0600): its pid, the daemon it watches, its standby. */
+export interface KeeperState {
+  pid: number;
+  daemon: number;
+  /** The warm standby's pid, and whether it is ready to take over (warm, following the node log). */
+  standby: number | null;
+  standbyReady: boolean;
+  /** Crashes taken over so far (by the standby or a cold start). */
+  takeovers: number;
+}
+
 /** The node log of the connection at `mountpoint` (crash survival; see kernel/nodelog). */
 export function nodeLogPath(mountpoint: string): string {
   return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.nodes`);

@@ -165,6 +165,8 @@ export async function runKill(repeats: number, cold = true): Promise<BenchResult
         const round: Round = { control, pause, errors: res.errors, errnos: res.errnos, missing, doubled, phases };
         out.get(how)!.push(round);
         const ph = PHASES.filter((p) => phases[p] !== undefined).map((p) => `${p.split(':')[1]} ${phases[p]!.toFixed(2)}`).join(', ');
+        const replies = Object.entries(phases).filter(([p]) => p.startsWith('loop:reply')).sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p.split(':')[2]} ${t.toFixed(2)} (${p.split(':')[3]})`).join(', ');
+        if (process.env.PROV_BENCH_VERBOSE) process.stderr.write(`  first replies (ms after the kill): ${replies}\n`);
         process.stderr.write(`kill -9 (${how}) round ${r}: pause ${pause.toFixed(2)} ms${gapOf ? ` (${((gapOf[0] - at) / 1e6).toFixed(2)} … ${((gapOf[1] - at) / 1e6).toFixed(2)} from the kill)` : ''}, control ${control.toFixed(2)} ms, ${res.errors} errors${res.errors ? ` (errno ${[...new Set(res.errnos)].join(',')})` : ''}, ${missing} creates missing, ${doubled} doubled; ms after the kill: ${ph || '(no trace)'}\n`);
         rmSync(join(work, `b${k - 1}`), { recursive: true, force: true });
       }
