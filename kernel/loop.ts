@@ -389,7 +389,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   }
   let nodeLog: NodeLog | null = null;
   if (cfg.nodeLog) {
-    const nl = new NodeLog(cfg.nodeLog.path, cfg.nodeLog.fresh && !state && !cfg.recover);
+    const nl = new NodeLog(cfg.nodeLog.path, cfg.nodeLog.fresh && !state && !cfg.recover, { compactMin: Number(process.env.PROV_PROVFS_NODELOG_COMPACT_MIN) || undefined });
     nodeLog = nl;
     fs.nodeLog = nl;
     fs.nodes.onGone = (id) => nl.gone(id);
@@ -490,6 +490,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (state.passthrough) fs.passthrough = passthroughDevice(devFd);
     post({ type: 'ready', passthrough: state.passthrough, minor: state.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
   }
+  // A predecessor may have compacted the node log after this loop opened it.
+  nodeLog?.reopenIfReplaced();
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
   let reason = 'unmounted';
   // Every node holds an fd: when they approach the fd limit, ask the kernel to forget the least
@@ -590,6 +592,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         log.debug(`snapshot written in ${snapWriter.slices} slices`);
         post({ type: 'snapshot', statePath: snapWriter.path });
         snapWriter = null;
+      }
+    }
+    if (nodeLog?.due) {
+      // The node log compacted a slice at a time while no request waits (kernel/nodelog).
+      try {
+        let done: boolean;
+        do done = nodeLog.step(0.2); while (!done && libc.pollIn([devFd], 0)[0] === 0);
+      } catch (e) {
+        log.warn(`node log compaction given up for now: ${(e as Error).message}`);
       }
     }
     const q = Atomics.load(control, 0);

@@ -13,10 +13,20 @@
  * never dropped, a bounded leak until unmount) and open handles are unknown (their passthrough
  * I/O never needed the daemon; RELEASE/FLUSH of an unknown handle are answered from the node id).
  *
+ * Compaction: a long-lived mount makes and forgets nodes without end, and a log that only grows
+ * would make every recovery (and every new standby) read all of it. Once the log is 8 MiB and
+ * four times what its live nodes need, the daemon writes a new one beside it — INIT, then one
+ * record per live node and registered backing id, a slice at a time between requests
+ * ({@link NodeLog.step}) — while every new record goes to both files, then renames it over the
+ * old one. A reader of the old file finds it complete up to the switch (kernel/nodefollow reads
+ * the old file to its end, then the new one from its start); a crash at any moment leaves one
+ * complete log under the name. A daemon that took over an existing log first learns its live set
+ * by reading it, in slices too.
+ *
  * Record layout (16-byte header, little-endian): u8 kind, u8 payload length, i16 0, i32 (handle
  * type | backing id), f64 node id; then the payload (handle bytes, or INIT JSON).
  */
-import { openSync, writeSync, closeSync, readFileSync, constants as C } from 'node:fs';
+import { openSync, writeSync, closeSync, readFileSync, readSync, fstatSync, statSync, renameSync, rmSync, constants as C } from 'node:fs';
 import type { FileHandle } from './libc.js';
 
 export const KIND_NODE = 1, KIND_BACKING = 2, KIND_BACKING_CLOSE = 3, KIND_INIT = 4, KIND_GONE = 5;
@@ -67,15 +77,64 @@ export function parseNodeLog(b: Buffer, at: number, visit: (r: NodeLogRecord) =>
   return { end: i, bad: false };
 }
 
+/** When to compact: the log at least this big … */
+const COMPACT_MIN = 8 << 20;
+/** … and this many times what its live records need. */
+const COMPACT_RATIO = 4;
+
+export interface NodeLogOptions {
+  /** Compact from this size on (default 8 MiB; tests use less). */
+  compactMin?: number;
+}
+
 export class NodeLog {
-  private readonly fd: number;
+  private fd: number;
   private readonly rec = Buffer.alloc(HEAD * (GONE_BATCH + 1) + 128);
   /** Gone records waiting for the next write (their bytes sit at the start of `rec`). */
   private gones = 0;
+  /** Bytes in the file (what was there at open, plus what this writer appended). */
+  private bytes = 0;
+  /** What the log says is live: null until learnt (a log taken over is read in slices first). */
+  private live: NodeLogContents | null = null;
+  /** Reading a log taken over: where the reader is. */
+  private loadAt = 0;
+  /** A compaction under way: the new file, its writer's position in the live nodes and backings. */
+  private compact: { fd: number; path: string; nodes: Iterator<[number, FileHandle]>; backings: Iterator<[number, number]> | null; buf: Buffer } | null = null;
+  private readonly compactMin: number;
+  /** After a failed compaction: not again before the log is this big. */
+  private retryAt = 0;
+  /** Compactions done (for tests and the log). */
+  compactions = 0;
 
   /** Open for appending; `fresh` empties it (a new mount). */
-  constructor(readonly path: string, fresh: boolean) {
+  constructor(readonly path: string, fresh: boolean, o: NodeLogOptions = {}) {
     this.fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_APPEND | (fresh ? C.O_TRUNC : 0), 0o600);
+    this.bytes = fresh ? 0 : fstatSync(this.fd).size;
+    if (fresh || this.bytes === 0) this.live = { nodes: new Map(), backings: new Map(), maxId: 1 };
+    this.compactMin = o.compactMin ?? COMPACT_MIN;
+  }
+
+  /**
+   * The log was replaced under this writer (a predecessor compacted it after this one opened
+   * it: an upgrade's successor, a standby): append to the one under the name from now on.
+   */
+  reopenIfReplaced(): void {
+    let now: number;
+    try { now = statSync(this.path).ino; } catch { return; }
+    if (now === fstatSync(this.fd).ino) return;
+    this.flush();
+    closeSync(this.fd);
+    this.fd = openSync(this.path, C.O_WRONLY | C.O_APPEND);
+    this.bytes = fstatSync(this.fd).size;
+    this.live = this.bytes === 0 ? { nodes: new Map(), backings: new Map(), maxId: 1 } : null;
+    this.loadAt = 0;
+  }
+
+  /** Append `n` bytes of `b` to the log (and to the compacted one being written). */
+  private put(b: Buffer, n: number): void {
+    writeSync(this.fd, b, 0, n);
+    this.bytes += n;
+    if (this.compact) writeSync(this.compact.fd, b, 0, n);
   }
 
   node(id: number, h: FileHandle): void {
@@ -87,7 +146,8 @@ export class NodeLog {
     b.writeDoubleLE(id, at + 8);
     h.bytes.copy(b, at + HEAD);
     this.gones = 0;
-    writeSync(this.fd, b, 0, at + HEAD + h.bytes.length);
+    this.put(b, at + HEAD + h.bytes.length);
+    this.live?.nodes.set(id, { type: h.type, bytes: Buffer.from(h.bytes) });
   }
 
   /** The daemon dropped node `id` (written with the next node record, or once 64 wait). */
@@ -98,6 +158,7 @@ export class NodeLog {
     b.writeInt16LE(0, at + 2);
     b.writeInt32LE(0, at + 4);
     b.writeDoubleLE(id, at + 8);
+    if (this.live) { this.live.nodes.delete(id); this.live.backings.delete(id); }
     if (++this.gones === GONE_BATCH) this.flush();
   }
 
@@ -106,7 +167,7 @@ export class NodeLog {
     if (this.gones === 0) return;
     const n = this.gones * HEAD;
     this.gones = 0;
-    writeSync(this.fd, this.rec, 0, n);
+    this.put(this.rec, n);
   }
 
   backing(id: number, backingId: number, open: boolean): void {
@@ -117,7 +178,8 @@ export class NodeLog {
     b.writeInt16LE(0, 2);
     b.writeInt32LE(backingId, 4);
     b.writeDoubleLE(id, 8);
-    writeSync(this.fd, b, 0, HEAD);
+    this.put(b, HEAD);
+    if (this.live) { if (open) this.live.backings.set(id, backingId); else this.live.backings.delete(id); }
   }
 
   /** What INIT negotiated on this connection (a restarted daemon never sees INIT). */
@@ -129,11 +191,141 @@ export class NodeLog {
     b.writeUInt8(KIND_INIT, 0);
     b.writeUInt8(json.length, 1);
     json.copy(b, HEAD);
-    writeSync(this.fd, b);
+    this.put(b, b.length);
+    if (this.live) this.live.init = negotiated;
+  }
+
+  /** Whether {@link step} has work: a compaction under way or due (or, to tell, the log taken over to learn). */
+  get due(): boolean {
+    if (this.compact) return true;
+    if (this.bytes < this.compactMin || this.bytes < this.retryAt) return false;
+    return this.live === null || this.bytes >= COMPACT_RATIO * this.liveBytes();
+  }
+
+  /** About what the live records need in a compacted log. */
+  private liveBytes(): number {
+    return this.live!.nodes.size * (HEAD + 32) + this.live!.backings.size * HEAD + 512;
+  }
+
+  /**
+   * Work for about `budgetMs` between requests: read on in a log taken over, start a compaction
+   * when one is due, write the compacted log on and switch to it. True when nothing is left.
+   */
+  step(budgetMs: number): boolean {
+    const until = performance.now() + budgetMs;
+    if (!this.live) {
+      if (this.bytes < this.compactMin) return true;
+      this.flush(); // the reader must find every record this writer made
+      return this.loadSome(until);
+    }
+    if (!this.compact) {
+      if (this.bytes < this.compactMin || this.bytes < COMPACT_RATIO * this.liveBytes()) return true;
+      this.startCompaction();
+    }
+    try {
+      return this.writeSome(until);
+    } catch (e) {
+      // The old log is complete: give this compaction up; the next one once the log has grown.
+      this.abortCompaction();
+      this.retryAt = this.bytes + this.compactMin;
+      throw e;
+    }
+  }
+
+  /** Read the log taken over on, up to `until`; the live set is known once it reaches the end. */
+  private loadSome(until: number): boolean {
+    const out: NodeLogContents = (this as { loading?: NodeLogContents }).loading ??= { nodes: new Map(), backings: new Map(), maxId: 1 };
+    const fd = openSync(this.path, C.O_RDONLY);
+    try {
+      const buf = Buffer.allocUnsafe(256 << 10);
+      do {
+        const got = readSync(fd, buf, 0, buf.length, this.loadAt);
+        if (got === 0) {
+          this.live = out;
+          delete (this as { loading?: NodeLogContents }).loading;
+          return false; // a compaction may be due now
+        }
+        const { end, bad } = parseNodeLog(buf.subarray(0, got), 0, (r) => applyRecord(out, r));
+        if (bad || end === 0) { this.live = out; return true; } // damaged: use what came before (no compaction would keep what follows)
+        this.loadAt += end;
+      } while (performance.now() < until);
+    } finally {
+      closeSync(fd);
+    }
+    return false;
+  }
+
+  private startCompaction(): void {
+    const path = compactPath(this.path);
+    const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_APPEND, 0o600);
+    this.compact = { fd, path, nodes: this.live!.nodes[Symbol.iterator](), backings: null, buf: Buffer.allocUnsafe(64 << 10) };
+    if (this.live!.init !== undefined) {
+      const json = Buffer.from(JSON.stringify(this.live!.init));
+      const b = Buffer.alloc(HEAD + json.length);
+      b.writeUInt8(KIND_INIT, 0);
+      b.writeUInt8(json.length, 1);
+      json.copy(b, HEAD);
+      writeSync(fd, b);
+    }
+  }
+
+  /**
+   * Write live records to the compacted log up to `until`. The iterators are live: a node made
+   * meanwhile is written twice (harmless), one gone meanwhile not at all (its gone record went
+   * to both files). Then the switch.
+   */
+  private writeSome(until: number): boolean {
+    const c = this.compact!;
+    let at = 0, k = 0;
+    const out = (): void => { if (at > 0) writeSync(c.fd, c.buf, 0, at); at = 0; };
+    for (;;) {
+      if (at + HEAD + 128 > c.buf.length) { out(); if (performance.now() >= until) return false; }
+      if (!c.backings) {
+        const n = c.nodes.next();
+        if (n.done) { c.backings = this.live!.backings[Symbol.iterator](); continue; }
+        const [id, h] = n.value;
+        c.buf.writeUInt8(KIND_NODE, at);
+        c.buf.writeUInt8(h.bytes.length, at + 1);
+        c.buf.writeInt16LE(0, at + 2);
+        c.buf.writeInt32LE(h.type, at + 4);
+        c.buf.writeDoubleLE(id, at + 8);
+        h.bytes.copy(c.buf, at + HEAD);
+        at += HEAD + h.bytes.length;
+      } else {
+        const n = c.backings.next();
+        if (n.done) break;
+        const [id, bid] = n.value;
+        c.buf.writeUInt8(KIND_BACKING, at);
+        c.buf.writeUInt8(0, at + 1);
+        c.buf.writeInt16LE(0, at + 2);
+        c.buf.writeInt32LE(bid, at + 4);
+        c.buf.writeDoubleLE(id, at + 8);
+        at += HEAD;
+      }
+      if ((++k & 63) === 0 && performance.now() >= until) { out(); return false; }
+    }
+    out();
+    // Held-back gone records go to both files first; then the new log takes the name.
+    this.flush();
+    renameSync(c.path, this.path);
+    closeSync(this.fd);
+    this.fd = c.fd;
+    this.bytes = fstatSync(c.fd).size;
+    this.compact = null;
+    this.compactions++;
+    return true;
+  }
+
+  /** Give up a compaction under way (the daemon hands the log over): the old log is complete. */
+  private abortCompaction(): void {
+    if (!this.compact) return;
+    closeSync(this.compact.fd);
+    rmSync(this.compact.path, { force: true });
+    this.compact = null;
   }
 
   close(): void {
-    try { this.flush(); } finally { closeSync(this.fd); }
+    try { this.flush(); } finally { this.abortCompaction(); closeSync(this.fd); }
   }
 
   static read(path: string): NodeLogContents {
@@ -141,6 +333,11 @@ export class NodeLog {
     parseNodeLog(readFileSync(path), 0, (r) => applyRecord(out, r));
     return out;
   }
+}
+
+/** Where a compaction writes the new log before it takes the name. */
+export function compactPath(path: string): string {
+  return `${path}.compact`;
 }
 
 /** Fold one record into what recovery knows. */
