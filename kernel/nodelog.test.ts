@@ -45,8 +45,8 @@ test('compaction keeps exactly the live nodes, backing ids and INIT; a follower 
   let id = 2;
   // Many nodes made and forgotten (a create/delete workload), a few kept.
   for (let round = 0; round < 40; round++) {
-    for (let k = 0; k < 20; k++) { log.node(id, handle(id)); live.add(id); id++; }
-    for (const n of [...live].slice(0, 18)) { log.gone(n); live.delete(n); }
+    for (let k = 0; k < 60; k++) { log.node(id, handle(id)); live.add(id); id++; }
+    for (const n of [...live].slice(0, 52)) { log.gone(n); live.delete(n); }
     if (round === 5) follower.catchUp();
   }
   const withBacking = id - 1, closedBacking = id - 2;
@@ -58,7 +58,7 @@ test('compaction keeps exactly the live nodes, backing ids and INIT; a follower 
   // Slices, with records still coming in between (made, forgotten).
   let steps = 0;
   while (log.due && steps < 10_000) {
-    log.step(0.01);
+    log.step(0); // a budget of 0: one slice (64 records) per step
     steps++;
     log.node(id, handle(id)); live.add(id); id++;
     const old = [...live].find((n) => n !== withBacking)!;
