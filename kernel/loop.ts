@@ -25,6 +25,7 @@ import { NodeLog } from './nodelog.js';
 import { NodeLogFollower, waitForGo } from './nodefollow.js';
 import { TakeoverTrace } from './takeovertrace.js';
 import { recordKey, deadRecordKeys, crashAfterRecordHook } from './resent.js';
+import { realtime } from './rtprio.js';
 import { ringFilePath } from './ringfiles.js';
 import { warmRequestPath } from './warmup.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
@@ -680,6 +681,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     } else if (unboost && recovered && ++boosted >= 256) {
       unboost();
       unboost = null;
+      if (cfg.follow) realtime(false); // real-time since the go word (kernel/nodefollow)
     }
     if (fs.nodes.size > pruneHigh) prune();
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {

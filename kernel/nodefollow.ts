@@ -16,6 +16,7 @@
  */
 import { fstatSync, openSync, closeSync, readSync, statSync, constants as C } from 'node:fs';
 import * as libc from './libc.js';
+import { realtime } from './rtprio.js';
 import { NodeTable } from './nodes.js';
 import { FUSE_ROOT_ID } from './protocol.js';
 import { KIND_BACKING, KIND_BACKING_CLOSE, KIND_GONE, KIND_INIT, KIND_NODE, parseNodeLog, type NodeLogRecord } from './nodelog.js';
@@ -164,6 +165,8 @@ const FOLLOW_MS = 5;
 export function waitForGo(f: NodeLogFollower, goFd: number, trace: { mark(phase: string): void }): number | null {
   const word = Buffer.alloc(5);
   for (;;) {
+    // Real-time while waiting (it wakes at once for the go word), ordinary for the catch-ups.
+    realtime(true);
     if (libc.pollIn([goFd], FOLLOW_MS)[0] !== 0) {
       let got: number;
       try {
@@ -173,9 +176,11 @@ export function waitForGo(f: NodeLogFollower, goFd: number, trace: { mark(phase:
         throw e;
       }
       if (got === 5 && word[0] === 1) { trace.mark('go'); return word.readUInt32LE(1); }
+      realtime(false);
       f.close();
       return null;
     }
+    realtime(false);
     f.catchUp();
   }
 }

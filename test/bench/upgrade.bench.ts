@@ -143,9 +143,10 @@ export async function runKill(repeats: number, cold = true): Promise<BenchResult
         const end = at + 1e6 * (phases['loop:firstReply'] ?? 2000);
         const gapOf = res.gaps.filter(([a, b]) => a <= end && b >= at).sort((x, y) => (y[1] - y[0]) - (x[1] - x[0]))[0];
         const pause = gapOf ? (gapOf[1] - gapOf[0]) / 1e6 : 0;
-        // The control: the same measure over a window as long, 150 ms before the kill (the machine's own noise).
+        // The control: the same measure over a window as long (at most 200 ms), ending 30 ms
+        // before the kill: the machine's own noise.
         const longest = (from: number, to: number): number => Math.max(0, ...res.gaps.filter(([a, b]) => a <= to && b >= from).map(([a, b]) => (b - a) / 1e6));
-        const control = longest(at - 150e6, end - 150e6);
+        const control = longest(at - 30e6 - Math.min(end - at, 200e6), at - 30e6);
         let servingPid = 0;
         try { servingPid = (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
         try { unmount(mnt, false); } catch { unmount(mnt, true); }
@@ -195,7 +196,7 @@ export async function runKill(repeats: number, cold = true): Promise<BenchResult
       ratio: how === 'standby' && coldPause.length && median(pauses) > 0 ? Math.round(median(coldPause) / median(pauses) * 10) / 10 : null,
       better: 'lower', repeats: pauses.length, spread: { prov: Math.round(spread(pauses) * 100) / 100 },
       goal: how === 'standby' ? 'pause ≤ 5 ms, no error' : 'a pause, no error',
-      note: `max ${Math.max(...pauses).toFixed(2)} p95 ${p95(pauses).toFixed(2)} ms; pauses ${pauses.map((x) => x.toFixed(2)).join(' ')}; control (the same measure 150 ms before the kill: the machine's own noise) median ${median(rs.map((x) => x.control)).toFixed(2)} max ${Math.max(...rs.map((x) => x.control)).toFixed(2)} ms; errors ${rs.reduce((a, x) => a + x.errors, 0)}; creates missing ${rs.map((x) => x.missing).join(' ')}, doubled ${rs.map((x) => x.doubled).join(' ')}; phases after the kill, median/max ms: ${phaseNote}; load average ${load0} → ${load1}`,
+      note: `max ${Math.max(...pauses).toFixed(2)} p95 ${p95(pauses).toFixed(2)} ms; pauses ${pauses.map((x) => x.toFixed(2)).join(' ')}; control (the same measure over a window as long before the kill: the machine's own noise) median ${median(rs.map((x) => x.control)).toFixed(2)} max ${Math.max(...rs.map((x) => x.control)).toFixed(2)} ms; errors ${rs.reduce((a, x) => a + x.errors, 0)}; creates missing ${rs.map((x) => x.missing).join(' ')}, doubled ${rs.map((x) => x.doubled).join(' ')}; phases after the kill, median/max ms: ${phaseNote}; load average ${load0} → ${load1}`,
     };
   });
   return { name: 'provfs-takeover', rows };
