@@ -3,28 +3,41 @@
  * The fd keeper: a small process that holds a duplicate of a provfs connection (/dev/fuse) and
  * of the backing root, so a daemon that dies does not take the mount with it — the kernel keeps
  * the connection while any fd is open, and applications' requests wait instead of failing with
- * ENOTCONN. When the daemon exits while the file system is still mounted, the keeper checks
- * whether a live upgrade replaced it (the runtime state file names a new live pid: follow it);
- * otherwise it hands its fds to a recovering daemon, which rebuilds the node table from the node
- * log and has the kernel resend unanswered requests (FUSE_NOTIFY_RESEND). It exits when the file
- * system is unmounted.
+ * ENOTCONN. It exits when the file system is unmounted.
  *
- * The recovering daemon is normally already running: the keeper keeps a warm standby
- * (`provfsd --standby`: Node, modules, a compiled request loop, waiting) for the mount's current
- * mode, so a crash costs recovery itself and not a Node start-up; it starts one cold
- * (`provfsd --recover`) when the standby is missing, not ready or for another mode.
- * PROV_KEEPER_STANDBY=0 turns the standby off (one Node process less per mount).
+ * Seeing a crash: the keeper watches the daemon's request-loop thread (a PIDFD_THREAD pidfd; its
+ * tid is in the runtime state file) beside the whole process. A SIGKILL ends that thread within
+ * a millisecond or so, while the process as a whole is gone only once its memory is torn down
+ * (10–80 ms on a loaded machine). The thread gone with the process dying (its main thread a
+ * zombie, or a SIGKILL pending for it) is a crash; the thread gone with the process living on is
+ * an upgrade's handover or an unmount, and the whole process is watched from then on. When the
+ * process ends, the runtime state file tells an upgrade (it names a new live pid: follow it)
+ * from a crash.
+ *
+ * Taking over: the keeper keeps a warm standby (`provfsd --standby`) for the mount's current
+ * mode: Node, modules and a compiled request loop up, the connection and backing root in hand,
+ * and a node table that follows the serving daemon's node log (kernel/nodefollow). On a crash
+ * the keeper writes the go word (1, the dead pid) on the standby's go wire, a FIFO its request
+ * loop polls: the loop applies the log's last records, has the kernel resend what the dead
+ * daemon never answered (FUSE_NOTIFY_RESEND) and reads on — no IPC, no main thread, no journal
+ * and no per-node work before the first reply. The `go` message that follows lets the standby's
+ * main thread journal what the dead daemon left in its ring file. Without a fitting standby (none
+ * yet warm, another mode, PROV_KEEPER_STANDBY=0) a daemon starts cold (`provfsd --recover`).
+ * The watch and the standby's wait run real-time when allowed (kernel/rtprio). Each takeover
+ * leaves its phases in `<node log>.takeover` (kernel/takeovertrace); `<stream>.keeper.json`
+ * says whether the standby is ready and how many takeovers there were.
  *
  * Provenance records survive too: a prov daemon keeps its record ring in a file
- * (kernel/ringfiles); the recovering daemon journals what the dead one had not yet made durable.
- * When the mount goes, the keeper removes ring files left empty (standbys it killed).
+ * (kernel/ringfiles); the recovering daemon journals what the dead one had not yet made durable,
+ * and a request the kernel resends is not recorded twice (kernel/resent). When the mount goes,
+ * the keeper removes ring files left empty (standbys it killed).
  *
  * Usage (started by provfsd --keeper): `node keeper.js --daemon-pid P --dev-fd N --root-fd R
  *   --backing DIR --mountpoint DIR`
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
-import { TakeoverTrace } from './takeovertrace.js';
+import { TakeoverTrace, takeoverTracePath } from './takeovertrace.js';
 import { realtime } from './rtprio.js';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -198,6 +211,7 @@ async function main(): Promise<number> {
     sweepEmptyRingFiles(nodeLogPath(mp));
     rmSync(keeperStatePath(mp), { force: true });
     rmSync(`${nodeLogPath(mp)}.crashed`, { force: true });
+    rmSync(takeoverTracePath(nodeLogPath(mp)), { force: true });
     log.info(`${mp} unmounted; keeper done`);
     return 0;
   };
