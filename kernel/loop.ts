@@ -549,9 +549,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
           snapshotFifo = req.fifo;
           snapshotVersion = req.version ?? 2;
           if (snapshotVersion === 3) {
-            // Records taken now, encoded and written a slice at a time between requests (below).
-            const st = fs.updatePrepare();
-            snapWriter = new SnapshotWriter(req.statePath, { mode: st.mode, passthrough: st.passthrough, negotiated: d.negotiated!, devFd }, st.table);
+            // The live table read, encoded and written a slice at a time between requests (below).
+            snapWriter = new SnapshotWriter(req.statePath, { mode: fs.recorder ? 'prov' : 'plain', passthrough: fs.passthrough !== null, negotiated: d.negotiated!, devFd },
+              { ...fs.nodes.counters, records: fs.nodes.liveRecords(), handles: () => fs.nodes.handleRecords() });
           } else {
             writeState(req.statePath, { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd });
             post({ type: 'snapshot', statePath: req.statePath });

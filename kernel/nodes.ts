@@ -371,6 +371,25 @@ export class NodeTable {
     return out;
   }
 
+  /**
+   * The node records of {@link toState} one at a time, each as its node is when reached: a live
+   * iterator over the table (nodes made meanwhile come too, nodes dropped meanwhile do not). A
+   * snapshot written in slices reads it between requests instead of copying the whole table at
+   * once (kernel/snapshot); what changes meanwhile is tracked for the delta.
+   */
+  *liveRecords(): Generator<NodeTableState['nodes'][number]> {
+    for (const n of this.byId.values()) yield nodeRecord(n);
+  }
+
+  /** The open handles' records, now; and the id and handle counters. */
+  handleRecords(): NodeTableState['handles'] {
+    return [...this.handles.values()].map(handleRecord);
+  }
+
+  get counters(): { nextId: number; nextFh: number } {
+    return { nextId: this.nextId, nextFh: this.nextFh };
+  }
+
   toState(): NodeTableState {
     return {
       nextId: this.nextId,
