@@ -38,7 +38,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { TakeoverTrace, takeoverTracePath } from './takeovertrace.js';
-import { realtime } from './rtprio.js';
+import { realtimeProcess } from './rtprio.js';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -156,9 +156,8 @@ async function main(): Promise<number> {
   // Seeing the daemon die is on the takeover path: ahead of other work on a busy machine (the
   // libuv pool threads that poll the pidfd are made later and inherit it). A no-op without the right.
   try { setPriority(-10); } catch { /* keep */ }
-  // Real-time, without the right a no-op (kernel/rtprio): the libuv pool threads that poll the
-  // pidfds are made now and inherit it; this thread's children (standbys, restarted daemons)
-  // start ordinary.
+  // And real-time (below; without the right a no-op, kernel/rtprio): this thread and the libuv
+  // pool threads that poll the pidfds; its children (standbys, restarted daemons) start ordinary.
   let pid = Number(values['daemon-pid']);
   let pidfd = libc.pidfdOpen(pid);
   const dev = libc.pidfdGetfd(pidfd, Number(values['dev-fd']));
@@ -199,9 +198,8 @@ async function main(): Promise<number> {
     if (!existsSync(`/proc/${pid}/task/${tid}`)) { libc.close(loopPidfd); loopPidfd = -1; }
   };
   watchLoop(readInfo(mp));
-  realtime(true, false);
-  await Promise.all([0, 1, 2, 3].map(() => libc.pollInAsync(pidfd, 0))); // the pool threads start (real-time)
-  realtime(true, true);
+  await Promise.all([0, 1, 2, 3].map(() => libc.pollInAsync(pidfd, 0))); // the pool threads are up
+  realtimeProcess();
   const restarts: number[] = [];
   const unmounted = async (): Promise<number> => {
     // The standby's ring file is swept once it is gone.

@@ -8,6 +8,7 @@
  * (CAP_SYS_NICE) it is a no-op.
  */
 import koffi from 'koffi';
+import { readdirSync } from 'node:fs';
 
 const lib = koffi.load('libc.so.6');
 const setScheduler = lib.func('int sched_setscheduler(int pid, int policy, void *param)');
@@ -20,8 +21,19 @@ const param = Buffer.alloc(4);
  * The calling thread real-time (SCHED_FIFO) or back to ordinary scheduling. `resetOnFork`:
  * processes and threads it creates start ordinary. Returns whether it took effect.
  */
-export function realtime(on: boolean, resetOnFork = true): boolean {
+export function realtime(on: boolean, resetOnFork = true, tid = 0): boolean {
   param.writeInt32LE(on ? RT_PRIORITY : 0, 0);
   const policy = (on ? SCHED_FIFO : SCHED_OTHER) | (resetOnFork ? SCHED_RESET_ON_FORK : 0);
-  return (setScheduler(0, policy, param) as number) === 0;
+  return (setScheduler(tid, policy, param) as number) === 0;
+}
+
+/**
+ * Every thread of this process real-time (a small process that mostly sleeps, whose threads
+ * are all on the path that matters: the fd keeper's main thread and the libuv pool threads that
+ * poll its pidfds). What they create starts ordinary.
+ */
+export function realtimeProcess(): void {
+  let tids: string[];
+  try { tids = readdirSync('/proc/self/task'); } catch { return; }
+  for (const t of tids) realtime(true, true, Number(t));
 }
