@@ -375,13 +375,13 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       return m;
     };
   }
-  let recovered: { follower: NodeLogFollower; lost: number; nodes: number; /** The dead daemon's ring file, when known. */ deadRing?: string } | null = null;
+  let recovered: { follower: NodeLogFollower; damaged: boolean; nodes: number; /** The dead daemon's ring file, when known. */ deadRing?: string } | null = null;
   let fs: ProvFs;
   if (cfg.recover) {
     if (!cfg.nodeLog) throw new Error('recovery needs the node log');
     // A standby's table follows the log (below: until the daemon dies); a cold start reads it all.
     const f = follower ?? new NodeLogFollower(cfg.nodeLog.path, cfg.rootFd);
-    recovered = { follower: f, lost: 0, nodes: 0 };
+    recovered = { follower: f, damaged: false, nodes: 0 };
     fs = new ProvFs(cfg.rootFd, null, f.table);
   } else if (precopy) {
     fs = new ProvFs(-1, null, precopy.table);
@@ -440,8 +440,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     const r = recovered.follower.finish();
     trace.mark('table');
     if (!r.init) throw new Error(`node log ${cfg.nodeLog!.path} has no INIT record: cannot resume this connection`);
-    recovered.lost = r.lost;
-    recovered.nodes = r.table.size;
+    recovered.damaged = r.damaged;
+    recovered.nodes = r.table.size + r.table.lazyCount;
     d.negotiated = r.init as Negotiated;
     if (d.negotiated.passthrough) fs.passthrough = passthroughDevice(devFd);
     // Requests the crashed daemon read but never answered: have the kernel queue them again.
@@ -540,6 +540,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (cmd !== 0) {
       Atomics.store(control, 2, 0);
       if (cmd === 1) {
+        // A successor gets fds: every node not opened yet since a crash is opened now.
+        while (fs.nodes.openLazy() > 0);
         // State version 2, first part: a snapshot the successor copies while we serve on.
         const req = receive() as SnapshotRequest | undefined;
         if (req) {
@@ -595,6 +597,10 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         snapWriter = null;
       }
     }
+    if (fs.nodes.lazyCount > 0 && libc.pollIn([devFd], 0)[0] === 0) {
+      // After a crash: the nodes of the node log opened a few at a time while no request waits.
+      fs.nodes.openLazy();
+    }
     if (nodeLog?.due) {
       // The node log compacted a slice at a time while no request waits (kernel/nodelog).
       try {
@@ -638,6 +644,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
     if (q === 1) {
       // Nothing is in flight: every request read has been answered (the loop is synchronous).
+      while (fs.nodes.openLazy() > 0);
       const st: TransferState = { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd };
       const statePath = cfg.statePath ?? join(tmpdir(), `provfs-state-${process.pid}-${Date.now()}.bin`);
       writeState(statePath, st);
@@ -671,8 +678,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       if (recovered) {
         trace.mark('firstReply');
         trace.write();
-        if (recovered.lost) log.warn(`recovery: ${recovered.lost} nodes of the node log no longer exist in the backing directory`);
-        log.debug(`recovery: ${recovered.nodes} nodes in the table`);
+        if (recovered.damaged) log.warn(`recovery: the node log ${cfg.nodeLog!.path} is damaged; nodes after the damage get ESTALE`);
+        log.debug(`recovery: ${recovered.nodes} nodes in the table (opened on first use)`);
       }
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
       // After a crash the new loop keeps its priority a little longer: the dead daemon's memory

@@ -1,14 +1,15 @@
 /**
  * @module kernel/nodefollow
  * A node table kept current from a node log (kernel/nodelog) while another daemon writes it:
- * the fd keeper's warm standby follows the serving daemon's log every few milliseconds, opening
- * each new node by its file handle and closing the ones the log says went, so that when the
- * daemon dies only the last few records are left to apply — no per-node work on the takeover
- * path. A cold recovery reads the whole log with the same code, once.
+ * the fd keeper's warm standby follows the serving daemon's log every few milliseconds, noting
+ * each new node's file handle and dropping the ones the log says went, so that when the daemon
+ * dies only the last few records are left to apply. Nodes are not opened here: the table opens
+ * each by its handle on first use (NodeTable.addLazy), so neither the catch-ups nor the takeover
+ * make a system call per node — and none waits for a file the dying daemon's exit is still
+ * releasing (open_by_handle_at of an inode being evicted waits for the eviction; that cost a
+ * standby 10–35 ms here). A cold recovery reads the whole log with the same code, once.
  *
- * Nodes made and gone within one catch-up are never opened. A node whose file no longer exists
- * (open_by_handle_at fails: unlinked and no longer referenced) is counted as lost; the kernel
- * gets ESTALE if it still asks for it. At most `cap` nodes are held (half the fd limit).
+ * A node whose file no longer exists when first used gets ESTALE, as the kernel expects.
  *
  * The log may be compacted (replaced by a new file under the same name, see NodeLog.compact):
  * the follower reads its old file to the end (the writer appended to both until the switch),
@@ -25,9 +26,7 @@ export class NodeLogFollower {
   readonly table: NodeTable;
   /** What INIT negotiated, from the log. */
   init: unknown;
-  /** Nodes whose files were gone when opened, or over the cap. */
-  lost = 0;
-  /** Node records seen and nodes opened (for the log). */
+  /** Node records seen, and nodes put in the table (for the log). */
   seen = 0;
   opened = 0;
   private fd: number;
@@ -41,7 +40,6 @@ export class NodeLogFollower {
   /** Made in this catch-up, not yet opened (in order). */
   private readonly fresh = new Map<number, libc.FileHandle>();
   private maxId = 1;
-  private readonly cap: number;
   private bad = false;
 
   constructor(readonly path: string, rootFd: number) {
@@ -50,7 +48,6 @@ export class NodeLogFollower {
     this.mountFd = libc.reopen(rootFd, libc.O.RDONLY | libc.O.DIRECTORY);
     this.fd = openSync(path, C.O_RDONLY);
     this.ino = fstatSync(this.fd).ino;
-    this.cap = Math.floor(libc.nofileLimit() / 2);
   }
 
   /**
@@ -103,10 +100,13 @@ export class NodeLogFollower {
     switch (r.kind) {
       case KIND_NODE:
         this.seen++;
-        if (r.id !== FUSE_ROOT_ID && !this.table.find(r.id)) this.fresh.set(r.id, { type: r.word, bytes: Buffer.from(r.payload) });
+        if (r.id !== FUSE_ROOT_ID) this.fresh.set(r.id, { type: r.word, bytes: Buffer.from(r.payload) });
         break;
       case KIND_GONE:
-        if (!this.fresh.delete(r.id)) this.table.removeRecovered(r.id);
+        // Both: after a compaction the node may be in the table (from the old file) and again
+        // in `fresh` (its record read anew from the new one).
+        this.fresh.delete(r.id);
+        this.table.removeRecovered(r.id);
         this.backings.delete(r.id);
         break;
       case KIND_BACKING: this.backings.set(r.id, r.word); break;
@@ -116,17 +116,9 @@ export class NodeLogFollower {
     if (r.id > this.maxId) this.maxId = r.id;
   }
 
-  /** Open the nodes made since the last catch-up and still there. */
+  /** The nodes made since the last catch-up and still there go into the table, to be opened on first use. */
   private openFresh(): void {
-    for (const [id, h] of this.fresh) {
-      if (this.table.size > this.cap) { this.lost++; continue; }
-      let fd: number;
-      try { fd = libc.openByHandle(this.mountFd, h, libc.O.PATH); } catch { this.lost++; continue; }
-      let st: libc.Stat;
-      try { st = libc.fstat(fd); } catch { libc.close(fd); this.lost++; continue; }
-      this.table.addRecovered(id, fd, st);
-      this.opened++;
-    }
+    for (const [id, h] of this.fresh) { this.table.addLazy(id, h, this.mountFd); this.opened++; }
     this.fresh.clear();
   }
 
@@ -134,23 +126,19 @@ export class NodeLogFollower {
    * The last catch-up and the table to serve with: backing ids still registered go on their
    * nodes, ids and handle numbers continue above the dead daemon's. The follower is done.
    */
-  finish(): { table: NodeTable; init: unknown; lost: number; damaged: boolean } {
+  finish(): { table: NodeTable; init: unknown; damaged: boolean } {
     this.catchUp();
-    for (const [id, bid] of this.backings) {
-      const n = this.table.find(id);
-      if (n) n.backing = { fd: -1, id: bid, refs: 2 ** 30 };
-    }
+    for (const [id, bid] of this.backings) this.table.setRecoveredBacking(id, bid);
     this.table.resumeAfter(this.maxId);
     this.close();
-    return { table: this.table, init: this.init, lost: this.lost, damaged: this.bad };
+    return { table: this.table, init: this.init, damaged: this.bad };
   }
 
-  /** Close the log and the mount fd (the table's fds stay). */
+  /** Close the log (the table keeps its fds and the mount fd it opens nodes with). */
   close(): void {
     if (this.fd < 0) return;
     closeSync(this.fd);
     this.fd = -1;
-    libc.close(this.mountFd);
   }
 }
 

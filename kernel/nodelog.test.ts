@@ -79,10 +79,14 @@ test('compaction keeps exactly the live nodes, backing ids and INIT; a follower 
   // The follower: the old file to its end, then the new one.
   const r = follower.finish();
   const ids = [...live].sort((a, b) => a - b);
-  for (const n of ids) assert.ok(r.table.find(n), `node ${n} in the follower's table`);
+  assert.equal(r.table.size, 1, 'nothing opened up front (only the root)');
+  const lazyIds = [...((r.table as unknown as { lazy: Map<number, unknown> }).lazy?.keys() ?? [])];
+  assert.deepEqual(lazyIds.filter((x) => !live.has(x)), [], 'no node that went');
+  assert.equal(r.table.lazyCount, ids.length);
+  for (const n of ids) assert.ok(r.table.find(n), `node ${n} in the follower's table, opened on first use`);
   assert.equal(r.table.size, ids.length + 1, 'only the live nodes (and the root)');
   assert.deepEqual(r.init, { minor: 45, passthrough: true });
-  assert.equal(r.lost, 0);
+  assert.equal(r.table.lazyCount, 0, 'every live node opened on first use');
   assert.equal(r.table.find(withBacking)?.backing?.id, 7);
 });
 

@@ -165,7 +165,7 @@ export class NodeTable {
   private tick = 0;
 
   get(id: number): Node {
-    const n = this.byId.get(id);
+    const n = this.byId.get(id) ?? (this.lazy ? this.openLazy(id) : undefined);
     if (!n) throw new libc.Errno(libc.E.ESTALE, `node ${id}`);
     n.used = ++this.tick;
     return n;
@@ -183,7 +183,7 @@ export class NodeTable {
   }
 
   find(id: number): Node | undefined {
-    return this.byId.get(id);
+    return this.byId.get(id) ?? (this.lazy ? this.openLazy(id) : undefined);
   }
 
   /** The node of a backing file, when the kernel knows it. */
@@ -237,8 +237,59 @@ export class NodeTable {
     if (!this.byKey.has(key(n.dev, n.ino))) this.byKey.set(key(n.dev, n.ino), n);
   }
 
+  /**
+   * Nodes known from the node log after a crash but not opened yet (kernel/nodefollow): each is
+   * opened by its file handle on first use, so a takeover makes no per-node system call — and
+   * none that waits for a file the dead daemon's exit is still releasing. Not in the identity
+   * index until opened.
+   */
+  private lazy: Map<number, { h: libc.FileHandle; backingId?: number }> | null = null;
+  /** A real fd on the backing file system, for open_by_handle_at of lazy nodes. */
+  private lazyMountFd = -1;
+
+  /** A node of the node log, opened on first use (see {@link lazy}) with `mountFd` (this table keeps it). */
+  addLazy(id: number, h: libc.FileHandle, mountFd: number): void {
+    (this.lazy ??= new Map()).set(id, { h });
+    this.lazyMountFd = mountFd;
+  }
+
+  /** A backing id still registered on the connection for recovered node `id` (opened or not). */
+  setRecoveredBacking(id: number, backingId: number): void {
+    const n = this.byId.get(id);
+    if (n) n.backing = { fd: -1, id: backingId, refs: 2 ** 30 };
+    else { const l = this.lazy?.get(id); if (l) l.backingId = backingId; }
+  }
+
+  /** Nodes not opened yet. */
+  get lazyCount(): number {
+    return this.lazy?.size ?? 0;
+  }
+
+  /** Open up to `max` nodes not opened yet (between requests; all of them before a handover). Returns how many are left. */
+  openLazy(id: number): Node | undefined;
+  openLazy(): number;
+  openLazy(id?: number, max = 64): Node | undefined | number {
+    const lazy = this.lazy;
+    if (id !== undefined) {
+      const l = lazy?.get(id);
+      if (!l) return undefined;
+      lazy!.delete(id);
+      let fd: number;
+      try { fd = libc.openByHandle(this.lazyMountFd, l.h, libc.O.PATH); } catch { return undefined; } // gone: ESTALE
+      let st: libc.Stat;
+      try { st = libc.fstat(fd); } catch { libc.close(fd); return undefined; }
+      this.addRecovered(id, fd, st, l.backingId);
+      return this.byId.get(id);
+    }
+    if (!lazy) return 0;
+    let k = 0;
+    for (const lid of lazy.keys()) { if (k++ >= max) break; this.openLazy(lid); }
+    return lazy.size;
+  }
+
   /** Close a recovered node again (the node log says its daemon dropped it): no hooks, no tracking. */
   removeRecovered(id: number): void {
+    if (this.lazy?.delete(id)) return;
     const n = this.byId.get(id);
     if (!n || id === FUSE_ROOT_ID) return;
     this.byId.delete(id);
@@ -500,6 +551,8 @@ export class NodeTable {
     t.onNew = null;
     t.onDropBacking = null;
     t.onGone = null;
+    t.lazy = null;
+    t.lazyMountFd = -1;
     for (const r of s.nodes) {
       const n: Node = {
         id: r.id, fd: fdMap(r.fd), dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,
