@@ -4,7 +4,9 @@
  * and deleting files (Bento's Figure 5 workload (a)), SIGKILL of the daemon 300 ms in. Per round,
  * interleaved: the keeper's warm standby takes over, or (PROV_KEEPER_STANDBY=0) a daemon starts
  * cold. Reported: the application's pause (its longest stretch without a completed operation
- * that contains the kill), errors (any ENOTCONN or EIO would count), creates missing from or
+ * that overlaps the takeover, from the kill to the new daemon's first reply), beside a control:
+ * the same measure over a window as long just before the kill (the machine's own noise), errors
+ * (any ENOTCONN, ECONNABORTED or EIO would count), creates missing from or
  * doubled in the journal, and where the pause went — the CLOCK_MONOTONIC marks the keeper, the
  * standby and its request loop leave in the mount's takeover trace (kernel/takeovertrace),
  * relative to the kill: exitSeen (keeper saw the pidfd), goSent (byte on the standby's go wire),
@@ -13,7 +15,9 @@
  * records journaled), readyMsg (the keeper heard).
  *
  * Run alone (root): `node dist/test/bench/upgrade.bench.js --kill [--repeats N] [--no-cold]`
- * (`--kill` is also what `npm run bench` runs, with 5 repeats, 3 with --quick).
+ * (`--kill` is also what `npm run bench` runs, with 5 repeats, 3 with --quick);
+ * PROV_BENCH_VERBOSE=1 also prints the first twelve requests the new daemon answered (opcode,
+ * when, and how long each took to handle).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
