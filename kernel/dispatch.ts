@@ -86,6 +86,15 @@ export class Dispatcher {
   private readonly hdr: InHeader = { len: 0, opcode: 0, unique: 0n, nodeid: 0, uid: 0, gid: 0, pid: 0, totalExtlen: 0 };
   /** The request being answered (its unique id is copied into the reply). */
   private req: Buffer = Buffer.alloc(SIZE.in_header);
+  /** `req`'s first 16 bytes as 32-bit words, when it is 4-byte aligned (the loop reuses one buffer). */
+  private req32: Uint32Array | null = null;
+  /** `out` as 32-bit words (little-endian machine: the header fields are stored through it). */
+  private readonly out32: Uint32Array;
+  /** `out` as 32-bit words up to an attr_out (for {@link attrFromStatx}). */
+  private readonly outWords: Uint32Array;
+  /** attr and entry timeout seconds as two 32-bit words each (low, high). */
+  private readonly attrT32: Uint32Array;
+  private readonly entryT32: Uint32Array;
 
   constructor(
     readonly fs: ProvFs,
@@ -95,9 +104,13 @@ export class Dispatcher {
     // Its own ArrayBuffer at offset 0 (Buffer.alloc), so 8-byte aligned offsets map onto out64.
     this.out = Buffer.alloc(opts.maxWrite + 4096);
     this.out64 = new BigUint64Array(this.out.buffer, this.out.byteOffset, this.out.length >> 3);
+    this.out32 = new Uint32Array(this.out.buffer, this.out.byteOffset, 4);
+    this.outWords = new Uint32Array(this.out.buffer, this.out.byteOffset, (SIZE.out_header + SIZE.entry_out) >> 2);
     this.entryT = splitTimeout(opts.timeouts.entry);
     this.attrT = splitTimeout(opts.timeouts.attr);
     this.negT = splitTimeout(opts.timeouts.negative);
+    this.attrT32 = new Uint32Array(new BigUint64Array([this.attrT[0]]).buffer);
+    this.entryT32 = new Uint32Array(new BigUint64Array([this.entryT[0]]).buffer);
   }
 
   /** prov mode: the log behind the read-only `.lin` file at the mount root. */
@@ -110,7 +123,10 @@ export class Dispatcher {
   handle(req: Buffer, len: number): void {
     const h = this.hdr;
     readInHeaderInto(req, h);
-    this.req = req;
+    if (req !== this.req) {
+      this.req = req;
+      this.req32 = (req.byteOffset & 3) === 0 && req.length >= 16 ? new Uint32Array(req.buffer, req.byteOffset, 4) : null;
+    }
     this.counts.set(h.opcode, (this.counts.get(h.opcode) ?? 0) + 1);
     const handler = HANDLERS[h.opcode];
     const body = req.subarray(SIZE.in_header, len);
@@ -219,9 +235,12 @@ export class Dispatcher {
   }
 
   private header(len: number, error: number): void {
-    this.out.writeUInt32LE(len, 0);
-    this.out.writeInt32LE(error, 4);
-    this.req.copy(this.out, 8, 8, 16); // unique, byte for byte (keeps the resend bit)
+    const o = this.out32;
+    o[0] = len;
+    o[1] = error;
+    // unique, word for word (keeps the resend bit); a Buffer.copy is a native call per reply.
+    const r = this.req32;
+    if (r) { o[2] = r[2]!; o[3] = r[3]!; } else this.req.copy(this.out, 8, 8, 16);
   }
 
   /** Store a 64-bit field (two's complement for negative values) at `off`. */
@@ -280,6 +299,48 @@ export class Dispatcher {
     b.writeUInt32LE(0, o + 12);
     this.writeAttr(o + 16, st);
     this.ok(SIZE.attr_out);
+  }
+
+  /**
+   * attr_out straight from the statx words of the last {@link libc.fstatRaw} (same fields as
+   * {@link writeAttr} of its Stat, copied as 32-bit words: no BigInt, no object per GETATTR).
+   */
+  attrFromStatx(): void {
+    const o32 = this.outWords;
+    const b = (SIZE.out_header >> 2); // attr_out in words
+    o32[b] = this.attrT32[0]!; o32[b + 1] = this.attrT32[1]!; // attr_valid (seconds, 64-bit)
+    o32[b + 2] = this.attrT[1]; o32[b + 3] = 0; // attr_valid_nsec, dummy
+    this.attrWords(b + 4);
+    this.ok(SIZE.attr_out);
+  }
+
+  /** entry_out for node `id` from the statx words of the last raw statx (see {@link attrFromStatx}). */
+  entryFromStatx(id: number): void {
+    const o32 = this.outWords;
+    const b = (SIZE.out_header >> 2); // entry_out in words
+    o32[b] = id % 0x100000000; o32[b + 1] = Math.floor(id / 0x100000000); // nodeid
+    o32[b + 2] = 0; o32[b + 3] = 0; // generation
+    o32[b + 4] = this.entryT32[0]!; o32[b + 5] = this.entryT32[1]!; // entry_valid
+    o32[b + 6] = this.attrT32[0]!; o32[b + 7] = this.attrT32[1]!; // attr_valid
+    o32[b + 8] = this.entryT[1]; o32[b + 9] = this.attrT[1]; // their nanoseconds
+    this.attrWords(b + 10);
+    this.ok(SIZE.entry_out);
+  }
+
+  /** fuse_attr at word `a` of the reply from {@link libc.statxWords}. */
+  private attrWords(a: number): void {
+    const o32 = this.outWords, x = libc.statxWords;
+    o32[a] = x[8]!; o32[a + 1] = x[9]!; // ino
+    o32[a + 2] = x[10]!; o32[a + 3] = x[11]!; // size
+    o32[a + 4] = x[12]!; o32[a + 5] = x[13]!; // blocks
+    o32[a + 6] = x[16]!; o32[a + 7] = x[17]!; // atime
+    o32[a + 8] = x[28]!; o32[a + 9] = x[29]!; // mtime
+    o32[a + 10] = x[24]!; o32[a + 11] = x[25]!; // ctime
+    o32[a + 12] = x[18]!; o32[a + 13] = x[30]!; o32[a + 14] = x[26]!; // atime, mtime, ctime nsec
+    o32[a + 15] = x[7]! & 0xffff; // mode (u16 in statx)
+    o32[a + 16] = x[4]!; o32[a + 17] = x[5]!; o32[a + 18] = x[6]!; // nlink, uid, gid
+    o32[a + 19] = libc.makedev(x[32]!, x[33]!); // rdev
+    o32[a + 20] = x[1]!; o32[a + 21] = 0; // blksize, flags
   }
 
   writeOpen(off: number, o: Opened): void {
@@ -429,18 +490,14 @@ export const HANDLERS: Record<number, Handler> = {
   [OP.INIT]: (d, _h, b) => d.init(b),
   [OP.DESTROY]: (d) => d.ok(0),
   [OP.LOOKUP]: (d, h, b) => {
-    const [name] = cname(b);
-    let e: Entry;
-    try {
-      e = d.fs.lookup(ctxOf(h), id(h), name);
-    } catch (err) {
-      if (err instanceof libc.Errno && err.errno === E.ENOENT && d.opts.timeouts.negative > 0) {
-        d.writeEntry(SIZE.out_header, null);
-        return d.ok(SIZE.entry_out);
-      }
-      throw err;
-    }
-    d.entry(e);
+    const name = cname(b)[0];
+    // A file the table holds (every repeated lookup): attributes copied as words, no Stat.
+    const known = d.fs.lookupKnownRaw(id(h), name);
+    if (known) return d.entryFromStatx(known.id);
+    if (known === undefined) return d.entry(d.fs.lookupNew(id(h), name));
+    if (d.opts.timeouts.negative <= 0) return d.error(E.ENOENT);
+    d.writeEntry(SIZE.out_header, null);
+    d.ok(SIZE.entry_out);
   },
   [OP.FORGET]: (d, h, b) => d.fs.forget(id(h), Number(b.readBigUInt64LE(0))),
   [OP.BATCH_FORGET]: (d, _h, b) => {
@@ -451,7 +508,7 @@ export const HANDLERS: Record<number, Handler> = {
     }
   },
   [OP.INTERRUPT]: () => { /* requests are answered synchronously; nothing to interrupt */ },
-  [OP.GETATTR]: (d, h) => d.attr(d.fs.getattr(ctxOf(h), id(h))),
+  [OP.GETATTR]: (d, h) => { d.fs.getattrRaw(id(h)); d.attrFromStatx(); },
   [OP.SETATTR]: (d, h, b) => d.attr(d.fs.setattr(ctxOf(h), id(h), setattrIn(b))),
   [OP.READLINK]: (d, h) => d.data(d.fs.readlink(ctxOf(h), id(h))),
   [OP.SYMLINK]: (d, h, b) => {

@@ -75,6 +75,8 @@ const c = {
   pidfdOpen: f('int pidfd_open(int pid, uint32_t flags)'),
   pidfdGetfd: f('int pidfd_getfd(int pidfd, int targetfd, uint32_t flags)'),
   gettid: f('int gettid()'),
+  schedSetaffinity: f('int sched_setaffinity(int pid, size_t size, void *mask)'),
+  schedGetcpu: f('int sched_getcpu()'),
   dup: f('int dup(int fd)'),
   getrlimit: f('int getrlimit(int res, void *rlim)'),
   setrlimit: f('int setrlimit(int res, void *rlim)'),
@@ -170,6 +172,34 @@ function parseStatx(b: Buffer): Stat {
   };
 }
 
+/** The last statx result as 32-bit words (see {@link fstatRaw}); valid until the next stat call. */
+export const statxWords = new Uint32Array(statxBuf.buffer, statxBuf.byteOffset, 64);
+/**
+ * statx of an O_PATH fd into {@link statxWords}, without building a {@link Stat} (six BigInts
+ * and an object): for replies that only copy the fields out (GETATTR).
+ */
+export function fstatRaw(fd: number): void {
+  ok(c.statx(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf), 'statx');
+}
+/**
+ * statx of `name` in `dirfd` into {@link statxWords} (no {@link Stat}): false when the name does
+ * not exist. The identity of the result: {@link statxDev} and {@link statxIno}.
+ */
+export function fstatatRawIfExists(dirfd: number, name: Buffer): boolean {
+  if (c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
+    if (koffi.errno() === E.ENOENT) return false;
+    fail('statx');
+  }
+  return true;
+}
+/** st_dev of the last raw statx (as {@link Stat.dev}). */
+export function statxDev(): number {
+  return makedev(statxWords[34]!, statxWords[35]!);
+}
+/** st_ino of the last raw statx. */
+export function statxIno(): bigint {
+  return statxU64[4]!;
+}
 /** statx of an O_PATH fd itself (AT_EMPTY_PATH). */
 export function fstat(fd: number): Stat {
   ok(c.statx(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf), 'statx');
@@ -178,6 +208,18 @@ export function fstat(fd: number): Stat {
 /** statx of `name` in directory `dirfd`, not following a final symlink. */
 export function fstatat(dirfd: number, name: Buffer): Stat {
   ok(c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf), 'statx');
+  return parseStatx(statxBuf);
+}
+/**
+ * {@link fstatat}, but null when the name does not exist (ENOENT) instead of throwing: a
+ * missing name is the common answer of a LOOKUP (every create asks first), and building and
+ * unwinding an exception cost more than the system call itself.
+ */
+export function fstatatIfExists(dirfd: number, name: Buffer): Stat | null {
+  if (c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
+    if (koffi.errno() === E.ENOENT) return null;
+    fail('statx');
+  }
   return parseStatx(statxBuf);
 }
 export function statPath(path: string): Stat {
@@ -359,6 +401,21 @@ export function pidfdGetfd(pidfd: number, target: number): number {
   return ok(c.pidfdGetfd(pidfd, target, 0), 'pidfd_getfd');
 }
 /** The calling thread's id (for per-thread scheduling priority). */
+/**
+ * Restrict the calling thread to CPU `cpu` (-1: every CPU it may use, up to 1024). Returns false
+ * when the kernel refuses (no such CPU, or a cpuset without it).
+ */
+export function pinThread(cpu: number): boolean {
+  const mask = Buffer.alloc(128);
+  if (cpu < 0) mask.fill(0xff);
+  else if (cpu < 1024) mask[cpu >> 3] = 1 << (cpu & 7);
+  else return false;
+  return c.schedSetaffinity(0, mask.length, mask) === 0;
+}
+/** The CPU the calling thread runs on. */
+export function currentCpu(): number {
+  return c.schedGetcpu() as number;
+}
 export function gettid(): number {
   return c.gettid() as number;
 }

@@ -28,6 +28,7 @@ import { recordKey, deadRecordKeys, crashAfterRecordHook } from './resent.js';
 import { realtime } from './rtprio.js';
 import { ringFilePath } from './ringfiles.js';
 import { warmRequestPath } from './warmup.js';
+import { Colocator } from './colocate.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
 import type { SlowControl } from './slowops.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
@@ -535,6 +536,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   }
   let boosted = 0;
   let handedOverV2 = false;
+  // Follow a single-threaded caller's CPU (see kernel/colocate); PROV_FUSE_COLOCATE=0: never pin.
+  const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
   for (;;) {
     const cmd = Atomics.load(control, 2);
     if (cmd !== 0) {
@@ -691,11 +694,13 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       if (cfg.follow) realtime(false); // real-time since the go word (kernel/nodefollow)
     }
     if (fs.nodes.size > pruneHigh) prune();
+    colocator?.note(buf.readUInt32LE(32)); // the caller's thread id (in_header.pid)
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
       nodeLog?.init(d.negotiated);
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
     }
   }
+  colocator?.release();
   // Every fsync accepted is answered before this thread (and its fds) go.
   for (let v; (v = Atomics.load(inflight, 0)) > 0;) Atomics.wait(inflight, 0, v, 1000);
   void slow.terminate();

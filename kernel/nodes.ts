@@ -205,11 +205,7 @@ export class NodeTable {
     const known = this.byKey.get(k);
     if (known) {
       if (fd >= 0) libc.close(fd);
-      known.nlookup++;
-      known.used = ++this.tick;
-      this.counted?.add(known.id);
-      if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
-      return known;
+      return this.lookedUp(known, parent, name);
     }
     const n: Node = {
       id: this.nextId++, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 1,
@@ -220,6 +216,15 @@ export class NodeTable {
     this.dirty?.add(n.id);
     this.onNew?.(n);
     return n;
+  }
+
+  /** One more kernel lookup of a node the table holds, found as `name` in `parent`. */
+  lookedUp(known: Node, parent: number, name: Buffer): Node {
+    known.nlookup++;
+    known.used = ++this.tick;
+    this.counted?.add(known.id);
+    if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
+    return known;
   }
 
   /**
@@ -315,7 +320,8 @@ export class NodeTable {
   private drop(n: Node): void {
     this.dirty?.add(n.id);
     this.byId.delete(n.id);
-    if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
+    const k = key(n.dev, n.ino);
+    if (this.byKey.get(k) === n) this.byKey.delete(k);
     // A backing file kept registered after its last handle (see ProvFs.release) goes with the node.
     if (n.backing) this.onDropBacking?.(n);
     if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);

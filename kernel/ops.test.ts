@@ -171,6 +171,42 @@ test('dispatcher: INIT negotiation, LOOKUP and errors, encoded as the kernel doe
 
   r = req(9999, FUSE_ROOT_ID, Buffer.alloc(0));
   assert.equal(r.readInt32LE(4), -libc.E.ENOSYS, 'unknown opcode: ENOSYS');
+
+  // GETATTR copies statx words into the reply (no Stat object): byte for byte what writeAttr
+  // encodes from the Stat of the same file — a file, a directory, a symlink, a FIFO — with a
+  // resent request's unique id (its high bit) kept.
+  fs.mkdirSync(join(backing, 'sub'), { mode: 0o751 });
+  fs.symlinkSync('file', join(backing, 'ln'));
+  libc.mknodat(libc.open(backing, libc.O.PATH | libc.O.DIRECTORY), B('fifo'), libc.S.IFIFO | 0o640, 0);
+  fs.utimesSync(join(backing, 'file'), new Date(-1500), new Date(4102444800123));
+  for (const name of ['file', 'sub', 'ln', 'fifo', '']) {
+    const nodeid = name ? req(OP.LOOKUP, FUSE_ROOT_ID, Buffer.from(`${name}\0`)).readUInt32LE(16) : FUSE_ROOT_ID;
+    unique = (1n << 63n) + unique;
+    const got = Buffer.from(req(OP.GETATTR, nodeid, Buffer.alloc(SIZE.getattr_in)));
+    assert.equal(got.length, SIZE.out_header + SIZE.attr_out, name);
+    assert.equal(got.readBigUInt64LE(8), unique, `${name}: unique with the resend bit`);
+    d.attr(pfs.getattr(null, nodeid));
+    const want = Buffer.from(replies[replies.length - 1]!);
+    assert.deepEqual(got.subarray(16), want.subarray(16), `GETATTR of ${name || 'the root'}`);
+    unique &= (1n << 63n) - 1n;
+    if (!name) continue;
+    // A repeated LOOKUP (a node the table holds) is encoded from the statx words too.
+    const before = pfs.nodes.get(nodeid).nlookup;
+    const again = Buffer.from(req(OP.LOOKUP, FUSE_ROOT_ID, Buffer.from(`${name}\0`)));
+    assert.equal(pfs.nodes.get(nodeid).nlookup, before + 1, `${name}: the lookup is counted`);
+    d.entry(pfs.lookup(null, FUSE_ROOT_ID, B(name)));
+    assert.deepEqual(again.subarray(16), replies[replies.length - 1]!.subarray(16), `repeated LOOKUP of ${name}`);
+  }
+  // With a negative timeout, a missing name is a cached negative entry (node id 0), not an error.
+  const dn = new Dispatcher(pfs, { timeouts: { entry: 1, attr: 1, negative: 2 }, passthrough: false, devFd: -1, maxWrite: 1 << 20 },
+    (b, n) => replies.push(Buffer.from(b.subarray(0, n))));
+  const neg = Buffer.concat([Buffer.alloc(SIZE.in_header), Buffer.from('nope\0')]);
+  neg.writeUInt32LE(neg.length, 0); neg.writeUInt32LE(OP.LOOKUP, 4); neg.writeBigUInt64LE(77n, 8); neg.writeBigUInt64LE(BigInt(FUSE_ROOT_ID), 16);
+  dn.handle(neg, neg.length);
+  r = replies[replies.length - 1]!;
+  assert.equal(r.readInt32LE(4), 0);
+  assert.equal(r.readBigUInt64LE(16), 0n, 'negative entry: node id 0');
+  assert.equal(r.readBigUInt64LE(16 + 16), 2n, 'negative entry valid 2 s');
 });
 
 test('records serialized from cached parts equal the JSON of the record objects', () => {
@@ -193,13 +229,16 @@ test('records serialized from cached parts equal the JSON of the record objects'
     r.create(ctx, f, 0o600, undefined, undefined);
     r.setattr(ctx, f.node, { valid: FATTR.MODE | FATTR.UID | FATTR.GID | FATTR.SIZE | FATTR.MTIME, fh: 0, size: 1n, atime: 0n, atimeNs: 0, mtime: 0n, mtimeNs: 0, mode: 0, uid: 0, gid: 0 }, f.stat);
     r.setattr(ctx, f.node, { valid: FATTR.ATIME, fh: 0, size: 0n, atime: 0n, atimeNs: 0, mtime: 0n, mtimeNs: 0, mode: 0, uid: 0, gid: 0 }, f.stat);
+    r.unlink(ctx, sub.node.id, B('naïve "q"\\x'), { ...f.stat, nlink: 1 }, f.node);
+    r.unlink(ctx, sub.node.id, B('naïve "q"\\x'), { ...f.stat, nlink: 2 }, f.node);
   }
   // A rename changes the cached path.
   pfs.rename(ctx, sub.node.id, B('naïve "q"\\x'), FUSE_ROOT_ID, B('top'), 0);
   for (const r of [viaObjects, viaStrings]) r.open(ctx, f.node, O.O_WRONLY, 7);
   const noTs = (e: ProvEvent): object => ({ ...e, ts: 0 });
   assert.deepEqual(strings.map(noTs), objects.map(noTs));
-  assert.equal(strings.length, 8);
-  assert.equal((strings[7] as { file: { path: string } }).file.path, '/m/top');
+  assert.equal(strings.length, 10);
+  assert.equal((strings[9] as { file: { path: string } }).file.path, '/m/top');
+  assert.deepEqual(strings.filter((e) => e.op === 'unlink').map((e) => (e as { deleted: boolean }).deleted), [true, false]);
   libc.close(rootFd);
 });

@@ -139,11 +139,28 @@ export class ProvFs {
    * LOOKUP: find `name` in `parent`; throws ENOENT when absent. A name whose file the table
    * already holds costs one statx; only a new file is opened (O_PATH) to pin it.
    */
-  lookup(_ctx: Ctx | null, parent: number, name: Buffer): Entry {
+  lookup(ctx: Ctx | null, parent: number, name: Buffer): Entry {
+    const e = this.lookupIfExists(ctx, parent, name);
+    if (!e) throw new libc.Errno(E.ENOENT, 'lookup');
+    return e;
+  }
+
+  /** {@link lookup}, but null when `name` does not exist (no exception on the common path). */
+  lookupIfExists(_ctx: Ctx | null, parent: number, name: Buffer): Entry | null {
     const p = this.nodes.get(parent);
-    const seen = libc.fstatat(p.fd, name);
+    const seen = libc.fstatatIfExists(p.fd, name);
+    if (!seen) return null;
     const known = this.nodes.findByIdentity(seen.dev, seen.ino);
-    if (known) return { node: this.nodes.adopt(-1, seen, parent, name), stat: seen };
+    if (known) return { node: this.nodes.lookedUp(known, parent, name), stat: seen };
+    return this.lookupNew(parent, name);
+  }
+
+  /**
+   * The LOOKUP of a file new to the table: open it (O_PATH) to pin it, stat it through that fd
+   * (what the node holds is what is described) and make its node. Throws ENOENT when it went.
+   */
+  lookupNew(parent: number, name: Buffer): Entry {
+    const p = this.nodes.get(parent);
     const fd = libc.openat(p.fd, name, O.PATH | O.NOFOLLOW);
     let st: libc.Stat;
     try {
@@ -162,6 +179,23 @@ export class ProvFs {
 
   getattr(_ctx: Ctx | null, id: number): libc.Stat {
     return libc.fstat(this.nodes.get(id).fd);
+  }
+
+  /**
+   * LOOKUP of a name whose file the table already holds, with its attributes left in
+   * {@link libc.statxWords} (no Stat object): the node, null when the name does not exist, or
+   * undefined when the file is new to the table (then {@link lookupIfExists} makes its node).
+   */
+  lookupKnownRaw(parent: number, name: Buffer): Node | null | undefined {
+    const p = this.nodes.get(parent);
+    if (!libc.fstatatRawIfExists(p.fd, name)) return null;
+    const known = this.nodes.findByIdentity(libc.statxDev(), libc.statxIno());
+    return known ? this.nodes.lookedUp(known, parent, name) : undefined;
+  }
+
+  /** GETATTR into {@link libc.statxWords} (the reply copies the words; no Stat object). */
+  getattrRaw(id: number): void {
+    libc.fstatRaw(this.nodes.get(id).fd);
   }
 
   setattr(ctx: Ctx, id: number, a: SetattrIn): libc.Stat {
@@ -245,7 +279,7 @@ export class ProvFs {
     const p = this.nodes.get(parent);
     const before = this.recorder ? libc.fstatat(p.fd, name) : null;
     libc.unlinkat(p.fd, name, 0);
-    if (before) this.recorder!.unlink(ctx, parent, name, before);
+    if (before) this.recorder!.unlink(ctx, parent, name, before, this.nodes.findByIdentity(before.dev, before.ino));
   }
 
   rmdir(ctx: Ctx, parent: number, name: Buffer): void {

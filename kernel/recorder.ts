@@ -117,7 +117,11 @@ export class Recorder {
     this.emit(ctx, { op: 'link', file: this.fileOfNode(e.node, e.stat) });
   }
 
-  unlink(ctx: Ctx, parent: number, name: Buffer, before: Stat): void {
+  /** `node`: the table's node of the unlinked file, when it has one (its cached JSON is reused). */
+  unlink(ctx: Ctx, parent: number, name: Buffer, before: Stat, node?: Node): void {
+    if (this.o.sinkJson && node && node.parent === parent && node.type === (before.mode & S.IFMT) && node.name.equals(name)) {
+      return this.emitJson(ctx, 'unlink', node, `"deleted":${before.nlink <= 1},`);
+    }
     this.emit(ctx, { op: 'unlink', file: this.fileAt(parent, name, before), deleted: before.nlink <= 1 });
   }
 

@@ -12,11 +12,12 @@
  * passthrough_ll runs as shipped (no permission checks) and with `-o default_permissions` (the
  * kernel checks permissions, as for provfs).
  *
- * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`; request counts
+ * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`; only create+unlink
+ * and stat (metadata, no figure 5): `--meta [--repeats N]`; request counts
  * per opcode: `node dist/test/bench/provfs.bench.js --counts [--mode prov]`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -165,6 +166,17 @@ function timeNs(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0);
 }
 
+/** CPU time of every thread of process `pid` so far, in ns (/proc/PID/task/TID/schedstat). */
+function daemonCpuNs(pid: number): number {
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]); } catch { /* thread gone */ }
+    }
+  } catch { return NaN; }
+  return ns;
+}
+
 function peakRssMiB(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -197,10 +209,10 @@ function isMounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
 }
 
-export async function run(opts: BenchOptions, figure5Too = true): Promise<BenchResult> {
+export async function run(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the provfs bench mounts FUSE file systems: run it as root');
   const q = opts.quick;
-  const repeats = q ? 3 : 5;
+  const repeats = repeatsWanted ?? (q ? 3 : 5);
   const work = mkdtempSync(join(tmpdir(), 'provfs-bench-'));
   const targets: Target[] = [];
   const daemons: ChildProcess[] = [];
@@ -277,11 +289,19 @@ export async function run(opts: BenchOptions, figure5Too = true): Promise<BenchR
         const noCache = t.name.endsWith('-nocache');
         const permsOnly = t.name.startsWith('pll-dp');
         // create+unlink
-        if (!noCache) add(`create:${t.name}`, createN / (drive('create', t.dir, String(createN)) / 1e9));
+        // Daemon CPU per operation beside the rate: unlike wall time it hardly depends on where
+        // the scheduler put the caller and the daemon, or on what else the machine runs.
+        const cpu0 = t.pid ? daemonCpuNs(t.pid) : 0;
+        if (!noCache) {
+          add(`create:${t.name}`, createN / (drive('create', t.dir, String(createN)) / 1e9));
+          if (t.pid) add(`createcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu0) / createN / 1e3);
+        }
+        const cpu1 = t.pid ? daemonCpuNs(t.pid) : 0;
         // stat (every target; *-nocache are the cache-off figures)
         writeFileSync(join(t.dir, 'statme'), 'x');
         add(`stat:${t.name}`, statN / (drive('stat', join(t.dir, 'statme'), String(statN)) / 1e9));
-        if (noCache || permsOnly) continue;
+        if (t.pid && noCache) add(`statcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu1) / statN / 1e3);
+        if (noCache || permsOnly || metaOnly) continue;
         // sequential write then read (1 MiB blocks), random 4 KiB read and write
         const f = join(t.dir, 'big');
         add(`seqwrite:${t.name}`, seqMiB / (drive('seqwrite', f, String(seqMiB)) / 1e9));
@@ -321,6 +341,10 @@ export async function run(opts: BenchOptions, figure5Too = true): Promise<BenchR
     row('stat ops/s (attr cache 1 s), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain', pl, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain-nocache', pl0, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'stat', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'higher', '≥ 1× passthrough_ll');
+    row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll', 'µs', 'createcpu', 'plain', pl, 'lower');
+    row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll -o default_permissions', 'µs', 'createcpu', 'plain', pll ? 'pll-dp' : null, 'lower');
+    row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll', 'µs', 'statcpu', 'plain-nocache', pl0, 'lower');
+    row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'µs', 'statcpu', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'lower');
     row('stat ops/s (attr cache 1 s), provfs plain vs ext4', 'ops/s', 'stat', 'plain', 'ext4', 'higher');
     row('stat ops/s, provfs prov vs plain', 'ops/s', 'stat', 'prov', 'plain', 'higher', 'within 10 % of plain');
     for (const [key, what] of [['seqwrite', 'sequential write 1 MiB blocks + fsync'], ['seqread', 'sequential read 1 MiB blocks (cached)'], ['randread', 'random read 4 KiB (cached)'], ['randwrite', 'random write 4 KiB + fdatasync']] as const) {
@@ -703,6 +727,10 @@ async function runCounts(mode: 'plain' | 'prov'): Promise<void> {
   process.env.PROV_RUNTIME_DIR = join(work, 'run');
   try {
     const drv = buildDriver(work);
+    // This bench's own driver, for the metadata loops exactly as measured (create+unlink, stat).
+    const pdrv = join(work, 'pdriver');
+    writeFileSync(join(work, 'pdriver.c'), DRIVER_C);
+    sh('cc', ['-O2', '-pthread', '-o', pdrv, join(work, 'pdriver.c')]);
     const src = join(work, 'src');
     for (let d = 0; d < 10; d++) {
       mkdirSync(join(src, `d${d}`), { recursive: true });
@@ -710,7 +738,7 @@ async function runCounts(mode: 'plain' | 'prov'): Promise<void> {
     }
     sh('tar', ['-cf', join(work, 't.tar'), '-C', src, '.']);
     const MiB = 2 ** 20;
-    type Step = { setup?: (dir: string) => Promise<unknown>; measure: (dir: string) => Promise<string> };
+    type Step = { setup?: (dir: string) => Promise<unknown>; measure: (dir: string) => Promise<string>; timeouts?: { entry: number; attr: number; negative: number } };
     const mix = (m: string): Step => ({
       setup: async (dir) => { mkdirSync(join(dir, 'mix')); await run(drv, ['populate', join(dir, 'mix'), '300', '16384']); },
       measure: (dir) => run(drv, [m, join(dir, 'mix'), '300', '4', '300']),
@@ -720,6 +748,12 @@ async function runCounts(mode: 'plain' | 'prov'): Promise<void> {
       'randwrite 16 MiB in 4 KiB': { setup: (dir) => run(drv, ['prepare', dir, String(16 * MiB), '1']), measure: (dir) => run(drv, ['randwrite', dir, '4096', String(16 * MiB), '1']) },
       'seqread 64 MiB in 4 KiB': { setup: (dir) => run(drv, ['prepare', dir, String(16 * MiB), '1']), measure: (dir) => run(drv, ['seqread', dir, '4096', String(64 * MiB), '1']) },
       'create 500': { measure: (dir) => run(drv, ['create', dir, '500', '1']) },
+      'create+unlink 500 (the metadata bench loop)': { measure: (dir) => run(pdrv, ['create', dir, '500']) },
+      'stat 1000 of one file, attr cache 1 s': { setup: async (dir) => writeFileSync(join(dir, 'statme'), 'x'), measure: (dir) => run(pdrv, ['stat', join(dir, 'statme'), '1000']) },
+      'stat 1000 of one file, attr cache off': {
+        setup: async (dir) => writeFileSync(join(dir, 'statme'), 'x'), measure: (dir) => run(pdrv, ['stat', join(dir, 'statme'), '1000']),
+        timeouts: { entry: 0, attr: 0, negative: 0 },
+      },
       'delete 500 (creates included)': { measure: (dir) => run(drv, ['delete', dir, '500', '1']) },
       varmail: mix('varmail'), fileserver: mix('fileserver'), webserver: mix('webserver'),
       'untar 300 files': { measure: async (dir) => { mkdirSync(join(dir, 'u')); return run('tar', ['-xf', join(work, 't.tar'), '-C', join(dir, 'u')]); } },
@@ -728,10 +762,11 @@ async function runCounts(mode: 'plain' | 'prov'): Promise<void> {
         measure: (dir) => run('grep', ['-r', '-l', 'NEEDLE', join(dir, 'u')]),
       },
     };
-    for (const [name, st] of Object.entries(steps)) {
+    const only = argAfter('--only')?.split(',');
+    for (const [name, st] of Object.entries(steps).filter(([n]) => !only || only.some((w) => n.includes(w)))) {
       const backing = join(work, 'b'), mnt = join(work, 'm');
       mkdirSync(backing); mkdirSync(mnt);
-      const opts = { backing, mountpoint: mnt, mode, journalDir: mode === 'prov' ? join(work, 'journal') : undefined };
+      const opts = { backing, mountpoint: mnt, mode, journalDir: mode === 'prov' ? join(work, 'journal') : undefined, timeouts: st.timeouts };
       if (st.setup) { const m0 = await mountProvfs(opts); try { await st.setup(mnt); } finally { await m0.stop(); } }
       const m = await mountProvfs(opts);
       let out = '';
@@ -762,7 +797,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   } else (process.argv.includes('--kill') ? runKill(Number(argAfter('--repeats') ?? 5))
     : process.argv.includes('--stall')
     ? runStall(Number(argAfter('--nodes') ?? 1000), Number(argAfter('--repeats') ?? 7), (argAfter('--cases') ?? 'plain:a,plain:b,prov:a,prov:b').split(','))
-    : process.argv.includes('--figure5') ? runFigure5(quick) : run({ quick }, !process.argv.includes('--no-figure5'))).then((r) => {
+    : process.argv.includes('--figure5') ? runFigure5(quick)
+    : run({ quick }, !process.argv.includes('--no-figure5') && !process.argv.includes('--meta'), process.argv.includes('--meta'), argAfter('--repeats') ? Number(argAfter('--repeats')) : undefined)).then((r) => {
     for (const row of r.rows) {
       console.log(`${row.figure}: ${row.prov} ${row.unit}` + (row.baseline !== null ? ` vs ${row.baseline} → ${row.ratio}×` : '') +
         ` (spread ${row.spread?.prov}${row.spread?.baseline !== undefined ? '/' + row.spread.baseline : ''}, n=${row.repeats})` + (row.goal ? ` [goal ${row.goal}]` : '') + (row.note ? ` — ${row.note}` : ''));
