@@ -24,7 +24,7 @@ import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog } from './nodelog.js';
 import { NodeLogFollower, waitForGo } from './nodefollow.js';
 import { TakeoverTrace } from './takeovertrace.js';
-import { recordKey, deadRecordKeys, crashAfterRecordHook } from './resent.js';
+import { recordKey, deadRecordKeys, crashAfterRecordHook, unrecordedResend, type DeadRecords } from './resent.js';
 import { realtime } from './rtprio.js';
 import { ringFilePath } from './ringfiles.js';
 import { warmRequestPath } from './warmup.js';
@@ -288,7 +288,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   const crashHook = crashAfterRecordHook(cfg.nodeLog?.path);
   const pushJson = (json: string): void => {
     // Serving a request resent after a crash: not again what the dead daemon recorded already.
-    if (resent && resent.inHand && resent.known().has(recordKey(json))) return;
+    if (resent && resent.inHand && resent.known().exact.has(recordKey(json))) return;
+    pushed++;
     lin?.append(json);
     if (ring.pushString(json)) { crashHook?.(json); return; }
     for (let i = 0; i < 200; i++) {
@@ -317,7 +318,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   }
   let precopy: Precopy | null = null;
   /** After a crash: whether the request in hand was resent, and the dead daemon's last records (kernel/resent). */
-  let resent: { inHand: boolean; known: () => Set<string> } | null = null;
+  let resent: { inHand: boolean; known: () => DeadRecords } | null = null;
+  /** Records pushed so far (to tell whether a resent request made one). */
+  let pushed = 0;
   let follower: NodeLogFollower | null = null;
   /** Takeover phases of a recovering loop (kernel/takeovertrace). */
   const trace = new TakeoverTrace(cfg.nodeLog?.path, 'loop');
@@ -531,7 +534,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     const path = recovered.deadRing;
     // A cold start reads them now (its ring files go once journaled, maybe before a resent
     // request comes); a standby when a resent request first records something.
-    let keys: Set<string> | null = cfg.follow ? null : deadRecordKeys(path);
+    let keys: DeadRecords | null = cfg.follow ? null : deadRecordKeys(path);
     resent = { inHand: false, known: () => (keys ??= deadRecordKeys(path)) };
   }
   let boosted = 0;
@@ -671,7 +674,14 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (firstAnswer) trace.mark('firstRead');
     if (resent) resent.inHand = (buf.readBigUInt64LE(8) & FUSE_UNIQUE_RESEND) !== 0n;
     const h0 = traced > 0 ? performance.now() : 0;
+    const pushedBefore = pushed;
     d.handle(buf, n);
+    if (resent?.inHand && pushed === pushedBefore && cfg.mode === 'prov') {
+      // A resent request answered without a record: a gap unless the dead daemon recorded it.
+      const parent = fs.nodes.find(Number(buf.readBigUInt64LE(16))); // in_header: nodeid at 16, pid (the thread) at 32
+      const lost = unrecordedResend(lastOp, buf.subarray(SIZE.in_header, n), buf.readUInt32LE(32), parent ? Number(parent.ino) : undefined, resent.known());
+      if (lost) pushJson(lost);
+    }
     if (traced > 0) {
       trace.mark(`reply${12 - traced}:${OP_NAME[lastOp] ?? lastOp}:${(performance.now() - h0).toFixed(2)}`);
       if (--traced === 0) trace.write();

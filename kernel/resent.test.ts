@@ -9,7 +9,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, writeSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, writeSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountCommand, umountCommand } from '../cli/actions/mount.js';
@@ -28,11 +28,11 @@ after(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function crashInTheWindow(how: 'standby' | 'cold'): Promise<void> {
-  const backing = join(base, `b-${how}`), mp = join(base, `m-${how}`), journal = join(base, `j-${how}`);
+async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir' = 'create'): Promise<void> {
+  const backing = join(base, `b-${how}-${what}`), mp = join(base, `m-${how}-${what}`), journal = join(base, `j-${how}-${what}`);
   mkdirSync(backing); mkdirSync(mp);
   mounts.push(mp);
-  const name = `boom-${how}`;
+  const name = `boom-${how}-${what}`;
   process.env.PROV_PROVFS_CRASH_AFTER_RECORD = name;
   if (how === 'cold') process.env.PROV_KEEPER_STANDBY = '0';
   try {
@@ -47,10 +47,14 @@ async function crashInTheWindow(how: 'standby' | 'cold'): Promise<void> {
     for (let i = 0; i < 300 && !keeper()?.standbyReady; i++) await sleep(50);
     assert.ok(keeper()?.standbyReady, `the keeper's standby is warm (${JSON.stringify(keeper())})`);
   }
-  // The application's create: the daemon dies between its record and its reply.
-  const fd = openSync(join(mp, name), 'wx');
-  writeSync(fd, 'made once');
-  closeSync(fd);
+  // The application's create (or mkdir): the daemon dies between its record and its reply.
+  if (what === 'create') {
+    const fd = openSync(join(mp, name), 'wx');
+    writeSync(fd, 'made once');
+    closeSync(fd);
+  } else {
+    mkdirSync(join(mp, name));
+  }
   // The new daemon publishes itself once its journal work is done, beside serving.
   let second = first;
   for (let i = 0; i < 200 && second.pid === first.pid; i++) {
@@ -58,21 +62,27 @@ async function crashInTheWindow(how: 'standby' | 'cold'): Promise<void> {
     try { second = JSON.parse(readFileSync(daemonInfoPath(mp), 'utf8')) as DaemonInfo; } catch { /* being rewritten */ }
   }
   assert.notEqual(second.pid, first.pid, 'the daemon was killed in the window and another serves');
-  assert.equal(readFileSync(join(backing, name), 'utf8'), 'made once');
+  if (what === 'create') assert.equal(readFileSync(join(backing, name), 'utf8'), 'made once');
+  else assert.ok(statSync(join(backing, name)).isDirectory());
   for (let i = 0; i < 100 && keeper()?.takeovers !== 1; i++) await sleep(25);
   assert.equal(keeper()?.takeovers, 1, 'one takeover');
   assert.equal(await umountCommand(mp, {}), 0);
   const reader = openJournalReader(journal);
   const recs = reader.readBatch(100_000, [journalStreamName(mp)]);
   reader.close();
-  const creates = recs.filter((r) => r.event.op === 'create' && (r.event as { file?: { name?: string } }).file?.name === name);
-  assert.equal(creates.length, 1, `one create record for ${name}: ${JSON.stringify(creates.map((r) => r.event))}`);
+  const creates = recs.filter((r) => r.event.op === what && (r.event as { file?: { name?: string } }).file?.name === name);
+  assert.equal(creates.length, 1, `one ${what} record for ${name}: ${JSON.stringify(creates.map((r) => r.event))}`);
   assert.deepEqual(recs.filter((r) => r.event.op === 'lost').map((r) => r.event), [], 'no record is lost');
 }
 
 test('a crash between a create\'s record and its reply: the standby answers the resent CREATE, one record', async () => {
   if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
   await crashInTheWindow('standby');
+});
+
+test('the same for a MKDIR: the resent one is answered from the directory there, no second record and no gap marked', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  await crashInTheWindow('standby', 'mkdir');
 });
 
 test('the same window taken over by a cold start', async () => {

@@ -9,27 +9,81 @@
  * ring file, read once, lazily: only a takeover with a resent request pays for it): the same
  * operation, by the same thread, on the same file and name, was recorded already and is not
  * recorded again. A request the dead daemon carried out but had not yet recorded is recorded now.
+ *
+ * Some resent requests are answered "already done" without being carried out again (a MKDIR
+ * whose name exists, an UNLINK whose name is gone: kernel/dispatch), so no record is made. When
+ * the dead daemon's last records hold none for that name either, it may have carried the request
+ * out and died before recording it — or the name was that way before: the daemon cannot tell.
+ * It then writes a `lost` record naming the operation, so the gap is on the record, not silent.
  */
 import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
+import { OP, SIZE } from './protocol.js';
+import { SCHEMA_VERSION, decodeNameBytes } from '../collector/events.js';
+
+type RecordFields = { op?: string; tid?: number; file?: { dev?: number; ino?: number | string; name?: string; parent?: number | string } };
 
 /** What makes two records the same operation: op, thread, file identity and name. */
 export function recordKey(json: string): string {
   try {
-    const e = JSON.parse(json) as { op?: string; tid?: number; file?: { dev?: number; ino?: number | string; name?: string; parent?: number | string } };
+    const e = JSON.parse(json) as RecordFields;
     return `${e.op}|${e.tid}|${e.file?.dev}:${e.file?.ino}|${e.file?.parent}|${e.file?.name}`;
   } catch {
     return '';
   }
 }
 
+/** The same operation on a name, whatever the file (it may be gone): op, thread, parent inode, name. */
+export function nameKey(op: string, tid: number, parentIno: number | string | undefined, name: string): string {
+  return `${op}|${tid}|${parentIno}|${name}`;
+}
+
+function nameKeyOf(json: string): string {
+  try {
+    const e = JSON.parse(json) as RecordFields;
+    return nameKey(e.op ?? '', e.tid ?? 0, e.file?.parent, e.file?.name ?? '');
+  } catch {
+    return '';
+  }
+}
+
+/** Requests a resend may answer "already done" without a record (see the module comment), and the op of their record. */
+const DONE_WITHOUT_RECORD: Partial<Record<number, { op: string; nameAt: number }>> = {
+  [OP.MKDIR]: { op: 'mkdir', nameAt: SIZE.mkdir_in }, [OP.MKNOD]: { op: 'create', nameAt: SIZE.mknod_in },
+  [OP.SYMLINK]: { op: 'symlink', nameAt: 0 }, [OP.LINK]: { op: 'link', nameAt: SIZE.link_in },
+  [OP.UNLINK]: { op: 'unlink', nameAt: 0 }, [OP.RMDIR]: { op: 'rmdir', nameAt: 0 },
+};
+
+/**
+ * After a resent request produced no record: the `lost` record to write (JSON), or null when
+ * none is needed (not such a request, or the dead daemon recorded it).
+ */
+export function unrecordedResend(opcode: number, body: Buffer, tid: number, parentIno: number | undefined, dead: DeadRecords): string | null {
+  const rule = DONE_WITHOUT_RECORD[opcode];
+  if (!rule || body.length < rule.nameAt) return null;
+  const raw = body.subarray(rule.nameAt);
+  const nul = raw.indexOf(0);
+  const name = decodeNameBytes(nul >= 0 ? raw.subarray(0, nul) : raw);
+  if (dead.byName.has(nameKey(rule.op, tid, parentIno, name))) return null;
+  const now = Number(process.hrtime.bigint());
+  return JSON.stringify({
+    op: 'lost', count: 1, from: now, to: now,
+    reason: `provfs daemon killed while carrying out ${rule.op} of ${JSON.stringify(name)} (thread ${tid}): the kernel resent it, it was found already done, and the dead daemon left no record of it — it may have carried it out unrecorded`,
+    v: SCHEMA_VERSION, src: 'provfs', seq: 0, host: hostname(), pid: 0, ts: now, tid,
+  });
+}
+
+/** The dead daemon's last records, as keys (see {@link deadRecordKeys}). */
+export interface DeadRecords { exact: Set<string>; byName: Set<string> }
+
 /** How many of the dead daemon's newest records are compared (a resent request is among its last). */
 const TAIL = 256;
 
 /** The keys of the last records in the ring file at `path` (none when it cannot be read). */
-export function deadRecordKeys(path: string): Set<string> {
-  const out = new Set<string>();
+export function deadRecordKeys(path: string): DeadRecords {
+  const out: DeadRecords = { exact: new Set(), byName: new Set() };
   let ring: EventRing;
   try {
     const fd = libc.open(path, libc.O.RDWR);
@@ -40,7 +94,11 @@ export function deadRecordKeys(path: string): Set<string> {
   try {
     const dec = new TextDecoder();
     const { recs } = ring.unjournaled();
-    for (const r of recs.slice(-TAIL)) out.add(recordKey(dec.decode(r.data)));
+    for (const r of recs.slice(-TAIL)) {
+      const json = dec.decode(r.data);
+      out.exact.add(recordKey(json));
+      out.byName.add(nameKeyOf(json));
+    }
   } finally {
     ring.unmap();
   }
