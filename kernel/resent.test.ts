@@ -17,6 +17,8 @@ import { mountState, unmount } from './mount.js';
 import { daemonInfoPath, keeperStatePath, type DaemonInfo, type KeeperState } from './runtime.js';
 import { journalStreamName } from './daemon.js';
 import { openJournalReader } from '../collector/journal/reader.js';
+import { unrecordedResend, nameKey } from './resent.js';
+import { OP, SIZE } from './protocol.js';
 
 const base = mkdtempSync(join(tmpdir(), 'provfs-resent-'));
 const mounts: string[] = [];
@@ -88,4 +90,22 @@ test('the same for a MKDIR: the resent one is answered from the directory there,
 test('the same window taken over by a cold start', async () => {
   if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
   await crashInTheWindow('cold');
+});
+
+test('a resent request answered "already done" with no record anywhere is marked as a gap; one the dead daemon recorded is not', () => {
+  const unlinkBody = Buffer.from('gone-file\0');
+  const dead = { exact: new Set<string>(), byName: new Set<string>() };
+  const lost = unrecordedResend(OP.UNLINK, unlinkBody, 4242, 77, dead);
+  assert.ok(lost, 'a lost record');
+  const ev = JSON.parse(lost) as { op: string; count: number; tid: number; reason: string; src: string };
+  assert.equal(ev.op, 'lost');
+  assert.equal(ev.count, 1);
+  assert.equal(ev.tid, 4242);
+  assert.equal(ev.src, 'provfs');
+  assert.match(ev.reason, /unlink of "gone-file"/);
+  dead.byName.add(nameKey('unlink', 4242, 77, 'gone-file'));
+  assert.equal(unrecordedResend(OP.UNLINK, unlinkBody, 4242, 77, dead), null, 'the dead daemon recorded it');
+  assert.equal(unrecordedResend(OP.GETATTR, Buffer.alloc(16), 4242, 77, dead), null, 'not such a request');
+  const mkdirBody = Buffer.concat([Buffer.alloc(SIZE.mkdir_in), Buffer.from('d\0')]);
+  assert.match(JSON.parse(unrecordedResend(OP.MKDIR, mkdirBody, 1, 2, dead)!).reason, /mkdir of "d"/);
 });
