@@ -286,6 +286,10 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // Every record, however the recorder builds it, goes through pushJson.
   const pause = new Int32Array(new SharedArrayBuffer(4));
   const crashHook = crashAfterRecordHook(cfg.nodeLog?.path);
+  /** After a crash: whether the request in hand was resent, and the dead daemon's last records (kernel/resent). */
+  let resent: { inHand: boolean; known: () => DeadRecords; left: number } | null = null;
+  /** Records pushed so far (to tell whether a resent request made one). */
+  let pushed = 0;
   const pushJson = (json: string): void => {
     // Serving a request resent after a crash: not again what the dead daemon recorded already.
     if (resent && resent.inHand && resent.known().exact.has(recordKey(json))) return;
@@ -317,10 +321,6 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     } catch { /* warm-up only */ }
   }
   let precopy: Precopy | null = null;
-  /** After a crash: whether the request in hand was resent, and the dead daemon's last records (kernel/resent). */
-  let resent: { inHand: boolean; known: () => DeadRecords } | null = null;
-  /** Records pushed so far (to tell whether a resent request made one). */
-  let pushed = 0;
   let follower: NodeLogFollower | null = null;
   /** Takeover phases of a recovering loop (kernel/takeovertrace). */
   const trace = new TakeoverTrace(cfg.nodeLog?.path, 'loop');
@@ -535,7 +535,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     // A cold start reads them now (its ring files go once journaled, maybe before a resent
     // request comes); a standby when a resent request first records something.
     let keys: DeadRecords | null = cfg.follow ? null : deadRecordKeys(path);
-    resent = { inHand: false, known: () => (keys ??= deadRecordKeys(path)) };
+    // Resent requests come first after FUSE_NOTIFY_RESEND: looked for among the first 4096.
+    resent = { inHand: false, known: () => (keys ??= deadRecordKeys(path)), left: 4096 };
   }
   let boosted = 0;
   let handedOverV2 = false;
@@ -672,7 +673,10 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
     lastOp = buf.readUInt32LE(4);
     if (firstAnswer) trace.mark('firstRead');
-    if (resent) resent.inHand = (buf.readBigUInt64LE(8) & FUSE_UNIQUE_RESEND) !== 0n;
+    if (resent) {
+      resent.inHand = (buf.readBigUInt64LE(8) & FUSE_UNIQUE_RESEND) !== 0n;
+      if (--resent.left === 0) resent = null;
+    }
     const h0 = traced > 0 ? performance.now() : 0;
     const pushedBefore = pushed;
     d.handle(buf, n);
