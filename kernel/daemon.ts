@@ -263,9 +263,17 @@ export async function standbyProvfs(o: {
     async settle(t): Promise<ProvfsMount> {
       await servingAt;
       const t0 = performance.now();
-      const { stream, journal, recovered } = await recoveryJournalWhenFree({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog }, t.deadPid);
-      if (journal) serving.setJournal(journal, true);
-      recovered();
+      let stream: string | undefined;
+      try {
+        const got = await recoveryJournalWhenFree({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog }, t.deadPid);
+        stream = got.stream;
+        if (got.journal) serving.setJournal(got.journal, true);
+        got.recovered();
+      } catch (e) {
+        // Serving goes on (applications must not fail); the records wait in this daemon's ring
+        // file, and the next daemon of this mount journals them.
+        log.error(`${o.mountpoint}: serving without a journal: ${(e as Error).message}`);
+      }
       log.debug(`standby took over ${o.mountpoint}; journal recovered ${(performance.now() - t0).toFixed(1)} ms after it served`);
       return makeMount(serving, { backing: t.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: t.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
     },
