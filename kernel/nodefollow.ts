@@ -11,7 +11,7 @@
  *
  * A node whose file no longer exists when first used gets ESTALE, as the kernel expects.
  *
- * The log may be compacted (replaced by a new file under the same name, see NodeLog.compact):
+ * The log may be compacted (replaced by a new file under the same name, see NodeLog.step):
  * the follower reads its old file to the end (the writer appended to both until the switch),
  * then the new one from its start, applying records already seen again harmlessly.
  */
@@ -26,9 +26,6 @@ export class NodeLogFollower {
   readonly table: NodeTable;
   /** What INIT negotiated, from the log. */
   init: unknown;
-  /** Node records seen, and nodes put in the table (for the log). */
-  seen = 0;
-  opened = 0;
   private fd: number;
   private ino: number;
   private off = 0;
@@ -37,7 +34,7 @@ export class NodeLogFollower {
   private carry = 0;
   private readonly mountFd: number;
   private readonly backings = new Map<number, number>();
-  /** Made in this catch-up, not yet opened (in order). */
+  /** Made in this catch-up, not yet in the table (in order). */
   private readonly fresh = new Map<number, libc.FileHandle>();
   private maxId = 1;
   private bad = false;
@@ -71,7 +68,7 @@ export class NodeLogFollower {
         n += this.readTail();
       }
     }
-    this.openFresh();
+    this.addFresh();
     return n;
   }
 
@@ -99,7 +96,6 @@ export class NodeLogFollower {
   private apply(r: NodeLogRecord): void {
     switch (r.kind) {
       case KIND_NODE:
-        this.seen++;
         if (r.id !== FUSE_ROOT_ID) this.fresh.set(r.id, { type: r.word, bytes: Buffer.from(r.payload) });
         break;
       case KIND_GONE:
@@ -117,8 +113,8 @@ export class NodeLogFollower {
   }
 
   /** The nodes made since the last catch-up and still there go into the table, to be opened on first use. */
-  private openFresh(): void {
-    for (const [id, h] of this.fresh) { this.table.addLazy(id, h, this.mountFd); this.opened++; }
+  private addFresh(): void {
+    for (const [id, h] of this.fresh) this.table.addLazy(id, h, this.mountFd);
     this.fresh.clear();
   }
 
