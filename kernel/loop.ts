@@ -197,17 +197,20 @@ export type LoopMessage =
 
 /**
  * This thread's scheduling priority raised for the moments of a handover (the old loop from its
- * snapshot on, the successor's from waiting for the delta to its first reply), so that on a busy
- * machine neither waits for a CPU inside the stall. Returns the undo; a no-op without the right.
+ * snapshot on, the successor's from waiting for the delta to its first reply, a standby's from
+ * its wait to its first requests), so that on a busy machine none waits for a CPU inside the
+ * stall: nice -10 and, where allowed, real-time (kernel/rtprio; PROV_HANDOVER_RT=0: nice only).
+ * Returns the undo; a no-op without the right.
  */
 function boost(): () => void {
+  const rt = process.env.PROV_HANDOVER_RT !== '0' && realtime(true);
   try {
     const tid = libc.gettid();
     const was = getPriority(tid);
     setPriority(tid, -10);
-    return () => { try { setPriority(tid, was); } catch { /* keep */ } };
+    return () => { if (rt) realtime(false); try { setPriority(tid, was); } catch { /* keep */ } };
   } catch {
-    return () => undefined;
+    return () => { if (rt) realtime(false); };
   }
 }
 
@@ -705,7 +708,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     } else if (unboost && recovered && ++boosted >= 256) {
       unboost();
       unboost = null;
-      if (cfg.follow) realtime(false); // real-time since the go word (kernel/nodefollow)
+      realtime(false); // a standby: real-time since its wait (kernel/nodefollow)
     }
     if (fs.nodes.size > pruneHigh) prune();
     colocator?.note(buf.readUInt32LE(32)); // the caller's thread id (in_header.pid)
