@@ -8,9 +8,14 @@
  * meaning commander gives them (cli/main.ts); anything else (help, `--opt=value`, an unknown or
  * repeated option, a value starting with `-`) returns null and goes through commander.
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { exitCodeOf, ProvError } from '../graph/errors.js';
-import type { ConfigFlags, ProvConfig } from './config.js';
-import type { QuickStamp } from '../collector/rebuild/quick.js';
+import { resolveConfig, type ConfigFlags, type ProvConfig } from './config.js';
+// What the no-op path needs anyway (small modules): loaded with this one, no await per request.
+import { quickCheck, quickPath, type QuickStamp } from '../collector/rebuild/quick.js';
+import { sqlitePath, storeFingerprint } from '../collector/rebuild/fingerprint.js';
+import { mark, printTimeline } from '../collector/rebuild/trace.js';
 import type { RebuildFlags } from './actions/rebuild.js';
 
 const GLOBAL = new Map<string, keyof ConfigFlags>([['--home', 'home'], ['--journal', 'journal'], ['--store', 'store']]);
@@ -51,9 +56,7 @@ export function parseRebuild(args: string[]): { config: ConfigFlags; file: strin
  * when the store is SQLite, no background ingest is pending, and the store's files and every
  * file of the target's commands are as the last rebuild that found them up to date saw them.
  */
-async function quickUpToDate(cfg: ProvConfig, file: string): Promise<QuickStamp | null> {
-  const [{ sqlitePath, storeFingerprint }, { quickCheck, quickPath }, { existsSync }, { resolve }] = await Promise.all([
-    import('../collector/rebuild/fingerprint.js'), import('../collector/rebuild/quick.js'), import('node:fs'), import('node:path')]);
+function quickUpToDate(cfg: ProvConfig, file: string): QuickStamp | null {
   const db = sqlitePath(cfg.store);
   if (!db || existsSync(`${db}.ingest-pending`)) return null;
   const fp = storeFingerprint(cfg.store);
@@ -61,6 +64,9 @@ async function quickUpToDate(cfg: ProvConfig, file: string): Promise<QuickStamp 
   const target = resolve(file);
   return quickCheck(quickPath(cfg.home, target), target, fp);
 }
+
+/** The rebuild action once loaded (a resident server asks for it on every request). */
+let rebuildAction: typeof import('./actions/rebuild.js').default | undefined;
 
 /**
  * Run `prov rebuild` when argv is a plain one: returns its exit code (errors are one line on
@@ -72,13 +78,11 @@ export async function fastRebuild(argv: string[], overrides: Pick<RebuildFlags, 
   const p = parseRebuild(argv.slice(2));
   if (!p) return null;
   Object.assign(p.flags, overrides);
-  const { mark, printTimeline } = await import('../collector/rebuild/trace.js');
   mark('cli parsed');
   try {
-    const { resolveConfig } = await import('./config.js');
     const cfg = resolveConfig(p.config);
     if (!p.flags.dryRun && !p.flags.explain && !p.flags.json) {
-      const upToDate = await quickUpToDate(cfg, p.file);
+      const upToDate = quickUpToDate(cfg, p.file);
       if (upToDate !== null) {
         if (upToDate.hazards.length) process.stderr.write(upToDate.hazards.join('\n') + '\n');
         process.stdout.write(`${p.file}: up to date (${upToDate.commands} recorded commands)\n`);
@@ -86,7 +90,7 @@ export async function fastRebuild(argv: string[], overrides: Pick<RebuildFlags, 
         return 0;
       }
     }
-    const action = (await import('./actions/rebuild.js')).default;
+    const action = (rebuildAction ??= (await import('./actions/rebuild.js')).default);
     mark('rebuild modules loaded');
     return await action(cfg, p.file, p.flags);
   } catch (err) {

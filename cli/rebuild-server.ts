@@ -14,15 +14,24 @@
  * time (the process's cwd, environment and standard streams are the request's while it runs,
  * and the journal's rebuild stream keeps one writer). A rebuild's background ingest, which the
  * command line hands to a process of its own (cli/rebuild-finish), runs here after the answer
- * went out and before the next request, holding the store's pending-ingest marker meanwhile.
+ * went out and before the next request, holding the store's pending-ingest marker meanwhile;
+ * so does the journal flush of what the commands did (the answer goes out once the outputs are
+ * in place; ebpf/warm keeps the records in the pinned ring, named by a claim, until the flush is
+ * durable, and this server journals what a killed predecessor left there when it starts).
+ * The warm ring stays mapped between requests, and the commands start with posix_spawn
+ * (collector/rebuild/spawn), not a fork of this process. A plain no-op never reaches the
+ * server: the native client answers it from the no-op shortcut itself.
  *
  * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
  * /run/prov/provfs, as kernel/runtime), a 0700 directory owned by the server's user, the
  * socket itself 0600: only that user and root can connect. The server refuses to use a
- * directory someone else owns or others can enter.
- * It is started explicitly (`prov rebuild-server`, foreground; `&` or a service manager puts it
- * in the background) and exits after --idle-minutes without a request (default 30), on SIGTERM
- * or SIGINT, removing its socket and pid file.
+ * directory someone else owns or others can enter. Each connection's peer is checked as well
+ * (SO_PEERCRED): a process of any other uid — should the permissions ever be loosened — gets a
+ * refusal (exit code 4) and nothing runs.
+ * `prov up` starts it in the background ({@link startRebuildServer}; no idle exit) and
+ * `prov down` stops it ({@link stopRebuildServer}); `prov rebuild-server` runs it in the
+ * foreground. It exits after --idle-minutes without a request (default 30), on SIGTERM or
+ * SIGINT, removing its socket and pid file.
  *
  * Wire format. Request: u32 little-endian length, then NUL-separated fields: "prov1", cwd,
  * three '0'/'1' for isatty(0/1/2), the umask (octal), argc, the arguments after `prov`, envc,
@@ -31,10 +40,13 @@
  * bytes, 'e' stderr bytes, 'x' the exit code (decimal), 'f' fallback (nothing was run).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { chmodSync, lstatSync, mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { RUNTIME_DIR } from '../kernel/runtime.js';
-import { InputError, CapabilityError } from '../graph/errors.js';
+import { InputError, CapabilityError, EXIT } from '../graph/errors.js';
 import { abortRunning } from '../collector/rebuild/run.js';
 
 /** Default minutes without a request after which the server exits. */
@@ -118,6 +130,37 @@ function answering(sock: string): Promise<boolean> {
   });
 }
 
+/** The credentials of a unix socket's peer (SO_PEERCRED), or null when they cannot be read. */
+export async function peerCredentials(c: Socket): Promise<{ pid: number; uid: number; gid: number } | null> {
+  const fd = (c as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  const getsockopt = await getsockoptFn();
+  const cred = Buffer.alloc(12);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(cred.length);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0 || len.readUInt32LE(0) < 12) return null;
+  return { pid: cred.readInt32LE(0), uid: cred.readUInt32LE(4), gid: cred.readUInt32LE(8) };
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
+let getsockoptBound: GetSockOpt | null = null;
+async function getsockoptFn(): Promise<GetSockOpt> {
+  if (!getsockoptBound) {
+    const koffi = (await import('koffi')).default;
+    getsockoptBound = koffi.load('libc.so.6').func('int getsockopt(int fd, int level, int name, _Inout_ uint8_t *value, _Inout_ uint8_t *len)') as GetSockOpt;
+  }
+  return getsockoptBound;
+}
+
+/** Why a peer may not use this server (null: it may): only root and the server's own user. */
+export function refusalFor(peer: { uid: number; pid: number } | null, ownUid = process.geteuid?.() ?? 0): string | null {
+  if (!peer) return 'the rebuild server cannot tell who is asking (SO_PEERCRED failed); refused';
+  if (peer.uid === 0 || peer.uid === ownUid) return null;
+  return `the rebuild server (uid ${ownUid}) serves only root and uid ${ownUid}; pid ${peer.pid} runs as uid ${peer.uid}: refused (run prov rebuild with PROV_NO_SERVER=1, or start your own server with PROV_RUNTIME_DIR set)`;
+}
+
 export interface ServerOptions {
   /** Minutes without a request before exiting (0: never). */
   idleMinutes?: number;
@@ -129,15 +172,24 @@ export interface ServerOptions {
 
 type Write = typeof process.stdout.write;
 
+let fast: typeof import('./fast-rebuild.js') | undefined;
+let trace: typeof import('../collector/rebuild/trace.js') | undefined;
+
+/** Make process.env exactly `env`, touching only what differs (each change is a setenv). */
+function setEnv(env: Record<string, string | undefined>): void {
+  for (const k of Object.keys(process.env)) if (!(k in env) || env[k] === undefined) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && process.env[k] !== v) process.env[k] = v;
+}
+
 /**
  * Run one request in this process as the CLI would: cwd, environment and standard streams are
  * the request's until it returns. Returns the exit code, or null when it is not a plain
  * `prov rebuild` (the client runs the CLI instead).
  */
 async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise<number | null> {
-  const { parseRebuild, fastRebuild } = await import('./fast-rebuild.js');
+  const { parseRebuild, fastRebuild } = fast ??= await import('./fast-rebuild.js');
   if (!parseRebuild(req.argv)) return null;
-  const { restartTrace, mark } = await import('../collector/rebuild/trace.js');
+  const { restartTrace, mark } = trace ??= await import('../collector/rebuild/trace.js');
   restartTrace();
   mark('request received');
   const savedCwd = process.cwd();
@@ -157,8 +209,7 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise
     send(frame('e', `prov: cannot enter ${req.cwd}: ${(e as Error).message}\n`));
     return 2;
   }
-  for (const k of Object.keys(process.env)) delete process.env[k];
-  Object.assign(process.env, req.env);
+  setEnv(req.env);
   process.stdout.write = writer('o');
   process.stderr.write = writer('e');
   const savedUmask = process.umask(req.umask);
@@ -168,8 +219,7 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise
     process.stdout.write = outWrite;
     process.stderr.write = errWrite;
     process.umask(savedUmask);
-    for (const k of Object.keys(process.env)) delete process.env[k];
-    Object.assign(process.env, savedEnv);
+    setEnv(savedEnv);
     process.chdir(savedCwd);
   }
 }
@@ -189,6 +239,11 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     import('../ebpf/warm.js'), import('../ebpf/loader.js'), import('../collector/rebuild/run.js'), import('../collector/rebuild/cutoff.js'),
     import('../collector/rebuild/quick.js'), import('../collector/rebuild/index.js'), import('../graph/sqlite/pending.js'),
     import('../graph/sqlite/checkpoint.js'), import('node:child_process')]);
+  // The warm capture's ring stays mapped between requests; what an interrupted rebuild left in
+  // it (this server killed before its journal flush) is journaled now.
+  const warm = await import('../ebpf/warm.js');
+  warm.setWarmResident(true);
+  try { await warm.recoverWarm(); } catch (e) { process.stderr.write(`prov rebuild-server: ${(e as Error).message}\n`); }
   // The background ingest of a rebuild runs here after its answer went out, before the next request.
   const deferred: Array<() => Promise<void>> = [];
   (await import('./actions/rebuild.js')).setIngestDeferral((task) => { deferred.push(task); });
@@ -218,11 +273,23 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       current = null;
       send(code === null ? frame('f', '') : frame('x', String(code)));
       c.end();
-      while (deferred.length) await deferred.shift()!().catch(() => { /* the task logs its own failure */ });
+      if (deferred.length) {
+        // Background work: the client that just got its answer (and whatever its user does next)
+        // comes first. Only root may raise its priority back afterwards, so only root lowers it.
+        const nice = (process.geteuid?.() ?? 1) === 0;
+        if (nice) try { setPriority(10); } catch { /* stays as it is */ }
+        try {
+          while (deferred.length) await deferred.shift()!().catch(() => { /* the task logs its own failure */ });
+        } finally {
+          if (nice) try { setPriority(0); } catch (e) { process.stderr.write(`prov rebuild-server: cannot restore its priority: ${(e as Error).message}\n`); }
+        }
+      }
       armIdle();
     })();
   };
   const server: Server = createServer((c) => {
+    // Who is asking, before anything is read: root and this server's user only.
+    const checked = peerCredentials(c).then((peer) => refusalFor(peer), (e: Error) => `the rebuild server cannot check its peer: ${e.message}; refused`);
     let got = Buffer.alloc(0);
     // The client went away before its answer (Ctrl-C, killed): interrupt its commands as Ctrl-C
     // would have with the command line, so nothing keeps running for nobody.
@@ -240,7 +307,10 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       if (got.length < 4 + n) return;
       c.removeAllListeners('data');
       const body = got.subarray(4, 4 + n);
-      queue = queue.then(() => serveOne(c, body));
+      void checked.then((refused) => {
+        if (refused) { c.end(Buffer.concat([frame('e', `prov: ${refused}\n`), frame('x', String(EXIT.capability))])); return; }
+        queue = queue.then(() => serveOne(c, body));
+      });
     });
   });
   const stop = (code: number): void => {
@@ -261,4 +331,73 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   armIdle();
   opts.onListening?.(sock);
   return finished;
+}
+
+/** Files of a server started in the background by `prov up`. */
+function serverFiles(runtimeDir: string): { sock: string; pid: string } {
+  const sock = rebuildSocketPath(runtimeDir);
+  return { sock, pid: join(dirname(sock), 'server.pid') };
+}
+
+/** The pid of the rebuild server of `runtimeDir` when one runs (its pid file names a live `rebuild-server`), else null. */
+export function runningRebuildServer(runtimeDir = RUNTIME_DIR): number | null {
+  try {
+    const pid = Number(readFileSync(serverFiles(runtimeDir).pid, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    // A reused pid must still be a rebuild server: check its command line.
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('rebuild-server') ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Start the rebuild server in the background for `runtimeDir` (`prov up`): detached, no idle
+ * exit, its output appended to `logPath`. Returns once it listens (or the one already running).
+ */
+export async function startRebuildServer(opts: { runtimeDir?: string; logPath: string; timeoutMs?: number }): Promise<{ pid: number; started: boolean }> {
+  const runtimeDir = opts.runtimeDir ?? RUNTIME_DIR;
+  const existing = runningRebuildServer(runtimeDir);
+  if (existing) return { pid: existing, started: false };
+  mkdirSync(dirname(opts.logPath), { recursive: true, mode: 0o700 });
+  const log = openSync(opts.logPath, 'a', 0o600);
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  let child;
+  try {
+    child = spawn(process.execPath, [main, 'rebuild-server', '--idle-minutes', '0'], {
+      detached: true, stdio: ['ignore', log, log], env: { ...process.env, PROV_RUNTIME_DIR: runtimeDir, PROV_REBUILD_TRACE: '' },
+    });
+  } finally {
+    closeSync(log);
+  }
+  child.unref();
+  const pid = child.pid;
+  let exited: number | null = null;
+  child.once('exit', (code) => { exited = code ?? -1; });
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  const sock = serverFiles(runtimeDir).sock;
+  for (;;) {
+    if (pid !== undefined && runningRebuildServer(runtimeDir) === pid && await answering(sock)) return { pid, started: true };
+    if (exited !== null || pid === undefined) throw new CapabilityError(`the rebuild server did not start (exit ${exited}); see ${opts.logPath}`, 'rebuild-server');
+    if (Date.now() > deadline) throw new CapabilityError(`the rebuild server (pid ${pid}) did not listen within ${(opts.timeoutMs ?? 15_000) / 1000} s; see ${opts.logPath}`, 'rebuild-server');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Stop the rebuild server of `runtimeDir` (`prov down`): SIGTERM by its pid, then wait until it
+ * has finished the request under way and its background ingest and exited. False when none ran.
+ */
+export async function stopRebuildServer(runtimeDir = RUNTIME_DIR, timeoutMs = 60_000): Promise<boolean> {
+  const pid = runningRebuildServer(runtimeDir);
+  if (!pid) return false;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try { process.kill(pid, 0); } catch { return true; }
+    // A zombie (our own child that nobody reaped yet) has exited too.
+    try { if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return true; } catch { return true; }
+    if (Date.now() > deadline) throw new CapabilityError(`the rebuild server (pid ${pid}) did not stop within ${timeoutMs / 1000} s of SIGTERM`, 'rebuild-server');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -4,7 +4,8 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { openJournalReader } from '../collector/journal/reader.js';
 import type { ProvEvent } from '../collector/events.js';
 import { ebpfDecoders } from './decode.js';
 import { attachedPrograms } from './loader.js';
-import { warmCapture, detachWarm } from './warm.js';
+import { warmCapture, detachWarm, recoverWarm } from './warm.js';
 
 const run = (argv: string[], opts: { detached?: boolean } = {}): Promise<number | null> => new Promise((resolve) => {
   const c = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', detached: opts.detached });
@@ -80,6 +81,61 @@ describe('ebpf warm attach (prov rebuild)', () => {
     const c = await warmCapture({ journalDir, stream: 'c', pinDir, stateDir, ringBytes: 1 << 20 });
     assert.ok(c, 'free again after stop');
     await c.stop();
+  });
+
+  it('a user killed after its drain but before its flush loses nothing: the next one journals what it owed, once', async () => {
+    // A process that records two commands (the first made durable by the drain's own flushes,
+    // the second only appended), then dies by SIGKILL before the flush (as a rebuild server that
+    // answered first would).
+    const mod = fileURLToPath(new URL('./warm.js', import.meta.url));
+    const script = `const { warmCapture } = await import(${JSON.stringify(mod)});
+      const { spawnSync } = await import('node:child_process');
+      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'crash', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20, pumpMs: 50 });
+      if (!h) process.exit(3);
+      spawnSync('sh', ['-c', 'echo crash-one > /dev/null']);
+      await new Promise((r) => setTimeout(r, 200));
+      spawnSync('sh', ['-c', 'echo crash-two > /dev/null']);
+      await h.drain();
+      process.kill(process.pid, 'SIGKILL');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.signal, 'SIGKILL', `the recording process did not get as far as its drain: ${r.status} ${r.stderr}`);
+    const before = execs(events(journalDir, 'crash'));
+    assert.equal(before.filter((a) => a.includes('crash-one')).length, 1, 'the first command was journaled while it ran (the test needs part of the drain durable)');
+    assert.equal(before.filter((a) => a.includes('crash-two')).length, 0, 'the second command was not flushed before the kill (the test needs it owed)');
+    assert.ok(existsSync(join(stateDir, `${pinDir.split('/').pop()}.inflight.json`)), 'the claim is left behind');
+    // What the rebuild server does at start (a later warm user does the same before tracking itself).
+    assert.equal(await recoverWarm({ pinDir, stateDir }), true);
+    const after = execs(events(journalDir, 'crash'));
+    assert.equal(after.filter((a) => a.includes('crash-one')).length, 1, `crash-one exactly once: ${JSON.stringify(after)}`);
+    assert.equal(after.filter((a) => a.includes('crash-two')).length, 1, `crash-two journaled, exactly once: ${JSON.stringify(after)}`);
+    assert.equal(existsSync(join(stateDir, `${pinDir.split('/').pop()}.inflight.json`)), false, 'the claim is settled');
+    // The next user starts clean and records only its own tree.
+    const next = await warmCapture({ journalDir, stream: 'next', pinDir, stateDir, ringBytes: 1 << 20 });
+    assert.ok(next);
+    assert.equal(next.reused, true);
+    assert.equal(await run(['sh', '-c', 'echo next-run > /dev/null']), 0);
+    await next.stop();
+    const n = execs(events(journalDir, 'next'));
+    assert.ok(n.some((a) => a.includes('next-run')) && !n.some((a) => a.includes('crash-')), JSON.stringify(n));
+  });
+
+  it('a user killed while its commands ran, before anything was journaled: the next one journals it all', async () => {
+    const mod = fileURLToPath(new URL('./warm.js', import.meta.url));
+    const script = `const { warmCapture } = await import(${JSON.stringify(mod)});
+      const { spawnSync } = await import('node:child_process');
+      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'early', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20, pumpMs: 60000 });
+      if (!h) process.exit(3);
+      spawnSync('sh', ['-c', 'echo early-run > /dev/null']);
+      process.kill(process.pid, 'SIGKILL');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.signal, 'SIGKILL', `the recording process did not get as far as its command: ${r.status} ${r.stderr}`);
+    assert.deepEqual(execs(events(journalDir, 'early')), [], 'nothing journaled before the kill (short runs append at the end)');
+    const next = await warmCapture({ journalDir, stream: 'after-early', pinDir, stateDir, ringBytes: 1 << 20 });
+    assert.ok(next);
+    await next.stop();
+    const got = execs(events(journalDir, 'early'));
+    assert.equal(got.filter((a) => a.includes('early-run')).length, 1, `journaled by the next user, once: ${JSON.stringify(got)}`);
+    assert.ok(!execs(events(journalDir, 'after-early')).some((a) => a.includes('early-run')));
   });
 
   it('detaches on request: nothing stays pinned', () => {

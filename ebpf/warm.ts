@@ -16,6 +16,18 @@
  * what it emits while no rebuild drains waits in the ring, and the next rebuild drops it unread
  * before tracking itself (a per-run attach would never have recorded it either).
  *
+ * Nothing drained is lost by a crash: ring space is given back only once the journal holds the
+ * records durably, and before each give-back a claim file next to the state file
+ * (`<pin name>.inflight.json`) says which journal stream the drained records go to and which
+ * journal seq the record at the ring's consumer position gets. A rebuild that dies before its
+ * last flush (or a resident server that answered first and flushes after, {@link WarmHandle.drain})
+ * leaves the claim and the records in the pinned ring; the next user of the warm attach (or
+ * {@link recoverWarm}, which the rebuild server runs at start) journals what the stream lacks,
+ * exactly once, before anything else — only records no claim covers are dropped as stale.
+ *
+ * A resident process ({@link setWarmResident}: the rebuild server) keeps the ring mapped between
+ * rebuilds: mapping the 2 × 16 MiB data area costs about 10 ms each time.
+ *
  * Clean-up: `prov capture stop`, `prov down` and `prov rebuild --cold` detach it
  * ({@link detachWarm}). While attached and idle it costs every traced syscall on the host two
  * hash-map lookups in BPF (≈ 0.2–0.3 µs, ebpf notes), nothing else.
@@ -23,7 +35,7 @@
  * ring size it was attached with; an attach from another build is replaced, not reused.
  */
 import { createServer, type Server } from 'node:net';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openJournalWriter, type JournalWriterHandle } from '../collector/journal/writer.js';
 import { CODEC } from '../collector/journal/api.js';
@@ -52,6 +64,8 @@ export interface WarmOptions {
   objectPath?: string;
   /** Journal segment size for this stream (opening a writer re-reads its newest segment whole). */
   segmentBytes?: number;
+  /** Append what waits in the ring at least this often while the commands run (ms; default 1000 in a resident process, else 10). */
+  pumpMs?: number;
 }
 
 export interface WarmHandle {
@@ -60,6 +74,29 @@ export interface WarmHandle {
   reused: boolean;
   /** Stop recording this process tree, drain what it emitted into the journal, release the attach (it stays pinned). */
   stop(): Promise<DrainStats>;
+  /**
+   * The first half of {@link stop}: stop recording this process tree and append everything it
+   * emitted to the journal writer, without waiting for the disk. The records are in the journal
+   * only once `stop()` (called next, e.g. after answering) has flushed them; until then the ring
+   * keeps them and the claim names them, so a crash in between loses nothing. The attach stays
+   * held until `stop()`.
+   */
+  drain(): Promise<DrainStats>;
+}
+
+/** What a drain in progress has promised (see the module comment); JSON in `<pin name>.inflight.json`. */
+export interface WarmClaim {
+  journalDir: string;
+  stream: string;
+  segmentBytes?: number;
+  /**
+   * Ring position of a record (at or after the consumer position) and the journal seq it gets;
+   * seq null: nothing of this drain is in the journal yet, every record from `ring` on is owed.
+   */
+  ring: number;
+  seq: number | null;
+  /** Where this drain stopped: records from here on are not its (processes it left running). */
+  ringTo?: number;
 }
 
 interface WarmState {
@@ -76,6 +113,179 @@ export function warmPinDir(): string {
 }
 
 const statePath = (pinDir: string, stateDir: string) => join(stateDir, `${basename(pinDir)}.json`);
+const claimPath = (pinDir: string, stateDir: string) => join(stateDir, `${basename(pinDir)}.inflight.json`);
+
+function readClaim(path: string): WarmClaim | null {
+  try {
+    const c = JSON.parse(readFileSync(path, 'utf8')) as WarmClaim;
+    return typeof c.journalDir === 'string' && typeof c.stream === 'string' && Number.isSafeInteger(c.ring) && (c.seq === null || Number.isSafeInteger(c.seq)) ? c : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeClaim(path: string, c: WarmClaim): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(c), { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** Keep the ring mapped between uses (a resident process); see {@link setWarmResident}. */
+let resident = false;
+/** The mapped ring a resident process keeps, and the pinned file it maps (inode: a new attach is a new file). */
+let kept: { pinDir: string; ino: number; ring: RingReader } | null = null;
+
+/**
+ * In a long-lived process (the rebuild server) keep the warm ring mapped between rebuilds
+ * instead of mapping it anew each time (≈ 10 ms for 16 MiB). Off: the mapping is released.
+ */
+export function setWarmResident(on: boolean): void {
+  resident = on;
+  if (!on) dropKept();
+}
+
+function dropKept(pinDir?: string): void {
+  if (kept && (pinDir === undefined || kept.pinDir === pinDir)) { kept.ring.close(); kept = null; }
+}
+
+function eventsIno(pinDir: string): number {
+  return statSync(join(pinDir, 'events')).ino;
+}
+
+/** The pinned ring, mapped (a kept mapping when it is still the pinned one and fully committed). */
+function openRing(pinDir: string): RingReader {
+  if (kept && kept.pinDir === pinDir) {
+    const k = kept;
+    kept = null;
+    let same = false;
+    try { same = eventsIno(pinDir) === k.ino; } catch { /* gone */ }
+    // Another process (a command-line rebuild) may have drained and given back more since: read
+    // on from the consumer position, as a fresh mapping would.
+    if (same && resync(k.ring)) return k.ring;
+    k.ring.close();
+  }
+  return RingReader.open(join(pinDir, 'events'));
+}
+
+/**
+ * Make a kept reader read on from the kernel's consumer position (what RingReader.open starts
+ * from). RingReader keeps its read position private; ebpf/ring has no resync of its own, so
+ * this sets it where it is known to live and refuses (the caller maps anew) if it is not there.
+ */
+function resync(ring: RingReader): boolean {
+  const r = ring as unknown as { readPos?: unknown };
+  if (typeof r.readPos !== 'number' || r.readPos > ring.committed) return false;
+  r.readPos = ring.committed;
+  return ring.position === ring.committed;
+}
+
+/** Give a ring back after use: kept mapped in a resident process, else unmapped. */
+function releaseRing(pinDir: string, ring: RingReader, reusable: boolean): void {
+  if (resident && reusable && ring.position === ring.committed) {
+    try {
+      dropKept();
+      kept = { pinDir, ino: eventsIno(pinDir), ring };
+      return;
+    } catch { /* unpinned meanwhile */ }
+  }
+  ring.close();
+}
+
+/**
+ * Journal what a claim left in the ring says a crashed drain owed its stream: the records from
+ * the consumer position up to the claim's end whose seq the stream does not reach yet, then
+ * flush and give the ring space back. Returns how many records were journaled (0 when the
+ * stream already had them all) or null when the claim does not fit the ring (nothing done).
+ */
+async function journalClaim(ring: RingReader, claim: WarmClaim): Promise<number | null> {
+  const cons = ring.committed;
+  if (cons > claim.ring) {
+    // The claim is written before every give-back, so the consumer never passes it while it holds,
+    // except after the drain's last give-back (then it reached ringTo: nothing is owed).
+    return claim.ringTo !== undefined && cons >= claim.ringTo ? 0 : null;
+  }
+  const end = claim.ringTo ?? Number.MAX_SAFE_INTEGER;
+  // Every record from the consumer position on, with its ring position (header included).
+  const recs: Array<{ p: Uint8Array; pos: number }> = [];
+  for (let b = ring.readSpans(4 << 20); b; b = ring.readSpans(4 << 20)) {
+    const base = b.end - b.bytes.length;
+    for (let i = 0; i < b.count; i++) recs.push({ p: b.bytes.subarray(b.starts[i]!, b.ends[i]!), pos: base + b.starts[i]! - 8 });
+  }
+  // The record at claim.ring gets claim.seq; the ones before it (not given back yet) count down.
+  const before = recs.filter((r) => r.pos < claim.ring).length;
+  if (before < recs.length && recs[before]!.pos !== claim.ring && claim.ring < (recs.at(-1)?.pos ?? 0)) return null;
+  // Without a seq nothing was appended yet (the anchored claim is written before the first append).
+  if (claim.seq === null && cons !== claim.ring) return null;
+  const writer = openJournalWriter({ dir: claim.journalDir, stream: claim.stream, segmentBytes: claim.segmentBytes });
+  try {
+    const firstSeq = claim.seq === null ? writer.lastSeq + 1 : claim.seq - before;
+    const have = writer.lastSeq;
+    if (have < firstSeq - 1) log.warn(`journal stream ${claim.stream} in ${claim.journalDir} ends at seq ${have}, before the ${firstSeq - 1} the warm ring's claim expects: journaling the ring's records after it`);
+    const owed: Uint8Array[] = [];
+    for (let i = 0; i < recs.length && recs[i]!.pos < end; i++) if (firstSeq + i > have) owed.push(recs[i]!.p);
+    if (owed.length) writer.appendEncoded(CODEC.ebpfRaw, owed);
+    await writer.flush();
+    return owed.length;
+  } finally {
+    await writer.close();
+  }
+}
+
+/** Give back, unread, everything the ring holds now; returns how many records that was. */
+function dropAll(ring: RingReader): number {
+  let n = 0;
+  for (let b = ring.read(4 << 20); b; b = ring.read(4 << 20)) n += b.count;
+  ring.commit(ring.position);
+  return n;
+}
+
+/**
+ * Before this process uses the warm ring: journal what a claim says a crashed drain owed, then
+ * drop (unread) whatever else the ring holds — records of processes an earlier rebuild left
+ * running, which a fresh attach would never have seen. The claim is removed afterwards.
+ */
+async function settleRing(ring: RingReader, pinDir: string, stateDir: string): Promise<void> {
+  const cp = claimPath(pinDir, stateDir);
+  const claim = readClaim(cp);
+  if (claim && ring.pending() > 0) {
+    try {
+      const n = await journalClaim(ring, claim);
+      if (n === null) log.warn(`the warm ring's claim (${cp}) does not match the ring (consumer at ${ring.committed}, claim at ${claim.ring}); its records are dropped`);
+      else if (n > 0) log.info(`journaled ${n} records an interrupted rebuild left in the warm ring (stream ${claim.stream} of ${claim.journalDir})`);
+      // Durable now: give that space back (the rest is dropped by the caller).
+      if (n !== null) ring.commit(Math.min(claim.ringTo ?? ring.position, ring.position));
+    } catch (e) {
+      // Leave the claim and the ring as they are: the next user tries again.
+      throw new Error(`could not journal the records an interrupted rebuild left in the warm ring (${cp}): ${(e as Error).message}`);
+    }
+  }
+  rmSync(cp, { force: true });
+}
+
+/**
+ * Journal what an interrupted rebuild left in the warm ring (see the module comment), when no
+ * rebuild is using the attach now. The rebuild server calls it at start. Returns false when the
+ * attach was busy (its user does this itself) or absent.
+ */
+export async function recoverWarm(opts: { pinDir?: string; stateDir?: string } = {}): Promise<boolean> {
+  const pinDir = opts.pinDir ?? warmPinDir();
+  const stateDir = opts.stateDir ?? WARM_STATE_DIR;
+  if (!isAttached(pinDir) || !existsSync(claimPath(pinDir, stateDir))) return false;
+  const held = await lock(pinDir);
+  if (!held) return false;
+  try {
+    const ring = openRing(pinDir);
+    try {
+      await settleRing(ring, pinDir, stateDir);
+      dropAll(ring);
+    } finally {
+      releaseRing(pinDir, ring, true);
+    }
+    return true;
+  } finally {
+    held.close();
+  }
+}
 
 /** Hold the abstract socket that says "a rebuild is using this warm attach"; null when another holds it. */
 function lock(pinDir: string): Promise<Server | null> {
@@ -110,9 +320,8 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
   mark('warm: lock held');
   let attachedNow = false;
   let drainer: InlineDrain | null = null;
-  // The journal writer is opened by the drain's first poll, once the commands have started:
-  // opening it walks the stream's newest segment, which need not delay them.
-  const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes });
+  let ring: RingReader | null = null;
+  const cp = claimPath(pinDir, stateDir);
   try {
     const want = wantedState(objectPath, ringBytes);
     const sp = statePath(pinDir, stateDir);
@@ -123,38 +332,62 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
     let reused = false;
     if (same && isAttached(pinDir)) {
       mark('warm: attach checked');
-      drainer = new InlineDrain(pinDir, openWriter);
-      mark('warm: ring opened');
-      // Records still in the ring come from processes an earlier rebuild left running (tracked
-      // since): not this rebuild's, and maybe not this journal's. Dropped before this process
-      // is tracked, as a fresh attach would never have seen them.
-      const stale = drainer.discardPending();
-      if (stale) log.info(`dropped ${stale} records left in the warm ring by processes of an earlier rebuild`);
+      ring = openRing(pinDir);
+      mark('warm: ring mapped');
+      // What an interrupted drain owed its journal is journaled first; anything else still in the
+      // ring comes from processes an earlier rebuild left running (tracked since): not this
+      // rebuild's, and maybe not this journal's. Dropped before this process is tracked, as a
+      // fresh attach would never have seen them.
+      if (ring.pending() > 0 || existsSync(cp)) {
+        await settleRing(ring, pinDir, stateDir);
+        const stale = dropAll(ring);
+        if (stale) log.info(`dropped ${stale} records left in the warm ring by processes of an earlier rebuild`);
+      }
       excludePid(process.pid, pinDir);
       trackPid(process.pid, pinDir);
       reused = true;
     } else {
       if (existsSync(pinDir)) {
         log.info(`replacing the warm rebuild capture at ${pinDir} (another build or settings)`);
+        dropKept(pinDir);
         detachCapture(pinDir);
       }
+      rmSync(cp, { force: true });
       const a = attachCapture({ pinDir, objectPath, ringBytes, pidTree: [process.pid] });
       attachedNow = true;
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       writeFileSync(sp, JSON.stringify({ ...want, programs: a.programs.length }), { mode: 0o600 });
+      ring = openRing(pinDir);
     }
-    drainer ??= new InlineDrain(pinDir, openWriter);
-    const dr = drainer;
+    // The journal writer is opened when there is something to append (for a short rebuild: after
+    // its commands): opening it walks the stream's newest segment, which need not delay them.
+    const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes});
+    const dr = new InlineDrain(pinDir, ring, openWriter, {
+      claim: (ringPos, seq, ringTo) => writeClaim(cp, { journalDir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes, ring: ringPos, seq, ringTo }),
+    }, 10, opts.pumpMs ?? (resident ? undefined : EAGER_PUMP_MS));
+    drainer = dr;
+    let drained: Promise<DrainStats> | null = null;
     let stopped: Promise<DrainStats> | null = null;
+    const drain = (): Promise<DrainStats> => (drained ??= (async () => {
+      forgetPid(process.pid, pinDir);
+      return dr.drain();
+    })());
     return {
       pinDir, reused,
+      drain,
       stop() {
         stopped ??= (async () => {
+          let ok = false;
           try {
-            forgetPid(process.pid, pinDir);
-            return await dr.stop();
+            await drain();
+            const stats = await dr.finish();
+            // Everything owed is durable and given back: no claim stands.
+            rmSync(cp, { force: true });
+            ok = true;
+            return stats;
           } finally {
-            await dr.closeWriter();
+            await dr.closeWriter().catch((e: Error) => { log.error(`closing the journal writer: ${e.message}`); });
+            releaseRing(pinDir, dr.ring, ok);
             held.close();
           }
         })();
@@ -164,6 +397,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
   } catch (err) {
     try { forgetPid(process.pid, pinDir); } catch { /* not attached */ }
     drainer?.close();
+    if (!drainer) ring?.close();
     if (attachedNow) detachWarm({ pinDir, stateDir });
     await drainer?.closeWriter();
     held.close();
@@ -174,42 +408,58 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
 /** Detach the warm rebuild capture (if any) and forget its state; returns how many programs were detached. */
 export function detachWarm(opts: { pinDir?: string; stateDir?: string } = {}): { programs: number } {
   const pinDir = opts.pinDir ?? warmPinDir();
+  dropKept(pinDir);
   const r = existsSync(pinDir) ? detachCapture(pinDir) : { programs: 0 };
-  rmSync(statePath(pinDir, opts.stateDir ?? WARM_STATE_DIR), { force: true });
+  const stateDir = opts.stateDir ?? WARM_STATE_DIR;
+  rmSync(statePath(pinDir, stateDir), { force: true });
+  rmSync(claimPath(pinDir, stateDir), { force: true });
   return r;
 }
 
+/** Unread bytes in the ring that make a poll append them (and flush) during the run. */
+const PUMP_BYTES = 1 << 20;
+/** Or this long since the last append, while anything is unread: long runs stay durable as they go. */
+const PUMP_MS = 1000;
 /**
- * Drains the pinned ring into the journal from this thread, every `pollMs` and at stop, with the
- * same guarantees as ebpf/drain's worker: ring space is given back only once the journal says
- * the records are durable, and growth of the kernel's drop counter becomes a `lost` record.
+ * A command-line rebuild appends as the records come instead: it answers only once everything
+ * is durable, so work left for the end is waited for, while work done during the commands
+ * overlaps them (the lazy policy is for the resident server, which answers first).
+ */
+const EAGER_PUMP_MS = 10;
+
+/**
+ * Drains the pinned ring into the journal from this thread, with the same guarantees as
+ * ebpf/drain's worker: ring space is given back only once the journal says the records are
+ * durable (and the claim that names them is written), and growth of the kernel's drop counter
+ * becomes a `lost` record. Lazily: a poll every `pollMs` only looks at how much is unread and
+ * appends (opening the journal writer the first time, flushing after) once a megabyte waits or a
+ * second has passed — each append and flush costs this process about a millisecond of CPU,
+ * which a rebuild's commands would otherwise share their cores with. Short rebuilds leave
+ * everything to {@link finish}.
  */
 export class InlineDrain {
   readonly stats: DrainStats = { records: 0, bytes: 0, batches: 0, lost: 0 };
-  private readonly ring: RingReader;
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> | null = null;
   private lastDropped: number;
   private lastCheck = Number(process.hrtime.bigint());
   private failure: Error | null = null;
-
   private writerHandle: JournalWriterHandle | null = null;
+  /** Where this drain's own records end (set by drain()). */
+  private ringTo: number | undefined;
+  /** Seq the next ring record gets in the journal (set when the writer opens). */
+  private nextSeq = 0;
+  private lastPump = performance.now();
 
-  /** `openWriter` is called by the first poll (or at stop), not here. */
-  constructor(private readonly pinDir: string, private readonly openWriter: () => JournalWriterHandle, pollMs = 10) {
-    this.ring = RingReader.open(join(pinDir, 'events'));
+  /** `openWriter` is called when there is something to append, not here. */
+  constructor(private readonly pinDir: string, readonly ring: RingReader, private readonly openWriter: () => JournalWriterHandle,
+    private readonly hooks: { claim?: (ringPos: number, seq: number | null, ringTo?: number) => void } = {}, pollMs = 10,
+    private readonly pumpMs = PUMP_MS) {
     this.lastDropped = readCounters(pinDir).dropped;
-    this.timer = setInterval(() => this.pump(), pollMs);
+    // Before any record of this drain can be in the ring: from here on, everything is owed.
+    this.claim(ring.position, null);
+    this.timer = setInterval(() => this.tick(), pollMs);
     this.timer.unref();
-  }
-
-  /** Give back, unread, everything the ring holds now; returns how many records that was. */
-  discardPending(): number {
-    let n = 0;
-    for (let b = this.ring.read(4 << 20); b; b = this.ring.read(4 << 20)) n += b.count;
-    this.ring.commit(this.ring.position);
-    this.lastDropped = readCounters(this.pinDir).dropped;
-    return n;
   }
 
   /** Stop without draining (set-up failed). */
@@ -219,7 +469,13 @@ export class InlineDrain {
   }
 
   private get writer(): JournalWriterHandle {
-    return (this.writerHandle ??= this.openWriter());
+    if (this.writerHandle) return this.writerHandle;
+    const w = this.openWriter();
+    this.writerHandle = w;
+    this.nextSeq = w.lastSeq + 1;
+    // Before anything is appended: the record at the ring's read position gets the next seq.
+    this.claim(this.ring.position, this.nextSeq);
+    return w;
   }
 
   /** Close the journal writer if it was opened. */
@@ -229,15 +485,27 @@ export class InlineDrain {
     await w?.close();
   }
 
-  /** Append what the ring holds; start a flush that then gives the space back. */
-  private pump(): void {
+  /** Bytes written by the kernel that this reader has not read yet. */
+  private unread(): number {
+    return this.ring.pending() - (this.ring.position - this.ring.committed);
+  }
+
+  private tick(): void {
+    const unread = this.unread();
+    if (unread >= PUMP_BYTES || (unread > 0 && performance.now() - this.lastPump >= this.pumpMs)) this.pump();
+  }
+
+  /** Append what the ring holds (up to `limit`); start a flush that then gives the space back. */
+  private pump(limit = Number.MAX_SAFE_INTEGER): void {
     if (this.failure) return;
+    this.lastPump = performance.now();
     try {
-      void this.writer; // opened on the first poll even when nothing was emitted yet
-      for (let b = this.ring.read(4 << 20); b; b = this.ring.read(4 << 20)) {
+      const w = this.writer;
+      for (let b = this.ring.read(Math.min(4 << 20, limit - this.ring.position)); b && this.ring.position <= limit; b = this.ring.position < limit ? this.ring.read(Math.min(4 << 20, limit - this.ring.position)) : null) {
         const payloads = new Array<Uint8Array>(b.count);
         for (let i = 0; i < b.count; i++) payloads[i] = b.bytes.subarray(b.offsets[i]!, b.offsets[i + 1]!);
-        this.writer.appendEncoded(CODEC.ebpfRaw, payloads);
+        w.appendEncoded(CODEC.ebpfRaw, payloads);
+        this.nextSeq += b.count;
         this.stats.records += b.count;
         this.stats.bytes += b.bytes.byteLength;
         this.stats.batches++;
@@ -247,11 +515,18 @@ export class InlineDrain {
       log.error(`journal append failed, the ring keeps the records: ${(e as Error).message}`);
       return;
     }
-    if (!this.flushing && this.ring.position > this.ring.committed) {
-      const upTo = this.ring.position;
-      this.flushing = this.writer.flush().then(() => { this.ring.commit(upTo); }, (e: Error) => { this.failure = e; })
-        .finally(() => { this.flushing = null; });
-    }
+    this.startFlush();
+  }
+
+  /** Flush what was appended; then (claim first) give the ring space back up to where it was read. */
+  private startFlush(): void {
+    if (this.flushing || this.ring.position <= this.ring.committed || !this.writerHandle) return;
+    const upTo = this.ring.position;
+    const seq = this.nextSeq;
+    this.flushing = this.writerHandle.flush().then(() => {
+      this.claim(upTo, seq);
+      this.ring.commit(upTo);
+    }, (e: Error) => { this.failure = e; }).finally(() => { this.flushing = null; });
   }
 
   private async checkLoss(): Promise<void> {
@@ -268,20 +543,41 @@ export class InlineDrain {
     this.lastCheck = now;
   }
 
-  /** Drain to empty, make it durable, give the space back, close the mapping. */
-  async stop(): Promise<DrainStats> {
+  /**
+   * Stop polling and mark where this drain's records end (the ring's producer position now): the
+   * claim says so, and the records stay in the ring until {@link finish} journals them.
+   */
+  async drain(): Promise<DrainStats> {
     clearInterval(this.timer);
+    if (this.failure) throw this.failure;
+    this.ringTo = this.ring.committed + this.ring.pending();
+    this.claim(this.anchor.ring, this.anchor.seq);
+    return this.stats;
+  }
+
+  /** The last claim written: the record at ring position `ring` has journal seq `seq` (null: none appended yet). */
+  private anchor: { ring: number; seq: number | null } = { ring: 0, seq: null };
+  private claim(ring: number, seq: number | null): void {
+    this.anchor = { ring, seq };
+    this.hooks.claim?.(ring, seq, this.ringTo);
+  }
+
+  /** After {@link drain}: journal this drain's records, make them durable and give the ring space back. */
+  async finish(): Promise<DrainStats> {
     try {
       await this.flushing;
-      this.pump();
+      if (this.failure) throw this.failure;
+      const to = this.ringTo ?? this.ring.committed + this.ring.pending();
+      if (to > this.ring.position) this.pump(to);
       await this.flushing;
       if (this.failure) throw this.failure;
       await this.checkLoss();
-      await this.writer.flush();
+      // Nothing recorded and nothing lost: the journal is not even opened.
+      if (this.writerHandle) await this.writerHandle.flush();
       this.ring.commit(this.ring.position);
       return this.stats;
-    } finally {
-      this.ring.close();
+    } catch (e) {
+      throw this.failure ?? e;
     }
   }
 }

@@ -127,3 +127,33 @@ export function fileVersionId(host: string, dev: number, ino: number, version: n
 export function processId(host: string, pid: number, start: number): string {
   return `proc:${host}:${pid}:${start}`;
 }
+
+/** A file version id split into its identity (all versions) and its version number; null when it is not one. */
+export function splitFileVersion(id: string): { ident: string; ver: number } | null {
+  const i = id.lastIndexOf(':');
+  if (i <= 0) return null;
+  const ver = Number(id.slice(i + 1));
+  return Number.isInteger(ver) ? { ident: id.slice(0, i), ver } : null;
+}
+
+/** The node kind an id's prefix implies (for a placeholder created by an edge). */
+export function kindFromId(id: string): NodeKind {
+  switch (id.slice(0, id.indexOf(':'))) {
+    case 'proc': return 'process';
+    case 'pipe': return 'pipe';
+    case 'sock': return 'socket';
+    case 'user': return 'user';
+    default: return 'file';
+  }
+}
+
+/**
+ * The host part of a model id (`<prefix>:<host>:…`), or '' when it has none. A cross-host
+ * socket flow (`sock:net:…`, graph/neo4j/flow.ts) belongs to no single host.
+ */
+export function hostFromId(id: string): string {
+  if (id.startsWith('sock:net:')) return '';
+  const a = id.indexOf(':');
+  const b = id.indexOf(':', a + 1);
+  return a >= 0 && b > a ? id.slice(a + 1, b) : '';
+}

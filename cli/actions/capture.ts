@@ -65,7 +65,13 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
     }
     if (sub === 'stop') {
       // The idle attach `prov rebuild` leaves for later rebuilds goes with the host's capture.
-      const warm = opts.pinDir === undefined ? (await import('../../ebpf/warm.js')).detachWarm({ stateDir }) : { programs: 0 };
+      let warm = { programs: 0 };
+      if (opts.pinDir === undefined) {
+        const w = await import('../../ebpf/warm.js');
+        // What an interrupted rebuild still owes its journal goes there before the ring is gone.
+        await w.recoverWarm({ stateDir }).catch((e: Error) => process.stderr.write(`prov capture stop: ${e.message}\n`));
+        warm = w.detachWarm({ stateDir });
+      }
       const warmText = warm.programs ? `; the warm rebuild attach (${warm.programs} programs) detached` : '';
       let r: Awaited<ReturnType<typeof stopCapture>>;
       try {

@@ -128,18 +128,21 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
  * (ebpf/warm; the first rebuild leaves it); a private attach for this run (`--cold`, or the
  * warm one is busy).
  */
-async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, aside: (() => void) | null): Promise<RunResult> {
+async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, aside: (() => void) | null,
+  deferDurable = false): Promise<RunResult & { durable?: () => Promise<void> }> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   const { runCommands, preflight } = await import('../../collector/rebuild/run.js');
   const { Cutoff } = await import('../../collector/rebuild/cutoff.js');
   preflight(stale); // refuse before capture attaches
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
-  let handle: { stop(): Promise<unknown>; pinDir?: string };
+  let handle: { stop(): Promise<unknown>; drain?: () => Promise<unknown>; pinDir?: string };
   if (daemonWait) {
     // Whatever `prov capture` records, it records: start the side process now, before the commands.
     aside?.();
     aside = null;
-    handle = { stop: daemonWait };
+    // Nothing to drain here: the daemon journals. Waiting for it to catch up is needed only
+    // before the ingest, so a deferring caller (the rebuild server) answers first.
+    handle = { stop: daemonWait, drain: async () => undefined };
   } else {
     handle = await phase('attach', async () => {
       const { warmCapture } = await import('../../ebpf/warm.js');
@@ -148,8 +151,10 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
       captureMode = cold ? 'cold' : 'private (warm attach busy)';
       const { captureToJournal } = await import('../../ebpf/capture.js');
       // Our children (and theirs) are tracked from their fork on; this process itself is excluded.
+      // A stream of its own: the rebuild using the warm attach (the reason this one is private)
+      // has the `rebuild` stream of this journal open, and a stream has one writer.
       return captureToJournal({
-        journalDir: cfg.journal, stream: 'rebuild', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
+        journalDir: cfg.journal, stream: 'rebuild-private', pinDir: `/sys/fs/bpf/prov-rebuild-${process.pid}`,
         pidTree: [process.pid], ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES,
       });
     });
@@ -172,6 +177,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     }
   };
   let result: RunResult;
+  let durable: (() => Promise<void>) | undefined;
   try {
     result = await phase('run', () => runCommands(stale, {
       jobs,
@@ -185,11 +191,19 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
       },
     }));
   } finally {
-    await phase('detach', async () => { await handle.stop(); });
+    await phase('detach', async () => {
+      const h = handle;
+      if (deferDurable && h.drain) {
+        // Everything the commands did is appended; the disk flush waits until the answer is out
+        // (the ring keeps the records, and its claim names them, until that flush is done).
+        await h.drain();
+        durable = async () => { await h.stop(); };
+      } else await h.stop();
+    });
     if (progress) process.stderr.write('\r\x1b[2K');
   }
   if (asideError) throw new CapabilityError(`capture could not track this rebuild again after starting its background ingest: ${(asideError as Error).message}; the commands ran but what they did may not all be recorded`, 'ebpf');
-  return result;
+  return { ...result, durable };
 }
 
 /**
@@ -370,9 +384,25 @@ export function setIngestDeferral(defer: ((task: () => Promise<void>) => void) |
 async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, jobs: number, flags: RebuildFlags,
   fpLearned: boolean, db: string, target: string, file: string, defer: (task: () => Promise<void>) => void): Promise<number> {
   const sp = stampPath(cfg);
-  const result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null);
+  const result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null, true);
+  /** The journal flush the capture left for after the answer (see runCaptured); at most once. */
+  let durable: Promise<void> | null = null;
+  const makeDurable = (): Promise<void> => (durable ??= phase('durable', async () => { await result.durable?.(); }));
+  try {
+    return await answerDeferred(cfg, d, stamps, result, fpLearned, db, target, file, defer, makeDurable);
+  } catch (err) {
+    // Whatever went wrong, the capture is released (it is held until durable).
+    await makeDurable().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, result: RunResult, fpLearned: boolean,
+  db: string, target: string, file: string, defer: (task: () => Promise<void>) => void, makeDurable: () => Promise<void>): Promise<number> {
+  const sp = stampPath(cfg);
   if (result.failed) {
     // As without deferral: ingest what the failed run recorded now, then report the failure.
+    await makeDurable();
     await ingestAndStamp(cfg, null, stamps);
     const f = result.failed;
     saveStamps(sp, stamps);
@@ -380,10 +410,11 @@ async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean 
     return 1;
   }
   const handed = await phase('handoff', async () => {
-    if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps);
     const { claimPending, holderOf, releasePending } = await import('../../graph/sqlite/pending.js');
     const holder = holderOf(process.pid, 'prov rebuild-server (ingest)');
     if (!holder || !claimPending(db, holder)) return false;
+    // What this run learned (a new plan, the store's fingerprint, cut-off commands' stamps) stays
+    // in `stamps`, which the deferred ingest takes over and saves: nothing to write before the answer.
     defer(async () => {
       const { appendFileSync, mkdirSync } = await import('node:fs');
       const log = (m: string): void => {
@@ -391,20 +422,25 @@ async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean 
         appendFileSync(join(cfg.home, 'rebuild', 'finish.log'), `${new Date().toISOString()} prov rebuild ${target}: ${m}\n`, { mode: 0o600 });
       };
       try {
-        const after = await ingestAndStamp(cfg, target, loadStamps(sp), true);
+        await makeDurable();
+        const after = await ingestAndStamp(cfg, target, stamps, true);
         const still = after?.decisions.filter((x) => x.stale) ?? [];
         if (still.length) log(`${still.length} commands still look stale after the run: ${still.map((x) => `\`${x.cmd.argv.join(' ')}\` (${x.reasons[0]})`).join('; ')}`);
       } catch (err) {
         // This process lives on, so the marker cannot be left to name it: the records stay in the
         // journal and the next ingest (a rebuild that runs something, prov ingest) brings them in.
         log(`ingest failed, left for the next one: ${(err as Error).message}`);
+        try { if (!d.cached || fpLearned || result.skipped.length) saveStamps(sp, stamps); } catch { /* learned again next time */ }
       } finally {
         releasePending(db, process.pid);
       }
     });
     return true;
   });
-  if (!handed) await ingestAndStamp(cfg, target, stamps);
+  if (!handed) {
+    await makeDurable();
+    await ingestAndStamp(cfg, target, stamps);
+  }
   for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
   for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
   process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);

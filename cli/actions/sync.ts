@@ -13,7 +13,7 @@ import { isInteractive } from '../../collector/log.js';
 import { syncOnce, watch, type SyncResult } from '../../collector/sync/engine.js';
 import { JournalFeed } from '../../collector/sync/journalfeed.js';
 import { provHome } from '../../collector/sync/state.js';
-import { ebpfDecoders } from '../../ebpf/capture.js';
+import { ebpfDecoders } from '../../ebpf/decode.js';
 import { exitCodeOf } from '../../graph/errors.js';
 
 export interface SyncActionOptions {

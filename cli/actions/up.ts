@@ -7,9 +7,11 @@
  * daemon draining into the journal, so every process and fd operation from now on is recorded;
  * (2) live-upgrade every provfs mount to prov mode (their file-system events join processes
  * eBPF already knows); (3) start the graph collector (`prov ingest --follow`), which can start
- * at any time because the journal keeps everything until it is read.
- * `down` runs the reverse: provfs back to plain, probes detached (their collector drains the
- * ring first), then the graph collector is stopped once it has applied what remains.
+ * at any time because the journal keeps everything until it is read; (4) start the resident
+ * rebuild server (cli/rebuild-server) so `prov rebuild` through the native client starts warm.
+ * `down` runs the reverse: the rebuild server stopped (after the request under way and its
+ * ingest), provfs back to plain, probes detached (their collector drains the ring first), then
+ * the graph collector is stopped once it has applied what remains.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -80,9 +82,19 @@ export async function up(cfg: ProvConfig, flags: UpFlags): Promise<number> {
   if (!status.attached || !status.daemon?.alive) capture = await startCapture({ journalDir: cfg.journal });
   const provfs = await upgradeAllCommand('prov', { journal: cfg.journal, json: true });
   const collector = startCollector(cfg);
-  const summary = { capture, provfsOk: provfs === EXIT.ok, collectorPid: collector, journal: cfg.journal, store: cfg.store };
+  // The rebuild server: a failure to start it is reported, not fatal (rebuild works without it).
+  let rebuildServerPid: number | null = null;
+  let rebuildServerError: string | undefined;
+  try {
+    const { startRebuildServer } = await import('../rebuild-server.js');
+    rebuildServerPid = (await startRebuildServer({ logPath: join(cfg.home, 'rebuild', 'server.log') })).pid;
+  } catch (e) {
+    rebuildServerError = (e as Error).message;
+    process.stderr.write(`prov up: ${rebuildServerError}\n`);
+  }
+  const summary = { capture, provfsOk: provfs === EXIT.ok, collectorPid: collector, rebuildServerPid, rebuildServerError, journal: cfg.journal, store: cfg.store };
   process.stdout.write(flags.json ? JSON.stringify(summary) + '\n'
-    : `provenance mode on: eBPF probes attached, provfs mounts in prov mode${provfs === EXIT.ok ? '' : ' (some failed: see above)'}, collector pid ${collector} → ${cfg.store}\n`);
+    : `provenance mode on: eBPF probes attached, provfs mounts in prov mode${provfs === EXIT.ok ? '' : ' (some failed: see above)'}, collector pid ${collector} → ${cfg.store}, rebuild server ${rebuildServerPid === null ? 'not started' : `pid ${rebuildServerPid}`}\n`);
   return provfs;
 }
 
@@ -90,6 +102,13 @@ export async function up(cfg: ProvConfig, flags: UpFlags): Promise<number> {
 export async function down(cfg: ProvConfig, flags: UpFlags): Promise<number> {
   const { stopCapture } = await import('../../ebpf/capture.js');
   const { upgradeAllCommand } = await import('./mount.js');
+  // First the rebuild server: it finishes the rebuild under way (and its ingest) under capture.
+  let rebuildServerStopped = false;
+  try {
+    rebuildServerStopped = await (await import('../rebuild-server.js')).stopRebuildServer();
+  } catch (e) {
+    process.stderr.write(`prov down: ${(e as Error).message}\n`);
+  }
   const provfs = await upgradeAllCommand('plain', { journal: cfg.journal, json: true });
   let capture: unknown = null;
   try {
@@ -100,12 +119,15 @@ export async function down(cfg: ProvConfig, flags: UpFlags): Promise<number> {
   // The idle attach `prov rebuild` leaves for later rebuilds (ebpf/warm) goes too.
   let rebuildPrograms = 0;
   try {
-    rebuildPrograms = (await import('../../ebpf/warm.js')).detachWarm().programs;
+    const warm = await import('../../ebpf/warm.js');
+    // What an interrupted rebuild still owes its journal goes there before the ring is gone.
+    await warm.recoverWarm().catch((e: Error) => process.stderr.write(`prov down: ${e.message}\n`));
+    rebuildPrograms = warm.detachWarm().programs;
   } catch (e) {
     process.stderr.write(`prov down: cannot detach the warm rebuild capture: ${(e as Error).message}\n`);
   }
   const collectorStopped = await stopCollector(cfg);
-  process.stdout.write(flags.json ? JSON.stringify({ provfsOk: provfs === EXIT.ok, capture, rebuildPrograms, collectorStopped }) + '\n'
-    : `provenance mode off: provfs mounts plain, probes detached, collector ${collectorStopped ? 'stopped' : 'was not running'}\n`);
+  process.stdout.write(flags.json ? JSON.stringify({ provfsOk: provfs === EXIT.ok, capture, rebuildPrograms, rebuildServerStopped, collectorStopped }) + '\n'
+    : `provenance mode off: provfs mounts plain, probes detached, rebuild server ${rebuildServerStopped ? 'stopped' : 'was not running'}, collector ${collectorStopped ? 'stopped' : 'was not running'}\n`);
   return provfs;
 }

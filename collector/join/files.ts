@@ -78,6 +78,40 @@ export function learn(ctx: Ctx, ref: FileRef, ino = ref.ino): InodeState {
   return n;
 }
 
+/**
+ * `ref` is being created (an open that created it, mkdir, symlink), before {@link learn}: when
+ * the table already knows its inode number, the file that had it was deleted where capture did
+ * not see it (by a process outside the traced tree, or before capture started) and the file
+ * system gave the number to a new file. Nothing of the dead file carries over: its names end
+ * (else the new file's first version would be labelled with the old path), a write of it that
+ * never closed is no longer in progress, its type is forgotten. The dead file's versions keep
+ * their ids; with `nextVersion` (mkdir, symlink: no writer will begin one) the new file starts
+ * at the next version number, so no id is reused. Returns whether the inode was reused.
+ */
+export function reborn(ctx: Ctx, ref: FileRef, nextVersion = false): boolean {
+  const n = ctx.h.inodes[`${ref.dev}:${ref.ino}`];
+  if (!n) return false;
+  const path = pathOf(ctx, ref.dev, ref);
+  const stale = n.names.some((x) => x !== path) || n.writing || (n.cur >= 0 && !n.names.includes(path ?? ''));
+  if (!stale) return false;
+  ctx.stats.reusedInodes++;
+  for (const old of [...n.names]) if (old !== path) endName(ctx, n, old);
+  n.writing = false;
+  n.writers = 0;
+  n.gens = dict();
+  n.derived = dict();
+  n.type = undefined;
+  n.target = undefined;
+  delete ctx.h.dirPaths[`${ref.dev}:${ref.ino}`];
+  if (nextVersion && n.cur >= 0) {
+    n.cur++;
+    n.since = ctx.ev.ts;
+    n.vpath = path;
+    n.deleted = undefined;
+  }
+  return true;
+}
+
 export function addName(ctx: Ctx, n: InodeState, path: string): void {
   if (n.names.includes(path)) return;
   n.names.push(path);
@@ -176,6 +210,7 @@ function endVersion(ctx: Ctx, n: InodeState): void {
 
 /** A description for an open of a file (eBPF fd or provfs fh): starts a version when it writes. */
 export function openFileDesc(ctx: Ctx, proc: ProcState, ref: FileRef, flags: number, created: boolean): Desc {
+  if (created) reborn(ctx, ref);
   const n = learn(ctx, ref);
   const isDir = (flags & (O_DIRECTORY | O_PATH)) !== 0 || n.type === 'dir';
   if (isDir) return newDesc(ctx, { kind: 'dir', read: true, write: false, dev: ref.dev, ino: ref.ino });

@@ -11,7 +11,7 @@ import type {
 } from '../events.js';
 import { O_CREAT, type Ctx } from './state.js';
 import { callerPid, procOf } from './processes.js';
-import { addName, endName, fileVersionNode, firstSeen, inodeOf, invalidate, learn, pathOf, resolveIno, truncated } from './files.js';
+import { addName, endName, fileVersionNode, firstSeen, inodeOf, invalidate, learn, pathOf, reborn, resolveIno, truncated } from './files.js';
 import { CREATE_FLAGS, onOpen } from './witness.js';
 
 type NsEvent = CreateEvent | MkdirEvent | SymlinkEvent | LinkEvent | RenameEvent | UnlinkEvent | RmdirEvent | SetattrEvent;
@@ -35,6 +35,7 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
   const img = () => procOf(ctx, callerPid(ctx)).image;
   switch (ev.op) {
     case 'create': {
+      reborn(ctx, ev.file);
       learn(ctx, { ...ev.file, type: ev.file.type ?? 0o100000 });
       if (ev.fh !== undefined) {
         // FUSE CREATE is create + open in one request.
@@ -47,6 +48,7 @@ export function onNamespace(ctx: Ctx, ev: NsEvent): void {
     }
     case 'mkdir':
     case 'symlink': {
+      reborn(ctx, ev.file, true);
       const n = learn(ctx, { ...ev.file, type: ev.file.type ?? (ev.op === 'mkdir' ? 0o040000 : 0o120000) });
       if (ev.op === 'symlink') n.target = ev.target;
       if (ev.op === 'mkdir') {

@@ -189,6 +189,8 @@ export interface JoinStats {
   /** Opens seen by one witness only on a provfs device. */
   singleWitnessOpens: number;
   pidReused: number;
+  /** Inode numbers seen again at a creation: the file that had one was deleted unseen. */
+  reusedInodes: number;
   gaps: number;
   nodes: number;
   edges: number;
@@ -235,7 +237,7 @@ export function newHostState(): HostState {
 export function newStats(): JoinStats {
   return {
     applied: 0, replayed: 0, rejected: {}, unknownPids: 0, unknownTids: 0, unknownFds: 0,
-    duplicateWitness: 0, singleWitnessOpens: 0, pidReused: 0, gaps: 0, nodes: 0, edges: 0,
+    duplicateWitness: 0, singleWitnessOpens: 0, pidReused: 0, reusedInodes: 0, gaps: 0, nodes: 0, edges: 0,
   };
 }
 

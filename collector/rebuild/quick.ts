@@ -7,8 +7,14 @@
  * they were, the same decision follows again: `prov rebuild` answers "up to date" from this file
  * without loading the stamps, the plan or the decision code. Any difference, and the full path
  * decides as usual.
+ *
+ * The same content is also written NUL-separated next to it (`<name>.q`, {@link encodeQ}) for
+ * the native client (cli/prov-client.c), which checks it itself and answers a no-op without
+ * asking the rebuild server: "PQ1", target, storeFiles, commands, the number of hazard lines,
+ * each line, the number of files, then per file its path and either inode, size and mtime (ns)
+ * or "-" (it did not exist) — every field followed by a NUL.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** A file as the decision saw it, or [path] alone when it did not exist (a temporary). */
@@ -71,9 +77,23 @@ export function quickOf(target: string, storeFiles: string, commands: Array<{ in
   return { version: 1, target, storeFiles, commands: commands.length, hazards, files };
 }
 
+/** The native client's form of a shortcut (see the module comment). */
+export function encodeQ(q: QuickStamp): Buffer {
+  const f: string[] = ['PQ1', q.target, q.storeFiles, String(q.commands), String(q.hazards.length), ...q.hazards, String(q.files.length)];
+  for (const e of q.files) f.push(...(e.length === 1 ? [e[0], '-'] : [e[0], String(e[1]), String(e[2]), e[3]]));
+  // A field holding a NUL cannot be written in this form: the client then finds no file and asks the server.
+  if (f.some((x) => x.includes('\0'))) return Buffer.alloc(0);
+  return Buffer.from(f.map((x) => `${x}\0`).join(''));
+}
+
 export function writeQuick(path: string, q: QuickStamp): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(q), { mode: 0o600 });
-  renameSync(tmp, path);
+  const qPath = path.replace(/\.json$/, '.q');
+  const bin = encodeQ(q);
+  for (const [p, body] of [[path, JSON.stringify(q)], [qPath, bin]] as const) {
+    if (p === qPath && (bin.length === 0 || p === path)) { rmSync(qPath, { force: true }); continue; }
+    const tmp = `${p}.${process.pid}.tmp`;
+    writeFileSync(tmp, body, { mode: 0o600 });
+    renameSync(tmp, p);
+  }
 }

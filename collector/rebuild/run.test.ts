@@ -35,6 +35,8 @@ describe('rebuild run', () => {
     const env = envFor(cmd('r', ['true'], [], { env: ['A=1', 'PATH=/us'], envTruncated: true }));
     assert.equal(env.A, '1');
     assert.equal(env.PATH, process.env.PATH);
+    // Recorded variables come first: the re-run is captured again, and capture keeps the front.
+    assert.equal(Object.keys(env)[0], 'A');
   });
 
   it('runs as the recorded user, never as root when someone else recorded it', async () => {

@@ -4,11 +4,14 @@
  * with its recorded argv (spawned directly, never through a shell string), cwd and environment,
  * as the user who ran it when recorded (setuid/setgid when we are root; never with more
  * privilege than that user had, and refused when we are not root and not that user). Stops
- * starting commands at the first failure and returns its output.
+ * starting commands at the first failure and returns its output. Commands that run as this
+ * process's user start with posix_spawn (collector/rebuild/spawn: no fork of a large node
+ * process); PROV_REBUILD_NODE_SPAWN=1 uses node's spawn for all.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { CapabilityError, InputError } from '../../graph/errors.js';
 import type { Command } from './plan.js';
+import { spawnFast } from './spawn.js';
 
 export interface RunOutcome {
   cmd: Command;
@@ -46,11 +49,14 @@ export interface RunOptions {
 export function envFor(cmd: Command): NodeJS.ProcessEnv {
   if (!cmd.env) return process.env;
   const rec = cmd.envTruncated ? cmd.env.slice(0, -1) : cmd.env;
-  const o: NodeJS.ProcessEnv = cmd.envTruncated ? { ...process.env } : {};
+  const o: NodeJS.ProcessEnv = {};
   for (const kv of rec) {
     const eq = kv.indexOf('=');
     if (eq > 0) o[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
+  // The recorded variables first, in their order, then what the current environment adds: a
+  // re-run is recorded again, and capture keeps the front of an environment it has to cut.
+  if (cmd.envTruncated) for (const [k, v] of Object.entries(process.env)) if (!(k in o)) o[k] = v;
   return o;
 }
 
@@ -63,7 +69,7 @@ export function identityFor(cmd: Command): { uid?: number; gid?: number } {
 }
 
 /** Commands running now (this process's children), for {@link abortRunning}. */
-const liveChildren = new Set<ChildProcess>();
+const liveChildren = new Set<{ kill(signal: NodeJS.Signals): boolean; exited(): boolean }>();
 let abortedBy: NodeJS.Signals | null = null;
 
 /**
@@ -74,19 +80,31 @@ let abortedBy: NodeJS.Signals | null = null;
 export function abortRunning(signal: NodeJS.Signals = 'SIGINT'): number {
   abortedBy = signal;
   let n = 0;
-  for (const c of liveChildren) if (c.exitCode === null && c.signalCode === null && c.kill(signal)) n++;
+  for (const c of liveChildren) if (!c.exited() && c.kill(signal)) n++;
   return n;
 }
 
 export function runOne(cmd: Command): Promise<RunOutcome> {
   const t0 = performance.now();
   const env = envFor(cmd);
+  const identity = identityFor(cmd);
+  if (identity.uid === undefined && !process.env.PROV_REBUILD_NODE_SPAWN) {
+    const fast = spawnFast(cmd.exe, [cmd.argv[0] ?? cmd.exe, ...cmd.argv.slice(1)], env, cmd.cwd);
+    if (fast) {
+      liveChildren.add(fast);
+      return fast.done.then((o) => {
+        liveChildren.delete(fast);
+        return { cmd, ...o, ms: performance.now() - t0 };
+      });
+    }
+  }
   return new Promise((resolve) => {
     const child = spawn(cmd.exe, cmd.argv.slice(1), {
-      argv0: cmd.argv[0] ?? cmd.exe, cwd: cmd.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], shell: false, ...identityFor(cmd),
+      argv0: cmd.argv[0] ?? cmd.exe, cwd: cmd.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], shell: false, ...identity,
     });
-    liveChildren.add(child);
-    child.once('close', () => liveChildren.delete(child));
+    const live = { kill: (s: NodeJS.Signals) => child.kill(s), exited: () => child.exitCode !== null || child.signalCode !== null };
+    liveChildren.add(live);
+    child.once('close', () => liveChildren.delete(live));
     let stdout = '', stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });

@@ -41,7 +41,27 @@ const require = createRequire(import.meta.url);
 let crypto: typeof import('node:crypto') | null = null;
 const sha256 = () => (crypto ??= require('node:crypto') as typeof import('node:crypto')).createHash('sha256');
 
+/**
+ * The object this process last saved, while the file is still the one it wrote (same inode,
+ * size and mtime: every save is a new file renamed into place). A long-lived process (the
+ * rebuild server) then loads without parsing again — for a 100-file project a few ms. The
+ * object is handed over, not shared: a load takes it out of the cache (the caller may change
+ * it), and only a save puts one back. Between its save and the next load its saver may still
+ * add to it (a plan, a stamp: each a whole, valid entry), which the next load then sees too.
+ */
+let lastSaved: { path: string; key: string; value: StampFile } | null = null;
+
+function fileKey(path: string): string | null {
+  const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}` : null;
+}
+
 export function loadStamps(path: string): StampFile {
+  const saved = lastSaved;
+  lastSaved = null;
+  if (saved && saved.path === path) {
+    try { if (fileKey(path) === saved.key) return saved.value; } catch { /* read it below */ }
+  }
   try {
     const s = JSON.parse(readFileSync(path, 'utf8')) as StampFile;
     if (s.version === 1 && s.commands && s.plans) return s;
@@ -54,6 +74,12 @@ export function saveStamps(path: string, s: StampFile): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
   renameSync(tmp, path);
+  try {
+    const key = fileKey(path);
+    lastSaved = key ? { path, key, value: s } : null;
+  } catch {
+    lastSaved = null;
+  }
 }
 
 /** SHA-256 of a file's content (null when larger than the limit or unreadable). */

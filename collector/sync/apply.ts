@@ -120,6 +120,9 @@ export class Applier {
           if (!(await this.dst.renameAsync(op.origin, this.slotPath(op.slot)))) missing.add(op.slot);
         } else if (op.replaced || this.opts.delete) {
           if (this.opts.dryRun) { this.say(`delete ${op.origin}`); this.counts.deletes++; return; }
+          // A replaced path is mostly one a rename went to that DST never had: a cheap lstat on
+          // this thread says so without a round trip through the pool.
+          if (op.replaced && !this.dst.lstat(op.origin)) return;
           if (await this.dst.removeAsync(op.origin)) this.counts.deletes++;
         }
       });
@@ -134,9 +137,11 @@ export class Applier {
       let j = i;
       while (j < fin.length && depthOf(fin[j]!.path) === depth) j++;
       const moves: Array<{ slot: number; path: string }> = [];
+      const direct: Array<{ origin: string; path: string }> = [];
       for (const op of fin.slice(i, j)) {
         tick();
         if (op.op === 'place' && !op.dirty && !missing.has(op.slot) && !this.opts.dryRun) { moves.push(op); continue; }
+        if (op.op === 'move' && !op.dirty && !this.opts.dryRun) { direct.push(op); continue; }
         try {
           this.finalOp(op, missing);
         } catch (e) {
@@ -147,6 +152,7 @@ export class Applier {
         }
       }
       await pool(moves, COPY_CONCURRENCY, (m) => this.placeAsync(m.slot, m.path));
+      await pool(direct, COPY_CONCURRENCY, (m) => this.moveAsync(m.origin, m.path));
       i = j;
     }
     const t2 = performance.now();
@@ -166,6 +172,26 @@ export class Applier {
 
   /** One step of the final side of a plan. */
   private finalOp(op: FinalOp, missing: Set<number>): void {
+    if (op.op === 'move') {
+      if (this.opts.dryRun) {
+        this.say(`rename ${op.origin} -> ${op.path}${op.dirty ? ' (then update)' : ''}`);
+        this.counts.renames++;
+        return;
+      }
+      // Dirty (clean moves go through moveAsync): moved, then copied from SRC as it is now.
+      const st = this.src.lstat(op.path);
+      if (!st) { this.vanished.push(op.path); this.dst.remove(op.origin); return; } // gone from SRC since
+      const have = this.dst.lstat(op.origin);
+      if (!have || typeOf(have) !== typeOf(st)) {
+        if (have) this.dst.remove(op.origin);
+        this.copy(op.path, st, true);
+        return;
+      }
+      this.place(op.origin, op.path);
+      this.counts.renames++;
+      this.copy(op.path, st, false);
+      return;
+    }
     if (op.op === 'place') {
       if (this.opts.dryRun) {
         this.say(`rename ${op.origin} -> ${op.path}${op.dirty ? ' (then update)' : ''}`);
@@ -243,6 +269,33 @@ export class Applier {
       this.dst.remove(path);
       this.dst.rename(from, path);
     }
+    this.counts.renames++;
+  }
+
+  /**
+   * A clean direct move (see Overlay.plan): rename DST's `origin` to `path`. DST lacking the
+   * object: copied from SRC instead. SRC lacking the new parent (it changed since the records
+   * were read): the object leaves DST, as a staged one would.
+   */
+  private async moveAsync(origin: string, path: string): Promise<void> {
+    this.metaDirs.add(parentRel(path));
+    try {
+      if (await this.dst.renameAsync(origin, path)) { this.counts.renames++; return; }
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
+      this.dst.remove(path);
+      this.dst.rename(origin, path);
+      this.counts.renames++;
+      return;
+    }
+    if (!this.dst.lstat(origin)) {
+      const st = this.src.lstat(path);
+      if (st) { if (this.ensureParents(path)) this.copy(path, st, true); } else this.vanished.push(path);
+      return;
+    }
+    if (!this.ensureParents(path)) { this.dst.remove(origin); this.vanished.push(path); return; }
+    this.place(origin, path);
     this.counts.renames++;
   }
 

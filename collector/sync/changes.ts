@@ -95,6 +95,20 @@ export class ChangeTracker {
     }
   }
 
+  /**
+   * {@link markChanged} for paths named as they were when this overlay started (an earlier
+   * plan's, applied while this overlay took records): each is marked where its object is now.
+   */
+  markChangedAtStart(paths: readonly string[]): void {
+    for (const p of paths) {
+      let parts: string[];
+      try { parts = splitRel(p); } catch { continue; }
+      if (parts.some(isReserved)) continue;
+      const now = this.overlay.currentPathOf(p);
+      if (now !== null) this.safely(() => this.overlay.modify(now));
+    }
+  }
+
   /** Write handles still open (carried into the next sync's state). */
   openWriters(): WriteHandle[] {
     return [...this.handles.values()].map((h) => ({ ...h, path: this.filePaths.get(h.file) ?? h.path }));

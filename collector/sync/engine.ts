@@ -39,6 +39,7 @@ import { Applier, type ApplyCounts } from './apply.js';
 import { readRootFor, witnessFor } from './capture.js';
 import { ChangeTracker } from './changes.js';
 import type { RecordFeed } from './feed.js';
+import type { RecordPrefilter } from '../journal/api.js';
 import { GapError } from './overlay.js';
 import { SyncPrefilter } from './prefilter.js';
 import { RESERVED_PREFIX, isWithin } from './paths.js';
@@ -130,6 +131,7 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
       if (made) return;
       made = true;
       tAfter = Number(process.hrtime.bigint());
+      mark('probe made');
       if (why !== undefined) failure = why;
       else try { fs.rmdirSync(probe); } catch (e) { failure = `cannot remove the probe: ${(e as Error).message}`; }
       resolve();
@@ -140,10 +142,28 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
   const hardStop = tBefore + 60_000;
   let lastProgress = Date.now();
   let gap: string | undefined, stream: string | undefined, passed = false;
+  const trace: string[] = [];
+  const debug = process.env.PROV_LOG === 'debug';
+  const mark = (what: string): void => { if (debug) trace.push(`${what} ${Date.now() - tBefore}`); };
   const done = (ok: boolean): { ok: boolean; gap?: string; stream?: string } => {
-    log.debug(`barrier: probe ${ok ? 'seen' : 'NOT seen'} after ${Date.now() - tBefore} ms, ${tracker.records} records read`);
+    log.debug(`barrier: probe ${ok ? 'seen' : 'NOT seen'} after ${Date.now() - tBefore} ms, ${tracker.records} records read; ${trace.join(', ')}`);
     return { ok, gap, stream };
   };
+  /**
+   * The prefilter, and every 5 ms one record more: records passed over are never delivered, and
+   * on a busy host everything after the changes is passed over until the probe comes; the record
+   * let through tells how far reading has come (is the round's target reached?).
+   */
+  let nudgeAt = Date.now() + 5;
+  const keep: RecordPrefilter = (stream, codec, buf, start, len) => {
+    if (pre.keep(stream, codec, buf, start, len)) return true;
+    if (onIdle) {
+      const now = Date.now();
+      if (now >= nudgeAt) { nudgeAt = now + 5; return true; }
+    }
+    return false;
+  };
+
   try {
     return await watchForProbe();
   } finally {
@@ -155,7 +175,16 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
     for (;;) {
       if (failure !== undefined) return done(false);
       const before = tracker.records;
-      for await (const rec of feed.read(tracker.positions, pre.keep)) {
+      // What the journal holds as this round starts: once read, it is applied (an early plan)
+      // while the probe's record is still on its way, even if more records keep coming (on a
+      // busy host they always do): the wait for the probe then hides behind the apply.
+      const target = onIdle && feed.heads ? await feed.heads() : null;
+      const reached = (): boolean => {
+        const po = feed.passedOver?.() ?? {};
+        return Object.entries(target!).every(([st, seq]) => Math.max(tracker.positions[st] ?? 0, po[st] ?? 0) >= seq);
+      };
+      let early = false;
+      for await (const rec of feed.read(tracker.positions, keep)) {
         if (gap === undefined) {
           try { tracker.add(rec); } catch (e) { if (e instanceof GapError) { gap = e.message; tracker.degraded = true; } else throw e; }
         } else tracker.add(rec);
@@ -165,20 +194,27 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
         if (ev.op === 'mkdir' && ev.file?.path === probe) { stream = rec.stream; return done(true); }
         if ((!tracker.witness || ev.src === tracker.witness) && ev.ts > tAfter + 2e9) passed = true;
         if (passed || Date.now() > hardStop) break;
+        if (target && reached()) { early = true; break; }
       }
       if (!passed) tracker.passOver(feed.passedOver?.() ?? {});
       // Records passed over undecoded still tell how far the witness's stream has come.
       if (pre.maxTs > tAfter + 2e9) passed = true;
       if (passed || Date.now() > hardStop) return done(false);
       const got = tracker.records > before;
+      mark(`read ${tracker.records - before}`);
       if (got) lastProgress = Date.now();
       else if (Date.now() - lastProgress > idleMs) return done(false);
-      // Nothing more in the journal yet: put the wait for the probe's group commit to use.
-      if (onIdle && !got && (await onIdle())) {
-        lastProgress = Math.max(lastProgress, Date.now() - 5);
-        continue;
+      // Nothing more in the journal yet, or what it held at the start of the round is read: put
+      // the wait for the probe's group commit to use.
+      if (onIdle && (!got || early)) {
+        const t = Date.now();
+        const applied = await onIdle();
+        // Time spent applying (or waiting for the plan under way) is not the journal's silence.
+        if (applied || Date.now() - t > 2) lastProgress = Math.max(lastProgress, Date.now() - 5);
+        if (applied) { mark('early plan started'); continue; }
       }
-      await sleep(5);
+      if (early) continue;
+      await sleep(2);
       if (!made) lastProgress = Date.now();
     }
   }
@@ -257,26 +293,41 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
    * or so), what has been read so far is applied, and the overlay starts over from there: DST
    * then equals SRC as of the records read, exactly what a plan assumes of DST. The last plan,
    * up to the probe, is small. Not after a gap (the trees are compared in full at the end).
+   * An early plan runs while reading goes on (its file-system calls are on libuv's pool, the
+   * reading on this thread); the next plan starts only once it has ended, and what it could not
+   * copy (SRC had changed again) is marked where the records since have put it.
    */
   let unsafe: string | undefined;
   let tEarly = 0n;
   // Changes in the overlay that no record brought (carried handles, paths to copy again): not
   // worth an early plan by themselves (and one that keeps vanishing would loop).
   let marked = tracker.overlay.changes;
+  let pending: Promise<void> | null = null;
+  let earlyError: unknown = null;
+  /** Wait for the early plan under way, if any (its time counts as applying). */
+  const finishEarly = async (): Promise<void> => {
+    if (!pending) return;
+    const t = process.hrtime.bigint();
+    await pending;
+    pending = null;
+    tEarly += process.hrtime.bigint() - t;
+    if (earlyError !== null) { const e = earlyError; earlyError = null; throw e; }
+  };
   const applyEarly = applier === null ? undefined : async (): Promise<boolean> => {
+    await finishEarly();
     if (tracker.degraded || reason !== undefined || restarted !== undefined || unsafe !== undefined || tracker.overlay.changes <= marked) return false;
     const t = process.hrtime.bigint();
     const plan = tracker.overlay.plan();
     tracker.startOver();
-    try {
-      await applier!.applyPlan(plan);
-      tracker.markChanged(applier!.vanished.splice(0));
-    } catch (e) {
-      if (!(e instanceof UnsafePathError)) throw e;
-      applier!.abandon();
-      unsafe = e.message;
-    }
-    marked = tracker.overlay.changes;
+    marked = 0;
+    // Never rejects (an unhandled rejection would end the process): the error is kept for finishEarly.
+    pending = applier!.applyPlan(plan).then(() => {
+      const before = tracker.overlay.changes;
+      tracker.markChangedAtStart(applier!.vanished.splice(0));
+      marked += tracker.overlay.changes - before;
+    }, (e: unknown) => {
+      if (e instanceof UnsafePathError) { applier!.abandon(); unsafe = e.message; } else earlyError = e;
+    });
     tEarly += process.hrtime.bigint() - t;
     return true;
   };
@@ -290,7 +341,12 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
         const streams = Object.keys(await o.feed.heads());
         if (streams.some((st) => o.feed!.session!(st) !== null)) silence = Math.max(silence, LIVE_WRITER_SILENCE_MS);
       }
-      const b = await barrier(src, tracker, o.feed, silence, pre, applyEarly);
+      let b: Awaited<ReturnType<typeof barrier>>;
+      try {
+        b = await barrier(src, tracker, o.feed, silence, pre, applyEarly);
+      } finally {
+        await finishEarly();
+      }
       tBarrier = Number(process.hrtime.bigint() - tb - tEarly) / 1e9;
       if (b.gap) reason ??= b.gap;
       if (!b.ok) reason ??= 'capture did not record a probe in SRC: not running, or not covering SRC';

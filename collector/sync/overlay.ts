@@ -86,6 +86,11 @@ export type OriginOp =
 export type FinalOp =
   /** Put staged object `slot` at `path`; then copy contents/metadata from SRC if `dirty`. */
   | { op: 'place'; slot: number; origin: string; path: string; dirty: boolean }
+  /**
+   * Rename the object at `origin` in DST straight to `path` (no staging: see {@link Overlay.plan}
+   * for when that is safe); then copy contents/metadata from SRC if `dirty`.
+   */
+  | { op: 'move'; origin: string; path: string; dirty: boolean }
   /** Create `path` from SRC (a file, a directory, a symlink); `subtree`: copy all below. */
   | { op: 'create'; path: string; subtree: boolean }
   /** Copy contents/metadata of `path` from SRC over DST's. */
@@ -164,6 +169,32 @@ export class Overlay {
     this.node(rel).st = { ...st, dirty: true };
   }
 
+  /**
+   * Where the object that was at `origin` (a path as of this overlay's start) is now, or null
+   * when it left the tree or cannot be told (then nothing of it is in a plan). Used for a path
+   * an earlier plan could not copy while this overlay was already taking records.
+   */
+  currentPathOf(origin: string): string | null {
+    if (this.gone.has(origin)) return null;
+    // The deepest object whose origin is `origin` or a directory above it: the object is there,
+    // or below it at the same relative place.
+    let best: { path: string; origin: string } | null = null;
+    const walk = (n: TrieNode, path: string): void => {
+      const st = n.st;
+      if (st && !st.absent && st.origin !== null && (st.origin === origin || origin.startsWith(st.origin === '' ? '' : st.origin + '/'))) {
+        if (!best || st.origin.length > best.origin.length) best = { path, origin: st.origin };
+      }
+      if (n.children) for (const [name, c] of n.children) walk(c, joinRel(path, name));
+    };
+    walk(this.root, '');
+    const b = best as { path: string; origin: string } | null;
+    const base = b ?? { path: '', origin: '' };
+    const rest = base.origin === origin ? '' : base.origin === '' ? origin : origin.slice(base.origin.length + 1);
+    const now = rest === '' ? base.path : joinRel(base.path, rest);
+    const st = this.resolve(now);
+    return !st.absent && st.origin === origin ? now : null;
+  }
+
   /** The entries of directory `rel` changed without an event naming them (mtime only). */
   touchDir(rel: string): void {
     this.node(rel).metaDirty = true;
@@ -212,34 +243,69 @@ export class Overlay {
     this.touchParent(to);
   }
 
-  /** Turn the overlay into an ordered change list. */
+  /**
+   * Turn the overlay into an ordered change list.
+   *
+   * A moved object goes through staging (two renames) only when it must. It is renamed straight
+   * from its origin to its new path, in the final side, when nothing else touches its origin or
+   * a directory above it: no other object is placed or created at its origin (so the origin still
+   * holds it when its turn comes), no directory above its origin moves or goes, and nothing moved
+   * in the trie lies below it (nothing inside it changed, so the origin side has no step inside it
+   * that must come first). Every origin-side step has run by then, so whatever DST had at the new
+   * path (a replaced object, one that moved away) is out of the way. Most renames qualify (a file
+   * renamed within a tree whose directories stay), and cost one rename(2) instead of two.
+   */
   plan(): Plan {
     const originOps: OriginOp[] = [];
     const finalOps: FinalOp[] = [];
     const metaDirs = new Set<string>();
     const liveOrigins = new Set<string>();
-    let slot = 0;
+    const moves: Array<{ origin: string; path: string; dirty: boolean; leaf: boolean }> = [];
+    /** Paths something is placed, created or updated at (now-paths). */
+    const finals = new Set<string>();
     const walk = (n: TrieNode, path: string, implied: NodeState): void => {
       const st = n.st ?? implied;
       if (n.st && !st.absent) {
         const impliedOrigin = implied.absent ? null : implied.origin;
         if (st.origin !== null) liveOrigins.add(st.origin);
         if (st.origin !== null && st.origin !== impliedOrigin) {
-          originOps.push({ op: 'stage', origin: st.origin, slot });
-          finalOps.push({ op: 'place', slot, origin: st.origin, path, dirty: st.dirty });
-          slot++;
+          moves.push({ origin: st.origin, path, dirty: st.dirty, leaf: !n.children || n.children.size === 0 });
+          finals.add(path);
         } else if (st.origin === null) {
           finalOps.push({ op: 'create', path, subtree: st.subtree });
+          finals.add(path);
         } else if (st.dirty) {
           finalOps.push({ op: 'update', path });
+          finals.add(path);
         }
       }
       if (n.metaDirty && !st.absent) metaDirs.add(path);
       if (n.children) for (const [name, c] of n.children) walk(c, joinRel(path, name), derive(st, name));
     };
     walk(this.root, '', ROOT);
+    const deletes: string[] = [];
     for (const [origin, replaced] of this.gone) {
-      if (!liveOrigins.has(origin)) originOps.push({ op: 'delete', origin, replaced });
+      if (!liveOrigins.has(origin)) { originOps.push({ op: 'delete', origin, replaced }); deletes.push(origin); }
+    }
+    // Checkpoint paths that leave their place in DST (moved or removed), and every directory
+    // above them: an origin with one of these above it cannot be renamed from in the final side.
+    const leaving = new Set<string>(deletes);
+    for (const m of moves) leaving.add(m.origin);
+    const hasLeavingAncestor = (origin: string): boolean => {
+      for (let i = origin.lastIndexOf('/'); i > 0; i = origin.lastIndexOf('/', i - 1)) {
+        if (leaving.has(origin.slice(0, i))) return true;
+      }
+      return false;
+    };
+    let slot = 0;
+    for (const m of moves) {
+      if (m.leaf && !finals.has(m.origin) && !hasLeavingAncestor(m.origin)) {
+        finalOps.push({ op: 'move', origin: m.origin, path: m.path, dirty: m.dirty });
+      } else {
+        originOps.push({ op: 'stage', origin: m.origin, slot });
+        finalOps.push({ op: 'place', slot, origin: m.origin, path: m.path, dirty: m.dirty });
+        slot++;
+      }
     }
     originOps.sort((a, b) => depthOf(b.origin) - depthOf(a.origin));
     finalOps.sort((a, b) => depthOf(a.path) - depthOf(b.path));

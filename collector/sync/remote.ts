@@ -136,7 +136,16 @@ export class RemoteTarget {
       else if (op.replaced || this.opts.delete) ops.push('D', op.origin);
     }
     const slotPath = new Map<number, string>();
-    for (const op of plan.finalOps) {
+    // Direct moves (see Overlay.plan) go through remote staging like the others: staged after
+    // every other origin-side step (nothing of theirs is below them then), placed in order.
+    let nextSlot = plan.originOps.reduce((m, op) => (op.op === 'stage' ? Math.max(m, op.slot + 1) : m), 0);
+    const finalOps = plan.finalOps.map((op) => {
+      if (op.op !== 'move') return op;
+      const slot = nextSlot++;
+      ops.push('S', op.origin, String(slot));
+      return { op: 'place' as const, slot, origin: op.origin, path: op.path, dirty: op.dirty };
+    });
+    for (const op of finalOps) {
       if (op.op === 'place') {
         if (!this.src.lstat(op.path)) continue; // gone from SRC since: left staged, dropped
         ops.push('P', String(op.slot), op.path);

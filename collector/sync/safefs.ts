@@ -68,7 +68,8 @@ export class SafeTree {
   /** lstat, or null when absent (a missing or non-directory parent counts as absent). */
   lstat(rel: string): BigStats | null {
     try {
-      return fs.lstatSync(this.abs(rel), { bigint: true });
+      // throwIfNoEntry: an absent entry (common: checks before a create) costs no exception.
+      return fs.lstatSync(this.abs(rel), { bigint: true, throwIfNoEntry: false }) ?? null;
     } catch (e) {
       const c = (e as NodeJS.ErrnoException).code;
       if (c === 'ENOENT' || c === 'ENOTDIR') return null;
@@ -121,16 +122,22 @@ export class SafeTree {
       if (c === 'ENOENT' || c === 'ENOTDIR') return false;
       throw e;
     }
-    // The lstat here is cheap (synchronous costs less than a pool round trip); the unlink that
-    // frees the inode is the expensive call.
-    let st: fs.Stats;
-    try { st = fs.lstatSync(p); } catch { return false; }
-    if (st.isDirectory()) {
-      await fsp.rm(p, { recursive: true, force: true });
-      this.forgetUnder(rel);
-    } else {
-      try { await fsp.unlink(p); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false; throw e; }
+    // unlink first: most objects removed are files, and unlink(2) never follows a final symlink.
+    // A directory answers EISDIR, and is then removed with everything in it.
+    try {
+      await fsp.unlink(p);
+      return true;
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c === 'ENOENT' || c === 'ENOTDIR') return false;
+      if (c !== 'EISDIR' && c !== 'EPERM') throw e;
     }
+    let st: fs.Stats | undefined;
+    try { st = fs.lstatSync(p, { throwIfNoEntry: false }); } catch { return false; }
+    if (!st) return false;
+    if (!st.isDirectory()) throw new Error(`cannot remove ${p}: unlink refused a non-directory`);
+    await fsp.rm(p, { recursive: true, force: true });
+    this.forgetUnder(rel);
     return true;
   }
 

@@ -80,7 +80,8 @@ describe('sync from events (synthetic records)', () => {
     const o2 = new Overlay();
     o2.rename('a', 'b'); o2.rename('b', 'c'); o2.rename('c', 'd');
     p = o2.plan();
-    assert.deepEqual(p.finalOps, [{ op: 'place', slot: 0, origin: 'a', path: 'd', dirty: false }]);
+    assert.deepEqual(p.finalOps, [{ op: 'move', origin: 'a', path: 'd', dirty: false }], 'a file renamed in place needs no staging');
+    assert.ok(p.originOps.every((x) => x.op === 'delete' && x.replaced), 'only no-op replacement checks on the origin side');
     const o3 = new Overlay();
     o3.rename('dir', 'new'); o3.modify('new/f'); o3.rename('new/f', 'g');
     p = o3.plan();
@@ -88,6 +89,19 @@ describe('sync from events (synthetic records)', () => {
     const o4 = new Overlay();
     o4.rename('a', 'b'); o4.rename('b', 'a');
     assert.deepEqual(o4.plan().finalOps, [], 'a rename undone is nothing');
+  });
+
+  it('finds where an object named as of the overlay start is now (marks for a plan applied meanwhile)', () => {
+    const o = new Overlay();
+    o.rename('d', 'e'); o.rename('a', 'x/b'); o.remove('gone'); o.create('new');
+    assert.equal(o.currentPathOf('d/f'), 'e/f', 'moved with its directory');
+    assert.equal(o.currentPathOf('a'), 'x/b', 'moved itself');
+    assert.equal(o.currentPathOf('gone'), null, 'deleted');
+    assert.equal(o.currentPathOf('d'), 'e');
+    assert.equal(o.currentPathOf('untouched/f'), 'untouched/f');
+    assert.equal(o.currentPathOf('new'), null, 'the object at this path now is another one');
+    o.rename('e', 'z');
+    assert.equal(o.currentPathOf('d/f'), 'z/f', 'moved twice');
   });
 
   it('a lost record forces the full comparison, which still ends equal', async () => {

@@ -16,6 +16,7 @@
  *   `rule` and `via` are also plain properties (the strict rule and the process tree filter on them).
  */
 import type { EdgeKind, GraphEdge, GraphNode, NodeKind } from '../model.js';
+import { hostFromId, kindFromId, splitFileVersion } from '../model.js';
 
 export const NODE_LABEL: Record<NodeKind, string> = {
   process: 'Process', file: 'File', pipe: 'Pipe', socket: 'Socket', user: 'User',
@@ -38,36 +39,6 @@ export const NODE_KINDS = Object.keys(NODE_LABEL) as NodeKind[];
 export const EDGE_KINDS = Object.keys(REL_TYPE) as EdgeKind[];
 
 const ATTR = 'a_';
-
-/** For a file version id `file:<host>:<dev>:<ino>:<version>`: its identity and version number. */
-export function splitFileVersion(id: string): { ident: string; ver: number } | null {
-  const i = id.lastIndexOf(':');
-  if (i <= 0) return null;
-  const ver = Number(id.slice(i + 1));
-  return Number.isInteger(ver) ? { ident: id.slice(0, i), ver } : null;
-}
-
-/** The node kind an id's prefix implies (for a placeholder created by an edge). */
-export function kindFromId(id: string): NodeKind {
-  switch (id.slice(0, id.indexOf(':'))) {
-    case 'proc': return 'process';
-    case 'pipe': return 'pipe';
-    case 'sock': return 'socket';
-    case 'user': return 'user';
-    default: return 'file';
-  }
-}
-
-/**
- * The host part of a model id (`<prefix>:<host>:…`), or '' when it has none. A cross-host
- * socket flow (`sock:net:…`, ./flow.ts) belongs to no single host.
- */
-export function hostFromId(id: string): string {
-  if (id.startsWith('sock:net:')) return '';
-  const a = id.indexOf(':');
-  const b = id.indexOf(':', a + 1);
-  return a >= 0 && b > a ? id.slice(a + 1, b) : '';
-}
 
 /** The searchable name of a node: a file's path, a process's executable, a socket's address. */
 function searchPath(kind: NodeKind, a: Record<string, unknown>): string | undefined {

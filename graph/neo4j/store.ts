@@ -20,13 +20,14 @@ import { InputError, NotFoundError, ProvError, StoreError } from '../errors.js';
 import { checkSearchQuery, globLiteralPrefix, globMatcher } from '../glob.js';
 import { shortestPath, walk, walkOptions, type Direction, type WalkEdge, type WalkOptions } from '../lineage.js';
 import type { Checkpoint, Gap, GraphEdge, GraphNode, IngestBatch, NameRecord, NodeKind } from '../model.js';
+import { hostFromId, kindFromId, splitFileVersion } from '../model.js';
 import type {
   GraphStore, HistogramBucket, LineageOptions, NodeDetails, NodeOptions, Page, SearchQuery, StoreStats, Subgraph,
 } from '../store.js';
 import { defaultDriverModule, type Driver, type DriverRecord, type DriverSession, type Neo4jModule, type Params, type QueryRunner } from './driver.js';
 import * as Q from './cypher.js';
 import {
-  EDGE_KINDS, NODE_KINDS, edgeKindOf, edgeRow, hostFromId, kindFromId, nodeRow, placeholderRow, splitFileVersion,
+  EDGE_KINDS, NODE_KINDS, edgeKindOf, edgeRow, nodeRow, placeholderRow,
   toEdge, toNode, type NodeRowParams,
 } from './mapping.js';
 import { ensureSchema, serverInfo, type ServerInfo } from './schema.js';

@@ -40,39 +40,11 @@ export function edgeFromRow(r: EdgeRow, idOf: (nid: number) => string): GraphEdg
   return e;
 }
 
-/** For a file version id `file:<host>:<dev>:<ino>:<version>`: its identity and version number. */
-export function splitFileVersion(id: string): { ident: string; ver: number } | null {
-  const i = id.lastIndexOf(':');
-  if (i <= 0) return null;
-  const ver = Number(id.slice(i + 1));
-  if (!Number.isInteger(ver)) return null;
-  return { ident: id.slice(0, i), ver };
-}
-
 /** The searchable name of a node: a file's path, a process's executable, a socket's address. */
 export function searchPath(n: GraphNode): string | null {
   const a = n.attrs;
   const v = n.kind === 'file' ? a.path : n.kind === 'process' ? a.exe : n.kind === 'socket' ? a.addr : undefined;
   return typeof v === 'string' ? v : null;
-}
-
-/** The node kind implied by an id's prefix (for a placeholder created by an edge). */
-export function kindFromId(id: string): NodeKind {
-  const p = id.slice(0, id.indexOf(':'));
-  switch (p) {
-    case 'proc': return 'process';
-    case 'pipe': return 'pipe';
-    case 'sock': return 'socket';
-    case 'user': return 'user';
-    default: return 'file';
-  }
-}
-
-/** The host part of a model id (`<prefix>:<host>:…`), or '' when it has none. */
-export function hostFromId(id: string): string {
-  const a = id.indexOf(':');
-  const b = id.indexOf(':', a + 1);
-  return a >= 0 && b > a ? id.slice(a + 1, b) : '';
 }
 
 /** Attributes as stored: JSON text, `null` for an absent or empty edge attribute object. */

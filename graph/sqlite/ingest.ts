@@ -14,7 +14,8 @@
 import type Database from 'better-sqlite3';
 import type { GraphNode, IngestBatch } from '../model.js';
 import { InputError } from '../errors.js';
-import { EDGE_CODE, NODE_CODE, edgeAttrsText, hostFromId, kindFromId, searchPath, splitFileVersion } from './codec.js';
+import { EDGE_CODE, NODE_CODE, edgeAttrsText, searchPath } from './codec.js';
+import { hostFromId, kindFromId, splitFileVersion } from '../model.js';
 
 const NID_CACHE_MAX = 500_000;
 

@@ -2,8 +2,10 @@
  * @module test/bench/provfs.bench
  * provfs against ext4 and against libfuse's C `passthrough_ll` (built here from Debian's
  * libfuse3-dev examples), all measured in one run, interleaved (A B C … A B C …), medians with
- * spread: create+unlink ops/s, stat ops/s with the attribute cache on and off, sequential and
- * random read/write MB/s, untar of a tree, `grep -r`; daemon peak RSS.
+ * spread: create+unlink ops/s, stat ops/s with the attribute cache on and off (and the daemon's
+ * CPU time per create+unlink and per uncached stat, all its threads, which the scheduler's
+ * placement of caller and daemon and the machine's load move far less than the rates), sequential
+ * and random read/write MB/s, untar of a tree, `grep -r`; daemon peak RSS.
  *
  * The workloads are a small C program (compiled here) so the measuring side costs the same on
  * every target. Every daemon is a separate process started and stopped by pid; every mount is

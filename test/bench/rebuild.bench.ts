@@ -3,12 +3,19 @@
  * `prov rebuild` against make on the same recorded C project (root, real eBPF capture), each
  * contender given a fresh change of the same kind, interleaved (A B C, B C A, …) in the same
  * directory; every run must leave a working binary.
- * 1. 4-file project, one .c changed: `prov rebuild app` (warm attach an earlier rebuild left;
- *    the ingest goes to the background) vs `make` vs `prov rebuild app --cold` (own eBPF attach
- *    and detach) vs `node -e 0` (the floor: starting node and doing nothing);
- * 2. 4-file project, the header changed (3 compiles + link): prov vs `make` vs `make -j2`;
- * 3. 100-file project: no-op (command, and the action inside a running process), one .c
- *    changed, the header changed (99 compiles + link; prov runs --jobs = CPUs).
+ * 1. 4-file project, one .c changed: `prov rebuild app` through the native client and the
+ *    resident server (cli/rebuild-server) and through the plain CLI (warm attach an earlier
+ *    rebuild left; the ingest goes to the background) vs `make` vs `make -jN` vs
+ *    `prov rebuild app --cold` (own eBPF attach and detach) vs `node -e 0` (the floor: starting
+ *    node and doing nothing); no-op: client vs CLI vs make;
+ * 2. 4-file project, the header changed (3 compiles + link): served and CLI vs `make` and
+ *    `make -jN` (N = CPUs: prov's --jobs default is the CPU count, make's -j default is 1, so
+ *    both are shown);
+ * 3. 100-file project: no-op (client, command, and the action inside a running process), one
+ *    .c changed, the header changed (99 compiles + link), served and CLI, vs make and make -jN.
+ * Also, in CPU time (getrusage of waited-for children; wall time on this shared machine swings
+ * far more than the effect): the compile and link under the warm capture vs with nothing
+ * attached vs make re-making the same two targets — the capture's cost on the commands.
  * After each prov run the bench waits until its background ingest is in the store (the
  * store's pending-ingest marker is gone) before the next contender starts, and reports that
  * time separately: the user's terminal was free by then, but the machine was not.
@@ -27,7 +34,9 @@ import { resolveConfig, type ProvConfig } from '../../cli/config.js';
 import { joinStatePath } from '../../cli/actions/ingest.js';
 import rebuild from '../../cli/actions/rebuild.js';
 import { writeCProject } from '../rebuild/project.js';
-import { detachWarm } from '../../ebpf/warm.js';
+import { detachWarm, warmCapture } from '../../ebpf/warm.js';
+import { spawnFast } from '../../collector/rebuild/spawn.js';
+import koffi from 'koffi';
 import { pendingPath } from '../../graph/sqlite/pending.js';
 import { printResult } from './standalone.js';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow, type BenchTable } from './types.js';
@@ -154,6 +163,51 @@ function breakdownTable(title: string, traces: Array<{ trace: Timed['trace']; s:
   return { title, columns: ['phase', 'median ms'], rows: table, caption: `${rows.length} runs; PROV_REBUILD_TRACE=json timelines` };
 }
 
+/** CPU seconds (user + system) of this process's waited-for children so far (getrusage RUSAGE_CHILDREN, µs resolution). */
+let getrusage: ((who: number, out: Buffer) => number) | null = null;
+function childrenCpu(): number {
+  getrusage ??= koffi.load('libc.so.6').func('int getrusage(int who, _Out_ uint8_t *usage)') as (who: number, out: Buffer) => number;
+  const b = Buffer.alloc(256);
+  if (getrusage(-1, b) !== 0) throw new Error('getrusage failed');
+  const tv = (o: number): number => Number(b.readBigInt64LE(o)) + Number(b.readBigInt64LE(o + 8)) / 1e6;
+  return tv(0) + tv(16);
+}
+
+/**
+ * The capture's cost on the commands themselves, in CPU time (wall time on this shared machine
+ * is too noisy for a 10 % effect): the compile and link of one changed .c run from this
+ * process with posix_spawn as the rebuild runs them, under the warm attach (tracked, drained
+ * into a scratch journal) and not, against `make` re-making the same two targets. Interleaved.
+ */
+async function commandCpu(dir: string, repeats: number): Promise<{ captured: number[]; plain: number[]; make: number[] }> {
+  const journalDir = mkdtempSync(join(tmpdir(), 'prov-rbb-cpu-j-'));
+  const cmds = [['cc', '-O1', '-g', '-c', 'util.c', '-o', 'util.o'], ['cc', '-g', '-o', 'app', 'main.o', 'util.o', 'plain.o', 'm3.o']];
+  const runBoth = async (): Promise<number> => {
+    const c0 = childrenCpu();
+    for (const a of cmds) {
+      const o = await spawnFast('/usr/bin/cc', a, process.env, dir)!.done;
+      if (o.code !== 0) throw new Error(`${a.join(' ')} failed: ${o.stderr}`);
+    }
+    return childrenCpu() - c0;
+  };
+  const out = { captured: [] as number[], plain: [] as number[], make: [] as number[] };
+  try {
+    for (let i = 0; i < repeats; i++) {
+      const h = await warmCapture({ journalDir, stream: 'cpu', ringBytes: 16 << 20 });
+      if (!h) throw new Error('the warm attach is busy');
+      try { out.captured.push(await runBoth()); } finally { await h.stop(); }
+      out.plain.push(await runBoth());
+      const c0 = childrenCpu();
+      const m = spawnSync('make', ['-B', '-o', 'main.o', '-o', 'plain.o', '-o', 'm3.o'], { cwd: dir, stdio: 'ignore' });
+      if (m.status !== 0) throw new Error('make -B failed');
+      out.make.push(childrenCpu() - c0);
+    }
+  } finally {
+    rmSync(journalDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the rebuild bench needs root (eBPF capture)');
   const repeats = opts.quick ? 3 : 7;
@@ -172,6 +226,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const servedEnv: NodeJS.ProcessEnv = { ...traceEnv, PROV_RUNTIME_DIR: rt };
   const server = await startServer({ ...process.env, PROV_RUNTIME_DIR: rt, PROV_LOG: 'warn' });
   const served = (home: string, ...extra: string[]): string[] => [CLIENT, '--home', home, 'rebuild', 'app', ...extra];
+  // A no-op the native client answers itself from the shortcut (no server, no node): without a
+  // trace requested, which it leaves to the server.
+  const clientEnv: NodeJS.ProcessEnv = { ...servedEnv, PROV_REBUILD_TRACE: '' };
+  const upToDate = (t: Timed): Timed => {
+    if (t.stderr.includes('"trace"')) throw new Error('a no-op went to the server or node');
+    return t;
+  };
   const isServed = (t: Timed): Timed => {
     if (!t.trace?.some((m) => m.name === 'request received')) throw new Error(`the client did not reach the server: ${t.stderr}`);
     return t;
@@ -187,7 +248,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       await recordMake(cfg, dir);
       timed(prov(home), dir); // stamps
       const warm: Timed[] = [], make: number[] = [], cold: number[] = [], floor: number[] = [], bg: number[] = [];
-      const srv: Timed[] = [], srvBg: number[] = [];
+      const srv: Timed[] = [], srvBg: number[] = [], makeJ: number[] = [];
       isServed(timed(served(home, '--dry-run'), dir, servedEnv));
       const contenders: Array<() => Promise<void>> = [
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_s${srv.length}(void) { return 1; }\n`); srv.push(isServed(timed(served(home), dir, servedEnv))); srvBg.push(await settle(cfg)); checkApp(dir); },
@@ -195,6 +256,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_b${make.length}(void) { return 1; }\n`); make.push(timed(['make'], dir).s); checkApp(dir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_c${cold.length}(void) { return 1; }\n`); cold.push(timed(prov(home, '--cold'), dir).s); await settle(cfg); checkApp(dir); },
         async () => { floor.push(timed([process.execPath, '-e', '0'], dir).s); },
+        async () => { appendFileSync(join(dir, 'util.c'), `int bench_j${makeJ.length}(void) { return 1; }\n`); makeJ.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir); },
       ];
       for (let i = 0; i < repeats; i++) for (let k = 0; k < contenders.length; k++) await contenders[(i + k) % contenders.length]!();
       const load = loadavg()[0]!.toFixed(2);
@@ -205,21 +267,33 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       rows.push(row('floor: node -e 0 (starting node, nothing else) vs make after one .c changed', floor, make, 'make', 'none (reference)', `same rounds: what any prov command costs before it does anything, load ${load}`));
       rows.push({ ...row('rebuild after one .c changed, 4-file project: prov rebuild through the client + resident server vs make', srv.map((t) => t.s), make, 'make', 'prov/make ≤ 1',
         `dist/cli/prov → prov rebuild-server (modules, capture, plans warm); same rounds; background ingest after the answer median ${(median(srvBg) * 1000).toFixed(0)} ms; load ${load}`), headline: true });
+      rows.push(row(`rebuild after one .c changed, 4-file project: prov rebuild through the client + server vs make -j${availableParallelism()}`, srv.map((t) => t.s), makeJ, `make -j${availableParallelism()}`, 'prov/make ≤ 1',
+        `same rounds (compile then link: nothing to run in parallel for either); prov's --jobs defaults to the CPU count (${availableParallelism()}), make's -j to 1; load ${load}`));
       rows.push(row('rebuild after one .c changed, 4-file project: client + server vs the plain CLI (node dist/cli/main.js)', srv.map((t) => t.s), ws, 'plain CLI', 'served ≤ CLI', `same rounds; load ${load}`));
       tables.push(breakdownTable('prov rebuild after one .c changed, 4-file project: where the time goes', warm, bg));
       tables.push({ ...breakdownTable('served prov rebuild (client + resident server) after one .c changed, 4-file project: where the time goes', srv, srvBg),
         caption: `${srv.length} runs; the server's timeline starts when the request arrives ("node start-up" is 0; "process exit" is the client's exec, connect and the frames back)` });
+      // CPU time of the two commands: captured vs not vs make (what is left of the gap to make).
+      {
+        const cpu = await commandCpu(dir, repeats * 3);
+        const cl = loadavg()[0]!.toFixed(2);
+        rows.push(row('CPU time (user+sys) of compile + link under the warm capture (posix_spawn, tracked, drained) vs make re-making the same two targets', cpu.captured, cpu.make, 'make (make + its commands)', 'none (reference)',
+          `the capture's cost on the commands themselves; getrusage(RUSAGE_CHILDREN); interleaved; load ${cl}`));
+        rows.push(row('CPU time of the same compile + link with nothing attached vs make', cpu.plain, cpu.make, 'make (make + its commands)', 'none (reference)', `same rounds; load ${cl}`));
+        rows.push(row('CPU time of compile + link: under the warm capture vs nothing attached', cpu.captured, cpu.plain, 'not captured', 'none (reference)', `same rounds; load ${cl}`));
+        checkApp(dir);
+      }
       // The same 4-file project, nothing changed: make vs the plain CLI vs the served one.
       {
         const nm: number[] = [], nc: number[] = [], ns: number[] = [];
         const nr: Array<() => void> = [
           () => { nm.push(timed(['make'], dir).s); },
           () => { nc.push(timed(prov(home), dir).s); },
-          () => { ns.push(isServed(timed(served(home), dir, servedEnv)).s); },
+          () => { ns.push(upToDate(timed(served(home), dir, clientEnv)).s); },
         ];
         for (let i = 0; i < repeats * 2; i++) for (let k = 0; k < nr.length; k++) nr[(i + k) % nr.length]!();
         const nl = loadavg()[0]!.toFixed(2);
-        rows.push(row('no-op rebuild, 4-file project: prov rebuild through the client + server vs make', ns, nm, 'make', 'prov/make ≤ 1', `rotated; load ${nl}`));
+        rows.push(row('no-op rebuild, 4-file project: prov rebuild through the native client (answers from the no-op shortcut itself) vs make', ns, nm, 'make', 'prov/make ≤ 1', `rotated; load ${nl}`));
         rows.push(row('no-op rebuild, 4-file project: the plain CLI vs make', nc, nm, 'make', 'prov/make ≤ 1', `same rounds; load ${nl}`));
       }
 
@@ -237,7 +311,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       const hl = loadavg()[0]!.toFixed(2);
       rows.push(row('rebuild after the header changed (3 compiles + link), 4-file project: prov rebuild vs make', hp.map((t) => t.s), hm, 'make', 'prov/make ≤ 1', `prov runs --jobs ${availableParallelism()}; load ${hl}`));
       rows.push(row(`rebuild after the header changed, 4-file project: prov rebuild vs make -j${availableParallelism()}`, hp.map((t) => t.s), hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', `same runs; load ${hl}`));
-      rows.push(row('rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', `same rounds; load ${hl}`));
+      rows.push({ ...row('rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', `same rounds; prov --jobs ${availableParallelism()} (its default), make -j1 (its default); load ${hl}`), headline: true });
+      rows.push(row(`rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make -j${availableParallelism()}`, hs, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', `same rounds, both ${availableParallelism()} jobs; load ${hl}`));
       rows.push(row('rebuild after the header changed, 4-file project: client + server vs the plain CLI', hs, hp.map((t) => t.s), 'plain CLI', 'served ≤ CLI', `same rounds; load ${hl}`));
     }
     // 3. A 100-file project.
@@ -251,9 +326,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       timed(prov(home), dir); // first: plans, stamps
       await new Promise((r) => setTimeout(r, 150)); // the store's files settle: the next one learns their fingerprint
       timed(prov(home), dir);
-      const noop: Timed[] = [], make: number[] = [], action: number[] = [], floor: number[] = [];
+      const noop: Timed[] = [], make: number[] = [], action: number[] = [], floor: number[] = [], noopSrv: number[] = [];
       const out = process.stdout.write.bind(process.stdout);
       for (let i = 0; i < repeats * 2; i++) {
+        noopSrv.push(upToDate(timed(served(home), dir, clientEnv)).s);
         noop.push(timed(prov(home), dir, traceEnv));
         make.push(timed(['make'], dir).s);
         floor.push(timed([process.execPath, '-e', '0'], dir).s);
@@ -266,9 +342,14 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       rows.push({ ...row('no-op rebuild, 100-file project: prov rebuild command vs make', noop.map((t) => t.s), make, 'make', '≤ 0.1 s', note), headline: true });
       rows.push(row('no-op rebuild, 100-file project: rebuild action in a running process (no node start, no shortcut)', action, null, 'make', '≤ 0.1 s', note));
       rows.push(row('floor: node -e 0 in the same no-op rounds', floor, make, 'make', 'none (reference)', `${note}; the no-op command answers from the shortcut (collector/rebuild/quick) once the store's files are older than 100 ms`));
+      rows.push({ ...row('no-op rebuild, 100-file project: prov rebuild through the native client (answers from the no-op shortcut itself) vs make', noopSrv, make, 'make', 'prov/make ≤ 1', note), headline: true });
       tables.push(breakdownTable('no-op prov rebuild, 100-file project: where the time goes', noop, []));
-      const provOne: Timed[] = [], makeOne: number[] = [], bg: number[] = [];
+      const provOne: Timed[] = [], makeOne: number[] = [], bg: number[] = [], srvOne: Timed[] = [], srvOneBg: number[] = [];
       for (let i = 0; i < repeats; i++) {
+        appendFileSync(join(dir, 'm50.c'), `int bench_s${i};\n`);
+        srvOne.push(isServed(timed(served(home), dir, servedEnv)));
+        srvOneBg.push(await settle(cfg));
+        checkApp(dir);
         appendFileSync(join(dir, 'm50.c'), `int bench_a${i};\n`);
         provOne.push(timed(prov(home), dir, traceEnv));
         bg.push(await settle(cfg));
@@ -279,18 +360,24 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       }
       rows.push(row('rebuild after one .c changed, 100-file project: prov rebuild vs make', provOne.map((t) => t.s), makeOne, 'make', 'prov/make ≤ 1',
         `${note}; background ingest after exit median ${(median(bg) * 1000).toFixed(0)} ms`));
+      rows.push(row('rebuild after one .c changed, 100-file project: prov rebuild through the client + server vs make', srvOne.map((t) => t.s), makeOne, 'make', 'prov/make ≤ 1', note));
+      tables.push({ ...breakdownTable('served prov rebuild after one .c changed, 100-file project: where the time goes', srvOne, srvOneBg),
+        caption: `${srvOne.length} runs, each after a command-line rebuild and make in the same directory (the server re-reads the stamps and the store's checkpoint the command line changed)` });
       tables.push(breakdownTable('prov rebuild after one .c changed, 100-file project: where the time goes', provOne, bg));
-      const hp: number[] = [], hm: number[] = [], hj: number[] = [];
+      const hp: number[] = [], hm: number[] = [], hj: number[] = [], hs: number[] = [];
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       for (let i = 0; i < (opts.quick ? 1 : 3); i++) {
         touchHeader(); hp.push(timed(prov(home), dir).s); await settle(cfg); checkApp(dir);
         touchHeader(); hm.push(timed(['make'], dir).s); checkApp(dir);
         touchHeader(); hj.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir);
+        touchHeader(); hs.push(isServed(timed(served(home), dir, servedEnv)).s); await settle(cfg); checkApp(dir);
       }
       const hl = `99 compiles + link; prov --jobs ${availableParallelism()}; load ${loadavg()[0]!.toFixed(2)}`;
       rows.push(row('rebuild after the header changed, 100-file project: prov rebuild vs make', hp, hm, 'make', 'prov/make ≤ 1', hl));
       rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild vs make -j${availableParallelism()}`, hp, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', hl));
+      rows.push(row('rebuild after the header changed, 100-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', hl));
+      rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild through the client + server vs make -j${availableParallelism()}`, hs, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', hl));
     }
   } finally {
     await server.stop();

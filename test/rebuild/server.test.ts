@@ -22,7 +22,8 @@ import { openStore } from '../../graph/open.js';
 import { ebpfDecoders } from '../../ebpf/decode.js';
 import { joinStatePath } from '../../cli/actions/ingest.js';
 import { detachWarm } from '../../ebpf/warm.js';
-import { rebuildSocketPath } from '../../cli/rebuild-server.js';
+import { rebuildSocketPath, runningRebuildServer, startRebuildServer, stopRebuildServer } from '../../cli/rebuild-server.js';
+import { chmodSync } from 'node:fs';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('../../cli/prov', import.meta.url));
@@ -133,6 +134,25 @@ describe('prov rebuild-server and the native client', () => {
     assert.equal(noop.stdout, 'app: up to date (5 recorded commands)\n');
   });
 
+  it('a no-op is answered by the client itself from the shortcut (no server, no node); a change is not', async () => {
+    const none = mkdtempSync('/tmp/prov-rbs-none-');
+    try {
+      // The shortcut trusts the store's files once they are 100 ms old; a no-op then (re)writes it.
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(cli(['rebuild', 'app']).stdout, 'app: up to date (5 recorded commands)\n');
+      // No server there, and node "fails": only the client's own check can answer.
+      const alone = { PROV_RUNTIME_DIR: none, PROV_NODE: '/bin/false' };
+      const a = client(['rebuild', 'app'], alone);
+      assert.deepEqual(a, { code: 0, stdout: 'app: up to date (5 recorded commands)\n', stderr: '' });
+      appendFileSync(join(dir, 'util.c'), '/* changed */\n');
+      const b = client(['rebuild', 'app'], alone);
+      assert.notEqual(b.code, 0, 'a changed input must not be answered from the shortcut');
+      assert.equal(b.stdout, '');
+    } finally {
+      rmSync(none, { recursive: true, force: true });
+    }
+  });
+
   it('the commands get the client\'s umask', () => {
     appendFileSync(join(dir, 'plain.c'), 'int served_umask;\n');
     rmSync(join(dir, 'plain.o'));
@@ -210,6 +230,54 @@ describe('prov rebuild-server and the native client', () => {
     const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', uid: 65534, gid: 65534 });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'EACCES');
+  });
+
+  it('refuses a peer of another uid (SO_PEERCRED) even when the socket\'s permissions let it connect', () => {
+    const sock = rebuildSocketPath(rt);
+    // Loosen what normally keeps others out, so the peer check alone stands between them and the server.
+    chmodSync(rt, 0o755);
+    chmodSync(join(rt, 'rebuild'), 0o755);
+    chmodSync(sock, 0o666);
+    try {
+      const r = spawnSync(CLIENT, ['--home', '/nonexistent', 'rebuild', 'app', '--dry-run'], { encoding: 'utf8', cwd: '/', uid: 65534, gid: 65534, env: { PATH: process.env.PATH, PROV_RUNTIME_DIR: rt } });
+      assert.equal(r.status, 4, `${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /the rebuild server \(uid 0\) serves only root and uid 0; pid \d+ runs as uid 65534: refused/);
+      assert.equal(r.stdout, '');
+    } finally {
+      chmodSync(sock, 0o600);
+      chmodSync(join(rt, 'rebuild'), 0o700);
+      chmodSync(rt, 0o700);
+    }
+    // Root (the socket's owner here) is still served.
+    const ok = client(['rebuild', 'app', '--dry-run'], { PROV_REBUILD_TRACE: 'json' });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(served(ok), `not served: ${ok.stderr}`);
+  });
+
+  it('prov up starts it in the background and prov down stops it (startRebuildServer / stopRebuildServer)', async () => {
+    const own = mkdtempSync('/tmp/prov-rbs-up-');
+    const logPath = join(own, 'log', 'server.log');
+    try {
+      assert.equal(runningRebuildServer(own), null);
+      const a = await startRebuildServer({ runtimeDir: own, logPath });
+      assert.equal(a.started, true);
+      assert.equal(runningRebuildServer(own), a.pid);
+      assert.equal(readFileSync(join(own, 'rebuild', 'server.pid'), 'utf8').trim(), String(a.pid));
+      // A second `prov up` finds it running.
+      assert.deepEqual(await startRebuildServer({ runtimeDir: own, logPath }), { pid: a.pid, started: false });
+      const r = client(['rebuild', 'app', '--dry-run'], { PROV_RUNTIME_DIR: own, PROV_REBUILD_TRACE: 'json' });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(served(r), `not served by the started server: ${r.stderr}`);
+      assert.equal(await stopRebuildServer(own), true);
+      assert.equal(runningRebuildServer(own), null);
+      assert.equal(existsSync(rebuildSocketPath(own)), false, 'its socket is removed');
+      assert.equal(await stopRebuildServer(own), false, 'nothing left to stop');
+      assert.match(readFileSync(logPath, 'utf8'), /listening on/);
+    } finally {
+      const left = runningRebuildServer(own);
+      if (left) process.kill(left, 'SIGTERM');
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('exits by itself after its idle time, removing its socket', () => {

@@ -1,0 +1,189 @@
+/**
+ * @module collector/rebuild/spawn
+ * Start a re-run command with posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) instead of
+ * node's child_process, which forks: a fork copies the parent's page tables, and the parent here
+ * is a node process of 60–200 MB (the resident rebuild server most of all), so every command
+ * pays 1–6 ms before it even execs; posix_spawn's cost does not grow with the parent.
+ *
+ * The child gets what node's spawn would give it: the argv (argv[0] as recorded), the
+ * environment, the working directory, stdin on /dev/null, stdout and stderr on pipes read here,
+ * every signal at its default disposition and none blocked (node ignores SIGPIPE; a command must
+ * not inherit that), the process's umask; no other descriptor (everything prov opens is
+ * close-on-exec). Exit is noticed when both pipes have closed and waitpid says so, polled for
+ * from then on (no SIGCHLD handler: libuv owns that signal for its own children). Used only
+ * when the command runs as this process's user (a change of user needs node's setuid in the
+ * child) and libc's posix_spawn is at hand; otherwise null and the caller uses node's spawn.
+ */
+import koffi from 'koffi';
+import { Socket } from 'node:net';
+import { constants } from 'node:os';
+
+export interface SpawnOutcome {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface FastChild {
+  pid: number;
+  /** Send a signal while the command has not been reaped. */
+  kill(signal: NodeJS.Signals): boolean;
+  exited(): boolean;
+  done: Promise<SpawnOutcome>;
+}
+
+interface Libc {
+  posix_spawn: (pid: number[], path: string, fa: Buffer, attr: Buffer, argv: Array<string | null>, envp: Array<string | null>) => number;
+  posix_spawnp: (pid: number[], path: string, fa: Buffer, attr: Buffer, argv: Array<string | null>, envp: Array<string | null>) => number;
+  fa_init: (fa: Buffer) => number;
+  fa_destroy: (fa: Buffer) => number;
+  fa_dup2: (fa: Buffer, fd: number, to: number) => number;
+  fa_open: (fa: Buffer, fd: number, path: string, flags: number, mode: number) => number;
+  fa_chdir: (fa: Buffer, path: string) => number;
+  attr_init: (a: Buffer) => number;
+  attr_destroy: (a: Buffer) => number;
+  attr_setflags: (a: Buffer, flags: number) => number;
+  attr_setsigmask: (a: Buffer, set: Buffer) => number;
+  attr_setsigdefault: (a: Buffer, set: Buffer) => number;
+  sigemptyset: (set: Buffer) => number;
+  pipe2: (fds: number[], flags: number) => number;
+  waitpid: (pid: number, status: number[], options: number) => number;
+  close: (fd: number) => number;
+}
+
+let libc: Libc | null | undefined;
+
+function bind(): Libc | null {
+  if (libc !== undefined) return libc;
+  try {
+    const L = koffi.load('libc.so.6');
+    const f = (decl: string) => L.func(decl) as never;
+    libc = {
+      posix_spawn: f('int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)'),
+      posix_spawnp: f('int posix_spawnp(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)'),
+      fa_init: f('int posix_spawn_file_actions_init(void *fa)'),
+      fa_destroy: f('int posix_spawn_file_actions_destroy(void *fa)'),
+      fa_dup2: f('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
+      fa_open: f('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, uint32_t mode)'),
+      fa_chdir: f('int posix_spawn_file_actions_addchdir_np(void *fa, const char *path)'),
+      attr_init: f('int posix_spawnattr_init(void *attr)'),
+      attr_destroy: f('int posix_spawnattr_destroy(void *attr)'),
+      attr_setflags: f('int posix_spawnattr_setflags(void *attr, short flags)'),
+      attr_setsigmask: f('int posix_spawnattr_setsigmask(void *attr, void *set)'),
+      attr_setsigdefault: f('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
+      sigemptyset: f('int sigemptyset(void *set)'),
+      pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
+      waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
+      close: f('int close(int fd)'),
+    };
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+const O_CLOEXEC = 0o2000000;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+const WNOHANG = 1;
+/** Generous sizes for glibc's posix_spawn_file_actions_t (80), posix_spawnattr_t (336) and sigset_t (128). */
+const FA_BYTES = 256, ATTR_BYTES = 512, SIGSET_BYTES = 256;
+
+const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
+const signalName = (n: number): string => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
+
+/** Whether posix_spawn can be used here (libc bound). */
+export function fastSpawnAvailable(): boolean {
+  return process.platform === 'linux' && bind() !== null;
+}
+
+/**
+ * Start `exe` with `argv` (argv[0] included), `env` and `cwd`. Returns null when posix_spawn is
+ * not available; a spawn error (no such file, a bad cwd) is the outcome (code null, the error in
+ * stderr, as node's spawn reports it), not an exception.
+ */
+export function spawnFast(exe: string, argv: string[], env: NodeJS.ProcessEnv, cwd: string): FastChild | null {
+  const L = bind();
+  if (!L) return null;
+  const out = [-1, -1], err = [-1, -1];
+  if (L.pipe2(out, O_CLOEXEC) !== 0) return null;
+  if (L.pipe2(err, O_CLOEXEC) !== 0) { L.close(out[0]!); L.close(out[1]!); return null; }
+  const fa = Buffer.alloc(FA_BYTES), attr = Buffer.alloc(ATTR_BYTES), all = Buffer.alloc(SIGSET_BYTES), none = Buffer.alloc(SIGSET_BYTES);
+  L.fa_init(fa);
+  L.attr_init(attr);
+  let rc: number;
+  const pid = [0];
+  try {
+    L.fa_open(fa, 0, '/dev/null', 0, 0);
+    L.fa_dup2(fa, out[1]!, 1);
+    L.fa_dup2(fa, err[1]!, 2);
+    L.fa_chdir(fa, cwd);
+    // Every signal back to its default, glibc's internal ones included (sigfillset leaves those
+    // out, and glibc would then set them to "ignore" in the child, which exec keeps).
+    all.fill(0xff);
+    L.sigemptyset(none);
+    L.attr_setsigdefault(attr, all);
+    L.attr_setsigmask(attr, none);
+    L.attr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    const envp: Array<string | null> = [];
+    for (const [k, v] of Object.entries(env)) if (v !== undefined) envp.push(`${k}=${v}`);
+    envp.push(null);
+    rc = (exe.includes('/') ? L.posix_spawn : L.posix_spawnp)(pid, exe, fa, attr, [...argv, null], envp);
+  } finally {
+    L.fa_destroy(fa);
+    L.attr_destroy(attr);
+    L.close(out[1]!);
+    L.close(err[1]!);
+  }
+  if (rc !== 0) {
+    L.close(out[0]!);
+    L.close(err[0]!);
+    const e = `spawn ${exe} ${errnoName(rc)}\n`;
+    return { pid: -1, kill: () => false, exited: () => true, done: Promise.resolve({ code: null, signal: null, stdout: '', stderr: e }) };
+  }
+  const child = pid[0]!;
+  let reaped = false;
+  let stdout = '', stderr = '';
+  const read = (fd: number, add: (s: string) => void): Promise<void> => new Promise((resolve) => {
+    const s = new Socket({ fd, readable: true, writable: false });
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => add(d));
+    s.on('error', () => { /* closed under us: what was read stays */ });
+    s.on('close', () => resolve());
+  });
+  const pipes = Promise.all([read(out[0]!, (d) => { stdout += d; }), read(err[0]!, (d) => { stderr += d; })]);
+  const done = pipes.then(() => new Promise<SpawnOutcome>((resolve) => {
+    // The pipes close as the command exits; its exit status follows within microseconds.
+    let tries = 0;
+    const poll = (): void => {
+      const st = [0];
+      const r = L.waitpid(child, st, WNOHANG);
+      if (r === child || r < 0) {
+        reaped = true;
+        const s = st[0]!;
+        const sig = s & 0x7f;
+        if (r < 0) resolve({ code: null, signal: null, stdout, stderr: `${stderr}waitpid ${child} failed\n` });
+        else if (sig === 0) resolve({ code: (s >> 8) & 0xff, signal: null, stdout, stderr });
+        else resolve({ code: null, signal: signalName(sig), stdout, stderr });
+        return;
+      }
+      tries++;
+      // A few turns of the event loop cover the usual exit; then every millisecond (an exiting
+      // process may wait for the CPU on a busy machine), and after two seconds (a command that
+      // closed its output early and runs on) every 20 ms.
+      if (tries < 50) setImmediate(poll);
+      else setTimeout(poll, tries < 2050 ? 1 : 20);
+    };
+    poll();
+  }));
+  return {
+    pid: child,
+    kill: (signal) => {
+      if (reaped) return false;
+      try { process.kill(child, signal); return true; } catch { return false; }
+    },
+    exited: () => reaped,
+    done,
+  };
+}
