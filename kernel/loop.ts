@@ -24,7 +24,7 @@ import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog } from './nodelog.js';
 import { NodeLogFollower, waitForGo } from './nodefollow.js';
 import { TakeoverTrace } from './takeovertrace.js';
-import { recordKey, deadRecordKeys, crashAfterRecordHook, unrecordedResend, type DeadRecords } from './resent.js';
+import { deadRecordKeys, crashAfterRecordHook, unrecordedResend, type DeadRecords } from './resent.js';
 import { realtime } from './rtprio.js';
 import { ringFilePath } from './ringfiles.js';
 import { warmRequestPath } from './warmup.js';
@@ -295,7 +295,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let pushed = 0;
   const pushJson = (json: string): void => {
     // Serving a request resent after a crash: not again what the dead daemon recorded already.
-    if (resent && resent.inHand && resent.known().exact.has(recordKey(json))) return;
+    if (resent && resent.inHand && resent.known().hasExact(json)) return;
     pushed++;
     lin?.append(json);
     if (ring.pushString(json)) { crashHook?.(json); return; }

@@ -66,7 +66,7 @@ export function unrecordedResend(opcode: number, body: Buffer, tid: number, pare
   const raw = body.subarray(rule.nameAt);
   const nul = raw.indexOf(0);
   const name = decodeNameBytes(nul >= 0 ? raw.subarray(0, nul) : raw);
-  if (dead.byName.has(nameKey(rule.op, tid, parentIno, name))) return null;
+  if (dead.hasName(rule.op, tid, parentIno, name)) return null;
   const now = Number(process.hrtime.bigint());
   return JSON.stringify({
     op: 'lost', count: 1, from: now, to: now,
@@ -75,34 +75,61 @@ export function unrecordedResend(opcode: number, body: Buffer, tid: number, pare
   });
 }
 
-/** The dead daemon's last records, as keys (see {@link deadRecordKeys}). */
-export interface DeadRecords { exact: Set<string>; byName: Set<string> }
+/**
+ * The dead daemon's last records (see {@link deadRecordKeys}), asked about one at a time: only
+ * records that name the same file name are parsed (a takeover's first request pays for a byte
+ * search per record, not a JSON parse of each: that cost 2–3 ms on the first reply here).
+ */
+export interface DeadRecords {
+  /** The same operation on the same file by the same thread ({@link recordKey} of a record's JSON). */
+  hasExact(json: string): boolean;
+  /** The same operation on a name ({@link nameKey}). */
+  hasName(op: string, tid: number, parentIno: number | string | undefined, name: string): boolean;
+}
+
+function nameOf(json: string): string | undefined {
+  try { return (JSON.parse(json) as RecordFields).file?.name; } catch { return undefined; }
+}
+
+/** Records among `recs` (newest first) whose bytes hold `"name":<name>`, decoded. */
+function* naming(recs: readonly Uint8Array[], name: string | undefined): Generator<string> {
+  if (name === undefined) return;
+  const needle = Buffer.from(`"name":${JSON.stringify(name)}`);
+  const dec = new TextDecoder();
+  for (let i = recs.length - 1; i >= 0; i--) {
+    const r = recs[i]!;
+    if (Buffer.from(r.buffer, r.byteOffset, r.byteLength).indexOf(needle) >= 0) yield dec.decode(r);
+  }
+}
 
 /** How many of the dead daemon's newest records are compared (a resent request is among its last). */
 const TAIL = 256;
 
-/** The keys of the last records in the ring file at `path` (none when it cannot be read). */
+/** The last records in the ring file at `path` (none when it cannot be read). */
 export function deadRecordKeys(path: string): DeadRecords {
-  const out: DeadRecords = { exact: new Set(), byName: new Set() };
-  let ring: EventRing;
+  let recs: Uint8Array[] = [];
+  let ring: EventRing | null = null;
   try {
     const fd = libc.open(path, libc.O.RDWR);
     try { ring = EventRing.map(fd, statSync(path).size, false); } finally { libc.close(fd); }
+    recs = ring.unjournaled().recs.slice(-TAIL).map((r) => r.data);
   } catch {
-    return out;
-  }
-  try {
-    const dec = new TextDecoder();
-    const { recs } = ring.unjournaled();
-    for (const r of recs.slice(-TAIL)) {
-      const json = dec.decode(r.data);
-      out.exact.add(recordKey(json));
-      out.byName.add(nameKeyOf(json));
-    }
+    recs = [];
   } finally {
-    ring.unmap();
+    ring?.unmap();
   }
-  return out;
+  return {
+    hasExact(json) {
+      const key = recordKey(json);
+      for (const d of naming(recs, nameOf(json))) if (recordKey(d) === key) return true;
+      return false;
+    },
+    hasName(op, tid, parentIno, name) {
+      const key = nameKey(op, tid, parentIno, name);
+      for (const d of naming(recs, name)) if (nameKeyOf(d) === key) return true;
+      return false;
+    },
+  };
 }
 
 /**
