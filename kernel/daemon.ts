@@ -213,12 +213,29 @@ function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?:
   return { stream, journal, recovered: () => undefined };
 }
 
-/** Flush beside serving; remove the ring files recovered once their records are durable. */
+/**
+ * Flush beside serving; remove the ring files recovered once their records are durable — a
+ * second later: the new loop looks into the dead daemon's ring while it serves the requests the
+ * kernel resent (kernel/resent), and a recovery in between journals nothing twice (the records
+ * are stamped with journal seqs the journal holds).
+ */
 function afterDurable(journal: JournalWriter, got: RingRecovery): void {
   journal.flush().then(
-    () => removeRingFiles(got.files),
+    () => {
+      for (const f of got.files) ringsToRemove.add(f);
+      setTimeout(() => { removeRingFiles(got.files); for (const f of got.files) ringsToRemove.delete(f); }, 1000).unref();
+    },
     (e: Error) => log.warn(`journal flush: ${e.message}`),
   );
+}
+
+/** Recovered ring files whose records are durable, waiting for their removal (see {@link afterDurable}). */
+const ringsToRemove = new Set<string>();
+
+/** Remove now the recovered ring files still waiting (the daemon is ending). */
+export function removeRecoveredRings(): void {
+  removeRingFiles([...ringsToRemove]);
+  ringsToRemove.clear();
 }
 
 /**

@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync, rmSync, chmodSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createServer, type Server } from 'node:net';
-import { mountProvfs, recoverProvfs, standbyProvfs, takeZombieLock, journalStreamName, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
+import { mountProvfs, recoverProvfs, standbyProvfs, takeZombieLock, journalStreamName, removeRecoveredRings, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
 import { runSuccessor } from './upgrade.js';
 import { ringFilePath } from './ringfiles.js';
 import { TakeoverTrace } from './takeovertrace.js';
@@ -127,6 +127,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   const end = await m.done;
   control?.close();
+  removeRecoveredRings();
   if (end.reason !== 'upgraded') {
     rmSync(daemonInfoPath(m.mountpoint), { force: true });
     rmSync(daemonSocketPath(m.mountpoint), { force: true });
