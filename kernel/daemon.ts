@@ -13,7 +13,8 @@
  * ```
  */
 import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
 import type { JournalWriter } from '../collector/journal/api.js';
@@ -21,7 +22,7 @@ import { openJournalWriter } from '../collector/journal/writer.js';
 import * as libc from './libc.js';
 import { O } from './libc.js';
 import { Serving, type StopInfo, type JournalSink } from './serving.js';
-import { recoverRings, removeRingFiles, ringFilePath, type RingRecovery } from './ringfiles.js';
+import { recoverRings, removeRingFiles, ringFilePath, zombie, type RingRecovery } from './ringfiles.js';
 import { upgradeConnection, type UpgradeOptions, type UpgradeReport } from './upgrade.js';
 import { mountFuse, unmount, mountState, mountAt, FS_TYPE } from './mount.js';
 import { hostname } from 'node:os';
@@ -77,6 +78,8 @@ export interface ProvfsMount {
   beforeHandoff?: () => void;
   /** The /dev/fuse and backing-root fd numbers in this process (for the fd keeper). */
   readonly fds: { dev: number; root: number };
+  /** The request loop's thread id (the fd keeper watches it). */
+  readonly loopTid?: number;
 }
 
 /** The journal stream provfs writes for a mount point: `provfs-` + 16 hex of its path's SHA-256. */
@@ -167,19 +170,20 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
  */
 export async function recoverProvfs(o: {
   devFd: number; rootFd: number; backing: string; mountpoint: string; mode: ProvfsMode; passthrough: boolean;
-  timeouts?: Partial<Timeouts>; journalDir?: string; nodeLog: string; since?: number;
+  timeouts?: Partial<Timeouts>; journalDir?: string; nodeLog: string; since?: number; deadPid?: number;
 }): Promise<ProvfsMount> {
   const info = mountAt(o.mountpoint);
   if (!info) throw new InputError(`${o.mountpoint} is not mounted`, 'MOUNTPOINT');
   libc.umask(0);
-  const { stream, journal } = recoveryJournal(o); // made durable beside serving
+  const { stream, journal, recovered } = recoveryJournal(o); // made durable beside serving
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
   const serving = new Serving({
-    loop: { devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, recover: true },
+    loop: { devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, recover: true, deadPid: o.deadPid },
     journal, ownJournal: journal !== null,
     ringFile: o.mode === 'prov' ? ringFilePath(o.nodeLog) : undefined,
   });
   await serving.start();
+  recovered();
   return makeMount(serving, { backing: o.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: o.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
 }
 
@@ -190,7 +194,7 @@ export async function recoverProvfs(o: {
  * gap. Made durable beside serving, not before it (an fsync under an fsync-heavy workload took
  * 110 ms here); the ring files go once it is, so a crash before that recovers them again.
  */
-function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?: string; since?: number; nodeLog: string }): { stream?: string; journal: JournalWriter | null } {
+function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?: string; since?: number; nodeLog: string }): { stream?: string; journal: JournalWriter | null; /** Call once serving (the loop reads the dead daemon's ring for resent requests: kernel/resent). */ recovered: () => void } {
   const stream = o.mode === 'prov' && o.journalDir ? journalStreamName(o.mountpoint) : undefined;
   const journal = stream ? openJournalWriter({ dir: o.journalDir!, stream }) : null;
   if (journal) {
@@ -204,57 +208,122 @@ function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?:
       });
     }
     if (got.files.length > 0) log.info(`${o.mountpoint}: ${got.appended} records the dead daemon had not yet made durable recovered from its ring (${got.skipped} were already in the journal)`);
-    afterDurable(journal, got);
+    return { stream, journal, recovered: () => afterDurable(journal, got) };
   }
-  return { stream, journal };
+  return { stream, journal, recovered: () => undefined };
 }
 
-/** Flush beside serving; remove the ring files recovered once their records are durable. */
+/**
+ * Flush beside serving; remove the ring files recovered once their records are durable — a
+ * second later: the new loop looks into the dead daemon's ring while it serves the requests the
+ * kernel resent (kernel/resent), and a recovery in between journals nothing twice (the records
+ * are stamped with journal seqs the journal holds).
+ */
 function afterDurable(journal: JournalWriter, got: RingRecovery): void {
   journal.flush().then(
-    () => removeRingFiles(got.files),
+    () => {
+      for (const f of got.files) ringsToRemove.add(f);
+      setTimeout(() => { removeRingFiles(got.files); for (const f of got.files) ringsToRemove.delete(f); }, 1000).unref();
+    },
     (e: Error) => log.warn(`journal flush: ${e.message}`),
   );
 }
 
+/** Recovered ring files whose records are durable, waiting for their removal (see {@link afterDurable}). */
+const ringsToRemove = new Set<string>();
+
+/** Remove now the recovered ring files still waiting (the daemon is ending). */
+export function removeRecoveredRings(): void {
+  removeRingFiles([...ringsToRemove]);
+  ringsToRemove.clear();
+}
+
 /**
- * A warm standby for a crashed daemon (the fd keeper keeps one per mount): Node, the modules and
- * a request loop up and compiled, waiting. {@link StandbyProvfs.takeOver} then costs what
- * recovery itself costs — the node log read, the nodes reopened, FUSE_NOTIFY_RESEND — not a
- * Node start-up (0.2–0.9 s on this machine).
+ * A warm standby for a crashed daemon (the fd keeper keeps one per mount): Node, the modules, a
+ * request loop up and compiled, the connection and backing root already in hand, and a node
+ * table that follows the serving daemon's node log as it grows (kernel/nodefollow). When the
+ * keeper writes a byte on `goFd` the loop applies the log's last records, has the kernel resend
+ * what the dead daemon never answered (FUSE_NOTIFY_RESEND) and reads on: no Node start-up, no
+ * per-node work, no IPC and no journal on the way to the first reply. The journal comes after
+ * ({@link StandbyProvfs.settle}): the dead daemon's unjournaled records first, then the ones
+ * made meanwhile, which wait in this daemon's ring file.
  */
 export interface StandbyProvfs {
   readonly mode: ProvfsMode;
-  /** Take the connection and backing root (fds already in this process) and serve. */
-  takeOver(o: { devFd: number; rootFd: number; backing: string; journalDir?: string; since?: number }): Promise<ProvfsMount>;
+  /** Resolves when the loop took over and serves (CLOCK_MONOTONIC ns of its first read). */
+  readonly serving: Promise<number>;
+  /** After the takeover: journal what the dead daemon left, then this daemon's records; the mount handle. */
+  settle(o: { backing: string; journalDir?: string; since?: number; deadPid?: number }): Promise<ProvfsMount>;
 }
 
 export async function standbyProvfs(o: {
   mountpoint: string; mode: ProvfsMode; passthrough: boolean; timeouts?: Partial<Timeouts>; nodeLog: string;
+  devFd: number; rootFd: number; goFd: number;
 }): Promise<StandbyProvfs> {
   const info = mountAt(o.mountpoint);
   if (!info) throw new InputError(`${o.mountpoint} is not mounted`, 'MOUNTPOINT');
   libc.umask(0);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
   const serving = new Serving({
-    loop: { devFd: -1, rootFd: -1, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev, mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false } },
+    loop: {
+      devFd: o.devFd, rootFd: o.rootFd, mode: o.mode, passthrough: o.passthrough, timeouts, maxWrite: MAX_WRITE, dev: info.dev,
+      mountpoint: o.mountpoint, nodeLog: { path: o.nodeLog, fresh: false }, follow: { goFd: o.goFd },
+    },
     journal: null, ownJournal: true,
     ringFile: o.mode === 'prov' ? ringFilePath(o.nodeLog) : undefined,
   });
   await serving.start({ awaitTransfer: true });
+  const servingAt = serving.awaitServing().then((r) => r.at);
   return {
     mode: o.mode,
-    async takeOver(t): Promise<ProvfsMount> {
+    serving: servingAt,
+    async settle(t): Promise<ProvfsMount> {
+      await servingAt;
       const t0 = performance.now();
-      const { stream, journal } = recoveryJournal({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog });
-      const t1 = performance.now();
-      if (journal) serving.setJournal(journal, true);
-      const t2 = performance.now();
-      await serving.release({ statePath: '', oldPid: 0, recover: { devFd: t.devFd, rootFd: t.rootFd } });
-      log.debug(`standby took over ${o.mountpoint}: journal opened in ${(t1 - t0).toFixed(1)} ms, table recovered and serving in ${(performance.now() - t2).toFixed(1)} ms`);
+      let stream: string | undefined;
+      try {
+        const got = await recoveryJournalWhenFree({ mountpoint: o.mountpoint, mode: o.mode, journalDir: t.journalDir, since: t.since, nodeLog: o.nodeLog }, t.deadPid);
+        stream = got.stream;
+        if (got.journal) serving.setJournal(got.journal, true);
+        got.recovered();
+      } catch (e) {
+        // Serving goes on (applications must not fail); the records wait in this daemon's ring
+        // file, and the next daemon of this mount journals them.
+        log.error(`${o.mountpoint}: serving without a journal: ${(e as Error).message}`);
+      }
+      log.debug(`standby took over ${o.mountpoint}; journal recovered ${(performance.now() - t0).toFixed(1)} ms after it served`);
       return makeMount(serving, { backing: t.backing, mountpoint: o.mountpoint, mode: o.mode, dev: info.dev, stream, timeouts, journalDir: t.journalDir, passthrough: o.passthrough, nodeLog: o.nodeLog });
     },
   };
+}
+
+/**
+ * {@link recoveryJournal}, once the dead daemon's writer lock is free: the lock names its pid,
+ * which the journal counts as alive until its parent reaps it. A zombie is dead: its lock is
+ * taken over now (the journal's own rule for a dead owner; see {@link takeZombieLock}).
+ */
+async function recoveryJournalWhenFree(o: Parameters<typeof recoveryJournal>[0], deadPid?: number): Promise<ReturnType<typeof recoveryJournal>> {
+  for (let waited = 0; ; waited += 5) {
+    try {
+      return recoveryJournal(o);
+    } catch (e) {
+      if (!deadPid || waited >= 10_000 || !(e instanceof InputError) || !e.message.includes(`by pid ${deadPid}`)) throw e;
+    }
+    if (o.journalDir) takeZombieLock(o.journalDir, journalStreamName(o.mountpoint), deadPid);
+    await new Promise((r) => setTimeout(r, waited === 0 ? 0 : 5));
+  }
+}
+
+/**
+ * The journal writer's lock (`<dir>/<stream>/LOCK`, "pid starttime") names a dead owner, but
+ * that owner is a zombie its parent has not reaped yet, which the writer's liveness check (a
+ * signal 0) takes for alive. Remove such a lock; any other is left alone.
+ */
+export function takeZombieLock(journalDir: string, stream: string, deadPid: number): void {
+  const lock = join(journalDir, stream, 'LOCK');
+  let owner: number;
+  try { owner = Number(readFileSync(lock, 'utf8').trim().split(/\s+/)[0]); } catch { return; }
+  if (owner === deadPid && zombie(deadPid)) rmSync(lock, { force: true });
 }
 
 /** The handle over a Serving, shared by a first daemon and a successor. */
@@ -267,6 +336,7 @@ export function makeMount(serving: Serving, d: {
     backing: d.backing, mountpoint: d.mountpoint, mode: d.mode, dev: d.dev, stream: d.stream,
     get passthrough() { return serving.passthrough; },
     get fds() { return serving.fds; },
+    get loopTid() { return serving.loopTid; },
     done: serving.done,
     async stop(o?: { lazy?: boolean }): Promise<StopInfo> {
       try {

@@ -13,13 +13,13 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountCommand, umountCommand, upgradeCommand } from '../cli/actions/mount.js';
 import { mountState, unmount } from './mount.js';
-import { daemonInfoPath, nodeLogPath, type DaemonInfo } from './runtime.js';
+import { daemonInfoPath, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
 import { ringFilePath } from './ringfiles.js';
 import { basename, dirname } from 'node:path';
 import { journalStreamName } from './daemon.js';
@@ -38,6 +38,7 @@ after(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const info = (): DaemonInfo => JSON.parse(readFileSync(daemonInfoPath(mp), 'utf8')) as DaemonInfo;
+const keeperState = (): KeeperState | null => { try { return JSON.parse(readFileSync(keeperStatePath(mp), 'utf8')) as KeeperState; } catch { return null; } };
 
 /** Pids of `provfsd --standby` processes for the mount point `mp`. */
 function standbys(): number[] {
@@ -70,17 +71,29 @@ test('kill -9 of the daemon under load: the keeper restarts it, applications see
   mp = join(base, 'm');
   mkdirSync(backing); mkdirSync(mp);
   writeFileSync(join(backing, 'ro'), 'read-only data '.repeat(1000));
-  assert.equal(await mountCommand(backing, mp, { mode: 'prov', journal }), 0);
+  // A small node log compacts several times under the workload, across the crashes and the upgrade.
+  process.env.PROV_PROVFS_NODELOG_COMPACT_MIN = String(32 << 10);
+  try {
+    assert.equal(await mountCommand(backing, mp, { mode: 'prov', journal }), 0);
+  } finally {
+    delete process.env.PROV_PROVFS_NODELOG_COMPACT_MIN;
+  }
   const first = info();
   pids.push(first.pid);
   const w = startWorkload(mp, pids);
   await w.started;
-  // The keeper starts a standby for the mount; wait until it runs (its readiness is the keeper's business).
+  // The keeper starts a standby for the mount; wait until it is warm (the keeper's state file says).
   let sb: number[] = [];
   for (let i = 0; i < 100 && sb.length === 0; i++) { await sleep(50); sb = standbys(); }
   assert.equal(sb.length, 1, 'the keeper keeps one warm standby');
   pids.push(...sb);
-  await sleep(1000);
+  for (let i = 0; i < 400 && !keeperState()?.standbyReady; i++) await sleep(50);
+  assert.equal(keeperState()?.standby, sb[0]);
+  assert.ok(keeperState()?.standbyReady, 'the standby is warm within 20 s');
+  // The workload makes and forgets nodes meanwhile: the node log is compacted (a new file takes its name).
+  const ino0 = statSync(nodeLogPath(mp)).ino;
+  for (let i = 0; i < 200 && statSync(nodeLogPath(mp)).ino === ino0; i++) await sleep(50);
+  assert.notEqual(statSync(nodeLogPath(mp)).ino, ino0, 'the node log was compacted under the workload');
   const second = await crash(first);
   assert.equal(second.pid, sb[0], 'the warm standby took over');
   // What the dead daemon left in its ring reaches the disk beside serving; then its ring file goes.

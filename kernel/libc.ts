@@ -390,9 +390,12 @@ export function pollInAsync(fd: number, timeoutMs: number): Promise<number> {
 export function umask(mask: number): number {
   return c.umask(mask);
 }
-export function pidfdOpen(pid: number): number {
-  return ok(c.pidfdOpen(pid, 0), 'pidfd_open');
+/** `flags` PIDFD_THREAD: a pidfd of one thread (readable when that thread exits, not the whole process). */
+export function pidfdOpen(pid: number, flags = 0): number {
+  return ok(c.pidfdOpen(pid, flags), 'pidfd_open');
 }
+/** pidfd_open flag: the pidfd names one thread (Linux 6.9). */
+export const PIDFD_THREAD = 0o200;
 /** Duplicate fd `target` of the process behind `pidfd` into this process (needs ptrace rights). */
 export function pidfdGetfd(pidfd: number, target: number): number {
   return ok(c.pidfdGetfd(pidfd, target, 0), 'pidfd_getfd');

@@ -21,13 +21,18 @@ import { ProvFs, type ProvFsState } from './ops.js';
 import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from './dispatch.js';
 import { Recorder, LinLog } from './recorder.js';
 import { EventRing, type RingRef } from './eventring.js';
-import { NodeLog, type NodeLogContents } from './nodelog.js';
+import { NodeLog } from './nodelog.js';
+import { NodeLogFollower, waitForGo } from './nodefollow.js';
+import { TakeoverTrace } from './takeovertrace.js';
+import { deadRecordKeys, crashAfterRecordHook, unrecordedResend, type DeadRecords } from './resent.js';
+import { realtime } from './rtprio.js';
+import { ringFilePath } from './ringfiles.js';
 import { warmRequestPath } from './warmup.js';
 import { Colocator } from './colocate.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
 import type { SlowControl } from './slowops.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
-import { SIZE, NOTIFY, OP_NAME } from './protocol.js';
+import { SIZE, NOTIFY, OP_NAME, FUSE_UNIQUE_RESEND } from './protocol.js';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
 
@@ -69,6 +74,13 @@ export interface LoopConfig {
   nodeLog?: { path: string; fresh: boolean };
   /** Restart after a crash: rebuild the table from the node log and have the kernel resend. */
   recover?: boolean;
+  /**
+   * The fd keeper's warm standby (devFd and rootFd already in this process): follow the node log
+   * while waiting, take over when a byte arrives on `goFd` (kernel/nodefollow).
+   */
+  follow?: { goFd: number };
+  /** A cold recovery: the pid of the daemon that died (its ring file holds its last records; kernel/resent). */
+  deadPid?: number;
 }
 
 /**
@@ -87,11 +99,6 @@ export interface TransferMessage {
   fifo?: string;
   /** 3: the snapshot is {@link SnapshotWriter}'s binary form and catch-up deltas may precede the last. */
   version?: 2 | 3;
-  /**
-   * No predecessor: a warm standby (kept by the fd keeper) takes over a connection whose daemon
-   * died — these fds are already in this process; the table comes from the node log.
-   */
-  recover?: { devFd: number; rootFd: number };
 }
 
 /** Sent to a serving loop with control word [2] = 1: where to write the snapshot, where the delta goes. */
@@ -174,6 +181,7 @@ function readState(path: string): TransferState {
 /** Messages from the worker. */
 export type LoopMessage =
   | { type: 'warm' }
+  | { type: 'tid'; /** This loop thread's id (the fd keeper watches it: a killed daemon's loop thread is gone long before the whole process). */ tid: number }
   | { type: 'ready'; passthrough: boolean; minor: number; /** CLOCK_MONOTONIC ns when the loop began to read. */ at: number; devFd: number; rootFd: number;
       /** A successor: CLOCK_MONOTONIC ns when the last delta was read and when it was applied. */ deltaIn?: number; applied?: number }
   | { type: 'rejected'; reason: string }
@@ -189,17 +197,20 @@ export type LoopMessage =
 
 /**
  * This thread's scheduling priority raised for the moments of a handover (the old loop from its
- * snapshot on, the successor's from waiting for the delta to its first reply), so that on a busy
- * machine neither waits for a CPU inside the stall. Returns the undo; a no-op without the right.
+ * snapshot on, the successor's from waiting for the delta to its first reply, a standby's from
+ * its wait to its first requests), so that on a busy machine none waits for a CPU inside the
+ * stall: nice -10 and, where allowed, real-time (kernel/rtprio; PROV_HANDOVER_RT=0: nice only).
+ * Returns the undo; a no-op without the right.
  */
 function boost(): () => void {
+  const rt = process.env.PROV_HANDOVER_RT !== '0' && realtime(true);
   try {
     const tid = libc.gettid();
     const was = getPriority(tid);
     setPriority(tid, -10);
-    return () => { try { setPriority(tid, was); } catch { /* keep */ } };
+    return () => { if (rt) realtime(false); try { setPriority(tid, was); } catch { /* keep */ } };
   } catch {
-    return () => undefined;
+    return () => { if (rt) realtime(false); };
   }
 }
 
@@ -267,6 +278,7 @@ function applyCatchUp(table: NodeTable, d: NodeTableDelta, pidfd: number): void 
 }
 
 export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive: () => unknown = () => undefined): void {
+  post({ type: 'tid', tid: libc.gettid() });
   const ring = cfg.ring instanceof SharedArrayBuffer ? new EventRing(cfg.ring) : EventRing.view(cfg.ring);
   const control = new Int32Array(cfg.control);
   // prov mode: the records also feed the read-only `.lin` file at the mount root.
@@ -276,9 +288,17 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // holds the request back up to 200 ms for room; only then does the record go by message.
   // Every record, however the recorder builds it, goes through pushJson.
   const pause = new Int32Array(new SharedArrayBuffer(4));
+  const crashHook = crashAfterRecordHook(cfg.nodeLog?.path);
+  /** After a crash: whether the request in hand was resent, and the dead daemon's last records (kernel/resent). */
+  let resent: { inHand: boolean; known: () => DeadRecords; left: number } | null = null;
+  /** Records pushed so far (to tell whether a resent request made one). */
+  let pushed = 0;
   const pushJson = (json: string): void => {
+    // Serving a request resent after a crash: not again what the dead daemon recorded already.
+    if (resent && resent.inHand && resent.known().hasExact(json)) return;
+    pushed++;
     lin?.append(json);
-    if (ring.pushString(json)) return;
+    if (ring.pushString(json)) { crashHook?.(json); return; }
     for (let i = 0; i < 200; i++) {
       Atomics.wait(pause, 0, 0, 1);
       if (ring.pushString(json)) return;
@@ -304,6 +324,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     } catch { /* warm-up only */ }
   }
   let precopy: Precopy | null = null;
+  let follower: NodeLogFollower | null = null;
+  /** Takeover phases of a recovering loop (kernel/takeovertrace). */
+  const trace = new TakeoverTrace(cfg.nodeLog?.path, 'loop');
   /** Undoes a raised priority (see {@link boost}). */
   let unboost: (() => void) | null = null;
   if (cfg.stateFile) state = readState(cfg.stateFile);
@@ -317,11 +340,21 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       log.warn(`warm-up of the request path failed (serving cold): ${(e as Error).message}`);
     }
     post({ type: 'warm' });
+  }
+  if (cfg.awaitTransfer && cfg.follow) {
+    // The fd keeper's standby: everything is built below around a table that follows the node
+    // log; the wait for the keeper's word comes last, just before FUSE_NOTIFY_RESEND.
+    unboost = boost();
+    follower = new NodeLogFollower(cfg.nodeLog!.path, cfg.rootFd);
+    follower.catchUp();
+    cfg.recover = true;
+    // The look into a dead daemon's ring (kernel/resent) compiled now, on this standby's own
+    // ring: the first resent request after a takeover paid 1–2 ms for it cold.
+    deadRecordKeys(ringFilePath(cfg.nodeLog!.path, process.pid)).hasExact('{"file":{"name":""}}');
+  } else if (cfg.awaitTransfer) {
     while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0);
     const t = receive() as TransferMessage | undefined;
     if (!t) throw new Error('released without a transfer message');
-    // A standby released after a crash: recover the connection the fd keeper held (below).
-    if (t.recover) Object.assign(cfg, { devFd: t.recover.devFd, rootFd: t.recover.rootFd, recover: true });
     if (t.fifo) {
       precopy = prepareFromSnapshot(t, post);
       if (!precopy) return;
@@ -329,7 +362,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     const fetched = new Map<number, number>();
     const t0 = performance.now();
     log.debug(`transfer at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
-    if (!precopy && !t.recover) try {
+    if (!precopy) try {
       const st = readState(t.statePath);
       log.debug(`state read in ${(performance.now() - t0).toFixed(1)} ms`);
       if (st.version !== 1) throw new Error(`state version ${String(st.version)} is not 1`);
@@ -352,17 +385,14 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       return m;
     };
   }
-  let recovered: NodeLogContents | null = null;
+  let recovered: { follower: NodeLogFollower; damaged: boolean; nodes: number; /** The dead daemon's ring file, when known. */ deadRing?: string } | null = null;
   let fs: ProvFs;
   if (cfg.recover) {
     if (!cfg.nodeLog) throw new Error('recovery needs the node log');
-    recovered = NodeLog.read(cfg.nodeLog.path);
-    if (!recovered.init) throw new Error(`node log ${cfg.nodeLog.path} has no INIT record: cannot resume this connection`);
-    const r0 = performance.now();
-    const r = NodeTable.recover(cfg.rootFd, recovered);
-    if (r.lost) log.warn(`recovery: ${r.lost} nodes no longer exist in the backing directory`);
-    log.debug(`recovery: ${recovered.nodes.size} nodes in the node log, table rebuilt in ${(performance.now() - r0).toFixed(1)} ms`);
-    fs = new ProvFs(cfg.rootFd, null, r.table);
+    // A standby's table follows the log (below: until the daemon dies); a cold start reads it all.
+    const f = follower ?? new NodeLogFollower(cfg.nodeLog.path, cfg.rootFd);
+    recovered = { follower: f, damaged: false, nodes: 0 };
+    fs = new ProvFs(cfg.rootFd, null, f.table);
   } else if (precopy) {
     fs = new ProvFs(-1, null, precopy.table);
   } else {
@@ -370,9 +400,10 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   }
   let nodeLog: NodeLog | null = null;
   if (cfg.nodeLog) {
-    const nl = new NodeLog(cfg.nodeLog.path, cfg.nodeLog.fresh && !state && !cfg.recover);
+    const nl = new NodeLog(cfg.nodeLog.path, cfg.nodeLog.fresh && !state && !cfg.recover, { compactMin: Number(process.env.PROV_PROVFS_NODELOG_COMPACT_MIN) || undefined });
     nodeLog = nl;
     fs.nodeLog = nl;
+    fs.nodes.onGone = (id) => nl.gone(id);
     fs.nodes.onNew = (n) => {
       try {
         nl.node(n.id, libc.handleOf(n.fd));
@@ -404,13 +435,31 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite, offloadFsync }, send);
   d.lin = lin;
   if (recovered) {
-    d.negotiated = recovered.init as Negotiated;
+    if (cfg.follow) {
+      const dead = waitForGo(recovered.follower, cfg.follow.goFd, trace);
+      if (dead === null) {
+        post({ type: 'stopped', reason: 'the fd keeper went away', counts: {} });
+        void slow.terminate();
+        return;
+      }
+      recovered.deadRing = ringFilePath(cfg.nodeLog!.path, dead);
+    } else if (cfg.deadPid) {
+      recovered.deadRing = ringFilePath(cfg.nodeLog!.path, cfg.deadPid);
+    }
+    // The log's last records (a standby), or all of it (a cold start).
+    const r = recovered.follower.finish();
+    trace.mark('table');
+    if (!r.init) throw new Error(`node log ${cfg.nodeLog!.path} has no INIT record: cannot resume this connection`);
+    recovered.damaged = r.damaged;
+    recovered.nodes = r.table.size + r.table.lazyCount;
+    d.negotiated = r.init as Negotiated;
     if (d.negotiated.passthrough) fs.passthrough = passthroughDevice(devFd);
     // Requests the crashed daemon read but never answered: have the kernel queue them again.
     const notify = Buffer.alloc(SIZE.out_header);
     notify.writeUInt32LE(SIZE.out_header, 0);
     notify.writeInt32LE(NOTIFY.RESEND, 4);
     try { libc.write(devFd, notify); } catch (e) { log.warn(`FUSE_NOTIFY_RESEND: ${(e as Error).message}`); }
+    trace.mark('resend');
     post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
   } else if (precopy) {
     d.negotiated = precopy.state.negotiated;
@@ -452,6 +501,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (state.passthrough) fs.passthrough = passthroughDevice(devFd);
     post({ type: 'ready', passthrough: state.passthrough, minor: state.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
   }
+  // A predecessor may have compacted the node log after this loop opened it.
+  nodeLog?.reopenIfReplaced();
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
   let reason = 'unmounted';
   // Every node holds an fd: when they approach the fd limit, ask the kernel to forget the least
@@ -482,7 +533,18 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let lastOp = 0;
   let snapshotVersion: 2 | 3 = 2;
   let snapWriter: SnapshotWriter | null = null;
-  let firstAnswer = Boolean(state || precopy);
+  let firstAnswer = Boolean(state || precopy || recovered);
+  /** After a crash takeover, the first requests answered go in the trace too (opcode, when). */
+  let traced = recovered ? 12 : 0;
+  if (recovered?.deadRing) {
+    const path = recovered.deadRing;
+    // A cold start reads them now (its ring files go once journaled, maybe before a resent
+    // request comes); a standby when a resent request first records something.
+    let keys: DeadRecords | null = cfg.follow ? null : deadRecordKeys(path);
+    // Resent requests come first after FUSE_NOTIFY_RESEND: looked for among the first 4096.
+    resent = { inHand: false, known: () => (keys ??= deadRecordKeys(path)), left: 4096 };
+  }
+  let boosted = 0;
   let handedOverV2 = false;
   // Follow a single-threaded caller's CPU (see kernel/colocate); PROV_FUSE_COLOCATE=0: never pin.
   const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
@@ -491,6 +553,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (cmd !== 0) {
       Atomics.store(control, 2, 0);
       if (cmd === 1) {
+        // A successor gets fds: every node not opened yet since a crash is opened now.
+        while (fs.nodes.openLazy() > 0);
         // State version 2, first part: a snapshot the successor copies while we serve on.
         const req = receive() as SnapshotRequest | undefined;
         if (req) {
@@ -500,9 +564,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
           snapshotFifo = req.fifo;
           snapshotVersion = req.version ?? 2;
           if (snapshotVersion === 3) {
-            // Records taken now, encoded and written a slice at a time between requests (below).
-            const st = fs.updatePrepare();
-            snapWriter = new SnapshotWriter(req.statePath, { mode: st.mode, passthrough: st.passthrough, negotiated: d.negotiated!, devFd }, st.table);
+            // The live table read, encoded and written a slice at a time between requests (below).
+            snapWriter = new SnapshotWriter(req.statePath, { mode: fs.recorder ? 'prov' : 'plain', passthrough: fs.passthrough !== null, negotiated: d.negotiated!, devFd },
+              { ...fs.nodes.counters, records: fs.nodes.liveRecords(), handles: () => fs.nodes.handleRecords() });
           } else {
             writeState(req.statePath, { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd });
             post({ type: 'snapshot', statePath: req.statePath });
@@ -546,6 +610,19 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         snapWriter = null;
       }
     }
+    if (fs.nodes.lazyCount > 0 && libc.pollIn([devFd], 0)[0] === 0) {
+      // After a crash: the nodes of the node log opened a few at a time while no request waits.
+      fs.nodes.openLazy();
+    }
+    if (nodeLog?.due) {
+      // The node log compacted a slice at a time while no request waits (kernel/nodelog).
+      try {
+        let done: boolean;
+        do done = nodeLog.step(0.2); while (!done && libc.pollIn([devFd], 0)[0] === 0);
+      } catch (e) {
+        log.warn(`node log compaction given up for now: ${(e as Error).message}`);
+      }
+    }
     const q = Atomics.load(control, 0);
     if (q === 2) {
       // State version 2, last part: the changes since the snapshot, straight to the successor's loop.
@@ -580,6 +657,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
     if (q === 1) {
       // Nothing is in flight: every request read has been answered (the loop is synchronous).
+      while (fs.nodes.openLazy() > 0);
       const st: TransferState = { ...fs.updatePrepare(), negotiated: d.negotiated!, devFd };
       const statePath = cfg.statePath ?? join(tmpdir(), `provfs-state-${process.pid}-${Date.now()}.bin`);
       writeState(statePath, st);
@@ -600,12 +678,40 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       break;
     }
     lastOp = buf.readUInt32LE(4);
+    if (firstAnswer) trace.mark('firstRead');
+    if (resent) {
+      resent.inHand = (buf.readBigUInt64LE(8) & FUSE_UNIQUE_RESEND) !== 0n;
+      if (--resent.left === 0) resent = null;
+    }
+    const h0 = traced > 0 ? performance.now() : 0;
+    const pushedBefore = pushed;
     d.handle(buf, n);
+    if (resent?.inHand && pushed === pushedBefore && cfg.mode === 'prov') {
+      // A resent request answered without a record: a gap unless the dead daemon recorded it.
+      const parent = fs.nodes.find(Number(buf.readBigUInt64LE(16))); // in_header: nodeid at 16, pid (the thread) at 32
+      const lost = unrecordedResend(lastOp, buf.subarray(SIZE.in_header, n), buf.readUInt32LE(32), parent ? Number(parent.ino) : undefined, resent.known());
+      if (lost) pushJson(lost);
+    }
+    if (traced > 0) {
+      trace.mark(`reply${12 - traced}:${OP_NAME[lastOp] ?? lastOp}:${(performance.now() - h0).toFixed(2)}`);
+      if (--traced === 0) trace.write();
+    }
     if (firstAnswer) {
       firstAnswer = false;
+      if (recovered) {
+        trace.mark('firstReply');
+        trace.write();
+        if (recovered.damaged) log.warn(`recovery: the node log ${cfg.nodeLog!.path} is damaged; nodes after the damage get ESTALE`);
+        log.debug(`recovery: ${recovered.nodes} nodes in the table (opened on first use)`);
+      }
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
-      unboost?.();
+      // After a crash the new loop keeps its priority a little longer: the dead daemon's memory
+      // is being torn down meanwhile, on one of the CPUs the applications wait for.
+      if (!recovered) { unboost?.(); unboost = null; }
+    } else if (unboost && recovered && ++boosted >= 256) {
+      unboost();
       unboost = null;
+      realtime(false); // a standby: real-time since its wait (kernel/nodefollow)
     }
     if (fs.nodes.size > pruneHigh) prune();
     colocator?.note(buf.readUInt32LE(32)); // the caller's thread id (in_header.pid)

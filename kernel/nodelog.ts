@@ -3,15 +3,36 @@
  * The node log: what a restarted daemon needs to answer for node ids the kernel still holds
  * after the previous daemon crashed. Each new node's id and its backing file handle, and each
  * passthrough backing id registered on the connection (and closed), is appended — before the
- * kernel learns the id from the reply — to `/run/prov/provfs/<stream>.nodes` (0600). Recovery
- * reopens every node by handle; lookup counts are not kept (recovered nodes are never dropped,
- * a bounded leak until unmount) and open handles are unknown (their passthrough I/O never needed
- * the daemon; RELEASE/FLUSH of an unknown handle are answered from the node id).
+ * kernel learns the id from the reply — to `/run/prov/provfs/<stream>.nodes` (0600). A node the
+ * daemon drops (the kernel forgot it) gets a `gone` record, so the log's live set is the
+ * daemon's table and a follower (the fd keeper's warm standby, kernel/nodefollow) holds no more
+ * than that. Gone records are not urgent (a lost one only leaves a node the kernel never asks
+ * for): they wait in memory and go out with the next node record, in the same write(2).
+ *
+ * Recovery reopens every live node by handle; lookup counts are not kept (recovered nodes are
+ * never dropped, a bounded leak until unmount) and open handles are unknown (their passthrough
+ * I/O never needed the daemon; RELEASE/FLUSH of an unknown handle are answered from the node id).
+ *
+ * Compaction: a long-lived mount makes and forgets nodes without end, and a log that only grows
+ * would make every recovery (and every new standby) read all of it. Once the log is 8 MiB and
+ * four times what its live nodes need, the daemon writes a new one beside it — INIT, then one
+ * record per live node and registered backing id, a slice at a time between requests
+ * ({@link NodeLog.step}) — while every new record goes to both files, then renames it over the
+ * old one. A reader of the old file finds it complete up to the switch (kernel/nodefollow reads
+ * the old file to its end, then the new one from its start); a crash at any moment leaves one
+ * complete log under the name. A daemon that took over an existing log first learns its live set
+ * by reading it, in slices too.
+ *
+ * Record layout (16-byte header, little-endian): u8 kind, u8 payload length, i16 0, i32 (handle
+ * type | backing id), f64 node id; then the payload (handle bytes, or INIT JSON).
  */
-import { openSync, writeSync, closeSync, readFileSync, constants as C } from 'node:fs';
+import { openSync, writeSync, closeSync, readFileSync, readSync, fstatSync, statSync, renameSync, rmSync, constants as C } from 'node:fs';
 import type { FileHandle } from './libc.js';
 
-const KIND_NODE = 1, KIND_BACKING = 2, KIND_BACKING_CLOSE = 3, KIND_INIT = 4;
+export const KIND_NODE = 1, KIND_BACKING = 2, KIND_BACKING_CLOSE = 3, KIND_INIT = 4, KIND_GONE = 5;
+const HEAD = 16;
+/** Gone records held back at most (then written on their own). */
+const GONE_BATCH = 64;
 
 export interface NodeLogEntry {
   id: number;
@@ -21,6 +42,7 @@ export interface NodeLogEntry {
 
 /** What recovery learns from a node log. */
 export interface NodeLogContents {
+  /** Live nodes (made and not gone), in the order they were made. */
   nodes: Map<number, FileHandle>;
   /** Backing ids still registered on the connection, per node id. */
   backings: Map<number, number>;
@@ -29,65 +51,303 @@ export interface NodeLogContents {
   init?: unknown;
 }
 
+/** One record as {@link parseNodeLog} hands it over (`bytes` is a view into the buffer parsed). */
+export interface NodeLogRecord {
+  kind: number;
+  id: number;
+  /** Handle type (KIND_NODE) or backing id (KIND_BACKING*). */
+  word: number;
+  payload: Buffer;
+}
+
+/**
+ * Visit every whole record of `b` from `at`; returns the offset after the last whole one (a torn
+ * tail of a crash, or a record still being appended, is left for later). An unknown kind ends
+ * the parse there too (a foreign or damaged file: what came before is used).
+ */
+export function parseNodeLog(b: Buffer, at: number, visit: (r: NodeLogRecord) => void): { end: number; bad: boolean } {
+  let i = at;
+  while (i + HEAD <= b.length) {
+    const kind = b[i]!, n = b[i + 1]!;
+    if (kind < KIND_NODE || kind > KIND_GONE) return { end: i, bad: true };
+    if (i + HEAD + n > b.length) break;
+    visit({ kind, id: b.readDoubleLE(i + 8), word: b.readInt32LE(i + 4), payload: b.subarray(i + HEAD, i + HEAD + n) });
+    i += HEAD + n;
+  }
+  return { end: i, bad: false };
+}
+
+/** When to compact: the log at least this big … */
+const COMPACT_MIN = 8 << 20;
+/** … and this many times what its live records need. */
+const COMPACT_RATIO = 4;
+
+export interface NodeLogOptions {
+  /** Compact from this size on (default 8 MiB; tests use less). */
+  compactMin?: number;
+}
+
 export class NodeLog {
-  private readonly fd: number;
-  private readonly rec = Buffer.alloc(16 + 128);
+  private fd: number;
+  private readonly rec = Buffer.alloc(HEAD * (GONE_BATCH + 1) + 128);
+  /** Gone records waiting for the next write (their bytes sit at the start of `rec`). */
+  private gones = 0;
+  /** Bytes in the file (what was there at open, plus what this writer appended). */
+  private bytes = 0;
+  /** What the log says is live: null until learnt (a log taken over is read in slices first). */
+  private live: NodeLogContents | null = null;
+  /** Reading a log taken over: where the reader is. */
+  private loadAt = 0;
+  /** A compaction under way: the new file, its writer's position in the live nodes and backings. */
+  private compact: { fd: number; path: string; nodes: Iterator<[number, FileHandle]>; backings: Iterator<[number, number]> | null; buf: Buffer } | null = null;
+  private readonly compactMin: number;
+  /** After a failed compaction: not again before the log is this big. */
+  private retryAt = 0;
+  /** Compactions done (for tests and the log). */
+  compactions = 0;
 
   /** Open for appending; `fresh` empties it (a new mount). */
-  constructor(readonly path: string, fresh: boolean) {
+  constructor(readonly path: string, fresh: boolean, o: NodeLogOptions = {}) {
     this.fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_APPEND | (fresh ? C.O_TRUNC : 0), 0o600);
+    this.bytes = fresh ? 0 : fstatSync(this.fd).size;
+    if (fresh || this.bytes === 0) this.live = { nodes: new Map(), backings: new Map(), maxId: 1 };
+    this.compactMin = o.compactMin ?? COMPACT_MIN;
+  }
+
+  /**
+   * The log was replaced under this writer (a predecessor compacted it after this one opened
+   * it: an upgrade's successor, a standby): append to the one under the name from now on.
+   */
+  reopenIfReplaced(): void {
+    let now: number;
+    try { now = statSync(this.path).ino; } catch { return; }
+    if (now === fstatSync(this.fd).ino) return;
+    this.flush();
+    closeSync(this.fd);
+    this.fd = openSync(this.path, C.O_WRONLY | C.O_APPEND);
+    this.bytes = fstatSync(this.fd).size;
+    this.live = this.bytes === 0 ? { nodes: new Map(), backings: new Map(), maxId: 1 } : null;
+    this.loadAt = 0;
+  }
+
+  /** Append `n` bytes of `b` to the log (and to the compacted one being written). */
+  private put(b: Buffer, n: number): void {
+    writeSync(this.fd, b, 0, n);
+    this.bytes += n;
+    if (this.compact) writeSync(this.compact.fd, b, 0, n);
   }
 
   node(id: number, h: FileHandle): void {
-    const b = this.rec;
-    b.writeUInt8(KIND_NODE, 0);
-    b.writeUInt8(h.bytes.length, 1);
-    b.writeInt16LE(0, 2);
-    b.writeInt32LE(h.type, 4);
-    b.writeDoubleLE(id, 8);
-    h.bytes.copy(b, 16);
-    writeSync(this.fd, b, 0, 16 + h.bytes.length);
+    const b = this.rec, at = this.gones * HEAD;
+    b.writeUInt8(KIND_NODE, at);
+    b.writeUInt8(h.bytes.length, at + 1);
+    b.writeInt16LE(0, at + 2);
+    b.writeInt32LE(h.type, at + 4);
+    b.writeDoubleLE(id, at + 8);
+    h.bytes.copy(b, at + HEAD);
+    this.gones = 0;
+    this.put(b, at + HEAD + h.bytes.length);
+    this.live?.nodes.set(id, { type: h.type, bytes: Buffer.from(h.bytes) });
+  }
+
+  /** The daemon dropped node `id` (written with the next node record, or once 64 wait). */
+  gone(id: number): void {
+    const b = this.rec, at = this.gones * HEAD;
+    b.writeUInt8(KIND_GONE, at);
+    b.writeUInt8(0, at + 1);
+    b.writeInt16LE(0, at + 2);
+    b.writeInt32LE(0, at + 4);
+    b.writeDoubleLE(id, at + 8);
+    if (this.live) { this.live.nodes.delete(id); this.live.backings.delete(id); }
+    if (++this.gones === GONE_BATCH) this.flush();
+  }
+
+  /** Write the gone records held back. */
+  flush(): void {
+    if (this.gones === 0) return;
+    const n = this.gones * HEAD;
+    this.gones = 0;
+    this.put(this.rec, n);
   }
 
   backing(id: number, backingId: number, open: boolean): void {
+    this.flush();
     const b = this.rec;
     b.writeUInt8(open ? KIND_BACKING : KIND_BACKING_CLOSE, 0);
     b.writeUInt8(0, 1);
     b.writeInt16LE(0, 2);
     b.writeInt32LE(backingId, 4);
     b.writeDoubleLE(id, 8);
-    writeSync(this.fd, b, 0, 16);
+    this.put(b, HEAD);
+    if (this.live) { if (open) this.live.backings.set(id, backingId); else this.live.backings.delete(id); }
   }
 
   /** What INIT negotiated on this connection (a restarted daemon never sees INIT). */
   init(negotiated: object): void {
+    this.flush();
     const json = Buffer.from(JSON.stringify(negotiated));
     if (json.length > 255) throw new Error('INIT record too long');
-    const b = Buffer.alloc(16 + json.length);
+    const b = Buffer.alloc(HEAD + json.length);
     b.writeUInt8(KIND_INIT, 0);
     b.writeUInt8(json.length, 1);
-    json.copy(b, 16);
-    writeSync(this.fd, b);
+    json.copy(b, HEAD);
+    this.put(b, b.length);
+    if (this.live) this.live.init = negotiated;
+  }
+
+  /** Whether {@link step} has work: a compaction under way or due (or, to tell, the log taken over to learn). */
+  get due(): boolean {
+    if (this.compact) return true;
+    if (this.bytes < this.compactMin || this.bytes < this.retryAt) return false;
+    return this.live === null || this.bytes >= COMPACT_RATIO * this.liveBytes();
+  }
+
+  /** About what the live records need in a compacted log. */
+  private liveBytes(): number {
+    return this.live!.nodes.size * (HEAD + 32) + this.live!.backings.size * HEAD + 512;
+  }
+
+  /**
+   * Work for about `budgetMs` between requests: read on in a log taken over, start a compaction
+   * when one is due, write the compacted log on and switch to it. True when nothing is left.
+   */
+  step(budgetMs: number): boolean {
+    const until = performance.now() + budgetMs;
+    if (!this.live) {
+      if (this.bytes < this.compactMin) return true;
+      this.flush(); // the reader must find every record this writer made
+      return this.loadSome(until);
+    }
+    if (!this.compact) {
+      if (this.bytes < this.compactMin || this.bytes < COMPACT_RATIO * this.liveBytes()) return true;
+      this.startCompaction();
+    }
+    try {
+      return this.writeSome(until);
+    } catch (e) {
+      // The old log is complete: give this compaction up; the next one once the log has grown.
+      this.abortCompaction();
+      this.retryAt = this.bytes + this.compactMin;
+      throw e;
+    }
+  }
+
+  /** Read the log taken over on, up to `until`; the live set is known once it reaches the end. */
+  private loadSome(until: number): boolean {
+    const out: NodeLogContents = (this as { loading?: NodeLogContents }).loading ??= { nodes: new Map(), backings: new Map(), maxId: 1 };
+    const fd = openSync(this.path, C.O_RDONLY);
+    try {
+      const buf = Buffer.allocUnsafe(256 << 10);
+      do {
+        const got = readSync(fd, buf, 0, buf.length, this.loadAt);
+        if (got === 0) {
+          this.live = out;
+          delete (this as { loading?: NodeLogContents }).loading;
+          return false; // a compaction may be due now
+        }
+        const { end, bad } = parseNodeLog(buf.subarray(0, got), 0, (r) => applyRecord(out, r));
+        if (bad || end === 0) { this.live = out; return true; } // damaged: use what came before (no compaction would keep what follows)
+        this.loadAt += end;
+      } while (performance.now() < until);
+    } finally {
+      closeSync(fd);
+    }
+    return false;
+  }
+
+  private startCompaction(): void {
+    const path = compactPath(this.path);
+    const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_APPEND, 0o600);
+    this.compact = { fd, path, nodes: this.live!.nodes[Symbol.iterator](), backings: null, buf: Buffer.allocUnsafe(64 << 10) };
+    if (this.live!.init !== undefined) {
+      const json = Buffer.from(JSON.stringify(this.live!.init));
+      const b = Buffer.alloc(HEAD + json.length);
+      b.writeUInt8(KIND_INIT, 0);
+      b.writeUInt8(json.length, 1);
+      json.copy(b, HEAD);
+      writeSync(fd, b);
+    }
+  }
+
+  /**
+   * Write live records to the compacted log up to `until`. The iterators are live: a node made
+   * meanwhile is written twice (harmless), one gone meanwhile not at all (its gone record went
+   * to both files). Then the switch.
+   */
+  private writeSome(until: number): boolean {
+    const c = this.compact!;
+    let at = 0, k = 0;
+    const out = (): void => { if (at > 0) writeSync(c.fd, c.buf, 0, at); at = 0; };
+    for (;;) {
+      if (at + HEAD + 128 > c.buf.length) { out(); if (performance.now() >= until) return false; }
+      if (!c.backings) {
+        const n = c.nodes.next();
+        if (n.done) { c.backings = this.live!.backings[Symbol.iterator](); continue; }
+        const [id, h] = n.value;
+        c.buf.writeUInt8(KIND_NODE, at);
+        c.buf.writeUInt8(h.bytes.length, at + 1);
+        c.buf.writeInt16LE(0, at + 2);
+        c.buf.writeInt32LE(h.type, at + 4);
+        c.buf.writeDoubleLE(id, at + 8);
+        h.bytes.copy(c.buf, at + HEAD);
+        at += HEAD + h.bytes.length;
+      } else {
+        const n = c.backings.next();
+        if (n.done) break;
+        const [id, bid] = n.value;
+        c.buf.writeUInt8(KIND_BACKING, at);
+        c.buf.writeUInt8(0, at + 1);
+        c.buf.writeInt16LE(0, at + 2);
+        c.buf.writeInt32LE(bid, at + 4);
+        c.buf.writeDoubleLE(id, at + 8);
+        at += HEAD;
+      }
+      if ((++k & 63) === 0 && performance.now() >= until) { out(); return false; }
+    }
+    out();
+    // Held-back gone records go to both files first; then the new log takes the name.
+    this.flush();
+    renameSync(c.path, this.path);
+    closeSync(this.fd);
+    this.fd = c.fd;
+    this.bytes = fstatSync(c.fd).size;
+    this.compact = null;
+    this.compactions++;
+    return true;
+  }
+
+  /** Give up a compaction under way (the daemon hands the log over): the old log is complete. */
+  private abortCompaction(): void {
+    if (!this.compact) return;
+    closeSync(this.compact.fd);
+    rmSync(this.compact.path, { force: true });
+    this.compact = null;
   }
 
   close(): void {
-    closeSync(this.fd);
+    try { this.flush(); } finally { this.abortCompaction(); closeSync(this.fd); }
   }
 
   static read(path: string): NodeLogContents {
-    const b = readFileSync(path);
     const out: NodeLogContents = { nodes: new Map(), backings: new Map(), maxId: 1 };
-    for (let i = 0; i + 16 <= b.length;) {
-      const kind = b[i]!, n = b[i + 1]!, id = b.readDoubleLE(i + 8);
-      if (i + 16 + n > b.length) break; // torn tail of a crash
-      if (kind === KIND_NODE) out.nodes.set(id, { type: b.readInt32LE(i + 4), bytes: Buffer.from(b.subarray(i + 16, i + 16 + n)) });
-      else if (kind === KIND_BACKING) out.backings.set(id, b.readInt32LE(i + 4));
-      else if (kind === KIND_BACKING_CLOSE) out.backings.delete(id);
-      else if (kind === KIND_INIT) { out.init = JSON.parse(b.subarray(i + 16, i + 16 + n).toString()); i += 16 + n; continue; }
-      else break;
-      out.maxId = Math.max(out.maxId, id);
-      i += 16 + n;
-    }
+    parseNodeLog(readFileSync(path), 0, (r) => applyRecord(out, r));
     return out;
   }
+}
+
+/** Where a compaction writes the new log before it takes the name. */
+export function compactPath(path: string): string {
+  return `${path}.compact`;
+}
+
+/** Fold one record into what recovery knows. */
+export function applyRecord(out: NodeLogContents, r: NodeLogRecord): void {
+  switch (r.kind) {
+    case KIND_NODE: out.nodes.set(r.id, { type: r.word, bytes: Buffer.from(r.payload) }); break;
+    case KIND_GONE: out.nodes.delete(r.id); out.backings.delete(r.id); break;
+    case KIND_BACKING: out.backings.set(r.id, r.word); break;
+    case KIND_BACKING_CLOSE: out.backings.delete(r.id); break;
+    case KIND_INIT: out.init = JSON.parse(r.payload.toString()); return;
+  }
+  if (r.id > out.maxId) out.maxId = r.id;
 }

@@ -129,6 +129,8 @@ export class NodeTable {
   onNew: ((n: Node) => void) | null = null;
   /** Called when a node that still has a registered backing file is dropped (unregister it). */
   onDropBacking: ((n: Node) => void) | null = null;
+  /** Called for every node dropped (the node log's gone record). */
+  onGone: ((id: number) => void) | null = null;
   /** Ids of nodes changed since tracking began (null: not tracking). */
   private dirty: Set<number> | null = null;
   /** Ids of nodes whose lookup count alone changed since tracking began. */
@@ -163,7 +165,7 @@ export class NodeTable {
   private tick = 0;
 
   get(id: number): Node {
-    const n = this.byId.get(id);
+    const n = this.byId.get(id) ?? (this.lazy ? this.openLazy(id) : undefined);
     if (!n) throw new libc.Errno(libc.E.ESTALE, `node ${id}`);
     n.used = ++this.tick;
     return n;
@@ -181,7 +183,7 @@ export class NodeTable {
   }
 
   find(id: number): Node | undefined {
-    return this.byId.get(id);
+    return this.byId.get(id) ?? (this.lazy ? this.openLazy(id) : undefined);
   }
 
   /** The node of a backing file, when the kernel knows it. */
@@ -226,39 +228,84 @@ export class NodeTable {
   }
 
   /**
-   * Rebuild a table after a crash from the node log: every node reopened by its file handle
-   * (gone files are skipped: the kernel gets ESTALE for them), lookup counts unknown (kept
-   * forever), backing ids still registered kept; handle numbers start above any the crashed
-   * daemon could have given out.
+   * A node known from the node log after a crash (see kernel/nodefollow): `fd` an O_PATH fd
+   * opened by its file handle. Its lookup count is unknown, so it is kept until unmount; a
+   * backing id still registered on the connection is kept with it (refs unknown: never closed).
+   * A second node of the same file keeps the first one's identity slot.
    */
-  static recover(rootFd: number, log: { nodes: Map<number, libc.FileHandle>; backings: Map<number, number>; maxId: number }): { table: NodeTable; lost: number } {
-    const t = new NodeTable(rootFd);
-    let lost = 0;
-    // open_by_handle_at wants a real fd on the file system (an O_PATH one is refused).
-    const mountFd = libc.reopen(rootFd, libc.O.RDONLY | libc.O.DIRECTORY);
-    // The log holds every node the connection ever had: reopen the newest first, and no more
-    // than half the fd limit (older ones get ESTALE if the kernel still asks for them).
-    const cap = Math.floor(libc.nofileLimit() / 2);
-    let reopened = 0;
-    for (const [id, h] of [...log.nodes].reverse()) {
-      if (id === FUSE_ROOT_ID) continue;
-      if (reopened >= cap) { lost++; continue; }
-      reopened++;
+  addRecovered(id: number, fd: number, st: libc.Stat, backingId?: number): void {
+    const n: Node = {
+      id, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 2 ** 30, parent: FUSE_ROOT_ID,
+      name: Buffer.alloc(0), backing: backingId !== undefined ? { fd: -1, id: backingId, refs: 2 ** 30 } : null, opens: 0,
+    };
+    this.byId.set(id, n);
+    if (!this.byKey.has(key(n.dev, n.ino))) this.byKey.set(key(n.dev, n.ino), n);
+  }
+
+  /**
+   * Nodes known from the node log after a crash but not opened yet (kernel/nodefollow): each is
+   * opened by its file handle on first use, so a takeover makes no per-node system call — and
+   * none that waits for a file the dead daemon's exit is still releasing. Not in the identity
+   * index until opened.
+   */
+  private lazy: Map<number, { h: libc.FileHandle; backingId?: number }> | null = null;
+  /** A real fd on the backing file system, for open_by_handle_at of lazy nodes. */
+  private lazyMountFd = -1;
+
+  /** A node of the node log, opened on first use (see {@link lazy}) with `mountFd` (this table keeps it). */
+  addLazy(id: number, h: libc.FileHandle, mountFd: number): void {
+    (this.lazy ??= new Map()).set(id, { h });
+    this.lazyMountFd = mountFd;
+  }
+
+  /** A backing id still registered on the connection for recovered node `id` (opened or not). */
+  setRecoveredBacking(id: number, backingId: number): void {
+    const n = this.byId.get(id);
+    if (n) n.backing = { fd: -1, id: backingId, refs: 2 ** 30 };
+    else { const l = this.lazy?.get(id); if (l) l.backingId = backingId; }
+  }
+
+  /** Nodes not opened yet. */
+  get lazyCount(): number {
+    return this.lazy?.size ?? 0;
+  }
+
+  /** Open up to `max` nodes not opened yet (between requests; all of them before a handover). Returns how many are left. */
+  openLazy(id: number): Node | undefined;
+  openLazy(): number;
+  openLazy(id?: number, max = 64): Node | undefined | number {
+    const lazy = this.lazy;
+    if (id !== undefined) {
+      const l = lazy?.get(id);
+      if (!l) return undefined;
+      lazy!.delete(id);
       let fd: number;
-      try { fd = libc.openByHandle(mountFd, h, libc.O.PATH); } catch { lost++; continue; }
-      const st = libc.fstat(fd);
-      const bid = log.backings.get(id);
-      const n: Node = {
-        id, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 2 ** 30, parent: FUSE_ROOT_ID,
-        name: Buffer.alloc(0), backing: bid !== undefined ? { fd: -1, id: bid, refs: 2 ** 30 } : null, opens: 0,
-      };
-      t.byId.set(id, n);
-      if (!t.byKey.has(key(n.dev, n.ino))) t.byKey.set(key(n.dev, n.ino), n);
+      try { fd = libc.openByHandle(this.lazyMountFd, l.h, libc.O.PATH); } catch { return undefined; } // gone: ESTALE
+      let st: libc.Stat;
+      try { st = libc.fstat(fd); } catch { libc.close(fd); return undefined; }
+      this.addRecovered(id, fd, st, l.backingId);
+      return this.byId.get(id);
     }
-    libc.close(mountFd);
-    t.nextId = log.maxId + 1;
-    t.nextFh = Date.now() * 1000;
-    return { table: t, lost };
+    if (!lazy) return 0;
+    let k = 0;
+    for (const lid of lazy.keys()) { if (k++ >= max) break; this.openLazy(lid); }
+    return lazy.size;
+  }
+
+  /** Close a recovered node again (the node log says its daemon dropped it): no hooks, no tracking. */
+  removeRecovered(id: number): void {
+    if (this.lazy?.delete(id)) return;
+    const n = this.byId.get(id);
+    if (!n || id === FUSE_ROOT_ID) return;
+    this.byId.delete(id);
+    if (this.byKey.get(key(n.dev, n.ino)) === n) this.byKey.delete(key(n.dev, n.ino));
+    libc.close(n.fd);
+  }
+
+  /** After a crash: node ids continue above `maxId`, handle numbers above any the dead daemon could have given out. */
+  resumeAfter(maxId: number): void {
+    this.nextId = maxId + 1;
+    this.nextFh = Date.now() * 1000;
   }
 
   /** The kernel dropped `count` lookups; the node goes when none remain and nothing is open. */
@@ -279,6 +326,7 @@ export class NodeTable {
     if (n.backing) this.onDropBacking?.(n);
     if (n.backing && n.backing.fd >= 0) libc.close(n.backing.fd);
     libc.close(n.fd);
+    this.onGone?.(n.id);
   }
 
   /** A node got a new name or parent (rename, another hard link looked up). */
@@ -378,6 +426,25 @@ export class NodeTable {
     }
     for (const h of this.handles.values()) if (h.fd >= 0) out.push(h.fd);
     return out;
+  }
+
+  /**
+   * The node records of {@link toState} one at a time, each as its node is when reached: a live
+   * iterator over the table (nodes made meanwhile come too, nodes dropped meanwhile do not). A
+   * snapshot written in slices reads it between requests instead of copying the whole table at
+   * once (kernel/snapshot); what changes meanwhile is tracked for the delta.
+   */
+  *liveRecords(): Generator<NodeTableState['nodes'][number]> {
+    for (const n of this.byId.values()) yield nodeRecord(n);
+  }
+
+  /** The open handles' records, now; and the id and handle counters. */
+  handleRecords(): NodeTableState['handles'] {
+    return [...this.handles.values()].map(handleRecord);
+  }
+
+  get counters(): { nextId: number; nextFh: number } {
+    return { nextId: this.nextId, nextFh: this.nextFh };
   }
 
   toState(): NodeTableState {
@@ -489,6 +556,9 @@ export class NodeTable {
     t.gen = 0;
     t.onNew = null;
     t.onDropBacking = null;
+    t.onGone = null;
+    t.lazy = null;
+    t.lazyMountFd = -1;
     for (const r of s.nodes) {
       const n: Node = {
         id: r.id, fd: fdMap(r.fd), dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,

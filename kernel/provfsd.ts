@@ -13,9 +13,10 @@
 import { mkdirSync, writeFileSync, rmSync, chmodSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createServer, type Server } from 'node:net';
-import { mountProvfs, recoverProvfs, standbyProvfs, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
+import { mountProvfs, recoverProvfs, standbyProvfs, takeZombieLock, journalStreamName, removeRecoveredRings, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
 import { runSuccessor } from './upgrade.js';
 import { ringFilePath } from './ringfiles.js';
+import { TakeoverTrace } from './takeovertrace.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as libc from './libc.js';
@@ -41,7 +42,7 @@ async function main(): Promise<number> {
       'timeout-negative': { type: 'string' }, successor: { type: 'boolean', default: false },
       keeper: { type: 'boolean', default: false }, 'node-log': { type: 'string' }, recover: { type: 'boolean', default: false },
       'keeper-pid': { type: 'string' }, 'dev-fd': { type: 'string' }, 'root-fd': { type: 'string' },
-      standby: { type: 'boolean', default: false },
+      standby: { type: 'boolean', default: false }, 'go-fd': { type: 'string' }, 'dead-pid': { type: 'string' },
     },
   });
   if (!values.backing || !values.mountpoint) {
@@ -58,7 +59,7 @@ async function main(): Promise<number> {
   const publish = (m: ProvfsMount): DaemonInfo => {
     const info: DaemonInfo = {
       pid: process.pid, backing: m.backing, mountpoint: m.mountpoint, mode, dev: m.dev,
-      passthrough: m.passthrough, journalDir, stream: m.stream, startedAt: new Date().toISOString(),
+      passthrough: m.passthrough, journalDir, stream: m.stream, startedAt: new Date().toISOString(), loopTid: m.loopTid,
     };
     mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
     writeFileSync(daemonInfoPath(m.mountpoint), JSON.stringify(info, null, 1) + '\n', { mode: 0o600 });
@@ -75,7 +76,7 @@ async function main(): Promise<number> {
   } else if (values.standby) {
     const got = await runStandby({
       mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, nodeLog: nodeLog!,
-      keeperPid: Number(values['keeper-pid']), devFd: Number(values['dev-fd']), rootFd: Number(values['root-fd']),
+      keeperPid: Number(values['keeper-pid']), devFd: Number(values['dev-fd']), rootFd: Number(values['root-fd']), goFd: Number(values['go-fd']),
     });
     if (!got) {
       rmSync(ringFilePath(nodeLog!), { force: true }); // this standby's ring, never used
@@ -93,9 +94,12 @@ async function main(): Promise<number> {
       const devFd = libc.pidfdGetfd(pidfd, Number(values['dev-fd']));
       const rootFd = libc.pidfdGetfd(pidfd, Number(values['root-fd']));
       libc.close(pidfd);
+      // The dead daemon may be a zombie its parent has not reaped: its journal lock is stale.
+      const deadPid = values['dead-pid'] ? Number(values['dead-pid']) : undefined;
+      if (deadPid && mode === 'prov' && journalDir) takeZombieLock(journalDir, journalStreamName(values.mountpoint), deadPid); // the keeper passes the resolved path (a stat of the mount would wait for this very daemon)
       m = await recoverProvfs({
         devFd, rootFd, backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
-        timeouts, journalDir, nodeLog: nodeLog!,
+        timeouts, journalDir, nodeLog: nodeLog!, deadPid: values['dead-pid'] ? Number(values['dead-pid']) : undefined,
       });
     } else {
       mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
@@ -123,6 +127,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   const end = await m.done;
   control?.close();
+  removeRecoveredRings();
   if (end.reason !== 'upgraded') {
     rmSync(daemonInfoPath(m.mountpoint), { force: true });
     rmSync(daemonSocketPath(m.mountpoint), { force: true });
@@ -135,28 +140,17 @@ async function main(): Promise<number> {
 let control: Server | null = null;
 
 /**
- * `--standby`: start warm beside the fd keeper and wait for its word. `go` (the daemon died):
- * take the connection and backing root from the keeper and recover — unless the mount's mode
- * changed since this standby started (then `stale`: the keeper starts a daemon cold). The
- * keeper going away (the file system unmounted) ends the standby. Resolves with the mount once
- * serving, or null when there is nothing to serve.
+ * `--standby`: start warm beside the fd keeper, with the connection and backing root taken from
+ * it now, following the serving daemon's node log. The keeper's byte on `--go-fd` (the daemon
+ * died) makes the loop take over by itself; the keeper's `go` message, right behind it, says
+ * where the journal is and which pid died, and the main thread then journals what the dead
+ * daemon left. The keeper going away (the file system unmounted) ends the standby. Resolves with
+ * the mount once serving, or null when there is nothing to serve.
  */
 async function runStandby(o: {
   mountpoint: string; mode: ProvfsMode; passthrough: boolean; timeouts?: { entry: number; attr: number; negative: number }; nodeLog: string;
-  keeperPid: number; devFd: number; rootFd: number;
+  keeperPid: number; devFd: number; rootFd: number; goFd: number;
 }): Promise<{ mount: ProvfsMount; journalDir?: string } | null> {
-  const sb = await standbyProvfs({ mountpoint: o.mountpoint, mode: o.mode, passthrough: o.passthrough, timeouts: o.timeouts, nodeLog: o.nodeLog });
-  type Go = { type: 'go'; mode: ProvfsMode; passthrough: boolean; backing: string; journalDir?: string; since?: number };
-  const go = await new Promise<Go | null>((resolve) => {
-    process.on('message', (msg: { type?: string }) => { if (msg.type === 'go') resolve(msg as Go); });
-    process.once('disconnect', () => resolve(null));
-    process.send?.({ type: 'standby', pid: process.pid });
-  });
-  if (!go) return null;
-  if (go.mode !== o.mode || go.passthrough !== o.passthrough) {
-    process.send?.({ type: 'stale' });
-    return null;
-  }
   const pidfd = libc.pidfdOpen(o.keeperPid);
   let devFd: number, rootFd: number;
   try {
@@ -165,8 +159,23 @@ async function runStandby(o: {
   } finally {
     libc.close(pidfd);
   }
+  const trace = new TakeoverTrace(o.nodeLog, 'standby');
+  const sb = await standbyProvfs({ mountpoint: o.mountpoint, mode: o.mode, passthrough: o.passthrough, timeouts: o.timeouts, nodeLog: o.nodeLog, devFd, rootFd, goFd: o.goFd });
+  type Go = { type: 'go'; backing: string; journalDir?: string; since?: number; deadPid?: number };
+  const go = await new Promise<Go | null>((resolve) => {
+    process.on('message', (msg: { type?: string }) => { if (msg.type === 'go') resolve(msg as Go); });
+    process.once('disconnect', () => resolve(null));
+    process.send?.({ type: 'standby', pid: process.pid });
+  });
+  if (!go) return null;
+  trace.mark('goMsg');
+  const servingAt = await sb.serving;
+  trace.mark('loopServing', servingAt);
   const journalDir = o.mode === 'prov' ? go.journalDir : undefined;
-  return { mount: await sb.takeOver({ devFd, rootFd, backing: go.backing, journalDir, since: go.since }), journalDir };
+  const mount = await sb.settle({ backing: go.backing, journalDir, since: go.since, deadPid: go.deadPid });
+  trace.mark('journal');
+  trace.write();
+  return { mount, journalDir };
 }
 
 /**

@@ -8,7 +8,7 @@
  * that is durable. A file whose owner is gone and which holds nothing is simply removed.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { logger } from '../collector/log.js';
 import { CODEC } from '../collector/journal/api.js';
@@ -45,8 +45,21 @@ export function openRingFile(path: string, bytes = 8 << 20): EventRing {
   }
 }
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+/**
+ * Whether process `pid` runs. A zombie does not: it died and waits for its parent to reap it,
+ * which a parent blocked in a system call on the very mount (or a careless init) may not do soon.
+ */
+export function alive(pid: number): boolean {
+  try { process.kill(pid, 0); } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  return !zombie(pid);
+}
+
+/** Whether `pid` is a zombie (dead, not yet reaped). */
+export function zombie(pid: number): boolean {
+  let stat: string;
+  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }
 
 /** Ring files of this mount whose daemon is gone (oldest first). */

@@ -96,6 +96,8 @@ export class Serving {
   /** Resolves when the last loop thread started here has exited. */
   private exited: Promise<void> = Promise.resolve();
   passthrough = false;
+  /** The thread id of the loop thread started last (see kernel/keeper). */
+  loopTid: number | undefined;
   /** A successor's loop: CLOCK_MONOTONIC ns of its first reply (null until then). */
   firstAnswerAt: number | null = null;
   private onAnswered: (() => void) | null = null;
@@ -146,6 +148,7 @@ export class Serving {
         else if (m.type === 'answered') { this.firstAnswerAt = m.at; this.onAnswered?.(); this.onAnswered = null; }
         else if (m.type === 'snapshot') { this.onSnapshot?.(m.statePath); this.onSnapshot = null; }
         else if (m.type === 'caught-up') this.onCaughtUp?.(m);
+        else if (m.type === 'tid') this.loopTid = m.tid;
       });
       worker.on('error', (e) => {
         log.error(`request loop failed: ${e.stack ?? e.message}`);

@@ -2,15 +2,16 @@
  * @module kernel/snapshot.test
  * The version-3 snapshot codec: a table written in many slices reads back record for record
  * (backing files, open and directory handles, odd names, 64-bit inode numbers), and a truncated
- * or foreign file is refused with where it broke.
+ * or foreign file is refused with where it broke; a live table read as the slices go gives each
+ * node as it is when reached.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { SnapshotWriter, readSnapshot, type SnapshotHead } from './snapshot.js';
-import type { NodeTableState } from './nodes.js';
+import { NodeTable, type NodeTableState } from './nodes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'provfs-snapshot-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,11 +77,45 @@ test('a truncated or foreign snapshot is refused, saying where', () => {
   const whole = readFileSync(path);
   writeFileSync(join(dir, 'cut.bin'), whole.subarray(0, whole.length - 3));
   assert.throws(() => readSnapshot(join(dir, 'cut.bin')), /truncated in handles at offset \d+/);
-  writeFileSync(join(dir, 'cut2.bin'), whole.subarray(0, 300));
+  writeFileSync(join(dir, 'cut2.bin'), whole.subarray(0, 8 + whole.readUInt32LE(4) + 100)); // into the node records
   assert.throws(() => readSnapshot(join(dir, 'cut2.bin')), /truncated in node \d+.* at offset \d+/);
   writeFileSync(join(dir, 'v8.bin'), Buffer.from([0xff, 0x0f, 0x6f, 0x22, 0, 0, 0, 0]));
   assert.throws(() => readSnapshot(join(dir, 'v8.bin')), /not a version-3 provfs snapshot/);
   writeFileSync(join(dir, 'tail.bin'), Buffer.concat([whole, Buffer.alloc(2)]));
   assert.throws(() => readSnapshot(join(dir, 'tail.bin')), /2 bytes after the last record/);
   assert.throws(() => new SnapshotWriter(path, head, table(1)), /EEXIST/, 'never overwrites a file');
+});
+
+test('a live table written in slices: each node as it is when reached; nodes dropped before their slice are not there', () => {
+  // Real fds (a dropped node's fd is closed): /dev/null, one per node.
+  const n = 300;
+  const st = table(n);
+  for (const r of st.nodes) { r.fd = openSync('/dev/null', 'r'); r.backing = null; r.opens = 0; r.nlookup = 1; }
+  st.handles = [];
+  const t = NodeTable.fromState(st, (fd) => fd, true);
+  const path = join(dir, 'live.bin');
+  const w = new SnapshotWriter(path, head, { ...t.counters, records: t.liveRecords(), handles: () => t.handleRecords() });
+  let steps = 0;
+  const dropped: number[] = [];
+  while (!w.step(0)) {
+    steps++;
+    // Between slices the table changes: a node not yet written goes, another is renamed.
+    const last = n - steps;
+    t.forget(last, 1);
+    dropped.push(last);
+    if (steps === 1) {
+      // One slice is 32 records with a budget of 0: node 2 is written, node 150 not yet.
+      t.rename(t.get(2), 1, Buffer.from('renamed-after'));
+      t.rename(t.get(150), 1, Buffer.from('renamed-before'));
+    }
+  }
+  assert.ok(steps > 3, `written in slices (${steps})`);
+  const got = readSnapshot(path);
+  const ids = got.table.nodes.map((r) => r.id);
+  for (const id of dropped) assert.equal(ids.includes(id), false, `node ${id}, dropped before its slice, is not there`);
+  assert.equal(ids.length, n - dropped.length);
+  const name = (id: number): string => Buffer.from(got.table.nodes.find((x) => x.id === id)!.name).toString();
+  assert.equal(name(2), 'file-1-é', 'node 2 as it was when its slice was written');
+  assert.equal(name(150), 'renamed-before', 'node 150 as it was when its slice was written');
+  for (const r of st.nodes) if (!dropped.includes(r.id) && r.id !== 1) { try { closeSync(r.fd); } catch { /* closed */ } }
 });

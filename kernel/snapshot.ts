@@ -1,14 +1,16 @@
 /**
  * @module kernel/snapshot
  * The node-table snapshot of state version 3, in a compact binary form written in chunks: the
- * old loop takes the table's records at one instant (`toState`, cheap) and then encodes and
- * writes them a slice at a time between requests, so the snapshot never pauses serving for more
- * than a fraction of a millisecond (v8.serialize of the whole table took 6 ms per 8,000 nodes,
- * in one piece). Records are copies taken at that instant; nodes changed while the chunks are
- * written are in the delta the successor applies afterwards (tracking began before `toState`).
+ * old loop reads its table through a live iterator and encodes and writes the records a slice
+ * at a time between requests, so the snapshot never pauses serving for more than a fraction of
+ * a millisecond — not for the whole table at once (v8.serialize of it took 6 ms per 8,000 nodes;
+ * even a first `toState` copy took 15–50 ms per 100,000 nodes here). Each record is its node
+ * as it is when its slice is written; nodes changed since tracking began (before the first
+ * slice) are in the delta the successor applies afterwards, which overrides them.
  *
  * File layout (little-endian): magic `PVS3`, u32 header length, header JSON (everything but the
- * table's records), then `nodes` node records, then u32 length + the handle records as JSON
+ * table's records; written last, in a space reserved and padded with blanks, since the number of
+ * nodes is known only then), then `nodes` node records, then u32 length + the handle records as JSON
  * (open handles are few; JSON carries whatever fields they gain):
  * - node: f64 id, i32 fd, f64 dev, u64 ino, u32 type, f64 nlookup, f64 parent, u32 opens,
  *   u32 name length, name bytes, u32 backing length + backing JSON (0: none), and — only when
@@ -16,6 +18,16 @@
  */
 import { openSync, closeSync, writeSync, readFileSync, constants as C } from 'node:fs';
 import type { NodeTableState } from './nodes.js';
+
+/** Where a snapshot's records come from: a copy of the table, or the live table read as the slices go. */
+export type SnapshotSource = NodeTableState | {
+  nextId: number; nextFh: number;
+  records: Iterator<NodeTableState['nodes'][number]>;
+  /** The open handles, asked for once every node is written. */
+  handles: () => NodeTableState['handles'];
+};
+/** Room for the header JSON (it holds the negotiated INIT and a few counters). */
+const HEADER_SPACE = 4096;
 import type { ProvFsState } from './ops.js';
 import type { Negotiated } from './dispatch.js';
 
@@ -47,46 +59,63 @@ export class SnapshotWriter {
   slices = 0;
 
   /** Records carry fields beyond {@link NODE_FIELDS} (all records come from one function: the first tells). */
-  private readonly extra: boolean;
+  private extra = false;
+  private readonly records: Iterator<NodeRec>;
+  private readonly handles: () => HandleRec[];
+  private readonly counters: { nextId: number; nextFh: number };
+  /** The next record, taken from the iterator but not yet written. */
+  private pending: NodeRec | null = null;
 
-  constructor(readonly path: string, head: SnapshotHead, private readonly table: NodeTableState) {
+  constructor(readonly path: string, private readonly head: SnapshotHead, source: SnapshotSource) {
     this.fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-    const first = table.nodes[0];
-    this.extra = first !== undefined && Object.keys(first).some((k) => !NODE_FIELDS.has(k));
-    const json = Buffer.from(JSON.stringify({
-      ...head, version: 1, nextId: table.nextId, nextFh: table.nextFh, nodes: table.nodes.length, extra: this.extra,
-    }));
+    if ('records' in source) {
+      this.records = source.records;
+      this.handles = source.handles;
+    } else {
+      this.records = source.nodes[Symbol.iterator]();
+      this.handles = () => source.handles;
+    }
+    this.counters = { nextId: source.nextId, nextFh: source.nextFh };
     this.buf.writeUInt32LE(MAGIC, 0);
-    this.buf.writeUInt32LE(json.length, 4);
-    if (8 + json.length > CHUNK) throw new Error('snapshot header too long');
-    json.copy(this.buf, 8);
-    this.at = 8 + json.length;
+    this.buf.writeUInt32LE(HEADER_SPACE, 4);
+    this.buf.fill(0x20, 8, 8 + HEADER_SPACE); // the header goes here once the records are written
+    this.at = 8 + HEADER_SPACE;
   }
 
   /** Encode and write for about `budgetMs`; true once the whole snapshot is written and closed. */
   step(budgetMs: number): boolean {
     if (this.closed) return true;
     const until = performance.now() + budgetMs;
-    const { nodes, handles } = this.table;
     let k = 0;
-    while (this.node < nodes.length) {
-      const r = nodes[this.node]!;
+    for (;;) {
+      let r = this.pending;
+      if (!r) {
+        const it = this.records.next();
+        if (it.done) break;
+        r = it.value;
+        if (this.node === 0) this.extra = Object.keys(r).some((key) => !NODE_FIELDS.has(key));
+      }
+      this.pending = r;
       const backing = r.backing ? Buffer.from(JSON.stringify(r.backing)) : null;
       const extra = this.extra ? Buffer.from(JSON.stringify(extraFields(r))) : null;
       const need = 64 + r.name.byteLength + (backing?.length ?? 0) + (extra?.length ?? 0);
       if (this.at + need > CHUNK) { this.flush(); if (performance.now() >= until) return false; }
       if (need > CHUNK) throw new Error(`node ${r.id}: record too long for a snapshot chunk`);
       this.at = encodeNode(this.buf, this.at, r, backing, extra);
+      this.pending = null;
       this.node++;
       // Look at the clock every 32 records only (it costs more than a record).
       if ((++k & 31) === 0 && performance.now() >= until) { this.flush(); return false; }
     }
     this.flush();
-    const hs = Buffer.from(JSON.stringify(handles));
+    const hs = Buffer.from(JSON.stringify(this.handles()));
     const len = Buffer.alloc(4);
     len.writeUInt32LE(hs.length, 0);
     writeSync(this.fd, len);
     for (let off = 0; off < hs.length;) off += writeSync(this.fd, hs, off, hs.length - off);
+    const json = Buffer.from(JSON.stringify({ ...this.head, version: 1, ...this.counters, nodes: this.node, extra: this.extra }));
+    if (json.length > HEADER_SPACE) throw new Error(`snapshot header too long (${json.length} bytes)`);
+    writeSync(this.fd, json, 0, json.length, 8);
     closeSync(this.fd);
     this.closed = true;
     return true;

@@ -1,0 +1,171 @@
+/**
+ * @module kernel/nodefollow
+ * A node table kept current from a node log (kernel/nodelog) while another daemon writes it:
+ * the fd keeper's warm standby follows the serving daemon's log every few milliseconds, noting
+ * each new node's file handle and dropping the ones the log says went, so that when the daemon
+ * dies only the last few records are left to apply. Nodes are not opened here: the table opens
+ * each by its handle on first use (NodeTable.addLazy), so neither the catch-ups nor the takeover
+ * make a system call per node — and none waits for a file the dying daemon's exit is still
+ * releasing (open_by_handle_at of an inode being evicted waits for the eviction; that cost a
+ * standby 10–35 ms here). A cold recovery reads the whole log with the same code, once.
+ *
+ * A node whose file no longer exists when first used gets ESTALE, as the kernel expects.
+ *
+ * The log may be compacted (replaced by a new file under the same name, see NodeLog.step):
+ * the follower reads its old file to the end (the writer appended to both until the switch),
+ * then the new one from its start, applying records already seen again harmlessly.
+ */
+import { fstatSync, openSync, closeSync, readSync, statSync, constants as C } from 'node:fs';
+import * as libc from './libc.js';
+import { realtime } from './rtprio.js';
+import { NodeTable } from './nodes.js';
+import { FUSE_ROOT_ID } from './protocol.js';
+import { KIND_BACKING, KIND_BACKING_CLOSE, KIND_GONE, KIND_INIT, KIND_NODE, parseNodeLog, type NodeLogRecord } from './nodelog.js';
+
+export class NodeLogFollower {
+  readonly table: NodeTable;
+  /** What INIT negotiated, from the log. */
+  init: unknown;
+  private fd: number;
+  private ino: number;
+  private off = 0;
+  private buf = Buffer.allocUnsafe(64 << 10);
+  /** Bytes of a record not yet whole, kept at the start of `buf`. */
+  private carry = 0;
+  private readonly mountFd: number;
+  private readonly backings = new Map<number, number>();
+  /** Made in this catch-up, not yet in the table (in order). */
+  private readonly fresh = new Map<number, libc.FileHandle>();
+  private maxId = 1;
+  private bad = false;
+
+  constructor(readonly path: string, rootFd: number) {
+    this.table = new NodeTable(rootFd);
+    // open_by_handle_at wants a real fd on the file system (an O_PATH one is refused).
+    this.mountFd = libc.reopen(rootFd, libc.O.RDONLY | libc.O.DIRECTORY);
+    this.fd = openSync(path, C.O_RDONLY);
+    this.ino = fstatSync(this.fd).ino;
+  }
+
+  /**
+   * Apply what the log gained since the last call; `checkSwitch` also looks whether the log was
+   * replaced by a compacted one (a stat of its path). Returns the records applied.
+   */
+  catchUp(checkSwitch = true): number {
+    let n = this.readTail();
+    if (checkSwitch) {
+      let now: number;
+      try { now = statSync(this.path).ino; } catch { now = this.ino; }
+      if (now !== this.ino) {
+        // Compacted: the old file is complete up to the switch; the new one starts over.
+        const fd = openSync(this.path, C.O_RDONLY);
+        closeSync(this.fd);
+        this.fd = fd;
+        this.ino = fstatSync(fd).ino;
+        this.off = 0;
+        this.carry = 0;
+        this.bad = false;
+        n += this.readTail();
+      }
+    }
+    this.addFresh();
+    return n;
+  }
+
+  private readTail(): number {
+    let n = 0;
+    // A damaged record ends what can be used of this file (what came before it is applied).
+    while (!this.bad) {
+      if (this.carry === this.buf.length) {
+        const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+        this.buf.copy(bigger, 0, 0, this.carry);
+        this.buf = bigger;
+      }
+      const got = readSync(this.fd, this.buf, this.carry, this.buf.length - this.carry, this.off);
+      if (got === 0) return n;
+      this.off += got;
+      const all = this.buf.subarray(0, this.carry + got);
+      const { end, bad } = parseNodeLog(all, 0, (r) => { this.apply(r); n++; });
+      if (bad) { this.bad = true; this.carry = 0; break; }
+      this.carry = all.length - end;
+      if (this.carry > 0) all.copy(this.buf, 0, end);
+    }
+    return n;
+  }
+
+  private apply(r: NodeLogRecord): void {
+    switch (r.kind) {
+      case KIND_NODE:
+        if (r.id !== FUSE_ROOT_ID) this.fresh.set(r.id, { type: r.word, bytes: Buffer.from(r.payload) });
+        break;
+      case KIND_GONE:
+        // Both: after a compaction the node may be in the table (from the old file) and again
+        // in `fresh` (its record read anew from the new one).
+        this.fresh.delete(r.id);
+        this.table.removeRecovered(r.id);
+        this.backings.delete(r.id);
+        break;
+      case KIND_BACKING: this.backings.set(r.id, r.word); break;
+      case KIND_BACKING_CLOSE: this.backings.delete(r.id); break;
+      case KIND_INIT: this.init = JSON.parse(r.payload.toString()); return;
+    }
+    if (r.id > this.maxId) this.maxId = r.id;
+  }
+
+  /** The nodes made since the last catch-up and still there go into the table, to be opened on first use. */
+  private addFresh(): void {
+    for (const [id, h] of this.fresh) this.table.addLazy(id, h, this.mountFd);
+    this.fresh.clear();
+  }
+
+  /**
+   * The last catch-up and the table to serve with: backing ids still registered go on their
+   * nodes, ids and handle numbers continue above the dead daemon's. The follower is done.
+   */
+  finish(): { table: NodeTable; init: unknown; damaged: boolean } {
+    this.catchUp();
+    for (const [id, bid] of this.backings) this.table.setRecoveredBacking(id, bid);
+    this.table.resumeAfter(this.maxId);
+    this.close();
+    return { table: this.table, init: this.init, damaged: this.bad };
+  }
+
+  /** Close the log (the table keeps its fds and the mount fd it opens nodes with). */
+  close(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** How often a standby looks at the node log while waiting (ms). */
+const FOLLOW_MS = 5;
+
+/**
+ * The standby's wait: keep `f` following its node log until the fd keeper writes its go word on
+ * `goFd` (the daemon died: take over; resolves with the dead daemon's pid) or the wire breaks
+ * (the keeper went away: null).
+ */
+export function waitForGo(f: NodeLogFollower, goFd: number, trace: { mark(phase: string): void }): number | null {
+  const word = Buffer.alloc(5);
+  // Real-time while waiting, catch-ups included (a catch-up is a read and a parse of a few
+  // records, no system call per node): a go word that comes during one is not left to wait for
+  // a CPU (ordinary scheduling for the catch-ups cost up to 5 ms here, on a loaded machine).
+  realtime(true);
+  for (;;) {
+    if (libc.pollIn([goFd], FOLLOW_MS)[0] !== 0) {
+      let got: number;
+      try {
+        got = libc.read(goFd, word);
+      } catch (e) {
+        if (e instanceof libc.Errno && (e.errno === libc.E.EAGAIN || e.errno === libc.E.EINTR)) continue;
+        throw e;
+      }
+      if (got === 5 && word[0] === 1) { trace.mark('go'); return word.readUInt32LE(1); }
+      realtime(false);
+      f.close();
+      return null;
+    }
+    f.catchUp();
+  }
+}

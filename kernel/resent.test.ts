@@ -1,0 +1,112 @@
+/**
+ * @module kernel/resent.test
+ * The crash window between a record and its reply: the daemon creates `boom` (O_EXCL), records
+ * it, and is killed (fault injection: PROV_PROVFS_CRASH_AFTER_RECORD) before it answers. The
+ * kernel resends the CREATE to the daemon that takes over; the file exists already, so it is
+ * opened for the caller (no EEXIST for an application that made it), and the journal holds the
+ * create exactly once — the dead daemon's record, journaled from its ring, and no second one. Both
+ * ways a crash is taken over: the keeper's warm standby, and a cold start.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, writeSync, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { mountCommand, umountCommand } from '../cli/actions/mount.js';
+import { mountState, unmount } from './mount.js';
+import { daemonInfoPath, keeperStatePath, type DaemonInfo, type KeeperState } from './runtime.js';
+import { journalStreamName } from './daemon.js';
+import { openJournalReader } from '../collector/journal/reader.js';
+import { unrecordedResend, nameKey } from './resent.js';
+import { OP, SIZE } from './protocol.js';
+
+const base = mkdtempSync(join(tmpdir(), 'provfs-resent-'));
+const mounts: string[] = [];
+after(async () => {
+  for (const mp of mounts) if (mountState(mp) !== 'none') { try { unmount(mp, true); } catch { /* gone */ } }
+  await new Promise((r) => setTimeout(r, 1500)); // keepers notice the unmount and exit
+  rmSync(base, { recursive: true, force: true });
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir' = 'create'): Promise<void> {
+  const backing = join(base, `b-${how}-${what}`), mp = join(base, `m-${how}-${what}`), journal = join(base, `j-${how}-${what}`);
+  mkdirSync(backing); mkdirSync(mp);
+  mounts.push(mp);
+  const name = `boom-${how}-${what}`;
+  process.env.PROV_PROVFS_CRASH_AFTER_RECORD = name;
+  if (how === 'cold') process.env.PROV_KEEPER_STANDBY = '0';
+  try {
+    assert.equal(await mountCommand(backing, mp, { mode: 'prov', journal }), 0);
+  } finally {
+    delete process.env.PROV_PROVFS_CRASH_AFTER_RECORD;
+    delete process.env.PROV_KEEPER_STANDBY;
+  }
+  const first = JSON.parse(readFileSync(daemonInfoPath(mp), 'utf8')) as DaemonInfo;
+  const keeper = (): KeeperState | null => { try { return JSON.parse(readFileSync(keeperStatePath(mp), 'utf8')) as KeeperState; } catch { return null; } };
+  if (how === 'standby') {
+    for (let i = 0; i < 300 && !keeper()?.standbyReady; i++) await sleep(50);
+    assert.ok(keeper()?.standbyReady, `the keeper's standby is warm (${JSON.stringify(keeper())})`);
+  }
+  // The application's create (or mkdir): the daemon dies between its record and its reply.
+  if (what === 'create') {
+    const fd = openSync(join(mp, name), 'wx');
+    writeSync(fd, 'made once');
+    closeSync(fd);
+  } else {
+    mkdirSync(join(mp, name));
+  }
+  // The new daemon publishes itself once its journal work is done, beside serving.
+  let second = first;
+  for (let i = 0; i < 200 && second.pid === first.pid; i++) {
+    await sleep(25);
+    try { second = JSON.parse(readFileSync(daemonInfoPath(mp), 'utf8')) as DaemonInfo; } catch { /* being rewritten */ }
+  }
+  assert.notEqual(second.pid, first.pid, 'the daemon was killed in the window and another serves');
+  if (what === 'create') assert.equal(readFileSync(join(backing, name), 'utf8'), 'made once');
+  else assert.ok(statSync(join(backing, name)).isDirectory());
+  for (let i = 0; i < 100 && keeper()?.takeovers !== 1; i++) await sleep(25);
+  assert.equal(keeper()?.takeovers, 1, 'one takeover');
+  assert.equal(await umountCommand(mp, {}), 0);
+  const reader = openJournalReader(journal);
+  const recs = reader.readBatch(100_000, [journalStreamName(mp)]);
+  reader.close();
+  const creates = recs.filter((r) => r.event.op === what && (r.event as { file?: { name?: string } }).file?.name === name);
+  assert.equal(creates.length, 1, `one ${what} record for ${name}: ${JSON.stringify(creates.map((r) => r.event))}`);
+  assert.deepEqual(recs.filter((r) => r.event.op === 'lost').map((r) => r.event), [], 'no record is lost');
+}
+
+test('a crash between a create\'s record and its reply: the standby answers the resent CREATE, one record', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  await crashInTheWindow('standby');
+});
+
+test('the same for a MKDIR: the resent one is answered from the directory there, no second record and no gap marked', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  await crashInTheWindow('standby', 'mkdir');
+});
+
+test('the same window taken over by a cold start', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  await crashInTheWindow('cold');
+});
+
+test('a resent request answered "already done" with no record anywhere is marked as a gap; one the dead daemon recorded is not', () => {
+  const unlinkBody = Buffer.from('gone-file\0');
+  const recorded = new Set<string>();
+  const dead = { hasExact: () => false, hasName: (op: string, tid: number, parent: number | string | undefined, name: string) => recorded.has(nameKey(op, tid, parent, name)) };
+  const lost = unrecordedResend(OP.UNLINK, unlinkBody, 4242, 77, dead);
+  assert.ok(lost, 'a lost record');
+  const ev = JSON.parse(lost) as { op: string; count: number; tid: number; reason: string; src: string };
+  assert.equal(ev.op, 'lost');
+  assert.equal(ev.count, 1);
+  assert.equal(ev.tid, 4242);
+  assert.equal(ev.src, 'provfs');
+  assert.match(ev.reason, /unlink of "gone-file"/);
+  recorded.add(nameKey('unlink', 4242, 77, 'gone-file'));
+  assert.equal(unrecordedResend(OP.UNLINK, unlinkBody, 4242, 77, dead), null, 'the dead daemon recorded it');
+  assert.equal(unrecordedResend(OP.GETATTR, Buffer.alloc(16), 4242, 77, dead), null, 'not such a request');
+  const mkdirBody = Buffer.concat([Buffer.alloc(SIZE.mkdir_in), Buffer.from('d\0')]);
+  assert.match(JSON.parse(unrecordedResend(OP.MKDIR, mkdirBody, 1, 2, dead)!).reason, /mkdir of "d"/);
+});

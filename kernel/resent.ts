@@ -1,0 +1,154 @@
+/**
+ * @module kernel/resent
+ * Exactly-once records for requests a crash left half done. The kernel resends what the dead
+ * daemon read but never answered (FUSE_NOTIFY_RESEND); some of those it had already carried out
+ * and recorded — the record goes into the ring before the reply is written, and the kill landed
+ * in between. The new daemon carries such a request out again (kernel/dispatch: a CREATE with
+ * O_EXCL is retried without it) and would record it a second time. So while it serves a resent
+ * request, each record it makes is first looked up among the dead daemon's last records (its
+ * ring file, read once, lazily: only a takeover with a resent request pays for it): the same
+ * operation, by the same thread, on the same file and name, was recorded already and is not
+ * recorded again. A request the dead daemon carried out but had not yet recorded is recorded now.
+ *
+ * Some resent requests are answered "already done" without being carried out again (a MKDIR
+ * whose name exists, an UNLINK whose name is gone: kernel/dispatch), so no record is made. When
+ * the dead daemon's last records hold none for that name either, it may have carried the request
+ * out and died before recording it — or the name was that way before: the daemon cannot tell.
+ * It then writes a `lost` record naming the operation, so the gap is on the record, not silent.
+ */
+import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import * as libc from './libc.js';
+import { EventRing } from './eventring.js';
+import { OP, SIZE } from './protocol.js';
+import { SCHEMA_VERSION, decodeNameBytes } from '../collector/events.js';
+
+type RecordFields = { op?: string; tid?: number; file?: { dev?: number; ino?: number | string; name?: string; parent?: number | string } };
+
+/** What makes two records the same operation: op, thread, file identity and name. */
+export function recordKey(json: string): string {
+  try {
+    const e = JSON.parse(json) as RecordFields;
+    return `${e.op}|${e.tid}|${e.file?.dev}:${e.file?.ino}|${e.file?.parent}|${e.file?.name}`;
+  } catch {
+    return '';
+  }
+}
+
+/** The same operation on a name, whatever the file (it may be gone): op, thread, parent inode, name. */
+export function nameKey(op: string, tid: number, parentIno: number | string | undefined, name: string): string {
+  return `${op}|${tid}|${parentIno}|${name}`;
+}
+
+function nameKeyOf(json: string): string {
+  try {
+    const e = JSON.parse(json) as RecordFields;
+    return nameKey(e.op ?? '', e.tid ?? 0, e.file?.parent, e.file?.name ?? '');
+  } catch {
+    return '';
+  }
+}
+
+/** Requests a resend may answer "already done" without a record (see the module comment), and the op of their record. */
+const DONE_WITHOUT_RECORD: Partial<Record<number, { op: string; nameAt: number }>> = {
+  [OP.MKDIR]: { op: 'mkdir', nameAt: SIZE.mkdir_in }, [OP.MKNOD]: { op: 'create', nameAt: SIZE.mknod_in },
+  [OP.SYMLINK]: { op: 'symlink', nameAt: 0 }, [OP.LINK]: { op: 'link', nameAt: SIZE.link_in },
+  [OP.UNLINK]: { op: 'unlink', nameAt: 0 }, [OP.RMDIR]: { op: 'rmdir', nameAt: 0 },
+};
+
+/**
+ * After a resent request produced no record: the `lost` record to write (JSON), or null when
+ * none is needed (not such a request, or the dead daemon recorded it).
+ */
+export function unrecordedResend(opcode: number, body: Buffer, tid: number, parentIno: number | undefined, dead: DeadRecords): string | null {
+  const rule = DONE_WITHOUT_RECORD[opcode];
+  if (!rule || body.length < rule.nameAt) return null;
+  const raw = body.subarray(rule.nameAt);
+  const nul = raw.indexOf(0);
+  const name = decodeNameBytes(nul >= 0 ? raw.subarray(0, nul) : raw);
+  if (dead.hasName(rule.op, tid, parentIno, name)) return null;
+  const now = Number(process.hrtime.bigint());
+  return JSON.stringify({
+    op: 'lost', count: 1, from: now, to: now,
+    reason: `provfs daemon killed while carrying out ${rule.op} of ${JSON.stringify(name)} (thread ${tid}): the kernel resent it, it was found already done, and the dead daemon left no record of it — it may have carried it out unrecorded`,
+    v: SCHEMA_VERSION, src: 'provfs', seq: 0, host: hostname(), pid: 0, ts: now, tid,
+  });
+}
+
+/**
+ * The dead daemon's last records (see {@link deadRecordKeys}), asked about one at a time: only
+ * records that name the same file name are parsed (a takeover's first request pays for a byte
+ * search per record, not a JSON parse of each: that cost 2–3 ms on the first reply here).
+ */
+export interface DeadRecords {
+  /** The same operation on the same file by the same thread ({@link recordKey} of a record's JSON). */
+  hasExact(json: string): boolean;
+  /** The same operation on a name ({@link nameKey}). */
+  hasName(op: string, tid: number, parentIno: number | string | undefined, name: string): boolean;
+}
+
+function nameOf(json: string): string | undefined {
+  try { return (JSON.parse(json) as RecordFields).file?.name; } catch { return undefined; }
+}
+
+/** Records among `recs` (newest first) whose bytes hold `"name":<name>`, decoded. */
+function* naming(recs: readonly Uint8Array[], name: string | undefined): Generator<string> {
+  if (name === undefined) return;
+  const needle = Buffer.from(`"name":${JSON.stringify(name)}`);
+  const dec = new TextDecoder();
+  for (let i = recs.length - 1; i >= 0; i--) {
+    const r = recs[i]!;
+    if (Buffer.from(r.buffer, r.byteOffset, r.byteLength).indexOf(needle) >= 0) yield dec.decode(r);
+  }
+}
+
+/** How many of the dead daemon's newest records are compared (a resent request is among its last). */
+const TAIL = 256;
+
+/** The last records in the ring file at `path` (none when it cannot be read). */
+export function deadRecordKeys(path: string): DeadRecords {
+  let recs: Uint8Array[] = [];
+  let ring: EventRing | null = null;
+  try {
+    const fd = libc.open(path, libc.O.RDWR);
+    try { ring = EventRing.map(fd, statSync(path).size, false); } finally { libc.close(fd); }
+    recs = ring.unjournaled().recs.slice(-TAIL).map((r) => r.data);
+  } catch {
+    recs = [];
+  } finally {
+    ring?.unmap();
+  }
+  return {
+    hasExact(json) {
+      const key = recordKey(json);
+      for (const d of naming(recs, nameOf(json))) if (recordKey(d) === key) return true;
+      return false;
+    },
+    hasName(op, tid, parentIno, name) {
+      const key = nameKey(op, tid, parentIno, name);
+      for (const d of naming(recs, name)) if (nameKeyOf(d) === key) return true;
+      return false;
+    },
+  };
+}
+
+/**
+ * Fault injection for tests (PROV_PROVFS_CRASH_AFTER_RECORD=NAME): the first daemon of a mount
+ * that records an operation on a file named NAME kills itself right after the record is in its
+ * ring and before the reply is written — the window this module is about. Once per mount (a
+ * marker file beside the node log); never set outside tests.
+ */
+export function crashAfterRecordHook(nodeLog: string | undefined): ((json: string) => void) | null {
+  const name = process.env.PROV_PROVFS_CRASH_AFTER_RECORD;
+  if (!name || !nodeLog) return null;
+  const needle = `"name":${JSON.stringify(name)}`;
+  return (json) => {
+    if (!json.includes(needle)) return;
+    try {
+      libc.close(libc.open(`${nodeLog}.crashed`, libc.O.WRONLY | libc.O.CREAT | libc.O.EXCL, 0o600));
+    } catch {
+      return; // crashed once already
+    }
+    process.kill(process.pid, 'SIGKILL');
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * @module kernel/rtprio
+ * Real-time scheduling for the few moments of a crash takeover. On a loaded machine a thread
+ * that wakes (the fd keeper seeing the daemon die, the standby's loop told to take over) waits
+ * for a CPU for milliseconds even at nice -10; a SCHED_FIFO thread runs at once. Only threads
+ * that sleep almost always get it, and only while it matters: the keeper's watch, the standby's
+ * wait for the go word, and the new loop's first requests (kernel/loop). Without the right
+ * (CAP_SYS_NICE) it is a no-op.
+ */
+import koffi from 'koffi';
+import { readdirSync } from 'node:fs';
+
+const lib = koffi.load('libc.so.6');
+const setScheduler = lib.func('int sched_setscheduler(int pid, int policy, void *param)');
+const SCHED_OTHER = 0, SCHED_FIFO = 1, SCHED_RESET_ON_FORK = 0x40000000;
+/** A low real-time priority: above every ordinary task, below the kernel's own. */
+const RT_PRIORITY = 10;
+const param = Buffer.alloc(4);
+
+/**
+ * The calling thread real-time (SCHED_FIFO) or back to ordinary scheduling. `resetOnFork`:
+ * processes and threads it creates start ordinary. Returns whether it took effect.
+ */
+export function realtime(on: boolean, resetOnFork = true, tid = 0): boolean {
+  param.writeInt32LE(on ? RT_PRIORITY : 0, 0);
+  const policy = (on ? SCHED_FIFO : SCHED_OTHER) | (resetOnFork ? SCHED_RESET_ON_FORK : 0);
+  return (setScheduler(tid, policy, param) as number) === 0;
+}
+
+/**
+ * Every thread of this process real-time (a small process that mostly sleeps, whose threads
+ * are all on the path that matters: the fd keeper's main thread and the libuv pool threads that
+ * poll its pidfds). What they create starts ordinary.
+ */
+export function realtimeProcess(): void {
+  let tids: string[];
+  try { tids = readdirSync('/proc/self/task'); } catch { return; }
+  for (const t of tids) realtime(true, true, Number(t));
+}
