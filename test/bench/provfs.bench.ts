@@ -633,84 +633,6 @@ async function runStall(nodes: number, repeats: number, cases: string[]): Promis
 }
 
 /**
- * kill -9 under load (`--kill [--repeats N]`): a prov mount with its fd keeper, workload (a) for
- * 2 s, SIGKILL of the daemon at 300 ms; per round, alternately, the keeper's warm standby takes
- * over or (PROV_KEEPER_STANDBY=0) a daemon starts cold. The pause is the application's longest
- * stretch without a completed operation that contains the kill; also the creates missing from the
- * journal (records the killed daemon had not committed). Medians, p95, load.
- */
-async function runKill(repeats: number): Promise<BenchResult> {
-  if (process.getuid?.() !== 0) throw new Error('the kill bench mounts FUSE file systems: run it as root');
-  const work = mkdtempSync(join(tmpdir(), 'provfs-kill-'));
-  process.env.PROV_RUNTIME_DIR = join(work, 'run');
-  const { daemonInfoPath } = await import('../../kernel/runtime.js');
-  const { journalStreamName } = await import('../../kernel/daemon.js');
-  const { openJournalReader } = await import('../../collector/journal/reader.js');
-  const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
-  const out: Record<'standby' | 'cold', { pause: number[]; missing: number[]; errors: number }> = { standby: { pause: [], missing: [], errors: 0 }, cold: { pause: [], missing: [], errors: 0 } };
-  let k = 0;
-  try {
-    const driver = join(work, 'driver');
-    writeFileSync(join(work, 'driver.c'), DRIVER_C);
-    sh('cc', ['-O2', '-pthread', '-o', driver, join(work, 'driver.c')]);
-    for (let r = 0; r < repeats; r++) {
-      for (const how of ['standby', 'cold'] as const) {
-        const backing = join(work, `b${k}`), mnt = join(work, `m${k}`), journal = join(work, `j${k}`);
-        k++;
-        mkdirSync(backing); mkdirSync(mnt);
-        const d = await startProvfs(backing, mnt, 'prov', ['--journal', journal, '--keeper'], how === 'cold' ? { PROV_KEEPER_STANDBY: '0' } : undefined);
-        await new Promise((res) => setTimeout(res, 2500)); // the standby warm
-        const child = spawn(driver, ['fig5a', mnt, '1', '2000'], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let text = '';
-        child.stdout!.setEncoding('utf8');
-        child.stdout!.on('data', (c: string) => { text += c; });
-        const exited = new Promise<void>((res) => child.once('exit', () => res()));
-        await new Promise((res) => setTimeout(res, 300));
-        const at = Number(process.hrtime.bigint());
-        process.kill(d.pid!, 'SIGKILL');
-        await exited;
-        const res = JSON.parse(text) as { errors: number; gaps: Array<[number, number]> };
-        const pause = Math.max(0, ...res.gaps.filter(([a, b]) => a <= at && b >= at).map(([a, b]) => (b - a) / 1e6));
-        let servingPid = 0;
-        try { servingPid = (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
-        try { unmount(mnt, false); } catch { unmount(mnt, true); }
-        for (let i = 0; servingPid && i < 100; i++) { try { process.kill(servingPid, 0); await new Promise((res2) => setTimeout(res2, 20)); } catch { break; } }
-        await new Promise((res2) => setTimeout(res2, 1200)); // the keeper notices the unmount and ends its standby
-        const reader = openJournalReader(journal);
-        const idx = reader.readBatch(10_000_000, [journalStreamName(mnt)]).filter((x) => x.event.op === 'create')
-          .map((x) => Number((x.event as { file: { name: string } }).file.name.slice(2)));
-        reader.close();
-        let missing = 0;
-        for (let i = 1; i < idx.length; i++) missing += Math.max(0, idx[i]! - idx[i - 1]! - 1);
-        out[how].pause.push(pause);
-        out[how].missing.push(missing);
-        out[how].errors += res.errors;
-        process.stderr.write(`kill -9 (${how}) round ${r}: pause ${pause.toFixed(1)} ms, ${missing} creates missing from the journal, ${res.errors} errors\n`);
-      }
-    }
-  } finally {
-    for (let i = 0; i < k; i++) {
-      const mnt = join(work, `m${i}`);
-      if (isMounted(mnt)) { try { unmount(mnt, true); } catch { /* gone */ } }
-    }
-    rmSync(work, { recursive: true, force: true });
-  }
-  const load1 = loadavg().map((x) => x.toFixed(2)).join(' ');
-  const p95 = (xs: number[]): number => { const q = [...xs].sort((a, b) => a - b); return q[Math.min(q.length - 1, Math.ceil(0.95 * q.length) - 1)] ?? NaN; };
-  const cold = out.cold.pause;
-  return {
-    name: 'provfs-kill',
-    rows: (['standby', 'cold'] as const).map((how) => ({
-      figure: `kill -9 of the daemon under workload (a), fd keeper with ${how === 'standby' ? 'a warm standby' : 'a cold restart'}: application pause`, unit: 'ms',
-      prov: round(median(out[how].pause), 1), baseline: how === 'standby' ? round(median(cold), 1) : null, baselineName: 'cold restart (same run, interleaved)',
-      ratio: how === 'standby' && median(cold) > 0 ? round(median(out[how].pause) / median(cold), 2) : null, better: 'lower', repeats: out[how].pause.length,
-      spread: { prov: round(spread(out[how].pause), 2) }, goal: 'a pause, no error',
-      note: `p95 ${p95(out[how].pause).toFixed(1)} ms; pauses ${out[how].pause.map((x) => x.toFixed(0)).join(' ')}; creates missing from the journal ${out[how].missing.join(' ')}; ${out[how].errors} errors; load average ${load0} → ${load1}`,
-    })),
-  };
-}
-
-/**
  * FUSE requests per opcode that reach the daemon (`--counts [--mode plain|prov]`): each workload
  * of the fs family's driver (small writes and reads, create, delete, the three server mixes) and
  * untar / grep -r of a small tree, on a fresh provfs mount served in this process (the loop
@@ -796,8 +718,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const quick = process.argv.includes('--quick');
   if (process.argv.includes('--counts')) {
     runCounts(argAfter('--mode') === 'prov' ? 'prov' : 'plain').catch((e: Error) => { console.error(e.message); process.exitCode = 1; });
-  } else (process.argv.includes('--kill') ? runKill(Number(argAfter('--repeats') ?? 5))
-    : process.argv.includes('--stall')
+  } else if (process.argv.includes('--kill')) {
+    console.error('provfs bench: the kill -9 bench is test/bench/upgrade.bench.ts: node dist/test/bench/upgrade.bench.js --kill [--repeats N]');
+    process.exitCode = 2;
+  } else (process.argv.includes('--stall')
     ? runStall(Number(argAfter('--nodes') ?? 1000), Number(argAfter('--repeats') ?? 7), (argAfter('--cases') ?? 'plain:a,plain:b,prov:a,prov:b').split(','))
     : process.argv.includes('--figure5') ? runFigure5(quick)
     : run({ quick }, !process.argv.includes('--no-figure5') && !process.argv.includes('--meta'), process.argv.includes('--meta'), argAfter('--repeats') ? Number(argAfter('--repeats')) : undefined)).then((r) => {
