@@ -102,6 +102,9 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
   });
 
+/** How long (wall ms) a followed stream may be silent before the merger stops waiting for it. */
+export const FOLLOW_IDLE_MS = 1_000;
+
 /** Run the collector until the journal is drained (or, with follow, until aborted). */
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
   const { store, signal } = opts;
@@ -113,7 +116,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const saved = loadState(opts.statePath, store.url);
   const engine = saved ? JoinEngine.restore(saved.join) : new JoinEngine({ strict: opts.strict });
   const reader = openJournalReader(opts.journalDir, { from: saved?.checkpoint ?? {}, decoders: opts.decoders });
-  const merger = new StreamMerger<JournalRecord>();
+  // Following a live journal, a stream's writer may lag (the eBPF drain on a busy host): a
+  // stream counts as idle, and stops holding the others back, only after a second without
+  // records, or a provfs open could be joined before the eBPF fork and exec of its caller.
+  const merger = new StreamMerger<JournalRecord>({ idleMs: opts.follow ? FOLLOW_IDLE_MS : undefined });
   for (const s of reader.streams()) merger.add(s);
 
   const progress: PipelineProgress = {
