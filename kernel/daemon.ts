@@ -13,7 +13,7 @@
  * ```
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
@@ -22,7 +22,7 @@ import { openJournalWriter } from '../collector/journal/writer.js';
 import * as libc from './libc.js';
 import { O } from './libc.js';
 import { Serving, type StopInfo, type JournalSink } from './serving.js';
-import { recoverRings, removeRingFiles, ringFilePath, zombie, type RingRecovery } from './ringfiles.js';
+import { recoverRings, removeRingFiles, ringFilePath, type RingRecovery } from './ringfiles.js';
 import { upgradeConnection, type UpgradeOptions, type UpgradeReport } from './upgrade.js';
 import { mountFuse, unmount, mountState, mountAt, FS_TYPE } from './mount.js';
 import { hostname } from 'node:os';
@@ -299,8 +299,8 @@ export async function standbyProvfs(o: {
 
 /**
  * {@link recoveryJournal}, once the dead daemon's writer lock is free: the lock names its pid,
- * which the journal counts as alive until its parent reaps it. A zombie is dead: its lock is
- * taken over now (the journal's own rule for a dead owner; see {@link takeZombieLock}).
+ * which the journal counts as alive until the process has finished dying (a zombie counts as
+ * dead: collector/journal/writer).
  */
 async function recoveryJournalWhenFree(o: Parameters<typeof recoveryJournal>[0], deadPid?: number): Promise<ReturnType<typeof recoveryJournal>> {
   for (let waited = 0; ; waited += 5) {
@@ -309,21 +309,8 @@ async function recoveryJournalWhenFree(o: Parameters<typeof recoveryJournal>[0],
     } catch (e) {
       if (!deadPid || waited >= 10_000 || !(e instanceof InputError) || !e.message.includes(`by pid ${deadPid}`)) throw e;
     }
-    if (o.journalDir) takeZombieLock(o.journalDir, journalStreamName(o.mountpoint), deadPid);
     await new Promise((r) => setTimeout(r, waited === 0 ? 0 : 5));
   }
-}
-
-/**
- * The journal writer's lock (`<dir>/<stream>/LOCK`, "pid starttime") names a dead owner, but
- * that owner is a zombie its parent has not reaped yet, which the writer's liveness check (a
- * signal 0) takes for alive. Remove such a lock; any other is left alone.
- */
-export function takeZombieLock(journalDir: string, stream: string, deadPid: number): void {
-  const lock = join(journalDir, stream, 'LOCK');
-  let owner: number;
-  try { owner = Number(readFileSync(lock, 'utf8').trim().split(/\s+/)[0]); } catch { return; }
-  if (owner === deadPid && zombie(deadPid)) rmSync(lock, { force: true });
 }
 
 /** The handle over a Serving, shared by a first daemon and a successor. */

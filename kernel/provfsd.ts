@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync, rmSync, chmodSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createServer, type Server } from 'node:net';
-import { mountProvfs, recoverProvfs, standbyProvfs, takeZombieLock, journalStreamName, removeRecoveredRings, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
+import { mountProvfs, recoverProvfs, standbyProvfs, removeRecoveredRings, DEFAULT_TIMEOUTS, type ProvfsMode, type ProvfsMount, type UpgradeOptions } from './daemon.js';
 import { runSuccessor } from './upgrade.js';
 import { ringFilePath } from './ringfiles.js';
 import { TakeoverTrace } from './takeovertrace.js';
@@ -94,9 +94,6 @@ async function main(): Promise<number> {
       const devFd = libc.pidfdGetfd(pidfd, Number(values['dev-fd']));
       const rootFd = libc.pidfdGetfd(pidfd, Number(values['root-fd']));
       libc.close(pidfd);
-      // The dead daemon may be a zombie its parent has not reaped: its journal lock is stale.
-      const deadPid = values['dead-pid'] ? Number(values['dead-pid']) : undefined;
-      if (deadPid && mode === 'prov' && journalDir) takeZombieLock(journalDir, journalStreamName(values.mountpoint), deadPid); // the keeper passes the resolved path (a stat of the mount would wait for this very daemon)
       m = await recoverProvfs({
         devFd, rootFd, backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
         timeouts, journalDir, nodeLog: nodeLog!, deadPid: values['dead-pid'] ? Number(values['dead-pid']) : undefined,
