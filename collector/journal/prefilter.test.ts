@@ -43,6 +43,16 @@ async function read(dir: string, prefilter?: RecordPrefilter): Promise<{ recs: J
 }
 
 /** Seqs a consumer can account for: each delivered record and the run passed over before it. */
+/** Flip a payload byte of a record, so its CRC no longer matches. */
+function damage(dir: string, victim: JournalRecord): void {
+  const fd = openSync(join(dir, 's', victim.segment), 'r+');
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, victim.offset + 20);
+  b[0] = b[0]! ^ 0xff;
+  writeSync(fd, b, 0, 1, victim.offset + 20);
+  closeSync(fd);
+}
+
 function covered(recs: JournalRecord[]): number[] {
   const seqs: number[] = [];
   for (const r of recs) for (let s = r.seq - (r.skipped ?? 0); s <= r.seq; s++) seqs.push(s);
@@ -66,14 +76,7 @@ describe('journal reader prefilter', () => {
   it('a damaged record among the passed-over ones stays visible as a gap', async () => {
     const dir = await journal(60);
     const all = (await read(dir)).recs;
-    const victim = all.find((r) => r.seq === 35)!;
-    // Flip a payload byte of record 35 (its CRC no longer matches).
-    const fd = openSync(join(dir, 's', victim.segment), 'r+');
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, victim.offset + 20);
-    b[0] = b[0]! ^ 0xff;
-    writeSync(fd, b, 0, 1, victim.offset + 20);
-    closeSync(fd);
+    damage(dir, all.find((r) => r.seq === 35)!);
     const { recs, rejected } = await read(dir, keepMarked);
     assert.equal(rejected, 1, 'the damaged record was reported');
     const seqs = covered(recs);
@@ -85,13 +88,7 @@ describe('journal reader prefilter', () => {
   it('a damaged record in the tail keeps passedOver from claiming it', async () => {
     const dir = await journal(58);
     const all = (await read(dir)).recs;
-    const victim = all.find((r) => r.seq === 55)!;
-    const fd = openSync(join(dir, 's', victim.segment), 'r+');
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, victim.offset + 20);
-    b[0] = b[0]! ^ 0xff;
-    writeSync(fd, b, 0, 1, victim.offset + 20);
-    closeSync(fd);
+    damage(dir, all.find((r) => r.seq === 55)!);
     const { passed, checkpoint } = await read(dir, keepMarked);
     assert.deepEqual(passed, {}, 'the tail after 50 is not contiguous');
     assert.equal(checkpoint.s, 50);

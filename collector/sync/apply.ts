@@ -25,7 +25,7 @@
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { FinalOp, Plan } from './overlay.js';
-import { RESERVED_PREFIX, depthOf, isReserved, joinRel, parentRel } from './paths.js';
+import { RESERVED_PREFIX, depthRuns, isReserved, joinRel, parentRel } from './paths.js';
 import type { BigStats, SafeTree } from './safefs.js';
 import { logger } from '../log.js';
 
@@ -107,12 +107,8 @@ export class Applier {
     // Origin side, deepest first. The steps of one depth touch distinct paths none of which is
     // inside another, and their parents (shallower) are not moved until a later depth: they run
     // together on libuv's pool.
-    const ops = plan.originOps;
-    for (let i = 0; i < ops.length;) {
-      const depth = depthOf(ops[i]!.origin);
-      let j = i;
-      while (j < ops.length && depthOf(ops[j]!.origin) === depth) j++;
-      await pool(ops.slice(i, j), COPY_CONCURRENCY, async (op) => {
+    for (const level of depthRuns(plan.originOps, (op) => op.origin)) {
+      await pool(level, COPY_CONCURRENCY, async (op) => {
         tick();
         if (op.op === 'stage') {
           if (this.opts.dryRun) return;
@@ -126,19 +122,14 @@ export class Applier {
           if (await this.dst.removeAsync(op.origin)) this.counts.deletes++;
         }
       });
-      i = j;
     }
     const t1 = performance.now();
     // Final side, shallowest first. Within one depth the paths are distinct and none is inside
     // another: the plain moves back from staging (most of a plan's renames) run together.
-    const fin = plan.finalOps;
-    for (let i = 0; i < fin.length;) {
-      const depth = depthOf(fin[i]!.path);
-      let j = i;
-      while (j < fin.length && depthOf(fin[j]!.path) === depth) j++;
+    for (const level of depthRuns(plan.finalOps, (op) => op.path)) {
       const moves: Array<{ slot: number; path: string }> = [];
       const direct: Array<{ origin: string; path: string }> = [];
-      for (const op of fin.slice(i, j)) {
+      for (const op of level) {
         tick();
         if (op.op === 'place' && !op.dirty && !missing.has(op.slot) && !this.opts.dryRun) { moves.push(op); continue; }
         if (op.op === 'move' && !op.dirty && !this.opts.dryRun) { direct.push(op); continue; }
@@ -153,7 +144,6 @@ export class Applier {
       }
       await pool(moves, COPY_CONCURRENCY, (m) => this.placeAsync(m.slot, m.path));
       await pool(direct, COPY_CONCURRENCY, (m) => this.moveAsync(m.origin, m.path));
-      i = j;
     }
     const t2 = performance.now();
     await this.copyQueued();

@@ -47,6 +47,17 @@ export function depthOf(rel: string): number {
   return n;
 }
 
+/** Consecutive runs of `items` (sorted by depth) whose paths have the same depth. */
+export function* depthRuns<T>(items: readonly T[], pathOf: (item: T) => string): Generator<T[]> {
+  for (let i = 0; i < items.length;) {
+    const depth = depthOf(pathOf(items[i]!));
+    let j = i + 1;
+    while (j < items.length && depthOf(pathOf(items[j]!)) === depth) j++;
+    yield items.slice(i, j);
+    i = j;
+  }
+}
+
 /**
  * The path of absolute `abs` relative to the root `root` (both absolute), or null when `abs`
  * is not inside `root`. `abs` is normalised first, so `root/a/../../etc` is outside.
