@@ -90,16 +90,6 @@ export function decodeRequest(body: Buffer): ServeRequest {
   return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, argv, env };
 }
 
-/** Encode a request (the C client does the same; tests use this). */
-export function encodeRequest(r: ServeRequest): Buffer {
-  const tty = `${+r.tty.stdin}${+r.tty.stdout}${+r.tty.stderr}`;
-  const env = Object.entries(r.env).map(([k, v]) => `${k}=${v}`);
-  const body = Buffer.from(['prov1', r.cwd, tty, r.umask.toString(8), String(r.argv.length), ...r.argv, String(env.length), ...env].join('\0'));
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(body.length);
-  return Buffer.concat([len, body]);
-}
-
 function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
   const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const h = Buffer.alloc(5);

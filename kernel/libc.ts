@@ -76,7 +76,7 @@ const c = {
   pidfdGetfd: f('int pidfd_getfd(int pidfd, int targetfd, uint32_t flags)'),
   gettid: f('int gettid()'),
   schedSetaffinity: f('int sched_setaffinity(int pid, size_t size, void *mask)'),
-  schedGetcpu: f('int sched_getcpu()'),
+  schedSetscheduler: f('int sched_setscheduler(int pid, int policy, void *param)'),
   dup: f('int dup(int fd)'),
   getrlimit: f('int getrlimit(int res, void *rlim)'),
   setrlimit: f('int setrlimit(int res, void *rlim)'),
@@ -216,11 +216,7 @@ export function fstatat(dirfd: number, name: Buffer): Stat {
  * unwinding an exception cost more than the system call itself.
  */
 export function fstatatIfExists(dirfd: number, name: Buffer): Stat | null {
-  if (c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
-    if (koffi.errno() === E.ENOENT) return null;
-    fail('statx');
-  }
-  return parseStatx(statxBuf);
+  return fstatatRawIfExists(dirfd, name) ? parseStatx(statxBuf) : null;
 }
 export function statPath(path: string): Stat {
   ok(c.statx(AT.FDCWD, cstr(path), 0, STATX_BASIC, statxBuf), 'statx');
@@ -412,9 +408,11 @@ export function pinThread(cpu: number): boolean {
   else return false;
   return c.schedSetaffinity(0, mask.length, mask) === 0;
 }
-/** The CPU the calling thread runs on. */
-export function currentCpu(): number {
-  return c.schedGetcpu() as number;
+const schedParam = Buffer.alloc(4);
+/** sched_setscheduler(2) of thread `tid` (0: the caller); false when refused (no CAP_SYS_NICE). */
+export function setScheduler(tid: number, policy: number, priority: number): boolean {
+  schedParam.writeInt32LE(priority, 0);
+  return c.schedSetscheduler(tid, policy, schedParam) === 0;
 }
 export function gettid(): number {
   return c.gettid() as number;

@@ -116,15 +116,6 @@ export interface InHeader {
   totalExtlen: number;
 }
 
-/** Decode the header. Node ids are below 2^53 (provfs counts them from 1), so a number. */
-export function readInHeader(b: Buffer): InHeader {
-  return {
-    len: b.readUInt32LE(0), opcode: b.readUInt32LE(4), unique: b.readBigUInt64LE(8),
-    nodeid: b.readUInt32LE(16) + b.readUInt32LE(20) * 0x100000000, uid: b.readUInt32LE(24),
-    gid: b.readUInt32LE(28), pid: b.readUInt32LE(32), totalExtlen: b.readUInt16LE(36),
-  };
-}
-
 /**
  * Decode the header into `h` in place, all but `unique` (left as it was: the request loop copies
  * the unique id byte for byte; {@link readUnique} reads it when needed).

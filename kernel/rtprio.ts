@@ -7,24 +7,20 @@
  * wait for the go word, and the new loop's first requests (kernel/loop). Without the right
  * (CAP_SYS_NICE) it is a no-op.
  */
-import koffi from 'koffi';
 import { readdirSync } from 'node:fs';
+import { setScheduler } from './libc.js';
 
-const lib = koffi.load('libc.so.6');
-const setScheduler = lib.func('int sched_setscheduler(int pid, int policy, void *param)');
 const SCHED_OTHER = 0, SCHED_FIFO = 1, SCHED_RESET_ON_FORK = 0x40000000;
 /** A low real-time priority: above every ordinary task, below the kernel's own. */
 const RT_PRIORITY = 10;
-const param = Buffer.alloc(4);
 
 /**
  * The calling thread real-time (SCHED_FIFO) or back to ordinary scheduling. `resetOnFork`:
  * processes and threads it creates start ordinary. Returns whether it took effect.
  */
 export function realtime(on: boolean, resetOnFork = true, tid = 0): boolean {
-  param.writeInt32LE(on ? RT_PRIORITY : 0, 0);
   const policy = (on ? SCHED_FIFO : SCHED_OTHER) | (resetOnFork ? SCHED_RESET_ON_FORK : 0);
-  return (setScheduler(tid, policy, param) as number) === 0;
+  return setScheduler(tid, policy, on ? RT_PRIORITY : 0);
 }
 
 /**

@@ -383,7 +383,6 @@ export function setIngestDeferral(defer: ((task: () => Promise<void>) => void) |
  */
 async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, jobs: number, flags: RebuildFlags,
   fpLearned: boolean, db: string, target: string, file: string, defer: (task: () => Promise<void>) => void): Promise<number> {
-  const sp = stampPath(cfg);
   const result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null, true);
   /** The journal flush the capture left for after the answer (see runCaptured); at most once. */
   let durable: Promise<void> | null = null;
@@ -441,9 +440,7 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
     await makeDurable();
     await ingestAndStamp(cfg, target, stamps);
   }
-  for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
-  for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
-  process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
+  printRebuilt(result, d, file);
   return 0;
 }
 

@@ -555,10 +555,11 @@ function alive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-  // A zombie (killed, not yet reaped by its parent) answers signal 0 but will never write again.
+  // A zombie (killed, not yet reaped by its parent) or a dead task answers signal 0 but will never write again.
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state !== 'Z' && state !== 'X';
   } catch {
     return true;
   }
