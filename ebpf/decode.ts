@@ -32,8 +32,10 @@ export const RECORD_SIZE: Record<number, number> = {
   [KIND.sock]: 200, [KIND.msg]: 248, [KIND.fs]: 2184, [KIND.lost]: 72, [KIND.setattr]: 1152,
   [KIND.execV]: 4096, [KIND.fsV]: 4096, [KIND.setattrV]: 4096,
 };
+/** Layout of a variable-length kind: its fixed part, where the strings' u16 lengths sit, how many strings follow. */
+export interface VarLayout { fixed: number; lens: number; strings: number }
 /** Fixed part of each variable-length kind (prov.h struct prov_*_v) and how many strings follow it. */
-const VAR_FIXED: Record<number, { fixed: number; lens: number; strings: number }> = {
+export const VAR_FIXED: Record<number, VarLayout> = {
   [KIND.execV]: { fixed: 80, lens: 72, strings: 4 },
   [KIND.fsV]: { fixed: 128, lens: 120, strings: 4 },
   [KIND.setattrV]: { fixed: 128, lens: 120, strings: 2 },

@@ -27,7 +27,7 @@
  */
 import { CODEC } from '../journal/api.js';
 import type { EventSource } from '../events.js';
-import { KIND, RECORD_SIZE } from '../../ebpf/decode.js';
+import { KIND, RECORD_SIZE, VAR_FIXED as VAR, type VarLayout } from '../../ebpf/decode.js';
 
 const O_ACCMODE = 3, O_WRONLY = 1, O_RDWR = 2, O_TRUNC = 0o1000;
 const SLASH = 47, DOT = 46;
@@ -85,7 +85,7 @@ export class SyncPrefilter {
     if (ts > this.maxTs) this.maxTs = ts;
     const pid = u32(buf, start + 16);
     switch (kind) {
-      case KIND.exec: case K_EXEC_V: case KIND.sock: case KIND.msg:
+      case KIND.exec: case KIND.execV: case KIND.sock: case KIND.msg:
         return this.skip(); // nothing the tracker folds
       case KIND.open: {
         const flags = u32(buf, start + 52);
@@ -108,7 +108,7 @@ export class SyncPrefilter {
         return this.take();
       case KIND.exit:
         return this.watched.has(pid) ? this.take() : this.skip();
-      case KIND.fs: case K_FS_V: {
+      case KIND.fs: case KIND.fsV: {
         // raw1 relative to dir1, raw2 relative to dir2 (an absolute raw ignores its dir). Which
         // the decoder uses: rename both (from, to); unlink, rmdir, mkdir raw1; link, symlink
         // raw2 (a symlink's raw1 is its target, not a path it touches).
@@ -117,7 +117,7 @@ export class SyncPrefilter {
           raw1 = str(buf, start + 120, RAW_BYTES); raw2 = str(buf, start + 376, RAW_BYTES);
           dir1 = walk(buf, start, len, 632); dir2 = walk(buf, start, len, 1408);
         } else {
-          const ss = stringsOf(buf, start, len, VAR[K_FS_V]!);
+          const ss = stringsOf(buf, start, len, VAR[KIND.fsV]!);
           if (ss === null) return this.take();
           [raw1, raw2] = [ss[0]!, ss[1]!];
           dir1 = ss[2]![1] > 0 ? ss[2]! : null; dir2 = ss[3]![1] > 0 ? ss[3]! : null;
@@ -128,13 +128,13 @@ export class SyncPrefilter {
         const two = (op === FS_RENAME || op === FS_LINK || op === FS_SYMLINK) && this.pairMayBeUnder(buf, raw2, dir2);
         return one || two ? this.take() : this.skip();
       }
-      case KIND.setattr: case K_SETATTR_V: {
+      case KIND.setattr: case KIND.setattrV: {
         let raw: Span, dir: Span | null;
         if (kind === KIND.setattr) {
           raw = str(buf, start + 120, RAW_BYTES);
           dir = walk(buf, start, len, 376);
         } else {
-          const ss = stringsOf(buf, start, len, VAR[K_SETATTR_V]!);
+          const ss = stringsOf(buf, start, len, VAR[KIND.setattrV]!);
           if (ss === null) return this.take();
           raw = ss[0]!;
           dir = ss[1]![1] > 0 ? ss[1]! : null;
@@ -219,19 +219,10 @@ function needsNormalising(b: Uint8Array, start: number, len: number): boolean {
 type Span = [number, number];
 
 /**
- * The variable-length kinds of ABI 2 (ebpf/prov.h struct prov_*_v, written by newer capture):
- * a fixed part with the strings' u16 lengths at `lens`, then the strings back to back from
- * `fixed`, each followed by a NUL. Mirrored here by number so that journals of either ABI are
- * filtered; a record that does not parse this way is kept (the decoder reports it).
+ * The strings of a variable-length kind of ABI 2 (ebpf/prov.h struct prov_*_v; layout from the
+ * decoder's VAR_FIXED): back to back from `fixed`, each followed by a NUL. null when the record
+ * does not parse this way (it is kept; the decoder reports it).
  */
-const K_EXEC_V = 11, K_FS_V = 12, K_SETATTR_V = 13;
-interface VarLayout { fixed: number; lens: number; strings: number }
-const VAR: Record<number, VarLayout> = {
-  [K_EXEC_V]: { fixed: 80, lens: 72, strings: 4 },
-  [K_FS_V]: { fixed: 128, lens: 120, strings: 4 },
-  [K_SETATTR_V]: { fixed: 128, lens: 120, strings: 2 },
-};
-
 function stringsOf(b: Uint8Array, start: number, len: number, v: VarLayout): Span[] | null {
   const out: Span[] = [];
   let o = v.fixed;
