@@ -34,6 +34,7 @@ export interface MergeOptions {
   /**
    * A stream that pushed nothing for this long (wall-clock ms) no longer holds others back
    * (even with records queued: two quiet streams must not wait on each other forever). Default 100.
+   * Infinity: never; the caller closes a stream once it knows the stream has ended.
    */
   idleMs?: number;
   /** Wall clock in ms (default: performance.now). */

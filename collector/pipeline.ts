@@ -119,7 +119,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   // Following a live journal, a stream's writer may lag (the eBPF drain on a busy host): a
   // stream counts as idle, and stops holding the others back, only after a second without
   // records, or a provfs open could be joined before the eBPF fork and exec of its caller.
-  const merger = new StreamMerger<JournalRecord>({ idleMs: opts.follow ? FOLLOW_IDLE_MS : undefined });
+  // A one-shot run knows instead: a stream the reader has read to its end is closed, so the
+  // order never depends on how long a store commit took.
+  const merger = new StreamMerger<JournalRecord>({ idleMs: opts.follow ? FOLLOW_IDLE_MS : Infinity });
   for (const s of reader.streams()) merger.add(s);
 
   const progress: PipelineProgress = {
@@ -172,6 +174,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     for (;;) {
       const recs = reader.readBatch(batchRecords);
       for (const r of recs) merger.push(r);
+      if (!opts.follow) for (const s of reader.drained()) merger.close(s);
       apply(merger.drain());
       if (pending >= batchRecords) await commit();
       if (recs.length > 0) continue;

@@ -184,6 +184,31 @@ describe('journal reader', () => {
     assert.deepEqual(r.checkpoint(), { ebpf: 50, 'provfs-1': 50 });
   });
 
+  it('says which streams a batch read to their end, and a stream that grows is no longer drained', async () => {
+    const dir = freshDir();
+    const a = openJournalWriter({ dir, stream: 'ebpf' });
+    const b = openJournalWriter({ dir, stream: 'provfs-1' });
+    for (let i = 0; i < 3; i++) a.append(anySampleEvent(i));
+    for (let i = 10; i < 30; i++) b.append(anySampleEvent(i, 'provfs'));
+    await a.flush();
+    await b.flush();
+    const r = openJournalReader(dir);
+    // ebpf's three records come first by ts; five records in, only ebpf has been read to its end.
+    assert.equal(r.readBatch(5).length, 5);
+    assert.deepEqual(r.drained(), ['ebpf']);
+    assert.equal(r.readBatch(100).length, 18);
+    assert.deepEqual(r.drained().sort(), ['ebpf', 'provfs-1']);
+    a.append(anySampleEvent(40));
+    await a.flush();
+    const more = r.readBatch(1);
+    assert.deepEqual(more.map((x) => x.stream), ['ebpf']);
+    assert.deepEqual(r.drained(), ['provfs-1']);
+    assert.equal(r.readBatch(10).length, 0);
+    assert.deepEqual(r.drained().sort(), ['ebpf', 'provfs-1']);
+    r.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('decodes binary payloads with a registered decoder and rejects what fails', async () => {
     const dir = freshDir();
     const w = openJournalWriter({ dir, stream: 'ebpf' });

@@ -64,6 +64,12 @@ export interface JournalReader {
   /** Up to `max` records merged by ts, synchronously; empty when nothing is available now. */
   readBatch(max: number, streams?: readonly string[]): JournalRecord[];
   /**
+   * Streams the last {@link readBatch} read to their end: every record on disk at that moment
+   * has been delivered. A one-shot consumer can treat them as ended instead of guessing from
+   * wall-clock silence (a live writer may still append; the next batch says so).
+   */
+  drained(): string[];
+  /**
    * Last seq delivered per stream (what a consumer stores as its checkpoint once applied); with
    * a prefilter, records passed over after the last delivered one count once that one was taken.
    */
@@ -90,6 +96,7 @@ class Reader implements JournalReader {
   private readonly from: Checkpoint;
   private readonly decoders: ReadonlyMap<number, PayloadDecoder>;
   private readonly prefilter?: RecordPrefilter;
+  private lastDrained: string[] = [];
 
   constructor(readonly dir: string, opts: JournalReaderOptions) {
     this.from = { ...(opts.from ?? {}) };
@@ -170,7 +177,13 @@ class Reader implements JournalReader {
       if (r === null) break;
       out.push(r);
     }
+    this.lastDrained = [];
+    for (const [name, l] of this.lanes) if (dry.has(l) && l.head >= l.queue.length) this.lastDrained.push(name);
     return out;
+  }
+
+  drained(): string[] {
+    return [...this.lastDrained];
   }
 
   async *records(opts: ReadOptions = {}): AsyncIterableIterator<JournalRecord> {
