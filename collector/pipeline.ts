@@ -22,7 +22,6 @@ import { JoinEngine, type JoinState, type JoinStats } from './join/engine.js';
 import { openJournalReader, type PayloadDecoder, type JournalRecord } from './journal/index.js';
 import { logger } from './log.js';
 import { StreamMerger } from './merge.js';
-import { pendingState, releasePending } from '../graph/sqlite/pending.js';
 
 const log = logger('collector');
 
@@ -188,12 +187,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     apply(merger.flush());
     if (pending > 0 || progress.batches === 0) await commit();
     snapshot();
-    // Everything journalled is in the store now, also what a crashed rebuild promised to bring
-    // in (graph/sqlite/pending): its orphaned marker has done its job.
-    if (!opts.follow && store.url.startsWith('sqlite:')) {
-      const db = store.url.slice('sqlite:'.length);
-      if (pendingState(db).state === 'orphaned') releasePending(db, null);
-    }
+    if (!opts.follow) await store.caughtUp?.();
   } finally {
     reader.close();
   }

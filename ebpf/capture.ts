@@ -6,6 +6,7 @@
  * and report ({@link captureStatus}). The journal keeps raw records (codec ebpfRaw): readers
  * decode them with {@link ebpfDecoders}.
  */
+import { running } from '../collector/proc.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, closeSync, writeFileSync } from 'node:fs';
 import { join, basename, resolve } from 'node:path';
@@ -103,18 +104,6 @@ function daemonScript(): string {
   return fileURLToPath(new URL('./daemon.js', import.meta.url));
 }
 
-/** Is pid a running process (a zombie nobody reaped yet counts as gone)? */
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); } catch { return false; }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
 function readJson<T>(file: string): T | null {
   try { return JSON.parse(readFileSync(file, 'utf8')) as T; } catch { return null; }
 }
@@ -141,7 +130,7 @@ async function daemonReady(pid: number, cfg: DaemonConfig, logFile: string): Pro
     const p = readJson<DaemonProgress>(cfg.progressFile);
     if (p?.error) throw new LoaderError('drain', `collector daemon failed: ${p.error} (log: ${logFile})`);
     if (p?.ready) return;
-    if (!alive(pid)) throw new LoaderError('drain', `collector daemon exited before it was ready (log: ${logFile})`);
+    if (!running(pid)) throw new LoaderError('drain', `collector daemon exited before it was ready (log: ${logFile})`);
     if (Date.now() > deadline) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } throw new LoaderError('drain', `collector daemon not ready after 15 s (log: ${logFile})`); }
     await sleep(20);
   }
@@ -165,7 +154,7 @@ export async function startCapture(opts: StartOptions): Promise<CaptureStateFile
   const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress, ...(opts.boostNice !== undefined ? { boostNice: opts.boostNice } : {}) };
   const prior = readJson<CaptureStateFile>(files.state);
   if (isAttached(pinDir)) {
-    if (prior && alive(prior.daemonPid)) throw new LoaderError('pin', `capture already running at ${pinDir} (collector pid ${prior.daemonPid})`);
+    if (prior && running(prior.daemonPid)) throw new LoaderError('pin', `capture already running at ${pinDir} (collector pid ${prior.daemonPid})`);
     // A dead collector may linger as a zombie until init reaps it; its journal lock names it.
     if (prior) {
       const deadline = Date.now() + 5000;
@@ -221,11 +210,11 @@ export async function stopCapture(opts: { pinDir?: string; stateDir?: string } =
   if (!isAttached(pinDir) && !state) throw new NotFoundError(`no capture attached at ${pinDir}`);
   const { programs } = detachCapture(pinDir);
   let daemonStopped = false;
-  if (state && alive(state.daemonPid)) {
+  if (state && running(state.daemonPid)) {
     process.kill(state.daemonPid, 'SIGTERM');
     const deadline = Date.now() + 15000;
-    while (alive(state.daemonPid) && Date.now() < deadline) await sleep(20);
-    if (alive(state.daemonPid)) process.kill(state.daemonPid, 'SIGKILL');
+    while (running(state.daemonPid) && Date.now() < deadline) await sleep(20);
+    if (running(state.daemonPid)) process.kill(state.daemonPid, 'SIGKILL');
     daemonStopped = true;
   }
   const p = readJson<DaemonProgress>(files.progress);
@@ -272,7 +261,7 @@ export async function captureStatus(opts: { pinDir?: string; stateDir?: string; 
   if (state) {
     const p = readJson<DaemonProgress>(files.progress);
     st.daemon = {
-      pid: state.daemonPid, alive: alive(state.daemonPid), records: p?.records ?? 0, lost: p?.lost ?? 0,
+      pid: state.daemonPid, alive: running(state.daemonPid), records: p?.records ?? 0, lost: p?.lost ?? 0,
       journal: join(state.journalDir, state.stream), ...(p?.error ? { error: p.error } : {}),
     };
   }

@@ -120,5 +120,10 @@ export interface GraphStore {
 
   hosts(): Promise<string[]>;
   stats(): Promise<StoreStats>;
+  /**
+   * Everything journalled is in the store now (a one-shot collector run has drained the
+   * journal): a store that tracks promised ingests may forget the orphaned ones (optional).
+   */
+  caughtUp?(): Promise<void>;
   close(): Promise<void>;
 }

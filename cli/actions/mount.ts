@@ -7,6 +7,7 @@
  * All detect a stale mount left by a crashed daemon (every access fails with ENOTCONN) and say
  * what to do; `prov umount` clears it.
  */
+import { running } from '../../collector/proc.js';
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, rmSync, mkdirSync, realpathSync, existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -144,7 +145,7 @@ export async function umountCommand(mountpoint: string, opts: UmountCliOptions =
 async function waitGone(pid: number, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    try { process.kill(pid, 0); } catch { return; }
+    if (!running(pid)) return;
     await new Promise((r) => setTimeout(r, 20));
   }
   log.warn(`daemon ${pid} still running ${ms} ms after unmount`);

@@ -17,6 +17,7 @@
  * costs no copying; the seal window is hashed incrementally as slabs fill. One writer per
  * stream: a LOCK file with the owner's pid (a dead owner's lock is taken over).
  */
+import { running, startTime } from '../proc.js';
 import {
   appendFileSync, closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
   truncateSync, unlinkSync, writeSync,
@@ -171,7 +172,7 @@ class Writer implements JournalWriterHandle {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(this.lockPath, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-        writeSync(fd, `${process.pid} ${startTimeOf(process.pid) ?? ''}`.trim());
+        writeSync(fd, `${process.pid} ${startTime(process.pid) ?? ''}`.trim());
         closeSync(fd);
         openHere.add(this.streamDir);
         return;
@@ -183,8 +184,8 @@ class Writer implements JournalWriterHandle {
         const owner = Number(pidText);
         // The owner is live when its pid runs and (where /proc says) started when the lock was taken:
         // a pid reused by another process after a crash does not hold the stream.
-        const live = Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)
-          && (startText === undefined || startTimeOf(owner) === null || startTimeOf(owner) === startText);
+        const live = Number.isInteger(owner) && owner > 0 && owner !== process.pid && running(owner)
+          && (startText === undefined || startTime(owner) === null || startTime(owner) === startText);
         if (live) throw new InputError(`stream ${this.stream} is already open for writing by pid ${owner}`, this.streamDir);
         try { unlinkSync(this.lockPath); } catch { /* raced: retry */ }
       }
@@ -535,34 +536,6 @@ class Writer implements JournalWriterHandle {
 
   /** The segment file currently written (for tests and diagnostics). */
   get currentSegment(): string { return this.segName || this.fdName; }
-}
-
-/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or null when unknown. */
-function startTimeOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A zombie (killed, not yet reaped by its parent) or a dead task answers signal 0 but will never write again.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat[stat.lastIndexOf(')') + 2];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return true;
-  }
 }
 
 /**

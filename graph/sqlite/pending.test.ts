@@ -48,4 +48,19 @@ describe('graph/sqlite pending-ingest marker', () => {
     releasePending(db, process.pid);
     assert.equal(pendingState(db).state, 'none');
   });
+
+  it('a store that has caught up with the journal drops an orphaned marker, never a held one', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'prov-pending-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const db = join(dir, 'graph.db');
+    const store = await openSqliteStore(db);
+    t.after(() => store.close());
+    assert.ok(claimPending(db, holderOf(process.pid, 'me')!));
+    await store.caughtUp();
+    assert.equal(pendingState(db).state, 'held');
+    releasePending(db, process.pid);
+    assert.ok(claimPending(db, { pid: spawnSync('true').pid!, start: '1', what: 'gone' }));
+    await store.caughtUp();
+    assert.equal(pendingState(db).state, 'none');
+  });
 });

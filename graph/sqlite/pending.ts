@@ -12,6 +12,7 @@
  * journal, only not yet in the store; the next rebuild (or `prov ingest`) brings them in.
  */
 import { existsSync, linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { startTime } from '../../collector/proc.js';
 
 export interface PendingHolder {
   pid: number;
@@ -28,19 +29,9 @@ export function pendingPath(db: string): string {
   return `${db}.ingest-pending`;
 }
 
-/** Start time of a live process (null when it is gone). */
-export function processStart(pid: number): string | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /** The holder `pid` as a marker names it (null when it is not running). */
 export function holderOf(pid: number, what: string): PendingHolder | null {
-  const start = processStart(pid);
+  const start = startTime(pid);
   return start === null ? null : { pid, start, what };
 }
 
@@ -54,7 +45,7 @@ export function pendingState(db: string): PendingState {
     // Unreadable or torn (a holder writes by rename, so this is foreign): treat as orphaned.
     return { state: 'orphaned', holder: { pid: 0, start: '', what: 'unknown' } };
   }
-  return { state: processStart(holder.pid) === holder.start ? 'held' : 'orphaned', holder };
+  return { state: startTime(holder.pid) === holder.start ? 'held' : 'orphaned', holder };
 }
 
 /**

@@ -21,7 +21,7 @@ import { checkSchema, ensureSchema } from './schema.js';
 import { SqliteIngester } from './ingest.js';
 import { EDGE_JSON, ReadCache, edgesOf } from './cache.js';
 import { PathQueries } from './search.js';
-import { waitPending } from './pending.js';
+import { pendingState, releasePending, waitPending } from './pending.js';
 import { logger } from '../../collector/log.js';
 import { EDGE_CODE, EDGE_KINDS, NODE_CODE, NODE_KINDS, edgeFromRow, nodeFromRow, type EdgeRow, type NodeRow } from './codec.js';
 
@@ -368,6 +368,12 @@ export class SqliteGraphStore implements GraphStore {
       for (const r of this.stmts.checkpoint.all() as Array<{ stream: string; seq: number }>) checkpoint[r.stream] = r.seq;
       return { nodes, edges, gaps, hosts: this.stmts.hostCount.get() as number, checkpoint };
     });
+  }
+
+  /** A crashed rebuild's orphaned pending-ingest marker has done its job once the journal is drained. */
+  async caughtUp(): Promise<void> {
+    if (this.db.memory || this.db.readonly) return;
+    if (pendingState(this.db.name).state === 'orphaned') releasePending(this.db.name, null);
   }
 
   async close(): Promise<void> {

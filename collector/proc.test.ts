@@ -1,0 +1,49 @@
+/**
+ * @module collector/proc.test
+ * /proc/PID/stat readings on real processes: this one, a zombie child, a pid that is gone.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lastCpu, running, startTime, statFields } from './proc.js';
+
+test('this process: running, a start time, a CPU, state in field 3', () => {
+  assert.equal(running(process.pid), true);
+  assert.match(startTime(process.pid) ?? '', /^\d+$/);
+  assert.equal(startTime(process.pid), startTime(process.pid));
+  const cpu = lastCpu(process.pid);
+  assert.ok(cpu >= 0 && cpu < availableParallelism() * 64, `cpu ${cpu}`);
+  assert.match(statFields(process.pid)![0]!, /^[RS]$/);
+});
+
+test('a pid that is gone: not running, no start time, cpu -1', () => {
+  const gone = spawnSync('true').pid!;
+  assert.equal(running(gone), false);
+  assert.equal(startTime(gone), null);
+  assert.equal(lastCpu(gone), -1);
+  assert.equal(statFields(gone), null);
+});
+
+test('a zombie (exited, not yet reaped) is not running though signal 0 reaches it', async (t) => {
+  // A command name (the executable's file name) with a space and a parenthesis must not shift the fields.
+  const dir = mkdtempSync(join(tmpdir(), 'prov-proc-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const exe = join(dir, 'a b) c');
+  copyFileSync('/bin/true', exe);
+  chmodSync(exe, 0o755);
+  const child = spawn(exe, [], { stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
+  const pid = child.pid!;
+  // Node reaps children from its event loop: while this loop spins synchronously the child stays a zombie.
+  const until = Date.now() + 5000;
+  let state = '';
+  while (Date.now() < until && state !== 'Z') state = statFields(pid)?.[0] ?? '';
+  assert.equal(state, 'Z', `child state ${state} (stat: ${readFileSync(`/proc/${pid}/stat`, 'latin1').slice(0, 60)})`);
+  process.kill(pid, 0);
+  assert.equal(running(pid), false);
+  assert.match(startTime(pid) ?? '', /^\d+$/, 'field 22 found past the odd command name');
+  await exited;
+});

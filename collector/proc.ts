@@ -1,0 +1,51 @@
+/**
+ * @module collector/proc
+ * What `/proc/PID/stat` says about a process or thread: whether it can still act, when it
+ * started (a pid is reused quickly, pid_max is small: the start time tells the process a file
+ * names from a newer one with the same pid) and on which CPU it last ran.
+ */
+import { readFileSync } from 'node:fs';
+
+/**
+ * The fields of `/proc/PID/stat` from field 3 (the state) on, so that field N is at index
+ * N - 3; null when there is no such process. The command name (field 2) may hold spaces and
+ * parentheses, hence counting from the last ')'.
+ */
+export function statFields(pid: number): string[] | null {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/stat`, 'latin1'); } catch { return null; }
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+}
+
+/** A process's start time in clock ticks since boot (field 22), or null when it is gone. */
+export function startTime(pid: number): string | null {
+  return statFields(pid)?.[22 - 3] ?? null;
+}
+
+/** The CPU a thread last ran on (field 39), or -1 when it is gone. */
+export function lastCpu(tid: number): number {
+  const cpu = Number(statFields(tid)?.[39 - 3]);
+  return Number.isInteger(cpu) ? cpu : -1;
+}
+
+/**
+ * Whether `pid` is a process that can still act: it exists (signal 0 reaches it, or it belongs
+ * to another user) and is neither a zombie (dead, not yet reaped by its parent, which may be
+ * blocked in a system call for long) nor a dead task.
+ */
+export function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch (e) {
+    // Gone between the signal and the read; any other failure (a hidepid /proc): trust the signal.
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT' && (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  const state = text[text.lastIndexOf(')') + 2];
+  return state !== 'Z' && state !== 'X';
+}
