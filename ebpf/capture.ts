@@ -6,12 +6,12 @@
  * and report ({@link captureStatus}). The journal keeps raw records (codec ebpfRaw): readers
  * decode them with {@link ebpfDecoders}.
  */
-import { running } from '../collector/proc.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, closeSync, writeFileSync } from 'node:fs';
 import { join, basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openJournalWriter, type JournalWriterHandle } from '../collector/journal/writer.js';
+import { running } from '../collector/proc.js';
 import { NotFoundError } from '../graph/errors.js';
 import { Drainer, type DrainStats } from './drain.js';
 import {

@@ -7,12 +7,12 @@
  * All detect a stale mount left by a crashed daemon (every access fails with ENOTCONN) and say
  * what to do; `prov umount` clears it.
  */
-import { running } from '../../collector/proc.js';
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, rmSync, mkdirSync, realpathSync, existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve, join } from 'node:path';
 import { logger } from '../../collector/log.js';
+import { running } from '../../collector/proc.js';
 import { EXIT, InputError, NotFoundError, exitCodeOf } from '../../graph/errors.js';
 import { mountState, unmount } from '../../kernel/mount.js';
 import { daemonInfoPath, daemonSocketPath, nodeLogPath, RUNTIME_DIR, type DaemonInfo } from '../../kernel/runtime.js';

@@ -17,7 +17,6 @@
  * costs no copying; the seal window is hashed incrementally as slabs fill. One writer per
  * stream: a LOCK file with the owner's pid (a dead owner's lock is taken over).
  */
-import { running, startTime } from '../proc.js';
 import {
   appendFileSync, closeSync, constants as C, fsyncSync, mkdirSync, openSync, readFileSync, chmodSync,
   truncateSync, unlinkSync, writeSync,
@@ -27,6 +26,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { InputError, IntegrityError, StoreError } from '../../graph/errors.js';
 import { logger } from '../log.js';
+import { running, startTime } from '../proc.js';
 import type { ProvEvent } from '../events.js';
 import { CODEC, type JournalWriter, type JournalWriterOptions } from './api.js';
 import { crc32c } from './crc32c.js';

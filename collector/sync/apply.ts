@@ -78,6 +78,12 @@ const S_IFMT = 0o170000n;
 export const COPY_CONCURRENCY = 8;
 const typeOf = (st: BigStats): bigint => st.mode & S_IFMT;
 
+/** rename(2) failed because `to` holds an entry of another kind or a non-empty directory. */
+function occupied(e: unknown): boolean {
+  const c = (e as NodeJS.ErrnoException).code;
+  return c === 'EISDIR' || c === 'ENOTEMPTY' || c === 'EEXIST' || c === 'ENOTDIR';
+}
+
 export class Applier {
   readonly counts = emptyCounts();
   /** In a dry run: what would be done, one line each. */
@@ -246,18 +252,11 @@ export class Applier {
   private async placeAsync(slot: number, path: string): Promise<void> {
     this.metaDirs.add(parentRel(path));
     const from = this.slotPath(slot);
-    try {
-      if (!(await this.dst.renameAsync(from, path))) {
-        // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again; if
-        // SRC lacks it too, the object stays staged and goes with the staging directory.
-        if (!this.ensureParents(path)) return;
-        this.dst.rename(from, path);
-      }
-    } catch (e) {
-      const c = (e as NodeJS.ErrnoException).code;
-      if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
-      this.dst.remove(path);
-      this.dst.rename(from, path);
+    if (!(await this.renameOver(from, path))) {
+      // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again; if
+      // SRC lacks it too, the object stays staged and goes with the staging directory.
+      if (!this.ensureParents(path)) return;
+      this.place(from, path);
     }
     this.counts.renames++;
   }
@@ -269,16 +268,7 @@ export class Applier {
    */
   private async moveAsync(origin: string, path: string): Promise<void> {
     this.metaDirs.add(parentRel(path));
-    try {
-      if (await this.dst.renameAsync(origin, path)) { this.counts.renames++; return; }
-    } catch (e) {
-      const c = (e as NodeJS.ErrnoException).code;
-      if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
-      this.dst.remove(path);
-      this.dst.rename(origin, path);
-      this.counts.renames++;
-      return;
-    }
+    if (await this.renameOver(origin, path)) { this.counts.renames++; return; }
     if (!this.dst.lstat(origin)) {
       const st = this.src.lstat(path);
       if (st) { if (this.ensureParents(path)) this.copy(path, st, true); } else this.vanished.push(path);
@@ -289,14 +279,25 @@ export class Applier {
     this.counts.renames++;
   }
 
+  /** {@link place} on libuv's pool; false when `from` or `to`'s parent is missing. */
+  private async renameOver(from: string, to: string): Promise<boolean> {
+    try {
+      return await this.dst.renameAsync(from, to);
+    } catch (e) {
+      if (!occupied(e)) throw e;
+      this.dst.remove(to);
+      this.dst.rename(from, to);
+      return true;
+    }
+  }
+
   /** rename `from` over `to`, removing whatever stale entry is at `to`. */
   private place(from: string, to: string): void {
     this.metaDirs.add(parentRel(to));
     try {
       this.dst.rename(from, to);
     } catch (e) {
-      const c = (e as NodeJS.ErrnoException).code;
-      if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw e;
+      if (!occupied(e)) throw e;
       this.dst.remove(to);
       this.dst.rename(from, to);
     }

@@ -86,13 +86,7 @@ export class ChangeTracker {
    * the records have since removed needs nothing.
    */
   markChanged(paths: readonly string[]): void {
-    for (const p of paths) {
-      // From a state file: only clean relative paths, never sync's own names.
-      let parts: string[];
-      try { parts = splitRel(p); } catch { continue; }
-      if (parts.some(isReserved)) continue;
-      this.safely(() => this.overlay.modify(p));
-    }
+    this.markEach(paths, (p) => p);
   }
 
   /**
@@ -100,11 +94,16 @@ export class ChangeTracker {
    * plan's, applied while this overlay took records): each is marked where its object is now.
    */
   markChangedAtStart(paths: readonly string[]): void {
+    this.markEach(paths, (p) => this.overlay.currentPathOf(p));
+  }
+
+  private markEach(paths: readonly string[], whereNow: (p: string) => string | null): void {
     for (const p of paths) {
+      // From a state file: only clean relative paths, never sync's own names.
       let parts: string[];
       try { parts = splitRel(p); } catch { continue; }
       if (parts.some(isReserved)) continue;
-      const now = this.overlay.currentPathOf(p);
+      const now = whereNow(p);
       if (now !== null) this.safely(() => this.overlay.modify(now));
     }
   }
@@ -116,10 +115,9 @@ export class ChangeTracker {
 
   /** Drop handles of processes that no longer exist (their closes may have been missed at exit). */
   dropHandles(alive: (pid: number) => boolean): void {
-    for (const [k, h] of this.handles) {
+    for (const k of this.handles.keys()) {
       const m = /^[^:]+:(\d+):\d+$/.exec(k);
       if (m && !alive(Number(m[1]))) this.handles.delete(k);
-      void h;
     }
   }
 

@@ -35,6 +35,7 @@ import { spawn } from 'node:child_process';
 import { resolve as pathResolve } from 'node:path';
 import { InputError } from '../../graph/errors.js';
 import { logger } from '../log.js';
+import { running } from '../proc.js';
 import { Applier, type ApplyCounts } from './apply.js';
 import { readRootFor, witnessFor } from './capture.js';
 import { ChangeTracker } from './changes.js';
@@ -373,7 +374,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     }
     if (state && o.feed.heads) reason ??= await continuity(o.feed, state.checkpoint);
   }
-  tracker.dropHandles((pid) => fs.existsSync(`/proc/${pid}`));
+  tracker.dropHandles(running);
 
   if (unsafe !== undefined) reason ??= `DST differs from the checkpoint: ${unsafe}`;
   let mode: 'incremental' | 'full' = reason === undefined ? 'incremental' : 'full';
