@@ -173,17 +173,24 @@ async function barrier(src: string, tracker: ChangeTracker, feed: RecordFeed, id
   }
 
   async function watchForProbe(): Promise<{ ok: boolean; gap?: string; stream?: string }> {
+    let target: Record<string, number> | null = null;
+    let targetAt = 0;
+    const reached = (): boolean => {
+      const po = feed.passedOver?.() ?? {};
+      return Object.entries(target!).every(([st, seq]) => Math.max(tracker.positions[st] ?? 0, po[st] ?? 0) >= seq);
+    };
     for (;;) {
       if (failure !== undefined) return done(false);
       const before = tracker.records;
       // What the journal holds as this round starts: once read, it is applied (an early plan)
       // while the probe's record is still on its way, even if more records keep coming (on a
-      // busy host they always do): the wait for the probe then hides behind the apply.
-      const target = onIdle && feed.heads ? await feed.heads() : null;
-      const reached = (): boolean => {
-        const po = feed.passedOver?.() ?? {};
-        return Object.entries(target!).every(([st, seq]) => Math.max(tracker.positions[st] ?? 0, po[st] ?? 0) >= seq);
-      };
+      // busy host they always do): the wait for the probe then hides behind the apply. The
+      // heads (a directory listing and a read per stream) are read again once the last target
+      // is reached, not on every 2 ms round.
+      if (onIdle && feed.heads && (target === null || reached() || Date.now() - targetAt > 50)) {
+        target = await feed.heads();
+        targetAt = Date.now();
+      }
       let early = false;
       for await (const rec of feed.read(tracker.positions, keep)) {
         if (gap === undefined) {
