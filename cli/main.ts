@@ -103,6 +103,7 @@ program
   .option('--prefix <path>', 'file events only under this absolute path (string; default /)')
   .option('--ring-mib <n>', 'ring buffer size in MiB, a power of two; allocated whole at attach and unswappable (integer; default 1/64 of RAM, 16–256)')
   .option('--ring-mb <n>', 'same as --ring-mib (older spelling)')
+  .option('--nice <n>', 'nice of the collector while its ring is calm, -20..19; 19 leaves the CPU to the workloads watched and drains on idle time, a quarter-full ring still raises it to -10 (integer; default 0)')
   .option('--no-env', 'do not record environments at exec')
   .option('--json', 'print as JSON')
   .action((action: string, opts) =>

@@ -37,6 +37,8 @@ export interface StartOptions extends AttachOptions {
   segmentBytes?: number;
   /** Nice of the drain threads while the ring is over a quarter full (default -10; null: never changed). */
   boostNice?: number | null;
+  /** Nice of the drain threads while the ring is calm (default: unchanged; 19 yields the CPU to the workloads watched). */
+  calmNice?: number | null;
 }
 
 export interface CaptureHandle {
@@ -57,7 +59,7 @@ export async function captureToJournal(opts: StartOptions): Promise<CaptureHandl
   let writer: JournalWriterHandle | null = null;
   try {
     writer = openJournalWriter({ dir: opts.journalDir, stream: opts.stream ?? DEFAULT_STREAM, segmentBytes: opts.segmentBytes });
-    const drainer = await Drainer.start({ pinDir: attached.pinDir, sink: writer, boostNice: opts.boostNice });
+    const drainer = await Drainer.start({ pinDir: attached.pinDir, sink: writer, boostNice: opts.boostNice, calmNice: opts.calmNice });
     const w = writer;
     let stopped: Promise<DrainStats> | null = null;
     return {
@@ -151,7 +153,7 @@ export async function startCapture(opts: StartOptions): Promise<CaptureStateFile
   const stream = opts.stream ?? DEFAULT_STREAM;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const files = stateFiles(pinDir, stateDir);
-  const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress, ...(opts.boostNice !== undefined ? { boostNice: opts.boostNice } : {}) };
+  const cfg: DaemonConfig = { pinDir, journalDir, stream, progressFile: files.progress, ...(opts.boostNice !== undefined ? { boostNice: opts.boostNice } : {}), ...(opts.calmNice !== undefined ? { calmNice: opts.calmNice } : {}) };
   const prior = readJson<CaptureStateFile>(files.state);
   if (isAttached(pinDir)) {
     if (prior && running(prior.daemonPid)) throw new LoaderError('pin', `capture already running at ${pinDir} (collector pid ${prior.daemonPid})`);

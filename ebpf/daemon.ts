@@ -23,6 +23,8 @@ export interface DaemonConfig {
   progressFile: string;
   /** Nice of the drain threads while the ring is filling up (default -10; null: never changed). */
   boostNice?: number | null;
+  /** Nice of the drain threads while the ring is calm (default: unchanged; see DrainOptions.calmNice). */
+  calmNice?: number | null;
 }
 
 export interface DaemonProgress {
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
     excludePid(process.pid, cfg.pinDir); // already excluded by the attach; kept for a resumed start
 
     const writer = openJournalWriter({ dir: cfg.journalDir, stream: cfg.stream });
-    const drainer = await Drainer.start({ pinDir: cfg.pinDir, sink: writer, boostNice: cfg.boostNice });
+    const drainer = await Drainer.start({ pinDir: cfg.pinDir, sink: writer, boostNice: cfg.boostNice, calmNice: cfg.calmNice });
     const tick = () => {
       Object.assign(progress, { records: drainer.stats.records, lost: drainer.stats.lost, bytes: drainer.stats.bytes, boosts: drainer.stats.boosts ?? 0, lastSeq: writer.lastSeq, updated: Date.now() });
       if (drainer.error) progress.error = drainer.error.message;

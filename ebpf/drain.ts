@@ -13,6 +13,7 @@ import { CODEC, type JournalWriter } from '../collector/journal/api.js';
 import { encodeLost } from './decode.js';
 import { readCounters, DEFAULT_PIN_DIR, LoaderError } from './loader.js';
 import { logger } from '../collector/log.js';
+import { statFields } from '../collector/proc.js';
 
 const log = logger('ebpf');
 
@@ -40,6 +41,13 @@ export interface DrainOptions {
    * full, until it is below 5 % again (default -10; null: never change priority).
    */
   boostNice?: number | null;
+  /**
+   * Nice value of the drain threads while the ring is calm (default: left as it is). 19 leaves
+   * the CPU to the workloads being watched: the ring absorbs their bursts and is drained on
+   * idle CPU time, and a quarter-full ring still raises the drain to `boostNice`. Records then
+   * reach the journal later on a busy host.
+   */
+  calmNice?: number | null;
   /** Called after each batch was appended (tests, benches). */
   onBatch?: (payloads: Uint8Array[]) => void;
 }
@@ -56,18 +64,32 @@ export interface DrainStats {
 
 /** Is this process the leader of its session (so its autogroup holds only the collector)? */
 function leadsOwnSession(): boolean {
-  try {
-    const st = readFileSync('/proc/self/stat', 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return Number(f[3]) === process.pid && existsSync('/proc/self/autogroup');
-  } catch {
-    return false;
-  }
+  return Number(statFields(process.pid)?.[6 - 3]) === process.pid && existsSync('/proc/self/autogroup');
 }
 
 /** The nice of this process's autogroup ("/autogroup-12 nice 0"). */
 function readAutogroupNice(): number {
   return Number(/nice\s+(-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? 0);
+}
+
+/**
+ * Set this thread's nice and, when the process leads its own session, its autogroup's: with
+ * autogroup scheduling (sched_autogroup_enabled) nice only ranks threads within one session's
+ * group, and the groups share the CPU evenly.
+ */
+function settleNice(nice: number, groupNice = nice): void {
+  try {
+    setPriority(0, nice);
+  } catch (e) {
+    log.warn(`cannot change the journal thread's priority: ${(e as Error).message}`);
+    return;
+  }
+  if (!leadsOwnSession()) return;
+  try {
+    writeFileSync('/proc/self/autogroup', String(groupNice));
+  } catch (e) {
+    log.debug(`autogroup nice not changed: ${(e as Error).message}`);
+  }
 }
 
 export class Drainer {
@@ -99,6 +121,8 @@ export class Drainer {
   /** Start draining; resolves once the worker has mapped the ring. */
   static async start(opts: DrainOptions): Promise<Drainer> {
     const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+    // Before the worker exists: a new thread starts at its creator's nice.
+    if (opts.calmNice !== undefined && opts.calmNice !== null) settleNice(opts.calmNice);
     const shared = new SharedArrayBuffer(32);
     const ctl = new Int32Array(shared, 0, 4);
     ctl[1] = opts.credits ?? 8;
@@ -142,27 +166,18 @@ export class Drainer {
 
   /**
    * The worker changed its priority with the ring's fill: this thread (the journal appends)
-   * follows. With autogroup scheduling (sched_autogroup_enabled), nice only ranks threads within
-   * one session's group and the groups share the CPU evenly; so a collector that leads its own
-   * session (the `prov capture start` daemon) raises its group's nice as well.
+   * follows, and so does the group of a collector that leads its own session (the `prov
+   * capture start` daemon).
    */
   private onBoost(on: boolean, fill: number, failed: string | undefined, nice: number | null): void {
     if (failed) { log.warn(`cannot raise the drain threads' priority (ring ${(100 * fill).toFixed(0)} % full): ${failed}`); return; }
     if (nice === null) return;
-    try {
-      if (on) { this.ownNice = getPriority(0); setPriority(0, nice); this.stats.boosts = (this.stats.boosts ?? 0) + 1; } else setPriority(0, this.ownNice);
-    } catch (e) {
-      log.warn(`cannot change the journal thread's priority: ${(e as Error).message}`);
-      return;
+    if (on) {
+      this.ownNice = getPriority(0);
+      if (leadsOwnSession()) this.ownGroupNice ??= readAutogroupNice();
+      this.stats.boosts = (this.stats.boosts ?? 0) + 1;
     }
-    if (leadsOwnSession()) {
-      try {
-        if (on) this.ownGroupNice ??= readAutogroupNice();
-        writeFileSync('/proc/self/autogroup', String(on ? nice : this.ownGroupNice ?? 0));
-      } catch (e) {
-        log.debug(`autogroup nice not changed: ${(e as Error).message}`);
-      }
-    }
+    settleNice(on ? nice : this.ownNice, on ? nice : this.ownGroupNice ?? 0);
     log.debug(`ring ${(100 * fill).toFixed(0)} % full: drain threads ${on ? `at nice ${nice}` : 'back to normal priority'}`);
   }
 

@@ -38,7 +38,8 @@ export function defaultRingBytes(ram = totalmem()): number {
   while (b * 2 <= RING_MAX && b * 2 <= ram / 64) b *= 2;
   return b;
 }
-const PINNED_MAPS = ['events', 'stats', 'excluded', 'tracked'] as const;
+/** `events` last: its pin is what {@link isAttached} looks for (a collector daemon waiting for the attach then finds the others pinned too). */
+const PINNED_MAPS = ['stats', 'excluded', 'tracked', 'events'] as const;
 
 /** The compiled object, built by ebpf/build.sh (dist/ebpf/loader.js → ebpf/build/prov.bpf.o). */
 export function defaultObjectPath(): string {

@@ -25,6 +25,8 @@ export interface CaptureCliOptions {
   prefix?: string;
   /** Ring buffer size in MiB (power of two; default 1/64 of RAM, 16–256). */
   ringMib?: number | string;
+  /** Nice of the collector while its ring is calm. */
+  nice?: number | string;
   /** Older spelling of ringMib. */
   ringMb?: number | string;
   /** Do not record environments at exec. */
@@ -36,6 +38,12 @@ export interface CaptureCliOptions {
 function num(v: unknown, what: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InputError(`${what} must be a non-negative integer (got ${String(v)})`, `--${what}`);
+  return n;
+}
+
+function niceValue(v: unknown): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < -20 || n > 19) throw new InputError(`nice must be an integer from -20 to 19 (got ${String(v)})`, '--nice');
   return n;
 }
 
@@ -56,7 +64,7 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
         journalDir: opts.journal ?? '.prov/journal', stream: opts.stream, pinDir, stateDir,
         cgroupId: opts.cgroup === undefined ? undefined : num(opts.cgroup, 'cgroup'),
         pidTree: pids.length ? pids : undefined, pathPrefix: opts.prefix,
-        ringBytes, env: !(opts.noEnv || opts.env === false),
+        ringBytes, env: !(opts.noEnv || opts.env === false), calmNice: opts.nice === undefined ? undefined : niceValue(opts.nice),
       });
       out(opts, s, s.resumed
         ? `capture was attached without a collector: new collector pid ${s.daemonPid} resumes from the pinned ring → ${s.journalDir}/${s.stream}`

@@ -6,7 +6,8 @@
  *   grep -r) with capture attached host-wide and draining into a journal, against the same
  *   workload with nothing attached, interleaved (A B A B …), medians and spread;
  * - split: grep -r with nothing attached / probes attached and no consumer (the in-kernel cost)
- *   / the `prov capture start` daemon draining, interleaved, wall and the workload's own CPU;
+ *   / the `prov capture start` daemon draining / the same at `--nice 19`, interleaved, wall and
+ *   the workload's own CPU;
  * - kernel: CPU cost per traced open+close and per chmod, probes attached with no consumer;
  * - bursts: 200k chmods, 200k open+close of small files, a parallel make, into a 64 MiB ring
  *   (PROV_CAPTURE_BENCH_RING_MIB=16,64,… for others): loss %, drain rate until caught up,
@@ -468,20 +469,21 @@ function timedShell(cmd: string, cwd: string): Promise<{ wall: number; user: num
 /**
  * The overhead split on grep -r: nothing attached (A), attached with no consumer (B: the
  * in-kernel cost alone; the ring is large enough to hold the whole run), attached and drained
- * into the journal by the `prov capture start` collector daemon (C). Interleaved A B C with a rotated order, medians of wall and of the
- * workload's own CPU (user + system).
+ * into the journal by the `prov capture start` collector daemon (C), the same daemon yielding
+ * the CPU while its ring is calm (D). Interleaved A B C D with a rotated order, medians of wall
+ * and of the workload's own CPU (user + system).
  */
 async function overheadSplit(dir: string, quick: boolean): Promise<BenchRow[]> {
   const tree = join(dir, 'tree');
   const cmd = 'for i in 1 2 3; do grep -r -c zzzzqqq t; done || true';
   const repeats = quick ? 5 : 11;
   const pinDir = `/sys/fs/bpf/prov-bench-split-${process.pid}`;
-  const res: Record<'A' | 'B' | 'C', { wall: number[]; cpu: number[] }> = { A: { wall: [], cpu: [] }, B: { wall: [], cpu: [] }, C: { wall: [], cpu: [] } };
+  const res: Record<'A' | 'B' | 'C' | 'D', { wall: number[]; cpu: number[] }> = { A: { wall: [], cpu: [] }, B: { wall: [], cpu: [] }, C: { wall: [], cpu: [] }, D: { wall: [], cpu: [] } };
   await timedShell(cmd, tree);
-  const modes = ['A', 'B', 'C'] as const;
+  const modes = ['A', 'B', 'C', 'D'] as const;
   for (let i = 0; i < repeats; i++) {
-    for (let j = 0; j < 3; j++) {
-      const m = modes[(i + j) % 3]!;
+    for (let j = 0; j < modes.length; j++) {
+      const m = modes[(i + j) % modes.length]!;
       let t: { wall: number; user: number; sys: number };
       if (m === 'A') t = await timedShell(cmd, tree);
       else if (m === 'B') {
@@ -489,11 +491,12 @@ async function overheadSplit(dir: string, quick: boolean): Promise<BenchRow[]> {
         try { t = await timedShell(cmd, tree); } finally { detachCapture(pinDir); }
       } else {
         // the production path: `prov capture start`'s collector daemon, default ring and priorities
+        // (C), or yielding the CPU while its ring is calm (D: `prov capture start --nice 19`)
         const stateDir = mkdtempSync(join(tmpdir(), 'prov-bench-state-'));
         const journalDir = mkdtempSync(join(tmpdir(), 'prov-bench-j-'));
         const pin = `/sys/fs/bpf/prov-bench-splitd-${process.pid}`;
         try {
-          await startCapture({ journalDir, pinDir: pin, stateDir });
+          await startCapture({ journalDir, pinDir: pin, stateDir, ...(m === 'D' ? { calmNice: 19 } : {}) });
           t = await timedShell(cmd, tree);
         } finally {
           await stopCapture({ pinDir: pin, stateDir }).catch(() => undefined);
@@ -506,7 +509,7 @@ async function overheadSplit(dir: string, quick: boolean): Promise<BenchRow[]> {
     }
   }
   const rows: BenchRow[] = [];
-  for (const [m, label] of [['B', 'probes attached, no consumer (in-kernel cost)'], ['C', 'probes attached + collector daemon draining into the journal']] as const) {
+  for (const [m, label] of [['B', 'probes attached, no consumer (in-kernel cost)'], ['C', 'probes attached + collector daemon draining into the journal'], ['D', 'probes attached + collector daemon at nice 19 while its ring is calm (--nice 19)']] as const) {
     for (const what of ['wall', 'cpu'] as const) {
       const a = median(res.A[what]), x = median(res[m][what]);
       rows.push({
