@@ -19,7 +19,8 @@
  *
  * Priority under pressure: while the ring is more than a quarter full this thread runs at
  * `boostNice` (and tells the owner, which does the same for its thread), back to its own nice
- * once below 5 %. A burst the ring absorbs leaves the workload alone; a backlog that could
+ * once below 5 %. A drain that yields (started at a calm nice) is raised as well once a record
+ * has waited `maxWaitMs` in the ring, so a busy host still gets its records within about that. A burst the ring absorbs leaves the workload alone; a backlog that could
  * overrun the ring gets the CPU first, so the workload that produces it slows instead of
  * events being lost.
  */
@@ -27,9 +28,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { getPriority, setPriority } from 'node:os';
 import { RingReader } from './ring.js';
 
-interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number; boostNice: number | null }
-const { ringPath, shared, pollMs, maxBatchBytes, boostNice } = workerData as Init;
+interface Init { ringPath: string; shared: SharedArrayBuffer; pollMs: number; maxBatchBytes: number; boostNice: number | null; maxWaitMs: number | null }
+const { ringPath, shared, pollMs, maxBatchBytes, boostNice, maxWaitMs } = workerData as Init;
 const BOOST_ON = 0.25, BOOST_OFF = 0.05;
+/** A yielding drain is also raised once the oldest unread record has waited this long, and lowered when the ring is calm and fresh again. */
+const maxWaitNs = maxWaitMs === null ? null : BigInt(Math.round(maxWaitMs * 1e6));
 const FIRST_BATCH = Math.min(256 << 10, maxBatchBytes);
 const ctl = new Int32Array(shared, 0, 4);
 const durable = new BigInt64Array(shared, 16, 1);
@@ -53,7 +56,11 @@ function main(): void {
   const pressure = () => {
     if (boostFailed) return;
     const fill = ring.pending() / ring.size;
-    if (boosted ? fill >= BOOST_OFF : fill <= BOOST_ON) return;
+    const oldest = maxWaitNs === null ? null : ring.oldestUnread();
+    const waited = oldest === null ? 0n : process.hrtime.bigint() - oldest;
+    const late = maxWaitNs !== null && waited > maxWaitNs;
+    const fresh = maxWaitNs === null || waited < maxWaitNs / 4n;
+    if (boosted ? fill >= BOOST_OFF || !fresh : fill <= BOOST_ON && !late) return;
     try {
       setPriority(0, boosted ? ownNice : boostNice!);
     } catch (e) {

@@ -45,12 +45,16 @@ export interface DrainOptions {
    * Nice value of the drain threads while the ring is calm (default: left as it is). 19 leaves
    * the CPU to the workloads being watched: the ring absorbs their bursts and is drained on
    * idle CPU time, and a quarter-full ring still raises the drain to `boostNice`. Records then
-   * reach the journal later on a busy host.
+   * reach the journal later on a busy host, but a record that waited {@link CALM_MAX_WAIT_MS}
+   * in the ring raises the drain too.
    */
   calmNice?: number | null;
   /** Called after each batch was appended (tests, benches). */
   onBatch?: (payloads: Uint8Array[]) => void;
 }
+
+/** How long a record may wait in the ring of a yielding drain (calmNice) before the drain is raised. */
+export const CALM_MAX_WAIT_MS = 200;
 
 export interface DrainStats {
   records: number;
@@ -130,6 +134,7 @@ export class Drainer {
       workerData: {
         ringPath: join(pinDir, 'events'), shared, pollMs: opts.pollMs ?? 5, maxBatchBytes: opts.maxBatchBytes ?? 4 << 20,
         boostNice: opts.boostNice === undefined ? -10 : opts.boostNice,
+        maxWaitMs: opts.calmNice === undefined || opts.calmNice === null ? null : CALM_MAX_WAIT_MS,
       },
     });
     let self: Drainer | null = null;

@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openJournalReader } from '../collector/journal/reader.js';
 import { statFields } from '../collector/proc.js';
-import { ebpfDecoders, startCapture, stopCapture } from './capture.js';
+import { getPriority, setPriority } from 'node:os';
+import { captureToJournal, ebpfDecoders, startCapture, stopCapture } from './capture.js';
+import { CALM_MAX_WAIT_MS } from './drain.js';
 
 test('a collector started at nice 19 runs there (threads and autogroup) and journals every record', async (t) => {
   if (process.getuid?.() !== 0) assert.fail('eBPF capture needs root (CAP_BPF, CAP_SYS_ADMIN); run the tests as root');
@@ -49,4 +51,28 @@ test('a collector started at nice 19 runs there (threads and autogroup) and jour
   }
   reader.close();
   assert.equal(created.size, n, `opens of the ${n} files journaled: got ${created.size}`);
+});
+
+test('records that wait in the ring of a yielding drain raise it; a drain at its own nice is not raised for waiting', async (t) => {
+  if (process.getuid?.() !== 0) assert.fail('eBPF capture needs root (CAP_BPF, CAP_SYS_ADMIN); run the tests as root');
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-nicewait-')));
+  const myNice = getPriority(0);
+  t.after(() => { setPriority(0, myNice); rmSync(dir, { recursive: true, force: true }); });
+  // This thread owns the drain: while spawnSync blocks it, batches are not taken, the worker's
+  // credits run out and the workload's records wait in the ring well past CALM_MAX_WAIT_MS.
+  const busyMs = 3 * CALM_MAX_WAIT_MS + 300;
+  const boostsWith = async (calmNice: number | undefined, name: string): Promise<number> => {
+    const cap = await captureToJournal({ journalDir: join(dir, `j-${name}`), pinDir: `/sys/fs/bpf/prov-nicewait-${name}-${process.pid}`, calmNice });
+    try {
+      const r = spawnSync('sh', ['-c', `end=$(($(date +%s%N) + ${busyMs}000000)); while [ $(date +%s%N) -lt $end ]; do : > "$1/f"; done`, 'sh', dir]);
+      assert.equal(r.status, 0, r.stderr?.toString());
+      await new Promise((res) => setTimeout(res, 50)); // take the worker's messages
+    } finally {
+      const st = await cap.stop();
+      assert.equal(st.lost, 0, 'nothing lost');
+    }
+    return cap.drainer.stats.boosts ?? 0;
+  };
+  assert.equal(await boostsWith(undefined, 'own'), 0, 'the ring never filled a quarter: no boost without a calm nice');
+  assert.ok(await boostsWith(19, 'calm') >= 1, `a yielding drain whose records waited over ${CALM_MAX_WAIT_MS} ms is raised`);
 });

@@ -15,6 +15,8 @@ import { LoaderError } from './loader.js';
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
 const HDR = 8;
+/** Where a record's `ts` sits (struct prov_hdr in prov.h: kind u16, size u16, uid u32, ts u64). */
+const TS_OFFSET = 8;
 const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1;
 const PAGE = 4096;
 
@@ -89,6 +91,18 @@ export class RingReader {
   /** Bytes written by the kernel and not committed by the consumer yet. */
   pending(): number {
     return Number(this.prod[0]! - this.cons[0]!);
+  }
+
+  /**
+   * The kernel's timestamp (bpf_ktime_get_ns: CLOCK_MONOTONIC ns, as process.hrtime) of the
+   * oldest record not copied out yet; null when there is none or it is still being written.
+   */
+  oldestUnread(): bigint | null {
+    if (this.readPos >= Number(this.prod[0]!)) return null;
+    const at = this.readPos & this.mask;
+    const len = this.dv.getUint32(at, true);
+    if (len & (BUSY | DISCARD)) return null;
+    return this.dv.getBigUint64(at + HDR + TS_OFFSET, true);
   }
 
   /** The position up to which records were copied out. */
