@@ -15,9 +15,56 @@
  * itself there; when they come from several threads it lets the scheduler place it anywhere
  * again (a multi-threaded caller keeps every CPU busy anyway). Checked at most every
  * {@link CHECK_MS} and only after {@link MIN_REQUESTS} requests, so its cost is negligible.
+ *
+ * Pinning alone does not keep the two together: the reply wakes the caller while the loop still
+ * runs on their shared CPU, so the scheduler, seeing that CPU busy and the other idle, moves the
+ * caller there (select_idle_sibling), and the loop follows 20 ms later — on a quiet two-CPU
+ * machine they spent most of the time apart (uncached stat 30–35k/s, both pinned apart 21k, both
+ * pinned together 73k; passthrough_ll -o default_permissions 60–78k). So while pinned the loop
+ * also runs SCHED_IDLE: a CPU whose only runnable thread is SCHED_IDLE counts as idle when a
+ * wakee is placed (sched_idle_cpu), and the woken caller preempts the loop at once. The caller
+ * then stays on the loop's CPU, each reply hands the CPU straight to the caller and each request
+ * straight back, with no idle CPU woken by an inter-processor interrupt in between. The loop
+ * only ever runs while its caller waits for it, so yielding to that caller costs it nothing;
+ * yielding to anything else is a risk: a SCHED_IDLE thread gets almost no CPU beside a busy
+ * ordinary one. So the loop watches its own wait for a CPU (run_delay in
+ * /proc/thread-self/schedstat) at every check, and when it waited more than
+ * {@link STARVED_FRACTION} of the time it goes back to ordinary scheduling at once and stays
+ * there for a while ({@link IDLE_BACKOFF_MS}, doubling while it recurs). Only a thread that may
+ * leave SCHED_IDLE again (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it;
+ * PROV_FUSE_YIELD=0 turns it off.
  */
 import { readFileSync } from 'node:fs';
 import * as libc from './libc.js';
+
+const SCHED_OTHER = 0, SCHED_IDLE = 5;
+/** While SCHED_IDLE: the share of wall time the loop may wait for a CPU before it stops yielding. */
+export const STARVED_FRACTION = 0.1;
+/** How long the loop stays ordinary after it waited too long (doubles while that recurs, up to 32×). */
+export const IDLE_BACKOFF_MS = 1000;
+
+/** Nanoseconds the calling thread has waited on a run queue (schedstat field 2), or -1. */
+export function runDelayNs(): number {
+  try {
+    const s = readFileSync('/proc/thread-self/schedstat', 'latin1');
+    return Number(s.slice(s.indexOf(' ') + 1, s.lastIndexOf(' ')));
+  } catch {
+    return -1;
+  }
+}
+
+/** Whether this process may go back from SCHED_IDLE to ordinary scheduling (see sched(7)). */
+function mayLeaveIdle(): boolean {
+  try {
+    const st = readFileSync('/proc/self/status', 'latin1');
+    const cap = /CapEff:\s*([0-9a-f]+)/.exec(st);
+    if (cap && (BigInt(`0x${cap[1]}`) >> 23n) & 1n) return true; // CAP_SYS_NICE
+    const lim = /Max nice priority\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'latin1'));
+    return lim !== null && Number(lim[1]) >= 20; // nice 0 allowed
+  } catch {
+    return false;
+  }
+}
 
 /** How often the placement is reconsidered while requests flow. */
 export const CHECK_MS = 20;
@@ -43,12 +90,35 @@ export class Colocator {
   /** Number of times the thread was pinned or unpinned (for tests and logs). */
   moves = 0;
 
-  constructor(private readonly now: () => number = () => performance.now()) {}
+  /** Running SCHED_IDLE now (see the module comment). */
+  idle = false;
+  /** False while something else owns this thread's scheduling (a handover's boost): never SCHED_IDLE then. */
+  allowIdle = true;
+  /** Times the loop stopped yielding because it waited too long for a CPU (for tests and logs). */
+  starved = 0;
+  private readonly yieldToCaller: boolean;
+  private idleAfter = 0;
+  private backoffMs = IDLE_BACKOFF_MS;
+  private delayAtCheck = 0;
+  private idleCheck = 0;
+
+  constructor(private readonly now: () => number = () => performance.now(), yieldToCaller = process.env.PROV_FUSE_YIELD !== '0' && mayLeaveIdle(),
+    private readonly runDelay: () => number = runDelayNs) {
+    this.yieldToCaller = yieldToCaller;
+  }
 
   /** Note a request from thread `tid` (its in_header.pid); moves this thread when it is time. */
   note(tid: number): void {
     // pid 0: requests the kernel sends on nobody's behalf (RELEASE, FORGET).
     if (tid !== 0 && this.caller !== tid) this.caller = this.caller === 0 ? tid : -1;
+    if (this.idle) {
+      // Yielding: the starvation check is due every CHECK_MS, however few requests came.
+      if (!this.allowIdle) this.ordinary();
+      else {
+        const t = this.now();
+        if (t - this.idleCheck >= CHECK_MS) this.idleCheckAt(t);
+      }
+    }
     if (++this.count < MIN_REQUESTS) return;
     const t = this.now();
     if (t - this.lastCheck < CHECK_MS) return;
@@ -57,15 +127,49 @@ export class Colocator {
     const single = this.caller > 0 ? this.caller : 0;
     this.caller = 0;
     const cpu = single ? cpuOfThread(single) : -1;
-    if (cpu === this.pinned) return;
-    if (libc.pinThread(cpu)) {
+    if (cpu !== this.pinned && libc.pinThread(cpu)) {
       this.pinned = cpu;
       this.moves++;
     }
+    if (this.pinned < 0) this.ordinary();
+    else if (!this.idle && this.yieldToCaller && this.allowIdle && t >= this.idleAfter && libc.setScheduler(0, SCHED_IDLE, 0)) {
+      this.idle = true;
+      this.idleCheck = t;
+      this.delayAtCheck = this.runDelay();
+    }
   }
 
-  /** Back to every CPU (before the thread does anything else, e.g. at a handover). */
+  /**
+   * While SCHED_IDLE: back to ordinary scheduling when the loop waited for a CPU more than
+   * {@link STARVED_FRACTION} of the time since the last check (something other than its caller
+   * wants the CPU; then not again for a while), or when the requests paused (the burst is over:
+   * the next one may come from anywhere; yielding again after the next placement check).
+   */
+  private idleCheckAt(t: number): void {
+    const d = this.runDelay();
+    const waited = (d - this.delayAtCheck) / 1e6, span = t - this.idleCheck;
+    this.delayAtCheck = d;
+    this.idleCheck = t;
+    if (d >= 0 && waited > STARVED_FRACTION * Math.min(span, 10 * CHECK_MS)) {
+      this.ordinary();
+      this.starved++;
+      this.idleAfter = t + this.backoffMs;
+      this.backoffMs = Math.min(this.backoffMs * 2, 32 * IDLE_BACKOFF_MS);
+    } else if (span > 10 * CHECK_MS) {
+      this.ordinary();
+    } else {
+      this.backoffMs = Math.max(IDLE_BACKOFF_MS, this.backoffMs / 2);
+    }
+  }
+
+  /** Back to ordinary scheduling (SCHED_OTHER) if yielding. */
+  ordinary(): void {
+    if (this.idle && libc.setScheduler(0, SCHED_OTHER, 0)) this.idle = false;
+  }
+
+  /** Back to every CPU and ordinary scheduling (before the thread does anything else, e.g. at a handover). */
   release(): void {
+    this.ordinary();
     if (this.pinned >= 0 && libc.pinThread(-1)) this.pinned = -1;
   }
 }

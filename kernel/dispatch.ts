@@ -77,8 +77,14 @@ export class Dispatcher {
   negotiated: Negotiated | null = null;
   /** READDIRPLUS stops making nodes above this many (entries go out without attributes). */
   nodeCap = Infinity;
+  /** Requests served per opcode, indexed by opcode (a typed array: no Map update per request). */
+  private readonly perOp = new Float64Array(128);
   /** Count of requests served per opcode (for tests and benches: READ/WRITE must stay 0 with passthrough). */
-  readonly counts = new Map<number, number>();
+  get counts(): Map<number, number> {
+    const m = new Map<number, number>();
+    this.perOp.forEach((c, op) => { if (c > 0) m.set(op, c); });
+    return m;
+  }
   private readonly entryT: [bigint, number];
   private readonly attrT: [bigint, number];
   private readonly negT: [bigint, number];
@@ -127,7 +133,7 @@ export class Dispatcher {
       this.req = req;
       this.req32 = (req.byteOffset & 3) === 0 && req.length >= 16 ? new Uint32Array(req.buffer, req.byteOffset, 4) : null;
     }
-    this.counts.set(h.opcode, (this.counts.get(h.opcode) ?? 0) + 1);
+    this.perOp[h.opcode & 127]++;
     const handler = HANDLERS[h.opcode];
     const body = req.subarray(SIZE.in_header, len);
     if (this.lin && (h.nodeid === LIN_NODE || (h.opcode === OP.LOOKUP && h.nodeid === FUSE_ROOT_ID && cname(body)[0].equals(LIN_NAME)))) {
@@ -490,9 +496,12 @@ export const HANDLERS: Record<number, Handler> = {
   [OP.INIT]: (d, _h, b) => d.init(b),
   [OP.DESTROY]: (d) => d.ok(0),
   [OP.LOOKUP]: (d, h, b) => {
-    const name = cname(b)[0];
-    // A file the table holds (every repeated lookup): attributes copied as words, no Stat.
-    const known = d.fs.lookupKnownRaw(id(h), name);
+    let end = b.indexOf(0);
+    if (end < 0) end = b.length;
+    const name = b.subarray(0, end);
+    // A file the table holds (every repeated lookup): attributes copied as words, no Stat. The
+    // name goes to statx with the NUL the request ends it with (the body is exactly that).
+    const known = d.fs.lookupKnownRaw(id(h), name, end === b.length - 1 ? b : undefined);
     if (known) return d.entryFromStatx(known.id);
     if (known === undefined) return d.entry(d.fs.lookupNew(id(h), name));
     if (d.opts.timeouts.negative <= 0) return d.error(E.ENOENT);

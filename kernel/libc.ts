@@ -186,7 +186,14 @@ export function fstatRaw(fd: number): void {
  * not exist. The identity of the result: {@link statxDev} and {@link statxIno}.
  */
 export function fstatatRawIfExists(dirfd: number, name: Buffer): boolean {
-  if (c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
+  return fstatatRawIfExistsZ(dirfd, cstr(name));
+}
+/**
+ * {@link fstatatRawIfExists} of a name already NUL-terminated in place (a FUSE request carries
+ * its names so): no copy of the name per call.
+ */
+export function fstatatRawIfExistsZ(dirfd: number, nameZ: Buffer): boolean {
+  if (c.statx(dirfd, nameZ, AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
     if (koffi.errno() === E.ENOENT) return false;
     fail('statx');
   }

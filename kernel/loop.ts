@@ -558,6 +558,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         // State version 2, first part: a snapshot the successor copies while we serve on.
         const req = receive() as SnapshotRequest | undefined;
         if (req) {
+          // The handover's priority, not the colocator's SCHED_IDLE (kernel/colocate), from now on.
+          colocator?.ordinary();
           unboost ??= boost();
           fs.nodes.startTracking();
           v8.serialize(fs.nodes.delta()); // compiled now, not at quiesce
@@ -714,7 +716,10 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       realtime(false); // a standby: real-time since its wait (kernel/nodefollow)
     }
     if (fs.nodes.size > pruneHigh) prune();
-    colocator?.note(buf.readUInt32LE(32)); // the caller's thread id (in_header.pid)
+    if (colocator) {
+      colocator.allowIdle = unboost === null; // never SCHED_IDLE while a handover's boost holds
+      colocator.note(buf.readUInt32LE(32)); // the caller's thread id (in_header.pid)
+    }
     if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
       nodeLog?.init(d.negotiated);
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
