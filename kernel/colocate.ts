@@ -27,30 +27,41 @@
  * straight back, with no idle CPU woken by an inter-processor interrupt in between. The loop
  * only ever runs while its caller waits for it, so yielding to that caller costs it nothing;
  * yielding to anything else is a risk: a SCHED_IDLE thread gets almost no CPU beside a busy
- * ordinary one. So the loop watches its own wait for a CPU (run_delay in
- * /proc/thread-self/schedstat) at every check, and when it waited more than
- * {@link STARVED_FRACTION} of the time it goes back to ordinary scheduling at once and stays
- * there for a while ({@link IDLE_BACKOFF_MS}, doubling while it recurs). Only a thread that may
- * leave SCHED_IDLE again (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it;
- * PROV_FUSE_YIELD=0 turns it off.
+ * ordinary one (measured: with the machine loaded, 62k/s yielding against 95k/s not). And it is
+ * only needed while another CPU sits idle (a busy one draws no wakee). So the loop yields only
+ * while the machine is quiet: the other CPUs idle at least {@link QUIET_IDLE_SHARE} of the last
+ * {@link QUIET_WINDOW_MS} (/proc/stat) and nothing but itself runnable when it looks
+ * (/proc/loadavg); it looks again every {@link CHECK_MS} while yielding and goes back to ordinary
+ * scheduling at once when either fails. Only a thread that may leave SCHED_IDLE again
+ * (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it; PROV_FUSE_YIELD=0 turns it off.
  */
 import { readFileSync } from 'node:fs';
 import * as libc from './libc.js';
 
 const SCHED_OTHER = 0, SCHED_IDLE = 5;
-/** While SCHED_IDLE: the share of wall time the loop may wait for a CPU before it stops yielding. */
-export const STARVED_FRACTION = 0.1;
-/** How long the loop stays ordinary after it waited too long (doubles while that recurs, up to 32×). */
-export const IDLE_BACKOFF_MS = 1000;
+/** The other CPUs must have been idle at least this share of the last {@link QUIET_WINDOW_MS} for the loop to yield. */
+export const QUIET_IDLE_SHARE = 0.5;
+/** The window over which the other CPUs' idle time is judged (/proc/stat counts in 10 ms ticks). */
+export const QUIET_WINDOW_MS = 100;
 
-/** Nanoseconds the calling thread has waited on a run queue (schedstat field 2), or -1. */
-export function runDelayNs(): number {
-  try {
-    const s = readFileSync('/proc/thread-self/schedstat', 'latin1');
-    return Number(s.slice(s.indexOf(' ') + 1, s.lastIndexOf(' ')));
-  } catch {
-    return -1;
+/** Idle and total time of each CPU so far, in ticks (/proc/stat cpuN lines), or null. */
+export function cpuTimes(): Array<[idle: number, total: number]> | null {
+  let text: string;
+  try { text = readFileSync('/proc/stat', 'latin1'); } catch { return null; }
+  const out: Array<[number, number]> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('cpu') || line[3] === ' ') continue;
+    const m = /^cpu(\d+) (.*)$/.exec(line);
+    if (!m) break;
+    const f = m[2]!.split(' ').map(Number);
+    out[Number(m[1])] = [f[3]! + f[4]!, f.slice(0, 8).reduce((a, b) => a + b, 0)];
   }
+  return out;
+}
+
+/** Tasks runnable right now, system-wide (the 4th field of /proc/loadavg counts the reader too), or -1. */
+export function runnableNow(): number {
+  try { return Number(/ (\d+)\//.exec(readFileSync('/proc/loadavg', 'latin1'))![1]); } catch { return -1; }
 }
 
 /** Whether this process may go back from SCHED_IDLE to ordinary scheduling (see sched(7)). */
@@ -94,17 +105,43 @@ export class Colocator {
   idle = false;
   /** False while something else owns this thread's scheduling (a handover's boost): never SCHED_IDLE then. */
   allowIdle = true;
-  /** Times the loop stopped yielding because it waited too long for a CPU (for tests and logs). */
-  starved = 0;
+  /** Times the loop stopped yielding because the machine got busy (for tests and logs). */
+  busy = 0;
   private readonly yieldToCaller: boolean;
-  private idleAfter = 0;
-  private backoffMs = IDLE_BACKOFF_MS;
-  private delayAtCheck = 0;
   private idleCheck = 0;
+  /** /proc/stat at the start of the current quiet window, and when. */
+  private windowStart: { t: number; times: Array<[number, number]> } | null = null;
+  /** The other CPUs' idle share over the last whole window (-1: none measured yet). */
+  private otherIdle = -1;
 
   constructor(private readonly now: () => number = () => performance.now(), yieldToCaller = process.env.PROV_FUSE_YIELD !== '0' && mayLeaveIdle(),
-    private readonly runDelay: () => number = runDelayNs) {
+    private readonly probe: { times: () => Array<[number, number]> | null; runnable: () => number } = { times: cpuTimes, runnable: runnableNow }) {
     this.yieldToCaller = yieldToCaller;
+  }
+
+  /**
+   * Whether the machine is quiet enough to yield (see the module comment): the other CPUs'
+   * idle share over the last whole window, and nothing else runnable now.
+   */
+  private quiet(t: number): boolean {
+    const w = this.windowStart;
+    if (!w || t - w.t >= QUIET_WINDOW_MS) {
+      const times = this.probe.times();
+      if (!times) return false;
+      if (w) {
+        let idle = 0, total = 0;
+        times.forEach(([i, tot], cpu) => {
+          if (cpu === this.pinned || !w.times[cpu]) return;
+          idle += i - w.times[cpu]![0];
+          total += tot - w.times[cpu]![1];
+        });
+        this.otherIdle = total > 0 ? idle / total : 1;
+      }
+      this.windowStart = { t, times };
+    }
+    if (this.otherIdle < QUIET_IDLE_SHARE) return false;
+    const r = this.probe.runnable();
+    return r >= 0 && r <= 2;
   }
 
   /** Note a request from thread `tid` (its in_header.pid); moves this thread when it is time. */
@@ -132,34 +169,22 @@ export class Colocator {
       this.moves++;
     }
     if (this.pinned < 0) this.ordinary();
-    else if (!this.idle && this.yieldToCaller && this.allowIdle && t >= this.idleAfter && libc.setScheduler(0, SCHED_IDLE, 0)) {
+    else if (!this.idle && this.yieldToCaller && this.allowIdle && this.quiet(t) && libc.setScheduler(0, SCHED_IDLE, 0)) {
       this.idle = true;
       this.idleCheck = t;
-      this.delayAtCheck = this.runDelay();
     }
   }
 
   /**
-   * While SCHED_IDLE: back to ordinary scheduling when the loop waited for a CPU more than
-   * {@link STARVED_FRACTION} of the time since the last check (something other than its caller
-   * wants the CPU; then not again for a while), or when the requests paused (the burst is over:
-   * the next one may come from anywhere; yielding again after the next placement check).
+   * While SCHED_IDLE, every {@link CHECK_MS}: back to ordinary scheduling when the machine is no
+   * longer quiet, or when the requests paused (the burst is over: the next one may come from
+   * anywhere; the loop yields again after a placement check finds one caller).
    */
   private idleCheckAt(t: number): void {
-    const d = this.runDelay();
-    const waited = (d - this.delayAtCheck) / 1e6, span = t - this.idleCheck;
-    this.delayAtCheck = d;
+    const span = t - this.idleCheck;
     this.idleCheck = t;
-    if (d >= 0 && waited > STARVED_FRACTION * Math.min(span, 10 * CHECK_MS)) {
-      this.ordinary();
-      this.starved++;
-      this.idleAfter = t + this.backoffMs;
-      this.backoffMs = Math.min(this.backoffMs * 2, 32 * IDLE_BACKOFF_MS);
-    } else if (span > 10 * CHECK_MS) {
-      this.ordinary();
-    } else {
-      this.backoffMs = Math.max(IDLE_BACKOFF_MS, this.backoffMs / 2);
-    }
+    if (span > 10 * CHECK_MS) this.ordinary();
+    else if (!this.quiet(t)) { this.ordinary(); this.busy++; }
   }
 
   /** Back to ordinary scheduling (SCHED_OTHER) if yielding. */

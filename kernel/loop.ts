@@ -504,6 +504,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // A predecessor may have compacted the node log after this loop opened it.
   nodeLog?.reopenIfReplaced();
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
+  // The request header as 32-bit words (buf has its own ArrayBuffer at offset 0): opcode at word
+  // 1, the caller's thread id at word 8 — read per request without Buffer's checked reads.
+  const hdr32 = new Uint32Array(buf.buffer, buf.byteOffset, SIZE.in_header >> 2);
   let reason = 'unmounted';
   // Every node holds an fd: when they approach the fd limit, ask the kernel to forget the least
   // recently used idle nodes (FUSE_NOTIFY_PRUNE, 7.45); its FORGETs then close them.
@@ -679,7 +682,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       log.error(reason);
       break;
     }
-    lastOp = buf.readUInt32LE(4);
+    lastOp = hdr32[1]!;
     if (firstAnswer) trace.mark('firstRead');
     if (resent) {
       resent.inHand = (buf.readBigUInt64LE(8) & FUSE_UNIQUE_RESEND) !== 0n;
@@ -718,9 +721,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (fs.nodes.size > pruneHigh) prune();
     if (colocator) {
       colocator.allowIdle = unboost === null; // never SCHED_IDLE while a handover's boost holds
-      colocator.note(buf.readUInt32LE(32)); // the caller's thread id (in_header.pid)
+      colocator.note(hdr32[8]!); // the caller's thread id (in_header.pid)
     }
-    if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
+    if (!state && !recovered && d.negotiated && lastOp === 26) {
       nodeLog?.init(d.negotiated);
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
     }
