@@ -179,6 +179,21 @@ function daemonCpuNs(pid: number): number {
   return ns;
 }
 
+/**
+ * Voluntary context switches of every thread of process `pid` so far: a daemon that sleeps in
+ * read(2) for each request (its caller on another CPU, each request and reply an inter-processor
+ * wake-up) shows one per request; one that shares its caller's CPU and is preempted by it, none.
+ */
+function daemonSleeps(pid: number): number {
+  let n = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0); } catch { /* thread gone */ }
+    }
+  } catch { return NaN; }
+  return n;
+}
+
 function peakRssMiB(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -214,6 +229,7 @@ function isMounted(mnt: string): boolean {
 export async function run(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the provfs bench mounts FUSE file systems: run it as root');
   const q = opts.quick;
+  const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   const repeats = repeatsWanted ?? (q ? 3 : 5);
   const work = mkdtempSync(join(tmpdir(), 'provfs-bench-'));
   const targets: Target[] = [];
@@ -299,10 +315,14 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
           if (t.pid) add(`createcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu0) / createN / 1e3);
         }
         const cpu1 = t.pid ? daemonCpuNs(t.pid) : 0;
+        const sleeps1 = t.pid ? daemonSleeps(t.pid) : 0;
         // stat (every target; *-nocache are the cache-off figures)
         writeFileSync(join(t.dir, 'statme'), 'x');
         add(`stat:${t.name}`, statN / (drive('stat', join(t.dir, 'statme'), String(statN)) / 1e9));
-        if (t.pid && noCache) add(`statcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu1) / statN / 1e3);
+        if (t.pid && noCache) {
+          add(`statcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu1) / statN / 1e3);
+          add(`statsleeps:${t.name}`, (daemonSleeps(t.pid) - sleeps1) / statN);
+        }
         if (noCache || permsOnly || metaOnly) continue;
         // sequential write then read (1 MiB blocks), random 4 KiB read and write
         const f = join(t.dir, 'big');
@@ -347,6 +367,8 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
     row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll -o default_permissions', 'µs', 'createcpu', 'plain', pll ? 'pll-dp' : null, 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll', 'µs', 'statcpu', 'plain-nocache', pl0, 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'µs', 'statcpu', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'lower');
+    row('daemon sleeps (voluntary context switches) per stat (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'switches', 'statsleeps', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'lower', undefined,
+      'a stat is 3 requests here (GETATTR of the mount root, LOOKUP, GETATTR); about 3 per stat: the daemon slept for each request, its caller on another CPU; about 0: it shared its caller\'s CPU');
     row('stat ops/s (attr cache 1 s), provfs plain vs ext4', 'ops/s', 'stat', 'plain', 'ext4', 'higher');
     row('stat ops/s, provfs prov vs plain', 'ops/s', 'stat', 'prov', 'plain', 'higher', 'within 10 % of plain');
     for (const [key, what] of [['seqwrite', 'sequential write 1 MiB blocks + fsync'], ['seqread', 'sequential read 1 MiB blocks (cached)'], ['randread', 'random read 4 KiB (cached)'], ['randwrite', 'random write 4 KiB + fdatasync']] as const) {
@@ -366,7 +388,7 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
     const fig = figure5Too ? await figure5(work, driver, q) : { rows: [], plots: [] };
     rows.push(...fig.rows);
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
-    if (rows[0]) rows[0].note = `${rows[0].note ? rows[0].note + '; ' : ''}load average at end ${load}`;
+    if (rows[0]) rows[0].note = `${rows[0].note ? rows[0].note + '; ' : ''}load average at start ${load0}, at end ${load}`;
     return { name: 'provfs', rows, memory, plots: fig.plots };
   } finally {
     for (const t of targets) {
