@@ -38,7 +38,9 @@
 import { readFileSync } from 'node:fs';
 import * as libc from './libc.js';
 
-const SCHED_OTHER = 0, SCHED_IDLE = 5;
+/** Policies set with SCHED_RESET_ON_FORK: a thread this one starts meanwhile starts ordinary. */
+const SCHED_RESET_ON_FORK = 0x40000000;
+const SCHED_OTHER = 0 | SCHED_RESET_ON_FORK, SCHED_IDLE = 5 | SCHED_RESET_ON_FORK;
 /** The other CPUs must have been idle at least this share of the last {@link QUIET_WINDOW_MS} for the loop to yield. */
 export const QUIET_IDLE_SHARE = 0.5;
 /** The window over which the other CPUs' idle time is judged (/proc/stat counts in 10 ms ticks). */
