@@ -53,6 +53,7 @@ type Handler = (d: Dispatcher, h: InHeader, body: Buffer) => void;
 /** Node id of the `.lin` log view at the mount root (prov mode); table ids never get this high. */
 export const LIN_NODE = 2 ** 52;
 const LIN_NAME = Buffer.from('.lin');
+const NO_BODY = Buffer.alloc(SIZE.getattr_in);
 
 /** NUL-terminated name at `off` in `b`, and where the next field starts. */
 function cname(b: Buffer, off = 0): [Buffer, number] {
@@ -146,7 +147,8 @@ export class Dispatcher {
     }
     this.perOp[h.opcode & 127]++;
     const handler = HANDLERS[h.opcode];
-    const body = req.subarray(SIZE.in_header, len);
+    // GETATTR reads nothing of its body: no view made for it (the commonest request uncached).
+    const body = h.opcode === OP.GETATTR ? NO_BODY : req.subarray(SIZE.in_header, len);
     if (this.lin && (h.nodeid === LIN_NODE || (h.opcode === OP.LOOKUP && h.nodeid === FUSE_ROOT_ID && cname(body)[0].equals(LIN_NAME)))) {
       return this.linRequest(h, body);
     }
