@@ -33,7 +33,9 @@
  * {@link QUIET_WINDOW_MS} (/proc/stat) and nothing but itself runnable when it looks
  * (/proc/loadavg); it looks again every {@link CHECK_MS} while yielding and goes back to ordinary
  * scheduling at once when either fails. Only a thread that may leave SCHED_IDLE again
- * (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it; PROV_FUSE_YIELD=0 turns it off.
+ * (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it; PROV_FUSE_YIELD=0 turns it off,
+ * PROV_FUSE_YIELD=always yields whenever pinned, quiet or not (to measure the rule: the
+ * provfs bench's `--variants`).
  */
 import { readFileSync } from 'node:fs';
 import * as libc from './libc.js';
@@ -110,6 +112,8 @@ export class Colocator {
   /** Times the loop stopped yielding because the machine got busy (for tests and logs). */
   busy = 0;
   private readonly yieldToCaller: boolean;
+  /** PROV_FUSE_YIELD=always: yield whenever pinned, quiet or not (for measuring the rule). */
+  private readonly always = process.env.PROV_FUSE_YIELD === 'always';
   private idleCheck = 0;
   /** /proc/stat at the start of the current quiet window, and when. */
   private windowStart: { t: number; times: Array<[number, number]> } | null = null;
@@ -126,6 +130,7 @@ export class Colocator {
    * idle share over the last whole window, and nothing else runnable now.
    */
   private quiet(t: number): boolean {
+    if (this.always) return true;
     const w = this.windowStart;
     if (!w || t - w.t >= QUIET_WINDOW_MS) {
       const times = this.probe.times();

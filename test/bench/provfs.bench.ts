@@ -16,7 +16,8 @@
  *
  * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`; only create+unlink
  * and stat (metadata, no figure 5): `--meta [--repeats N]`; every backing on a private tmpfs
- * (see {@link run}): `--tmpfs`; request counts
+ * (see {@link run}): `--tmpfs`; more uncached provfs targets with their own loop options, e.g.
+ * `--variants yield:PROV_FUSE_YIELD=always,noyield:PROV_FUSE_YIELD=0`; request counts
  * per opcode: `node dist/test/bench/provfs.bench.js --counts [--mode prov]`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -236,7 +237,29 @@ function isMounted(mnt: string): boolean {
  * block group a backing directory landed in (the >100 % spreads of that row); the same loop on
  * tmpfs measures the file systems in user space.
  */
-export async function run(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number, tmpfsBacking = false): Promise<BenchResult> {
+/** An extra uncached provfs target (`--variants name:VAR=value+VAR=value,name2:…`): the same daemon with other loop options. */
+export interface LoopVariant {
+  name: string;
+  env: Record<string, string>;
+}
+
+/** Parse `--variants`: `yield:PROV_FUSE_YIELD=1,noyield:PROV_FUSE_YIELD=0` (several variables joined by `+`). */
+export function parseVariants(spec: string | undefined): LoopVariant[] {
+  if (!spec) return [];
+  return spec.split(',').map((v) => {
+    const [name, vars] = v.split(':');
+    if (!name || !/^[\w-]+$/.test(name) || vars === undefined) throw new Error(`--variants: "${v}" is not name:VAR=value[+VAR=value]`);
+    const env: Record<string, string> = {};
+    for (const kv of vars.split('+').filter(Boolean)) {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new Error(`--variants: "${kv}" in "${v}" is not VAR=value`);
+      env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    return { name, env };
+  });
+}
+
+export async function run(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number, tmpfsBacking = false, variants: LoopVariant[] = []): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the provfs bench mounts FUSE file systems: run it as root');
   const q = opts.quick;
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -277,13 +300,15 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
     const ext4 = join(area, 'ext4');
     mkdirSync(ext4);
     targets.push({ name: 'ext4', dir: ext4 });
-    for (const [name, mode, extra] of [
+    for (const [name, mode, extra, env] of [
       ['plain', 'plain', []], ['prov', 'prov', ['--journal', join(work, 'journal')]], ['plain-nocache', 'plain', ['--timeout', '0']],
-    ] as Array<[string, 'plain' | 'prov', string[]]>) {
+      // `--variants`: more plain uncached targets, each with its own environment (loop options).
+      ...variants.map((v) => [`plain-nocache-${v.name}`, 'plain', ['--timeout', '0'], v.env]),
+    ] as Array<[string, 'plain' | 'prov', string[], Record<string, string>?]>) {
       const { backing, mnt } = mk(name);
       // A runtime directory of their own: a `prov up` or `prov upgrade --all` elsewhere on this
       // machine must not find (and upgrade) the daemons being measured.
-      const d = await startProvfs(backing, mnt, mode, extra, { PROV_RUNTIME_DIR: join(work, 'run') });
+      const d = await startProvfs(backing, mnt, mode, extra, { ...env, PROV_RUNTIME_DIR: join(work, 'run') });
       daemons.push(d);
       targets.push({ name, dir: mnt, daemon: d, pid: d.pid });
     }
@@ -384,6 +409,13 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
     row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll -o default_permissions', 'µs', 'createcpu', 'plain', pll ? 'pll-dp' : null, 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll', 'µs', 'statcpu', 'plain-nocache', pl0, 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'µs', 'statcpu', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'lower');
+    for (const v of variants) {
+      const t = `plain-nocache-${v.name}`, what = `provfs plain [${v.name}: ${Object.entries(v.env).map(([k, x]) => `${k}=${x}`).join(' ')}]`;
+      row(`stat ops/s (attr cache off), ${what} vs provfs plain`, 'ops/s', 'stat', t, 'plain-nocache', 'higher');
+      row(`stat ops/s (attr cache off), ${what} vs passthrough_ll -o default_permissions`, 'ops/s', 'stat', t, pll ? 'pll-dp-nocache' : null, 'higher', '≥ 1× passthrough_ll');
+      row(`daemon CPU µs per stat (attr cache off), ${what} vs provfs plain`, 'µs', 'statcpu', t, 'plain-nocache', 'lower', undefined,
+        `sleeps per stat per run ${(samples.get(`statsleeps:${t}`) ?? []).map((x) => x.toFixed(2)).join(' ')}`);
+    }
     {
       // A diagnostic, not a goal: no ratio (a daemon that never sleeps would divide by zero).
       const dp = samples.get('statsleeps:pll-dp-nocache');
@@ -770,7 +802,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   } else (process.argv.includes('--stall')
     ? runStall(Number(argAfter('--nodes') ?? 1000), Number(argAfter('--repeats') ?? 7), (argAfter('--cases') ?? 'plain:a,plain:b,prov:a,prov:b').split(','))
     : process.argv.includes('--figure5') ? runFigure5(quick)
-    : run({ quick }, !process.argv.includes('--no-figure5') && !process.argv.includes('--meta'), process.argv.includes('--meta'), argAfter('--repeats') ? Number(argAfter('--repeats')) : undefined, process.argv.includes('--tmpfs'))).then((r) => {
+    : run({ quick }, !process.argv.includes('--no-figure5') && !process.argv.includes('--meta'), process.argv.includes('--meta'), argAfter('--repeats') ? Number(argAfter('--repeats')) : undefined, process.argv.includes('--tmpfs'), parseVariants(argAfter('--variants')))).then((r) => {
     for (const row of r.rows) {
       console.log(`${row.figure}: ${row.prov} ${row.unit}` + (row.baseline !== null ? ` vs ${row.baseline} → ${row.ratio}×` : '') +
         ` (spread ${row.spread?.prov}${row.spread?.baseline !== undefined ? '/' + row.spread.baseline : ''}, n=${row.repeats})` + (row.goal ? ` [goal ${row.goal}]` : '') + (row.note ? ` — ${row.note}` : ''));
