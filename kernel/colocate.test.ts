@@ -43,3 +43,42 @@ test('the colocator pins to a single caller\'s CPU and lets go when several call
   assert.equal(c.moves, 2, `nothing reconsidered within ${CHECK_MS} ms`);
   c.release();
 });
+
+test('pinned to a single caller on a quiet machine the loop yields (SCHED_IDLE); it stops when the machine gets busy or the caller pauses', () => {
+  let now = 0;
+  let idleTicks = 0, runnable = 1;
+  // Two CPUs: the one this thread runs on and another, whose idle share the probe controls.
+  const times = (): Array<[number, number]> => [[idleTicks, now], [idleTicks, now]];
+  const policy = (): number => Number(readFileSync('/proc/thread-self/sched', 'utf8').match(/^policy\s*:\s*(\d+)/m)![1]);
+  const c = new Colocator(() => now, true, { times, runnable: () => runnable });
+  const me = libc.gettid();
+  const feed = (step = CHECK_MS + 1, quietShare = 1): void => {
+    for (let i = 0; i < MIN_REQUESTS; i++) { now += step / MIN_REQUESTS; idleTicks += (step / MIN_REQUESTS) * quietShare; c.note(me); }
+  };
+  try {
+    for (let i = 0; i < 8; i++) feed();
+    assert.equal(c.idle, true, 'yielding while pinned on a quiet machine');
+    assert.equal(policy(), 5, 'SCHED_IDLE');
+    runnable = 4;
+    feed();
+    assert.equal(c.idle, false, 'back to ordinary scheduling when other tasks are runnable');
+    assert.equal(policy(), 0, 'SCHED_OTHER');
+    assert.ok(c.busy >= 1);
+    runnable = 1;
+    for (let i = 0; i < 8; i++) feed();
+    assert.equal(c.idle, true, 'yielding again once quiet');
+    for (let i = 0; i < 8; i++) feed(CHECK_MS + 1, 0.1);
+    assert.equal(c.idle, false, 'the other CPU busy: not yielding');
+    for (let i = 0; i < 8; i++) feed();
+    assert.equal(c.idle, true);
+    now += 20 * CHECK_MS; // the caller paused
+    c.note(me);
+    assert.equal(c.idle, false, 'a pause ends the yielding');
+    c.allowIdle = false;
+    for (let i = 0; i < 8; i++) feed();
+    assert.equal(c.idle, false, 'never while a handover owns the thread\'s scheduling');
+  } finally {
+    c.release();
+  }
+  assert.equal(policy(), 0, 'released: ordinary scheduling');
+});

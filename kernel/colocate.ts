@@ -15,9 +15,71 @@
  * itself there; when they come from several threads it lets the scheduler place it anywhere
  * again (a multi-threaded caller keeps every CPU busy anyway). Checked at most every
  * {@link CHECK_MS} and only after {@link MIN_REQUESTS} requests, so its cost is negligible.
+ *
+ * Pinning alone does not keep the two together: the reply wakes the caller while the loop still
+ * runs on their shared CPU, so the scheduler, seeing that CPU busy and the other idle, moves the
+ * caller there (select_idle_sibling), and the loop follows 20 ms later — on a quiet two-CPU
+ * machine they spent most of the time apart (uncached stat 30–35k/s, both pinned apart 21k, both
+ * pinned together 73k; passthrough_ll -o default_permissions 60–78k). So while pinned the loop
+ * also runs SCHED_IDLE: a CPU whose only runnable thread is SCHED_IDLE counts as idle when a
+ * wakee is placed (sched_idle_cpu), and the woken caller preempts the loop at once. The caller
+ * then stays on the loop's CPU, each reply hands the CPU straight to the caller and each request
+ * straight back, with no idle CPU woken by an inter-processor interrupt in between. The loop
+ * only ever runs while its caller waits for it, so yielding to that caller costs it nothing;
+ * yielding to anything else is a risk: a SCHED_IDLE thread gets almost no CPU beside a busy
+ * ordinary one (measured: with the machine loaded, 62k/s yielding against 95k/s not). And it is
+ * only needed while another CPU sits idle (a busy one draws no wakee). So the loop yields only
+ * while the machine is quiet: the other CPUs idle at least {@link QUIET_IDLE_SHARE} of the last
+ * {@link QUIET_WINDOW_MS} (/proc/stat) and nothing but itself runnable when it looks
+ * (/proc/loadavg); it looks again every {@link CHECK_MS} while yielding and goes back to ordinary
+ * scheduling at once when either fails. Only a thread that may leave SCHED_IDLE again
+ * (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it; PROV_FUSE_YIELD=0 turns it off,
+ * PROV_FUSE_YIELD=always yields whenever pinned, quiet or not (to measure the rule: the
+ * provfs bench's `--variants`).
  */
 import { readFileSync } from 'node:fs';
 import * as libc from './libc.js';
+
+/** Policies set with SCHED_RESET_ON_FORK: a thread this one starts meanwhile starts ordinary. */
+const SCHED_RESET_ON_FORK = 0x40000000;
+const SCHED_OTHER = 0 | SCHED_RESET_ON_FORK, SCHED_IDLE = 5 | SCHED_RESET_ON_FORK;
+/** The other CPUs must have been idle at least this share of the last {@link QUIET_WINDOW_MS} for the loop to yield. */
+export const QUIET_IDLE_SHARE = 0.5;
+/** The window over which the other CPUs' idle time is judged (/proc/stat counts in 10 ms ticks). */
+export const QUIET_WINDOW_MS = 100;
+
+/** Idle and total time of each CPU so far, in ticks (/proc/stat cpuN lines), or null. */
+export function cpuTimes(): Array<[idle: number, total: number]> | null {
+  let text: string;
+  try { text = readFileSync('/proc/stat', 'latin1'); } catch { return null; }
+  const out: Array<[number, number]> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('cpu') || line[3] === ' ') continue;
+    const m = /^cpu(\d+) (.*)$/.exec(line);
+    if (!m) break;
+    const f = m[2]!.split(' ').map(Number);
+    out[Number(m[1])] = [f[3]! + f[4]!, f.slice(0, 8).reduce((a, b) => a + b, 0)];
+  }
+  return out;
+}
+
+/** Tasks runnable right now, system-wide (the 4th field of /proc/loadavg counts the reader too), or -1. */
+export function runnableNow(): number {
+  try { return Number(/ (\d+)\//.exec(readFileSync('/proc/loadavg', 'latin1'))![1]); } catch { return -1; }
+}
+
+/** Whether this process may go back from SCHED_IDLE to ordinary scheduling (see sched(7)). */
+function mayLeaveIdle(): boolean {
+  try {
+    const st = readFileSync('/proc/self/status', 'latin1');
+    const cap = /CapEff:\s*([0-9a-f]+)/.exec(st);
+    if (cap && (BigInt(`0x${cap[1]}`) >> 23n) & 1n) return true; // CAP_SYS_NICE
+    const lim = /Max nice priority\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'latin1'));
+    return lim !== null && Number(lim[1]) >= 20; // nice 0 allowed
+  } catch {
+    return false;
+  }
+}
 
 /** How often the placement is reconsidered while requests flow. */
 export const CHECK_MS = 20;
@@ -43,12 +105,64 @@ export class Colocator {
   /** Number of times the thread was pinned or unpinned (for tests and logs). */
   moves = 0;
 
-  constructor(private readonly now: () => number = () => performance.now()) {}
+  /** Running SCHED_IDLE now (see the module comment). */
+  idle = false;
+  /** False while something else owns this thread's scheduling (a handover's boost): never SCHED_IDLE then. */
+  allowIdle = true;
+  /** Times the loop stopped yielding because the machine got busy (for tests and logs). */
+  busy = 0;
+  private readonly yieldToCaller: boolean;
+  /** PROV_FUSE_YIELD=always: yield whenever pinned, quiet or not (for measuring the rule). */
+  private readonly always = process.env.PROV_FUSE_YIELD === 'always';
+  private idleCheck = 0;
+  /** /proc/stat at the start of the current quiet window, and when. */
+  private windowStart: { t: number; times: Array<[number, number]> } | null = null;
+  /** The other CPUs' idle share over the last whole window (-1: none measured yet). */
+  private otherIdle = -1;
+
+  constructor(private readonly now: () => number = () => performance.now(), yieldToCaller = process.env.PROV_FUSE_YIELD !== '0' && mayLeaveIdle(),
+    private readonly probe: { times: () => Array<[number, number]> | null; runnable: () => number } = { times: cpuTimes, runnable: runnableNow }) {
+    this.yieldToCaller = yieldToCaller;
+  }
+
+  /**
+   * Whether the machine is quiet enough to yield (see the module comment): the other CPUs'
+   * idle share over the last whole window, and nothing else runnable now.
+   */
+  private quiet(t: number): boolean {
+    if (this.always) return true;
+    const w = this.windowStart;
+    if (!w || t - w.t >= QUIET_WINDOW_MS) {
+      const times = this.probe.times();
+      if (!times) return false;
+      if (w) {
+        let idle = 0, total = 0;
+        times.forEach(([i, tot], cpu) => {
+          if (cpu === this.pinned || !w.times[cpu]) return;
+          idle += i - w.times[cpu]![0];
+          total += tot - w.times[cpu]![1];
+        });
+        this.otherIdle = total > 0 ? idle / total : 1;
+      }
+      this.windowStart = { t, times };
+    }
+    if (this.otherIdle < QUIET_IDLE_SHARE) return false;
+    const r = this.probe.runnable();
+    return r >= 0 && r <= 2;
+  }
 
   /** Note a request from thread `tid` (its in_header.pid); moves this thread when it is time. */
   note(tid: number): void {
     // pid 0: requests the kernel sends on nobody's behalf (RELEASE, FORGET).
     if (tid !== 0 && this.caller !== tid) this.caller = this.caller === 0 ? tid : -1;
+    if (this.idle) {
+      // Yielding: the starvation check is due every CHECK_MS, however few requests came.
+      if (!this.allowIdle) this.ordinary();
+      else {
+        const t = this.now();
+        if (t - this.idleCheck >= CHECK_MS) this.idleCheckAt(t);
+      }
+    }
     if (++this.count < MIN_REQUESTS) return;
     const t = this.now();
     if (t - this.lastCheck < CHECK_MS) return;
@@ -57,15 +171,37 @@ export class Colocator {
     const single = this.caller > 0 ? this.caller : 0;
     this.caller = 0;
     const cpu = single ? cpuOfThread(single) : -1;
-    if (cpu === this.pinned) return;
-    if (libc.pinThread(cpu)) {
+    if (cpu !== this.pinned && libc.pinThread(cpu)) {
       this.pinned = cpu;
       this.moves++;
     }
+    if (this.pinned < 0) this.ordinary();
+    else if (!this.idle && this.yieldToCaller && this.allowIdle && this.quiet(t) && libc.setScheduler(0, SCHED_IDLE, 0)) {
+      this.idle = true;
+      this.idleCheck = t;
+    }
   }
 
-  /** Back to every CPU (before the thread does anything else, e.g. at a handover). */
+  /**
+   * While SCHED_IDLE, every {@link CHECK_MS}: back to ordinary scheduling when the machine is no
+   * longer quiet, or when the requests paused (the burst is over: the next one may come from
+   * anywhere; the loop yields again after a placement check finds one caller).
+   */
+  private idleCheckAt(t: number): void {
+    const span = t - this.idleCheck;
+    this.idleCheck = t;
+    if (span > 10 * CHECK_MS) this.ordinary();
+    else if (!this.quiet(t)) { this.ordinary(); this.busy++; }
+  }
+
+  /** Back to ordinary scheduling (SCHED_OTHER) if yielding. */
+  ordinary(): void {
+    if (this.idle && libc.setScheduler(0, SCHED_OTHER, 0)) this.idle = false;
+  }
+
+  /** Back to every CPU and ordinary scheduling (before the thread does anything else, e.g. at a handover). */
   release(): void {
+    this.ordinary();
     if (this.pinned >= 0 && libc.pinThread(-1)) this.pinned = -1;
   }
 }

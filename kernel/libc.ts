@@ -154,21 +154,23 @@ export function makedev(major: number, minor: number): number {
   return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
 }
 
-function parseStatx(b: Buffer): Stat {
+function parseStatx(_b: Buffer): Stat {
+  // Through the word views (Node 20's Buffer.readUInt32LE validates its offset by a wrapper call).
+  const w = statxWords;
   return {
-    blksize: b.readUInt32LE(4),
-    nlink: b.readUInt32LE(16),
-    uid: b.readUInt32LE(20),
-    gid: b.readUInt32LE(24),
-    mode: b.readUInt16LE(28),
+    blksize: w[1]!,
+    nlink: w[4]!,
+    uid: w[5]!,
+    gid: w[6]!,
+    mode: w[7]! & 0xffff,
     ino: statxU64[4]!,
     size: statxU64[5]!,
     blocks: statxU64[6]!,
-    atime: statxI64[8]!, atimeNs: b.readUInt32LE(72),
-    ctime: statxI64[12]!, ctimeNs: b.readUInt32LE(104),
-    mtime: statxI64[14]!, mtimeNs: b.readUInt32LE(120),
-    rdev: makedev(b.readUInt32LE(128), b.readUInt32LE(132)),
-    dev: makedev(b.readUInt32LE(136), b.readUInt32LE(140)),
+    atime: statxI64[8]!, atimeNs: w[18]!,
+    ctime: statxI64[12]!, ctimeNs: w[26]!,
+    mtime: statxI64[14]!, mtimeNs: w[30]!,
+    rdev: makedev(w[32]!, w[33]!),
+    dev: makedev(w[34]!, w[35]!),
   };
 }
 
@@ -186,7 +188,14 @@ export function fstatRaw(fd: number): void {
  * not exist. The identity of the result: {@link statxDev} and {@link statxIno}.
  */
 export function fstatatRawIfExists(dirfd: number, name: Buffer): boolean {
-  if (c.statx(dirfd, cstr(name), AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
+  return fstatatRawIfExistsZ(dirfd, cstr(name));
+}
+/**
+ * {@link fstatatRawIfExists} of a name already NUL-terminated in place (a FUSE request carries
+ * its names so): no copy of the name per call.
+ */
+export function fstatatRawIfExistsZ(dirfd: number, nameZ: Buffer): boolean {
+  if (c.statx(dirfd, nameZ, AT.SYMLINK_NOFOLLOW, STATX_BASIC, statxBuf) < 0) {
     if (koffi.errno() === E.ENOENT) return false;
     fail('statx');
   }

@@ -504,6 +504,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // A predecessor may have compacted the node log after this loop opened it.
   nodeLog?.reopenIfReplaced();
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
+  // The request header as 32-bit words (buf has its own ArrayBuffer at offset 0): opcode at word
+  // 1, the caller's thread id at word 8 — read per request without Buffer's checked reads.
+  const hdr32 = new Uint32Array(buf.buffer, buf.byteOffset, SIZE.in_header >> 2);
   let reason = 'unmounted';
   // Every node holds an fd: when they approach the fd limit, ask the kernel to forget the least
   // recently used idle nodes (FUSE_NOTIFY_PRUNE, 7.45); its FORGETs then close them.
@@ -558,6 +561,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         // State version 2, first part: a snapshot the successor copies while we serve on.
         const req = receive() as SnapshotRequest | undefined;
         if (req) {
+          // The handover's priority, not the colocator's SCHED_IDLE (kernel/colocate), from now on.
+          colocator?.ordinary();
           unboost ??= boost();
           fs.nodes.startTracking();
           v8.serialize(fs.nodes.delta()); // compiled now, not at quiesce
@@ -677,7 +682,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       log.error(reason);
       break;
     }
-    lastOp = buf.readUInt32LE(4);
+    lastOp = hdr32[1]!;
     if (firstAnswer) trace.mark('firstRead');
     if (resent) {
       resent.inHand = (buf.readBigUInt64LE(8) & FUSE_UNIQUE_RESEND) !== 0n;
@@ -714,8 +719,11 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       realtime(false); // a standby: real-time since its wait (kernel/nodefollow)
     }
     if (fs.nodes.size > pruneHigh) prune();
-    colocator?.note(buf.readUInt32LE(32)); // the caller's thread id (in_header.pid)
-    if (!state && !recovered && d.negotiated && buf.readUInt32LE(4) === 26) {
+    if (colocator) {
+      colocator.allowIdle = unboost === null; // never SCHED_IDLE while a handover's boost holds
+      colocator.note(hdr32[8]!); // the caller's thread id (in_header.pid)
+    }
+    if (!state && !recovered && d.negotiated && lastOp === 26) {
       nodeLog?.init(d.negotiated);
       post({ type: 'ready', passthrough: d.negotiated.passthrough, minor: d.negotiated.minor, at: Number(process.hrtime.bigint()), devFd, rootFd: fs.nodes.get(1).fd });
     }

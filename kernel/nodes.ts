@@ -119,7 +119,7 @@ export interface NodeTableDelta {
 
 export class NodeTable {
   private readonly byId = new Map<number, Node>();
-  private readonly byKey = new Map<string, Node>();
+  private readonly byKey = new Map<number | string, Node>();
   private readonly handles = new Map<number, Handle>();
   private nextId = FUSE_ROOT_ID + 1;
   private nextFh = 1;
@@ -189,6 +189,11 @@ export class NodeTable {
   /** The node of a backing file, when the kernel knows it. */
   findByIdentity(dev: number, ino: bigint): Node | undefined {
     return this.byKey.get(key(dev, ino));
+  }
+
+  /** {@link findByIdentity} of the file of the last raw statx (libc.fstatRaw, libc.fstatatRawIfExists). */
+  findByStatx(): Node | undefined {
+    return this.byKey.get(keyOfStatx());
   }
 
   get size(): number {
@@ -548,7 +553,7 @@ export class NodeTable {
   static fromState(s: NodeTableState, fdMap: (fd: number) => number = (fd) => fd, lazyDirs = false): NodeTable {
     const t = Object.create(NodeTable.prototype) as NodeTable;
     (t as unknown as { byId: Map<number, Node> }).byId = new Map();
-    (t as unknown as { byKey: Map<string, Node> }).byKey = new Map();
+    (t as unknown as { byKey: Map<number | string, Node> }).byKey = new Map();
     (t as unknown as { handles: Map<number, Handle> }).handles = new Map();
     t.nextId = s.nextId;
     t.nextFh = s.nextFh;
@@ -598,6 +603,29 @@ function handleRecord(h: Handle): NodeTableState['handles'][number] {
   };
 }
 
-function key(dev: number, ino: bigint): string {
-  return `${dev}:${ino}`;
+/**
+ * The st_dev of the first identity keyed in this process (nearly every node of a table lives on
+ * its backing root's file system): identities on it are keyed by the inode number alone, a number
+ * (no string built and hashed per LOOKUP); any other, or an inode number of 2^53 or more, by a
+ * "dev:ino" string. Fixed once set, so a key stays a function of (dev, ino) alone.
+ */
+let commonDev = -1;
+const INO_EXACT = 2n ** 53n;
+
+/** The identity-map key of a backing file (see {@link commonDev}). */
+function key(dev: number, ino: bigint): number | string {
+  if (commonDev < 0) commonDev = dev;
+  return dev === commonDev && ino < INO_EXACT ? Number(ino) : `${dev}:${ino}`;
+}
+
+/**
+ * {@link key} of the file of the last raw statx (libc.statxWords), without a BigInt: words 8 and
+ * 9 hold st_ino, 34 and 35 st_dev's major and minor.
+ */
+function keyOfStatx(): number | string {
+  const w = libc.statxWords;
+  const dev = libc.makedev(w[34]!, w[35]!);
+  if (commonDev < 0) commonDev = dev;
+  const hi = w[9]!;
+  return dev === commonDev && hi < 0x200000 ? w[8]! + hi * 0x100000000 : `${dev}:${libc.statxIno()}`;
 }

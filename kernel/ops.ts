@@ -185,11 +185,12 @@ export class ProvFs {
    * LOOKUP of a name whose file the table already holds, with its attributes left in
    * {@link libc.statxWords} (no Stat object): the node, null when the name does not exist, or
    * undefined when the file is new to the table (then {@link lookupIfExists} makes its node).
+   * `nameZ`: the name with its terminating NUL (as the request carries it), spares a copy.
    */
-  lookupKnownRaw(parent: number, name: Buffer): Node | null | undefined {
+  lookupKnownRaw(parent: number, name: Buffer, nameZ?: Buffer): Node | null | undefined {
     const p = this.nodes.get(parent);
-    if (!libc.fstatatRawIfExists(p.fd, name)) return null;
-    const known = this.nodes.findByIdentity(libc.statxDev(), libc.statxIno());
+    if (!(nameZ ? libc.fstatatRawIfExistsZ(p.fd, nameZ) : libc.fstatatRawIfExists(p.fd, name))) return null;
+    const known = this.nodes.findByStatx();
     return known ? this.nodes.lookedUp(known, parent, name) : undefined;
   }
 

@@ -15,7 +15,9 @@
  * kernel checks permissions, as for provfs).
  *
  * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`; only create+unlink
- * and stat (metadata, no figure 5): `--meta [--repeats N]`; request counts
+ * and stat (metadata, no figure 5): `--meta [--repeats N]`; every backing on a private tmpfs
+ * (see {@link run}): `--tmpfs`; more uncached provfs targets with their own loop options, e.g.
+ * `--variants yield:PROV_FUSE_YIELD=always,noyield:PROV_FUSE_YIELD=0`; request counts
  * per opcode: `node dist/test/bench/provfs.bench.js --counts [--mode prov]`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -179,6 +181,21 @@ function daemonCpuNs(pid: number): number {
   return ns;
 }
 
+/**
+ * Voluntary context switches of every thread of process `pid` so far: a daemon that sleeps in
+ * read(2) for each request (its caller on another CPU, each request and reply an inter-processor
+ * wake-up) shows one per request; one that shares its caller's CPU and is preempted by it, none.
+ */
+function daemonSleeps(pid: number): number {
+  let n = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0); } catch { /* thread gone */ }
+    }
+  } catch { return NaN; }
+  return n;
+}
+
 function peakRssMiB(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -211,14 +228,53 @@ function isMounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
 }
 
-export async function run(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number): Promise<BenchResult> {
+/**
+ * `tmpfsBacking` (`--tmpfs`): every backing directory and the direct target on a private tmpfs
+ * instead of the ext4 of the temp directory. On ext4 a create+unlink loop is bound by the inode
+ * allocator, not by FUSE: it skips inodes deleted in the last seconds, so each create scans
+ * further through the group's inode table (find_get_block_common, recently_deleted in profiles)
+ * and the daemon's CPU per create+unlink went from 25–40 µs to 80–400 µs with the state of the
+ * block group a backing directory landed in (the >100 % spreads of that row); the same loop on
+ * tmpfs measures the file systems in user space.
+ */
+/** An extra uncached provfs target (`--variants name:VAR=value+VAR=value,name2:…`): the same daemon with other loop options. */
+export interface LoopVariant {
+  name: string;
+  env: Record<string, string>;
+}
+
+/** Parse `--variants`: `yield:PROV_FUSE_YIELD=1,noyield:PROV_FUSE_YIELD=0` (several variables joined by `+`). */
+export function parseVariants(spec: string | undefined): LoopVariant[] {
+  if (!spec) return [];
+  return spec.split(',').map((v) => {
+    const [name, vars] = v.split(':');
+    if (!name || !/^[\w-]+$/.test(name) || vars === undefined) throw new Error(`--variants: "${v}" is not name:VAR=value[+VAR=value]`);
+    const env: Record<string, string> = {};
+    for (const kv of vars.split('+').filter(Boolean)) {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new Error(`--variants: "${kv}" in "${v}" is not VAR=value`);
+      env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    return { name, env };
+  });
+}
+
+export async function run(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number, tmpfsBacking = false, variants: LoopVariant[] = []): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the provfs bench mounts FUSE file systems: run it as root');
   const q = opts.quick;
+  const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   const repeats = repeatsWanted ?? (q ? 3 : 5);
   const work = mkdtempSync(join(tmpdir(), 'provfs-bench-'));
   const targets: Target[] = [];
   const daemons: ChildProcess[] = [];
+  /** The tmpfs holding the backings (`tmpfsBacking`), mounted here and unmounted in `finally`. */
+  const tmpfs = tmpfsBacking ? join(work, 'tmpfs') : null;
   try {
+    if (tmpfs) {
+      mkdirSync(tmpfs);
+      sh('mount', ['-t', 'tmpfs', '-o', `size=${q ? 2 : 4}g,mode=0700`, 'provfs-bench', tmpfs]);
+    }
+    const area = tmpfs ?? work;
     // ---- build the driver and the C baseline ----
     const driver = join(work, 'driver');
     writeFileSync(join(work, 'driver.c'), DRIVER_C);
@@ -237,20 +293,22 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
 
     // ---- targets ----
     const mk = (name: string): { backing: string; mnt: string } => {
-      const backing = join(work, `${name}-backing`), mnt = join(work, `${name}-mnt`);
+      const backing = join(area, `${name}-backing`), mnt = join(work, `${name}-mnt`);
       mkdirSync(backing); mkdirSync(mnt);
       return { backing, mnt };
     };
-    const ext4 = join(work, 'ext4');
+    const ext4 = join(area, 'ext4');
     mkdirSync(ext4);
     targets.push({ name: 'ext4', dir: ext4 });
-    for (const [name, mode, extra] of [
+    for (const [name, mode, extra, env] of [
       ['plain', 'plain', []], ['prov', 'prov', ['--journal', join(work, 'journal')]], ['plain-nocache', 'plain', ['--timeout', '0']],
-    ] as Array<[string, 'plain' | 'prov', string[]]>) {
+      // `--variants`: more plain uncached targets, each with its own environment (loop options).
+      ...variants.map((v) => [`plain-nocache-${v.name}`, 'plain', ['--timeout', '0'], v.env]),
+    ] as Array<[string, 'plain' | 'prov', string[], Record<string, string>?]>) {
       const { backing, mnt } = mk(name);
       // A runtime directory of their own: a `prov up` or `prov upgrade --all` elsewhere on this
       // machine must not find (and upgrade) the daemons being measured.
-      const d = await startProvfs(backing, mnt, mode, extra, { PROV_RUNTIME_DIR: join(work, 'run') });
+      const d = await startProvfs(backing, mnt, mode, extra, { ...env, PROV_RUNTIME_DIR: join(work, 'run') });
       daemons.push(d);
       targets.push({ name, dir: mnt, daemon: d, pid: d.pid });
     }
@@ -299,10 +357,14 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
           if (t.pid) add(`createcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu0) / createN / 1e3);
         }
         const cpu1 = t.pid ? daemonCpuNs(t.pid) : 0;
+        const sleeps1 = t.pid ? daemonSleeps(t.pid) : 0;
         // stat (every target; *-nocache are the cache-off figures)
         writeFileSync(join(t.dir, 'statme'), 'x');
         add(`stat:${t.name}`, statN / (drive('stat', join(t.dir, 'statme'), String(statN)) / 1e9));
-        if (t.pid && noCache) add(`statcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu1) / statN / 1e3);
+        if (t.pid && noCache) {
+          add(`statcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu1) / statN / 1e3);
+          add(`statsleeps:${t.name}`, (daemonSleeps(t.pid) - sleeps1) / statN);
+        }
         if (noCache || permsOnly || metaOnly) continue;
         // sequential write then read (1 MiB blocks), random 4 KiB read and write
         const f = join(t.dir, 'big');
@@ -347,6 +409,20 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
     row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll -o default_permissions', 'µs', 'createcpu', 'plain', pll ? 'pll-dp' : null, 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll', 'µs', 'statcpu', 'plain-nocache', pl0, 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'µs', 'statcpu', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'lower');
+    for (const v of variants) {
+      const t = `plain-nocache-${v.name}`, what = `provfs plain [${v.name}: ${Object.entries(v.env).map(([k, x]) => `${k}=${x}`).join(' ')}]`;
+      row(`stat ops/s (attr cache off), ${what} vs provfs plain`, 'ops/s', 'stat', t, 'plain-nocache', 'higher');
+      row(`stat ops/s (attr cache off), ${what} vs passthrough_ll -o default_permissions`, 'ops/s', 'stat', t, pll ? 'pll-dp-nocache' : null, 'higher', '≥ 1× passthrough_ll');
+      row(`daemon CPU µs per stat (attr cache off), ${what} vs provfs plain`, 'µs', 'statcpu', t, 'plain-nocache', 'lower', undefined,
+        `sleeps per stat per run ${(samples.get(`statsleeps:${t}`) ?? []).map((x) => x.toFixed(2)).join(' ')}`);
+    }
+    {
+      // A diagnostic, not a goal: no ratio (a daemon that never sleeps would divide by zero).
+      const dp = samples.get('statsleeps:pll-dp-nocache');
+      row('daemon sleeps (voluntary context switches) per stat (attr cache off), provfs plain', 'switches', 'statsleeps', 'plain-nocache', null, 'lower', undefined,
+        `per run ${(samples.get('statsleeps:plain-nocache') ?? []).map((x) => x.toFixed(2)).join(' ')}; passthrough_ll -o default_permissions ${dp ? median(dp).toFixed(2) : 'n/a'}; ` +
+        'a stat is 3 requests here (GETATTR of the mount root, LOOKUP, GETATTR): about 3 per stat, the daemon slept for each request (its caller on another CPU); about 0, it shared its caller\'s CPU');
+    }
     row('stat ops/s (attr cache 1 s), provfs plain vs ext4', 'ops/s', 'stat', 'plain', 'ext4', 'higher');
     row('stat ops/s, provfs prov vs plain', 'ops/s', 'stat', 'prov', 'plain', 'higher', 'within 10 % of plain');
     for (const [key, what] of [['seqwrite', 'sequential write 1 MiB blocks + fsync'], ['seqread', 'sequential read 1 MiB blocks (cached)'], ['randread', 'random read 4 KiB (cached)'], ['randwrite', 'random write 4 KiB + fdatasync']] as const) {
@@ -366,7 +442,8 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
     const fig = figure5Too ? await figure5(work, driver, q) : { rows: [], plots: [] };
     rows.push(...fig.rows);
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
-    if (rows[0]) rows[0].note = `${rows[0].note ? rows[0].note + '; ' : ''}load average at end ${load}`;
+    if (tmpfs) for (const r of rows) if (!r.figure.startsWith('Figure 5')) r.figure = `${r.figure.replace(/\bext4\b/g, 'tmpfs')} (backings on tmpfs)`;
+    if (rows[0]) rows[0].note = `${rows[0].note ? rows[0].note + '; ' : ''}load average at start ${load0}, at end ${load}`;
     return { name: 'provfs', rows, memory, plots: fig.plots };
   } finally {
     for (const t of targets) {
@@ -380,6 +457,7 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
         if (d.exitCode === null) { try { process.kill(d.pid, 'SIGKILL'); } catch { /* gone */ } }
       }
     }
+    if (tmpfs && isMounted(tmpfs)) { try { sh('umount', [tmpfs]); } catch { sh('umount', ['-l', tmpfs]); } }
     rmSync(work, { recursive: true, force: true });
   }
 }
@@ -724,7 +802,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   } else (process.argv.includes('--stall')
     ? runStall(Number(argAfter('--nodes') ?? 1000), Number(argAfter('--repeats') ?? 7), (argAfter('--cases') ?? 'plain:a,plain:b,prov:a,prov:b').split(','))
     : process.argv.includes('--figure5') ? runFigure5(quick)
-    : run({ quick }, !process.argv.includes('--no-figure5') && !process.argv.includes('--meta'), process.argv.includes('--meta'), argAfter('--repeats') ? Number(argAfter('--repeats')) : undefined)).then((r) => {
+    : run({ quick }, !process.argv.includes('--no-figure5') && !process.argv.includes('--meta'), process.argv.includes('--meta'), argAfter('--repeats') ? Number(argAfter('--repeats')) : undefined, process.argv.includes('--tmpfs'), parseVariants(argAfter('--variants')))).then((r) => {
     for (const row of r.rows) {
       console.log(`${row.figure}: ${row.prov} ${row.unit}` + (row.baseline !== null ? ` vs ${row.baseline} → ${row.ratio}×` : '') +
         ` (spread ${row.spread?.prov}${row.spread?.baseline !== undefined ? '/' + row.spread.baseline : ''}, n=${row.repeats})` + (row.goal ? ` [goal ${row.goal}]` : '') + (row.note ? ` — ${row.note}` : ''));
