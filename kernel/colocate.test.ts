@@ -8,17 +8,18 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import * as libc from './libc.js';
-import { Colocator, cpuOfThread, CHECK_MS, MIN_REQUESTS } from './colocate.js';
+import { Colocator, CHECK_MS, MIN_REQUESTS } from './colocate.js';
+import { lastCpu } from '../collector/proc.js';
 
 /** CPUs this thread may run on, from /proc/thread-self/status (e.g. "0-1" or "1"). */
 const allowed = (): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))![1]!;
 
 after(() => { libc.pinThread(-1); });
 
-test('cpuOfThread reads the CPU a thread last ran on; -1 for no such thread', () => {
-  const cpu = cpuOfThread(libc.gettid());
+test('lastCpu reads the CPU a thread last ran on; -1 for no such thread', () => {
+  const cpu = lastCpu(libc.gettid());
   assert.ok(Number.isInteger(cpu) && cpu >= 0 && cpu < cpus().length, `cpu ${cpu}`);
-  assert.equal(cpuOfThread(2 ** 30), -1);
+  assert.equal(lastCpu(2 ** 30), -1);
 });
 
 test('the colocator pins to a single caller\'s CPU and lets go when several call', () => {
@@ -32,7 +33,7 @@ test('the colocator pins to a single caller\'s CPU and lets go when several call
   };
   feed([me, 0]); // pid 0 (RELEASE, FORGET) does not count as another caller
   assert.equal(c.moves, 1, 'pinned after a stretch of one caller');
-  assert.equal(allowed(), String(cpuOfThread(me)), 'pinned to the caller\'s CPU (this thread)');
+  assert.equal(allowed(), String(lastCpu(me)), 'pinned to the caller\'s CPU (this thread)');
   feed([me]);
   assert.equal(c.moves, 1, 'same caller, same CPU: no move');
   feed([me, process.pid === me ? me + 1 : process.pid]);

@@ -38,6 +38,7 @@
  * provfs bench's `--variants`).
  */
 import { readFileSync } from 'node:fs';
+import { lastCpu } from '../collector/proc.js';
 import * as libc from './libc.js';
 
 /** Policies set with SCHED_RESET_ON_FORK: a thread this one starts meanwhile starts ordinary. */
@@ -85,16 +86,6 @@ function mayLeaveIdle(): boolean {
 export const CHECK_MS = 20;
 /** Requests seen since the last check before reconsidering (a trickle is not worth a pin). */
 export const MIN_REQUESTS = 64;
-
-/** The CPU a thread last ran on (field 39 of /proc/TID/stat), or -1. */
-export function cpuOfThread(tid: number): number {
-  let text: string;
-  try { text = readFileSync(`/proc/${tid}/stat`, 'latin1'); } catch { return -1; }
-  // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const cpu = Number(rest[39 - 3]);
-  return Number.isInteger(cpu) ? cpu : -1;
-}
 
 export class Colocator {
   private pinned = -1;
@@ -170,7 +161,7 @@ export class Colocator {
     this.count = 0;
     const single = this.caller > 0 ? this.caller : 0;
     this.caller = 0;
-    const cpu = single ? cpuOfThread(single) : -1;
+    const cpu = single ? lastCpu(single) : -1;
     if (cpu !== this.pinned && libc.pinThread(cpu)) {
       this.pinned = cpu;
       this.moves++;
