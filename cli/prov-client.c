@@ -15,7 +15,8 @@
  * no background ingest pending, the SQLite store's files as they were (and not changed within
  * the last 100 ms), every file the commands read or wrote with the same inode, size and mtime.
  * Anything it cannot check the same way (another store, relative or unusual paths, a file it
- * cannot stat, PROV_REBUILD_TRACE set) goes to the server as before.
+ * cannot stat, PROV_REBUILD_TRACE set) goes to the server as before; a target it found not up
+ * to date goes with a flag saying so, and the server does not look at the shortcut again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +32,26 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* PROV_CLIENT_TRACE set: when each step happened (ms since the epoch, to line up with the
+   server's timeline), printed as one JSON line on stderr before the client exits. */
+static int tracing;
+static const char *trace_name[8];
+static double trace_ms[8];
+static int trace_n;
+static void tmark(const char *name) {
+  if (!tracing || trace_n >= 8) return;
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  trace_name[trace_n] = name;
+  trace_ms[trace_n++] = (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+static void tprint(void) {
+  if (!tracing) return;
+  fputs("{\"client\":[", stderr);
+  for (int i = 0; i < trace_n; i++) fprintf(stderr, "%s{\"name\":\"%s\",\"at\":%.3f}", i ? "," : "", trace_name[i], trace_ms[i]);
+  fputs("]}\n", stderr);
+}
 
 static void fallback(int argc, char **argv) {
   char self[PATH_MAX];
@@ -134,7 +155,8 @@ static const char *next_field(const char **at, const char *end) {
   return s;
 }
 
-/* Answer a no-op from the shortcut: 1 when answered (printed), 0 to ask the server. */
+/* Answer a no-op from the shortcut: 1 when answered (printed); -1 when it looked and the target
+   is not up to date (the server need not look again); 0 when it could not tell (the server looks). */
 static int quick_noop(int argc, char **argv) {
   const char *home = NULL, *store = NULL, *journal = NULL, *file = NULL;
   int i = 1;
@@ -186,7 +208,7 @@ static int quick_noop(int argc, char **argv) {
   }
   if ((size_t)snprintf(path, sizeof path, "%s/rebuild/quick/%08x.q", homeAbs, h) >= sizeof path) return 0;
   FILE *f = fopen(path, "rb");
-  if (!f) return 0;
+  if (!f) return errno == ENOENT ? -1 : 0;
   char *q = NULL;
   size_t n = 0, cap = 0;
   for (;;) {
@@ -197,7 +219,7 @@ static int quick_noop(int argc, char **argv) {
   }
   fclose(f);
   const char *at = q, *end = q + n, *x;
-  int ok = 0;
+  int ok = 0, unsure = 0;
   const char *commands = NULL;
   const char **hazards = NULL;
   long nh = 0;
@@ -221,7 +243,7 @@ static int quick_noop(int argc, char **argv) {
       if (!p || !ino) break;
       struct stat st;
       int got = stat(p, &st);
-      if (got != 0 && errno != ENOENT) break; /* the node side would fail here: let it say why */
+      if (got != 0 && errno != ENOENT) { unsure = 1; break; } /* the node side would fail here: let it say why */
       if (strcmp(ino, "-") == 0) { if (got == 0) break; continue; }
       const char *size = next_field(&at, end), *mtime = next_field(&at, end);
       if (!size || !mtime || got != 0) break;
@@ -241,15 +263,20 @@ static int quick_noop(int argc, char **argv) {
   }
   free(hazards);
   free(q);
-  return ok;
+  return ok ? 1 : unsure ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
+  const char *tr = getenv("PROV_CLIENT_TRACE");
+  tracing = tr && *tr;
+  tmark("client started");
   int wants = 0;
   for (int i = 1; i < argc; i++) if (strcmp(argv[i], "rebuild") == 0) wants = 1;
   const char *off = getenv("PROV_NO_SERVER");
   if (!wants || (off && *off)) fallback(argc, argv);
-  if (quick_noop(argc, argv)) return 0;
+  int quick = quick_noop(argc, argv);
+  if (quick > 0) return 0;
+  tmark("no-op shortcut declined");
 
   const char *rt = getenv("PROV_RUNTIME_DIR");
   if (!rt || !*rt) rt = "/run/prov/provfs";
@@ -257,12 +284,13 @@ int main(int argc, char **argv) {
   if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/rebuild/server.sock", rt) >= sizeof addr.sun_path) fallback(argc, argv);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
+  tmark("connected");
 
   struct buf b = { 0 };
   put(&b, "\0\0\0\0", 4);
   char cwd[PATH_MAX], num[32];
   if (!getcwd(cwd, sizeof cwd)) { close(fd); fallback(argc, argv); }
-  field(&b, "prov1", 1);
+  field(&b, "prov2", 1);
   field(&b, cwd, 0);
   char tty[4] = { isatty(0) ? '1' : '0', isatty(1) ? '1' : '0', isatty(2) ? '1' : '0', 0 };
   field(&b, tty, 0);
@@ -270,6 +298,7 @@ int main(int argc, char **argv) {
   umask(mask);
   snprintf(num, sizeof num, "%o", (unsigned)mask);
   field(&b, num, 0);
+  field(&b, quick < 0 ? "1" : "0", 0); /* the shortcut looked at already: not up to date */
   snprintf(num, sizeof num, "%d", argc - 1);
   field(&b, num, 0);
   for (int i = 1; i < argc; i++) field(&b, argv[i], 0);
@@ -282,6 +311,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 4; i++) b.p[i] = (char)((len >> (8 * i)) & 0xff);
   if (write_all(fd, b.p, b.n) != 0) { close(fd); fallback(argc, argv); }
   free(b.p);
+  tmark("request sent");
 
   int any = 0;
   for (;;) {
@@ -294,6 +324,7 @@ int main(int argc, char **argv) {
       fputs("prov: the rebuild server closed the connection before the exit code\n", stderr);
       return 1;
     }
+    if (!any) tmark("first frame");
     any = 1;
     uint32_t n = (uint32_t)h[1] | (uint32_t)h[2] << 8 | (uint32_t)h[3] << 16 | (uint32_t)h[4] << 24;
     char *p = malloc(n + 1);
@@ -302,7 +333,7 @@ int main(int argc, char **argv) {
     switch (h[0]) {
     case 'o': write_all(1, p, n); break;
     case 'e': write_all(2, p, n); break;
-    case 'x': return atoi(p);
+    case 'x': tmark("exit code"); tprint(); return atoi(p);
     case 'f': close(fd); fallback(argc, argv); break;
     default: fputs("prov: unknown frame from the rebuild server\n", stderr); return 1;
     }

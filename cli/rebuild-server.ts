@@ -33,9 +33,11 @@
  * foreground. It exits after --idle-minutes without a request (default 30), on SIGTERM or
  * SIGINT, removing its socket and pid file.
  *
- * Wire format. Request: u32 little-endian length, then NUL-separated fields: "prov1", cwd,
- * three '0'/'1' for isatty(0/1/2), the umask (octal), argc, the arguments after `prov`, envc,
- * the environment (NAME=value). The commands a request re-runs get its umask, as they would
+ * Wire format. Request: u32 little-endian length, then NUL-separated fields: "prov2", cwd,
+ * three '0'/'1' for isatty(0/1/2), the umask (octal), '1' when the client already looked at the
+ * no-op shortcut and found the target not up to date ('0' otherwise: the server looks), argc,
+ * the arguments after `prov`, envc, the environment (NAME=value). "prov1" is the same without
+ * the shortcut field. The commands a request re-runs get its umask, as they would
  * from the command line. Reply frames: one byte kind, u32 little-endian length, payload — 'o' stdout
  * bytes, 'e' stderr bytes, 'x' the exit code (decimal), 'f' fallback (nothing was run).
  */
@@ -64,19 +66,28 @@ export interface ServeRequest {
   cwd: string;
   tty: { stdin: boolean; stdout: boolean; stderr: boolean };
   umask: number;
+  /** The client already found the no-op shortcut does not apply (the server need not look again). */
+  shortcutDeclined: boolean;
   argv: string[];
   env: Record<string, string>;
 }
 
 /** Decode a request body (without its length prefix); InputError says which field is wrong. */
 export function decodeRequest(body: Buffer): ServeRequest {
-  const f = body.toString('utf8').split('\0');
-  if (f[0] !== 'prov1') throw new InputError(`rebuild server: unknown request version "${f[0]?.slice(0, 20)}"`, 'request');
-  const cwd = f[1] ?? '';
-  const tty = f[2] ?? '';
+  const all = body.toString('utf8').split('\0');
+  if (all[0] !== 'prov1' && all[0] !== 'prov2') throw new InputError(`rebuild server: unknown request version "${all[0]?.slice(0, 20)}"`, 'request');
+  const cwd = all[1] ?? '';
+  const tty = all[2] ?? '';
   if (!cwd.startsWith('/') || !/^[01]{3}$/.test(tty)) throw new InputError('rebuild server: bad cwd or tty field', 'request');
-  if (!/^[0-7]{1,4}$/.test(f[3] ?? '')) throw new InputError('rebuild server: bad umask field', 'request');
-  const umask = parseInt(f[3]!, 8);
+  if (!/^[0-7]{1,4}$/.test(all[3] ?? '')) throw new InputError('rebuild server: bad umask field', 'request');
+  const umask = parseInt(all[3]!, 8);
+  let shortcutDeclined = false;
+  let f = all;
+  if (all[0] === 'prov2') {
+    if (all[4] !== '0' && all[4] !== '1') throw new InputError('rebuild server: bad shortcut field', 'request');
+    shortcutDeclined = all[4] === '1';
+    f = [...all.slice(0, 4), ...all.slice(5)]; // the rest is laid out as in prov1
+  }
   const argc = Number(f[4]);
   if (!Number.isInteger(argc) || argc < 0 || 5 + argc >= f.length) throw new InputError('rebuild server: bad argc', 'request');
   const argv = f.slice(5, 5 + argc);
@@ -87,7 +98,7 @@ export function decodeRequest(body: Buffer): ServeRequest {
     const eq = kv.indexOf('=');
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, argv, env };
+  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, shortcutDeclined, argv, env };
 }
 
 function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
@@ -176,11 +187,12 @@ function setEnv(env: Record<string, string | undefined>): void {
  * the request's until it returns. Returns the exit code, or null when it is not a plain
  * `prov rebuild` (the client runs the CLI instead).
  */
-async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise<number | null> {
+async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]> = []): Promise<number | null> {
   const { parseRebuild, fastRebuild } = fast ??= await import('./fast-rebuild.js');
   if (!parseRebuild(req.argv)) return null;
   const { restartTrace, mark } = trace ??= await import('../collector/rebuild/trace.js');
-  restartTrace();
+  restartTrace(times[0]?.[1]);
+  for (const [n, t] of times) mark(n, t);
   mark('request received');
   const savedCwd = process.cwd();
   const savedEnv = { ...process.env };
@@ -204,7 +216,7 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise
   process.stderr.write = writer('e');
   const savedUmask = process.umask(req.umask);
   try {
-    return await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR });
+    return await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR, skipShortcut: req.shortcutDeclined });
   } finally {
     process.stdout.write = outWrite;
     process.stderr.write = errWrite;
@@ -247,7 +259,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     if (idle) clearTimeout(idle);
     if (idleMs > 0) idle = setTimeout(() => stop(0), idleMs);
   };
-  const serveOne = (c: Socket, body: Buffer): Promise<void> => {
+  const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>): Promise<void> => {
     const send = (b: Buffer): void => { if (!c.destroyed) c.write(b); };
     return (async () => {
       if (c.destroyed) return; // its client went away while it waited its turn
@@ -255,7 +267,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       current = c;
       let code: number | null;
       try {
-        code = await runRequest(decodeRequest(body), send);
+        code = await runRequest(decodeRequest(body), send, times);
       } catch (e) {
         send(frame('e', `prov: ${(e as Error).message}\n`));
         code = 2;
@@ -278,6 +290,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     })();
   };
   const server: Server = createServer((c) => {
+    const times: Array<[string, number]> = [['connection accepted', performance.now()]];
     // Who is asking, before anything is read: root and this server's user only.
     const checked = peerCredentials(c).then((peer) => refusalFor(peer), (e: Error) => `the rebuild server cannot check its peer: ${e.message}; refused`);
     let got = Buffer.alloc(0);
@@ -286,6 +299,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     c.once('close', () => { if (current === c) abortRunning('SIGINT'); });
     c.on('error', () => { /* the client went away: the request (if started) still completes */ });
     c.on('data', (d) => {
+      if (got.length === 0) times.push(['first bytes read', performance.now()]);
       got = Buffer.concat([got, d]);
       if (got.length < 4) return;
       const n = got.readUInt32LE(0);
@@ -298,8 +312,9 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       c.removeAllListeners('data');
       const body = got.subarray(4, 4 + n);
       void checked.then((refused) => {
+        times.push(['peer checked', performance.now()]);
         if (refused) { c.end(Buffer.concat([frame('e', `prov: ${refused}\n`), frame('x', String(EXIT.capability))])); return; }
-        queue = queue.then(() => serveOne(c, body));
+        queue = queue.then(() => serveOne(c, body, times));
       });
     });
   });

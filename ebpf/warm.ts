@@ -34,7 +34,7 @@
  * A state file next to the capture daemon's (/run/prov/<pin name>.json) records which object and
  * ring size it was attached with; an attach from another build is replaced, not reused.
  */
-import { createServer, type Server } from 'node:net';
+import { constants as osc } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openJournalWriter, type JournalWriterHandle } from '../collector/journal/writer.js';
@@ -287,13 +287,51 @@ export async function recoverWarm(opts: { pinDir?: string; stateDir?: string } =
   }
 }
 
-/** Hold the abstract socket that says "a rebuild is using this warm attach"; null when another holds it. */
-function lock(pinDir: string): Promise<Server | null> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' ? resolve(null) : reject(e)));
-    server.listen(`\0prov-warm:${pinDir}`, () => { server.unref(); resolve(server); });
-  });
+/**
+ * Hold the abstract socket that says "a rebuild is using this warm attach"; null when another
+ * holds it. A bind alone claims the name (no listen: nobody connects), done synchronously
+ * through libc — node's listen takes a turn of the event loop, a few hundred µs on the way to a
+ * rebuild's first command.
+ */
+async function lock(pinDir: string): Promise<{ close(): void } | null> {
+  const L = lockLibc ??= await bindLockLibc();
+  const name = Buffer.from(`\0prov-warm:${pinDir}`);
+  if (name.length > 107) throw new Error(`warm attach ${pinDir}: its lock name is over the 107 bytes of a unix socket address`);
+  // The whole zero-padded sockaddr_un, as node's listen binds an abstract name (its length is
+  // part of the name: any other length would be another lock).
+  const addr = Buffer.alloc(110);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr, 2);
+  let fd = L.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new Error(`warm attach lock: socket: ${await errnoText(L.errno())}`);
+  if (L.bind(fd, addr, addr.length) !== 0) {
+    const e = L.errno();
+    L.close(fd);
+    if (e === osc.errno.EADDRINUSE) return null;
+    throw new Error(`warm attach lock ${pinDir}: bind: ${await errnoText(e)}`);
+  }
+  return { close: () => { if (fd >= 0) L.close(fd); fd = -1; } };
+}
+
+const AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 0o2000000;
+/** The project's errno names (kernel/libc), loaded only for an error: binding its calls costs ms. */
+const errnoText = async (e: number): Promise<string> => (await import('../kernel/libc.js')).errnoName(e);
+interface LockLibc {
+  socket: (domain: number, type: number, proto: number) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  close: (fd: number) => number;
+  errno: () => number;
+}
+let lockLibc: LockLibc | undefined;
+async function bindLockLibc(): Promise<LockLibc> {
+  const koffi = (await import('koffi')).default;
+  const L = koffi.load('libc.so.6');
+  return {
+    socket: L.func('int socket(int domain, int type, int protocol)') as LockLibc['socket'],
+    bind: L.func('int bind(int fd, const uint8_t *addr, uint32_t len)') as LockLibc['bind'],
+    close: L.func('int close(int fd)') as LockLibc['close'],
+    errno: () => koffi.errno(),
+  };
 }
 
 function wantedState(objectPath: string, ringBytes: number): WarmState | null {
@@ -345,6 +383,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       }
       excludePid(process.pid, pinDir);
       trackPid(process.pid, pinDir);
+      mark('warm: pid tracked');
       reused = true;
     } else {
       if (existsSync(pinDir)) {
