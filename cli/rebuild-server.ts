@@ -187,7 +187,7 @@ function setEnv(env: Record<string, string | undefined>): void {
  * the request's until it returns. Returns the exit code, or null when it is not a plain
  * `prov rebuild` (the client runs the CLI instead).
  */
-async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]> = []): Promise<number | null> {
+async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]>, answer: (code: number | null) => void): Promise<number | null> {
   const { parseRebuild, fastRebuild } = fast ??= await import('./fast-rebuild.js');
   if (!parseRebuild(req.argv)) return null;
   const { restartTrace, mark } = trace ??= await import('../collector/rebuild/trace.js');
@@ -216,7 +216,10 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: A
   process.stderr.write = writer('e');
   const savedUmask = process.umask(req.umask);
   try {
-    return await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR, skipShortcut: req.shortcutDeclined });
+    const code = await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR, skipShortcut: req.shortcutDeclined });
+    // The answer goes out before this process puts its own cwd and environment back.
+    answer(code);
+    return code;
   } finally {
     process.stdout.write = outWrite;
     process.stderr.write = errWrite;
@@ -265,16 +268,22 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       if (c.destroyed) return; // its client went away while it waited its turn
       if (idle) clearTimeout(idle);
       current = c;
+      let answered = false;
+      const answer = (code: number | null): void => {
+        if (answered) return;
+        answered = true;
+        send(code === null ? frame('f', '') : frame('x', String(code)));
+        c.end();
+      };
       let code: number | null;
       try {
-        code = await runRequest(decodeRequest(body), send, times);
+        code = await runRequest(decodeRequest(body), send, times, answer);
       } catch (e) {
-        send(frame('e', `prov: ${(e as Error).message}\n`));
+        if (!answered) send(frame('e', `prov: ${(e as Error).message}\n`));
         code = 2;
       }
       current = null;
-      send(code === null ? frame('f', '') : frame('x', String(code)));
-      c.end();
+      answer(code);
       if (deferred.length) {
         // Background work: the client that just got its answer (and whatever its user does next)
         // comes first. Only root may raise its priority back afterwards, so only root lowers it.

@@ -4,7 +4,8 @@
  * + resident server (`dist/cli/prov rebuild app`) against `make` (and `make -j2`), interleaved
  * (A B C, B C A, …), each run given a fresh change and leaving a working binary; the server's
  * median timeline (PROV_REBUILD_TRACE=json) beside it, and the client's own side (exec, connect,
- * frames back) as what is left of the wall time. Run: node dist/test/bench/rebuild-one.js [N]
+ * frames back) as what is left of the wall time.
+ * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS]]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -66,6 +67,11 @@ function checkApp(dir: string): void {
 
 async function main(): Promise<void> {
   const repeats = Number(process.argv[2] ?? 9);
+  // Milliseconds of quiet before each run, for every contender alike: an edit takes a person
+  // longer than that, and the rebuild's shortcut trusts the store's files only once they are
+  // 100 ms old (before that the server reads the store's checkpoint to trust its cached plan).
+  const pause = Number(process.argv[3] ?? 0);
+  const quiet = (): Promise<void> => new Promise((r) => setTimeout(r, pause));
   const home = mkdtempSync(join(tmpdir(), 'prov-rb1-home-'));
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb1-c-')));
   const rt = mkdtempSync('/tmp/prov-rb1-rt-');
@@ -93,20 +99,26 @@ async function main(): Promise<void> {
     let n = 0;
     const change = (): void => appendFileSync(join(dir, 'util.c'), `int bench_${n++}(void) { return 1; }\n`);
     const cs: Array<() => Promise<void>> = [
-      async () => { change(); srv.push(timed([CLIENT, ...served], dir, traceEnv)); await settle(cfg); checkApp(dir); },
-      async () => { change(); make.push(timed(['make'], dir).ms); checkApp(dir); },
-      async () => { change(); makeJ.push(timed(['make', '-j2'], dir).ms); checkApp(dir); },
+      async () => { await quiet(); change(); srv.push(timed([CLIENT, ...served], dir, traceEnv)); await settle(cfg); checkApp(dir); },
+      async () => { await quiet(); change(); make.push(timed(['make'], dir).ms); checkApp(dir); },
+      async () => { await quiet(); change(); makeJ.push(timed(['make', '-j2'], dir).ms); checkApp(dir); },
     ];
     const l0 = loadavg()[0]!.toFixed(2);
     for (let i = 0; i < repeats; i++) for (let k = 0; k < cs.length; k++) await cs[(i + k) % cs.length]!();
     const l1 = loadavg()[0]!.toFixed(2);
     const sm = srv.map((t) => t.ms);
-    console.log(`one .c changed, 4-file project, ${repeats} rounds, load ${l0} → ${l1}`);
+    console.log(`one .c changed, 4-file project, ${repeats} rounds, ${pause} ms quiet before each run, load ${l0} → ${l1}`);
     console.log(`  served prov  median ${median(sm).toFixed(2)} ms  spread ${spread(sm).toFixed(2)}`);
     console.log(`  make         median ${median(make).toFixed(2)} ms  spread ${spread(make).toFixed(2)}`);
     console.log(`  make -j2     median ${median(makeJ).toFixed(2)} ms  spread ${spread(makeJ).toFixed(2)}`);
     console.log(`  prov/make = ${(median(sm) / median(make)).toFixed(3)}   prov/make-j2 = ${(median(sm) / median(makeJ)).toFixed(3)}`);
     // The median timeline: each mark's median time after the request arrived.
+    const gap = (t: Timed, a: string, b: string): string => {
+      const x = t.marks.find((m) => m[0] === a)?.[1], y = t.marks.find((m) => m[0] === b)?.[1];
+      return x === undefined || y === undefined ? '?' : (y - x).toFixed(2);
+    };
+    console.log(`  per run, server exit → client first frame (ms): ${srv.map((t) => gap(t, 'server: exit', 'client: first frame')).join(' ')}`);
+    console.log(`  per run, request sent → spawn (ms): ${srv.map((t) => gap(t, 'client: request sent', 'server: spawn cc -O1 -g')).join(' ')}`);
     const names: string[] = [];
     for (const t of srv) for (const [name] of t.marks) if (!names.includes(name)) names.push(name);
     const med = names.map((name) => [name, median(srv.map((t) => t.marks.find((m) => m[0] === name)?.[1]).filter((x): x is number => x !== undefined))] as const);
