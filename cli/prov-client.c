@@ -131,6 +131,8 @@ static int resolve_clean(char *out, size_t cap, const char *cwd, const char *p) 
   return n > 0 && (size_t)n < cap && clean_abs(out);
 }
 
+/* The fingerprint part of one store file: 1 written, -1 the file changed too recently to tell
+   (the node side declines the shortcut as well), 0 it cannot be stat'ed as the node side would. */
 static int stat_part(char *out, size_t cap, const char *path, int is_db, unsigned long long fresh_ns) {
   struct stat st;
   if (stat(path, &st) != 0) {
@@ -140,7 +142,7 @@ static int stat_part(char *out, size_t cap, const char *path, int is_db, unsigne
   if (!is_db && st.st_size == 0) return snprintf(out, cap, "-") > 0;
   unsigned long long m = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec;
   unsigned long long c = (unsigned long long)st.st_ctim.tv_sec * 1000000000ULL + (unsigned long long)st.st_ctim.tv_nsec;
-  if (m > fresh_ns) return 0; /* written too recently for its time stamp to show a further change */
+  if (m > fresh_ns) return -1; /* written too recently for its time stamp to show a further change */
   int n = snprintf(out, cap, "%llu:%llu:%lld:%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size, m, c);
   return n > 0 && (size_t)n < cap;
 }
@@ -171,7 +173,7 @@ static int quick_noop(int argc, char **argv) {
   if (i + 2 != argc || argv[i + 1][0] == '-') return 0;
   file = argv[i + 1];
   const char *trace = getenv("PROV_REBUILD_TRACE");
-  if (trace && *trace) return 0; /* a timeline is asked for: the server (or node) gives it */
+  int tracing_rebuild = trace && *trace; /* an up-to-date answer then comes from the server, with its timeline */
   char cwd[PATH_MAX], homeAbs[PATH_MAX], db[PATH_MAX], target[PATH_MAX], path[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) return 0;
   if (!home) home = getenv("PROV_HOME");
@@ -188,16 +190,19 @@ static int quick_noop(int argc, char **argv) {
   }
   if (!clean_abs(db)) return 0;
   if ((size_t)snprintf(path, sizeof path, "%s.ingest-pending", db) >= sizeof path) return 0;
-  if (access(path, F_OK) == 0 || errno != ENOENT) return 0;
+  if (access(path, F_OK) == 0) return -1; /* an ingest is pending: the node side does not use the shortcut either */
+  if (errno != ENOENT) return 0;
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   /* Date.now() - 100 ms, in ns, as collector/rebuild/fingerprint computes it. */
   unsigned long long nowMs = (unsigned long long)now.tv_sec * 1000ULL + (unsigned long long)now.tv_nsec / 1000000ULL;
   unsigned long long fresh = (nowMs - 100ULL) * 1000000ULL;
   char fp[512], a[240], b[240];
-  if (!stat_part(a, sizeof a, db, 1, fresh)) return 0;
+  int r = stat_part(a, sizeof a, db, 1, fresh);
+  if (r <= 0) return r;
   if ((size_t)snprintf(path, sizeof path, "%s-wal", db) >= sizeof path) return 0;
-  if (!stat_part(b, sizeof b, path, 0, fresh)) return 0;
+  r = stat_part(b, sizeof b, path, 0, fresh);
+  if (r <= 0) return r;
   snprintf(fp, sizeof fp, "%s %s", a, b);
   if (!resolve_clean(target, sizeof target, cwd, file)) return 0;
   /* quickPath: FNV-1a over the target's UTF-16 code units; the same as bytes for ASCII only. */
@@ -255,7 +260,10 @@ static int quick_noop(int argc, char **argv) {
     }
     ok = seen == nf && at == end;
   } while (0);
-  if (ok) {
+  if (ok && tracing_rebuild) {
+    ok = 0;
+    unsure = 1;
+  } else if (ok) {
     /* As cli/fast-rebuild prints it: the hazard lines, then the answer. */
     for (long k = 0; k < nh; k++) { fputs(hazards[k], stderr); fputc('\n', stderr); }
     printf("%s: up to date (%s recorded commands)\n", file, commands);

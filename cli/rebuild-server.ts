@@ -184,7 +184,7 @@ function setEnv(env: Record<string, string | undefined>): void {
 
 /**
  * Run one request in this process as the CLI would: cwd, environment and standard streams are
- * the request's until it returns. Returns the exit code, or null when it is not a plain
+ * the request's until it returns (the environment until the next request). Returns the exit code, or null when it is not a plain
  * `prov rebuild` (the client runs the CLI instead).
  */
 async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]>, answer: (code: number | null) => void): Promise<number | null> {
@@ -195,7 +195,6 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: A
   for (const [n, t] of times) mark(n, t);
   mark('request received');
   const savedCwd = process.cwd();
-  const savedEnv = { ...process.env };
   const outWrite = process.stdout.write;
   const errWrite = process.stderr.write;
   const writer = (kind: 'o' | 'e'): Write => ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown): boolean => {
@@ -224,7 +223,8 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: A
     process.stdout.write = outWrite;
     process.stderr.write = errWrite;
     process.umask(savedUmask);
-    setEnv(savedEnv);
+    // The environment stays the request's until the next one (the background work after the
+    // answer is this request's): the next request then changes only what differs, usually nothing.
     process.chdir(savedCwd);
   }
 }
