@@ -290,14 +290,12 @@ int main(int argc, char **argv) {
   if (!rt || !*rt) rt = "/run/prov/provfs";
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/rebuild/server.sock", rt) >= sizeof addr.sun_path) fallback(argc, argv);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
-  tmark("connected");
-
+  /* The request is made before connecting: written right after the connect, it is in the
+     socket by the time the server accepts, which then reads it at once (cli/rebuild-server). */
   struct buf b = { 0 };
   put(&b, "\0\0\0\0", 4);
   char cwd[PATH_MAX], num[32];
-  if (!getcwd(cwd, sizeof cwd)) { close(fd); fallback(argc, argv); }
+  if (!getcwd(cwd, sizeof cwd)) fallback(argc, argv);
   field(&b, "prov2", 1);
   field(&b, cwd, 0);
   char tty[4] = { isatty(0) ? '1' : '0', isatty(1) ? '1' : '0', isatty(2) ? '1' : '0', 0 };
@@ -317,6 +315,9 @@ int main(int argc, char **argv) {
   for (char **e = environ; *e; e++) field(&b, *e, 0);
   uint32_t len = (uint32_t)(b.n - 4);
   for (int i = 0; i < 4; i++) b.p[i] = (char)((len >> (8 * i)) & 0xff);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
+  tmark("connected");
   if (write_all(fd, b.p, b.n) != 0) { close(fd); fallback(argc, argv); }
   free(b.p);
   tmark("request sent");
