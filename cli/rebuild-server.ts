@@ -18,8 +18,11 @@
  * so does the journal flush of what the commands did (the answer goes out once the outputs are
  * in place; ebpf/warm keeps the records in the pinned ring, named by a claim, until the flush is
  * durable, and this server journals what a killed predecessor left there when it starts).
- * The warm ring stays mapped between requests, and the commands start with posix_spawn
- * (collector/rebuild/spawn), not a fork of this process. A plain no-op never reaches the
+ * The warm ring stays mapped between requests, the warm capture is armed for the next request
+ * once a request's background work is done (ebpf/warm prearmWarm; let go when a command-line
+ * rebuild asks for it), and the commands start with posix_spawn (collector/rebuild/spawn), not a
+ * fork of this process. The request is read in the connection's own callback, and the server
+ * steps off the CPU for 2 ms after each answer before its background work. A plain no-op never reaches the
  * server: the native client answers it from the no-op shortcut itself.
  *
  * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
@@ -320,6 +323,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
           if (nice) try { setPriority(0); } catch (e) { process.stderr.write(`prov rebuild-server: cannot restore its priority: ${(e as Error).message}\n`); }
         }
       }
+      // The next rebuild's capture made ready now (ebpf/warm: lock, check, tracking, claim).
+      if (!stopped) await warm.prearmWarm();
       armIdle();
     })();
   };
@@ -355,12 +360,14 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     const early = readWaiting(c);
     if (early) take(early);
   });
+  let stopped = false;
   const stop = (code: number): void => {
+    stopped = true;
     server.close();
     try { unlinkSync(sock); } catch { /* gone */ }
     try { unlinkSync(pidFile); } catch { /* gone */ }
-    // Let a request under way finish first.
-    void queue.then(() => stopping?.(code));
+    // Let a request under way finish first; then let the armed capture go (untracked, unlocked).
+    void queue.then(() => { warm.disarmWarm(); stopping?.(code); });
   };
   process.once('SIGTERM', () => stop(0));
   process.once('SIGINT', () => stop(0));
