@@ -463,6 +463,9 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
       };
       try {
         await makeDurable();
+        // The capture is released: armed for the next request now, not after the ingest, which
+        // a quick next request would otherwise find still running (ebpf/warm prearmWarm).
+        await (await import('../../ebpf/warm.js')).prearmWarm();
         const still = stillStaleText(await ingestAndStamp(cfg, target, stamps, true));
         if (still) log(still);
       } catch (err) {
