@@ -367,7 +367,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     try { unlinkSync(sock); } catch { /* gone */ }
     try { unlinkSync(pidFile); } catch { /* gone */ }
     // Let a request under way finish first; then let the armed capture go (untracked, unlocked).
-    void queue.then(() => { warm.disarmWarm(); stopping?.(code); });
+    void queue.then(() => warm.disarmWarm()).then(() => stopping?.(code));
   };
   process.once('SIGTERM', () => stop(0));
   process.once('SIGINT', () => stop(0));

@@ -145,7 +145,7 @@ let kept: { pinDir: string; ino: number; ring: RingReader } | null = null;
  */
 export function setWarmResident(on: boolean): void {
   resident = on;
-  if (!on) { disarmWarm(); lastResident = null; dropKept(); }
+  if (!on) { void disarmWarm(); lastResident = null; dropKept(); }
 }
 
 function dropKept(pinDir?: string): void {
@@ -287,7 +287,7 @@ export async function recoverWarm(opts: { pinDir?: string; stateDir?: string } =
     }
     return true;
   } finally {
-    held.close();
+    await held.close();
   }
 }
 
@@ -297,7 +297,10 @@ export async function recoverWarm(opts: { pinDir?: string; stateDir?: string } =
  * through libc — node's listen takes a turn of the event loop, a few hundred µs on the way to a
  * rebuild's first command.
  */
-async function lock(pinDir: string, onAsk?: () => void): Promise<{ close(): void } | null> {
+/** A held lock; closing releases the name (for a listening holder once its server has closed). */
+interface Lock { close(): Promise<void> }
+
+async function lock(pinDir: string, onAsk?: () => void): Promise<Lock | null> {
   const L = lockLibc ??= await bindLockLibc();
   const name = Buffer.from(`\0prov-warm:${pinDir}`);
   if (name.length > 107) throw new Error(`warm attach ${pinDir}: its lock name is over the 107 bytes of a unix socket address`);
@@ -321,9 +324,10 @@ async function lock(pinDir: string, onAsk?: () => void): Promise<{ close(): void
     server.on('error', (err) => log.warn(`warm attach lock ${pinDir}: ${err.message}`));
     server.listen({ fd });
     server.unref();
-    return { close: () => { server.close(); } };
+    let closed: Promise<void> | null = null;
+    return { close: () => (closed ??= new Promise<void>((resolve) => server.close(() => resolve()))) };
   }
-  return { close: () => { if (fd >= 0) L.close(fd); fd = -1; } };
+  return { close: async () => { if (fd >= 0) L.close(fd); fd = -1; } };
 }
 
 /**
@@ -378,7 +382,7 @@ interface Armed {
   /** The options it was armed with (a later rebuild with other options arms anew). */
   key: string;
   reused: boolean;
-  held: { close(): void };
+  held: Lock;
   drainer: InlineDrain;
   /** Inode of the pinned ring it maps (a detach and new attach meanwhile is another file). */
   ino: number;
@@ -397,7 +401,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
   const stateDir = opts.stateDir ?? WARM_STATE_DIR;
   const key = armKey(opts, pinDir, stateDir);
   if (resident) lastResident = { opts, key };
-  let a = takeArmed(key) ?? await arm(opts, pinDir, stateDir, key);
+  let a = await takeArmed(key) ?? await arm(opts, pinDir, stateDir, key);
   if (!a && await askToYield(pinDir)) {
     // A resident holder lets an armed attach go as it reads the question: a few tries while it does.
     for (let i = 0; i < 25 && !a; i++) {
@@ -417,7 +421,7 @@ async function arm(opts: WarmOptions, pinDir: string, stateDir: string, key: str
   const objectPath = opts.objectPath ?? defaultObjectPath();
   const ringBytes = opts.ringBytes ?? 16 << 20;
   // A resident process lets an armed attach go when another rebuild asks for it.
-  const held = await lock(pinDir, resident ? () => { if (armed?.held === held) disarmWarm(); } : undefined);
+  const held = await lock(pinDir, resident ? () => { if (armed?.held === held) void disarmWarm(); } : undefined);
   if (!held) return null;
   mark('warm: lock held');
   let attachedNow = false;
@@ -474,7 +478,7 @@ async function arm(opts: WarmOptions, pinDir: string, stateDir: string, key: str
     drainer?.close();
     if (!drainer) ring?.close();
     if (attachedNow) detachWarm({ pinDir, stateDir });
-    held.close();
+    await held.close();
     throw err;
   }
 }
@@ -507,7 +511,7 @@ function activate(a: Armed): WarmHandle {
         } finally {
           await dr.closeWriter().catch((e: Error) => { log.error(`closing the journal writer: ${e.message}`); });
           releaseRing(pinDir, dr.ring, ok);
-          held.close();
+          await held.close();
         }
       })();
       return stopped;
@@ -525,18 +529,18 @@ let lastResident: { opts: WarmOptions; key: string } | null = null;
  * armed (processes an earlier rebuild left running: nothing of this process runs while it
  * waits) are dropped, as arming now would have dropped them.
  */
-function takeArmed(key: string): Armed | null {
+async function takeArmed(key: string): Promise<Armed | null> {
   const a = armed;
   if (!a) return null;
   armed = null;
   let ok = a.key === key;
   try { ok &&= isAttached(a.pinDir) && eventsIno(a.pinDir) === a.ino; } catch { ok = false; }
-  if (!ok) { letGo(a); return null; }
+  if (!ok) { await letGo(a); return null; }
   try {
     a.drainer.rebase();
   } catch (e) {
     log.warn(`the armed warm attach could not be used: ${(e as Error).message}`);
-    letGo(a);
+    await letGo(a);
     return null;
   }
   mark('warm: armed ahead');
@@ -544,11 +548,11 @@ function takeArmed(key: string): Armed | null {
 }
 
 /** Release an armed attach unused: untrack this process, no claim, lock released, ring kept mapped. */
-function letGo(a: Armed): void {
+async function letGo(a: Armed): Promise<void> {
   try { forgetPid(process.pid, a.pinDir); } catch { /* detached meanwhile */ }
   rmSync(claimPath(a.pinDir, a.stateDir), { force: true });
   releaseRing(a.pinDir, a.drainer.ring, true);
-  a.held.close();
+  await a.held.close();
 }
 
 /**
@@ -575,16 +579,16 @@ export async function prearmWarm(): Promise<boolean> {
 }
 
 /** Let the armed attach go (a rebuild that captures otherwise, the resident process exiting). */
-export function disarmWarm(): void {
+export async function disarmWarm(): Promise<void> {
   const a = armed;
   armed = null;
-  if (a) letGo(a);
+  if (a) await letGo(a);
 }
 
 /** Detach the warm rebuild capture (if any) and forget its state; returns how many programs were detached. */
 export function detachWarm(opts: { pinDir?: string; stateDir?: string } = {}): { programs: number } {
   const pinDir = opts.pinDir ?? warmPinDir();
-  if (armed?.pinDir === pinDir) disarmWarm();
+  if (armed?.pinDir === pinDir) void disarmWarm(); // its pins go now; the lock a moment later
   dropKept(pinDir);
   const r = existsSync(pinDir) ? detachCapture(pinDir) : { programs: 0 };
   const stateDir = opts.stateDir ?? WARM_STATE_DIR;

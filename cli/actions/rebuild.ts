@@ -148,7 +148,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
   // A resident server (the one that defers its ingest) may have the warm attach armed: a capture of another kind
   // must not record these commands a second time through it.
-  if ((daemonWait || cold) && deferIngest) (await import('../../ebpf/warm.js')).disarmWarm();
+  if ((daemonWait || cold) && deferIngest) await (await import('../../ebpf/warm.js')).disarmWarm();
   let handle: { stop(): Promise<unknown>; drain?: () => Promise<unknown>; pinDir?: string };
   if (daemonWait) {
     // Whatever `prov capture` records, it records: start the side process now, before the commands.
