@@ -56,6 +56,8 @@ import { abortRunning } from '../collector/rebuild/run.js';
 
 /** Default minutes without a request after which the server exits. */
 export const DEFAULT_IDLE_MINUTES = 30;
+/** Re-arming after the armed capture was let go: every REARM_MS, at most REARM_TRIES times. */
+const REARM_MS = 200, REARM_TRIES = 50;
 /** Milliseconds between an answer and the background work after it (the client's turn). */
 const ANSWER_GRACE_MS = 2;
 /** Largest request accepted (arguments and environment). */
@@ -286,6 +288,17 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     if (idle) clearTimeout(idle);
     if (idleMs > 0) idle = setTimeout(() => stop(0), idleMs);
   };
+  // The armed capture was let go to a command-line rebuild that asked for it: armed again once
+  // that one is done (tried between requests, every REARM_MS, for a while).
+  let rearmTries = 0;
+  const rearmLater = (): void => {
+    if (stopped || rearmTries >= REARM_TRIES) return;
+    rearmTries++;
+    setTimeout(() => {
+      queue = queue.then(async () => { if (!stopped && !(await warm.prearmWarm())) rearmLater(); else rearmTries = 0; });
+    }, REARM_MS).unref();
+  };
+  warm.onWarmAsked(() => { rearmTries = 0; rearmLater(); });
   const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>): Promise<void> => {
     const send = (b: Buffer): void => { if (!c.destroyed) c.write(b); };
     return (async () => {

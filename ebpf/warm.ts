@@ -421,7 +421,7 @@ async function arm(opts: WarmOptions, pinDir: string, stateDir: string, key: str
   const objectPath = opts.objectPath ?? defaultObjectPath();
   const ringBytes = opts.ringBytes ?? 16 << 20;
   // A resident process lets an armed attach go when another rebuild asks for it.
-  const held = await lock(pinDir, resident ? () => { if (armed?.held === held) void disarmWarm(); } : undefined);
+  const held = await lock(pinDir, resident ? () => { if (armed?.held === held) void disarmWarm().then(() => afterAsked?.()); } : undefined);
   if (!held) return null;
   mark('warm: lock held');
   let attachedNow = false;
@@ -576,6 +576,13 @@ export async function prearmWarm(): Promise<boolean> {
     armed = null;
   }
   return armed !== null;
+}
+
+/** Called after an armed attach was let go to another process that asked (the owner re-arms later). */
+let afterAsked: (() => void) | null = null;
+/** Set what a resident process does once it let its armed attach go to a process that asked. */
+export function onWarmAsked(f: (() => void) | null): void {
+  afterAsked = f;
 }
 
 /** Let the armed attach go (a rebuild that captures otherwise, the resident process exiting). */

@@ -158,7 +158,13 @@ describe('prov rebuild-server and the native client', () => {
     assert.equal(j.capture, 'warm');
     assert.equal(j.ran.length, 2);
     assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
-    // The server arms again for its own next rebuild, which still runs exactly what changed.
+    // The server arms again for its own next rebuild (once the command line let go), which still
+    // runs exactly what changed.
+    const rearmBy = Date.now() + 10_000;
+    while (!(await lockTaken())) {
+      assert.ok(Date.now() < rearmBy, 'the server did not arm the warm attach again within 10 s of the command-line rebuild');
+      await new Promise((res) => setTimeout(res, 20));
+    }
     appendFileSync(join(dir, 'util.c'), 'int armed_c(void) { return 1; }\n');
     const again = client(['rebuild', 'app'], { PROV_REBUILD_TRACE: 'json' });
     assert.equal(again.code, 0, again.stderr);
