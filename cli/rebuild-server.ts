@@ -57,7 +57,7 @@ import { abortRunning } from '../collector/rebuild/run.js';
 /** Default minutes without a request after which the server exits. */
 export const DEFAULT_IDLE_MINUTES = 30;
 /** Re-arming after the armed capture was let go: every REARM_MS, at most REARM_TRIES times. */
-const REARM_MS = 200, REARM_TRIES = 50;
+const REARM_MS = 50, REARM_TRIES = 200;
 /** Milliseconds between an answer and the background work after it (the client's turn). */
 const ANSWER_GRACE_MS = 2;
 /** Largest request accepted (arguments and environment). */
@@ -289,7 +289,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     if (idleMs > 0) idle = setTimeout(() => stop(0), idleMs);
   };
   // The armed capture was let go to a command-line rebuild that asked for it: armed again once
-  // that one is done (tried between requests, every REARM_MS, for a while).
+  // that one is done (tried between requests, every REARM_MS, for up to 10 s).
   let rearmTries = 0;
   const rearmLater = (): void => {
     if (stopped || rearmTries >= REARM_TRIES) return;

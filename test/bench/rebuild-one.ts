@@ -5,7 +5,7 @@
  * (A B C, B C A, …), each run given a fresh change and leaving a working binary; the server's
  * median timeline (PROV_REBUILD_TRACE=json) beside it, and the client's own side (exec, connect,
  * frames back) as what is left of the wall time.
- * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS]]
+ * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli]]]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -71,6 +71,8 @@ async function main(): Promise<void> {
   // longer than that, and the rebuild's shortcut trusts the store's files only once they are
   // 100 ms old (before that the server reads the store's checkpoint to trust its cached plan).
   const pause = Number(process.argv[3] ?? 0);
+  // `cli`: a command-line rebuild (node dist/cli/main.js) takes a turn too, as in rebuild.bench.
+  const withCli = process.argv[4] === 'cli';
   const quiet = (): Promise<void> => new Promise((r) => setTimeout(r, pause));
   const home = mkdtempSync(join(tmpdir(), 'prov-rb1-home-'));
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb1-c-')));
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
     timed([CLIENT, ...served, '--dry-run'], dir, traceEnv);
     // Two warm-up rounds (first request plans, warm attach made).
     for (let i = 0; i < 2; i++) { appendFileSync(join(dir, 'util.c'), `int warm_${i};\n`); timed([CLIENT, ...served], dir, traceEnv); await settle(cfg); }
-    const srv: Timed[] = [], make: number[] = [], makeJ: number[] = [];
+    const srv: Timed[] = [], make: number[] = [], makeJ: number[] = [], cliRuns: number[] = [];
     let n = 0;
     const change = (): void => appendFileSync(join(dir, 'util.c'), `int bench_${n++}(void) { return 1; }\n`);
     const cs: Array<() => Promise<void>> = [
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
       async () => { await quiet(); change(); make.push(timed(['make'], dir).ms); checkApp(dir); },
       async () => { await quiet(); change(); makeJ.push(timed(['make', '-j2'], dir).ms); checkApp(dir); },
     ];
+    if (withCli) cs.push(async () => { await quiet(); change(); cliRuns.push(timed([process.execPath, CLI, ...served], dir, env).ms); await settle(cfg); checkApp(dir); });
     const l0 = loadavg()[0]!.toFixed(2);
     for (let i = 0; i < repeats; i++) for (let k = 0; k < cs.length; k++) await cs[(i + k) % cs.length]!();
     const l1 = loadavg()[0]!.toFixed(2);
@@ -111,7 +114,9 @@ async function main(): Promise<void> {
     console.log(`  served prov  median ${median(sm).toFixed(2)} ms  spread ${spread(sm).toFixed(2)}`);
     console.log(`  make         median ${median(make).toFixed(2)} ms  spread ${spread(make).toFixed(2)}`);
     console.log(`  make -j2     median ${median(makeJ).toFixed(2)} ms  spread ${spread(makeJ).toFixed(2)}`);
+    if (withCli) console.log(`  plain CLI    median ${median(cliRuns).toFixed(2)} ms  spread ${spread(cliRuns).toFixed(2)}`);
     console.log(`  prov/make = ${(median(sm) / median(make)).toFixed(3)}   prov/make-j2 = ${(median(sm) / median(makeJ)).toFixed(3)}`);
+    console.log(`  served runs that found the capture armed: ${srv.filter((t) => t.trace?.some((m) => m.name === 'warm: armed ahead')).length} of ${srv.length}`);
     // The median timeline: each mark's median time after the request arrived.
     const gap = (t: Timed, a: string, b: string): string => {
       const x = t.marks.find((m) => m[0] === a)?.[1], y = t.marks.find((m) => m[0] === b)?.[1];
