@@ -170,8 +170,20 @@ static int quick_noop(int argc, char **argv) {
     else if (strcmp(argv[i], "--journal") == 0 && !journal) journal = v;
     else return 0;
   }
-  if (i + 2 != argc || argv[i + 1][0] == '-') return 0;
-  file = argv[i + 1];
+  /* After `rebuild`: FILE, and at most one -j N / --jobs N (which does not change the answer). */
+  int jobs_seen = 0;
+  for (int k = i + 1; k < argc; k++) {
+    if (strcmp(argv[k], "-j") == 0 || strcmp(argv[k], "--jobs") == 0) {
+      if (jobs_seen || k + 1 >= argc || !argv[k + 1][0] || strspn(argv[k + 1], "0123456789") != strlen(argv[k + 1])) return 0;
+      jobs_seen = 1;
+      k++;
+    } else if (argv[k][0] == '-' || file) {
+      return 0;
+    } else {
+      file = argv[k];
+    }
+  }
+  if (!file) return 0;
   const char *trace = getenv("PROV_REBUILD_TRACE");
   int tracing_rebuild = trace && *trace; /* an up-to-date answer then comes from the server, with its timeline */
   char cwd[PATH_MAX], homeAbs[PATH_MAX], db[PATH_MAX], target[PATH_MAX], path[PATH_MAX];

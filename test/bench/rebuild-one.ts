@@ -87,22 +87,29 @@ async function main(): Promise<void> {
       s.once('exit', (code) => reject(new Error(`rebuild-server exited (${code}): ${log}`)));
     });
     const cfg = resolveConfig({ home });
-    writeCProject(dir, 4);
+    writeCProject(dir, Number(process.env.REBUILD_ONE_FILES ?? 4));
     const r = await runCaptured(['make'], { cwd: dir, journalDir: cfg.journal, timeoutMs: 600_000 });
     if (r.code !== 0) throw new Error(`make failed under capture: ${r.stderr}`);
     const store = await openStore(cfg.store);
     try { await runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: ebpfDecoders }); } finally { await store.close(); }
     const traceEnv = { ...env, PROV_REBUILD_TRACE: 'json', PROV_CLIENT_TRACE: '1' };
-    const served = ['--home', home, 'rebuild', 'app'];
+    // REBUILD_ONE_HEADER=1: the header changes instead (3 compiles + link); REBUILD_ONE_JOBS=N:
+    // prov --jobs N against make -jN (default 1 and make).
+    const header = process.env.REBUILD_ONE_HEADER === '1';
+    const jobs = process.env.REBUILD_ONE_JOBS;
+    const served = ['--home', home, 'rebuild', 'app', ...(jobs ? ['--jobs', jobs] : [])];
     timed([CLIENT, ...served, '--dry-run'], dir, traceEnv);
     // Two warm-up rounds (first request plans, warm attach made).
     for (let i = 0; i < 2; i++) { appendFileSync(join(dir, 'util.c'), `int warm_${i};\n`); timed([CLIENT, ...served], dir, traceEnv); await settle(cfg); }
     const srv: Timed[] = [], make: number[] = [], makeJ: number[] = [], cliRuns: number[] = [];
     let n = 0;
-    const change = (): void => appendFileSync(join(dir, 'util.c'), `int bench_${n++}(void) { return 1; }\n`);
+    const change = (): void => {
+      if (header) appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
+      else appendFileSync(join(dir, 'util.c'), `int bench_${n++}(void) { return 1; }\n`);
+    };
     const cs: Array<() => Promise<void>> = [
       async () => { await quiet(); change(); srv.push(timed([CLIENT, ...served], dir, traceEnv)); await settle(cfg); checkApp(dir); },
-      async () => { await quiet(); change(); make.push(timed(['make'], dir).ms); checkApp(dir); },
+      async () => { await quiet(); change(); make.push(timed(['make', `-j${jobs ?? 1}`], dir).ms); checkApp(dir); },
       async () => { await quiet(); change(); makeJ.push(timed(['make', '-j2'], dir).ms); checkApp(dir); },
     ];
     if (withCli) cs.push(async () => { await quiet(); change(); cliRuns.push(timed([process.execPath, CLI, ...served], dir, env).ms); await settle(cfg); checkApp(dir); });
@@ -110,7 +117,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < repeats; i++) for (let k = 0; k < cs.length; k++) await cs[(i + k) % cs.length]!();
     const l1 = loadavg()[0]!.toFixed(2);
     const sm = srv.map((t) => t.ms);
-    console.log(`one .c changed, 4-file project, ${repeats} rounds, ${pause} ms quiet before each run, load ${l0} → ${l1}`);
+    console.log(`${header ? 'the header' : 'one .c'} changed, 4-file project, prov --jobs ${jobs ?? 'default'} vs make -j${jobs ?? 1}, ${repeats} rounds, ${pause} ms quiet before each run, load ${l0} → ${l1}`);
     console.log(`  served prov  median ${median(sm).toFixed(2)} ms  spread ${spread(sm).toFixed(2)}`);
     console.log(`  make         median ${median(make).toFixed(2)} ms  spread ${spread(make).toFixed(2)}`);
     console.log(`  make -j2     median ${median(makeJ).toFixed(2)} ms  spread ${spread(makeJ).toFixed(2)}`);

@@ -183,6 +183,9 @@ describe('prov rebuild-server and the native client', () => {
       const alone = { PROV_RUNTIME_DIR: none, PROV_NODE: '/bin/false' };
       const a = client(['rebuild', 'app'], alone);
       assert.deepEqual(a, { code: 0, stdout: 'app: up to date (5 recorded commands)\n', stderr: '' });
+      // --jobs does not change the answer: the client answers with it too (either order).
+      assert.deepEqual(client(['rebuild', '--jobs', '2', 'app'], alone), a);
+      assert.deepEqual(client(['rebuild', 'app', '-j', '1'], alone), a);
       appendFileSync(join(dir, 'util.c'), '/* changed */\n');
       const b = client(['rebuild', 'app'], alone);
       assert.notEqual(b.code, 0, 'a changed input must not be answered from the shortcut');
