@@ -291,15 +291,15 @@ export async function recoverWarm(opts: { pinDir?: string; stateDir?: string } =
   }
 }
 
-/**
- * Hold the abstract socket that says "a rebuild is using this warm attach"; null when another
- * holds it. A bind alone claims the name (no listen: nobody connects), done synchronously
- * through libc — node's listen takes a turn of the event loop, a few hundred µs on the way to a
- * rebuild's first command.
- */
 /** A held lock; closing releases the name (for a listening holder once its server has closed). */
 interface Lock { close(): Promise<void> }
 
+/**
+ * Hold the abstract socket that says "a rebuild is using this warm attach"; null when another
+ * holds it. A bind alone claims the name, done synchronously through libc — node's listen takes
+ * a turn of the event loop, a few hundred µs on the way to a rebuild's first command. With
+ * `onAsk` (a resident holder) it also listens, for other rebuilds asking ({@link askToYield}).
+ */
 async function lock(pinDir: string, onAsk?: () => void): Promise<Lock | null> {
   const L = lockLibc ??= await bindLockLibc();
   const name = Buffer.from(`\0prov-warm:${pinDir}`);
