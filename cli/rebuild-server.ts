@@ -22,7 +22,8 @@
  * once a request's background work is done (ebpf/warm prearmWarm; let go when a command-line
  * rebuild asks for it), and the commands start with posix_spawn (collector/rebuild/spawn), not a
  * fork of this process. The request is read in the connection's own callback, and the server
- * steps off the CPU for 2 ms after each answer before its background work. A plain no-op never reaches the
+ * steps off the CPU for 2 ms after each answer before its background work. A plain no-op never
+ * reaches the
  * server: the native client answers it from the no-op shortcut itself.
  *
  * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
@@ -209,7 +210,8 @@ function setEnv(env: Record<string, string | undefined>): void {
 
 /**
  * Run one request in this process as the CLI would: cwd, environment and standard streams are
- * the request's until it returns (the environment until the next request). Returns the exit code, or null when it is not a plain
+ * the request's until it returns (the environment until the next request). Returns the exit
+ * code, or null when it is not a plain
  * `prov rebuild` (the client runs the CLI instead).
  */
 async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]>, answer: (code: number | null) => void): Promise<number | null> {
