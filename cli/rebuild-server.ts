@@ -19,12 +19,11 @@
  * in place; ebpf/warm keeps the records in the pinned ring, named by a claim, until the flush is
  * durable, and this server journals what a killed predecessor left there when it starts).
  * The warm ring stays mapped between requests, the warm capture is armed for the next request
- * once a request's background work is done (ebpf/warm prearmWarm; let go when a command-line
+ * once a request's journal flush is done (ebpf/warm prearmWarm; let go when a command-line
  * rebuild asks for it), and the commands start with posix_spawn (collector/rebuild/spawn), not a
  * fork of this process. The request is read in the connection's own callback, and the server
  * steps off the CPU for 2 ms after each answer before its background work. A plain no-op never
- * reaches the
- * server: the native client answers it from the no-op shortcut itself.
+ * reaches the server: the native client answers it from the no-op shortcut itself.
  *
  * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
  * /run/prov/provfs, as kernel/runtime), a 0700 directory owned by the server's user, the
@@ -211,8 +210,7 @@ function setEnv(env: Record<string, string | undefined>): void {
 /**
  * Run one request in this process as the CLI would: cwd, environment and standard streams are
  * the request's until it returns (the environment until the next request). Returns the exit
- * code, or null when it is not a plain
- * `prov rebuild` (the client runs the CLI instead).
+ * code, or null when it is not a plain `prov rebuild` (the client runs the CLI instead).
  */
 async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]>, answer: (code: number | null) => void): Promise<number | null> {
   const { parseRebuild, fastRebuild } = fast ??= await import('./fast-rebuild.js');
