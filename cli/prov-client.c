@@ -15,7 +15,8 @@
  * no background ingest pending, the SQLite store's files as they were (and not changed within
  * the last 100 ms), every file the commands read or wrote with the same inode, size and mtime.
  * Anything it cannot check the same way (another store, relative or unusual paths, a file it
- * cannot stat, PROV_REBUILD_TRACE set) goes to the server as before.
+ * cannot stat, PROV_REBUILD_TRACE set) goes to the server as before; a target it found not up
+ * to date goes with a flag saying so, and the server does not look at the shortcut again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +32,26 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* PROV_CLIENT_TRACE set: when each step happened (ms since the epoch, to line up with the
+   server's timeline), printed as one JSON line on stderr before the client exits. */
+static int tracing;
+static const char *trace_name[8];
+static double trace_ms[8];
+static int trace_n;
+static void tmark(const char *name) {
+  if (!tracing || trace_n >= 8) return;
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  trace_name[trace_n] = name;
+  trace_ms[trace_n++] = (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+static void tprint(void) {
+  if (!tracing) return;
+  fputs("{\"client\":[", stderr);
+  for (int i = 0; i < trace_n; i++) fprintf(stderr, "%s{\"name\":\"%s\",\"at\":%.3f}", i ? "," : "", trace_name[i], trace_ms[i]);
+  fputs("]}\n", stderr);
+}
 
 static void fallback(int argc, char **argv) {
   char self[PATH_MAX];
@@ -110,6 +131,8 @@ static int resolve_clean(char *out, size_t cap, const char *cwd, const char *p) 
   return n > 0 && (size_t)n < cap && clean_abs(out);
 }
 
+/* The fingerprint part of one store file: 1 written, -1 the file changed too recently to tell
+   (the node side declines the shortcut as well), 0 it cannot be stat'ed as the node side would. */
 static int stat_part(char *out, size_t cap, const char *path, int is_db, unsigned long long fresh_ns) {
   struct stat st;
   if (stat(path, &st) != 0) {
@@ -119,7 +142,7 @@ static int stat_part(char *out, size_t cap, const char *path, int is_db, unsigne
   if (!is_db && st.st_size == 0) return snprintf(out, cap, "-") > 0;
   unsigned long long m = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec;
   unsigned long long c = (unsigned long long)st.st_ctim.tv_sec * 1000000000ULL + (unsigned long long)st.st_ctim.tv_nsec;
-  if (m > fresh_ns) return 0; /* written too recently for its time stamp to show a further change */
+  if (m > fresh_ns) return -1; /* written too recently for its time stamp to show a further change */
   int n = snprintf(out, cap, "%llu:%llu:%lld:%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size, m, c);
   return n > 0 && (size_t)n < cap;
 }
@@ -134,7 +157,8 @@ static const char *next_field(const char **at, const char *end) {
   return s;
 }
 
-/* Answer a no-op from the shortcut: 1 when answered (printed), 0 to ask the server. */
+/* Answer a no-op from the shortcut: 1 when answered (printed); -1 when it looked and the target
+   is not up to date (the server need not look again); 0 when it could not tell (the server looks). */
 static int quick_noop(int argc, char **argv) {
   const char *home = NULL, *store = NULL, *journal = NULL, *file = NULL;
   int i = 1;
@@ -146,10 +170,22 @@ static int quick_noop(int argc, char **argv) {
     else if (strcmp(argv[i], "--journal") == 0 && !journal) journal = v;
     else return 0;
   }
-  if (i + 2 != argc || argv[i + 1][0] == '-') return 0;
-  file = argv[i + 1];
+  /* After `rebuild`: FILE, and at most one -j N / --jobs N (which does not change the answer). */
+  int jobs_seen = 0;
+  for (int k = i + 1; k < argc; k++) {
+    if (strcmp(argv[k], "-j") == 0 || strcmp(argv[k], "--jobs") == 0) {
+      if (jobs_seen || k + 1 >= argc || !argv[k + 1][0] || strspn(argv[k + 1], "0123456789") != strlen(argv[k + 1])) return 0;
+      jobs_seen = 1;
+      k++;
+    } else if (argv[k][0] == '-' || file) {
+      return 0;
+    } else {
+      file = argv[k];
+    }
+  }
+  if (!file) return 0;
   const char *trace = getenv("PROV_REBUILD_TRACE");
-  if (trace && *trace) return 0; /* a timeline is asked for: the server (or node) gives it */
+  int tracing_rebuild = trace && *trace; /* an up-to-date answer then comes from the server, with its timeline */
   char cwd[PATH_MAX], homeAbs[PATH_MAX], db[PATH_MAX], target[PATH_MAX], path[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) return 0;
   if (!home) home = getenv("PROV_HOME");
@@ -166,16 +202,19 @@ static int quick_noop(int argc, char **argv) {
   }
   if (!clean_abs(db)) return 0;
   if ((size_t)snprintf(path, sizeof path, "%s.ingest-pending", db) >= sizeof path) return 0;
-  if (access(path, F_OK) == 0 || errno != ENOENT) return 0;
+  if (access(path, F_OK) == 0) return -1; /* an ingest is pending: the node side does not use the shortcut either */
+  if (errno != ENOENT) return 0;
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   /* Date.now() - 100 ms, in ns, as collector/rebuild/fingerprint computes it. */
   unsigned long long nowMs = (unsigned long long)now.tv_sec * 1000ULL + (unsigned long long)now.tv_nsec / 1000000ULL;
   unsigned long long fresh = (nowMs - 100ULL) * 1000000ULL;
   char fp[512], a[240], b[240];
-  if (!stat_part(a, sizeof a, db, 1, fresh)) return 0;
+  int r = stat_part(a, sizeof a, db, 1, fresh);
+  if (r <= 0) return r;
   if ((size_t)snprintf(path, sizeof path, "%s-wal", db) >= sizeof path) return 0;
-  if (!stat_part(b, sizeof b, path, 0, fresh)) return 0;
+  r = stat_part(b, sizeof b, path, 0, fresh);
+  if (r <= 0) return r;
   snprintf(fp, sizeof fp, "%s %s", a, b);
   if (!resolve_clean(target, sizeof target, cwd, file)) return 0;
   /* quickPath: FNV-1a over the target's UTF-16 code units; the same as bytes for ASCII only. */
@@ -186,7 +225,7 @@ static int quick_noop(int argc, char **argv) {
   }
   if ((size_t)snprintf(path, sizeof path, "%s/rebuild/quick/%08x.q", homeAbs, h) >= sizeof path) return 0;
   FILE *f = fopen(path, "rb");
-  if (!f) return 0;
+  if (!f) return errno == ENOENT ? -1 : 0;
   char *q = NULL;
   size_t n = 0, cap = 0;
   for (;;) {
@@ -197,7 +236,7 @@ static int quick_noop(int argc, char **argv) {
   }
   fclose(f);
   const char *at = q, *end = q + n, *x;
-  int ok = 0;
+  int ok = 0, unsure = 0;
   const char *commands = NULL;
   const char **hazards = NULL;
   long nh = 0;
@@ -221,7 +260,7 @@ static int quick_noop(int argc, char **argv) {
       if (!p || !ino) break;
       struct stat st;
       int got = stat(p, &st);
-      if (got != 0 && errno != ENOENT) break; /* the node side would fail here: let it say why */
+      if (got != 0 && errno != ENOENT) { unsure = 1; break; } /* the node side would fail here: let it say why */
       if (strcmp(ino, "-") == 0) { if (got == 0) break; continue; }
       const char *size = next_field(&at, end), *mtime = next_field(&at, end);
       if (!size || !mtime || got != 0) break;
@@ -233,7 +272,10 @@ static int quick_noop(int argc, char **argv) {
     }
     ok = seen == nf && at == end;
   } while (0);
-  if (ok) {
+  if (ok && tracing_rebuild) {
+    ok = 0;
+    unsure = 1;
+  } else if (ok) {
     /* As cli/fast-rebuild prints it: the hazard lines, then the answer. */
     for (long k = 0; k < nh; k++) { fputs(hazards[k], stderr); fputc('\n', stderr); }
     printf("%s: up to date (%s recorded commands)\n", file, commands);
@@ -241,28 +283,32 @@ static int quick_noop(int argc, char **argv) {
   }
   free(hazards);
   free(q);
-  return ok;
+  return ok ? 1 : unsure ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
+  const char *tr = getenv("PROV_CLIENT_TRACE");
+  tracing = tr && *tr;
+  tmark("client started");
   int wants = 0;
   for (int i = 1; i < argc; i++) if (strcmp(argv[i], "rebuild") == 0) wants = 1;
   const char *off = getenv("PROV_NO_SERVER");
   if (!wants || (off && *off)) fallback(argc, argv);
-  if (quick_noop(argc, argv)) return 0;
+  int quick = quick_noop(argc, argv);
+  if (quick > 0) return 0;
+  tmark("no-op shortcut declined");
 
   const char *rt = getenv("PROV_RUNTIME_DIR");
   if (!rt || !*rt) rt = "/run/prov/provfs";
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/rebuild/server.sock", rt) >= sizeof addr.sun_path) fallback(argc, argv);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
-
+  /* The request is made before connecting: written right after the connect, it is in the
+     socket by the time the server accepts, which then reads it at once (cli/rebuild-server). */
   struct buf b = { 0 };
   put(&b, "\0\0\0\0", 4);
   char cwd[PATH_MAX], num[32];
-  if (!getcwd(cwd, sizeof cwd)) { close(fd); fallback(argc, argv); }
-  field(&b, "prov1", 1);
+  if (!getcwd(cwd, sizeof cwd)) fallback(argc, argv);
+  field(&b, "prov2", 1);
   field(&b, cwd, 0);
   char tty[4] = { isatty(0) ? '1' : '0', isatty(1) ? '1' : '0', isatty(2) ? '1' : '0', 0 };
   field(&b, tty, 0);
@@ -270,6 +316,7 @@ int main(int argc, char **argv) {
   umask(mask);
   snprintf(num, sizeof num, "%o", (unsigned)mask);
   field(&b, num, 0);
+  field(&b, quick < 0 ? "1" : "0", 0); /* the shortcut looked at already: not up to date */
   snprintf(num, sizeof num, "%d", argc - 1);
   field(&b, num, 0);
   for (int i = 1; i < argc; i++) field(&b, argv[i], 0);
@@ -280,8 +327,12 @@ int main(int argc, char **argv) {
   for (char **e = environ; *e; e++) field(&b, *e, 0);
   uint32_t len = (uint32_t)(b.n - 4);
   for (int i = 0; i < 4; i++) b.p[i] = (char)((len >> (8 * i)) & 0xff);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
+  tmark("connected");
   if (write_all(fd, b.p, b.n) != 0) { close(fd); fallback(argc, argv); }
   free(b.p);
+  tmark("request sent");
 
   int any = 0;
   for (;;) {
@@ -294,6 +345,7 @@ int main(int argc, char **argv) {
       fputs("prov: the rebuild server closed the connection before the exit code\n", stderr);
       return 1;
     }
+    if (!any) tmark("first frame");
     any = 1;
     uint32_t n = (uint32_t)h[1] | (uint32_t)h[2] << 8 | (uint32_t)h[3] << 16 | (uint32_t)h[4] << 24;
     char *p = malloc(n + 1);
@@ -302,7 +354,7 @@ int main(int argc, char **argv) {
     switch (h[0]) {
     case 'o': write_all(1, p, n); break;
     case 'e': write_all(2, p, n); break;
-    case 'x': return atoi(p);
+    case 'x': tmark("exit code"); tprint(); return atoi(p);
     case 'f': close(fd); fallback(argc, argv); break;
     default: fputs("prov: unknown frame from the rebuild server\n", stderr); return 1;
     }

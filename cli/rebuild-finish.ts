@@ -34,18 +34,15 @@ const loading = Promise.all([
 ]);
 if (!(await go)) process.exit(0);
 process.stdin.destroy();
-const [{ ingestAndStamp, stampPath }, { loadStamps }, { pendingState, releasePending }] = await loading;
+const [{ ingestAndStamp, stampPath, stillStaleText }, { loadStamps }, { pendingState, releasePending }] = await loading;
 const st = pendingState(db);
 if (st.state === 'none' || st.holder.pid !== process.pid) {
   process.stderr.write(`${new Date().toISOString()} prov rebuild-finish: told to go but the marker does not name this process (${st.state}); nothing done\n`);
   process.exit(1);
 }
 try {
-  const after = await ingestAndStamp(cfg, target, loadStamps(stampPath(cfg)), true);
-  const still = after?.decisions.filter((x) => x.stale) ?? [];
-  if (still.length) {
-    process.stderr.write(`${new Date().toISOString()} prov rebuild ${target}: ${still.length} commands still look stale after the run: ${still.map((x) => `\`${x.cmd.argv.join(' ')}\` (${x.reasons[0]})`).join('; ')}\n`);
-  }
+  const still = stillStaleText(await ingestAndStamp(cfg, target, loadStamps(stampPath(cfg)), true));
+  if (still) process.stderr.write(`${new Date().toISOString()} prov rebuild ${target}: ${still}\n`);
   releasePending(db, process.pid);
 } catch (err) {
   process.stderr.write(`${new Date().toISOString()} prov rebuild ${target}: ingest failed, left for the next rebuild: ${(err as Error).message}\n`);

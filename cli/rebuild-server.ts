@@ -18,9 +18,12 @@
  * so does the journal flush of what the commands did (the answer goes out once the outputs are
  * in place; ebpf/warm keeps the records in the pinned ring, named by a claim, until the flush is
  * durable, and this server journals what a killed predecessor left there when it starts).
- * The warm ring stays mapped between requests, and the commands start with posix_spawn
- * (collector/rebuild/spawn), not a fork of this process. A plain no-op never reaches the
- * server: the native client answers it from the no-op shortcut itself.
+ * The warm ring stays mapped between requests, the warm capture is armed for the next request
+ * once a request's journal flush is done (ebpf/warm prearmWarm; let go when a command-line
+ * rebuild asks for it), and the commands start with posix_spawn (collector/rebuild/spawn), not a
+ * fork of this process. The request is read in the connection's own callback, and the server
+ * steps off the CPU for 2 ms after each answer before its background work. A plain no-op never
+ * reaches the server: the native client answers it from the no-op shortcut itself.
  *
  * Access: the socket lives in `<runtime>/rebuild/` (runtime = $PROV_RUNTIME_DIR or
  * /run/prov/provfs, as kernel/runtime), a 0700 directory owned by the server's user, the
@@ -33,9 +36,11 @@
  * foreground. It exits after --idle-minutes without a request (default 30), on SIGTERM or
  * SIGINT, removing its socket and pid file.
  *
- * Wire format. Request: u32 little-endian length, then NUL-separated fields: "prov1", cwd,
- * three '0'/'1' for isatty(0/1/2), the umask (octal), argc, the arguments after `prov`, envc,
- * the environment (NAME=value). The commands a request re-runs get its umask, as they would
+ * Wire format. Request: u32 little-endian length, then NUL-separated fields: "prov2", cwd,
+ * three '0'/'1' for isatty(0/1/2), the umask (octal), '1' when the client already looked at the
+ * no-op shortcut and found the target not up to date ('0' otherwise: the server looks), argc,
+ * the arguments after `prov`, envc, the environment (NAME=value). "prov1" is the same without
+ * the shortcut field. The commands a request re-runs get its umask, as they would
  * from the command line. Reply frames: one byte kind, u32 little-endian length, payload — 'o' stdout
  * bytes, 'e' stderr bytes, 'x' the exit code (decimal), 'f' fallback (nothing was run).
  */
@@ -51,6 +56,10 @@ import { abortRunning } from '../collector/rebuild/run.js';
 
 /** Default minutes without a request after which the server exits. */
 export const DEFAULT_IDLE_MINUTES = 30;
+/** Re-arming after the armed capture was let go: every REARM_MS, at most REARM_TRIES times. */
+const REARM_MS = 50, REARM_TRIES = 200;
+/** Milliseconds between an answer and the background work after it (the client's turn). */
+const ANSWER_GRACE_MS = 2;
 /** Largest request accepted (arguments and environment). */
 const MAX_REQUEST = 4 << 20;
 
@@ -64,19 +73,28 @@ export interface ServeRequest {
   cwd: string;
   tty: { stdin: boolean; stdout: boolean; stderr: boolean };
   umask: number;
+  /** The client already found the no-op shortcut does not apply (the server need not look again). */
+  shortcutDeclined: boolean;
   argv: string[];
   env: Record<string, string>;
 }
 
 /** Decode a request body (without its length prefix); InputError says which field is wrong. */
 export function decodeRequest(body: Buffer): ServeRequest {
-  const f = body.toString('utf8').split('\0');
-  if (f[0] !== 'prov1') throw new InputError(`rebuild server: unknown request version "${f[0]?.slice(0, 20)}"`, 'request');
-  const cwd = f[1] ?? '';
-  const tty = f[2] ?? '';
+  const all = body.toString('utf8').split('\0');
+  if (all[0] !== 'prov1' && all[0] !== 'prov2') throw new InputError(`rebuild server: unknown request version "${all[0]?.slice(0, 20)}"`, 'request');
+  const cwd = all[1] ?? '';
+  const tty = all[2] ?? '';
   if (!cwd.startsWith('/') || !/^[01]{3}$/.test(tty)) throw new InputError('rebuild server: bad cwd or tty field', 'request');
-  if (!/^[0-7]{1,4}$/.test(f[3] ?? '')) throw new InputError('rebuild server: bad umask field', 'request');
-  const umask = parseInt(f[3]!, 8);
+  if (!/^[0-7]{1,4}$/.test(all[3] ?? '')) throw new InputError('rebuild server: bad umask field', 'request');
+  const umask = parseInt(all[3]!, 8);
+  let shortcutDeclined = false;
+  let f = all;
+  if (all[0] === 'prov2') {
+    if (all[4] !== '0' && all[4] !== '1') throw new InputError('rebuild server: bad shortcut field', 'request');
+    shortcutDeclined = all[4] === '1';
+    f = [...all.slice(0, 4), ...all.slice(5)]; // the rest is laid out as in prov1
+  }
   const argc = Number(f[4]);
   if (!Number.isInteger(argc) || argc < 0 || 5 + argc >= f.length) throw new InputError('rebuild server: bad argc', 'request');
   const argv = f.slice(5, 5 + argc);
@@ -87,7 +105,7 @@ export function decodeRequest(body: Buffer): ServeRequest {
     const eq = kv.indexOf('=');
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, argv, env };
+  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, shortcutDeclined, argv, env };
 }
 
 function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
@@ -135,13 +153,31 @@ export async function peerCredentials(c: Socket): Promise<{ pid: number; uid: nu
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
+type Recv = (fd: number, buf: Buffer, n: number, flags: number) => number;
 let getsockoptBound: GetSockOpt | null = null;
+let recvBound: Recv | null = null;
 async function getsockoptFn(): Promise<GetSockOpt> {
   if (!getsockoptBound) {
-    const koffi = (await import('koffi')).default;
-    getsockoptBound = koffi.load('libc.so.6').func('int getsockopt(int fd, int level, int name, _Inout_ uint8_t *value, _Inout_ uint8_t *len)') as GetSockOpt;
+    const libc = (await import('koffi')).default.load('libc.so.6');
+    getsockoptBound = libc.func('int getsockopt(int fd, int level, int name, _Inout_ uint8_t *value, _Inout_ uint8_t *len)') as GetSockOpt;
+    recvBound = libc.func('intptr_t recv(int fd, _Out_ uint8_t *buf, size_t n, int flags)') as Recv;
   }
   return getsockoptBound;
+}
+
+const MSG_DONTWAIT = 0x40;
+/**
+ * What a just-accepted connection has waiting, read at once (null: nothing yet, or the libc
+ * binding is not loaded): the client writes its whole request right after connecting, so it is
+ * usually there already, and reading it here saves the turn of the event loop node would take.
+ * Bytes read here never reach the socket's 'data' events (the kernel hands each byte out once).
+ */
+function readWaiting(c: Socket): Buffer | null {
+  const fd = (c as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (!recvBound || typeof fd !== 'number' || fd < 0) return null;
+  const buf = Buffer.allocUnsafe(64 << 10);
+  const n = recvBound(fd, buf, buf.length, MSG_DONTWAIT);
+  return n > 0 ? Buffer.from(buf.subarray(0, n)) : null;
 }
 
 /** Why a peer may not use this server (null: it may): only root and the server's own user. */
@@ -173,17 +209,17 @@ function setEnv(env: Record<string, string | undefined>): void {
 
 /**
  * Run one request in this process as the CLI would: cwd, environment and standard streams are
- * the request's until it returns. Returns the exit code, or null when it is not a plain
- * `prov rebuild` (the client runs the CLI instead).
+ * the request's until it returns (the environment until the next request). Returns the exit
+ * code, or null when it is not a plain `prov rebuild` (the client runs the CLI instead).
  */
-async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise<number | null> {
+async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]>, answer: (code: number | null) => void): Promise<number | null> {
   const { parseRebuild, fastRebuild } = fast ??= await import('./fast-rebuild.js');
   if (!parseRebuild(req.argv)) return null;
   const { restartTrace, mark } = trace ??= await import('../collector/rebuild/trace.js');
-  restartTrace();
+  restartTrace(times[0]?.[1]);
+  for (const [n, t] of times) mark(n, t);
   mark('request received');
   const savedCwd = process.cwd();
-  const savedEnv = { ...process.env };
   const outWrite = process.stdout.write;
   const errWrite = process.stderr.write;
   const writer = (kind: 'o' | 'e'): Write => ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown): boolean => {
@@ -204,12 +240,16 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void): Promise
   process.stderr.write = writer('e');
   const savedUmask = process.umask(req.umask);
   try {
-    return await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR });
+    const code = await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR, skipShortcut: req.shortcutDeclined });
+    // The answer goes out before this process puts its own cwd and environment back.
+    answer(code);
+    return code;
   } finally {
     process.stdout.write = outWrite;
     process.stderr.write = errWrite;
     process.umask(savedUmask);
-    setEnv(savedEnv);
+    // The environment stays the request's until the next one (the background work after the
+    // answer is this request's): the next request then changes only what differs, usually nothing.
     process.chdir(savedCwd);
   }
 }
@@ -231,6 +271,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     import('../graph/sqlite/checkpoint.js'), import('node:child_process')]);
   // The warm capture's ring stays mapped between requests; what an interrupted rebuild left in
   // it (this server killed before its journal flush) is journaled now.
+  await getsockoptFn(); // binds recv too (readWaiting)
   const warm = await import('../ebpf/warm.js');
   warm.setWarmResident(true);
   try { await warm.recoverWarm(); } catch (e) { process.stderr.write(`prov rebuild-server: ${(e as Error).message}\n`); }
@@ -247,25 +288,46 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     if (idle) clearTimeout(idle);
     if (idleMs > 0) idle = setTimeout(() => stop(0), idleMs);
   };
-  const serveOne = (c: Socket, body: Buffer): Promise<void> => {
+  // The armed capture was let go to a command-line rebuild that asked for it: armed again once
+  // that one is done (tried between requests, every REARM_MS, for up to 10 s).
+  let rearmTries = 0;
+  const rearmLater = (): void => {
+    if (stopped || rearmTries >= REARM_TRIES) return;
+    rearmTries++;
+    setTimeout(() => {
+      queue = queue.then(async () => { if (!stopped && !(await warm.prearmWarm())) rearmLater(); else rearmTries = 0; });
+    }, REARM_MS).unref();
+  };
+  warm.onWarmAsked(() => { rearmTries = 0; rearmLater(); });
+  const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>): Promise<void> => {
     const send = (b: Buffer): void => { if (!c.destroyed) c.write(b); };
     return (async () => {
       if (c.destroyed) return; // its client went away while it waited its turn
       if (idle) clearTimeout(idle);
       current = c;
+      let answered = false;
+      const answer = (code: number | null): void => {
+        if (answered) return;
+        answered = true;
+        send(code === null ? frame('f', '') : frame('x', String(code)));
+        c.end();
+      };
       let code: number | null;
       try {
-        code = await runRequest(decodeRequest(body), send);
+        code = await runRequest(decodeRequest(body), send, times, answer);
       } catch (e) {
-        send(frame('e', `prov: ${(e as Error).message}\n`));
+        if (!answered) send(frame('e', `prov: ${(e as Error).message}\n`));
         code = 2;
       }
       current = null;
-      send(code === null ? frame('f', '') : frame('x', String(code)));
-      c.end();
+      answer(code);
       if (deferred.length) {
         // Background work: the client that just got its answer (and whatever its user does next)
-        // comes first. Only root may raise its priority back afterwards, so only root lowers it.
+        // comes first. This process steps off the CPU for a moment first, so the client can read
+        // its answer and exit on it at once (on a busy 2-CPU machine it otherwise waited up to
+        // a scheduler slice, ~1 ms, for a CPU). Only root may raise its priority back
+        // afterwards, so only root lowers it.
+        await new Promise((r) => setTimeout(r, ANSWER_GRACE_MS));
         const nice = (process.geteuid?.() ?? 1) === 0;
         if (nice) try { setPriority(10); } catch { /* stays as it is */ }
         try {
@@ -274,10 +336,13 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
           if (nice) try { setPriority(0); } catch (e) { process.stderr.write(`prov rebuild-server: cannot restore its priority: ${(e as Error).message}\n`); }
         }
       }
+      // The next rebuild's capture made ready now (ebpf/warm: lock, check, tracking, claim).
+      if (!stopped) await warm.prearmWarm();
       armIdle();
     })();
   };
   const server: Server = createServer((c) => {
+    const times: Array<[string, number]> = [['connection accepted', performance.now()]];
     // Who is asking, before anything is read: root and this server's user only.
     const checked = peerCredentials(c).then((peer) => refusalFor(peer), (e: Error) => `the rebuild server cannot check its peer: ${e.message}; refused`);
     let got = Buffer.alloc(0);
@@ -285,7 +350,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     // would have with the command line, so nothing keeps running for nobody.
     c.once('close', () => { if (current === c) abortRunning('SIGINT'); });
     c.on('error', () => { /* the client went away: the request (if started) still completes */ });
-    c.on('data', (d) => {
+    const take = (d: Buffer): void => {
+      if (got.length === 0) times.push(['first bytes read', performance.now()]);
       got = Buffer.concat([got, d]);
       if (got.length < 4) return;
       const n = got.readUInt32LE(0);
@@ -298,17 +364,23 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       c.removeAllListeners('data');
       const body = got.subarray(4, 4 + n);
       void checked.then((refused) => {
+        times.push(['peer checked', performance.now()]);
         if (refused) { c.end(Buffer.concat([frame('e', `prov: ${refused}\n`), frame('x', String(EXIT.capability))])); return; }
-        queue = queue.then(() => serveOne(c, body));
+        queue = queue.then(() => serveOne(c, body, times));
       });
-    });
+    };
+    c.on('data', take);
+    const early = readWaiting(c);
+    if (early) take(early);
   });
+  let stopped = false;
   const stop = (code: number): void => {
+    stopped = true;
     server.close();
     try { unlinkSync(sock); } catch { /* gone */ }
     try { unlinkSync(pidFile); } catch { /* gone */ }
-    // Let a request under way finish first.
-    void queue.then(() => stopping?.(code));
+    // Let a request under way finish first; then let the armed capture go (untracked, unlocked).
+    void queue.then(() => warm.disarmWarm()).then(() => stopping?.(code));
   };
   process.once('SIGTERM', () => stop(0));
   process.once('SIGINT', () => stop(0));

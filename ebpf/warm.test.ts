@@ -13,7 +13,7 @@ import { openJournalReader } from '../collector/journal/reader.js';
 import type { ProvEvent } from '../collector/events.js';
 import { ebpfDecoders } from './decode.js';
 import { attachedPrograms } from './loader.js';
-import { warmCapture, detachWarm, recoverWarm } from './warm.js';
+import { warmCapture, detachWarm, recoverWarm, setWarmResident, prearmWarm, disarmWarm } from './warm.js';
 
 const run = (argv: string[], opts: { detached?: boolean } = {}): Promise<number | null> => new Promise((resolve) => {
   const c = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', detached: opts.detached });
@@ -136,6 +136,41 @@ describe('ebpf warm attach (prov rebuild)', () => {
     const got = execs(events(journalDir, 'early'));
     assert.equal(got.filter((a) => a.includes('early-run')).length, 1, `journaled by the next user, once: ${JSON.stringify(got)}`);
     assert.ok(!execs(events(journalDir, 'after-early')).some((a) => a.includes('early-run')));
+  });
+
+  it('armed ahead in a resident process: the next capture with its options starts from it; other options, or another process asking, get it let go', async () => {
+    setWarmResident(true);
+    try {
+      const opts = { journalDir, stream: 'armed', pinDir, stateDir, ringBytes: 1 << 20 };
+      const h0 = await warmCapture(opts);
+      assert.ok(h0);
+      await h0.stop();
+      assert.equal(await prearmWarm(), true, 'armed after a capture');
+      const h1 = await warmCapture(opts);
+      assert.ok(h1, 'the armed attach is taken');
+      assert.equal(await run(['sh', '-c', 'echo armed-run > /dev/null']), 0);
+      await h1.stop();
+      assert.ok(execs(events(journalDir, 'armed')).some((a) => a.includes('armed-run')), 'the armed capture recorded its commands');
+      // Other options: the armed attach is let go and taken again (not "busy").
+      assert.equal(await prearmWarm(), true);
+      const h2 = await warmCapture({ ...opts, stream: 'armed-other' });
+      assert.ok(h2, 'other options: armed attach let go, lock taken again');
+      await h2.stop();
+      // Another process finds it locked, asks, and gets it.
+      assert.equal(await prearmWarm(), true);
+      const warmJs = fileURLToPath(new URL('./warm.js', import.meta.url));
+      const code = `const m = await import(${JSON.stringify(warmJs)}); const h = await m.warmCapture(${JSON.stringify({ ...opts, stream: 'asker' })}); console.log(h ? 'got it' : 'busy'); if (h) await h.stop();`;
+      const out = await new Promise<string>((resolve) => {
+        const c = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let o = '';
+        c.stdout!.on('data', (d: Buffer) => { o += d.toString(); });
+        c.on('close', () => resolve(o.trim()));
+      });
+      assert.equal(out, 'got it', 'the armed holder let the asking process have the attach');
+    } finally {
+      await disarmWarm();
+      setWarmResident(false);
+    }
   });
 
   it('detaches on request: nothing stays pinned', () => {

@@ -26,7 +26,10 @@
  * exactly once, before anything else — only records no claim covers are dropped as stale.
  *
  * A resident process ({@link setWarmResident}: the rebuild server) keeps the ring mapped between
- * rebuilds: mapping the 2 × 16 MiB data area costs about 10 ms each time.
+ * rebuilds: mapping the 2 × 16 MiB data area costs about 10 ms each time. It also arms the
+ * attach for its next rebuild while idle ({@link prearmWarm}: lock, check, tracking, claim), and
+ * listens on its lock meanwhile: another rebuild that finds the attach locked asks there, and an
+ * armed (idle) holder lets it go at once; a holder whose rebuild runs does not.
  *
  * Clean-up: `prov capture stop`, `prov down` and `prov rebuild --cold` detach it
  * ({@link detachWarm}). While attached and idle it costs every traced syscall on the host two
@@ -34,7 +37,8 @@
  * A state file next to the capture daemon's (/run/prov/<pin name>.json) records which object and
  * ring size it was attached with; an attach from another build is replaced, not reused.
  */
-import { createServer, type Server } from 'node:net';
+import { constants as osc } from 'node:os';
+import { createServer, connect } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openJournalWriter, type JournalWriterHandle } from '../collector/journal/writer.js';
@@ -141,7 +145,7 @@ let kept: { pinDir: string; ino: number; ring: RingReader } | null = null;
  */
 export function setWarmResident(on: boolean): void {
   resident = on;
-  if (!on) dropKept();
+  if (!on) { void disarmWarm(); lastResident = null; dropKept(); }
 }
 
 function dropKept(pinDir?: string): void {
@@ -283,17 +287,83 @@ export async function recoverWarm(opts: { pinDir?: string; stateDir?: string } =
     }
     return true;
   } finally {
-    held.close();
+    await held.close();
   }
 }
 
-/** Hold the abstract socket that says "a rebuild is using this warm attach"; null when another holds it. */
-function lock(pinDir: string): Promise<Server | null> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' ? resolve(null) : reject(e)));
-    server.listen(`\0prov-warm:${pinDir}`, () => { server.unref(); resolve(server); });
+/** A held lock; closing releases the name (for a listening holder once its server has closed). */
+interface Lock { close(): Promise<void> }
+
+/**
+ * Hold the abstract socket that says "a rebuild is using this warm attach"; null when another
+ * holds it. A bind alone claims the name, done synchronously through libc — node's listen takes
+ * a turn of the event loop, a few hundred µs on the way to a rebuild's first command. With
+ * `onAsk` (a resident holder) it also listens, for other rebuilds asking ({@link askToYield}).
+ */
+async function lock(pinDir: string, onAsk?: () => void): Promise<Lock | null> {
+  const L = lockLibc ??= await bindLockLibc();
+  const name = Buffer.from(`\0prov-warm:${pinDir}`);
+  if (name.length > 107) throw new Error(`warm attach ${pinDir}: its lock name is over the 107 bytes of a unix socket address`);
+  // The whole zero-padded sockaddr_un, as node's listen binds an abstract name (its length is
+  // part of the name: any other length would be another lock).
+  const addr = Buffer.alloc(110);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr, 2);
+  let fd = L.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new Error(`warm attach lock: socket: ${await errnoText(L.errno())}`);
+  if (L.bind(fd, addr, addr.length) !== 0) {
+    const e = L.errno();
+    L.close(fd);
+    if (e === osc.errno.EADDRINUSE) return null;
+    throw new Error(`warm attach lock ${pinDir}: bind: ${await errnoText(e)}`);
+  }
+  if (onAsk) {
+    // A resident holder listens on its lock: a connection is another rebuild asking for the
+    // attach ({@link askToYield}); closing the server closes the descriptor, releasing the name.
+    const server = createServer((c) => { c.destroy(); onAsk(); });
+    server.on('error', (err) => log.warn(`warm attach lock ${pinDir}: ${err.message}`));
+    server.listen({ fd });
+    server.unref();
+    let closed: Promise<void> | null = null;
+    return { close: () => (closed ??= new Promise<void>((resolve) => server.close(() => resolve()))) };
+  }
+  return { close: async () => { if (fd >= 0) L.close(fd); fd = -1; } };
+}
+
+/**
+ * The warm attach is locked: ask its holder to let it go, which a resident process (the rebuild
+ * server) does while it only holds it armed for its next rebuild. True when the holder took the
+ * question (then try the lock again); false at once when the holder does not listen (a rebuild
+ * running from the command line: it keeps the attach until it is done).
+ */
+function askToYield(pinDir: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(`\0prov-warm:${pinDir}`);
+    const timer = setTimeout(() => { c.destroy(); resolve(false); }, 200);
+    c.on('error', () => { clearTimeout(timer); resolve(false); });
+    c.on('close', (hadError) => { clearTimeout(timer); resolve(!hadError); });
   });
+}
+
+const AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 0o2000000;
+/** The project's errno names (kernel/libc), loaded only for an error: binding its calls costs ms. */
+const errnoText = async (e: number): Promise<string> => (await import('../kernel/libc.js')).errnoName(e);
+interface LockLibc {
+  socket: (domain: number, type: number, proto: number) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  close: (fd: number) => number;
+  errno: () => number;
+}
+let lockLibc: LockLibc | undefined;
+async function bindLockLibc(): Promise<LockLibc> {
+  const koffi = (await import('koffi')).default;
+  const L = koffi.load('libc.so.6');
+  return {
+    socket: L.func('int socket(int domain, int type, int protocol)') as LockLibc['socket'],
+    bind: L.func('int bind(int fd, const uint8_t *addr, uint32_t len)') as LockLibc['bind'],
+    close: L.func('int close(int fd)') as LockLibc['close'],
+    errno: () => koffi.errno(),
+  };
 }
 
 function wantedState(objectPath: string, ringBytes: number): WarmState | null {
@@ -305,17 +375,53 @@ function wantedState(objectPath: string, ringBytes: number): WarmState | null {
   }
 }
 
+/** An attach made ready for a rebuild: lock held, ring mapped, this process tracked, claim written. */
+interface Armed {
+  pinDir: string;
+  stateDir: string;
+  /** The options it was armed with (a later rebuild with other options arms anew). */
+  key: string;
+  reused: boolean;
+  held: Lock;
+  drainer: InlineDrain;
+  /** Inode of the pinned ring it maps (a detach and new attach meanwhile is another file). */
+  ino: number;
+}
+
+const armKey = (o: WarmOptions, pinDir: string, stateDir: string): string => JSON.stringify([pinDir, stateDir, o.journalDir, o.stream, o.ringBytes ?? null, o.segmentBytes ?? null, o.objectPath ?? null, o.pumpMs ?? null]);
+
 /**
  * Start recording this process's future children into `journalDir`/`stream` through the warm
  * attach (attaching it first when there is none, or when it came from another build). Returns
- * null when another rebuild is using it right now (the caller attaches privately).
+ * null when another rebuild is using it right now (the caller attaches privately). In a
+ * resident process the attach may be armed ahead already ({@link prearmWarm}).
  */
 export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null> {
   const pinDir = opts.pinDir ?? warmPinDir();
   const stateDir = opts.stateDir ?? WARM_STATE_DIR;
+  const key = armKey(opts, pinDir, stateDir);
+  if (resident) lastResident = { opts, key };
+  let a = await takeArmed(key) ?? await arm(opts, pinDir, stateDir, key);
+  if (!a && await askToYield(pinDir)) {
+    // A resident holder lets an armed attach go as it reads the question: a few tries while it does.
+    for (let i = 0; i < 25 && !a; i++) {
+      await new Promise((r) => setTimeout(r, 2));
+      a = await arm(opts, pinDir, stateDir, key);
+    }
+  }
+  return a ? activate(a) : null;
+}
+
+/**
+ * Everything a rebuild needs before its first command can start: the lock, the attach checked
+ * (or made), the ring mapped and settled, this process tracked, the claim written (nothing
+ * recorded yet is owed to anyone before it). Null when another process holds the lock.
+ */
+async function arm(opts: WarmOptions, pinDir: string, stateDir: string, key: string): Promise<Armed | null> {
   const objectPath = opts.objectPath ?? defaultObjectPath();
   const ringBytes = opts.ringBytes ?? 16 << 20;
-  const held = await lock(pinDir);
+  // A resident process lets an armed attach go when another rebuild asks for it.
+  const held = await lock(pinDir, resident ? () => { if (armed?.held === held) void disarmWarm().then(() => afterAsked?.()); } : undefined);
   if (!held) return null;
   mark('warm: lock held');
   let attachedNow = false;
@@ -345,6 +451,7 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
       }
       excludePid(process.pid, pinDir);
       trackPid(process.pid, pinDir);
+      mark('warm: pid tracked');
       reused = true;
     } else {
       if (existsSync(pinDir)) {
@@ -362,52 +469,133 @@ export async function warmCapture(opts: WarmOptions): Promise<WarmHandle | null>
     // The journal writer is opened when there is something to append (for a short rebuild: after
     // its commands): opening it walks the stream's newest segment, which need not delay them.
     const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes});
-    const dr = new InlineDrain(pinDir, ring, openWriter, {
+    drainer = new InlineDrain(pinDir, ring, openWriter, {
       claim: (ringPos, seq, ringTo) => writeClaim(cp, { journalDir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes, ring: ringPos, seq, ringTo }),
-    }, 10, opts.pumpMs ?? (resident ? undefined : EAGER_PUMP_MS));
-    drainer = dr;
-    let drained: Promise<DrainStats> | null = null;
-    let stopped: Promise<DrainStats> | null = null;
-    const drain = (): Promise<DrainStats> => (drained ??= (async () => {
-      forgetPid(process.pid, pinDir);
-      return dr.drain();
-    })());
-    return {
-      pinDir, reused,
-      drain,
-      stop() {
-        stopped ??= (async () => {
-          let ok = false;
-          try {
-            await drain();
-            const stats = await dr.finish();
-            // Everything owed is durable and given back: no claim stands.
-            rmSync(cp, { force: true });
-            ok = true;
-            return stats;
-          } finally {
-            await dr.closeWriter().catch((e: Error) => { log.error(`closing the journal writer: ${e.message}`); });
-            releaseRing(pinDir, dr.ring, ok);
-            held.close();
-          }
-        })();
-        return stopped;
-      },
-    };
+    }, 10, opts.pumpMs ?? (resident ? undefined : EAGER_PUMP_MS), false);
+    return { pinDir, stateDir, key, reused, held, drainer, ino: eventsIno(pinDir) };
   } catch (err) {
     try { forgetPid(process.pid, pinDir); } catch { /* not attached */ }
     drainer?.close();
     if (!drainer) ring?.close();
     if (attachedNow) detachWarm({ pinDir, stateDir });
-    await drainer?.closeWriter();
-    held.close();
+    await held.close();
     throw err;
   }
+}
+
+/** Start draining an armed attach; the handle the rebuild uses. */
+function activate(a: Armed): WarmHandle {
+  const { pinDir, held } = a;
+  const dr = a.drainer;
+  const cp = claimPath(pinDir, a.stateDir);
+  dr.start();
+  let drained: Promise<DrainStats> | null = null;
+  let stopped: Promise<DrainStats> | null = null;
+  const drain = (): Promise<DrainStats> => (drained ??= (async () => {
+    forgetPid(process.pid, pinDir);
+    return dr.drain();
+  })());
+  return {
+    pinDir, reused: a.reused,
+    drain,
+    stop() {
+      stopped ??= (async () => {
+        let ok = false;
+        try {
+          await drain();
+          const stats = await dr.finish();
+          // Everything owed is durable and given back: no claim stands.
+          rmSync(cp, { force: true });
+          ok = true;
+          return stats;
+        } finally {
+          await dr.closeWriter().catch((e: Error) => { log.error(`closing the journal writer: ${e.message}`); });
+          releaseRing(pinDir, dr.ring, ok);
+          await held.close();
+        }
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** The attach a resident process armed ahead of its next rebuild, and the options of its last one. */
+let armed: Armed | null = null;
+let lastResident: { opts: WarmOptions; key: string } | null = null;
+
+/**
+ * The armed attach, when it was armed with these options and is still the pinned one; else
+ * it is let go (null: the caller arms as usual). Records that came into the ring since it was
+ * armed (processes an earlier rebuild left running: nothing of this process runs while it
+ * waits) are dropped, as arming now would have dropped them.
+ */
+async function takeArmed(key: string): Promise<Armed | null> {
+  const a = armed;
+  if (!a) return null;
+  armed = null;
+  let ok = a.key === key;
+  try { ok &&= isAttached(a.pinDir) && eventsIno(a.pinDir) === a.ino; } catch { ok = false; }
+  if (!ok) { await letGo(a); return null; }
+  try {
+    a.drainer.rebase();
+  } catch (e) {
+    log.warn(`the armed warm attach could not be used: ${(e as Error).message}`);
+    await letGo(a);
+    return null;
+  }
+  mark('warm: armed ahead');
+  return a;
+}
+
+/** Release an armed attach unused: untrack this process, no claim, lock released, ring kept mapped. */
+async function letGo(a: Armed): Promise<void> {
+  try { forgetPid(process.pid, a.pinDir); } catch { /* detached meanwhile */ }
+  rmSync(claimPath(a.pinDir, a.stateDir), { force: true });
+  releaseRing(a.pinDir, a.drainer.ring, true);
+  await a.held.close();
+}
+
+/**
+ * In a resident process (the rebuild server), between rebuilds: arm the warm attach for the next
+ * one with the last one's options, so its first command starts without the lock, the attach
+ * check, the tracking and the claim (about half a millisecond). While armed this process holds
+ * the attach: another rebuild process attaches privately meanwhile (as while a rebuild runs),
+ * and nothing of this process is recorded (it is excluded; it starts no process while idle).
+ * Returns whether it is armed.
+ */
+export async function prearmWarm(): Promise<boolean> {
+  if (!resident || armed || !lastResident) return Boolean(armed);
+  const { opts, key } = lastResident;
+  const pinDir = opts.pinDir ?? warmPinDir();
+  const stateDir = opts.stateDir ?? WARM_STATE_DIR;
+  if (!isAttached(pinDir)) return false; // detached (prov capture stop): the next rebuild attaches anew
+  try {
+    armed = await arm(opts, pinDir, stateDir, key);
+  } catch (e) {
+    log.warn(`could not arm the warm attach ahead: ${(e as Error).message}`);
+    armed = null;
+  }
+  return armed !== null;
+}
+
+/** Called after an armed attach was let go to another process that asked (the owner re-arms later). */
+let afterAsked: (() => void) | null = null;
+/** Set what a resident process does once it let its armed attach go to a process that asked. */
+export function onWarmAsked(f: (() => void) | null): void {
+  afterAsked = f;
+}
+
+/** Let the armed attach go (a rebuild that captures otherwise, the resident process exiting). */
+export async function disarmWarm(): Promise<void> {
+  const a = armed;
+  armed = null;
+  if (a) await letGo(a);
 }
 
 /** Detach the warm rebuild capture (if any) and forget its state; returns how many programs were detached. */
 export function detachWarm(opts: { pinDir?: string; stateDir?: string } = {}): { programs: number } {
   const pinDir = opts.pinDir ?? warmPinDir();
+  if (armed?.pinDir === pinDir) void disarmWarm(); // its pins go now; the lock a moment later
   dropKept(pinDir);
   const r = existsSync(pinDir) ? detachCapture(pinDir) : { programs: 0 };
   const stateDir = opts.stateDir ?? WARM_STATE_DIR;
@@ -439,7 +627,7 @@ const EAGER_PUMP_MS = 10;
  */
 export class InlineDrain {
   readonly stats: DrainStats = { records: 0, bytes: 0, batches: 0, lost: 0 };
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private lastDropped: number;
   private lastCheck = Number(process.hrtime.bigint());
@@ -453,18 +641,39 @@ export class InlineDrain {
 
   /** `openWriter` is called when there is something to append, not here. */
   constructor(private readonly pinDir: string, readonly ring: RingReader, private readonly openWriter: () => JournalWriterHandle,
-    private readonly hooks: { claim?: (ringPos: number, seq: number | null, ringTo?: number) => void } = {}, pollMs = 10,
-    private readonly pumpMs = PUMP_MS) {
+    private readonly hooks: { claim?: (ringPos: number, seq: number | null, ringTo?: number) => void } = {}, private readonly pollMs = 10,
+    private readonly pumpMs = PUMP_MS, start = true) {
     this.lastDropped = readCounters(pinDir).dropped;
     // Before any record of this drain can be in the ring: from here on, everything is owed.
     this.claim(ring.position, null);
-    this.timer = setInterval(() => this.tick(), pollMs);
+    if (start) this.start();
+  }
+
+  /** Start polling (a drain made ahead of its rebuild starts when that rebuild does). */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), this.pollMs);
     this.timer.unref();
+  }
+
+  /**
+   * Before a drain made ahead is started: give back, unread, what came into the ring since it
+   * was made (nothing of its own process ran meanwhile) and claim from the new position. Nothing
+   * is done when nothing came.
+   */
+  rebase(): void {
+    if (this.writerHandle || this.timer) throw new Error('rebase of a drain already in use');
+    if (this.ring.pending() === 0) return;
+    const n = dropAll(this.ring);
+    if (n) log.info(`dropped ${n} records that came into the warm ring while idle (processes of an earlier rebuild)`);
+    this.lastDropped = readCounters(this.pinDir).dropped;
+    this.lastCheck = Number(process.hrtime.bigint());
+    this.claim(this.ring.position, null);
   }
 
   /** Stop without draining (set-up failed). */
   close(): void {
-    clearInterval(this.timer);
+    if (this.timer) clearInterval(this.timer);
     this.ring.close();
   }
 
@@ -548,7 +757,7 @@ export class InlineDrain {
    * claim says so, and the records stay in the ring until {@link finish} journals them.
    */
   async drain(): Promise<DrainStats> {
-    clearInterval(this.timer);
+    if (this.timer) clearInterval(this.timer);
     if (this.failure) throw this.failure;
     this.ringTo = this.ring.committed + this.ring.pending();
     this.claim(this.anchor.ring, this.anchor.seq);

@@ -75,6 +75,17 @@ function printFailed(f: NonNullable<RunResult['failed']>): void {
   process.stderr.write(`prov rebuild: \`${show(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
 }
 
+/**
+ * What is said when commands still look stale after their re-run (the capture missed something
+ * or a command rewrote its own input): on stderr from the command line, in finish.log from a
+ * background ingest. Null when nothing is stale.
+ */
+export function stillStaleText(after: Decisions | null): string | null {
+  const still = after?.decisions.filter((x) => x.stale) ?? [];
+  if (!still.length) return null;
+  return `${still.length} commands still look stale after the run: ${still.map((x) => `\`${show(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}`;
+}
+
 function hazardText(d: Decisions): string {
   return d.hazards.map((h) => `hazard (${h.kind}): ${h.message}`).join('\n');
 }
@@ -129,12 +140,15 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
  * warm one is busy).
  */
 async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, aside: (() => void) | null,
-  deferDurable = false): Promise<RunResult & { durable?: () => Promise<void> }> {
+  deferDurable = false, whileRunning: (() => void) | null = null): Promise<RunResult & { durable?: () => Promise<void> }> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   const { runCommands, preflight } = await import('../../collector/rebuild/run.js');
   const { Cutoff } = await import('../../collector/rebuild/cutoff.js');
   preflight(stale); // refuse before capture attaches
   const daemonWait = await phase('attach', () => daemonCapture(cfg));
+  // A resident server (the one that defers its ingest) may have the warm attach armed: a capture of another kind
+  // must not record these commands a second time through it.
+  if ((daemonWait || cold) && deferIngest) await (await import('../../ebpf/warm.js')).disarmWarm();
   let handle: { stop(): Promise<unknown>; drain?: () => Promise<unknown>; pinDir?: string };
   if (daemonWait) {
     // Whatever `prov capture` records, it records: start the side process now, before the commands.
@@ -188,15 +202,19 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
         if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`);
         // Once the first commands are spawned (this callback runs just before): while they run.
         if (aside) setImmediate(() => { void runAside().then(() => mark('side process started')); });
+        const w = whileRunning;
+        whileRunning = null;
+        if (w) setImmediate(() => { w(); mark('work done while the commands run'); });
       },
     }));
   } finally {
     await phase('detach', async () => {
       const h = handle;
       if (deferDurable && h.drain) {
-        // Everything the commands did is appended; the disk flush waits until the answer is out
-        // (the ring keeps the records, and its claim names them, until that flush is done).
-        await h.drain();
+        // The drain into the journal and its disk flush wait until the answer is out: the ring
+        // keeps the records, and the claim written before the first command started names them
+        // (ebpf/warm), until that flush is done. Nothing else runs in between (requests are
+        // served one at a time, and this is the first thing done after the answer).
         durable = async () => { await h.stop(); };
       } else await h.stop();
     });
@@ -383,12 +401,35 @@ export function setIngestDeferral(defer: ((task: () => Promise<void>) => void) |
  */
 async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, jobs: number, flags: RebuildFlags,
   fpLearned: boolean, db: string, target: string, file: string, defer: (task: () => Promise<void>) => void): Promise<number> {
-  const result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null, true);
+  const pending = await import('../../graph/sqlite/pending.js');
+  // The store's pending-ingest marker is claimed while the first commands run (this process has
+  // nothing else to do then), not after them: the answer waits for nothing but the commands.
+  // Held from then on, as after the answer: whoever opens the store meanwhile waits for the ingest.
+  let claimed: boolean | null = null;
+  const claim = (): boolean => {
+    if (claimed === null) {
+      const holder = pending.holderOf(process.pid, 'prov rebuild-server (ingest)');
+      claimed = holder !== null && pending.claimPending(db, holder);
+    }
+    return claimed;
+  };
+  let result: RunResult & { durable?: () => Promise<void> };
+  try {
+    result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null, true, () => { claim(); });
+  } catch (err) {
+    if (claimed) pending.releasePending(db, process.pid);
+    throw err;
+  }
+  if (result.failed && claimed) {
+    // The failed run's ingest is done before the answer, as without deferral: not held meanwhile.
+    pending.releasePending(db, process.pid);
+    claimed = false;
+  }
   /** The journal flush the capture left for after the answer (see runCaptured); at most once. */
   let durable: Promise<void> | null = null;
   const makeDurable = (): Promise<void> => (durable ??= phase('durable', async () => { await result.durable?.(); }));
   try {
-    return await answerDeferred(cfg, d, stamps, result, fpLearned, db, target, file, defer, makeDurable);
+    return await answerDeferred(cfg, d, stamps, result, fpLearned, db, target, file, defer, makeDurable, claim);
   } catch (err) {
     // Whatever went wrong, the capture is released (it is held until durable).
     await makeDurable().catch(() => undefined);
@@ -397,7 +438,7 @@ async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean 
 }
 
 async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, result: RunResult, fpLearned: boolean,
-  db: string, target: string, file: string, defer: (task: () => Promise<void>) => void, makeDurable: () => Promise<void>): Promise<number> {
+  db: string, target: string, file: string, defer: (task: () => Promise<void>) => void, makeDurable: () => Promise<void>, claim: () => boolean): Promise<number> {
   const sp = stampPath(cfg);
   if (result.failed) {
     // As without deferral: ingest what the failed run recorded now, then report the failure.
@@ -409,9 +450,9 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
     return 1;
   }
   const handed = await phase('handoff', async () => {
-    const { claimPending, holderOf, releasePending } = await import('../../graph/sqlite/pending.js');
-    const holder = holderOf(process.pid, 'prov rebuild-server (ingest)');
-    if (!holder || !claimPending(db, holder)) return false;
+    const { releasePending } = await import('../../graph/sqlite/pending.js');
+    // Claimed while the commands ran, or now (none started: all cut off).
+    if (!claim()) return false;
     // What this run learned (a new plan, the store's fingerprint, cut-off commands' stamps) stays
     // in `stamps`, which the deferred ingest takes over and saves: nothing to write before the answer.
     defer(async () => {
@@ -422,9 +463,11 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
       };
       try {
         await makeDurable();
-        const after = await ingestAndStamp(cfg, target, stamps, true);
-        const still = after?.decisions.filter((x) => x.stale) ?? [];
-        if (still.length) log(`${still.length} commands still look stale after the run: ${still.map((x) => `\`${x.cmd.argv.join(' ')}\` (${x.reasons[0]})`).join('; ')}`);
+        // The capture is released: armed for the next request now, not after the ingest, which
+        // a quick next request would otherwise find still running (ebpf/warm prearmWarm).
+        await (await import('../../ebpf/warm.js')).prearmWarm();
+        const still = stillStaleText(await ingestAndStamp(cfg, target, stamps, true));
+        if (still) log(still);
       } catch (err) {
         // This process lives on, so the marker cannot be left to name it: the records stay in the
         // journal and the next ingest (a rebuild that runs something, prov ingest) brings them in.
@@ -554,11 +597,13 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
     return 1;
   }
   const after = replanned;
-  const still = after.decisions.filter((x) => x.stale);
-  if (flags.json) process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
-  else {
+  if (flags.json) {
+    const still = after.decisions.filter((x) => x.stale);
+    process.stdout.write(JSON.stringify({ ...(jsonOf(d, d.cached, result) as object), staleAfter: still.map((x) => ({ argv: x.cmd.argv, reasons: x.reasons })) }, null, 2) + '\n');
+  } else {
     printRebuilt(result, d, file);
-    if (still.length) process.stderr.write(`prov rebuild: ${still.length} commands still look stale after the run: ${still.map((x) => `\`${show(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}\n`);
+    const still = stillStaleText(after);
+    if (still) process.stderr.write(`prov rebuild: ${still}\n`);
   }
   return 0;
 }

@@ -16,15 +16,25 @@ export class Cutoff {
   private finishedOk = new Set<string>();
   private readonly staleRuns: Set<string>;
   private readonly own = new Map<string, string[]>();
+  /** Runs some stale command could be cut off for (one with no reason of its own depends on them). */
+  private readonly asked = new Set<string>();
 
   constructor(d: Decisions, private readonly stamps: StampFile) {
     this.staleRuns = new Set(d.decisions.filter((x) => x.stale).map((x) => x.cmd.run));
-    for (const x of d.decisions) this.own.set(x.cmd.run, x.own);
+    for (const x of d.decisions) {
+      this.own.set(x.cmd.run, x.own);
+      if (x.stale && x.own.length === 0) for (const dep of x.cmd.deps) this.asked.add(dep);
+    }
   }
 
-  /** A re-run ended well: compare its outputs with the stamped content of the run it replaces. */
+  /**
+   * A re-run ended well: compare its outputs with the stamped content of the run it replaces.
+   * Only when the answer can cut something off: the last command of a build (the link) is not
+   * hashed on the way to the answer.
+   */
   finished(cmd: Command): boolean {
     this.finishedOk.add(cmd.run);
+    if (!this.asked.has(cmd.run)) { this.changed.add(cmd.run); return false; }
     const st = this.stamps.commands[cmd.key];
     const files = new FileCache();
     let same = st?.run === cmd.run && cmd.outputs.length > 0;

@@ -90,7 +90,6 @@ const WNOHANG = 1;
 /** Generous sizes for glibc's posix_spawn_file_actions_t (80), posix_spawnattr_t (336) and sigset_t (128). */
 const FA_BYTES = 256, ATTR_BYTES = 512, SIGSET_BYTES = 256;
 
-const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 const signalName = (n: number): string => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
 
 /** Whether posix_spawn can be used here (libc bound). */
@@ -139,8 +138,10 @@ export function spawnFast(exe: string, argv: string[], env: NodeJS.ProcessEnv, c
   if (rc !== 0) {
     L.close(out[0]!);
     L.close(err[0]!);
-    const e = `spawn ${exe} ${errnoName(rc)}\n`;
-    return { pid: -1, kill: () => false, exited: () => true, done: Promise.resolve({ code: null, signal: null, stdout: '', stderr: e }) };
+    // The project's errno names (kernel/libc) are loaded for this failure only: loading that
+    // module binds its calls, a few ms every command-line rebuild would otherwise pay.
+    const done = import('../../kernel/libc.js').then(({ errnoName }) => ({ code: null, signal: null, stdout: '', stderr: `spawn ${exe} ${errnoName(rc)}\n` }));
+    return { pid: -1, kill: () => false, exited: () => true, done };
   }
   const child = pid[0]!;
   let reaped = false;

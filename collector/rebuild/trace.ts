@@ -12,17 +12,18 @@ const marks: Array<[string, number]> = [];
 let origin = 0;
 
 /**
- * Start a new timeline now (the rebuild server, cli/rebuild-server, for each request): the
- * marks so far are dropped and later ones count from here; node's start-up is not shown.
+ * Start a new timeline at `at` (default now; the rebuild server, cli/rebuild-server, for each
+ * request, from its connection's arrival): the marks so far are dropped and later ones count
+ * from there; node's start-up is not shown.
  */
-export function restartTrace(): void {
+export function restartTrace(at = performance.now()): void {
   marks.length = 0;
-  origin = performance.now();
+  origin = at;
 }
 
-/** Record that `name` happened now. */
-export function mark(name: string): void {
-  marks.push([name, performance.now()]);
+/** Record that `name` happened now (or at `at`, a performance.now() taken earlier). */
+export function mark(name: string, at = performance.now()): void {
+  marks.push([name, at]);
 }
 
 /** The marks so far, node's start-up milestones first (ms since the process started). */
@@ -41,7 +42,9 @@ export function printTimeline(): void {
   if (!mode) return;
   const tl = timeline();
   if (mode === 'json') {
-    process.stderr.write(`${JSON.stringify({ trace: tl.map(([name, ms]) => ({ name, ms: Number(ms.toFixed(2)) })) })}\n`);
+    // `at`: the timeline's zero in ms since the epoch (to line it up with another process's clock).
+    const at = Number((performance.timeOrigin + origin).toFixed(3));
+    process.stderr.write(`${JSON.stringify({ trace: tl.map(([name, ms]) => ({ name, ms: Number(ms.toFixed(2)) })), at })}\n`);
     return;
   }
   let prev = 0;

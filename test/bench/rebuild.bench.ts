@@ -8,11 +8,11 @@
  *    rebuild left; the ingest goes to the background) vs `make` vs `make -jN` vs
  *    `prov rebuild app --cold` (own eBPF attach and detach) vs `node -e 0` (the floor: starting
  *    node and doing nothing); no-op: client vs CLI vs make;
- * 2. 4-file project, the header changed (3 compiles + link): served and CLI vs `make` and
- *    `make -jN` (N = CPUs: prov's --jobs default is the CPU count, make's -j default is 1, so
- *    both are shown);
+ * 2. 4-file project, the header changed (3 compiles + link), always at the same parallelism:
+ *    served `prov rebuild --jobs 1` vs `make -j1` and served and CLI `--jobs N` vs `make -jN`
+ *    (N = CPUs, prov's default; make's default is 1);
  * 3. 100-file project: no-op (client, command, and the action inside a running process), one
- *    .c changed, the header changed (99 compiles + link), served and CLI, vs make and make -jN.
+ *    .c changed, the header changed (99 compiles + link; --jobs 1 vs -j1, --jobs N vs -jN).
  * Also, in CPU time (getrusage of waited-for children; wall time on this shared machine swings
  * far more than the effect): the compile and link under the warm capture vs with nothing
  * attached vs make re-making the same two targets — the capture's cost on the commands.
@@ -298,22 +298,26 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       }
 
       // 2. The header changed: every object that includes it changes (a used static in it).
-      const hp: Timed[] = [], hm: number[] = [], hj: number[] = [], hs: number[] = [];
+      // Compared at the same parallelism: prov --jobs N against make -jN, for N = 1 and N = CPUs.
+      const N = availableParallelism();
+      const hp: Timed[] = [], hm: number[] = [], hj: number[] = [], hs1: number[] = [], hsN: number[] = [];
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       const hc: Array<() => Promise<void>> = [
-        async () => { touchHeader(); hs.push(isServed(timed(served(home), dir, servedEnv)).s); await settle(cfg); checkApp(dir); },
-        async () => { touchHeader(); hp.push(timed(prov(home), dir, traceEnv)); await settle(cfg); checkApp(dir); },
-        async () => { touchHeader(); hm.push(timed(['make'], dir).s); checkApp(dir); },
-        async () => { touchHeader(); hj.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir); },
+        async () => { touchHeader(); hs1.push(isServed(timed(served(home, '--jobs', '1'), dir, servedEnv)).s); await settle(cfg); checkApp(dir); },
+        async () => { touchHeader(); hsN.push(isServed(timed(served(home, '--jobs', String(N)), dir, servedEnv)).s); await settle(cfg); checkApp(dir); },
+        async () => { touchHeader(); hp.push(timed(prov(home, '--jobs', String(N)), dir, traceEnv)); await settle(cfg); checkApp(dir); },
+        async () => { touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir); },
+        async () => { touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir); },
       ];
       for (let i = 0; i < repeats; i++) for (let k = 0; k < hc.length; k++) await hc[(i + k) % hc.length]!();
       const hl = loadavg()[0]!.toFixed(2);
-      rows.push(row('rebuild after the header changed (3 compiles + link), 4-file project: prov rebuild vs make', hp.map((t) => t.s), hm, 'make', 'prov/make ≤ 1', `prov runs --jobs ${availableParallelism()}; load ${hl}`));
-      rows.push(row(`rebuild after the header changed, 4-file project: prov rebuild vs make -j${availableParallelism()}`, hp.map((t) => t.s), hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', `same runs; load ${hl}`));
-      rows.push({ ...row('rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', `same rounds; prov --jobs ${availableParallelism()} (its default), make -j1 (its default); load ${hl}`), headline: true });
-      rows.push(row(`rebuild after the header changed, 4-file project: prov rebuild through the client + server vs make -j${availableParallelism()}`, hs, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', `same rounds, both ${availableParallelism()} jobs; load ${hl}`));
-      rows.push(row('rebuild after the header changed, 4-file project: client + server vs the plain CLI', hs, hp.map((t) => t.s), 'plain CLI', 'served ≤ CLI', `same rounds; load ${hl}`));
+      rows.push({ ...row('rebuild after the header changed (3 compiles + link), 4-file project: prov rebuild --jobs 1 through the client + server vs make -j1', hs1, hm, 'make -j1', 'prov/make ≤ 1',
+        `same parallelism (one command at a time); rotated; load ${hl}`), headline: true });
+      rows.push({ ...row(`rebuild after the header changed, 4-file project: prov rebuild --jobs ${N} through the client + server vs make -j${N}`, hsN, hj, `make -j${N}`, 'prov/make ≤ 1',
+        `same parallelism (${N} = CPUs, prov's default); same rounds; load ${hl}`), headline: true });
+      rows.push(row(`rebuild after the header changed, 4-file project: the plain CLI, prov rebuild --jobs ${N}, vs make -j${N}`, hp.map((t) => t.s), hj, `make -j${N}`, 'prov/make ≤ 1', `same rounds; load ${hl}`));
+      rows.push(row(`rebuild after the header changed, 4-file project: client + server vs the plain CLI, both --jobs ${N}`, hsN, hp.map((t) => t.s), 'plain CLI', 'served ≤ CLI', `same rounds; load ${hl}`));
     }
     // 3. A 100-file project.
     {
@@ -364,20 +368,22 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       tables.push({ ...breakdownTable('served prov rebuild after one .c changed, 100-file project: where the time goes', srvOne, srvOneBg),
         caption: `${srvOne.length} runs, each after a command-line rebuild and make in the same directory (the server re-reads the stamps and the store's checkpoint the command line changed)` });
       tables.push(breakdownTable('prov rebuild after one .c changed, 100-file project: where the time goes', provOne, bg));
-      const hp: number[] = [], hm: number[] = [], hj: number[] = [], hs: number[] = [];
+      // The header changed: 99 compiles + link, at the same parallelism for prov and make.
+      const N = availableParallelism();
+      const hp: number[] = [], hm: number[] = [], hj: number[] = [], hs1: number[] = [], hsN: number[] = [];
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       for (let i = 0; i < (opts.quick ? 1 : 3); i++) {
-        touchHeader(); hp.push(timed(prov(home), dir).s); await settle(cfg); checkApp(dir);
-        touchHeader(); hm.push(timed(['make'], dir).s); checkApp(dir);
-        touchHeader(); hj.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir);
-        touchHeader(); hs.push(isServed(timed(served(home), dir, servedEnv)).s); await settle(cfg); checkApp(dir);
+        touchHeader(); hp.push(timed(prov(home, '--jobs', String(N)), dir).s); await settle(cfg); checkApp(dir);
+        touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir);
+        touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir);
+        touchHeader(); hs1.push(isServed(timed(served(home, '--jobs', '1'), dir, servedEnv)).s); await settle(cfg); checkApp(dir);
+        touchHeader(); hsN.push(isServed(timed(served(home, '--jobs', String(N)), dir, servedEnv)).s); await settle(cfg); checkApp(dir);
       }
-      const hl = `99 compiles + link; prov --jobs ${availableParallelism()}; load ${loadavg()[0]!.toFixed(2)}`;
-      rows.push(row('rebuild after the header changed, 100-file project: prov rebuild vs make', hp, hm, 'make', 'prov/make ≤ 1', hl));
-      rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild vs make -j${availableParallelism()}`, hp, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', hl));
-      rows.push(row('rebuild after the header changed, 100-file project: prov rebuild through the client + server vs make', hs, hm, 'make', 'prov/make ≤ 1', hl));
-      rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild through the client + server vs make -j${availableParallelism()}`, hs, hj, `make -j${availableParallelism()}`, 'prov/make ≤ 1', hl));
+      const hl = `99 compiles + link; load ${loadavg()[0]!.toFixed(2)}`;
+      rows.push(row('rebuild after the header changed, 100-file project: prov rebuild --jobs 1 through the client + server vs make -j1', hs1, hm, 'make -j1', 'prov/make ≤ 1', hl));
+      rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild --jobs ${N} through the client + server vs make -j${N}`, hsN, hj, `make -j${N}`, 'prov/make ≤ 1', hl));
+      rows.push(row(`rebuild after the header changed, 100-file project: the plain CLI, prov rebuild --jobs ${N}, vs make -j${N}`, hp, hj, `make -j${N}`, 'prov/make ≤ 1', hl));
     }
   } finally {
     await server.stop();

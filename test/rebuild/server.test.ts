@@ -134,6 +134,45 @@ describe('prov rebuild-server and the native client', () => {
     assert.equal(noop.stdout, 'app: up to date (5 recorded commands)\n');
   });
 
+  it('arms the warm capture for its next rebuild while idle, and lets it go to a command-line rebuild that asks', async () => {
+    appendFileSync(join(dir, 'util.c'), 'int armed_a(void) { return 1; }\n');
+    const r = client(['rebuild', 'app']);
+    assert.equal(r.code, 0, r.stderr);
+    // After its background ingest the server holds the warm attach's lock (armed ahead).
+    const { createServer } = await import('node:net');
+    const lockTaken = (): Promise<boolean> => new Promise((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(true));
+      probe.listen(`\0prov-warm:${WARM_PIN}`, () => probe.close(() => resolve(false)));
+    });
+    const deadline = Date.now() + 10_000;
+    while (!(await lockTaken())) {
+      assert.ok(Date.now() < deadline, 'the server did not arm the warm attach within 10 s of its rebuild');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    // A command-line rebuild asks for it and gets it (not a private attach).
+    appendFileSync(join(dir, 'util.c'), 'int armed_b(void) { return 1; }\n');
+    const c = cli(['rebuild', 'app', '--json'], { PROV_NO_SERVER: '1' });
+    assert.equal(c.code, 0, c.stderr);
+    const j = JSON.parse(c.stdout) as { capture: string; ran: Array<{ argv: string[] }> };
+    assert.equal(j.capture, 'warm');
+    assert.equal(j.ran.length, 2);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
+    // The server arms again for its own next rebuild (once the command line let go), which still
+    // runs exactly what changed.
+    const rearmBy = Date.now() + 10_000;
+    while (!(await lockTaken())) {
+      assert.ok(Date.now() < rearmBy, 'the server did not arm the warm attach again within 10 s of the command-line rebuild');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    appendFileSync(join(dir, 'util.c'), 'int armed_c(void) { return 1; }\n');
+    const again = client(['rebuild', 'app'], { PROV_REBUILD_TRACE: 'json' });
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(served(again), `not served: ${again.stderr}`);
+    assert.match(again.stdout, /^rebuilt app: ran 2 of 5 commands\n$/);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
+  });
+
   it('a no-op is answered by the client itself from the shortcut (no server, no node); a change is not', async () => {
     const none = mkdtempSync('/tmp/prov-rbs-none-');
     try {
@@ -144,6 +183,9 @@ describe('prov rebuild-server and the native client', () => {
       const alone = { PROV_RUNTIME_DIR: none, PROV_NODE: '/bin/false' };
       const a = client(['rebuild', 'app'], alone);
       assert.deepEqual(a, { code: 0, stdout: 'app: up to date (5 recorded commands)\n', stderr: '' });
+      // --jobs does not change the answer: the client answers with it too (either order).
+      assert.deepEqual(client(['rebuild', '--jobs', '2', 'app'], alone), a);
+      assert.deepEqual(client(['rebuild', 'app', '-j', '1'], alone), a);
       appendFileSync(join(dir, 'util.c'), '/* changed */\n');
       const b = client(['rebuild', 'app'], alone);
       assert.notEqual(b.code, 0, 'a changed input must not be answered from the shortcut');

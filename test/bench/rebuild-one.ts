@@ -1,0 +1,154 @@
+/**
+ * @module test/bench/rebuild-one
+ * The quick form of rebuild.bench's headline: one .c changed in the 4-file project, the client
+ * + resident server (`dist/cli/prov rebuild app`) against `make` (and `make -j2`), interleaved
+ * (A B C, B C A, …), each run given a fresh change and leaving a working binary; the server's
+ * median timeline (PROV_REBUILD_TRACE=json) beside it, and the client's own side (exec, connect,
+ * frames back) as what is left of the wall time.
+ * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli]]]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCaptured } from '../../ebpf/run-captured.js';
+import { runPipeline } from '../../collector/pipeline.js';
+import { openStore } from '../../graph/open.js';
+import { ebpfDecoders } from '../../ebpf/decode.js';
+import { resolveConfig, type ProvConfig } from '../../cli/config.js';
+import { joinStatePath } from '../../cli/actions/ingest.js';
+import { writeCProject } from '../rebuild/project.js';
+import { pendingPath } from '../../graph/sqlite/pending.js';
+import { median, spread } from './types.js';
+
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+const CLIENT = fileURLToPath(new URL('../../cli/prov', import.meta.url));
+
+interface Timed { ms: number; trace: Array<{ name: string; ms: number }> | null; marks: Array<[string, number]> }
+
+function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Timed {
+  const t0 = performance.now();
+  const r = spawnSync(argv[0]!, argv.slice(1), { cwd, encoding: 'utf8', env });
+  const t1 = performance.now();
+  const ms = t1 - t0;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
+  let trace: Timed['trace'] = null;
+  // One timeline in ms since the bench spawned the command: the client's steps, the server's marks.
+  const marks: Array<[string, number]> = [['bench: spawn', 0]];
+  const epoch = (at: number): number => at - (performance.timeOrigin + t0);
+  for (const line of r.stderr.split('\n')) {
+    if (line.startsWith('{"trace"')) {
+      const j = JSON.parse(line) as { trace: NonNullable<Timed['trace']>; at: number };
+      trace = j.trace;
+      for (const m of j.trace) marks.push([`server: ${m.name}`, epoch(j.at + m.ms)]);
+    } else if (line.startsWith('{"client"')) {
+      for (const m of (JSON.parse(line) as { client: Array<{ name: string; at: number }> }).client) marks.push([`client: ${m.name}`, epoch(m.at)]);
+    }
+  }
+  marks.push(['bench: child reaped', ms]);
+  marks.sort((a, b) => a[1] - b[1]);
+  return { ms, trace, marks };
+}
+
+async function settle(cfg: ProvConfig): Promise<void> {
+  const marker = pendingPath(join(cfg.home, 'graph.db'));
+  const t0 = performance.now();
+  while (existsSync(marker)) {
+    if (performance.now() - t0 > 60_000) throw new Error('background ingest still pending after 60 s');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+function checkApp(dir: string): void {
+  const r = spawnSync(join(dir, 'app'), { encoding: 'utf8' });
+  if (r.status !== 0 || r.stdout !== '42\n') throw new Error(`app broken after a run: ${r.status} ${r.stdout}`);
+}
+
+async function main(): Promise<void> {
+  const repeats = Number(process.argv[2] ?? 9);
+  // Milliseconds of quiet before each run, for every contender alike: an edit takes a person
+  // longer than that, and the rebuild's shortcut trusts the store's files only once they are
+  // 100 ms old (before that the server reads the store's checkpoint to trust its cached plan).
+  const pause = Number(process.argv[3] ?? 0);
+  // `cli`: a command-line rebuild (node dist/cli/main.js) takes a turn too, as in rebuild.bench.
+  const withCli = process.argv[4] === 'cli';
+  const quiet = (): Promise<void> => new Promise((r) => setTimeout(r, pause));
+  const home = mkdtempSync(join(tmpdir(), 'prov-rb1-home-'));
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rb1-c-')));
+  const rt = mkdtempSync('/tmp/prov-rb1-rt-');
+  const pin = `/sys/fs/bpf/prov-rb1-warm-${process.pid}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, PROV_RUNTIME_DIR: rt, PROV_REBUILD_PIN_DIR: pin, PROV_LOG: 'warn' };
+  const s = spawn(process.execPath, [CLI, 'rebuild-server', '--idle-minutes', '10'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    let log = '';
+    await new Promise<void>((resolve, reject) => {
+      s.stderr!.on('data', (d: Buffer) => { log += d.toString(); if (log.includes('listening on')) resolve(); });
+      s.once('exit', (code) => reject(new Error(`rebuild-server exited (${code}): ${log}`)));
+    });
+    const cfg = resolveConfig({ home });
+    writeCProject(dir, Number(process.env.REBUILD_ONE_FILES ?? 4));
+    const r = await runCaptured(['make'], { cwd: dir, journalDir: cfg.journal, timeoutMs: 600_000 });
+    if (r.code !== 0) throw new Error(`make failed under capture: ${r.stderr}`);
+    const store = await openStore(cfg.store);
+    try { await runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: ebpfDecoders }); } finally { await store.close(); }
+    const traceEnv = { ...env, PROV_REBUILD_TRACE: 'json', PROV_CLIENT_TRACE: '1' };
+    // REBUILD_ONE_HEADER=1: the header changes instead (3 compiles + link); REBUILD_ONE_JOBS=N:
+    // prov --jobs N against make -jN (default 1 and make).
+    const header = process.env.REBUILD_ONE_HEADER === '1';
+    const jobs = process.env.REBUILD_ONE_JOBS;
+    const served = ['--home', home, 'rebuild', 'app', ...(jobs ? ['--jobs', jobs] : [])];
+    timed([CLIENT, ...served, '--dry-run'], dir, traceEnv);
+    // Two warm-up rounds (first request plans, warm attach made).
+    for (let i = 0; i < 2; i++) { appendFileSync(join(dir, 'util.c'), `int warm_${i};\n`); timed([CLIENT, ...served], dir, traceEnv); await settle(cfg); }
+    const srv: Timed[] = [], make: number[] = [], makeJ: number[] = [], cliRuns: number[] = [];
+    let n = 0;
+    const change = (): void => {
+      if (header) appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
+      else appendFileSync(join(dir, 'util.c'), `int bench_${n++}(void) { return 1; }\n`);
+    };
+    const cs: Array<() => Promise<void>> = [
+      async () => { await quiet(); change(); srv.push(timed([CLIENT, ...served], dir, traceEnv)); await settle(cfg); checkApp(dir); },
+      async () => { await quiet(); change(); make.push(timed(['make', `-j${jobs ?? 1}`], dir).ms); checkApp(dir); },
+      async () => { await quiet(); change(); makeJ.push(timed(['make', '-j2'], dir).ms); checkApp(dir); },
+    ];
+    if (withCli) cs.push(async () => { await quiet(); change(); cliRuns.push(timed([process.execPath, CLI, ...served], dir, env).ms); await settle(cfg); checkApp(dir); });
+    // `cold`: a command-line rebuild with its own attach takes a turn too.
+    if (process.argv[4] === 'cold') cs.push(async () => { await quiet(); change(); cliRuns.push(timed([process.execPath, CLI, ...served, '--cold'], dir, env).ms); await settle(cfg); checkApp(dir); });
+    const l0 = loadavg()[0]!.toFixed(2);
+    for (let i = 0; i < repeats; i++) for (let k = 0; k < cs.length; k++) await cs[(i + k) % cs.length]!();
+    const l1 = loadavg()[0]!.toFixed(2);
+    const sm = srv.map((t) => t.ms);
+    console.log(`${header ? 'the header' : 'one .c'} changed, ${process.env.REBUILD_ONE_FILES ?? 4}-file project, prov --jobs ${jobs ?? 'default'} vs make -j${jobs ?? 1}, ${repeats} rounds, ${pause} ms quiet before each run, load ${l0} → ${l1}`);
+    console.log(`  served prov  median ${median(sm).toFixed(2)} ms  spread ${spread(sm).toFixed(2)}`);
+    console.log(`  make         median ${median(make).toFixed(2)} ms  spread ${spread(make).toFixed(2)}`);
+    console.log(`  make -j2     median ${median(makeJ).toFixed(2)} ms  spread ${spread(makeJ).toFixed(2)}`);
+    if (cliRuns.length) console.log(`  plain CLI    median ${median(cliRuns).toFixed(2)} ms  spread ${spread(cliRuns).toFixed(2)}`);
+    console.log(`  prov/make = ${(median(sm) / median(make)).toFixed(3)}   prov/make-j2 = ${(median(sm) / median(makeJ)).toFixed(3)}`);
+    console.log(`  served runs that found the capture armed: ${srv.filter((t) => t.trace?.some((m) => m.name === 'warm: armed ahead')).length} of ${srv.length}`);
+    // The median timeline: each mark's median time after the request arrived.
+    const gap = (t: Timed, a: string, b: string): string => {
+      const x = t.marks.find((m) => m[0] === a)?.[1], y = t.marks.find((m) => m[0] === b)?.[1];
+      return x === undefined || y === undefined ? '?' : (y - x).toFixed(2);
+    };
+    console.log(`  per run, server exit → client first frame (ms): ${srv.map((t) => gap(t, 'server: exit', 'client: first frame')).join(' ')}`);
+    console.log(`  per run, request sent → spawn (ms): ${srv.map((t) => gap(t, 'client: request sent', 'server: spawn cc -O1 -g')).join(' ')}`);
+    const names: string[] = [];
+    for (const t of srv) for (const [name] of t.marks) if (!names.includes(name)) names.push(name);
+    const med = names.map((name) => [name, median(srv.map((t) => t.marks.find((m) => m[0] === name)?.[1]).filter((x): x is number => x !== undefined))] as const);
+    console.log('  timeline (median ms since the bench spawned the client; client clock and server clock lined up by CLOCK_REALTIME):');
+    let prev = 0;
+    for (const [name, v] of [...med].sort((a, b) => a[1] - b[1])) {
+      console.log(`    ${v.toFixed(2).padStart(7)}  +${(v - prev).toFixed(2).padStart(6)}  ${name}`);
+      prev = v;
+    }
+  } finally {
+    if (s.exitCode === null) { const gone = new Promise((r) => s.once('exit', r)); process.kill(s.pid!, 'SIGTERM'); await gone; }
+    const { detachWarm } = await import('../../ebpf/warm.js');
+    process.env.PROV_REBUILD_PIN_DIR = pin;
+    try { detachWarm(); } catch { /* the server detached it */ }
+    for (const d of [home, dir, rt]) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1]?.endsWith('rebuild-one.js')) main().catch((e) => { console.error(`rebuild-one bench: ${(e as Error).message}`); process.exitCode = 1; });
