@@ -53,6 +53,7 @@ import { fileURLToPath } from 'node:url';
 import { RUNTIME_DIR } from '../kernel/runtime.js';
 import { InputError, CapabilityError, EXIT } from '../graph/errors.js';
 import { abortRunning } from '../collector/rebuild/run.js';
+import { running } from '../collector/proc.js';
 
 /** Default minutes without a request after which the server exits. */
 export const DEFAULT_IDLE_MINUTES = 30;
