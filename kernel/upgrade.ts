@@ -40,6 +40,8 @@ import * as libc from './libc.js';
 import { mountAt } from './mount.js';
 import { Serving } from './serving.js';
 import { ringFilePath } from './ringfiles.js';
+import { windDown } from './rtprio.js';
+import { daemonNodeArgs } from './helperthreads.js';
 import type { Timeouts } from './dispatch.js';
 import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from './daemon.js';
 
@@ -147,7 +149,8 @@ export async function upgradeConnection(
   const t0 = performance.now();
   // Structured-clone IPC: the state of a large node table crosses faster than as JSON.
   // --expose-gc: the successor collects the garbage of copying the table before the stall, not in it.
-  const child = spawn(process.execPath, ['--expose-gc', ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, serialization: 'advanced' });
+  // Its V8 helper threads idle (kernel/helperthreads): they compile its hot code for a second after the handover.
+  const child = spawn(process.execPath, ['--expose-gc', ...daemonNodeArgs(), ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, serialization: 'advanced' });
   const giveUp = (reason: string): UpgradeReport => {
     try { child.kill('SIGKILL'); } catch { /* gone */ }
     log.warn(`upgrade of ${d.mountpoint} abandoned, still serving: ${reason}`);
@@ -288,6 +291,8 @@ async function finishHandover(
   q: { fds: number[]; version: number }, q0ns: number, stallMs: number, warmMs: number, phases?: UpgradePhases,
 ): Promise<UpgradeReport> {
   // ---- stall over: the successor serves ----
+  // What is left here (journal, teardown) waits for nobody: below the applications and the successor.
+  windDown([libc.gettid(), ...(serving.loopTid ? [serving.loopTid] : [])]);
   await serving.releaseJournal();
   d.beforeHandoff?.();
   const settled = nextMessage(child, ['settled'], 10_000).catch((e: Error) => { log.warn(`successor did not settle: ${e.message}`); return null; });
