@@ -27,7 +27,8 @@ import { fileURLToPath } from 'node:url';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
 import { unmount } from '../../kernel/mount.js';
 
-const PROVFSD = fileURLToPath(new URL('../../kernel/provfsd.js', import.meta.url));
+/** The daemon under test (PROV_BENCH_PROVFSD: another build's provfsd.js, to compare builds with this bench). */
+const PROVFSD = process.env.PROV_BENCH_PROVFSD ?? fileURLToPath(new URL('../../kernel/provfsd.js', import.meta.url));
 const EXAMPLES = '/usr/share/doc/libfuse3-dev/examples';
 
 /** The workload driver: prints elapsed nanoseconds of the timed part. */
