@@ -35,7 +35,6 @@
  * Usage (started by provfsd --keeper): `node keeper.js --daemon-pid P --dev-fd N --root-fd R
  *   --backing DIR --mountpoint DIR`
  */
-import { daemonNodeArgs } from './helperthreads.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { TakeoverTrace, takeoverTracePath } from './takeovertrace.js';
@@ -98,7 +97,7 @@ function startStandby(mp: string, info: DaemonInfo, dev: number, root: number): 
   let go: number;
   try { go = libc.open(fifo, libc.O.RDWR | libc.O.CLOEXEC); } finally { rmSync(fifo, { force: true }); }
   libc.write(go, GO, 0); // a write of nothing: the call path compiled before it matters
-  const child = spawn(process.execPath, [...daemonNodeArgs(), ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc', go] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc', go] });
   const sb: Standby = { child, mode: info.mode, passthrough: info.passthrough, ready: false, go };
   child.on('message', (m: { type: string }) => { if (m.type === 'standby') { sb.ready = true; onStandbyChange(); } });
   child.on('error', () => { /* reported through exit */ });
@@ -287,7 +286,7 @@ async function main(): Promise<number> {
       if (mode === 'prov' && info?.journalDir) args.push('--journal', info.journalDir);
       if (info && !info.passthrough) args.push('--no-passthrough');
       log.warn(`${mp}: daemon ${pid} is gone; restarting it`);
-      const c = spawn(process.execPath, [...daemonNodeArgs(), ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const c = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const ready = await new Promise<boolean>((res) => {
         c.once('message', (m: { type: string }) => res(m.type === 'ready'));
         c.once('exit', () => res(false));

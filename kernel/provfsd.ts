@@ -17,7 +17,6 @@ import { mountProvfs, recoverProvfs, standbyProvfs, removeRecoveredRings, DEFAUL
 import { runSuccessor } from './upgrade.js';
 import { ringFilePath } from './ringfiles.js';
 import { TakeoverTrace } from './takeovertrace.js';
-import { idleV8Helpers } from './helperthreads.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as libc from './libc.js';
@@ -49,13 +48,6 @@ async function main(): Promise<number> {
   if (!values.backing || !values.mountpoint) {
     log.error('usage: provfsd --backing DIR --mountpoint DIR --mode plain|prov [--journal DIR] [--no-passthrough] [--timeout S]');
     return 2;
-  }
-  // V8's compiler threads must not take the CPU an application or the loop waits for (kernel/helperthreads).
-  try {
-    const n = await idleV8Helpers();
-    if (n > 0) log.debug(`${n} V8 helper threads made SCHED_IDLE`);
-  } catch (e) {
-    log.debug(`V8 helper threads left as they are: ${(e as Error).message}`);
   }
   const mode = values.mode as ProvfsMode;
   if (mode !== 'plain' && mode !== 'prov') throw new InputError(`--mode must be plain or prov (got ${mode})`, '--mode');

@@ -41,7 +41,6 @@ import { mountAt } from './mount.js';
 import { Serving } from './serving.js';
 import { ringFilePath } from './ringfiles.js';
 import { windDown } from './rtprio.js';
-import { daemonNodeArgs } from './helperthreads.js';
 import type { Timeouts } from './dispatch.js';
 import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from './daemon.js';
 
@@ -149,8 +148,7 @@ export async function upgradeConnection(
   const t0 = performance.now();
   // Structured-clone IPC: the state of a large node table crosses faster than as JSON.
   // --expose-gc: the successor collects the garbage of copying the table before the stall, not in it.
-  // Its V8 helper threads idle (kernel/helperthreads): they compile its hot code for a second after the handover.
-  const child = spawn(process.execPath, ['--expose-gc', ...daemonNodeArgs(), ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, serialization: 'advanced' });
+  const child = spawn(process.execPath, ['--expose-gc', ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, serialization: 'advanced' });
   const giveUp = (reason: string): UpgradeReport => {
     try { child.kill('SIGKILL'); } catch { /* gone */ }
     log.warn(`upgrade of ${d.mountpoint} abandoned, still serving: ${reason}`);
