@@ -463,7 +463,10 @@ async function figure5(work: string, driver: string, q: boolean, repeats = 1): P
       }
       await exited;
       const r = JSON.parse(out) as { worstNs: number; worstAtNs: number; errors: number; buckets: number[]; gaps: Array<[number, number]> };
-      const to = from + (stallMs ?? 0) * 1e6;
+      // The window the switch occupies: the stall (quiesce → successor reading); after a kill, its
+      // first 10 ms (the signal lands and the daemon dies a moment after it is sent: a pause that
+      // begins then still counts).
+      const to = from + (sc.act === 'kill' ? 10 : stallMs ?? 0) * 1e6;
       const longest = (a0: number, b0: number): number => Math.max(0, ...r.gaps.filter(([a, b]) => a <= b0 && b >= a0).map(([a, b]) => (b - a) / 1e6));
       const gapMs = from ? longest(from, to) : undefined;
       // The same measure over a window as wide 300 ms earlier, nothing under way: the machine's (and the disk's) own gaps.
