@@ -548,6 +548,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     resent = { inHand: false, known: () => (keys ??= deadRecordKeys(path)), left: 4096 };
   }
   let boosted = 0;
+  /** A new loop's raised priority ends after this (performance.now() ms; 0: not raised or over). */
+  let boostUntil = 0;
   let handedOverV2 = false;
   // Follow a single-threaded caller's CPU (see kernel/colocate); PROV_FUSE_COLOCATE=0: never pin.
   const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
@@ -710,13 +712,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         log.debug(`recovery: ${recovered.nodes} nodes in the table (opened on first use)`);
       }
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
-      // After a crash the new loop keeps its priority a little longer: the dead daemon's memory
-      // is being torn down meanwhile, on one of the CPUs the applications wait for.
-      if (!recovered) { unboost?.(); unboost = null; }
-    } else if (unboost && recovered && ++boosted >= 256) {
-      unboost();
+      // A new loop (successor or after a crash) keeps its priority for its first 256 requests or
+      // 100 ms: meanwhile the old daemon winds down, both main threads hand the journal over and
+      // this process compiles its hot code, all on the CPUs the applications wait for.
+      if (unboost) boostUntil = performance.now() + 100;
+    } else if (boostUntil > 0 && (++boosted >= 256 || performance.now() > boostUntil)) {
+      boostUntil = 0;
+      unboost?.();
       unboost = null;
-      realtime(false); // a standby: real-time since its wait (kernel/nodefollow)
+      if (recovered) realtime(false); // a standby: real-time since its wait (kernel/nodefollow)
     }
     if (fs.nodes.size > pruneHigh) prune();
     if (colocator) {

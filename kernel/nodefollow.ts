@@ -20,12 +20,10 @@ import * as libc from './libc.js';
 import { realtime } from './rtprio.js';
 import { NodeTable } from './nodes.js';
 import { FUSE_ROOT_ID } from './protocol.js';
-import { KIND_BACKING, KIND_BACKING_CLOSE, KIND_GONE, KIND_INIT, KIND_NODE, parseNodeLog, type NodeLogRecord } from './nodelog.js';
+import { applyRecord, parseNodeLog, type NodeLogFold } from './nodelog.js';
 
 export class NodeLogFollower {
   readonly table: NodeTable;
-  /** What INIT negotiated, from the log. */
-  init: unknown;
   private fd: number;
   private ino: number;
   private off = 0;
@@ -33,11 +31,27 @@ export class NodeLogFollower {
   /** Bytes of a record not yet whole, kept at the start of `buf`. */
   private carry = 0;
   private readonly mountFd: number;
-  private readonly backings = new Map<number, number>();
   /** Made in this catch-up, not yet in the table (in order). */
   private readonly fresh = new Map<number, libc.FileHandle>();
-  private maxId = 1;
+  /**
+   * What the log says so far (kernel/nodelog's applyRecord): a new node waits in `fresh`; a gone
+   * one leaves both `fresh` and the table — after a compaction the node may be in the table (from
+   * the old file) and again in `fresh` (its record read anew from the new one).
+   */
+  private readonly log: NodeLogFold = {
+    nodes: {
+      set: (id, h) => { if (id !== FUSE_ROOT_ID) this.fresh.set(id, h); },
+      delete: (id) => { this.fresh.delete(id); this.table.removeRecovered(id); },
+    },
+    backings: new Map(),
+    maxId: 1,
+  };
   private bad = false;
+
+  /** What INIT negotiated, from the log. */
+  get init(): unknown {
+    return this.log.init;
+  }
 
   constructor(readonly path: string, rootFd: number) {
     this.table = new NodeTable(rootFd);
@@ -85,31 +99,12 @@ export class NodeLogFollower {
       if (got === 0) return n;
       this.off += got;
       const all = this.buf.subarray(0, this.carry + got);
-      const { end, bad } = parseNodeLog(all, 0, (r) => { this.apply(r); n++; });
+      const { end, bad } = parseNodeLog(all, 0, (r) => { applyRecord(this.log, r); n++; });
       if (bad) { this.bad = true; this.carry = 0; break; }
       this.carry = all.length - end;
       if (this.carry > 0) all.copy(this.buf, 0, end);
     }
     return n;
-  }
-
-  private apply(r: NodeLogRecord): void {
-    switch (r.kind) {
-      case KIND_NODE:
-        if (r.id !== FUSE_ROOT_ID) this.fresh.set(r.id, { type: r.word, bytes: Buffer.from(r.payload) });
-        break;
-      case KIND_GONE:
-        // Both: after a compaction the node may be in the table (from the old file) and again
-        // in `fresh` (its record read anew from the new one).
-        this.fresh.delete(r.id);
-        this.table.removeRecovered(r.id);
-        this.backings.delete(r.id);
-        break;
-      case KIND_BACKING: this.backings.set(r.id, r.word); break;
-      case KIND_BACKING_CLOSE: this.backings.delete(r.id); break;
-      case KIND_INIT: this.init = JSON.parse(r.payload.toString()); return;
-    }
-    if (r.id > this.maxId) this.maxId = r.id;
   }
 
   /** The nodes made since the last catch-up and still there go into the table, to be opened on first use. */
@@ -124,8 +119,8 @@ export class NodeLogFollower {
    */
   finish(): { table: NodeTable; init: unknown; damaged: boolean } {
     this.catchUp();
-    for (const [id, bid] of this.backings) this.table.setRecoveredBacking(id, bid);
-    this.table.resumeAfter(this.maxId);
+    for (const [id, bid] of this.log.backings) this.table.setRecoveredBacking(id, bid);
+    this.table.resumeAfter(this.log.maxId);
     this.close();
     return { table: this.table, init: this.init, damaged: this.bad };
   }

@@ -60,6 +60,25 @@ export interface NodeLogRecord {
   payload: Buffer;
 }
 
+/** Write one record's 16-byte header at `at` of `b`; returns where its payload goes. */
+export function writeRecordHeader(b: Buffer, at: number, kind: number, payloadLength: number, word: number, id: number): number {
+  b.writeUInt8(kind, at);
+  b.writeUInt8(payloadLength, at + 1);
+  b.writeInt16LE(0, at + 2);
+  b.writeInt32LE(word, at + 4);
+  b.writeDoubleLE(id, at + 8);
+  return at + HEAD;
+}
+
+/** A whole INIT record: what INIT negotiated, as JSON. */
+function initRecord(negotiated: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(negotiated));
+  if (json.length > 255) throw new Error('INIT record too long');
+  const b = Buffer.alloc(HEAD + json.length);
+  json.copy(b, writeRecordHeader(b, 0, KIND_INIT, json.length, 0, 0));
+  return b;
+}
+
 /**
  * Visit every whole record of `b` from `at`; returns the offset after the last whole one (a torn
  * tail of a crash, or a record still being appended, is left for later). An unknown kind ends
@@ -96,8 +115,9 @@ export class NodeLog {
   private bytes = 0;
   /** What the log says is live: null until learnt (a log taken over is read in slices first). */
   private live: NodeLogContents | null = null;
-  /** Reading a log taken over: where the reader is. */
+  /** Reading a log taken over: where the reader is, what it learnt so far, its fd and buffer (kept across slices). */
   private loadAt = 0;
+  private loading: { out: NodeLogContents; fd: number; buf: Buffer } | null = null;
   /** A compaction under way: the new file, its writer's position in the live nodes and backings. */
   private compact: { fd: number; path: string; nodes: Iterator<[number, FileHandle]>; backings: Iterator<[number, number]> | null; buf: Buffer } | null = null;
   private readonly compactMin: number;
@@ -127,6 +147,7 @@ export class NodeLog {
     this.fd = openSync(this.path, C.O_WRONLY | C.O_APPEND);
     this.bytes = fstatSync(this.fd).size;
     this.live = this.bytes === 0 ? { nodes: new Map(), backings: new Map(), maxId: 1 } : null;
+    this.stopLoading();
     this.loadAt = 0;
   }
 
@@ -139,12 +160,7 @@ export class NodeLog {
 
   node(id: number, h: FileHandle): void {
     const b = this.rec, at = this.gones * HEAD;
-    b.writeUInt8(KIND_NODE, at);
-    b.writeUInt8(h.bytes.length, at + 1);
-    b.writeInt16LE(0, at + 2);
-    b.writeInt32LE(h.type, at + 4);
-    b.writeDoubleLE(id, at + 8);
-    h.bytes.copy(b, at + HEAD);
+    h.bytes.copy(b, writeRecordHeader(b, at, KIND_NODE, h.bytes.length, h.type, id));
     this.gones = 0;
     this.put(b, at + HEAD + h.bytes.length);
     this.live?.nodes.set(id, { type: h.type, bytes: Buffer.from(h.bytes) });
@@ -152,12 +168,7 @@ export class NodeLog {
 
   /** The daemon dropped node `id` (written with the next node record, or once 64 wait). */
   gone(id: number): void {
-    const b = this.rec, at = this.gones * HEAD;
-    b.writeUInt8(KIND_GONE, at);
-    b.writeUInt8(0, at + 1);
-    b.writeInt16LE(0, at + 2);
-    b.writeInt32LE(0, at + 4);
-    b.writeDoubleLE(id, at + 8);
+    writeRecordHeader(this.rec, this.gones * HEAD, KIND_GONE, 0, 0, id);
     if (this.live) { this.live.nodes.delete(id); this.live.backings.delete(id); }
     if (++this.gones === GONE_BATCH) this.flush();
   }
@@ -172,25 +183,15 @@ export class NodeLog {
 
   backing(id: number, backingId: number, open: boolean): void {
     this.flush();
-    const b = this.rec;
-    b.writeUInt8(open ? KIND_BACKING : KIND_BACKING_CLOSE, 0);
-    b.writeUInt8(0, 1);
-    b.writeInt16LE(0, 2);
-    b.writeInt32LE(backingId, 4);
-    b.writeDoubleLE(id, 8);
-    this.put(b, HEAD);
+    writeRecordHeader(this.rec, 0, open ? KIND_BACKING : KIND_BACKING_CLOSE, 0, backingId, id);
+    this.put(this.rec, HEAD);
     if (this.live) { if (open) this.live.backings.set(id, backingId); else this.live.backings.delete(id); }
   }
 
   /** What INIT negotiated on this connection (a restarted daemon never sees INIT). */
   init(negotiated: object): void {
     this.flush();
-    const json = Buffer.from(JSON.stringify(negotiated));
-    if (json.length > 255) throw new Error('INIT record too long');
-    const b = Buffer.alloc(HEAD + json.length);
-    b.writeUInt8(KIND_INIT, 0);
-    b.writeUInt8(json.length, 1);
-    json.copy(b, HEAD);
+    const b = initRecord(negotiated);
     this.put(b, b.length);
     if (this.live) this.live.init = negotiated;
   }
@@ -234,39 +235,37 @@ export class NodeLog {
 
   /** Read the log taken over on, up to `until`; the live set is known once it reaches the end. */
   private loadSome(until: number): boolean {
-    const out: NodeLogContents = (this as { loading?: NodeLogContents }).loading ??= { nodes: new Map(), backings: new Map(), maxId: 1 };
-    const fd = openSync(this.path, C.O_RDONLY);
-    try {
-      const buf = Buffer.allocUnsafe(256 << 10);
-      do {
-        const got = readSync(fd, buf, 0, buf.length, this.loadAt);
-        if (got === 0) {
-          this.live = out;
-          delete (this as { loading?: NodeLogContents }).loading;
-          return false; // a compaction may be due now
-        }
-        const { end, bad } = parseNodeLog(buf.subarray(0, got), 0, (r) => applyRecord(out, r));
-        if (bad || end === 0) { this.live = out; return true; } // damaged: use what came before (no compaction would keep what follows)
-        this.loadAt += end;
-      } while (performance.now() < until);
-    } finally {
-      closeSync(fd);
-    }
+    const l = this.loading ??= { out: { nodes: new Map(), backings: new Map(), maxId: 1 }, fd: openSync(this.path, C.O_RDONLY), buf: Buffer.allocUnsafe(256 << 10) };
+    do {
+      const got = readSync(l.fd, l.buf, 0, l.buf.length, this.loadAt);
+      if (got === 0) {
+        this.learnt(l.out);
+        return false; // a compaction may be due now
+      }
+      const { end, bad } = parseNodeLog(l.buf.subarray(0, got), 0, (r) => applyRecord(l.out, r));
+      if (bad || end === 0) { this.learnt(l.out); return true; } // damaged: use what came before (no compaction would keep what follows)
+      this.loadAt += end;
+    } while (performance.now() < until);
     return false;
+  }
+
+  /** The log taken over is read: its live set is known, the reader's fd goes. */
+  private learnt(out: NodeLogContents): void {
+    this.live = out;
+    this.stopLoading();
+  }
+
+  private stopLoading(): void {
+    if (!this.loading) return;
+    closeSync(this.loading.fd);
+    this.loading = null;
   }
 
   private startCompaction(): void {
     const path = compactPath(this.path);
     const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_APPEND, 0o600);
     this.compact = { fd, path, nodes: this.live!.nodes[Symbol.iterator](), backings: null, buf: Buffer.allocUnsafe(64 << 10) };
-    if (this.live!.init !== undefined) {
-      const json = Buffer.from(JSON.stringify(this.live!.init));
-      const b = Buffer.alloc(HEAD + json.length);
-      b.writeUInt8(KIND_INIT, 0);
-      b.writeUInt8(json.length, 1);
-      json.copy(b, HEAD);
-      writeSync(fd, b);
-    }
+    if (this.live!.init !== undefined) writeSync(fd, initRecord(this.live!.init));
   }
 
   /**
@@ -284,23 +283,13 @@ export class NodeLog {
         const n = c.nodes.next();
         if (n.done) { c.backings = this.live!.backings[Symbol.iterator](); continue; }
         const [id, h] = n.value;
-        c.buf.writeUInt8(KIND_NODE, at);
-        c.buf.writeUInt8(h.bytes.length, at + 1);
-        c.buf.writeInt16LE(0, at + 2);
-        c.buf.writeInt32LE(h.type, at + 4);
-        c.buf.writeDoubleLE(id, at + 8);
-        h.bytes.copy(c.buf, at + HEAD);
-        at += HEAD + h.bytes.length;
+        at = writeRecordHeader(c.buf, at, KIND_NODE, h.bytes.length, h.type, id);
+        at += h.bytes.copy(c.buf, at);
       } else {
         const n = c.backings.next();
         if (n.done) break;
         const [id, bid] = n.value;
-        c.buf.writeUInt8(KIND_BACKING, at);
-        c.buf.writeUInt8(0, at + 1);
-        c.buf.writeInt16LE(0, at + 2);
-        c.buf.writeInt32LE(bid, at + 4);
-        c.buf.writeDoubleLE(id, at + 8);
-        at += HEAD;
+        at = writeRecordHeader(c.buf, at, KIND_BACKING, 0, bid, id);
       }
       if ((++k & 63) === 0 && performance.now() >= until) { out(); return false; }
     }
@@ -325,7 +314,7 @@ export class NodeLog {
   }
 
   close(): void {
-    try { this.flush(); } finally { this.abortCompaction(); closeSync(this.fd); }
+    try { this.flush(); } finally { this.abortCompaction(); this.stopLoading(); closeSync(this.fd); }
   }
 
   static read(path: string): NodeLogContents {
@@ -340,8 +329,25 @@ export function compactPath(path: string): string {
   return `${path}.compact`;
 }
 
-/** Fold one record into what recovery knows. */
-export function applyRecord(out: NodeLogContents, r: NodeLogRecord): void {
+/** Where {@link applyRecord} puts live nodes: a Map, or a follower's table (kernel/nodefollow). */
+export interface NodeSet {
+  set(id: number, h: FileHandle): unknown;
+  delete(id: number): unknown;
+}
+
+/** What a reader of a node log learns, record by record (see {@link applyRecord}). */
+export interface NodeLogFold {
+  nodes: NodeSet;
+  backings: Map<number, number>;
+  maxId: number;
+  init?: unknown;
+}
+
+/**
+ * Fold one record into what a reader knows: recovery reading a whole log ({@link NodeLog.read},
+ * a log taken over) and the standby following one (kernel/nodefollow).
+ */
+export function applyRecord(out: NodeLogFold, r: NodeLogRecord): void {
   switch (r.kind) {
     case KIND_NODE: out.nodes.set(r.id, { type: r.word, bytes: Buffer.from(r.payload) }); break;
     case KIND_GONE: out.nodes.delete(r.id); out.backings.delete(r.id); break;

@@ -8,7 +8,8 @@
  * (CAP_SYS_NICE) it is a no-op.
  */
 import { readdirSync } from 'node:fs';
-import { setScheduler } from './libc.js';
+import { getPriority, setPriority } from 'node:os';
+import { setScheduler, gettid } from './libc.js';
 
 const SCHED_OTHER = 0, SCHED_FIFO = 1, SCHED_RESET_ON_FORK = 0x40000000;
 /** A low real-time priority: above every ordinary task, below the kernel's own. */
@@ -32,4 +33,18 @@ export function realtimeProcess(): void {
   let tids: string[];
   try { tids = readdirSync('/proc/self/task'); } catch { return; }
   for (const t of tids) realtime(true, true, Number(t));
+}
+
+/**
+ * Threads `tids` (default: the calling one) ordinary and at nice `nice` (19: below every
+ * application). An old daemon after its handover: its main thread's last journal work and its
+ * loop's teardown (closing every fd of its table, tens of thousands after a busy hour) are
+ * nobody's wait any more, and must not take a CPU from the applications or from the successor,
+ * which at that moment serves its first requests. Errors are ignored (a thread gone meanwhile).
+ */
+export function windDown(tids: number[] = [gettid()], nice = 19): void {
+  for (const tid of tids) {
+    realtime(false, true, tid);
+    try { if (getPriority(tid) < nice) setPriority(tid, nice); } catch { /* gone */ }
+  }
 }

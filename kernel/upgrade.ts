@@ -40,6 +40,7 @@ import * as libc from './libc.js';
 import { mountAt } from './mount.js';
 import { Serving } from './serving.js';
 import { ringFilePath } from './ringfiles.js';
+import { windDown } from './rtprio.js';
 import type { Timeouts } from './dispatch.js';
 import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from './daemon.js';
 
@@ -288,6 +289,8 @@ async function finishHandover(
   q: { fds: number[]; version: number }, q0ns: number, stallMs: number, warmMs: number, phases?: UpgradePhases,
 ): Promise<UpgradeReport> {
   // ---- stall over: the successor serves ----
+  // What is left here (journal, teardown) waits for nobody: below the applications and the successor.
+  windDown([libc.gettid(), ...(serving.loopTid ? [serving.loopTid] : [])]);
   await serving.releaseJournal();
   d.beforeHandoff?.();
   const settled = nextMessage(child, ['settled'], 10_000).catch((e: Error) => { log.warn(`successor did not settle: ${e.message}`); return null; });

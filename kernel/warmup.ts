@@ -28,14 +28,16 @@ import { OP, SIZE, FUSE_ROOT_ID } from './protocol.js';
 function warmTableTransfer(table: NodeTable): void {
   const snap = table.toState();
   for (let r = 0; r < 10; r++) {
-    const copy = NodeTable.fromState(snap, (fd) => libc.dup(fd), true);
+    // Open handles too (files and a listed directory, as the caller holds them open): half already
+    // in the copy, half new in the delta (their fds fetched), the directory's offset set.
+    const copy = NodeTable.fromState({ ...snap, handles: snap.handles.filter((_, i) => i % 2 === 0) }, (fd) => libc.dup(fd), true);
     const maxId = Math.max(...snap.nodes.map((n) => n.id));
     const fresh = snap.nodes.filter((n) => n.id !== FUSE_ROOT_ID).map((n, i) => ({ ...n, id: maxId + 1 + i }));
     const delta: NodeTableDelta = {
       nextId: maxId + 1 + fresh.length, nextFh: snap.nextFh,
       nodes: [...snap.nodes.filter((n) => n.id !== FUSE_ROOT_ID), ...fresh],
       counts: Float64Array.from(snap.nodes.flatMap((n) => [n.id, n.nlookup])),
-      gone: [maxId + 1000], handles: [],
+      gone: [maxId + 1000], handles: snap.handles,
     };
     const back = v8.deserialize(v8.serialize({ version: 2, table: delta })) as { table: NodeTableDelta };
     copy.applyDelta(back.table, (fd) => libc.dup(fd));
@@ -119,7 +121,21 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
       req(OP.FORGET, node, fg);
       ring.drain();
     }
+    // Handles held open across the transfer (a handover under load has some), then released.
+    const held: Array<[number, bigint, number]> = [];
+    for (let i = 0; i < 4; i++) {
+      const c = req(OP.CREATE, FUSE_ROOT_ID, u32s(libc.O.WRONLY | libc.O.CREAT, 0o100644, 0o022, 0), name(`held${i}`));
+      if (c.length >= SIZE.out_header + SIZE.entry_out + SIZE.open_out) held.push([Number(c.readBigUInt64LE(SIZE.out_header)), c.readBigUInt64LE(SIZE.out_header + SIZE.entry_out), OP.RELEASE]);
+    }
+    const hd = req(OP.OPENDIR, FUSE_ROOT_ID, u32s(libc.O.RDONLY, 0));
+    if (hd.length >= SIZE.out_header + SIZE.open_out) {
+      const dfh = hd.readBigUInt64LE(SIZE.out_header);
+      req(OP.READDIRPLUS, FUSE_ROOT_ID, readIn(dfh, 4096));
+      held.push([FUSE_ROOT_ID, dfh, OP.RELEASEDIR]);
+    }
     warmTableTransfer(fs.nodes);
+    for (const [node, fh, op] of held) req(op, node, fhBody(fh, SIZE.release_in));
+    for (let i = 0; i < 4; i++) req(OP.UNLINK, FUSE_ROOT_ID, name(`held${i}`));
     for (const fd of fs.nodes.fds()) if (fd !== rootFd) { try { libc.close(fd); } catch { /* closed */ } }
   } finally {
     libc.close(rootFd);

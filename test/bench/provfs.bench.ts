@@ -14,9 +14,10 @@
  * passthrough_ll runs as shipped (no permission checks) and with `-o default_permissions` (the
  * kernel checks permissions, as for provfs).
  *
- * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`; only create+unlink
- * and stat (metadata, no figure 5): `--meta [--repeats N]`; every backing on a private tmpfs
- * (see {@link run}): `--tmpfs`; more uncached provfs targets with their own loop options, e.g.
+ * Run alone: `node dist/test/bench/provfs.bench.js [--quick] [--no-figure5]`; only figure 5:
+ * `--figure5 [--repeats N] [--scenarios plain,kill]`; only create+unlink and stat (metadata,
+ * no figure 5): `--meta [--repeats N]`; every backing on a private tmpfs (see {@link run}):
+ * `--tmpfs`; more uncached provfs targets with their own loop options, e.g.
  * `--variants yield:PROV_FUSE_YIELD=always,noyield:PROV_FUSE_YIELD=0`; request counts
  * per opcode: `node dist/test/bench/provfs.bench.js --counts [--mode prov]`.
  */
@@ -28,7 +29,8 @@ import { fileURLToPath } from 'node:url';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
 import { unmount } from '../../kernel/mount.js';
 
-const PROVFSD = fileURLToPath(new URL('../../kernel/provfsd.js', import.meta.url));
+/** The daemon under test (PROV_BENCH_PROVFSD: another build's provfsd.js, to compare builds with this bench). */
+const PROVFSD = process.env.PROV_BENCH_PROVFSD ?? fileURLToPath(new URL('../../kernel/provfsd.js', import.meta.url));
 const EXAMPLES = '/usr/share/doc/libfuse3-dev/examples';
 
 /** The workload driver: prints elapsed nanoseconds of the timed part. */
@@ -463,19 +465,30 @@ export async function run(opts: BenchOptions, figure5Too = true, metaOnly = fals
 }
 
 interface Fig5Run {
-  scenario: string; workload: 'a' | 'b'; worstMs: number; worstAtMs: number; errors: number; buckets: number[]; journal?: string; stallMs?: number; firstMs?: number; durMs: number;
+  scenario: string; workload: 'a' | 'b'; worstMs: number; worstAtMs: number; errors: number; buckets: number[]; stallMs?: number; firstMs?: number; durMs: number;
   /** The application's longest stretch without a completed operation over the stall (or the kill). */
   gapMs?: number; phases?: Record<string, unknown>; load: string;
+  /** The same measure over a window as wide 300 ms before the event. */
+  controlGapMs?: number;
+  /** Workload (a), prov runs: creates journaled, doubled, missing. */
+  journal?: { creates: number; doubled: number; gaps: number; missing: number };
 }
 
 /**
  * Bento's Figure 5: a provfs directory with many files; (a) one thread creating and deleting
  * files, (b) ten threads writing 64 KiB + fsync to random files; at 0.5 s the daemon is upgraded
  * (plain → prov; prov → prov with an explicitly named build) or killed with SIGKILL (the fd keeper
- * restarts it); stop at 2 s (3 s after an upgrade, whose successor may need over a second to start warm on a loaded machine; 4 s after a kill). Throughput per 5 ms, the longest operation, errors; for prov runs,
- * whether every create after the switch is in the journal exactly once.
+ * restarts it); stop at 2 s (3 s after an upgrade, whose successor may need over a second to start
+ * warm on a loaded machine; 4 s after a kill). Throughput per 5 ms, the longest operation, the
+ * application's gap over the switch, errors; for prov runs, whether every create after the switch
+ * is in the journal exactly once.
+ *
+ * Each daemon first serves 1 s of the same workload, unmeasured (a daemon is upgraded after it
+ * ran a while: a fresh one compiles its hot code on V8's helper threads for about a second, which
+ * is not what is measured here). `repeats` rounds, interleaved (every scenario and workload once
+ * per round); per scenario and workload the median and the maximum over the rounds are reported.
  */
-async function figure5(work: string, driver: string, q: boolean): Promise<{ rows: BenchRow[]; plots: string[] }> {
+async function figure5(work: string, driver: string, q: boolean, repeats = 1): Promise<{ rows: BenchRow[]; plots: string[] }> {
   const nFiles = q ? 20_000 : 400_000;
   const backing = join(work, 'fig5-backing'), mnt = join(work, 'fig5-mnt');
   mkdirSync(backing); mkdirSync(mnt);
@@ -495,15 +508,18 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
   let k = 0;
   // `--scenarios kill,plain`: only those whose name contains one of the words (the control always runs).
   const only = argAfter('--scenarios')?.split(',');
-  for (const sc of scenarios.filter((x) => !only || x.act === 'none' || only.some((w) => x.name.includes(w)))) {
+  const chosen = scenarios.filter((x) => !only || x.act === 'none' || only.some((w) => x.name.includes(w)));
+  for (let round = 0; round < repeats; round++) for (const sc of chosen) {
     for (const wl of ['a', 'b'] as const) {
       const journal = join(work, `fig5-journal-${k++}`);
       const extra = sc.start === 'prov' ? ['--journal', journal] : [];
       if (sc.keeper) extra.push('--keeper');
       const d = await startProvfs(backing, mnt, sc.start, extra, 'cold' in sc ? { PROV_KEEPER_STANDBY: '0' } : undefined);
       const daemonPid = d.pid!;
+      const warmUp = Date.now();
+      sh(driver, [wl === 'a' ? 'fig5a' : 'fig5b', mnt, String(nFiles), '1000']);
       // The keeper's standby starts after the mount: give it time to be warm (Node start-up and warm-up).
-      if (sc.keeper) await new Promise((r) => setTimeout(r, 2500));
+      if (sc.keeper) await new Promise((r) => setTimeout(r, Math.max(0, 2500 - (Date.now() - warmUp))));
       // The command comes at 0.5 s; a successor needs ~0.3–0.8 s to start warm on this machine
       // (a restart after kill -9 longer), so the run lasts long enough to contain the switch.
       const durMs = sc.act === 'kill' ? 4000 : sc.act === 'none' ? 2000 : 3000;
@@ -525,9 +541,15 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
       }
       await exited;
       const r = JSON.parse(out) as { worstNs: number; worstAtNs: number; errors: number; buckets: number[]; gaps: Array<[number, number]> };
-      const to = from + (stallMs ?? 0) * 1e6;
-      const gapMs = from ? Math.max(0, ...r.gaps.filter(([a, b]) => a <= to && b >= from).map(([a, b]) => (b - a) / 1e6)) : undefined;
-      const run: Fig5Run = { scenario: sc.name, workload: wl, worstMs: r.worstNs / 1e6, worstAtMs: r.worstAtNs / 1e6, errors: r.errors, buckets: r.buckets, stallMs, firstMs, durMs, gapMs, phases, load: loadavg().map((x) => x.toFixed(2)).join(' ') };
+      // The window the switch occupies: the stall (quiesce → successor reading); after a kill, its
+      // first 10 ms (the signal lands and the daemon dies a moment after it is sent: a pause that
+      // begins then still counts).
+      const to = from + (sc.act === 'kill' ? 10 : stallMs ?? 0) * 1e6;
+      const longest = (a0: number, b0: number): number => Math.max(0, ...r.gaps.filter(([a, b]) => a <= b0 && b >= a0).map(([a, b]) => (b - a) / 1e6));
+      const gapMs = from ? longest(from, to) : undefined;
+      // The same measure over a window as wide 300 ms earlier, nothing under way: the machine's (and the disk's) own gaps.
+      const controlGapMs = from ? longest(from - 300e6, to - 300e6) : undefined;
+      const run: Fig5Run = { scenario: sc.name, workload: wl, worstMs: r.worstNs / 1e6, worstAtMs: r.worstAtNs / 1e6, errors: r.errors, buckets: r.buckets, stallMs, firstMs, durMs, gapMs, controlGapMs, phases, load: loadavg().map((x) => x.toFixed(2)).join(' ') };
       let servingPid = daemonPid;
       try { servingPid = (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { pid: number }).pid; } catch { /* gone */ }
       try { unmount(mnt, false); } catch { unmount(mnt, true); }
@@ -537,26 +559,52 @@ async function figure5(work: string, driver: string, q: boolean): Promise<{ rows
         const reader = openJournalReader(journal);
         const recs = reader.readBatch(10_000_000, [journalStreamName(mnt)]);
         reader.close();
-        const names = recs.filter((x) => x.event.op === 'create').map((x) => (x.event as { file: { name: string } }).file.name);
-        const idx = names.map((n) => Number(n.slice(2)));
+        // Only the measured run's creates (a-<i> from 0 again after the warm-up's): from the last restart of the numbering.
+        const idxAll = recs.filter((x) => x.event.op === 'create').map((x) => Number((x.event as { file: { name: string } }).file.name.slice(2)));
+        let startAt = 0;
+        for (let i = 1; i < idxAll.length; i++) if (idxAll[i] === 0 && idxAll[i - 1]! > 0) startAt = i;
+        const idx = idxAll.slice(startAt);
         const dup = idx.length - new Set(idx).size;
         let gaps = 0, missing = 0;
         for (let i = 1; i < idx.length; i++) if (idx[i] !== idx[i - 1]! + 1) { gaps++; missing += Math.max(0, idx[i]! - idx[i - 1]! - 1); }
-        run.journal = `${names.length} creates journaled, ${dup} doubled, ${gaps} gaps (${missing} creates missing)`;
+        run.journal = { creates: idx.length, doubled: dup, gaps, missing };
       }
       runs.push(run);
+      process.stderr.write(`figure 5 round ${round + 1}/${repeats}: ${sc.name} (${wl}): longest op ${run.worstMs.toFixed(2)} ms${gapMs !== undefined ? `, gap over the switch ${gapMs.toFixed(2)} ms (300 ms earlier ${run.controlGapMs!.toFixed(2)})` : ''}${stallMs !== undefined ? `, stall ${stallMs.toFixed(2)} ms` : ''}${phases ? ` phases ${JSON.stringify(phases, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}` : ''}, ${run.errors} errors; load ${run.load}\n`);
     }
   }
-  const rows: BenchRow[] = runs.map((r) => ({
-    figure: `Figure 5 (${r.workload === 'a' ? 'a: create+delete, 1 thread' : 'b: 64 KiB write+fsync, 10 threads'}), ${r.scenario} at 0.5 s: longest operation`,
-    unit: 'ms', prov: round(r.worstMs, 2), baseline: round(runs.find((c) => c.workload === r.workload && c.scenario.startsWith('no event'))!.worstMs, 2),
-    baselineName: 'longest operation of the same workload with no event', ratio: null, better: 'lower', repeats: 1,
-    paper: 'Bento: 15 ms of service interruption', goal: r.scenario.startsWith('kill') ? 'a pause, no error' : 'stall ≤ 5 ms, zero errors',
-    note: `${r.errors} errors; longest op started at ${r.worstAtMs.toFixed(0)} ms of ${r.durMs}${r.stallMs !== undefined ? `; stall measured by the old daemon (quiesce → successor serving) ${r.stallMs.toFixed(1)} ms` : ''}${r.firstMs !== undefined ? ` (→ successor's first reply ${r.firstMs.toFixed(1)} ms)` : ''}${r.gapMs !== undefined ? `; application gap over the ${r.scenario.startsWith('kill') ? 'kill' : 'stall'} ${r.gapMs.toFixed(1)} ms` : ''}${r.phases ? `; phases ${JSON.stringify(r.phases, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}` : ''}; load average ${r.load}; ${nFiles} files${r.journal ? '; ' + r.journal : ''}; ops/5 ms median ${median(r.buckets.filter((x) => x > 0)) || 0}`,
-  }));
+  const fmt = (xs: number[]): string => `median ${median(xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)} (${xs.map((x) => x.toFixed(1)).join(' ')})`;
+  const rows: BenchRow[] = [];
+  for (const sc of chosen) for (const wl of ['a', 'b'] as const) {
+    const rs = runs.filter((r) => r.scenario === sc.name && r.workload === wl);
+    const control = runs.filter((c) => c.workload === wl && c.scenario.startsWith('no event'));
+    if (rs.length === 0) continue;
+    const worst = rs.map((r) => r.worstMs), gaps = rs.flatMap((r) => (r.gapMs !== undefined ? [r.gapMs] : [])), stalls = rs.flatMap((r) => (r.stallMs !== undefined ? [r.stallMs] : []));
+    const firsts = rs.flatMap((r) => (r.firstMs !== undefined ? [r.firstMs] : []));
+    const j = rs.flatMap((r) => (r.journal ? [r.journal] : []));
+    const kill = sc.name.startsWith('kill');
+    rows.push({
+      figure: `Figure 5 (${wl === 'a' ? 'a: create+delete, 1 thread' : 'b: 64 KiB write+fsync, 10 threads'}), ${sc.name} at 0.5 s: ${sc.act === 'none' ? 'longest operation' : `application gap over the ${kill ? 'kill' : 'stall'}`}`,
+      unit: 'ms', prov: round(median(sc.act === 'none' ? worst : gaps), 2), baseline: round(median(control.map((c) => c.worstMs)), 2),
+      baselineName: 'median longest operation of the same workload with no event', ratio: null, better: 'lower', repeats: rs.length,
+      spread: { prov: round(spread(sc.act === 'none' ? worst : gaps), 2) },
+      paper: 'Bento: 15 ms of service interruption', goal: kill ? 'a pause, no error' : 'stall ≤ 5 ms, zero errors',
+      note: [
+        sc.act === 'none' ? '' : `application gap over the ${kill ? 'kill' : 'stall'} ${fmt(gaps)} ms; the same over a window as wide 300 ms earlier ${fmt(rs.map((r) => r.controlGapMs ?? 0))} ms`,
+        `longest operation of the run ${fmt(worst)} ms`,
+        stalls.length ? `stall measured by the old daemon (quiesce → successor reading) ${fmt(stalls)} ms` : '',
+        firsts.length ? `→ successor's first reply ${fmt(firsts)} ms` : '',
+        `${rs.reduce((x, r) => x + r.errors, 0)} errors`,
+        j.length ? `journal (workload a, measured run): ${j.map((x) => `${x.creates} creates, ${x.doubled} doubled, ${x.gaps} gaps (${x.missing} missing)`).join('; ')}` : '',
+        `ops/5 ms median ${median(rs.flatMap((r) => r.buckets.filter((x) => x > 0))) || 0}`,
+        `load average ${rs.map((r) => r.load.split(' ')[0]).join(' ')} (1 min, per round)`,
+        `${nFiles} files; daemon warmed by 1 s of the workload`,
+      ].filter(Boolean).join('; '),
+    });
+  }
   const plot = join(REPO, 'test', 'artifacts', 'provfs-figure5.svg');
   mkdirSync(join(REPO, 'test', 'artifacts'), { recursive: true });
-  writeFileSync(plot, svg(runs));
+  writeFileSync(plot, svg(runs.filter((r, i) => runs.findIndex((x) => x.scenario === r.scenario && x.workload === r.workload) === i)));
   return { rows, plots: ['test/artifacts/provfs-figure5.svg'] };
 }
 
@@ -597,7 +645,7 @@ async function runFigure5(quick: boolean): Promise<BenchResult> {
     const driver = join(work, 'driver');
     writeFileSync(join(work, 'driver.c'), DRIVER_C);
     sh('cc', ['-O2', '-pthread', '-o', driver, join(work, 'driver.c')]);
-    const fig = await figure5(work, driver, quick);
+    const fig = await figure5(work, driver, quick, Number(argAfter('--repeats') ?? 1));
     return { name: 'provfs-figure5', rows: fig.rows, plots: fig.plots };
   } finally {
     rmSync(work, { recursive: true, force: true });

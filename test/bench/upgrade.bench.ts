@@ -14,10 +14,12 @@
  * firstRead, firstReply, then off the pause: goMsg, loopServing, journal (the dead daemon's
  * records journaled), readyMsg (the keeper heard).
  *
- * Run alone (root): `node dist/test/bench/upgrade.bench.js --kill [--repeats N] [--no-cold]`
+ * Run alone (root): `node dist/test/bench/upgrade.bench.js --kill [--repeats N] [--no-cold] [--sched-trace]`
  * (`--kill` is also what `npm run bench` runs, with 5 repeats, 3 with --quick);
  * PROV_BENCH_VERBOSE=1 also prints the first twelve requests the new daemon answered (opcode,
- * when, and how long each took to handle).
+ * when, and how long each took to handle). `--sched-trace` records the scheduler's view of each
+ * round (test/bench/schedtrace) and says what each pause was made of: how long the application
+ * and the new loop ran, waited for a CPU or slept, and who had the CPUs meanwhile.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
@@ -25,6 +27,7 @@ import { join } from 'node:path';
 import { tmpdir, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { median, spread, type BenchOptions, type BenchResult, type BenchRow } from './types.js';
+import { SchedTrace } from './schedtrace.js';
 
 const PROVFSD = fileURLToPath(new URL('../../kernel/provfsd.js', import.meta.url));
 
@@ -65,7 +68,19 @@ int main(int argc, char **argv) {
 const PHASES = ['keeper:exitSeen', 'keeper:dying', 'keeper:info', 'keeper:goSent', 'loop:go', 'loop:table', 'loop:resend', 'loop:firstRead', 'loop:firstReply',
   'standby:goMsg', 'standby:loopServing', 'standby:journal', 'keeper:readyMsg'];
 
-interface Round { control: number; pause: number; errors: number; errnos: number[]; missing: number; doubled: number; phases: Record<string, number> }
+interface Round { control: number; pause: number; errors: number; errnos: number[]; missing: number; doubled: number; phases: Record<string, number>; /** --sched-trace: what the pause was made of. */ madeOf?: string }
+
+/** Labels for the threads of process `pid` (`tag:main`, `tag:loop` for `loopTid`, `tag:thread`). */
+function threadLabels(pid: number, tag: string, loopTid?: number): Map<number, string> {
+  const out = new Map<number, string>();
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const tid = Number(t);
+      out.set(tid, `${tag}:${tid === pid ? 'main' : tid === loopTid ? 'loop' : 'thread'}`);
+    }
+  } catch { /* gone */ }
+  return out;
+}
 
 function isMounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
@@ -98,7 +113,7 @@ async function startProvfs(backing: string, mnt: string, journal: string, env: R
 }
 
 /** kill -9 rounds, standby and cold interleaved (see the module comment). */
-export async function runKill(repeats: number, cold = true): Promise<BenchResult> {
+export async function runKill(repeats: number, cold = true, schedTrace = false): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the kill bench mounts FUSE file systems: run it as root');
   const work = mkdtempSync(join(tmpdir(), 'provfs-killbench-'));
   process.env.PROV_RUNTIME_DIR = join(work, 'run');
@@ -107,6 +122,8 @@ export async function runKill(repeats: number, cold = true): Promise<BenchResult
   const { openJournalReader } = await import('../../collector/journal/reader.js');
   const { unmount } = await import('../../kernel/mount.js');
   const { readTakeoverTrace, takeoverTracePath } = await import('../../kernel/takeovertrace.js');
+  const { keeperStatePath } = await import('../../kernel/runtime.js');
+  const daemonLoop = (mnt: string): number | undefined => { try { return (JSON.parse(readFileSync(daemonInfoPath(mnt), 'utf8')) as { loopTid?: number }).loopTid; } catch { return undefined; } };
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   const hows = cold ? (['standby', 'cold'] as const) : (['standby'] as const);
   const out = new Map<string, Round[]>(hows.map((h) => [h, []]));
@@ -125,15 +142,29 @@ export async function runKill(repeats: number, cold = true): Promise<BenchResult
         // The standby warm: its process up, then time for Node, the loop and its warm-up.
         for (let i = 0; how === 'standby' && i < 100 && standbys(mnt).length === 0; i++) await sleep(50);
         await sleep(2000);
+        let trace: SchedTrace | null = null;
+        if (schedTrace) {
+          const t = SchedTrace.start('provfs-killbench');
+          if (t instanceof SchedTrace) trace = t; else process.stderr.write(`--sched-trace: ${t.error}\n`);
+        }
         const child = spawn(driver, [mnt, '1500'], { stdio: ['ignore', 'pipe', 'inherit'] });
         let text = '';
         child.stdout!.setEncoding('utf8');
         child.stdout!.on('data', (c: string) => { text += c; });
         const exited = new Promise<void>((res) => child.once('exit', () => res()));
         await sleep(300);
+        // Who is who, for --sched-trace: the daemon about to die, its keeper, the standby.
+        const labels = new Map<number, string>([[child.pid!, 'app'], ...threadLabels(d.pid!, 'dead', daemonLoop(mnt))]);
+        if (trace) {
+          try { for (const [t, l] of threadLabels((JSON.parse(readFileSync(keeperStatePath(mnt), 'utf8')) as { pid: number }).pid, 'keeper')) labels.set(t, l); } catch { /* none */ }
+          for (const sb of standbys(mnt)) for (const [t, l] of threadLabels(sb, 'new')) labels.set(t, l);
+        }
         const at = Number(process.hrtime.bigint());
         process.kill(d.pid!, 'SIGKILL');
         await exited;
+        const newLoop = daemonLoop(mnt);
+        if (newLoop !== undefined) labels.set(newLoop, 'new:loop');
+        trace?.stop();
         const res = JSON.parse(text) as { errors: number; errnos: number[]; gaps: Array<[number, number]>; created: number };
         const phases: Record<string, number> = {};
         const nodeLog = nodeLogPath(mnt);
@@ -168,11 +199,15 @@ export async function runKill(repeats: number, cold = true): Promise<BenchResult
         let missing = 0, doubled = 0;
         for (let i = 0; i < res.created - 1; i++) { const c = seen.get(i) ?? 0; if (c === 0) missing++; else if (c > 1) doubled++; }
         const round: Round = { control, pause, errors: res.errors, errnos: res.errnos, missing, doubled, phases };
+        if (trace && gapOf) {
+          const watch = new Map<number, string>([[child.pid!, 'app'], ...(newLoop !== undefined ? [[newLoop, 'new:loop'] as [number, string]] : [])]);
+          round.madeOf = trace.breakdown(gapOf[0], gapOf[1], watch, (tid) => labels.get(tid) ?? null);
+        }
         out.get(how)!.push(round);
         const ph = PHASES.filter((p) => phases[p] !== undefined).map((p) => `${p.split(':')[1]} ${phases[p]!.toFixed(2)}`).join(', ');
         const replies = Object.entries(phases).filter(([p]) => p.startsWith('loop:reply')).sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p.split(':')[2]} ${t.toFixed(2)} (${p.split(':')[3]})`).join(', ');
         if (process.env.PROV_BENCH_VERBOSE) process.stderr.write(`  first replies (ms after the kill): ${replies}\n`);
-        process.stderr.write(`kill -9 (${how}) round ${r}: pause ${pause.toFixed(2)} ms${gapOf ? ` (${((gapOf[0] - at) / 1e6).toFixed(2)} … ${((gapOf[1] - at) / 1e6).toFixed(2)} from the kill)` : ''}, control ${control.toFixed(2)} ms, ${res.errors} errors${res.errors ? ` (errno ${[...new Set(res.errnos)].join(',')})` : ''}, ${missing} creates missing, ${doubled} doubled; ms after the kill: ${ph || '(no trace)'}\n`);
+        process.stderr.write(`kill -9 (${how}) round ${r}: pause ${pause.toFixed(2)} ms${gapOf ? ` (${((gapOf[0] - at) / 1e6).toFixed(2)} … ${((gapOf[1] - at) / 1e6).toFixed(2)} from the kill)` : ''}, control ${control.toFixed(2)} ms, ${res.errors} errors${res.errors ? ` (errno ${[...new Set(res.errnos)].join(',')})` : ''}, ${missing} creates missing, ${doubled} doubled; ms after the kill: ${ph || '(no trace)'}${round.madeOf ? `\n    the pause was made of: ${round.madeOf}` : ''}\n`);
         rmSync(join(work, `b${k - 1}`), { recursive: true, force: true });
       }
     }
@@ -200,7 +235,7 @@ export async function runKill(repeats: number, cold = true): Promise<BenchResult
       ratio: how === 'standby' && coldPause.length && median(pauses) > 0 ? Math.round(median(coldPause) / median(pauses) * 10) / 10 : null,
       better: 'lower', repeats: pauses.length, spread: { prov: Math.round(spread(pauses) * 100) / 100 },
       goal: how === 'standby' ? 'pause ≤ 5 ms, no error' : 'a pause, no error',
-      note: `max ${Math.max(...pauses).toFixed(2)} p95 ${p95(pauses).toFixed(2)} ms; pauses ${pauses.map((x) => x.toFixed(2)).join(' ')}; control (the same measure over a window as long before the kill: the machine's own noise) median ${median(rs.map((x) => x.control)).toFixed(2)} max ${Math.max(...rs.map((x) => x.control)).toFixed(2)} ms; errors ${rs.reduce((a, x) => a + x.errors, 0)}; creates missing ${rs.map((x) => x.missing).join(' ')}, doubled ${rs.map((x) => x.doubled).join(' ')}; phases after the kill, median/max ms: ${phaseNote}; load average ${load0} → ${load1}`,
+      note: `${rs.some((x) => x.madeOf) ? `the longest pause was made of (scheduler trace): ${rs.reduce((m, x) => (x.pause > m.pause ? x : m)).madeOf}; ` : ''}max ${Math.max(...pauses).toFixed(2)} p95 ${p95(pauses).toFixed(2)} ms; pauses ${pauses.map((x) => x.toFixed(2)).join(' ')}; control (the same measure over a window as long before the kill: the machine's own noise) median ${median(rs.map((x) => x.control)).toFixed(2)} max ${Math.max(...rs.map((x) => x.control)).toFixed(2)} ms; errors ${rs.reduce((a, x) => a + x.errors, 0)}; creates missing ${rs.map((x) => x.missing).join(' ')}, doubled ${rs.map((x) => x.doubled).join(' ')}; phases after the kill, median/max ms: ${phaseNote}; load average ${load0} → ${load1}`,
     };
   });
   return { name: 'provfs-takeover', rows };
@@ -216,7 +251,7 @@ function argAfter(flag: string): string | undefined {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  runKill(Number(argAfter('--repeats') ?? 5), !process.argv.includes('--no-cold')).then((r) => {
+  runKill(Number(argAfter('--repeats') ?? 5), !process.argv.includes('--no-cold'), process.argv.includes('--sched-trace')).then((r) => {
     for (const row of r.rows) {
       console.log(`${row.figure}: ${row.prov} ${row.unit}` + (row.baseline !== null ? ` vs ${row.baseline} (${row.ratio}× shorter)` : '') +
         ` (spread ${row.spread?.prov}, n=${row.repeats}) [goal ${row.goal}] — ${row.note}`);
