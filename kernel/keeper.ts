@@ -46,7 +46,8 @@ import { logger } from '../collector/log.js';
 import * as libc from './libc.js';
 import { mountAt, FS_TYPE } from './mount.js';
 import { daemonInfoPath, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
-import { alive, sweepEmptyRingFiles } from './ringfiles.js';
+import { sweepEmptyRingFiles } from './ringfiles.js';
+import { running } from '../collector/proc.js';
 
 const log = logger('keeper');
 const PROVFSD = fileURLToPath(new URL('./provfsd.js', import.meta.url));
@@ -226,7 +227,7 @@ async function main(): Promise<number> {
       if (!dying(pid)) continue;
       trace.mark('dying');
     }
-    if (!ev && !alive(pid)) ev = 'process';
+    if (!ev && !running(pid)) ev = 'process';
     // A daemon that ended with its mount removes its state file first: one that is still there
     // and names the dead pid means a crash, and the standby is woken before anything else is
     // looked at (the mount table is read only when it is not).
@@ -246,7 +247,7 @@ async function main(): Promise<number> {
       continue;
     }
     libc.close(pidfd);
-    if (info && info.pid !== pid && alive(info.pid)) {
+    if (info && info.pid !== pid && running(info.pid)) {
       log.info(`${mp}: daemon ${pid} handed over to ${info.pid}; following it`);
       pid = info.pid;
       pidfd = libc.pidfdOpen(pid);
@@ -274,7 +275,7 @@ async function main(): Promise<number> {
       // A cold start opens the journal before it serves: wait until the dead pid is reaped (the
       // journal lock of a prov daemon names it).
       const dead = performance.now();
-      for (let i = 0; i < 600 && alive(pid); i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 600 && running(pid); i++) await new Promise((r) => setTimeout(r, 5));
       log.debug(`${mp}: daemon ${pid} reaped ${(performance.now() - dead).toFixed(1)} ms after its exit was seen`);
     }
     while (!child) {

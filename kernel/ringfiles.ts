@@ -8,12 +8,13 @@
  * that is durable. A file whose owner is gone and which holds nothing is simply removed.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { logger } from '../collector/log.js';
 import { CODEC } from '../collector/journal/api.js';
 import * as libc from './libc.js';
 import { EventRing, type RingRecord } from './eventring.js';
+import { running } from '../collector/proc.js';
 
 const log = logger('provfs');
 
@@ -45,23 +46,6 @@ export function openRingFile(path: string, bytes = 8 << 20): EventRing {
   }
 }
 
-/**
- * Whether process `pid` runs. A zombie does not: it died and waits for its parent to reap it,
- * which a parent blocked in a system call on the very mount (or a careless init) may not do soon.
- */
-export function alive(pid: number): boolean {
-  try { process.kill(pid, 0); } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-  return !zombie(pid);
-}
-
-/** Whether `pid` is a zombie (dead, not yet reaped). */
-export function zombie(pid: number): boolean {
-  let stat: string;
-  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state === 'Z' || state === 'X';
-}
-
 /** Ring files of this mount whose daemon is gone (oldest first). */
 export function deadRingFiles(nodeLog: string): string[] {
   const dir = dirname(nodeLog), prefix = `${basename(nodeLog)}.`;
@@ -73,7 +57,7 @@ export function deadRingFiles(nodeLog: string): string[] {
     // `<pid>.ring`, or `orphan-….ring` (set aside by a process that got a dead one's pid).
     const owner = n.slice(prefix.length, -'.ring'.length);
     const pid = Number(owner);
-    if (!owner.startsWith('orphan-') && (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid))) continue;
+    if (!owner.startsWith('orphan-') && (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || running(pid))) continue;
     const path = join(dir, n);
     try { found.push({ path, mtime: statSync(path).mtimeMs }); } catch { /* gone meanwhile */ }
   }
