@@ -457,9 +457,8 @@ export async function stopRebuildServer(runtimeDir = RUNTIME_DIR, timeoutMs = 60
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    try { process.kill(pid, 0); } catch { return true; }
     // A zombie (our own child that nobody reaped yet) has exited too.
-    try { if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return true; } catch { return true; }
+    if (!running(pid)) return true;
     if (Date.now() > deadline) throw new CapabilityError(`the rebuild server (pid ${pid}) did not stop within ${timeoutMs / 1000} s of SIGTERM`, 'rebuild-server');
     await new Promise((r) => setTimeout(r, 20));
   }
