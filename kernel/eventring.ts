@@ -14,7 +14,8 @@
  * between the journal write and the commit mark doubles nothing.
  *
  * Layout: a 64-byte header of Int32 words (committed, tail, drained, magic, records the loop
- * could not put in the ring), then records `u32 length, f64 journal seq (0: not yet), bytes`.
+ * could not put in the ring), then records `u32 length, f64 journal seq (0: not yet; -1: staged,
+ * not published), bytes`.
  * A length of 0xffffffff (or no room for a record header before the end) means "wrapped to 0".
  */
 import koffi from 'koffi';
@@ -28,6 +29,8 @@ const HDR_BYTES = 64;
 const REC_HDR = 12;
 const WRAP = 0xffffffff;
 const MAGIC = 0x50524e47; // 'PRNG'
+/** The journal-seq slot of a staged record (written, not published: see EventRing.stageString). */
+const STAGED = -1;
 
 const PROT_RW = 3, MAP_SHARED = 1;
 type CFn = (...args: unknown[]) => unknown;
@@ -58,6 +61,9 @@ export class EventRing {
   private readonly view: DataView;
   readonly capacity: number;
   private readonly enc = new TextEncoder();
+  /** Where the staged record starts and ends (-1: none staged). */
+  private stagedAt = -1;
+  private stagedEnd = 0;
   /** Set for a mapping this object made (see {@link unmap}). */
   private mapped: MappedRing | null = null;
 
@@ -152,6 +158,47 @@ export class EventRing {
     this.view.setFloat64(tail + 4, 0, true);
     Atomics.store(this.ctl, TAIL, tail + REC_HDR + written);
     return true;
+  }
+
+  /**
+   * Producer: write a record where the next one goes without publishing it (the consumer does
+   * not see it): the record of an operation about to be carried out, published with
+   * {@link publishStaged} once it succeeded, or left to be overwritten by the next record. A
+   * successor finds a dead producer's staged record with {@link stagedRecord}. False when there
+   * is no room (nothing written).
+   */
+  stageString(text: string): boolean {
+    const max = text.length * 3;
+    const at = this.room(REC_HDR + max);
+    if (at < 0) return false;
+    const { written } = this.enc.encodeInto(text, this.data.subarray(at + REC_HDR, at + REC_HDR + max));
+    this.view.setUint32(at, written, true);
+    this.view.setFloat64(at + 4, STAGED, true);
+    this.stagedAt = at;
+    this.stagedEnd = at + REC_HDR + written;
+    return true;
+  }
+
+  /** Producer: publish the record {@link stageString} wrote. */
+  publishStaged(): void {
+    if (this.stagedAt < 0) return;
+    this.view.setFloat64(this.stagedAt + 4, 0, true);
+    Atomics.store(this.ctl, TAIL, this.stagedEnd);
+    this.stagedAt = -1;
+  }
+
+  /**
+   * A successor's view of a dead producer's staged record (see {@link stageString}): the
+   * operation it was carrying out when it died, which may or may not have taken effect.
+   */
+  stagedRecord(): Uint8Array | null {
+    let at = Atomics.load(this.ctl, TAIL);
+    if (at < 0 || at > this.capacity) return null;
+    if (at + REC_HDR > this.capacity || this.view.getUint32(at, true) === WRAP) at = 0;
+    if (this.view.getFloat64(at + 4, true) !== STAGED) return null;
+    const len = this.view.getUint32(at, true);
+    if (at + REC_HDR + len > this.capacity) return null;
+    return this.data.slice(at + REC_HDR, at + REC_HDR + len);
   }
 
   /** Producer: count a record that went around the ring (by message). */

@@ -293,9 +293,31 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let resent: { inHand: boolean; known: () => DeadRecords; left: number } | null = null;
   /** Records pushed so far (to tell whether a resent request made one). */
   let pushed = 0;
+  /** Between Recorder.ahead's begin and end: the record staged in the ring, and any others held back. */
+  let staging: { staged: string | null; held: string[] } | null = null;
+  const stage = {
+    begin: (): void => { staging = { staged: null, held: [] }; },
+    end: (ok: boolean): void => {
+      const s = staging!;
+      staging = null;
+      if (!ok) return; // the operation failed: its record never happened
+      if (s.staged !== null) {
+        crashHook?.(s.staged);
+        ring.publishStaged();
+        pushed++;
+        lin?.append(s.staged);
+      }
+      for (const json of s.held) pushJson(json);
+    },
+  };
   const pushJson = (json: string): void => {
     // Serving a request resent after a crash: not again what the dead daemon recorded already.
     if (resent && resent.inHand && resent.known().hasExact(json)) return;
+    if (staging) {
+      if (staging.staged === null && staging.held.length === 0 && ring.stageString(json)) staging.staged = json;
+      else staging.held.push(json); // no room, or a second record: after the operation, as usual
+      return;
+    }
     pushed++;
     lin?.append(json);
     if (ring.pushString(json)) { crashHook?.(json); return; }
@@ -414,7 +436,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     };
   }
   if (cfg.mode === 'prov') {
-    fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink, sinkJson });
+    fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink, sinkJson, stage });
   }
   const devFd = precopy ? precopy.devFd : state && fdMap ? fdMap(state.devFd) : cfg.devFd;
   const send = (buf: Buffer, len: number): void => {

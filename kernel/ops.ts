@@ -276,18 +276,21 @@ export class ProvFs {
     return e;
   }
 
+  /** Recorded ahead (Recorder.ahead): once the name is gone, nothing says what it was. */
   unlink(ctx: Ctx, parent: number, name: Buffer): void {
     const p = this.nodes.get(parent);
-    const before = this.recorder ? libc.fstatat(p.fd, name) : null;
-    libc.unlinkat(p.fd, name, 0);
-    if (before) this.recorder!.unlink(ctx, parent, name, before, this.nodes.findByIdentity(before.dev, before.ino));
+    const rec = this.recorder;
+    if (!rec) return libc.unlinkat(p.fd, name, 0);
+    const before = libc.fstatat(p.fd, name);
+    rec.ahead(() => rec.unlink(ctx, parent, name, before, this.nodes.findByIdentity(before.dev, before.ino)), () => libc.unlinkat(p.fd, name, 0));
   }
 
   rmdir(ctx: Ctx, parent: number, name: Buffer): void {
     const p = this.nodes.get(parent);
-    const before = this.recorder ? libc.fstatat(p.fd, name) : null;
-    libc.unlinkat(p.fd, name, AT.REMOVEDIR);
-    if (before) this.recorder!.rmdir(ctx, parent, name, before);
+    const rec = this.recorder;
+    if (!rec) return libc.unlinkat(p.fd, name, AT.REMOVEDIR);
+    const before = libc.fstatat(p.fd, name);
+    rec.ahead(() => rec.rmdir(ctx, parent, name, before), () => libc.unlinkat(p.fd, name, AT.REMOVEDIR));
   }
 
   /** RENAME / RENAME2 with RENAME_NOREPLACE, RENAME_EXCHANGE (and WHITEOUT as the backing allows). */

@@ -33,6 +33,12 @@ export interface RecorderOptions {
    * JSON.stringify.
    */
   sinkJson?: (json: string) => void;
+  /**
+   * Records made ahead of their operation ({@link Recorder.ahead}): between `begin` and
+   * `end`, what the recorder emits is held back (staged in the ring), then published when
+   * `end(true)` says the operation took effect, or dropped with `end(false)`.
+   */
+  stage?: { begin(): void; end(ok: boolean): void };
 }
 
 export class Recorder {
@@ -41,6 +47,27 @@ export class Recorder {
   private readonly tailJson = `"v":${SCHEMA_VERSION},"src":"provfs","seq":0,"host":${JSON.stringify(hostname())},"pid":0`;
 
   constructor(private readonly o: RecorderOptions) {}
+
+  /**
+   * Record an operation before carrying it out, for those whose record cannot be rebuilt after a
+   * crash (a removal: afterwards the name and its file are gone). `record` runs first and its
+   * record is staged; `act` carries the operation out; the record is published when `act`
+   * returns and dropped when it throws. A daemon killed in between leaves the staged record in
+   * its ring for its successor (kernel/resent). Without staging: `act`, then `record`.
+   */
+  ahead(record: () => void, act: () => void): void {
+    const stage = this.o.stage;
+    if (!stage) { act(); record(); return; }
+    stage.begin();
+    let ok = false;
+    try {
+      record();
+      act();
+      ok = true;
+    } finally {
+      stage.end(ok);
+    }
+  }
 
   /** A node's FileRef as JSON, cached on the node until a rename anywhere (the table's generation). */
   private fileJson(n: Node): string {

@@ -5,11 +5,13 @@
  * kernel resends the CREATE to the daemon that takes over; the file exists already, so it is
  * opened for the caller (no EEXIST for an application that made it), and the journal holds the
  * create exactly once — the dead daemon's record, journaled from its ring, and no second one. Both
- * ways a crash is taken over: the keeper's warm standby, and a cold start.
+ * ways a crash is taken over: the keeper's warm standby, and a cold start. An unlink is recorded
+ * ahead (staged in the ring, published once done): killed after the unlink and before the
+ * publication, its successor answers the resent UNLINK and writes the staged record, once.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, writeSync, existsSync, statSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, writeSync, writeFileSync, existsSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountCommand, umountCommand } from '../cli/actions/mount.js';
@@ -30,11 +32,13 @@ after(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir' = 'create'): Promise<void> {
+async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir' | 'unlink' = 'create'): Promise<void> {
   const backing = join(base, `b-${how}-${what}`), mp = join(base, `m-${how}-${what}`), journal = join(base, `j-${how}-${what}`);
   mkdirSync(backing); mkdirSync(mp);
   mounts.push(mp);
   const name = `boom-${how}-${what}`;
+  // The file an unlink removes is there before the mount: its creation makes no record (which would trip the crash).
+  if (what === 'unlink') writeFileSync(join(backing, name), 'to be removed');
   process.env.PROV_PROVFS_CRASH_AFTER_RECORD = name;
   if (how === 'cold') process.env.PROV_KEEPER_STANDBY = '0';
   try {
@@ -54,8 +58,10 @@ async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir
     const fd = openSync(join(mp, name), 'wx');
     writeSync(fd, 'made once');
     closeSync(fd);
-  } else {
+  } else if (what === 'mkdir') {
     mkdirSync(join(mp, name));
+  } else {
+    unlinkSync(join(mp, name)); // the daemon dies after the unlink, its record staged and not published
   }
   // The new daemon publishes itself once its journal work is done, beside serving.
   let second = first;
@@ -65,7 +71,8 @@ async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir
   }
   assert.notEqual(second.pid, first.pid, 'the daemon was killed in the window and another serves');
   if (what === 'create') assert.equal(readFileSync(join(backing, name), 'utf8'), 'made once');
-  else assert.ok(statSync(join(backing, name)).isDirectory());
+  else if (what === 'mkdir') assert.ok(statSync(join(backing, name)).isDirectory());
+  else assert.equal(existsSync(join(backing, name)), false, 'the unlink was carried out once');
   for (let i = 0; i < 100 && keeper()?.takeovers !== 1; i++) await sleep(25);
   assert.equal(keeper()?.takeovers, 1, 'one takeover');
   assert.equal(await umountCommand(mp, {}), 0);
@@ -87,15 +94,25 @@ test('the same for a MKDIR: the resent one is answered from the directory there,
   await crashInTheWindow('standby', 'mkdir');
 });
 
+test('a crash between an unlink and its record\'s publication: the resent UNLINK is answered, the staged record written once, no gap', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  await crashInTheWindow('standby', 'unlink');
+});
+
 test('the same window taken over by a cold start', async () => {
   if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
   await crashInTheWindow('cold');
 });
 
-test('a resent request answered "already done" with no record anywhere is marked as a gap; one the dead daemon recorded is not', () => {
+test('a resent request answered "already done": the dead daemon\'s staged record of it is written, else a gap is marked; one it recorded is not', () => {
   const unlinkBody = Buffer.from('gone-file\0');
   const recorded = new Set<string>();
-  const dead = { hasExact: () => false, hasName: (op: string, tid: number, parent: number | string | undefined, name: string) => recorded.has(nameKey(op, tid, parent, name)) };
+  let staged: string | null = null;
+  const dead = { hasExact: () => false, hasName: (op: string, tid: number, parent: number | string | undefined, name: string) => recorded.has(nameKey(op, tid, parent, name)), staged: () => staged };
+  const stagedUnlink = (name: string): string => JSON.stringify({ op: 'unlink', file: { dev: 1, ino: 9, parent: 77, name }, deleted: true, v: 1, src: 'provfs', seq: 0, host: 'h', pid: 0, ts: 1, tid: 4242 });
+  staged = stagedUnlink('gone-file');
+  assert.equal(unrecordedResend(OP.UNLINK, unlinkBody, 4242, 77, dead), staged, 'the staged record of this very unlink');
+  staged = stagedUnlink('another-file');
   const lost = unrecordedResend(OP.UNLINK, unlinkBody, 4242, 77, dead);
   assert.ok(lost, 'a lost record');
   const ev = JSON.parse(lost) as { op: string; count: number; tid: number; reason: string; src: string };

@@ -11,10 +11,14 @@
  * recorded again. A request the dead daemon carried out but had not yet recorded is recorded now.
  *
  * Some resent requests are answered "already done" without being carried out again (a MKDIR
- * whose name exists, an UNLINK whose name is gone: kernel/dispatch), so no record is made. When
- * the dead daemon's last records hold none for that name either, it may have carried the request
- * out and died before recording it — or the name was that way before: the daemon cannot tell.
- * It then writes a `lost` record naming the operation, so the gap is on the record, not silent.
+ * whose name exists, an UNLINK whose name is gone: kernel/dispatch), so no record is made. A
+ * removal is recorded ahead of the system call (Recorder.ahead): the dead daemon's ring holds its
+ * record staged, unpublished, when it died between the two, and that record is written now —
+ * the kernel keeps the directory locked from its lookup until the reply, so through the mount
+ * only this request can have removed the name. When neither the dead daemon's last records nor
+ * its staged one hold that name, it may have carried the request out and died before recording
+ * it — or the name was that way before: the daemon cannot tell. It then writes a `lost` record
+ * naming the operation, so the gap is on the record, not silent.
  */
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -57,8 +61,9 @@ const DONE_WITHOUT_RECORD: Partial<Record<number, { op: string; nameAt: number }
 };
 
 /**
- * After a resent request produced no record: the `lost` record to write (JSON), or null when
- * none is needed (not such a request, or the dead daemon recorded it).
+ * After a resent request produced no record: the record to write (JSON) — the dead daemon's
+ * staged record of it, or else a `lost` record — or null when none is needed (not such a
+ * request, or the dead daemon recorded it).
  */
 export function unrecordedResend(opcode: number, body: Buffer, tid: number, parentIno: number | undefined, dead: DeadRecords): string | null {
   const rule = DONE_WITHOUT_RECORD[opcode];
@@ -67,6 +72,8 @@ export function unrecordedResend(opcode: number, body: Buffer, tid: number, pare
   const nul = raw.indexOf(0);
   const name = decodeNameBytes(nul >= 0 ? raw.subarray(0, nul) : raw);
   if (dead.hasName(rule.op, tid, parentIno, name)) return null;
+  const staged = dead.staged();
+  if (staged !== null && nameKeyOf(staged) === nameKey(rule.op, tid, parentIno, name)) return staged;
   const now = Number(process.hrtime.bigint());
   return JSON.stringify({
     op: 'lost', count: 1, from: now, to: now,
@@ -85,6 +92,8 @@ export interface DeadRecords {
   hasExact(json: string): boolean;
   /** The same operation on a name ({@link nameKey}). */
   hasName(op: string, tid: number, parentIno: number | string | undefined, name: string): boolean;
+  /** The record it staged and had not published when it died (kernel/eventring), as JSON. */
+  staged(): string | null;
 }
 
 function nameOf(json: string): string | undefined {
@@ -108,11 +117,13 @@ const TAIL = 256;
 /** The last records in the ring file at `path` (none when it cannot be read). */
 export function deadRecordKeys(path: string): DeadRecords {
   let recs: Uint8Array[] = [];
+  let staged: Uint8Array | null = null;
   let ring: EventRing | null = null;
   try {
     const fd = libc.open(path, libc.O.RDWR);
     try { ring = EventRing.map(fd, statSync(path).size, false); } finally { libc.close(fd); }
     recs = ring.unjournaled().recs.slice(-TAIL).map((r) => r.data);
+    staged = ring.stagedRecord();
   } catch {
     recs = [];
   } finally {
@@ -129,6 +140,7 @@ export function deadRecordKeys(path: string): DeadRecords {
       for (const d of naming(recs, name)) if (nameKeyOf(d) === key) return true;
       return false;
     },
+    staged: () => (staged === null ? null : new TextDecoder().decode(staged)),
   };
 }
 

@@ -57,7 +57,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
     const push = (json: string): void => { if (!ring.pushString(json)) ring.drain(); };
     // `sinkJson` as the loop passes it where the Recorder takes one (records built as JSON text);
     // spread, so a Recorder without that option is warmed through `sink` alone.
-    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => push(JSON.stringify(ev)), ...({ sinkJson: push } as object) });
+    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => push(JSON.stringify(ev)), ...({ sinkJson: push } as object), stage: { begin() { /* records go straight to push */ }, end() { /* nothing held */ } } });
     let last: Buffer = Buffer.alloc(0);
     const d = new Dispatcher(fs, { timeouts: o.timeouts, passthrough: false, devFd: -1, maxWrite: Math.min(o.maxWrite, 1 << 17) }, (b, n) => { last = b.subarray(0, n); });
     let unique = 0n;
