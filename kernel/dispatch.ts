@@ -230,9 +230,29 @@ export class Dispatcher {
     } else if (rule.nameAt === undefined) {
       this.ok(0);
     } else {
-      this.entry(this.fs.lookup(ctxOf(h), id(h), cname(body, rule.nameAt)[0]));
+      const e = this.fs.lookup(ctxOf(h), id(h), cname(body, rule.nameAt)[0]);
+      this.recordMadeByDead(h, body, e);
+      this.entry(e);
     }
     return true;
+  }
+
+  /**
+   * The record of a resent creation found done. The kernel holds the parent directory locked
+   * from its negative lookup until the reply, so through the mount only this request can have
+   * made the name: the dead daemon did, and may have died before recording it. If it did record
+   * it, the loop drops this one as a duplicate (kernel/resent).
+   */
+  private recordMadeByDead(h: InHeader, body: Buffer, e: Entry): void {
+    const rec = this.fs.recorder;
+    if (!rec) return;
+    const ctx = ctxOf(h);
+    switch (h.opcode) {
+      case OP.MKDIR: return rec.mkdir(ctx, e, body.readUInt32LE(0) & ~body.readUInt32LE(4));
+      case OP.MKNOD: return rec.create(ctx, e, body.readUInt32LE(0) & ~body.readUInt32LE(8), undefined, undefined);
+      case OP.SYMLINK: return rec.symlink(ctx, e, cname(body, cname(body)[1])[0]);
+      case OP.LINK: return rec.link(ctx, e);
+    }
   }
 
   // ---- reply encoders ----

@@ -24,7 +24,7 @@ import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog } from './nodelog.js';
 import { NodeLogFollower, waitForGo } from './nodefollow.js';
 import { TakeoverTrace } from './takeovertrace.js';
-import { deadRecordKeys, crashAfterRecordHook, unrecordedResend, type DeadRecords } from './resent.js';
+import { deadRecordKeys, crashAfterRecordHook, crashBeforeRecordHook, unrecordedResend, type DeadRecords } from './resent.js';
 import { realtime } from './rtprio.js';
 import { ringFilePath } from './ringfiles.js';
 import { warmRequestPath } from './warmup.js';
@@ -289,6 +289,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // Every record, however the recorder builds it, goes through pushJson.
   const pause = new Int32Array(new SharedArrayBuffer(4));
   const crashHook = crashAfterRecordHook(cfg.nodeLog?.path);
+  const crashBefore = crashBeforeRecordHook(cfg.nodeLog?.path);
   /** After a crash: whether the request in hand was resent, and the dead daemon's last records (kernel/resent). */
   let resent: { inHand: boolean; known: () => DeadRecords; left: number } | null = null;
   /** Records pushed so far (to tell whether a resent request made one). */
@@ -313,6 +314,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   const pushJson = (json: string): void => {
     // Serving a request resent after a crash: not again what the dead daemon recorded already.
     if (resent && resent.inHand && resent.known().hasExact(json)) return;
+    crashBefore?.(json);
     if (staging) {
       if (staging.staged === null && staging.held.length === 0 && ring.stageString(json)) staging.staged = json;
       else staging.held.push(json); // no room, or a second record: after the operation, as usual

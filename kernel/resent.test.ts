@@ -32,19 +32,20 @@ after(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir' | 'unlink' = 'create'): Promise<void> {
-  const backing = join(base, `b-${how}-${what}`), mp = join(base, `m-${how}-${what}`), journal = join(base, `j-${how}-${what}`);
+async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir' | 'unlink' = 'create', when: 'after' | 'before' = 'after'): Promise<void> {
+  const backing = join(base, `b-${how}-${what}-${when}`), mp = join(base, `m-${how}-${what}-${when}`), journal = join(base, `j-${how}-${what}-${when}`);
   mkdirSync(backing); mkdirSync(mp);
   mounts.push(mp);
-  const name = `boom-${how}-${what}`;
+  const name = `boom-${how}-${what}-${when}`;
   // The file an unlink removes is there before the mount: its creation makes no record (which would trip the crash).
   if (what === 'unlink') writeFileSync(join(backing, name), 'to be removed');
-  process.env.PROV_PROVFS_CRASH_AFTER_RECORD = name;
+  const hook = when === 'after' ? 'PROV_PROVFS_CRASH_AFTER_RECORD' : 'PROV_PROVFS_CRASH_BEFORE_RECORD';
+  process.env[hook] = name;
   if (how === 'cold') process.env.PROV_KEEPER_STANDBY = '0';
   try {
     assert.equal(await mountCommand(backing, mp, { mode: 'prov', journal }), 0);
   } finally {
-    delete process.env.PROV_PROVFS_CRASH_AFTER_RECORD;
+    delete process.env[hook];
     delete process.env.PROV_KEEPER_STANDBY;
   }
   const first = JSON.parse(readFileSync(daemonInfoPath(mp), 'utf8')) as DaemonInfo;
@@ -92,6 +93,11 @@ test('a crash between a create\'s record and its reply: the standby answers the 
 test('the same for a MKDIR: the resent one is answered from the directory there, no second record and no gap marked', async () => {
   if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
   await crashInTheWindow('standby', 'mkdir');
+});
+
+test('a crash between a MKDIR and its record: the resent one is found done and recorded from the directory there, once, no gap', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  await crashInTheWindow('standby', 'mkdir', 'before');
 });
 
 test('a crash between an unlink and its record\'s publication: the resent UNLINK is answered, the staged record written once, no gap', async () => {

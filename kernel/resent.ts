@@ -15,10 +15,11 @@
  * removal is recorded ahead of the system call (Recorder.ahead): the dead daemon's ring holds its
  * record staged, unpublished, when it died between the two, and that record is written now —
  * the kernel keeps the directory locked from its lookup until the reply, so through the mount
- * only this request can have removed the name. When neither the dead daemon's last records nor
- * its staged one hold that name, it may have carried the request out and died before recording
- * it — or the name was that way before: the daemon cannot tell. It then writes a `lost` record
- * naming the operation, so the gap is on the record, not silent.
+ * only this request can have removed the name. A creation found done is recorded again from the
+ * name as it is now (kernel/dispatch), for the same reason; if the dead daemon had recorded it,
+ * that second record is dropped as above. When a removal's name is in neither the dead daemon's
+ * last records nor its staged one (a ring that could not be read), the daemon cannot tell what
+ * was removed: it writes a `lost` record naming the operation, so the gap is on the record.
  */
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -151,7 +152,18 @@ export function deadRecordKeys(path: string): DeadRecords {
  * marker file beside the node log); never set outside tests.
  */
 export function crashAfterRecordHook(nodeLog: string | undefined): ((json: string) => void) | null {
-  const name = process.env.PROV_PROVFS_CRASH_AFTER_RECORD;
+  return crashHook(process.env.PROV_PROVFS_CRASH_AFTER_RECORD, nodeLog);
+}
+
+/**
+ * The same, killed before the record is made (PROV_PROVFS_CRASH_BEFORE_RECORD=NAME): a
+ * creation carried out and recorded nowhere.
+ */
+export function crashBeforeRecordHook(nodeLog: string | undefined): ((json: string) => void) | null {
+  return crashHook(process.env.PROV_PROVFS_CRASH_BEFORE_RECORD, nodeLog);
+}
+
+function crashHook(name: string | undefined, nodeLog: string | undefined): ((json: string) => void) | null {
   if (!name || !nodeLog) return null;
   const needle = `"name":${JSON.stringify(name)}`;
   return (json) => {
