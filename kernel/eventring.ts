@@ -61,6 +61,8 @@ export class EventRing {
   private readonly view: DataView;
   readonly capacity: number;
   private readonly enc = new TextEncoder();
+  /** Where the last record written starts (see writeString). */
+  private writtenAt = 0;
   /** Where the staged record starts and ends (-1: none staged). */
   private stagedAt = -1;
   private stagedEnd = 0;
@@ -150,13 +152,9 @@ export class EventRing {
    * worst case of 3 bytes per UTF-16 unit); false when there is no room.
    */
   pushString(text: string): boolean {
-    const max = text.length * 3;
-    const tail = this.room(REC_HDR + max);
-    if (tail < 0) return false;
-    const { written } = this.enc.encodeInto(text, this.data.subarray(tail + REC_HDR, tail + REC_HDR + max));
-    this.view.setUint32(tail, written, true);
-    this.view.setFloat64(tail + 4, 0, true);
-    Atomics.store(this.ctl, TAIL, tail + REC_HDR + written);
+    const end = this.writeString(text, 0);
+    if (end < 0) return false;
+    Atomics.store(this.ctl, TAIL, end);
     return true;
   }
 
@@ -168,15 +166,23 @@ export class EventRing {
    * is no room (nothing written).
    */
   stageString(text: string): boolean {
+    const end = this.writeString(text, STAGED);
+    if (end < 0) return false;
+    this.stagedAt = this.writtenAt;
+    this.stagedEnd = end;
+    return true;
+  }
+
+  /** Write `text` as a record with `seq` in its seq slot where the next record goes; its end, or -1 without room. */
+  private writeString(text: string, seq: number): number {
     const max = text.length * 3;
     const at = this.room(REC_HDR + max);
-    if (at < 0) return false;
+    if (at < 0) return -1;
     const { written } = this.enc.encodeInto(text, this.data.subarray(at + REC_HDR, at + REC_HDR + max));
     this.view.setUint32(at, written, true);
-    this.view.setFloat64(at + 4, STAGED, true);
-    this.stagedAt = at;
-    this.stagedEnd = at + REC_HDR + written;
-    return true;
+    this.view.setFloat64(at + 4, seq, true);
+    this.writtenAt = at;
+    return at + REC_HDR + written;
   }
 
   /** Producer: publish the record {@link stageString} wrote. */

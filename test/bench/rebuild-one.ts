@@ -8,7 +8,7 @@
  * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli]]]
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,11 +16,11 @@ import { runCaptured } from '../../ebpf/run-captured.js';
 import { runPipeline } from '../../collector/pipeline.js';
 import { openStore } from '../../graph/open.js';
 import { ebpfDecoders } from '../../ebpf/decode.js';
-import { resolveConfig, type ProvConfig } from '../../cli/config.js';
+import { resolveConfig } from '../../cli/config.js';
 import { joinStatePath } from '../../cli/actions/ingest.js';
 import { writeCProject } from '../rebuild/project.js';
-import { pendingPath } from '../../graph/sqlite/pending.js';
 import { median, spread } from './types.js';
+import { settle } from './rebuild.bench.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('../../cli/prov', import.meta.url));
@@ -49,15 +49,6 @@ function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env
   marks.push(['bench: child reaped', ms]);
   marks.sort((a, b) => a[1] - b[1]);
   return { ms, trace, marks };
-}
-
-async function settle(cfg: ProvConfig): Promise<void> {
-  const marker = pendingPath(join(cfg.home, 'graph.db'));
-  const t0 = performance.now();
-  while (existsSync(marker)) {
-    if (performance.now() - t0 > 60_000) throw new Error('background ingest still pending after 60 s');
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 function checkApp(dir: string): void {

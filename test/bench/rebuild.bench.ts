@@ -91,7 +91,7 @@ function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env
 }
 
 /** Seconds until the store's pending-ingest marker is gone (the background ingest is in). */
-async function settle(cfg: ProvConfig): Promise<number> {
+export async function settle(cfg: ProvConfig): Promise<number> {
   const marker = pendingPath(join(cfg.home, 'graph.db'));
   const t0 = performance.now();
   while (existsSync(marker)) {
