@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountCommand, umountCommand, upgradeCommand } from '../cli/actions/mount.js';
 import { mountState, unmount } from './mount.js';
-import { daemonInfoPath, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
+import { daemonInfoPath, keeperStatePath, nodeLogPath, standbyPids, type DaemonInfo, type KeeperState } from './runtime.js';
 import { ringFilePath } from './ringfiles.js';
 import { basename, dirname } from 'node:path';
 import { journalStreamName } from './daemon.js';
@@ -40,17 +40,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const info = (): DaemonInfo => JSON.parse(readFileSync(daemonInfoPath(mp), 'utf8')) as DaemonInfo;
 const keeperState = (): KeeperState | null => { try { return JSON.parse(readFileSync(keeperStatePath(mp), 'utf8')) as KeeperState; } catch { return null; } };
 
-/** Pids of `provfsd --standby` processes for the mount point `mp`. */
-function standbys(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let args: string[];
-    try { args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
-    if (args.includes('--standby') && args[args.indexOf('--mountpoint') + 1] === mp) out.push(Number(d));
-  }
-  return out;
-}
 
 /** kill -9 the serving daemon; resolves with the info of the one serving after it. */
 async function crash(first: DaemonInfo): Promise<DaemonInfo> {
@@ -84,7 +73,7 @@ test('kill -9 of the daemon under load: the keeper restarts it, applications see
   await w.started;
   // The keeper starts a standby for the mount; wait until it is warm (the keeper's state file says).
   let sb: number[] = [];
-  for (let i = 0; i < 100 && sb.length === 0; i++) { await sleep(50); sb = standbys(); }
+  for (let i = 0; i < 100 && sb.length === 0; i++) { await sleep(50); sb = standbyPids(mp); }
   assert.equal(sb.length, 1, 'the keeper keeps one warm standby');
   pids.push(...sb);
   for (let i = 0; i < 400 && !keeperState()?.standbyReady; i++) await sleep(50);
@@ -100,7 +89,7 @@ test('kill -9 of the daemon under load: the keeper restarts it, applications see
   const deadRing = ringFilePath(nodeLogPath(mp), first.pid);
   for (let waited = 0; waited < 5000 && existsSync(deadRing); waited += 50) await sleep(50);
   assert.equal(existsSync(deadRing), false, `the dead daemon's ring file ${deadRing} is removed once its records are durable`);
-  pids.push(...standbys());
+  pids.push(...standbyPids(mp));
   const third = await crash(second);
   await sleep(500);
   // A live upgrade (prov → prov) of the recovered daemon, then a crash of its successor: the
@@ -113,7 +102,7 @@ test('kill -9 of the daemon under load: the keeper restarts it, applications see
   for (let waited = 0; waited < 3000 && existsSync(ringFilePath(nodeLogPath(mp), third.pid)); waited += 50) await sleep(50);
   assert.equal(existsSync(ringFilePath(nodeLogPath(mp), third.pid)), false, 'the upgraded daemon removed its ring');
   await sleep(300);
-  pids.push(...standbys());
+  pids.push(...standbyPids(mp));
   const fifth = await crash(fourth);
   assert.notEqual(fifth.pid, fourth.pid);
   await sleep(500);

@@ -4,6 +4,7 @@
  * 0700 directory; PROV_RUNTIME_DIR overrides the directory), read by `prov umount` and
  * `prov upgrade` to find the daemon of a mount point.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { journalStreamName, type ProvfsMode } from './daemon.js';
 
@@ -58,4 +59,16 @@ export interface KeeperState {
 /** The node log of the connection at `mountpoint` (crash survival; see kernel/nodelog). */
 export function nodeLogPath(mountpoint: string): string {
   return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.nodes`);
+}
+
+/** Pids of the `provfsd --standby` processes waiting to take over `mountpoint` (from /proc). */
+export function standbyPids(mountpoint: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let args: string[];
+    try { args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+    if (args.includes('--standby') && args[args.indexOf('--mountpoint') + 1] === mountpoint) out.push(Number(d));
+  }
+  return out;
 }

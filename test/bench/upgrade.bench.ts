@@ -88,17 +88,6 @@ function isMounted(mnt: string): boolean {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Pids of the standby daemons of `mnt`. */
-function standbys(mnt: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let args: string[];
-    try { args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
-    if (args.includes('--standby') && args[args.indexOf('--mountpoint') + 1] === mnt) out.push(Number(d));
-  }
-  return out;
-}
 
 async function startProvfs(backing: string, mnt: string, journal: string, env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, [PROVFSD, '--backing', backing, '--mountpoint', mnt, '--mode', 'prov', '--journal', journal, '--keeper'],
@@ -117,7 +106,7 @@ export async function runKill(repeats: number, cold = true, schedTrace = false):
   if (process.getuid?.() !== 0) throw new Error('the kill bench mounts FUSE file systems: run it as root');
   const work = mkdtempSync(join(tmpdir(), 'provfs-killbench-'));
   process.env.PROV_RUNTIME_DIR = join(work, 'run');
-  const { daemonInfoPath, nodeLogPath } = await import('../../kernel/runtime.js');
+  const { daemonInfoPath, nodeLogPath, standbyPids } = await import('../../kernel/runtime.js');
   const { journalStreamName } = await import('../../kernel/daemon.js');
   const { openJournalReader } = await import('../../collector/journal/reader.js');
   const { unmount } = await import('../../kernel/mount.js');
@@ -140,7 +129,7 @@ export async function runKill(repeats: number, cold = true, schedTrace = false):
         mkdirSync(backing); mkdirSync(mnt);
         const d = await startProvfs(backing, mnt, journal, how === 'cold' ? { PROV_KEEPER_STANDBY: '0' } : {});
         // The standby warm: its process up, then time for Node, the loop and its warm-up.
-        for (let i = 0; how === 'standby' && i < 100 && standbys(mnt).length === 0; i++) await sleep(50);
+        for (let i = 0; how === 'standby' && i < 100 && standbyPids(mnt).length === 0; i++) await sleep(50);
         await sleep(2000);
         let trace: SchedTrace | null = null;
         if (schedTrace) {
@@ -157,7 +146,7 @@ export async function runKill(repeats: number, cold = true, schedTrace = false):
         const labels = new Map<number, string>([[child.pid!, 'app'], ...threadLabels(d.pid!, 'dead', daemonLoop(mnt))]);
         if (trace) {
           try { for (const [t, l] of threadLabels((JSON.parse(readFileSync(keeperStatePath(mnt), 'utf8')) as { pid: number }).pid, 'keeper')) labels.set(t, l); } catch { /* none */ }
-          for (const sb of standbys(mnt)) for (const [t, l] of threadLabels(sb, 'new')) labels.set(t, l);
+          for (const sb of standbyPids(mnt)) for (const [t, l] of threadLabels(sb, 'new')) labels.set(t, l);
         }
         const at = Number(process.hrtime.bigint());
         process.kill(d.pid!, 'SIGKILL');
