@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lastCpu, running, startTime, statFields } from './proc.js';
+import { CAP, hasCapability, lastCpu, running, startTime, statFields } from './proc.js';
 
 test('this process: running, a start time, a CPU, state in field 3', () => {
   assert.equal(running(process.pid), true);
@@ -46,4 +46,11 @@ test('a zombie (exited, not yet reaped) is not running though signal 0 reaches i
   assert.equal(running(pid), false);
   assert.match(startTime(pid) ?? '', /^\d+$/, 'field 22 found past the odd command name');
   await exited;
+});
+
+test('capabilities: root holds CAP_SYS_ADMIN and CAP_SYS_NICE; no bit past the last capability is set', () => {
+  if (process.getuid?.() !== 0) assert.fail('run the tests as root (CI does)');
+  assert.equal(hasCapability(CAP.SYS_ADMIN), true);
+  assert.equal(hasCapability(CAP.SYS_NICE), true);
+  assert.equal(hasCapability(63), false);
 });

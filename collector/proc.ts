@@ -2,7 +2,8 @@
  * @module collector/proc
  * What `/proc/PID/stat` says about a process or thread: whether it can still act, when it
  * started (a pid is reused quickly, pid_max is small: the start time tells the process a file
- * names from a newer one with the same pid) and on which CPU it last ran.
+ * names from a newer one with the same pid) and on which CPU it last ran; and which
+ * capabilities this process holds (`/proc/self/status`).
  */
 import { readFileSync } from 'node:fs';
 
@@ -48,4 +49,15 @@ export function running(pid: number): boolean {
   }
   const state = text[text.lastIndexOf(')') + 2];
   return state !== 'Z' && state !== 'X';
+}
+
+/** Capability numbers (linux/capability.h) the project asks about. */
+export const CAP = { SYS_ADMIN: 21, SYS_NICE: 23, PERFMON: 38, BPF: 39 } as const;
+
+/** Whether this process holds capability `bit` in its effective set (false when /proc cannot say). */
+export function hasCapability(bit: number): boolean {
+  let text: string;
+  try { text = readFileSync('/proc/self/status', 'latin1'); } catch { return false; }
+  const eff = /CapEff:\s*([0-9a-f]+)/.exec(text)?.[1];
+  return eff !== undefined && ((BigInt(`0x${eff}`) >> BigInt(bit)) & 1n) === 1n;
 }

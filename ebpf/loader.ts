@@ -19,6 +19,7 @@ import { CapabilityError, ProvError } from '../graph/errors.js';
 import { libbpf, lastErrno, errText, isNull, takeLibbpfLog } from './libbpf.js';
 import { SETTINGS_SIZE, encodeSettings, type CaptureSettings } from './settings.js';
 import { logger } from '../collector/log.js';
+import { CAP, hasCapability } from '../collector/proc.js';
 
 const log = logger('ebpf');
 
@@ -79,9 +80,7 @@ const TRACEFS_MAGIC = 0x74726163;
 export function checkCapabilities(): void {
   if (!existsSync('/sys/kernel/btf/vmlinux'))
     throw new CapabilityError('eBPF capture needs kernel BTF (/sys/kernel/btf/vmlinux missing: kernel built without CONFIG_DEBUG_INFO_BTF)', 'btf');
-  const capEff = BigInt('0x' + (/CapEff:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'));
-  const has = (bit: number) => ((capEff >> BigInt(bit)) & 1n) === 1n;
-  if (!has(21) && !(has(39) && has(38)))
+  if (!hasCapability(CAP.SYS_ADMIN) && !(hasCapability(CAP.BPF) && hasCapability(CAP.PERFMON)))
     throw new CapabilityError('eBPF capture needs CAP_BPF and CAP_PERFMON (or root / CAP_SYS_ADMIN)', 'CAP_BPF');
   ensureMounted('/sys/fs/bpf', 'bpf', BPF_FS_MAGIC, 'bpffs');
   ensureMounted('/sys/kernel/tracing', 'tracefs', TRACEFS_MAGIC, 'tracefs');

@@ -38,7 +38,7 @@
  * provfs bench's `--variants`).
  */
 import { readFileSync } from 'node:fs';
-import { lastCpu } from '../collector/proc.js';
+import { CAP, hasCapability, lastCpu } from '../collector/proc.js';
 import * as libc from './libc.js';
 
 /** Policies set with SCHED_RESET_ON_FORK: a thread this one starts meanwhile starts ordinary. */
@@ -71,10 +71,8 @@ export function runnableNow(): number {
 
 /** Whether this process may go back from SCHED_IDLE to ordinary scheduling (see sched(7)). */
 function mayLeaveIdle(): boolean {
+  if (hasCapability(CAP.SYS_NICE)) return true;
   try {
-    const st = readFileSync('/proc/self/status', 'latin1');
-    const cap = /CapEff:\s*([0-9a-f]+)/.exec(st);
-    if (cap && (BigInt(`0x${cap[1]}`) >> 23n) & 1n) return true; // CAP_SYS_NICE
     const lim = /Max nice priority\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'latin1'));
     return lim !== null && Number(lim[1]) >= 20; // nice 0 allowed
   } catch {
