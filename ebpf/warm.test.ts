@@ -44,6 +44,21 @@ describe('ebpf warm attach (prov rebuild)', () => {
     rmSync(journalDir, { recursive: true, force: true });
   });
 
+  /**
+   * A separate process takes the warm capture into `stream` (draining every `pumpMs`), runs
+   * `body` (with `h` the handle and `spawnSync` in scope) and kills itself with SIGKILL.
+   */
+  const recordThenDie = (stream: string, pumpMs: number, body: string): ReturnType<typeof spawnSync> => {
+    const mod = fileURLToPath(new URL('./warm.js', import.meta.url));
+    const script = `const { warmCapture } = await import(${JSON.stringify(mod)});
+      const { spawnSync } = await import('node:child_process');
+      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: ${JSON.stringify(stream)}, pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20, pumpMs: ${pumpMs} });
+      if (!h) process.exit(3);
+      ${body}
+      process.kill(process.pid, 'SIGKILL');`;
+    return spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  };
+
   it('attaches once, is reused, records only the current user\'s tree', async () => {
     const first = await warmCapture({ journalDir, stream: 'one', pinDir, stateDir, ringBytes: 1 << 20 });
     assert.ok(first, 'not busy');
@@ -87,17 +102,10 @@ describe('ebpf warm attach (prov rebuild)', () => {
     // A process that records two commands (the first made durable by the drain's own flushes,
     // the second only appended), then dies by SIGKILL before the flush (as a rebuild server that
     // answered first would).
-    const mod = fileURLToPath(new URL('./warm.js', import.meta.url));
-    const script = `const { warmCapture } = await import(${JSON.stringify(mod)});
-      const { spawnSync } = await import('node:child_process');
-      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'crash', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20, pumpMs: 50 });
-      if (!h) process.exit(3);
-      spawnSync('sh', ['-c', 'echo crash-one > /dev/null']);
+    const r = recordThenDie('crash', 50, `spawnSync('sh', ['-c', 'echo crash-one > /dev/null']);
       await new Promise((r) => setTimeout(r, 200));
       spawnSync('sh', ['-c', 'echo crash-two > /dev/null']);
-      await h.drain();
-      process.kill(process.pid, 'SIGKILL');`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+      await h.drain();`);
     assert.equal(r.signal, 'SIGKILL', `the recording process did not get as far as its drain: ${r.status} ${r.stderr}`);
     const before = execs(events(journalDir, 'crash'));
     assert.equal(before.filter((a) => a.includes('crash-one')).length, 1, 'the first command was journaled while it ran (the test needs part of the drain durable)');
@@ -120,14 +128,7 @@ describe('ebpf warm attach (prov rebuild)', () => {
   });
 
   it('a user killed while its commands ran, before anything was journaled: the next one journals it all', async () => {
-    const mod = fileURLToPath(new URL('./warm.js', import.meta.url));
-    const script = `const { warmCapture } = await import(${JSON.stringify(mod)});
-      const { spawnSync } = await import('node:child_process');
-      const h = await warmCapture({ journalDir: ${JSON.stringify(journalDir)}, stream: 'early', pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(stateDir)}, ringBytes: 1 << 20, pumpMs: 60000 });
-      if (!h) process.exit(3);
-      spawnSync('sh', ['-c', 'echo early-run > /dev/null']);
-      process.kill(process.pid, 'SIGKILL');`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    const r = recordThenDie('early', 60000, `spawnSync('sh', ['-c', 'echo early-run > /dev/null']);`);
     assert.equal(r.signal, 'SIGKILL', `the recording process did not get as far as its command: ${r.status} ${r.stderr}`);
     assert.deepEqual(execs(events(journalDir, 'early')), [], 'nothing journaled before the kill (short runs append at the end)');
     const next = await warmCapture({ journalDir, stream: 'after-early', pinDir, stateDir, ringBytes: 1 << 20 });
