@@ -1,6 +1,6 @@
 /**
  * posix_spawn for re-run commands (collector/rebuild/spawn): the child gets what node's spawn
- * would give it — argv[0] as given, environment, cwd, stdin on /dev/null, output on pipes, no
+ * would give it — argv[0] as given, environment, cwd, stdin on /dev/null, output captured whole, no
  * ignored or blocked signal, no stray descriptor — and its exit code, signal or spawn error
  * come back as node's would.
  */
@@ -44,6 +44,25 @@ describe('collector/rebuild/spawn (posix_spawn)', () => {
     assert.match(badCwd.stderr, /^spawn \/bin\/true ENOENT/);
     const onPath = await run('true', ['true']);
     assert.equal(onPath.code, 0);
+  });
+
+  it('output past a pipe\'s capacity comes back whole, and a process left behind does not hold the command up', async () => {
+    const big = await run('/bin/sh', ['sh', '-c', 'head -c 1000000 /dev/zero | tr "\\0" a; head -c 300000 /dev/zero | tr "\\0" b >&2']);
+    assert.equal(big.code, 0);
+    assert.equal(big.stdout.length, 1_000_000);
+    assert.match(big.stdout, /^a+$/);
+    assert.equal(big.stderr.length, 300_000);
+    const t0 = performance.now();
+    // The background sleep keeps the command's stdout and stderr open for 5 s.
+    const left = await run('/bin/sh', ['sh', '-c', 'sleep 5 & echo started']);
+    assert.equal(left.code, 0);
+    assert.equal(left.stdout, 'started\n');
+    assert.ok(performance.now() - t0 < 4000, 'done when the command exited, not when its leftover did');
+  });
+
+  it('many commands at once each get their own exit status and output', async () => {
+    const outs = await Promise.all(Array.from({ length: 20 }, (_, i) => run('/bin/sh', ['sh', '-c', `echo ${i}; exit ${i % 7}`])));
+    outs.forEach((o, i) => assert.deepEqual([o.code, o.stdout], [i % 7, `${i}\n`]));
   });
 
   it('can be killed while it runs', async () => {
