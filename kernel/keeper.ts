@@ -51,6 +51,8 @@ import { running } from '../collector/proc.js';
 
 const log = logger('keeper');
 const PROVFSD = fileURLToPath(new URL('./provfsd.js', import.meta.url));
+/** How long a takeover's bookkeeping waits for the standby to serve the first requests (ms). */
+const SERVED_FIRST_MS = 10;
 
 
 /**
@@ -239,7 +241,12 @@ async function main(): Promise<number> {
     // The standby's loop serves now: what this thread does next (the go message, logs, state
     // files, the next standby's spawn: 1.4 ms of CPU, traced) is nobody's wait, and real-time it
     // took a CPU from the applications inside their pause. Real-time again for the next watch.
-    if (woken) realtime(false);
+    if (woken) {
+      realtime(false);
+      // This thread's next steps wait until the standby has served the applications' first
+      // requests (2–4 ms after the kill, traced): until then they would be CPU taken from them.
+      await new Promise((r) => setTimeout(r, SERVED_FIRST_MS));
+    }
     if (!woken && !mounted(mp)) return unmounted();
     if (!ev) {
       // A standby that died (or is for a mode the mount left by an upgrade) is replaced.

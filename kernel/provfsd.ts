@@ -20,6 +20,7 @@ import { TakeoverTrace } from './takeovertrace.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as libc from './libc.js';
+import { holdMemoryPastExit } from './mmhold.js';
 import { RUNTIME_DIR, daemonInfoPath, daemonSocketPath, nodeLogPath, type DaemonInfo } from './runtime.js';
 import { logger } from '../collector/log.js';
 import { exitCodeOf, InputError } from '../graph/errors.js';
@@ -51,6 +52,9 @@ async function main(): Promise<number> {
   }
   const mode = values.mode as ProvfsMode;
   if (mode !== 'plain' && mode !== 'prov') throw new InputError(`--mode must be plain or prov (got ${mode})`, '--mode');
+  // Whatever this process becomes (daemon, standby, successor), its death unmaps nothing on the
+  // way (kernel/mmhold). PROV_PROVFS_MMHOLD=0: without the holder (to measure it).
+  if (process.env.PROV_PROVFS_MMHOLD !== '0') holdMemoryPastExit();
   let timeouts = values.timeout !== undefined ? timeoutsOf(values.timeout) : undefined;
   if (values['timeout-entry'] !== undefined) {
     timeouts = { entry: Number(values['timeout-entry']), attr: Number(values['timeout-attr']), negative: Number(values['timeout-negative']) };

@@ -61,6 +61,18 @@ export function nodeLogPath(mountpoint: string): string {
   return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.nodes`);
 }
 
+/** A provfs daemon's memory holder's name (/proc/PID/comm; kernel/mmhold). */
+export const HOLDER_NAME = 'provfs-mmhold';
+
+/** Whether process `pid` is a daemon's memory holder (kernel/mmhold): its command line is the daemon's. */
+export function isMemoryHolder(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === HOLDER_NAME;
+  } catch {
+    return false;
+  }
+}
+
 /** Pids of the `provfsd --standby` processes waiting to take over `mountpoint` (from /proc). */
 export function standbyPids(mountpoint: string): number[] {
   const out: number[] = [];
@@ -68,7 +80,8 @@ export function standbyPids(mountpoint: string): number[] {
     if (!/^\d+$/.test(d)) continue;
     let args: string[];
     try { args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
-    if (args.includes('--standby') && args[args.indexOf('--mountpoint') + 1] === mountpoint) out.push(Number(d));
+    // A daemon's memory holder (kernel/mmhold) reads as the daemon's command line too.
+    if (args.includes('--standby') && args[args.indexOf('--mountpoint') + 1] === mountpoint && !isMemoryHolder(Number(d))) out.push(Number(d));
   }
   return out;
 }
