@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
 const PHASES = ['keeper:exitSeen', 'keeper:dying', 'keeper:info', 'keeper:goSent', 'loop:go', 'loop:table', 'loop:resend', 'loop:firstRead', 'loop:firstReply',
   'standby:goMsg', 'standby:loopServing', 'standby:journal', 'keeper:readyMsg'];
 
-interface Round { control: number; pause: number; errors: number; errnos: number[]; missing: number; doubled: number; phases: Record<string, number>; /** --sched-trace: what the pause was made of. */ madeOf?: string }
+interface Round { control: number; pause: number; /** The part of the pause from the kill on (a stretch may begin before it: the daemon's own noise). */ afterKill: number; errors: number; errnos: number[]; missing: number; doubled: number; phases: Record<string, number>; /** --sched-trace: what the pause was made of. */ madeOf?: string }
 
 /** Labels for the threads of process `pid` (`tag:main`, `tag:loop` for `loopTid`, `tag:thread`). */
 function threadLabels(pid: number, tag: string, loopTid?: number): Map<number, string> {
@@ -167,6 +167,7 @@ export async function runKill(repeats: number, cold = true, schedTrace = false):
         const end = at + 1e6 * (phases['loop:firstReply'] ?? 2000);
         const gapOf = res.gaps.filter(([a, b]) => a <= end && b >= at).sort((x, y) => (y[1] - y[0]) - (x[1] - x[0]))[0];
         const pause = gapOf ? (gapOf[1] - gapOf[0]) / 1e6 : 0;
+        const afterKill = gapOf ? (gapOf[1] - Math.max(gapOf[0], at)) / 1e6 : 0;
         // The control: the same measure over a window as long (at most 200 ms), ending 30 ms
         // before the kill: the machine's own noise.
         const longest = (from: number, to: number): number => Math.max(0, ...res.gaps.filter(([a, b]) => a <= to && b >= from).map(([a, b]) => (b - a) / 1e6));
@@ -187,7 +188,7 @@ export async function runKill(repeats: number, cold = true, schedTrace = false):
         // Every create the driver made (0 … created-1; the last may have been cut by the deadline) once.
         let missing = 0, doubled = 0;
         for (let i = 0; i < res.created - 1; i++) { const c = seen.get(i) ?? 0; if (c === 0) missing++; else if (c > 1) doubled++; }
-        const round: Round = { control, pause, errors: res.errors, errnos: res.errnos, missing, doubled, phases };
+        const round: Round = { control, pause, afterKill, errors: res.errors, errnos: res.errnos, missing, doubled, phases };
         if (trace && gapOf) {
           const watch = new Map<number, string>([[child.pid!, 'app'], ...(newLoop !== undefined ? [[newLoop, 'new:loop'] as [number, string]] : [])]);
           round.madeOf = trace.breakdown(gapOf[0], gapOf[1], watch, (tid) => labels.get(tid) ?? null);
@@ -224,7 +225,7 @@ export async function runKill(repeats: number, cold = true, schedTrace = false):
       ratio: how === 'standby' && coldPause.length && median(pauses) > 0 ? Math.round(median(coldPause) / median(pauses) * 10) / 10 : null,
       better: 'lower', repeats: pauses.length, spread: { prov: Math.round(spread(pauses) * 100) / 100 },
       goal: how === 'standby' ? 'pause ≤ 5 ms, no error' : 'a pause, no error',
-      note: `${rs.some((x) => x.madeOf) ? `the longest pause was made of (scheduler trace): ${rs.reduce((m, x) => (x.pause > m.pause ? x : m)).madeOf}; ` : ''}max ${Math.max(...pauses).toFixed(2)} p95 ${p95(pauses).toFixed(2)} ms; pauses ${pauses.map((x) => x.toFixed(2)).join(' ')}; control (the same measure over a window as long before the kill: the machine's own noise) median ${median(rs.map((x) => x.control)).toFixed(2)} max ${Math.max(...rs.map((x) => x.control)).toFixed(2)} ms; errors ${rs.reduce((a, x) => a + x.errors, 0)}; creates missing ${rs.map((x) => x.missing).join(' ')}, doubled ${rs.map((x) => x.doubled).join(' ')}; phases after the kill, median/max ms: ${phaseNote}; load average ${load0} → ${load1}`,
+      note: `${rs.some((x) => x.madeOf) ? `the longest pause was made of (scheduler trace): ${rs.reduce((m, x) => (x.pause > m.pause ? x : m)).madeOf}; ` : ''}max ${Math.max(...pauses).toFixed(2)} p95 ${p95(pauses).toFixed(2)} ms; pauses ${pauses.map((x) => x.toFixed(2)).join(' ')}; the same from the kill on (a stretch may begin before it) median ${median(rs.map((x) => x.afterKill)).toFixed(2)} max ${Math.max(...rs.map((x) => x.afterKill)).toFixed(2)} ms; control (the same measure over a window as long before the kill: the machine's own noise) median ${median(rs.map((x) => x.control)).toFixed(2)} max ${Math.max(...rs.map((x) => x.control)).toFixed(2)} ms; errors ${rs.reduce((a, x) => a + x.errors, 0)}; creates missing ${rs.map((x) => x.missing).join(' ')}, doubled ${rs.map((x) => x.doubled).join(' ')}; phases after the kill, median/max ms: ${phaseNote}; load average ${load0} → ${load1}`,
     };
   });
   return { name: 'provfs-takeover', rows };
