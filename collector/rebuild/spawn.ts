@@ -6,17 +6,17 @@
  * pays 1–6 ms before it even execs; posix_spawn's cost does not grow with the parent.
  *
  * The child gets what node's spawn would give it: the argv (argv[0] as recorded), the
- * environment, the working directory, stdin on /dev/null, stdout and stderr each in a memfd read
- * here once it exited,
- * every signal at its default disposition and none blocked (node ignores SIGPIPE; a command must
- * not inherit that), the process's umask; no other descriptor (everything prov opens is
- * close-on-exec). Its exit is noticed by SIGCHLD. Measured against make running the same
- * compiles one after the other: output on pipes read through node's event loop made each
- * compile about 3 % slower (and exits polled for once the pipes closed, up to a millisecond
- * more each); with memfds and SIGCHLD the loop is as fast as make's. A command is done when it
- * exits, whatever a process it left behind may still write. Used only
- * when the command runs as this process's user (a change of user needs node's setuid in the
- * child) and libc's posix_spawn is at hand; otherwise null and the caller uses node's spawn.
+ * environment, the working directory, stdin on /dev/null, every signal at its default
+ * disposition and none blocked (node ignores SIGPIPE; a command must not inherit that), the
+ * process's umask; no other descriptor (everything prov opens is close-on-exec). Its stdout and
+ * stderr go to two memfds read once it exited, and its exit is noticed by SIGCHLD: measured
+ * against make running the same compiles one after the other, output on pipes read through
+ * node's event loop made each compile about 3 % slower, and exits polled for once the pipes
+ * closed cost up to a millisecond more each; with memfds and SIGCHLD the loop is as fast as
+ * make's. A command is done when it exits, whatever a process it left behind may still write.
+ * Used only when the command runs as this process's user (a change of user needs node's setuid
+ * in the child) and libc's posix_spawn is at hand; otherwise null and the caller uses node's
+ * spawn.
  */
 import koffi from 'koffi';
 import { fstatSync, readSync } from 'node:fs';
