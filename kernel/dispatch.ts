@@ -35,7 +35,7 @@ export interface DispatchOptions {
   devFd: number;
   /** Largest WRITE the kernel may send (and READ reply we serve), in bytes. */
   maxWrite: number;
-  /** Hand an FSYNC to a helper thread that replies itself (see kernel/slowops). */
+  /** Hand an FSYNC to a helper thread that syncs `fd`, closes it and replies itself (see kernel/slowops). */
   offloadFsync?: (unique: Uint8Array, fd: number, dataOnly: boolean) => void;
 }
 
@@ -636,7 +636,9 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.FSYNC]: (d, h, b) => {
     const fh = Number(b.readBigUInt64LE(0)), dataOnly = (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0;
-    const fd = d.opts.offloadFsync ? d.fs.fsyncTarget(fh, id(h)) : -1;
+    // Synced on the helper thread, which closes its fd; in this loop an FSYNC of a file with no
+    // fd open took the loop (and a quiescing upgrade) with it for the whole disk wait.
+    const fd = d.opts.offloadFsync ? d.fs.fsyncFd(fh, id(h)) : -1;
     if (fd >= 0) return d.opts.offloadFsync!(d.uniqueBytes(), fd, dataOnly);
     d.fs.fsync(ctxOf(h), fh, dataOnly, id(h));
     d.ok(0);

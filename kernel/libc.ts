@@ -429,7 +429,11 @@ export function gettid(): number {
 export function dup(fd: number): number {
   return ok(c.dup(fd), 'dup');
 }
-const F_GETFL = 3, F_SETFL = 4;
+const F_GETFL = 3, F_SETFL = 4, F_DUPFD_CLOEXEC = 1030;
+/** A close-on-exec duplicate of `fd` (nothing a daemon spawns inherits it). */
+export function dupCloexec(fd: number): number {
+  return ok(c.fcntl(fd, F_DUPFD_CLOEXEC, 0), 'fcntl');
+}
 export function setNonblock(fd: number, on: boolean): void {
   const fl = ok(c.fcntl(fd, F_GETFL, 0), 'fcntl');
   ok(c.fcntl(fd, F_SETFL, on ? fl | O.NONBLOCK : fl & ~O.NONBLOCK), 'fcntl');

@@ -242,3 +242,39 @@ test('records serialized from cached parts equal the JSON of the record objects'
   assert.deepEqual(strings.filter((e) => e.op === 'unlink').map((e) => (e as { deleted: boolean }).deleted), [true, false]);
   libc.close(rootFd);
 });
+
+test('FSYNC goes to the helper thread with an fd of its own, also for a file whose handle holds none', () => {
+  const backing = join(dir, 'fsync');
+  fs.mkdirSync(backing);
+  fs.writeFileSync(join(backing, 'f'), 'data');
+  const ino = fs.statSync(join(backing, 'f')).ino;
+  const pfs = new ProvFs(libc.open(backing, libc.O.PATH | libc.O.DIRECTORY));
+  const node = pfs.lookup(ctx, FUSE_ROOT_ID, B('f')).node;
+  const { handle } = pfs.open(ctx, node.id, O.O_WRONLY);
+  const offloaded: Array<{ fd: number; dataOnly: boolean }> = [];
+  const replies: Buffer[] = [];
+  const d = new Dispatcher(pfs, { timeouts: { entry: 1, attr: 1, negative: 0 }, passthrough: false, devFd: -1, maxWrite: 1 << 20,
+    offloadFsync: (_u, fd, dataOnly) => { offloaded.push({ fd, dataOnly }); } }, (b, n) => replies.push(Buffer.from(b.subarray(0, n))));
+  const fsync = (fh: number, datasync: boolean): void => {
+    const b = Buffer.alloc(SIZE.in_header + SIZE.fsync_in);
+    b.writeUInt32LE(b.length, 0); b.writeUInt32LE(OP.FSYNC, 4); b.writeBigUInt64LE(7n, 8); b.writeBigUInt64LE(BigInt(node.id), 16);
+    b.writeBigUInt64LE(BigInt(fh), SIZE.in_header); b.writeUInt32LE(datasync ? 1 : 0, SIZE.in_header + 8);
+    d.handle(b, b.length);
+  };
+  const check = (what: string, tableFd: number): void => {
+    const got = offloaded.pop();
+    assert.ok(got && got.fd >= 0, `${what}: handed to the helper`);
+    assert.notEqual(got.fd, tableFd, `${what}: not the table's own fd (the loop may close that meanwhile)`);
+    assert.equal(fs.fstatSync(got.fd).ino, ino, `${what}: the same file`);
+    const flags = Number.parseInt(/flags:\s+(\d+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${got.fd}`, 'utf8'))![1]!, 8);
+    assert.ok(flags & 0o2000000, `${what}: close-on-exec`);
+    libc.close(got.fd);
+  };
+  fsync(handle.fh, true);
+  check('a handle with its own fd', pfs.nodes.findHandle(handle.fh)!.fd);
+  // A passthrough handle in a successor: no fd of its own, and the backing fd not open.
+  pfs.nodes.findHandle(handle.fh)!.fd = -1;
+  fsync(handle.fh, false);
+  check('a handle with no fd', -1);
+  assert.equal(replies.length, 0, 'the helper answers, not the loop');
+});

@@ -473,12 +473,23 @@ export class ProvFs {
     this.nodes.closeHandle(fh);
   }
 
-  /** The fd an FSYNC can sync without opening anything (-1: {@link fsync} must open one). */
-  fsyncTarget(fh: number, id = 0): number {
+  /**
+   * An fd of its own for an FSYNC done on another thread (kernel/slowops), which closes it: a
+   * duplicate of the handle's or the backing fd, or, when neither is open (a passthrough file
+   * whose idle backing fd was closed), the file opened again. The fds of the table are not
+   * handed over as they are: the loop may close an idle backing fd while the sync runs. -1 when
+   * none can be had here ({@link fsync} then reports why).
+   */
+  fsyncFd(fh: number, id = 0): number {
     const h = this.nodes.findHandle(fh);
     const n = this.nodes.find(h ? h.node : id);
     if (!n) return -1;
-    return h && h.fd >= 0 ? h.fd : n.backing && n.backing.fd >= 0 ? n.backing.fd : -1;
+    const fd = h && h.fd >= 0 ? h.fd : n.backing && n.backing.fd >= 0 ? n.backing.fd : -1;
+    try {
+      return fd >= 0 ? libc.dupCloexec(fd) : n.fd >= 0 ? libc.reopen(n.fd, O.RDONLY) : -1;
+    } catch {
+      return -1;
+    }
   }
 
   fsync(_ctx: Ctx | null, fh: number, dataOnly: boolean, id = 0): void {

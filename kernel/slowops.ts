@@ -1,8 +1,8 @@
 /**
  * @module kernel/slowops
  * A helper thread of the request loop for operations that block on the disk (FSYNC): the loop
- * hands it the request's unique id and the fd to sync and reads on; this thread syncs and writes
- * the one reply itself (any thread may answer on /dev/fuse). Ten applications fsync'ing no
+ * hands it the request's unique id and an fd of the file for this thread alone (kernel/ops
+ * fsyncFd) and reads on; this thread syncs, closes that fd and writes the one reply itself (any thread may answer on /dev/fuse). Ten applications fsync'ing no
  * longer wait for each other in the loop, and a quiescing loop need not wait for the disk: a
  * predecessor keeps this thread until every fsync it accepted is answered.
  */
@@ -12,6 +12,7 @@ import * as libc from './libc.js';
 /** A deferred FSYNC. */
 export interface SlowOp {
   unique: Uint8Array;
+  /** This thread's to close once synced. */
   fd: number;
   dataOnly: boolean;
 }
@@ -36,6 +37,7 @@ if (parentPort && workerData?.provfsSlowOps) {
     }
     let err = 0;
     try { libc.fsync(op.fd, op.dataOnly); } catch (e) { err = e instanceof libc.Errno ? e.errno : libc.E.EIO; }
+    libc.close(op.fd);
     reply.writeUInt32LE(16, 0);
     reply.writeInt32LE(-err, 4);
     reply.set(op.unique, 8);
