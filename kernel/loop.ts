@@ -456,12 +456,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     slow.postMessage({ unique, fd, dataOnly });
   };
   log.debug(`table ready at ${(Number(process.hrtime.bigint()) / 1e6).toFixed(1)} ms (monotonic)`);
-  // The request buffer before any wait for a handover or a crash: allocating (and faulting in) a
-  // megabyte after it took the first request 0.15–0.3 ms more.
+  // What the request loop needs, made before any wait for a handover or a crash: allocating (and
+  // faulting in) the request buffer after it took the first request 0.15–0.3 ms more.
   const buf = Buffer.alloc(cfg.maxWrite + 4096 + 4096);
   // The request header as 32-bit words (buf has its own ArrayBuffer at offset 0): opcode at word
   // 1, the caller's thread id at word 8 — read per request without Buffer's checked reads.
   const hdr32 = new Uint32Array(buf.buffer, buf.byteOffset, SIZE.in_header >> 2);
+  // Follow a single-threaded caller's CPU (see kernel/colocate); PROV_FUSE_COLOCATE=0: never pin.
+  // Made before the wait as well: it reads /proc, a quarter of a millisecond the first time.
+  const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite, offloadFsync }, send);
   d.lin = lin;
   if (recovered) {
@@ -577,8 +580,6 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   /** A new loop's raised priority ends after this (performance.now() ms; 0: not raised or over). */
   let boostUntil = 0;
   let handedOverV2 = false;
-  // Follow a single-threaded caller's CPU (see kernel/colocate); PROV_FUSE_COLOCATE=0: never pin.
-  const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
   for (;;) {
     const cmd = Atomics.load(control, 2);
     if (cmd !== 0) {
