@@ -270,22 +270,52 @@ export class EventRing {
    */
   unjournaled(): { recs: RingRecord[]; damaged?: string } {
     const recs: RingRecord[] = [];
+    const damaged = this.walkUnjournaled((at, end) => {
+      recs.push({ data: this.data.slice(at + REC_HDR, end), seq: this.view.getFloat64(at + 4, true), off: at });
+    });
+    return damaged === undefined ? { recs } : { recs, damaged };
+  }
+
+  /**
+   * The newest `n` records not yet journaled, oldest first, copied into one buffer (`ends[i]`:
+   * where record i ends in it) for one byte search across them all; only the record headers of
+   * the others are read (a takeover's first resent request waits for this).
+   */
+  lastUnjournaled(n: number): { bytes: Buffer; ends: number[] } {
+    const spans: Array<[number, number]> = [];
+    this.walkUnjournaled((at, end) => {
+      spans.push([at + REC_HDR, end]);
+      if (spans.length > 2 * n) spans.splice(0, spans.length - n);
+    });
+    const last = spans.slice(-n);
+    const bytes = Buffer.allocUnsafe(last.reduce((a, [b, e]) => a + e - b, 0));
+    const ends: number[] = [];
+    let o = 0;
+    for (const [b, e] of last) {
+      bytes.set(this.data.subarray(b, e), o);
+      o += e - b;
+      ends.push(o);
+    }
+    return { bytes, ends };
+  }
+
+  /** Each record from the journaled position to the tail, by its offset and end; why it stopped early (a damaged ring), if it did. */
+  private walkUnjournaled(each: (at: number, end: number) => void): string | undefined {
     let at = Atomics.load(this.ctl, HEAD);
     const tail = Atomics.load(this.ctl, TAIL);
-    const bad = (why: string): { recs: RingRecord[]; damaged: string } => ({ recs, damaged: `${why} at ring offset ${at}` });
-    if (at < 0 || at > this.capacity || tail < 0 || tail > this.capacity) return bad(`positions out of range (committed ${at}, tail ${tail})`);
+    if (at < 0 || at > this.capacity || tail < 0 || tail > this.capacity) return `positions out of range (committed ${at}, tail ${tail}) at ring offset ${at}`;
     for (let wraps = 0; at !== tail;) {
       if (at + REC_HDR > this.capacity || this.view.getUint32(at, true) === WRAP) {
-        if (++wraps > 1) return bad('a second wrap before the tail');
+        if (++wraps > 1) return `a second wrap before the tail at ring offset ${at}`;
         at = 0;
         continue;
       }
       const len = this.view.getUint32(at, true);
       const end = at + REC_HDR + len;
-      if (end > this.capacity || (at < tail && end > tail)) return bad(`a record of ${len} bytes running past the end`);
-      recs.push({ data: this.data.slice(at + REC_HDR, end), seq: this.view.getFloat64(at + 4, true), off: at });
+      if (end > this.capacity || (at < tail && end > tail)) return `a record of ${len} bytes running past the end at ring offset ${at}`;
+      each(at, end);
       at = end;
     }
-    return { recs };
+    return undefined;
   }
 }

@@ -723,7 +723,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (resent?.inHand && pushed === pushedBefore && cfg.mode === 'prov') {
       // A resent request answered without a record: a gap unless the dead daemon recorded it.
       const parent = fs.nodes.find(Number(buf.readBigUInt64LE(16))); // in_header: nodeid at 16, pid (the thread) at 32
-      const lost = unrecordedResend(lastOp, buf.subarray(SIZE.in_header, n), buf.readUInt32LE(32), parent ? Number(parent.ino) : undefined, resent.known());
+      const lost = unrecordedResend(lastOp, buf.subarray(SIZE.in_header, n), buf.readUInt32LE(32), parent ? Number(parent.ino) : undefined, resent.known);
       if (lost) pushJson(lost);
     }
     if (traced > 0) {

@@ -64,11 +64,14 @@ const DONE_WITHOUT_RECORD: Partial<Record<number, { op: string; nameAt: number }
 /**
  * After a resent request produced no record: the record to write (JSON) — the dead daemon's
  * staged record of it, or else a `lost` record — or null when none is needed (not such a
- * request, or the dead daemon recorded it).
+ * request, or the dead daemon recorded it). `deadRecords` is called only for a request that
+ * creates or removes a name: reading the dead ring took a resent GETATTR, LOOKUP or RELEASE
+ * (a takeover's usual first request) half a millisecond.
  */
-export function unrecordedResend(opcode: number, body: Buffer, tid: number, parentIno: number | undefined, dead: DeadRecords): string | null {
+export function unrecordedResend(opcode: number, body: Buffer, tid: number, parentIno: number | undefined, deadRecords: () => DeadRecords): string | null {
   const rule = DONE_WITHOUT_RECORD[opcode];
   if (!rule || body.length < rule.nameAt) return null;
+  const dead = deadRecords();
   const raw = body.subarray(rule.nameAt);
   const nul = raw.indexOf(0);
   const name = decodeNameBytes(nul >= 0 ? raw.subarray(0, nul) : raw);
@@ -101,14 +104,17 @@ function nameOf(json: string): string | undefined {
   try { return (JSON.parse(json) as RecordFields).file?.name; } catch { return undefined; }
 }
 
-/** Records among `recs` (newest first) whose bytes hold `"name":<name>`, decoded. */
-function* naming(recs: readonly Uint8Array[], name: string | undefined): Generator<string> {
-  if (name === undefined) return;
+/** Records among the joined `tail` whose bytes hold `"name":<name>`, decoded (one byte search across them all). */
+function* naming(tail: { bytes: Buffer; ends: number[] }, name: string | undefined): Generator<string> {
+  if (name === undefined || tail.ends.length === 0) return;
   const needle = Buffer.from(`"name":${JSON.stringify(name)}`);
-  const dec = new TextDecoder();
-  for (let i = recs.length - 1; i >= 0; i--) {
-    const r = recs[i]!;
-    if (Buffer.from(r.buffer, r.byteOffset, r.byteLength).indexOf(needle) >= 0) yield dec.decode(r);
+  for (let from = 0, hit; (hit = tail.bytes.indexOf(needle, from)) >= 0;) {
+    // The record holding the hit: the first whose end lies past it.
+    let lo = 0, hi = tail.ends.length - 1;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (tail.ends[mid]! > hit) hi = mid; else lo = mid + 1; }
+    const start = lo === 0 ? 0 : tail.ends[lo - 1]!;
+    yield tail.bytes.toString('utf8', start, tail.ends[lo]!);
+    from = tail.ends[lo]!;
   }
 }
 
@@ -117,28 +123,28 @@ const TAIL = 256;
 
 /** The last records in the ring file at `path` (none when it cannot be read). */
 export function deadRecordKeys(path: string): DeadRecords {
-  let recs: Uint8Array[] = [];
+  let tail: { bytes: Buffer; ends: number[] } = { bytes: Buffer.alloc(0), ends: [] };
   let staged: Uint8Array | null = null;
   let ring: EventRing | null = null;
   try {
     const fd = libc.open(path, libc.O.RDWR);
     try { ring = EventRing.map(fd, statSync(path).size, false); } finally { libc.close(fd); }
-    recs = ring.unjournaled().recs.slice(-TAIL).map((r) => r.data);
+    tail = ring.lastUnjournaled(TAIL);
     staged = ring.stagedRecord();
   } catch {
-    recs = [];
+    tail = { bytes: Buffer.alloc(0), ends: [] };
   } finally {
     ring?.unmap();
   }
   return {
     hasExact(json) {
       const key = recordKey(json);
-      for (const d of naming(recs, nameOf(json))) if (recordKey(d) === key) return true;
+      for (const d of naming(tail, nameOf(json))) if (recordKey(d) === key) return true;
       return false;
     },
     hasName(op, tid, parentIno, name) {
       const key = nameKey(op, tid, parentIno, name);
-      for (const d of naming(recs, name)) if (nameKeyOf(d) === key) return true;
+      for (const d of naming(tail, name)) if (nameKeyOf(d) === key) return true;
       return false;
     },
     staged: () => (staged === null ? null : new TextDecoder().decode(staged)),
