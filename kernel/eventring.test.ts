@@ -83,6 +83,23 @@ test('space is reused only once committed, also across wrap-around', () => {
   }
 });
 
+test('the newest unjournaled records, joined in one buffer, are the tail of unjournaled(), also across wrap-around', () => {
+  const ring = EventRing.create(1024);
+  const dec = new TextDecoder();
+  for (let round = 0; round < 60; round++) {
+    // Some committed, some left: the unjournaled part starts anywhere, and wraps.
+    const t = ring.take();
+    ring.commit(t.end);
+    for (let i = 0; i < 1 + (round % 7); i++) assert.ok(ring.pushString(`{"r":${round},"i":${i},"pad":"${'p'.repeat(round % 13)}"}`));
+    const all = ring.unjournaled().recs.map((r) => dec.decode(r.data));
+    for (const n of [1, 3, 100]) {
+      const { bytes, ends } = ring.lastUnjournaled(n);
+      const got = ends.map((e, i) => bytes.toString('utf8', i === 0 ? 0 : ends[i - 1]!, e));
+      assert.deepEqual(got, all.slice(-n), `round ${round}, last ${n}`);
+    }
+  }
+});
+
 test('recovery journals what dead daemons left, skipping records the journal already holds', () => {
   const dir = mkdtempSync(join(tmpdir(), 'eventring-'));
   try {
