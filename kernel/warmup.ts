@@ -19,6 +19,7 @@ import { NodeTable, type NodeTableDelta } from './nodes.js';
 import { Dispatcher, type Timeouts } from './dispatch.js';
 import { Recorder } from './recorder.js';
 import { EventRing } from './eventring.js';
+import { NodeLog } from './nodelog.js';
 import { OP, SIZE, FUSE_ROOT_ID } from './protocol.js';
 
 /**
@@ -50,8 +51,15 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
   const dir = mkdtempSync(join(tmpdir(), 'provfs-warm-'));
   const rootFd = libc.open(dir, libc.O.PATH | libc.O.DIRECTORY);
   let handled = 0;
+  let nodeLogOf: NodeLog | null = null;
   try {
     const fs = new ProvFs(rootFd, null);
+    // A scratch node log wired as the loop wires the real one (new nodes' file handles appended,
+    // gone ones batched), so a successor's first CREATE does not compile that path inside a stall.
+    const nodeLog = nodeLogOf = new NodeLog(join(dir, 'warm.nodelog'), true);
+    fs.nodeLog = nodeLog;
+    fs.nodes.onGone = (id) => nodeLog.gone(id);
+    fs.nodes.onNew = (n) => { try { nodeLog.node(n.id, libc.handleOf(n.fd)); } catch { fs.nodes.onNew = null; } };
     // Records go through a scratch ring like the loop's own (encoded, pushed), drained and dropped.
     const ring = EventRing.create(1 << 20);
     const push = (json: string): void => { if (!ring.pushString(json)) ring.drain(); };
@@ -138,6 +146,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
     for (let i = 0; i < 4; i++) req(OP.UNLINK, FUSE_ROOT_ID, name(`held${i}`));
     for (const fd of fs.nodes.fds()) if (fd !== rootFd) { try { libc.close(fd); } catch { /* closed */ } }
   } finally {
+    nodeLogOf?.close();
     libc.close(rootFd);
     rmSync(dir, { recursive: true, force: true });
   }
