@@ -636,8 +636,8 @@ export const HANDLERS: Record<number, Handler> = {
   },
   [OP.FSYNC]: (d, h, b) => {
     const fh = Number(b.readBigUInt64LE(0)), dataOnly = (b.readUInt32LE(8) & FSYNC_FDATASYNC) !== 0;
-    // Synced on the helper thread, which closes its fd; in this loop an FSYNC of a file with no
-    // fd open took the loop (and a quiescing upgrade) with it for the whole disk wait.
+    // Synced on the helper thread, which closes its fd. An FSYNC of a file with no fd open used
+    // to be synced here, stopping the loop (and a quiescing upgrade) for the whole disk wait.
     const fd = d.opts.offloadFsync ? d.fs.fsyncFd(fh, id(h)) : -1;
     if (fd >= 0) return d.opts.offloadFsync!(d.uniqueBytes(), fd, dataOnly);
     d.fs.fsync(ctxOf(h), fh, dataOnly, id(h));

@@ -475,10 +475,10 @@ export class ProvFs {
 
   /**
    * An fd of its own for an FSYNC done on another thread (kernel/slowops), which closes it: a
-   * duplicate of the handle's or the backing fd, or, when neither is open (a passthrough file
-   * whose idle backing fd was closed), the file opened again. The fds of the table are not
-   * handed over as they are: the loop may close an idle backing fd while the sync runs. -1 when
-   * none can be had here ({@link fsync} then reports why).
+   * duplicate of the handle's or the backing fd, or, when neither is open (a daemon recovered
+   * after a crash has no backing fd for a passthrough file opened before it), the file opened
+   * again. The table's own fds are not handed over: the loop may close an idle backing fd while
+   * the sync runs. -1 when none can be had here ({@link fsync} then reports why).
    */
   fsyncFd(fh: number, id = 0): number {
     const h = this.nodes.findHandle(fh);

@@ -2,9 +2,10 @@
  * @module kernel/slowops
  * A helper thread of the request loop for operations that block on the disk (FSYNC): the loop
  * hands it the request's unique id and an fd of the file for this thread alone (kernel/ops
- * fsyncFd) and reads on; this thread syncs, closes that fd and writes the one reply itself (any thread may answer on /dev/fuse). Ten applications fsync'ing no
- * longer wait for each other in the loop, and a quiescing loop need not wait for the disk: a
- * predecessor keeps this thread until every fsync it accepted is answered.
+ * fsyncFd) and reads on; this thread syncs, closes that fd and writes the one reply itself (any
+ * thread may answer on /dev/fuse). Ten applications fsync'ing no longer wait for each other in
+ * the loop, and a quiescing loop need not wait for the disk: a predecessor keeps this thread
+ * until every fsync it accepted is answered.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as libc from './libc.js';
