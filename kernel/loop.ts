@@ -426,16 +426,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   if (cfg.nodeLog) {
     const nl = new NodeLog(cfg.nodeLog.path, cfg.nodeLog.fresh && !state && !cfg.recover, { compactMin: Number(process.env.PROV_PROVFS_NODELOG_COMPACT_MIN) || undefined });
     nodeLog = nl;
-    fs.nodeLog = nl;
-    fs.nodes.onGone = (id) => nl.gone(id);
-    fs.nodes.onNew = (n) => {
-      try {
-        nl.node(n.id, libc.handleOf(n.fd));
-      } catch (e) {
-        log.warn(`crash survival off: the backing file system gives no file handles (${(e as Error).message})`);
-        fs.nodes.onNew = null;
-      }
-    };
+    fs.useNodeLog(nl, (e) => log.warn(`crash survival off: the backing file system gives no file handles (${e.message})`));
   }
   if (cfg.mode === 'prov') {
     fs.recorder = new Recorder({ dev: cfg.dev, mountpoint: cfg.mountpoint, nodes: fs.nodes, sink, sinkJson, stage });

@@ -631,6 +631,23 @@ export class ProvFs {
 
   // ---- live upgrade ----
 
+  /**
+   * Log new nodes' file handles, gone nodes and backing ids to `log` (crash survival). When the
+   * backing file system gives no file handles, new nodes stop being logged and `noHandles` hears why.
+   */
+  useNodeLog(log: NodeLog, noHandles: (e: Error) => void = () => undefined): void {
+    this.nodeLog = log;
+    this.nodes.onGone = (id) => log.gone(id);
+    this.nodes.onNew = (n) => {
+      try {
+        log.node(n.id, libc.handleOf(n.fd));
+      } catch (e) {
+        noHandles(e as Error);
+        this.nodes.onNew = null;
+      }
+    };
+  }
+
   /** The transfer state a successor needs (node table, handles, backing ids, mode). */
   updatePrepare(): ProvFsState {
     return {

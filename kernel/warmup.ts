@@ -56,10 +56,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
     const fs = new ProvFs(rootFd, null);
     // A scratch node log wired as the loop wires the real one (new nodes' file handles appended,
     // gone ones batched), so a successor's first CREATE does not compile that path inside a stall.
-    const nodeLog = nodeLogOf = new NodeLog(join(dir, 'warm.nodelog'), true);
-    fs.nodeLog = nodeLog;
-    fs.nodes.onGone = (id) => nodeLog.gone(id);
-    fs.nodes.onNew = (n) => { try { nodeLog.node(n.id, libc.handleOf(n.fd)); } catch { fs.nodes.onNew = null; } };
+    fs.useNodeLog(nodeLogOf = new NodeLog(join(dir, 'warm.nodelog'), true));
     // Records go through a scratch ring like the loop's own (encoded, pushed), drained and dropped.
     const ring = EventRing.create(1 << 20);
     const push = (json: string): void => { if (!ring.pushString(json)) ring.drain(); };
