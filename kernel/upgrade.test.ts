@@ -68,7 +68,7 @@ test('upgrade plain → prov → prov under a workload: no errors, data intact, 
   const stream = journalStreamName(mnt);
   // The daemon still serves: its last records reach the journal within one ring drain plus one
   // group commit (readers see only committed records), so read until the workload's last create
-  // is there or a generous bound passes.
+  // and its unlink (the workload's last operation) are there or a generous bound passes.
   const lastName = (res.created as string[]).at(-1);
   let recs: Awaited<ReturnType<ReturnType<typeof openJournalReader>['readBatch']>> = [];
   for (let waited = 0; ; waited += 50) {
@@ -76,7 +76,8 @@ test('upgrade plain → prov → prov under a workload: no errors, data intact, 
     recs = reader.readBatch(1_000_000, [stream]);
     assert.equal(reader.stats.rejected, 0);
     reader.close();
-    const seen = recs.some((r) => r.event.op === 'create' && (r.event as { file: { name?: string } }).file.name === lastName);
+    const named = (op: string): boolean => recs.some((r) => r.event.op === op && (r.event as { file: { name?: string } }).file.name === lastName);
+    const seen = named('create') && named('unlink');
     if (seen || waited >= 5000) break;
     await sleep(50);
   }
