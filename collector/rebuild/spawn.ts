@@ -179,8 +179,8 @@ export function spawnFast(exe: string, argv: string[], env: NodeJS.ProcessEnv, c
     }
   };
   if (rc !== 0) {
-    collect(out);
-    collect(err);
+    L.close(out);
+    L.close(err);
     stopListeningIfIdle();
     // The project's errno names (kernel/libc) are loaded for this failure only: loading that
     // module binds its calls, a few ms every command-line rebuild would otherwise pay.
