@@ -80,6 +80,8 @@ export interface ProvfsMount {
   readonly fds: { dev: number; root: number };
   /** The request loop's thread id (the fd keeper watches it). */
   readonly loopTid?: number;
+  /** prov mode: whether the main thread polls the record ring now (false: idle, the loop's next record wakes it). */
+  readonly draining: boolean;
 }
 
 /** The journal stream provfs writes for a mount point: `provfs-` + 16 hex of its path's SHA-256. */
@@ -329,6 +331,7 @@ export function makeMount(serving: Serving, d: {
     get passthrough() { return serving.passthrough; },
     get fds() { return serving.fds; },
     get loopTid() { return serving.loopTid; },
+    get draining() { return serving.draining; },
     done: serving.done,
     async stop(o?: { lazy?: boolean }): Promise<StopInfo> {
       try {

@@ -4,7 +4,8 @@
  * none lost or doubled, across many wrap-arounds of a small ring, for bytes and for strings
  * encoded in place (multi-byte UTF-8 included); a full ring refuses instead of overwriting.
  * Space is freed only when committed; a file-backed ring shows a successor what was not, with the
- * journal seqs stamped, and recovery journals exactly what the journal lacks.
+ * journal seqs stamped, and recovery journals exactly what the journal lacks. An idle consumer
+ * sleeps and the producer's next record wakes it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,6 +31,25 @@ test('records survive wrap-around in order, none lost or doubled', () => {
   for (const r of ring.drain()) got.push(dec.decode(r));
   assert.equal(got.length, sent.length);
   assert.deepEqual(got, sent);
+});
+
+test('an idle consumer sleeps only on an empty ring, and the next record published wakes it once', () => {
+  const ring = EventRing.create(4096);
+  assert.equal(ring.wakeNeeded(), false, 'a polling consumer needs no wake');
+  assert.ok(ring.pushString('{"a":1}'));
+  assert.equal(ring.sleepIfEmpty(), false, 'a record not yet taken: keep polling');
+  assert.equal(ring.wakeNeeded(), false, 'the failed sleep left the consumer awake');
+  assert.equal(ring.take().recs.length, 1);
+  assert.equal(ring.sleepIfEmpty(), true);
+  assert.ok(ring.pushString('{"b":2}'));
+  assert.equal(ring.wakeNeeded(), true, 'the first record after the sleep wakes the consumer');
+  assert.ok(ring.pushString('{"c":3}'));
+  assert.equal(ring.wakeNeeded(), false, 'once');
+  assert.deepEqual(ring.take().recs.map((r) => new TextDecoder().decode(r)), ['{"b":2}', '{"c":3}']);
+  assert.equal(ring.sleepIfEmpty(), true);
+  ring.awake();
+  assert.ok(ring.pushString('{"d":4}'));
+  assert.equal(ring.wakeNeeded(), false, 'awake again: no wake');
 });
 
 test('a full ring refuses a record instead of overwriting unread ones', () => {

@@ -13,8 +13,14 @@
  * a successor appends only records whose stamp the journal does not already hold, so a crash
  * between the journal write and the commit mark doubles nothing.
  *
+ * An idle consumer stops polling: it raises a flag in the header ({@link sleepIfEmpty}) and the
+ * producer, after publishing a record, lowers it and wakes the consumer ({@link wakeNeeded}),
+ * as io_uring's SQ thread does with IORING_SQ_NEED_WAKEUP. Flag and tail are both sequentially
+ * consistent atomics, each side storing one before loading the other, so either the consumer
+ * sees the record or the producer sees the flag.
+ *
  * Layout: a 64-byte header of Int32 words (committed, tail, drained, magic, records the loop
- * could not put in the ring), then records `u32 length, f64 journal seq (0: not yet; -1: staged,
+ * could not put in the ring, consumer asleep), then records `u32 length, f64 journal seq (0: not yet; -1: staged,
  * not published), bytes`.
  * A length of 0xffffffff (or no room for a record header before the end) means "wrapped to 0".
  */
@@ -25,6 +31,7 @@ const TAIL = 1; // next byte the producer writes
 const DRAINED = 2; // next byte the consumer reads
 const MAGIC_AT = 3;
 const OVERFLOW = 4; // records the producer could not put here (they went by message)
+const ASLEEP = 5; // 1: the consumer stopped polling; the next record published must wake it
 const HDR_BYTES = 64;
 const REC_HDR = 12;
 const WRAP = 0xffffffff;
@@ -244,6 +251,27 @@ export class EventRing {
   /** Consumer: everything before `pos` (an `end` of {@link take}) is durable; the producer may reuse it. */
   commit(pos: number): void {
     Atomics.store(this.ctl, HEAD, pos);
+  }
+
+  /**
+   * Consumer: stop polling if nothing is left to take. True: asleep, the producer wakes it
+   * ({@link wakeNeeded}); false: records arrived meanwhile, go on polling.
+   */
+  sleepIfEmpty(): boolean {
+    Atomics.store(this.ctl, ASLEEP, 1);
+    if (Atomics.load(this.ctl, DRAINED) === Atomics.load(this.ctl, TAIL)) return true;
+    Atomics.store(this.ctl, ASLEEP, 0);
+    return false;
+  }
+
+  /** Consumer: polling again (also what a new consumer of an old ring file says first). */
+  awake(): void {
+    Atomics.store(this.ctl, ASLEEP, 0);
+  }
+
+  /** Producer, after publishing: whether the consumer was asleep (it is marked awake now; wake it). */
+  wakeNeeded(): boolean {
+    return Atomics.load(this.ctl, ASLEEP) === 1 && Atomics.compareExchange(this.ctl, ASLEEP, 1, 0) === 1;
   }
 
   /** Bytes in use (not yet committed). */

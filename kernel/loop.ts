@@ -186,6 +186,8 @@ export type LoopMessage =
       /** A successor: CLOCK_MONOTONIC ns when the last delta was read and when it was applied. */ deltaIn?: number; applied?: number }
   | { type: 'rejected'; reason: string }
   | { type: 'events'; events: ProvEvent[] }
+  /** A record went into the ring while the main thread had stopped draining it (kernel/eventring). */
+  | { type: 'wake' }
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
   | { type: 'quiesced'; statePath: string; fds: number[]; version: number; /** version 2: the delta could not be written. */ failed?: string;
       /** CLOCK_MONOTONIC ns: the loop saw the request (after the request in hand), built the delta, wrote it. */ seen?: number; built?: number; written?: number;
@@ -305,6 +307,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       if (s.staged !== null) {
         crashHook?.(s.staged);
         ring.publishStaged();
+        if (ring.wakeNeeded()) post({ type: 'wake' });
         pushed++;
         lin?.append(s.staged);
       }
@@ -322,7 +325,11 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     }
     pushed++;
     lin?.append(json);
-    if (ring.pushString(json)) { crashHook?.(json); return; }
+    if (ring.pushString(json)) {
+      if (ring.wakeNeeded()) post({ type: 'wake' });
+      crashHook?.(json);
+      return;
+    }
     for (let i = 0; i < 200; i++) {
       Atomics.wait(pause, 0, 0, 1);
       if (ring.pushString(json)) return;

@@ -3,16 +3,18 @@
  * prov mode on a real mount: a child process (python3, single-threaded so its thread id is its
  * pid) performs known operations; every record provfs logged is checked against what the child
  * did and what it saw (pids, inode numbers, device, flags, names, overwritten/deleted), and the
- * records reach the journal on disk.
+ * records reach the journal on disk. An idle daemon stops polling its record ring and the next
+ * record wakes it.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, statSync, existsSync, realpathSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, statSync, existsSync, realpathSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountProvfs, journalStreamName, type ProvfsMount } from './daemon.js';
 import { unmount } from './mount.js';
+import { DRAIN_MS, IDLE_TICKS } from './serving.js';
 import { openJournalReader } from '../collector/journal/reader.js';
 import type { ProvEvent } from '../collector/events.js';
 
@@ -154,6 +156,34 @@ test('prov mode logs each operation with the caller, inode, flags and names', as
   assert.equal(fromJournal.length, events.length, 'every record reached the journal');
   assert.deepEqual(fromJournal.map((r) => r.seq), events.map((_, i) => i + 1), 'seq 1..n without gaps');
   assert.deepEqual(fromJournal.map((r) => ({ ...r.event, seq: 0 })), events.map((e) => ({ ...e, seq: 0 })));
+});
+
+test('an idle prov daemon stops polling its record ring, and the next operation wakes it: the record arrives at once', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  const dir = join(base, 'idle'), backing = join(dir, 'backing'), mnt = join(dir, 'mnt');
+  mkdirSync(backing, { recursive: true }); mkdirSync(mnt);
+  const events: ProvEvent[] = [];
+  const m = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir: join(dir, 'journal'), onEvent: (e) => events.push(e) });
+  try {
+    const until = async (what: string, ok: () => boolean, ms: number): Promise<number> => {
+      const t0 = performance.now();
+      while (!ok()) {
+        if (performance.now() - t0 > ms) assert.fail(`${what}: not within ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      return performance.now() - t0;
+    };
+    await until('the ring polled after the mount', () => m.draining, 1000);
+    await until('the drain asleep when nothing happens', () => !m.draining, (IDLE_TICKS + 20) * DRAIN_MS * 4);
+    for (const name of ['one', 'two']) {
+      writeFileSync(join(mnt, name), name);
+      await until(`the create of ${name} journaled`, () => events.some((e) => e.op === 'create' && (e as { file: { name?: string } }).file.name === name), 1000);
+      assert.equal(m.draining, true, 'woken by the record');
+      await until('asleep again', () => !m.draining, (IDLE_TICKS + 20) * DRAIN_MS * 4);
+    }
+  } finally {
+    await m.stop();
+  }
 });
 
 test('prov mode: the log reads back as the read-only file .lin at the mount root; plain mode has none', async () => {

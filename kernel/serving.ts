@@ -24,6 +24,10 @@ import type { LoopConfig, LoopMessage, TransferMessage, SnapshotRequest } from '
 export type Quiesced = Extract<LoopMessage, { type: 'quiesced' }>;
 
 const log = logger('provfs');
+/** How often the ring is drained into the journal while records flow. */
+export const DRAIN_MS = 5;
+/** Empty drains in a row after which the timer stops until the loop's next record wakes it. */
+export const IDLE_TICKS = 20;
 
 /**
  * The nudger thread: wait for the quiesce word, then one STATFS on the mount (errors ignored).
@@ -139,7 +143,7 @@ export class Serving {
     }
     this.ring = ring ?? EventRing.create();
     this.done = new Promise((res) => { this.finish = res; });
-    if (o.loop.mode === 'prov') this.timer = setInterval(() => this.drain(), 5);
+    if (o.loop.mode === 'prov') this.poll();
   }
 
   /** Start the loop: fresh (INIT comes from the kernel), from a state file, or warm awaiting a transfer. */
@@ -155,6 +159,7 @@ export class Serving {
         if (m.type === 'ready') { this.passthrough = m.passthrough; started = true; resolve(); }
         else if (m.type === 'warm') { started = true; resolve(); }
         else if (m.type === 'events') { this.drain(); for (const e of m.events) this.deliver(e); }
+        else if (m.type === 'wake') { this.poll(); this.drain(); }
         else if (m.type === 'stopped') this.stopInfo = { reason: m.reason, counts: m.counts };
         else if (m.type === 'quiesced') { this.onQuiesced?.(m); this.onQuiesced = null; }
         else if (m.type === 'answered') { this.firstAnswerAt = m.at; this.onAnswered?.(); this.onAnswered = null; }
@@ -326,17 +331,42 @@ export class Serving {
   }
 
   /**
+   * Drain the ring every {@link DRAIN_MS} while records flow. After {@link IDLE_TICKS} ticks
+   * that found nothing to take or to commit the timer stops and the loop wakes this thread with
+   * a message at its next record (kernel/eventring): an idle daemon wakes nobody 200 times a
+   * second (such a timer, on a two-CPU machine, split the provfs loop from its caller often
+   * enough to cost a third of uncached stat throughput; see kernel/colocate).
+   */
+  /** Whether the ring is polled now (false: asleep until the loop's next record). */
+  get draining(): boolean {
+    return this.timer !== null;
+  }
+
+  private poll(): void {
+    this.ring.awake();
+    if (this.timer || this.ended) return;
+    let idle = 0;
+    this.timer = setInterval(() => {
+      const took = this.drain();
+      if (took > 0 || this.batches.length > 0 || !this.journal) { idle = 0; return; }
+      if (++idle < IDLE_TICKS || !this.ring.sleepIfEmpty()) return;
+      clearInterval(this.timer!);
+      this.timer = null;
+    }, DRAIN_MS);
+  }
+
+  /**
    * Records the loop produced so far go to the journal now (each stamped first with the journal
    * seq it gets); ring space is freed once the journal says they are durable. With no journal
    * yet they wait in the ring.
    */
-  drain(): void {
+  drain(): number {
     const j = this.journal;
     if (!j) {
       // No journal yet (a successor waiting for its predecessor's): records wait in the ring. One
       // that never gets a journal moves them to memory before the ring fills and holds requests back.
       if (this.ring.used > this.ring.capacity / 2) this.held.push(...this.ring.drain());
-      return;
+      return 0;
     }
     const { recs, offs, end } = this.ring.take();
     if (recs.length > 0) {
@@ -347,6 +377,7 @@ export class Serving {
       this.batches.push({ end, seq: typeof base === 'number' ? base + recs.length : 0 });
     }
     this.commitDurable();
+    return recs.length;
   }
 
   /** Free the ring space of batches the journal has made durable (all, for a sink that cannot say). */
