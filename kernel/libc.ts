@@ -73,6 +73,8 @@ const c = {
   poll: f('int poll(void *fds, uint64_t nfds, int timeout)'),
   umask: f('uint32_t umask(uint32_t mask)'),
   pidfdOpen: f('int pidfd_open(int pid, uint32_t flags)'),
+  inotifyInit1: f('int inotify_init1(int flags)'),
+  inotifyAddWatch: f('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
   pidfdGetfd: f('int pidfd_getfd(int pidfd, int targetfd, uint32_t flags)'),
   gettid: f('int gettid()'),
   schedSetaffinity: f('int sched_setaffinity(int pid, size_t size, void *mask)'),
@@ -394,6 +396,26 @@ export function pollInAsync(fd: number, timeoutMs: number): Promise<number> {
 }
 export function umask(mask: number): number {
   return c.umask(mask);
+}
+/** inotify(7) event bits. */
+export const IN = { MODIFY: 0x2, MOVED_TO: 0x80, CREATE: 0x100 } as const;
+/**
+ * A non-blocking, close-on-exec inotify fd watching `path` for `mask` (see {@link IN}); poll it
+ * for POLLIN and empty it with {@link drainInotify}.
+ */
+export function inotifyWatch(path: string, mask: number): number {
+  const fd = ok(c.inotifyInit1(0o4000 | 0o2000000), 'inotify_init1'); // IN_NONBLOCK | IN_CLOEXEC
+  if (c.inotifyAddWatch(fd, path, mask) < 0) {
+    const e = koffi.errno();
+    c.close(fd);
+    throw new Errno(e, `inotify_add_watch ${path}`);
+  }
+  return fd;
+}
+const inotifyBuf = Buffer.alloc(4096);
+/** Read and discard every event waiting on an inotify fd (only the wake-up matters). */
+export function drainInotify(fd: number): void {
+  while (c.read(fd, inotifyBuf, inotifyBuf.length) > 0);
 }
 /** `flags` PIDFD_THREAD: a pidfd of one thread (readable when that thread exits, not the whole process). */
 export function pidfdOpen(pid: number, flags = 0): number {

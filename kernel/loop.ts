@@ -22,7 +22,7 @@ import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from '.
 import { Recorder, LinLog } from './recorder.js';
 import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog } from './nodelog.js';
-import { NodeLogFollower, waitForGo } from './nodefollow.js';
+import { NodeLogFollower, takeFollowWatch, waitForGo } from './nodefollow.js';
 import { TakeoverTrace } from './takeovertrace.js';
 import { deadRecordKeys, crashAfterRecordHook, crashBeforeRecordHook, unrecordedResend, type DeadRecords } from './resent.js';
 import { realtime } from './rtprio.js';
@@ -188,6 +188,8 @@ export type LoopMessage =
   | { type: 'events'; events: ProvEvent[] }
   /** A record went into the ring while the main thread had stopped draining it (kernel/eventring). */
   | { type: 'wake' }
+  /** An fd whose close may block for milliseconds (the standby's inotify fd): the main thread closes it. */
+  | { type: 'close'; fd: number }
   | { type: 'stopped'; reason: string; counts: Record<string, number> }
   | { type: 'quiesced'; statePath: string; fds: number[]; version: number; /** version 2: the delta could not be written. */ failed?: string;
       /** CLOCK_MONOTONIC ns: the loop saw the request (after the request in hand), built the delta, wrote it. */ seen?: number; built?: number; written?: number;
@@ -737,6 +739,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         log.debug(`recovery: ${recovered.nodes} nodes in the table (opened on first use)`);
       }
       post({ type: 'answered', at: Number(process.hrtime.bigint()) });
+      const watch = takeFollowWatch();
+      if (watch >= 0) post({ type: 'close', fd: watch });
       // A new loop (successor or after a crash) keeps its priority for its first 256 requests or
       // 100 ms: meanwhile the old daemon winds down, both main threads hand the journal over and
       // this process compiles its hot code, all on the CPUs the applications wait for.

@@ -5,15 +5,17 @@
  * slices, while records keep coming; what the log says afterwards — read whole, or followed by a
  * standby that was reading it before the switch — is exactly the live set, its backing ids and
  * INIT. A writer that takes an existing log over learns its live set by reading it, then compacts.
+ * A standby waiting for its go word follows the log as another process appends to it.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, statSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, statSync, existsSync, readFileSync, truncateSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import * as libc from './libc.js';
 import { NodeLog, compactPath } from './nodelog.js';
-import { NodeLogFollower } from './nodefollow.js';
+import { NodeLogFollower, waitForGo, takeFollowWatch } from './nodefollow.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'provfs-nodelog-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,4 +108,38 @@ test('a writer that takes a log over learns its live set in slices, then compact
   second.close();
   assert.equal(second.compactions, 1);
   assert.deepEqual([...NodeLog.read(path).nodes.keys()].sort((a, b) => a - b), [...live].sort((a, b) => a - b));
+});
+
+test('a standby waiting for its go word follows the log while another process appends to it', async () => {
+  const path = join(dir, 'w.nodes'), extra = join(dir, 'w.extra'), fifo = join(dir, 'w.go');
+  const log = new NodeLog(path, true);
+  log.init({ minor: 45, passthrough: true });
+  for (let id = 2; id <= 10; id++) log.node(id, handle(id));
+  const s1 = statSync(path).size;
+  for (let id = 11; id <= 60; id++) log.node(id, handle(id));
+  log.close();
+  // Nodes 11–60 are appended by another process while the standby waits.
+  writeFileSync(extra, readFileSync(path).subarray(s1));
+  truncateSync(path, s1);
+  const follower = new NodeLogFollower(path, rootFd);
+  follower.catchUp();
+  assert.equal(follower.table.lazyCount, 9);
+  libc.mknodat(libc.AT.FDCWD, libc.cstr(fifo), 0o010600, 0); // S_IFIFO
+  const go = libc.open(fifo, libc.O.RDWR | libc.O.NONBLOCK); // RDWR: opening does not wait for a writer
+  const child = spawn('/bin/sh', ['-c', 'sleep 0.05; cat "$1" >> "$2"; sleep 0.2; printf "\\001\\052\\000\\000\\000" > "$3"', 'sh', extra, path, fifo], { stdio: 'inherit' });
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    const marks: string[] = [];
+    // Blocks this thread until the go word; the child is a process of its own meanwhile.
+    const dead = waitForGo(follower, go, { mark: (m) => marks.push(m) });
+    assert.equal(dead, 42, 'the go word names the dead daemon');
+    assert.deepEqual(marks, ['go']);
+    assert.equal(follower.table.lazyCount, 59, 'the appended nodes were applied while waiting, before the go word');
+  } finally {
+    await exited;
+    const watch = takeFollowWatch();
+    if (watch >= 0) libc.close(watch);
+    libc.close(go);
+  }
+  assert.equal(takeFollowWatch(), -1, 'asked once');
 });

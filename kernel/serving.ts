@@ -160,6 +160,8 @@ export class Serving {
         else if (m.type === 'warm') { started = true; resolve(); }
         else if (m.type === 'events') { this.drain(); for (const e of m.events) this.deliver(e); }
         else if (m.type === 'wake') { this.poll(); this.drain(); }
+        // After the takeover's own work on this thread (the journal handover): it sleeps up to 14 ms.
+        else if (m.type === 'close') setTimeout(() => libc.close(m.fd), 250).unref();
         else if (m.type === 'stopped') this.stopInfo = { reason: m.reason, counts: m.counts };
         else if (m.type === 'quiesced') { this.onQuiesced?.(m); this.onQuiesced = null; }
         else if (m.type === 'answered') { this.firstAnswerAt = m.at; this.onAnswered?.(); this.onAnswered = null; }
@@ -348,7 +350,7 @@ export class Serving {
     let idle = 0;
     this.timer = setInterval(() => {
       const took = this.drain();
-      if (took > 0 || this.batches.length > 0 || !this.journal) { idle = 0; return; }
+      if (took > 0 || this.batches.length > 0) { idle = 0; return; }
       if (++idle < IDLE_TICKS || !this.ring.sleepIfEmpty()) return;
       clearInterval(this.timer!);
       this.timer = null;
