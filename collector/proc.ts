@@ -5,7 +5,7 @@
  * names from a newer one with the same pid) and on which CPU it last ran; and which
  * capabilities this process holds (`/proc/self/status`).
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 /**
  * The fields of `/proc/PID/stat` from field 3 (the state) on, so that field N is at index
@@ -27,6 +27,44 @@ export function startTime(pid: number): string | null {
 export function lastCpu(tid: number): number {
   const cpu = Number(statFields(tid)?.[39 - 3]);
   return Number.isInteger(cpu) ? cpu : -1;
+}
+
+/**
+ * {@link lastCpu} for polling one thread every few milliseconds: its /proc/TID/stat stays open
+ * and is read again with one pread, the field found by counting spaces in the bytes (2–3 µs
+ * instead of 9–20 for open, read, close and a split). A thread gone reads as -1 (the open file
+ * then fails with ESRCH; it is not confused with a newer thread given the same id).
+ */
+export class ThreadCpuProbe {
+  private fd = -1;
+  private tid = 0;
+  private readonly buf = Buffer.alloc(1024);
+
+  /** The CPU thread `tid` last ran on, or -1 when it is gone. */
+  cpu(tid: number): number {
+    if (tid !== this.tid || this.fd < 0) {
+      this.close();
+      try { this.fd = openSync(`/proc/${tid}/stat`, 'r'); } catch { return -1; }
+      this.tid = tid;
+    }
+    let n: number;
+    try { n = readSync(this.fd, this.buf, 0, this.buf.length, 0); } catch { this.close(); return -1; }
+    const b = this.buf;
+    let i = b.lastIndexOf(0x29, n - 1) + 2; // past ") ": field 3
+    for (let field = 3; field < 39; field++) {
+      i = b.indexOf(0x20, i) + 1;
+      if (i === 0 || i >= n) return -1;
+    }
+    let cpu = 0, digits = 0;
+    for (; i < n && b[i]! >= 0x30 && b[i]! <= 0x39; i++, digits++) cpu = cpu * 10 + b[i]! - 0x30;
+    return digits > 0 ? cpu : -1;
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+    this.tid = 0;
+  }
 }
 
 /**

@@ -11,7 +11,7 @@
  * a pipe ping-pong between two processes takes 7 µs across CPUs and 1.8 µs on one. The
  * scheduler does not bring them together by itself (a woken thread goes back to its previous
  * CPU while that is idle), so the loop does: when the requests of the last
- * stretch all came from one thread, it looks up that thread's CPU (/proc/TID/stat) and pins
+ * stretch all came from one thread, it looks up that thread's CPU (/proc/TID/stat, kept open) and pins
  * itself there; when they come from several threads it lets the scheduler place it anywhere
  * again (a multi-threaded caller keeps every CPU busy anyway). Checked at most every
  * {@link PLACE_MS} and only after {@link MIN_REQUESTS} requests, so its cost is small.
@@ -38,7 +38,7 @@
  * provfs bench's `--variants`).
  */
 import { readFileSync } from 'node:fs';
-import { CAP, hasCapability, lastCpu } from '../collector/proc.js';
+import { CAP, hasCapability, ThreadCpuProbe } from '../collector/proc.js';
 import * as libc from './libc.js';
 
 /** Policies set with SCHED_RESET_ON_FORK: a thread this one starts meanwhile starts ordinary. */
@@ -87,7 +87,7 @@ export const CHECK_MS = 20;
  * shared CPU (a 200 Hz timer of another process will do) makes the scheduler place the woken
  * caller on the other CPU, and the pair stays apart until the loop follows: looked up every
  * 20 ms, an idle 200 Hz ticker elsewhere on the machine took uncached stat from 75–80k/s to
- * 44k/s; every 2 ms, 78k/s. A lookup reads /proc/TID/stat (about 10 µs): under 1 % of the loop.
+ * 44k/s; every 2 ms, 78k/s. A lookup is one pread of the caller's /proc/TID/stat (2–3 µs).
  */
 export const PLACE_MS = 2;
 /** Requests seen since the last check before reconsidering (a trickle is not worth a pin). */
@@ -112,6 +112,7 @@ export class Colocator {
   /** PROV_FUSE_YIELD=always: yield whenever pinned, quiet or not (for measuring the rule). */
   private readonly always = process.env.PROV_FUSE_YIELD === 'always';
   private idleCheck = 0;
+  private readonly callerCpu = new ThreadCpuProbe();
   /** When {@link quiet} was last asked before yielding (at most every {@link CHECK_MS}). */
   private lastQuietTry = -Infinity;
   /** /proc/stat at the start of the current quiet window, and when. */
@@ -169,7 +170,7 @@ export class Colocator {
     this.count = 0;
     const single = this.caller > 0 ? this.caller : 0;
     this.caller = 0;
-    const cpu = single ? lastCpu(single) : -1;
+    const cpu = single ? this.callerCpu.cpu(single) : -1;
     if (cpu !== this.pinned && libc.pinThread(cpu)) {
       this.pinned = cpu;
       this.moves++;
@@ -201,6 +202,7 @@ export class Colocator {
   /** Back to every CPU and ordinary scheduling (before the thread does anything else, e.g. at a handover). */
   release(): void {
     this.ordinary();
+    this.callerCpu.close();
     if (this.pinned >= 0 && libc.pinThread(-1)) this.pinned = -1;
   }
 }
