@@ -497,6 +497,8 @@ async function figure5(work: string, driver: string, q: boolean, repeats = 1): P
   const { daemonInfoPath, daemonSocketPath } = await import('../../kernel/runtime.js');
   const { journalStreamName } = await import('../../kernel/daemon.js');
   const { openJournalReader } = await import('../../collector/journal/reader.js');
+  const { nodeLogPath } = await import('../../kernel/runtime.js');
+  const { readTakeoverTrace, takeoverTracePath } = await import('../../kernel/takeovertrace.js');
   const runs: Fig5Run[] = [];
   const scenarios = [
     { name: 'no event (control)', start: 'plain', act: 'none', keeper: false },
@@ -540,6 +542,14 @@ async function figure5(work: string, driver: string, q: boolean, repeats = 1): P
         if (typeof rep.firstAnswerMs === 'number') firstMs = rep.firstAnswerMs;
       }
       await exited;
+      if (sc.act === 'kill' && !('cold' in sc)) {
+        // The takeover's phases and first replies, ms after the kill (kernel/takeovertrace).
+        phases = {};
+        for (const m of readTakeoverTrace(takeoverTracePath(nodeLogPath(mnt)))) {
+          const key = m.phase.startsWith('reply') ? m.phase : `${m.who}:${m.phase}`;
+          if (m.at >= from && phases[key] === undefined) phases[key] = (m.at - from) / 1e6;
+        }
+      }
       const r = JSON.parse(out) as { worstNs: number; worstAtNs: number; errors: number; buckets: number[]; gaps: Array<[number, number]> };
       // The window the switch occupies: the stall (quiesce → successor reading); after a kill, its
       // first 10 ms (the signal lands and the daemon dies a moment after it is sent: a pause that
