@@ -67,9 +67,12 @@ test('the CPU probe (one open /proc/TID/stat read again) agrees with lastCpu, al
   const pid = child.pid!;
   while (!statFields(pid) || statFields(pid)![0] === 'R') await new Promise((r) => setTimeout(r, 5));
   assert.equal(probe.cpu(pid), lastCpu(pid), 'field 39 found past the odd command name');
+  const f = statFields(pid)!;
+  assert.equal(probe.ticks, Number(f[14 - 3]) + Number(f[15 - 3]), 'utime + stime (fields 14 and 15)');
   child.kill('SIGKILL');
   await exited;
   assert.equal(probe.cpu(pid), -1, 'a thread gone');
+  assert.equal(probe.ticks, -1);
 });
 
 test('capabilities: root holds CAP_SYS_ADMIN and CAP_SYS_NICE; no bit past the last capability is set', () => {

@@ -39,9 +39,12 @@ export class ThreadCpuProbe {
   private fd = -1;
   private tid = 0;
   private readonly buf = Buffer.alloc(1024);
+  /** The CPU time (user + system, clock ticks) of the thread read by the last {@link cpu} call, or -1. */
+  ticks = -1;
 
-  /** The CPU thread `tid` last ran on, or -1 when it is gone. */
+  /** The CPU thread `tid` last ran on, or -1 when it is gone (also sets {@link ticks}). */
   cpu(tid: number): number {
+    this.ticks = -1;
     if (tid !== this.tid || this.fd < 0) {
       this.close();
       try { this.fd = openSync(`/proc/${tid}/stat`, 'r'); } catch { return -1; }
@@ -51,13 +54,22 @@ export class ThreadCpuProbe {
     try { n = readSync(this.fd, this.buf, 0, this.buf.length, 0); } catch { this.close(); return -1; }
     const b = this.buf;
     let i = b.lastIndexOf(0x29, n - 1) + 2; // past ") ": field 3
+    let ticks = 0;
     for (let field = 3; field < 39; field++) {
+      if (field === 14 || field === 15) ticks += ThreadCpuProbe.number(b, i, n);
       i = b.indexOf(0x20, i) + 1;
       if (i === 0 || i >= n) return -1;
     }
-    let cpu = 0, digits = 0;
-    for (; i < n && b[i]! >= 0x30 && b[i]! <= 0x39; i++, digits++) cpu = cpu * 10 + b[i]! - 0x30;
-    return digits > 0 ? cpu : -1;
+    const cpu = ThreadCpuProbe.number(b, i, n);
+    if (cpu >= 0) this.ticks = ticks;
+    return cpu;
+  }
+
+  /** The decimal number at b[i] (-1: none). */
+  private static number(b: Buffer, i: number, n: number): number {
+    let v = 0, digits = 0;
+    for (; i < n && b[i]! >= 0x30 && b[i]! <= 0x39; i++, digits++) v = v * 10 + b[i]! - 0x30;
+    return digits > 0 ? v : -1;
   }
 
   close(): void {

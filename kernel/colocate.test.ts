@@ -1,7 +1,8 @@
 /**
  * @module kernel/colocate.test
  * The loop's CPU placement: a thread's CPU read from /proc, and the Colocator pinning the
- * calling thread to the CPU of a single caller and releasing it when several threads call.
+ * calling thread to the CPU of a single caller and releasing it when several threads call;
+ * yielding on a quiet machine, where the caller's and the daemon's own CPU time are not noise.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -82,4 +83,38 @@ test('pinned to a single caller on a quiet machine the loop yields (SCHED_IDLE);
     c.release();
   }
   assert.equal(policy(), 0, 'released: ordinary scheduling');
+});
+
+test('the caller\'s own time and the daemon\'s own threads do not count as a busy machine', () => {
+  let now = 0, idleTicks = 0, partnerTicks = 0, runnable = 1, own = 1;
+  const times = (): Array<[number, number]> => [[idleTicks, now], [idleTicks, now]];
+  const me = libc.gettid();
+  const cpu = lastCpu(me);
+  const caller = { cpu: () => cpu, get ticks() { return partnerTicks; }, close: () => {} };
+  const c = new Colocator(() => now, true, { times, runnable: () => runnable, ownOther: () => 0, ownRunning: () => own, caller });
+  // The other CPU idle 20 % of the time; `partnerShare` of it is the caller's (or this daemon's).
+  const feed = (partnerShare: number): void => {
+    const step = CHECK_MS + 1;
+    for (let i = 0; i < MIN_REQUESTS; i++) {
+      now += step / MIN_REQUESTS;
+      idleTicks += (step / MIN_REQUESTS) * 0.2;
+      partnerTicks += (step / MIN_REQUESTS) * partnerShare;
+      c.note(me);
+    }
+  };
+  try {
+    for (let i = 0; i < 12; i++) feed(0);
+    assert.equal(c.idle, false, 'the other CPU 80 % busy with someone else: not yielding');
+    for (let i = 0; i < 12; i++) feed(0.6);
+    assert.equal(c.idle, true, 'busy with the caller itself (moved off the shared CPU): yielding, which brings it back');
+    c.ordinary();
+    runnable = 4; own = 1;
+    for (let i = 0; i < 12; i++) feed(0.6);
+    assert.equal(c.idle, false, 'two others runnable now: not yielding');
+    own = 3;
+    for (let i = 0; i < 12; i++) feed(0.6);
+    assert.equal(c.idle, true, 'the others runnable are this daemon\'s own threads: yielding');
+  } finally {
+    c.release();
+  }
 });
