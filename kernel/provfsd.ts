@@ -26,9 +26,6 @@ import { logger } from '../collector/log.js';
 import { exitCodeOf, InputError } from '../graph/errors.js';
 
 const log = logger('provfsd');
-// libuv's thread pool (read when first used, after this): the request loop's FSYNCs run there
-// several at once (kernel/slowops), beside the main thread's own file work.
-process.env.UV_THREADPOOL_SIZE ??= '8';
 
 /** `--timeout S`: one cache timeout (seconds) for entries, attributes and negative entries. */
 function timeoutsOf(v: string): { entry: number; attr: number; negative: number } {

@@ -41,8 +41,9 @@ if (parentPort && workerData?.provfsSlowOps) {
       libc.close(op.warm);
       return;
     }
-    // In libuv's thread pool: fsyncs of different files run at once, as the applications issued
-    // them, and the file system commits them together (one at a time here, ten waiting threads
+    // In libuv's thread pool (4 threads: node starts it while loading ES modules, so a
+    // UV_THREADPOOL_SIZE set by provfsd itself would come too late): fsyncs of different files
+    // run at once, as the applications issued them, and the file system commits them together (one at a time here, ten waiting threads
     // took ten journal commits, 10–20 ms, after a daemon's crash resent them all).
     (op.dataOnly ? fdatasync : fsync)(op.fd, (e) => {
       libc.close(op.fd);
