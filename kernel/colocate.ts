@@ -30,9 +30,13 @@
  * ordinary one (measured: with the machine loaded, 62k/s yielding against 95k/s not). And it is
  * only needed while another CPU sits idle (a busy one draws no wakee). So the loop yields only
  * while the machine is quiet: the other CPUs idle at least {@link QUIET_IDLE_SHARE} of the last
- * {@link QUIET_WINDOW_MS} (/proc/stat) and nothing but itself runnable when it looks
- * (/proc/loadavg); it looks again every {@link CHECK_MS} while yielding and goes back to ordinary
- * scheduling at once when either fails. Only a thread that may leave SCHED_IDLE again
+ * {@link QUIET_WINDOW_MS} (/proc/stat) and nothing but itself and its caller runnable when it
+ * looks (/proc/loadavg); it looks again every {@link CHECK_MS} while yielding and goes back to
+ * ordinary scheduling at once when either fails. The caller's and the daemon's own CPU time count
+ * as idle there, and the daemon's own runnable threads as nothing: a caller the scheduler had
+ * moved to the other CPU kept that CPU busy and so kept the loop from yielding, the one thing
+ * that brings the caller back — a create+unlink loop swapped CPUs with the daemon every 2–4 ms
+ * (19k ops/s on tmpfs backings; 24k with this accounting, 33k with the caller pinned). Only a thread that may leave SCHED_IDLE again
  * (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it; PROV_FUSE_YIELD=0 turns it off,
  * PROV_FUSE_YIELD=always yields whenever pinned, quiet or not (to measure the rule: the
  * provfs bench's `--variants`).
