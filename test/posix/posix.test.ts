@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, chownSync, chmodSync, rmSync, existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -25,13 +25,20 @@ function requireFuse(): void {
   if (!existsSync('/dev/fuse')) assert.fail('/dev/fuse is missing: load the fuse module or run where FUSE exists');
 }
 
-/** Run the scenario in `dir` as `uid` and parse its report. */
-function scenario(dir: string, uid: number): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [SCENARIO, dir, '--as', String(uid)], {
-    encoding: 'utf8', timeout: 120_000, cwd: '/', env: { ...process.env, HOME: '/' },
+/**
+ * Run the scenario in `dir` as `uid` and parse its report. Asynchronously: the daemon under test
+ * runs in this process, and its main thread drains the record ring. Blocked in spawnSync, it left
+ * the ring full and each prov-mode record waited its 200 ms for room (60 s for the scenario).
+ */
+function scenario(dir: string, uid: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [SCENARIO, dir, '--as', String(uid)], {
+      encoding: 'utf8', timeout: 120_000, cwd: '/', env: { ...process.env, HOME: '/' }, maxBuffer: 64 << 20,
+    }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`scenario in ${dir} as uid ${uid} failed (${err.message}): ${stderr}`));
+      try { resolve(JSON.parse(stdout) as Record<string, unknown>); } catch (e) { reject(e as Error); }
+    });
   });
-  assert.equal(r.status, 0, `scenario in ${dir} as uid ${uid} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
 /** Compare step by step so a failure names the operation. */
@@ -69,8 +76,8 @@ async function compare(name: string, uid: number, opts: { mode: 'plain' | 'prov'
     assert.equal(r.ok, true, `upgrade failed: ${r.reason}`);
     successor = r.pid!;
   }
-  const want = scenario(ext4, uid);
-  const got = scenario(mnt, uid);
+  const want = await scenario(ext4, uid);
+  const got = await scenario(mnt, uid);
   assertSame(got, want, `${name} (uid ${uid})`);
   if (successor) {
     unmount(mnt);
