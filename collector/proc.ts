@@ -9,12 +9,14 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 /**
  * The fields of `/proc/PID/stat` from field 3 (the state) on, so that field N is at index
- * N - 3; null when there is no such process. The command name (field 2) may hold spaces and
- * parentheses, hence counting from the last ')'.
+ * N - 3; null when there is no such process. With `tid`, one thread's (its CPU times are its
+ * own, not the group's). The command name (field 2) may hold spaces and parentheses, hence
+ * counting from the last ')'.
  */
-export function statFields(pid: number): string[] | null {
+export function statFields(pid: number, tid?: number): string[] | null {
   let text: string;
-  try { text = readFileSync(`/proc/${pid}/stat`, 'latin1'); } catch { return null; }
+  // /proc/PID/stat sums CPU times over the whole thread group; /proc/PID/task/TID/stat is one thread's.
+  try { text = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'latin1'); } catch { return null; }
   return text.slice(text.lastIndexOf(')') + 2).split(' ');
 }
 
@@ -47,7 +49,8 @@ export class ThreadCpuProbe {
     this.ticks = -1;
     if (tid !== this.tid || this.fd < 0) {
       this.close();
-      try { this.fd = openSync(`/proc/${tid}/stat`, 'r'); } catch { return -1; }
+      // /proc/TID/task/TID: the thread's own CPU times (/proc/TID/stat sums its whole group's).
+      try { this.fd = openSync(`/proc/${tid}/task/${tid}/stat`, 'r'); } catch { return -1; }
       this.tid = tid;
     }
     let n: number;

@@ -42,7 +42,7 @@
  * provfs bench's `--variants`).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { CAP, hasCapability, ThreadCpuProbe } from '../collector/proc.js';
+import { CAP, hasCapability, statFields, ThreadCpuProbe } from '../collector/proc.js';
 import * as libc from './libc.js';
 
 /** Policies set with SCHED_RESET_ON_FORK: a thread this one starts meanwhile starts ordinary. */
@@ -78,11 +78,9 @@ export function runnableNow(): number {
  * one, or -1: the daemon's own main thread and helpers, which run beside the loop and its caller.
  */
 export function ownOtherTicks(): number {
-  const t = (path: string): number => {
-    const f = statFieldsOf(path);
-    return f ? Number(f[14 - 3]) + Number(f[15 - 3]) : NaN;
-  };
-  const v = t('/proc/self/stat') - t('/proc/thread-self/stat');
+  const ticks = (f: string[] | null): number => (f ? Number(f[14 - 3]) + Number(f[15 - 3]) : NaN);
+  // The process's stat counts every thread; the calling thread's own is taken off.
+  const v = ticks(statFields(process.pid)) - ticks(statFields(process.pid, libc.gettid()));
   return Number.isFinite(v) ? v : -1;
 }
 
@@ -90,16 +88,9 @@ export function ownOtherTicks(): number {
 export function ownRunning(): number {
   let n = 0;
   try {
-    for (const tid of readdirSync('/proc/self/task')) if (statFieldsOf(`/proc/self/task/${tid}/stat`)?.[0] === 'R') n++;
+    for (const tid of readdirSync('/proc/self/task')) if (statFields(process.pid, Number(tid))?.[0] === 'R') n++;
   } catch { return -1; }
   return n;
-}
-
-function statFieldsOf(path: string): string[] | null {
-  try {
-    const text = readFileSync(path, 'latin1');
-    return text.slice(text.lastIndexOf(')') + 2).split(' ');
-  } catch { return null; }
 }
 
 /** Whether this process may go back from SCHED_IDLE to ordinary scheduling (see sched(7)). */
