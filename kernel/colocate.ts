@@ -36,8 +36,8 @@
  * as idle there, and the daemon's own runnable threads as nothing: a caller the scheduler had
  * moved to the other CPU kept that CPU busy and so kept the loop from yielding, the one thing
  * that brings the caller back — a create+unlink loop swapped CPUs with the daemon every 2–4 ms
- * (19k ops/s on tmpfs backings; 24k with this accounting, 33k with the caller pinned). Only a thread that may leave SCHED_IDLE again
- * (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it; PROV_FUSE_YIELD=0 turns it off,
+ * (19k ops/s on tmpfs backings; 24k with this accounting, 33k with the caller pinned). Only a
+ * thread that may leave SCHED_IDLE again (CAP_SYS_NICE, or RLIMIT_NICE allowing nice 0) takes it; PROV_FUSE_YIELD=0 turns it off,
  * PROV_FUSE_YIELD=always yields whenever pinned, quiet or not (to measure the rule: the
  * provfs bench's `--variants`).
  */
@@ -186,9 +186,7 @@ export class Colocator {
           idle += i - w.times[cpu]![0];
           total += tot - w.times[cpu]![1];
         });
-        // The caller's and this daemon's own time count as idle: a caller the scheduler moved
-        // off the shared CPU kept the other one busy, and so kept the loop from yielding, which
-        // is what would bring it back (create+unlink: 23k ops/s this way, 28k yielding).
+        // The caller's and this daemon's own time count as idle (see the module comment).
         if (partners >= 0 && w.partners >= 0 && w.caller === this.callerTid) idle = Math.min(total, idle + Math.max(0, partners - w.partners));
         this.otherIdle = total > 0 ? idle / total : 1;
       }
@@ -229,9 +227,12 @@ export class Colocator {
       this.moves++;
     }
     if (this.pinned < 0) this.ordinary();
-    else if (!this.idle && this.yieldToCaller && this.allowIdle && t - this.lastQuietTry >= CHECK_MS && (this.lastQuietTry = t, this.quiet(t)) && libc.setScheduler(0, SCHED_IDLE, 0)) {
-      this.idle = true;
-      this.idleCheck = t;
+    else if (!this.idle && this.yieldToCaller && this.allowIdle && t - this.lastQuietTry >= CHECK_MS) {
+      this.lastQuietTry = t;
+      if (this.quiet(t) && libc.setScheduler(0, SCHED_IDLE, 0)) {
+        this.idle = true;
+        this.idleCheck = t;
+      }
     }
   }
 

@@ -309,13 +309,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       if (s.staged !== null) {
         crashHook?.(s.staged);
         ring.publishStaged();
-        if (ring.wakeNeeded()) post({ type: 'wake' });
+        published();
         pushed++;
         lin?.append(s.staged);
       }
       for (const json of s.held) pushJson(json);
     },
   };
+  /** After a record went into the ring: wake the main thread if it stopped draining (kernel/eventring). */
+  const published = (): void => { if (ring.wakeNeeded()) post({ type: 'wake' }); };
   const pushJson = (json: string): void => {
     // Serving a request resent after a crash: not again what the dead daemon recorded already.
     if (resent && resent.inHand && resent.known().hasExact(json)) return;
@@ -328,13 +330,13 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     pushed++;
     lin?.append(json);
     if (ring.pushString(json)) {
-      if (ring.wakeNeeded()) post({ type: 'wake' });
+      published();
       crashHook?.(json);
       return;
     }
     for (let i = 0; i < 200; i++) {
       Atomics.wait(pause, 0, 0, 1);
-      if (ring.pushString(json)) return;
+      if (ring.pushString(json)) { published(); return; }
     }
     ring.countOverflow();
     post({ type: 'events', events: [JSON.parse(json) as ProvEvent] });

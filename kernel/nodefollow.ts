@@ -135,7 +135,7 @@ export class NodeLogFollower {
   }
 }
 
-/** The inotify fd of a standby that took over, left open by {@link waitForGo}: see {@link closeFollowWatch}. */
+/** The inotify fd of a standby that took over, left open by {@link waitForGo}: see {@link takeFollowWatch}. */
 let watchToClose = -1;
 
 /**
@@ -184,7 +184,7 @@ export function waitForGo(f: NodeLogFollower, goFd: number, trace: { mark(phase:
         }
         if (got === 5 && word[0] === 1) {
           trace.mark('go');
-          // Closing an inotify fd waits for an SRCU grace period (fsnotify_destroy_group): 5–12
+          // Closing an inotify fd waits for an SRCU grace period (fsnotify_destroy_group): 10–14
           // ms measured here. The main thread closes it (kernel/loop: takeFollowWatch).
           watchToClose = watch;
           watch = -1;
