@@ -5,7 +5,12 @@
  * (A B C, B C A, …), each run given a fresh change and leaving a working binary; the server's
  * median timeline (PROV_REBUILD_TRACE=json) beside it, and the client's own side (exec, connect,
  * frames back) as what is left of the wall time.
- * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli]]]
+ * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli|sched]]]
+ * `sched`: the scheduler's process events (a private ftrace instance) split each run's wall time
+ * into the commands' own (exec to exit of each command the runner started) and the runner's
+ * (from its exec to the first command's, between commands, from the last command's exit to its
+ * own): the commands' time is most of the total and varies run to run far more than the
+ * runner's, so the runner's time is what tells prov's own cost from make's.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -21,11 +26,12 @@ import { joinStatePath } from '../../cli/actions/ingest.js';
 import { writeCProject } from '../rebuild/project.js';
 import { median, spread } from './types.js';
 import { settle } from './rebuild.bench.js';
+import { PROCESS_EVENTS, SchedTrace, type TracedProcess } from './schedtrace.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('../../cli/prov', import.meta.url));
 
-interface Timed { ms: number; trace: Array<{ name: string; ms: number }> | null; marks: Array<[string, number]> }
+interface Timed { ms: number; pid: number; trace: Array<{ name: string; ms: number }> | null; marks: Array<[string, number]> }
 
 function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Timed {
   const t0 = performance.now();
@@ -48,7 +54,31 @@ function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env
   }
   marks.push(['bench: child reaped', ms]);
   marks.sort((a, b) => a[1] - b[1]);
-  return { ms, trace, marks };
+  return { ms, pid: r.pid ?? 0, trace, marks };
+}
+
+/** One run split by the scheduler's process events (ms): the runner's own time and its commands'. */
+interface Split { pre: number; between: number; post: number; commands: number; n: number }
+
+/**
+ * `runner`: the process the bench started (make, or prov's client); `parent`: who starts the
+ * commands (make itself, or the rebuild server). Null when the events do not cover the run.
+ */
+function splitRun(procs: Map<number, TracedProcess>, runner: number, parent: number): Split | null {
+  const top = procs.get(runner);
+  if (top?.execAt === undefined || top.exitAt === undefined) return null;
+  const cmds = [...procs.values()]
+    .filter((p) => p.parent === parent && p.execAt !== undefined && p.exitAt !== undefined && p.execAt >= top.execAt! && p.exitAt <= top.exitAt!)
+    .sort((a, b) => a.execAt! - b.execAt!);
+  if (cmds.length === 0) return null;
+  const ms = (ns: number): number => ns / 1e6;
+  let between = 0, commands = 0, lastExit = cmds[0]!.execAt!;
+  for (const c of cmds) {
+    between += Math.max(0, c.execAt! - lastExit);
+    commands += c.exitAt! - c.execAt!;
+    lastExit = Math.max(lastExit, c.exitAt!);
+  }
+  return { pre: ms(cmds[0]!.execAt! - top.execAt), between: ms(between), post: ms(top.exitAt - lastExit), commands: ms(commands), n: cmds.length };
 }
 
 function checkApp(dir: string): void {
@@ -92,7 +122,7 @@ async function main(): Promise<void> {
     timed([CLIENT, ...served, '--dry-run'], dir, traceEnv);
     // Two warm-up rounds (first request plans, warm attach made).
     for (let i = 0; i < 2; i++) { appendFileSync(join(dir, 'util.c'), `int warm_${i};\n`); timed([CLIENT, ...served], dir, traceEnv); await settle(cfg); }
-    const srv: Timed[] = [], make: number[] = [], makeJ: number[] = [], cliRuns: number[] = [];
+    const srv: Timed[] = [], make: number[] = [], makeJ: number[] = [], cliRuns: number[] = [], makePids: number[] = [];
     let n = 0;
     const change = (): void => {
       if (header) appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
@@ -100,14 +130,24 @@ async function main(): Promise<void> {
     };
     const cs: Array<() => Promise<void>> = [
       async () => { await quiet(); change(); srv.push(timed([CLIENT, ...served], dir, traceEnv)); await settle(cfg); checkApp(dir); },
-      async () => { await quiet(); change(); make.push(timed(['make', `-j${jobs ?? 1}`], dir).ms); checkApp(dir); },
+      async () => { await quiet(); change(); const t = timed(['make', `-j${jobs ?? 1}`], dir); make.push(t.ms); makePids.push(t.pid); checkApp(dir); },
       async () => { await quiet(); change(); makeJ.push(timed(['make', '-j2'], dir).ms); checkApp(dir); },
     ];
     if (withCli) cs.push(async () => { await quiet(); change(); cliRuns.push(timed([process.execPath, CLI, ...served], dir, env).ms); await settle(cfg); checkApp(dir); });
     // `cold`: a command-line rebuild with its own attach takes a turn too.
     if (process.argv[4] === 'cold') cs.push(async () => { await quiet(); change(); cliRuns.push(timed([process.execPath, CLI, ...served, '--cold'], dir, env).ms); await settle(cfg); checkApp(dir); });
+    let sched: SchedTrace | null = null;
+    if (process.argv[4] === 'sched') {
+      const t = SchedTrace.start('prov-rebuild-one', PROCESS_EVENTS);
+      if (!(t instanceof SchedTrace)) throw new Error(`sched: ${t.error}`);
+      sched = t;
+    }
     const l0 = loadavg()[0]!.toFixed(2);
-    for (let i = 0; i < repeats; i++) for (let k = 0; k < cs.length; k++) await cs[(i + k) % cs.length]!();
+    try {
+      for (let i = 0; i < repeats; i++) for (let k = 0; k < cs.length; k++) await cs[(i + k) % cs.length]!();
+    } finally {
+      sched?.stop();
+    }
     const l1 = loadavg()[0]!.toFixed(2);
     const sm = srv.map((t) => t.ms);
     console.log(`${header ? 'the header' : 'one .c'} changed, ${process.env.REBUILD_ONE_FILES ?? 4}-file project, prov --jobs ${jobs ?? 'default'} vs make -j${jobs ?? 1}, ${repeats} rounds, ${pause} ms quiet before each run, load ${l0} → ${l1}`);
@@ -116,6 +156,21 @@ async function main(): Promise<void> {
     console.log(`  make -j2     median ${median(makeJ).toFixed(2)} ms  spread ${spread(makeJ).toFixed(2)}`);
     if (cliRuns.length) console.log(`  plain CLI    median ${median(cliRuns).toFixed(2)} ms  spread ${spread(cliRuns).toFixed(2)}`);
     console.log(`  prov/make = ${(median(sm) / median(make)).toFixed(3)}   prov/make-j2 = ${(median(sm) / median(makeJ)).toFixed(3)}`);
+    if (sched) {
+      const procs = sched.processes();
+      const show = (name: string, splits: Array<Split | null>): Split | null => {
+        const ok = splits.filter((x): x is Split => x !== null);
+        if (!ok.length) { console.log(`  ${name}: no run found in the scheduler's events`); return null; }
+        const m = (f: (x: Split) => number): number => median(ok.map(f));
+        const r = { pre: m((x) => x.pre), between: m((x) => x.between), post: m((x) => x.post), commands: m((x) => x.commands), n: m((x) => x.n) };
+        console.log(`  ${name.padEnd(11)} runner's own ${(r.pre + r.between + r.post).toFixed(2)} ms (before the first command ${r.pre.toFixed(2)}, between ${r.between.toFixed(2)}, after the last ${r.post.toFixed(2)}); ${r.n} commands ${r.commands.toFixed(2)} ms (medians of ${ok.length} runs)`);
+        return r;
+      };
+      console.log('  split by the scheduler (exec and exit of the runner and of each command it started):');
+      const p = show('served prov', srv.map((t) => splitRun(procs, t.pid, s.pid!)));
+      const mk = show('make', makePids.map((pid) => splitRun(procs, pid, pid)));
+      if (p && mk) console.log(`  prov's own time − make's: ${(p.pre + p.between + p.post - mk.pre - mk.between - mk.post).toFixed(2)} ms; commands under prov / under make: ${(p.commands / mk.commands).toFixed(3)}`);
+    }
     console.log(`  served runs that found the capture armed: ${srv.filter((t) => t.trace?.some((m) => m.name === 'warm: armed ahead')).length} of ${srv.length}`);
     // The median timeline: each mark's median time after the request arrived.
     const gap = (t: Timed, a: string, b: string): string => {

@@ -16,6 +16,11 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 
 const EVENTS = ['sched/sched_switch', 'sched/sched_wakeup', 'fuse/fuse_request_send', 'fuse/fuse_request_end'];
+/** Process events only: forks, execs and exits (for {@link SchedTrace.processes}). */
+export const PROCESS_EVENTS = ['sched/sched_process_fork', 'sched/sched_process_exec', 'sched/sched_process_exit'];
+
+/** One process as the scheduler saw it: who forked it, what it ran, when (CLOCK_MONOTONIC ns). */
+export interface TracedProcess { pid: number; parent?: number; forkedAt?: number; exe?: string; execAt?: number; exitAt?: number }
 
 interface Ev { comm: string; pid: number; cpu: number; ts: number; ev: string; rest: string }
 
@@ -24,10 +29,10 @@ export type Labeller = (tid: number, comm: string) => string | null;
 
 export class SchedTrace {
   private events: Ev[] = [];
-  private constructor(private readonly dir: string) {}
+  private constructor(private readonly dir: string, private readonly enabled: string[]) {}
 
-  /** Start tracing into a new private instance; null (and why) when tracefs cannot be used here. */
-  static start(name: string): SchedTrace | { error: string } {
+  /** Start tracing `events` into a new private instance; null (and why) when tracefs cannot be used here. */
+  static start(name: string, events = EVENTS): SchedTrace | { error: string } {
     const root = '/sys/kernel/tracing/instances';
     if (!existsSync(root)) return { error: 'no tracefs at /sys/kernel/tracing' };
     const dir = `${root}/${name}`;
@@ -38,13 +43,13 @@ export class SchedTrace {
       w('trace', '');
       w('trace_clock', 'mono');
       w('buffer_size_kb', '32768');
-      for (const e of EVENTS) if (existsSync(`${dir}/events/${e}`)) w(`events/${e}/enable`, '1');
+      for (const e of events) if (existsSync(`${dir}/events/${e}`)) w(`events/${e}/enable`, '1');
       w('tracing_on', '1');
     } catch (e) {
       try { rmdirSync(dir); } catch { /* not made */ }
       return { error: `tracefs: ${(e as Error).message}` };
     }
-    return new SchedTrace(dir);
+    return new SchedTrace(dir, events);
   }
 
   /** Stop, keep the events in memory, remove the instance. */
@@ -56,11 +61,36 @@ export class SchedTrace {
         const m = /^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)$/.exec(l);
         if (m) this.events.push({ comm: m[1]!, pid: Number(m[2]), cpu: Number(m[3]), ts: Math.round(Number.parseFloat(m[4]!) * 1e9), ev: m[5]!, rest: m[6]! });
       }
-      for (const e of EVENTS) if (existsSync(`${this.dir}/events/${e}`)) writeFileSync(`${this.dir}/events/${e}/enable`, '0');
+      for (const e of this.enabled) if (existsSync(`${this.dir}/events/${e}`)) writeFileSync(`${this.dir}/events/${e}/enable`, '0');
       writeFileSync(`${this.dir}/trace`, '');
     } finally {
       try { rmdirSync(this.dir); } catch { /* busy: left for the next start to reuse */ }
     }
+  }
+
+  /** Every process the {@link PROCESS_EVENTS} saw, by pid (a pid reused meanwhile: its last life). */
+  processes(): Map<number, TracedProcess> {
+    const procs = new Map<number, TracedProcess>();
+    const get = (pid: number): TracedProcess => procs.get(pid) ?? procs.set(pid, { pid }).get(pid)!;
+    for (const e of this.events) {
+      if (e.ev === 'sched_process_fork') {
+        const m = / pid=(\d+) child_comm=.* child_pid=(\d+)/.exec(e.rest);
+        if (!m) continue;
+        const child = Number(m[2]);
+        procs.set(child, { pid: child, parent: Number(m[1]), forkedAt: e.ts });
+      } else if (e.ev === 'sched_process_exec') {
+        const m = /filename=(\S+) pid=(\d+)/.exec(e.rest);
+        if (!m) continue;
+        const p = get(Number(m[2]));
+        p.exe = m[1];
+        p.execAt = e.ts;
+      } else if (e.ev === 'sched_process_exit') {
+        const m = /pid=(\d+)/.exec(e.rest);
+        // Thread exits are reported too: the last thread out ends the process.
+        if (m && /group_dead=true/.test(e.rest)) get(Number(m[1])).exitAt ??= e.ts;
+      }
+    }
+    return procs;
   }
 
   /**
