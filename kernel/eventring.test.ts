@@ -5,7 +5,8 @@
  * encoded in place (multi-byte UTF-8 included); a full ring refuses instead of overwriting.
  * Space is freed only when committed; a file-backed ring shows a successor what was not, with the
  * journal seqs stamped, and recovery journals exactly what the journal lacks. An idle consumer
- * sleeps and the producer's next record wakes it.
+ * sleeps and the producer's next record wakes it. Records written in place piece by piece
+ * (bytes and decimal numbers) come out as written, staged ones only once published.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -189,4 +190,37 @@ test('recovery says what may be missing: records that went around a full ring, a
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('records written in place: bytes and numbers as JSON writes them, across wrap-arounds; a staged one only once published', () => {
+  const ring = EventRing.create(2048);
+  const dec = new TextDecoder();
+  const enc = new TextEncoder();
+  const numbers = [0, 1, 9, 10, 99, 100, 12345, 2 ** 32 - 1, 2 ** 32, 1e15 + 7, 55834543565746, 2 ** 53 - 1];
+  const sent: string[] = [], got: string[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const n = numbers[i % numbers.length]! + (i % 3);
+    const text = `{"n":${JSON.stringify(n)},"s":${JSON.stringify('é"\\'.repeat(i % 9))}}`;
+    const head = enc.encode(`{"n":`), tail = enc.encode(`,"s":${JSON.stringify('é"\\'.repeat(i % 9))}}`);
+    if (!ring.begin(head.length + 20 + tail.length)) { for (const r of ring.drain()) got.push(dec.decode(r)); i--; continue; }
+    ring.putBytes(head);
+    ring.putUint(n);
+    ring.putBytes(tail);
+    ring.endRecord(false);
+    assert.equal(dec.decode(ring.lastWritten()), text);
+    sent.push(text);
+    if (i % 5 === 0) for (const r of ring.drain()) got.push(dec.decode(r));
+  }
+  for (const r of ring.drain()) got.push(dec.decode(r));
+  assert.deepEqual(got, sent);
+  // Staged: invisible to the consumer until published, then whole.
+  assert.ok(ring.begin(64));
+  ring.putBytes(enc.encode('{"staged":'));
+  ring.putUint(42);
+  ring.putBytes(enc.encode('}'));
+  ring.endRecord(true);
+  assert.deepEqual(ring.drain(), [], 'a staged record is not taken');
+  assert.equal(dec.decode(ring.stagedRecord()!), '{"staged":42}', 'a successor sees it as staged');
+  ring.publishStaged();
+  assert.deepEqual(ring.drain().map((r) => dec.decode(r)), ['{"staged":42}']);
 });

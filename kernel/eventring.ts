@@ -68,8 +68,12 @@ export class EventRing {
   private readonly view: DataView;
   readonly capacity: number;
   private readonly enc = new TextEncoder();
-  /** Where the last record written starts (see writeString). */
+  /** Where the last record written starts and ends (see writeString, endRecord). */
   private writtenAt = 0;
+  private writtenEnd = 0;
+  /** The record being written in place ({@link begin}): where it starts, where its next byte goes. */
+  private recAt = -1;
+  private cur = 0;
   /** Where the staged record starts and ends (-1: none staged). */
   private stagedAt = -1;
   private stagedEnd = 0;
@@ -189,7 +193,68 @@ export class EventRing {
     this.view.setUint32(at, written, true);
     this.view.setFloat64(at + 4, seq, true);
     this.writtenAt = at;
-    return at + REC_HDR + written;
+    this.writtenEnd = at + REC_HDR + written;
+    return this.writtenEnd;
+  }
+
+  /**
+   * Producer: start writing a record of at most `max` bytes in place, piece by piece
+   * ({@link putBytes}, {@link putUint}), then {@link endRecord}: no string, no encoding, no
+   * intermediate buffer (the provfs recorder's most frequent records). False when there is no
+   * room (nothing written).
+   */
+  begin(max: number): boolean {
+    const at = this.room(REC_HDR + max);
+    if (at < 0) return false;
+    this.recAt = at;
+    this.cur = at + REC_HDR;
+    return true;
+  }
+
+  /** Producer: bytes of the record begun. */
+  putBytes(b: Uint8Array): void {
+    this.data.set(b, this.cur);
+    this.cur += b.length;
+  }
+
+  /** Producer: a non-negative integer below 2^53 in decimal, as JSON writes it. */
+  putUint(n: number): void {
+    const d = this.data;
+    let len = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
+    let p = this.cur + len;
+    this.cur = p;
+    for (let x = n; ;) {
+      const q = Math.floor(x / 10);
+      d[--p] = 48 + (x - q * 10);
+      if (q === 0) break;
+      x = q;
+    }
+  }
+
+  /**
+   * Producer: finish the record begun: publish it, or with `staged` stage it as
+   * {@link stageString} does (published later by {@link publishStaged}).
+   */
+  endRecord(staged: boolean): void {
+    const at = this.recAt, end = this.cur;
+    this.recAt = -1;
+    this.view.setUint32(at, end - at - REC_HDR, true);
+    this.view.setFloat64(at + 4, staged ? STAGED : 0, true);
+    this.writtenAt = at;
+    this.writtenEnd = end;
+    if (staged) {
+      this.stagedAt = at;
+      this.stagedEnd = end;
+    } else Atomics.store(this.ctl, TAIL, end);
+  }
+
+  /**
+   * Producer: the bytes of the record written last ({@link pushString}, {@link stageString},
+   * {@link endRecord}), a view into the ring valid until the next record is written.
+   */
+  lastWritten(): Uint8Array {
+    return this.data.subarray(this.writtenAt + REC_HDR, this.writtenEnd);
   }
 
   /** Producer: publish the record {@link stageString} wrote. */

@@ -19,6 +19,22 @@ import { FATTR } from './protocol.js';
 type Body<T> = T extends unknown ? Omit<T, 'v' | 'src' | 'seq' | 'ts' | 'host' | 'pid' | 'tid'> : never;
 export type EventBody = Body<ProvEvent>;
 
+/**
+ * Where a record can be written as bytes, in place (the loop's event ring): the records of
+ * open, close, create and unlink — three per file an application creates and removes — are
+ * written from per-node cached bytes and numbers, with no string built, encoded or collected.
+ * Measured on a create+unlink loop (prov vs plain, both mounted at once, interleaved): the
+ * strings cost about a tenth of prov mode's throughput.
+ */
+export interface RecordWriter {
+  /** Start a record of at most `max` bytes; false: write it as a string instead (no room, or a case the writer leaves to strings). */
+  begin(max: number): boolean;
+  bytes(b: Uint8Array): void;
+  uint(n: number): void;
+  /** The record is complete. */
+  end(): void;
+}
+
 export interface RecorderOptions {
   /** st_dev of the mount (userspace encoding). */
   dev: number;
@@ -33,6 +49,8 @@ export interface RecorderOptions {
    * JSON.stringify.
    */
   sinkJson?: (json: string) => void;
+  /** Writes records as bytes in place where it can; the rest go to `sinkJson` (needs it). */
+  writer?: RecordWriter;
   /**
    * Records made ahead of their operation ({@link Recorder.ahead}): between `begin` and
    * `end`, what the recorder emits is held back (staged in the ring), then published when
@@ -41,10 +59,29 @@ export interface RecorderOptions {
   stage?: { begin(): void; end(ok: boolean): void };
 }
 
+/** The constant pieces of the records written as bytes (see {@link RecordWriter}). */
+const B = {
+  create: Buffer.from('{"op":"create","file":'),
+  open: Buffer.from('{"op":"open","file":'),
+  closeOp: Buffer.from('{"op":"close","file":'),
+  unlink: Buffer.from('{"op":"unlink","file":'),
+  comma: Buffer.from(','),
+  mode: Buffer.from('"mode":'),
+  flags: Buffer.from('"flags":'),
+  fh: Buffer.from('"fh":'),
+  release: Buffer.from('"release":true,'),
+  deleted: Buffer.from('"deleted":true,'),
+  notDeleted: Buffer.from('"deleted":false,'),
+  tid: Buffer.from(',"tid":'),
+  close: Buffer.from('}'),
+};
+
 export class Recorder {
   private readonly host = hostname();
   /** The fields every record ends with but ts and tid, as JSON. */
   private readonly tailJson = `"v":${SCHEMA_VERSION},"src":"provfs","seq":0,"host":${JSON.stringify(hostname())},"pid":0`;
+  /** The same as bytes, with the key of `ts` after it (see {@link RecordWriter}). */
+  private readonly tailTs = Buffer.from(`${this.tailJson},"ts":`);
 
   constructor(private readonly o: RecorderOptions) {}
 
@@ -76,6 +113,42 @@ export class Recorder {
     n.fileJson = JSON.stringify(this.fileOfNode(n));
     n.fileJsonGen = gen;
     return n.fileJson;
+  }
+
+  /** {@link fileJson} as UTF-8, cached beside it. */
+  private fileBytes(n: Node): Uint8Array {
+    const json = this.fileJson(n);
+    if (n.fileBytesOf !== json) {
+      n.fileBytes = Buffer.from(json);
+      n.fileBytesOf = json;
+    }
+    return n.fileBytes!;
+  }
+
+  /**
+   * Start `{"op":…,"file":…,` in the writer, leaving room for `restMax` more bytes of the
+   * record's own fields; false when it is to be a string.
+   */
+  private beginBytes(op: Uint8Array, n: Node, restMax: number): boolean {
+    const w = this.o.writer;
+    if (!w) return false;
+    const file = this.fileBytes(n);
+    if (!w.begin(op.length + file.length + restMax + this.tailTs.length + 64)) return false;
+    w.bytes(op);
+    w.bytes(file);
+    w.bytes(B.comma);
+    return true;
+  }
+
+  /** End the record begun: the common fields, ts and tid. */
+  private endBytes(ctx: Ctx): void {
+    const w = this.o.writer!;
+    w.bytes(this.tailTs);
+    w.uint(Number(process.hrtime.bigint()));
+    w.bytes(B.tid);
+    w.uint(ctx.pid);
+    w.bytes(B.close);
+    w.end();
   }
 
   /** Emit `{"op":…,"file":…,<rest>}` as a string (see {@link RecorderOptions.sinkJson}). */
@@ -124,6 +197,13 @@ export class Recorder {
 
   create(ctx: Ctx, e: Entry, mode: number, flags: number | undefined, fh: number | undefined): void {
     if (this.o.sinkJson && (e.stat.mode & S.IFMT) === e.node.type) {
+      if (this.beginBytes(B.create, e.node, 80)) {
+        const w = this.o.writer!;
+        w.bytes(B.mode); w.uint(mode & 0o7777); w.bytes(B.comma);
+        if (flags !== undefined) { w.bytes(B.flags); w.uint(flags); w.bytes(B.comma); }
+        if (fh !== undefined) { w.bytes(B.fh); w.uint(fh); w.bytes(B.comma); }
+        return this.endBytes(ctx);
+      }
       return this.emitJson(ctx, 'create', e.node, `"mode":${mode & 0o7777},${flags !== undefined ? `"flags":${flags},` : ''}${fh !== undefined ? `"fh":${fh},` : ''}`);
     }
     const body: EventBody = { op: 'create', file: this.fileOfNode(e.node, e.stat), mode: mode & 0o7777 };
@@ -147,6 +227,10 @@ export class Recorder {
   /** `node`: the table's node of the unlinked file, when it has one (its cached JSON is reused). */
   unlink(ctx: Ctx, parent: number, name: Buffer, before: Stat, node?: Node): void {
     if (this.o.sinkJson && node && node.parent === parent && node.type === (before.mode & S.IFMT) && node.name.equals(name)) {
+      if (this.beginBytes(B.unlink, node, 20)) {
+        this.o.writer!.bytes(before.nlink <= 1 ? B.deleted : B.notDeleted);
+        return this.endBytes(ctx);
+      }
       return this.emitJson(ctx, 'unlink', node, `"deleted":${before.nlink <= 1},`);
     }
     this.emit(ctx, { op: 'unlink', file: this.fileAt(parent, name, before), deleted: before.nlink <= 1 });
@@ -171,13 +255,29 @@ export class Recorder {
   }
 
   open(ctx: Ctx, n: Node, flags: number, fh: number): void {
-    if (this.o.sinkJson) return this.emitJson(ctx, 'open', n, `"flags":${flags},"fh":${fh},`);
+    if (this.o.sinkJson) {
+      if (this.beginBytes(B.open, n, 60)) {
+        const w = this.o.writer!;
+        w.bytes(B.flags); w.uint(flags); w.bytes(B.comma);
+        w.bytes(B.fh); w.uint(fh); w.bytes(B.comma);
+        return this.endBytes(ctx);
+      }
+      return this.emitJson(ctx, 'open', n, `"flags":${flags},"fh":${fh},`);
+    }
     this.emit(ctx, { op: 'open', file: this.fileOfNode(n), flags, fh });
   }
 
   /** A close(2) (FLUSH), or with `release` the last close of a handle given out without FLUSH. */
   close(ctx: Ctx, n: Node, fh: number, release = false): void {
-    if (this.o.sinkJson) return this.emitJson(ctx, 'close', n, `"fh":${fh},${release ? '"release":true,' : ''}`);
+    if (this.o.sinkJson) {
+      if (this.beginBytes(B.closeOp, n, 60)) {
+        const w = this.o.writer!;
+        w.bytes(B.fh); w.uint(fh); w.bytes(B.comma);
+        if (release) w.bytes(B.release);
+        return this.endBytes(ctx);
+      }
+      return this.emitJson(ctx, 'close', n, `"fh":${fh},${release ? '"release":true,' : ''}`);
+    }
     this.emit(ctx, release ? { op: 'close', file: this.fileOfNode(n), fh, release } : { op: 'close', file: this.fileOfNode(n), fh });
   }
 
@@ -204,27 +304,49 @@ export class Recorder {
 /**
  * The mount's own provenance log as a read-only file `.lin` at the mount root (prov mode), as
  * Bento-prov offered: the records this daemon produced, one JSON object per line (journal `seq`
- * not yet assigned: 0), the most recent {@link LinLog.cap} characters of them. Each open takes a
- * snapshot, so a reader sees a consistent log; a live upgrade starts a new one.
+ * not yet assigned: 0), the most recent {@link LinLog.cap} bytes of them. Each open takes a
+ * snapshot, so a reader sees a consistent log; a live upgrade starts a new one. The lines are
+ * bytes in one circular buffer, copied from where each record was written in the event ring
+ * (most records are never strings: see {@link RecordWriter}).
  */
 export class LinLog {
-  private lines: string[] = [];
-  private chars = 0;
+  private readonly buf: Uint8Array;
+  /** Where the next byte goes. */
+  private end = 0;
+  /** Whether the buffer has been filled once (older lines are being overwritten). */
+  private wrapped = false;
 
-  constructor(readonly cap = 8 << 20) {}
+  constructor(readonly cap = 8 << 20) {
+    this.buf = new Uint8Array(cap);
+  }
 
-  append(json: string): void {
-    this.lines.push(json);
-    this.chars += json.length + 1;
-    if (this.chars > this.cap && this.lines.length > 1) {
-      // Drop the older half at once (amortized: no shift per record).
-      const drop = this.lines.length >> 1;
-      for (let i = 0; i < drop; i++) this.chars -= this.lines[i]!.length + 1;
-      this.lines = this.lines.slice(drop);
+  /** One record's UTF-8 bytes, as a line. */
+  append(bytes: Uint8Array): void {
+    if (bytes.length + 1 > this.cap) return; // a record larger than the whole log: not kept
+    const room = this.cap - this.end;
+    if (bytes.length < room) {
+      this.buf.set(bytes, this.end);
+    } else {
+      this.buf.set(bytes.subarray(0, room), this.end);
+      this.buf.set(bytes.subarray(room), 0);
+      this.wrapped = true;
     }
+    this.end = (this.end + bytes.length) % this.cap;
+    this.buf[this.end] = 0x0a;
+    this.end = (this.end + 1) % this.cap;
+    if (this.end === 0) this.wrapped = true;
+  }
+
+  /** A record as a string (those that do not go through the event ring). */
+  appendString(json: string): void {
+    this.append(Buffer.from(json));
   }
 
   snapshot(): Buffer {
-    return this.lines.length ? Buffer.from(this.lines.join('\n') + '\n') : Buffer.alloc(0);
+    if (!this.wrapped) return Buffer.from(this.buf.subarray(0, this.end));
+    // Oldest first; the line cut by the last overwrite is dropped.
+    const all = Buffer.concat([this.buf.subarray(this.end), this.buf.subarray(0, this.end)]);
+    const nl = all.indexOf(0x0a);
+    return nl < 0 ? Buffer.alloc(0) : all.subarray(nl + 1);
   }
 }

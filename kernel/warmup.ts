@@ -17,7 +17,7 @@ import * as v8 from 'node:v8';
 import { ProvFs } from './ops.js';
 import { NodeTable, type NodeTableDelta } from './nodes.js';
 import { Dispatcher, type Timeouts } from './dispatch.js';
-import { Recorder } from './recorder.js';
+import { Recorder, type RecordWriter } from './recorder.js';
 import { EventRing } from './eventring.js';
 import { NodeLog } from './nodelog.js';
 import { OP, SIZE, FUSE_ROOT_ID } from './protocol.js';
@@ -62,7 +62,14 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
     const push = (json: string): void => { if (!ring.pushString(json)) ring.drain(); };
     // `sinkJson` as the loop passes it where the Recorder takes one (records built as JSON text);
     // spread, so a Recorder without that option is warmed through `sink` alone.
-    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => push(JSON.stringify(ev)), ...({ sinkJson: push } as object), stage: { begin() { /* records go straight to push */ }, end() { /* nothing held */ } } });
+    // The records the loop writes as bytes in its ring (kernel/recorder RecordWriter) are written here too.
+    const writer: RecordWriter = {
+      begin: (max) => ring.begin(max) || (ring.drain(), ring.begin(max)),
+      bytes: (b) => ring.putBytes(b),
+      uint: (n) => ring.putUint(n),
+      end: () => ring.endRecord(false),
+    };
+    if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => push(JSON.stringify(ev)), ...({ sinkJson: push, writer } as object), stage: { begin() { /* records go straight to push */ }, end() { /* nothing held */ } } });
     let last: Buffer = Buffer.alloc(0);
     const d = new Dispatcher(fs, { timeouts: o.timeouts, passthrough: false, devFd: -1, maxWrite: Math.min(o.maxWrite, 1 << 17) }, (b, n) => { last = b.subarray(0, n); });
     let unique = 0n;

@@ -1,0 +1,91 @@
+/**
+ * @module kernel/recorder.test
+ * The records prov mode writes as bytes in the event ring (open, close, create, unlink of a known
+ * node) are byte for byte what the string path writes (but for their timestamps), for names that
+ * JSON must escape and numbers of every size; a writer that declines gets the string. The `.lin`
+ * log keeps the newest lines whole when it wraps.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import * as libc from './libc.js';
+import { NodeTable, type Node } from './nodes.js';
+import { EventRing } from './eventring.js';
+import { Recorder, LinLog, type RecordWriter } from './recorder.js';
+import { FUSE_ROOT_ID } from './protocol.js';
+
+const NAMES = ['plain.txt', 'wé"ird\\name', 'tab\tand\nnewline', 'ctl\u0001\u001f', '日本語ファイル', 'emoji 🎉', "quote'single"];
+
+test('records written as bytes equal the string records, but for ts', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-recorder-'));
+  const rootFd = libc.open(dir, libc.O.PATH | libc.O.DIRECTORY);
+  t.after(() => { libc.close(rootFd); rmSync(dir, { recursive: true, force: true }); });
+  const nodes = new NodeTable(rootFd);
+  mkdirSync(join(dir, 'sub dir "x"'));
+  const subFd = libc.open(join(dir, 'sub dir "x"'), libc.O.PATH | libc.O.DIRECTORY);
+  const sub = nodes.adopt(subFd, libc.fstat(subFd), FUSE_ROOT_ID, Buffer.from('sub dir "x"'));
+  const files: Node[] = [];
+  for (const [i, name] of NAMES.entries()) {
+    const parent = i % 2 ? sub : null;
+    const path = parent ? join(dir, 'sub dir "x"', name) : join(dir, name);
+    writeFileSync(path, name);
+    const fd = libc.open(path, libc.O.PATH);
+    files.push(nodes.adopt(fd, libc.fstat(fd), parent ? parent.id : FUSE_ROOT_ID, Buffer.from(name)));
+  }
+  const strings: string[] = [];
+  const viaString = new Recorder({ dev: 2049, mountpoint: '/mnt/π', nodes, sink: () => assert.fail('object sink'), sinkJson: (j) => strings.push(j) });
+  const ring = EventRing.create(1 << 16);
+  let declined = 0;
+  let declineNext = false;
+  const writer: RecordWriter = {
+    begin: (max) => { if (declineNext) { declined++; return false; } return ring.begin(max); },
+    bytes: (b) => ring.putBytes(b),
+    uint: (n) => ring.putUint(n),
+    end: () => ring.endRecord(false),
+  };
+  const fallback: string[] = [];
+  const viaBytes = new Recorder({ dev: 2049, mountpoint: '/mnt/π', nodes, sink: () => assert.fail('object sink'), sinkJson: (j) => fallback.push(j), writer });
+  const big = [0, 7, 10, 4095, 2 ** 31, 2 ** 32 - 1, 2 ** 53 - 1];
+  for (const [i, n] of files.entries()) {
+    const ctx = { uid: 0, gid: 0, pid: big[i % big.length]! };
+    const st = libc.fstat(n.fd);
+    for (const r of [viaString, viaBytes]) {
+      r.create(ctx, { node: n, stat: st }, 0o100644 + i, i % 2 ? undefined : 0o101102 + i, i % 3 ? big[(i + 1) % big.length] : undefined);
+      r.open(ctx, n, 0o100000 + i, big[(i + 2) % big.length]!);
+      r.close(ctx, n, big[(i + 3) % big.length]!, false);
+      r.close(ctx, n, i, true);
+      r.unlink(ctx, n.parent, n.name, { ...st, nlink: i % 2 ? 1 : 2 }, n);
+    }
+  }
+  const dec = new TextDecoder();
+  const written = ring.drain().map((b) => dec.decode(b));
+  const noTs = (s: string): string => s.replace(/"ts":\d+/, '"ts":0');
+  assert.equal(written.length, strings.length);
+  assert.deepEqual(written.map(noTs), strings.map(noTs));
+  for (const w of written) JSON.parse(w);
+  assert.equal(fallback.length, 0);
+  // A writer that declines: the record comes as the string.
+  declineNext = true;
+  viaBytes.open({ uid: 0, gid: 0, pid: 1 }, files[1]!, 0, 5);
+  assert.equal(declined, 1);
+  assert.equal(fallback.length, 1);
+  viaString.open({ uid: 0, gid: 0, pid: 1 }, files[1]!, 0, 5);
+  assert.equal(noTs(fallback[0]!), noTs(strings.at(-1)!));
+});
+
+test('.lin keeps the newest whole lines when it wraps', () => {
+  const lin = new LinLog(100);
+  const lines: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const line = `{"i":${i},"pad":"${'x'.repeat(i % 11)}"}`;
+    lines.push(line);
+    if (i % 2) lin.append(Buffer.from(line)); else lin.appendString(line);
+    const snap = lin.snapshot().toString();
+    assert.ok(snap.length <= 100, 'within the cap');
+    const got = snap.split('\n').filter(Boolean);
+    assert.deepEqual(got, lines.slice(lines.length - got.length), 'a tail of what was appended, whole lines');
+    assert.ok(got.length >= 1);
+  }
+});
