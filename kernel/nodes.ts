@@ -44,9 +44,9 @@ export interface Node {
   /** Cached FileRef JSON for records (valid while `fileJsonGen` equals the table's generation). */
   fileJson?: string;
   fileJsonGen?: number;
-  /** `fileJson` as UTF-8, and the string it was made from (kernel/recorder). */
+  /** `fileJson` as UTF-8 (kernel/recorder), valid while `fileBytesGen` equals the table's generation. */
   fileBytes?: Uint8Array;
-  fileBytesOf?: string;
+  fileBytesGen?: number;
 }
 
 /** An open file or directory (the FUSE `fh`). */

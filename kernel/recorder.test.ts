@@ -16,9 +16,9 @@ import { EventRing } from './eventring.js';
 import { Recorder, LinLog, type RecordWriter } from './recorder.js';
 import { FUSE_ROOT_ID } from './protocol.js';
 
-const NAMES = ['plain.txt', 'wé"ird\\name', 'tab\tand\nnewline', 'ctl\u0001\u001f', '日本語ファイル', 'emoji 🎉', "quote'single"];
+const NAMES = ['plain.txt', 'wé"ird\\name', 'tab\tand\nnewline', 'ctl\u0001\u001f', '日本語ファイル', 'emoji 🎉', "quote'single", 'safe-name_1.o'];
 
-test('records written as bytes equal the string records, but for ts', (t) => {
+for (const mountpoint of ['/mnt/π', '/']) test(`records written as bytes equal the string records, but for ts (mounted at ${mountpoint})`, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'prov-recorder-'));
   const rootFd = libc.open(dir, libc.O.PATH | libc.O.DIRECTORY);
   t.after(() => { libc.close(rootFd); rmSync(dir, { recursive: true, force: true }); });
@@ -35,7 +35,7 @@ test('records written as bytes equal the string records, but for ts', (t) => {
     files.push(nodes.adopt(fd, libc.fstat(fd), parent ? parent.id : FUSE_ROOT_ID, Buffer.from(name)));
   }
   const strings: string[] = [];
-  const viaString = new Recorder({ dev: 2049, mountpoint: '/mnt/π', nodes, sink: () => assert.fail('object sink'), sinkJson: (j) => strings.push(j) });
+  const viaString = new Recorder({ dev: 2049, mountpoint, nodes, sink: () => assert.fail('object sink'), sinkJson: (j) => strings.push(j) });
   const ring = EventRing.create(1 << 16);
   let declined = 0;
   let declineNext = false;
@@ -46,12 +46,13 @@ test('records written as bytes equal the string records, but for ts', (t) => {
     end: () => ring.endRecord(false),
   };
   const fallback: string[] = [];
-  const viaBytes = new Recorder({ dev: 2049, mountpoint: '/mnt/π', nodes, sink: () => assert.fail('object sink'), sinkJson: (j) => fallback.push(j), writer });
+  const viaBytes = new Recorder({ dev: 2049, mountpoint, nodes, sink: () => assert.fail('object sink'), sinkJson: (j) => fallback.push(j), writer });
   const big = [0, 7, 10, 4095, 2 ** 31, 2 ** 32 - 1, 2 ** 53 - 1];
   for (const [i, n] of files.entries()) {
     const ctx = { uid: 0, gid: 0, pid: big[i % big.length]! };
     const st = libc.fstat(n.fd);
-    for (const r of [viaString, viaBytes]) {
+    // The bytes first for half the files: their file JSON made as bytes, not from a string made before.
+    for (const r of i % 2 ? [viaBytes, viaString] : [viaString, viaBytes]) {
       r.create(ctx, { node: n, stat: st }, 0o100644 + i, i % 2 ? undefined : 0o101102 + i, i % 3 ? big[(i + 1) % big.length] : undefined);
       r.open(ctx, n, 0o100000 + i, big[(i + 2) % big.length]!);
       r.close(ctx, n, big[(i + 3) % big.length]!, false);
