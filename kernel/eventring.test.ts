@@ -224,3 +224,15 @@ test('records written in place: bytes and numbers as JSON writes them, across wr
   ring.publishStaged();
   assert.deepEqual(ring.drain().map((r) => dec.decode(r)), ['{"staged":42}']);
 });
+
+test('a record cut short where an abandoned staged record was is not taken for a staged one', () => {
+  const ring = EventRing.create(4096);
+  const enc = new TextEncoder();
+  assert.ok(ring.stageString('{"op":"unlink","file":{"name":"failed"}}'));
+  assert.ok(ring.stagedRecord(), 'staged');
+  // The operation failed: the staged record is left to be overwritten. The next record is being
+  // written there when the producer dies (its own header not written yet).
+  assert.ok(ring.begin(64));
+  ring.putBytes(enc.encode('{"op":"open","file":{"name":"next"'));
+  assert.equal(ring.stagedRecord(), null);
+});

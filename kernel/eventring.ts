@@ -189,6 +189,7 @@ export class EventRing {
     const max = text.length * 3;
     const at = this.room(REC_HDR + max);
     if (at < 0) return -1;
+    this.unstage(at);
     const { written } = this.enc.encodeInto(text, this.data.subarray(at + REC_HDR, at + REC_HDR + max));
     this.view.setUint32(at, written, true);
     this.view.setFloat64(at + 4, seq, true);
@@ -206,6 +207,7 @@ export class EventRing {
   begin(max: number): boolean {
     const at = this.room(REC_HDR + max);
     if (at < 0) return false;
+    this.unstage(at);
     this.recAt = at;
     this.cur = at + REC_HDR;
     return true;
@@ -255,6 +257,16 @@ export class EventRing {
    */
   lastWritten(): Uint8Array {
     return this.data.subarray(this.writtenAt + REC_HDR, this.writtenEnd);
+  }
+
+  /**
+   * Before a record's bytes go where the next one goes: that place may still hold the header of
+   * a staged record whose operation failed (left to be overwritten), and a producer killed
+   * while writing must not leave that header in front of the new bytes for a successor to take
+   * as staged ({@link stagedRecord}).
+   */
+  private unstage(at: number): void {
+    if (at + REC_HDR <= this.capacity) this.view.setFloat64(at + 4, 0, true);
   }
 
   /** Producer: publish the record {@link stageString} wrote. */
