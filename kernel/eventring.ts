@@ -219,9 +219,18 @@ export class EventRing {
     this.cur += b.length;
   }
 
-  /** Producer: a non-negative integer below 2^53 in decimal, as JSON writes it. */
+  /**
+   * Producer: a number in decimal, as a template string writes it: digit by digit for a whole
+   * number from 0 to 2^53 − 1 (what records hold), through String() otherwise (at most 24
+   * characters), so nothing can make it loop or write what the string path would not.
+   */
   putUint(n: number): void {
     const d = this.data;
+    if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n)) {
+      const t = String(n);
+      for (let i = 0; i < t.length; i++) d[this.cur++] = t.charCodeAt(i);
+      return;
+    }
     let len = 1;
     for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
     let p = this.cur + len;

@@ -125,8 +125,9 @@ export class Recorder {
   }
 
   /**
-   * Start `{"op":…,"file":…,` in the writer, leaving room for `restMax` more bytes of the
-   * record's own fields; false when it is to be a string.
+   * Start `{"op":…,"file":…` in the writer, leaving room for `restMax` more bytes of the
+   * record's own fields (each number counted at 24, the longest String() of a number), and 64
+   * for ts, tid and the end; false when it is to be a string.
    */
   private beginBytes(op: Uint8Array, n: Node, restMax: number): boolean {
     const w = this.o.writer;
@@ -195,7 +196,7 @@ export class Recorder {
 
   create(ctx: Ctx, e: Entry, mode: number, flags: number | undefined, fh: number | undefined): void {
     if (this.o.sinkJson && (e.stat.mode & S.IFMT) === e.node.type) {
-      if (this.beginBytes(B.create, e.node, 80)) {
+      if (this.beginBytes(B.create, e.node, 100)) {
         const w = this.o.writer!;
         w.bytes(B.mode); w.uint(mode & 0o7777);
         if (flags !== undefined) { w.bytes(B.flags); w.uint(flags); }
@@ -254,7 +255,7 @@ export class Recorder {
 
   open(ctx: Ctx, n: Node, flags: number, fh: number): void {
     if (this.o.sinkJson) {
-      if (this.beginBytes(B.open, n, 60)) {
+      if (this.beginBytes(B.open, n, 70)) {
         const w = this.o.writer!;
         w.bytes(B.flags); w.uint(flags);
         w.bytes(B.fh); w.uint(fh);
