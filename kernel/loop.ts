@@ -358,7 +358,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     end: () => {
       if (staging) {
         ring.endRecord(true);
-        staging.staged = '';
+        staging.staged = ''; // staged as bytes: its text is read by no one (the crash hooks are off)
         staging.stagedBytes = ring.lastWritten();
         return;
       }
