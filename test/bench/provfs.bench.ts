@@ -263,18 +263,17 @@ export function parseVariants(spec: string | undefined): LoopVariant[] {
 
 /**
  * The family (`npm run bench -- --only provfs`): every figure with the backings on the temp
- * directory's ext4 and Figure 5, then the metadata again with the backings on a tmpfs. The
- * create+unlink rows of the ext4 pass are left out: there each run's own 20,000 deletions make
+ * directory's ext4 and Figure 5, then the metadata again with the backings on a tmpfs.
+ * create+unlink runs in the tmpfs pass only: on ext4 each run's own 20,000 deletions make
  * the next runs' creates scan past recently deleted inodes, so those rows measured ext4's inode
  * allocator (spreads of 150–680 %, prov vs plain anywhere from 0.2× to 0.8×), not FUSE.
  */
 export async function run(opts: BenchOptions): Promise<BenchResult> {
-  const main = await measure(opts, true);
+  const main = await measure(opts, true, false, undefined, false, [], false);
   const meta = await measure(opts, false, true, undefined, true);
-  const allocatorBound = (figure: string): boolean => /create\+unlink/.test(figure);
   return {
     ...main,
-    rows: [...main.rows.filter((r) => !allocatorBound(r.figure)), ...meta.rows],
+    rows: [...main.rows, ...meta.rows],
     notMeasured: [...(main.notMeasured ?? []), {
       what: 'create+unlink with the backings on ext4',
       reason: 'each run\'s deletions make the next runs\' creates scan ext4\'s inode table past recently deleted inodes: the rows measured the allocator, not the file systems in user space; reported with the backings on tmpfs',
@@ -283,7 +282,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
 }
 
 /** One pass of the provfs bench (see {@link run}; the command line's forms call it directly). */
-export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number, tmpfsBacking = false, variants: LoopVariant[] = []): Promise<BenchResult> {
+export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number, tmpfsBacking = false, variants: LoopVariant[] = [], createUnlink = true): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the provfs bench mounts FUSE file systems: run it as root');
   const q = opts.quick;
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -379,7 +378,7 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
         // Daemon CPU per operation beside the rate: unlike wall time it hardly depends on where
         // the scheduler put the caller and the daemon, or on what else the machine runs.
         const cpu0 = t.pid ? daemonCpuNs(t.pid) : 0;
-        if (!noCache) {
+        if (!noCache && createUnlink) {
           add(`create:${t.name}`, createN / (drive('create', t.dir, String(createN)) / 1e9));
           if (t.pid) add(`createcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu0) / createN / 1e3);
         }
