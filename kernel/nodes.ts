@@ -44,9 +44,8 @@ export interface Node {
   /** Cached FileRef JSON for records (valid while `fileJsonGen` equals the table's generation). */
   fileJson?: string;
   fileJsonGen?: number;
-  /** `fileJson` as UTF-8 (kernel/recorder), valid while `fileBytesGen` equals the table's generation. */
+  /** `fileJson` as UTF-8 (kernel/recorder), dropped whenever `fileJson` is made again. */
   fileBytes?: Uint8Array;
-  fileBytesGen?: number;
 }
 
 /** An open file or directory (the FUSE `fh`). */

@@ -2,7 +2,7 @@
  * @module kernel/recorder.test
  * The records prov mode writes as bytes in the event ring (open, close, create, unlink of a known
  * node) are byte for byte what the string path writes (but for their timestamps), for names that
- * JSON must escape and numbers of every size; a writer that declines gets the string. The `.lin`
+ * JSON must escape and numbers of every size, also after a rename; a writer that declines gets the string. The `.lin`
  * log keeps the newest lines whole when it wraps.
  */
 import { test } from 'node:test';
@@ -60,6 +60,10 @@ for (const mountpoint of ['/mnt/π', '/']) test(`records written as bytes equal 
       r.unlink(ctx, n.parent, n.name, { ...st, nlink: i % 2 ? 1 : 2 }, n);
     }
   }
+  // A rename anywhere: the file JSON (string and bytes) is made again, with the new name and path.
+  nodes.rename(files[0]!, sub.id, Buffer.from('renamed.txt'));
+  for (const r of [viaBytes, viaString]) r.open({ uid: 0, gid: 0, pid: 3 }, files[0]!, 0, 9);
+  assert.match(strings.at(-1)!, /"name":"renamed\.txt","path":"[^"]*sub dir \\"x\\"\/renamed\.txt"/);
   const dec = new TextDecoder();
   const written = ring.drain().map((b) => dec.decode(b));
   const noTs = (s: string): string => s.replace(/"ts":\d+/, '"ts":0');

@@ -112,16 +112,14 @@ export class Recorder {
     if (n.fileJson !== undefined && n.fileJsonGen === gen) return n.fileJson;
     n.fileJson = JSON.stringify(this.fileOfNode(n));
     n.fileJsonGen = gen;
+    n.fileBytes = undefined;
     return n.fileJson;
   }
 
-  /** {@link fileJson} as UTF-8, cached on the node until a rename anywhere (the table's generation). */
+  /** {@link fileJson} as UTF-8, cached beside it (made again when the string is). */
   private fileBytes(n: Node): Uint8Array {
-    const gen = this.o.nodes.generation;
-    if (n.fileBytes !== undefined && n.fileBytesGen === gen) return n.fileBytes;
-    n.fileBytes = Buffer.from(this.fileJson(n));
-    n.fileBytesGen = gen;
-    return n.fileBytes;
+    const json = this.fileJson(n);
+    return (n.fileBytes ??= Buffer.from(json));
   }
 
   /**
