@@ -237,3 +237,29 @@ test('a record cut short where an abandoned staged record was is not taken for a
   ring.putBytes(enc.encode('{"op":"open","file":{"name":"next"'));
   assert.equal(ring.stagedRecord(), null);
 });
+
+test('records taken as views are the ring bytes themselves, the same as copies, and stay put until committed', () => {
+  const ring = EventRing.create(4096);
+  const dec = new TextDecoder();
+  const sent: string[] = [];
+  for (let i = 0; i < 5_000; i++) {
+    const s = JSON.stringify({ i, pad: 'y'.repeat(i % 97) });
+    if (!ring.pushString(s)) {
+      const t = ring.take(true);
+      // A view is not a copy: it shares the ring's memory.
+      assert.ok(t.recs.every((r) => r.buffer instanceof SharedArrayBuffer), 'views into the shared ring');
+      const before = t.recs.map((r) => Buffer.from(r).toString());
+      // Nothing can be pushed into their space until it is committed.
+      assert.equal(ring.pushString('x'.repeat(4000)), false);
+      assert.deepEqual(t.recs.map((r) => Buffer.from(r).toString()), before, 'unchanged while not committed');
+      assert.deepEqual(before, sent.splice(0, t.recs.length));
+      ring.commit(t.end);
+      i--;
+      continue;
+    }
+    sent.push(s);
+  }
+  const copies = ring.take(false);
+  assert.ok(copies.recs.every((r) => !(r.buffer instanceof SharedArrayBuffer)), 'copies by default');
+  assert.deepEqual(copies.recs.map((r) => dec.decode(r)), sent);
+});

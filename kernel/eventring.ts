@@ -313,8 +313,11 @@ export class EventRing {
   /**
    * Consumer: take every record not yet taken, with their offsets (for {@link stamp}) and the
    * position after the last (for {@link commit}). Their space stays in use until committed.
+   * With `views` the records are views into the ring (shared memory), valid until committed:
+   * for a consumer that copies them at once (the journal's framing). A copy each cost the
+   * journaling thread a third of its time on an open/read/close workload.
    */
-  take(): { recs: Uint8Array[]; offs: number[]; end: number } {
+  take(views = false): { recs: Uint8Array[]; offs: number[]; end: number } {
     const recs: Uint8Array[] = [], offs: number[] = [];
     let at = Atomics.load(this.ctl, DRAINED);
     const tail = Atomics.load(this.ctl, TAIL);
@@ -322,7 +325,7 @@ export class EventRing {
       if (at + REC_HDR > this.capacity || this.view.getUint32(at, true) === WRAP) { at = 0; continue; }
       const len = this.view.getUint32(at, true);
       offs.push(at);
-      recs.push(this.data.slice(at + REC_HDR, at + REC_HDR + len));
+      recs.push(views ? this.data.subarray(at + REC_HDR, at + REC_HDR + len) : this.data.slice(at + REC_HDR, at + REC_HDR + len));
       at += REC_HDR + len;
     }
     Atomics.store(this.ctl, DRAINED, at);

@@ -379,11 +379,12 @@ export class Serving {
       if (this.ring.used > this.ring.capacity / 2) this.held.push(...this.ring.drain());
       return 0;
     }
-    const { recs, offs, end } = this.ring.take();
+    const framed = j.appendEncoded !== undefined && !this.o.onEvent;
+    const { recs, offs, end } = this.ring.take(framed); // the journal copies views as it frames them
     if (recs.length > 0) {
       const base = (j as { lastSeq?: number }).lastSeq;
       if (typeof base === 'number') for (let i = 0; i < offs.length; i++) this.ring.stamp(offs[i]!, base + 1 + i);
-      if (j.appendEncoded && !this.o.onEvent) j.appendEncoded(CODEC.json, recs);
+      if (framed) j.appendEncoded!(CODEC.json, recs);
       else for (const r of recs) this.deliver(JSON.parse(this.dec.decode(r)) as ProvEvent);
       this.batches.push({ end, seq: typeof base === 'number' ? base + recs.length : 0 });
     }
