@@ -9,16 +9,18 @@
  * across the crashes keep their data. No provenance record is lost or doubled: the dead daemon's
  * ring file holds what it had not yet made durable, and its successor journals exactly that —
  * every create the application completed is in the journal once, and no `lost` record appears.
- * Ring files go once their records are durable, and with the mount.
+ * Ring files go once their records are durable, and with the mount. A mount made again at the
+ * same path right after an unmount is not taken for the old one by the old mount's keeper.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, readdirSync, readlinkSync, existsSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountCommand, umountCommand, upgradeCommand } from '../cli/actions/mount.js';
-import { mountState, unmount } from './mount.js';
+import { fuseConnectionUp, mountAt, mountState, unmount } from './mount.js';
+import * as libc from './libc.js';
 import { daemonInfoPath, keeperStatePath, nodeLogPath, standbyPids, type DaemonInfo, type KeeperState } from './runtime.js';
 import { ringFilePath } from './ringfiles.js';
 import { basename, dirname } from 'node:path';
@@ -134,4 +136,47 @@ test('kill -9 of the daemon under load: the keeper restarts it, applications see
   const rings = (): string[] => readdirSync(dirname(nodeLogPath(mp))).filter((n) => n.startsWith(`${basename(nodeLogPath(mp))}.`) && n.endsWith('.ring'));
   for (let waited = 0; waited < 5000 && rings().length > 0; waited += 100) await sleep(100);
   assert.deepEqual(rings(), [], 'no ring file is left behind');
+});
+
+test('a mount made again at the same path is not the old keeper\'s: it neither restarts a daemon for it nor removes its files', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
+  const backing = join(base, 'again-b');
+  const at = join(base, 'again-m');
+  mkdirSync(backing); mkdirSync(at);
+  mp = at;
+  assert.equal(await mountCommand(backing, at, { mode: 'plain' }), 0);
+  const first = info();
+  pids.push(first.pid);
+  let oldKeeper = keeperState();
+  for (let i = 0; i < 100 && !oldKeeper; i++) { await sleep(50); oldKeeper = keeperState(); }
+  assert.ok(oldKeeper, 'the first mount has a keeper');
+  // The first connection, held here as the keeper holds it.
+  const fuseFd = readdirSync(`/proc/${first.pid}/fd`).find((f) => { try { return readlinkSync(`/proc/${first.pid}/fd/${f}`) === '/dev/fuse'; } catch { return false; } });
+  assert.ok(fuseFd, 'the daemon has /dev/fuse open');
+  const pidfd = libc.pidfdOpen(first.pid);
+  const held = libc.pidfdGetfd(pidfd, Number(fuseFd));
+  libc.close(pidfd);
+  try {
+    assert.equal(fuseConnectionUp(held), true);
+    assert.equal(await umountCommand(at, {}), 0);
+    assert.equal(await mountCommand(backing, at, { mode: 'plain' }), 0);
+    assert.equal(mountAt(at)?.fstype, 'fuse.provfs', 'a provfs mount at the path again');
+    assert.equal(fuseConnectionUp(held), false, 'but not the first connection: the unmount aborted it');
+  } finally {
+    libc.close(held);
+  }
+  const second = info();
+  pids.push(second.pid);
+  // The old keeper notices its mount went and ends, leaving the new mount alone.
+  const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  for (let i = 0; i < 100 && alive(oldKeeper.pid); i++) await sleep(50);
+  assert.equal(alive(oldKeeper.pid), false, 'the old keeper exits');
+  let newKeeper = keeperState();
+  for (let i = 0; i < 100 && (!newKeeper || newKeeper.pid === oldKeeper.pid); i++) { await sleep(50); newKeeper = keeperState(); }
+  assert.ok(newKeeper && newKeeper.pid !== oldKeeper.pid, 'the new mount\'s keeper state is there, its own');
+  assert.equal(info().pid, second.pid, 'the new mount is served by its own daemon, none restarted for it');
+  assert.ok(existsSync(nodeLogPath(at)), 'its node log is still there');
+  writeFileSync(join(at, 'still'), 'ok');
+  assert.equal(readFileSync(join(backing, 'still'), 'utf8'), 'ok');
+  assert.equal(await umountCommand(at, {}), 0);
 });

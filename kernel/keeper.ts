@@ -44,7 +44,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { logger } from '../collector/log.js';
 import * as libc from './libc.js';
-import { mountAt, FS_TYPE } from './mount.js';
+import { mountAt, fuseConnectionUp, FS_TYPE } from './mount.js';
 import { daemonInfoPath, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
 import { sweepEmptyRingFiles } from './ringfiles.js';
 import { running } from '../collector/proc.js';
@@ -69,8 +69,14 @@ function dying(pid: number): boolean {
   return shd !== undefined && (BigInt(`0x${shd}`) & (1n << 8n)) !== 0n; // bit 8: signal 9
 }
 
-function mounted(mp: string): boolean {
-  return mountAt(mp)?.fstype === FS_TYPE;
+/**
+ * Whether this keeper's mount is still at `mp`: a provfs mount there, and the connection the
+ * keeper holds (`dev`) still up. A mount made at the same path after ours went (`prov umount X;
+ * prov mount B X`) is another connection with its own keeper: taken for ours, it had this keeper
+ * restart a daemon for a connection that was gone and remove the new mount's runtime files.
+ */
+function mounted(mp: string, dev: number): boolean {
+  return mountAt(mp)?.fstype === FS_TYPE && fuseConnectionUp(dev);
 }
 
 function readInfo(mp: string): DaemonInfo | null {
@@ -209,10 +215,14 @@ async function main(): Promise<number> {
     const sb = standby as Standby | null;
     if (sb) { try { sb.child.kill('SIGKILL'); } catch { /* gone */ } }
     for (let i = 0; i < 100 && sb && sb.child.exitCode === null && sb.child.signalCode === null; i++) await new Promise((r) => setTimeout(r, 10));
-    sweepEmptyRingFiles(nodeLogPath(mp));
-    rmSync(keeperStatePath(mp), { force: true });
-    rmSync(`${nodeLogPath(mp)}.crashed`, { force: true });
-    rmSync(takeoverTracePath(nodeLogPath(mp)), { force: true });
+    sweepEmptyRingFiles(nodeLogPath(mp)); // only files of processes gone
+    // The runtime files are named after the mount point: when another provfs mount is there
+    // already (ours is gone: see mounted), they are its files.
+    if (mountAt(mp)?.fstype !== FS_TYPE) {
+      rmSync(keeperStatePath(mp), { force: true });
+      rmSync(`${nodeLogPath(mp)}.crashed`, { force: true });
+      rmSync(takeoverTracePath(nodeLogPath(mp)), { force: true });
+    }
     log.info(`${mp} unmounted; keeper done`);
     return 0;
   };
@@ -247,7 +257,7 @@ async function main(): Promise<number> {
       // requests (2–4 ms after the kill, traced): until then they would be CPU taken from them.
       await new Promise((r) => setTimeout(r, SERVED_FIRST_MS));
     }
-    if (!woken && !mounted(mp)) return unmounted();
+    if (!woken && !mounted(mp, dev)) return unmounted();
     if (!ev) {
       // A standby that died (or is for a mode the mount left by an upgrade) is replaced.
       freshStandby();

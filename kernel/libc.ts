@@ -371,6 +371,8 @@ export function umount2(target: string, flags: number): void {
   ok(c.umount2(cstr(target), flags), 'umount2');
 }
 export const POLLIN = 1;
+/** poll(2): an error on the fd (a FUSE connection aborted by an unmount). */
+export const POLLERR = 8;
 /** poll(2) over fds for POLLIN; returns the revents of each (blocks the calling thread). */
 export function pollIn(fds: number[], timeoutMs: number): number[] {
   const b = Buffer.alloc(8 * fds.length);

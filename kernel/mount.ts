@@ -45,6 +45,16 @@ export function mountAt(mountpoint: string): MountInfo | undefined {
   return all[all.length - 1];
 }
 
+/**
+ * Whether the FUSE connection behind `devFd` (a /dev/fuse fd) is still up. An unmount aborts
+ * it (poll says POLLERR from then on) even while fds of it stay open; a daemon's crash does not.
+ * A mount made again at the same path is a new connection: device numbers and mount ids are
+ * reused, this is not.
+ */
+export function fuseConnectionUp(devFd: number): boolean {
+  return (libc.pollIn([devFd], 0)[0]! & libc.POLLERR) === 0;
+}
+
 /** State of a path as a provfs mount point. */
 export type MountState = 'none' | 'live' | 'stale' | 'other';
 
