@@ -206,15 +206,19 @@ export type LoopMessage =
  * stall: nice -10 and, where allowed, real-time (kernel/rtprio; PROV_HANDOVER_RT=0: nice only).
  * Returns the undo; a no-op without the right.
  */
-function boost(): () => void {
+function boost(helperTid = 0): () => void {
   const rt = process.env.PROV_HANDOVER_RT !== '0' && realtime(true);
+  // The FSYNC helper (kernel/slowops) too, real-time only: after a crash the applications'
+  // resent fsyncs waited 3–4 ms in its message queue for a CPU the applications held.
+  const helper = rt && helperTid > 0 && realtime(true, true, helperTid);
+  const unhelp = (): void => { if (helper) realtime(false, true, helperTid); };
   try {
     const tid = libc.gettid();
     const was = getPriority(tid);
     setPriority(tid, -10);
-    return () => { if (rt) realtime(false); try { setPriority(tid, was); } catch { /* keep */ } };
+    return () => { if (rt) realtime(false); unhelp(); try { setPriority(tid, was); } catch { /* keep */ } };
   } catch {
-    return () => { if (rt) realtime(false); };
+    return () => { if (rt) realtime(false); unhelp(); };
   }
 }
 
@@ -372,7 +376,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let fdMap: ((fd: number) => number) | undefined;
   // FSYNC goes to a helper thread that answers it; `inflight` counts what it still owes. A
   // successor starts it (a new isolate: tens of ms of CPU) and warms it now, not inside the stall.
-  const inflight = new Int32Array(new SharedArrayBuffer(4));
+  // [0] what it still owes, [1] its thread id (for boost).
+  const inflight = new Int32Array(new SharedArrayBuffer(8));
   let slow: Worker | null = null;
   if (cfg.awaitTransfer) {
     slow = new Worker(new URL('./slowops.js', import.meta.url), { workerData: { provfsSlowOps: { devFd: -1, inflight: inflight.buffer } } });
@@ -404,7 +409,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   if (cfg.awaitTransfer && cfg.follow) {
     // The fd keeper's standby: everything is built below around a table that follows the node
     // log; the wait for the keeper's word comes last, just before FUSE_NOTIFY_RESEND.
-    unboost = boost();
+    unboost = boost(Atomics.load(inflight, 1));
     follower = new NodeLogFollower(cfg.nodeLog!.path, cfg.rootFd);
     follower.catchUp();
     cfg.recover = true;
@@ -503,6 +508,13 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         return;
       }
       recovered.deadRing = ringFilePath(cfg.nodeLog!.path, dead);
+      // The FSYNC helper now too: its thread id was not known yet when this standby's loop was
+      // raised, and the applications' resent fsyncs come first.
+      const helperTid = Atomics.load(inflight, 1);
+      if (helperTid > 0 && process.env.PROV_HANDOVER_RT !== '0' && realtime(true, true, helperTid)) {
+        const mine = unboost;
+        unboost = () => { mine?.(); realtime(false, true, helperTid); };
+      }
     } else if (cfg.deadPid) {
       recovered.deadRing = ringFilePath(cfg.nodeLog!.path, cfg.deadPid);
     }
@@ -526,7 +538,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (precopy.state.passthrough) fs.passthrough = passthroughDevice(devFd);
     // Everything is built: now wait for the predecessor's last word (this is the stall).
     (globalThis as { gc?: () => void }).gc?.();
-    unboost = boost();
+    unboost = boost(Atomics.load(inflight, 1));
     post({ type: 'prepared' });
     let deltaIn = 0, applied = 0;
     const want = precopy.version;
@@ -619,7 +631,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         if (req) {
           // The handover's priority, not the colocator's SCHED_IDLE (kernel/colocate), from now on.
           colocator?.ordinary();
-          unboost ??= boost();
+          unboost ??= boost(Atomics.load(inflight, 1));
           fs.nodes.startTracking();
           v8.serialize(fs.nodes.delta()); // compiled now, not at quiesce
           snapshotFifo = req.fifo;

@@ -30,6 +30,7 @@ if (parentPort && workerData?.provfsSlowOps) {
   const { inflight } = workerData.provfsSlowOps as { devFd: number; inflight: SharedArrayBuffer };
   let { devFd } = workerData.provfsSlowOps as { devFd: number };
   const count = new Int32Array(inflight);
+  if (count.length > 1) Atomics.store(count, 1, libc.gettid()); // the loop raises this thread with its own (kernel/loop boost)
   const reply = Buffer.alloc(16);
   parentPort.on('message', (op: SlowOp | SlowControl) => {
     if ('devFd' in op) { devFd = op.devFd; return; }
