@@ -279,7 +279,7 @@ export class NodeTable {
 
   /** Open up to `max` nodes not opened yet (between requests; all of them before a handover). Returns how many are left. */
   openLazy(id: number): Node | undefined;
-  openLazy(): number;
+  openLazy(id?: undefined, max?: number): number;
   openLazy(id?: number, max = 64): Node | undefined | number {
     const lazy = this.lazy;
     if (id !== undefined) {
