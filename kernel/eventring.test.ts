@@ -197,7 +197,7 @@ test('records written in place: bytes and numbers as JSON writes them, across wr
   const dec = new TextDecoder();
   const enc = new TextEncoder();
   // Whole numbers up to 2^53 − 1 digit by digit; anything else as a template string writes it.
-  const numbers = [0, 1, 9, 10, 99, 100, 12345, 2 ** 32 - 1, 2 ** 32, 1e15 + 7, 55834543565746, 2 ** 53 - 1, 2 ** 53 + 2, -1, 1.5, NaN, -1.7976931348623157e+308];
+  const numbers = [0, 1, 9, 10, 99, 100, 12345, 2 ** 31 - 1, 2 ** 31, 99_999_999, 100_000_000, 100_000_001, 12_300_000_007, 2_147_483_648_000_000, 2 ** 32 - 1, 2 ** 32, 1e15 + 7, 55834543565746, 2 ** 53 - 1, 2 ** 53 + 2, -1, 1.5, NaN, -1.7976931348623157e+308];
   const sent: string[] = [], got: string[] = [];
   for (let i = 0; i < 5000; i++) {
     const n = numbers[i % numbers.length]! + (i % 3);

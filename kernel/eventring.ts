@@ -231,16 +231,33 @@ export class EventRing {
       for (let i = 0; i < t.length; i++) d[this.cur++] = t.charCodeAt(i);
       return;
     }
+    if (n < 0x80000000) { this.putSmall(n); return; }
+    // Above 2^31 (nanosecond timestamps): the digits above the last eight, then those eight,
+    // each part in 32-bit integer arithmetic (float division per digit cost twice as much).
+    const hi = Math.floor(n / 1e8);
+    let lo = n - hi * 1e8;
+    this.putSmall(hi);
+    let p = this.cur + 8;
+    this.cur = p;
+    for (let i = 0; i < 8; i++) {
+      const q = (lo / 10) | 0;
+      d[--p] = 48 + lo - q * 10;
+      lo = q;
+    }
+  }
+
+  /** {@link putUint} of a whole number from 0 to 2^31 − 1. */
+  private putSmall(x: number): void {
     let len = 1;
-    for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
+    for (let y = x; y >= 10; y = (y / 10) | 0) len++;
+    const d = this.data;
     let p = this.cur + len;
     this.cur = p;
-    for (let x = n; ;) {
-      const q = Math.floor(x / 10);
-      d[--p] = 48 + (x - q * 10);
-      if (q === 0) break;
+    do {
+      const q = (x / 10) | 0;
+      d[--p] = 48 + x - q * 10;
       x = q;
-    }
+    } while (x !== 0);
   }
 
   /**
