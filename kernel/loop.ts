@@ -413,8 +413,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   }
   if (cfg.awaitTransfer && cfg.follow) {
     // The fd keeper's standby: everything is built below around a table that follows the node
-    // log; the wait for the keeper's word comes last, just before FUSE_NOTIFY_RESEND.
-    unboost = boost(Atomics.load(inflight, 1));
+    // log; the wait for the keeper's word comes last, just before FUSE_NOTIFY_RESEND. (Its FSYNC
+    // helper is raised at the word, not for the whole wait.)
+    unboost = boost();
     follower = new NodeLogFollower(cfg.nodeLog!.path, cfg.rootFd);
     follower.catchUp();
     cfg.recover = true;
