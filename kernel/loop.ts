@@ -205,6 +205,17 @@ const LAZY_OPEN_MS = 0.2;
 const LAZY_OPEN_AFTER_MS = 500;
 
 /**
+ * The FSYNC helper thread `tid` (kernel/slowops) real-time, as a handover's loop is; returns the
+ * undo. After a crash the applications' resent fsyncs waited 3–4 ms in its message queue for a
+ * CPU the applications held. A no-op for tid 0 (not started yet), without the right, or with
+ * PROV_HANDOVER_RT=0.
+ */
+function raiseHelper(tid: number): () => void {
+  const on = tid > 0 && process.env.PROV_HANDOVER_RT !== '0' && realtime(true, true, tid);
+  return () => { if (on) realtime(false, true, tid); };
+}
+
+/**
  * This thread's scheduling priority raised for the moments of a handover (the old loop from its
  * snapshot on, the successor's from waiting for the delta to its first reply, a standby's from
  * its wait to its first requests), so that on a busy machine none waits for a CPU inside the
@@ -213,10 +224,7 @@ const LAZY_OPEN_AFTER_MS = 500;
  */
 function boost(helperTid = 0): () => void {
   const rt = process.env.PROV_HANDOVER_RT !== '0' && realtime(true);
-  // The FSYNC helper (kernel/slowops) too, real-time only: after a crash the applications'
-  // resent fsyncs waited 3–4 ms in its message queue for a CPU the applications held.
-  const helper = rt && helperTid > 0 && realtime(true, true, helperTid);
-  const unhelp = (): void => { if (helper) realtime(false, true, helperTid); };
+  const unhelp = rt ? raiseHelper(helperTid) : (): void => undefined;
   try {
     const tid = libc.gettid();
     const was = getPriority(tid);
@@ -518,11 +526,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       recovered.deadRing = ringFilePath(cfg.nodeLog!.path, dead);
       // The FSYNC helper now too: its thread id was not known yet when this standby's loop was
       // raised, and the applications' resent fsyncs come first.
-      const helperTid = Atomics.load(inflight, 1);
-      if (helperTid > 0 && process.env.PROV_HANDOVER_RT !== '0' && realtime(true, true, helperTid)) {
-        const mine = unboost;
-        unboost = () => { mine?.(); realtime(false, true, helperTid); };
-      }
+      const unhelp = raiseHelper(Atomics.load(inflight, 1));
+      const mine = unboost;
+      unboost = () => { mine?.(); unhelp(); };
     } else if (cfg.deadPid) {
       recovered.deadRing = ringFilePath(cfg.nodeLog!.path, cfg.deadPid);
     }
@@ -692,7 +698,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
         snapWriter = null;
       }
     }
-    if (fs.nodes.lazyCount > 0 && unboost === null && performance.now() > lazyFrom && libc.pollIn([devFd], 0)[0] === 0) {
+    if (fs.nodes.lazyCount > 0 && performance.now() > lazyFrom && libc.pollIn([devFd], 0)[0] === 0) {
       // After a crash: the nodes of the node log opened a few at a time while no request waits,
       // for at most LAZY_OPEN_MS at a time, and not in the takeover's first moments: an
       // open_by_handle_at can wait for the disk, and 64 of them at once between requests right
