@@ -144,7 +144,9 @@ export class Applier {
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
           // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again.
-          if (!this.ensureParents(op.path)) continue;
+          // SRC lacks a parent too (moved on since the records were read): what the step was
+          // to put there is copied again where the records that follow take it.
+          if (!this.ensureParents(op.path)) { this.vanished.push(op.path); continue; }
           this.finalOp(op, missing);
         }
       }
@@ -197,7 +199,9 @@ export class Applier {
       // A clean move needs nothing from SRC: the record says where the object went. (Had it
       // moved again since the events were read, the next sync's events move it on.)
       const st = op.dirty || missing.has(op.slot) ? this.src.lstat(op.path) : null;
-      if (missing.has(op.slot)) { if (st) this.copy(op.path, st, true); return; }
+      // DST never had it (an earlier plan found SRC had moved it on): copy it from SRC, or, if
+      // SRC has moved it on again, where the records that follow take it.
+      if (missing.has(op.slot)) { if (st) this.copy(op.path, st, true); else this.vanished.push(op.path); return; }
       if (op.dirty && !st) { this.vanished.push(op.path); return; } // gone from SRC since: it stays staged and is dropped
       if (st) {
         const staged = this.dst.lstat(this.slotPath(op.slot));
@@ -210,7 +214,10 @@ export class Applier {
       if (this.opts.dryRun) { this.say(`${op.op} ${op.path}${op.op === 'create' && op.subtree ? ' (whole subtree)' : ''}`); return; }
       const st = this.src.lstat(op.path);
       if (!st) { this.vanished.push(op.path); return; } // gone from SRC since the events were read
-      this.copy(op.path, st, op.op === 'create' && op.subtree);
+      // An update of a directory DST lacks: an earlier plan dropped it with all it held (SRC had
+      // moved it on), and only the records' changes under it are marked: copy all of it.
+      const deep = op.op === 'create' ? op.subtree : st.isDirectory() && !this.dst.lstat(op.path)?.isDirectory();
+      this.copy(op.path, st, deep);
     }
   }
 
@@ -254,8 +261,9 @@ export class Applier {
     const from = this.slotPath(slot);
     if (!(await this.renameOver(from, path))) {
       // A parent DST lacks (its creation found SRC changed meanwhile): make it, try again; if
-      // SRC lacks it too, the object stays staged and goes with the staging directory.
-      if (!this.ensureParents(path)) return;
+      // SRC lacks it too, the object stays staged and goes with the staging directory, and is
+      // copied again where the records that follow take it.
+      if (!this.ensureParents(path)) { this.vanished.push(path); return; }
       this.place(from, path);
     }
     this.counts.renames++;
