@@ -10,6 +10,7 @@
  * While it runs, `/run/prov/provfs/<stream>.json` (0600, directory 0700) records its pid,
  * backing directory, mount point, mode and journal stream, for `prov umount` and `prov upgrade`.
  */
+import './v8flags.js'; // first: V8 settings before the loop's isolate starts
 import { mkdirSync, writeFileSync, rmSync, chmodSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createServer, type Server } from 'node:net';
