@@ -387,6 +387,8 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   let mode: 'incremental' | 'full' = reason === undefined ? 'incremental' : 'full';
   if (mode === 'full') log.info(`full comparison: ${reason}`);
   let counts: ApplyCounts, actions: string[] | undefined;
+  /** What a remote DST could not get (see RemoteTarget.vanished); a local one's is its applier's. */
+  let vanished: string[] = [];
   const tRead = process.hrtime.bigint();
   const plan = mode === 'incremental' ? tracker.overlay.plan() : null;
   const tPlan = process.hrtime.bigint();
@@ -395,6 +397,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     if (plan === null) await r.fullCompare(); else await r.applyPlan(plan);
     counts = r.counts;
     actions = r.actions;
+    vanished = r.vanished;
   } else {
     let a = applier ?? new Applier(srcTree, dstTree!, applyOpts);
     if (plan === null) await a.fullCompare();
@@ -419,7 +422,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   }
   const idle = mode === 'incremental' && tracker.relevant === 0 && o.barrier === false && state !== null;
   const tApply = process.hrtime.bigint();
-  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions, applier?.vanished ?? []);
+  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions, applier?.vanished ?? vanished);
   const tEnd = process.hrtime.bigint();
   const sec = (a: bigint, b: bigint): number => Number(b - a) / 1e9;
   return {

@@ -64,4 +64,27 @@ describe('sync to host:path (rsync transport, loopback rsh)', () => {
       assert.ok(!fs.existsSync('pwned') && !fs.existsSync(`${dst}/pwned`) && !fs.existsSync(`${base}/pwned`), 'no file name reached a shell');
     });
   }
+
+  it('an object SRC moved on while the sync ran is copied again by the next sync (not left out)', async () => {
+    const src = `${base}/moved/src`, dst = `${base}/moved/dst`, state = `${base}/moved/state`;
+    fs.mkdirSync(`${src}/a`, { recursive: true });
+    fs.mkdirSync(dst, { recursive: true });
+    fs.writeFileSync(`${src}/a/f`, 'contents');
+    const feed = new MemoryFeed();
+    const w = new Workload(src, 33, (ev) => { feed.append(ev); });
+    const opts: SyncOptions = { src, dst: `loopback:${dst}`, delete: true, feed, stateDir: state, barrier: false, remote: { rsh: [RSH] } };
+    await syncOnce(opts);
+    w.rename('a/f', 'a/g'); // recorded
+    // The directory moves after the records were read and before the rename is applied: its record comes later.
+    const st = fs.statSync(`${src}/a`);
+    fs.renameSync(`${src}/a`, `${src}/b`);
+    let r = await syncOnce(opts);
+    assert.equal(r.mode, 'incremental', r.reason);
+    assert.ok(!fs.existsSync(`${dst}/a/g`) && !fs.existsSync(`${dst}/a/f`), 'SRC had no a/g to place: the staged object went');
+    feed.append({ v: 1, src: 'ebpf', seq: 0, ts: 2, host: 'h', pid: 1, tid: 1, op: 'rename', file: { dev: st.dev, ino: st.ino, path: `${src}/b` }, from: { path: `${src}/a` }, flags: 0 });
+    r = await syncOnce(opts);
+    assert.equal(r.mode, 'incremental', r.reason);
+    assert.equal(fs.readFileSync(`${dst}/b/g`, 'utf8'), 'contents', 'copied again where the move took it');
+    assert.equal(treeHash(dst, HASH), treeHash(src, HASH), treeDiff(src, dst, HASH).join('\n'));
+  });
 });

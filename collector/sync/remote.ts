@@ -92,6 +92,12 @@ const nul = (xs: string[]): Buffer => Buffer.from(xs.map((x) => x + '\0').join('
 export class RemoteTarget {
   readonly counts: ApplyCounts = emptyCounts();
   readonly actions: string[] = [];
+  /**
+   * Paths the plan placed that SRC no longer had (moved on while this sync ran): the object stays
+   * staged and goes; the next sync copies them again where its records take them (as
+   * Applier.vanished).
+   */
+  readonly vanished: string[] = [];
   private rsh: string[];
   private rsyncBin: string;
 
@@ -147,7 +153,7 @@ export class RemoteTarget {
     });
     for (const op of finalOps) {
       if (op.op === 'place') {
-        if (!this.src.lstat(op.path)) continue; // gone from SRC since: left staged, dropped
+        if (!this.src.lstat(op.path)) { this.vanished.push(op.path); continue; } // gone from SRC since: left staged, dropped
         ops.push('P', String(op.slot), op.path);
         slotPath.set(op.slot, op.path);
         flat.add(op.path);
@@ -177,8 +183,16 @@ export class RemoteTarget {
         else if (line.startsWith('M ')) { const p = slotPath.get(Number(line.slice(2))); if (p) deep.add(p); }
       }
     }
-    const list = [...flat].filter((p) => p === '.' || !p.split('/').some(isReserved));
+    // A path SRC no longer has (moved on while this sync ran) would fail the whole rsync: it is
+    // left to the next sync, which copies it where its records take it.
+    const present = (p: string): boolean => {
+      if (p === '.' || this.src.lstat(p)) return true;
+      this.vanished.push(p);
+      return false;
+    };
+    const list = [...flat].filter((p) => (p === '.' || !p.split('/').some(isReserved)) && present(p));
     await this.rsync([], list);
-    if (deep.size) await this.rsync(['-r'], [...deep]);
+    const deepList = [...deep].filter(present);
+    if (deepList.length) await this.rsync(['-r'], deepList);
   }
 }
