@@ -2,7 +2,8 @@
  * Early plans (engine.ts: what the barrier has read is applied while it waits for the probe)
  * split at many points: a feed that reveals its records a few at a time, as a journal's group
  * commits do, makes every sync apply several plans, each running while the next records are
- * read. DST must equal SRC wherever the splits fall.
+ * read. DST must equal SRC wherever the splits fall, and after SRC changed during syncs, once
+ * a sync ran with SRC quiet.
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,8 +68,12 @@ class TricklingFeed extends MemoryFeed {
     return { [this.stream]: this.visible };
   }
 
+  /** Changes SRC while a sync reads (a workload step, recorded like the others). */
+  during: (() => void) | null = null;
+
   override async *read(from: Record<string, number>): AsyncIterable<JournalRecord> {
     this.reveal();
+    if (this.during && this.r() < 0.5) for (let k = 0; k < 3; k++) this.during();
     const after = from[this.stream] ?? 0;
     for (const rec of this.records) {
       if (rec.seq <= after) continue;
@@ -103,6 +108,33 @@ describe('early plans split anywhere', () => {
           assert.equal(r.mode, 'incremental', `round ${round}: ${r.reason}`);
           assert.equal(treeHash(dst, HASH), treeHash(src, HASH), `seed ${seed} round ${round}: DST differs from SRC:\n${treeDiff(src, dst, HASH).join('\n')}`);
         }
+      } finally {
+        await feed.close();
+      }
+    });
+  }
+
+  for (const seed of [21, 22]) {
+    it(`random workload, seed ${seed}: SRC changed while each sync reads; the next quiet sync ends equal`, async () => {
+      const d = `${base}/during-${seed}`;
+      const src = `${d}/src`, dst = `${d}/dst`, state = `${d}/state`;
+      fs.mkdirSync(src, { recursive: true });
+      const feed = new TricklingFeed(src, rng(seed * 7919), 12);
+      const w = new Workload(src, seed, (ev) => { feed.append(ev); });
+      w.populate(12, 150);
+      const opts: SyncOptions = { src, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 2000 };
+      feed.reset();
+      feed.watchProbes();
+      try {
+        await syncOnce(opts);
+        for (let round = 0; round < 5; round++) {
+          // Rounds 0-3: SRC changes while the sync runs (DST may lag); round 4 is quiet.
+          feed.during = round < 4 ? () => w.step() : null;
+          for (let i = 0; i < 250; i++) w.step();
+          const r = await syncOnce(opts);
+          assert.equal(r.mode, 'incremental', `round ${round}: ${r.reason}`);
+        }
+        assert.equal(treeHash(dst, HASH), treeHash(src, HASH), `seed ${seed}: DST differs from SRC after the quiet sync:\n${treeDiff(src, dst, HASH).join('\n')}`);
       } finally {
         await feed.close();
       }
