@@ -98,13 +98,26 @@ export class Applier {
    * rename of a parent, say) need not say so: the caller marks them changed in the next plan.
    */
   readonly vanished: string[] = [];
+  /**
+   * Directories copied whole from SRC as it is now, ahead of the records read (a directory DST
+   * lacked, one moved in from outside, parents made as SRC has them). An object SRC held then and
+   * removed before the next records were read is in DST but in no record that removes it (its
+   * creation and removal cancel out in the next plan): the caller has the next plan compare these
+   * directories whole again ({@link applyPlan}'s `recheck`), until one compares equal.
+   */
+  readonly ahead: string[] = [];
+  /** Inside a whole-directory comparison (its subdirectories are not pushed to `ahead` again). */
+  private comparing = 0;
 
   constructor(readonly src: SafeTree, readonly dst: SafeTree, readonly opts: ApplyOptions) {}
 
   private say(line: string): void { this.actions.push(line); }
 
-  /** Apply an incremental plan. */
-  async applyPlan(plan: Plan): Promise<void> {
+  /**
+   * Apply an incremental plan; then compare the directories of `recheck` (an earlier plan's
+   * {@link ahead}, where they are now) whole, shallowest first.
+   */
+  async applyPlan(plan: Plan, recheck: readonly string[] = []): Promise<void> {
     const total = plan.originOps.length + plan.finalOps.length + plan.metaDirs.length;
     let done = 0;
     const tick = (): void => { done++; if (this.opts.progress && (done & 255) === 0) this.opts.progress(done, total); };
@@ -152,6 +165,13 @@ export class Applier {
       }
       await pool(moves, COPY_CONCURRENCY, (m) => this.placeAsync(m.slot, m.path));
       await pool(direct, COPY_CONCURRENCY, (m) => this.moveAsync(m.origin, m.path));
+    }
+    if (!this.opts.dryRun) {
+      for (const rel of [...recheck].sort((a, b) => a.split('/').length - b.split('/').length)) {
+        const st = this.src.lstat(rel);
+        if (!st?.isDirectory() || (rel !== '' && !this.ensureParents(rel))) continue;
+        this.copy(rel, st, true);
+      }
     }
     const t2 = performance.now();
     await this.copyQueued();
@@ -221,10 +241,17 @@ export class Applier {
     }
   }
 
+  /** Every change counted so far (a comparison that changed nothing leaves it as it was). */
+  private changeCount(): number {
+    const c = this.counts;
+    return c.files + c.dirs + c.symlinks + c.renames + c.deletes + c.metadata;
+  }
+
   /** Create the directories DST lacks on the way to `rel`, as SRC has them; false if SRC lacks one. */
   private ensureParents(rel: string): boolean {
     const parts = rel.split('/');
     let cur = '';
+    let made = false;
     for (let i = 0; i < parts.length - 1; i++) {
       cur = joinRel(cur, parts[i]!);
       const s = this.src.lstat(cur);
@@ -235,6 +262,7 @@ export class Applier {
       this.dst.mkdir(cur, Number(s.mode & 0o7777n));
       this.counts.dirs++;
       this.metaDirs.add(cur);
+      if (!made) { made = true; this.ahead.push(cur); }
     }
     return true;
   }
@@ -336,7 +364,12 @@ export class Applier {
       if (!have || !have.isDirectory()) { this.dst.mkdir(rel, mode); this.counts.dirs++; }
       else if ((have.mode & 0o7777n) !== (st.mode & 0o7777n)) { this.dst.chmodDir(rel, mode); this.counts.metadata++; }
       this.metaDirs.add(rel);
-      if (deep) this.compareDir(rel);
+      if (deep) {
+        const before = this.changeCount();
+        this.comparing++;
+        try { this.compareDir(rel); } finally { this.comparing--; }
+        if (this.comparing === 0 && (this.changeCount() !== before || !have)) this.ahead.push(rel);
+      }
     } else {
       this.counts.skipped++;
     }

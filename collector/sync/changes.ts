@@ -49,6 +49,8 @@ export class ChangeTracker {
   /** Records read and records that concerned SRC. */
   records = 0;
   relevant = 0;
+  /** Newest event time (ns) among the witness's records read. */
+  maxTs = 0;
   private handles = new Map<string, WriteHandle>();
   /** provfs write handles flushed once in this window (see 'close'). */
   private flushed = new Map<string, WriteHandle>();
@@ -144,6 +146,8 @@ export class ChangeTracker {
     const last = this.positions[rec.stream] ?? 0;
     this.records += rec.seq > last ? Math.min(rec.seq - last, 1 + skipped) : 1;
     if (rec.seq <= last) return; // already applied (a reader that re-delivers)
+    const ts = rec.event.ts;
+    if (ts > this.maxTs && (!this.witness || rec.event.src === this.witness)) this.maxTs = ts;
     if (this.degraded) {
       this.positions[rec.stream] = rec.seq;
       if (this.witness && rec.event.src !== this.witness) return;

@@ -43,7 +43,7 @@ import type { RecordFeed } from './feed.js';
 import type { RecordPrefilter } from '../journal/api.js';
 import { GapError } from './overlay.js';
 import { SyncPrefilter } from './prefilter.js';
-import { RESERVED_PREFIX, isWithin } from './paths.js';
+import { RESERVED_PREFIX, isReserved, isWithin, splitRel } from './paths.js';
 import { SafeTree, UnsafePathError } from './safefs.js';
 import { StateFile } from './state.js';
 import { parseRemote, RemoteTarget, type RemoteOptions } from './remote.js';
@@ -288,6 +288,37 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   // One applier for every plan of this sync (its counts add up).
   let applier = dstTree && !o.dryRun ? new Applier(srcTree, dstTree, applyOpts) : null;
   if (state?.changed) tracker.markChanged(state.changed);
+  /**
+   * Directories a plan copied whole from SRC as it was then, ahead of the records (see
+   * Applier.ahead), named as of the current overlay's start, each with when it was copied
+   * (monotonic ns, the records' clock). The next plan compares each whole again where it is by
+   * then; one is done with once the records read reach past its copy and a comparison changed
+   * nothing: whatever the copy took from SRC then, the records since name its creation.
+   */
+  type Recheck = { path: string; at: number };
+  const savedAt = typeof state?.recheckAt === 'number' ? state.recheckAt : 0;
+  const recheck: Recheck[] = (state?.recheck ?? []).map((path) => ({ path, at: savedAt }));
+  /** Newest event time read (records passed over undecoded included). */
+  const readTs = (): number => Math.max(tracker.maxTs, pre.maxTs);
+  /** The entries where they are now in the overlay about to be planned (taken out of the list). */
+  const recheckNow = (): Recheck[] => {
+    const out: Recheck[] = [];
+    for (const e of recheck.splice(0)) {
+      let parts: string[];
+      try { parts = e.path === '' ? [] : splitRel(e.path); } catch { continue; } // from a state file: clean relative paths only
+      if (parts.some(isReserved)) continue;
+      const now = tracker.overlay.currentPathOf(e.path);
+      if (now !== null) out.push({ path: now, at: e.at });
+    }
+    return out;
+  };
+  /** After a plan compared `again` whole: what to compare again next time. */
+  const recheckAfter = (again: Recheck[], reached: number, a: Applier): void => {
+    const at = Number(process.hrtime.bigint());
+    const copied = a.ahead.splice(0);
+    for (const path of copied) recheck.push({ path, at });
+    for (const e of again) if (e.at > reached && !copied.includes(e.path)) recheck.push(e);
+  };
   // Capture that stopped and started again since the last sync: its writer session changed
   // (said after what the barrier finds, which names the likelier cause first).
   let restarted: string | undefined;
@@ -326,12 +357,15 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     if (tracker.degraded || reason !== undefined || restarted !== undefined || unsafe !== undefined || tracker.overlay.changes <= marked) return false;
     const t = process.hrtime.bigint();
     const plan = tracker.overlay.plan();
+    const again = recheckNow();
+    const reached = readTs();
     tracker.startOver();
     marked = 0;
     // Never rejects (an unhandled rejection would end the process): the error is kept for finishEarly.
-    pending = applier!.applyPlan(plan).then(() => {
+    pending = applier!.applyPlan(plan, again.map((e) => e.path)).then(() => {
       const before = tracker.overlay.changes;
       tracker.markChangedAtStart(applier!.vanished.splice(0));
+      recheckAfter(again, reached, applier!);
       marked += tracker.overlay.changes - before;
     }, (e: unknown) => {
       if (e instanceof UnsafePathError) { applier!.abandon(); unsafe = e.message; } else earlyError = e;
@@ -403,7 +437,9 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
     if (plan === null) await a.fullCompare();
     else {
       try {
-        await a.applyPlan(plan);
+        const again = recheckNow();
+        await a.applyPlan(plan, again.map((e) => e.path));
+        recheckAfter(again, readTs(), a);
       } catch (e) {
         if (!(e instanceof UnsafePathError)) throw e;
         // DST is not what the checkpoint says (a symlink where SRC has a directory): compare all.
@@ -422,7 +458,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
   }
   const idle = mode === 'incremental' && tracker.relevant === 0 && o.barrier === false && state !== null;
   const tApply = process.hrtime.bigint();
-  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions, applier?.vanished ?? vanished);
+  if (!o.dryRun && !(idle && o.saveIfIdle === false)) stateFile.save(tracker.positions, tracker.openWriters(), sessions, applier?.vanished ?? vanished, mode === 'incremental' ? recheck : []);
   const tEnd = process.hrtime.bigint();
   const sec = (a: bigint, b: bigint): number => Number(b - a) / 1e9;
   return {

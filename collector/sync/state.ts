@@ -31,6 +31,13 @@ export interface SyncState {
   bootId?: string;
   /** Paths to copy again at the next sync (SRC lacked them when this sync copied; see Applier.vanished). */
   changed?: string[];
+  /**
+   * Directories this sync copied whole from SRC as it was then, ahead of the records (see
+   * Applier.ahead): the next sync compares them whole again.
+   */
+  recheck?: string[];
+  /** When the newest of them was copied (monotonic ns; the boot id says the clock is this one). */
+  recheckAt?: number;
 }
 
 /** This boot's id (/proc/sys/kernel/random/boot_id), or '' when the kernel does not say. */
@@ -67,6 +74,9 @@ export class StateFile {
       if (s.changed !== undefined && (!Array.isArray(s.changed) || s.changed.some((p) => typeof p !== 'string'))) {
         return { state: null, why: `${this.path}: "changed" is not a list of paths` };
       }
+      if (s.recheck !== undefined && (!Array.isArray(s.recheck) || s.recheck.some((p) => typeof p !== 'string'))) {
+        return { state: null, why: `${this.path}: "recheck" is not a list of paths` };
+      }
       if (s.bootId !== bootId()) {
         return { state: null, why: 'the machine restarted since the last sync (or the checkpoint predates boot ids): its writes to DST may not have reached the disk' };
       }
@@ -76,10 +86,10 @@ export class StateFile {
     }
   }
 
-  save(checkpoint: Record<string, number>, openWriters: WriteHandle[], sessions?: Record<string, string>, changed: readonly string[] = []): void {
+  save(checkpoint: Record<string, number>, openWriters: WriteHandle[], sessions?: Record<string, string>, changed: readonly string[] = [], recheck: ReadonlyArray<{ path: string; at: number }> = []): void {
     const dir = this.path.slice(0, this.path.lastIndexOf('/'));
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, ...(sessions ? { sessions } : {}), at: new Date().toISOString(), bootId: bootId(), ...(changed.length ? { changed: [...changed] } : {}) };
+    const s: SyncState = { version: 1, src: this.src, dst: this.dst, checkpoint, openWriters, ...(sessions ? { sessions } : {}), at: new Date().toISOString(), bootId: bootId(), ...(changed.length ? { changed: [...changed] } : {}), ...(recheck.length ? { recheck: recheck.map((e) => e.path), recheckAt: Math.max(...recheck.map((e) => e.at)) } : {}) };
     const tmp = `${this.path}.${process.pid}.tmp`;
     // No fsync: a state lost or torn by a crash is caught by the boot id (module comment).
     fs.writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
