@@ -84,24 +84,34 @@ class TricklingFeed extends MemoryFeed {
   }
 }
 
+/** A populated SRC, its feed and workload, and sync options; the first (full) sync done. Close the feed after. */
+async function start(name: string, seed: number, chunk: number): Promise<{ src: string; dst: string; feed: TricklingFeed; w: Workload; opts: SyncOptions }> {
+  const d = `${base}/${name}`;
+  const src = `${d}/src`, dst = `${d}/dst`, state = `${d}/state`;
+  fs.mkdirSync(src, { recursive: true });
+  const feed = new TricklingFeed(src, rng(seed * 7919), chunk);
+  const w = new Workload(src, seed, (ev) => { feed.append(ev); });
+  w.populate(12, 150);
+  const opts: SyncOptions = { src, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 2000 };
+  feed.reset();
+  feed.watchProbes();
+  try {
+    assert.equal((await syncOnce(opts)).mode, 'full');
+  } catch (e) {
+    await feed.close();
+    throw e;
+  }
+  return { src, dst, feed, w, opts };
+}
+
 describe('early plans split anywhere', () => {
   // Seeds 14 and 16 (chunk 12) once lost a file placed from a staging slot DST never filled;
   // seed 131 (chunk 3) a directory dropped with what it held, then only updated.
   const cases: Array<[number, number]> = [[11, 12], [12, 12], [13, 12], [14, 12], [15, 12], [16, 12], [17, 12], [18, 12], [131, 3], [132, 3]];
   for (const [seed, chunk] of cases) {
     it(`random workload, seed ${seed}: DST equals SRC with records revealed up to ${chunk} at a time`, async () => {
-      const d = `${base}/${seed}`;
-      const src = `${d}/src`, dst = `${d}/dst`, state = `${d}/state`;
-      fs.mkdirSync(src, { recursive: true });
-      const feed = new TricklingFeed(src, rng(seed * 7919), chunk);
-      const w = new Workload(src, seed, (ev) => { feed.append(ev); });
-      w.populate(12, 150);
-      const opts: SyncOptions = { src, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 2000 };
-      feed.reset();
-      feed.watchProbes();
+      const { src, dst, feed, w, opts } = await start(String(seed), seed, chunk);
       try {
-        const first = await syncOnce(opts);
-        assert.equal(first.mode, 'full');
         for (let round = 0; round < 4; round++) {
           for (let i = 0; i < 250; i++) w.step();
           const r = await syncOnce(opts);
@@ -114,19 +124,11 @@ describe('early plans split anywhere', () => {
     });
   }
 
+  // Seed 21 once kept a directory SRC made and removed right after a whole-directory copy.
   for (const seed of [21, 22]) {
     it(`random workload, seed ${seed}: SRC changed while each sync reads; the next quiet sync ends equal`, async () => {
-      const d = `${base}/during-${seed}`;
-      const src = `${d}/src`, dst = `${d}/dst`, state = `${d}/state`;
-      fs.mkdirSync(src, { recursive: true });
-      const feed = new TricklingFeed(src, rng(seed * 7919), 12);
-      const w = new Workload(src, seed, (ev) => { feed.append(ev); });
-      w.populate(12, 150);
-      const opts: SyncOptions = { src, dst, delete: true, feed, stateDir: state, barrierTimeoutMs: 2000 };
-      feed.reset();
-      feed.watchProbes();
+      const { src, dst, feed, w, opts } = await start(`during-${seed}`, seed, 12);
       try {
-        await syncOnce(opts);
         for (let round = 0; round < 5; round++) {
           // Rounds 0-3: SRC changes while the sync runs (DST may lag); round 4 is quiet.
           feed.during = round < 4 ? () => w.step() : null;
