@@ -13,10 +13,9 @@
  * upgrade.bench --kill: median 4.3 → 4.9 ms, from the kill on 3.8 → 4.1). Raising the helper
  * threads to real time with the loop instead made no difference. Steady state is unchanged: an
  * open/read/close loop on 4 threads, both settings mounted at once and alternated, ran at 0.995×
- * with the same loop CPU per file. Only scavenges: V8's
- * `--single-threaded-gc` also stops concurrent marking, and its full collections then paused
- * a taken-over loop for up to 127 ms. PROV_V8_FLAGS replaces the setting (e.g. "" for V8's
- * defaults).
+ * with the same loop CPU per file. Only scavenges: V8's `--single-threaded-gc` also stops
+ * concurrent marking, and its full collections then paused a taken-over loop for up to 127 ms.
+ * PROV_V8_FLAGS replaces the setting (e.g. "" for V8's defaults).
  */
 import { setFlagsFromString } from 'node:v8';
 

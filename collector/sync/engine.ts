@@ -296,8 +296,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncResult> {
    * nothing: whatever the copy took from SRC then, the records since name its creation.
    */
   type Recheck = { path: string; at: number };
-  const savedAt = typeof state?.recheckAt === 'number' ? state.recheckAt : 0;
-  const recheck: Recheck[] = (state?.recheck ?? []).map((path) => ({ path, at: savedAt }));
+  const recheck: Recheck[] = (state?.recheck ?? []).map((path) => ({ path, at: state?.recheckAt ?? 0 }));
   /** Newest event time read (records passed over undecoded included). */
   const readTs = (): number => Math.max(tracker.maxTs, pre.maxTs);
   /** The entries where they are now in the overlay about to be planned (taken out of the list). */

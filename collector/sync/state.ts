@@ -71,12 +71,11 @@ export class StateFile {
       for (const [k, v] of Object.entries(s.checkpoint)) {
         if (!Number.isSafeInteger(v) || v < 0) return { state: null, why: `${this.path}: checkpoint of stream ${k} is not a seq` };
       }
-      if (s.changed !== undefined && (!Array.isArray(s.changed) || s.changed.some((p) => typeof p !== 'string'))) {
-        return { state: null, why: `${this.path}: "changed" is not a list of paths` };
+      for (const key of ['changed', 'recheck'] as const) {
+        const v = s[key];
+        if (v !== undefined && (!Array.isArray(v) || v.some((p) => typeof p !== 'string'))) return { state: null, why: `${this.path}: "${key}" is not a list of paths` };
       }
-      if (s.recheck !== undefined && (!Array.isArray(s.recheck) || s.recheck.some((p) => typeof p !== 'string'))) {
-        return { state: null, why: `${this.path}: "recheck" is not a list of paths` };
-      }
+      if (s.recheckAt !== undefined && !Number.isSafeInteger(s.recheckAt)) return { state: null, why: `${this.path}: "recheckAt" is not a time in ns` };
       if (s.bootId !== bootId()) {
         return { state: null, why: 'the machine restarted since the last sync (or the checkpoint predates boot ids): its writes to DST may not have reached the disk' };
       }
