@@ -44,8 +44,11 @@ export interface Node {
   /** Cached FileRef JSON for records (valid while `fileJsonGen` equals the table's generation). */
   fileJson?: string;
   fileJsonGen?: number;
-  /** `fileJson` as UTF-8 (kernel/recorder), dropped whenever `fileJson` is made again. */
+  /** The same FileRef as UTF-8 JSON (kernel/recorder), valid with `fileJson` (same generation). */
   fileBytes?: Uint8Array;
+  /** A directory's path as JSON string content with a `/` after it: its children's paths start so (kernel/recorder). */
+  childPrefix?: Uint8Array;
+  childPrefixGen?: number;
 }
 
 /** An open file or directory (the FUSE `fh`). */
