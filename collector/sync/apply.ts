@@ -166,6 +166,14 @@ export class Applier {
       await pool(moves, COPY_CONCURRENCY, (m) => this.placeAsync(m.slot, m.path));
       await pool(direct, COPY_CONCURRENCY, (m) => this.moveAsync(m.origin, m.path));
     }
+    // Paths the records leave empty (Plan.clears): what DST still has there was copied ahead.
+    if (this.opts.delete) {
+      await pool(plan.clears, COPY_CONCURRENCY, async (rel) => {
+        if (!this.dst.lstat(rel)) return; // nearly always: a cheap lstat on this thread says so
+        if (this.opts.dryRun) { this.say(`delete ${rel}`); this.counts.deletes++; return; }
+        if (await this.dst.removeAsync(rel)) this.counts.deletes++;
+      });
+    }
     if (!this.opts.dryRun) {
       for (const rel of [...recheck].sort((a, b) => a.split('/').length - b.split('/').length)) {
         const st = this.src.lstat(rel);

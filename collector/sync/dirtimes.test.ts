@@ -24,11 +24,11 @@ test('directory times placed where a moved directory ends up', async () => {
     fs.renameSync(join(src, 'a'), join(src, 'm'));
     const applier = new Applier(new SafeTree(src), new SafeTree(dst), { delete: true, dryRun: false });
     // Early plan: the record of a/d/f; a/d's times from SRC, where a/d no longer is.
-    await applier.applyPlan({ originOps: [], finalOps: [{ op: 'create', path: 'a/d/f', subtree: false }], metaDirs: ['a/d', 'a'] });
+    await applier.applyPlan({ originOps: [], finalOps: [{ op: 'create', path: 'a/d/f', subtree: false }], metaDirs: ['a/d', 'a'], clears: [] });
     assert.equal(applier.dirTimesUncertain, true, 'the applier did not notice a directory SRC no longer has');
     // Final plan: the rename; it names the parents only, not m/d.
     fs.renameSync(join(dst, 'a'), join(dst, 'm'));
-    await applier.applyPlan({ originOps: [], finalOps: [], metaDirs: [''] });
+    await applier.applyPlan({ originOps: [], finalOps: [], metaDirs: [''], clears: [] });
     assert.notEqual(fs.statSync(join(dst, 'm', 'd')).mtimeMs, 1_000_000_000, 'the test did not set up the stale time');
     applier.repairDirTimes();
     assert.equal(fs.statSync(join(dst, 'm', 'd')).mtimeMs, 1_000_000_000);

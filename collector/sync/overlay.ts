@@ -104,6 +104,13 @@ export interface Plan {
   finalOps: FinalOp[];
   /** Directories whose metadata (mode, mtime) is copied last, deepest first. */
   metaDirs: string[];
+  /**
+   * Paths the records leave empty where DST may still hold an object no step removes: one
+   * created (and copied by a comparison that read SRC ahead of its records) and removed again,
+   * or renamed away, within this plan's records, which cancel out. Whatever DST has at these
+   * paths goes once the final side has run (with --delete).
+   */
+  clears: string[];
 }
 
 export class Overlay {
@@ -263,8 +270,11 @@ export class Overlay {
     const moves: Array<{ origin: string; path: string; dirty: boolean; leaf: boolean }> = [];
     /** Paths something is placed, created or updated at (now-paths). */
     const finals = new Set<string>();
-    const walk = (n: TrieNode, path: string, implied: NodeState): void => {
+    /** Paths made empty under a parent that stays, with the checkpoint object they would hold. */
+    const emptied: Array<{ path: string; origin: string | null }> = [];
+    const walk = (n: TrieNode, path: string, implied: NodeState, parentAbsent: boolean): void => {
       const st = n.st ?? implied;
+      if (n.st?.absent && !parentAbsent) emptied.push({ path, origin: implied.absent ? null : implied.origin });
       if (n.st && !st.absent) {
         const impliedOrigin = implied.absent ? null : implied.origin;
         if (st.origin !== null) liveOrigins.add(st.origin);
@@ -280,9 +290,9 @@ export class Overlay {
         }
       }
       if (n.metaDirty && !st.absent) metaDirs.add(path);
-      if (n.children) for (const [name, c] of n.children) walk(c, joinRel(path, name), derive(st, name));
+      if (n.children) for (const [name, c] of n.children) walk(c, joinRel(path, name), derive(st, name), st.absent);
     };
-    walk(this.root, '', ROOT);
+    walk(this.root, '', ROOT, false);
     const deletes: string[] = [];
     for (const [origin, replaced] of this.gone) {
       if (!liveOrigins.has(origin)) { originOps.push({ op: 'delete', origin, replaced }); deletes.push(origin); }
@@ -310,6 +320,9 @@ export class Overlay {
     originOps.sort((a, b) => depthOf(b.origin) - depthOf(a.origin));
     finalOps.sort((a, b) => depthOf(a.path) - depthOf(b.path));
     const dirs = [...metaDirs].sort((a, b) => depthOf(b) - depthOf(a));
-    return { originOps, finalOps, metaDirs: dirs };
+    // A checkpoint object removed or moved from this very path: its own step empties the path
+    // (whatever DST holds there is that object). Anything else may be a copy made ahead.
+    const clears = emptied.filter((e) => !(e.origin === e.path && (this.gone.has(e.path) || liveOrigins.has(e.path)))).map((e) => e.path);
+    return { originOps, finalOps, metaDirs: dirs, clears };
   }
 }

@@ -87,4 +87,29 @@ describe('sync to host:path (rsync transport, loopback rsh)', () => {
     assert.equal(fs.readFileSync(`${dst}/b/g`, 'utf8'), 'contents', 'copied again where the move took it');
     assert.equal(treeHash(dst, HASH), treeHash(src, HASH), treeDiff(src, dst, HASH).join('\n'));
   });
+
+  it('what SRC made after the records a full comparison read, and removed before the next sync, leaves DST', async () => {
+    const src = `${base}/ahead/src`, dst = `${base}/ahead/dst`, state = `${base}/ahead/state`;
+    fs.mkdirSync(src, { recursive: true });
+    fs.mkdirSync(dst, { recursive: true });
+    const feed = new MemoryFeed();
+    let held: Parameters<MemoryFeed['append']>[0][] | null = null;
+    const w = new Workload(src, 34, (ev) => { if (held) held.push(ev); else feed.append(ev); });
+    w.populate(3, 20);
+    const opts: SyncOptions = { src, dst: `loopback:${dst}`, delete: true, feed, stateDir: state, barrier: false, remote: { rsh: [RSH] } };
+    await syncOnce(opts);
+    feed.lose(1, 'ring buffer full');
+    held = []; // made after the records the next sync reads: their records come after it
+    w.mkdir('late');
+    w.createFile('late/x');
+    const r = await syncOnce(opts);
+    assert.equal(r.mode, 'full');
+    assert.ok(fs.existsSync(`${dst}/late/x`), 'rsync copied what SRC had then');
+    w.removeTree('late');
+    for (const ev of held) feed.append(ev);
+    held = null;
+    const r2 = await syncOnce(opts);
+    assert.equal(r2.mode, 'incremental', r2.reason);
+    assert.equal(treeHash(dst, HASH), treeHash(src, HASH), treeDiff(src, dst, HASH).join('\n'));
+  });
 });

@@ -161,6 +161,9 @@ export class RemoteTarget {
       else flat.add(op.path);
     }
     for (const d of plan.metaDirs) flat.add(d === '' ? '.' : d);
+    // Paths the records leave empty (Plan.clears), after every placement; a dry run cannot tell
+    // whether DST holds anything there.
+    if (this.opts.delete && !this.opts.dryRun) for (const p of plan.clears) ops.push('D', p);
     if (this.opts.dryRun) {
       for (let i = 0; i < ops.length;) {
         const op = ops[i]!;

@@ -223,6 +223,45 @@ describe('changes made while a sync runs', () => {
   });
 });
 
+describe('comparisons that read SRC ahead of the records', () => {
+  for (const to of ['local', 'plan only'] as const) it(`what SRC made after the records a full comparison read, and removed before the next sync, leaves DST (${to})`, async () => {
+    const d = dirs();
+    const feed = new MemoryFeed();
+    let held: Parameters<MemoryFeed['append']>[0][] | null = null;
+    const w = new Workload(d.src, 61, (ev) => { if (held) held.push(ev); else feed.append(ev); });
+    w.populate(3, 20);
+    const opts: SyncOptions = { src: d.src, dst: d.dst, delete: true, feed, stateDir: d.state, barrier: false };
+    await syncOnce(opts);
+    feed.lose(1, 'ring buffer full');
+    // Made after the records the next sync reads: their records come after it.
+    held = [];
+    w.mkdir('late');
+    w.createFile('late/x');
+    w.createFile('tmp1');
+    w.rename('tmp1', 'tmp2');
+    const r = await syncOnce(opts);
+    assert.equal(r.mode, 'full');
+    assert.ok(fs.existsSync(`${d.dst}/late/x`) && fs.existsSync(`${d.dst}/tmp2`), 'the comparison copied what SRC had then');
+    w.unlink('tmp2');
+    w.removeTree('late');
+    for (const ev of held) feed.append(ev);
+    held = null;
+    if (to === 'plan only') {
+      // Their creation and removal cancel out: only the clears say that DST must not keep them.
+      const plan = await dryPlan(opts);
+      assert.deepEqual(plan.sort(), ['delete late', 'delete tmp2']);
+    }
+    const r2 = await syncOnce(opts);
+    assert.equal(r2.mode, 'incremental');
+    assertSame(d.src, d.dst, 'after the records of what the comparison copied ahead');
+  });
+});
+
+/** The actions a dry run of the next sync would take. */
+async function dryPlan(opts: SyncOptions): Promise<string[]> {
+  return (await syncOnce({ ...opts, dryRun: true })).actions ?? [];
+}
+
 describe('--watch', () => {
   it('follows the record and keeps DST equal, within a few rounds', async () => {
     const d = dirs();
