@@ -91,6 +91,17 @@ describe('sync from events (synthetic records)', () => {
     assert.deepEqual(o4.plan().finalOps, [], 'a rename undone is nothing');
   });
 
+  it('clears the paths the records leave empty that no step of the plan empties', () => {
+    const clears = (f: (o: Overlay) => void): string[] => { const o = new Overlay(); f(o); return o.plan().clears.sort(); };
+    assert.deepEqual(clears((o) => o.remove('a')), [], 'a checkpoint file deleted in place: its delete empties the path');
+    assert.deepEqual(clears((o) => o.rename('a', 'b')), [], 'renamed away: its move empties the path');
+    assert.deepEqual(clears((o) => { o.create('t'); o.remove('t'); }), ['t'], 'made and removed: nothing else would remove a copy made ahead');
+    assert.deepEqual(clears((o) => { o.create('t'); o.rename('t', 'u'); }), ['t'], 'made, then renamed: the old name');
+    assert.deepEqual(clears((o) => { o.create('n'); o.create('n/x'); o.remove('n/x'); }), ['n/x'], 'inside a directory made since');
+    assert.deepEqual(clears((o) => { o.create('n'); o.create('n/x'); o.remove('n/x'); o.remove('n'); }), ['n'], 'under a path that goes itself: only that path');
+    assert.deepEqual(clears((o) => { o.rename('d', 'e'); o.create('e/t'); o.remove('e/t'); }), ['e/t'], 'inside a moved directory, where it is now');
+  });
+
   it('finds where an object named as of the overlay start is now (marks for a plan applied meanwhile)', () => {
     const o = new Overlay();
     o.rename('d', 'e'); o.rename('a', 'x/b'); o.remove('gone'); o.create('new');
