@@ -174,9 +174,10 @@ export class Recorder {
    * a node with a printable ASCII name (decodeNameBytes and JSON keep it as it is) under a
    * directory in the table whose path is known — every file an application makes. Undefined
    * otherwise (the caller stringifies). Building this JSON with JSON.stringify was the largest
-   * part of what a record cost the request loop (perf, create+unlink loop); this way the loop
-   * spent 1.9 µs less CPU per file made and removed, and ran 4 % more of them (24 alternating
-   * rounds against the previous build, both mounted at once).
+   * part of what a record cost the request loop (perf, create+unlink loop). Against the
+   * previous build, both mounted at once, four alternating runs: the loop's CPU per file made
+   * and removed −4.9, +1.0, −0.2 and −1.9 µs, files a second +12, −4, +2 and +4 % (a noisy
+   * machine; the longest run, 24 rounds, is the last pair).
    */
   private fileRefBytes(n: Node): Uint8Array | undefined {
     const name = n.name;
