@@ -10,9 +10,9 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { interleave, rowOf, geomean } from './interleave.js';
-import { writeReport, headlineRows, type RunRecord } from './report.js';
+import { writeReport, headlineRows, loadWord, type RunRecord, type ModuleRecord } from './report.js';
 import { ratioChartSvg, canConvert } from './plot.js';
-import { discoverModules } from './run.js';
+import { discoverModules, cpuSteal, stealPercent } from './run.js';
 
 describe('interleave', () => {
   it('rotates the order every round and runs before/after around every sample', async () => {
@@ -88,6 +88,21 @@ describe('report', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('counts the CPU time the hypervisor took (steal) and calls a family busy or noisy on it', () => {
+    const a = cpuSteal('cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\n');
+    const b = cpuSteal('cpu  200 0 100 1500 10 0 5 185 0 0\n');
+    assert.deepEqual(a, { steal: 35, total: 1000 });
+    assert.equal(stealPercent(a, b), 15, '150 of 1,000 ticks');
+    assert.equal(stealPercent(b, a), undefined, 'readings out of order');
+    assert.equal(cpuSteal('no cpu line'), null);
+    const mod = (load: number, steal?: number): ModuleRecord => ({ name: 'x', quick: false, startedAt: '', seconds: 1, loadBefore: [load, 0, 0], loadAfter: [load, 0, 0], budgetMinutes: 1, stealPercent: steal });
+    assert.equal(loadWord(mod(0.5), 2), 'quiet');
+    assert.equal(loadWord(mod(0.5, 1), 2), 'quiet');
+    assert.match(loadWord(mod(0.5, 4), 2), /^busy \(the hypervisor took 4 %/);
+    assert.match(loadWord(mod(0.5, 8), 2), /^\*\*noisy\*\* \(the hypervisor took 8 %/);
+    assert.match(loadWord(mod(3.5, 0), 2), /^\*\*noisy\*\* \(load 3.5/);
   });
 
   it('escapes labels in SVG plots', () => {

@@ -31,6 +31,11 @@ export interface ModuleRecord {
   leftovers?: string[];
   /** Other BPF captures pinned on the host when the module started or ended (not ours). */
   otherCaptures?: string[];
+  /**
+   * Percent of the CPUs' time the hypervisor ran something else while the module ran (steal
+   * in /proc/stat): a virtual machine's noise that its load average does not show.
+   */
+  stealPercent?: number;
 }
 
 export interface RunRecord {
@@ -79,9 +84,17 @@ function rowsTable(rows: BenchRow[]): string {
   return out.join('\n');
 }
 
-function loadWord(m: ModuleRecord, cores: number): string {
+/** Steal at or above this share (percent) makes a family busy; twice it, noisy. */
+export const STEAL_BUSY_PERCENT = 3;
+
+export function loadWord(m: ModuleRecord, cores: number): string {
   const worst = Math.max(m.loadBefore[0], m.loadAfter[0]);
-  return worst > cores * 1.5 ? `**noisy** (load ${worst} on ${cores} cores)` : worst > cores ? `busy (load ${worst})` : 'quiet';
+  const steal = m.stealPercent ?? 0;
+  if (worst > cores * 1.5) return `**noisy** (load ${worst} on ${cores} cores)`;
+  if (steal >= 2 * STEAL_BUSY_PERCENT) return `**noisy** (the hypervisor took ${steal} % of the CPUs)`;
+  if (worst > cores) return `busy (load ${worst})`;
+  if (steal >= STEAL_BUSY_PERCENT) return `busy (the hypervisor took ${steal} % of the CPUs)`;
+  return 'quiet';
 }
 
 /**
@@ -121,15 +134,15 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
   L.push(`| Node | ${m.node} |`);
   L.push(`| root file system (the ext4 baseline) | ${cell(m.rootfs)} |`);
   L.push('');
-  const noisy = run.modules.some((x) => Math.max(x.loadBefore[0], x.loadAfter[0]) > m.cores);
+  const noisy = run.modules.some((x) => Math.max(x.loadBefore[0], x.loadAfter[0]) > m.cores || (x.stealPercent ?? 0) >= STEAL_BUSY_PERCENT);
   if (noisy) {
-    L.push(`> **The figures are noisy.** This ${m.cores}-core machine was shared with other work while the bench ran (load averages below, many above the core count). Interleaving makes each ratio fair to both sides, but absolute numbers are lower and spreads wider than on a quiet machine; read the spread column before quoting a ratio.`);
+    L.push(`> **The figures are noisy.** This ${m.cores}-core machine was shared with other work while the bench ran (load averages above the core count, or CPU time the hypervisor gave to others: see below). Interleaving makes each ratio fair to both sides, but absolute numbers are lower and spreads wider than on a quiet machine; read the spread column before quoting a ratio.`);
     L.push('');
   }
-  L.push('| family | measured at | took | load before (1/5/15 min) | load after | conditions | peak RSS of the bench process |');
-  L.push('|---|---|---:|---|---|---|---:|');
+  L.push('| family | measured at | took | load before (1/5/15 min) | load after | CPU time taken by the hypervisor | conditions | peak RSS of the bench process |');
+  L.push('|---|---|---:|---|---|---:|---|---:|');
   for (const x of run.modules) {
-    L.push(`| ${x.name}${x.quick ? ' (quick)' : ''} | ${x.startedAt.replace('T', ' ').slice(0, 19)} UTC | ${x.seconds} s | ${x.loadBefore.join(' / ')} | ${x.loadAfter.join(' / ')} | ${loadWord(x, m.cores)} | ${x.peakRssMiB ? `${x.peakRssMiB} MiB` : '–'} |`);
+    L.push(`| ${x.name}${x.quick ? ' (quick)' : ''} | ${x.startedAt.replace('T', ' ').slice(0, 19)} UTC | ${x.seconds} s | ${x.loadBefore.join(' / ')} | ${x.loadAfter.join(' / ')} | ${x.stealPercent !== undefined ? `${x.stealPercent} %` : '–'} | ${loadWord(x, m.cores)} | ${x.peakRssMiB ? `${x.peakRssMiB} MiB` : '–'} |`);
   }
   L.push('');
 

@@ -102,6 +102,24 @@ function foreignCaptures(ownPid?: number): string[] {
 
 const load = () => loadavg().map((x) => Math.round(x * 100) / 100) as [number, number, number];
 
+/** All CPUs' time so far and the part the hypervisor stole, in ticks (/proc/stat); null without it. */
+export function cpuSteal(text?: string): { steal: number; total: number } | null {
+  let t = text;
+  try { t ??= readFileSync('/proc/stat', 'latin1'); } catch { return null; }
+  const m = /^cpu +(.*)$/m.exec(t);
+  if (!m) return null;
+  const f = m[1]!.trim().split(/ +/).map(Number);
+  if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return null;
+  // user nice system idle iowait irq softirq steal (guest time is counted in user already)
+  return { steal: f[7]!, total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+
+/** Percent of the CPUs' time stolen between two readings (one decimal), or undefined. */
+export function stealPercent(a: ReturnType<typeof cpuSteal>, b: ReturnType<typeof cpuSteal>): number | undefined {
+  if (!a || !b || b.total <= a.total) return undefined;
+  return Math.round((1000 * (b.steal - a.steal)) / (b.total - a.total)) / 10;
+}
+
 /** Everything a child left mounted under its temp root: unmount lazily (only ours). */
 function unmountUnder(root: string): string[] {
   const left: string[] = [];
@@ -122,6 +140,7 @@ async function runModule(name: string, quick: boolean, budgetMin: number, runRoo
   const tmp = mkdtempSync(join(runRoot, `${name}-`));
   const out = join(tmp, 'result.json');
   const before = load();
+  const stealBefore = cpuSteal();
   const capturesBefore = foreignCaptures();
   const t0 = Date.now();
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', join(HERE, `${name}.bench.js`), '--out', out, ...(quick ? ['--quick'] : [])], {
@@ -150,6 +169,8 @@ async function runModule(name: string, quick: boolean, budgetMin: number, runRoo
     name, quick, startedAt: new Date(t0).toISOString(), seconds: Math.round((Date.now() - t0) / 100) / 10,
     loadBefore: before, loadAfter: load(), budgetMinutes: budgetMin,
   };
+  const steal = stealPercent(stealBefore, cpuSteal());
+  if (steal !== undefined) rec.stealPercent = steal;
   if (leftovers.length) rec.leftovers = leftovers;
   const others = [...new Set([...capturesBefore, ...capturesAfter])];
   if (others.length) rec.otherCaptures = others;
