@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { interleave, rowOf, geomean } from './interleave.js';
@@ -103,6 +103,28 @@ describe('report', () => {
     assert.match(loadWord(mod(0.5, 4), 2), /^busy \(the hypervisor took 4 %/);
     assert.match(loadWord(mod(0.5, 8), 2), /^\*\*noisy\*\* \(the hypervisor took 8 %/);
     assert.match(loadWord(mod(3.5, 0), 2), /^\*\*noisy\*\* \(load 3.5/);
+  });
+
+  it("copies a family's own plot only when the family ran in this run (a kept family keeps its copy)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prov-report-plot-'));
+    try {
+      mkdirSync(join(dir, 'art'));
+      mkdirSync(join(dir, 'plots'));
+      writeFileSync(join(dir, 'art', 'fig.svg'), '<svg xmlns="http://www.w3.org/2000/svg">drawn later</svg>');
+      writeFileSync(join(dir, 'plots', 'demo-fig.svg'), '<svg xmlns="http://www.w3.org/2000/svg">kept</svg>');
+      const run: RunRecord = {
+        machine: { host: 'h', cores: 2, cpuModel: 'cpu', memoryGiB: 4, kernel: '6.18', node: 'v20', rootfs: 'ext4', date: '2026-11-21T00:00:00Z', commit: 'abc' },
+        quick: false, seconds: 1,
+        modules: [{ name: 'demo', quick: false, startedAt: '2026-11-21T00:00:00Z', seconds: 1, loadBefore: [0, 0, 0], loadAfter: [0, 0, 0], budgetMinutes: 1,
+          result: { name: 'demo', rows: [], plots: ['art/fig.svg'] } }],
+      };
+      await writeReport(run, { dir, file: 'REPORT.md', repo: dir, thisRun: [] });
+      assert.match(readFileSync(join(dir, 'plots', 'demo-fig.svg'), 'utf8'), /kept/);
+      await writeReport(run, { dir, file: 'REPORT.md', repo: dir, thisRun: ['demo'] });
+      assert.match(readFileSync(join(dir, 'plots', 'demo-fig.svg'), 'utf8'), /drawn later/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('escapes labels in SVG plots', () => {

@@ -233,11 +233,14 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
         L.push('');
       }
       // Plots the module drew itself (copied next to the report so the report is self-contained).
+      // A family kept from an earlier run keeps the copy made then: its module's artifact may
+      // have been drawn since by another run (e.g. provfs.bench.ts --figure5 on its own).
       for (const p of r.plots ?? []) {
         const src = join(opts.repo, p);
-        if (!existsSync(src)) { L.push(`- plot ${p} was reported but is missing`); continue; }
         const dst = join(plotsDir, `${x.name}-${basename(p)}`);
-        copyFileSync(src, dst);
+        const fresh = opts.thisRun.includes(x.name);
+        if (fresh ? !existsSync(src) : !existsSync(dst)) { L.push(`- plot ${p} was reported but is missing`); continue; }
+        if (fresh) copyFileSync(src, dst);
         const shown = dst.endsWith('.svg') && png ? svgToPng(dst) ?? dst : dst;
         L.push(`![${basename(p)}](${relative(opts.dir, shown)})`);
         L.push('');
