@@ -31,8 +31,12 @@ import { startWorkload } from './workload.js';
 const base = mkdtempSync(join(tmpdir(), 'provfs-keeper-'));
 const pids: number[] = [];
 let mp = '';
+/** Every mount point a test used (`mp` names only the last one). */
+const mountpoints: string[] = [];
 after(async () => {
-  if (mp && mountState(mp) !== 'none') { try { unmount(mp, true); } catch { /* gone */ } }
+  // Each test's mount, whether or not it got to unmount it (a failed assertion leaves it, and
+  // its keeper would go on restarting its daemon).
+  for (const m of mountpoints) if (mountState(m) !== 'none') { try { unmount(m, true); } catch { /* gone */ } }
   await new Promise((r) => setTimeout(r, 1500)); // the keeper notices the unmount and exits
   for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
   rmSync(base, { recursive: true, force: true });
@@ -60,6 +64,7 @@ test('kill -9 of the daemon under load: the keeper restarts it, applications see
   if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) assert.fail('needs root and /dev/fuse');
   const backing = join(base, 'b'), journal = join(base, 'journal');
   mp = join(base, 'm');
+  mountpoints.push(mp);
   mkdirSync(backing); mkdirSync(mp);
   writeFileSync(join(backing, 'ro'), 'read-only data '.repeat(1000));
   // A small node log compacts several times under the workload, across the crashes and the upgrade.
@@ -144,6 +149,7 @@ test('a mount made again at the same path is not the old keeper\'s: it neither r
   const at = join(base, 'again-m');
   mkdirSync(backing); mkdirSync(at);
   mp = at;
+  mountpoints.push(mp);
   assert.equal(await mountCommand(backing, at, { mode: 'plain' }), 0);
   const first = info();
   pids.push(first.pid);

@@ -2,7 +2,8 @@
  * @module kernel/mmhold.test
  * A daemon's memory holder: a process sharing its address space, with no descriptor and every
  * signal blocked, at SCHED_IDLE in a session of its own; a SIGKILLed owner is gone at once (its
- * threads unmap nothing), and the holder exits by itself a while later.
+ * threads unmap nothing), and the holder exits by itself a while later. Counting standbys from
+ * /proc skips a holder, also in the moment before it names itself.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkd
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { MMHOLD_LIBRARY } from './mmhold.js';
-import { isMemoryHolder, HOLDER_NAME } from './runtime.js';
+import { isMemoryHolder, HOLDER_NAME, standbyPids } from './runtime.js';
 import { statFields } from '../collector/proc.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -56,5 +57,24 @@ setInterval(() => keep.length, 1e6);\n`);
   } finally {
     if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('standbyPids counts a standby once: its holder reads as the same command line, also before it names itself', async () => {
+  const mp = `/nonexistent/prov-standby-${process.pid}`;
+  // A stand-in standby that starts a child with its very command line, as a holder's clone has
+  // until it names itself (the window this covers).
+  const code = `if (!process.env.PROV_TEST_CHILD) { const c = require('node:child_process').spawn(process.execPath, [...process.execArgv, '--', ...process.argv.slice(1)], { env: { ...process.env, PROV_TEST_CHILD: '1' }, stdio: 'ignore' }); process.stdout.write(c.pid + '\\n'); } setTimeout(() => {}, 30000);`;
+  const standby = spawn(process.execPath, ['-e', code, '--', '--standby', '--mountpoint', mp], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let child = 0;
+  try {
+    child = Number(await new Promise<string>((res) => standby.stdout!.once('data', (d: Buffer) => res(d.toString().trim()))));
+    for (let i = 0; i < 100 && !existsSync(`/proc/${child}/cmdline`); i++) await sleep(10);
+    await sleep(50);
+    assert.equal(readFileSync(`/proc/${child}/cmdline`, 'utf8'), readFileSync(`/proc/${standby.pid}/cmdline`, 'utf8'), 'the child reads as its parent');
+    assert.deepEqual(standbyPids(mp), [standby.pid]);
+  } finally {
+    if (child > 0) { try { process.kill(child, 'SIGKILL'); } catch { /* gone */ } }
+    standby.kill('SIGKILL');
   }
 });

@@ -75,13 +75,25 @@ export function isMemoryHolder(pid: number): boolean {
 
 /** Pids of the `provfsd --standby` processes waiting to take over `mountpoint` (from /proc). */
 export function standbyPids(mountpoint: string): number[] {
-  const out: number[] = [];
+  const found = new Map<number, string>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    let args: string[];
-    try { args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
-    // A daemon's memory holder (kernel/mmhold) reads as the daemon's command line too.
-    if (args.includes('--standby') && args[args.indexOf('--mountpoint') + 1] === mountpoint && !isMemoryHolder(Number(d))) out.push(Number(d));
+    let cmdline: string;
+    try { cmdline = readFileSync(`/proc/${d}/cmdline`, 'utf8'); } catch { continue; }
+    const args = cmdline.split('\0');
+    if (args.includes('--standby') && args[args.indexOf('--mountpoint') + 1] === mountpoint) found.set(Number(d), cmdline);
   }
-  return out;
+  // A daemon's memory holder (kernel/mmhold) reads as the daemon's command line too: it names
+  // itself once it runs, and until then it is told apart as its daemon's child.
+  return [...found.keys()].filter((pid) => !isMemoryHolder(pid) && found.get(parentOf(pid)) !== found.get(pid));
+}
+
+/** A process's parent pid (0 when it cannot be read). */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
 }
