@@ -5,7 +5,7 @@
  * (A B C, B C A, …), each run given a fresh change and leaving a working binary; the server's
  * median timeline (PROV_REBUILD_TRACE=json) beside it, and the client's own side (exec, connect,
  * frames back) as what is left of the wall time.
- * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli|sched]]]
+ * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli|sched]]] (REBUILD_ONE_TRACE=0: no timeline)
  * `sched`: the scheduler's process events (a private ftrace instance) split each run's wall time
  * into the commands' own (exec to exit of each command the runner started) and the runner's
  * (from its exec to the first command's, between commands, from the last command's exit to its
@@ -113,7 +113,9 @@ async function main(): Promise<void> {
     if (r.code !== 0) throw new Error(`make failed under capture: ${r.stderr}`);
     const store = await openStore(cfg.store);
     try { await runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: ebpfDecoders }); } finally { await store.close(); }
-    const traceEnv = { ...env, PROV_REBUILD_TRACE: 'json', PROV_CLIENT_TRACE: '1' };
+    // REBUILD_ONE_TRACE=0: the served runs without the timeline (its JSON goes to the client as an
+    // extra frame before the exit code), for the scheduler's split alone.
+    const traceEnv = process.env.REBUILD_ONE_TRACE === '0' ? env : { ...env, PROV_REBUILD_TRACE: 'json', PROV_CLIENT_TRACE: '1' };
     // REBUILD_ONE_HEADER=1: the header changes instead (3 compiles + link); REBUILD_ONE_JOBS=N:
     // prov --jobs N against make -jN (default 1 and make).
     const header = process.env.REBUILD_ONE_HEADER === '1';
