@@ -22,6 +22,7 @@ import { openStore } from '../../graph/open.js';
 import { ebpfDecoders } from '../../ebpf/decode.js';
 import { joinStatePath } from '../../cli/actions/ingest.js';
 import { detachWarm } from '../../ebpf/warm.js';
+import { sqlitePath } from '../../collector/rebuild/fingerprint.js';
 import { rebuildSocketPath, runningRebuildServer, startRebuildServer, stopRebuildServer } from '../../cli/rebuild-server.js';
 import { chmodSync } from 'node:fs';
 
@@ -46,6 +47,19 @@ interface Out { code: number | null; stdout: string; stderr: string }
 describe('prov rebuild-server and the native client', () => {
   let home: string, dir: string, rt: string, cfg: ProvConfig, server: ChildProcess | null = null;
   let env: NodeJS.ProcessEnv;
+  /**
+   * Until no ingest is pending (the server's background ingest after its last answer holds the
+   * store's marker from before that answer) and the store's files were last written `ms` ago or
+   * more (at most 20 s).
+   */
+  const storeQuiet = async (ms: number): Promise<void> => {
+    const db = sqlitePath(cfg.store);
+    if (!db) return;
+    const age = (): number => Math.min(...[db, `${db}-wal`].map((f) => (existsSync(f) ? Date.now() - statSync(f).mtimeMs : Infinity)));
+    const quiet = (): boolean => !existsSync(`${db}.ingest-pending`) && age() >= ms;
+    for (const until = Date.now() + 20_000; Date.now() < until && !quiet();) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(quiet(), 'the store was still being written 20 s later');
+  };
   const client = (args: string[], extra: NodeJS.ProcessEnv = {}): Out => {
     const r = spawnSync(CLIENT, ['--home', home, ...args], { encoding: 'utf8', cwd: dir, env: { ...env, ...extra } });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -177,7 +191,8 @@ describe('prov rebuild-server and the native client', () => {
     const none = mkdtempSync('/tmp/prov-rbs-none-');
     try {
       // The shortcut trusts the store's files once they are 100 ms old; a no-op then (re)writes it.
-      await new Promise((r) => setTimeout(r, 150));
+      // The server's background ingest of the last test may still write them on a loaded machine.
+      await storeQuiet(150);
       assert.equal(cli(['rebuild', 'app']).stdout, 'app: up to date (5 recorded commands)\n');
       // No server there, and node "fails": only the client's own check can answer.
       const alone = { PROV_RUNTIME_DIR: none, PROV_NODE: '/bin/false' };
