@@ -173,7 +173,8 @@ test('an idle prov daemon stops polling its record ring, and the next operation 
       }
       return performance.now() - t0;
     };
-    await until('the ring polled after the mount', () => m.draining, 1000);
+    // Polling from the mount on is not checked: it stops after IDLE_TICKS quiet ticks, which on a
+    // loaded machine can pass before this test looks (each record below checks the wake-up).
     await until('the drain asleep when nothing happens', () => !m.draining, (IDLE_TICKS + 20) * DRAIN_MS * 4);
     for (const name of ['one', 'two']) {
       writeFileSync(join(mnt, name), name);
