@@ -30,11 +30,15 @@ function requireFuse(): void {
  * runs in this process, and its main thread drains the record ring. Blocked in spawnSync, it left
  * the ring full and each prov-mode record waited its 200 ms for room (60 s for the scenario).
  */
+const SCENARIO_TIMEOUT_MS = 300_000;
+
 function scenario(dir: string, uid: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [SCENARIO, dir, '--as', String(uid)], {
-      encoding: 'utf8', timeout: 120_000, cwd: '/', env: { ...process.env, HOME: '/' }, maxBuffer: 64 << 20,
+      // Minutes on a machine running something else beside it (files over 4 GiB, 10,000 entries).
+      encoding: 'utf8', timeout: SCENARIO_TIMEOUT_MS, cwd: '/', env: { ...process.env, HOME: '/' }, maxBuffer: 64 << 20,
     }, (err, stdout, stderr) => {
+      if (err?.killed) return reject(new Error(`scenario in ${dir} as uid ${uid} did not finish within ${SCENARIO_TIMEOUT_MS / 1000} s: ${stderr}`));
       if (err) return reject(new Error(`scenario in ${dir} as uid ${uid} failed (${err.message}): ${stderr}`));
       try { resolve(JSON.parse(stdout) as Record<string, unknown>); } catch (e) { reject(e as Error); }
     });
