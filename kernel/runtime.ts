@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { journalStreamName, type ProvfsMode } from './daemon.js';
+import { statFields } from '../collector/proc.js';
 
 /** Where running daemons leave their state files. */
 export const RUNTIME_DIR = process.env.PROV_RUNTIME_DIR ?? '/run/prov/provfs';
@@ -85,15 +86,6 @@ export function standbyPids(mountpoint: string): number[] {
   }
   // A daemon's memory holder (kernel/mmhold) reads as the daemon's command line too: it names
   // itself once it runs, and until then it is told apart as its daemon's child.
+  const parentOf = (pid: number): number => Number(statFields(pid)?.[4 - 3] ?? 0);
   return [...found.keys()].filter((pid) => !isMemoryHolder(pid) && found.get(parentOf(pid)) !== found.get(pid));
-}
-
-/** A process's parent pid (0 when it cannot be read). */
-function parentOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return 0;
-  }
 }
