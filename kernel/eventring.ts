@@ -219,45 +219,9 @@ export class EventRing {
     this.cur += b.length;
   }
 
-  /**
-   * Producer: a number in decimal, as a template string writes it: digit by digit for a whole
-   * number from 0 to 2^53 − 1 (what records hold), through String() otherwise (at most 24
-   * characters), so nothing can make it loop or write what the string path would not.
-   */
+  /** Producer: a number in decimal ({@link writeDecimal}). */
   putUint(n: number): void {
-    const d = this.data;
-    if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n)) {
-      const t = String(n);
-      for (let i = 0; i < t.length; i++) d[this.cur++] = t.charCodeAt(i);
-      return;
-    }
-    if (n < 0x80000000) { this.putSmall(n); return; }
-    // Above 2^31 (nanosecond timestamps): the digits above the last eight, then those eight,
-    // each part in 32-bit integer arithmetic (float division per digit cost twice as much).
-    const hi = Math.floor(n / 1e8);
-    let lo = n - hi * 1e8;
-    this.putSmall(hi);
-    let p = this.cur + 8;
-    this.cur = p;
-    for (let i = 0; i < 8; i++) {
-      const q = (lo / 10) | 0;
-      d[--p] = 48 + lo - q * 10;
-      lo = q;
-    }
-  }
-
-  /** {@link putUint} of a whole number from 0 to 2^31 − 1. */
-  private putSmall(x: number): void {
-    let len = 1;
-    for (let y = x; y >= 10; y = (y / 10) | 0) len++;
-    const d = this.data;
-    let p = this.cur + len;
-    this.cur = p;
-    do {
-      const q = (x / 10) | 0;
-      d[--p] = 48 + x - q * 10;
-      x = q;
-    } while (x !== 0);
+    this.cur = writeDecimal(this.data, this.cur, n);
   }
 
   /**
@@ -452,4 +416,44 @@ export class EventRing {
     }
     return undefined;
   }
+}
+
+/**
+ * Write `n` in decimal at `out[at]`, as a template string writes it; returns the end. Digit by
+ * digit for a whole number from 0 to 2^53 − 1 (what records hold), through String() otherwise
+ * (at most 24 characters), so nothing can make it loop or write what the string path would not.
+ */
+export function writeDecimal(out: Uint8Array, at: number, n: number): number {
+  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n)) {
+    const t = String(n);
+    for (let i = 0; i < t.length; i++) out[at++] = t.charCodeAt(i);
+    return at;
+  }
+  if (n < 0x80000000) return writeSmall(out, at, n);
+  // Above 2^31 (nanosecond timestamps): the digits above the last eight, then those eight,
+  // each part in 32-bit integer arithmetic (float division per digit cost twice as much).
+  const hi = Math.floor(n / 1e8);
+  let lo = n - hi * 1e8;
+  const end = writeSmall(out, at, hi) + 8;
+  let p = end;
+  for (let i = 0; i < 8; i++) {
+    const q = (lo / 10) | 0;
+    out[--p] = 48 + lo - q * 10;
+    lo = q;
+  }
+  return end;
+}
+
+/** {@link writeDecimal} of a whole number from 0 to 2^31 − 1. */
+function writeSmall(out: Uint8Array, at: number, x: number): number {
+  let len = 1;
+  for (let y = x; y >= 10; y = (y / 10) | 0) len++;
+  const end = at + len;
+  let p = end;
+  do {
+    const q = (x / 10) | 0;
+    out[--p] = 48 + x - q * 10;
+    x = q;
+  } while (x !== 0);
+  return end;
 }

@@ -14,6 +14,7 @@ import type { Node, NodeTable } from './nodes.js';
 import type { Stat } from './libc.js';
 import { S } from './libc.js';
 import { FATTR, FUSE_ROOT_ID } from './protocol.js';
+import { writeDecimal } from './eventring.js';
 
 /** Distributive Omit, so each event variant keeps its own fields. */
 type Body<T> = T extends unknown ? Omit<T, 'v' | 'src' | 'seq' | 'ts' | 'host' | 'pid' | 'tid'> : never;
@@ -98,19 +99,6 @@ function put(out: Uint8Array, at: number, b: Uint8Array): number {
   return at + b.length;
 }
 
-/** A whole number from 0 to 2^53 − 1 in decimal, as String() writes it. */
-function putDigits(out: Uint8Array, at: number, n: number): number {
-  let len = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
-  let p = at + len;
-  do {
-    const q = Math.floor(n / 10);
-    out[--p] = 48 + n - q * 10;
-    n = q;
-  } while (n !== 0);
-  return at + len;
-}
-
 export class Recorder {
   private readonly host = hostname();
   /** `{"dev":<dev>,"ino":`: how every FileRef of this mount starts. */
@@ -187,18 +175,21 @@ export class Recorder {
     if (!p || ino > Number.MAX_SAFE_INTEGER || Number(p.ino) > Number.MAX_SAFE_INTEGER) return undefined;
     const prefix = this.childPrefix(p);
     if (!prefix) return undefined;
-    const out = this.scratch.length >= prefix.length + 2 * name.length + 160 ? this.scratch : (this.scratch = Buffer.alloc(2 * (prefix.length + 2 * name.length + 160)));
+    // The name goes in twice; the fixed pieces and the three numbers take under 160 bytes.
+    const need = prefix.length + 2 * name.length + 160;
+    if (this.scratch.length < need) this.scratch = Buffer.alloc(2 * need);
+    const out = this.scratch;
     let at = put(out, 0, this.devHead);
-    at = putDigits(out, at, ino);
+    at = writeDecimal(out, at, ino);
     at = put(out, at, F.parent);
-    at = putDigits(out, at, Number(p.ino));
+    at = writeDecimal(out, at, Number(p.ino));
     at = put(out, at, F.name);
     at = put(out, at, name);
     at = put(out, at, F.path);
     at = put(out, at, prefix);
     at = put(out, at, name);
     at = put(out, at, F.type);
-    at = putDigits(out, at, n.type);
+    at = writeDecimal(out, at, n.type);
     out[at++] = 0x7d; // }
     return Buffer.from(out.subarray(0, at));
   }
