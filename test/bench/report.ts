@@ -134,7 +134,7 @@ export async function writeReport(run: RunRecord, opts: { dir: string; file: str
   L.push(`| Node | ${m.node} |`);
   L.push(`| root file system (the ext4 baseline) | ${cell(m.rootfs)} |`);
   L.push('');
-  const noisy = run.modules.some((x) => Math.max(x.loadBefore[0], x.loadAfter[0]) > m.cores || (x.stealPercent ?? 0) >= STEAL_BUSY_PERCENT);
+  const noisy = run.modules.some((x) => loadWord(x, m.cores) !== 'quiet');
   if (noisy) {
     L.push(`> **The figures are noisy.** This ${m.cores}-core machine was shared with other work while the bench ran (load averages above the core count, or CPU time the hypervisor gave to others: see below). Interleaving makes each ratio fair to both sides, but absolute numbers are lower and spreads wider than on a quiet machine; read the spread column before quoting a ratio.`);
     L.push('');
