@@ -62,14 +62,15 @@ const short = (c: Command): string => c.argv.join(' ').slice(0, 80);
 
 /** How a recorded file differs from what is on disk now (null: the same). */
 function difference(f: RecordedFile, when: number, files: FileCache, stamp: StampFile['commands'][string] | undefined, offset: bigint, role: 'input' | 'output'): string | null {
-  const st = files.stat(f.path);
-  if (!st) return role === 'input' ? `input ${f.path} no longer exists` : `output ${f.path} is missing`;
+  const id = files.ident(f.path);
+  if (!id) return role === 'input' ? `input ${f.path} no longer exists` : `output ${f.path} is missing`;
   const s = stamp?.files[f.path];
   if (s) return files.matches(f.path, s) ? null : `${role} ${f.path} changed (content differs from the last build)`;
+  const st = files.stat(f.path)!;
   // eBPF names a script's exec by the script's path but the interpreter's inode (bprm->file):
   // for an executable that is a #! script now, the inode cannot be compared; mtime still is.
   const inodeComparable = !(f.exe && files.isScript(f.path));
-  if (inodeComparable && Number(st.ino) !== f.ino) return `${role} ${f.path} was replaced (inode ${Number(st.ino)}, recorded ${f.ino})`;
+  if (inodeComparable && id.ino !== f.ino) return `${role} ${f.path} was replaced (inode ${id.ino}, recorded ${f.ino})`;
   const wall = BigInt(Math.round(when)) + offset;
   if (st.mtimeNs > wall + SLACK_NS) {
     return role === 'input' ? `input ${f.path} was modified after the command read it` : `output ${f.path} was modified after the command wrote it`;
@@ -96,7 +97,7 @@ export function decide(plan: Plan, files: FileCache, stamps: StampFile): Decisio
     for (const i of cmd.inputs) {
       const diff = difference(i, i.ts, files, stamp, offset, 'input');
       if (!diff) continue;
-      const missing = !files.stat(i.path);
+      const missing = !files.ident(i.path);
       if (missing && i.deleted) continue; // a temporary, gone in the record too
       const remade = producerOfPath.get(i.path);
       if (missing && remade && staleRuns.has(remade.run)) continue; // recreated by a dependency first
@@ -114,6 +115,18 @@ export function decide(plan: Plan, files: FileCache, stamps: StampFile): Decisio
     decisions.push({ cmd, stale, reasons: [...depReasons, ...reasons], own: reasons });
   }
 
+  hazards.push(...recordHazards(plan));
+  return { plan, decisions, hazards };
+}
+
+/** Hazards of the record itself, which depend on the plan alone: worked out once per plan object. */
+const recordHazardsOf = new WeakMap<Plan, Hazard[]>();
+
+/** Two planned commands writing one file; a file read before a planned command wrote it. */
+function recordHazards(plan: Plan): Hazard[] {
+  const known = recordHazardsOf.get(plan);
+  if (known) return known;
+  const hazards: Hazard[] = [];
   // Two planned commands writing the same file.
   const writers = new Map<string, Command[]>();
   for (const c of plan.commands) for (const o of c.outputs) {
@@ -135,5 +148,6 @@ export function decide(plan: Plan, files: FileCache, stamps: StampFile): Decisio
       if (later) hazards.push({ kind: 'read-before-write', message: `\`${short(a)}\` read ${i.path} before \`${short(b)}\` wrote it (recorded order)`, commands: [a.key, b.key], path: i.path });
     }
   }
-  return { plan, decisions, hazards };
+  recordHazardsOf.set(plan, hazards);
+  return hazards;
 }

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { CapabilityError, InputError } from '../../graph/errors.js';
 import type { Command } from './plan.js';
 import { spawnFast } from './spawn.js';
+import { mark } from './trace.js';
 
 export interface RunOutcome {
   cmd: Command;
@@ -91,6 +92,7 @@ export function runOne(cmd: Command): Promise<RunOutcome> {
   if (identity.uid === undefined && !process.env.PROV_REBUILD_NODE_SPAWN) {
     const fast = spawnFast(cmd.exe, [cmd.argv[0] ?? cmd.exe, ...cmd.argv.slice(1)], env, cmd.cwd);
     if (fast) {
+      mark('posix_spawn returned');
       liveChildren.add(fast);
       return fast.done.then((o) => {
         liveChildren.delete(fast);

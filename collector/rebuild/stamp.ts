@@ -102,8 +102,17 @@ export function hashFile(path: string, size: number): string | null {
 }
 
 /** Stats and hashes, each path at most once per rebuild. */
+/** What the stamp checks compare, taken from a stat once per path (see {@link FileCache.ident}). */
+export interface FileIdent {
+  ino: number;
+  size: number;
+  /** mtime in ns, as a stamp writes it. */
+  mtime: string;
+}
+
 export class FileCache {
   private stats = new Map<string, Stats & { mtimeNs: bigint; ino: number } | null>();
+  private idents = new Map<string, FileIdent | null>();
   private hashes = new Map<string, string | null>();
 
   stat(path: string): (Stats & { mtimeNs: bigint }) | null {
@@ -113,6 +122,22 @@ export class FileCache {
       this.stats.set(path, st as never);
     }
     return this.stats.get(path) ?? null;
+  }
+
+  /**
+   * Inode, size and mtime of the file as plain values (null when missing), converted from the
+   * stat's bigints once per path: a plan checks the same compiler, libraries and headers for
+   * every command, and converting them again for each check was most of what deciding a
+   * 100-command plan cost.
+   */
+  ident(path: string): FileIdent | null {
+    let id = this.idents.get(path);
+    if (id === undefined) {
+      const st = this.stat(path);
+      id = st ? { ino: Number(st.ino), size: Number(st.size), mtime: String(st.mtimeNs) } : null;
+      this.idents.set(path, id);
+    }
+    return id;
   }
 
   hash(path: string): string | null {
@@ -137,7 +162,7 @@ export class FileCache {
 
   /** Forget what is known about these paths (they were just rewritten). */
   forget(paths: Iterable<string>): void {
-    for (const p of paths) { this.stats.delete(p); this.hashes.delete(p); }
+    for (const p of paths) { this.stats.delete(p); this.idents.delete(p); this.hashes.delete(p); }
   }
 
   /**
@@ -147,19 +172,19 @@ export class FileCache {
    * and headers that did not change.
    */
   stampOf(path: string, prior?: FileStamp): FileStamp | null {
-    const st = this.stat(path);
-    if (!st) return null;
-    const same = prior?.hash !== undefined && Number(st.ino) === prior.ino && Number(st.size) === prior.size && String(st.mtimeNs) === prior.mtime;
+    const id = this.ident(path);
+    if (!id) return null;
+    const same = prior?.hash !== undefined && id.ino === prior.ino && id.size === prior.size && id.mtime === prior.mtime;
     const hash = same ? prior.hash! : this.hash(path);
-    return { ino: Number(st.ino), size: Number(st.size), mtime: String(st.mtimeNs), hash: hash ?? undefined };
+    return { ino: id.ino, size: id.size, mtime: id.mtime, hash: hash ?? undefined };
   }
 
   /** Does the file now hold what the stamp describes? */
   matches(path: string, s: FileStamp): boolean {
-    const st = this.stat(path);
-    if (!st) return false;
-    if (Number(st.ino) === s.ino && Number(st.size) === s.size && String(st.mtimeNs) === s.mtime) return true;
-    if (!s.hash || Number(st.size) !== s.size) return false;
+    const id = this.ident(path);
+    if (!id) return false;
+    if (id.ino === s.ino && id.size === s.size && id.mtime === s.mtime) return true;
+    if (!s.hash || id.size !== s.size) return false;
     return this.hash(path) === s.hash;
   }
 }

@@ -31,9 +31,10 @@ import { PROCESS_EVENTS, SchedTrace, type TracedProcess } from './schedtrace.js'
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('../../cli/prov', import.meta.url));
 
-interface Timed { ms: number; pid: number; trace: Array<{ name: string; ms: number }> | null; marks: Array<[string, number]> }
+interface Timed { ms: number; pid: number; /** CLOCK_MONOTONIC ns at the spawn (the scheduler's events are on that clock). */ hr0: number; trace: Array<{ name: string; ms: number }> | null; marks: Array<[string, number]> }
 
 function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Timed {
+  const hr0 = Number(process.hrtime.bigint());
   const t0 = performance.now();
   const r = spawnSync(argv[0]!, argv.slice(1), { cwd, encoding: 'utf8', env });
   const t1 = performance.now();
@@ -54,7 +55,7 @@ function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env
   }
   marks.push(['bench: child reaped', ms]);
   marks.sort((a, b) => a[1] - b[1]);
-  return { ms, pid: r.pid ?? 0, trace, marks };
+  return { ms, pid: r.pid ?? 0, hr0, trace, marks };
 }
 
 /** One run split by the scheduler's process events (ms): the runner's own time and its commands'. */
@@ -79,6 +80,19 @@ function splitRun(procs: Map<number, TracedProcess>, runner: number, parent: num
     lastExit = Math.max(lastExit, c.exitAt!);
   }
   return { pre: ms(cmds[0]!.execAt! - top.execAt), between: ms(between), post: ms(top.exitAt - lastExit), commands: ms(commands), n: cmds.length };
+}
+
+/** The scheduler's view of a served run on its timeline: the client's exec and exit, each command's. */
+function addSchedMarks(procs: Map<number, TracedProcess>, t: Timed, parent: number): void {
+  const top = procs.get(t.pid);
+  if (top?.execAt === undefined || top.exitAt === undefined) return;
+  const at = (ns: number): number => (ns - t.hr0) / 1e6;
+  t.marks.push(['sched: client exec', at(top.execAt)], ['sched: client exit', at(top.exitAt)]);
+  const cmds = [...procs.values()]
+    .filter((p) => p.parent === parent && p.execAt !== undefined && p.exitAt !== undefined && p.execAt >= top.execAt! && p.exitAt <= top.exitAt!)
+    .sort((a, b) => a.execAt! - b.execAt!);
+  cmds.forEach((c, i) => t.marks.push([`sched: command ${i + 1} exec`, at(c.execAt!)], [`sched: command ${i + 1} exit`, at(c.exitAt!)]));
+  t.marks.sort((a, b) => a[1] - b[1]);
 }
 
 function checkApp(dir: string): void {
@@ -170,6 +184,7 @@ async function main(): Promise<void> {
       };
       console.log('  split by the scheduler (exec and exit of the runner and of each command it started):');
       const p = show('served prov', srv.map((t) => splitRun(procs, t.pid, s.pid!)));
+      for (const t of srv) addSchedMarks(procs, t, s.pid!);
       const mk = show('make', makePids.map((pid) => splitRun(procs, pid, pid)));
       if (p && mk) console.log(`  prov's own time − make's: ${(p.pre + p.between + p.post - mk.pre - mk.between - mk.post).toFixed(2)} ms; commands under prov / under make: ${(p.commands / mk.commands).toFixed(3)}`);
     }
