@@ -46,7 +46,6 @@ interface Libc {
   fa_open: (fa: Buffer, fd: number, path: string, flags: number, mode: number) => number;
   fa_chdir: (fa: Buffer, path: string) => number;
   attr_init: (a: Buffer) => number;
-  attr_destroy: (a: Buffer) => number;
   attr_setflags: (a: Buffer, flags: number) => number;
   attr_setsigmask: (a: Buffer, set: Buffer) => number;
   attr_setsigdefault: (a: Buffer, set: Buffer) => number;
@@ -72,7 +71,6 @@ function bind(): Libc | null {
       fa_open: f('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, uint32_t mode)'),
       fa_chdir: f('int posix_spawn_file_actions_addchdir_np(void *fa, const char *path)'),
       attr_init: f('int posix_spawnattr_init(void *attr)'),
-      attr_destroy: f('int posix_spawnattr_destroy(void *attr)'),
       attr_setflags: f('int posix_spawnattr_setflags(void *attr, short flags)'),
       attr_setsigmask: f('int posix_spawnattr_setsigmask(void *attr, void *set)'),
       attr_setsigdefault: f('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
@@ -135,16 +133,44 @@ function stopListeningIfIdle(): void {
  * not available; a spawn error (no such file, a bad cwd) is the outcome (code null, the error in
  * stderr, as node's spawn reports it), not an exception.
  */
-export function spawnFast(exe: string, argv: string[], env: NodeJS.ProcessEnv, cwd: string): FastChild | null {
+/**
+ * The spawn attributes every command gets (every signal at its default, none blocked), made
+ * once: setting them up is four library calls per command otherwise.
+ */
+let spawnAttr: Buffer | null = null;
+function commandAttr(L: Libc): Buffer {
+  if (spawnAttr) return spawnAttr;
+  const attr = Buffer.alloc(ATTR_BYTES), all = Buffer.alloc(SIGSET_BYTES), none = Buffer.alloc(SIGSET_BYTES);
+  L.attr_init(attr);
+  // Every signal back to its default, glibc's internal ones included (sigfillset leaves those
+  // out, and glibc would then set them to "ignore" in the child, which exec keeps).
+  all.fill(0xff);
+  L.sigemptyset(none);
+  L.attr_setsigdefault(attr, all);
+  L.attr_setsigmask(attr, none);
+  L.attr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  spawnAttr = attr;
+  return attr;
+}
+
+/** `env` as posix_spawn's `NAME=value` strings (an array is taken as that already). */
+function envpOf(env: NodeJS.ProcessEnv | string[]): string[] {
+  if (Array.isArray(env)) return env;
+  const envp: string[] = [];
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) envp.push(`${k}=${v}`);
+  return envp;
+}
+
+export function spawnFast(exe: string, argv: string[], env: NodeJS.ProcessEnv | string[], cwd: string): FastChild | null {
   const L = bind();
   if (!L) return null;
   const out = L.memfd_create('prov-rebuild-stdout', MFD_CLOEXEC);
   if (out < 0) return null;
   const err = L.memfd_create('prov-rebuild-stderr', MFD_CLOEXEC);
   if (err < 0) { L.close(out); return null; }
-  const fa = Buffer.alloc(FA_BYTES), attr = Buffer.alloc(ATTR_BYTES), all = Buffer.alloc(SIGSET_BYTES), none = Buffer.alloc(SIGSET_BYTES);
+  const fa = Buffer.alloc(FA_BYTES);
+  const attr = commandAttr(L);
   L.fa_init(fa);
-  L.attr_init(attr);
   listenForExits();
   let rc: number;
   const pid = [0];
@@ -153,20 +179,9 @@ export function spawnFast(exe: string, argv: string[], env: NodeJS.ProcessEnv, c
     L.fa_dup2(fa, out, 1);
     L.fa_dup2(fa, err, 2);
     L.fa_chdir(fa, cwd);
-    // Every signal back to its default, glibc's internal ones included (sigfillset leaves those
-    // out, and glibc would then set them to "ignore" in the child, which exec keeps).
-    all.fill(0xff);
-    L.sigemptyset(none);
-    L.attr_setsigdefault(attr, all);
-    L.attr_setsigmask(attr, none);
-    L.attr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    const envp: Array<string | null> = [];
-    for (const [k, v] of Object.entries(env)) if (v !== undefined) envp.push(`${k}=${v}`);
-    envp.push(null);
-    rc = (exe.includes('/') ? L.posix_spawn : L.posix_spawnp)(pid, exe, fa, attr, [...argv, null], envp);
+    rc = (exe.includes('/') ? L.posix_spawn : L.posix_spawnp)(pid, exe, fa, attr, [...argv, null], [...envpOf(env), null]);
   } finally {
     L.fa_destroy(fa);
-    L.attr_destroy(attr);
   }
   const collect = (fd: number): string => {
     try {
