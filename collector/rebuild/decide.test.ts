@@ -1,14 +1,15 @@
 /**
  * @module collector/rebuild/decide.test
  * Staleness and hazards on real files: unchanged, modified after read, replaced, missing
- * output, stale dependency, the stamp deciding exactly (touch without change), and each hazard.
+ * output, stale dependency, the stamp deciding exactly (touch without change), and each hazard;
+ * the Decider's command that can start ahead, and that deciding the rest after it changes nothing.
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decide, bootOffsetNs } from './decide.js';
+import { decide, bootOffsetNs, Decider } from './decide.js';
 import { FileCache, loadStamps } from './stamp.js';
 import { stampFresh } from './index.js';
 import { commandKey, type Command, type Plan, type RecordedFile } from './plan.js';
@@ -100,6 +101,58 @@ describe('rebuild decide', () => {
     assert.deepEqual(kinds, ['exe-changed', 'missing-input', 'multiple-writers', 'network', 'read-before-write']);
     assert.ok(d.decisions[0]!.reasons.some((r) => /executable .*tool changed/.test(r)));
     assert.ok(Math.abs(Number(bootOffsetNs()) - (Date.now() * 1e6 - mono())) < 1e9);
+  });
+
+  it('the command that can start ahead: stale on its own, no dependency running; the rest decided after it come out as decide says', async () => {
+    // Three compiles into objects, a link reading them and a step reading the link's output.
+    const srcs = ['x.c', 'y.c', 'z.c'].map((n) => join(dir, `ahead-${n}`));
+    const objs = srcs.map((p) => p.replace(/\.c$/, '.o'));
+    const app = join(dir, 'ahead-app'), out = join(dir, 'ahead-out');
+    for (const p of srcs) writeFileSync(p, 's');
+    await new Promise((r) => setTimeout(r, 20));
+    const t = mono();
+    for (const p of [...objs, app, out]) writeFileSync(p, 'o');
+    const closed = mono() + 1;
+    const compiles = srcs.map((p, i) => cmd(`c${i}`, ['cc', '-c', p], [rec(p, t)], [rec(objs[i]!, closed)]));
+    const link = cmd('l', ['cc', '-o', app], objs.map((o) => rec(o, closed + 1)), [rec(app, closed + 2)], ['c0', 'c1', 'c2']);
+    const post = cmd('p', ['strip', app], [rec(app, closed + 3)], [rec(out, closed + 4)], ['l']);
+    const p = plan([...compiles, link, post]);
+    const stamps = loadStamps(join(dir, 'none.json'));
+    const same = (files: FileCache): void => {
+      const whole = decide(p, files, stamps);
+      const decider = new Decider(p, files, stamps);
+      const first = decider.firstStartable();
+      const rest = decider.finish();
+      assert.deepEqual(rest.decisions.map((x) => [x.cmd.run, x.stale, x.reasons]), whole.decisions.map((x) => [x.cmd.run, x.stale, x.reasons]));
+      assert.deepEqual(rest.hazards, whole.hazards);
+      const stale = whole.decisions.filter((x) => x.stale);
+      if (!stale.length) { assert.equal(first, null); return; }
+      const d = whole.decisions.find((x) => x.cmd === first);
+      assert.ok(d && d.stale && d.own.length > 0 && d.reasons.length === d.own.length, `${first?.run} can start ahead: ${JSON.stringify(d)}`);
+    };
+    same(new FileCache()); // nothing stale: no command
+    assert.equal(new Decider(p, new FileCache(), stamps).firstStartable(), null);
+    await new Promise((r) => setTimeout(r, 20));
+    appendFileSync(srcs[1]!, 'edit');
+    // The compile of the edited file, found among the commands that depend on nothing (latest first).
+    assert.equal(new Decider(p, new FileCache(), stamps).firstStartable()?.run, 'c1');
+    same(new FileCache());
+    appendFileSync(srcs[0]!, 'edit');
+    assert.equal(new Decider(p, new FileCache(), stamps).firstStartable()?.run, 'c1', 'the latest compile first');
+    same(new FileCache());
+    // An edit and the link's output gone: the step after the link misses its input, but the link
+    // runs first (remaking it): not a command to start ahead.
+    unlinkSync(app);
+    assert.equal(new Decider(p, new FileCache(), stamps).firstStartable()?.run, 'c1');
+    same(new FileCache());
+    writeFileSync(app, 'o');
+    // Only the link's output gone: the link itself (it depends on the compiles, so it is found in plan order).
+    writeFileSync(srcs[0]!, 's'); writeFileSync(srcs[1]!, 's');
+    const fresh = plan([...srcs.map((q, i) => cmd(`c${i}`, ['cc', '-c', q], [rec(q, mono())], [rec(objs[i]!, mono() + 1)])), link, post]);
+    unlinkSync(app);
+    const decider = new Decider(fresh, new FileCache(), stamps);
+    assert.equal(decider.firstStartable()?.run, 'l');
+    assert.deepEqual(decider.finish().decisions.filter((x) => x.stale).map((x) => x.cmd.run), decide(fresh, new FileCache(), stamps).decisions.filter((x) => x.stale).map((x) => x.cmd.run));
   });
 
   it('redacts secret-looking environment values', () => {

@@ -80,43 +80,104 @@ function difference(f: RecordedFile, when: number, files: FileCache, stamp: Stam
 
 /** Decide every command of the plan (in plan order, so dependencies are decided first). */
 export function decide(plan: Plan, files: FileCache, stamps: StampFile): Decisions {
-  const offset = bootOffsetNs();
-  const byRun = new Map(plan.commands.map((c) => [c.run, c]));
-  const staleRuns = new Set<string>();
-  const hazards: Hazard[] = [];
-  const decisions: Decision[] = [];
-  // Which planned command produced each output path (to know what a stale dependency recreates).
-  const producerOfPath = new Map<string, Command>();
-  for (const c of plan.commands) for (const o of c.outputs) producerOfPath.set(o.path, c);
+  return new Decider(plan, files, stamps).finish();
+}
 
-  for (const cmd of plan.commands) {
+/**
+ * {@link decide} one command at a time, in plan order, so a caller can start the first stale
+ * command before the rest are decided ({@link firstStartable}) and finish deciding while it runs:
+ * the same decisions either way, from the same file status (the FileCache keeps what it saw).
+ */
+export class Decider {
+  private readonly offset = bootOffsetNs();
+  private readonly byRun: Map<string, Command>;
+  private readonly staleRuns = new Set<string>();
+  private readonly hazards: Hazard[] = [];
+  private readonly decisions: Decision[] = [];
+  /** Which planned command produced each output path (to know what a stale dependency recreates). */
+  private readonly producerOfPath: Map<string, Command>;
+  private next = 0;
+
+  constructor(private readonly plan: Plan, private readonly files: FileCache, private readonly stamps: StampFile) {
+    ({ byRun: this.byRun, producerOfPath: this.producerOfPath } = planIndex(plan));
+  }
+
+  /**
+   * A command that can start now whatever the rest decide: stale for a reason of its own, with
+   * no dependency that could run (early cutoff only ever skips commands with no reason of their
+   * own). Looked for first among the commands that depend on no planned command and read
+   * nothing one writes, latest first (the one a person just edited the input of usually ran
+   * last): their own reasons do not depend on any other decision, so the same reasons come out
+   * when {@link finish} reaches them. Otherwise decided on in plan order until one turns up.
+   * Null when no command is stale.
+   */
+  firstStartable(): Command | null {
+    const cmds = this.plan.commands;
+    for (let k = cmds.length - 1; k >= this.next; k--) {
+      const cmd = cmds[k]!;
+      if (cmd.deps.length > 0 || cmd.inputs.some((i) => this.producerOfPath.has(i.path))) continue;
+      if (this.ownReasons(cmd, null).length > 0) return cmd;
+    }
+    while (this.next < cmds.length) {
+      const d = this.decideNext();
+      if (d.stale && d.own.length > 0 && d.reasons.length === d.own.length) return d.cmd;
+    }
+    return null;
+  }
+
+  /** Decide the commands not decided yet; every decision and hazard. */
+  finish(): Decisions {
+    while (this.next < this.plan.commands.length) this.decideNext();
+    return { plan: this.plan, decisions: this.decisions, hazards: [...this.hazards, ...recordHazards(this.plan)] };
+  }
+
+  private decideNext(): Decision {
+    const cmd = this.plan.commands[this.next++]!;
     const depReasons: string[] = [];
+    for (const d of cmd.deps) if (this.staleRuns.has(d)) depReasons.push(`it depends on \`${short(this.byRun.get(d)!)}\`, which runs`);
+    const reasons = this.ownReasons(cmd, this.hazards);
+    if (cmd.sockets.length) this.hazards.push({ kind: 'network', message: `\`${short(cmd)}\` used ${cmd.sockets.length} socket(s) when recorded: its result may depend on the network`, commands: [cmd.key] });
+    const stale = reasons.length + depReasons.length > 0;
+    if (stale) this.staleRuns.add(cmd.run);
+    const decision = { cmd, stale, reasons: [...depReasons, ...reasons], own: reasons };
+    this.decisions.push(decision);
+    return decision;
+  }
+
+  /** Why `cmd` is stale on its own account (its inputs and outputs); its hazards go to `hazards` when given. */
+  private ownReasons(cmd: Command, hazards: Hazard[] | null): string[] {
+    const { files, offset, staleRuns } = this;
     const reasons: string[] = [];
-    for (const d of cmd.deps) if (staleRuns.has(d)) depReasons.push(`it depends on \`${short(byRun.get(d)!)}\`, which runs`);
-    const stamp = stamps.commands[cmd.key]?.run === cmd.run ? stamps.commands[cmd.key] : undefined;
+    const stamp = this.stamps.commands[cmd.key]?.run === cmd.run ? this.stamps.commands[cmd.key] : undefined;
     for (const i of cmd.inputs) {
       const diff = difference(i, i.ts, files, stamp, offset, 'input');
       if (!diff) continue;
       const missing = !files.ident(i.path);
       if (missing && i.deleted) continue; // a temporary, gone in the record too
-      const remade = producerOfPath.get(i.path);
+      const remade = this.producerOfPath.get(i.path);
       if (missing && remade && staleRuns.has(remade.run)) continue; // recreated by a dependency first
       reasons.push(i.exe ? `executable ${i.path} changed since recording` : diff);
-      if (i.exe) hazards.push({ kind: 'exe-changed', message: `\`${short(cmd)}\`: executable ${i.path} changed since it was recorded`, commands: [cmd.key], path: i.path });
-      if (missing) hazards.push({ kind: 'missing-input', message: `\`${short(cmd)}\`: input ${i.path} no longer exists`, commands: [cmd.key], path: i.path });
+      if (i.exe) hazards?.push({ kind: 'exe-changed', message: `\`${short(cmd)}\`: executable ${i.path} changed since it was recorded`, commands: [cmd.key], path: i.path });
+      if (missing) hazards?.push({ kind: 'missing-input', message: `\`${short(cmd)}\`: input ${i.path} no longer exists`, commands: [cmd.key], path: i.path });
     }
     for (const o of cmd.outputs) {
       const diff = difference(o, o.ts, files, stamp, offset, 'output');
       if (diff) reasons.push(diff);
     }
-    if (cmd.sockets.length) hazards.push({ kind: 'network', message: `\`${short(cmd)}\` used ${cmd.sockets.length} socket(s) when recorded: its result may depend on the network`, commands: [cmd.key] });
-    const stale = reasons.length + depReasons.length > 0;
-    if (stale) staleRuns.add(cmd.run);
-    decisions.push({ cmd, stale, reasons: [...depReasons, ...reasons], own: reasons });
+    return reasons;
   }
-
-  hazards.push(...recordHazards(plan));
-  return { plan, decisions, hazards };
+}
+/** The plan's commands by run and by the paths they wrote: made once per plan object (a server reuses its plans). */
+const planIndexOf = new WeakMap<Plan, { byRun: Map<string, Command>; producerOfPath: Map<string, Command> }>();
+function planIndex(plan: Plan): { byRun: Map<string, Command>; producerOfPath: Map<string, Command> } {
+  let ix = planIndexOf.get(plan);
+  if (!ix) {
+    const producerOfPath = new Map<string, Command>();
+    for (const c of plan.commands) for (const o of c.outputs) producerOfPath.set(o.path, c);
+    ix = { byRun: new Map(plan.commands.map((c) => [c.run, c])), producerOfPath };
+    planIndexOf.set(plan, ix);
+  }
+  return ix;
 }
 
 /** Hazards of the record itself, which depend on the plan alone: worked out once per plan object. */

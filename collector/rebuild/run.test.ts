@@ -2,7 +2,7 @@
  * @module collector/rebuild/run.test
  * Running recorded commands for real: argv spawned directly (no shell), recorded cwd and
  * environment, as the recorded user (privilege dropped), dependency order, parallel jobs, and
- * the stop at the first failure.
+ * the stop at the first failure; a command started ahead by the caller.
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -75,5 +75,22 @@ describe('rebuild run', () => {
     const r = await runCommands([step('p'), step('q', ['p']), step('s', ['q'])], { jobs: 2, skip: (c) => (c.run === 'q' ? 'identical inputs' : null) });
     assert.deepEqual(r.skipped.map((x) => [x.cmd.run, x.why]), [['q', 'identical inputs']]);
     assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['p', 's']);
+  });
+  it('a command started ahead is waited for, not started again; what depends on it waits; its failure stops the run', async () => {
+    const log = join(dir, 'log4');
+    const step = (run: string, deps: string[] = [], sleep = '0') => cmd(run, ['sh', '-c', `sleep ${sleep}; echo ${run} >> "$0"`, log], deps);
+    const first = step('f', [], '0.2');
+    const starts: string[] = [];
+    const r = await runCommands([step('e'), first, step('g', ['f'])], { jobs: 2, started: [{ cmd: first, outcome: runOne(first) }], onStart: (c) => starts.push(c.run) });
+    assert.equal(r.failed, null);
+    assert.deepEqual(starts, ['e', 'g'], 'onStart for the others only');
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['e', 'f', 'g']);
+    assert.deepEqual(r.ran.map((o) => o.cmd.run).sort(), ['e', 'f', 'g']);
+    const bad = cmd('x', ['sh', '-c', 'exit 4']);
+    const f = await runCommands([bad, cmd('y', ['true'], ['x'])], { jobs: 1, started: [{ cmd: bad, outcome: runOne(bad) }] });
+    assert.equal(f.failed?.code, 4);
+    assert.deepEqual(f.ran.map((o) => o.cmd.run), ['x']);
+    const stray = cmd('s', ['true']);
+    await assert.rejects(runCommands([cmd('t', ['true'])], { jobs: 1, started: [{ cmd: stray, outcome: runOne(stray) }] }), /not among those to run/);
   });
 });

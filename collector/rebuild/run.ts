@@ -40,6 +40,11 @@ export interface RunOptions {
    * dependencies re-made byte-identical outputs: early cutoff), or null to run it.
    */
   skip?: (c: Command) => string | null;
+  /**
+   * Commands started already (a rebuild starts its first stale command while it decides the
+   * rest): waited for as if started here; onStart is not called for them again.
+   */
+  started?: Array<{ cmd: Command; outcome: Promise<RunOutcome> }>;
 }
 
 /**
@@ -62,9 +67,8 @@ export function envFor(cmd: Command): NodeJS.ProcessEnv {
 }
 
 /** Who the command runs as: check we may, and never more than the recorded user. */
-export function identityFor(cmd: Command): { uid?: number; gid?: number } {
-  const me = process.getuid?.() ?? 0;
-  if (me === 0) return cmd.uid === 0 && cmd.gid === (process.getgid?.() ?? 0) ? {} : { uid: cmd.uid, gid: cmd.gid };
+export function identityFor(cmd: Command, me = process.getuid?.() ?? 0, myGid = process.getgid?.() ?? 0): { uid?: number; gid?: number } {
+  if (me === 0) return cmd.uid === 0 && cmd.gid === myGid ? {} : { uid: cmd.uid, gid: cmd.gid };
   if (cmd.uid !== me) throw new CapabilityError(`\`${cmd.argv.join(' ')}\` was recorded as uid ${cmd.uid}; rebuild runs it only as that user (run prov rebuild as uid ${cmd.uid} or as root)`, 'setuid');
   return {};
 }
@@ -133,8 +137,10 @@ export function runOne(cmd: Command): Promise<RunOutcome> {
 
 /** Refuse, before anything runs, commands that cannot be re-run as recorded or as their user. */
 export function preflight(cmds: Command[]): void {
+  // Asked once, not per command: two system calls each, a tenth of a millisecond per 100 commands.
+  const me = process.getuid?.() ?? 0, myGid = process.getgid?.() ?? 0;
   for (const c of cmds) {
-    identityFor(c);
+    identityFor(c, me, myGid);
     if (c.argvTruncated) throw new InputError(`\`${c.argv.join(' ').slice(0, 120)}…\`: its recorded argv was cut at capture's size limit, so it cannot be re-run as it ran`, c.run);
   }
 }
@@ -151,6 +157,19 @@ export async function runCommands(cmds: Command[], opts: RunOptions): Promise<Ru
   const running = new Map<string, Promise<void>>();
   const ready = (c: Command) => c.deps.every((d) => !todo.has(d) || done.has(d));
   const jobs = Math.max(1, opts.jobs);
+  const track = (c: Command, outcome: Promise<RunOutcome>): void => {
+    running.set(c.run, outcome.then((o) => {
+      ran.push(o);
+      opts.onEnd?.(o);
+      if (o.code !== 0 && !failed) failed = o;
+      done.add(c.run);
+      running.delete(c.run);
+    }));
+  };
+  for (const s of opts.started ?? []) {
+    if (!todo.has(s.cmd.run)) throw new Error(`internal: a command started ahead is not among those to run: ${s.cmd.argv.join(' ').slice(0, 80)}`);
+    track(s.cmd, s.outcome);
+  }
   while (!failed && !abortedBy && (done.size < cmds.length)) {
     for (const c of cmds) {
       if (failed || abortedBy || running.size >= jobs) break;
@@ -162,13 +181,7 @@ export async function runCommands(cmds: Command[], opts: RunOptions): Promise<Ru
         continue;
       }
       opts.onStart?.(c, running.size + 1);
-      running.set(c.run, runOne(c).then((o) => {
-        ran.push(o);
-        opts.onEnd?.(o);
-        if (o.code !== 0 && !failed) failed = o;
-        done.add(c.run);
-        running.delete(c.run);
-      }));
+      track(c, runOne(c));
     }
     if (running.size === 0) {
       if (!failed && done.size < cmds.length && cmds.some((c) => !done.has(c.run) && ready(c))) continue; // skips made more ready

@@ -185,6 +185,11 @@ describe('prov rebuild-server and the native client', () => {
     assert.ok(served(again), `not served: ${again.stderr}`);
     assert.match(again.stdout, /^rebuilt app: ran 2 of 5 commands\n$/);
     assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
+    // Its compile started before the rest of the plan was decided (the server's early start).
+    const line = again.stderr.split('\n').find((x) => x.startsWith('{"trace"'))!;
+    const names = (JSON.parse(line) as { trace: Array<{ name: string }> }).trace.map((m) => m.name);
+    const spawned = names.indexOf('spawn cc -O1 -g');
+    assert.ok(names.includes('early start done') && spawned >= 0 && spawned < names.lastIndexOf('plan+decide done'), `compile not started ahead: ${names.join(', ')}`);
   });
 
   it('a no-op is answered by the client itself from the shortcut (no server, no node); a change is not', async () => {
