@@ -521,6 +521,13 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
         await (await import('../../ebpf/warm.js')).prearmWarm();
         const still = stillStaleText(await ingestAndStamp(cfg, target, stamps, true));
         if (still) log(still);
+        // The next request decides on the plan just made: what it can work out ahead, now.
+        const next = stamps.plans[target]?.plan;
+        if (next) {
+          const [{ preparePlan }, { envpFor }] = await Promise.all([import('../../collector/rebuild/decide.js'), import('../../collector/rebuild/run.js')]);
+          preparePlan(next);
+          for (const c of next.commands) if (c.env && !c.envTruncated) envpFor(c);
+        }
       } catch (err) {
         // This process lives on, so the marker cannot be left to name it: the records stay in the
         // journal and the next ingest (a rebuild that runs something, prov ingest) brings them in.

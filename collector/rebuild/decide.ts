@@ -167,6 +167,15 @@ export class Decider {
     return reasons;
   }
 }
+/**
+ * What deciding `plan` works out from the plan alone, worked out now: the rebuild server calls
+ * this while idle after its background ingest made the plan its next request will use.
+ */
+export function preparePlan(plan: Plan): void {
+  planIndex(plan);
+  recordHazards(plan);
+}
+
 /** The plan's commands by run and by the paths they wrote: made once per plan object (a server reuses its plans). */
 const planIndexOf = new WeakMap<Plan, { byRun: Map<string, Command>; producerOfPath: Map<string, Command> }>();
 function planIndex(plan: Plan): { byRun: Map<string, Command>; producerOfPath: Map<string, Command> } {

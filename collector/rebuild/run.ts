@@ -97,7 +97,7 @@ const envpOf = new WeakMap<Command, string[]>();
  * (not cut short): a header change re-runs every compile, and building each environment again
  * cost about 0.07 ms a command in the rebuild server.
  */
-function envpFor(cmd: Command): string[] {
+export function envpFor(cmd: Command): string[] {
   const known = envpOf.get(cmd);
   if (known) return known;
   const envp: string[] = [];
