@@ -10,9 +10,13 @@ out=dist/cli/prov
 [ -x "$out" ] && [ "$out" -nt "$src" ] && exit 0
 mkdir -p dist/cli
 cc=${CC:-cc}
-# Static when the C library allows it: no dynamic loader and no libc relocation at each start
-# (about 0.1–0.2 ms of a rebuild's wall time here); dynamic otherwise.
-if "$cc" -O2 -Wall -Wextra -static -o "$out.tmp" "$src" 2>/dev/null || "$cc" -O2 -Wall -Wextra -o "$out.tmp" "$src"; then
+# Static against musl when musl-gcc is there, else static against glibc, else dynamic. On this
+# VM a static glibc program takes 0.6 ms from exec to main (glibc's start-up asks the CPU for its
+# features, and each CPUID traps to the hypervisor), a static musl one 0.06 ms; a dynamic one
+# 0.75 ms. The client runs once per `prov rebuild`, so that is wall time of every rebuild.
+musl=$(command -v musl-gcc || true)
+if { [ -n "$musl" ] && "$musl" -O2 -Wall -Wextra -static -o "$out.tmp" "$src" 2>/dev/null; } \
+  || "$cc" -O2 -Wall -Wextra -static -o "$out.tmp" "$src" 2>/dev/null || "$cc" -O2 -Wall -Wextra -o "$out.tmp" "$src"; then
   mv "$out.tmp" "$out"
 else
   rm -f "$out.tmp"
