@@ -20,6 +20,8 @@
  * store's pending-ingest marker is gone) before the next contender starts, and reports that
  * time separately: the user's terminal was free by then, but the machine was not.
  * A timeline of each prov run (PROV_REBUILD_TRACE=json) gives the breakdown table.
+ * 4. rebuild-one's scheduler split (4 and 100 files, one .c changed): prov's own time against
+ *    make's, apart from the commands', whose run-to-run noise decides the wall-time ratios.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -392,7 +394,32 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     if (prevPin === undefined) delete process.env.PROV_REBUILD_PIN_DIR; else process.env.PROV_REBUILD_PIN_DIR = prevPin;
     for (const d of tmp) rmSync(d, { recursive: true, force: true });
   }
+  // 4. The wall times above are mostly the compiler's, which moves by more from run to run than
+  // prov's own part: the scheduler's process events split each served run into the runner's own
+  // time and its commands' (test/bench/rebuild-one.ts, its own server and project).
+  for (const files of [4, 100]) rows.push(...schedSplit(files, opts.quick ? 4 : 12));
   return { name: 'rebuild', rows, tables };
+}
+
+/**
+ * rebuild-one's scheduler split of served `prov rebuild` (one .c changed) against make: the
+ * runner's own time (its start to the first command's exec, between commands, the last exit
+ * to its own exit) and its commands', medians of `rounds` runs each.
+ */
+function schedSplit(files: number, rounds: number): BenchRow[] {
+  const script = fileURLToPath(new URL('./rebuild-one.js', import.meta.url));
+  const r = spawnSync(process.execPath, [script, String(rounds), '200', 'sched'], {
+    encoding: 'utf8', env: { ...process.env, REBUILD_ONE_FILES: String(files), REBUILD_ONE_TRACE: '0' }, timeout: 600_000,
+  });
+  const own = (who: string): { own: number; pre: number; between: number; post: number; commands: number } | null => {
+    const m = new RegExp(`^\\s*${who}\\s+runner's own ([\\d.]+) ms \\(before the first command ([\\d.]+), between ([\\d.]+), after the last ([\\d.]+)\\); \\d+ commands ([\\d.]+) ms`, 'm').exec(r.stdout);
+    return m ? { own: Number(m[1]), pre: Number(m[2]), between: Number(m[3]), post: Number(m[4]), commands: Number(m[5]) } : null;
+  };
+  const p = own('served prov'), mk = own('make');
+  const wall = /prov\/make = ([\d.]+)/.exec(r.stdout)?.[1];
+  if (r.status !== 0 || !p || !mk) throw new Error(`rebuild-one (${files} files) gave no scheduler split (exit ${r.status}): ${(r.stderr || r.stdout).slice(-400)}`);
+  const note = `medians of ${rounds} runs each, 200 ms of quiet before each; prov: ${p.pre} before the first command, ${p.between} between, ${p.post} after the last; make: ${mk.pre}, ${mk.between}, ${mk.post}; the commands took ${(p.commands / mk.commands).toFixed(3)}× as long under prov; wall prov/make ${wall}; load ${loadavg()[0]!.toFixed(2)}`;
+  return [{ ...row(`rebuild after one .c changed, ${files}-file project: prov's own time (served: client start → first command, between, last exit → exit; scheduler events) vs make's own`, [p.own], [mk.own], 'make', 'prov/make ≤ 1', note, 'ms'), headline: files === 4 }];
 }
 
 if (process.argv[1]?.endsWith('rebuild.bench.js')) {
