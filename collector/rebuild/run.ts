@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { CapabilityError, InputError } from '../../graph/errors.js';
 import type { Command } from './plan.js';
-import { spawnFast } from './spawn.js';
+import { envpOf, spawnFast } from './spawn.js';
 import { mark } from './trace.js';
 
 export interface RunOutcome {
@@ -90,7 +90,7 @@ export function abortRunning(signal: NodeJS.Signals = 'SIGINT'): number {
 }
 
 /** Recorded environments as posix_spawn takes them, per planned command (a plan is reused while it holds). */
-const envpOf = new WeakMap<Command, string[]>();
+const envpByCommand = new WeakMap<Command, string[]>();
 
 /**
  * {@link envFor} as `NAME=value` strings. Kept per command when it depends on the record alone
@@ -98,11 +98,10 @@ const envpOf = new WeakMap<Command, string[]>();
  * cost about 0.07 ms a command in the rebuild server.
  */
 export function envpFor(cmd: Command): string[] {
-  const known = envpOf.get(cmd);
+  const known = envpByCommand.get(cmd);
   if (known) return known;
-  const envp: string[] = [];
-  for (const [k, v] of Object.entries(envFor(cmd))) if (v !== undefined) envp.push(`${k}=${v}`);
-  if (cmd.env && !cmd.envTruncated) envpOf.set(cmd, envp);
+  const envp = envpOf(envFor(cmd));
+  if (cmd.env && !cmd.envTruncated) envpByCommand.set(cmd, envp);
   return envp;
 }
 

@@ -129,11 +129,6 @@ function stopListeningIfIdle(): void {
 }
 
 /**
- * Start `exe` with `argv` (argv[0] included), `env` and `cwd`. Returns null when posix_spawn is
- * not available; a spawn error (no such file, a bad cwd) is the outcome (code null, the error in
- * stderr, as node's spawn reports it), not an exception.
- */
-/**
  * The spawn attributes every command gets (every signal at its default, none blocked), made
  * once: setting them up is four library calls per command otherwise.
  */
@@ -154,13 +149,18 @@ function commandAttr(L: Libc): Buffer {
 }
 
 /** `env` as posix_spawn's `NAME=value` strings (an array is taken as that already). */
-function envpOf(env: NodeJS.ProcessEnv | string[]): string[] {
+export function envpOf(env: NodeJS.ProcessEnv | string[]): string[] {
   if (Array.isArray(env)) return env;
   const envp: string[] = [];
   for (const [k, v] of Object.entries(env)) if (v !== undefined) envp.push(`${k}=${v}`);
   return envp;
 }
 
+/**
+ * Start `exe` with `argv` (argv[0] included), `env` and `cwd`. Returns null when posix_spawn is
+ * not available; a spawn error (no such file, a bad cwd) is the outcome (code null, the error in
+ * stderr, as node's spawn reports it), not an exception.
+ */
 export function spawnFast(exe: string, argv: string[], env: NodeJS.ProcessEnv | string[], cwd: string): FastChild | null {
   const L = bind();
   if (!L) return null;

@@ -101,7 +101,6 @@ export function hashFile(path: string, size: number): string | null {
   }
 }
 
-/** Stats and hashes, each path at most once per rebuild. */
 /** What the stamp checks compare, taken from a stat once per path (see {@link FileCache.ident}). */
 export interface FileIdent {
   ino: number;
@@ -110,6 +109,7 @@ export interface FileIdent {
   mtime: string;
 }
 
+/** Stats and hashes, each path at most once per rebuild. */
 export class FileCache {
   private stats = new Map<string, Stats & { mtimeNs: bigint; ino: number } | null>();
   private idents = new Map<string, FileIdent | null>();
