@@ -119,7 +119,8 @@ test('each step fails with its own line and leaves nothing pinned', (t) => {
 
 test('without CAP_BPF, prov capture start says so in one line and exits 4', () => {
   const cli = fileURLToPath(new URL('../cli/actions/capture.js', import.meta.url));
-  const code = `import(${JSON.stringify(cli)}).then(async (m) => { process.exitCode = await m.default('start', { journal: '/tmp/prov-nocap-journal', pinDir: ${JSON.stringify(pinDir)}, stateDir: '/tmp/prov-nocap-state' }); })`;
+  const scratch = mkdtempSync(join(tmpdir(), 'prov-nocap-'));
+  const code = `import(${JSON.stringify(cli)}).then(async (m) => { process.exitCode = await m.default('start', { journal: ${JSON.stringify(join(scratch, 'journal'))}, pinDir: ${JSON.stringify(pinDir)}, stateDir: ${JSON.stringify(join(scratch, 'state'))} }); })`;
   let status = 0, stderr = '';
   try {
     // Root with every capability gone (bounding set emptied): no CAP_BPF, yet the checkout
@@ -129,6 +130,8 @@ test('without CAP_BPF, prov capture start says so in one line and exits 4', () =
     const err = e as { status: number; stderr: string };
     status = err.status;
     stderr = err.stderr;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
   assert.equal(status, 4, `exit status ${status}, stderr: ${stderr}`);
   const lines = stderr.trim().split('\n');

@@ -46,7 +46,8 @@ export interface StartOptions {
 
 /** Fail with a message that says what is missing, never skip. */
 function requireTool(cmd: string, pkg: string): void {
-  const r = spawnSync(cmd, ['-version'], { stdio: 'ignore' });
+  // -XX:-UsePerfData (javac: -J…): a JVM otherwise leaves /tmp/hsperfdata_<user> behind.
+  const r = spawnSync(cmd, [cmd === 'javac' ? '-J-XX:-UsePerfData' : '-XX:-UsePerfData', '-version'], { stdio: 'ignore' });
   if (r.error || r.status !== 0) {
     throw new Error(`Neo4j test server: '${cmd}' not found or not working; install the Debian package ${pkg} (scripts/apt-packages.txt)`);
   }
@@ -68,7 +69,7 @@ function compiledPatchDir(): string {
   requireTool('javac', 'openjdk-17-jdk-headless');
   const tmpOut = `${out}.${process.pid}`;
   mkdirSync(tmpOut, { recursive: true, mode: 0o755 });
-  const r = spawnSync('javac', ['-d', tmpOut, '-cp', join(neo4jHome, 'lib', 'neo4j-bolt-3.1.1.jar'), encoderSource], { encoding: 'utf8' });
+  const r = spawnSync('javac', ['-J-XX:-UsePerfData', '-d', tmpOut, '-cp', join(neo4jHome, 'lib', 'neo4j-bolt-3.1.1.jar'), encoderSource], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`Neo4j test server: javac failed: ${r.stderr || r.error}`);
   rmSync(out, { recursive: true, force: true });
   renameSync(tmpOut, out);
@@ -174,7 +175,13 @@ export class Neo4jTestServer {
     const conf = this.writeConfig();
     const logPath = join(this.dir, 'console.log');
     const logFd = openSync(logPath, 'a', 0o600);
+    // Jetty (the HTTP connector) unpacks its work directories under java.io.tmpdir: inside the
+    // server's own directory, so destroy() removes them with the data (they piled up in /tmp).
+    const tmp = join(this.dir, 'tmp');
+    mkdirSync(tmp, { recursive: true, mode: 0o700 });
     const args = [
+      `-Djava.io.tmpdir=${tmp}`,
+      '-XX:-UsePerfData', // no /tmp/hsperfdata_<user>/<pid> file (a killed JVM leaves it behind)
       '-cp', `${patch}:${join(neo4jHome, 'lib')}/*`,
       '-Xms128m', `-Xmx${this.opts.heap ?? '512m'}`, '-XX:+UseG1GC', '-XX:-OmitStackTraceInFastThrow',
       ...JDK17_FLAGS,
