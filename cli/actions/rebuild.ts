@@ -187,8 +187,9 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   const { runCommands, preflight } = await import('../../collector/rebuild/run.js');
   const { Cutoff } = await import('../../collector/rebuild/cutoff.js');
-  preflight(stale); // refuse before capture attaches
+  // Refuse before capture attaches (an early start checked every planned command already).
   if (early) early.taken = true;
+  else preflight(stale);
   const daemonWait = early ? null : await phase('attach', () => daemonCapture(cfg));
   // A resident server (the one that defers its ingest) may have the warm attach armed: a capture of another kind
   // must not record these commands a second time through it.
@@ -526,7 +527,7 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
         if (next) {
           const [{ preparePlan }, { envpFor }] = await Promise.all([import('../../collector/rebuild/decide.js'), import('../../collector/rebuild/run.js')]);
           preparePlan(next);
-          for (const c of next.commands) if (c.env && !c.envTruncated) envpFor(c);
+          for (const c of next.commands) envpFor(c);
         }
       } catch (err) {
         // This process lives on, so the marker cannot be left to name it: the records stay in the

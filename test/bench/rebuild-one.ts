@@ -5,7 +5,8 @@
  * (A B C, B C A, …), each run given a fresh change and leaving a working binary; the server's
  * median timeline (PROV_REBUILD_TRACE=json) beside it, and the client's own side (exec, connect,
  * frames back) as what is left of the wall time.
- * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli|sched]]] (REBUILD_ONE_TRACE=0: no timeline)
+ * Run: node dist/test/bench/rebuild-one.js [ROUNDS [QUIET_MS [cli|sched]]] (REBUILD_ONE_TRACE=0: no timeline;
+ * REBUILD_ONE_JSON=1: the scheduler split also as one JSON line)
  * `sched`: the scheduler's process events (a private ftrace instance) split each run's wall time
  * into the commands' own (exec to exit of each command the runner started) and the runner's
  * (from its exec to the first command's, between commands, from the last command's exit to its
@@ -61,6 +62,13 @@ function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env
 /** One run split by the scheduler's process events (ms): the runner's own time and its commands'. */
 interface Split { pre: number; between: number; post: number; commands: number; n: number }
 
+/** The commands `parent` started within `top`'s lifetime (exec to exit), in exec order. */
+function commandsOf(procs: Map<number, TracedProcess>, top: TracedProcess, parent: number): TracedProcess[] {
+  return [...procs.values()]
+    .filter((p) => p.parent === parent && p.execAt !== undefined && p.exitAt !== undefined && p.execAt >= top.execAt! && p.exitAt <= top.exitAt!)
+    .sort((a, b) => a.execAt! - b.execAt!);
+}
+
 /**
  * `runner`: the process the bench started (make, or prov's client); `parent`: who starts the
  * commands (make itself, or the rebuild server). Null when the events do not cover the run.
@@ -68,9 +76,7 @@ interface Split { pre: number; between: number; post: number; commands: number; 
 function splitRun(procs: Map<number, TracedProcess>, runner: number, parent: number): Split | null {
   const top = procs.get(runner);
   if (top?.execAt === undefined || top.exitAt === undefined) return null;
-  const cmds = [...procs.values()]
-    .filter((p) => p.parent === parent && p.execAt !== undefined && p.exitAt !== undefined && p.execAt >= top.execAt! && p.exitAt <= top.exitAt!)
-    .sort((a, b) => a.execAt! - b.execAt!);
+  const cmds = commandsOf(procs, top, parent);
   if (cmds.length === 0) return null;
   const ms = (ns: number): number => ns / 1e6;
   let between = 0, commands = 0, lastExit = cmds[0]!.execAt!;
@@ -88,9 +94,7 @@ function addSchedMarks(procs: Map<number, TracedProcess>, t: Timed, parent: numb
   if (top?.execAt === undefined || top.exitAt === undefined) return;
   const at = (ns: number): number => (ns - t.hr0) / 1e6;
   t.marks.push(['sched: client exec', at(top.execAt)], ['sched: client exit', at(top.exitAt)]);
-  const cmds = [...procs.values()]
-    .filter((p) => p.parent === parent && p.execAt !== undefined && p.exitAt !== undefined && p.execAt >= top.execAt! && p.exitAt <= top.exitAt!)
-    .sort((a, b) => a.execAt! - b.execAt!);
+  const cmds = commandsOf(procs, top, parent);
   cmds.forEach((c, i) => t.marks.push([`sched: command ${i + 1} exec`, at(c.execAt!)], [`sched: command ${i + 1} exit`, at(c.exitAt!)]));
   t.marks.sort((a, b) => a[1] - b[1]);
 }
@@ -186,6 +190,8 @@ async function main(): Promise<void> {
       const p = show('served prov', srv.map((t) => splitRun(procs, t.pid, s.pid!)));
       for (const t of srv) addSchedMarks(procs, t, s.pid!);
       const mk = show('make', makePids.map((pid) => splitRun(procs, pid, pid)));
+      // REBUILD_ONE_JSON=1: the split as one JSON line too, for rebuild.bench.
+      if (p && mk && process.env.REBUILD_ONE_JSON === '1') console.log(JSON.stringify({ split: { prov: p, make: mk, wall: median(sm) / median(make) } }));
       if (p && mk) console.log(`  prov's own time − make's: ${(p.pre + p.between + p.post - mk.pre - mk.between - mk.post).toFixed(2)} ms; commands under prov / under make: ${(p.commands / mk.commands).toFixed(3)}`);
     }
     console.log(`  served runs that found the capture armed: ${srv.filter((t) => t.trace?.some((m) => m.name === 'warm: armed ahead')).length} of ${srv.length}`);

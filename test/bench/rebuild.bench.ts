@@ -409,17 +409,17 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
 function schedSplit(files: number, rounds: number): BenchRow[] {
   const script = fileURLToPath(new URL('./rebuild-one.js', import.meta.url));
   const r = spawnSync(process.execPath, [script, String(rounds), '200', 'sched'], {
-    encoding: 'utf8', env: { ...process.env, REBUILD_ONE_FILES: String(files), REBUILD_ONE_TRACE: '0' }, timeout: 600_000,
+    encoding: 'utf8', env: { ...process.env, REBUILD_ONE_FILES: String(files), REBUILD_ONE_TRACE: '0', REBUILD_ONE_JSON: '1' }, timeout: 600_000,
   });
-  const own = (who: string): { own: number; pre: number; between: number; post: number; commands: number } | null => {
-    const m = new RegExp(`^\\s*${who}\\s+runner's own ([\\d.]+) ms \\(before the first command ([\\d.]+), between ([\\d.]+), after the last ([\\d.]+)\\); \\d+ commands ([\\d.]+) ms`, 'm').exec(r.stdout);
-    return m ? { own: Number(m[1]), pre: Number(m[2]), between: Number(m[3]), post: Number(m[4]), commands: Number(m[5]) } : null;
-  };
-  const p = own('served prov'), mk = own('make');
-  const wall = /prov\/make = ([\d.]+)/.exec(r.stdout)?.[1];
-  if (r.status !== 0 || !p || !mk) throw new Error(`rebuild-one (${files} files) gave no scheduler split (exit ${r.status}): ${(r.stderr || r.stdout).slice(-400)}`);
-  const note = `medians of ${rounds} runs each, 200 ms of quiet before each; prov: ${p.pre} before the first command, ${p.between} between, ${p.post} after the last; make: ${mk.pre}, ${mk.between}, ${mk.post}; the commands took ${(p.commands / mk.commands).toFixed(3)}× as long under prov; wall prov/make ${wall}; load ${loadavg()[0]!.toFixed(2)}`;
-  return [{ ...row(`rebuild after one .c changed, ${files}-file project: prov's own time (served: client start → first command, between, last exit → exit; scheduler events) vs make's own`, [p.own], [mk.own], 'make', 'prov/make ≤ 1', note, 'ms'), headline: files === 4 }];
+  type Side = { pre: number; between: number; post: number; commands: number };
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{"split"'));
+  if (r.status !== 0 || !line) throw new Error(`rebuild-one (${files} files) gave no scheduler split (exit ${r.status}): ${(r.stderr || r.stdout).slice(-400)}`);
+  const { prov: p, make: mk, wall: w } = (JSON.parse(line) as { split: { prov: Side; make: Side; wall: number } }).split;
+  const own = (x: Side): number => x.pre + x.between + x.post;
+  const f2 = (x: number): string => x.toFixed(2);
+  const wall = w.toFixed(3);
+  const note = `medians of ${rounds} runs each, 200 ms of quiet before each; prov: ${f2(p.pre)} before the first command, ${f2(p.between)} between, ${f2(p.post)} after the last; make: ${f2(mk.pre)}, ${f2(mk.between)}, ${f2(mk.post)}; the commands took ${(p.commands / mk.commands).toFixed(3)}× as long under prov; wall prov/make ${wall}; load ${loadavg()[0]!.toFixed(2)}`;
+  return [{ ...row(`rebuild after one .c changed, ${files}-file project: prov's own time (served: client start → first command, between, last exit → exit; scheduler events) vs make's own`, [own(p)], [own(mk)], 'make', 'prov/make ≤ 1', note, 'ms'), headline: files === 4 }];
 }
 
 if (process.argv[1]?.endsWith('rebuild.bench.js')) {
