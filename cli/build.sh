@@ -5,9 +5,11 @@
 # does not fail the bootstrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-src=cli/prov-client.c
+src="cli/prov-client.c cli/client-run.c cli/sha256.c"
 out=dist/cli/prov
-[ -x "$out" ] && [ "$out" -nt "$src" ] && exit 0
+fresh=1
+for f in $src cli/client-run.h cli/sha256.h; do [ -x "$out" ] && [ "$out" -nt "$f" ] || fresh=0; done
+[ "$fresh" = 1 ] && exit 0
 mkdir -p dist/cli
 cc=${CC:-cc}
 # Static against musl when musl-gcc is there, else static against glibc, else dynamic. On this
@@ -15,8 +17,8 @@ cc=${CC:-cc}
 # features, and each CPUID traps to the hypervisor), a static musl one 0.06 ms; a dynamic one
 # 0.75 ms. The client runs once per `prov rebuild`, so that is wall time of every rebuild.
 musl=$(command -v musl-gcc || true)
-if { [ -n "$musl" ] && "$musl" -O2 -Wall -Wextra -static -o "$out.tmp" "$src" 2>/dev/null; } \
-  || "$cc" -O2 -Wall -Wextra -static -o "$out.tmp" "$src" 2>/dev/null || "$cc" -O2 -Wall -Wextra -o "$out.tmp" "$src"; then
+if { [ -n "$musl" ] && "$musl" -O2 -Wall -Wextra -static -o "$out.tmp" $src 2>/dev/null; } \
+  || "$cc" -O2 -Wall -Wextra -static -o "$out.tmp" $src 2>/dev/null || "$cc" -O2 -Wall -Wextra -o "$out.tmp" $src; then
   mv "$out.tmp" "$out"
 else
   rm -f "$out.tmp"

@@ -30,17 +30,18 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "client-run.h"
 
 extern char **environ;
 
 /* PROV_CLIENT_TRACE set: when each step happened (ms since the epoch, to line up with the
    server's timeline), printed as one JSON line on stderr before the client exits. */
 static int tracing;
-static const char *trace_name[8];
-static double trace_ms[8];
+static const char *trace_name[16];
+static double trace_ms[16];
 static int trace_n;
-static void tmark(const char *name) {
-  if (!tracing || trace_n >= 8) return;
+void tmark(const char *name) {
+  if (!tracing || trace_n >= 16) return;
   struct timespec t;
   clock_gettime(CLOCK_REALTIME, &t);
   trace_name[trace_n] = name;
@@ -103,7 +104,7 @@ static int read_all(int fd, char *p, size_t n) {
   size_t got = 0;
   while (got < n) {
     ssize_t r = read(fd, p + got, n - got);
-    if (r < 0) { if (errno == EINTR) continue; return -1; }
+    if (r < 0) { if (errno == EINTR) { run_interrupted(); continue; } return -1; }
     if (r == 0) return got == 0 ? 0 : -1;
     got += (size_t)r;
   }
@@ -308,7 +309,7 @@ int main(int argc, char **argv) {
   put(&b, "\0\0\0\0", 4);
   char cwd[PATH_MAX], num[32];
   if (!getcwd(cwd, sizeof cwd)) fallback(argc, argv);
-  field(&b, "prov2", 1);
+  field(&b, "prov3", 1); /* prov3: this client runs the commands when the server sends them */
   field(&b, cwd, 0);
   char tty[4] = { isatty(0) ? '1' : '0', isatty(1) ? '1' : '0', isatty(2) ? '1' : '0', 0 };
   field(&b, tty, 0);
@@ -354,8 +355,30 @@ int main(int argc, char **argv) {
     switch (h[0]) {
     case 'o': write_all(1, p, n); break;
     case 'e': write_all(2, p, n); break;
-    case 'x': tmark("exit code"); tprint(); return atoi(p);
+    case 'x':
+      /* Commands this client started still running (the server ended the request early) are
+         waited for: nothing it started keeps running after it. */
+      run_wait_all();
+      tmark("exit code");
+      tprint();
+      return atoi(p);
     case 'f': close(fd); fallback(argc, argv); break;
+    case 'c':
+    case 'g':
+      /* The commands to run (kept: the runner points into the frame). */
+      if ((h[0] == 'c' ? run_command_frame(p, n) : run_go_frame(p, n)) != 0) {
+        fputs("prov: bad command frame from the rebuild server\n", stderr);
+        run_wait_all();
+        return 1;
+      }
+      if (h[0] == 'g' && run_all(fd) == 0) {
+        tmark("answered");
+        /* With PROV_REBUILD_TRACE the server's timeline comes after the run: wait for it, unless
+           PROV_REBUILD_TRACE_FILE sends it to a file (collector/rebuild/trace). */
+        const char *trace = getenv("PROV_REBUILD_TRACE"), *file = getenv("PROV_REBUILD_TRACE_FILE");
+        if (!trace || !*trace || (file && *file)) { tprint(); return 0; }
+      }
+      continue;
     default: fputs("prov: unknown frame from the rebuild server\n", stderr); return 1;
     }
     free(p);

@@ -54,6 +54,7 @@ import { RUNTIME_DIR } from '../kernel/runtime.js';
 import { InputError, CapabilityError, EXIT } from '../graph/errors.js';
 import { abortRunning } from '../collector/rebuild/run.js';
 import { running } from '../collector/proc.js';
+import type { CommandClient } from '../collector/rebuild/remote.js';
 
 /** Default minutes without a request after which the server exits. */
 export const DEFAULT_IDLE_MINUTES = 30;
@@ -76,6 +77,8 @@ export interface ServeRequest {
   umask: number;
   /** The client already found the no-op shortcut does not apply (the server need not look again). */
   shortcutDeclined: boolean;
+  /** The client runs the commands itself when sent them ("prov3", collector/rebuild/remote). */
+  runsCommands: boolean;
   argv: string[];
   env: Record<string, string>;
 }
@@ -83,7 +86,7 @@ export interface ServeRequest {
 /** Decode a request body (without its length prefix); InputError says which field is wrong. */
 export function decodeRequest(body: Buffer): ServeRequest {
   const all = body.toString('utf8').split('\0');
-  if (all[0] !== 'prov1' && all[0] !== 'prov2') throw new InputError(`rebuild server: unknown request version "${all[0]?.slice(0, 20)}"`, 'request');
+  if (all[0] !== 'prov1' && all[0] !== 'prov2' && all[0] !== 'prov3') throw new InputError(`rebuild server: unknown request version "${all[0]?.slice(0, 20)}"`, 'request');
   const cwd = all[1] ?? '';
   const tty = all[2] ?? '';
   if (!cwd.startsWith('/') || !/^[01]{3}$/.test(tty)) throw new InputError('rebuild server: bad cwd or tty field', 'request');
@@ -91,7 +94,7 @@ export function decodeRequest(body: Buffer): ServeRequest {
   const umask = parseInt(all[3]!, 8);
   let shortcutDeclined = false;
   let f = all;
-  if (all[0] === 'prov2') {
+  if (all[0] === 'prov2' || all[0] === 'prov3') {
     if (all[4] !== '0' && all[4] !== '1') throw new InputError('rebuild server: bad shortcut field', 'request');
     shortcutDeclined = all[4] === '1';
     f = [...all.slice(0, 4), ...all.slice(5)]; // the rest is laid out as in prov1
@@ -106,7 +109,7 @@ export function decodeRequest(body: Buffer): ServeRequest {
     const eq = kv.indexOf('=');
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, shortcutDeclined, argv, env };
+  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, shortcutDeclined, runsCommands: all[0] === 'prov3', argv, env };
 }
 
 function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
@@ -115,6 +118,33 @@ function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
   h.write(kind, 0, 'latin1');
   h.writeUInt32LE(p.length, 1);
   return Buffer.concat([h, p]);
+}
+
+/**
+ * The connection as a client that can run the commands (collector/rebuild/remote): frames go
+ * out on it, and what comes in after the request is its report ('R', u32 length, payload).
+ * `rest`: bytes that came with the request.
+ */
+export function commandClient(c: Socket, rest: Buffer, pid: () => number): CommandClient {
+  let got = rest;
+  let settle: ((b: Buffer | null) => void) | null = null;
+  const report = new Promise<Buffer | null>((resolve) => { settle = resolve; });
+  const take = (): void => {
+    if (!settle || got.length < 5) return;
+    const n = got.readUInt32LE(1);
+    if (got[0] !== 0x52 /* R */ || n > MAX_REQUEST) { settle(null); settle = null; return; }
+    if (got.length < 5 + n) return;
+    settle(Buffer.from(got.subarray(5, 5 + n)));
+    settle = null;
+  };
+  c.on('data', (d: Buffer) => { got = Buffer.concat([got, d]); take(); });
+  c.once('close', () => { settle?.(null); settle = null; });
+  take();
+  return {
+    get pid() { return pid(); },
+    send: (b) => { if (!c.destroyed) c.write(b); },
+    report: () => report,
+  };
 }
 
 /**
@@ -213,7 +243,8 @@ function setEnv(env: Record<string, string | undefined>): void {
  * the request's until it returns (the environment until the next request). Returns the exit
  * code, or null when it is not a plain `prov rebuild` (the client runs the CLI instead).
  */
-async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]>, answer: (code: number | null) => void): Promise<number | null> {
+async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: Array<[string, number]>, answer: (code: number | null) => void,
+  client: CommandClient | undefined): Promise<number | null> {
   const { parseRebuild, fastRebuild } = fast ??= await import('./fast-rebuild.js');
   if (!parseRebuild(req.argv)) return null;
   const { restartTrace, mark } = trace ??= await import('../collector/rebuild/trace.js');
@@ -241,7 +272,7 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: A
   process.stderr.write = writer('e');
   const savedUmask = process.umask(req.umask);
   try {
-    const code = await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR, skipShortcut: req.shortcutDeclined });
+    const code = await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR, skipShortcut: req.shortcutDeclined, client });
     // The answer goes out before this process puts its own cwd and environment back.
     answer(code);
     return code;
@@ -300,7 +331,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     }, REARM_MS).unref();
   };
   warm.onWarmAsked(() => { rearmTries = 0; rearmLater(); });
-  const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>): Promise<void> => {
+  const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>, client: CommandClient | undefined): Promise<void> => {
     const send = (b: Buffer): void => { if (!c.destroyed) c.write(b); };
     return (async () => {
       if (c.destroyed) return; // its client went away while it waited its turn
@@ -315,9 +346,12 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       };
       let code: number | null;
       try {
-        code = await runRequest(decodeRequest(body), send, times, answer);
+        const req = decodeRequest(body);
+        code = await runRequest(req, send, times, answer, req.runsCommands ? client : undefined);
       } catch (e) {
         if (!answered) send(frame('e', `prov: ${(e as Error).message}\n`));
+        // A client that ran the commands may have exited on its own answer already: said here too.
+        if (c.destroyed || c.readableEnded) process.stderr.write(`prov rebuild-server: ${(e as Error).message}\n`);
         code = 2;
       }
       current = null;
@@ -345,7 +379,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   const server: Server = createServer((c) => {
     const times: Array<[string, number]> = [['connection accepted', performance.now()]];
     // Who is asking, before anything is read: root and this server's user only.
-    const checked = peerCredentials(c).then((peer) => refusalFor(peer), (e: Error) => `the rebuild server cannot check its peer: ${e.message}; refused`);
+    let peerPid = 0;
+    const checked = peerCredentials(c).then((peer) => { peerPid = peer?.pid ?? 0; return refusalFor(peer); }, (e: Error) => `the rebuild server cannot check its peer: ${e.message}; refused`);
     let got = Buffer.alloc(0);
     // The client went away before its answer (Ctrl-C, killed): interrupt its commands as Ctrl-C
     // would have with the command line, so nothing keeps running for nobody.
@@ -364,10 +399,11 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       if (got.length < 4 + n) return;
       c.removeAllListeners('data');
       const body = got.subarray(4, 4 + n);
+      const client = commandClient(c, got.subarray(4 + n), () => peerPid);
       void checked.then((refused) => {
         times.push(['peer checked', performance.now()]);
         if (refused) { c.end(Buffer.concat([frame('e', `prov: ${refused}\n`), frame('x', String(EXIT.capability))])); return; }
-        queue = queue.then(() => serveOne(c, body, times));
+        queue = queue.then(() => serveOne(c, body, times, peerPid > 0 ? client : undefined));
       });
     };
     c.on('data', take);

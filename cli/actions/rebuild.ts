@@ -26,7 +26,9 @@ import { Decider, type Decisions } from '../../collector/rebuild/decide.js';
 import { loadStamps, saveStamps, FileCache, type StampFile } from '../../collector/rebuild/stamp.js';
 import { stampFresh } from '../../collector/rebuild/fresh.js';
 import { redactEnv } from '../../collector/rebuild/redact.js';
+import { showArgv } from '../../collector/rebuild/show.js';
 import type { RunOutcome, RunResult } from '../../collector/rebuild/run.js';
+import type { CommandClient, RemoteRun } from '../../collector/rebuild/remote.js';
 import type { Command, Plan } from '../../collector/rebuild/plan.js';
 import { sqlitePath, storeFingerprint } from '../../collector/rebuild/fingerprint.js';
 import type { GraphStore } from '../../graph/store.js';
@@ -41,6 +43,11 @@ export interface RebuildFlags {
   cold?: boolean;
   /** Progress lines on stderr (default: stderr is a terminal); the rebuild server passes its client's. */
   progress?: boolean;
+  /**
+   * The native client that asked the rebuild server, able to run the commands itself
+   * (collector/rebuild/remote); used when the commands run under a capture it can be tracked in.
+   */
+  client?: CommandClient;
 }
 
 /** Where rebuild's stamps live (0600 in a 0700 directory). */
@@ -48,7 +55,7 @@ export function stampPath(cfg: ProvConfig): string {
   return join(cfg.home, 'rebuild', 'stamps.json');
 }
 
-const show = (argv: string[]): string => argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+const show = showArgv;
 
 function explainText(d: Decisions, dry: boolean): string {
   const lines: string[] = [];
@@ -140,7 +147,8 @@ async function daemonCapture(cfg: ProvConfig): Promise<(() => Promise<void>) | n
  */
 interface EarlyStart {
   cmd: Command;
-  outcome: Promise<RunOutcome>;
+  /** Null: the native client runs it (collector/rebuild/remote). */
+  outcome: Promise<RunOutcome> | null;
   handle: { stop(): Promise<unknown>; drain?: () => Promise<unknown>; pinDir?: string };
   taken: boolean;
 }
@@ -153,16 +161,28 @@ interface EarlyStart {
  * refused (the usual path then says why, before anything runs), or when the capture would
  * not be the warm attach (a capture daemon, or another rebuild holds it).
  */
-async function startEarly(cfg: ProvConfig, decider: Decider, plan: Plan): Promise<EarlyStart | null> {
+async function startEarly(cfg: ProvConfig, decider: Decider, plan: Plan, remote: RemoteRun | null): Promise<EarlyStart | null> {
   const { preflight, runOne } = await import('../../collector/rebuild/run.js');
   try { preflight(plan.commands); } catch { return null; }
   const cmd = decider.firstStartable();
+  mark('first startable found');
   if (!cmd) return null;
   if (await daemonCapture(cfg)) return null;
+  mark('no capture daemon');
   const { warmCapture } = await import('../../ebpf/warm.js');
   const warm = await warmCapture({ journalDir: cfg.journal, stream: 'rebuild', ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES });
   if (!warm) return null;
   captureMode = warm.reused ? 'warm' : 'warm (attached now)';
+  if (remote && warm.pinDir && (await import('../../collector/rebuild/remote.js')).RemoteRun.canRun(plan.commands)) {
+    try {
+      await remote.track(warm.pinDir);
+    } catch (e) {
+      await warm.stop().catch(() => undefined);
+      throw e;
+    }
+    remote.startNow(cmd);
+    return { cmd, outcome: null, handle: warm, taken: false };
+  }
   mark(`spawn ${cmd.argv.slice(0, 3).join(' ')}`);
   return { cmd, outcome: runOne(cmd), handle: warm, taken: false };
 }
@@ -171,7 +191,7 @@ async function startEarly(cfg: ProvConfig, decider: Decider, plan: Plan): Promis
 async function abandonEarly(early: EarlyStart | null): Promise<void> {
   if (!early || early.taken) return;
   early.taken = true;
-  await early.outcome.catch(() => undefined);
+  await early.outcome?.catch(() => undefined);
   await early.handle.stop().catch(() => undefined);
 }
 
@@ -183,7 +203,8 @@ async function abandonEarly(early: EarlyStart | null): Promise<void> {
  * warm one is busy).
  */
 async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, jobs: number, progress: boolean, cold: boolean, aside: (() => void) | null,
-  deferDurable = false, whileRunning: (() => void) | null = null, early: EarlyStart | null = null): Promise<RunResult & { durable?: () => Promise<void> }> {
+  deferDurable = false, whileRunning: (() => void) | null = null, early: EarlyStart | null = null,
+  remote: { run: RemoteRun; file: string } | null = null): Promise<RunResult & { durable?: () => Promise<void> }> {
   const stale = d.decisions.filter((x) => x.stale).map((x) => x.cmd);
   const { runCommands, preflight } = await import('../../collector/rebuild/run.js');
   const { Cutoff } = await import('../../collector/rebuild/cutoff.js');
@@ -219,6 +240,18 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
       });
     });
   }
+  // The native client runs the commands when it started the first one already, or when this
+  // capture can track it (a pinned attach: warm or private; not a capture daemon's).
+  let byClient = early !== null && early.outcome === null;
+  if (!early && remote && handle.pinDir && (await import('../../collector/rebuild/remote.js')).RemoteRun.canRun(stale)) {
+    try {
+      await remote.run.track(handle.pinDir);
+      byClient = true;
+    } catch (e) {
+      await handle.stop().catch(() => undefined);
+      throw e;
+    }
+  }
   let n = 0;
   let asideError: Error | null = null;
   const cutoff = new Cutoff(d, stamps);
@@ -238,7 +271,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   };
   let result: RunResult;
   let durable: (() => Promise<void>) | undefined;
-  if (early) {
+  if (early && !byClient) {
     // Its start, as onStart below would have said it.
     if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(early.cmd.argv).slice(0, 100)}`);
     const w = whileRunning;
@@ -246,9 +279,13 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     if (w) setImmediate(() => { w(); mark('work done while the commands run'); });
   }
   try {
-    result = await phase('run', () => runCommands(stale, {
+    if (byClient) {
+      const w = whileRunning;
+      whileRunning = null;
+      result = await phase('run', () => remote!.run.finish(stale, d, stamps, { jobs, progress, file: remote!.file }, w ? () => { w(); mark('work done while the commands run'); } : null));
+    } else result = await phase('run', () => runCommands(stale, {
       jobs,
-      started: early ? [{ cmd: early.cmd, outcome: early.outcome }] : undefined,
+      started: early?.outcome ? [{ cmd: early.cmd, outcome: early.outcome }] : undefined,
       skip: (c) => cutoff.skip(c),
       onEnd: (o) => { mark(`exit ${o.cmd.argv.slice(0, 3).join(' ')}`); if (o.code === 0) cutoff.finished(o.cmd); },
       onStart: (c) => {
@@ -272,7 +309,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
         durable = async () => { await h.stop(); };
       } else await h.stop();
     });
-    if (progress) process.stderr.write('\r\x1b[2K');
+    if (progress && !byClient) process.stderr.write('\r\x1b[2K');
   }
   if (asideError) throw new CapabilityError(`capture could not track this rebuild again after starting its background ingest: ${(asideError as Error).message}; the commands ran but what they did may not all be recorded`, 'ebpf');
   return { ...result, durable };
@@ -454,7 +491,8 @@ export function setIngestDeferral(defer: ((task: () => Promise<void>) => void) |
  * the ingest and stamping (what cli/rebuild-finish does) to `defer`. Output as without deferral.
  */
 async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean }, stamps: StampFile, jobs: number, flags: RebuildFlags,
-  fpLearned: boolean, db: string, target: string, file: string, defer: (task: () => Promise<void>) => void, early: EarlyStart | null): Promise<number> {
+  fpLearned: boolean, db: string, target: string, file: string, defer: (task: () => Promise<void>) => void, early: EarlyStart | null,
+  remote: RemoteRun | null): Promise<number> {
   const pending = await import('../../graph/sqlite/pending.js');
   // The store's pending-ingest marker is claimed while the first commands run (this process has
   // nothing else to do then), not after them: the answer waits for nothing but the commands.
@@ -469,7 +507,8 @@ async function deferredFinish(cfg: ProvConfig, d: Decisions & { cached: boolean 
   };
   let result: RunResult & { durable?: () => Promise<void> };
   try {
-    result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null, true, () => { claim(); }, early);
+    result = await runCaptured(cfg, d, stamps, jobs, (flags.progress ?? isInteractive), Boolean(flags.cold), null, true, () => { claim(); }, early,
+      remote ? { run: remote, file } : null);
   } catch (err) {
     if (claimed) pending.releasePending(db, process.pid);
     throw err;
@@ -544,7 +583,8 @@ async function answerDeferred(cfg: ProvConfig, d: Decisions & { cached: boolean 
     await makeDurable();
     await ingestAndStamp(cfg, target, stamps);
   }
-  printRebuilt(result, d, file);
+  // The client that ran the commands printed their output and the summary already.
+  if (!result.byClient) printRebuilt(result, d, file);
   return 0;
 }
 
@@ -582,9 +622,11 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   // the plan is decided (startEarly).
   const mayStartEarly = Boolean(background && deferIngest && !flags.dryRun && !flags.explain && !flags.cold);
   let early: EarlyStart | null = null;
+  const remote = flags.client && mayStartEarly && !process.env.PROV_REBUILD_NODE_SPAWN
+    ? new (await import('../../collector/rebuild/remote.js')).RemoteRun(flags.client) : null;
   const decideCached = async (plan: Plan): Promise<Decisions & { cached: boolean }> => {
     const decider = new Decider(plan, files, stamps);
-    if (mayStartEarly) early = await phase('early start', () => startEarly(cfg, decider, plan));
+    if (mayStartEarly) early = await phase('early start', () => startEarly(cfg, decider, plan, remote));
     return phase('plan+decide', () => ({ ...decider.finish(), cached: true }));
   };
   try {
@@ -631,7 +673,7 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
       return 0;
     }
     if (out.length) process.stdout.write(out.join('\n') + '\n');
-    if (background && deferIngest) return await deferredFinish(cfg, d, stamps, jobs, flags, fpLearned, dbPath, target, file, deferIngest, early);
+    if (background && deferIngest) return await deferredFinish(cfg, d, stamps, jobs, flags, fpLearned, dbPath, target, file, deferIngest, early, remote);
   } finally {
     await abandonEarly(early);
   }

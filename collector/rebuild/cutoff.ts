@@ -1,19 +1,25 @@
 /**
  * @module collector/rebuild/cutoff
  * Early cutoff: a command that is stale only because a dependency re-runs is skipped when every
- * such dependency re-made outputs byte-identical to the ones it had before (a comment added to
- * a header: the objects do not change, so the link need not run). "Before" is the content the
- * stamp file holds for the dependency's replaced run; without one there is no cutoff. A skipped
- * command is stamped anew: its inputs now hold the content it consumed.
+ * such dependency re-made outputs byte-identical to the ones it had before (a comment added to a
+ * header: the objects do not change, so the link need not run) or was cut off itself. "Before"
+ * is the content the stamp file holds for the dependency's replaced run; without one there is no
+ * cutoff. A skipped command is stamped anew: its inputs now hold the content it consumed. The
+ * native client applies the same rule when it runs the commands (cli/client-run.c).
  */
 import type { Decisions } from './decide.js';
 import type { Command } from './plan.js';
 import { FileCache, type StampFile } from './stamp.js';
 
+/** Why a command was cut off (the native client prints the same words). */
+export const CUT_OFF_WHY = 'the commands it depends on re-made byte-identical outputs';
+
 export class Cutoff {
   /** Re-runs whose outputs differ from before (or could not be compared). */
   private changed = new Set<string>();
   private finishedOk = new Set<string>();
+  /** Commands cut off (their outputs are as they were). */
+  private cut = new Set<string>();
   private readonly staleRuns: Set<string>;
   private readonly own = new Map<string, string[]>();
   /** Runs some stale command could be cut off for (one with no reason of its own depends on them). */
@@ -51,7 +57,18 @@ export class Cutoff {
     const own = this.own.get(cmd.run);
     if (!own || own.length > 0) return null;
     const deps = cmd.deps.filter((d) => this.staleRuns.has(d));
-    if (deps.length === 0 || deps.some((d) => !this.finishedOk.has(d) || this.changed.has(d))) return null;
+    // A dependency cut off itself left its outputs as they were: as good as re-made identical.
+    if (deps.length === 0 || deps.some((d) => !(this.finishedOk.has(d) || this.cut.has(d)) || this.changed.has(d))) return null;
+    this.cut.add(cmd.run);
+    this.stampSkipped(cmd);
+    return CUT_OFF_WHY;
+  }
+
+  /**
+   * Stamp a command cut off (here, or by the client that ran the rebuild: collector/rebuild/remote)
+   * anew: its inputs now hold the content it consumed, its outputs are still what it made.
+   */
+  stampSkipped(cmd: Command): void {
     const files = new FileCache();
     const entry: StampFile['commands'][string] = { run: cmd.run, files: {} };
     for (const f of [...cmd.inputs, ...cmd.outputs]) {
@@ -59,6 +76,5 @@ export class Cutoff {
       if (s) entry.files[f.path] = s;
     }
     this.stamps.commands[cmd.key] = entry;
-    return 'the commands it depends on re-made byte-identical outputs';
   }
 }

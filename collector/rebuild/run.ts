@@ -28,6 +28,11 @@ export interface RunResult {
   failed: RunOutcome | null;
   /** Commands not run after all (early cutoff), with why. */
   skipped: Array<{ cmd: Command; why: string }>;
+  /**
+   * The native client ran the commands (collector/rebuild/remote) and has shown their output and
+   * the summary itself; the outcomes carry no output.
+   */
+  byClient?: boolean;
 }
 
 export interface RunOptions {

@@ -92,7 +92,8 @@ const WNOHANG = 1;
 /** Generous sizes for glibc's posix_spawn_file_actions_t (80), posix_spawnattr_t (336) and sigset_t (128). */
 const FA_BYTES = 256, ATTR_BYTES = 512, SIGSET_BYTES = 256;
 
-const signalName = (n: number): string => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
+/** A signal's name from its number (SIG<n> when node does not know it). */
+export const signalName = (n: number): string => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
 
 /** Whether posix_spawn can be used here (libc bound). */
 export function fastSpawnAvailable(): boolean {

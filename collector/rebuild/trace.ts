@@ -2,9 +2,12 @@
  * @module collector/rebuild/trace
  * A timeline of one `prov rebuild` for finding where its milliseconds go: named marks in ms
  * since the process started (node's own start-up milestones included), printed to stderr at
- * exit when PROV_REBUILD_TRACE is set (`=json` for one JSON line). Costs one array push per
- * mark otherwise.
+ * exit when PROV_REBUILD_TRACE is set (`=json` for one JSON line; appended to the file
+ * PROV_REBUILD_TRACE_FILE names instead, when set: the rebuild server's client that ran the
+ * commands has exited by the time the server's timeline ends, and a benchmark should not make it
+ * wait). Costs one array push per mark otherwise.
  */
+import { appendFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 const marks: Array<[string, number]> = [];
@@ -44,7 +47,10 @@ export function printTimeline(): void {
   if (mode === 'json') {
     // `at`: the timeline's zero in ms since the epoch (to line it up with another process's clock).
     const at = Number((performance.timeOrigin + origin).toFixed(3));
-    process.stderr.write(`${JSON.stringify({ trace: tl.map(([name, ms]) => ({ name, ms: Number(ms.toFixed(2)) })), at })}\n`);
+    const line = `${JSON.stringify({ trace: tl.map(([name, ms]) => ({ name, ms: Number(ms.toFixed(2)) })), at })}\n`;
+    const file = process.env.PROV_REBUILD_TRACE_FILE;
+    if (file) appendFileSync(file, line, { mode: 0o600 });
+    else process.stderr.write(line);
     return;
   }
   let prev = 0;

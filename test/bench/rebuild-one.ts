@@ -14,7 +14,7 @@
  * runner's, so the runner's time is what tells prov's own cost from make's.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,29 @@ import { PROCESS_EVENTS, SchedTrace, type TracedProcess } from './schedtrace.js'
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('../../cli/prov', import.meta.url));
 
-interface Timed { ms: number; pid: number; /** CLOCK_MONOTONIC ns at the spawn (the scheduler's events are on that clock). */ hr0: number; trace: Array<{ name: string; ms: number }> | null; marks: Array<[string, number]> }
+interface Timed {
+  ms: number; pid: number; /** CLOCK_MONOTONIC ns at the spawn (the scheduler's events are on that clock). */ hr0: number;
+  /** ms since the epoch at the spawn (the client's and the server's marks are on that clock). */ at0: number;
+  trace: Array<{ name: string; ms: number }> | null; marks: Array<[string, number]>;
+}
+
+/** Put a server timeline line (PROV_REBUILD_TRACE=json) on the run's timeline. */
+function addServerTrace(t: Timed, line: string): void {
+  const j = JSON.parse(line) as { trace: NonNullable<Timed['trace']>; at: number };
+  t.trace = j.trace;
+  for (const m of j.trace) t.marks.push([`server: ${m.name}`, j.at + m.ms - t.at0]);
+  t.marks.sort((a, b) => a[1] - b[1]);
+}
+
+/**
+ * The server's timeline of the run just made, from PROV_REBUILD_TRACE_FILE (read once the run's
+ * background ingest is in: the client that ran the commands exits before the server writes it).
+ */
+function takeServerTrace(t: Timed, file: string): void {
+  if (!existsSync(file)) return;
+  for (const line of readFileSync(file, 'utf8').split('\n')) if (line.startsWith('{"trace"')) addServerTrace(t, line);
+  writeFileSync(file, '');
+}
 
 function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Timed {
   const hr0 = Number(process.hrtime.bigint());
@@ -41,22 +63,16 @@ function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env
   const t1 = performance.now();
   const ms = t1 - t0;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  let trace: Timed['trace'] = null;
   // One timeline in ms since the bench spawned the command: the client's steps, the server's marks.
-  const marks: Array<[string, number]> = [['bench: spawn', 0]];
-  const epoch = (at: number): number => at - (performance.timeOrigin + t0);
+  const t: Timed = { ms, pid: r.pid ?? 0, hr0, at0: performance.timeOrigin + t0, trace: null, marks: [['bench: spawn', 0], ['bench: child reaped', ms]] };
   for (const line of r.stderr.split('\n')) {
-    if (line.startsWith('{"trace"')) {
-      const j = JSON.parse(line) as { trace: NonNullable<Timed['trace']>; at: number };
-      trace = j.trace;
-      for (const m of j.trace) marks.push([`server: ${m.name}`, epoch(j.at + m.ms)]);
-    } else if (line.startsWith('{"client"')) {
-      for (const m of (JSON.parse(line) as { client: Array<{ name: string; at: number }> }).client) marks.push([`client: ${m.name}`, epoch(m.at)]);
+    if (line.startsWith('{"trace"')) addServerTrace(t, line);
+    else if (line.startsWith('{"client"')) {
+      for (const m of (JSON.parse(line) as { client: Array<{ name: string; at: number }> }).client) t.marks.push([`client: ${m.name}`, m.at - t.at0]);
     }
   }
-  marks.push(['bench: child reaped', ms]);
-  marks.sort((a, b) => a[1] - b[1]);
-  return { ms, pid: r.pid ?? 0, hr0, trace, marks };
+  t.marks.sort((a, b) => a[1] - b[1]);
+  return t;
 }
 
 /** One run split by the scheduler's process events (ms): the runner's own time and its commands'. */
@@ -133,7 +149,9 @@ async function main(): Promise<void> {
     try { await runPipeline({ journalDir: cfg.journal, store, statePath: joinStatePath(cfg), decoders: ebpfDecoders }); } finally { await store.close(); }
     // REBUILD_ONE_TRACE=0: the served runs without the timeline (its JSON goes to the client as an
     // extra frame before the exit code), for the scheduler's split alone.
-    const traceEnv = process.env.REBUILD_ONE_TRACE === '0' ? env : { ...env, PROV_REBUILD_TRACE: 'json', PROV_CLIENT_TRACE: '1' };
+    // The server's timelines go to a file (read after each run): the client that ran the commands does not wait for them.
+    const traceFile = join(rt, 'trace.jsonl');
+    const traceEnv = process.env.REBUILD_ONE_TRACE === '0' ? env : { ...env, PROV_REBUILD_TRACE: 'json', PROV_REBUILD_TRACE_FILE: traceFile, PROV_CLIENT_TRACE: '1' };
     // REBUILD_ONE_HEADER=1: the header changes instead (3 compiles + link); REBUILD_ONE_JOBS=N:
     // prov --jobs N against make -jN (default 1 and make).
     const header = process.env.REBUILD_ONE_HEADER === '1';
@@ -142,6 +160,7 @@ async function main(): Promise<void> {
     timed([CLIENT, ...served, '--dry-run'], dir, traceEnv);
     // Two warm-up rounds (first request plans, warm attach made).
     for (let i = 0; i < 2; i++) { appendFileSync(join(dir, 'util.c'), `int warm_${i};\n`); timed([CLIENT, ...served], dir, traceEnv); await settle(cfg); }
+    if (existsSync(traceFile)) writeFileSync(traceFile, ''); // the warm-up runs' timelines
     const srv: Timed[] = [], make: number[] = [], makeJ: number[] = [], cliRuns: number[] = [], makePids: number[] = [];
     let n = 0;
     const change = (): void => {
@@ -149,7 +168,7 @@ async function main(): Promise<void> {
       else appendFileSync(join(dir, 'util.c'), `int bench_${n++}(void) { return 1; }\n`);
     };
     const cs: Array<() => Promise<void>> = [
-      async () => { await quiet(); change(); srv.push(timed([CLIENT, ...served], dir, traceEnv)); await settle(cfg); checkApp(dir); },
+      async () => { await quiet(); change(); const t = timed([CLIENT, ...served], dir, traceEnv); await settle(cfg); takeServerTrace(t, traceFile); srv.push(t); checkApp(dir); },
       async () => { await quiet(); change(); const t = timed(['make', `-j${jobs ?? 1}`], dir); make.push(t.ms); makePids.push(t.pid); checkApp(dir); },
       async () => { await quiet(); change(); makeJ.push(timed(['make', '-j2'], dir).ms); checkApp(dir); },
     ];
@@ -187,8 +206,10 @@ async function main(): Promise<void> {
         return r;
       };
       console.log('  split by the scheduler (exec and exit of the runner and of each command it started):');
-      const p = show('served prov', srv.map((t) => splitRun(procs, t.pid, s.pid!)));
-      for (const t of srv) addSchedMarks(procs, t, s.pid!);
+      // The commands' parent: the client, which runs them (collector/rebuild/remote), or the server.
+      const parentOf = (t: Timed): number => (splitRun(procs, t.pid, t.pid) ? t.pid : s.pid!);
+      const p = show('served prov', srv.map((t) => splitRun(procs, t.pid, parentOf(t))));
+      for (const t of srv) addSchedMarks(procs, t, parentOf(t));
       const mk = show('make', makePids.map((pid) => splitRun(procs, pid, pid)));
       // REBUILD_ONE_JSON=1: the split as one JSON line too, for rebuild.bench.
       if (p && mk && process.env.REBUILD_ONE_JSON === '1') console.log(JSON.stringify({ split: { prov: p, make: mk, wall: median(sm) / median(make) } }));
@@ -201,7 +222,12 @@ async function main(): Promise<void> {
       return x === undefined || y === undefined ? '?' : (y - x).toFixed(2);
     };
     console.log(`  per run, server exit → client first frame (ms): ${srv.map((t) => gap(t, 'server: exit', 'client: first frame')).join(' ')}`);
-    console.log(`  per run, request sent → spawn (ms): ${srv.map((t) => gap(t, 'client: request sent', 'server: spawn cc -O1 -g')).join(' ')}`);
+    console.log(`  per run, request sent → spawn (ms): ${srv.map((t) => gap(t, 'client: request sent', t.marks.some((m) => m[0] === 'client: first command spawned') ? 'client: first command spawned' : 'server: spawn cc -O1 -g')).join(' ')}`);
+    // REBUILD_ONE_GAPS="mark a>mark b;…": those gaps per run as well.
+    for (const pair of (process.env.REBUILD_ONE_GAPS ?? '').split(';').filter(Boolean)) {
+      const [a, b] = pair.split('>') as [string, string];
+      console.log(`  per run, ${a} → ${b} (ms): ${srv.map((t) => gap(t, a, b)).join(' ')}`);
+    }
     const names: string[] = [];
     for (const t of srv) for (const [name] of t.marks) if (!names.includes(name)) names.push(name);
     const med = names.map((name) => [name, median(srv.map((t) => t.marks.find((m) => m[0] === name)?.[1]).filter((x): x is number => x !== undefined))] as const);

@@ -24,7 +24,7 @@
  *    make's, apart from the commands', whose run-to-run noise decides the wall-time ratios.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,7 +225,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   if (!existsSync(CLIENT)) throw new Error(`${CLIENT} is missing: run bash cli/build.sh (needs cc)`);
   // The resident server (cli/rebuild-server) on a private runtime directory; the client reaches it there.
   const rt = mkdtempSync('/tmp/prov-rbb-rt-');
-  const servedEnv: NodeJS.ProcessEnv = { ...traceEnv, PROV_RUNTIME_DIR: rt };
+  // The server's timelines go to a file: the client that ran the commands exits without waiting for them.
+  const traceFile = join(rt, 'trace.jsonl');
+  const servedEnv: NodeJS.ProcessEnv = { ...traceEnv, PROV_RUNTIME_DIR: rt, PROV_REBUILD_TRACE_FILE: traceFile };
   const server = await startServer({ ...process.env, PROV_RUNTIME_DIR: rt, PROV_LOG: 'warn' });
   const served = (home: string, ...extra: string[]): string[] => [CLIENT, '--home', home, 'rebuild', 'app', ...extra];
   // A no-op the native client answers itself from the shortcut (no server, no node): without a
@@ -235,7 +237,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     if (t.stderr.includes('"trace"')) throw new Error('a no-op went to the server or node');
     return t;
   };
+  // Called once the run's background ingest is in (settle): the server wrote its timeline by then.
   const isServed = (t: Timed): Timed => {
+    if (!t.trace && existsSync(traceFile)) {
+      for (const line of readFileSync(traceFile, 'utf8').split('\n')) if (line.startsWith('{"trace"')) t.trace = (JSON.parse(line) as { trace: Timed['trace'] }).trace;
+      writeFileSync(traceFile, '');
+    }
     if (!t.trace?.some((m) => m.name === 'request received')) throw new Error(`the client did not reach the server: ${t.stderr}`);
     return t;
   };
@@ -253,7 +260,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       const srv: Timed[] = [], srvBg: number[] = [], makeJ: number[] = [];
       isServed(timed(served(home, '--dry-run'), dir, servedEnv));
       const contenders: Array<() => Promise<void>> = [
-        async () => { appendFileSync(join(dir, 'util.c'), `int bench_s${srv.length}(void) { return 1; }\n`); srv.push(isServed(timed(served(home), dir, servedEnv))); srvBg.push(await settle(cfg)); checkApp(dir); },
+        async () => { appendFileSync(join(dir, 'util.c'), `int bench_s${srv.length}(void) { return 1; }\n`); const t = timed(served(home), dir, servedEnv); srvBg.push(await settle(cfg)); srv.push(isServed(t)); checkApp(dir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_a${warm.length}(void) { return 1; }\n`); warm.push(timed(prov(home), dir, traceEnv)); bg.push(await settle(cfg)); checkApp(dir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_b${make.length}(void) { return 1; }\n`); make.push(timed(['make'], dir).s); checkApp(dir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_c${cold.length}(void) { return 1; }\n`); cold.push(timed(prov(home, '--cold'), dir).s); await settle(cfg); checkApp(dir); },
@@ -306,8 +313,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       const hc: Array<() => Promise<void>> = [
-        async () => { touchHeader(); hs1.push(isServed(timed(served(home, '--jobs', '1'), dir, servedEnv)).s); await settle(cfg); checkApp(dir); },
-        async () => { touchHeader(); hsN.push(isServed(timed(served(home, '--jobs', String(N)), dir, servedEnv)).s); await settle(cfg); checkApp(dir); },
+        async () => { touchHeader(); const t = timed(served(home, '--jobs', '1'), dir, servedEnv); await settle(cfg); hs1.push(isServed(t).s); checkApp(dir); },
+        async () => { touchHeader(); const t = timed(served(home, '--jobs', String(N)), dir, servedEnv); await settle(cfg); hsN.push(isServed(t).s); checkApp(dir); },
         async () => { touchHeader(); hp.push(timed(prov(home, '--jobs', String(N)), dir, traceEnv)); await settle(cfg); checkApp(dir); },
         async () => { touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir); },
         async () => { touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir); },
@@ -353,8 +360,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       const provOne: Timed[] = [], makeOne: number[] = [], bg: number[] = [], srvOne: Timed[] = [], srvOneBg: number[] = [];
       for (let i = 0; i < repeats; i++) {
         appendFileSync(join(dir, 'm50.c'), `int bench_s${i};\n`);
-        srvOne.push(isServed(timed(served(home), dir, servedEnv)));
+        const t = timed(served(home), dir, servedEnv);
         srvOneBg.push(await settle(cfg));
+        srvOne.push(isServed(t));
         checkApp(dir);
         appendFileSync(join(dir, 'm50.c'), `int bench_a${i};\n`);
         provOne.push(timed(prov(home), dir, traceEnv));
@@ -379,8 +387,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         touchHeader(); hp.push(timed(prov(home, '--jobs', String(N)), dir).s); await settle(cfg); checkApp(dir);
         touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir);
         touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir);
-        touchHeader(); hs1.push(isServed(timed(served(home, '--jobs', '1'), dir, servedEnv)).s); await settle(cfg); checkApp(dir);
-        touchHeader(); hsN.push(isServed(timed(served(home, '--jobs', String(N)), dir, servedEnv)).s); await settle(cfg); checkApp(dir);
+        touchHeader(); const t1 = timed(served(home, '--jobs', '1'), dir, servedEnv); await settle(cfg); hs1.push(isServed(t1).s); checkApp(dir);
+        touchHeader(); const tN = timed(served(home, '--jobs', String(N)), dir, servedEnv); await settle(cfg); hsN.push(isServed(tN).s); checkApp(dir);
       }
       const hl = `99 compiles + link; load ${loadavg()[0]!.toFixed(2)}`;
       rows.push(row('rebuild after the header changed, 100-file project: prov rebuild --jobs 1 through the client + server vs make -j1', hs1, hm, 'make -j1', 'prov/make ≤ 1', hl));

@@ -185,11 +185,47 @@ describe('prov rebuild-server and the native client', () => {
     assert.ok(served(again), `not served: ${again.stderr}`);
     assert.match(again.stdout, /^rebuilt app: ran 2 of 5 commands\n$/);
     assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
-    // Its compile started before the rest of the plan was decided (the server's early start).
+    // Its compile went to the client, which ran it, before the rest of the plan was decided (the
+    // server's early start).
     const line = again.stderr.split('\n').find((x) => x.startsWith('{"trace"'))!;
     const names = (JSON.parse(line) as { trace: Array<{ name: string }> }).trace.map((m) => m.name);
-    const spawned = names.indexOf('spawn cc -O1 -g');
-    assert.ok(names.includes('early start done') && spawned >= 0 && spawned < names.lastIndexOf('plan+decide done'), `compile not started ahead: ${names.join(', ')}`);
+    const sent = names.indexOf('sent cc -O1 -g');
+    assert.ok(names.includes('early start done') && sent >= 0 && sent < names.lastIndexOf('plan+decide done'), `compile not started ahead: ${names.join(', ')}`);
+    assert.ok(names.indexOf('client tracked') < sent && names.includes('report received'), `the client did not run the commands: ${names.join(', ')}`);
+  });
+
+  it('the client runs the commands: early cutoff by its own hashes, --jobs 2, what ran recorded and stamped', async () => {
+    await storeQuiet(150);
+    const h = readFileSync(join(dir, 'util.h'), 'utf8');
+    // A comment: the objects come out byte-identical, the client cuts the link off.
+    appendFileSync(join(dir, 'util.h'), '/* served comment */\n');
+    const before = readFileSync(join(dir, 'app'));
+    const r = client(['rebuild', 'app', '--jobs', '2'], { PROV_REBUILD_TRACE: 'json', PROV_CLIENT_TRACE: '1' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(served(r), `not served: ${r.stderr}`);
+    assert.equal(r.stdout, 'not run: cc -g -o app main.o util.o plain.o m3.o (the commands it depends on re-made byte-identical outputs)\n'
+      + 'rebuilt app: ran 3 of 5 commands, 1 cut off\n');
+    assert.ok(readFileSync(join(dir, 'app')).equals(before), 'the link ran although it was cut off');
+    const clientTrace = r.stderr.split('\n').find((x) => x.startsWith('{"client"'));
+    assert.ok(clientTrace?.includes('first command spawned'), `the client spawned nothing: ${r.stderr}`);
+    // What the client ran is recorded and stamped: the command line finds everything up to date.
+    await storeQuiet(150);
+    const j = cli(['rebuild', 'app', '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual((JSON.parse(j.stdout) as { ran: unknown[] }).ran, []);
+    // A real change: every compile that reads the header, then the link.
+    writeFileSync(join(dir, 'util.h'), h.replace('#define OFFSET 1', '#define OFFSET 2'));
+    try {
+      const r2 = client(['rebuild', 'app', '--jobs', '2']);
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(r2.stdout, 'rebuilt app: ran 4 of 5 commands\n');
+      assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '43\n');
+    } finally {
+      writeFileSync(join(dir, 'util.h'), h);
+    }
+    const r3 = client(['rebuild', 'app']);
+    assert.equal(r3.code, 0, r3.stderr);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
   });
 
   it('a no-op is answered by the client itself from the shortcut (no server, no node); a change is not', async () => {
