@@ -4,7 +4,9 @@
  * (cli/rebuild-server.ts, `prov rebuild-server`) listens on
  * $PROV_RUNTIME_DIR/rebuild/server.sock (default /run/prov/provfs/rebuild/server.sock), it
  * sends the request (cwd, isatty of 0/1/2, umask, arguments, environment), copies the reply frames to
- * stdout/stderr and exits with the code the server sent. Otherwise — no server, not a rebuild,
+ * stdout/stderr and exits with the code the server sent. When the server sends commands to run
+ * (frames 'c' and 'g'), the client runs them itself (cli/client-run.c), prints what the command
+ * line prints, reports what ran and exits without waiting for the server, as make would. Otherwise — no server, not a rebuild,
  * the server answers "fallback", PROV_NO_SERVER is set — it execs `node <dir>/main.js ARGS`
  * (node from $PROV_NODE or PATH), so behaviour never depends on the server running.
  * Wire format: see cli/rebuild-server.ts.

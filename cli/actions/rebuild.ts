@@ -175,7 +175,7 @@ async function startEarly(cfg: ProvConfig, decider: Decider, plan: Plan, remote:
   captureMode = warm.reused ? 'warm' : 'warm (attached now)';
   if (remote && warm.pinDir && (await import('../../collector/rebuild/remote.js')).RemoteRun.canRun(plan.commands)) {
     try {
-      await remote.track(warm.pinDir);
+      remote.track(warm.pinDir);
     } catch (e) {
       await warm.stop().catch(() => undefined);
       throw e;
@@ -245,7 +245,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   let byClient = early !== null && early.outcome === null;
   if (!early && remote && handle.pinDir && (await import('../../collector/rebuild/remote.js')).RemoteRun.canRun(stale)) {
     try {
-      await remote.run.track(handle.pinDir);
+      remote.run.track(handle.pinDir);
       byClient = true;
     } catch (e) {
       await handle.stop().catch(() => undefined);

@@ -24,6 +24,7 @@
  * 'r' (ran) or 'k' (cut off), index, exit code (-1: none), signal number (0: none), microseconds.
  */
 import { InputError } from '../../graph/errors.js';
+import { excludePid, trackPid } from '../../ebpf/loader.js';
 import type { Decisions } from './decide.js';
 import type { Command } from './plan.js';
 import { envpFor, identityFor, type RunOutcome, type RunResult } from './run.js';
@@ -87,8 +88,7 @@ export class RemoteRun {
   }
 
   /** Record what the client's commands do, not what it does itself (see the module comment). */
-  async track(pinDir: string): Promise<void> {
-    const { excludePid, trackPid } = await import('../../ebpf/loader.js');
+  track(pinDir: string): void {
     excludePid(this.client.pid, pinDir);
     trackPid(this.client.pid, pinDir);
     mark('client tracked');
