@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -314,8 +315,9 @@ static void send_report(int sock) {
   uint32_t len = (uint32_t)(n - 5);
   b[0] = 'R';
   for (int i = 0; i < 4; i++) b[1 + i] = (char)((len >> (8 * i)) & 0xff);
+  /* A server gone meanwhile must not kill the client with SIGPIPE: it still prints what ran. */
   for (size_t off = 0; off < n;) {
-    ssize_t w = write(sock, b + off, n - off);
+    ssize_t w = send(sock, b + off, n - off, MSG_NOSIGNAL);
     if (w < 0) { if (errno == EINTR) continue; break; }
     off += (size_t)w;
   }
