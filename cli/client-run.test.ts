@@ -84,7 +84,7 @@ describe('the native client runs the commands (prov3)', () => {
           const n = got.readUInt32LE(0);
           const fields = got.subarray(4, 4 + n).toString().split('\0');
           if (fields[0] !== 'prov3') { reject(new Error(`request version ${fields[0]}`)); return; }
-          const remote = new RemoteRun(commandClient(c, got.subarray(4 + n), () => 0));
+          const remote = new RemoteRun(commandClient(c, got.subarray(4 + n), () => ({ pid: 0, uid: process.getuid!(), gid: process.getgid!() })));
           if (o.early) remote.startNow(o.early);
           const stamps = o.stamps ?? { version: 1, commands: {}, plans: {} };
           remote.finish(stale, decisions(all, stale, o.conditional), stamps, { jobs: o.jobs ?? 1, progress: false, file: 'target' }, null).then((r) => {
@@ -176,6 +176,19 @@ describe('the native client runs the commands (prov3)', () => {
     const killed = sh('killed', dir, 'kill -TERM $$');
     const k = await run([killed], [killed]);
     assert.equal(k.result.failed?.signal, 'SIGTERM');
+  });
+
+  it('is asked to run commands only as the server would run them (same user and group, argv whole)', () => {
+    const me = { uid: process.getuid!(), gid: process.getgid!() };
+    const client = (uid: number, gid: number) => new RemoteRun({ pid: 1, uid, gid, send: () => undefined, report: async () => null });
+    const mine = sh('mine', dir, 'true');
+    mine.uid = me.uid;
+    mine.gid = me.gid;
+    assert.equal(client(me.uid, me.gid).canRun([mine]), true);
+    assert.equal(client(me.uid + 1, me.gid).canRun([mine]), false, 'a client of another user');
+    assert.equal(client(me.uid, me.gid + 1).canRun([mine]), false, 'a client of another group');
+    assert.equal(client(me.uid, me.gid).canRun([{ ...mine, argvTruncated: true }]), false);
+    if (me.uid === 0) assert.equal(client(0, me.gid).canRun([{ ...mine, uid: 1000, gid: 1000 }]), false, 'a command recorded as another user (setuid is the server\'s)');
   });
 
   it('starts the first command before the rest of the list arrives', async () => {

@@ -134,7 +134,7 @@ function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
  * out on it, and what comes in after the request is its report ('R', u32 length, payload).
  * `rest`: bytes that came with the request.
  */
-export function commandClient(c: Socket, rest: Buffer, pid: () => number): CommandClient {
+export function commandClient(c: Socket, rest: Buffer, peer: () => { pid: number; uid: number; gid: number }): CommandClient {
   let got = rest;
   let settle: ((b: Buffer | null) => void) | null = null;
   const report = new Promise<Buffer | null>((resolve) => { settle = resolve; });
@@ -150,7 +150,9 @@ export function commandClient(c: Socket, rest: Buffer, pid: () => number): Comma
   c.once('close', () => { settle?.(null); settle = null; });
   take();
   return {
-    get pid() { return pid(); },
+    get pid() { return peer().pid; },
+    get uid() { return peer().uid; },
+    get gid() { return peer().gid; },
     send: (b) => { if (!c.destroyed) c.write(b); },
     report: () => report,
   };
@@ -404,8 +406,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   const server: Server = createServer((c) => {
     const times: Array<[string, number]> = [['connection accepted', performance.now()]];
     // Who is asking, before anything is read: root and this server's user only.
-    let peerPid = 0;
-    const checked = peerCredentials(c).then((peer) => { peerPid = peer?.pid ?? 0; return refusalFor(peer); }, (e: Error) => `the rebuild server cannot check its peer: ${e.message}; refused`);
+    let peer = { pid: 0, uid: -1, gid: -1 };
+    const checked = peerCredentials(c).then((p) => { if (p) peer = p; return refusalFor(p); }, (e: Error) => `the rebuild server cannot check its peer: ${e.message}; refused`);
     let got = Buffer.alloc(0);
     // The client went away before its answer (Ctrl-C, killed): interrupt its commands as Ctrl-C
     // would have with the command line, so nothing keeps running for nobody.
@@ -424,11 +426,11 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       if (got.length < 4 + n) return;
       c.removeAllListeners('data');
       const body = got.subarray(4, 4 + n);
-      const client = commandClient(c, got.subarray(4 + n), () => peerPid);
+      const client = commandClient(c, got.subarray(4 + n), () => peer);
       void checked.then((refused) => {
         times.push(['peer checked', performance.now()]);
         if (refused) { c.end(Buffer.concat([frame('e', `prov: ${refused}\n`), frame('x', String(EXIT.capability))])); return; }
-        queue = queue.then(() => serveOne(c, body, times, peerPid > 0 ? client : undefined));
+        queue = queue.then(() => serveOne(c, body, times, peer.pid > 0 ? client : undefined));
       });
     };
     c.on('data', take);

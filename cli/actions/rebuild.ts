@@ -173,7 +173,7 @@ async function startEarly(cfg: ProvConfig, decider: Decider, plan: Plan, remote:
   const warm = await warmCapture({ journalDir: cfg.journal, stream: 'rebuild', ringBytes: 16 << 20, segmentBytes: REBUILD_SEGMENT_BYTES });
   if (!warm) return null;
   captureMode = warm.reused ? 'warm' : 'warm (attached now)';
-  if (remote && warm.pinDir && (await import('../../collector/rebuild/remote.js')).RemoteRun.canRun(plan.commands)) {
+  if (remote && warm.pinDir && remote.canRun(plan.commands)) {
     try {
       remote.track(warm.pinDir);
     } catch (e) {
@@ -243,7 +243,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   // The native client runs the commands when it started the first one already, or when this
   // capture can track it (a pinned attach: warm or private; not a capture daemon's).
   let byClient = early !== null && early.outcome === null;
-  if (!early && remote && handle.pinDir && (await import('../../collector/rebuild/remote.js')).RemoteRun.canRun(stale)) {
+  if (!early && remote && handle.pinDir && remote.run.canRun(stale)) {
     try {
       remote.run.track(handle.pinDir);
       byClient = true;

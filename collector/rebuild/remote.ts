@@ -38,6 +38,9 @@ import { mark } from './trace.js';
 export interface CommandClient {
   /** Its pid (SO_PEERCRED): tracked by the capture while it runs the commands. */
   pid: number;
+  /** Its user and group (SO_PEERCRED): it runs commands only as this process would have. */
+  uid: number;
+  gid: number;
   send(frame: Buffer): void;
   /** Its report ('R' frame payload), or null when it went away without one. */
   report(): Promise<Buffer | null>;
@@ -76,10 +79,13 @@ export class RemoteRun {
   constructor(readonly client: CommandClient) {}
 
   /**
-   * Whether the client can run all of `cmds`: each as this process's user with its argv whole
-   * (a change of user, or a refusal, is the server's to handle).
+   * Whether the client can run all of `cmds`: it is this process's user and group (a root client
+   * of a server of another user would run them with more privilege than the server gives them),
+   * and each command runs as that user with its argv whole (a change of user, or a refusal, is
+   * the server's to handle).
    */
-  static canRun(cmds: readonly Command[]): boolean {
+  canRun(cmds: readonly Command[]): boolean {
+    if (this.client.uid !== (process.getuid?.() ?? -1) || this.client.gid !== (process.getgid?.() ?? -1)) return false;
     try {
       return cmds.every((c) => !c.argvTruncated && identityFor(c).uid === undefined);
     } catch {
