@@ -471,7 +471,7 @@ async function arm(opts: WarmOptions, pinDir: string, stateDir: string, key: str
     const openWriter = (): JournalWriterHandle => openJournalWriter({ dir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes});
     drainer = new InlineDrain(pinDir, ring, openWriter, {
       claim: (ringPos, seq, ringTo) => writeClaim(cp, { journalDir: opts.journalDir, stream: opts.stream, segmentBytes: opts.segmentBytes, ring: ringPos, seq, ringTo }),
-    }, 10, opts.pumpMs ?? (resident ? undefined : EAGER_PUMP_MS), false);
+    }, 10, opts.pumpMs ?? (resident ? undefined : EAGER_PUMP_MS), false, resident ? Math.min(ringBytes >> 1, Math.max(PUMP_BYTES, ringBytes >> 2)) : PUMP_BYTES);
     return { pinDir, stateDir, key, reused, held, drainer, ino: eventsIno(pinDir) };
   } catch (err) {
     try { forgetPid(process.pid, pinDir); } catch { /* not attached */ }
@@ -604,7 +604,12 @@ export function detachWarm(opts: { pinDir?: string; stateDir?: string } = {}): {
   return r;
 }
 
-/** Unread bytes in the ring that make a poll append them (and flush) during the run. */
+/**
+ * Unread bytes in the ring that make a poll append them (and flush) during the run. A resident
+ * server waits for a quarter of the ring instead: the pinned ring keeps its records through a
+ * crash of the server anyway (ebpf/warm's claim), and each append and flush during the commands
+ * took CPU from them — a header change on the 100-file project (`--jobs 2`) made two.
+ */
 const PUMP_BYTES = 1 << 20;
 /** Or this long since the last append, while anything is unread: long runs stay durable as they go. */
 const PUMP_MS = 1000;
@@ -642,7 +647,7 @@ export class InlineDrain {
   /** `openWriter` is called when there is something to append, not here. */
   constructor(private readonly pinDir: string, readonly ring: RingReader, private readonly openWriter: () => JournalWriterHandle,
     private readonly hooks: { claim?: (ringPos: number, seq: number | null, ringTo?: number) => void } = {}, private readonly pollMs = 10,
-    private readonly pumpMs = PUMP_MS, start = true) {
+    private readonly pumpMs = PUMP_MS, start = true, private readonly pumpBytes = PUMP_BYTES) {
     this.lastDropped = readCounters(pinDir).dropped;
     // Before any record of this drain can be in the ring: from here on, everything is owed.
     this.claim(ring.position, null);
@@ -652,6 +657,8 @@ export class InlineDrain {
   /** Start polling (a drain made ahead of its rebuild starts when that rebuild does). */
   start(): void {
     if (this.timer) return;
+    // A drain armed ahead waited since then: its first poll is not "a second since the last append".
+    this.lastPump = performance.now();
     this.timer = setInterval(() => this.tick(), this.pollMs);
     this.timer.unref();
   }
@@ -701,13 +708,14 @@ export class InlineDrain {
 
   private tick(): void {
     const unread = this.unread();
-    if (unread >= PUMP_BYTES || (unread > 0 && performance.now() - this.lastPump >= this.pumpMs)) this.pump();
+    if (unread >= this.pumpBytes || (unread > 0 && performance.now() - this.lastPump >= this.pumpMs)) this.pump();
   }
 
   /** Append what the ring holds (up to `limit`); start a flush that then gives the space back. */
   private pump(limit = Number.MAX_SAFE_INTEGER): void {
     if (this.failure) return;
     this.lastPump = performance.now();
+    mark('warm: append');
     try {
       const w = this.writer;
       for (let b = this.ring.read(Math.min(4 << 20, limit - this.ring.position)); b && this.ring.position <= limit; b = this.ring.position < limit ? this.ring.read(Math.min(4 << 20, limit - this.ring.position)) : null) {
