@@ -136,6 +136,23 @@ int run_command_frame(char *payload, uint32_t n) {
   return 0;
 }
 
+int run_start_now(char *exe, char *cwd, char *show, char **argv, char **envp) {
+  if (ncmds == capcmds) {
+    capcmds = capcmds ? capcmds * 2 : 16;
+    struct cmd *g = realloc(cmds, (size_t)capcmds * sizeof *g);
+    if (!g) return -1;
+    cmds = g;
+  }
+  struct cmd *c = &cmds[ncmds++];
+  memset(c, 0, sizeof *c);
+  c->exe = exe; c->cwd = cwd; c->show = show; c->argv = argv; c->envp = envp;
+  c->ncmp = -1;
+  c->changed = -1;
+  c->out = c->err = -1;
+  spawn_cmd(c);
+  return 0;
+}
+
 int run_go_frame(char *payload, uint32_t n) {
   int nf;
   char **f = split(payload, n, &nf);

@@ -12,6 +12,8 @@
 
 /* Frame 'c': one command (started at once when the server says so). 0, or -1 on a bad frame. */
 int run_command_frame(char *payload, uint32_t n);
+/* A command the client starts itself before asking (cli/fast-start.c): the next index, started now. */
+int run_start_now(char *exe, char *cwd, char *show, char **argv, char **envp);
 /* Frame 'g': the list is complete (jobs, progress, counts, target, cutoff data). 0, or -1. */
 int run_go_frame(char *payload, uint32_t n);
 /*

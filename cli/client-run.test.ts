@@ -83,7 +83,7 @@ describe('the native client runs the commands (prov3)', () => {
           c.off('data', onData);
           const n = got.readUInt32LE(0);
           const fields = got.subarray(4, 4 + n).toString().split('\0');
-          if (fields[0] !== 'prov3') { reject(new Error(`request version ${fields[0]}`)); return; }
+          if (fields[0] !== 'prov4') { c.destroy(); reject(new Error(`request version ${fields[0]}`)); return; }
           const remote = new RemoteRun(commandClient(c, got.subarray(4 + n), () => ({ pid: 0, uid: process.getuid!(), gid: process.getgid!() })));
           if (o.early) remote.startNow(o.early);
           const stamps = o.stamps ?? { version: 1, commands: {}, plans: {} };

@@ -74,7 +74,7 @@ let rebuildAction: typeof import('./actions/rebuild.js').default | undefined;
  * (cli/rebuild-server) runs its requests through here too, with `overrides` saying what the
  * client's terminal is and whether the client found the no-op shortcut not to apply already.
  */
-export async function fastRebuild(argv: string[], overrides: Pick<RebuildFlags, 'progress' | 'client'> & { skipShortcut?: boolean } = {}): Promise<number | null> {
+export async function fastRebuild(argv: string[], overrides: Pick<RebuildFlags, 'progress' | 'client' | 'selfStarted'> & { skipShortcut?: boolean } = {}): Promise<number | null> {
   const p = parseRebuild(argv.slice(2));
   if (!p) return null;
   const { skipShortcut, ...flagOverrides } = overrides;

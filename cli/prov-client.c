@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "client-run.h"
+#include "fast-start.h"
 
 extern char **environ;
 
@@ -56,7 +57,16 @@ static void tprint(void) {
   fputs("]}\n", stderr);
 }
 
+/* Set once this client started commands itself (cli/fast-start.h): it may no longer hand over
+   to the command line, which would decide and run them a second time. */
+static int started_any;
+
 static void fallback(int argc, char **argv) {
+  if (started_any) {
+    fputs("prov: the rebuild server did not take over the commands this client started (they ran under capture); run prov rebuild again\n", stderr);
+    run_wait_all();
+    exit(1);
+  }
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 16);
   if (n <= 0) { perror("prov: /proc/self/exe"); exit(1); }
@@ -160,6 +170,11 @@ static const char *next_field(const char **at, const char *end) {
   return s;
 }
 
+/* What the no-op check learned that a fast start needs (cli/fast-start.h): set when the shortcut
+   matched the store and a file of the target's commands differed. */
+static int q_changed, q_journal_given, q_jobs;
+static char q_home[PATH_MAX], q_target[PATH_MAX], q_fp[512], q_path[PATH_MAX];
+
 /* Answer a no-op from the shortcut: 1 when answered (printed); -1 when it looked and the target
    is not up to date (the server need not look again); 0 when it could not tell (the server looks). */
 static int quick_noop(int argc, char **argv) {
@@ -170,7 +185,7 @@ static int quick_noop(int argc, char **argv) {
     if (!v || v[0] == '-') return 0;
     if (strcmp(argv[i], "--home") == 0 && !home) home = v;
     else if (strcmp(argv[i], "--store") == 0 && !store) store = v;
-    else if (strcmp(argv[i], "--journal") == 0 && !journal) journal = v;
+    else if (strcmp(argv[i], "--journal") == 0 && !journal) { journal = v; q_journal_given = 1; }
     else return 0;
   }
   /* After `rebuild`: FILE, and at most one -j N / --jobs N (which does not change the answer). */
@@ -179,6 +194,7 @@ static int quick_noop(int argc, char **argv) {
     if (strcmp(argv[k], "-j") == 0 || strcmp(argv[k], "--jobs") == 0) {
       if (jobs_seen || k + 1 >= argc || !argv[k + 1][0] || strspn(argv[k + 1], "0123456789") != strlen(argv[k + 1])) return 0;
       jobs_seen = 1;
+      q_jobs = atoi(argv[k + 1]);
       k++;
     } else if (argv[k][0] == '-' || file) {
       return 0;
@@ -239,7 +255,7 @@ static int quick_noop(int argc, char **argv) {
   }
   fclose(f);
   const char *at = q, *end = q + n, *x;
-  int ok = 0, unsure = 0;
+  int ok = 0, unsure = 0, fp_matched = 0;
   const char *commands = NULL;
   const char **hazards = NULL;
   long nh = 0;
@@ -247,6 +263,7 @@ static int quick_noop(int argc, char **argv) {
     if (!(x = next_field(&at, end)) || strcmp(x, "PQ1") != 0) break;
     if (!(x = next_field(&at, end)) || strcmp(x, target) != 0) break;
     if (!(x = next_field(&at, end)) || strcmp(x, fp) != 0) break;
+    fp_matched = 1;
     if (!(commands = next_field(&at, end))) break;
     if (!(x = next_field(&at, end))) break;
     nh = strtol(x, NULL, 10);
@@ -275,6 +292,13 @@ static int quick_noop(int argc, char **argv) {
     }
     ok = seen == nf && at == end;
   } while (0);
+  if (!ok && !unsure && fp_matched) {
+    q_changed = 1;
+    snprintf(q_home, sizeof q_home, "%s", homeAbs);
+    snprintf(q_target, sizeof q_target, "%s", target);
+    snprintf(q_fp, sizeof q_fp, "%s", fp);
+    snprintf(q_path, sizeof q_path, "%s", path);
+  }
   if (ok && tracing_rebuild) {
     ok = 0;
     unsure = 1;
@@ -305,13 +329,28 @@ int main(int argc, char **argv) {
   if (!rt || !*rt) rt = "/run/prov/provfs";
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/rebuild/server.sock", rt) >= sizeof addr.sun_path) fallback(argc, argv);
+  /* The first stale commands started here (cli/fast-start.h) when the shortcut saw what changed:
+     only with a server listening (its start token is what makes it safe). */
+  char *started = NULL;
+  int fd = -1;
+  const char *nofast = getenv("PROV_NO_FAST_START"), *pj = getenv("PROV_JOURNAL"), *sync = getenv("PROV_REBUILD_SYNC");
+  if (q_changed && !q_journal_given && !(pj && *pj) && !(sync && *sync) && !(nofast && *nofast)) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
+    tmark("connected");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct fast_start_in in = { q_home, q_target, q_fp, q_path, rt, q_jobs > 0 ? q_jobs : (cpus > 0 ? (int)cpus : 1) };
+    started = fast_start(&in);
+    started_any = started != NULL && strchr(started, '\n') != NULL;
+    tmark("fast start done");
+  }
   /* The request is made before connecting: written right after the connect, it is in the
      socket by the time the server accepts, which then reads it at once (cli/rebuild-server). */
   struct buf b = { 0 };
   put(&b, "\0\0\0\0", 4);
   char cwd[PATH_MAX], num[32];
   if (!getcwd(cwd, sizeof cwd)) fallback(argc, argv);
-  field(&b, "prov3", 1); /* prov3: this client runs the commands when the server sends them */
+  field(&b, "prov4", 1); /* prov4: this client runs the commands, and says what it started itself */
   field(&b, cwd, 0);
   char tty[4] = { isatty(0) ? '1' : '0', isatty(1) ? '1' : '0', isatty(2) ? '1' : '0', 0 };
   field(&b, tty, 0);
@@ -320,6 +359,7 @@ int main(int argc, char **argv) {
   snprintf(num, sizeof num, "%o", (unsigned)mask);
   field(&b, num, 0);
   field(&b, quick < 0 ? "1" : "0", 0); /* the shortcut looked at already: not up to date */
+  field(&b, started ? started : "", 0);
   snprintf(num, sizeof num, "%d", argc - 1);
   field(&b, num, 0);
   for (int i = 1; i < argc; i++) field(&b, argv[i], 0);
@@ -330,9 +370,11 @@ int main(int argc, char **argv) {
   for (char **e = environ; *e; e++) field(&b, *e, 0);
   uint32_t len = (uint32_t)(b.n - 4);
   for (int i = 0; i < 4; i++) b.p[i] = (char)((len >> (8 * i)) & 0xff);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
-  tmark("connected");
+  if (fd < 0) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
+    tmark("connected");
+  }
   if (write_all(fd, b.p, b.n) != 0) { close(fd); fallback(argc, argv); }
   free(b.p);
   tmark("request sent");

@@ -88,6 +88,12 @@ export interface ServeRequest {
   shortcutDeclined: boolean;
   /** The client runs the commands itself when sent them ("prov3", collector/rebuild/remote). */
   runsCommands: boolean;
+  /**
+   * "prov4": the client took the start token (`token`: its id) and started these commands of the
+   * start file itself (run ids, in the order it started them; none: it took the token but did not
+   * use it). Null: it did not take the token.
+   */
+  selfStarted: { token: string; runs: string[] } | null;
   argv: string[];
   env: Record<string, string>;
 }
@@ -95,18 +101,29 @@ export interface ServeRequest {
 /** Decode a request body (without its length prefix); InputError says which field is wrong. */
 export function decodeRequest(body: Buffer): ServeRequest {
   const all = body.toString('utf8').split('\0');
-  if (all[0] !== 'prov1' && all[0] !== 'prov2' && all[0] !== 'prov3') throw new InputError(`rebuild server: unknown request version "${all[0]?.slice(0, 20)}"`, 'request');
+  if (all[0] !== 'prov1' && all[0] !== 'prov2' && all[0] !== 'prov3' && all[0] !== 'prov4') throw new InputError(`rebuild server: unknown request version "${all[0]?.slice(0, 20)}"`, 'request');
   const cwd = all[1] ?? '';
   const tty = all[2] ?? '';
   if (!cwd.startsWith('/') || !/^[01]{3}$/.test(tty)) throw new InputError('rebuild server: bad cwd or tty field', 'request');
   if (!/^[0-7]{1,4}$/.test(all[3] ?? '')) throw new InputError('rebuild server: bad umask field', 'request');
   const umask = parseInt(all[3]!, 8);
   let shortcutDeclined = false;
+  let selfStarted: ServeRequest['selfStarted'] = null;
   let f = all;
-  if (all[0] === 'prov2' || all[0] === 'prov3') {
-    if (all[4] !== '0' && all[4] !== '1') throw new InputError('rebuild server: bad shortcut field', 'request');
-    shortcutDeclined = all[4] === '1';
-    f = [...all.slice(0, 4), ...all.slice(5)]; // the rest is laid out as in prov1
+  if (all[0] === 'prov4') {
+    // The started field, "" or the token id then the run ids, newline-separated; then as prov3.
+    const started = all[5] ?? '';
+    if (started !== '') {
+      const [token, ...runs] = started.split('\n');
+      if (!token || runs.some((r) => r === '')) throw new InputError('rebuild server: bad started field', 'request');
+      selfStarted = { token, runs };
+    }
+    f = [...all.slice(0, 5), ...all.slice(6)];
+  }
+  if (all[0] === 'prov2' || all[0] === 'prov3' || all[0] === 'prov4') {
+    if (f[4] !== '0' && f[4] !== '1') throw new InputError('rebuild server: bad shortcut field', 'request');
+    shortcutDeclined = f[4] === '1';
+    f = [...f.slice(0, 4), ...f.slice(5)]; // the rest is laid out as in prov1
   }
   const argc = Number(f[4]);
   if (!Number.isInteger(argc) || argc < 0 || 5 + argc >= f.length) throw new InputError('rebuild server: bad argc', 'request');
@@ -118,7 +135,7 @@ export function decodeRequest(body: Buffer): ServeRequest {
     const eq = kv.indexOf('=');
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, shortcutDeclined, runsCommands: all[0] === 'prov3', argv, env };
+  return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, shortcutDeclined, runsCommands: all[0] === 'prov3' || all[0] === 'prov4', selfStarted, argv, env };
 }
 
 function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
@@ -299,7 +316,8 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: A
   process.stderr.write = writer('e');
   const savedUmask = process.umask(req.umask);
   try {
-    const code = await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR, skipShortcut: req.shortcutDeclined, client });
+    const code = await fastRebuild(['node', 'prov', ...req.argv], { progress: req.tty.stderr && !req.env.CI && !req.env.NO_COLOR, skipShortcut: req.shortcutDeclined, client,
+      selfStarted: req.selfStarted?.runs });
     // The answer goes out before this process puts its own cwd and environment back.
     answer(code);
     return code;
@@ -333,6 +351,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   await getsockoptFn(); // binds recv too (readWaiting)
   const warm = await import('../ebpf/warm.js');
   warm.setWarmResident(true);
+  // Armed and idle, it leaves a start token for the native client's fast start (ebpf/warm).
+  warm.setStartToken(join(dirname(sock), 'start-token'));
   try { await warm.recoverWarm(); } catch (e) { process.stderr.write(`prov rebuild-server: ${(e as Error).message}\n`); }
   // The background ingest of a rebuild runs here after its answer went out, before the next request.
   const deferred: Array<() => Promise<void>> = [];
@@ -372,8 +392,10 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
         c.end();
       };
       let code: number | null;
+      let token: string | null = null;
       try {
         const req = decodeRequest(body);
+        token = req.selfStarted?.token ?? null;
         code = await runRequest(req, send, times, answer, req.runsCommands ? client : undefined);
       } catch (e) {
         if (!answered) send(frame('e', `prov: ${(e as Error).message}\n`));
@@ -382,6 +404,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
         code = 2;
       }
       current = null;
+      // Served (well or not): what the ring holds may be dropped as stale again from now on.
+      if (token !== null) warm.selfStartServed(token);
       answer(code);
       if (deferred.length) {
         // Background work: the client that just got its answer (and whatever its user does next)

@@ -6,14 +6,14 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openJournalReader } from '../collector/journal/reader.js';
 import type { ProvEvent } from '../collector/events.js';
 import { ebpfDecoders } from './decode.js';
-import { attachedPrograms } from './loader.js';
-import { warmCapture, detachWarm, recoverWarm, setWarmResident, prearmWarm, disarmWarm } from './warm.js';
+import { attachedPrograms, trackPid } from './loader.js';
+import { warmCapture, detachWarm, recoverWarm, setWarmResident, prearmWarm, disarmWarm, setStartToken, selfStartServed } from './warm.js';
 
 const run = (argv: string[], opts: { detached?: boolean } = {}): Promise<number | null> => new Promise((resolve) => {
   const c = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', detached: opts.detached });
@@ -171,6 +171,53 @@ describe('ebpf warm attach (prov rebuild)', () => {
     } finally {
       await disarmWarm();
       setWarmResident(false);
+    }
+  });
+
+  it('a start token taken by a client: what the ring holds then is journaled with the next capture, and the attach is not given away until its request is served', async () => {
+    setWarmResident(true);
+    const tokenPath = join(stateDir, 'start-token');
+    setStartToken(tokenPath);
+    const warmJs = fileURLToPath(new URL('./warm.js', import.meta.url));
+    const opts = { journalDir, stream: 'token', pinDir, stateDir, ringBytes: 1 << 20 };
+    const ask = (stream: string): Promise<string> => new Promise<string>((resolve) => {
+      const code = `const m = await import(${JSON.stringify(warmJs)}); const h = await m.warmCapture(${JSON.stringify({ ...opts, stream })}); console.log(h ? 'got it' : 'busy'); if (h) await h.stop();`;
+      const c = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let o = '';
+      c.stdout!.on('data', (d: Buffer) => { o += d.toString(); });
+      c.on('close', () => resolve(o.trim()));
+    });
+    try {
+      const h0 = await warmCapture(opts);
+      assert.ok(h0);
+      await h0.stop();
+      assert.equal(await prearmWarm(), true);
+      assert.ok(existsSync(tokenPath), 'armed and idle, it leaves a start token');
+      const [magic, id, tokenPin, tokenJournal] = readFileSync(tokenPath, 'utf8').split('\0');
+      assert.deepEqual([magic, tokenPin, tokenJournal], ['PT1', pinDir, journalDir]);
+      // A client takes it and starts a command, tracked, before any request.
+      renameSync(tokenPath, `${tokenPath}.client`);
+      const child = spawn('sh', ['-c', 'read go; sh -c "echo token-run > /dev/null"'], { stdio: ['pipe', 'ignore', 'inherit'] });
+      trackPid(child.pid!, pinDir);
+      child.stdin!.end('go\n');
+      await new Promise((r) => child.once('close', r));
+      // Another rebuild asking for the attach meanwhile is refused (it would drop those records).
+      assert.equal(await ask('asker-refused'), 'busy');
+      // The next capture (the client's request, or anyone's) keeps and journals them.
+      const h1 = await warmCapture(opts);
+      assert.ok(h1);
+      await h1.stop();
+      assert.ok(execs(events(journalDir, 'token')).some((a) => a.includes('token-run')), 'the records of the command the client started were dropped');
+      selfStartServed(id!);
+      // Served: armed again with a new token, and an asker gets the attach again.
+      assert.equal(await prearmWarm(), true);
+      assert.ok(existsSync(tokenPath));
+      assert.equal(await ask('asker'), 'got it');
+    } finally {
+      setStartToken(null);
+      await disarmWarm();
+      setWarmResident(false);
+      rmSync(`${tokenPath}.client`, { force: true });
     }
   });
 

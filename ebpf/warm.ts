@@ -421,7 +421,12 @@ async function arm(opts: WarmOptions, pinDir: string, stateDir: string, key: str
   const objectPath = opts.objectPath ?? defaultObjectPath();
   const ringBytes = opts.ringBytes ?? 16 << 20;
   // A resident process lets an armed attach go when another rebuild asks for it.
-  const held = await lock(pinDir, resident ? () => { if (armed?.held === held) void disarmWarm().then(() => afterAsked?.()); } : undefined);
+  // Not while a client that took the start token may have started commands into the ring: the
+  // asker would drop their records as an earlier rebuild's (it attaches privately instead).
+  const held = await lock(pinDir, resident ? () => {
+    if (armed?.held !== held || !reclaimToken() || selfStartPending()) return;
+    void disarmWarm().then(() => afterAsked?.());
+  } : undefined);
   if (!held) return null;
   mark('warm: lock held');
   let attachedNow = false;
@@ -446,7 +451,8 @@ async function arm(opts: WarmOptions, pinDir: string, stateDir: string, key: str
       // fresh attach would never have seen them.
       if (ring.pending() > 0 || existsSync(cp)) {
         await settleRing(ring, pinDir, stateDir);
-        const stale = dropAll(ring);
+        // Not while a client's self-started commands may be among them: they are owed to its rebuild.
+        const stale = selfStartPending() ? 0 : dropAll(ring);
         if (stale) log.info(`dropped ${stale} records left in the warm ring by processes of an earlier rebuild`);
       }
       excludePid(process.pid, pinDir);
@@ -521,23 +527,93 @@ function activate(a: Armed): WarmHandle {
 
 /** The attach a resident process armed ahead of its next rebuild, and the options of its last one. */
 let armed: Armed | null = null;
+
+/*
+ * The start token (cli/client-run.c's fast start, collector/rebuild/start). While a resident
+ * server is armed and idle it leaves a token file (0600, in its own 0700 runtime directory)
+ * naming the pinned attach and the journal; a native client may take it (rename: exactly one
+ * can) and then track itself in the pinned maps and start its first commands before the server
+ * has read its request. From the moment the token is gone until that client's request has been
+ * served, nothing may drop what is in the ring as "an earlier rebuild's" (takeArmed, arm) and
+ * the attach is not given away (another rebuild asking attaches privately); a client that took
+ * the token and never asked releases this after START_TOKEN_MS.
+ */
+let tokenPath: string | null = null;
+/** Id of the token out now (written for the current arming), or null. */
+let tokenOut: string | null = null;
+/** A token a client took: its id and when that was seen. */
+let tokenTaken: { id: string; since: number } | null = null;
+const START_TOKEN_MS = 60_000;
+
+/** Where a resident process leaves its start token (null: none). */
+export function setStartToken(path: string | null): void {
+  if (!path) reclaimToken();
+  // One left by a predecessor (killed before it took its token back) names nothing armed now.
+  else rmSync(path, { force: true });
+  tokenPath = path;
+}
+
+function writeToken(pinDir: string, journalDir: string, stream: string): void {
+  if (!tokenPath) return;
+  const id = `${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
+  const tmp = `${tokenPath}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, ['PT1', id, pinDir, journalDir, stream].map((x) => `${x}\0`).join(''), { mode: 0o600 });
+    renameSync(tmp, tokenPath);
+    tokenOut = id;
+  } catch (e) {
+    log.warn(`could not leave the start token ${tokenPath}: ${(e as Error).message}`);
+  }
+}
+
+/** Take the token back: true when it was still there (or none was out); false when a client took it. */
+function reclaimToken(): boolean {
+  const id = tokenOut;
+  if (!tokenPath || id === null) return true;
+  tokenOut = null;
+  try {
+    renameSync(tokenPath, `${tokenPath}.${process.pid}.back`);
+    rmSync(`${tokenPath}.${process.pid}.back`, { force: true });
+    return true;
+  } catch {
+    tokenTaken = { id, since: Date.now() };
+    mark('warm: start token taken by a client');
+    return false;
+  }
+}
+
+/** Whether a client took the token and its request has not been served yet. */
+function selfStartPending(): boolean {
+  if (tokenTaken && Date.now() - tokenTaken.since > START_TOKEN_MS) {
+    log.warn(`a client took the start token ${tokenTaken.id} and never asked; its records are no longer kept from being dropped`);
+    tokenTaken = null;
+  }
+  return tokenTaken !== null;
+}
+
+/** The request of the client that took token `id` has been served. */
+export function selfStartServed(id: string): void {
+  if (tokenTaken?.id === id) tokenTaken = null;
+}
 let lastResident: { opts: WarmOptions; key: string } | null = null;
 
 /**
  * The armed attach, when it was armed with these options and is still the pinned one; else
  * it is let go (null: the caller arms as usual). Records that came into the ring since it was
  * armed (processes an earlier rebuild left running: nothing of this process runs while it
- * waits) are dropped, as arming now would have dropped them.
+ * waits) are dropped, as arming now would have dropped them — unless a client took the start
+ * token meanwhile: then they may be its commands', and are journaled with this rebuild.
  */
 async function takeArmed(key: string): Promise<Armed | null> {
   const a = armed;
   if (!a) return null;
   armed = null;
+  const drop = reclaimToken() && !selfStartPending();
   let ok = a.key === key;
   try { ok &&= isAttached(a.pinDir) && eventsIno(a.pinDir) === a.ino; } catch { ok = false; }
   if (!ok) { await letGo(a); return null; }
   try {
-    a.drainer.rebase();
+    if (drop) a.drainer.rebase();
   } catch (e) {
     log.warn(`the armed warm attach could not be used: ${(e as Error).message}`);
     await letGo(a);
@@ -571,6 +647,7 @@ export async function prearmWarm(): Promise<boolean> {
   if (!isAttached(pinDir)) return false; // detached (prov capture stop): the next rebuild attaches anew
   try {
     armed = await arm(opts, pinDir, stateDir, key);
+    if (armed && !selfStartPending()) writeToken(armed.pinDir, opts.journalDir, opts.stream);
   } catch (e) {
     log.warn(`could not arm the warm attach ahead: ${(e as Error).message}`);
     armed = null;
@@ -587,6 +664,7 @@ export function onWarmAsked(f: (() => void) | null): void {
 
 /** Let the armed attach go (a rebuild that captures otherwise, the resident process exiting). */
 export async function disarmWarm(): Promise<void> {
+  reclaimToken();
   const a = armed;
   armed = null;
   if (a) await letGo(a);

@@ -48,6 +48,8 @@ export interface RebuildFlags {
    * (collector/rebuild/remote); used when the commands run under a capture it can be tracked in.
    */
   client?: CommandClient;
+  /** Run ids of commands that client started itself from the start file (collector/rebuild/start). */
+  selfStarted?: string[];
 }
 
 /** Where rebuild's stamps live (0600 in a 0700 directory). */
@@ -243,9 +245,10 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   // The native client runs the commands when it started the first one already, or when this
   // capture can track it (a pinned attach: warm or private; not a capture daemon's).
   let byClient = early !== null && early.outcome === null;
-  if (!early && remote && handle.pinDir && remote.run.canRun(stale)) {
+  // Commands the client started itself (tracking itself) leave no choice: it runs the rest too.
+  if (!early && remote && ((handle.pinDir && remote.run.canRun(stale)) || remote.run.adopted > 0)) {
     try {
-      remote.run.track(handle.pinDir);
+      if (handle.pinDir) remote.run.track(handle.pinDir);
       byClient = true;
     } catch (e) {
       await handle.stop().catch(() => undefined);
@@ -346,6 +349,13 @@ export async function ingestAndStamp(cfg: ProvConfig, target: string | null, sta
     const { quickOf, quickPath, writeQuick } = await import('../../collector/rebuild/quick.js');
     const a = after;
     writeQuick(quickPath(cfg.home, target), quickOf(target, entry.storeFiles, a.decisions.map((x) => x.cmd), (p) => decisionFiles.stat(p), a.hazards.length ? hazardText(a).split('\n') : []));
+    // What the native client may start itself next time (collector/rebuild/start): only a
+    // rebuild server hands out the capture that needs (a stale start file is ignored: its store
+    // fingerprint no longer matches).
+    if (deferIngest) {
+      const { encodeStart, writeStart } = await import('../../collector/rebuild/start.js');
+      writeStart(quickPath(cfg.home, target), encodeStart(target, entry.storeFiles, a.plan, stamps));
+    }
   }
   return after;
 }
@@ -622,11 +632,16 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
   // the plan is decided (startEarly).
   const mayStartEarly = Boolean(background && deferIngest && !flags.dryRun && !flags.explain && !flags.cold);
   let early: EarlyStart | null = null;
-  const remote = flags.client && mayStartEarly && !process.env.PROV_REBUILD_NODE_SPAWN
+  const selfStarted = flags.selfStarted ?? [];
+  const remote = flags.client && ((mayStartEarly && !process.env.PROV_REBUILD_NODE_SPAWN) || selfStarted.length > 0)
     ? new (await import('../../collector/rebuild/remote.js')).RemoteRun(flags.client) : null;
+  if (selfStarted.length > 0 && (!remote || !background || !deferIngest)) {
+    throw new InputError('the prov client started commands itself but this rebuild cannot take them over (not a plain rebuild through the server); they ran under capture: run prov rebuild again', 'request');
+  }
   const decideCached = async (plan: Plan): Promise<Decisions & { cached: boolean }> => {
     const decider = new Decider(plan, files, stamps);
-    if (mayStartEarly) early = await phase('early start', () => startEarly(cfg, decider, plan, remote));
+    // The client started the first commands itself: nothing to start early here.
+    if (mayStartEarly && selfStarted.length === 0) early = await phase('early start', () => startEarly(cfg, decider, plan, remote));
     return phase('plan+decide', () => ({ ...decider.finish(), cached: true }));
   };
   try {
@@ -649,7 +664,9 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
       const entry = stamps.plans[target];
       if (fp && entry && entry.storeFiles !== fp) { entry.storeFiles = fp; fpLearned = true; }
     }
-    const staleCount = d.decisions.filter((x) => x.stale).length;
+    // What the client started itself takes the first places (and runs even if not found stale).
+    if (selfStarted.length > 0) remote!.adopt(selfStarted, d.plan);
+    const staleCount = d.decisions.filter((x) => x.stale).length + (remote?.adopted ?? 0);
     const out: string[] = [];
     if (!flags.json) {
       if (flags.explain || flags.dryRun) out.push(explainText(d, Boolean(flags.dryRun)));
@@ -662,6 +679,10 @@ export default async function rebuild(cfg: ProvConfig, file: string, flags: Rebu
         // Next time, while nothing changed, the answer comes from the no-op shortcut.
         const { quickOf, quickPath, writeQuick } = await import('../../collector/rebuild/quick.js');
         writeQuick(quickPath(cfg.home, target), quickOf(target, fp, d.decisions.map((x) => x.cmd), (p) => files.stat(p), d.hazards.length ? hazardText(d).split('\n') : []));
+        if (deferIngest) {
+          const { encodeStart, writeStart } = await import('../../collector/rebuild/start.js');
+          writeStart(quickPath(cfg.home, target), encodeStart(target, fp, d.plan, stamps));
+        }
       }
       if (flags.json) process.stdout.write(JSON.stringify(jsonOf(d, d.cached, null), null, 2) + '\n');
       else {

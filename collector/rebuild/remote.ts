@@ -113,6 +113,29 @@ export class RemoteRun {
     return clientFrame('c', [i, now ? 1 : 0, conditional ? 1 : 0, ...fixedOf(c), deps.length, ...deps]);
   }
 
+  /**
+   * Commands the client started itself from the start file (collector/rebuild/start), by run id,
+   * in the order it started them: they take the first indexes, and no frame is sent for them.
+   * Throws when one is not in `plan` (the plan changed since the start file was written).
+   */
+  adopt(runs: readonly string[], plan: { commands: readonly Command[] }): void {
+    for (const run of runs) {
+      const c = plan.commands.find((x) => x.run === run);
+      if (!c) throw new InputError(`the prov client started a command the plan no longer has (run ${run.slice(0, 40)}); it ran, under capture: run prov rebuild again`, 'request');
+      if (this.index.has(run)) throw new InputError(`the prov client reported starting run ${run.slice(0, 40)} twice`, 'request');
+      this.index.set(run, this.sent.length);
+      this.sent.push(c);
+      this.adoptedRuns++;
+    }
+    if (runs.length) mark(`adopted ${runs.length} command(s) the client started`);
+  }
+
+  /** How many commands the client started itself ({@link adopt}). */
+  get adopted(): number {
+    return this.adoptedRuns;
+  }
+  private adoptedRuns = 0;
+
   /** Have the client start `cmd` now (stale for a reason of its own, nothing it depends on re-runs). */
   startNow(cmd: Command): void {
     this.client.send(this.commandFrame(cmd, true, false));
@@ -127,6 +150,9 @@ export class RemoteRun {
   async finish(stale: readonly Command[], d: Decisions, stamps: StampFile, o: { jobs: number; progress: boolean; file: string },
     whileRunning: (() => void) | null): Promise<RunResult> {
     const own = new Map(d.decisions.map((x) => [x.cmd.run, x.own]));
+    // A command the client started that the decision does not find stale ran all the same.
+    const extra = this.sent.filter((c) => !stale.includes(c));
+    stale = [...extra, ...stale];
     const staleRuns = new Set(stale.map((c) => c.run));
     const frames: Buffer[] = [];
     for (const c of stale) {

@@ -228,6 +228,53 @@ describe('prov rebuild-server and the native client', () => {
     assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
   });
 
+  it('the client starts the first stale commands itself (fast start) before the server reads its request; what they do is recorded', async () => {
+    // After a served rebuild the server leaves a start file beside the shortcut and, armed, a start token.
+    const warmUp = client(['rebuild', 'app']);
+    assert.equal(warmUp.code, 0, warmUp.stderr);
+    await storeQuiet(150);
+    const token = join(rt, 'rebuild', 'start-token');
+    for (const until = Date.now() + 10_000; !existsSync(token) && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(existsSync(token), 'the armed server left no start token');
+    const t0 = process.hrtime.bigint();
+    appendFileSync(join(dir, 'util.c'), 'int fast_a(void) { return 1; }\n');
+    const r = client(['rebuild', 'app'], { PROV_CLIENT_TRACE: '1' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'rebuilt app: ran 2 of 5 commands\n');
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
+    const names = (JSON.parse(r.stderr.split('\n').find((x) => x.startsWith('{"client"'))!) as { client: Array<{ name: string }> }).client.map((m) => m.name);
+    assert.ok(names.includes('start token taken') && names.indexOf('first command spawned') < names.indexOf('request sent'),
+      `the client did not start the compile itself: ${names.join(', ')}`);
+    // The compile it started was captured: the store has the util.o it made.
+    await storeQuiet(150);
+    const l = cli(['lineage', join(dir, 'util.o'), '--json', '--depth', '1']);
+    assert.equal(l.code, 0, l.stderr);
+    const g = JSON.parse(l.stdout) as { root: string; nodes: Array<{ id: string; ts: number }> };
+    assert.ok(BigInt(g.nodes.find((n) => n.id === g.root)!.ts) > t0, 'the store lacks the util.o the fast-started compile made');
+    // A header change with --jobs 2: two compiles started by the client, the third and the link after the server's answer.
+    const h = readFileSync(join(dir, 'util.h'), 'utf8');
+    for (const until = Date.now() + 10_000; !existsSync(token) && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(join(dir, 'util.h'), h.replace('#define OFFSET 1', '#define OFFSET 2'));
+    try {
+      const r2 = client(['rebuild', 'app', '--jobs', '2'], { PROV_CLIENT_TRACE: '1' });
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(r2.stdout, 'rebuilt app: ran 4 of 5 commands\n');
+      assert.ok(r2.stderr.includes('start token taken'), `no fast start: ${r2.stderr}`);
+      assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '43\n');
+    } finally {
+      writeFileSync(join(dir, 'util.h'), h);
+    }
+    await storeQuiet(150);
+    const back = client(['rebuild', 'app']);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(spawnSync(join(dir, 'app'), { encoding: 'utf8' }).stdout, '42\n');
+    // The command line agrees everything is up to date (what the client started was stamped).
+    await storeQuiet(150);
+    const j = cli(['rebuild', 'app', '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual((JSON.parse(j.stdout) as { ran: unknown[] }).ran, []);
+  });
+
   it('a no-op is answered by the client itself from the shortcut (no server, no node); a change is not', async () => {
     const none = mkdtempSync('/tmp/prov-rbs-none-');
     try {
