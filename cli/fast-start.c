@@ -19,13 +19,17 @@ void tmark(const char *name);
 #define BPF_MAP_UPDATE_ELEM 2
 #define BPF_OBJ_GET 7
 
-/* The whole file, NUL-terminated; NULL when unreadable. */
-static char *slurp_file(const char *path, size_t *n) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+/*
+ * The whole file, NUL-terminated; NULL when unreadable, or when `mine` and it is not this
+ * user's own file, unwritable by others: what it names is run as this user (a root client must
+ * not run commands another user wrote into a start file under a home they own).
+ */
+static char *slurp_file(const char *path, size_t *n, int mine) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return NULL;
   struct stat st;
   char *p = NULL;
-  if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (64 << 20) && (p = malloc((size_t)st.st_size + 1))) {
+  if (fstat(fd, &st) == 0 && (!mine || (st.st_uid == getuid() && (st.st_mode & 022) == 0)) && st.st_size > 0 && st.st_size < (64 << 20) && (p = malloc((size_t)st.st_size + 1))) {
     ssize_t r = read(fd, p, (size_t)st.st_size);
     if (r != st.st_size) { free(p); p = NULL; } else { p[r] = 0; *n = (size_t)r; }
   }
@@ -106,7 +110,7 @@ char *fast_start(const struct fast_start_in *in) {
   memcpy(spath, in->qpath, ql + 1);
   spath[ql - 1] = 's';
   size_t n = 0;
-  char *buf = slurp_file(spath, &n);
+  char *buf = slurp_file(spath, &n, 1);
   if (!buf) { tmark("fast start: no start file"); return NULL; }
   struct fields f = { buf, buf + n };
   char *x;
@@ -149,7 +153,7 @@ char *fast_start(const struct fast_start_in *in) {
   /* Only the server's own user may use what it armed (a root client of another user's server would run its commands as root). */
   int ours = fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == getuid() && st.st_gid == getgid();
   if (fd >= 0) close(fd);
-  if (ours) t = slurp_file(mine, &tn);
+  if (ours) t = slurp_file(mine, &tn, 1);
   unlink(mine);
   char *id = NULL, *pin = NULL, *journal = NULL;
   if (t) {

@@ -404,8 +404,10 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
         code = 2;
       }
       current = null;
-      // Served (well or not): what the ring holds may be dropped as stale again from now on.
-      if (token !== null) warm.selfStartServed(token);
+      // Its commands ran (well or not) and were drained: what the ring holds may be dropped as
+      // stale again. After an error before that, what the client started stays kept (ebpf/warm
+      // lets it go after a minute) for whichever rebuild drains next.
+      if (token !== null && (code === 0 || code === 1)) warm.selfStartServed(token);
       answer(code);
       if (deferred.length) {
         // Background work: the client that just got its answer (and whatever its user does next)
