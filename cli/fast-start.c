@@ -121,7 +121,12 @@ char *fast_start(const struct fast_start_in *in) {
   if (nc <= 0) return NULL;
   struct candidate *chosen = calloc((size_t)in->jobs + 1, sizeof *chosen);
   int nchosen = 0;
-  for (long k = 0; k < nc; k++) {
+  /* Latest first: the command a person just changed the input of usually comes first. After the
+     first changed one, only a few more are looked at (a header change makes them all changed;
+     one source file changed, the rest need not be stat'ed: 100 compiles × 17 inputs cost 2 ms). */
+  int after_first = 0;
+  for (long k = 0; k < nc && nchosen < in->jobs && after_first <= 8; k++) {
+    if (nchosen > 0) after_first++;
     struct candidate c = { 0 };
     c.run = next(&f); c.exe = next(&f); c.cwd = next(&f); c.show = next(&f);
     long argc = count(&f, 1 << 16);

@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,20 @@ static const char *next_field(const char **at, const char *end) {
   if (!z) return NULL;
   *at = z + 1;
   return s;
+}
+
+/* Whether the rebuild server of `rt` runs (its pid file names a live process), asked without
+   waking it: connecting first made the server's wake-up share this client's CPU. */
+static int server_alive(const char *rt) {
+  char path[PATH_MAX], buf[32];
+  if ((size_t)snprintf(path, sizeof path, "%s/rebuild/server.pid", rt) >= sizeof path) return 0;
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  long pid = strtol(buf, NULL, 10);
+  return pid > 0 && kill((pid_t)pid, 0) == 0;
 }
 
 /* What the no-op check learned that a fast start needs (cli/fast-start.h): set when the shortcut
@@ -334,10 +349,7 @@ int main(int argc, char **argv) {
   char *started = NULL;
   int fd = -1;
   const char *nofast = getenv("PROV_NO_FAST_START"), *pj = getenv("PROV_JOURNAL"), *sync = getenv("PROV_REBUILD_SYNC");
-  if (q_changed && !q_journal_given && !(pj && *pj) && !(sync && *sync) && !(nofast && *nofast)) {
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback(argc, argv);
-    tmark("connected");
+  if (q_changed && !q_journal_given && !(pj && *pj) && !(sync && *sync) && !(nofast && *nofast) && server_alive(rt)) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     struct fast_start_in in = { q_home, q_target, q_fp, q_path, rt, q_jobs > 0 ? q_jobs : (cpus > 0 ? (int)cpus : 1) };
     started = fast_start(&in);
