@@ -92,6 +92,14 @@ function timed(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env
   return { s: ms / 1000, trace, stderr: r.stderr };
 }
 
+/**
+ * Milliseconds of quiet before every timed rebuild of a change, for every contender alike: a
+ * person's edit takes longer than that, and prov's no-op shortcut and fast start trust the store's
+ * files only once they are 100 ms old (rebuild-one uses the same pause).
+ */
+const EDIT_PAUSE_MS = 200;
+const editPause = (): Promise<void> => new Promise((r) => setTimeout(r, EDIT_PAUSE_MS));
+
 /** Seconds until the store's pending-ingest marker is gone (the background ingest is in). */
 export async function settle(cfg: ProvConfig): Promise<number> {
   const marker = pendingPath(join(cfg.home, 'graph.db'));
@@ -267,11 +275,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         async () => { floor.push(timed([process.execPath, '-e', '0'], dir).s); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_j${makeJ.length}(void) { return 1; }\n`); makeJ.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir); },
       ];
-      for (let i = 0; i < repeats; i++) for (let k = 0; k < contenders.length; k++) await contenders[(i + k) % contenders.length]!();
+      for (let i = 0; i < repeats; i++) for (let k = 0; k < contenders.length; k++) { await editPause(); await contenders[(i + k) % contenders.length]!(); }
       const load = loadavg()[0]!.toFixed(2);
       const ws = warm.map((t) => t.s);
       rows.push({ ...row('rebuild after one .c changed (compile + link), 4-file project: prov rebuild vs make', ws, make, 'make', 'prov/make ≤ 1',
-        `prov: node start, plan, capture through the warm attach, commands, drain; the ingest runs in the background after exit (median ${(median(bg) * 1000).toFixed(0)} ms more, waited for before the next run); rotated A B C D, load ${load}`), headline: true });
+        `prov: node start, plan, capture through the warm attach, commands, drain; the ingest runs in the background after exit (median ${(median(bg) * 1000).toFixed(0)} ms more, waited for before the next run); rotated A B C D, ${EDIT_PAUSE_MS} ms pause before each, load ${load}`), headline: true });
       rows.push(row('rebuild after one .c changed, 4-file project: prov rebuild --cold (own eBPF attach/detach) vs make', cold, make, 'make', 'prov/make ≤ 1', `same rounds, load ${load}`));
       rows.push(row('floor: node -e 0 (starting node, nothing else) vs make after one .c changed', floor, make, 'make', 'none (reference)', `same rounds: what any prov command costs before it does anything, load ${load}`));
       rows.push({ ...row('rebuild after one .c changed, 4-file project: prov rebuild through the client + resident server vs make', srv.map((t) => t.s), make, 'make', 'prov/make ≤ 1',
@@ -319,10 +327,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         async () => { touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir); },
         async () => { touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir); },
       ];
-      for (let i = 0; i < repeats; i++) for (let k = 0; k < hc.length; k++) await hc[(i + k) % hc.length]!();
+      for (let i = 0; i < repeats; i++) for (let k = 0; k < hc.length; k++) { await editPause(); await hc[(i + k) % hc.length]!(); }
       const hl = loadavg()[0]!.toFixed(2);
       rows.push({ ...row('rebuild after the header changed (3 compiles + link), 4-file project: prov rebuild --jobs 1 through the client + server vs make -j1', hs1, hm, 'make -j1', 'prov/make ≤ 1',
-        `same parallelism (one command at a time); rotated; load ${hl}`), headline: true });
+        `same parallelism (one command at a time); rotated, ${EDIT_PAUSE_MS} ms pause before each; load ${hl}`), headline: true });
       rows.push({ ...row(`rebuild after the header changed, 4-file project: prov rebuild --jobs ${N} through the client + server vs make -j${N}`, hsN, hj, `make -j${N}`, 'prov/make ≤ 1',
         `same parallelism (${N} = CPUs, prov's default); same rounds; load ${hl}`), headline: true });
       rows.push(row(`rebuild after the header changed, 4-file project: the plain CLI, prov rebuild --jobs ${N}, vs make -j${N}`, hp.map((t) => t.s), hj, `make -j${N}`, 'prov/make ≤ 1', `same rounds; load ${hl}`));
@@ -359,22 +367,25 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       tables.push(breakdownTable('no-op prov rebuild, 100-file project: where the time goes', noop, []));
       const provOne: Timed[] = [], makeOne: number[] = [], bg: number[] = [], srvOne: Timed[] = [], srvOneBg: number[] = [];
       for (let i = 0; i < repeats; i++) {
+        await editPause();
         appendFileSync(join(dir, 'm50.c'), `int bench_s${i};\n`);
         const t = timed(served(home), dir, servedEnv);
         srvOneBg.push(await settle(cfg));
         srvOne.push(isServed(t));
         checkApp(dir);
+        await editPause();
         appendFileSync(join(dir, 'm50.c'), `int bench_a${i};\n`);
         provOne.push(timed(prov(home), dir, traceEnv));
         bg.push(await settle(cfg));
         checkApp(dir);
+        await editPause();
         appendFileSync(join(dir, 'm50.c'), `int bench_b${i};\n`);
         makeOne.push(timed(['make'], dir).s);
         checkApp(dir);
       }
       rows.push(row('rebuild after one .c changed, 100-file project: prov rebuild vs make', provOne.map((t) => t.s), makeOne, 'make', 'prov/make ≤ 1',
         `${note}; background ingest after exit median ${(median(bg) * 1000).toFixed(0)} ms`));
-      rows.push(row('rebuild after one .c changed, 100-file project: prov rebuild through the client + server vs make', srvOne.map((t) => t.s), makeOne, 'make', 'prov/make ≤ 1', note));
+      rows.push(row('rebuild after one .c changed, 100-file project: prov rebuild through the client + server vs make', srvOne.map((t) => t.s), makeOne, 'make', 'prov/make ≤ 1', `${note}; ${EDIT_PAUSE_MS} ms pause before each`));
       tables.push({ ...breakdownTable('served prov rebuild after one .c changed, 100-file project: where the time goes', srvOne, srvOneBg),
         caption: `${srvOne.length} runs, each after a command-line rebuild and make in the same directory (the server re-reads the stamps and the store's checkpoint the command line changed)` });
       tables.push(breakdownTable('prov rebuild after one .c changed, 100-file project: where the time goes', provOne, bg));
@@ -384,13 +395,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       for (let i = 0; i < (opts.quick ? 1 : 3); i++) {
-        touchHeader(); hp.push(timed(prov(home, '--jobs', String(N)), dir).s); await settle(cfg); checkApp(dir);
-        touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir);
-        touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir);
-        touchHeader(); const t1 = timed(served(home, '--jobs', '1'), dir, servedEnv); await settle(cfg); hs1.push(isServed(t1).s); checkApp(dir);
-        touchHeader(); const tN = timed(served(home, '--jobs', String(N)), dir, servedEnv); await settle(cfg); hsN.push(isServed(tN).s); checkApp(dir);
+        await editPause(); touchHeader(); hp.push(timed(prov(home, '--jobs', String(N)), dir).s); await settle(cfg); checkApp(dir);
+        await editPause(); touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir);
+        await editPause(); touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir);
+        await editPause(); touchHeader(); const t1 = timed(served(home, '--jobs', '1'), dir, servedEnv); await settle(cfg); hs1.push(isServed(t1).s); checkApp(dir);
+        await editPause(); touchHeader(); const tN = timed(served(home, '--jobs', String(N)), dir, servedEnv); await settle(cfg); hsN.push(isServed(tN).s); checkApp(dir);
       }
-      const hl = `99 compiles + link; load ${loadavg()[0]!.toFixed(2)}`;
+      const hl = `99 compiles + link; ${EDIT_PAUSE_MS} ms pause before each; load ${loadavg()[0]!.toFixed(2)}`;
       rows.push(row('rebuild after the header changed, 100-file project: prov rebuild --jobs 1 through the client + server vs make -j1', hs1, hm, 'make -j1', 'prov/make ≤ 1', hl));
       rows.push(row(`rebuild after the header changed, 100-file project: prov rebuild --jobs ${N} through the client + server vs make -j${N}`, hsN, hj, `make -j${N}`, 'prov/make ≤ 1', hl));
       rows.push(row(`rebuild after the header changed, 100-file project: the plain CLI, prov rebuild --jobs ${N}, vs make -j${N}`, hp, hj, `make -j${N}`, 'prov/make ≤ 1', hl));
