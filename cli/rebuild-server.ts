@@ -71,6 +71,8 @@ export const DEFAULT_IDLE_MINUTES = 30;
 const REARM_MS = 50, REARM_TRIES = 200;
 /** Milliseconds between an answer and the background work after it (the client's turn). */
 const ANSWER_GRACE_MS = 2;
+/** How long a request waits for the request of a client that took the start token to be served first. */
+const SELF_START_WAIT_MS = 2000;
 /** Largest request accepted (arguments and environment). */
 const MAX_REQUEST = 4 << 20;
 
@@ -136,6 +138,11 @@ export function decodeRequest(body: Buffer): ServeRequest {
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, shortcutDeclined, runsCommands: all[0] === 'prov3' || all[0] === 'prov4', selfStarted, argv, env };
+}
+
+/** Whether a request body says its client started commands itself (prov4 with a started field). */
+function startedItself(body: Buffer): boolean {
+  try { return decodeRequest(body).selfStarted !== null; } catch { return false; }
 }
 
 function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
@@ -378,10 +385,19 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     }, REARM_MS).unref();
   };
   warm.onWarmAsked(() => { rearmTries = 0; rearmLater(); });
-  const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>, client: CommandClient | undefined): Promise<void> => {
+  const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>, client: CommandClient | undefined, since = 0): Promise<void> => {
     const send = (b: Buffer): void => { if (!c.destroyed) c.write(b); };
     return (async () => {
       if (c.destroyed) return; // its client went away while it waited its turn
+      // A request that started nothing itself first takes the start token back, so that no client
+      // starts commands while it runs. When a client took it already, that client's request goes
+      // first (it is on its way, or queued behind this one): the two would otherwise decide the
+      // same stale commands and run them at once (ebpf/warm's start token).
+      if (!startedItself(body) && !warm.takeBackStartToken() && Date.now() - (since || Date.now()) < SELF_START_WAIT_MS) {
+        const first = since || Date.now();
+        queue = queue.then(() => new Promise((r) => setTimeout(r, 1))).then(() => serveOne(c, body, times, client, first));
+        return;
+      }
       if (idle) clearTimeout(idle);
       current = c;
       let answered = false;

@@ -582,6 +582,15 @@ function reclaimToken(): boolean {
   }
 }
 
+/**
+ * Before serving a request whose client started nothing itself: take the start token back so no
+ * client can take it while that request runs. False when a client has taken it and its request
+ * has not been served yet (that one goes first).
+ */
+export function takeBackStartToken(): boolean {
+  return reclaimToken() && !selfStartPending();
+}
+
 /** Whether a client took the token and its request has not been served yet. */
 function selfStartPending(): boolean {
   if (tokenTaken && Date.now() - tokenTaken.since > START_TOKEN_MS) {
@@ -640,6 +649,10 @@ async function letGo(a: Armed): Promise<void> {
  * Returns whether it is armed.
  */
 export async function prearmWarm(): Promise<boolean> {
+  if (armed && resident && lastResident && tokenOut === null && !selfStartPending()) {
+    // Still armed (a request that ran nothing took its token back): leave a new one.
+    writeToken(armed.pinDir, lastResident.opts.journalDir, lastResident.opts.stream);
+  }
   if (!resident || armed || !lastResident) return Boolean(armed);
   const { opts, key } = lastResident;
   const pinDir = opts.pinDir ?? warmPinDir();

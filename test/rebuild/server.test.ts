@@ -10,7 +10,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -273,6 +273,37 @@ describe('prov rebuild-server and the native client', () => {
     const j = cli(['rebuild', 'app', '--json']);
     assert.equal(j.code, 0, j.stderr);
     assert.deepEqual((JSON.parse(j.stdout) as { ran: unknown[] }).ran, []);
+  });
+
+  it('while a client that took the start token has not been served, other requests wait for it (they would run its commands a second time)', async () => {
+    await storeQuiet(150);
+    const token = join(rt, 'rebuild', 'start-token');
+    for (const until = Date.now() + 10_000; !existsSync(token) && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(existsSync(token), 'the armed server left no start token');
+    // "A" takes the token, as a client starting commands itself does…
+    renameSync(token, `${token}.A`);
+    const id = readFileSync(`${token}.A`, 'utf8').split('\0')[1]!;
+    rmSync(`${token}.A`);
+    const order: string[] = [];
+    // …then "B", a request that started nothing, arrives first: it must wait for A's.
+    const b = spawn(CLIENT, ['--home', home, 'rebuild', 'app', '--dry-run'], { cwd: dir, env, stdio: 'ignore' });
+    const bDone = new Promise<void>((r) => b.once('exit', () => { order.push('B'); r(); }));
+    await new Promise((r) => setTimeout(r, 300));
+    // A's request (prov4, naming the token, nothing started after all).
+    const f = ['prov4', dir, '000', '22', '1', id, '4', '--home', home, 'rebuild', 'app', '1', `PATH=${process.env.PATH}`];
+    const bodyA = Buffer.from(f.map((x) => `${x}\0`).join(''));
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(bodyA.length);
+    const { connect } = await import('node:net');
+    const aDone = new Promise<void>((resolve, reject) => {
+      const c = connect(rebuildSocketPath(rt), () => c.write(Buffer.concat([len, bodyA])));
+      c.on('data', () => undefined);
+      c.once('close', () => { order.push('A'); resolve(); });
+      c.once('error', reject);
+    });
+    await Promise.all([aDone, bDone]);
+    assert.deepEqual(order, ['A', 'B'], 'a request was served while a client that took the start token waited');
+    assert.equal(b.exitCode, 0);
   });
 
   it('a no-op is answered by the client itself from the shortcut (no server, no node); a change is not', async () => {
