@@ -51,6 +51,9 @@ import {
 } from './loader.js';
 import { logger } from '../collector/log.js';
 import { mark } from '../collector/rebuild/trace.js';
+import { reclaimToken, selfStartPending, tokenIsOut, writeToken } from './start-token.js';
+
+export { setStartToken, takeBackStartToken, selfStartServed } from './start-token.js';
 
 const log = logger('ebpf');
 
@@ -527,83 +530,6 @@ function activate(a: Armed): WarmHandle {
 
 /** The attach a resident process armed ahead of its next rebuild, and the options of its last one. */
 let armed: Armed | null = null;
-
-/*
- * The start token (cli/client-run.c's fast start, collector/rebuild/start). While a resident
- * server is armed and idle it leaves a token file (0600, in its own 0700 runtime directory)
- * naming the pinned attach and the journal; a native client may take it (rename: exactly one
- * can) and then track itself in the pinned maps and start its first commands before the server
- * has read its request. From the moment the token is gone until that client's request has been
- * served, nothing may drop what is in the ring as "an earlier rebuild's" (takeArmed, arm) and
- * the attach is not given away (another rebuild asking attaches privately); a client that took
- * the token and never asked releases this after START_TOKEN_MS.
- */
-let tokenPath: string | null = null;
-/** Id of the token out now (written for the current arming), or null. */
-let tokenOut: string | null = null;
-/** A token a client took: its id and when that was seen. */
-let tokenTaken: { id: string; since: number } | null = null;
-const START_TOKEN_MS = 60_000;
-
-/** Where a resident process leaves its start token (null: none). */
-export function setStartToken(path: string | null): void {
-  if (!path) reclaimToken();
-  // One left by a predecessor (killed before it took its token back) names nothing armed now.
-  else rmSync(path, { force: true });
-  tokenPath = path;
-}
-
-function writeToken(pinDir: string, journalDir: string, stream: string): void {
-  if (!tokenPath) return;
-  const id = `${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
-  const tmp = `${tokenPath}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, ['PT1', id, pinDir, journalDir, stream].map((x) => `${x}\0`).join(''), { mode: 0o600 });
-    renameSync(tmp, tokenPath);
-    tokenOut = id;
-  } catch (e) {
-    log.warn(`could not leave the start token ${tokenPath}: ${(e as Error).message}`);
-  }
-}
-
-/** Take the token back: true when it was still there (or none was out); false when a client took it. */
-function reclaimToken(): boolean {
-  const id = tokenOut;
-  if (!tokenPath || id === null) return true;
-  tokenOut = null;
-  try {
-    renameSync(tokenPath, `${tokenPath}.${process.pid}.back`);
-    rmSync(`${tokenPath}.${process.pid}.back`, { force: true });
-    return true;
-  } catch {
-    tokenTaken = { id, since: Date.now() };
-    mark('warm: start token taken by a client');
-    return false;
-  }
-}
-
-/**
- * Before serving a request whose client started nothing itself: take the start token back so no
- * client can take it while that request runs. False when a client has taken it and its request
- * has not been served yet (that one goes first).
- */
-export function takeBackStartToken(): boolean {
-  return reclaimToken() && !selfStartPending();
-}
-
-/** Whether a client took the token and its request has not been served yet. */
-function selfStartPending(): boolean {
-  if (tokenTaken && Date.now() - tokenTaken.since > START_TOKEN_MS) {
-    log.warn(`a client took the start token ${tokenTaken.id} and never asked; its records are no longer kept from being dropped`);
-    tokenTaken = null;
-  }
-  return tokenTaken !== null;
-}
-
-/** The request of the client that took token `id` has been served. */
-export function selfStartServed(id: string): void {
-  if (tokenTaken?.id === id) tokenTaken = null;
-}
 let lastResident: { opts: WarmOptions; key: string } | null = null;
 
 /**
@@ -649,7 +575,7 @@ async function letGo(a: Armed): Promise<void> {
  * Returns whether it is armed.
  */
 export async function prearmWarm(): Promise<boolean> {
-  if (armed && resident && lastResident && tokenOut === null && !selfStartPending()) {
+  if (armed && resident && lastResident && !tokenIsOut() && !selfStartPending()) {
     // Still armed (a request that ran nothing took its token back): leave a new one.
     writeToken(armed.pinDir, lastResident.opts.journalDir, lastResident.opts.stream);
   }
