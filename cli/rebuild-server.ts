@@ -72,7 +72,7 @@ const REARM_MS = 50, REARM_TRIES = 200;
 /** Milliseconds between an answer and the background work after it (the client's turn). */
 const ANSWER_GRACE_MS = 2;
 /** How long a request waits for the request of a client that took the start token to be served first. */
-const SELF_START_WAIT_MS = 2000;
+const SELF_START_WAIT_MS = 500;
 /** Largest request accepted (arguments and environment). */
 const MAX_REQUEST = 4 << 20;
 
@@ -393,10 +393,13 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       // starts commands while it runs. When a client took it already, that client's request goes
       // first (it is on its way, or queued behind this one): the two would otherwise decide the
       // same stale commands and run them at once (ebpf/warm's start token).
-      if (!startedItself(body) && !warm.takeBackStartToken() && Date.now() - (since || Date.now()) < SELF_START_WAIT_MS) {
-        const first = since || Date.now();
-        queue = queue.then(() => new Promise((r) => setTimeout(r, 1))).then(() => serveOne(c, body, times, client, first));
-        return;
+      if (!startedItself(body) && !warm.takeBackStartToken()) {
+        if (Date.now() - (since || Date.now()) < SELF_START_WAIT_MS) {
+          const first = since || Date.now();
+          queue = queue.then(() => new Promise((r) => setTimeout(r, 1))).then(() => serveOne(c, body, times, client, first));
+          return;
+        }
+        warm.stopWaitingForSelfStart(); // its request is not coming: the next ones need not wait either
       }
       if (idle) clearTimeout(idle);
       current = c;

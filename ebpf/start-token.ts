@@ -20,8 +20,8 @@ const log = logger('ebpf');
 let tokenPath: string | null = null;
 /** Id of the token out now (written for the current arming), or null. */
 let tokenOut: string | null = null;
-/** A token a client took: its id and when that was seen. */
-let tokenTaken: { id: string; since: number } | null = null;
+/** A token a client took: its id, when that was seen, and whether requests stopped waiting for it. */
+let tokenTaken: { id: string; since: number; abandoned?: boolean } | null = null;
 /** How long a taken token whose request never came keeps records from being dropped. */
 export const START_TOKEN_MS = 60_000;
 
@@ -74,7 +74,17 @@ export function reclaimToken(): boolean {
  * has not been served yet (that one goes first).
  */
 export function takeBackStartToken(): boolean {
-  return reclaimToken() && !selfStartPending();
+  const back = reclaimToken();
+  return (back && !selfStartPending()) || tokenTaken?.abandoned === true;
+}
+
+/**
+ * A request waited long enough for the client that took the token (killed, or its server
+ * connection failed): requests no longer wait for it; its records are still kept from being
+ * dropped until it expires.
+ */
+export function stopWaitingForSelfStart(): void {
+  if (tokenTaken) tokenTaken.abandoned = true;
 }
 
 /** Whether a client took the token and its request has not been served yet. */

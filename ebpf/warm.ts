@@ -53,7 +53,7 @@ import { logger } from '../collector/log.js';
 import { mark } from '../collector/rebuild/trace.js';
 import { reclaimToken, selfStartPending, tokenIsOut, writeToken } from './start-token.js';
 
-export { setStartToken, takeBackStartToken, selfStartServed } from './start-token.js';
+export { setStartToken, takeBackStartToken, selfStartServed, stopWaitingForSelfStart } from './start-token.js';
 
 const log = logger('ebpf');
 
