@@ -1,8 +1,10 @@
 /**
  * @module test/bench/rebuild.bench
  * `prov rebuild` against make on the same recorded C project (root, real eBPF capture), each
- * contender given a fresh change of the same kind, interleaved (A B C, B C A, …) in the same
- * directory; every run must leave a working binary.
+ * contender given a fresh change of the same kind after a 200 ms pause (a person's edit),
+ * interleaved (A B C, B C A, …) in the same directory — except the command-line rebuilds of a
+ * change, which work on a copy with a store of their own (their ingests would change the store
+ * the served runs plan from); every run must leave a working binary.
  * 1. 4-file project, one .c changed: `prov rebuild app` through the native client and the
  *    resident server (cli/rebuild-server) and through the plain CLI (warm attach an earlier
  *    rebuild left; the ingest goes to the background) vs `make` vs `make -jN` vs
@@ -264,14 +266,24 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       writeCProject(dir, 4);
       await recordMake(cfg, dir);
       timed(prov(home), dir); // stamps
+      // The command-line contenders rebuild a copy of the project with a store of its own: their
+      // ingests would otherwise change the store the served runs plan from, and a served run
+      // right after one could use neither the no-op shortcut's fingerprint nor the fast start.
+      const cliHome = mkdtempSync(join(tmpdir(), 'prov-rbb-home-cli-'));
+      const cliDir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rbb-c-cli-')));
+      tmp.push(cliHome, cliDir);
+      const cliCfg = resolveConfig({ home: cliHome });
+      writeCProject(cliDir, 4);
+      await recordMake(cliCfg, cliDir);
+      timed(prov(cliHome), cliDir);
       const warm: Timed[] = [], make: number[] = [], cold: number[] = [], floor: number[] = [], bg: number[] = [];
       const srv: Timed[] = [], srvBg: number[] = [], makeJ: number[] = [];
       isServed(timed(served(home, '--dry-run'), dir, servedEnv));
       const contenders: Array<() => Promise<void>> = [
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_s${srv.length}(void) { return 1; }\n`); const t = timed(served(home), dir, servedEnv); srvBg.push(await settle(cfg)); srv.push(isServed(t)); checkApp(dir); },
-        async () => { appendFileSync(join(dir, 'util.c'), `int bench_a${warm.length}(void) { return 1; }\n`); warm.push(timed(prov(home), dir, traceEnv)); bg.push(await settle(cfg)); checkApp(dir); },
+        async () => { appendFileSync(join(cliDir, 'util.c'), `int bench_a${warm.length}(void) { return 1; }\n`); warm.push(timed(prov(cliHome), cliDir, traceEnv)); bg.push(await settle(cliCfg)); checkApp(cliDir); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_b${make.length}(void) { return 1; }\n`); make.push(timed(['make'], dir).s); checkApp(dir); },
-        async () => { appendFileSync(join(dir, 'util.c'), `int bench_c${cold.length}(void) { return 1; }\n`); cold.push(timed(prov(home, '--cold'), dir).s); await settle(cfg); checkApp(dir); },
+        async () => { appendFileSync(join(cliDir, 'util.c'), `int bench_c${cold.length}(void) { return 1; }\n`); cold.push(timed(prov(cliHome, '--cold'), cliDir).s); await settle(cliCfg); checkApp(cliDir); },
         async () => { floor.push(timed([process.execPath, '-e', '0'], dir).s); },
         async () => { appendFileSync(join(dir, 'util.c'), `int bench_j${makeJ.length}(void) { return 1; }\n`); makeJ.push(timed(['make', `-j${availableParallelism()}`], dir).s); checkApp(dir); },
       ];
@@ -320,10 +332,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       const hp: Timed[] = [], hm: number[] = [], hj: number[] = [], hs1: number[] = [], hsN: number[] = [];
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
+      const touchCliHeader = (): void => appendFileSync(join(cliDir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       const hc: Array<() => Promise<void>> = [
         async () => { touchHeader(); const t = timed(served(home, '--jobs', '1'), dir, servedEnv); await settle(cfg); hs1.push(isServed(t).s); checkApp(dir); },
         async () => { touchHeader(); const t = timed(served(home, '--jobs', String(N)), dir, servedEnv); await settle(cfg); hsN.push(isServed(t).s); checkApp(dir); },
-        async () => { touchHeader(); hp.push(timed(prov(home, '--jobs', String(N)), dir, traceEnv)); await settle(cfg); checkApp(dir); },
+        async () => { touchCliHeader(); hp.push(timed(prov(cliHome, '--jobs', String(N)), cliDir, traceEnv)); await settle(cliCfg); checkApp(cliDir); },
         async () => { touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir); },
         async () => { touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir); },
       ];
@@ -365,6 +378,14 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       rows.push(row('floor: node -e 0 in the same no-op rounds', floor, make, 'make', 'none (reference)', `${note}; the no-op command answers from the shortcut (collector/rebuild/quick) once the store's files are older than 100 ms`));
       rows.push({ ...row('no-op rebuild, 100-file project: prov rebuild through the native client (answers from the no-op shortcut itself) vs make', noopSrv, make, 'make', 'prov/make ≤ 1', note), headline: true });
       tables.push(breakdownTable('no-op prov rebuild, 100-file project: where the time goes', noop, []));
+      // As with 4 files: the command-line rebuilds of a change work on a copy with a store of its own.
+      const cliHome = mkdtempSync(join(tmpdir(), 'prov-rbb-home-cli-'));
+      const cliDir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rbb-c100-cli-')));
+      tmp.push(cliHome, cliDir);
+      const cliCfg = resolveConfig({ home: cliHome });
+      writeCProject(cliDir, 100);
+      await recordMake(cliCfg, cliDir);
+      timed(prov(cliHome), cliDir);
       const provOne: Timed[] = [], makeOne: number[] = [], bg: number[] = [], srvOne: Timed[] = [], srvOneBg: number[] = [];
       for (let i = 0; i < repeats; i++) {
         await editPause();
@@ -374,10 +395,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         srvOne.push(isServed(t));
         checkApp(dir);
         await editPause();
-        appendFileSync(join(dir, 'm50.c'), `int bench_a${i};\n`);
-        provOne.push(timed(prov(home), dir, traceEnv));
-        bg.push(await settle(cfg));
-        checkApp(dir);
+        appendFileSync(join(cliDir, 'm50.c'), `int bench_a${i};\n`);
+        provOne.push(timed(prov(cliHome), cliDir, traceEnv));
+        bg.push(await settle(cliCfg));
+        checkApp(cliDir);
         await editPause();
         appendFileSync(join(dir, 'm50.c'), `int bench_b${i};\n`);
         makeOne.push(timed(['make'], dir).s);
@@ -387,15 +408,16 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         `${note}; background ingest after exit median ${(median(bg) * 1000).toFixed(0)} ms`));
       rows.push(row('rebuild after one .c changed, 100-file project: prov rebuild through the client + server vs make', srvOne.map((t) => t.s), makeOne, 'make', 'prov/make ≤ 1', `${note}; ${EDIT_PAUSE_MS} ms pause before each`));
       tables.push({ ...breakdownTable('served prov rebuild after one .c changed, 100-file project: where the time goes', srvOne, srvOneBg),
-        caption: `${srvOne.length} runs, each after a command-line rebuild and make in the same directory (the server re-reads the stamps and the store's checkpoint the command line changed)` });
+        caption: `${srvOne.length} runs, alternating with a command-line rebuild (on a copy with its own store) and make; ${EDIT_PAUSE_MS} ms pause before each` });
       tables.push(breakdownTable('prov rebuild after one .c changed, 100-file project: where the time goes', provOne, bg));
       // The header changed: 99 compiles + link, at the same parallelism for prov and make.
       const N = availableParallelism();
       const hp: number[] = [], hm: number[] = [], hj: number[] = [], hs1: number[] = [], hsN: number[] = [];
       let n = 0;
       const touchHeader = (): void => appendFileSync(join(dir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
+      const touchCliHeader = (): void => appendFileSync(join(cliDir, 'util.h'), `__attribute__((used)) static int hdr_${n++} = 1;\n`);
       for (let i = 0; i < (opts.quick ? 1 : 3); i++) {
-        await editPause(); touchHeader(); hp.push(timed(prov(home, '--jobs', String(N)), dir).s); await settle(cfg); checkApp(dir);
+        await editPause(); touchCliHeader(); hp.push(timed(prov(cliHome, '--jobs', String(N)), cliDir).s); await settle(cliCfg); checkApp(cliDir);
         await editPause(); touchHeader(); hm.push(timed(['make', '-j1'], dir).s); checkApp(dir);
         await editPause(); touchHeader(); hj.push(timed(['make', `-j${N}`], dir).s); checkApp(dir);
         await editPause(); touchHeader(); const t1 = timed(served(home, '--jobs', '1'), dir, servedEnv); await settle(cfg); hs1.push(isServed(t1).s); checkApp(dir);
