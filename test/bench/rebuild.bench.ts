@@ -256,6 +256,21 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     if (!t.trace?.some((m) => m.name === 'request received')) throw new Error(`the client did not reach the server: ${t.stderr}`);
     return t;
   };
+  /**
+   * The project the command-line contenders rebuild: a copy with a store of its own. Their
+   * ingests would otherwise change the store the served runs plan from, and a served run right
+   * after one could use neither the no-op shortcut's fingerprint nor the fast start.
+   */
+  const cliCopy = async (files: number): Promise<{ home: string; dir: string; cfg: ProvConfig }> => {
+    const home = mkdtempSync(join(tmpdir(), 'prov-rbb-home-cli-'));
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rbb-c-cli-')));
+    tmp.push(home, dir);
+    const cfg = resolveConfig({ home });
+    writeCProject(dir, files);
+    await recordMake(cfg, dir);
+    timed(prov(home), dir); // plans, stamps
+    return { home, dir, cfg };
+  };
   try {
     // 1 and 2: a small project (4 files), make vs rebuild in the same directory.
     {
@@ -266,16 +281,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       writeCProject(dir, 4);
       await recordMake(cfg, dir);
       timed(prov(home), dir); // stamps
-      // The command-line contenders rebuild a copy of the project with a store of its own: their
-      // ingests would otherwise change the store the served runs plan from, and a served run
-      // right after one could use neither the no-op shortcut's fingerprint nor the fast start.
-      const cliHome = mkdtempSync(join(tmpdir(), 'prov-rbb-home-cli-'));
-      const cliDir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rbb-c-cli-')));
-      tmp.push(cliHome, cliDir);
-      const cliCfg = resolveConfig({ home: cliHome });
-      writeCProject(cliDir, 4);
-      await recordMake(cliCfg, cliDir);
-      timed(prov(cliHome), cliDir);
+      const { home: cliHome, dir: cliDir, cfg: cliCfg } = await cliCopy(4);
       const warm: Timed[] = [], make: number[] = [], cold: number[] = [], floor: number[] = [], bg: number[] = [];
       const srv: Timed[] = [], srvBg: number[] = [], makeJ: number[] = [];
       isServed(timed(served(home, '--dry-run'), dir, servedEnv));
@@ -378,14 +384,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       rows.push(row('floor: node -e 0 in the same no-op rounds', floor, make, 'make', 'none (reference)', `${note}; the no-op command answers from the shortcut (collector/rebuild/quick) once the store's files are older than 100 ms`));
       rows.push({ ...row('no-op rebuild, 100-file project: prov rebuild through the native client (answers from the no-op shortcut itself) vs make', noopSrv, make, 'make', 'prov/make ≤ 1', note), headline: true });
       tables.push(breakdownTable('no-op prov rebuild, 100-file project: where the time goes', noop, []));
-      // As with 4 files: the command-line rebuilds of a change work on a copy with a store of its own.
-      const cliHome = mkdtempSync(join(tmpdir(), 'prov-rbb-home-cli-'));
-      const cliDir = realpathSync(mkdtempSync(join(tmpdir(), 'prov-rbb-c100-cli-')));
-      tmp.push(cliHome, cliDir);
-      const cliCfg = resolveConfig({ home: cliHome });
-      writeCProject(cliDir, 100);
-      await recordMake(cliCfg, cliDir);
-      timed(prov(cliHome), cliDir);
+      const { home: cliHome, dir: cliDir, cfg: cliCfg } = await cliCopy(100);
       const provOne: Timed[] = [], makeOne: number[] = [], bg: number[] = [], srvOne: Timed[] = [], srvOneBg: number[] = [];
       for (let i = 0; i < repeats; i++) {
         await editPause();
