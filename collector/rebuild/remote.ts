@@ -12,6 +12,10 @@
  * (reading the frames, hashing outputs) is not — as with the server, which tracks and excludes
  * itself. The kernel forgets the client's pid when it exits.
  *
+ * A "prov4" client may have started the first commands itself, from the start file, before the
+ * server read its request (cli/fast-start.c, collector/rebuild/start): those are adopted and
+ * take the first indexes, with no frame sent for them.
+ *
  * Frames to the client (kind byte, u32 little-endian length, NUL-terminated fields):
  * - 'c' a command: index (the order sent, from 0), start now (1: the first stale command, sent
  *   while the server still decides), conditional (1: stale only because a dependency re-runs),
@@ -75,6 +79,7 @@ function fixedOf(c: Command): string[] {
 export class RemoteRun {
   private readonly index = new Map<string, number>();
   private readonly sent: Command[] = [];
+  private adoptedRuns = 0;
 
   constructor(readonly client: CommandClient) {}
 
@@ -134,7 +139,6 @@ export class RemoteRun {
   get adopted(): number {
     return this.adoptedRuns;
   }
-  private adoptedRuns = 0;
 
   /** Have the client start `cmd` now (stale for a reason of its own, nothing it depends on re-runs). */
   startNow(cmd: Command): void {
