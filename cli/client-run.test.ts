@@ -18,11 +18,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandClient } from './rebuild-server.js';
-import { RemoteRun } from '../collector/rebuild/remote.js';
+import { RemoteRun, replyFrame } from '../collector/rebuild/remote.js';
 import type { Command } from '../collector/rebuild/plan.js';
 import type { Decisions } from '../collector/rebuild/decide.js';
 import type { StampFile } from '../collector/rebuild/stamp.js';
 import type { RunResult } from '../collector/rebuild/run.js';
+import { Cutoff } from '../collector/rebuild/cutoff.js';
 
 const CLIENT = fileURLToPath(new URL('./prov', import.meta.url));
 
@@ -87,10 +88,11 @@ describe('the native client runs the commands (prov3)', () => {
           const remote = new RemoteRun(commandClient(c, got.subarray(4 + n), () => ({ pid: 0, uid: process.getuid!(), gid: process.getgid!() })));
           if (o.early) remote.startNow(o.early);
           const stamps = o.stamps ?? { version: 1, commands: {}, plans: {} };
-          remote.finish(stale, decisions(all, stale, o.conditional), stamps, { jobs: o.jobs ?? 1, progress: false, file: 'target' }, null).then((r) => {
+          const decided = decisions(all, stale, o.conditional);
+          remote.finish(stale, decided, stamps, new Cutoff(decided, stamps), { jobs: o.jobs ?? 1, progress: false, file: 'target' }, null).then((r) => {
             result = r;
             // As the server answers: a failure's line, then the exit code (the client waits for it).
-            if (r.failed) c.write(Buffer.concat([frame('e', 'stopped\n'), frame('x', String(o.failCode ?? 1))]));
+            if (r.failed) c.write(Buffer.concat([replyFrame('e', 'stopped\n'), replyFrame('x', String(o.failCode ?? 1))]));
             c.end();
           }, reject);
         };
@@ -108,13 +110,6 @@ describe('the native client runs the commands (prov3)', () => {
       });
     });
 
-  const frame = (kind: string, payload: string): Buffer => {
-    const b = Buffer.from(payload);
-    const h = Buffer.alloc(5);
-    h.write(kind, 0, 'latin1');
-    h.writeUInt32LE(b.length, 1);
-    return Buffer.concat([h, b]);
-  };
   const ran = (r: RunResult): string[] => r.ran.map((o) => o.cmd.key);
 
   it('runs in dependency order and cuts off a command whose dependencies re-made identical outputs', async () => {

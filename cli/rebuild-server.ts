@@ -63,7 +63,7 @@ import { RUNTIME_DIR } from '../kernel/runtime.js';
 import { InputError, CapabilityError, EXIT } from '../graph/errors.js';
 import { abortRunning } from '../collector/rebuild/run.js';
 import { running } from '../collector/proc.js';
-import type { CommandClient } from '../collector/rebuild/remote.js';
+import { replyFrame, type CommandClient } from '../collector/rebuild/remote.js';
 
 /** Default minutes without a request after which the server exits. */
 export const DEFAULT_IDLE_MINUTES = 30;
@@ -140,18 +140,6 @@ export function decodeRequest(body: Buffer): ServeRequest {
   return { cwd, tty: { stdin: tty[0] === '1', stdout: tty[1] === '1', stderr: tty[2] === '1' }, umask, shortcutDeclined, runsCommands: all[0] === 'prov3' || all[0] === 'prov4', selfStarted, argv, env };
 }
 
-/** Whether a request body says its client started commands itself (prov4 with a started field). */
-function startedItself(body: Buffer): boolean {
-  try { return decodeRequest(body).selfStarted !== null; } catch { return false; }
-}
-
-function frame(kind: 'o' | 'e' | 'x' | 'f', payload: Buffer | string): Buffer {
-  const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
-  const h = Buffer.alloc(5);
-  h.write(kind, 0, 'latin1');
-  h.writeUInt32LE(p.length, 1);
-  return Buffer.concat([h, p]);
-}
 
 /**
  * The connection as a client that can run the commands (collector/rebuild/remote): frames go
@@ -307,7 +295,7 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: A
   const errWrite = process.stderr.write;
   const writer = (kind: 'o' | 'e'): Write => ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown): boolean => {
     const b = typeof chunk === 'string' ? Buffer.from(chunk, typeof enc === 'string' ? enc as BufferEncoding : 'utf8') : Buffer.from(chunk);
-    send(frame(kind, b));
+    send(replyFrame(kind, b));
     const done = typeof enc === 'function' ? enc : cb;
     if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
     return true;
@@ -315,7 +303,7 @@ async function runRequest(req: ServeRequest, send: (b: Buffer) => void, times: A
   try {
     process.chdir(req.cwd);
   } catch (e) {
-    send(frame('e', `prov: cannot enter ${req.cwd}: ${(e as Error).message}\n`));
+    send(replyFrame('e', `prov: cannot enter ${req.cwd}: ${(e as Error).message}\n`));
     return 2;
   }
   setEnv(req.env);
@@ -385,18 +373,21 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
     }, REARM_MS).unref();
   };
   warm.onWarmAsked(() => { rearmTries = 0; rearmLater(); });
-  const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>, client: CommandClient | undefined, since = 0): Promise<void> => {
+  const serveOne = (c: Socket, body: Buffer, times: Array<[string, number]>, client: CommandClient | undefined, waitingSince: number | null = null): Promise<void> => {
     const send = (b: Buffer): void => { if (!c.destroyed) c.write(b); };
     return (async () => {
       if (c.destroyed) return; // its client went away while it waited its turn
+      let decoded: ServeRequest | Error;
+      try { decoded = decodeRequest(body); } catch (e) { decoded = e as Error; }
       // A request that started nothing itself first takes the start token back, so that no client
       // starts commands while it runs. When a client took it already, that client's request goes
       // first (it is on its way, or queued behind this one): the two would otherwise decide the
       // same stale commands and run them at once (ebpf/warm's start token).
-      if (!startedItself(body) && !warm.takeBackStartToken()) {
-        if (Date.now() - (since || Date.now()) < SELF_START_WAIT_MS) {
-          const first = since || Date.now();
-          queue = queue.then(() => new Promise((r) => setTimeout(r, 1))).then(() => serveOne(c, body, times, client, first));
+      const startedItself = !(decoded instanceof Error) && decoded.selfStarted !== null;
+      if (!startedItself && !warm.takeBackStartToken()) {
+        const since = waitingSince ?? Date.now();
+        if (Date.now() - since < SELF_START_WAIT_MS) {
+          queue = queue.then(() => new Promise((r) => setTimeout(r, 1))).then(() => serveOne(c, body, times, client, since));
           return;
         }
         warm.stopWaitingForSelfStart(); // its request is not coming: the next ones need not wait either
@@ -407,17 +398,18 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       const answer = (code: number | null): void => {
         if (answered) return;
         answered = true;
-        send(code === null ? frame('f', '') : frame('x', String(code)));
+        send(code === null ? replyFrame('f', '') : replyFrame('x', String(code)));
         c.end();
       };
       let code: number | null;
       let token: string | null = null;
       try {
-        const req = decodeRequest(body);
+        if (decoded instanceof Error) throw decoded;
+        const req = decoded;
         token = req.selfStarted?.token ?? null;
         code = await runRequest(req, send, times, answer, req.runsCommands ? client : undefined);
       } catch (e) {
-        if (!answered) send(frame('e', `prov: ${(e as Error).message}\n`));
+        if (!answered) send(replyFrame('e', `prov: ${(e as Error).message}\n`));
         // A client that ran the commands may have exited on its own answer already: said here too.
         if (c.destroyed || c.readableEnded) process.stderr.write(`prov rebuild-server: ${(e as Error).message}\n`);
         code = 2;
@@ -465,7 +457,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       const n = got.readUInt32LE(0);
       if (n > MAX_REQUEST) {
         c.removeAllListeners('data');
-        c.end(Buffer.concat([frame('e', `prov: rebuild server: request of ${n} bytes is over the ${MAX_REQUEST}-byte limit\n`), frame('x', '2')]));
+        c.end(Buffer.concat([replyFrame('e', `prov: rebuild server: request of ${n} bytes is over the ${MAX_REQUEST}-byte limit\n`), replyFrame('x', '2')]));
         return;
       }
       if (got.length < 4 + n) return;
@@ -474,7 +466,7 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
       const client = commandClient(c, got.subarray(4 + n), () => peer);
       void checked.then((refused) => {
         times.push(['peer checked', performance.now()]);
-        if (refused) { c.end(Buffer.concat([frame('e', `prov: ${refused}\n`), frame('x', String(EXIT.capability))])); return; }
+        if (refused) { c.end(Buffer.concat([replyFrame('e', `prov: ${refused}\n`), replyFrame('x', String(EXIT.capability))])); return; }
         queue = queue.then(() => serveOne(c, body, times, peer.pid > 0 ? client : undefined));
       });
     };

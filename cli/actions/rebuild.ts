@@ -57,12 +57,10 @@ export function stampPath(cfg: ProvConfig): string {
   return join(cfg.home, 'rebuild', 'stamps.json');
 }
 
-const show = showArgv;
-
 function explainText(d: Decisions, dry: boolean): string {
   const lines: string[] = [];
   for (const { cmd, stale, reasons } of d.decisions) {
-    lines.push(`${stale ? (dry ? 'would run' : 'run ') : 'skip'}  ${show(cmd.argv)}    (in ${cmd.cwd}, uid ${cmd.uid})`);
+    lines.push(`${stale ? (dry ? 'would run' : 'run ') : 'skip'}  ${showArgv(cmd.argv)}    (in ${cmd.cwd}, uid ${cmd.uid})`);
     if (stale) for (const r of reasons) lines.push(`      because ${r}`);
     else lines.push(`      up to date: ${cmd.inputs.length} inputs, ${cmd.outputs.length} outputs unchanged`);
     const env = redactEnv(cmd.env);
@@ -74,7 +72,7 @@ function explainText(d: Decisions, dry: boolean): string {
 /** What a successful run prints: the commands' own output, what was cut off, the summary. */
 function printRebuilt(result: RunResult, d: Decisions, file: string): void {
   for (const o of result.ran) if (o.stdout) process.stdout.write(o.stdout);
-  for (const x of result.skipped) process.stdout.write(`not run: ${show(x.cmd.argv)} (${x.why})\n`);
+  for (const x of result.skipped) process.stdout.write(`not run: ${showArgv(x.cmd.argv)} (${x.why})\n`);
   process.stdout.write(`rebuilt ${file}: ran ${result.ran.length} of ${d.decisions.length} commands${result.skipped.length ? `, ${result.skipped.length} cut off` : ''}\n`);
 }
 
@@ -82,7 +80,7 @@ function printRebuilt(result: RunResult, d: Decisions, file: string): void {
 function printFailed(f: NonNullable<RunResult['failed']>): void {
   process.stdout.write(f.stdout);
   process.stderr.write(f.stderr);
-  process.stderr.write(`prov rebuild: \`${show(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
+  process.stderr.write(`prov rebuild: \`${showArgv(f.cmd.argv)}\` failed (${f.signal ? `signal ${f.signal}` : `exit ${f.code}`}); stopped\n`);
 }
 
 /**
@@ -93,7 +91,7 @@ function printFailed(f: NonNullable<RunResult['failed']>): void {
 export function stillStaleText(after: Decisions | null): string | null {
   const still = after?.decisions.filter((x) => x.stale) ?? [];
   if (!still.length) return null;
-  return `${still.length} commands still look stale after the run: ${still.map((x) => `\`${show(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}`;
+  return `${still.length} commands still look stale after the run: ${still.map((x) => `\`${showArgv(x.cmd.argv)}\` (${x.reasons[0]})`).join('; ')}`;
 }
 
 function hazardText(d: Decisions): string {
@@ -276,7 +274,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   let durable: (() => Promise<void>) | undefined;
   if (early && !byClient) {
     // Its start, as onStart below would have said it.
-    if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(early.cmd.argv).slice(0, 100)}`);
+    if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${showArgv(early.cmd.argv).slice(0, 100)}`);
     const w = whileRunning;
     whileRunning = null;
     if (w) setImmediate(() => { w(); mark('work done while the commands run'); });
@@ -285,7 +283,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
     if (byClient) {
       const w = whileRunning;
       whileRunning = null;
-      result = await phase('run', () => remote!.run.finish(stale, d, stamps, { jobs, progress, file: remote!.file }, w ? () => { w(); mark('work done while the commands run'); } : null));
+      result = await phase('run', () => remote!.run.finish(stale, d, stamps, cutoff, { jobs, progress, file: remote!.file }, w ? () => { w(); mark('work done while the commands run'); } : null));
     } else result = await phase('run', () => runCommands(stale, {
       jobs,
       started: early?.outcome ? [{ cmd: early.cmd, outcome: early.outcome }] : undefined,
@@ -293,7 +291,7 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
       onEnd: (o) => { mark(`exit ${o.cmd.argv.slice(0, 3).join(' ')}`); if (o.code === 0) cutoff.finished(o.cmd); },
       onStart: (c) => {
         mark(`spawn ${c.argv.slice(0, 3).join(' ')}`);
-        if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${show(c.argv).slice(0, 100)}`);
+        if (progress) process.stderr.write(`\r\x1b[2K[${++n}/${stale.length}] ${showArgv(c.argv).slice(0, 100)}`);
         // Once the first commands are spawned (this callback runs just before): while they run.
         if (aside) setImmediate(() => { void runAside().then(() => mark('side process started')); });
         const w = whileRunning;

@@ -32,7 +32,7 @@ import { excludePid, trackPid } from '../../ebpf/loader.js';
 import type { Decisions } from './decide.js';
 import type { Command } from './plan.js';
 import { envpFor, identityFor, type RunOutcome, type RunResult } from './run.js';
-import { Cutoff, CUT_OFF_WHY } from './cutoff.js';
+import { CUT_OFF_WHY, type Cutoff } from './cutoff.js';
 import type { StampFile } from './stamp.js';
 import { showArgv } from './show.js';
 import { signalName } from './spawn.js';
@@ -50,13 +50,18 @@ export interface CommandClient {
   report(): Promise<Buffer | null>;
 }
 
-/** A frame of NUL-terminated fields. */
-export function clientFrame(kind: string, fields: ReadonlyArray<string | number>): Buffer {
-  const body = Buffer.from(fields.map((f) => `${f}\0`).join(''));
+/** A frame to the client (cli/rebuild-server's wire format): kind byte, u32 little-endian length, payload. */
+export function replyFrame(kind: string, payload: Buffer | string): Buffer {
+  const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const h = Buffer.alloc(5);
   h.write(kind, 0, 'latin1');
-  h.writeUInt32LE(body.length, 1);
-  return Buffer.concat([h, body]);
+  h.writeUInt32LE(p.length, 1);
+  return Buffer.concat([h, p]);
+}
+
+/** A frame of NUL-terminated fields. */
+export function clientFrame(kind: string, fields: ReadonlyArray<string | number>): Buffer {
+  return replyFrame(kind, fields.map((f) => `${f}\0`).join(''));
 }
 
 /**
@@ -151,7 +156,7 @@ export class RemoteRun {
    * the report. Commands cut off by the client are stamped anew here, as collector/rebuild/cutoff
    * stamps its own.
    */
-  async finish(stale: readonly Command[], d: Decisions, stamps: StampFile, o: { jobs: number; progress: boolean; file: string },
+  async finish(stale: readonly Command[], d: Decisions, stamps: StampFile, cutoff: Cutoff, o: { jobs: number; progress: boolean; file: string },
     whileRunning: (() => void) | null): Promise<RunResult> {
     const own = new Map(d.decisions.map((x) => [x.cmd.run, x.own]));
     // A command the client started that the decision does not find stale ran all the same.
@@ -185,10 +190,10 @@ export class RemoteRun {
     whileRunning?.();
     const report = await this.client.report();
     mark('report received');
-    return this.resultOf(report, d, stamps);
+    return this.resultOf(report, cutoff);
   }
 
-  private resultOf(report: Buffer | null, d: Decisions, stamps: StampFile): RunResult {
+  private resultOf(report: Buffer | null, cutoff: Cutoff): RunResult {
     const ran: RunOutcome[] = [];
     const skipped: RunResult['skipped'] = [];
     let failed: RunOutcome | null = null;
@@ -201,7 +206,6 @@ export class RemoteRun {
     const f = report.toString('utf8').split('\0');
     const count = Number(f[0]);
     if (!Number.isInteger(count) || count < 0 || f.length !== 2 + 5 * count || f[f.length - 1] !== '') throw new InputError('the prov client sent a malformed report of what ran', 'report');
-    const cutoff = new Cutoff(d, stamps);
     for (let k = 0; k < count; k++) {
       const [kind, idx, code, signo, micros] = f.slice(1 + 5 * k, 6 + 5 * k);
       const cmd = this.sent[Number(idx)];
