@@ -5,10 +5,10 @@
 # does not fail the bootstrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-src="cli/prov-client.c cli/client-run.c cli/fast-start.c cli/sha256.c"
+src="cli/prov-client.c cli/client-run.c cli/fast-start.c cli/client-util.c cli/sha256.c"
 out=dist/cli/prov
 fresh=1
-for f in $src cli/client-run.h cli/fast-start.h cli/sha256.h; do [ -x "$out" ] && [ "$out" -nt "$f" ] || fresh=0; done
+for f in $src cli/client-run.h cli/fast-start.h cli/client-util.h cli/sha256.h; do [ -x "$out" ] && [ "$out" -nt "$f" ] || fresh=0; done
 [ "$fresh" = 1 ] && exit 0
 mkdir -p dist/cli
 cc=${CC:-cc}

@@ -1,6 +1,7 @@
 /* cli/client-run.c — see client-run.h. Wire format: cli/rebuild-server.ts. */
 #define _GNU_SOURCE
 #include "client-run.h"
+#include "client-util.h"
 #include "sha256.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -17,9 +18,6 @@
 #include <unistd.h>
 
 void tmark(const char *name);
-
-/* Largest file the early-cutoff check hashes, as collector/rebuild/stamp's HASH_LIMIT. */
-#define HASH_LIMIT (16ull << 20)
 
 enum state { WAITING, RUNNING, DONE_OK, FAILED, SKIPPED };
 
@@ -45,6 +43,8 @@ static int ncmds, capcmds;
 static int go_seen, jobs = 1, progress, total, decisions;
 static char *target;
 static int running, started;
+/* A command failed (or could not be started): no further command starts. */
+static int failed_any;
 /* The report: what ran and what was cut off, in the order it happened. */
 static int *events, nevents;
 static char *eventkind;
@@ -64,9 +64,7 @@ static char **split(char *p, uint32_t n, int *count) {
 
 /* A non-negative decimal field below `max`, or -1. */
 static int number(const char *s, int max) {
-  if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9) return -1;
-  int v = atoi(s);
-  return v < max ? v : -1;
+  return (int)decimal(s, (long)max - 1);
 }
 
 static void spawn_cmd(struct cmd *c);
@@ -237,6 +235,7 @@ static void spawn_cmd(struct cmd *c) {
     c->stderr_len = len > 0 ? (size_t)len : 0;
     c->code = -1;
     c->state = FAILED;
+    failed_any = 1;
     if (c->out >= 0) close(c->out);
     if (c->err >= 0) close(c->err);
     note('r', (int)(c - cmds));
@@ -278,6 +277,7 @@ static int reap_one(void) {
     if (WIFEXITED(st)) { c->code = WEXITSTATUS(st); c->signo = 0; }
     else { c->code = -1; c->signo = WIFSIGNALED(st) ? WTERMSIG(st) : 0; }
     c->state = c->code == 0 ? DONE_OK : FAILED;
+    if (c->state == FAILED) failed_any = 1;
     note('r', i);
     break;
   }
@@ -290,7 +290,7 @@ static int changed(struct cmd *c) {
   c->changed = c->ncmp <= 0;
   for (int k = 0; !c->changed && k < c->ncmp; k++) {
     char hex[65];
-    if (sha256_file(c->cmp[2 * k], HASH_LIMIT, hex) != 0 || strcmp(hex, c->cmp[2 * k + 1]) != 0) c->changed = 1;
+    if (sha256_file(c->cmp[2 * k], SHA256_FILE_LIMIT, hex) != 0 || strcmp(hex, c->cmp[2 * k + 1]) != 0) c->changed = 1;
   }
   return c->changed;
 }
@@ -312,11 +312,6 @@ static int ready(struct cmd *c) {
     if (s != DONE_OK && s != SKIPPED) return 0;
   }
   return 1;
-}
-
-static int any_failed(void) {
-  for (int i = 0; i < nevents; i++) if (eventkind[i] == 'r' && cmds[events[i]].state == FAILED) return 1;
-  return 0;
 }
 
 static void send_report(int sock) {
@@ -341,24 +336,15 @@ static void send_report(int sock) {
   free(b);
 }
 
-static void write_out(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) { if (errno == EINTR) continue; return; }
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
 int run_all(int sock) {
   /* The early command's start, as the server would have shown it. */
   if (progress && started) fprintf(stderr, "\r\x1b[2K[%d/%d] %.100s", started, total, cmds[0].show);
   for (;;) {
     int moved = 1;
     pass_on_stop();
-    while (moved && !any_failed() && !stop_signal) {
+    while (moved && !failed_any && !stop_signal) {
       moved = 0;
-      for (int i = 0; i < ncmds && running < jobs && !any_failed(); i++) {
+      for (int i = 0; i < ncmds && running < jobs && !failed_any; i++) {
         struct cmd *c = &cmds[i];
         if (c->state != WAITING || !ready(c)) continue;
         if (cut_off(c)) { c->state = SKIPPED; note('k', i); moved = 1; continue; }
@@ -382,8 +368,8 @@ int run_all(int sock) {
     if (eventkind[i] != 'r' || c->state != FAILED) continue;
     /* As cli/actions/rebuild's printFailed: the failed command's output; the server adds why it stopped. */
     fflush(stdout);
-    if (c->stdout_text) write_out(1, c->stdout_text, c->stdout_len);
-    if (c->stderr_text) write_out(2, c->stderr_text, c->stderr_len);
+    if (c->stdout_text) write_all(1, c->stdout_text, c->stdout_len);
+    if (c->stderr_text) write_all(2, c->stderr_text, c->stderr_len);
     return 1;
   }
   /* As printRebuilt: the commands' own output, what was cut off, the summary. */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "fast-start.h"
 #include "client-run.h"
+#include "client-util.h"
 #include "sha256.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,6 @@
 
 void tmark(const char *name);
 
-#define HASH_LIMIT (16ull << 20)
 #define BPF_MAP_UPDATE_ELEM 2
 #define BPF_OBJ_GET 7
 
@@ -37,21 +37,10 @@ static char *slurp_file(const char *path, size_t *n, int mine) {
   return p;
 }
 
-/* Fields of a NUL-separated buffer. */
+/* A NUL-separated buffer being read field by field. */
 struct fields { char *at, *end; };
-static char *next(struct fields *f) {
-  if (f->at >= f->end) return NULL;
-  char *s = f->at, *z = memchr(s, 0, (size_t)(f->end - s));
-  if (!z) return NULL;
-  f->at = z + 1;
-  return s;
-}
-static long count(struct fields *f, long max) {
-  char *s = next(f);
-  if (!s || !*s || strspn(s, "0123456789") != strlen(s)) return -1;
-  long v = strtol(s, NULL, 10);
-  return v <= max ? v : -1;
-}
+static char *next(struct fields *f) { return next_field(&f->at, f->end); }
+static long count(struct fields *f, long max) { return decimal(next(f), max); }
 
 /* One candidate of the start file. */
 struct candidate {
@@ -81,7 +70,7 @@ static int inputs_changed(struct fields *f, long n) {
     if (changed) continue; /* known already; the rest are only checked to exist */
     if (!same_size || strcmp(hash, "-") == 0) { changed = 1; continue; } /* "-": too large to hash, as decide has it */
     char hex[65];
-    if (sha256_file(path, HASH_LIMIT, hex) != 0) return -1;
+    if (sha256_file(path, SHA256_FILE_LIMIT, hex) != 0) return -1;
     if (strcmp(hex, hash) != 0) changed = 1;
   }
   return changed;

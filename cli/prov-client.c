@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "client-run.h"
+#include "client-util.h"
 #include "fast-start.h"
 
 extern char **environ;
@@ -102,16 +103,6 @@ static void field(struct buf *b, const char *s, int first) {
   put(b, s, strlen(s));
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) { if (errno == EINTR) continue; return -1; }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* Read exactly n bytes; 0 at a clean end of stream before any byte, -1 on error or a short read. */
 static int read_all(int fd, char *p, size_t n) {
   size_t got = 0;
@@ -159,16 +150,6 @@ static int stat_part(char *out, size_t cap, const char *path, int is_db, unsigne
   if (m > fresh_ns) return -1; /* written too recently for its time stamp to show a further change */
   int n = snprintf(out, cap, "%llu:%llu:%lld:%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size, m, c);
   return n > 0 && (size_t)n < cap;
-}
-
-/* Next NUL-terminated field of the .q buffer, or NULL at its end. */
-static const char *next_field(const char **at, const char *end) {
-  const char *s = *at;
-  if (s >= end) return NULL;
-  const char *z = memchr(s, 0, (size_t)(end - s));
-  if (!z) return NULL;
-  *at = z + 1;
-  return s;
 }
 
 /* Whether the rebuild server of `rt` runs (its pid file names a live process), asked without
@@ -269,7 +250,8 @@ static int quick_noop(int argc, char **argv) {
     if (r == 0) break;
   }
   fclose(f);
-  const char *at = q, *end = q + n, *x;
+  char *at = q, *end = q + n;
+  const char *x;
   int ok = 0, unsure = 0, fp_matched = 0;
   const char *commands = NULL;
   const char **hazards = NULL;

@@ -21,6 +21,9 @@ void sha256_init(struct sha256 *s);
 void sha256_update(struct sha256 *s, const void *data, size_t n);
 /* The digest as 64 lowercase hex digits and a NUL. */
 void sha256_hex(struct sha256 *s, char out[65]);
+/* Largest file rebuild hashes (collector/rebuild/stamp's HASH_LIMIT): larger ones are compared by inode, size and mtime only. */
+#define SHA256_FILE_LIMIT (16ull << 20)
+
 /* SHA-256 of a file's content as hex: 0 done, -1 unreadable or larger than `limit` bytes. */
 int sha256_file(const char *path, uint64_t limit, char out[65]);
 
