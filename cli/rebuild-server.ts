@@ -339,7 +339,8 @@ export async function runRebuildServer(opts: ServerOptions = {}): Promise<number
   // Load now what every request needs, so the first one is as quick as the rest.
   await Promise.all([import('./fast-rebuild.js'), import('./actions/rebuild.js'), import('../collector/rebuild/trace.js'),
     import('../ebpf/warm.js'), import('../ebpf/loader.js'), import('../collector/rebuild/run.js'), import('../collector/rebuild/cutoff.js'),
-    import('../collector/rebuild/quick.js'), import('../collector/rebuild/index.js'), import('../graph/sqlite/pending.js'),
+    import('../collector/rebuild/quick.js'), import('../collector/rebuild/index.js'), import('../collector/rebuild/remote.js'),
+    import('../collector/rebuild/start.js'), import('../graph/sqlite/pending.js'),
     import('../graph/sqlite/checkpoint.js'), import('node:child_process')]);
   // The warm capture's ring stays mapped between requests; what an interrupted rebuild left in
   // it (this server killed before its journal flush) is journaled now.

@@ -174,17 +174,22 @@ async function startEarly(cfg: ProvConfig, decider: Decider, plan: Plan, remote:
   if (!warm) return null;
   captureMode = warm.reused ? 'warm' : 'warm (attached now)';
   if (remote && warm.pinDir && remote.canRun(plan.commands)) {
-    try {
-      remote.track(warm.pinDir);
-    } catch (e) {
-      await warm.stop().catch(() => undefined);
-      throw e;
-    }
+    await trackClient(remote, warm);
     remote.startNow(cmd);
     return { cmd, outcome: null, handle: warm, taken: false };
   }
   mark(`spawn ${cmd.argv.slice(0, 3).join(' ')}`);
   return { cmd, outcome: runOne(cmd), handle: warm, taken: false };
+}
+
+/** Track the client that runs the commands in `capture`; when that fails, release the capture and say why. */
+async function trackClient(remote: RemoteRun, capture: { stop(): Promise<unknown>; pinDir?: string }): Promise<void> {
+  try {
+    remote.track(capture.pinDir!);
+  } catch (e) {
+    await capture.stop().catch(() => undefined);
+    throw e;
+  }
 }
 
 /** An early start whose run never began (something failed in between): wait for it, release the capture. */
@@ -243,15 +248,11 @@ async function runCaptured(cfg: ProvConfig, d: Decisions, stamps: StampFile, job
   // The native client runs the commands when it started the first one already, or when this
   // capture can track it (a pinned attach: warm or private; not a capture daemon's).
   let byClient = early !== null && early.outcome === null;
-  // Commands the client started itself (tracking itself) leave no choice: it runs the rest too.
-  if (!early && remote && ((handle.pinDir && remote.run.canRun(stale)) || remote.run.adopted > 0)) {
-    try {
-      if (handle.pinDir) remote.run.track(handle.pinDir);
-      byClient = true;
-    } catch (e) {
-      await handle.stop().catch(() => undefined);
-      throw e;
-    }
+  // Commands the client started itself (it tracked itself for them) leave no choice: it runs the rest too.
+  if (!early && remote && remote.run.adopted > 0) byClient = true;
+  else if (!early && remote && handle.pinDir && remote.run.canRun(stale)) {
+    await trackClient(remote.run, handle);
+    byClient = true;
   }
   let n = 0;
   let asideError: Error | null = null;

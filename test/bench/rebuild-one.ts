@@ -207,9 +207,9 @@ async function main(): Promise<void> {
       };
       console.log('  split by the scheduler (exec and exit of the runner and of each command it started):');
       // The commands' parent: the client, which runs them (collector/rebuild/remote), or the server.
-      const parentOf = (t: Timed): number => (splitRun(procs, t.pid, t.pid) ? t.pid : s.pid!);
-      const p = show('served prov', srv.map((t) => splitRun(procs, t.pid, parentOf(t))));
-      for (const t of srv) addSchedMarks(procs, t, parentOf(t));
+      const parents = srv.map((t) => (splitRun(procs, t.pid, t.pid) ? t.pid : s.pid!));
+      const p = show('served prov', srv.map((t, i) => splitRun(procs, t.pid, parents[i]!)));
+      srv.forEach((t, i) => addSchedMarks(procs, t, parents[i]!));
       const mk = show('make', makePids.map((pid) => splitRun(procs, pid, pid)));
       // REBUILD_ONE_JSON=1: the split as one JSON line too, for rebuild.bench.
       if (p && mk && process.env.REBUILD_ONE_JSON === '1') console.log(JSON.stringify({ split: { prov: p, make: mk, wall: median(sm) / median(make) } }));
