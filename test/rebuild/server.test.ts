@@ -68,6 +68,13 @@ describe('prov rebuild-server and the native client', () => {
     const r = spawnSync(process.execPath, [CLI, '--home', home, ...args], { encoding: 'utf8', cwd: dir, env: { ...env, ...extra } });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
+  /** The armed server's start token (ebpf/start-token), once it is there (at most 10 s). */
+  const startToken = async (): Promise<string> => {
+    const token = join(rt, 'rebuild', 'start-token');
+    for (const until = Date.now() + 10_000; !existsSync(token) && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(existsSync(token), 'the armed server left no start token');
+    return token;
+  };
   /** True when the request was answered by the server (its timeline starts at the request). */
   const served = (o: Out): boolean => o.stderr.includes('"name":"request received"');
 
@@ -233,9 +240,7 @@ describe('prov rebuild-server and the native client', () => {
     const warmUp = client(['rebuild', 'app']);
     assert.equal(warmUp.code, 0, warmUp.stderr);
     await storeQuiet(150);
-    const token = join(rt, 'rebuild', 'start-token');
-    for (const until = Date.now() + 10_000; !existsSync(token) && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(existsSync(token), 'the armed server left no start token');
+    const token = await startToken();
     const t0 = process.hrtime.bigint();
     appendFileSync(join(dir, 'util.c'), 'int fast_a(void) { return 1; }\n');
     const r = client(['rebuild', 'app'], { PROV_CLIENT_TRACE: '1' });
@@ -253,7 +258,7 @@ describe('prov rebuild-server and the native client', () => {
     assert.ok(BigInt(g.nodes.find((n) => n.id === g.root)!.ts) > t0, 'the store lacks the util.o the fast-started compile made');
     // A header change with --jobs 2: two compiles started by the client, the third and the link after the server's answer.
     const h = readFileSync(join(dir, 'util.h'), 'utf8');
-    for (const until = Date.now() + 10_000; !existsSync(token) && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    await startToken();
     writeFileSync(join(dir, 'util.h'), h.replace('#define OFFSET 1', '#define OFFSET 2'));
     try {
       const r2 = client(['rebuild', 'app', '--jobs', '2'], { PROV_CLIENT_TRACE: '1' });
@@ -277,9 +282,7 @@ describe('prov rebuild-server and the native client', () => {
 
   it('while a client that took the start token has not been served, other requests wait for it (they would run its commands a second time)', async () => {
     await storeQuiet(150);
-    const token = join(rt, 'rebuild', 'start-token');
-    for (const until = Date.now() + 10_000; !existsSync(token) && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(existsSync(token), 'the armed server left no start token');
+    const token = await startToken();
     // "A" takes the token, as a client starting commands itself does…
     renameSync(token, `${token}.A`);
     const id = readFileSync(`${token}.A`, 'utf8').split('\0')[1]!;
