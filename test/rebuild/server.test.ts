@@ -292,6 +292,8 @@ describe('prov rebuild-server and the native client', () => {
     const b = spawn(CLIENT, ['--home', home, 'rebuild', 'app', '--dry-run'], { cwd: dir, env, stdio: 'ignore' });
     const bDone = new Promise<void>((r) => b.once('exit', () => { order.push('B'); r(); }));
     await new Promise((r) => setTimeout(r, 300));
+    // A dry-run takes milliseconds: B still running after 300 ms is B waiting for A.
+    assert.equal(b.exitCode, null, 'a request was served while a client that took the start token had not asked yet');
     // A's request (prov4, naming the token, nothing started after all).
     const f = ['prov4', dir, '000', '22', '1', id, '4', '--home', home, 'rebuild', 'app', '1', `PATH=${process.env.PATH}`];
     const bodyA = Buffer.from(f.map((x) => `${x}\0`).join(''));
@@ -300,8 +302,11 @@ describe('prov rebuild-server and the native client', () => {
     const { connect } = await import('node:net');
     const aDone = new Promise<void>((resolve, reject) => {
       const c = connect(rebuildSocketPath(rt), () => c.write(Buffer.concat([len, bodyA])));
+      // A is answered when its first frame arrives, not when its socket closes: a socket's close
+      // comes in a later phase of the event loop than a child's exit seen in the same turn.
+      c.once('data', () => order.push('A'));
       c.on('data', () => undefined);
-      c.once('close', () => { order.push('A'); resolve(); });
+      c.once('close', () => resolve());
       c.once('error', reject);
     });
     await Promise.all([aDone, bDone]);
