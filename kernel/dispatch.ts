@@ -13,7 +13,7 @@ import { FUSE_UNIQUE_RESEND,
   readInHeaderInto, readUnique, type InHeader,
 } from './protocol.js';
 import type { ProvFs, Ctx, Entry, Opened, SetattrIn, PassthroughDevice } from './ops.js';
-import type { LinLog } from './recorder.js';
+import type { LinLog, LinSnapshot } from './linlog.js';
 
 const log = logger('provfs');
 
@@ -126,7 +126,7 @@ export class Dispatcher {
   /** prov mode: the log behind the read-only `.lin` file at the mount root. */
   lin: LinLog | null = null;
   /** Open `.lin` handles: their snapshots, by fh. */
-  private readonly linHandles = new Map<number, Buffer>();
+  private readonly linHandles = new Map<number, LinSnapshot>();
   private linFh = 0;
 
   /** Serve one request read from /dev/fuse (`len` bytes of `req`). */
@@ -198,8 +198,7 @@ export class Dispatcher {
         const snap = this.linHandles.get(fh());
         if (!snap) return this.error(E.EBADF);
         const off = Number(body.readBigUInt64LE(8)), size = Math.min(body.readUInt32LE(16), this.out.length - SIZE.out_header);
-        const n = off >= snap.length ? 0 : snap.copy(this.out, SIZE.out_header, off, Math.min(snap.length, off + size));
-        return this.ok(n);
+        return this.ok(snap.read(off, size, this.out, SIZE.out_header));
       }
       case OP.FLUSH: return this.ok(0);
       case OP.RELEASE: this.linHandles.delete(fh()); return this.ok(0);

@@ -15,6 +15,8 @@ import { join, basename } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { EventRing } from './eventring.js';
+import { SCHEMA_VERSION } from '../collector/events.js';
+import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, decodeProvfsRecord, encodeProvfsFile } from '../collector/provfs-record.js';
 import { openRingFile, ringFilePath, recoverRings, removeRingFiles } from './ringfiles.js';
 import * as libc from './libc.js';
 
@@ -192,38 +194,41 @@ test('recovery says what may be missing: records that went around a full ring, a
   }
 });
 
-test('records written in place: bytes and numbers as JSON writes them, across wrap-arounds; a staged one only once published', () => {
+test('binary records written in place decode to what was written, across wrap-arounds; a staged one only once published', () => {
   const ring = EventRing.create(2048);
-  const dec = new TextDecoder();
-  const enc = new TextEncoder();
-  // Whole numbers up to 2^53 − 1 digit by digit; anything else as a template string writes it.
-  const numbers = [0, 1, 9, 10, 99, 100, 12345, 2 ** 31 - 1, 2 ** 31, 99_999_999, 100_000_000, 100_000_001, 12_300_000_007, 2_147_483_648_000_000, 2 ** 32 - 1, 2 ** 32, 1e15 + 7, 55834543565746, 2 ** 53 - 1, 2 ** 53 + 2, -1, 1.5, NaN, -1.7976931348623157e+308];
-  const sent: string[] = [], got: string[] = [];
+  const host = Buffer.from('host-é');
+  // Numbers of every size the header holds: tids and flags to 2^32 − 1, ts and fh as doubles.
+  const numbers = [0, 1, 9, 12345, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 53 - 1, 1e15 + 7];
+  const sent: unknown[] = [], got: unknown[] = [];
+  const take = (): void => { for (const r of ring.drain()) got.push(decodeProvfsRecord(r)); };
   for (let i = 0; i < 5000; i++) {
-    const n = numbers[i % numbers.length]! + (i % 3);
-    const text = `{"n":${n},"s":${JSON.stringify('é"\\'.repeat(i % 9))}}`;
-    const head = enc.encode(`{"n":`), tail = enc.encode(`,"s":${JSON.stringify('é"\\'.repeat(i % 9))}}`);
-    if (!ring.begin(head.length + 24 + tail.length)) { for (const r of ring.drain()) got.push(dec.decode(r)); i--; continue; }
-    ring.putBytes(head);
-    ring.putUint(n);
-    ring.putBytes(tail);
+    const n = numbers[i % numbers.length]!;
+    const name = Buffer.from(`f-${i}-${'é"\\'.repeat(i % 9)}`);
+    const path = Buffer.concat([Buffer.from('/mnt/d/'), name]);
+    const file = encodeProvfsFile(2049, n, 2, 0o100000, name, Buffer.from('/mnt/d/'), host)!;
+    if (!ring.begin(PROVFS_HEADER_BYTES + file.length)) { take(); i--; continue; }
+    const tid = n % 2 ** 32;
+    ring.putProvfsHeader(PROVFS_OP.close, PROVFS_BIT.fh | (i % 2 ? PROVFS_BIT.release : 0), tid, n, 0, 0, n);
+    ring.putBytes(file);
     ring.endRecord(false);
-    assert.equal(dec.decode(ring.lastWritten()), text);
-    sent.push(text);
-    if (i % 5 === 0) for (const r of ring.drain()) got.push(dec.decode(r));
+    const ev = { op: 'close', file: { dev: 2049, ino: n, parent: 2, name: name.toString(), path: path.toString(), type: 0o100000 }, fh: n, ...(i % 2 ? { release: true } : {}), v: SCHEMA_VERSION, src: 'provfs', seq: 0, host: host.toString(), pid: 0, ts: n, tid };
+    assert.deepEqual(decodeProvfsRecord(ring.lastWritten()), ev);
+    sent.push(ev);
+    if (i % 5 === 0) take();
   }
-  for (const r of ring.drain()) got.push(dec.decode(r));
+  take();
   assert.deepEqual(got, sent);
   // Staged: invisible to the consumer until published, then whole.
-  assert.ok(ring.begin(64));
-  ring.putBytes(enc.encode('{"staged":'));
-  ring.putUint(42);
-  ring.putBytes(enc.encode('}'));
+  const file = encodeProvfsFile(1, 7, 2, 0o100000, Buffer.from('gone'), Buffer.from('/m/'), host)!;
+  assert.ok(ring.begin(PROVFS_HEADER_BYTES + file.length));
+  ring.putProvfsHeader(PROVFS_OP.unlink, PROVFS_BIT.deleted, 42, 5, 0, 0, 0);
+  ring.putBytes(file);
   ring.endRecord(true);
   assert.deepEqual(ring.drain(), [], 'a staged record is not taken');
-  assert.equal(dec.decode(ring.stagedRecord()!), '{"staged":42}', 'a successor sees it as staged');
+  const staged = decodeProvfsRecord(ring.stagedRecord()!) as { op: string; deleted: boolean; tid: number };
+  assert.deepEqual([staged.op, staged.deleted, staged.tid], ['unlink', true, 42], 'a successor sees it as staged');
   ring.publishStaged();
-  assert.deepEqual(ring.drain().map((r) => dec.decode(r)), ['{"staged":42}']);
+  assert.deepEqual(ring.drain().map((r) => (decodeProvfsRecord(r) as { op: string }).op), ['unlink']);
 });
 
 test('a record cut short where an abandoned staged record was is not taken for a staged one', () => {

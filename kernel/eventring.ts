@@ -25,6 +25,7 @@
  * A length of 0xffffffff (or no room for a record header before the end) means "wrapped to 0".
  */
 import koffi from 'koffi';
+import { PROVFS_HEADER_BYTES, writeProvfsHeader } from '../collector/provfs-record.js';
 
 const HEAD = 0; // committed: bytes before it (from the last wrap) are durable in the journal
 const TAIL = 1; // next byte the producer writes
@@ -200,9 +201,9 @@ export class EventRing {
 
   /**
    * Producer: start writing a record of at most `max` bytes in place, piece by piece
-   * ({@link putBytes}, {@link putUint}), then {@link endRecord}: no string, no encoding, no
-   * intermediate buffer (the provfs recorder's most frequent records). False when there is no
-   * room (nothing written).
+   * ({@link putProvfsHeader}, {@link putBytes}), then {@link endRecord}: no string, no encoding,
+   * no intermediate buffer (the provfs recorder's binary records, collector/provfs-record).
+   * False when there is no room (nothing written).
    */
   begin(max: number): boolean {
     const at = this.room(REC_HDR + max);
@@ -213,15 +214,16 @@ export class EventRing {
     return true;
   }
 
+  /** Producer: the header of a binary provfs record (collector/provfs-record) in the record begun. */
+  putProvfsHeader(op: number, bits: number, tid: number, ts: number, mode: number, flags: number, fh: number): void {
+    writeProvfsHeader(this.view, this.cur, op, bits, tid, ts, mode, flags, fh);
+    this.cur += PROVFS_HEADER_BYTES;
+  }
+
   /** Producer: bytes of the record begun. */
   putBytes(b: Uint8Array): void {
     this.data.set(b, this.cur);
     this.cur += b.length;
-  }
-
-  /** Producer: a number in decimal ({@link writeDecimal}). */
-  putUint(n: number): void {
-    this.cur = writeDecimal(this.data, this.cur, n);
   }
 
   /**
@@ -416,44 +418,4 @@ export class EventRing {
     }
     return undefined;
   }
-}
-
-/**
- * Write `n` in decimal at `out[at]`, as a template string writes it; returns the end. Digit by
- * digit for a whole number from 0 to 2^53 − 1 (what records hold), through String() otherwise
- * (at most 24 characters), so nothing can make it loop or write what the string path would not.
- */
-export function writeDecimal(out: Uint8Array, at: number, n: number): number {
-  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n)) {
-    const t = String(n);
-    for (let i = 0; i < t.length; i++) out[at++] = t.charCodeAt(i);
-    return at;
-  }
-  if (n < 0x80000000) return writeSmall(out, at, n);
-  // Above 2^31 (nanosecond timestamps): the digits above the last eight, then those eight,
-  // each part in 32-bit integer arithmetic (float division per digit cost twice as much).
-  const hi = Math.floor(n / 1e8);
-  let lo = n - hi * 1e8;
-  const end = writeSmall(out, at, hi) + 8;
-  let p = end;
-  for (let i = 0; i < 8; i++) {
-    const q = (lo / 10) | 0;
-    out[--p] = 48 + lo - q * 10;
-    lo = q;
-  }
-  return end;
-}
-
-/** {@link writeDecimal} of a whole number from 0 to 2^31 − 1. */
-function writeSmall(out: Uint8Array, at: number, x: number): number {
-  let len = 1;
-  for (let y = x; y >= 10; y = (y / 10) | 0) len++;
-  const end = at + len;
-  let p = end;
-  do {
-    const q = (x / 10) | 0;
-    out[--p] = 48 + x - q * 10;
-    x = q;
-  } while (x !== 0);
-  return end;
 }

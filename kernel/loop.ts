@@ -19,7 +19,9 @@ import * as libc from './libc.js';
 import { E } from './libc.js';
 import { ProvFs, type ProvFsState } from './ops.js';
 import { Dispatcher, passthroughDevice, type Timeouts, type Negotiated } from './dispatch.js';
-import { Recorder, LinLog, type RecordWriter } from './recorder.js';
+import { Recorder, type RecordWriter } from './recorder.js';
+import { LinLog } from './linlog.js';
+import { provfsRecordText } from '../collector/provfs-record.js';
 import { EventRing, type RingRef } from './eventring.js';
 import { NodeLog } from './nodelog.js';
 import { NodeLogFollower, takeFollowWatch, waitForGo } from './nodefollow.js';
@@ -363,26 +365,29 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   };
   const sink = (ev: ProvEvent): void => pushJson(JSON.stringify(ev));
   const sinkJson = pushJson;
-  // Records written as bytes in the ring where pushJson's rules allow it without the string: not
-  // while a resent request is in hand (what the dead daemon recorded is compared as text), not
-  // with the crash hooks of the tests (they read the text), not as a second record of a staged
-  // operation or into a full ring (those wait as strings, as above).
-  const bytesOk = !crashHook && !crashBefore;
+  // Records written in binary in the ring (kernel/recorder's RecordWriter) where pushJson's rules
+  // allow it without the string: not while a resent request is in hand (what the dead daemon
+  // recorded is compared as text), not with the test hook that kills before a record (it reads
+  // the text before the record exists), not as a second record of a staged operation or into a
+  // full ring (those wait as strings, as above). The hook that kills after a record reads it
+  // back as text, so the crash tests leave binary records in the dead daemon's ring.
+  const bytesOk = !crashBefore;
   const writer: RecordWriter = {
     begin: (max) => bytesOk && !resent?.inHand && (staging === null || (staging.staged === null && staging.held.length === 0)) && ring.begin(max),
     bytes: (b) => ring.putBytes(b),
-    uint: (n) => ring.putUint(n),
+    header: (op, bits, tid, ts, mode, flags, fh) => ring.putProvfsHeader(op, bits, tid, ts, mode, flags, fh),
     end: () => {
       if (staging) {
         ring.endRecord(true);
-        staging.staged = ''; // staged as bytes: its text is read by no one (the crash hooks are off)
         staging.stagedBytes = ring.lastWritten();
+        staging.staged = crashHook ? provfsRecordText(staging.stagedBytes) : ''; // only the crash hook reads its text
         return;
       }
       ring.endRecord(false);
       pushed++;
       lin?.append(ring.lastWritten());
       published();
+      crashHook?.(provfsRecordText(ring.lastWritten()));
     },
   };
   let state: TransferState | undefined;

@@ -44,9 +44,9 @@ export interface Node {
   /** Cached FileRef JSON for records (valid while `fileJsonGen` equals the table's generation). */
   fileJson?: string;
   fileJsonGen?: number;
-  /** The same FileRef as UTF-8 JSON (kernel/recorder), valid with `fileJson` (same generation). */
-  fileBytes?: Uint8Array;
-  /** A directory's path as JSON string content with a `/` after it: its children's paths start so (kernel/recorder). */
+  /** The node's part of its binary records (collector/provfs-record; null: it cannot have one), valid with `fileJson` (same generation). */
+  fileBytes?: Uint8Array | null;
+  /** A directory's path as UTF-8 with a `/` after it: its children's paths start so (kernel/recorder). */
   childPrefix?: Uint8Array;
   childPrefixGen?: number;
 }

@@ -281,8 +281,13 @@ export class ProvFs {
     const p = this.nodes.get(parent);
     const rec = this.recorder;
     if (!rec) return libc.unlinkat(p.fd, name, 0);
-    const before = libc.fstatat(p.fd, name);
-    rec.ahead(() => rec.unlink(ctx, parent, name, before, this.nodes.findByIdentity(before.dev, before.ino)), () => libc.unlinkat(p.fd, name, 0));
+    // What the record needs of the file, read raw: a Stat (an object and six BigInts) per
+    // removal was a tenth of what prov mode added to the request loop on create+unlink.
+    if (!libc.fstatatRawIfExists(p.fd, name)) throw new libc.Errno(E.ENOENT, 'statx');
+    const node = this.nodes.findByStatx();
+    const w = libc.statxWords;
+    const before = { mode: w[7]! & 0xffff, nlink: w[4]!, ino: node ? node.ino : libc.statxIno() };
+    rec.ahead(() => rec.unlink(ctx, parent, name, before, node), () => libc.unlinkat(p.fd, name, 0));
   }
 
   rmdir(ctx: Ctx, parent: number, name: Buffer): void {

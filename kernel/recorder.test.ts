@@ -1,9 +1,10 @@
 /**
  * @module kernel/recorder.test
- * The records prov mode writes as bytes in the event ring (open, close, create, unlink of a known
- * node) are byte for byte what the string path writes (but for their timestamps), for names that
- * JSON must escape and numbers of every size, also after a rename; a writer that declines gets the string. The `.lin`
- * log keeps the newest lines whole when it wraps.
+ * The records prov mode writes in binary in the event ring (open, close, create, unlink of a known
+ * node) decode to byte for byte what the string path writes (but for their timestamps), for names
+ * that JSON must escape and numbers of every size, also after a rename; a writer that declines
+ * gets the string. The `.lin` log keeps the newest records whole when it wraps and shows them as
+ * JSON lines.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,12 +14,14 @@ import { tmpdir } from 'node:os';
 import * as libc from './libc.js';
 import { NodeTable, type Node } from './nodes.js';
 import { EventRing } from './eventring.js';
-import { Recorder, LinLog, type RecordWriter } from './recorder.js';
+import { Recorder, type RecordWriter } from './recorder.js';
+import { LinLog } from './linlog.js';
+import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, encodeProvfsFile, provfsRecordText } from '../collector/provfs-record.js';
 import { FUSE_ROOT_ID } from './protocol.js';
 
 const NAMES = ['plain.txt', 'wé"ird\\name', 'tab\tand\nnewline', 'ctl\u0001\u001f', '日本語ファイル', 'emoji 🎉', "quote'single", 'safe-name_1.o'];
 
-for (const mountpoint of ['/mnt/π', '/']) test(`records written as bytes equal the string records, but for ts (mounted at ${mountpoint})`, (t) => {
+for (const mountpoint of ['/mnt/π', '/']) test(`binary records decode to the string records, but for ts (mounted at ${mountpoint})`, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'prov-recorder-'));
   const rootFd = libc.open(dir, libc.O.PATH | libc.O.DIRECTORY);
   t.after(() => { libc.close(rootFd); rmSync(dir, { recursive: true, force: true }); });
@@ -42,14 +45,15 @@ for (const mountpoint of ['/mnt/π', '/']) test(`records written as bytes equal 
   const writer: RecordWriter = {
     begin: (max) => { if (declineNext) { declined++; return false; } return ring.begin(max); },
     bytes: (b) => ring.putBytes(b),
-    uint: (n) => ring.putUint(n),
+    header: (op, bits, tid, ts, mode, flags, fh) => ring.putProvfsHeader(op, bits, tid, ts, mode, flags, fh),
     end: () => ring.endRecord(false),
   };
   const fallback: string[] = [];
   const viaBytes = new Recorder({ dev: 2049, mountpoint, nodes, sink: () => assert.fail('object sink'), sinkJson: (j) => fallback.push(j), writer });
   const big = [0, 7, 10, 4095, 2 ** 31, 2 ** 32 - 1, 2 ** 53 - 1];
   for (const [i, n] of files.entries()) {
-    const ctx = { uid: 0, gid: 0, pid: big[i % big.length]! };
+    // The caller's thread id is a u32 in FUSE's header (and in a binary record's).
+    const ctx = { uid: 0, gid: 0, pid: Math.min(big[i % big.length]!, 2 ** 32 - 1) };
     const st = libc.fstat(n.fd);
     // The bytes first for half the files: their file JSON made as bytes, not from a string made before.
     for (const r of i % 2 ? [viaBytes, viaString] : [viaString, viaBytes]) {
@@ -64,8 +68,9 @@ for (const mountpoint of ['/mnt/π', '/']) test(`records written as bytes equal 
   nodes.rename(files[0]!, sub.id, Buffer.from('renamed.txt'));
   for (const r of [viaBytes, viaString]) r.open({ uid: 0, gid: 0, pid: 3 }, files[0]!, 0, 9);
   assert.match(strings.at(-1)!, /"name":"renamed\.txt","path":"[^"]*sub dir \\"x\\"\/renamed\.txt"/);
-  const dec = new TextDecoder();
-  const written = ring.drain().map((b) => dec.decode(b));
+  const records = ring.drain();
+  assert.ok(records.every((b) => b[0] === 0xb1), 'every record written in binary');
+  const written = records.map(provfsRecordText);
   const noTs = (s: string): string => s.replace(/"ts":\d+/, '"ts":0');
   assert.equal(written.length, strings.length);
   assert.deepEqual(written.map(noTs), strings.map(noTs));
@@ -80,17 +85,38 @@ for (const mountpoint of ['/mnt/π', '/']) test(`records written as bytes equal 
   assert.equal(noTs(fallback[0]!), noTs(strings.at(-1)!));
 });
 
-test('.lin keeps the newest whole lines when it wraps', () => {
+test('.lin keeps the newest whole records when it wraps, binary ones shown as JSON', () => {
   const lin = new LinLog(100);
+  const ring = EventRing.create(4096);
   const lines: string[] = [];
   for (let i = 0; i < 40; i++) {
-    const line = `{"i":${i},"pad":"${'x'.repeat(i % 11)}"}`;
+    let line: string;
+    if (i % 3 === 0) {
+      // A binary record as the loop writes it.
+      const file = encodeProvfsFile(1, i, 2, 0o100000, Buffer.from(`n${i}`), Buffer.from('/m/'), Buffer.from('h'))!;
+      assert.ok(ring.begin(PROVFS_HEADER_BYTES + file.length));
+      ring.putProvfsHeader(PROVFS_OP.close, PROVFS_BIT.fh, 7, i, 0, 0, i);
+      ring.putBytes(file);
+      ring.endRecord(false);
+      lin.append(ring.lastWritten());
+      line = provfsRecordText(ring.drain()[0]!);
+      assert.match(line, new RegExp(`^\\{"op":"close","file":\\{"dev":1,"ino":${i},`));
+    } else {
+      line = `{"i":${i},"pad":"${'x'.repeat(i % 11)}"}`;
+      if (i % 2) lin.append(Buffer.from(line)); else lin.appendString(line);
+    }
     lines.push(line);
-    if (i % 2) lin.append(Buffer.from(line)); else lin.appendString(line);
-    const snap = lin.snapshot().toString();
-    assert.ok(snap.length <= 100, 'within the cap');
+    const snap = lin.snapshot().all().toString();
+    assert.ok(snap.endsWith('\n'));
     const got = snap.split('\n').filter(Boolean);
-    assert.deepEqual(got, lines.slice(lines.length - got.length), 'a tail of what was appended, whole lines');
+    assert.deepEqual(got, lines.slice(lines.length - got.length), 'a tail of what was appended, whole records');
     assert.ok(got.length >= 1);
   }
+  // Read in pieces, as READ requests do: the same text.
+  const snap = lin.snapshot();
+  const whole = lin.snapshot().all();
+  const out = Buffer.alloc(whole.length + 10);
+  let off = 0;
+  for (let n; (n = snap.read(off, 7, out, off)) > 0;) off += n;
+  assert.equal(out.subarray(0, off).toString(), whole.toString());
 });

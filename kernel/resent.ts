@@ -27,6 +27,7 @@ import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
 import { OP, SIZE } from './protocol.js';
 import { SCHEMA_VERSION, decodeNameBytes } from '../collector/events.js';
+import { provfsRecordText } from '../collector/provfs-record.js';
 
 type RecordFields = { op?: string; tid?: number; file?: { dev?: number; ino?: number | string; name?: string; parent?: number | string } };
 
@@ -104,17 +105,25 @@ function nameOf(json: string): string | undefined {
   try { return (JSON.parse(json) as RecordFields).file?.name; } catch { return undefined; }
 }
 
-/** Records among the joined `tail` whose bytes hold `"name":<name>`, decoded (one byte search across them all). */
+/**
+ * Records among the joined `tail` that may name `name`, as JSON text: JSON records whose bytes
+ * hold `"name":<name>`, binary ones (collector/provfs-record) whose bytes hold the name's UTF-8
+ * (one byte search across them all per form; callers compare what they get field by field).
+ */
 function* naming(tail: { bytes: Buffer; ends: number[] }, name: string | undefined): Generator<string> {
   if (name === undefined || tail.ends.length === 0) return;
-  const needle = Buffer.from(`"name":${JSON.stringify(name)}`);
-  for (let from = 0, hit; (hit = tail.bytes.indexOf(needle, from)) >= 0;) {
-    // The record holding the hit: the first whose end lies past it.
-    let lo = 0, hi = tail.ends.length - 1;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (tail.ends[mid]! > hit) hi = mid; else lo = mid + 1; }
-    const start = lo === 0 ? 0 : tail.ends[lo - 1]!;
-    yield tail.bytes.toString('utf8', start, tail.ends[lo]!);
-    from = tail.ends[lo]!;
+  const seen = new Set<number>();
+  for (const needle of [Buffer.from(`"name":${JSON.stringify(name)}`), Buffer.from(name)]) {
+    for (let from = 0, hit; (hit = tail.bytes.indexOf(needle, from)) >= 0;) {
+      // The record holding the hit: the first whose end lies past it.
+      let lo = 0, hi = tail.ends.length - 1;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (tail.ends[mid]! > hit) hi = mid; else lo = mid + 1; }
+      const start = lo === 0 ? 0 : tail.ends[lo - 1]!;
+      from = tail.ends[lo]!;
+      if (seen.has(lo)) continue;
+      seen.add(lo);
+      try { yield provfsRecordText(tail.bytes.subarray(start, from)); } catch { /* not a whole record: it names nothing */ }
+    }
   }
 }
 
@@ -147,7 +156,7 @@ export function deadRecordKeys(path: string): DeadRecords {
       for (const d of naming(tail, name)) if (nameKeyOf(d) === key) return true;
       return false;
     },
-    staged: () => (staged === null ? null : new TextDecoder().decode(staged)),
+    staged: () => { try { return staged === null ? null : provfsRecordText(staged); } catch { return null; } },
   };
 }
 

@@ -12,6 +12,7 @@ import { readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { logger } from '../collector/log.js';
 import { CODEC } from '../collector/journal/api.js';
+import { isProvfsRecord } from '../collector/provfs-record.js';
 import * as libc from './libc.js';
 import { EventRing, type RingRecord } from './eventring.js';
 import { running } from '../collector/proc.js';
@@ -64,6 +65,20 @@ export function deadRingFiles(nodeLog: string): string[] {
   return found.sort((a, b) => a.mtime - b.mtime).map((f) => f.path);
 }
 
+/**
+ * Append ring records to a journal in order, each run of binary provfs records
+ * (collector/provfs-record) as codec provfsRaw, each run of JSON ones as JSON.
+ */
+export function appendRingRecords(journal: Pick<RecoveryJournal, 'appendEncoded'>, recs: readonly Uint8Array[]): void {
+  for (let i = 0; i < recs.length;) {
+    const binary = isProvfsRecord(recs[i]!);
+    let j = i + 1;
+    while (j < recs.length && isProvfsRecord(recs[j]!) === binary) j++;
+    journal.appendEncoded(binary ? CODEC.provfsRaw : CODEC.json, i === 0 && j === recs.length ? recs : recs.slice(i, j));
+    i = j;
+  }
+}
+
 /** A journal as recovery uses it. */
 export interface RecoveryJournal {
   readonly lastSeq: number;
@@ -113,7 +128,7 @@ export function recoverRings(nodeLog: string, journal: RecoveryJournal): RingRec
       // them durable, whoever recovers next appends only what the journal then lacks.
       const base = journal.lastSeq;
       todo.forEach((r, i) => ring.stamp(r.off, base + 1 + i));
-      if (todo.length > 0) journal.appendEncoded(CODEC.json, todo.map((r) => r.data));
+      appendRingRecords(journal, todo.map((r) => r.data));
       out.appended += todo.length;
       if (damaged) lost.push(`${path}: ${damaged}`);
       if (ring.overflow > 0) lost.push(`${path}: ${ring.overflow} records went around the ring (it was full) and may not have reached the journal`);

@@ -14,10 +14,11 @@ import { Worker } from 'node:worker_threads';
 import { statfs, rmSync } from 'node:fs';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
-import { CODEC, type JournalWriter } from '../collector/journal/api.js';
+import type { JournalWriter } from '../collector/journal/api.js';
+import { provfsRecordEvent } from '../collector/provfs-record.js';
 import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
-import { openRingFile } from './ringfiles.js';
+import { appendRingRecords, openRingFile, type RecoveryJournal } from './ringfiles.js';
 import type { LoopConfig, LoopMessage, TransferMessage, SnapshotRequest } from './loop.js';
 
 /** A quiesced loop: where its state is, and the fds that state names. */
@@ -104,7 +105,6 @@ export class Serving {
   private journal: JournalSink | null;
   private held: Array<Uint8Array | ProvEvent> = [];
   private timer: NodeJS.Timeout | null = null;
-  private readonly dec = new TextDecoder();
   private stopInfo: StopInfo = { reason: 'worker exited', counts: {} };
   private finish!: (s: StopInfo) => void;
   /** Set while a quiesce is under way: where the loop wrote its state arrives here. */
@@ -384,8 +384,8 @@ export class Serving {
     if (recs.length > 0) {
       const base = (j as { lastSeq?: number }).lastSeq;
       if (typeof base === 'number') for (let i = 0; i < offs.length; i++) this.ring.stamp(offs[i]!, base + 1 + i);
-      if (framed) j.appendEncoded!(CODEC.json, recs);
-      else for (const r of recs) this.deliver(JSON.parse(this.dec.decode(r)) as ProvEvent);
+      if (framed) appendRingRecords(j as Pick<RecoveryJournal, 'appendEncoded'>, recs);
+      else for (const r of recs) this.deliver(provfsRecordEvent(r));
       this.batches.push({ end, seq: typeof base === 'number' ? base + recs.length : 0 });
     }
     this.commitDurable();
@@ -421,8 +421,8 @@ export class Serving {
     this.held = [];
     for (const h of held) {
       if (h instanceof Uint8Array) {
-        if (journal.appendEncoded && !this.o.onEvent) journal.appendEncoded(CODEC.json, [h]);
-        else this.deliver(JSON.parse(this.dec.decode(h)) as ProvEvent);
+        if (journal.appendEncoded && !this.o.onEvent) appendRingRecords(journal as Pick<RecoveryJournal, 'appendEncoded'>, [h]);
+        else this.deliver(provfsRecordEvent(h));
       } else this.deliver(h);
     }
     this.drain(); // then what waits in the ring (records moved to memory were taken from it earlier)

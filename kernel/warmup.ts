@@ -66,7 +66,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
     const writer: RecordWriter = {
       begin: (max) => ring.begin(max) || (ring.drain(), ring.begin(max)),
       bytes: (b) => ring.putBytes(b),
-      uint: (n) => ring.putUint(n),
+      header: (op, bits, tid, ts, mode, flags, fh) => ring.putProvfsHeader(op, bits, tid, ts, mode, flags, fh),
       end: () => ring.endRecord(false),
     };
     if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => push(JSON.stringify(ev)), ...({ sinkJson: push, writer } as object), stage: { begin() { /* records go straight to push */ }, end() { /* nothing held */ } } });

@@ -8,8 +8,11 @@
  */
 import type { ProvEvent } from '../events.js';
 
-/** Payload encodings. JSON is the default; binary codecs let hot sources skip JSON. */
-export const CODEC = { json: 0, ebpfRaw: 1 } as const;
+/**
+ * Payload encodings. JSON is the default; binary codecs let hot sources skip JSON. `provfsRaw`
+ * (collector/provfs-record) is decoded by every reader; `ebpfRaw` by readers given its decoder.
+ */
+export const CODEC = { json: 0, ebpfRaw: 1, provfsRaw: 2 } as const;
 
 export interface JournalWriterOptions {
   dir: string;

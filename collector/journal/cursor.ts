@@ -19,6 +19,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { join } from 'node:path';
 import type { ProvEvent } from '../events.js';
 import { eventProblem } from '../validate.js';
+import { decodeProvfsRecord } from '../provfs-record.js';
 import { CODEC, type JournalRecord, type PayloadDecoder, type RecordPrefilter } from './api.js';
 import {
   FRAME_HEADER_BYTES, FRAME_MAGIC0, FRAME_MAGIC1, FRAME_OVERHEAD, INDEX_ENTRY_BYTES, INDEX_SUFFIX, KIND_RECORD,
@@ -326,6 +327,8 @@ export class StreamCursor {
     try {
       if (codec === CODEC.json) {
         ev = JSON.parse(this.buf.toString('utf8', start, start + len));
+      } else if (codec === CODEC.provfsRaw && !this.decoders.has(codec)) {
+        ev = decodeProvfsRecord(this.buf.subarray(start, start + len));
       } else {
         const dec = this.decoders.get(codec);
         if (!dec) {

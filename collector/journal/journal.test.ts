@@ -10,7 +10,8 @@ import { verifyJournal } from './verify.js';
 import { resumeSegment } from './cursor.js';
 import { anySampleEvent, sampleEvent } from './samples.js';
 import { parseSegmentName } from './format.js';
-import type { ProvEvent } from '../events.js';
+import { SCHEMA_VERSION, type ProvEvent } from '../events.js';
+import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, encodeProvfsFile, writeProvfsHeader } from '../provfs-record.js';
 
 const root = mkdtempSync(join(tmpdir(), 'prov-journal-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -233,6 +234,30 @@ describe('journal reader', () => {
     assert.equal(r2.readBatch(100).length, 1);
     assert.equal(r2.stats.rejectedByStream.ebpf, 5);
     assert.match(r2.rejections[0]!.reason, /no decoder registered for codec 1/);
+  });
+
+  it('decodes binary provfs records without being given a decoder, and rejects a damaged one saying where', async () => {
+    const dir = freshDir();
+    const w = openJournalWriter({ dir, stream: 'provfs-1' });
+    const record = (op: number, bits: number, name: string, tid: number): Uint8Array => {
+      const file = encodeProvfsFile(2049, 77, 2, 0o100000, Buffer.from(name), Buffer.from('/mnt/'), Buffer.from('host'))!;
+      const b = new Uint8Array(PROVFS_HEADER_BYTES + file.length);
+      writeProvfsHeader(new DataView(b.buffer), 0, op, bits, tid, 1234, 0o644, 0o100101, 9);
+      b.set(file, PROVFS_HEADER_BYTES);
+      return b;
+    };
+    const bad = record(PROVFS_OP.open, 0, 'x', 1).slice(0, 40);
+    w.appendEncoded(CODEC.provfsRaw, [record(PROVFS_OP.create, PROVFS_BIT.flags | PROVFS_BIT.fh, 'a "b"', 11), record(PROVFS_OP.unlink, 0, 'c', 12), bad]);
+    await w.close();
+    const r = openJournalReader(dir);
+    const got = r.readBatch(10);
+    assert.deepEqual(got.map((x) => x.event), [
+      { op: 'create', file: { dev: 2049, ino: 77, parent: 2, name: 'a "b"', path: '/mnt/a "b"', type: 0o100000 }, mode: 0o644, flags: 0o100101, fh: 9, v: SCHEMA_VERSION, src: 'provfs', seq: 1, host: 'host', pid: 0, ts: 1234, tid: 11 },
+      { op: 'unlink', file: { dev: 2049, ino: 77, parent: 2, name: 'c', path: '/mnt/c', type: 0o100000 }, deleted: false, v: SCHEMA_VERSION, src: 'provfs', seq: 2, host: 'host', pid: 0, ts: 1234, tid: 12 },
+    ]);
+    assert.equal(r.stats.rejected, 1);
+    assert.equal(r.rejections[0]!.seq, 3);
+    assert.match(r.rejections[0]!.reason, /codec 2 decoder: provfs record of 40 bytes is shorter than its 66-byte fixed part/);
   });
 
   it('rejects invalid events with stream, seq, segment, offset and reason, and goes on', async () => {
