@@ -62,11 +62,11 @@ export interface RecorderOptions {
   stage?: { begin(): void; end(ok: boolean): void };
 }
 
-/** Printable ASCII: bytes that decodeNameBytes keeps as they are. */
+/** Printable ASCII: bytes that decodeNameBytes keeps as they are (so the name needs no decoding for its record). */
 function printableAscii(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) {
     const c = b[i]!;
-    if (c < 0x20 || c > 0x7e || c === 0x5c) return false;
+    if (c < 0x20 || c > 0x7e) return false;
   }
   return true;
 }
