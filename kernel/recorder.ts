@@ -25,8 +25,8 @@ export type EventBody = Body<ProvEvent>;
  * open, close, create and unlink — three per file an application creates and removes — are
  * written in binary (collector/provfs-record) from a fixed header and the node's cached part,
  * with no string built, encoded or collected. Measured on a create+unlink loop (prov vs plain,
- * interleaved): JSON strings cost about a tenth of prov mode's throughput, JSON written as bytes
- * from cached pieces still 2.1 µs of the request loop's CPU per file more than binary.
+ * interleaved): JSON strings cost about a tenth of prov mode's throughput; JSON written as bytes
+ * from cached pieces cost the loop about 1.1 µs of CPU per file more than binary.
  */
 export interface RecordWriter {
   /** Start a record of `max` bytes; false: write it as a string instead (no room, or a case the writer leaves to strings). */

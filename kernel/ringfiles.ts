@@ -69,12 +69,12 @@ export function deadRingFiles(nodeLog: string): string[] {
  * Append ring records to a journal in order, each run of binary provfs records
  * (collector/provfs-record) as codec provfsRaw, each run of JSON ones as JSON.
  */
-export function appendRingRecords(journal: Pick<RecoveryJournal, 'appendEncoded'>, recs: readonly Uint8Array[]): void {
+export function appendRingRecords(append: RecoveryJournal['appendEncoded'], recs: readonly Uint8Array[]): void {
   for (let i = 0; i < recs.length;) {
     const binary = isProvfsRecord(recs[i]!);
     let j = i + 1;
     while (j < recs.length && isProvfsRecord(recs[j]!) === binary) j++;
-    journal.appendEncoded(binary ? CODEC.provfsRaw : CODEC.json, i === 0 && j === recs.length ? recs : recs.slice(i, j));
+    append(binary ? CODEC.provfsRaw : CODEC.json, i === 0 && j === recs.length ? recs : recs.slice(i, j));
     i = j;
   }
 }
@@ -128,7 +128,7 @@ export function recoverRings(nodeLog: string, journal: RecoveryJournal): RingRec
       // them durable, whoever recovers next appends only what the journal then lacks.
       const base = journal.lastSeq;
       todo.forEach((r, i) => ring.stamp(r.off, base + 1 + i));
-      appendRingRecords(journal, todo.map((r) => r.data));
+      appendRingRecords((codec, payloads) => journal.appendEncoded(codec, payloads), todo.map((r) => r.data));
       out.appended += todo.length;
       if (damaged) lost.push(`${path}: ${damaged}`);
       if (ring.overflow > 0) lost.push(`${path}: ${ring.overflow} records went around the ring (it was full) and may not have reached the journal`);

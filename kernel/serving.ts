@@ -18,7 +18,7 @@ import type { JournalWriter } from '../collector/journal/api.js';
 import { provfsRecordEvent } from '../collector/provfs-record.js';
 import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
-import { appendRingRecords, openRingFile, type RecoveryJournal } from './ringfiles.js';
+import { appendRingRecords, openRingFile } from './ringfiles.js';
 import type { LoopConfig, LoopMessage, TransferMessage, SnapshotRequest } from './loop.js';
 
 /** A quiesced loop: where its state is, and the fds that state names. */
@@ -384,7 +384,7 @@ export class Serving {
     if (recs.length > 0) {
       const base = (j as { lastSeq?: number }).lastSeq;
       if (typeof base === 'number') for (let i = 0; i < offs.length; i++) this.ring.stamp(offs[i]!, base + 1 + i);
-      if (framed) appendRingRecords(j as Pick<RecoveryJournal, 'appendEncoded'>, recs);
+      if (framed) appendRingRecords(j.appendEncoded!.bind(j), recs);
       else for (const r of recs) this.deliver(provfsRecordEvent(r));
       this.batches.push({ end, seq: typeof base === 'number' ? base + recs.length : 0 });
     }
@@ -421,7 +421,7 @@ export class Serving {
     this.held = [];
     for (const h of held) {
       if (h instanceof Uint8Array) {
-        if (journal.appendEncoded && !this.o.onEvent) appendRingRecords(journal as Pick<RecoveryJournal, 'appendEncoded'>, [h]);
+        if (journal.appendEncoded && !this.o.onEvent) appendRingRecords(journal.appendEncoded.bind(journal), [h]);
         else this.deliver(provfsRecordEvent(h));
       } else this.deliver(h);
     }
