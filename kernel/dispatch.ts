@@ -572,7 +572,12 @@ export const HANDLERS: Record<number, Handler> = {
     const [name] = cname(b, SIZE.mkdir_in);
     d.entry(d.fs.mkdir(ctxOf(h), id(h), name, b.readUInt32LE(0), b.readUInt32LE(4)));
   },
-  [OP.UNLINK]: (d, h, b) => { d.fs.unlink(ctxOf(h), id(h), cname(b)[0]); d.ok(0); },
+  [OP.UNLINK]: (d, h, b) => {
+    const [name, next] = cname(b);
+    // The body is the name and its NUL (next within it): the system calls take it as it lies.
+    d.fs.unlink(ctxOf(h), id(h), name, next <= b.length ? b : undefined);
+    d.ok(0);
+  },
   [OP.RMDIR]: (d, h, b) => { d.fs.rmdir(ctxOf(h), id(h), cname(b)[0]); d.ok(0); },
   [OP.RENAME]: (d, h, b) => {
     const [from, next] = cname(b, SIZE.rename_in);

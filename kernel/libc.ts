@@ -285,6 +285,10 @@ export function linkFd(fd: number, newdirfd: number, name: Buffer): void {
 export function unlinkat(dirfd: number, name: Buffer, flags: number): void {
   ok(c.unlinkat(dirfd, cstr(name), flags), 'unlinkat');
 }
+/** {@link unlinkat} of a name already NUL-terminated in place (as a FUSE request carries it). */
+export function unlinkatZ(dirfd: number, nameZ: Buffer, flags: number): void {
+  ok(c.unlinkat(dirfd, nameZ, flags), 'unlinkat');
+}
 export function renameat2(olddirfd: number, oldname: Buffer, newdirfd: number, newname: Buffer, flags: number): void {
   ok(c.renameat2(olddirfd, cstr(oldname), newdirfd, cstr(newname), flags), 'renameat2');
 }

@@ -9,6 +9,7 @@
  * starts a new log.
  */
 import { provfsRecordText } from '../collector/provfs-record.js';
+import { SMALL_COPY } from './eventring.js';
 
 const LEN_BYTES = 4;
 
@@ -25,21 +26,37 @@ export class LinLog {
 
   /** One record's bytes (binary or JSON), dropping the oldest ones to make room. */
   append(bytes: Uint8Array): void {
-    const n = bytes.length, need = LEN_BYTES + n;
+    this.appendRange(bytes, 0, bytes.length);
+  }
+
+  /**
+   * The record in `src` from `from` to `to` (the ring's record written last, with no view made
+   * of it), dropping the oldest records to make room. Copied element by element up to
+   * SMALL_COPY bytes, as the ring copies its pieces (kernel/eventring).
+   */
+  appendRange(src: Uint8Array, from: number, to: number): void {
+    const n = to - from, need = LEN_BYTES + n;
     if (need > this.cap) return; // a record larger than the whole log: not kept
     while (this.used + need > this.cap) this.dropOldest();
     const cap = this.cap, buf = this.buf;
     let at = this.start + this.used;
     if (at >= cap) at -= cap;
-    for (let i = 0; i < LEN_BYTES; i++) {
-      buf[at] = (n >>> (8 * i)) & 0xff;
-      if (++at === cap) at = 0;
-    }
-    const room = cap - at;
-    if (n <= room) buf.set(bytes, at);
-    else {
-      buf.set(bytes.subarray(0, room), at);
-      buf.set(bytes.subarray(room), 0);
+    if (at + need <= cap) {
+      buf[at] = n & 0xff; buf[at + 1] = (n >>> 8) & 0xff; buf[at + 2] = (n >>> 16) & 0xff; buf[at + 3] = n >>> 24;
+      at += LEN_BYTES;
+      if (n > SMALL_COPY) buf.set(src.subarray(from, to), at);
+      else for (let i = from; i < to; i++) buf[at++] = src[i]!;
+    } else {
+      for (let i = 0; i < LEN_BYTES; i++) {
+        buf[at] = (n >>> (8 * i)) & 0xff;
+        if (++at === cap) at = 0;
+      }
+      const room = cap - at;
+      if (n <= room) buf.set(src.subarray(from, to), at);
+      else {
+        buf.set(src.subarray(from, from + room), at);
+        buf.set(src.subarray(from + room, to), 0);
+      }
     }
     this.used += need;
   }

@@ -317,40 +317,48 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let resent: { inHand: boolean; known: () => DeadRecords; left: number } | null = null;
   /** Records pushed so far (to tell whether a resent request made one). */
   let pushed = 0;
-  /** Between Recorder.ahead's begin and end: the record staged in the ring, and any others held back. */
-  let staging: { staged: string | null; stagedBytes: Uint8Array | null; held: string[] } | null = null;
+  /**
+   * Between Recorder.ahead's begin and end (`active`): the record staged in the ring (its text
+   * for the crash hook, '' without one; where its bytes are in the ring), and any others held
+   * back. One object for the thread's life: one per removal cost the loop an allocation each.
+   */
+  const staging = { active: false, staged: null as string | null, from: 0, to: 0, held: [] as string[] };
   const stage = {
-    begin: (): void => { staging = { staged: null, stagedBytes: null, held: [] }; },
+    begin: (): void => { staging.active = true; staging.staged = null; },
     end: (ok: boolean): void => {
-      const s = staging!;
-      staging = null;
-      if (!ok) return; // the operation failed: its record never happened
-      if (s.staged !== null) {
-        crashHook?.(s.staged);
-        lin?.append(s.stagedBytes!);
+      staging.active = false;
+      if (!ok) { staging.held.length = 0; return; } // the operation failed: its record never happened
+      if (staging.staged !== null) {
+        crashHook?.(staging.staged);
+        lin?.appendRange(ring.bytes, staging.from, staging.to);
         ring.publishStaged();
         published();
         pushed++;
       }
-      for (const json of s.held) pushJson(json);
+      if (staging.held.length === 0) return;
+      const held = staging.held.splice(0);
+      for (const json of held) pushJson(json);
     },
   };
+  /** Whether a staged operation's record may still go into the ring (none staged nor held yet). */
+  const stageFree = (): boolean => staging.staged === null && staging.held.length === 0;
   /** After a record went into the ring: wake the main thread if it stopped draining (kernel/eventring). */
   const published = (): void => { if (ring.wakeNeeded()) post({ type: 'wake' }); };
   const pushJson = (json: string): void => {
     // Serving a request resent after a crash: not again what the dead daemon recorded already.
     if (resent && resent.inHand && resent.known().hasExact(json)) return;
     crashBefore?.(json);
-    if (staging) {
-      if (staging.staged === null && staging.held.length === 0 && ring.stageString(json)) {
+    if (staging.active) {
+      if (stageFree() && ring.stageString(json)) {
         staging.staged = json;
-        staging.stagedBytes = ring.lastWritten();
+        staging.from = ring.lastStart;
+        staging.to = ring.lastEnd;
       } else staging.held.push(json); // no room, or a second record: after the operation, as usual
       return;
     }
     pushed++;
     if (ring.pushString(json)) {
-      lin?.append(ring.lastWritten());
+      lin?.appendRange(ring.bytes, ring.lastStart, ring.lastEnd);
       published();
       crashHook?.(json);
       return;
@@ -373,19 +381,20 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // back as text, so the crash tests leave binary records in the dead daemon's ring.
   const bytesOk = !crashBefore;
   const writer: RecordWriter = {
-    begin: (max) => bytesOk && !resent?.inHand && (staging === null || (staging.staged === null && staging.held.length === 0)) && ring.begin(max),
+    begin: (max) => bytesOk && !resent?.inHand && (!staging.active || stageFree()) && ring.begin(max),
     bytes: (b) => ring.putBytes(b),
     header: (op, bits, tid, ts, mode, flags, fh) => ring.putProvfsHeader(op, bits, tid, ts, mode, flags, fh),
     end: () => {
-      if (staging) {
+      if (staging.active) {
         ring.endRecord(true);
-        staging.stagedBytes = ring.lastWritten();
-        staging.staged = crashHook ? provfsRecordText(staging.stagedBytes) : ''; // only the crash hook reads its text
+        staging.from = ring.lastStart;
+        staging.to = ring.lastEnd;
+        staging.staged = crashHook ? provfsRecordText(ring.lastWritten()) : ''; // only the crash hook reads its text
         return;
       }
       ring.endRecord(false);
       pushed++;
-      lin?.append(ring.lastWritten());
+      lin?.appendRange(ring.bytes, ring.lastStart, ring.lastEnd);
       published();
       crashHook?.(provfsRecordText(ring.lastWritten()));
     },

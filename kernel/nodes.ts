@@ -51,6 +51,20 @@ export interface Node {
   childPrefixGen?: number;
 }
 
+/**
+ * A node with every field of {@link Node} present from the start, in one order: the caches the
+ * recorder and the path code fill in later then change no node's shape, so every property
+ * access on the request path sees one shape (nodes that grew their caches one property at a
+ * time made those accesses polymorphic in prov mode).
+ */
+export function makeNode(id: number, fd: number, dev: number, ino: bigint, type: number, nlookup: number, parent: number, name: Buffer, backing: Backing | null, opens: number, used = 0): Node {
+  return {
+    id, fd, dev, ino, type, nlookup, parent, name, backing, opens, used,
+    nameStr: undefined, path: undefined, pathGen: -1,
+    fileJson: undefined, fileJsonGen: -1, fileBytes: undefined, childPrefix: undefined, childPrefixGen: -1,
+  };
+}
+
 /** An open file or directory (the FUSE `fh`). */
 export interface Handle {
   fh: number;
@@ -159,10 +173,7 @@ export class NodeTable {
   /** Make the table with the root directory held by `rootFd` (an O_PATH fd, never forgotten). */
   constructor(rootFd: number) {
     const st = libc.fstat(rootFd);
-    const root: Node = {
-      id: FUSE_ROOT_ID, fd: rootFd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT,
-      nlookup: 2 ** 30, parent: FUSE_ROOT_ID, name: Buffer.alloc(0), backing: null, opens: 0,
-    };
+    const root = makeNode(FUSE_ROOT_ID, rootFd, st.dev, st.ino, st.mode & libc.S.IFMT, 2 ** 30, FUSE_ROOT_ID, Buffer.alloc(0), null, 0);
     this.byId.set(root.id, root);
     this.byKey.set(key(root.dev, root.ino), root);
   }
@@ -217,10 +228,7 @@ export class NodeTable {
       if (fd >= 0) libc.close(fd);
       return this.lookedUp(known, parent, name);
     }
-    const n: Node = {
-      id: this.nextId++, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 1,
-      parent, name: Buffer.from(name), backing: null, opens: 0, used: ++this.tick,
-    };
+    const n = makeNode(this.nextId++, fd, st.dev, st.ino, st.mode & libc.S.IFMT, 1, parent, Buffer.from(name), null, 0, ++this.tick);
     this.byId.set(n.id, n);
     this.byKey.set(k, n);
     this.dirty?.add(n.id);
@@ -244,10 +252,8 @@ export class NodeTable {
    * A second node of the same file keeps the first one's identity slot.
    */
   addRecovered(id: number, fd: number, st: libc.Stat, backingId?: number): void {
-    const n: Node = {
-      id, fd, dev: st.dev, ino: st.ino, type: st.mode & libc.S.IFMT, nlookup: 2 ** 30, parent: FUSE_ROOT_ID,
-      name: Buffer.alloc(0), backing: backingId !== undefined ? { fd: -1, id: backingId, refs: 2 ** 30 } : null, opens: 0,
-    };
+    const n = makeNode(id, fd, st.dev, st.ino, st.mode & libc.S.IFMT, 2 ** 30, FUSE_ROOT_ID, Buffer.alloc(0),
+      backingId !== undefined ? { fd: -1, id: backingId, refs: 2 ** 30 } : null, 0);
     this.byId.set(id, n);
     if (!this.byKey.has(key(n.dev, n.ino))) this.byKey.set(key(n.dev, n.ino), n);
   }
@@ -371,7 +377,11 @@ export class NodeTable {
   }
 
   openHandle(h: Omit<Handle, 'fh'>): Handle {
-    const handle: Handle = { fh: this.nextFh++, ...h };
+    // Every field present, in one order (see makeNode): one shape for every handle.
+    const handle: Handle = {
+      fh: this.nextFh++, node: h.node, flags: h.flags, fd: h.fd, passthrough: h.passthrough,
+      noflush: h.noflush, opener: h.opener, userWriter: h.userWriter, dir: h.dir,
+    };
     this.handles.set(handle.fh, handle);
     this.get(h.node).opens++;
     // A backing file is registered or dropped only with a handle: this covers it too.
@@ -519,11 +529,8 @@ export class NodeTable {
       } else {
         fd = fetch(r.fd);
       }
-      const n: Node = {
-        id: r.id, fd, dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,
-        parent: r.parent, name: Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength),
-        backing: r.backing ? { ...r.backing, fd: r.backing.fd >= 0 ? fetch(r.backing.fd) : -1 } : null, opens: r.opens,
-      };
+      const n = makeNode(r.id, fd, r.dev, BigInt(r.ino), r.type, r.nlookup, r.parent, Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength),
+        r.backing ? { ...r.backing, fd: r.backing.fd >= 0 ? fetch(r.backing.fd) : -1 } : null, r.opens);
       this.byId.set(n.id, n);
       this.byKey.set(key(n.dev, n.ino), n);
     }
@@ -533,7 +540,7 @@ export class NodeTable {
       const old = before.get(r.fh);
       const fd = old && old.fd >= 0 ? old.fd : r.fd >= 0 ? fetch(r.fd) : -1;
       before.delete(r.fh);
-      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough, noflush: r.noflush, opener: r.opener, userWriter: r.userWriter };
+      const h: Handle = { fh: r.fh, node: r.node, flags: r.flags, fd, passthrough: r.passthrough, noflush: r.noflush, opener: r.opener, userWriter: r.userWriter, dir: undefined };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };
         libc.lseek(h.fd, h.dir.pos, 0);
@@ -570,11 +577,8 @@ export class NodeTable {
     t.lazy = null;
     t.lazyMountFd = -1;
     for (const r of s.nodes) {
-      const n: Node = {
-        id: r.id, fd: fdMap(r.fd), dev: r.dev, ino: BigInt(r.ino), type: r.type, nlookup: r.nlookup,
-        parent: r.parent, name: Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength),
-        backing: r.backing ? { ...r.backing, fd: r.backing.fd >= 0 ? fdMap(r.backing.fd) : -1 } : null, opens: r.opens,
-      };
+      const n = makeNode(r.id, fdMap(r.fd), r.dev, BigInt(r.ino), r.type, r.nlookup, r.parent, Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength),
+        r.backing ? { ...r.backing, fd: r.backing.fd >= 0 ? fdMap(r.backing.fd) : -1 } : null, r.opens);
       t.byId.set(n.id, n);
       t.byKey.set(key(n.dev, n.ino), n);
     }
@@ -582,7 +586,7 @@ export class NodeTable {
     for (const r of s.handles) {
       const h: Handle = {
         fh: r.fh, node: r.node, flags: r.flags, fd: r.fd >= 0 ? fdMap(r.fd) : -1,
-        passthrough: r.passthrough, noflush: r.noflush, opener: r.opener, userWriter: r.userWriter,
+        passthrough: r.passthrough, noflush: r.noflush, opener: r.opener, userWriter: r.userWriter, dir: undefined,
       };
       if (r.dirPos !== undefined) {
         h.dir = { pos: BigInt(r.dirPos), pending: [], eof: false };

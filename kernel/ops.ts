@@ -276,19 +276,35 @@ export class ProvFs {
     return e;
   }
 
-  /** Recorded ahead (Recorder.ahead): once the name is gone, nothing says what it was. */
-  unlink(ctx: Ctx, parent: number, name: Buffer): void {
+  /**
+   * Recorded ahead (Recorder.ahead): once the name is gone, nothing says what it was. `nameZ`:
+   * the name followed by a NUL where it lies (the request's body), for the system calls to take
+   * as it is.
+   */
+  unlink(ctx: Ctx, parent: number, name: Buffer, nameZ?: Buffer): void {
     const p = this.nodes.get(parent);
     const rec = this.recorder;
-    if (!rec) return libc.unlinkat(p.fd, name, 0);
+    const z = nameZ ?? libc.cstr(name);
+    if (!rec) return libc.unlinkatZ(p.fd, z, 0);
     // What the record needs of the file, read raw: building a Stat (an object and six BigInts)
     // per removal was about 6 % of what prov mode added to the request loop (perf samples of the
     // loop thread on create+unlink, prov minus plain).
-    if (!libc.fstatatRawIfExists(p.fd, name)) throw new libc.Errno(E.ENOENT, 'statx');
+    if (!libc.fstatatRawIfExistsZ(p.fd, z)) throw new libc.Errno(E.ENOENT, 'statx');
     const node = this.nodes.findByStatx();
     const w = libc.statxWords;
     const before = { mode: w[7]! & 0xffff, nlink: w[4]!, ino: node ? node.ino : libc.statxIno() };
-    rec.ahead(() => rec.unlink(ctx, parent, name, before, node), () => libc.unlinkat(p.fd, name, 0));
+    if (!rec.aheadBegin()) {
+      libc.unlinkatZ(p.fd, z, 0);
+      return rec.unlink(ctx, parent, name, before, node);
+    }
+    let ok = false;
+    try {
+      rec.unlink(ctx, parent, name, before, node);
+      libc.unlinkatZ(p.fd, z, 0);
+      ok = true;
+    } finally {
+      rec.aheadEnd(ok);
+    }
   }
 
   rmdir(ctx: Ctx, parent: number, name: Buffer): void {

@@ -87,17 +87,33 @@ export class Recorder {
    * its ring for its successor (kernel/resent). Without staging: `act`, then `record`.
    */
   ahead(record: () => void, act: () => void): void {
-    const stage = this.o.stage;
-    if (!stage) { act(); record(); return; }
-    stage.begin();
+    if (!this.aheadBegin()) { act(); record(); return; }
     let ok = false;
     try {
       record();
       act();
       ok = true;
     } finally {
-      stage.end(ok);
+      this.aheadEnd(ok);
     }
+  }
+
+  /**
+   * {@link ahead} in two halves, for a caller on the request path that records and acts
+   * between them without making two closures per call: true when records are staged from now
+   * until {@link aheadEnd} (then record first, act, and end with whether the act succeeded);
+   * false when nothing is staged (act first, then record).
+   */
+  aheadBegin(): boolean {
+    const stage = this.o.stage;
+    if (!stage) return false;
+    stage.begin();
+    return true;
+  }
+
+  /** End what {@link aheadBegin} began: `ok`, the operation took effect (its record is published). */
+  aheadEnd(ok: boolean): void {
+    this.o.stage!.end(ok);
   }
 
   /** A node's FileRef as JSON, cached on the node until a rename anywhere (the table's generation). */

@@ -433,6 +433,7 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'stat', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'higher', '≥ 1× passthrough_ll');
     row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll', 'µs', 'createcpu', 'plain', pl, 'lower');
     row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll -o default_permissions', 'µs', 'createcpu', 'plain', pll ? 'pll-dp' : null, 'lower');
+    row('daemon CPU µs per create+unlink, all threads, provfs prov vs plain', 'µs', 'createcpu', 'prov', 'plain', 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll', 'µs', 'statcpu', 'plain-nocache', pl0, 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'µs', 'statcpu', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'lower');
     for (const v of variants) {
