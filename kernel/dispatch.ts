@@ -13,7 +13,7 @@ import { FUSE_UNIQUE_RESEND,
   readInHeaderInto, readUnique, type InHeader,
 } from './protocol.js';
 import type { ProvFs, Ctx, Entry, Opened, SetattrIn, PassthroughDevice } from './ops.js';
-import type { LinLog, LinSnapshot } from './linlog.js';
+import type { LinSnapshot } from './linlog.js';
 
 const log = logger('provfs');
 
@@ -124,7 +124,7 @@ export class Dispatcher {
   }
 
   /** prov mode: the log behind the read-only `.lin` file at the mount root. */
-  lin: LinLog | null = null;
+  lin: { snapshot(): LinSnapshot } | null = null;
   /** Open `.lin` handles: their snapshots, by fh. */
   private readonly linHandles = new Map<number, LinSnapshot>();
   private linFh = 0;

@@ -262,21 +262,6 @@ export class EventRing {
     return this.data.subarray(this.writtenAt + REC_HDR, this.writtenEnd);
   }
 
-  /** Producer: where the bytes of the record written last start in {@link bytes} (no view made: see {@link lastWritten}). */
-  get lastStart(): number {
-    return this.writtenAt + REC_HDR;
-  }
-
-  /** Producer: where the bytes of the record written last end in {@link bytes}. */
-  get lastEnd(): number {
-    return this.writtenEnd;
-  }
-
-  /** The ring's record area (read the record written last from it with {@link lastStart} and {@link lastEnd}). */
-  get bytes(): Uint8Array {
-    return this.data;
-  }
-
   /**
    * Before a record's bytes go where the next one goes: that place may still hold the header of
    * a staged record whose operation failed (left to be overwritten), and a producer killed
@@ -339,6 +324,23 @@ export class EventRing {
     }
     Atomics.store(this.ctl, DRAINED, at);
     return { recs, offs, end: at };
+  }
+
+  /**
+   * Every record published but not taken yet (from the consumer's position to the producer's),
+   * oldest first, as `fn(bytes, from, to)` over the ring's record area: for the producer, whose
+   * own records they are and which writes none meanwhile (the consumer may take them, which
+   * leaves their bytes where they are until the producer reuses the space).
+   */
+  forEachUntaken(fn: (bytes: Uint8Array, from: number, to: number) => void): void {
+    let at = Atomics.load(this.ctl, DRAINED);
+    const tail = Atomics.load(this.ctl, TAIL);
+    while (at !== tail) {
+      if (at + REC_HDR > this.capacity || this.view.getUint32(at, true) === WRAP) { at = 0; continue; }
+      const len = this.view.getUint32(at, true);
+      fn(this.data, at + REC_HDR, at + REC_HDR + len);
+      at += REC_HDR + len;
+    }
   }
 
   /** Consumer: the journal seq record `off` (from {@link take}) gets; written before it is appended. */

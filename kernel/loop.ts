@@ -56,6 +56,8 @@ export interface LoopConfig {
   mountpoint: string;
   /** The record ring (in a file mapping of this process when it must outlive a crash). */
   ring: RingRef;
+  /** prov mode: the `.lin` log the main thread fills from the ring (kernel/linlog). */
+  lin?: SharedArrayBuffer;
   /**
    * Int32 control words: [0] = 1 asks the loop to quiesce (finish the request in hand, take no
    * new one, report its whole state: state version 1); [0] = 2 asks it to quiesce and write the
@@ -304,8 +306,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   post({ type: 'tid', tid: libc.gettid() });
   const ring = cfg.ring instanceof SharedArrayBuffer ? new EventRing(cfg.ring) : EventRing.view(cfg.ring);
   const control = new Int32Array(cfg.control);
-  // prov mode: the records also feed the read-only `.lin` file at the mount root.
-  const lin = cfg.mode === 'prov' ? new LinLog() : null;
+  // prov mode: the read-only `.lin` file at the mount root shows the log the main thread fills
+  // as it drains the ring, and what the ring holds beyond it (kernel/linlog).
+  const lin = cfg.lin ? new LinLog(cfg.lin) : null;
   // A record is in the ring before its request is answered (the recorder runs before the reply
   // is written), so it survives this process. A full ring (the journal is behind by megabytes)
   // holds the request back up to 200 ms for room; only then does the record go by message.
@@ -319,18 +322,17 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let pushed = 0;
   /**
    * Between Recorder.ahead's begin and end (`active`): the record staged in the ring (its text
-   * for the crash hook, '' without one; where its bytes are in the ring), and any others held
+   * for the crash hook, '' without one), and any others held
    * back. One object for the thread's life: one per removal cost the loop an allocation each.
    */
-  const staging = { active: false, staged: null as string | null, from: 0, to: 0, held: [] as string[] };
+  const staging = { active: false, staged: null as string | null, held: [] as string[] };
   const stage = {
-    begin: (): void => { staging.active = true; staging.staged = null; },
+    begin: (): void => { staging.active = true; staging.staged = null; staging.held.length = 0; },
     end: (ok: boolean): void => {
       staging.active = false;
       if (!ok) { staging.held.length = 0; return; } // the operation failed: its record never happened
       if (staging.staged !== null) {
         crashHook?.(staging.staged);
-        lin?.appendRange(ring.bytes, staging.from, staging.to);
         ring.publishStaged();
         published();
         pushed++;
@@ -351,19 +353,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     if (staging.active) {
       if (stageFree() && ring.stageString(json)) {
         staging.staged = json;
-        staging.from = ring.lastStart;
-        staging.to = ring.lastEnd;
       } else staging.held.push(json); // no room, or a second record: after the operation, as usual
       return;
     }
     pushed++;
     if (ring.pushString(json)) {
-      lin?.appendRange(ring.bytes, ring.lastStart, ring.lastEnd);
       published();
       crashHook?.(json);
       return;
     }
-    lin?.appendString(json);
     for (let i = 0; i < 200; i++) {
       Atomics.wait(pause, 0, 0, 1);
       if (ring.pushString(json)) { published(); return; }
@@ -387,14 +385,11 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     end: () => {
       if (staging.active) {
         ring.endRecord(true);
-        staging.from = ring.lastStart;
-        staging.to = ring.lastEnd;
         staging.staged = crashHook ? provfsRecordText(ring.lastWritten()) : ''; // only the crash hook reads its text
         return;
       }
       ring.endRecord(false);
       pushed++;
-      lin?.appendRange(ring.bytes, ring.lastStart, ring.lastEnd);
       published();
       crashHook?.(provfsRecordText(ring.lastWritten()));
     },
@@ -528,7 +523,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // Made before the wait as well: it reads /proc, a quarter of a millisecond the first time.
   const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite, offloadFsync }, send);
-  d.lin = lin;
+  d.lin = lin ? { snapshot: () => lin.snapshot(ring) } : null;
   if (recovered) {
     if (cfg.follow) {
       const dead = waitForGo(recovered.follower, cfg.follow.goFd, trace);

@@ -18,6 +18,7 @@ import type { JournalWriter } from '../collector/journal/api.js';
 import { provfsRecordEvent } from '../collector/provfs-record.js';
 import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
+import { LinLog } from './linlog.js';
 import { appendRingRecords, openRingFile } from './ringfiles.js';
 import type { LoopConfig, LoopMessage, TransferMessage, SnapshotRequest } from './loop.js';
 
@@ -104,6 +105,8 @@ export class Serving {
   private worker: Worker | null = null;
   private journal: JournalSink | null;
   private held: Array<Uint8Array | ProvEvent> = [];
+  /** prov mode: the `.lin` log, filled here as records are taken from the ring (kernel/linlog). */
+  private lin: LinLog | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopInfo: StopInfo = { reason: 'worker exited', counts: {} };
   private finish!: (s: StopInfo) => void;
@@ -150,6 +153,7 @@ export class Serving {
       }
     }
     this.ring = ring ?? EventRing.create();
+    if (o.loop.mode === 'prov') this.lin = new LinLog();
     this.done = new Promise((res) => { this.finish = res; });
     if (o.loop.mode === 'prov') this.poll();
   }
@@ -157,7 +161,7 @@ export class Serving {
   /** Start the loop: fresh (INIT comes from the kernel), from a state file, or warm awaiting a transfer. */
   start(how: { stateFile?: string; awaitTransfer?: boolean } = {}): Promise<void> {
     for (let i = 0; i < 4; i++) Atomics.store(this.ctl, i, 0);
-    const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.ref, control: this.control, stateFile: how.stateFile, awaitTransfer: how.awaitTransfer };
+    const cfg: LoopConfig = { ...this.o.loop, ring: this.ring.ref, lin: this.lin?.shared, control: this.control, stateFile: how.stateFile, awaitTransfer: how.awaitTransfer };
     const worker = new Worker(new URL('./loop.js', import.meta.url), { workerData: { provfsLoop: cfg } });
     this.worker = worker;
     this.exited = new Promise((r) => worker.once('exit', () => r()));
@@ -166,7 +170,12 @@ export class Serving {
       worker.on('message', (m: LoopMessage) => {
         if (m.type === 'ready') { this.passthrough = m.passthrough; started = true; resolve(); }
         else if (m.type === 'warm') { started = true; resolve(); }
-        else if (m.type === 'events') { this.drain(); for (const e of m.events) this.deliver(e); }
+        else if (m.type === 'events') {
+          this.drain();
+          const lin = this.lin;
+          if (lin) lin.locked(() => { for (const e of m.events) lin.appendString(JSON.stringify(e)); });
+          for (const e of m.events) this.deliver(e);
+        }
         else if (m.type === 'wake') { this.poll(); this.drain(); }
         // After the takeover's own work on this thread (the journal handover): it sleeps up to 14 ms.
         else if (m.type === 'close') setTimeout(() => libc.close(m.fd), 250).unref();
@@ -376,11 +385,12 @@ export class Serving {
     if (!j) {
       // No journal yet (a successor waiting for its predecessor's): records wait in the ring. One
       // that never gets a journal moves them to memory before the ring fills and holds requests back.
-      if (this.ring.used > this.ring.capacity / 2) this.held.push(...this.ring.drain());
+      if (this.ring.used > this.ring.capacity / 2) this.held.push(...this.linTaken(() => this.ring.drain()));
       return 0;
     }
     const framed = j.appendEncoded !== undefined && !this.o.onEvent;
-    const { recs, offs, end } = this.ring.take(framed); // the journal copies views as it frames them
+    // The journal copies views as it frames them.
+    const { recs, offs, end } = this.linTaken(() => this.ring.take(framed), (t) => t.recs);
     if (recs.length > 0) {
       const base = (j as { lastSeq?: number }).lastSeq;
       if (typeof base === 'number') for (let i = 0; i < offs.length; i++) this.ring.stamp(offs[i]!, base + 1 + i);
@@ -390,6 +400,21 @@ export class Serving {
     }
     this.commitDurable();
     return recs.length;
+  }
+
+  /**
+   * Take records from the ring with `take`, and (prov mode) add them to the `.lin` log in the
+   * same hold of it: the loop, snapshotting the log for an open, then finds every record either
+   * in the log or still untaken in the ring (kernel/linlog).
+   */
+  private linTaken<T>(take: () => T, recsOf: (t: T) => Uint8Array[] = (t) => t as Uint8Array[]): T {
+    const lin = this.lin;
+    if (!lin) return take();
+    return lin.locked(() => {
+      const t = take();
+      for (const r of recsOf(t)) lin.append(r);
+      return t;
+    });
   }
 
   /** Free the ring space of batches the journal has made durable (all, for a sink that cannot say). */

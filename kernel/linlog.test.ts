@@ -1,0 +1,87 @@
+/**
+ * @module kernel/linlog.test
+ * The `.lin` log is filled by the thread that takes records from the loop's ring; a snapshot,
+ * taken on the loop's side, adds what the ring holds beyond it, so an open sees every record
+ * published before it exactly once (not a staged one), whether or not the drain got to it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { EventRing } from './eventring.js';
+import { LinLog } from './linlog.js';
+
+const lines = (lin: LinLog, ring: EventRing): string[] => lin.snapshot(ring).all().toString().split('\n').filter(Boolean);
+/** What the serving thread does on a drain: take, and add to the log in the same hold of it. */
+const drain = (lin: LinLog, ring: EventRing): void => lin.locked(() => { for (const r of ring.take().recs) lin.append(r); });
+
+test('a snapshot is the log and then the ring\'s untaken records, each once; a staged record is not in it', () => {
+  const ring = EventRing.create(1 << 12), lin = new LinLog(1 << 12);
+  assert.deepEqual(lines(lin, ring), []);
+  ring.pushString('{"n":1}');
+  ring.pushString('{"n":2}');
+  assert.deepEqual(lines(lin, ring), ['{"n":1}', '{"n":2}'], 'nothing taken yet: all from the ring');
+  drain(lin, ring);
+  ring.pushString('{"n":3}');
+  assert.deepEqual(lines(lin, ring), ['{"n":1}', '{"n":2}', '{"n":3}'], 'two from the log, one from the ring');
+  assert.ok(ring.stageString('{"n":4}'));
+  assert.deepEqual(lines(lin, ring), ['{"n":1}', '{"n":2}', '{"n":3}'], 'a staged record is not published yet');
+  ring.publishStaged();
+  drain(lin, ring);
+  assert.deepEqual(lines(lin, ring), ['{"n":1}', '{"n":2}', '{"n":3}', '{"n":4}']);
+});
+
+test('untaken records are read across the ring\'s wrap-around', () => {
+  const ring = EventRing.create(256), lin = new LinLog(1 << 12);
+  // Taken records are committed as the journal would once they are durable: the ring wraps.
+  const drainAndCommit = (): void => lin.locked(() => {
+    const t = ring.take();
+    for (const r of t.recs) lin.append(r);
+    ring.commit(t.end);
+  });
+  const all: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    const rec = `{"i":${i},"pad":"${'x'.repeat(i % 17)}"}`;
+    if (!ring.pushString(rec)) { drainAndCommit(); assert.ok(ring.pushString(rec)); }
+    all.push(rec);
+    if (i % 3 === 2) drainAndCommit();
+    assert.deepEqual(lines(lin, ring), all, `after record ${i}`);
+  }
+});
+
+test('the log is shared: a snapshot on another thread waits for an append in progress and sees it whole', async () => {
+  const lin = new LinLog(1 << 16);
+  const ring = EventRing.create(1 << 12);
+  // The other thread appends 2,000 records in holds of 100 while this one snapshots.
+  const w = new Worker(`
+    const { workerData, parentPort } = require('node:worker_threads');
+    const ctl = new Int32Array(workerData.shared, 0, 4), buf = new Uint8Array(workerData.shared, 16);
+    const cap = buf.length;
+    let used = 0;
+    for (let b = 0; b < 20; b++) {
+      while (Atomics.compareExchange(ctl, 0, 0, 1) !== 0) Atomics.wait(ctl, 0, 1, 5);
+      for (let i = 0; i < 100; i++) {
+        const rec = Buffer.from(JSON.stringify({ b, i }));
+        buf[used] = rec.length; buf[used + 1] = 0; buf[used + 2] = 0; buf[used + 3] = 0;
+        buf.set(rec, used + 4);
+        used += 4 + rec.length;
+        ctl[2] = used;
+      }
+      Atomics.store(ctl, 0, 0);
+      Atomics.notify(ctl, 0);
+    }
+    parentPort.postMessage('done');
+  `, { eval: true, workerData: { shared: lin.shared } });
+  const done = new Promise((r) => w.once('message', r));
+  let snaps = 0;
+  for (;;) {
+    const got = lines(lin, ring).map((l) => JSON.parse(l) as { b: number; i: number });
+    assert.equal(got.length % 100, 0, 'only whole holds of 100 are seen');
+    got.forEach((r, k) => assert.deepEqual(r, { b: Math.floor(k / 100), i: k % 100 }));
+    snaps++;
+    if (got.length === 2000) break;
+    await new Promise((r) => setImmediate(r));
+  }
+  await done;
+  await w.terminate();
+  assert.ok(snaps >= 1);
+});
