@@ -1,7 +1,8 @@
 /**
  * @module collector/provfs-record
  * The binary form of provfs's most frequent records: create, open, close and unlink, three of
- * which every file an application makes and removes produces. provfs's request loop writes them
+ * which every file an application makes and removes produces, and setattr, three of which
+ * `tar -x` makes per file (times, mode, owner). provfs's request loop writes them
  * into its event ring as a fixed 32-byte header and the file's part (cached per node), before it
  * answers the request; the journal keeps them as they are (codec {@link CODEC.provfsRaw}) and
  * readers decode them here into the same {@link ProvEvent} the JSON form gives, key for key.
@@ -12,17 +13,19 @@
  * Layout (little-endian):
  * ```
  *  0 u8  TAG (0xb1: never '{', the first byte of a JSON record in the same ring)
- *  1 u8  op: 1 create, 2 open, 3 close, 4 unlink
- *  2 u8  bits: 1 flags present, 2 fh present, 4 release (close), 8 deleted (unlink)
+ *  1 u8  op: 1 create, 2 open, 3 close, 4 unlink, 5 setattr
+ *  2 u8  bits: 1 flags present, 2 fh present, 4 release (close), 8 deleted (unlink);
+ *        setattr: 1 mode, 2 uid, 4 gid, 8 size, 16 mtime present
  *  3 u8  0
  *  4 u32 tid
  *  8 f64 ts (monotonic ns)
- * 16 u32 mode (create)
- * 20 u32 flags (create, open)
+ * 16 u32 mode (create, setattr)
+ * 20 u32 flags (create, open); uid (setattr)
  * 24 f64 fh (create, open, close)
  * 32 f64 dev, 40 f64 ino, 48 f64 parent inode, 56 u32 type (st_mode & S_IFMT)
  * 60 u16 name bytes, 62 u16 path bytes, 64 u16 host bytes
  * 66 name, path, host (UTF-8)
+ * setattr only, after host: u32 gid, u32 0, f64 size, f64 mtime (ns)
  * ```
  */
 import { SCHEMA_VERSION, type ProvEvent } from './events.js';
@@ -33,8 +36,12 @@ export const PROVFS_HEADER_BYTES = 32;
 /** Bytes of the file's part before its strings. */
 export const PROVFS_FILE_FIXED_BYTES = 34;
 
-export const PROVFS_OP = { create: 1, open: 2, close: 3, unlink: 4 } as const;
+export const PROVFS_OP = { create: 1, open: 2, close: 3, unlink: 4, setattr: 5 } as const;
 export const PROVFS_BIT = { flags: 1, fh: 2, release: 4, deleted: 8 } as const;
+/** setattr's bits: which attributes the record carries. */
+export const PROVFS_SETATTR_BIT = { mode: 1, uid: 2, gid: 4, size: 8, mtime: 16 } as const;
+/** Bytes a setattr record has after its strings (gid, size, mtime). */
+export const PROVFS_SETATTR_TAIL_BYTES = 24;
 
 /** Longest name, path or host the 16-bit lengths hold (longer ones are written as JSON). */
 export const PROVFS_MAX_STRING = 0xffff;
@@ -97,7 +104,7 @@ export function isProvfsRecord(bytes: Uint8Array): boolean {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Lenient = new TextDecoder();
-const OPS = ['', 'create', 'open', 'close', 'unlink'] as const;
+const OPS = ['', 'create', 'open', 'close', 'unlink', 'setattr'] as const;
 
 /**
  * The event a binary record stands for, with its keys in the order the JSON form has them (so
@@ -115,7 +122,8 @@ export function decodeProvfsRecord(bytes: Uint8Array): ProvEvent {
   const f = PROVFS_HEADER_BYTES;
   const nameLen = v.getUint16(f + 28, true), pathLen = v.getUint16(f + 30, true), hostLen = v.getUint16(f + 32, true);
   const s = f + PROVFS_FILE_FIXED_BYTES;
-  if (s + nameLen + pathLen + hostLen !== n) throw new Error(`provfs record of ${n} bytes declares ${s + nameLen + pathLen + hostLen}`);
+  const strEnd = s + nameLen + pathLen + hostLen, tail = op === 'setattr' ? PROVFS_SETATTR_TAIL_BYTES : 0;
+  if (strEnd + tail !== n) throw new Error(`provfs record of ${n} bytes declares ${strEnd + tail}`);
   const file = {
     dev: v.getFloat64(f, true), ino: v.getFloat64(f + 8, true), parent: v.getFloat64(f + 16, true),
     name: utf8.decode(bytes.subarray(s, s + nameLen)), path: utf8.decode(bytes.subarray(s + nameLen, s + nameLen + pathLen)),
@@ -140,11 +148,18 @@ export function decodeProvfsRecord(bytes: Uint8Array): ProvEvent {
     case 'unlink':
       ev.deleted = (bits & PROVFS_BIT.deleted) !== 0;
       break;
+    case 'setattr':
+      if (bits & PROVFS_SETATTR_BIT.mode) ev.mode = v.getUint32(16, true);
+      if (bits & PROVFS_SETATTR_BIT.uid) ev.uid = flags;
+      if (bits & PROVFS_SETATTR_BIT.gid) ev.gid = v.getUint32(strEnd, true);
+      if (bits & PROVFS_SETATTR_BIT.size) ev.size = v.getFloat64(strEnd + 8, true);
+      if (bits & PROVFS_SETATTR_BIT.mtime) ev.mtime = v.getFloat64(strEnd + 16, true);
+      break;
   }
   ev.v = SCHEMA_VERSION;
   ev.src = 'provfs';
   ev.seq = 0;
-  ev.host = utf8.decode(bytes.subarray(s + nameLen + pathLen, n));
+  ev.host = utf8.decode(bytes.subarray(s + nameLen + pathLen, strEnd));
   ev.pid = 0;
   ev.ts = v.getFloat64(8, true);
   ev.tid = v.getUint32(4, true);

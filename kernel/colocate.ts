@@ -140,6 +140,15 @@ export class Colocator {
   /** Number of times the thread was pinned or unpinned (for tests and logs). */
   moves = 0;
 
+  /**
+   * A thread of this process to keep off the CPU the loop is pinned to (0: none): prov mode's
+   * draining thread (kernel/serving). Woken by its timer, it was placed on the loop's CPU, which
+   * counts as idle while the loop yields, and held the loop and so its caller off it for the
+   * length of a drain.
+   */
+  keepOff = 0;
+  private keptOff = -1;
+
   /** Running SCHED_IDLE now (see the module comment). */
   idle = false;
   /** False while something else owns this thread's scheduling (a handover's boost): never SCHED_IDLE then. */
@@ -226,6 +235,7 @@ export class Colocator {
       this.pinned = cpu;
       this.moves++;
     }
+    this.keepOffPinned();
     if (this.pinned < 0) this.ordinary();
     else if (!this.idle && this.yieldToCaller && this.allowIdle && t - this.lastQuietTry >= CHECK_MS) {
       this.lastQuietTry = t;
@@ -248,6 +258,15 @@ export class Colocator {
     else if (!this.quiet(t)) { this.ordinary(); this.busy++; }
   }
 
+  /** Keep {@link keepOff} off the pinned CPU (anywhere again once the loop is not pinned). */
+  private keepOffPinned(): void {
+    if (this.keepOff === 0 || this.keptOff === this.pinned) return;
+    if (libc.avoidCpu(this.keepOff, this.pinned)) { this.keptOff = this.pinned; return; }
+    // Refused (the only CPU it may use, or the thread is gone): leave it be, anywhere.
+    libc.avoidCpu(this.keepOff, -1);
+    this.keepOff = 0;
+  }
+
   /** Back to ordinary scheduling (SCHED_OTHER) if yielding. */
   ordinary(): void {
     if (this.idle && libc.setScheduler(0, SCHED_OTHER, 0)) this.idle = false;
@@ -258,5 +277,6 @@ export class Colocator {
     this.ordinary();
     this.callerCpu.close();
     if (this.pinned >= 0 && libc.pinThread(-1)) this.pinned = -1;
+    this.keepOffPinned();
   }
 }

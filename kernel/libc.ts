@@ -445,6 +445,16 @@ export function pinThread(cpu: number): boolean {
   else return false;
   return c.schedSetaffinity(0, mask.length, mask) === 0;
 }
+/**
+ * Let thread `tid` run on every CPU but `cpu` (-1: on every CPU again). False when the kernel
+ * refuses (e.g. `cpu` is the only CPU it may use).
+ */
+export function avoidCpu(tid: number, cpu: number): boolean {
+  const mask = Buffer.alloc(128, 0xff);
+  if (cpu >= 1024) return false;
+  if (cpu >= 0) mask[cpu >> 3] &= ~(1 << (cpu & 7));
+  return c.schedSetaffinity(tid, mask.length, mask) === 0;
+}
 const schedParam = Buffer.alloc(4);
 /** sched_setscheduler(2) of thread `tid` (0: the caller); false when refused (no CAP_SYS_NICE). */
 export function setScheduler(tid: number, policy: number, priority: number): boolean {

@@ -522,6 +522,9 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   // Follow a single-threaded caller's CPU (see kernel/colocate); PROV_FUSE_COLOCATE=0: never pin.
   // Made before the wait as well: it reads /proc, a quarter of a millisecond the first time.
   const colocator = process.env.PROV_FUSE_COLOCATE === '0' ? null : new Colocator();
+  // prov mode: the main thread drains the ring into the journal; kept off the pinned CPU.
+  // PROV_FUSE_KEEP_DRAIN_OFF=0: not (to measure it).
+  if (colocator && cfg.mode === 'prov' && process.env.PROV_FUSE_KEEP_DRAIN_OFF !== '0') colocator.keepOff = process.pid;
   const d = new Dispatcher(fs, { timeouts: cfg.timeouts, passthrough: cfg.passthrough, devFd, maxWrite: cfg.maxWrite, offloadFsync }, send);
   d.lin = lin ? { snapshot: () => lin.snapshot(ring) } : null;
   if (recovered) {

@@ -1,7 +1,7 @@
 /**
  * @module kernel/recorder.test
- * The records prov mode writes in binary in the event ring (open, close, create, unlink of a known
- * node) decode to byte for byte what the string path writes (but for their timestamps), for names
+ * The records prov mode writes in binary in the event ring (open, close, create, setattr, unlink
+ * of a known node) decode to byte for byte what the string path writes (but for their timestamps), for names
  * that JSON must escape and numbers of every size, also after a rename; a writer that declines
  * gets the string. The `.lin` log keeps the newest records whole when it wraps and shows them as
  * JSON lines.
@@ -17,7 +17,7 @@ import { EventRing } from './eventring.js';
 import { Recorder, type RecordWriter } from './recorder.js';
 import { LinLog } from './linlog.js';
 import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, encodeProvfsFile, provfsRecordText } from '../collector/provfs-record.js';
-import { FUSE_ROOT_ID } from './protocol.js';
+import { FATTR, FUSE_ROOT_ID } from './protocol.js';
 
 const NAMES = ['plain.txt', 'wé"ird\\name', 'tab\tand\nnewline', 'ctl\u0001\u001f', '日本語ファイル', 'emoji 🎉', "quote'single", 'safe-name_1.o'];
 
@@ -61,6 +61,11 @@ for (const mountpoint of ['/mnt/π', '/']) test(`binary records decode to the st
       r.open(ctx, n, 0o100000 + i, big[(i + 2) % big.length]!);
       r.close(ctx, n, big[(i + 3) % big.length]!, false);
       r.close(ctx, n, i, true);
+      // setattr with each attribute alone and all together (tar -x sets times, mode, owner).
+      for (const valid of [FATTR.MODE, FATTR.UID, FATTR.GID, FATTR.SIZE, FATTR.MTIME, FATTR.MTIME_NOW | FATTR.ATIME, FATTR.MODE | FATTR.UID | FATTR.GID | FATTR.SIZE | FATTR.MTIME]) {
+        const a = { valid, fh: 0, size: 0n, atime: 0n, atimeNs: 0, mtime: 0n, mtimeNs: 0, mode: 0, uid: 0, gid: 0 };
+        r.setattr(ctx, n, a, { ...st, uid: big[i % big.length]! % 2 ** 32, gid: big[(i + 4) % big.length]! % 2 ** 32, size: BigInt(big[(i + 5) % big.length]!), mtimeNs: 999_999_999 - i });
+      }
       r.unlink(ctx, n.parent, n.name, { ...st, nlink: i % 2 ? 1 : 2 }, n);
     }
   }

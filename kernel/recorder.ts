@@ -14,7 +14,7 @@ import type { Node, NodeTable } from './nodes.js';
 import type { Stat } from './libc.js';
 import { S } from './libc.js';
 import { FATTR, FUSE_ROOT_ID } from './protocol.js';
-import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, encodeProvfsFile } from '../collector/provfs-record.js';
+import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, PROVFS_SETATTR_BIT, PROVFS_SETATTR_TAIL_BYTES, encodeProvfsFile } from '../collector/provfs-record.js';
 
 /** Distributive Omit, so each event variant keeps its own fields. */
 type Body<T> = T extends unknown ? Omit<T, 'v' | 'src' | 'seq' | 'ts' | 'host' | 'pid' | 'tid'> : never;
@@ -174,6 +174,29 @@ export class Recorder {
     return true;
   }
 
+  /** setattr's numbers after its strings (collector/provfs-record), reused. */
+  private readonly setattrTail = Buffer.alloc(PROVFS_SETATTR_TAIL_BYTES);
+
+  /** A setattr record in binary (see {@link binary}); false when it is to be JSON. */
+  private binarySetattr(ctx: Ctx, n: Node, a: SetattrIn, st: Stat): boolean {
+    const w = this.o.writer;
+    if (!w) return false;
+    const file = this.fileBin(n);
+    if (!file || !w.begin(PROVFS_HEADER_BYTES + file.length + PROVFS_SETATTR_TAIL_BYTES)) return false;
+    const B = PROVFS_SETATTR_BIT;
+    const bits = (a.valid & FATTR.MODE ? B.mode : 0) | (a.valid & FATTR.UID ? B.uid : 0) | (a.valid & FATTR.GID ? B.gid : 0) |
+      (a.valid & FATTR.SIZE ? B.size : 0) | (a.valid & (FATTR.MTIME | FATTR.MTIME_NOW) ? B.mtime : 0);
+    const tail = this.setattrTail;
+    tail.writeUInt32LE(st.gid, 0);
+    tail.writeDoubleLE(Number(st.size), 8);
+    tail.writeDoubleLE(Number(st.mtime) * 1e9 + st.mtimeNs, 16);
+    w.header(PROVFS_OP.setattr, bits, ctx.pid, Number(process.hrtime.bigint()), st.mode & 0o7777, st.uid, 0);
+    w.bytes(file);
+    w.bytes(tail);
+    w.end();
+    return true;
+  }
+
   /** Emit `{"op":…,"file":…,<rest>}` as a string (see {@link RecorderOptions.sinkJson}). */
   private emitJson(ctx: Ctx, op: string, n: Node, rest: string): void {
     this.o.sinkJson!(`{"op":"${op}","file":${this.fileJson(n)},${rest}${this.tailJson},"ts":${Number(process.hrtime.bigint())},"tid":${ctx.pid}}`);
@@ -290,6 +313,7 @@ export class Recorder {
 
   setattr(ctx: Ctx, n: Node, a: SetattrIn, st: Stat): void {
     if (this.o.sinkJson && (st.mode & S.IFMT) === n.type) {
+      if (this.binarySetattr(ctx, n, a, st)) return;
       let rest = '';
       if (a.valid & FATTR.MODE) rest += `"mode":${st.mode & 0o7777},`;
       if (a.valid & FATTR.UID) rest += `"uid":${st.uid},`;

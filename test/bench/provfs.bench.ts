@@ -282,6 +282,16 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
 }
 
 /** One pass of the provfs bench (see {@link run}; the command line's forms call it directly). */
+/**
+ * The ratio of each round's two runs (measured one after the other), for a row whose two sides
+ * drift with the machine during the bench: the median of those beside the ratio of the medians.
+ */
+export function pairedNote(ours: number[] | undefined, base: number[] | undefined): string | undefined {
+  if (!ours || !base || ours.length !== base.length || ours.length === 0) return undefined;
+  const r = ours.map((v, i) => v / base[i]!);
+  return `per round ${r.map((x) => x.toFixed(3)).join(' ')}; median of the rounds' ratios ${median(r).toFixed(3)}`;
+}
+
 export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = false, repeatsWanted?: number, tmpfsBacking = false, variants: LoopVariant[] = [], createUnlink = true): Promise<BenchResult> {
   if (process.getuid?.() !== 0) throw new Error('the provfs bench mounts FUSE file systems: run it as root');
   const q = opts.quick;
@@ -427,7 +437,7 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
     row('create+unlink ops/s, provfs plain vs passthrough_ll', 'ops/s', 'create', 'plain', pl, 'higher', '≥ 1× passthrough_ll');
     row('create+unlink ops/s, provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'create', 'plain', pll ? 'pll-dp' : null, 'higher', '≥ 1× passthrough_ll');
     row('create+unlink ops/s, provfs plain vs ext4', 'ops/s', 'create', 'plain', 'ext4', 'higher');
-    row('create+unlink ops/s, provfs prov vs plain', 'ops/s', 'create', 'prov', 'plain', 'higher', 'within 10 % of plain', undefined);
+    row('create+unlink ops/s, provfs prov vs plain', 'ops/s', 'create', 'prov', 'plain', 'higher', 'within 10 % of plain', pairedNote(samples.get('create:prov'), samples.get('create:plain')));
     row('stat ops/s (attr cache 1 s), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain', pl, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll', 'ops/s', 'stat', 'plain-nocache', pl0, 'higher', '≥ 1× passthrough_ll');
     row('stat ops/s (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'ops/s', 'stat', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'higher', '≥ 1× passthrough_ll');
