@@ -118,3 +118,34 @@ test('the caller\'s own time and the daemon\'s own threads do not count as a bus
     c.release();
   }
 });
+
+test('while pinned, the thread to keep off (the draining one) may run on every CPU but the pinned one, and anywhere again once released', async (t) => {
+  assert.ok(cpus().length >= 2, `this test needs two CPUs to keep a thread off one (the machine has ${cpus().length})`);
+  const { spawn } = await import('node:child_process');
+  // Another task to move: a sleeping child (its one thread's tid is its pid).
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  t.after(() => { other.kill(); });
+  const allowedOf = (tid: number): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))![1]!;
+  const everywhere = allowedOf(other.pid!);
+  let now = 0;
+  const c = new Colocator(() => now, false);
+  c.keepOff = other.pid!;
+  const me = libc.gettid();
+  now += CHECK_MS + 1;
+  for (let i = 0; i < MIN_REQUESTS; i++) c.note(me);
+  const pinned = lastCpu(me);
+  assert.equal(allowed(), String(pinned));
+  const left = allowedOf(other.pid!);
+  assert.ok(!expand(left).includes(pinned), `kept off CPU ${pinned}: allowed ${left}`);
+  assert.deepEqual(expand(left), expand(everywhere).filter((x) => x !== pinned));
+  c.release();
+  assert.equal(allowedOf(other.pid!), everywhere, 'anywhere again');
+});
+
+/** "0-2,5" → [0, 1, 2, 5]. */
+function expand(list: string): number[] {
+  return list.split(',').flatMap((r) => {
+    const [a, b] = r.split('-').map(Number);
+    return b === undefined ? [a!] : Array.from({ length: b - a! + 1 }, (_, i) => a! + i);
+  });
+}
