@@ -142,6 +142,28 @@ test('while pinned, the thread to keep off (the draining one) may run on every C
   assert.equal(allowedOf(other.pid!), everywhere, 'anywhere again');
 });
 
+test('a thread kept off the pinned CPU gets back the CPUs it had, not every CPU', async (t) => {
+  assert.ok(cpus().length >= 2, `this test needs two CPUs (the machine has ${cpus().length})`);
+  const { spawn } = await import('node:child_process');
+  // A thread an administrator restricted to CPU 1 (taskset), while the loop's caller runs on CPU 0.
+  const other = spawn('taskset', ['-c', '1', 'sleep', '30'], { stdio: 'ignore' });
+  t.after(() => { other.kill(); });
+  const allowedOf = (tid: number): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))![1]!;
+  for (let i = 0; i < 50 && allowedOf(other.pid!) !== '1'; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(allowedOf(other.pid!), '1');
+  let now = 0;
+  const c = new Colocator(() => now, false);
+  c.keepOff = other.pid!;
+  const me = libc.gettid();
+  assert.ok(libc.pinThread(0));
+  now += CHECK_MS + 1;
+  for (let i = 0; i < MIN_REQUESTS; i++) c.note(me);
+  assert.equal(allowed(), '0', 'the loop pinned to its caller\'s CPU');
+  assert.equal(allowedOf(other.pid!), '1', 'kept off CPU 0: still CPU 1 only');
+  c.release();
+  assert.equal(allowedOf(other.pid!), '1', 'its own CPU again, not every CPU');
+});
+
 /** "0-2,5" → [0, 1, 2, 5]. */
 function expand(list: string): number[] {
   return list.split(',').flatMap((r) => {

@@ -148,6 +148,8 @@ export class Colocator {
    */
   keepOff = 0;
   private keptOff = -1;
+  /** The CPUs {@link keepOff} may run on when first moved (what it gets back), or null. */
+  private keepOffAllowed: Buffer | null = null;
 
   /** Running SCHED_IDLE now (see the module comment). */
   idle = false;
@@ -258,12 +260,13 @@ export class Colocator {
     else if (!this.quiet(t)) { this.ordinary(); this.busy++; }
   }
 
-  /** Keep {@link keepOff} off the pinned CPU (anywhere again once the loop is not pinned). */
+  /** Keep {@link keepOff} off the pinned CPU (on the CPUs it had again once the loop is not pinned). */
   private keepOffPinned(): void {
     if (this.keepOff === 0 || this.keptOff === this.pinned) return;
-    if (libc.avoidCpu(this.keepOff, this.pinned)) { this.keptOff = this.pinned; return; }
-    // Refused (the only CPU it may use, or the thread is gone): leave it be, anywhere.
-    libc.avoidCpu(this.keepOff, -1);
+    const allowed = this.keepOffAllowed ??= libc.getAffinity(this.keepOff);
+    if (allowed && libc.avoidCpu(this.keepOff, allowed, this.pinned)) { this.keptOff = this.pinned; return; }
+    // Refused (the only CPU it may use, or the thread is gone): leave it where it was allowed.
+    if (allowed) libc.avoidCpu(this.keepOff, allowed, -1);
     this.keepOff = 0;
   }
 

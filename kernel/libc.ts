@@ -78,6 +78,7 @@ const c = {
   pidfdGetfd: f('int pidfd_getfd(int pidfd, int targetfd, uint32_t flags)'),
   gettid: f('int gettid()'),
   schedSetaffinity: f('int sched_setaffinity(int pid, size_t size, void *mask)'),
+  schedGetaffinity: f('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)'),
   schedSetscheduler: f('int sched_setscheduler(int pid, int policy, void *param)'),
   dup: f('int dup(int fd)'),
   getrlimit: f('int getrlimit(int res, void *rlim)'),
@@ -445,14 +446,19 @@ export function pinThread(cpu: number): boolean {
   else return false;
   return c.schedSetaffinity(0, mask.length, mask) === 0;
 }
+/** The CPUs thread `tid` may run on, as a mask of 1024 bits; null when it cannot be read. */
+export function getAffinity(tid: number): Buffer | null {
+  const mask = Buffer.alloc(128);
+  return c.schedGetaffinity(tid, mask.length, mask) >= 0 ? mask : null;
+}
 /**
- * Let thread `tid` run on every CPU but `cpu` (-1: on every CPU again). False when the kernel
- * refuses (e.g. `cpu` is the only CPU it may use).
+ * Let thread `tid` run on the CPUs of `allowed` (a mask from {@link getAffinity}) but `cpu`
+ * (-1: on all of `allowed` again). False when the kernel refuses (e.g. no CPU would be left).
  */
-export function avoidCpu(tid: number, cpu: number): boolean {
-  const mask = Buffer.alloc(128, 0xff);
+export function avoidCpu(tid: number, allowed: Buffer, cpu: number): boolean {
+  const mask = Buffer.from(allowed);
   if (cpu >= 1024) return false;
-  if (cpu >= 0) mask[cpu >> 3] &= ~(1 << (cpu & 7));
+  if (cpu >= 0) mask[cpu >> 3]! &= ~(1 << (cpu & 7));
   return c.schedSetaffinity(tid, mask.length, mask) === 0;
 }
 const schedParam = Buffer.alloc(4);
