@@ -133,3 +133,30 @@ test('a resent request answered "already done": the dead daemon\'s staged record
   const mkdirBody = Buffer.concat([Buffer.alloc(SIZE.mkdir_in), Buffer.from('d\0')]);
   assert.match(JSON.parse(unrecordedResend(OP.MKDIR, mkdirBody, 1, 2, () => dead)!).reason, /mkdir of "d"/);
 });
+
+test('a record of a file with no name yet (a node known only from the node log) is looked for in the dead ring and not found, promptly', async () => {
+  const { EventRing } = await import('./eventring.js');
+  const { Worker } = await import('node:worker_threads');
+  const path = join(base, 'dead.ring');
+  writeFileSync(path, Buffer.alloc(EventRing.fileBytes(1 << 12)));
+  const fd = openSync(path, 'r+');
+  const ring = EventRing.map(fd, EventRing.fileBytes(1 << 12), true);
+  closeSync(fd);
+  const rec = (name: string, ino: number): string => `{"op":"close","file":{"dev":1,"ino":${ino},"parent":1,"name":${JSON.stringify(name)},"path":"/m/${name}","type":32768},"fh":3,"release":true,"v":1,"src":"provfs","seq":0,"host":"h","pid":0,"ts":1,"tid":7}`;
+  for (let i = 0; i < 5; i++) assert.ok(ring.pushString(rec(`f${i}`, 10 + i)));
+  ring.unmap();
+  // In a worker, so that a search that never ends fails the test instead of hanging it.
+  const w = new Worker(`
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.mod).then(({ deadRecordKeys }) => {
+      const dead = deadRecordKeys(workerData.path);
+      parentPort.postMessage([dead.hasExact(workerData.nameless), dead.hasName('close', 7, 1, ''), dead.hasExact(workerData.known)]);
+    });
+  `, { eval: true, workerData: { mod: new URL('./resent.js', import.meta.url).href, path, nameless: rec('', 99), known: rec('f3', 13) } });
+  const answer = await Promise.race([
+    new Promise((r) => w.once('message', r)),
+    sleep(5000).then(() => 'no answer within 5 s'),
+  ]);
+  await w.terminate();
+  assert.deepEqual(answer, [false, false, true], 'the nameless record matches nothing; a named one is found');
+});

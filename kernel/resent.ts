@@ -113,13 +113,17 @@ function nameOf(json: string): string | undefined {
 function* naming(tail: { bytes: Buffer; ends: number[] }, name: string | undefined): Generator<string> {
   if (name === undefined || tail.ends.length === 0) return;
   const seen = new Set<number>();
-  for (const needle of [Buffer.from(`"name":${JSON.stringify(name)}`), Buffer.from(name)]) {
-    for (let from = 0, hit; (hit = tail.bytes.indexOf(needle, from)) >= 0;) {
+  // An empty name (a node known only from the node log after a crash has none yet) is no byte
+  // needle: found everywhere, at the end too, it searched the same place for ever.
+  const needles = [Buffer.from(`"name":${JSON.stringify(name)}`), Buffer.from(name)].filter((b) => b.length > 0);
+  const end = tail.ends.at(-1)!;
+  for (const needle of needles) {
+    for (let from = 0, hit; from < end && (hit = tail.bytes.indexOf(needle, from)) >= 0 && hit < end;) {
       // The record holding the hit: the first whose end lies past it.
       let lo = 0, hi = tail.ends.length - 1;
       while (lo < hi) { const mid = (lo + hi) >> 1; if (tail.ends[mid]! > hit) hi = mid; else lo = mid + 1; }
       const start = lo === 0 ? 0 : tail.ends[lo - 1]!;
-      from = tail.ends[lo]!;
+      from = Math.max(tail.ends[lo]!, hit + 1);
       if (seen.has(lo)) continue;
       seen.add(lo);
       try { yield provfsRecordText(tail.bytes.subarray(start, from)); } catch { /* not a whole record: it names nothing */ }
