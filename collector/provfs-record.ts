@@ -29,6 +29,7 @@
  * ```
  */
 import { SCHEMA_VERSION, type ProvEvent } from './events.js';
+import { copyBytes } from './copy-bytes.js';
 
 export const PROVFS_RECORD_TAG = 0xb1;
 /** Bytes before the file's part. */
@@ -65,23 +66,11 @@ export function encodeProvfsFile(dev: number, ino: number, parent: number, type:
   out.writeUInt16LE(pathLen, 30);
   out.writeUInt16LE(host.length, 32);
   let at = PROVFS_FILE_FIXED_BYTES;
-  at = copyInto(out, at, name);
-  at = copyInto(out, at, prefix);
-  at = copyInto(out, at, name);
-  copyInto(out, at, host);
+  at = copyBytes(out, at, name);
+  at = copyBytes(out, at, prefix);
+  at = copyBytes(out, at, name);
+  copyBytes(out, at, host);
   return out;
-}
-
-/**
- * Copy `src` into `dst` at `at`; returns where it ended. Element by element: the pieces are
- * names and paths of tens of bytes, for which TypedArray.prototype.set (a call into the
- * runtime and a memmove each) cost the request loop more than the copy.
- */
-function copyInto(dst: Uint8Array, at: number, src: Uint8Array): number {
-  const n = src.length;
-  if (n > 256) { dst.set(src, at); return at + n; }
-  for (let i = 0; i < n; i++) dst[at++] = src[i]!;
-  return at;
 }
 
 /**

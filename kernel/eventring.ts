@@ -26,6 +26,7 @@
  */
 import koffi from 'koffi';
 import { PROVFS_HEADER_BYTES, writeProvfsHeader } from '../collector/provfs-record.js';
+import { copyBytes } from '../collector/copy-bytes.js';
 
 const HEAD = 0; // committed: bytes before it (from the last wrap) are durable in the journal
 const TAIL = 1; // next byte the producer writes
@@ -62,9 +63,6 @@ export type RingRef = SharedArrayBuffer | MappedRing;
 
 /** One record left in a ring: its bytes and the journal seq it was stamped with (0: none). */
 export interface RingRecord { data: Uint8Array; seq: number; /** For {@link EventRing.stamp}. */ off: number }
-
-/** Copies up to this many bytes are made element by element (see {@link EventRing.putBytes}). */
-export const SMALL_COPY = 256;
 
 export class EventRing {
   private readonly ctl: Int32Array;
@@ -223,18 +221,9 @@ export class EventRing {
     this.cur += PROVFS_HEADER_BYTES;
   }
 
-  /**
-   * Producer: bytes of the record begun. A record's pieces are tens of bytes: copied here by
-   * the compiled loop, as TypedArray.prototype.set costs a call into the runtime and a memmove
-   * per piece (perf of the request loop, prov minus plain: that call and its memmove were a
-   * tenth of what prov mode added).
-   */
+  /** Producer: bytes of the record begun (tens of bytes a piece: collector/copy-bytes). */
   putBytes(b: Uint8Array): void {
-    const n = b.length, d = this.data;
-    let c = this.cur;
-    if (n > SMALL_COPY) d.set(b, c);
-    else for (let i = 0; i < n; i++) d[c++] = b[i]!;
-    this.cur += n;
+    this.cur = copyBytes(this.data, this.cur, b);
   }
 
   /**

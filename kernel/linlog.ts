@@ -16,7 +16,8 @@
  * loop, the only writer, is busy opening), so `.lin` shows every record made before the open.
  */
 import { provfsRecordText } from '../collector/provfs-record.js';
-import { SMALL_COPY, type EventRing } from './eventring.js';
+import type { EventRing } from './eventring.js';
+import { copyBytes } from '../collector/copy-bytes.js';
 
 const LEN_BYTES = 4;
 /** Control words: the lock (0 free, 1 held), where the oldest record starts, bytes in use. */
@@ -25,6 +26,8 @@ const CTL_BYTES = 16;
 
 export class LinLog {
   readonly cap: number;
+  /** The memory of this log, for another thread's {@link LinLog} over it. */
+  readonly shared: SharedArrayBuffer;
   private readonly ctl: Int32Array;
   private readonly buf: Uint8Array;
 
@@ -36,9 +39,6 @@ export class LinLog {
     this.ctl = new Int32Array(sab, 0, CTL_BYTES >> 2);
     this.buf = new Uint8Array(sab, CTL_BYTES);
   }
-
-  /** The memory of this log, for another thread's {@link LinLog} over it. */
-  readonly shared: SharedArrayBuffer;
 
   /** Run `fn` holding the log: appends from one thread, snapshots from another. */
   locked<T>(fn: () => T): T {
@@ -71,9 +71,7 @@ export class LinLog {
     if (at >= cap) at -= cap;
     if (at + need <= cap) {
       buf[at] = n & 0xff; buf[at + 1] = (n >>> 8) & 0xff; buf[at + 2] = (n >>> 16) & 0xff; buf[at + 3] = n >>> 24;
-      at += LEN_BYTES;
-      if (n > SMALL_COPY) buf.set(src.subarray(from, to), at);
-      else for (let i = from; i < to; i++) buf[at++] = src[i]!;
+      copyBytes(buf, at + LEN_BYTES, src, from, to);
     } else {
       for (let i = 0; i < LEN_BYTES; i++) {
         buf[at] = (n >>> (8 * i)) & 0xff;

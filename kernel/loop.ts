@@ -322,15 +322,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let pushed = 0;
   /**
    * Between Recorder.ahead's begin and end (`active`): the record staged in the ring (its text
-   * for the crash hook, '' without one), and any others held
-   * back. One object for the thread's life: one per removal cost the loop an allocation each.
+   * for the crash hook, '' without one), and any others held back (empty outside). One object
+   * for the thread's life: one per removal cost the loop an allocation each.
    */
   const staging = { active: false, staged: null as string | null, held: [] as string[] };
   const stage = {
-    begin: (): void => { staging.active = true; staging.staged = null; staging.held.length = 0; },
+    begin: (): void => { staging.active = true; staging.staged = null; },
     end: (ok: boolean): void => {
       staging.active = false;
-      if (!ok) { staging.held.length = 0; return; } // the operation failed: its record never happened
+      if (!ok) { if (staging.held.length > 0) staging.held.length = 0; return; } // the operation failed: its record never happened
       if (staging.staged !== null) {
         crashHook?.(staging.staged);
         ring.publishStaged();

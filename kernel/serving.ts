@@ -153,9 +153,11 @@ export class Serving {
       }
     }
     this.ring = ring ?? EventRing.create();
-    if (o.loop.mode === 'prov') this.lin = new LinLog();
     this.done = new Promise((res) => { this.finish = res; });
-    if (o.loop.mode === 'prov') this.poll();
+    if (o.loop.mode === 'prov') {
+      this.lin = new LinLog();
+      this.poll();
+    }
   }
 
   /** Start the loop: fresh (INIT comes from the kernel), from a state file, or warm awaiting a transfer. */
