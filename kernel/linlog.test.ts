@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { EventRing } from './eventring.js';
-import { LinLog } from './linlog.js';
+import { LinLog, LOCK_PATIENCE_MS } from './linlog.js';
 
 const lines = (lin: LinLog, ring: EventRing): string[] => lin.snapshot(ring).all().toString().split('\n').filter(Boolean);
 /** What the serving thread does on a drain: take, and add to the log in the same hold of it. */
@@ -84,4 +84,15 @@ test('the log is shared: a snapshot on another thread waits for an append in pro
   await done;
   await w.terminate();
   assert.ok(snaps >= 1);
+});
+
+test('a hold never released (its thread terminated inside it) is taken over after the patience, not waited for for ever', () => {
+  const lin = new LinLog(1 << 12);
+  Atomics.store(new Int32Array(lin.shared, 0, 1), 0, 1); // held by a thread that is gone
+  const t0 = performance.now();
+  lin.locked(() => lin.appendString('{"n":1}'));
+  const waited = performance.now() - t0;
+  assert.ok(waited >= LOCK_PATIENCE_MS - 5 && waited < LOCK_PATIENCE_MS + 1000, `waited ${waited.toFixed(0)} ms`);
+  assert.equal(Atomics.load(new Int32Array(lin.shared, 0, 1), 0), 0, 'released after');
+  assert.deepEqual(lines(lin, EventRing.create(1 << 10)), ['{"n":1}']);
 });

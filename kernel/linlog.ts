@@ -23,6 +23,8 @@ const LEN_BYTES = 4;
 /** Control words: the lock (0 free, 1 held), where the oldest record starts, bytes in use. */
 const LOCK = 0, START = 1, USED = 2;
 const CTL_BYTES = 16;
+/** How long {@link LinLog.locked} waits for a hold before taking it over. */
+export const LOCK_PATIENCE_MS = 500;
 
 export class LinLog {
   readonly cap: number;
@@ -40,9 +42,19 @@ export class LinLog {
     this.buf = new Uint8Array(sab, CTL_BYTES);
   }
 
-  /** Run `fn` holding the log: appends from one thread, snapshots from another. */
+  /**
+   * Run `fn` holding the log: appends from one thread, snapshots from another. A hold lasts a
+   * drain's appends or a snapshot's copy (milliseconds at most); one not released after
+   * {@link LOCK_PATIENCE_MS} is taken over: a thread terminated inside its hold (a worker ends
+   * without running its `finally`) must not hang the other, and the worst that taking over can
+   * do is one torn snapshot of `.lin`.
+   */
   locked<T>(fn: () => T): T {
-    while (Atomics.compareExchange(this.ctl, LOCK, 0, 1) !== 0) Atomics.wait(this.ctl, LOCK, 1, 5);
+    if (Atomics.compareExchange(this.ctl, LOCK, 0, 1) !== 0) {
+      const until = performance.now() + LOCK_PATIENCE_MS;
+      while (Atomics.compareExchange(this.ctl, LOCK, 0, 1) !== 0 && performance.now() < until) Atomics.wait(this.ctl, LOCK, 1, 5);
+      Atomics.store(this.ctl, LOCK, 1);
+    }
     try {
       return fn();
     } finally {
