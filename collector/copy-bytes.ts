@@ -8,16 +8,17 @@
 export const SMALL_COPY = 256;
 
 /**
- * Copy `src[from, to)` into `dst` at `at`; returns where the copy ends in `dst`. Pieces of up
- * to {@link SMALL_COPY} bytes go element by element in the compiled loop: for tens of bytes
+ * Copy `src` into `dst` at `at`; returns where the copy ends in `dst`. Pieces of up to
+ * {@link SMALL_COPY} bytes go element by element in the compiled loop: for tens of bytes
  * TypedArray.prototype.set (a call into the runtime and a memmove each) cost provfs's request
  * loop more than the copy itself (perf of the loop thread, prov minus plain).
  */
-export function copyBytes(dst: Uint8Array, at: number, src: Uint8Array, from = 0, to = src.length): number {
-  if (to - from > SMALL_COPY) {
-    dst.set(from === 0 && to === src.length ? src : src.subarray(from, to), at);
-    return at + to - from;
+export function copyBytes(dst: Uint8Array, at: number, src: Uint8Array): number {
+  const n = src.length;
+  if (n > SMALL_COPY) {
+    dst.set(src, at);
+    return at + n;
   }
-  for (let i = from; i < to; i++) dst[at++] = src[i]!;
+  for (let i = 0; i < n; i++) dst[at++] = src[i]!;
   return at;
 }

@@ -456,8 +456,8 @@ export function getAffinity(tid: number): Buffer | null {
  * (-1: on all of `allowed` again). False when the kernel refuses (e.g. no CPU would be left).
  */
 export function avoidCpu(tid: number, allowed: Buffer, cpu: number): boolean {
-  const mask = Buffer.from(allowed);
   if (cpu >= 1024) return false;
+  const mask = Buffer.from(allowed);
   if (cpu >= 0) mask[cpu >> 3]! &= ~(1 << (cpu & 7));
   return c.schedSetaffinity(tid, mask.length, mask) === 0;
 }

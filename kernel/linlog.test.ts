@@ -54,23 +54,12 @@ test('the log is shared: a snapshot on another thread waits for an append in pro
   // The other thread appends 2,000 records in holds of 100 while this one snapshots.
   const w = new Worker(`
     const { workerData, parentPort } = require('node:worker_threads');
-    const ctl = new Int32Array(workerData.shared, 0, 4), buf = new Uint8Array(workerData.shared, 16);
-    const cap = buf.length;
-    let used = 0;
-    for (let b = 0; b < 20; b++) {
-      while (Atomics.compareExchange(ctl, 0, 0, 1) !== 0) Atomics.wait(ctl, 0, 1, 5);
-      for (let i = 0; i < 100; i++) {
-        const rec = Buffer.from(JSON.stringify({ b, i }));
-        buf[used] = rec.length; buf[used + 1] = 0; buf[used + 2] = 0; buf[used + 3] = 0;
-        buf.set(rec, used + 4);
-        used += 4 + rec.length;
-        ctl[2] = used;
-      }
-      Atomics.store(ctl, 0, 0);
-      Atomics.notify(ctl, 0);
-    }
-    parentPort.postMessage('done');
-  `, { eval: true, workerData: { shared: lin.shared } });
+    import(workerData.mod).then(({ LinLog }) => {
+      const lin = new LinLog(workerData.shared);
+      for (let b = 0; b < 20; b++) lin.locked(() => { for (let i = 0; i < 100; i++) lin.appendString(JSON.stringify({ b, i })); });
+      parentPort.postMessage('done');
+    });
+  `, { eval: true, workerData: { shared: lin.shared, mod: new URL('./linlog.js', import.meta.url).href } });
   const done = new Promise((r) => w.once('message', r));
   let snaps = 0;
   for (;;) {

@@ -65,12 +65,7 @@ export class LinLog {
 
   /** One record's bytes (binary or JSON), dropping the oldest ones to make room; call it {@link locked}. */
   append(bytes: Uint8Array): void {
-    this.appendRange(bytes, 0, bytes.length);
-  }
-
-  /** The record in `src` from `from` to `to` (see {@link append}). */
-  appendRange(src: Uint8Array, from: number, to: number): void {
-    const n = to - from, need = LEN_BYTES + n;
+    const n = bytes.length, need = LEN_BYTES + n;
     if (need > this.cap) return; // a record larger than the whole log: not kept
     const cap = this.cap, buf = this.buf, ctl = this.ctl;
     let start = ctl[START]!, used = ctl[USED]!;
@@ -83,17 +78,17 @@ export class LinLog {
     if (at >= cap) at -= cap;
     if (at + need <= cap) {
       buf[at] = n & 0xff; buf[at + 1] = (n >>> 8) & 0xff; buf[at + 2] = (n >>> 16) & 0xff; buf[at + 3] = n >>> 24;
-      copyBytes(buf, at + LEN_BYTES, src, from, to);
+      copyBytes(buf, at + LEN_BYTES, bytes);
     } else {
       for (let i = 0; i < LEN_BYTES; i++) {
         buf[at] = (n >>> (8 * i)) & 0xff;
         if (++at === cap) at = 0;
       }
       const room = cap - at;
-      if (n <= room) buf.set(src.subarray(from, to), at);
+      if (n <= room) buf.set(bytes, at);
       else {
-        buf.set(src.subarray(from, from + room), at);
-        buf.set(src.subarray(from + room, to), 0);
+        buf.set(bytes.subarray(0, room), at);
+        buf.set(bytes.subarray(room), 0);
       }
     }
     ctl[START] = start;

@@ -162,14 +162,18 @@ export class Recorder {
     return p.childPrefix;
   }
 
-  /** Write a binary record of `n` in place; false when it is to be JSON (no writer, no room, a node without a binary part). */
-  private binary(op: number, bits: number, n: Node, ctx: Ctx, mode: number, flags: number, fh: number): boolean {
+  /**
+   * Write a binary record of `n` in place, `tail` after its strings (setattr's numbers); false
+   * when it is to be JSON (no writer, no room, a node without a binary part).
+   */
+  private binary(op: number, bits: number, n: Node, ctx: Ctx, mode: number, flags: number, fh: number, tail?: Uint8Array): boolean {
     const w = this.o.writer;
     if (!w) return false;
     const file = this.fileBin(n);
-    if (!file || !w.begin(PROVFS_HEADER_BYTES + file.length)) return false;
+    if (!file || !w.begin(PROVFS_HEADER_BYTES + file.length + (tail?.length ?? 0))) return false;
     w.header(op, bits, ctx.pid, Number(process.hrtime.bigint()), mode, flags, fh);
     w.bytes(file);
+    if (tail) w.bytes(tail);
     w.end();
     return true;
   }
@@ -179,10 +183,6 @@ export class Recorder {
 
   /** A setattr record in binary (see {@link binary}); false when it is to be JSON. */
   private binarySetattr(ctx: Ctx, n: Node, a: SetattrIn, st: Stat): boolean {
-    const w = this.o.writer;
-    if (!w) return false;
-    const file = this.fileBin(n);
-    if (!file || !w.begin(PROVFS_HEADER_BYTES + file.length + PROVFS_SETATTR_TAIL_BYTES)) return false;
     const B = PROVFS_SETATTR_BIT;
     const bits = (a.valid & FATTR.MODE ? B.mode : 0) | (a.valid & FATTR.UID ? B.uid : 0) | (a.valid & FATTR.GID ? B.gid : 0) |
       (a.valid & FATTR.SIZE ? B.size : 0) | (a.valid & (FATTR.MTIME | FATTR.MTIME_NOW) ? B.mtime : 0);
@@ -190,11 +190,7 @@ export class Recorder {
     tail.writeUInt32LE(st.gid, 0);
     tail.writeDoubleLE(Number(st.size), 8);
     tail.writeDoubleLE(Number(st.mtime) * 1e9 + st.mtimeNs, 16);
-    w.header(PROVFS_OP.setattr, bits, ctx.pid, Number(process.hrtime.bigint()), st.mode & 0o7777, st.uid, 0);
-    w.bytes(file);
-    w.bytes(tail);
-    w.end();
-    return true;
+    return this.binary(PROVFS_OP.setattr, bits, n, ctx, st.mode & 0o7777, st.uid, 0, tail);
   }
 
   /** Emit `{"op":…,"file":…,<rest>}` as a string (see {@link RecorderOptions.sinkJson}). */

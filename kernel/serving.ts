@@ -387,12 +387,15 @@ export class Serving {
     if (!j) {
       // No journal yet (a successor waiting for its predecessor's): records wait in the ring. One
       // that never gets a journal moves them to memory before the ring fills and holds requests back.
-      if (this.ring.used > this.ring.capacity / 2) this.held.push(...this.linTaken(() => this.ring.drain()));
+      if (this.ring.used > this.ring.capacity / 2) {
+        const t = this.take(false);
+        this.ring.commit(t.end);
+        this.held.push(...t.recs);
+      }
       return 0;
     }
     const framed = j.appendEncoded !== undefined && !this.o.onEvent;
-    // The journal copies views as it frames them.
-    const { recs, offs, end } = this.linTaken(() => this.ring.take(framed), (t) => t.recs);
+    const { recs, offs, end } = this.take(framed); // the journal copies views as it frames them
     if (recs.length > 0) {
       const base = (j as { lastSeq?: number }).lastSeq;
       if (typeof base === 'number') for (let i = 0; i < offs.length; i++) this.ring.stamp(offs[i]!, base + 1 + i);
@@ -405,16 +408,16 @@ export class Serving {
   }
 
   /**
-   * Take records from the ring with `take`, and (prov mode) add them to the `.lin` log in the
+   * Take the ring's records (EventRing.take), and in prov mode add them to the `.lin` log in the
    * same hold of it: the loop, snapshotting the log for an open, then finds every record either
    * in the log or still untaken in the ring (kernel/linlog).
    */
-  private linTaken<T>(take: () => T, recsOf: (t: T) => Uint8Array[] = (t) => t as Uint8Array[]): T {
+  private take(views: boolean): ReturnType<EventRing['take']> {
     const lin = this.lin;
-    if (!lin) return take();
+    if (!lin) return this.ring.take(views);
     return lin.locked(() => {
-      const t = take();
-      for (const r of recsOf(t)) lin.append(r);
+      const t = this.ring.take(views);
+      for (const r of t.recs) lin.append(r);
       return t;
     });
   }

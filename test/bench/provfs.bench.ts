@@ -286,7 +286,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
  * The ratio of each round's two runs (measured one after the other), for a row whose two sides
  * drift with the machine during the bench: the median of those beside the ratio of the medians.
  */
-export function pairedNote(ours: number[] | undefined, base: number[] | undefined): string | undefined {
+function pairedNote(ours: number[] | undefined, base: number[] | undefined): string | undefined {
   if (!ours || !base || ours.length !== base.length || ours.length === 0) return undefined;
   const r = ours.map((v, i) => v / base[i]!);
   return `per round ${r.map((x) => x.toFixed(3)).join(' ')}; median of the rounds' ratios ${median(r).toFixed(3)}`;
