@@ -11,7 +11,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync, existsSync, statfsSync, openSync, writeSync, closeSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, readdirSync, writeFileSync, existsSync, statfsSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountState, unmount } from './mount.js';
@@ -102,6 +102,36 @@ test('a killed daemon leaves a stale mount that prov mount explains and prov umo
   assert.equal(um.code, 0, um.err);
   assert.equal(mountState(mp), 'none');
   assert.equal((await withStderr(() => umountCommand(mp, {}))).code, 3, 'umount of nothing: not found');
+  assert.deepEqual(runtimeFilesOf(mp), ['.log'], 'only the dead daemon\'s log stays');
+});
+
+/** The runtime files of `mp`'s daemons still there, by what follows the stream name (`.json`, `.<pid>.ring`, …). */
+function runtimeFilesOf(mp: string): string[] {
+  const stem = daemonInfoPath(mp).replace(/\.json$/, ''), dir = join(stem, '..'), name = stem.slice(dir.length + 1);
+  return readdirSync(dir).filter((f) => f.startsWith(`${name}.`)).map((f) => f.slice(name.length)).sort();
+}
+
+test('prov umount of a killed prov daemon\'s stale mount journals what its ring still held: every record once, nothing left behind but its log', async () => {
+  const backing = join(base, 'b-killed-prov'), mp = join(base, 'm-killed-prov'), journal = join(base, 'j-killed-prov');
+  mkdirSync(backing); mkdirSync(mp); mountpoints.push(mp);
+  assert.equal(await mountCommand(backing, mp, { mode: 'prov', journal, keeper: false }), 0);
+  const info = daemonOf(mp);
+  const names = Array.from({ length: 300 }, (_, i) => `f${i}`);
+  for (const n of names) writeFileSync(join(mp, n), n);
+  process.kill(info.pid, 'SIGKILL'); // within the journal's fsync interval of the last records
+  assert.ok(await gone(info.pid));
+  assert.ok(runtimeFilesOf(mp).includes(`.nodes.${info.pid}.ring`), `the dead daemon's ring file is there: ${runtimeFilesOf(mp).join(' ')}`);
+  const um = await withStderr(() => umountCommand(mp, {}));
+  assert.equal(um.code, 0, um.err);
+  assert.deepEqual(runtimeFilesOf(mp), ['.log'], `only the dead daemon's log stays (${um.err})`);
+  const reader = openJournalReader(journal);
+  const recs = reader.readBatch(100_000, [info.stream!]);
+  assert.equal(reader.stats.rejected, 0);
+  reader.close();
+  const created = recs.filter((r) => r.event.op === 'create').map((r) => (r.event as { file: { name: string } }).file.name);
+  assert.deepEqual(created.sort(), [...names].sort(), 'one create record per file');
+  assert.deepEqual(recs.map((r) => r.event.seq), recs.map((_, i) => i + 1), 'seqs without a gap or a double');
+  assert.deepEqual(recs.filter((r) => r.event.op === 'lost').map((r) => r.event), [], 'the ring held everything: no gap to mark');
 });
 
 test('prov mount over the backing directory itself', async () => {

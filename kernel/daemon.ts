@@ -22,11 +22,10 @@ import { openJournalWriter } from '../collector/journal/writer.js';
 import * as libc from './libc.js';
 import { O } from './libc.js';
 import { Serving, type StopInfo, type JournalSink } from './serving.js';
-import { recoverRings, removeRingFiles, ringFilePath, type RingRecovery } from './ringfiles.js';
+import { lostRecord, recoverRings, removeRingFiles, ringFilePath, type RingRecovery } from './ringfiles.js';
 import { upgradeConnection, type UpgradeOptions, type UpgradeReport } from './upgrade.js';
 import { mountFuse, unmount, mountState, mountAt, FS_TYPE } from './mount.js';
-import { hostname, setPriority } from 'node:os';
-import { SCHEMA_VERSION } from '../collector/events.js';
+import { setPriority } from 'node:os';
 import type { Timeouts } from './dispatch.js';
 import { CapabilityError, InputError } from '../graph/errors.js';
 
@@ -51,6 +50,13 @@ export interface ProvfsOptions {
   onEvent?: (ev: ProvEvent) => void;
   /** Crash survival: keep a node log at this path (see kernel/nodelog). */
   nodeLog?: string;
+  /**
+   * prov mode: keep the record ring in the file `<rings>.<pid>.ring` (kernel/ringfiles), so the
+   * records of a daemon killed before they are durable wait there for whoever next recovers the
+   * mount point (a keeper's daemon, a mount, `prov umount` of the stale mount). Default: the node
+   * log's path; with neither, the ring is in memory only.
+   */
+  rings?: string;
 }
 
 
@@ -111,6 +117,7 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
   }
   if (mountState(mountpoint) === 'live') throw new InputError(`${mountpoint} is already a provfs mount`, 'MOUNTPOINT');
 
+  const rings = opts.mode === 'prov' ? opts.rings ?? opts.nodeLog : undefined;
   let journal: JournalSink | null = opts.journal ?? null;
   let ownJournal: JournalWriter | null = null;
   let stream: string | undefined;
@@ -119,7 +126,7 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
     ownJournal = openJournalWriter({ dir: opts.journalDir, stream });
     journal = ownJournal;
     // A daemon of this mount point killed earlier may have left records not yet journaled.
-    if (opts.nodeLog) afterDurable(ownJournal, recoverRings(opts.nodeLog, ownJournal));
+    if (rings) afterDurable(ownJournal, recoverRings(rings, ownJournal));
   }
   // The daemon creates files on the caller's behalf with the mode the kernel already masked.
   libc.umask(0);
@@ -151,7 +158,7 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
       nodeLog: opts.nodeLog ? { path: opts.nodeLog, fresh: true } : undefined,
     },
     journal, ownJournal: ownJournal !== null, onEvent: opts.onEvent,
-    ringFile: opts.mode === 'prov' && opts.nodeLog ? ringFilePath(opts.nodeLog) : undefined,
+    ringFile: rings ? ringFilePath(rings) : undefined,
   });
   try {
     await serving.start();
@@ -202,13 +209,7 @@ function recoveryJournal(o: { mountpoint: string; mode: ProvfsMode; journalDir?:
   if (journal) {
     const got = recoverRings(o.nodeLog, journal);
     const lost = got.files.length === 0 ? 'no ring file of the dead daemon was found; records it had not yet journaled are lost (count unknown)' : got.lost;
-    if (lost) {
-      const now = Number(process.hrtime.bigint());
-      journal.append({
-        v: SCHEMA_VERSION, src: 'provfs', seq: 0, ts: now, host: hostname(), pid: 0, tid: 0, op: 'lost',
-        count: 0, from: o.since ?? 0, to: now, reason: `provfs daemon crashed and was restarted by its fd keeper: ${lost}`,
-      });
-    }
+    if (lost) journal.append(lostRecord(`provfs daemon crashed and was restarted by its fd keeper: ${lost}`, o.since ?? 0));
     if (got.files.length > 0) log.info(`${o.mountpoint}: ${got.appended} records the dead daemon had not yet made durable recovered from its ring (${got.skipped} were already in the journal)`);
     return { stream, journal, recovered: () => afterDurable(journal, got) };
   }

@@ -72,11 +72,14 @@ async function main(): Promise<number> {
     return info;
   };
   const nodeLog = values['node-log'] ?? (values.keeper ? nodeLogPath(realpathSync(values.mountpoint)) : undefined);
+  // prov mode keeps its records in a ring file with or without a keeper: `prov umount` of a
+  // stale mount journals what a killed daemon left there.
+  const rings = nodeLog ?? (mode === 'prov' ? nodeLogPath(realpathSync(values.mountpoint)) : undefined);
   let m: ProvfsMount;
   if (values.successor) {
     m = await runSuccessor({
       backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'],
-      timeouts: timeouts ?? DEFAULT_TIMEOUTS, journalDir, onSettled: publish, nodeLog,
+      timeouts: timeouts ?? DEFAULT_TIMEOUTS, journalDir, onSettled: publish, nodeLog, rings,
     });
   } else if (values.standby) {
     const got = await runStandby({
@@ -106,7 +109,7 @@ async function main(): Promise<number> {
     } else {
       mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o700 });
       m = await mountProvfs({
-        backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, journalDir, nodeLog,
+        backing: values.backing, mountpoint: values.mountpoint, mode, passthrough: !values['no-passthrough'], timeouts, journalDir, nodeLog, rings,
       });
     }
     const info = publish(m);

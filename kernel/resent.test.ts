@@ -11,8 +11,8 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, writeSync, writeFileSync, existsSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, writeSync, writeFileSync, existsSync, statSync, unlinkSync, readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mountCommand, umountCommand } from '../cli/actions/mount.js';
 import { mountState, unmount } from './mount.js';
@@ -77,6 +77,11 @@ async function crashInTheWindow(how: 'standby' | 'cold', what: 'create' | 'mkdir
   for (let i = 0; i < 100 && keeper()?.takeovers !== 1; i++) await sleep(25);
   assert.equal(keeper()?.takeovers, 1, 'one takeover');
   assert.equal(await umountCommand(mp, {}), 0);
+  // The daemon's and the keeper's files go with them (the keeper ends a moment after the unmount).
+  const stem = basename(daemonInfoPath(mp)).replace(/\.json$/, '.');
+  const left = (): string[] => readdirSync(dirname(daemonInfoPath(mp))).filter((f) => f.startsWith(stem));
+  for (let i = 0; i < 150 && left().length > 0; i++) await sleep(20);
+  assert.deepEqual(left(), [], 'no runtime file of the mount is left');
   const reader = openJournalReader(journal);
   const recs = reader.readBatch(100_000, [journalStreamName(mp)]);
   reader.close();

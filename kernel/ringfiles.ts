@@ -16,6 +16,8 @@ import { isProvfsRecord } from '../collector/provfs-record.js';
 import * as libc from './libc.js';
 import { EventRing, type RingRecord } from './eventring.js';
 import { running } from '../collector/proc.js';
+import { hostname } from 'node:os';
+import { SCHEMA_VERSION, type LostEvent } from '../collector/events.js';
 
 const log = logger('provfs');
 
@@ -77,6 +79,15 @@ export function appendRingRecords(append: RecoveryJournal['appendEncoded'], recs
     append(binary ? CODEC.provfsRaw : CODEC.json, i === 0 && j === recs.length ? recs : recs.slice(i, j));
     i = j;
   }
+}
+
+/**
+ * The `lost` record a recovery appends where records of a dead daemon may be missing: count
+ * unknown (0), from `since` (monotonic ns; 0 when unknown) to now.
+ */
+export function lostRecord(reason: string, since: number): LostEvent {
+  const now = Number(process.hrtime.bigint());
+  return { v: SCHEMA_VERSION, src: 'provfs', seq: 0, ts: now, host: hostname(), pid: 0, tid: 0, op: 'lost', count: 0, from: since, to: now, reason };
 }
 
 /** A journal as recovery uses it. */

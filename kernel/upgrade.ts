@@ -40,6 +40,8 @@ import * as libc from './libc.js';
 import { mountAt } from './mount.js';
 import { Serving } from './serving.js';
 import { ringFilePath } from './ringfiles.js';
+
+const ringFileOf = (rings: string | undefined): string | undefined => (rings ? ringFilePath(rings) : undefined);
 import { windDown } from './rtprio.js';
 import type { Timeouts } from './dispatch.js';
 import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from './daemon.js';
@@ -317,6 +319,8 @@ export interface SuccessorOptions {
   journalDir?: string;
   /** Keep appending to this node log (crash survival). */
   nodeLog?: string;
+  /** prov mode: where the record ring's file goes (see ProvfsOptions.rings; default the node log's path). */
+  rings?: string;
   /** Called once the journal is ours (the old daemon closed it): write state files, listen. */
   onSettled?: (m: ProvfsMount) => void;
 }
@@ -336,7 +340,7 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
       mountpoint: o.mountpoint, nodeLog: o.nodeLog ? { path: o.nodeLog, fresh: false } : undefined,
     },
     journal: null, ownJournal: true,
-    ringFile: o.mode === 'prov' && o.nodeLog ? ringFilePath(o.nodeLog) : undefined,
+    ringFile: o.mode === 'prov' ? ringFileOf(o.rings ?? o.nodeLog) : undefined,
   });
   await serving.start({ awaitTransfer: true });
   const stream = o.mode === 'prov' ? journalStreamName(o.mountpoint) : undefined;

@@ -15,8 +15,9 @@ import { logger } from '../../collector/log.js';
 import { running } from '../../collector/proc.js';
 import { EXIT, InputError, NotFoundError, exitCodeOf } from '../../graph/errors.js';
 import { mountState, unmount } from '../../kernel/mount.js';
-import { daemonInfoPath, daemonSocketPath, nodeLogPath, RUNTIME_DIR, type DaemonInfo } from '../../kernel/runtime.js';
+import { daemonInfoPath, daemonSocketPath, RUNTIME_DIR, type DaemonInfo } from '../../kernel/runtime.js';
 import { connect } from 'node:net';
+import { clearLeftovers, type Leftovers } from '../../kernel/leftovers.js';
 import type { ProvfsMode } from '../../kernel/daemon.js';
 import * as libc from '../../kernel/libc.js';
 
@@ -112,13 +113,10 @@ export async function umountCommand(mountpoint: string, opts: UmountCliOptions =
     if (state === 'stale') {
       log.warn(`${mp}: the daemon is gone (ENOTCONN); clearing the stale mount`);
       try { unmount(mp, false); } catch { unmount(mp, true); }
-      try {
-        const dead = JSON.parse(readFileSync(infoPath, 'utf8')) as DaemonInfo;
-        await waitGone(dead.pid, 5000);
-      } catch { /* no state file */ }
-      rmSync(infoPath, { force: true });
-      rmSync(daemonSocketPath(mp), { force: true });
-      rmSync(nodeLogPath(mp), { force: true });
+      let dead: DaemonInfo | null = null;
+      try { dead = JSON.parse(readFileSync(infoPath, 'utf8')) as DaemonInfo; } catch { /* no state file */ }
+      if (dead) await waitGone(dead.pid, 5000);
+      sayLeftovers(mp, await clearLeftovers(mp, dead));
       out(opts.json, `cleared stale mount ${mp} (the daemon's log stays in ${infoPath.replace(/\.json$/, '.log')})`, { ok: true, mountpoint: mp, stale: true });
       return EXIT.ok;
     }
@@ -133,13 +131,25 @@ export async function umountCommand(mountpoint: string, opts: UmountCliOptions =
       throw e;
     }
     if (info) await waitGone(info.pid, 5000);
-    // A clean unmount: the daemon's log has nothing worth keeping.
-    rmSync(infoPath.replace(/\.json$/, '.log'), { force: true });
+    if (info && !running(info.pid) && existsSync(infoPath)) {
+      // Its state file outlived it: the daemon ended without its clean-up. Its log says why.
+      log.warn(`${mp}: daemon ${info.pid} ended without cleaning up after itself; its log stays in ${infoPath.replace(/\.json$/, '.log')}`);
+      sayLeftovers(mp, await clearLeftovers(mp, info));
+    } else {
+      // A clean unmount: the daemon's log has nothing worth keeping.
+      rmSync(infoPath.replace(/\.json$/, '.log'), { force: true });
+    }
     out(opts.json, `unmounted ${mp}`, { ok: true, mountpoint: mp, pid: info?.pid });
     return EXIT.ok;
   } catch (e) {
     return fail(e, opts.json);
   }
+}
+
+function sayLeftovers(mp: string, left: Leftovers): void {
+  if (left.journaled > 0) log.info(`${mp}: ${left.journaled} records the dead daemon had not yet made durable were journaled from its ring`);
+  if (left.reason) log.warn(`${mp}: ${left.reason}`);
+  if (left.kept.length > 0) log.warn(`${mp}: kept ${left.kept.join(', ')}`);
 }
 
 async function waitGone(pid: number, ms: number): Promise<void> {
