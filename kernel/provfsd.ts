@@ -73,8 +73,9 @@ async function main(): Promise<number> {
   };
   const nodeLog = values['node-log'] ?? (values.keeper ? nodeLogPath(realpathSync(values.mountpoint)) : undefined);
   // prov mode keeps its records in a ring file with or without a keeper: `prov umount` of a
-  // stale mount journals what a killed daemon left there.
-  const rings = nodeLog ?? (mode === 'prov' ? nodeLogPath(realpathSync(values.mountpoint)) : undefined);
+  // stale mount journals what a killed daemon left there. (Without a journal there is nowhere to
+  // put them: the ring stays in memory.)
+  const rings = nodeLog ?? (mode === 'prov' && journalDir ? nodeLogPath(realpathSync(values.mountpoint)) : undefined);
   let m: ProvfsMount;
   if (values.successor) {
     m = await runSuccessor({
