@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import * as libc from './libc.js';
-import { Colocator, CHECK_MS, MIN_REQUESTS, PLACE_MS } from './colocate.js';
+import { Colocator, CHECK_MS, MIN_REQUESTS, PLACE_MS, SPLIT_EVERY } from './colocate.js';
 import { lastCpu } from '../collector/proc.js';
 
 /** CPUs this thread may run on, from /proc/thread-self/status (e.g. "0-1" or "1"). */
@@ -162,6 +162,45 @@ test('a thread kept off the pinned CPU gets back the CPUs it had, not every CPU'
   assert.equal(allowedOf(other.pid!), '1', 'kept off CPU 0: still CPU 1 only');
   c.release();
   assert.equal(allowedOf(other.pid!), '1', 'its own CPU again, not every CPU');
+});
+
+test('threadSleeps counts the calling thread\'s sleeps (voluntary context switches)', () => {
+  const before = libc.threadSleeps();
+  assert.ok(before >= 0, 'getrusage(RUSAGE_THREAD) answered');
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 3; i++) Atomics.wait(cell, 0, 0, 2); // sleeps 2 ms, three times
+  const slept = (libc.threadSleeps() - before) >>> 0;
+  assert.ok(slept >= 3 && slept < 100, `slept ${slept} times`);
+});
+
+test('a pinned loop that starts sleeping on its reads (its caller woken on another CPU) follows the caller at once, not at the next placement check', () => {
+  assert.ok(cpus().length >= 2, `this test needs two CPUs (the machine has ${cpus().length})`);
+  let now = 0, callerCpu = 0, sleeps = 0;
+  const caller = { cpu: () => callerCpu, ticks: 0, close: () => {} };
+  const c = new Colocator(() => now, false, { times: () => null, runnable: () => 1, sleeps: () => sleeps, caller });
+  const me = libc.gettid();
+  try {
+    now += CHECK_MS + 1;
+    for (let i = 0; i < MIN_REQUESTS; i++) c.note(me);
+    assert.equal(allowed(), '0', 'pinned to the caller\'s CPU');
+    // The scheduler wakes the caller on CPU 1. Within PLACE_MS of the last check, the loop hardly
+    // ever sleeping (its caller runs while it is preempted): it stays.
+    callerCpu = 1;
+    for (let i = 0; i < 4 * SPLIT_EVERY; i++) { if (i % (2 * SPLIT_EVERY) === 0) sleeps++; c.note(me); }
+    assert.equal(allowed(), '0', 'a sleep now and then is no split');
+    assert.equal(c.splits, 0);
+    // Sleeping on most reads: apart. Followed within a couple of SPLIT_EVERY requests, the clock standing still.
+    for (let i = 0; i < 2 * SPLIT_EVERY; i++) { sleeps++; c.note(me); }
+    assert.equal(allowed(), '1', 'followed the caller to CPU 1');
+    assert.ok(c.splits >= 1, `brought forward by the sleeps (${c.splits})`);
+    assert.equal(c.moves, 2);
+    // Several callers: no placement check is brought forward (the next regular one lets go).
+    callerCpu = 0;
+    for (let i = 0; i < 2 * SPLIT_EVERY; i++) { sleeps++; c.note(i % 2 ? me : me + 1); }
+    assert.equal(allowed(), '1', 'not moved for a caller that is not the only one');
+  } finally {
+    c.release();
+  }
 });
 
 /** "0-2,5" → [0, 1, 2, 5]. */
