@@ -447,7 +447,6 @@ export function pinThread(cpu: number): boolean {
   else return false;
   return c.schedSetaffinity(0, mask.length, mask) === 0;
 }
-/** The CPUs thread `tid` may run on, as a mask of 1024 bits; null when it cannot be read. */
 const rusage = Buffer.alloc(144);
 const rusageWords = new Uint32Array(rusage.buffer, rusage.byteOffset, 36);
 /**
@@ -457,6 +456,7 @@ const rusageWords = new Uint32Array(rusage.buffer, rusage.byteOffset, 36);
 export function threadSleeps(): number {
   return c.getrusage(1, rusage) === 0 ? rusageWords[32]! : -1; // ru_nvcsw: the 13th long after two timevals
 }
+/** The CPUs thread `tid` may run on, as a mask of 1024 bits; null when it cannot be read. */
 export function getAffinity(tid: number): Buffer | null {
   const mask = Buffer.alloc(128);
   return c.schedGetaffinity(tid, mask.length, mask) >= 0 ? mask : null;
