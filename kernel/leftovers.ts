@@ -6,7 +6,7 @@
  * (kernel/ringfiles), with a `lost` record only where some may be missing; then its runtime files
  * go. Its log stays: it is what says why the daemon ended.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { openJournalWriter } from '../collector/journal/writer.js';
 import { running } from '../collector/proc.js';
 import { deadRingFiles, lostRecord, recoverRings, removeRingFiles } from './ringfiles.js';
@@ -18,8 +18,6 @@ export interface Leftovers {
   journaled: number;
   /** Ring files still here: their records could not be journaled (`reason` says why). */
   kept: string[];
-  /** Runtime files removed. */
-  removed: string[];
   /** Why records may be missing or kept back, when some may be. */
   reason?: string;
 }
@@ -30,7 +28,7 @@ export interface Leftovers {
  * are never touched; its ring is not a dead one).
  */
 export async function clearLeftovers(mountpoint: string, info: DaemonInfo | null): Promise<Leftovers> {
-  const out: Leftovers = { journaled: 0, kept: [], removed: [] };
+  const out: Leftovers = { journaled: 0, kept: [] };
   const nodeLog = nodeLogPath(mountpoint);
   const rings = deadRingFiles(nodeLog);
   if (rings.length > 0) {
@@ -45,7 +43,6 @@ export async function clearLeftovers(mountpoint: string, info: DaemonInfo | null
         }
         await journal.flush();
         removeRingFiles(got.files);
-        out.removed.push(...got.files);
       } finally {
         await journal.close();
       }
@@ -58,11 +55,7 @@ export async function clearLeftovers(mountpoint: string, info: DaemonInfo | null
   const keeper = readJson<KeeperState>(keeperStatePath(mountpoint));
   const files = [daemonInfoPath(mountpoint), daemonSocketPath(mountpoint), nodeLog, `${nodeLog}.crashed`];
   if (!keeper || !running(keeper.pid)) files.push(keeperStatePath(mountpoint));
-  for (const f of files) {
-    if (!existsSync(f)) continue;
-    rmSync(f, { force: true });
-    out.removed.push(f);
-  }
+  for (const f of files) rmSync(f, { force: true });
   return out;
 }
 

@@ -40,8 +40,6 @@ import * as libc from './libc.js';
 import { mountAt } from './mount.js';
 import { Serving } from './serving.js';
 import { ringFilePath } from './ringfiles.js';
-
-const ringFileOf = (rings: string | undefined): string | undefined => (rings ? ringFilePath(rings) : undefined);
 import { windDown } from './rtprio.js';
 import type { Timeouts } from './dispatch.js';
 import { makeMount, journalStreamName, type ProvfsMode, type ProvfsMount } from './daemon.js';
@@ -334,13 +332,14 @@ export async function runSuccessor(o: SuccessorOptions): Promise<ProvfsMount> {
   if (!process.send) throw new Error('a successor needs the IPC channel of its predecessor');
   const info = mountAt(o.mountpoint);
   if (!info) throw new Error(`${o.mountpoint} is not mounted`);
+  const rings = o.mode === 'prov' ? o.rings ?? o.nodeLog : undefined;
   const serving = new Serving({
     loop: {
       devFd: -1, rootFd: -1, mode: o.mode, passthrough: o.passthrough, timeouts: o.timeouts, maxWrite: MAX_WRITE, dev: info.dev,
       mountpoint: o.mountpoint, nodeLog: o.nodeLog ? { path: o.nodeLog, fresh: false } : undefined,
     },
     journal: null, ownJournal: true,
-    ringFile: o.mode === 'prov' ? ringFileOf(o.rings ?? o.nodeLog) : undefined,
+    ringFile: rings ? ringFilePath(rings) : undefined,
   });
   await serving.start({ awaitTransfer: true });
   const stream = o.mode === 'prov' ? journalStreamName(o.mountpoint) : undefined;
