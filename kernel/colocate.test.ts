@@ -177,12 +177,16 @@ test('a pinned loop that starts sleeping on its reads (its caller woken on anoth
   assert.ok(cpus().length >= 2, `this test needs two CPUs (the machine has ${cpus().length})`);
   let now = 0, callerCpu = 0, sleeps = 0;
   const caller = { cpu: () => callerCpu, ticks: 0, close: () => {} };
-  const c = new Colocator(() => now, false, { times: () => null, runnable: () => 1, sleeps: () => sleeps, caller });
+  // A quiet machine (the other CPU idle, nothing else runnable): the loop yields once pinned.
+  const c = new Colocator(() => now, true, { times: () => [[now, now], [now, now]], runnable: () => 1, sleeps: () => sleeps, caller });
   const me = libc.gettid();
   try {
-    now += CHECK_MS + 1;
-    for (let i = 0; i < MIN_REQUESTS; i++) c.note(me);
+    for (let k = 0; k < 10 && !c.idle; k++) { // the quiet rule looks at whole windows of the other CPU's idle time
+      now += CHECK_MS + 1;
+      for (let i = 0; i < MIN_REQUESTS; i++) c.note(me);
+    }
     assert.equal(allowed(), '0', 'pinned to the caller\'s CPU');
+    assert.equal(c.idle, true, 'yielding');
     // The scheduler wakes the caller on CPU 1. Within PLACE_MS of the last check, the loop hardly
     // ever sleeping (its caller runs while it is preempted): it stays.
     callerCpu = 1;
@@ -198,6 +202,13 @@ test('a pinned loop that starts sleeping on its reads (its caller woken on anoth
     callerCpu = 0;
     for (let i = 0; i < 2 * SPLIT_EVERY; i++) { sleeps++; c.note(i % 2 ? me : me + 1); }
     assert.equal(allowed(), '1', 'not moved for a caller that is not the only one');
+    // Not yielding (a busy machine): sleeping on reads is what an ordinary loop does, together or not.
+    c.ordinary();
+    callerCpu = 0;
+    const before = c.splits;
+    for (let i = 0; i < 4 * SPLIT_EVERY; i++) { sleeps++; c.note(me); }
+    assert.equal(c.splits, before, 'no check brought forward while not yielding');
+    assert.equal(allowed(), '1');
   } finally {
     c.release();
   }

@@ -47,7 +47,7 @@
  * softirq threads, which ran there about 100 times a second each), and
  * until the loop's next placement check the pair worked apart — a quarter of the time, 1.1 ms
  * at a time. Apart, the loop sleeps on nearly every read; together it almost never does (it is
- * preempted, not asleep, while its caller runs). So while pinned it counts its sleeps every
+ * preempted, not asleep, while its caller runs). So while yielding it counts its sleeps every
  * {@link SPLIT_EVERY} requests (getrusage, one system call) and checks its placement at once
  * when it slept on most of them: apart 7.6 % of the time, 0.3 ms at a time, and create+unlink
  * 11–16 % faster in both modes with the caller unpinned, no slower with it pinned.
@@ -128,8 +128,8 @@ export const PLACE_MS = 2;
 /** Requests seen since the last check before reconsidering (a trickle is not worth a pin). */
 export const MIN_REQUESTS = 64;
 /**
- * While pinned, every this many requests the loop counts the times it slept meanwhile. Pinned
- * beside its single caller and yielding to it, it hardly ever sleeps: the caller runs while the
+ * While pinned and yielding, every this many requests the loop counts the times it slept
+ * meanwhile. Beside its single caller and yielding to it, it hardly ever sleeps: the caller runs while the
  * loop is preempted and has sent its next request when the loop gets the CPU back. Sleeping on
  * most reads means the scheduler woke the caller on another CPU, and every request now costs two
  * cross-CPU wake-ups: a create+unlink loop spent a quarter of its time apart so, 1.1 ms at a time
@@ -245,7 +245,8 @@ export class Colocator {
   note(tid: number): void {
     // pid 0: requests the kernel sends on nobody's behalf (RELEASE, FORGET).
     if (tid !== 0 && this.caller !== tid) this.caller = this.caller === 0 ? tid : -1;
-    if (this.pinned >= 0 && ++this.sinceSleeps >= SPLIT_EVERY) this.countSleeps();
+    // Only while yielding: a loop in ordinary scheduling finishes its request and sleeps before its caller runs, together or not.
+    if (this.idle && ++this.sinceSleeps >= SPLIT_EVERY) this.countSleeps();
     if (this.idle) {
       // Yielding: the starvation check is due every CHECK_MS, however few requests came.
       if (!this.allowIdle) this.ordinary();
