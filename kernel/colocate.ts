@@ -316,7 +316,11 @@ export class Colocator {
 
   /** Back to ordinary scheduling (SCHED_OTHER) if yielding. */
   ordinary(): void {
-    if (this.idle && libc.setScheduler(0, SCHED_OTHER, 0)) this.idle = false;
+    if (!this.idle || !libc.setScheduler(0, SCHED_OTHER, 0)) return;
+    this.idle = false;
+    // The sleeps counted from here on are ordinary scheduling's: start the count afresh when yielding again.
+    this.sleeps = -1;
+    this.sinceSleeps = 0;
   }
 
   /** Back to every CPU and ordinary scheduling (before the thread does anything else, e.g. at a handover). */

@@ -37,7 +37,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
-import { TakeoverTrace, takeoverTracePath } from './takeovertrace.js';
+import { TakeoverTrace } from './takeovertrace.js';
 import { realtime, realtimeProcess } from './rtprio.js';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +45,7 @@ import { parseArgs } from 'node:util';
 import { logger } from '../collector/log.js';
 import * as libc from './libc.js';
 import { mountAt, fuseConnectionUp, FS_TYPE } from './mount.js';
-import { daemonInfoPath, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
+import { daemonInfoPath, keeperFilePaths, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
 import { sweepEmptyRingFiles } from './ringfiles.js';
 import { running } from '../collector/proc.js';
 
@@ -219,9 +219,7 @@ async function main(): Promise<number> {
     // The runtime files are named after the mount point: when another provfs mount is there
     // already (ours is gone: see mounted), they are its files.
     if (mountAt(mp)?.fstype !== FS_TYPE) {
-      rmSync(keeperStatePath(mp), { force: true });
-      rmSync(`${nodeLogPath(mp)}.crashed`, { force: true });
-      rmSync(takeoverTracePath(nodeLogPath(mp)), { force: true });
+      for (const f of keeperFilePaths(mp)) rmSync(f, { force: true });
     }
     log.info(`${mp} unmounted; keeper done`);
     return 0;

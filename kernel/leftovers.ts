@@ -10,7 +10,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { openJournalWriter } from '../collector/journal/writer.js';
 import { running } from '../collector/proc.js';
 import { deadRingFiles, lostRecord, recoverRings, removeRingFiles } from './ringfiles.js';
-import { daemonInfoPath, daemonSocketPath, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
+import { daemonInfoPath, daemonSocketPath, keeperFilePaths, keeperStatePath, nodeLogPath, type DaemonInfo, type KeeperState } from './runtime.js';
 
 /** What {@link clearLeftovers} did. */
 export interface Leftovers {
@@ -53,8 +53,8 @@ export async function clearLeftovers(mountpoint: string, info: DaemonInfo | null
   }
   if (info && running(info.pid)) return out;
   const keeper = readJson<KeeperState>(keeperStatePath(mountpoint));
-  const files = [daemonInfoPath(mountpoint), daemonSocketPath(mountpoint), nodeLog, `${nodeLog}.crashed`];
-  if (!keeper || !running(keeper.pid)) files.push(keeperStatePath(mountpoint));
+  const files = [daemonInfoPath(mountpoint), daemonSocketPath(mountpoint), nodeLog];
+  if (!keeper || !running(keeper.pid)) files.push(...keeperFilePaths(mountpoint));
   for (const f of files) rmSync(f, { force: true });
   return out;
 }

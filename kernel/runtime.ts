@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { journalStreamName, type ProvfsMode } from './daemon.js';
 import { statFields } from '../collector/proc.js';
+import { takeoverTracePath } from './takeovertrace.js';
 
 /** Where running daemons leave their state files. */
 export const RUNTIME_DIR = process.env.PROV_RUNTIME_DIR ?? '/run/prov/provfs';
@@ -60,6 +61,16 @@ export interface KeeperState {
 /** The node log of the connection at `mountpoint` (crash survival; see kernel/nodelog). */
 export function nodeLogPath(mountpoint: string): string {
   return join(RUNTIME_DIR, `${journalStreamName(mountpoint)}.nodes`);
+}
+
+/**
+ * The files of `mountpoint`'s fd keeper: its state, the crash marker the fault-injection hook
+ * leaves (kernel/resent), the takeover trace. The keeper removes them once the mount is gone;
+ * `prov umount` does when the keeper is gone too (kernel/leftovers).
+ */
+export function keeperFilePaths(mountpoint: string): string[] {
+  const nodeLog = nodeLogPath(mountpoint);
+  return [keeperStatePath(mountpoint), `${nodeLog}.crashed`, takeoverTracePath(nodeLog)];
 }
 
 /** A provfs daemon's memory holder's name (/proc/PID/comm; kernel/mmhold). */
