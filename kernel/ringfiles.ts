@@ -42,8 +42,21 @@ export function openRingFile(path: string, bytes = 8 << 20): EventRing {
   }
   try {
     const size = EventRing.fileBytes(bytes);
-    libc.ftruncate(fd, BigInt(size));
+    // Every page allocated now: a sparse ring on a file system that fills up (the runtime
+    // directory is a tmpfs) would kill the daemon with SIGBUS at its first write to a page that
+    // can no longer be had, losing what the ring held. Refused here, the daemon keeps its ring
+    // in memory instead and says so (kernel/serving).
+    try {
+      libc.fallocate(fd, 0, 0n, BigInt(size));
+    } catch (e) {
+      // A file system without fallocate: a sparse file, as before.
+      if (e instanceof libc.Errno && e.errno === libc.E.EOPNOTSUPP) libc.ftruncate(fd, BigInt(size));
+      else throw new Error(`cannot allocate the ${size >> 20 || 1} MiB record ring in ${dirname(path)}: ${(e as Error).message}`);
+    }
     return EventRing.map(fd, size, true);
+  } catch (e) {
+    rmSync(path, { force: true });
+    throw e;
   } finally {
     libc.close(fd);
   }

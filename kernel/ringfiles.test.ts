@@ -1,0 +1,84 @@
+/**
+ * @module kernel/ringfiles.test
+ * A ring file takes all its pages when it is made. On a runtime directory too full for it, it is
+ * refused with a message that says where and why, and no file is left. A prov daemon then keeps
+ * its ring in memory, goes on serving and journals every record. Before, the sparse ring was
+ * made anyway, and the first write to a page the tmpfs could no longer supply killed the daemon
+ * with SIGBUS.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { openRingFile } from './ringfiles.js';
+import { mountProvfs, journalStreamName, type ProvfsMount } from './daemon.js';
+import { unmount } from './mount.js';
+import { openJournalReader } from '../collector/journal/reader.js';
+
+const base = mkdtempSync(join(tmpdir(), 'provfs-ringfiles-'));
+const small = join(base, 'small');
+let mounted = false;
+let daemon: ProvfsMount | null = null;
+after(async () => {
+  if (daemon) { try { await daemon.stop(); } catch { try { unmount(daemon.mountpoint, true); } catch { /* gone */ } } }
+  if (mounted) spawnSync('umount', ['-l', small]);
+  rmSync(base, { recursive: true, force: true });
+});
+
+/** A 1 MiB tmpfs: the runtime directory that filled up. */
+function smallTmpfs(): void {
+  if (mounted) return;
+  if (process.getuid?.() !== 0) assert.fail('needs root (mounts a 1 MiB tmpfs)');
+  mkdirSync(small, { recursive: true });
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'provfs-ringfiles-test', small], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `mount -t tmpfs failed: ${r.stderr}`);
+  mounted = true;
+}
+
+const freeBytes = (dir: string): number => { const s = statfsSync(dir); return s.bfree * s.bsize; };
+
+test('a ring file takes its pages when made, and one with no room is refused and removed', () => {
+  smallTmpfs();
+  const before = freeBytes(small);
+  const ring = openRingFile(join(small, 'fits.1.ring'), 256 << 10);
+  after(() => rmSync(join(small, 'fits.1.ring'), { force: true }));
+  assert.ok(before - freeBytes(small) >= 256 << 10, `the 256 KiB ring took ${before - freeBytes(small)} bytes of the tmpfs`);
+  // Filled to the end, drained, filled again: every page is there to write.
+  const rec = 'x'.repeat(1000);
+  for (let round = 0; round < 2; round++) {
+    let n = 0;
+    while (ring.pushString(rec)) n++;
+    assert.ok(n > 200, `only ${n} records fit`);
+    ring.drain();
+  }
+  assert.throws(() => openRingFile(join(small, 'big.1.ring'), 8 << 20), (e: Error) => {
+    assert.match(e.message, /cannot allocate the 8 MiB record ring in .*small: .*(ENOSPC|space)/i);
+    return true;
+  });
+  assert.deepEqual(readdirSync(small).sort(), ['fits.1.ring'], 'the refused ring file is gone');
+  ring.unmap();
+  rmSync(join(small, 'fits.1.ring'));
+});
+
+test('a prov daemon whose ring file has no room keeps its ring in memory and journals every record', async () => {
+  if (!existsSync('/dev/fuse')) assert.fail('needs /dev/fuse');
+  smallTmpfs();
+  const backing = join(base, 'backing'), mnt = join(base, 'mnt'), journalDir = join(base, 'journal');
+  mkdirSync(backing); mkdirSync(mnt);
+  daemon = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir, rings: join(small, 'mnt.nodes') });
+  // 4,000 creates and removals: 12,000 records, about 1.5 MiB, more than the tmpfs holds.
+  const r = spawnSync('python3', ['-c', 'import os, sys\nfor i in range(4000):\n    p = os.path.join(sys.argv[1], "f%d" % i); os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)); os.unlink(p)', mnt], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `the workload failed: ${r.stderr}`);
+  await daemon.stop();
+  daemon = null;
+  const reader = openJournalReader(journalDir);
+  const got = reader.readBatch(100_000, [journalStreamName(mnt)]);
+  reader.close();
+  const creates = new Set(got.filter((x) => x.event.op === 'create').map((x) => (x.event as { file: { name: string } }).file.name));
+  const unlinks = got.filter((x) => x.event.op === 'unlink').length;
+  assert.equal(creates.size, 4000, 'every create journaled');
+  assert.equal(unlinks, 4000, 'every unlink journaled');
+  assert.deepEqual(readdirSync(small), [], 'no ring file was left on the full tmpfs');
+});
