@@ -3,7 +3,7 @@
  * The binary form of provfs's most frequent records: create, open, close and unlink, three of
  * which every file an application makes and removes produces, and setattr, three of which
  * `tar -x` makes per file (times, mode, owner). provfs's request loop writes them
- * into its event ring as a fixed 32-byte header and the file's part (cached per node), before it
+ * into its event ring as a fixed 32-byte header and the file's part (from the node table), before it
  * answers the request; the journal keeps them as they are (codec {@link CODEC.provfsRaw}) and
  * readers decode them here into the same {@link ProvEvent} the JSON form gives, key for key.
  * The JSON is made only by whoever reads them: against JSON written as bytes in the loop, a
@@ -47,29 +47,41 @@ export const PROVFS_SETATTR_TAIL_BYTES = 24;
 /** Longest name, path or host the 16-bit lengths hold (longer ones are written as JSON). */
 export const PROVFS_MAX_STRING = 0xffff;
 
-/**
- * The file's part of a record: what a node contributes to each of its records, built once per
- * node (and again after a rename). `path` is `prefix` followed by `name`. Null when a string is
- * too long for the format. A Buffer from the pool, written with its own methods: a typed array
- * of its own per node (malloc'd off the heap, then freed by the GC) and a DataView cost the
- * request loop more than the rest of the record.
- */
-export function encodeProvfsFile(dev: number, ino: number, parent: number, type: number, name: Uint8Array, prefix: Uint8Array, host: Uint8Array): Buffer | null {
+/** Bytes of a file's part with these strings; -1 when one is too long for the format's 16-bit lengths. */
+export function provfsFileBytes(name: Uint8Array, prefix: Uint8Array, host: Uint8Array): number {
   const pathLen = prefix.length + name.length;
-  if (name.length > PROVFS_MAX_STRING || pathLen > PROVFS_MAX_STRING || host.length > PROVFS_MAX_STRING) return null;
-  const out = Buffer.allocUnsafe(PROVFS_FILE_FIXED_BYTES + name.length + pathLen + host.length);
-  out.writeDoubleLE(dev, 0);
-  out.writeDoubleLE(ino, 8);
-  out.writeDoubleLE(parent, 16);
-  out.writeUInt32LE(type, 24);
-  out.writeUInt16LE(name.length, 28);
-  out.writeUInt16LE(pathLen, 30);
-  out.writeUInt16LE(host.length, 32);
-  let at = PROVFS_FILE_FIXED_BYTES;
-  at = copyBytes(out, at, name);
-  at = copyBytes(out, at, prefix);
-  at = copyBytes(out, at, name);
-  copyBytes(out, at, host);
+  if (name.length > PROVFS_MAX_STRING || pathLen > PROVFS_MAX_STRING || host.length > PROVFS_MAX_STRING) return -1;
+  return PROVFS_FILE_FIXED_BYTES + name.length + pathLen + host.length;
+}
+
+/**
+ * Write a file's part at `at` of `bytes` (`view` over the same memory); returns where it ends.
+ * `path` is `prefix` followed by `name`. The caller checked the lengths ({@link provfsFileBytes}).
+ * provfs's request loop writes it straight into its ring from what the node table holds: a
+ * part built per node (a pool Buffer each) cost the loop a new 8 KiB pool every few dozen
+ * files, and more garbage collection.
+ */
+export function writeProvfsFile(view: DataView, bytes: Uint8Array, at: number, dev: number, ino: number, parent: number, type: number, name: Uint8Array, prefix: Uint8Array, host: Uint8Array): number {
+  view.setFloat64(at, dev, true);
+  view.setFloat64(at + 8, ino, true);
+  view.setFloat64(at + 16, parent, true);
+  view.setUint32(at + 24, type, true);
+  view.setUint16(at + 28, name.length, true);
+  view.setUint16(at + 30, prefix.length + name.length, true);
+  view.setUint16(at + 32, host.length, true);
+  at += PROVFS_FILE_FIXED_BYTES;
+  at = copyBytes(bytes, at, name);
+  at = copyBytes(bytes, at, prefix);
+  at = copyBytes(bytes, at, name);
+  return copyBytes(bytes, at, host);
+}
+
+/** A file's part as a Buffer of its own (tests, tools); null when a string is too long for the format. */
+export function encodeProvfsFile(dev: number, ino: number, parent: number, type: number, name: Uint8Array, prefix: Uint8Array, host: Uint8Array): Buffer | null {
+  const size = provfsFileBytes(name, prefix, host);
+  if (size < 0) return null;
+  const out = Buffer.alloc(size);
+  writeProvfsFile(new DataView(out.buffer, out.byteOffset, size), out, 0, dev, ino, parent, type, name, prefix, host);
   return out;
 }
 

@@ -25,7 +25,7 @@
  * A length of 0xffffffff (or no room for a record header before the end) means "wrapped to 0".
  */
 import koffi from 'koffi';
-import { PROVFS_HEADER_BYTES, writeProvfsHeader } from '../collector/provfs-record.js';
+import { PROVFS_HEADER_BYTES, writeProvfsFile, writeProvfsHeader } from '../collector/provfs-record.js';
 import { copyBytes } from '../collector/copy-bytes.js';
 
 const HEAD = 0; // committed: bytes before it (from the last wrap) are durable in the journal
@@ -202,7 +202,7 @@ export class EventRing {
 
   /**
    * Producer: start writing a record of at most `max` bytes in place, piece by piece
-   * ({@link putProvfsHeader}, {@link putBytes}), then {@link endRecord}: no string, no encoding,
+   * ({@link putProvfsHeader}, {@link putProvfsFile}, {@link putBytes}), then {@link endRecord}: no string, no encoding,
    * no intermediate buffer (the provfs recorder's binary records, collector/provfs-record).
    * False when there is no room (nothing written).
    */
@@ -219,6 +219,11 @@ export class EventRing {
   putProvfsHeader(op: number, bits: number, tid: number, ts: number, mode: number, flags: number, fh: number): void {
     writeProvfsHeader(this.view, this.cur, op, bits, tid, ts, mode, flags, fh);
     this.cur += PROVFS_HEADER_BYTES;
+  }
+
+  /** Producer: a file's part (collector/provfs-record) in the record begun, after its header. */
+  putProvfsFile(dev: number, ino: number, parent: number, type: number, name: Uint8Array, prefix: Uint8Array, host: Uint8Array): void {
+    this.cur = writeProvfsFile(this.view, this.data, this.cur, dev, ino, parent, type, name, prefix, host);
   }
 
   /** Producer: bytes of the record begun (tens of bytes a piece: collector/copy-bytes). */

@@ -382,6 +382,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
     begin: (max) => bytesOk && !resent?.inHand && (!staging.active || stageFree()) && ring.begin(max),
     bytes: (b) => ring.putBytes(b),
     header: (op, bits, tid, ts, mode, flags, fh) => ring.putProvfsHeader(op, bits, tid, ts, mode, flags, fh),
+    file: (dev, ino, parent, type, name, prefix, host) => ring.putProvfsFile(dev, ino, parent, type, name, prefix, host),
     end: () => {
       if (staging.active) {
         ring.endRecord(true);

@@ -44,8 +44,14 @@ export interface Node {
   /** Cached FileRef JSON for records (valid while `fileJsonGen` equals the table's generation). */
   fileJson?: string;
   fileJsonGen?: number;
-  /** The node's part of its binary records (collector/provfs-record; null: it cannot have one), valid with `fileJson` (same generation). */
-  fileBytes?: Uint8Array | null;
+  /**
+   * What the node's binary records (collector/provfs-record) say of it beyond its own fields,
+   * valid with `fileJson` (same generation): its name as written (null: its records are JSON),
+   * its parent's path prefix (the parent's `childPrefix`, shared) and its parent's inode.
+   */
+  fileName?: Uint8Array | null;
+  filePrefix?: Uint8Array;
+  fileParentIno?: number;
   /** A directory's path as UTF-8 with a `/` after it: its children's paths start so (kernel/recorder). */
   childPrefix?: Uint8Array;
   childPrefixGen?: number;
@@ -61,7 +67,8 @@ export function makeNode(id: number, fd: number, dev: number, ino: bigint, type:
   return {
     id, fd, dev, ino, type, nlookup, parent, name, backing, opens, used,
     nameStr: undefined, path: undefined, pathGen: -1,
-    fileJson: undefined, fileJsonGen: -1, fileBytes: undefined, childPrefix: undefined, childPrefixGen: -1,
+    fileJson: undefined, fileJsonGen: -1, fileName: undefined, filePrefix: undefined, fileParentIno: 0,
+    childPrefix: undefined, childPrefixGen: -1,
   };
 }
 

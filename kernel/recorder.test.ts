@@ -46,6 +46,7 @@ for (const mountpoint of ['/mnt/π', '/']) test(`binary records decode to the st
     begin: (max) => { if (declineNext) { declined++; return false; } return ring.begin(max); },
     bytes: (b) => ring.putBytes(b),
     header: (op, bits, tid, ts, mode, flags, fh) => ring.putProvfsHeader(op, bits, tid, ts, mode, flags, fh),
+    file: (dev, ino, parent, type, name, prefix, host) => ring.putProvfsFile(dev, ino, parent, type, name, prefix, host),
     end: () => ring.endRecord(false),
   };
   const fallback: string[] = [];

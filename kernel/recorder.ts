@@ -14,7 +14,7 @@ import type { Node, NodeTable } from './nodes.js';
 import type { Stat } from './libc.js';
 import { S } from './libc.js';
 import { FATTR, FUSE_ROOT_ID } from './protocol.js';
-import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, PROVFS_SETATTR_BIT, PROVFS_SETATTR_TAIL_BYTES, encodeProvfsFile } from '../collector/provfs-record.js';
+import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, PROVFS_SETATTR_BIT, PROVFS_SETATTR_TAIL_BYTES, provfsFileBytes } from '../collector/provfs-record.js';
 
 /** Distributive Omit, so each event variant keeps its own fields. */
 type Body<T> = T extends unknown ? Omit<T, 'v' | 'src' | 'seq' | 'ts' | 'host' | 'pid' | 'tid'> : never;
@@ -23,8 +23,9 @@ export type EventBody = Body<ProvEvent>;
 /**
  * Where a record can be written as bytes, in place (the loop's event ring): the records of
  * open, close, create and unlink — three per file an application creates and removes — are
- * written in binary (collector/provfs-record) from a fixed header and the node's cached part,
- * with no string built, encoded or collected. Measured on a create+unlink loop (prov vs plain,
+ * written in binary (collector/provfs-record) from a fixed header and what the node table holds
+ * (name, the parent's cached path), with no string built, encoded or collected, and nothing
+ * allocated. Measured on a create+unlink loop (prov vs plain,
  * interleaved): JSON strings cost about a tenth of prov mode's throughput; JSON written as bytes
  * from cached pieces cost the loop about 1.1 µs of CPU per file more than binary.
  */
@@ -33,6 +34,8 @@ export interface RecordWriter {
   begin(max: number): boolean;
   /** The binary record's header (collector/provfs-record's writeProvfsHeader). */
   header(op: number, bits: number, tid: number, ts: number, mode: number, flags: number, fh: number): void;
+  /** The file's part, after the header (collector/provfs-record's writeProvfsFile). */
+  file(dev: number, ino: number, parent: number, type: number, name: Uint8Array, prefix: Uint8Array, host: Uint8Array): void;
   bytes(b: Uint8Array): void;
   /** The record is complete. */
   end(): void;
@@ -127,28 +130,32 @@ export class Recorder {
     const gen = this.o.nodes.generation;
     if (n.fileJsonGen === gen) return;
     n.fileJson = undefined;
-    n.fileBytes = undefined;
+    n.fileName = undefined;
     n.fileJsonGen = gen;
   }
 
   /**
-   * The node's part of its binary records (collector/provfs-record): what fileOfNode(n) says,
-   * from the parent's cached path bytes and the name's bytes; cached on the node until a rename
-   * anywhere. Null for a node whose parent or path is not known, or whose numbers or strings
-   * the format cannot hold (its records are written as JSON).
+   * Whether the node can have binary records (collector/provfs-record), and if so its parts of
+   * them on the node, cached until a rename anywhere: `fileName` (the name as records show it),
+   * `filePrefix` (the parent's path and a `/`, shared with its other children) and
+   * `fileParentIno`. Not for a node whose parent or path is not known, or whose numbers or
+   * strings the format cannot hold (its records are written as JSON).
    */
-  private fileBin(n: Node): Uint8Array | null {
+  private filePart(n: Node): boolean {
     this.fresh(n);
-    if (n.fileBytes !== undefined) return n.fileBytes;
-    n.fileBytes = null;
-    if (n.id === FUSE_ROOT_ID || n.name.length === 0) return null;
+    if (n.fileName !== undefined) return n.fileName !== null;
+    n.fileName = null;
+    if (n.id === FUSE_ROOT_ID || n.name.length === 0) return false;
     const p = this.o.nodes.find(n.parent);
-    const ino = Number(n.ino);
-    if (!p || ino > Number.MAX_SAFE_INTEGER || Number(p.ino) > Number.MAX_SAFE_INTEGER) return null;
+    if (!p || Number(n.ino) > Number.MAX_SAFE_INTEGER || Number(p.ino) > Number.MAX_SAFE_INTEGER) return false;
     const prefix = this.childPrefix(p);
-    if (!prefix) return null;
+    if (!prefix) return false;
     const name = printableAscii(n.name) ? n.name : Buffer.from(this.o.nodes.nameOf(n));
-    return (n.fileBytes = encodeProvfsFile(this.o.dev, ino, Number(p.ino), n.type, name, prefix, this.hostBytes));
+    if (provfsFileBytes(name, prefix, this.hostBytes) < 0) return false;
+    n.filePrefix = prefix;
+    n.fileParentIno = Number(p.ino);
+    n.fileName = name;
+    return true;
   }
 
   /** `p`'s path as UTF-8 and a `/` (none after a path ending in one), cached until a rename; undefined when its path is unknown. */
@@ -168,11 +175,11 @@ export class Recorder {
    */
   private binary(op: number, bits: number, n: Node, ctx: Ctx, mode: number, flags: number, fh: number, tail?: Uint8Array): boolean {
     const w = this.o.writer;
-    if (!w) return false;
-    const file = this.fileBin(n);
-    if (!file || !w.begin(PROVFS_HEADER_BYTES + file.length + (tail?.length ?? 0))) return false;
+    if (!w || !this.filePart(n)) return false;
+    const name = n.fileName!, prefix = n.filePrefix!;
+    if (!w.begin(PROVFS_HEADER_BYTES + provfsFileBytes(name, prefix, this.hostBytes) + (tail?.length ?? 0))) return false;
     w.header(op, bits, ctx.pid, Number(process.hrtime.bigint()), mode, flags, fh);
-    w.bytes(file);
+    w.file(this.o.dev, Number(n.ino), n.fileParentIno!, n.type, name, prefix, this.hostBytes);
     if (tail) w.bytes(tail);
     w.end();
     return true;

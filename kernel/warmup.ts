@@ -67,6 +67,7 @@ export function warmRequestPath(o: { timeouts: Timeouts; prov: boolean; maxWrite
       begin: (max) => ring.begin(max) || (ring.drain(), ring.begin(max)),
       bytes: (b) => ring.putBytes(b),
       header: (op, bits, tid, ts, mode, flags, fh) => ring.putProvfsHeader(op, bits, tid, ts, mode, flags, fh),
+      file: (dev, ino, parent, type, name, prefix, host) => ring.putProvfsFile(dev, ino, parent, type, name, prefix, host),
       end: () => ring.endRecord(false),
     };
     if (o.prov) fs.recorder = new Recorder({ dev: 0, mountpoint: dir, nodes: fs.nodes, sink: (ev) => push(JSON.stringify(ev)), ...({ sinkJson: push, writer } as object), stage: { begin() { /* records go straight to push */ }, end() { /* nothing held */ } } });
