@@ -175,3 +175,42 @@ test('prov capture start | status | stop: a daemon drains into the journal, a re
   assert.deepEqual(trueTags(events), ['d1', 'd2', 'd3', 'd4']);
   assert.ok(!events.some((e) => e.pid === started.daemonPid || e.pid === restart.daemonPid), 'a collector daemon captured itself');
 });
+
+test('a consumer whose journal disk is full keeps draining once there is room: nothing lost', async (t) => {
+  if (process.getuid?.() !== 0) assert.fail('needs root (mounts a tmpfs)');
+  const child = lineRunner();
+  const dir = mkdtempSync(join(tmpdir(), 'prov-drain-full-'));
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'prov-drain-full-test', dir], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `mount -t tmpfs failed: ${r.stderr}`);
+  let drainer: Drainer | null = null;
+  t.after(async () => {
+    child.kill('SIGKILL');
+    await drainer?.stop().catch(() => undefined);
+    detachCapture(pinDir);
+    spawnSync('umount', ['-l', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  attachCapture({ pinDir, pidTree: [child.pid!], ringBytes: 1 << 22 });
+  const { statfsSync, writeFileSync } = await import('node:fs');
+  const s = statfsSync(dir);
+  writeFileSync(join(dir, 'filler'), Buffer.alloc(s.bavail * s.bsize - (8 << 10)));
+  const writer = openJournalWriter({ dir: join(dir, 'journal'), stream: 'ebpf' });
+  drainer = await Drainer.start({ pinDir, sink: writer, durableDelayMs: 1 });
+  const tags = Array.from({ length: 300 }, (_, i) => `full${i}`);
+  await runLines(child, tags); // execs, forks and exits: far more than 8 KiB of records
+  for (let i = 0; i < 100 && !writer.stalled; i++) await sleep(10);
+  assert.ok(writer.stalled, 'the journal filled up');
+  rmSync(join(dir, 'filler'));
+  await runLines(child, ['after']);
+  await sleep(50);
+  const d = drainer;
+  drainer = null;
+  await d.stop();
+  assert.equal(d.error, null, 'the drain never gave up');
+  await writer.close();
+  const reader = openJournalReader(join(dir, 'journal'), { decoders: ebpfDecoders });
+  const seen = reader.readBatch(1_000_000).map((x) => x.event);
+  reader.close();
+  assert.deepEqual(trueTags(seen), [...tags, 'after'], 'every record reached the journal, once, in order');
+  assert.equal(seen.filter((e) => e.op === 'lost').length, 0);
+});

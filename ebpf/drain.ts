@@ -21,7 +21,11 @@ const log = logger('ebpf');
  * Where drained records go: the journal writer's hot path. With `flush`, ring space is given
  * back to the kernel only once flush says the records are durable; without it, at once.
  */
-export type DrainSink = Pick<JournalWriter, 'appendEncoded'> & Partial<Pick<JournalWriter, 'flush'>>;
+export type DrainSink = Pick<JournalWriter, 'appendEncoded'> & Partial<Pick<JournalWriter, 'flush'>>
+  & { readonly stalled?: Error | null };
+
+/** While the journal is stalled (its disk is full), a failed flush is tried again this often. */
+const STALLED_RETRY_MS = 1000;
 
 export interface DrainOptions {
   pinDir?: string;
@@ -231,6 +235,13 @@ export class Drainer {
         if (this.appendedPos > target) this.makeDurable(this.appendedPos, this.stopping);
       }, (e: Error) => {
         this.flushing = false;
+        if (this.opts.sink.stalled && !this.stopping) {
+          // The writer keeps the records and retries (collector/journal/writer): so do we. Ring
+          // space stays taken meanwhile, which bounds what waits in memory by the ring's size;
+          // past that the kernel counts drops, journaled as a lost record.
+          this.flushTimer = setTimeout(start, STALLED_RETRY_MS);
+          return;
+        }
         this.failure = e;
         log.error(`journal flush failed; the ring keeps the records for the next consumer: ${e.message}`);
         Atomics.store(this.ctl, 3, 1);

@@ -760,7 +760,10 @@ export class InlineDrain {
     this.flushing = this.writerHandle.flush().then(() => {
       this.claim(upTo, seq);
       this.ring.commit(upTo);
-    }, (e: Error) => { this.failure = e; }).finally(() => { this.flushing = null; });
+    }, (e: Error) => {
+      // A stalled writer (its disk is full) keeps the records and retries: a later pump flushes again.
+      if (!this.writerHandle?.stalled) this.failure = e;
+    }).finally(() => { this.flushing = null; });
   }
 
   private async checkLoss(): Promise<void> {

@@ -57,6 +57,8 @@ export interface ProvfsOptions {
    * log's path; with neither, the ring is in memory only.
    */
   rings?: string;
+  /** prov mode: records held in memory while the journal's disk is full (kernel/serving STALL_HOLD_BYTES). */
+  stallHoldBytes?: number;
 }
 
 
@@ -158,7 +160,7 @@ export async function mountProvfs(opts: ProvfsOptions): Promise<ProvfsMount> {
       nodeLog: opts.nodeLog ? { path: opts.nodeLog, fresh: true } : undefined,
     },
     journal, ownJournal: ownJournal !== null, onEvent: opts.onEvent,
-    ringFile: rings ? ringFilePath(rings) : undefined,
+    ringFile: rings ? ringFilePath(rings) : undefined, stallHoldBytes: opts.stallHoldBytes,
   });
   try {
     await serving.start();

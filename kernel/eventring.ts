@@ -20,7 +20,7 @@
  * sees the record or the producer sees the flag.
  *
  * Layout: a 64-byte header of Int32 words (committed, tail, drained, magic, records the loop
- * could not put in the ring, consumer asleep), then records `u32 length, f64 journal seq (0: not yet; -1: staged,
+ * could not put in the ring, consumer asleep, consumer's journal stalled), then records `u32 length, f64 journal seq (0: not yet; -1: staged,
  * not published), bytes`.
  * A length of 0xffffffff (or no room for a record header before the end) means "wrapped to 0".
  */
@@ -34,6 +34,7 @@ const DRAINED = 2; // next byte the consumer reads
 const MAGIC_AT = 3;
 const OVERFLOW = 4; // records the producer could not put here (they went by message)
 const ASLEEP = 5; // 1: the consumer stopped polling; the next record published must wake it
+const STALLED = 6; // 1: the consumer's journal cannot be written; a full ring will not drain soon
 const HDR_BYTES = 64;
 const REC_HDR = 12;
 const WRAP = 0xffffffff;
@@ -291,6 +292,18 @@ export class EventRing {
   /** Producer: count a record that went around the ring (by message). */
   countOverflow(): void {
     Atomics.add(this.ctl, OVERFLOW, 1);
+  }
+
+  /**
+   * Consumer: say whether its journal is stalled (its disk is full). The producer waits for room
+   * in a full ring only while it is not: a stalled journal frees none until the disk has room.
+   */
+  set journalStalled(stalled: boolean) {
+    Atomics.store(this.ctl, STALLED, stalled ? 1 : 0);
+  }
+
+  get journalStalled(): boolean {
+    return Atomics.load(this.ctl, STALLED) === 1;
   }
 
   /** Records that went around the ring since it was made. */

@@ -311,7 +311,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   const lin = cfg.lin ? new LinLog(cfg.lin) : null;
   // A record is in the ring before its request is answered (the recorder runs before the reply
   // is written), so it survives this process. A full ring (the journal is behind by megabytes)
-  // holds the request back up to 200 ms for room; only then does the record go by message.
+  // holds the request back up to 200 ms for room; only then does the record go by message. Not
+  // when the journal is stalled (its disk is full): no room comes, and the requests would crawl.
   // Every record, however the recorder builds it, goes through pushJson.
   const pause = new Int32Array(new SharedArrayBuffer(4));
   const crashHook = crashAfterRecordHook(cfg.nodeLog?.path);
@@ -362,7 +363,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       crashHook?.(json);
       return;
     }
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 200 && !ring.journalStalled; i++) {
       Atomics.wait(pause, 0, 0, 1);
       if (ring.pushString(json)) { published(); return; }
     }

@@ -19,7 +19,7 @@ import { provfsRecordEvent } from '../collector/provfs-record.js';
 import * as libc from './libc.js';
 import { EventRing } from './eventring.js';
 import { LinLog } from './linlog.js';
-import { appendRingRecords, openRingFile } from './ringfiles.js';
+import { appendRingRecords, lostRecord, openRingFile } from './ringfiles.js';
 import type { LoopConfig, LoopMessage, TransferMessage, SnapshotRequest } from './loop.js';
 
 /** A quiesced loop: where its state is, and the fds that state names. */
@@ -78,7 +78,19 @@ export interface StopInfo {
 }
 
 /** A journal as provfs uses it (a full writer also takes encoded records). */
-export type JournalSink = Pick<JournalWriter, 'append'> & Partial<Pick<JournalWriter, 'appendEncoded' | 'close' | 'flush'>>;
+export type JournalSink = Pick<JournalWriter, 'append'> & Partial<Pick<JournalWriter, 'appendEncoded' | 'close' | 'flush'>>
+  & { readonly stalled?: Error | null; readonly pendingBytes?: number };
+
+/**
+ * While the journal cannot be written (its file system is full), records wait in its memory:
+ * those in the ring (bounded by the ring, and still in the ring file should this daemon die)
+ * and those the loop sent by message once the ring was full, up to this many pending bytes.
+ * Records past that are counted and journaled as one `lost` record once writing works again:
+ * the file system goes on serving either way.
+ */
+export const STALL_HOLD_BYTES = 64 << 20;
+/** Records held in memory at most while there is no journal to take them (about 60 MiB of them). */
+const HELD_MAX = 500_000;
 
 export interface ServingOptions {
   /** Loop settings; `ring` and `control` are made here. */
@@ -94,6 +106,8 @@ export interface ServingOptions {
    */
   ringFile?: string;
   onEvent?: (ev: ProvEvent) => void;
+  /** See {@link STALL_HOLD_BYTES} (the default). */
+  stallHoldBytes?: number;
 }
 
 export class Serving {
@@ -105,6 +119,10 @@ export class Serving {
   private worker: Worker | null = null;
   private journal: JournalSink | null;
   private held: Array<Uint8Array | ProvEvent> = [];
+  /** Records dropped because nothing could take them (see {@link STALL_HOLD_BYTES}); journaled as a `lost` record later. */
+  /** An owned journal that failed for good: closed (its lock released) when the connection ends. */
+  private failedJournal: JournalSink | null = null;
+  private dropped: { count: number; from: number; to: number; why: string } | null = null;
   /** prov mode: the `.lin` log, filled here as records are taken from the ring (kernel/linlog). */
   private lin: LinLog | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -390,7 +408,10 @@ export class Serving {
       if (this.ring.used > this.ring.capacity / 2) {
         const t = this.take(false);
         this.ring.commit(t.end);
-        this.held.push(...t.recs);
+        for (const r of t.recs) {
+          if (this.held.length < HELD_MAX) this.held.push(r);
+          else this.countDropped(`no journal took records and ${HELD_MAX} were held in memory already`);
+        }
       }
       return 0;
     }
@@ -399,12 +420,55 @@ export class Serving {
     if (recs.length > 0) {
       const base = (j as { lastSeq?: number }).lastSeq;
       if (typeof base === 'number') for (let i = 0; i < offs.length; i++) this.ring.stamp(offs[i]!, base + 1 + i);
-      if (framed) appendRingRecords(j.appendEncoded!.bind(j), recs);
-      else for (const r of recs) this.deliver(provfsRecordEvent(r));
+      try {
+        if (framed) appendRingRecords(j.appendEncoded!.bind(j), recs);
+        else for (const r of recs) this.deliver(provfsRecordEvent(r));
+      } catch (e) {
+        this.journalFailed(e as Error, recs.map((r) => r.slice()));
+        this.ring.commit(end);
+        return recs.length;
+      }
       this.batches.push({ end, seq: typeof base === 'number' ? base + recs.length : 0 });
     }
+    const stalled = !!j.stalled;
+    if (this.ring.journalStalled !== stalled) this.ring.journalStalled = stalled;
+    if (this.dropped && !stalled) this.reportDropped(j);
     this.commitDurable();
     return recs.length;
+  }
+
+  /**
+   * The journal refused an append (it failed for good: kernel/journal's writer stalls and
+   * retries on a full disk, but gives up when it cannot undo a failed write). The file system
+   * serves on; its records are held in memory, as with no journal, until a successor's.
+   */
+  private journalFailed(e: Error, taken: Uint8Array[]): void {
+    log.error(`the journal refused records, they are held in memory from now on: ${e.message}`);
+    if (this.o.ownJournal) this.failedJournal = this.journal;
+    this.journal = null;
+    this.ring.journalStalled = false;
+    this.batches = [];
+    this.held.push(...taken);
+  }
+
+  private countDropped(why: string): void {
+    const now = Number(process.hrtime.bigint());
+    if (!this.dropped) {
+      this.dropped = { count: 0, from: now, to: now, why };
+      log.error(`provenance records are being dropped (${why}); they are counted and a lost record will say how many`);
+    }
+    this.dropped.count++;
+    this.dropped.to = now;
+  }
+
+  private reportDropped(j: JournalSink): void {
+    const d = this.dropped!;
+    this.dropped = null;
+    const lost = lostRecord(d.why, d.from);
+    lost.count = d.count;
+    lost.to = d.to;
+    j.append(lost);
+    log.warn(`journaled the loss of ${d.count} provenance records (${d.why})`);
   }
 
   /**
@@ -438,8 +502,19 @@ export class Serving {
   }
 
   private deliver(e: ProvEvent): void {
-    if (!this.journal) { this.held.push(e); return; }
-    this.journal.append(e);
+    const j = this.journal;
+    if (!j) { this.held.push(e); return; }
+    if (j.stalled && (j.pendingBytes ?? 0) > (this.o.stallHoldBytes ?? STALL_HOLD_BYTES)) {
+      this.countDropped(`the journal could not be written (${j.stalled.message}) and ${j.pendingBytes} bytes of records already waited for it`);
+      return;
+    }
+    try {
+      j.append(e);
+    } catch (err) {
+      this.journalFailed(err as Error, []);
+      this.held.push(e);
+      return;
+    }
     this.o.onEvent?.(e);
   }
 
@@ -456,6 +531,7 @@ export class Serving {
       } else this.deliver(h);
     }
     this.drain(); // then what waits in the ring (records moved to memory were taken from it earlier)
+    if (this.dropped && this.journal) this.reportDropped(this.journal);
   }
 
   /** Wait until the loop thread (quiesced or stopped) has exited. */
@@ -486,6 +562,9 @@ export class Serving {
     this.ended = true;
     if (this.timer) clearInterval(this.timer);
     if (!this.handedOver) this.drain();
+    if (this.dropped && this.journal) this.reportDropped(this.journal);
+    else if (this.dropped) log.error(`${this.dropped.count} provenance records were dropped and no journal can record their loss (${this.dropped.why})`);
+    await this.failedJournal?.close?.().catch(() => undefined);
     if (this.o.loop.devFd >= 0) libc.close(this.o.loop.devFd);
     if (this.o.loop.rootFd >= 0) libc.close(this.o.loop.rootFd);
     let durable = true;

@@ -50,6 +50,12 @@ const POOL_SLABS = 16;
 /** A sparse-index entry every this many bytes of a segment (a hint for readers resuming mid-segment). */
 const INDEX_EVERY = 1 << 20;
 
+/** A failed commit is retried after a backoff that doubles up to this. */
+const RETRY_MAX_MS = 1000;
+
+/** A sparse-index entry waiting to be written: record `seq` starts at `offset` of segment `name`. */
+interface IndexEntry { name: string; seq: number; offset: number }
+
 /** What recovery did on open (undefined when the stream was clean). */
 export interface RecoveryInfo {
   segment: string;
@@ -75,6 +81,11 @@ export interface JournalWriterHandle extends JournalWriter {
    * a source that must bound its memory checks it and records a `lost` event instead of appending.
    */
   readonly pendingBytes: number;
+  /**
+   * Why the last group commit failed (ENOSPC, EIO, ...), or null. Its records stay pending and
+   * the commit is retried until one succeeds, so while this is set {@link pendingBytes} grows.
+   */
+  readonly stalled: Error | null;
 }
 
 interface SegmentStart {
@@ -107,7 +118,7 @@ class Writer implements JournalWriterHandle {
   /** Next segment offset at which a sparse-index entry is due. */
   private nextIndexAt = INDEX_EVERY;
   /** Index entries (seq, offset) not yet written, per segment file name. */
-  private indexPending: Array<{ name: string; seq: number; offset: number }> = [];
+  private indexPending: IndexEntry[] = [];
   private segRecords = 0;
   private unsealedRecords = 0;
 
@@ -131,7 +142,19 @@ class Writer implements JournalWriterHandle {
   private durable = 0;
   private timer: NodeJS.Timeout | null = null;
   private commits: Promise<void> = Promise.resolve();
+  /** A failure the writer cannot undo (its rollback failed): appends are refused from then on. */
   private failed: Error | null = null;
+  /** Why the last group commit failed (null after one succeeds): its bytes are pending again and retried. */
+  private stalledBy: Error | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryMs = 0;
+  /** The newest segment file and its size as of the last good commit: where a failed commit rolls back to. */
+  private diskName = '';
+  private diskSize = 0;
+  /** Bytes in the file `fd` is open on. */
+  private fdSize = 0;
+  /** HEAD is behind the durable records (its last write failed): rewritten at the next commit. */
+  private headStale = false;
   private closed = false;
   private readonly lockPath: string;
 
@@ -165,6 +188,8 @@ class Writer implements JournalWriterHandle {
     return n;
   }
   get durableSeq(): number { return this.durable; }
+  /** Why the journal cannot be written at the moment (e.g. ENOSPC), or null; records wait in memory meanwhile. */
+  get stalled(): Error | null { return this.stalledBy; }
 
   /** One writer per stream: a LOCK file naming the pid; a dead owner's lock is taken over. */
   private lock(): void {
@@ -244,6 +269,8 @@ class Writer implements JournalWriterHandle {
       this.needSegment = false;
       this.segName = last.name;
       this.segSize = w.end;
+      this.diskName = last.name;
+      this.diskSize = w.end;
       this.nextIndexAt = (Math.floor(w.end / INDEX_EVERY) + 1) * INDEX_EVERY;
       this.segRecords = w.records;
       this.continueName = last.name;
@@ -426,10 +453,12 @@ class Writer implements JournalWriterHandle {
   }
 
   private schedule(): void {
-    if (this.timer !== null || this.closed) return;
+    // While stalled, the retry timer (with its backoff) commits instead.
+    if (this.timer !== null || this.closed || this.stalledBy) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.flush().catch((e: Error) => log.error(`journal stream ${this.stream}: group commit failed: ${e.message}`));
+      // A stall or a failure was reported where it happened (rollBack).
+      this.flush().catch((e: Error) => { if (!this.stalledBy && !this.failed) log.error(`journal stream ${this.stream}: group commit failed: ${e.message}`); });
     }, this.interval);
   }
 
@@ -439,51 +468,115 @@ class Writer implements JournalWriterHandle {
     return p;
   }
 
-  /** One group commit: seal, hand the pending bytes to the disk, fdatasync, update HEAD. */
+  /**
+   * One group commit: seal, hand the pending bytes to the disk, fdatasync, update HEAD.
+   *
+   * A commit that fails (a full disk, a quota, an I/O error) is undone: segment files it created
+   * are removed, the one it appended to is cut back to its size before the commit, and its bytes
+   * become pending again, ahead of what was appended since. Nothing in memory changes meaning
+   * (seq, chain and seal already covered them), so the retry, every second or so until one
+   * succeeds, writes the very same bytes. Only when the undo itself fails does the writer give up.
+   */
   private async commit(): Promise<void> {
     if (this.failed) throw new StoreError(`journal stream ${this.stream} failed earlier: ${this.failed.message}`);
     this.sealNow();
-    if (this.len === 0 && this.starts.length === 0 && this.full.length === 0) return;
+    if (this.len === 0 && this.starts.length === 0 && this.full.length === 0) {
+      if (this.headStale) this.writeHead(encodeHead({ seq: this.seq, crc: this.chain, seal: this.seal }), []);
+      return;
+    }
     const slabs = this.full;
     slabs.push({ buf: this.buf, len: this.len, starts: this.starts });
     const head = encodeHead({ seq: this.seq, crc: this.chain, seal: this.seal });
     const seqAt = this.seq;
     const index = this.indexPending;
+    const continueName = this.continueName;
     this.indexPending = [];
     this.full = [];
     this.buf = this.pool.pop() ?? Buffer.allocUnsafe(SLAB_BYTES);
     this.len = 0;
     this.starts = [];
     this.windowStart = 0;
+    const created: string[] = [];
     try {
       const first = slabs[0]!;
       if (this.fd === null && this.continueName !== null && (first.starts.length === 0 || first.starts[0]!.at > 0)) {
         this.fd = await openAsync(join(this.streamDir, this.continueName), C.O_WRONLY | C.O_APPEND);
         this.fdName = this.continueName;
+        this.fdSize = this.diskSize;
       }
       this.continueName = null;
       for (const slab of slabs) {
         let pos = 0;
         for (const st of slab.starts) {
           if (st.at > pos) await this.writeAll(slab.buf, pos, st.at);
-          await this.openSegment(st.name);
+          await this.openSegment(st.name, created);
           pos = st.at;
         }
         if (slab.len > pos) await this.writeAll(slab.buf, pos, slab.len);
       }
       if (this.fd) await this.fd.datasync();
-      this.durable = seqAt;
-      writeSync(this.headFd, head, 0, head.length, 0);
-      if (index.length > 0) this.writeIndex(index);
     } catch (e) {
-      this.failed = e as Error;
-      throw new StoreError(`journal stream ${this.stream}: write failed: ${(e as Error).message}`, this.streamDir);
+      await this.rollBack(e as Error, slabs, index, created, continueName);
+      throw new StoreError(`journal stream ${this.stream}: write failed, ${seqAt - this.durable} records kept in memory and retried: ${(e as Error).message}`, this.streamDir);
+    }
+    this.durable = seqAt;
+    this.diskName = this.fdName;
+    this.diskSize = this.fdSize;
+    if (this.stalledBy) {
+      log.warn(`journal stream ${this.stream}: writing again after ${this.stalledBy.message}; every record kept in memory is durable (seq ${seqAt})`);
+      this.stalledBy = null;
+      this.retryMs = 0;
     }
     for (const slab of slabs) if (slab.buf.length === SLAB_BYTES && this.pool.length < POOL_SLABS) this.pool.push(slab.buf);
+    this.writeHead(head, index);
+  }
+
+  /** Move HEAD (and write index entries) after a commit; on failure the next commit tries again. */
+  private writeHead(head: Buffer, index: IndexEntry[]): void {
+    try {
+      writeSync(this.headFd, head, 0, head.length, 0);
+      this.headStale = false;
+      if (index.length > 0) this.writeIndex(index);
+    } catch (e) {
+      // The records are durable; HEAD (how far readers go) catches up at the next commit. A
+      // missing index entry only makes a reader resuming mid-segment scan a little further.
+      if (!this.headStale) log.warn(`journal stream ${this.stream}: HEAD or index not updated: ${(e as Error).message}`);
+      this.headStale = true;
+    }
+  }
+
+  /** Undo a failed commit (see {@link commit}) and schedule its retry; a failed undo fails the writer. */
+  private async rollBack(e: Error, slabs: Slab[], index: IndexEntry[], created: string[], continueName: string | null): Promise<void> {
+    try {
+      if (this.fd) { await this.fd.close().catch(() => undefined); this.fd = null; }
+      for (const name of created) {
+        unlinkSync(join(this.streamDir, name));
+        try { unlinkSync(join(this.streamDir, name.replace(/\.seg$/, INDEX_SUFFIX))); } catch { /* none */ }
+      }
+      if (this.diskName) truncateSync(join(this.streamDir, this.diskName), this.diskSize);
+      this.fdName = '';
+      this.continueName = this.diskName || continueName;
+    } catch (undo) {
+      this.failed = e;
+      log.error(`journal stream ${this.stream}: a failed write (${e.message}) could not be undone (${(undo as Error).message}); appends are refused, run prov verify`);
+      return;
+    }
+    this.full = [...slabs, ...this.full];
+    this.indexPending = [...index, ...this.indexPending];
+    if (!this.stalledBy) log.error(`journal stream ${this.stream}: cannot write (${e.message}); records are kept in memory and the write is retried until it succeeds`);
+    this.stalledBy = e;
+    this.retryMs = Math.min(RETRY_MAX_MS, Math.max(this.interval, this.retryMs * 2, 10));
+    if (!this.retryTimer && !this.closed) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.flush().catch(() => undefined); // a failure reschedules itself
+      }, this.retryMs);
+      this.retryTimer.unref();
+    }
   }
 
   /** Append sparse-index entries (u64 seq, u64 offset) to `<segment>.idx`; no fsync: readers check every entry. */
-  private writeIndex(entries: Array<{ name: string; seq: number; offset: number }>): void {
+  private writeIndex(entries: IndexEntry[]): void {
     const byName = new Map<string, Buffer[]>();
     for (const e of entries) {
       const b = Buffer.alloc(INDEX_ENTRY_BYTES);
@@ -504,17 +597,21 @@ class Writer implements JournalWriterHandle {
     while (pos < to) {
       const r = await this.fd.write(data, pos, to - pos);
       pos += r.bytesWritten;
+      this.fdSize += r.bytesWritten;
     }
   }
 
-  private async openSegment(name: string): Promise<void> {
+  /** Start segment file `name` (noted in `created` once it exists); the previous one is synced and closed. */
+  private async openSegment(name: string, created: string[]): Promise<void> {
     if (this.fd) {
       await this.fd.datasync();
       await this.fd.close();
       this.fd = null;
     }
     this.fd = await openAsync(join(this.streamDir, name), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_APPEND, 0o600);
+    created.push(name);
     this.fdName = name;
+    this.fdSize = 0;
     // The new file's directory entry must be durable too.
     const dirFd = openSync(this.streamDir, C.O_RDONLY);
     try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
@@ -524,8 +621,13 @@ class Writer implements JournalWriterHandle {
     if (this.closed) return;
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
     try {
-      if (!this.failed) await this.flush();
+      if (!this.failed) {
+        await this.flush().catch((e: Error) => {
+          throw new StoreError(`journal stream ${this.stream}: closed with records ${this.durable + 1}–${this.seq} not written: ${e.message}`, this.streamDir);
+        });
+      }
     } finally {
+      if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = null; }
       this.closed = true;
       if (this.fd) await this.fd.close().catch(() => undefined);
       closeSync(this.headFd);
