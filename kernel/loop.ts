@@ -534,7 +534,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       const dead = waitForGo(recovered.follower, cfg.follow.goFd, trace);
       if (dead === null) {
         post({ type: 'stopped', reason: 'the fd keeper went away', counts: {} });
-        void slow.terminate();
+        endSlow(slow, inflight);
         return;
       }
       recovered.deadRing = ringFilePath(cfg.nodeLog!.path, dead);
@@ -589,7 +589,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       log.debug(`delta applied at ${(applied / 1e6).toFixed(1)} ms (monotonic)`);
     } catch (e) {
       post({ type: 'rejected', reason: (e as Error).message });
-      void slow.terminate();
+      endSlow(slow, inflight);
       return;
     } finally {
       libc.close(precopy.fifoFd);
@@ -837,7 +837,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   colocator?.release();
   // Every fsync accepted is answered before this thread (and its fds) go.
   for (let v; (v = Atomics.load(inflight, 0)) > 0;) Atomics.wait(inflight, 0, v, 1000);
-  void slow.terminate();
+  endSlow(slow, inflight);
   nodeLog?.close();
   if (reason !== 'quiesced' || handedOverV2) {
     // The connection is gone, or the successor holds copies of every fd: release the table's
@@ -853,4 +853,15 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
 if (parentPort && workerData?.provfsLoop) {
   const port = parentPort;
   runLoop(workerData.provfsLoop as LoopConfig, (m) => port.postMessage(m), () => receiveMessageOnPort(port)?.message);
+}
+
+/**
+ * End the FSYNC helper thread. Not while it is still loading the native FFI module (its thread id
+ * in `inflight[1]` comes right after): a worker terminated inside an addon's initialisation
+ * aborts the whole process (node's FATAL ERROR napi_throw), which is how a daemon unmounted just
+ * after it started died without its clean-up. It starts in tens of ms; wait up to 2 s for it.
+ */
+function endSlow(slow: Worker, inflight: Int32Array): void {
+  for (let i = 0; i < 2000 && Atomics.load(inflight, 1) === 0; i++) Atomics.wait(inflight, 1, 0, 1);
+  void slow.terminate();
 }

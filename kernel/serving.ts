@@ -292,9 +292,12 @@ export class Serving {
     const got = new Promise<void>((res, rej) => { this.onSnapshot = () => res(); this.onLoopGone = rej; });
     // A thread that sends the quiesce nudge the moment it is asked: the libuv pool may be busy
     // (journal fsyncs) exactly then.
-    this.nudger?.terminate().catch(() => undefined);
-    this.nudger = new Worker(NUDGER, { eval: true, workerData: { control: this.control, path: nudgePath, rtprio: process.env.PROV_HANDOVER_RT === '0' ? undefined : RTPRIO } });
-    this.nudger.unref();
+    // One left by an abandoned upgrade still waits: it serves (it is not terminated, which could
+    // catch it loading the native FFI module, and that aborts the process; see kernel/loop endSlow).
+    if (!this.nudger) {
+      this.nudger = new Worker(NUDGER, { eval: true, workerData: { control: this.control, path: nudgePath, rtprio: process.env.PROV_HANDOVER_RT === '0' ? undefined : RTPRIO } });
+      this.nudger.unref();
+    }
     w.postMessage(req);
     Atomics.store(this.ctl, 2, 1);
     statfs(nudgePath, () => { /* wakes a loop blocked in read(2) */ });
@@ -319,8 +322,7 @@ export class Serving {
 
   /** The upgrade was abandoned before the handover: stop tracking changes. */
   stopTracking(): void {
-    this.nudger?.terminate().catch(() => undefined);
-    this.nudger = null;
+    // The nudger stays, waiting, for the next attempt (see snapshot).
     Atomics.store(this.ctl, 2, 3);
   }
 
