@@ -268,3 +268,16 @@ test('records taken as views are the ring bytes themselves, the same as copies, 
   assert.ok(copies.recs.every((r) => !(r.buffer instanceof SharedArrayBuffer)), 'copies by default');
   assert.deepEqual(copies.recs.map((r) => dec.decode(r)), sent);
 });
+
+test('a journal released before it made records durable: their stamps are cleared, so a recovery appends them', () => {
+  const ring = EventRing.create(1 << 12);
+  for (let i = 0; i < 5; i++) assert.ok(ring.pushString(`{"n":${i}}`));
+  const first = ring.take();
+  first.offs.forEach((off, i) => ring.stamp(off, 10 + i)); // appended as seqs 10–14 ...
+  ring.commit(first.offs[2]!); // ... of which 10 and 11 became durable
+  assert.ok(ring.pushString('{"n":5}')); // not taken yet: no stamp
+  assert.deepEqual(ring.unjournaled().recs.map((r) => r.seq), [12, 13, 14, 0]);
+  assert.equal(ring.unstampUncommitted(), 4);
+  assert.deepEqual(ring.unjournaled().recs.map((r) => r.seq), [0, 0, 0, 0]);
+  assert.deepEqual(ring.unjournaled().recs.map((r) => new TextDecoder().decode(r.data)), ['{"n":2}', '{"n":3}', '{"n":4}', '{"n":5}']);
+});

@@ -403,6 +403,20 @@ export class EventRing {
    * A successor's view of a dead producer's ring: every record not committed, in order, with its
    * stamp. Stops (and says where) at anything that is not a whole record.
    */
+  /**
+   * Clear the journal-seq stamps of every record not yet committed: a journal closed before it
+   * made them durable may give those seqs to other records, and whoever recovers this ring must
+   * then append them, not take them for journaled. Returns how many there are.
+   */
+  unstampUncommitted(): number {
+    let n = 0;
+    this.walkUnjournaled((at) => {
+      if (this.view.getFloat64(at + 4, true) > 0) this.view.setFloat64(at + 4, 0, true);
+      n++;
+    });
+    return n;
+  }
+
   unjournaled(): { recs: RingRecord[]; damaged?: string } {
     const recs: RingRecord[] = [];
     const damaged = this.walkUnjournaled((at, end) => {

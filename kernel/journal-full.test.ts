@@ -76,6 +76,11 @@ test('a prov mount whose journal disk is full serves on and journals every recor
   await createAndRemove(mnt, 4000); // about 1.5 MiB of records: 64 KiB of journal room is soon gone
   assert.ok(statSync(mnt).isDirectory(), 'the mount still answers');
   await createAndRemove(mnt, 10);
+  // The journal changes hands in an upgrade: refused while it cannot be written, still serving.
+  const up = await daemon.upgrade({ mode: 'prov', journalDir });
+  assert.equal(up.ok, false);
+  assert.match(up.reason ?? '', /journal cannot be written \(ENOSPC/);
+  assert.ok(statSync(mnt).isDirectory(), 'still served after the refused upgrade');
   rmSync(filler);
   await daemon.stop();
   daemon = null;

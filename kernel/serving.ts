@@ -546,9 +546,24 @@ export class Serving {
     this.drain();
     const j = this.journal;
     this.journal = null;
-    if (j && this.o.ownJournal) await j.close?.();
-    else await j?.flush?.();
+    try {
+      if (j && this.o.ownJournal) await j.close?.();
+      else await j?.flush?.();
+    } catch (e) {
+      // Its disk filled up meanwhile: what it could not write stays in the ring (file) for the
+      // next daemon of this mount to recover, unstamped, since the journal will give those seqs
+      // to other records.
+      this.batches = [];
+      const n = this.ring.unstampUncommitted();
+      log.error(`journal not released cleanly (${(e as Error).message}); ${n} records stay in the ring${this.o.ringFile ? ` file ${this.o.ringFile}` : ' (memory: lost with this process)'} for the next daemon of this mount`);
+      return;
+    }
     this.commitAll();
+  }
+
+  /** Why the journal cannot be written now (its disk is full), or null. */
+  get journalStalled(): Error | null {
+    return this.journal?.stalled ?? null;
   }
 
   /** The connection now belongs to a successor: close our fds, resolve `done`. */

@@ -139,6 +139,9 @@ export async function upgradeConnection(
 ): Promise<UpgradeReport> {
   if (o.mode !== 'plain' && o.mode !== 'prov') return { ok: false, reason: `mode must be plain or prov (got ${String(o.mode)})` };
   if (o.mode === 'prov' && !d.journalDir) return { ok: false, reason: 'prov mode needs a journal directory (--journal)' };
+  // The journal changes hands inside the upgrade: not while its records cannot be written.
+  const stalled = serving.journalStalled;
+  if (stalled) return { ok: false, reason: `the journal cannot be written (${stalled.message}); upgrade once it has room` };
   const script = o.daemon ?? fileURLToPath(new URL('./provfsd.js', import.meta.url));
   const args = [script, '--successor', '--backing', d.backing, '--mountpoint', d.mountpoint, '--mode', o.mode,
     '--timeout-entry', String(d.timeouts.entry), '--timeout-attr', String(d.timeouts.attr), '--timeout-negative', String(d.timeouts.negative)];
