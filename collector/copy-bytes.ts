@@ -22,3 +22,15 @@ export function copyBytes(dst: Uint8Array, at: number, src: Uint8Array): number 
   for (let i = 0; i < n; i++) dst[at++] = src[i]!;
   return at;
 }
+
+/**
+ * Whether `a` and `b` hold the same bytes. For names (tens of bytes) compared per request, where
+ * Buffer.prototype.equals (a call into C++) cost the request loop about 0.15 µs per removal.
+ */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  if (n > SMALL_COPY) return Buffer.compare(a, b) === 0;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

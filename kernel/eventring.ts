@@ -36,7 +36,9 @@ const OVERFLOW = 4; // records the producer could not put here (they went by mes
 const ASLEEP = 5; // 1: the consumer stopped polling; the next record published must wake it
 const STALLED = 6; // 1: the consumer's journal cannot be written; a full ring will not drain soon
 const HDR_BYTES = 64;
-const REC_HDR = 12;
+/** Bytes before each record's own: u32 length, f64 journal seq (kernel/linlog keeps records the same way). */
+export const RECORD_HEADER_BYTES = 12;
+const REC_HDR = RECORD_HEADER_BYTES;
 const WRAP = 0xffffffff;
 const MAGIC = 0x50524e47; // 'PRNG'
 /** The journal-seq slot of a staged record (written, not published: see EventRing.stageString). */
@@ -348,6 +350,25 @@ export class EventRing {
       fn(this.data, at + REC_HDR, at + REC_HDR + len);
       at += REC_HDR + len;
     }
+  }
+
+  /**
+   * The records of a {@link take}, headers included, as runs of adjacent bytes in this ring
+   * (one, or two where the ring wrapped): `fn(bytes, from, to)`, oldest first. For a consumer
+   * that keeps them in the ring's own layout (kernel/linlog) with one copy per run.
+   */
+  forEachRun(t: { recs: Uint8Array[]; offs: number[] }, fn: (bytes: Uint8Array, from: number, to: number) => void): void {
+    let from = -1, to = -1;
+    const { recs, offs } = t;
+    for (let i = 0; i < offs.length; i++) {
+      const at = offs[i]!;
+      if (at !== to) {
+        if (from >= 0) fn(this.data, from, to);
+        from = at;
+      }
+      to = at + REC_HDR + recs[i]!.length;
+    }
+    if (from >= 0) fn(this.data, from, to);
   }
 
   /** Consumer: the journal seq record `off` (from {@link take}) gets; written before it is appended. */

@@ -12,7 +12,10 @@ import { LinLog, LOCK_PATIENCE_MS } from './linlog.js';
 
 const lines = (lin: LinLog, ring: EventRing): string[] => lin.snapshot(ring).all().toString().split('\n').filter(Boolean);
 /** What the serving thread does on a drain: take, and add to the log in the same hold of it. */
-const drain = (lin: LinLog, ring: EventRing): void => lin.locked(() => { for (const r of ring.take().recs) lin.append(r); });
+const drain = (lin: LinLog, ring: EventRing): void => lin.locked(() => {
+  const t = ring.take(true);
+  ring.forEachRun(t, (bytes, from, to) => lin.appendRun(bytes, from, to));
+});
 
 test('a snapshot is the log and then the ring\'s untaken records, each once; a staged record is not in it', () => {
   const ring = EventRing.create(1 << 12), lin = new LinLog(1 << 12);
@@ -34,8 +37,8 @@ test('untaken records are read across the ring\'s wrap-around', () => {
   const ring = EventRing.create(256), lin = new LinLog(1 << 12);
   // Taken records are committed as the journal would once they are durable: the ring wraps.
   const drainAndCommit = (): void => lin.locked(() => {
-    const t = ring.take();
-    for (const r of t.recs) lin.append(r);
+    const t = ring.take(true);
+    ring.forEachRun(t, (bytes, from, to) => lin.appendRun(bytes, from, to));
     ring.commit(t.end);
   });
   const all: string[] = [];
@@ -45,6 +48,24 @@ test('untaken records are read across the ring\'s wrap-around', () => {
     all.push(rec);
     if (i % 3 === 2) drainAndCommit();
     assert.deepEqual(lines(lin, ring), all, `after record ${i}`);
+  }
+});
+
+test('runs taken across the ring\'s wrap go into a log that wraps too, dropping its oldest records whole', () => {
+  const ring = EventRing.create(300), lin = new LinLog(200);
+  const all: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const rec = `{"i":${i},"p":"${'y'.repeat(i % 11)}"}`;
+    if (!ring.pushString(rec)) {
+      lin.locked(() => { const t = ring.take(true); ring.forEachRun(t, (b, f, e) => lin.appendRun(b, f, e)); ring.commit(t.end); });
+      assert.ok(ring.pushString(rec));
+    }
+    all.push(rec);
+    if (i % 4 === 3) lin.locked(() => { const t = ring.take(true); ring.forEachRun(t, (b, f, e) => lin.appendRun(b, f, e)); ring.commit(t.end); });
+    const got = lines(lin, ring);
+    // The newest records, in order, ending with the last one pushed: as many as 200 bytes of log hold, and the ring's untaken ones.
+    assert.ok(got.length >= Math.min(4, all.length), `after record ${i}: ${got.length} lines`);
+    assert.deepEqual(got, all.slice(all.length - got.length), `after record ${i}`);
   }
 });
 

@@ -4,7 +4,7 @@
  * Bento-prov offered: the records this daemon produced, one JSON object per line (journal `seq`
  * not yet assigned: 0), from the most recent {@link LinLog.cap} bytes of records. The records are
  * kept as the loop wrote them in its event ring (binary ones, collector/provfs-record, or JSON),
- * length-prefixed in one circular buffer in shared memory; each open takes a snapshot of those
+ * each with the ring's record header, in one circular buffer in shared memory; each open takes a snapshot of those
  * bytes, so a reader sees a consistent log, and the snapshot is made JSON only as far as it is
  * read. A live upgrade starts a new log.
  *
@@ -16,10 +16,13 @@
  * loop, the only writer, is busy opening), so `.lin` shows every record made before the open.
  */
 import { provfsRecordText } from '../collector/provfs-record.js';
-import type { EventRing } from './eventring.js';
-import { copyBytes } from '../collector/copy-bytes.js';
+import { RECORD_HEADER_BYTES, type EventRing } from './eventring.js';
 
+/** Each record's header, as in the event ring (u32 length, f64 journal seq, unused here): runs of them are copied whole. */
+const HDR_BYTES = RECORD_HEADER_BYTES;
+/** The length at the start of a header. */
 const LEN_BYTES = 4;
+const readU32 = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 /** Control words: the lock (0 free, 1 held), where the oldest record starts, bytes in use. */
 const LOCK = 0, START = 1, USED = 2;
 const CTL_BYTES = 16;
@@ -65,34 +68,38 @@ export class LinLog {
 
   /** One record's bytes (binary or JSON), dropping the oldest ones to make room; call it {@link locked}. */
   append(bytes: Uint8Array): void {
-    const n = bytes.length, need = LEN_BYTES + n;
-    if (need > this.cap) return; // a record larger than the whole log: not kept
+    const rec = new Uint8Array(HDR_BYTES + bytes.length);
+    new DataView(rec.buffer).setUint32(0, bytes.length, true);
+    rec.set(bytes, HDR_BYTES);
+    this.appendRun(rec, 0, rec.length);
+  }
+
+  /**
+   * Whole records in the event ring's layout, `src[from, to)` (EventRing.forEachRun), copied as
+   * they are, dropping the oldest ones to make room; call it {@link locked}. One copy per run:
+   * a copy per record cost the draining thread a quarter of its time (kernel/serving).
+   */
+  appendRun(src: Uint8Array, from: number, to: number): void {
     const cap = this.cap, buf = this.buf, ctl = this.ctl;
+    while (to - from > cap) from += HDR_BYTES + readU32(src, from); // more than the whole log: its newest records
+    const n = to - from;
+    if (n === 0) return;
     let start = ctl[START]!, used = ctl[USED]!;
-    while (used + need > cap) {
-      const drop = LEN_BYTES + this.lengthAt(start);
+    while (used + n > cap) {
+      const drop = HDR_BYTES + this.lengthAt(start);
       start = (start + drop) % cap;
       used -= drop;
     }
     let at = start + used;
     if (at >= cap) at -= cap;
-    if (at + need <= cap) {
-      buf[at] = n & 0xff; buf[at + 1] = (n >>> 8) & 0xff; buf[at + 2] = (n >>> 16) & 0xff; buf[at + 3] = n >>> 24;
-      copyBytes(buf, at + LEN_BYTES, bytes);
-    } else {
-      for (let i = 0; i < LEN_BYTES; i++) {
-        buf[at] = (n >>> (8 * i)) & 0xff;
-        if (++at === cap) at = 0;
-      }
-      const room = cap - at;
-      if (n <= room) buf.set(bytes, at);
-      else {
-        buf.set(bytes.subarray(0, room), at);
-        buf.set(bytes.subarray(room), 0);
-      }
+    const room = cap - at;
+    if (n <= room) buf.set(src.subarray(from, to), at);
+    else {
+      buf.set(src.subarray(from, from + room), at);
+      buf.set(src.subarray(from + room, to), 0);
     }
     ctl[START] = start;
-    ctl[USED] = used + need;
+    ctl[USED] = used + n;
   }
 
   /** A record as a string (those that do not go through the event ring); call it {@link locked}. */
@@ -118,11 +125,7 @@ export class LinLog {
       const parts: Uint8Array[] = end <= this.cap
         ? [this.buf.subarray(start, end)]
         : [this.buf.subarray(start), this.buf.subarray(0, end - this.cap)];
-      ring?.forEachUntaken((bytes, from, to) => {
-        const len = Buffer.allocUnsafe(LEN_BYTES);
-        len.writeUInt32LE(to - from, 0);
-        parts.push(len, bytes.subarray(from, to));
-      });
+      ring?.forEachUntaken((bytes, from, to) => { parts.push(bytes.subarray(from - HDR_BYTES, to)); });
       return new LinSnapshot(Buffer.concat(parts));
     });
   }
@@ -153,10 +156,10 @@ export class LinSnapshot {
   /** Make lines until `upTo` bytes of text exist or the records run out. */
   private lines(upTo: number): void {
     const raw = this.raw;
-    while (this.textLen < upTo && this.next + LEN_BYTES <= raw.length) {
+    while (this.textLen < upTo && this.next + HDR_BYTES <= raw.length) {
       const n = raw.readUInt32LE(this.next);
-      const rec = raw.subarray(this.next + LEN_BYTES, this.next + LEN_BYTES + n);
-      this.next += LEN_BYTES + n;
+      const rec = raw.subarray(this.next + HDR_BYTES, this.next + HDR_BYTES + n);
+      this.next += HDR_BYTES + n;
       let line: string;
       try { line = provfsRecordText(rec); } catch (e) { line = JSON.stringify({ unreadable: (e as Error).message }); }
       const bytes = Buffer.from(`${line}\n`);

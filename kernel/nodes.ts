@@ -10,6 +10,7 @@
 import * as libc from './libc.js';
 import { FUSE_ROOT_ID } from './protocol.js';
 import { decodeNameBytes } from '../collector/events.js';
+import { sameBytes } from '../collector/copy-bytes.js';
 
 /** A shared passthrough backing file of one inode: one id per inode, refcounted by open handles. */
 export interface Backing {
@@ -248,7 +249,7 @@ export class NodeTable {
     known.nlookup++;
     known.used = ++this.tick;
     this.counted?.add(known.id);
-    if (known.parent !== parent || !known.name.equals(name)) this.rename(known, parent, name);
+    if (known.parent !== parent || !sameBytes(known.name, name)) this.rename(known, parent, name);
     return known;
   }
 

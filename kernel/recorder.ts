@@ -15,6 +15,7 @@ import type { Stat } from './libc.js';
 import { S } from './libc.js';
 import { FATTR, FUSE_ROOT_ID } from './protocol.js';
 import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, PROVFS_SETATTR_BIT, PROVFS_SETATTR_TAIL_BYTES, provfsFileBytes } from '../collector/provfs-record.js';
+import { sameBytes } from '../collector/copy-bytes.js';
 
 /** Distributive Omit, so each event variant keeps its own fields. */
 type Body<T> = T extends unknown ? Omit<T, 'v' | 'src' | 'seq' | 'ts' | 'host' | 'pid' | 'tid'> : never;
@@ -272,7 +273,7 @@ export class Recorder {
 
   /** `node`: the table's node of the unlinked file, when it has one (its cached JSON is reused). */
   unlink(ctx: Ctx, parent: number, name: Buffer, before: Pick<Stat, 'mode' | 'nlink' | 'ino'>, node?: Node): void {
-    if (this.o.sinkJson && node && node.parent === parent && node.type === (before.mode & S.IFMT) && node.name.equals(name)) {
+    if (this.o.sinkJson && node && node.parent === parent && node.type === (before.mode & S.IFMT) && sameBytes(node.name, name)) {
       if (this.binary(PROVFS_OP.unlink, before.nlink <= 1 ? PROVFS_BIT.deleted : 0, node, ctx, 0, 0, 0)) return;
       return this.emitJson(ctx, 'unlink', node, `"deleted":${before.nlink <= 1},`);
     }

@@ -483,7 +483,7 @@ export class Serving {
     if (!lin) return this.ring.take(views);
     return lin.locked(() => {
       const t = this.ring.take(views);
-      for (const r of t.recs) lin.append(r);
+      this.ring.forEachRun(t, (bytes, from, to) => lin.appendRun(bytes, from, to));
       return t;
     });
   }
