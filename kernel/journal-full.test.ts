@@ -6,39 +6,25 @@
  * says how many. Before, the first failed commit failed the writer for good and the next drain
  * threw out of a timer: the daemon died and left a stale mount (ECONNABORTED).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statfsSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mountProvfs, journalStreamName, type ProvfsMount } from './daemon.js';
-import { unmount } from './mount.js';
+import { mountProvfs, journalStreamName } from './daemon.js';
 import { openJournalReader } from '../collector/journal/reader.js';
 import { verifyJournal } from '../collector/journal/verify.js';
 import type { LostEvent, ProvEvent } from '../collector/events.js';
+import { tmpfsScratch } from '../test/tmpfs.js';
 
-const base = mkdtempSync(join(tmpdir(), 'provfs-journal-full-'));
-const small = join(base, 'small');
-let mounted = false;
-let daemon: ProvfsMount | null = null;
-after(async () => {
-  if (daemon) { try { await daemon.stop(); } catch { try { unmount(daemon.mountpoint, true); } catch { /* gone */ } } }
-  if (mounted) spawnSync('umount', ['-l', small]);
-  rmSync(base, { recursive: true, force: true });
-});
+const scratch = tmpfsScratch('provfs-journal-full-');
+const { base, small } = scratch;
 
 /** A 64 MiB tmpfs for journals, all but 64 KiB of it taken by the returned filler file. */
 function fullJournalFs(name: string): string {
-  if (process.getuid?.() !== 0) assert.fail('needs root (mounts a tmpfs)');
   if (!existsSync('/dev/fuse')) assert.fail('needs /dev/fuse');
-  if (!mounted) {
-    mkdirSync(small, { recursive: true });
-    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0700', 'provfs-journal-full-test', small], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `mount -t tmpfs failed: ${r.stderr}`);
-    mounted = true;
-  }
+  scratch.mount('64m');
   const s = statfsSync(small);
   const filler = join(small, `${name}.filler`);
   writeFileSync(filler, Buffer.alloc(s.bavail * s.bsize - (64 << 10)));
@@ -72,7 +58,7 @@ test('a prov mount whose journal disk is full serves on and journals every recor
   const filler = fullJournalFs('a');
   const backing = join(base, 'backing-a'), mnt = join(base, 'mnt-a'), journalDir = join(small, 'journal-a');
   mkdirSync(backing); mkdirSync(mnt);
-  daemon = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir });
+  const daemon = scratch.daemon = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir });
   await createAndRemove(mnt, 4000); // about 1.5 MiB of records: 64 KiB of journal room is soon gone
   assert.ok(statSync(mnt).isDirectory(), 'the mount still answers');
   await createAndRemove(mnt, 10);
@@ -83,7 +69,7 @@ test('a prov mount whose journal disk is full serves on and journals every recor
   assert.ok(statSync(mnt).isDirectory(), 'still served after the refused upgrade');
   rmSync(filler);
   await daemon.stop();
-  daemon = null;
+  scratch.daemon = null;
   const evs = await journaled(journalDir, mnt);
   assert.equal(opsOf(evs, 'create'), 4010, 'every create journaled');
   assert.equal(opsOf(evs, 'unlink'), 4010, 'every unlink journaled');
@@ -95,14 +81,14 @@ test('past its memory bound a stalled prov mount counts the records it drops and
   const backing = join(base, 'backing-b'), mnt = join(base, 'mnt-b'), journalDir = join(small, 'journal-b');
   mkdirSync(backing); mkdirSync(mnt);
   // No records held beyond the 8 MiB ring: what the loop sends once the ring is full is dropped.
-  daemon = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir, stallHoldBytes: 0 });
+  const daemon = scratch.daemon = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir, stallHoldBytes: 0 });
   const files = 30_000;
   await createAndRemove(mnt, files);
   rmSync(filler);
   // Writing works again: the next records (and the loss) reach the journal while still mounted.
   await createAndRemove(mnt, 10);
   await daemon.stop();
-  daemon = null;
+  scratch.daemon = null;
   const evs = await journaled(journalDir, mnt);
   const lost = evs.filter((e): e is LostEvent => e.op === 'lost');
   assert.equal(lost.length, 1, 'one lost record');

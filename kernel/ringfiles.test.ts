@@ -8,34 +8,18 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { openRingFile } from './ringfiles.js';
-import { mountProvfs, journalStreamName, type ProvfsMount } from './daemon.js';
-import { unmount } from './mount.js';
+import { mountProvfs, journalStreamName } from './daemon.js';
 import { openJournalReader } from '../collector/journal/reader.js';
+import { tmpfsScratch } from '../test/tmpfs.js';
 
-const base = mkdtempSync(join(tmpdir(), 'provfs-ringfiles-'));
-const small = join(base, 'small');
-let mounted = false;
-let daemon: ProvfsMount | null = null;
-after(async () => {
-  if (daemon) { try { await daemon.stop(); } catch { try { unmount(daemon.mountpoint, true); } catch { /* gone */ } } }
-  if (mounted) spawnSync('umount', ['-l', small]);
-  rmSync(base, { recursive: true, force: true });
-});
-
+const scratch = tmpfsScratch('provfs-ringfiles-');
+const { base, small } = scratch;
 /** A 1 MiB tmpfs: the runtime directory that filled up. */
-function smallTmpfs(): void {
-  if (mounted) return;
-  if (process.getuid?.() !== 0) assert.fail('needs root (mounts a 1 MiB tmpfs)');
-  mkdirSync(small, { recursive: true });
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'provfs-ringfiles-test', small], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `mount -t tmpfs failed: ${r.stderr}`);
-  mounted = true;
-}
+const smallTmpfs = (): void => scratch.mount('1m');
 
 const freeBytes = (dir: string): number => { const s = statfsSync(dir); return s.bfree * s.bsize; };
 
@@ -67,12 +51,12 @@ test('a prov daemon whose ring file has no room keeps its ring in memory and jou
   smallTmpfs();
   const backing = join(base, 'backing'), mnt = join(base, 'mnt'), journalDir = join(base, 'journal');
   mkdirSync(backing); mkdirSync(mnt);
-  daemon = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir, rings: join(small, 'mnt.nodes') });
+  const daemon = scratch.daemon = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journalDir, rings: join(small, 'mnt.nodes') });
   // 4,000 creates and removals: 12,000 records, about 1.5 MiB, more than the tmpfs holds.
   const r = spawnSync('python3', ['-c', 'import os, sys\nfor i in range(4000):\n    p = os.path.join(sys.argv[1], "f%d" % i); os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)); os.unlink(p)', mnt], { encoding: 'utf8' });
   assert.equal(r.status, 0, `the workload failed: ${r.stderr}`);
   await daemon.stop();
-  daemon = null;
+  scratch.daemon = null;
   const reader = openJournalReader(journalDir);
   const got = reader.readBatch(100_000, [journalStreamName(mnt)]);
   reader.close();
