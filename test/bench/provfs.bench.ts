@@ -1,7 +1,9 @@
 /**
  * @module test/bench/provfs.bench
  * provfs against ext4 and against libfuse's C `passthrough_ll` (built here from Debian's
- * libfuse3-dev examples), all measured in one run, interleaved (A B C … A B C …), medians with
+ * libfuse3-dev examples), all measured in one run, interleaved with the order reversed every other
+ * round (A B C … C B A …: on two CPUs the target measured second of two ran 3–4 % faster than
+ * the first, either way round, in a two-daemon A/B of 18 rounds per order), medians with
  * spread: create+unlink ops/s, stat ops/s with the attribute cache on and off (and the daemon's
  * CPU time per create+unlink and per uncached stat, all its threads, which the scheduler's
  * placement of caller and daemon and the machine's load move far less than the rates), sequential
@@ -381,7 +383,7 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
     const drive = (...a: string[]): number => Number(sh(driver, a).trim());
 
     for (let r = 0; r < repeats; r++) {
-      for (const t of targets) {
+      for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
         const noCache = t.name.endsWith('-nocache');
         const permsOnly = t.name.startsWith('pll-dp');
         // create+unlink
