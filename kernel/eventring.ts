@@ -425,6 +425,16 @@ export class EventRing {
    * stamp. Stops (and says where) at anything that is not a whole record.
    */
   /**
+   * Consumer: copies of the records not yet committed up to `end` (a {@link take}'s end),
+   * oldest first: what a consumer whose journal failed for good must keep some other way.
+   */
+  uncommitted(end: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    this.walkUnjournaled((at, e) => { out.push(this.data.slice(at + REC_HDR, e)); }, end);
+    return out;
+  }
+
+  /**
    * Clear the journal-seq stamps of every record not yet committed: a journal closed before it
    * made them durable may give those seqs to other records, and whoever recovers this ring must
    * then append them, not take them for journaled. Returns how many there are.
@@ -470,9 +480,9 @@ export class EventRing {
   }
 
   /** Each record from the journaled position to the tail, by its offset and end; why it stopped early (a damaged ring), if it did. */
-  private walkUnjournaled(each: (at: number, end: number) => void): string | undefined {
+  private walkUnjournaled(each: (at: number, end: number) => void, until?: number): string | undefined {
     let at = Atomics.load(this.ctl, HEAD);
-    const tail = Atomics.load(this.ctl, TAIL);
+    const tail = until ?? Atomics.load(this.ctl, TAIL);
     if (at < 0 || at > this.capacity || tail < 0 || tail > this.capacity) return `positions out of range (committed ${at}, tail ${tail}) at ring offset ${at}`;
     for (let wraps = 0; at !== tail;) {
       if (at + REC_HDR > this.capacity || this.view.getUint32(at, true) === WRAP) {

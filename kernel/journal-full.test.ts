@@ -17,6 +17,12 @@ import { openJournalReader } from '../collector/journal/reader.js';
 import { verifyJournal } from '../collector/journal/verify.js';
 import type { LostEvent, ProvEvent } from '../collector/events.js';
 import { tmpfsScratch } from '../test/tmpfs.js';
+import { openJournalWriter } from '../collector/journal/writer.js';
+import { provfsRecordEvent } from '../collector/provfs-record.js';
+import { StoreError } from '../graph/errors.js';
+import { EventRing } from './eventring.js';
+import { ringFilePath } from './ringfiles.js';
+import * as libc from './libc.js';
 
 const scratch = tmpfsScratch('provfs-journal-full-');
 const { base, small } = scratch;
@@ -98,4 +104,47 @@ test('past its memory bound a stalled prov mount counts the records it drops and
   const perFile = 3; // create, close, unlink
   assert.equal(kept + lost[0]!.count, perFile * (files + 10), `${kept} journaled + ${lost[0]!.count} lost is every record`);
   assert.ok(kept > (8 << 20) / 200, `the ring's records were kept (${kept})`);
+});
+
+test('a journal that fails for good: the mount serves on, and the records it could not take are left in the ring file at the end', async () => {
+  if (!existsSync('/dev/fuse')) assert.fail('needs /dev/fuse');
+  const backing = join(base, 'backing-c'), mnt = join(base, 'mnt-c'), journalDir = join(base, 'journal-c'), rings = join(base, 'rings-c');
+  mkdirSync(backing); mkdirSync(mnt);
+  const w = openJournalWriter({ dir: journalDir, stream: journalStreamName(mnt) });
+  // The real writer, until it fails as one whose undo of a failed write failed (collector/journal/writer).
+  let broken = false;
+  const refuse = (): never => { throw new StoreError(`journal stream ${w.stream} failed earlier: a failed write could not be undone`); };
+  const sink = {
+    get lastSeq() { return w.lastSeq; },
+    get durableSeq() { return w.durableSeq; },
+    append: (e: ProvEvent) => (broken ? refuse() : w.append(e)),
+    appendEncoded: (codec: number, payloads: readonly Uint8Array[]) => (broken ? refuse() : w.appendEncoded(codec, payloads)),
+    flush: () => w.flush(),
+  };
+  const daemon = scratch.daemon = await mountProvfs({ backing, mountpoint: mnt, mode: 'prov', journal: sink, rings });
+  await createAndRemove(mnt, 100);
+  await new Promise((r) => setTimeout(r, 300)); // drained and made durable
+  broken = true;
+  await createAndRemove(mnt, 300);
+  assert.ok(statSync(mnt).isDirectory(), 'the mount still answers');
+  await daemon.stop();
+  scratch.daemon = null;
+  await w.close();
+  const journaled = await (async () => { const r = openJournalReader(journalDir); const got = r.readBatch(100_000).map((x) => x.event); r.close(); return got; })();
+  assert.equal(opsOf(journaled, 'create'), 100, 'the first 100 creates are in the journal');
+  const path = ringFilePath(rings);
+  assert.ok(existsSync(path), 'the ring file stays');
+  const fd = libc.open(path, libc.O.RDWR);
+  const ring = EventRing.map(fd, statSync(path).size, false);
+  libc.close(fd);
+  try {
+    const { recs, damaged } = ring.unjournaled();
+    assert.equal(damaged, undefined);
+    assert.ok(recs.every((r) => r.seq === 0), 'unstamped: a recovery appends them all');
+    const creates = recs.map((r) => provfsRecordEvent(r.data)).filter((e) => e.op === 'create').map((e) => (e as { file: { name: string } }).file.name);
+    assert.deepEqual(creates, Array.from({ length: 300 }, (_, i) => `f${i}`), 'the other 300 creates, in order, once each');
+  } finally {
+    ring.unmap();
+    rmSync(path, { force: true });
+  }
 });

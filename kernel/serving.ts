@@ -422,13 +422,18 @@ export class Serving {
     if (recs.length > 0) {
       const base = (j as { lastSeq?: number }).lastSeq;
       if (typeof base === 'number') for (let i = 0; i < offs.length; i++) this.ring.stamp(offs[i]!, base + 1 + i);
-      try {
-        if (framed) appendRingRecords(j.appendEncoded!.bind(j), recs);
-        else for (const r of recs) this.deliver(provfsRecordEvent(r));
-      } catch (e) {
-        this.journalFailed(e as Error, recs.map((r) => r.slice()));
-        this.ring.commit(end);
-        return recs.length;
+      if (framed) {
+        try {
+          appendRingRecords(j.appendEncoded!.bind(j), recs);
+        } catch (e) {
+          this.journalFailed(e as Error);
+          return recs.length;
+        }
+      } else {
+        for (const r of recs) {
+          this.deliver(provfsRecordEvent(r), true);
+          if (this.journal !== j) return recs.length; // it failed for good (journalFailed)
+        }
       }
       this.batches.push({ end, seq: typeof base === 'number' ? base + recs.length : 0 });
     }
@@ -444,13 +449,20 @@ export class Serving {
    * retries on a full disk, but gives up when it cannot undo a failed write). The file system
    * serves on; its records are held in memory, as with no journal, until a successor's.
    */
-  private journalFailed(e: Error, taken: Uint8Array[]): void {
+  private journalFailed(e: Error): void {
     log.error(`the journal refused records, they are held in memory from now on: ${e.message}`);
     if (this.o.ownJournal) this.failedJournal = this.journal;
     this.journal = null;
     this.ring.journalStalled = false;
     this.batches = [];
-    this.held.push(...taken);
+    // Every record not yet durable, taken (the failed writer's memory has them) or not, in order.
+    const t = this.take(false);
+    const pending = this.ring.uncommitted(t.end);
+    this.ring.commit(t.end);
+    for (const r of pending) {
+      if (this.held.length < HELD_MAX) this.held.push(r);
+      else this.countDropped(`the journal failed and ${HELD_MAX} records were held in memory already`);
+    }
   }
 
   private countDropped(why: string): void {
@@ -503,7 +515,8 @@ export class Serving {
     if (last) this.ring.commit(last.end);
   }
 
-  private deliver(e: ProvEvent): void {
+  /** `inRing`: `e` is a record still in the ring (the ring's copy is kept should the journal fail). */
+  private deliver(e: ProvEvent, inRing = false): void {
     const j = this.journal;
     if (!j) { this.held.push(e); return; }
     if (j.stalled && (j.pendingBytes ?? 0) > (this.o.stallHoldBytes ?? STALL_HOLD_BYTES)) {
@@ -513,11 +526,30 @@ export class Serving {
     try {
       j.append(e);
     } catch (err) {
-      this.journalFailed(err as Error, []);
-      this.held.push(e);
+      this.journalFailed(err as Error);
+      if (!inRing) this.held.push(e);
       return;
     }
     this.o.onEvent?.(e);
+  }
+
+  /**
+   * At the end, with the loop gone (this thread is the ring's only producer now): records held in
+   * memory go into the ring file, after those already there, for whoever recovers this mount.
+   */
+  private keepHeldInRing(): void {
+    // Those still in the ring are newer than the held ones: they go back in after them.
+    const t = this.take(false);
+    const rest = this.ring.uncommitted(t.end);
+    this.ring.commit(t.end);
+    const all = [...this.held, ...rest];
+    let lost = 0;
+    for (const h of all) {
+      if (!this.ring.push(h instanceof Uint8Array ? h : Buffer.from(JSON.stringify(h)))) lost++;
+    }
+    if (lost > 0) log.error(`${lost} of ${all.length} provenance records not in the journal did not fit in the ring file and are lost`);
+    else log.warn(`${all.length} provenance records not in the journal (${this.held.length} of them held in memory) are in the ring file`);
+    this.held = [];
   }
 
   /** Start writing to `journal` (records held until now go first, in order). */
@@ -590,8 +622,11 @@ export class Serving {
     } else if (this.journal) {
       await this.journal.flush?.().catch((e: Error) => { durable = false; log.error(`journal flush: ${e.message}`); });
     }
+    // Not durable: the journal gives those seqs to other records later (see releaseJournal).
     if (durable) this.commitAll();
+    else this.ring.unstampUncommitted();
     await this.exited;
+    if (this.o.ringFile && this.held.length > 0) this.keepHeldInRing();
     if (this.o.ringFile) {
       // Everything the loop recorded is in the journal: the ring is no longer needed. Otherwise
       // it stays for whoever recovers this mount next.
