@@ -477,11 +477,16 @@ export class Serving {
 
   private reportDropped(j: JournalSink): void {
     const d = this.dropped!;
-    this.dropped = null;
     const lost = lostRecord(d.why, d.from);
     lost.count = d.count;
     lost.to = d.to;
-    j.append(lost);
+    try {
+      j.append(lost);
+    } catch (e) {
+      this.journalFailed(e as Error); // the count stays, for a journal that takes it
+      return;
+    }
+    this.dropped = null;
     log.warn(`journaled the loss of ${d.count} provenance records (${d.why})`);
   }
 
