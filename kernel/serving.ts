@@ -617,7 +617,7 @@ export class Serving {
     if (this.timer) clearInterval(this.timer);
     if (!this.handedOver) this.drain();
     if (this.dropped && this.journal) this.reportDropped(this.journal);
-    else if (this.dropped) log.error(`${this.dropped.count} provenance records were dropped and no journal can record their loss (${this.dropped.why})`);
+    if (this.dropped) log.error(`${this.dropped.count} provenance records were dropped and no journal can record their loss (${this.dropped.why})`);
     await this.failedJournal?.close?.().catch(() => undefined);
     if (this.o.loop.devFd >= 0) libc.close(this.o.loop.devFd);
     if (this.o.loop.rootFd >= 0) libc.close(this.o.loop.rootFd);
