@@ -236,7 +236,7 @@ export interface CaptureStatus {
   eventsPerSec: number;
   /** The ring: its size and the bytes written and not yet given back by the collector. */
   ring?: { bytes: number; pending: number };
-  daemon?: { pid: number; alive: boolean; records: number; lost: number; journal: string; error?: string };
+  daemon?: { pid: number; alive: boolean; records: number; lost: number; journal: string; error?: string; /** Why its journal cannot be written now (e.g. ENOSPC). */ stalled?: string };
 }
 
 /** `prov capture status`: attached programs, event rate, drops, the collector daemon. */
@@ -264,7 +264,7 @@ export async function captureStatus(opts: { pinDir?: string; stateDir?: string; 
     const p = readJson<DaemonProgress>(files.progress);
     st.daemon = {
       pid: state.daemonPid, alive: running(state.daemonPid), records: p?.records ?? 0, lost: p?.lost ?? 0,
-      journal: join(state.journalDir, state.stream), ...(p?.error ? { error: p.error } : {}),
+      journal: join(state.journalDir, state.stream), ...(p?.error ? { error: p.error } : {}), ...(p?.stalled ? { stalled: p.stalled } : {}),
     };
   }
   if (!existsSync(pinDir) && !state) st.programs = [];

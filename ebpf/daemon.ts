@@ -39,6 +39,8 @@ export interface DaemonProgress {
   lastSeq: number;
   updated: number;
   error?: string;
+  /** Why the journal cannot be written now (its disk is full): records wait, nothing is lost yet. */
+  stalled?: string;
 }
 
 function writeProgress(file: string, p: DaemonProgress): void {
@@ -61,10 +63,20 @@ async function main(): Promise<void> {
 
     const writer = openJournalWriter({ dir: cfg.journalDir, stream: cfg.stream });
     const drainer = await Drainer.start({ pinDir: cfg.pinDir, sink: writer, boostNice: cfg.boostNice, calmNice: cfg.calmNice });
+    let progressFailed = false;
     const tick = () => {
       Object.assign(progress, { records: drainer.stats.records, lost: drainer.stats.lost, bytes: drainer.stats.bytes, boosts: drainer.stats.boosts ?? 0, lastSeq: writer.lastSeq, updated: Date.now() });
       if (drainer.error) progress.error = drainer.error.message;
-      writeProgress(cfg.progressFile, progress);
+      if (writer.stalled) progress.stalled = writer.stalled.message;
+      else delete progress.stalled;
+      try {
+        writeProgress(cfg.progressFile, progress);
+        progressFailed = false;
+      } catch (e) {
+        // Its directory may be on the disk that filled up: the drain goes on regardless.
+        if (!progressFailed) log.warn(`progress not written: ${(e as Error).message}`);
+        progressFailed = true;
+      }
     };
     progress.ready = true;
     tick();

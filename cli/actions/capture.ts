@@ -100,7 +100,7 @@ export default async function capture(sub: 'start' | 'stop' | 'status', opts: Ca
           `  events: ${s.eventsPerSec}/s now, ${s.emitted} since attach, ${s.dropped} dropped (ring full)`,
           ...(s.ring ? [`  ring: ${s.ring.bytes / 2 ** 20} MiB, ${(100 * s.ring.pending / s.ring.bytes).toFixed(1)} % waiting to be drained`] : []),
           s.daemon
-            ? `  collector pid ${s.daemon.pid} ${s.daemon.alive ? 'running' : 'NOT running (events wait in the ring; prov capture start resumes)'}: ${s.daemon.records} records → ${s.daemon.journal}${s.daemon.lost ? `, ${s.daemon.lost} lost` : ''}${s.daemon.error ? `, error: ${s.daemon.error}` : ''}`
+            ? `  collector pid ${s.daemon.pid} ${s.daemon.alive ? 'running' : 'NOT running (events wait in the ring; prov capture start resumes)'}: ${s.daemon.records} records → ${s.daemon.journal}${s.daemon.lost ? `, ${s.daemon.lost} lost` : ''}${s.daemon.stalled ? `, journal stalled (${s.daemon.stalled}): events wait in the ring until it can be written` : ''}${s.daemon.error ? `, error: ${s.daemon.error}` : ''}`
             : '  no collector daemon (drained by another process)',
           `  programs: ${s.programs.join(' ')}`,
         ]
