@@ -3,6 +3,8 @@
  * The one logger. Lines go to stderr; colour only when stderr is a TTY and not in CI.
  * PROV_LOG=debug|info|warn|error sets the level (default info); PROV_LOG=silent mutes it.
  */
+import { writeSync } from 'node:fs';
+
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 type Level = Exclude<keyof typeof LEVELS, 'silent'>;
 
@@ -14,10 +16,27 @@ function threshold(): number {
   return LEVELS[want] ?? LEVELS.info;
 }
 
+/**
+ * A line that cannot be written must not end the process: a daemon's stderr is often a log file
+ * on the disk whose filling up it is reporting, and a failed write to process.stderr is an
+ * 'error' event that, unheard, kills node (a capture collector died so). Once the stream has
+ * failed, lines go straight to fd 2, each on its own, dropped while there is no room.
+ */
+let stderrFailed = false;
+process.stderr.on('error', () => { stderrFailed = true; });
+
+function writeLine(text: string): void {
+  if (!stderrFailed && !process.stderr.destroyed) {
+    process.stderr.write(text);
+    return;
+  }
+  try { writeSync(2, text); } catch { /* nowhere to write it */ }
+}
+
 function emit(level: Level, scope: string, msg: string): void {
   if (LEVELS[level] < threshold()) return;
   const line = `prov ${scope}: ${level === 'info' ? '' : level + ': '}${msg}`;
-  process.stderr.write(colourOn && paint[level] ? `${paint[level]}${line}\x1b[0m\n` : `${line}\n`);
+  writeLine(colourOn && paint[level] ? `${paint[level]}${line}\x1b[0m\n` : `${line}\n`);
 }
 
 export interface Logger {

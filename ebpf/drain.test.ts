@@ -4,11 +4,11 @@
  * nothing twice), kernel drops surface as `lost` records in the journal, and the CLI's
  * start/status/stop leave a journal and nothing pinned.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachCapture, detachCapture, readCounters } from './loader.js';
@@ -125,6 +125,15 @@ test('ring overflow is counted in the kernel and journalled as a lost event', as
   for (const e of lost) if (e.op === 'lost') assert.ok(e.to >= e.from && e.reason.length > 0);
 });
 
+/** `prov capture SUB` with `opts` (--json), in its own process as from a shell; its parsed output. */
+function captureCli(sub: string, opts: object): unknown {
+  const cli = fileURLToPath(new URL('../cli/actions/capture.js', import.meta.url));
+  const code = `import(${JSON.stringify(cli)}).then(async (m) => { process.exitCode = await m.default(${JSON.stringify(sub)}, ${JSON.stringify(opts)}); })`;
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `prov capture ${sub} exited ${r.status}: ${r.stdout} ${r.stderr}`);
+  return JSON.parse(r.stdout) as unknown;
+}
+
 test('prov capture start | status | stop: a daemon drains into the journal, a restarted one resumes; nothing stays pinned', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'prov-cli-'));
   const stateDir = join(dir, 'state');
@@ -136,14 +145,7 @@ test('prov capture start | status | stop: a daemon drains into the journal, a re
     detachCapture(pinDir);
     rmSync(dir, { recursive: true, force: true });
   });
-  // Each subcommand runs in its own process, as from a shell.
-  const cli = fileURLToPath(new URL('../cli/actions/capture.js', import.meta.url));
-  const run = (sub: string, opts: object) => {
-    const code = `import(${JSON.stringify(cli)}).then(async (m) => { process.exitCode = await m.default(${JSON.stringify(sub)}, ${JSON.stringify(opts)}); })`;
-    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `prov capture ${sub} exited ${r.status}: ${r.stdout} ${r.stderr}`);
-    return JSON.parse(r.stdout) as unknown;
-  };
+  const run = captureCli;
   const start = run('start', { journal, pinDir, stateDir, pid: [child.pid!], ringMib: 4, json: true });
   await runLines(child, ['d1', 'd2']);
   const statusOut = run('status', { pinDir, stateDir, json: true });
@@ -214,3 +216,52 @@ test('a consumer whose journal disk is full keeps draining once there is room: n
   assert.deepEqual(trueTags(seen), [...tags, 'after'], 'every record reached the journal, once, in order');
   assert.equal(seen.filter((e) => e.op === 'lost').length, 0);
 });
+
+/**
+ * `prov capture` with its journal on a tmpfs that fills up while events flow, then has room
+ * again. `stateOnFullDisk`: the collector's state files and log share that disk.
+ */
+async function captureOnFullDisk(t: TestContext, stateOnFullDisk: boolean): Promise<void> {
+  if (process.getuid?.() !== 0) assert.fail('needs root (mounts a tmpfs)');
+  const child = lineRunner();
+  const dir = mkdtempSync(join(tmpdir(), 'prov-capture-full-'));
+  const disk = join(dir, 'disk');
+  mkdirSync(disk);
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'prov-capture-full-test', disk], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `mount -t tmpfs failed: ${r.stderr}`);
+  const stateDir = join(stateOnFullDisk ? disk : dir, 'state'), journal = join(disk, 'journal');
+  t.after(async () => {
+    child.kill('SIGKILL');
+    if (existsSync(pinDir)) await stopCapture({ pinDir, stateDir }).catch(() => undefined);
+    detachCapture(pinDir);
+    spawnSync('umount', ['-l', disk]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const start = captureCli('start', { journal, pinDir, stateDir, pid: [child.pid!], ringMib: 4, json: true }) as { daemonPid: number };
+  await runLines(child, ['warm']);
+  await sleep(300);
+  const s = statfsSync(disk);
+  writeFileSync(join(disk, 'filler'), Buffer.alloc(s.bavail * s.bsize));
+  const tags = Array.from({ length: 200 }, (_, i) => `full${i}`);
+  await runLines(child, tags);
+  type Status = { daemon: { alive: boolean; stalled?: string } };
+  let status = captureCli('status', { pinDir, stateDir, json: true }) as Status;
+  for (let i = 0; i < 15 && (!stateOnFullDisk && !status.daemon.stalled); i++) { await sleep(200); status = captureCli('status', { pinDir, stateDir, json: true }) as Status; }
+  assert.equal(status.daemon.alive, true, 'the collector survives the full disk');
+  // With its state on the full disk the collector cannot say so (its progress file cannot be written).
+  if (!stateOnFullDisk) assert.match(status.daemon.stalled ?? '', /ENOSPC|no space/i, 'status says the journal is stalled');
+  rmSync(join(disk, 'filler'));
+  await runLines(child, ['after']);
+  const stopped = captureCli('stop', { pinDir, stateDir, json: true }) as { daemonStopped: boolean };
+  assert.equal(stopped.daemonStopped, true);
+  assert.ok(!running(start.daemonPid));
+  const reader = openJournalReader(journal, { decoders: ebpfDecoders });
+  t.after(() => reader.close());
+  const events = reader.readBatch(1_000_000).map((x) => x.event);
+  assert.deepEqual(trueTags(events), ['warm', ...tags, 'after'], 'every event once, in order');
+  assert.equal(events.filter((e) => e.op === 'lost').length, 0);
+}
+
+test('prov capture with its journal on a disk that fills up: status says the journal is stalled, and every event lands once there is room', (t) => captureOnFullDisk(t, false));
+
+test('the same with the collector\'s state and log on that disk: it survives what it cannot write, and every event lands', (t) => captureOnFullDisk(t, true));
