@@ -28,6 +28,9 @@
  */
 import { openSync, writeSync, closeSync, readFileSync, readSync, fstatSync, statSync, renameSync, rmSync, constants as C } from 'node:fs';
 import type { FileHandle } from './libc.js';
+import { logger } from '../collector/log.js';
+
+const log = logger('provfs');
 
 export const KIND_NODE = 1, KIND_BACKING = 2, KIND_BACKING_CLOSE = 3, KIND_INIT = 4, KIND_GONE = 5;
 const HEAD = 16;
@@ -151,11 +154,34 @@ export class NodeLog {
     this.loadAt = 0;
   }
 
+  /**
+   * Why the log can no longer be written (its disk is full), or null. From then on nothing is
+   * appended: the file system serves on without crash survival rather than failing the requests
+   * whose nodes it could not log. A record cut short stays at the end, where readers stop.
+   */
+  broken: Error | null = null;
+
   /** Append `n` bytes of `b` to the log (and to the compacted one being written). */
   private put(b: Buffer, n: number): void {
-    writeSync(this.fd, b, 0, n);
-    this.bytes += n;
-    if (this.compact) writeSync(this.compact.fd, b, 0, n);
+    if (this.broken) return;
+    try {
+      const wrote = writeSync(this.fd, b, 0, n);
+      this.bytes += wrote;
+      if (wrote < n) throw new Error(`short write (${wrote} of ${n} bytes)`);
+    } catch (e) {
+      this.broken = e as Error;
+      this.abortCompaction();
+      log.error(`node log ${this.path} cannot be written (${(e as Error).message}): this mount is served on without crash survival (a killed daemon's successor would not know the nodes made since); remount it to have it back`);
+      return;
+    }
+    if (this.compact) {
+      try {
+        writeSync(this.compact.fd, b, 0, n);
+      } catch {
+        this.abortCompaction(); // the old log is complete
+        this.retryAt = this.bytes + this.compactMin;
+      }
+    }
   }
 
   node(id: number, h: FileHandle): void {
@@ -198,6 +224,7 @@ export class NodeLog {
 
   /** Whether {@link step} has work: a compaction under way or due (or, to tell, the log taken over to learn). */
   get due(): boolean {
+    if (this.broken) return false;
     if (this.compact) return true;
     if (this.bytes < this.compactMin || this.bytes < this.retryAt) return false;
     return this.live === null || this.bytes >= COMPACT_RATIO * this.liveBytes();
@@ -213,6 +240,7 @@ export class NodeLog {
    * when one is due, write the compacted log on and switch to it. True when nothing is left.
    */
   step(budgetMs: number): boolean {
+    if (this.broken) return true;
     const until = performance.now() + budgetMs;
     if (!this.live) {
       if (this.bytes < this.compactMin) return true;
