@@ -99,6 +99,8 @@ export function parseNodeLog(b: Buffer, at: number, visit: (r: NodeLogRecord) =>
   return { end: i, bad: false };
 }
 
+/** Bytes of node records kept in memory at most while the log cannot be written. */
+const NODELOG_HOLD_BYTES = 16 << 20;
 /** When to compact: the log at least this big … */
 const COMPACT_MIN = 8 << 20;
 /** … and this many times what its live records need. */
@@ -155,25 +157,23 @@ export class NodeLog {
   }
 
   /**
-   * Why the log can no longer be written (its disk is full), or null. From then on nothing is
-   * appended: the file system serves on without crash survival rather than failing the requests
-   * whose nodes it could not log. A record cut short stays at the end, where readers stop.
+   * Why the log cannot be written now (its disk is full), or null. Records made meanwhile wait in
+   * memory, in order, and go to the log ahead of the next ones once it takes them: crash survival
+   * is back then. The file system serves on either way, rather than failing the requests whose
+   * nodes could not be logged.
    */
-  broken: Error | null = null;
+  stalled: Error | null = null;
+  /** Past {@link NODELOG_HOLD_BYTES} waiting, the log gives up until the mount is remounted. */
+  broken = false;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
 
   /** Append `n` bytes of `b` to the log (and to the compacted one being written). */
   private put(b: Buffer, n: number): void {
     if (this.broken) return;
-    try {
-      const wrote = writeSync(this.fd, b, 0, n);
-      this.bytes += wrote;
-      if (wrote < n) throw new Error(`short write (${wrote} of ${n} bytes)`);
-    } catch (e) {
-      this.broken = e as Error;
-      this.abortCompaction();
-      log.error(`node log ${this.path} cannot be written (${(e as Error).message}): this mount is served on without crash survival (a killed daemon's successor would not know the nodes made since); remount it to have it back`);
-      return;
-    }
+    if (this.stalled && !this.writeHeld()) { this.hold(b.subarray(0, n)); return; }
+    const wrote = this.write(b, n);
+    if (wrote < n) { this.hold(b.subarray(wrote, n)); return; }
     if (this.compact) {
       try {
         writeSync(this.compact.fd, b, 0, n);
@@ -182,6 +182,49 @@ export class NodeLog {
         this.retryAt = this.bytes + this.compactMin;
       }
     }
+  }
+
+  /** Write `b[0, n)` to the log; how much went (all of it, or less with {@link stalled} set). */
+  private write(b: Buffer, n: number): number {
+    let wrote = 0;
+    try {
+      wrote = writeSync(this.fd, b, 0, n);
+      if (wrote < n) throw new Error(`short write (${wrote} of ${n} bytes)`);
+    } catch (e) {
+      if (!this.stalled) {
+        this.abortCompaction();
+        log.error(`node log ${this.path} cannot be written (${(e as Error).message}): crash survival waits until it can (a daemon killed meanwhile has a successor that does not know the nodes made since); the mount serves on`);
+      }
+      this.stalled = e as Error;
+    }
+    this.bytes += wrote;
+    return wrote;
+  }
+
+  /** Keep bytes the log could not take (a copy: the record buffer is reused). */
+  private hold(bytes: Buffer): void {
+    this.held.push(Buffer.from(bytes));
+    this.heldBytes += bytes.length;
+    if (this.heldBytes > NODELOG_HOLD_BYTES) {
+      this.broken = true;
+      this.held = [];
+      this.heldBytes = 0;
+      log.error(`node log ${this.path}: ${NODELOG_HOLD_BYTES >> 20} MiB of records waited for room; crash survival is off until the mount is remounted`);
+    }
+  }
+
+  /** Write what waits, in order; true once all of it is in the log (crash survival is back). */
+  private writeHeld(): boolean {
+    while (this.held.length > 0) {
+      const h = this.held[0]!;
+      const wrote = this.write(h, h.length);
+      this.heldBytes -= wrote;
+      if (wrote < h.length) { this.held[0] = h.subarray(wrote); return false; }
+      this.held.shift();
+    }
+    log.warn(`node log ${this.path} written again: crash survival is back`);
+    this.stalled = null;
+    return true;
   }
 
   node(id: number, h: FileHandle): void {
@@ -224,7 +267,7 @@ export class NodeLog {
 
   /** Whether {@link step} has work: a compaction under way or due (or, to tell, the log taken over to learn). */
   get due(): boolean {
-    if (this.broken) return false;
+    if (this.broken || this.stalled) return false;
     if (this.compact) return true;
     if (this.bytes < this.compactMin || this.bytes < this.retryAt) return false;
     return this.live === null || this.bytes >= COMPACT_RATIO * this.liveBytes();
@@ -240,7 +283,7 @@ export class NodeLog {
    * when one is due, write the compacted log on and switch to it. True when nothing is left.
    */
   step(budgetMs: number): boolean {
-    if (this.broken) return true;
+    if (this.broken || this.stalled) return true;
     const until = performance.now() + budgetMs;
     if (!this.live) {
       if (this.bytes < this.compactMin) return true;

@@ -8,10 +8,11 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { openRingFile } from './ringfiles.js';
+import { applyRecord, parseNodeLog, type NodeLogFold } from './nodelog.js';
 import { mountProvfs, journalStreamName } from './daemon.js';
 import { openJournalReader } from '../collector/journal/reader.js';
 import { tmpfsScratch } from '../test/tmpfs.js';
@@ -67,7 +68,7 @@ test('a prov daemon whose ring file has no room keeps its ring in memory and jou
   assert.deepEqual(readdirSync(small), [], 'no ring file was left on the full tmpfs');
 });
 
-test('a node log that can no longer be written: the mount serves on (without crash survival) and journals every record', async () => {
+test('a node log whose disk is full: the mount serves on, journals every record, and the log catches up once there is room', async () => {
   if (!existsSync('/dev/fuse')) assert.fail('needs /dev/fuse');
   smallTmpfs();
   const filler = join(small, 'filler');
@@ -81,11 +82,21 @@ test('a node log that can no longer be written: the mount serves on (without cra
   const r = spawnSync('python3', ['-c', 'import os, sys\nfor i in range(4000):\n    os.close(os.open(os.path.join(sys.argv[1], "k%d" % i), os.O_CREAT | os.O_WRONLY, 0o644))\nprint(len(os.listdir(sys.argv[1])))', mnt], { encoding: 'utf8' });
   assert.equal(r.status, 0, `the workload failed: ${r.stderr}`);
   assert.equal(r.stdout.trim(), '4000');
+  // Room again: the next node written takes what waited in memory with it, in order.
+  rmSync(filler);
+  for (let i = 0; i < 10; i++) writeFileSync(join(mnt, `after${i}`), '');
+  const log = readFileSync(join(small, 'mnt.nodes'));
+  const nodes = new Map<number, unknown>();
+  const known: NodeLogFold = { nodes, backings: new Map(), maxId: 1 };
+  const parsed = parseNodeLog(log, 0, (rec) => applyRecord(known, rec));
+  assert.equal(parsed.bad, false);
+  assert.equal(parsed.end, log.length, 'no record cut short is left');
+  // Every file made is a node the log knows (the 4,000 made while it was full, the 10 after).
+  assert.ok(nodes.size >= 4010, `the log knows ${nodes.size} nodes`);
   await daemon.stop();
   scratch.daemon = null;
-  rmSync(filler);
   const reader = openJournalReader(journalDir);
   const got = reader.readBatch(100_000, [journalStreamName(mnt)]);
   reader.close();
-  assert.equal(got.filter((x) => x.event.op === 'create').length, 4000, 'every create journaled');
+  assert.equal(got.filter((x) => x.event.op === 'create').length, 4010, 'every create journaled');
 });
