@@ -24,7 +24,7 @@ const log = logger('ebpf');
 export type DrainSink = Pick<JournalWriter, 'appendEncoded'> & Partial<Pick<JournalWriter, 'flush'>>
   & { readonly stalled?: Error | null };
 
-/** While the journal is stalled (its disk is full), a failed flush is tried again this often. */
+/** While the journal is stalled (its disk is full), whether it writes again is looked at this often. */
 const STALLED_RETRY_MS = 1000;
 
 export interface DrainOptions {
@@ -236,10 +236,16 @@ export class Drainer {
       }, (e: Error) => {
         this.flushing = false;
         if (this.opts.sink.stalled && !this.stopping) {
-          // The writer keeps the records and retries (collector/journal/writer): so do we. Ring
-          // space stays taken meanwhile, which bounds what waits in memory by the ring's size;
-          // past that the kernel counts drops, journaled as a lost record.
-          this.flushTimer = setTimeout(start, STALLED_RETRY_MS);
+          // The writer keeps the records and retries by itself (collector/journal/writer); once it
+          // writes again, a flush here makes the rest durable. Ring space stays taken meanwhile,
+          // which bounds what waits in memory by the ring's size; past that the kernel counts
+          // drops, journaled as a lost record.
+          const whenWritable = (): void => {
+            this.flushTimer = null;
+            if (this.opts.sink.stalled && !this.stopping) this.flushTimer = setTimeout(whenWritable, STALLED_RETRY_MS);
+            else start();
+          };
+          this.flushTimer = setTimeout(whenWritable, STALLED_RETRY_MS);
           return;
         }
         this.failure = e;

@@ -754,14 +754,15 @@ export class InlineDrain {
 
   /** Flush what was appended; then (claim first) give the ring space back up to where it was read. */
   private startFlush(): void {
-    if (this.flushing || this.ring.position <= this.ring.committed || !this.writerHandle) return;
+    // A stalled writer retries by itself: a later pump flushes once it writes again.
+    if (this.flushing || this.ring.position <= this.ring.committed || !this.writerHandle || this.writerHandle.stalled) return;
     const upTo = this.ring.position;
     const seq = this.nextSeq;
     this.flushing = this.writerHandle.flush().then(() => {
       this.claim(upTo, seq);
       this.ring.commit(upTo);
     }, (e: Error) => {
-      // A stalled writer (its disk is full) keeps the records and retries: a later pump flushes again.
+      // A stalled writer (its disk is full) keeps the records and retries: see above.
       if (!this.writerHandle?.stalled) this.failure = e;
     }).finally(() => { this.flushing = null; });
   }

@@ -108,8 +108,7 @@ export class LinLog {
   }
 
   private lengthAt(at: number): number {
-    const buf = this.buf;
-    if (at + LEN_BYTES <= this.cap) return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+    if (at + LEN_BYTES <= this.cap) return readU32(this.buf, at);
     let n = 0;
     for (let i = 0; i < LEN_BYTES; i++) n |= this.buf[(at + i) % this.cap]! << (8 * i);
     return n >>> 0;

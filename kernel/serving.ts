@@ -456,10 +456,7 @@ export class Serving {
     this.ring.journalStalled = false;
     this.batches = [];
     // Every record not yet durable, taken (the failed writer's memory has them) or not, in order.
-    const t = this.take(false);
-    const pending = this.ring.uncommitted(t.end);
-    this.ring.commit(t.end);
-    for (const r of pending) {
+    for (const r of this.takeUncommitted()) {
       if (this.held.length < HELD_MAX) this.held.push(r);
       else this.countDropped(`the journal failed and ${HELD_MAX} records were held in memory already`);
     }
@@ -505,6 +502,17 @@ export class Serving {
     });
   }
 
+  /**
+   * Every record of the ring not yet committed, taken or not, oldest first (copies), and their
+   * space freed: for records that leave the ring for memory.
+   */
+  private takeUncommitted(): Uint8Array[] {
+    const t = this.take(false);
+    const recs = this.ring.uncommitted(t.end);
+    this.ring.commit(t.end);
+    return recs;
+  }
+
   /** Free the ring space of batches the journal has made durable (all, for a sink that cannot say). */
   private commitDurable(): void {
     const durable = (this.journal as { durableSeq?: number } | null)?.durableSeq;
@@ -544,10 +552,7 @@ export class Serving {
    */
   private keepHeldInRing(): void {
     // Those still in the ring are newer than the held ones: they go back in after them.
-    const t = this.take(false);
-    const rest = this.ring.uncommitted(t.end);
-    this.ring.commit(t.end);
-    const all = [...this.held, ...rest];
+    const all = [...this.held, ...this.takeUncommitted()];
     let lost = 0;
     for (const h of all) {
       if (!this.ring.push(h instanceof Uint8Array ? h : Buffer.from(JSON.stringify(h)))) lost++;

@@ -489,7 +489,6 @@ class Writer implements JournalWriterHandle {
     const head = encodeHead({ seq: this.seq, crc: this.chain, seal: this.seal });
     const seqAt = this.seq;
     const index = this.indexPending;
-    const continueName = this.continueName;
     this.indexPending = [];
     this.full = [];
     this.buf = this.pool.pop() ?? Buffer.allocUnsafe(SLAB_BYTES);
@@ -516,7 +515,7 @@ class Writer implements JournalWriterHandle {
       }
       if (this.fd) await this.fd.datasync();
     } catch (e) {
-      await this.rollBack(e as Error, slabs, index, created, continueName);
+      await this.rollBack(e as Error, slabs, index, created);
       throw new StoreError(`journal stream ${this.stream}: write failed, ${seqAt - this.durable} records kept in memory and retried: ${(e as Error).message}`, this.streamDir);
     }
     this.durable = seqAt;
@@ -546,7 +545,7 @@ class Writer implements JournalWriterHandle {
   }
 
   /** Undo a failed commit (see {@link commit}) and schedule its retry; a failed undo fails the writer. */
-  private async rollBack(e: Error, slabs: Slab[], index: IndexEntry[], created: string[], continueName: string | null): Promise<void> {
+  private async rollBack(e: Error, slabs: Slab[], index: IndexEntry[], created: string[]): Promise<void> {
     try {
       if (this.fd) { await this.fd.close().catch(() => undefined); this.fd = null; }
       for (const name of created) {
@@ -555,7 +554,7 @@ class Writer implements JournalWriterHandle {
       }
       if (this.diskName) truncateSync(join(this.streamDir, this.diskName), this.diskSize);
       this.fdName = '';
-      this.continueName = this.diskName || continueName;
+      this.continueName = this.diskName || null; // the next commit appends to it again
     } catch (undo) {
       this.failed = e;
       log.error(`journal stream ${this.stream}: a failed write (${e.message}) could not be undone (${(undo as Error).message}); appends are refused, run prov verify`);
