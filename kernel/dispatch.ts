@@ -62,6 +62,14 @@ function cname(b: Buffer, off = 0): [Buffer, number] {
   return [b.subarray(off, end), end + 1];
 }
 
+/**
+ * Whether a LOOKUP's body names `.lin` (the name and its NUL), compared in JS: every LOOKUP at
+ * the mount root asks, and cname's indexOf and Buffer.equals are two calls into C++ apiece.
+ */
+function isLinName(body: Buffer): boolean {
+  return body.length >= 5 && body[4] === 0 && body[0] === LIN_NAME[0] && body[1] === LIN_NAME[1] && body[2] === LIN_NAME[2] && body[3] === LIN_NAME[3];
+}
+
 const ctxOf = (h: InHeader): Ctx => ({ uid: h.uid, gid: h.gid, pid: h.pid });
 const id = (h: InHeader): number => Number(h.nodeid);
 
@@ -149,7 +157,7 @@ export class Dispatcher {
     const handler = HANDLERS[h.opcode];
     // GETATTR reads nothing of its body: no view made for it (the commonest request uncached).
     const body = h.opcode === OP.GETATTR ? NO_BODY : req.subarray(SIZE.in_header, len);
-    if (this.lin && (h.nodeid === LIN_NODE || (h.opcode === OP.LOOKUP && h.nodeid === FUSE_ROOT_ID && cname(body)[0].equals(LIN_NAME)))) {
+    if (this.lin && (h.nodeid === LIN_NODE || (h.opcode === OP.LOOKUP && h.nodeid === FUSE_ROOT_ID && isLinName(body)))) {
       return this.linRequest(h, body);
     }
     if (!handler) return this.error(E.ENOSYS);

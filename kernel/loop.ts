@@ -33,7 +33,7 @@ import { warmRequestPath } from './warmup.js';
 import { Colocator } from './colocate.js';
 import { SnapshotWriter, readSnapshot } from './snapshot.js';
 import type { SlowControl } from './slowops.js';
-import { NodeTable, type NodeTableDelta } from './nodes.js';
+import { NodeTable, RENEW_EVERY, type NodeTableDelta } from './nodes.js';
 import { SIZE, NOTIFY, OP_NAME, FUSE_UNIQUE_RESEND } from './protocol.js';
 import { logger } from '../collector/log.js';
 import type { ProvEvent } from '../collector/events.js';
@@ -321,6 +321,8 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
   let resent: { inHand: boolean; known: () => DeadRecords; left: number } | null = null;
   /** Records pushed so far (to tell whether a resent request made one). */
   let pushed = 0;
+  /** Requests served (for {@link RENEW_EVERY}). */
+  let requests = 0;
   /**
    * Between Recorder.ahead's begin and end (`active`): the record staged in the ring (its text
    * for the crash hook, '' without one), and any others held back (empty outside). One object
@@ -825,6 +827,7 @@ export function runLoop(cfg: LoopConfig, post: (m: LoopMessage) => void, receive
       if (recovered) realtime(false); // a standby: real-time since its wait (kernel/nodefollow)
     }
     if (fs.nodes.size > pruneHigh) prune();
+    if ((++requests & (RENEW_EVERY - 1)) === 0) fs.renewMaps();
     if (colocator) {
       colocator.allowIdle = unboost === null; // never SCHED_IDLE while a handover's boost holds
       colocator.note(hdr32[8]!); // the caller's thread id (in_header.pid)

@@ -53,6 +53,8 @@ export interface Node {
   fileName?: Uint8Array | null;
   filePrefix?: Uint8Array;
   fileParentIno?: number;
+  /** `ino` as a number, for its records (set with `fileName`; converting the bigint per record showed in profiles). */
+  fileIno?: number;
   /** A directory's path as UTF-8 with a `/` after it: its children's paths start so (kernel/recorder). */
   childPrefix?: Uint8Array;
   childPrefixGen?: number;
@@ -68,7 +70,7 @@ export function makeNode(id: number, fd: number, dev: number, ino: bigint, type:
   return {
     id, fd, dev, ino, type, nlookup, parent, name, backing, opens, used,
     nameStr: undefined, path: undefined, pathGen: -1,
-    fileJson: undefined, fileJsonGen: -1, fileName: undefined, filePrefix: undefined, fileParentIno: 0,
+    fileJson: undefined, fileJsonGen: -1, fileName: undefined, filePrefix: undefined, fileParentIno: 0, fileIno: 0,
     childPrefix: undefined, childPrefixGen: -1,
   };
 }
@@ -144,10 +146,15 @@ export interface NodeTableDelta {
   handles: NodeTableState['handles'];
 }
 
+/** {@link NodeTable.renewMaps} leaves tables bigger than this alone. */
+export const RENEW_MAX = 4096;
+/** The request loop renews the node table's maps this often (requests; a power of two). */
+export const RENEW_EVERY = 1 << 16;
+
 export class NodeTable {
-  private readonly byId = new Map<number, Node>();
-  private readonly byKey = new Map<number | string, Node>();
-  private readonly handles = new Map<number, Handle>();
+  private byId = new Map<number, Node>();
+  private byKey = new Map<number | string, Node>();
+  private handles = new Map<number, Handle>();
   private nextId = FUSE_ROOT_ID + 1;
   private nextFh = 1;
   /** Bumped whenever a known node changes name or parent: cached paths below it are stale. */
@@ -204,6 +211,25 @@ export class NodeTable {
     for (const n of this.byId.values()) if (n.id !== FUSE_ROOT_ID && n.opens === 0 && (!n.backing || n.backing.refs === 0)) idle.push(n);
     idle.sort((a, b) => (a.used ?? 0) - (b.used ?? 0));
     return idle.slice(0, count).map((n) => n.id);
+  }
+
+  /**
+   * Give the table's maps fresh hash tables, in V8's young generation (a no-op for a table of more
+   * than {@link RENEW_MAX} nodes or handles, whose copy would hold up a request). A map rehashes
+   * every few dozen insertions under create-and-remove churn, and V8 allocates the new table
+   * where the old one lives: once a full collection has moved the tables to the old generation,
+   * every rehash leaves its predecessor there as garbage. In a prov daemon, whose loop isolate
+   * often ran a full collection while starting, a create+unlink loop then grew the old
+   * generation by half a megabyte a scavenge, until a full collection every three seconds, and
+   * the scavenges took 2.5 times as long (3 launches in 8; none after a renewal). The loop calls
+   * this every {@link RENEW_EVERY} requests. Not while changes are tracked for a handover: its
+   * snapshot may be walking the maps between requests.
+   */
+  renewMaps(): void {
+    if (this.dirty || this.byId.size > RENEW_MAX || this.handles.size > RENEW_MAX) return;
+    this.byId = new Map(this.byId);
+    this.byKey = new Map(this.byKey);
+    this.handles = new Map(this.handles);
   }
 
   find(id: number): Node | undefined {

@@ -12,7 +12,7 @@
  */
 import * as libc from './libc.js';
 import { E, O, S, AT } from './libc.js';
-import { NodeTable, type Node, type Handle, type DirEntry, type NodeTableState } from './nodes.js';
+import { NodeTable, RENEW_MAX, type Node, type Handle, type DirEntry, type NodeTableState } from './nodes.js';
 import { FATTR } from './protocol.js';
 import type { Recorder } from './recorder.js';
 import type { NodeLog } from './nodelog.js';
@@ -104,6 +104,12 @@ export class ProvFs {
    * @param rootFd O_PATH fd of the backing directory (opened before mounting, so mounting over
    *   the backing directory itself works).
    */
+  /** The node table's and this file system's churned maps get fresh tables (see NodeTable.renewMaps). */
+  renewMaps(): void {
+    this.nodes.renewMaps();
+    if (this.idleBackings.size <= RENEW_MAX) this.idleBackings = new Set(this.idleBackings);
+  }
+
   constructor(rootFd: number, recorder: Recorder | null = null, table?: NodeTable) {
     this.nodes = table ?? new NodeTable(rootFd);
     this.recorder = recorder;
@@ -121,7 +127,7 @@ export class ProvFs {
    * BACKING_CLOSE (two to four system calls less per open/close pair). Each holds one fd more,
    * so at most {@link IDLE_BACKINGS}; the oldest is unregistered beyond that.
    */
-  private readonly idleBackings = new Set<number>();
+  private idleBackings = new Set<number>();
 
   private unregisterBacking(n: Node): void {
     const b = n.backing;

@@ -16,6 +16,7 @@ import { S } from './libc.js';
 import { FATTR, FUSE_ROOT_ID } from './protocol.js';
 import { PROVFS_BIT, PROVFS_HEADER_BYTES, PROVFS_OP, PROVFS_SETATTR_BIT, PROVFS_SETATTR_TAIL_BYTES, provfsFileBytes } from '../collector/provfs-record.js';
 import { sameBytes } from '../collector/copy-bytes.js';
+import { monotonicNs } from '../collector/clock.js';
 
 /** Distributive Omit, so each event variant keeps its own fields. */
 type Body<T> = T extends unknown ? Omit<T, 'v' | 'src' | 'seq' | 'ts' | 'host' | 'pid' | 'tid'> : never;
@@ -155,6 +156,7 @@ export class Recorder {
     if (provfsFileBytes(name, prefix, this.hostBytes) < 0) return false;
     n.filePrefix = prefix;
     n.fileParentIno = Number(p.ino);
+    n.fileIno = Number(n.ino);
     n.fileName = name;
     return true;
   }
@@ -179,8 +181,8 @@ export class Recorder {
     if (!w || !this.filePart(n)) return false;
     const name = n.fileName!, prefix = n.filePrefix!;
     if (!w.begin(PROVFS_HEADER_BYTES + provfsFileBytes(name, prefix, this.hostBytes) + (tail?.length ?? 0))) return false;
-    w.header(op, bits, ctx.pid, Number(process.hrtime.bigint()), mode, flags, fh);
-    w.file(this.o.dev, Number(n.ino), n.fileParentIno!, n.type, name, prefix, this.hostBytes);
+    w.header(op, bits, ctx.pid, monotonicNs(), mode, flags, fh);
+    w.file(this.o.dev, n.fileIno!, n.fileParentIno!, n.type, name, prefix, this.hostBytes);
     if (tail) w.bytes(tail);
     w.end();
     return true;
@@ -203,7 +205,7 @@ export class Recorder {
 
   /** Emit `{"op":…,"file":…,<rest>}` as a string (see {@link RecorderOptions.sinkJson}). */
   private emitJson(ctx: Ctx, op: string, n: Node, rest: string): void {
-    this.o.sinkJson!(`{"op":"${op}","file":${this.fileJson(n)},${rest}${this.tailJson},"ts":${Number(process.hrtime.bigint())},"tid":${ctx.pid}}`);
+    this.o.sinkJson!(`{"op":"${op}","file":${this.fileJson(n)},${rest}${this.tailJson},"ts":${monotonicNs()},"tid":${ctx.pid}}`);
   }
 
   private emit(ctx: Ctx, body: EventBody): void {
@@ -211,7 +213,7 @@ export class Recorder {
     ev.v = SCHEMA_VERSION;
     ev.src = 'provfs';
     ev.seq = 0;
-    ev.ts = Number(process.hrtime.bigint());
+    ev.ts = monotonicNs();
     ev.host = this.host;
     ev.pid = 0;
     ev.tid = ctx.pid;
