@@ -160,6 +160,8 @@ interface Target {
   dir: string;
   daemon?: ChildProcess;
   pid?: number;
+  /** A provfs daemon's request loop thread (its 'ready' message says which). */
+  loopTid?: number;
 }
 
 function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
@@ -175,6 +177,11 @@ function timeNs(fn: () => void): number {
 }
 
 /** CPU time of every thread of process `pid` so far, in ns (/proc/PID/task/TID/schedstat). */
+/** CPU time of one thread so far (ns), or NaN once it is gone. */
+function threadCpuNs(pid: number, tid: number): number {
+  try { return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]); } catch { return NaN; }
+}
+
 function daemonCpuNs(pid: number): number {
   let ns = 0;
   try {
@@ -207,11 +214,15 @@ function peakRssMiB(pid: number): number {
   } catch { return NaN; }
 }
 
-async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov', extra: string[], env?: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [PROVFSD, '--backing', backing, '--mountpoint', mnt, '--mode', mode, ...extra],
+async function startProvfs(backing: string, mnt: string, mode: 'plain' | 'prov', extra: string[], env?: Record<string, string>): Promise<ChildProcess & { loopTid?: number }> {
+  const child: ChildProcess & { loopTid?: number } = spawn(process.execPath, [PROVFSD, '--backing', backing, '--mountpoint', mnt, '--mode', mode, ...extra],
     { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   await new Promise<void>((res, rej) => {
-    child.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? res() : rej(new Error(m.message))));
+    child.once('message', (m: { type: string; message?: string; loopTid?: number }) => {
+      if (m.type !== 'ready') return rej(new Error(m.message));
+      child.loopTid = m.loopTid;
+      res();
+    });
     child.once('exit', (c) => rej(new Error(`provfsd exited ${c}`)));
   });
   child.removeAllListeners('exit');
@@ -345,7 +356,7 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
       // machine must not find (and upgrade) the daemons being measured.
       const d = await startProvfs(backing, mnt, mode, extra, { ...env, PROV_RUNTIME_DIR: join(work, 'run') });
       daemons.push(d);
-      targets.push({ name, dir: mnt, daemon: d, pid: d.pid });
+      targets.push({ name, dir: mnt, daemon: d, pid: d.pid, loopTid: d.loopTid });
     }
     if (pll) {
       // passthrough_ll as shipped checks no permissions (it serves every caller as root); with
@@ -383,8 +394,15 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
     const drive = (...a: string[]): number => Number(sh(driver, a).trim());
 
     // Steady state: every daemon's request paths compiled (prov mode has more of them: the
-    // recorder, the ring, the drain, the journal) before the first measured round.
-    if (createUnlink) for (const t of targets) if (!t.name.endsWith('-nocache')) drive('create', t.dir, String(Math.min(createN, 5000)));
+    // recorder, the ring, the drain, the journal) before the first measured round. Two passes
+    // over the targets, 15,000 files each: V8 deoptimizes code at the first run of a path it has
+    // no feedback for, and prov mode has late ones, the ring's wrap (8 MiB of records, about
+    // 23,000 files) and the first record after the daemon sat idle (it wakes the draining
+    // thread). With one pass of 5,000 files, prov's first measured round ran 0.83–0.84 of plain
+    // in two runs of three (the later rounds 0.89–0.94), its trace full of deopts and recompiles.
+    if (createUnlink) {
+      for (let pass = 0; pass < 2; pass++) for (const t of targets) if (!t.name.endsWith('-nocache')) drive('create', t.dir, String(Math.min(createN, 15000)));
+    }
     for (let r = 0; r < repeats; r++) {
       for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
         const noCache = t.name.endsWith('-nocache');
@@ -393,9 +411,13 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
         // Daemon CPU per operation beside the rate: unlike wall time it hardly depends on where
         // the scheduler put the caller and the daemon, or on what else the machine runs.
         const cpu0 = t.pid ? daemonCpuNs(t.pid) : 0;
+        const loop0 = t.pid && t.loopTid ? threadCpuNs(t.pid, t.loopTid) : NaN;
         if (!noCache && createUnlink) {
           add(`create:${t.name}`, createN / (drive('create', t.dir, String(createN)) / 1e9));
           if (t.pid) add(`createcpu:${t.name}`, (daemonCpuNs(t.pid) - cpu0) / createN / 1e3);
+          // The request loop alone: on two CPUs it shares one with its caller, so its time per
+          // file is what the rate follows; the draining thread and V8's helpers run on the other.
+          if (t.pid && t.loopTid) add(`createloopcpu:${t.name}`, (threadCpuNs(t.pid, t.loopTid) - loop0) / createN / 1e3);
         }
         const cpu1 = t.pid ? daemonCpuNs(t.pid) : 0;
         const sleeps1 = t.pid ? daemonSleeps(t.pid) : 0;
@@ -449,6 +471,7 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
     row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll', 'µs', 'createcpu', 'plain', pl, 'lower');
     row('daemon CPU µs per create+unlink, provfs plain vs passthrough_ll -o default_permissions', 'µs', 'createcpu', 'plain', pll ? 'pll-dp' : null, 'lower');
     row('daemon CPU µs per create+unlink, all threads, provfs prov vs plain', 'µs', 'createcpu', 'prov', 'plain', 'lower');
+    row('request loop CPU µs per create+unlink (its thread alone), provfs prov vs plain', 'µs', 'createloopcpu', 'prov', 'plain', 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll', 'µs', 'statcpu', 'plain-nocache', pl0, 'lower');
     row('daemon CPU µs per stat (attr cache off), provfs plain vs passthrough_ll -o default_permissions', 'µs', 'statcpu', 'plain-nocache', pll ? 'pll-dp-nocache' : null, 'lower');
     for (const v of variants) {
