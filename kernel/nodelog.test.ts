@@ -5,16 +5,18 @@
  * slices, while records keep coming; what the log says afterwards — read whole, or followed by a
  * standby that was reading it before the switch — is exactly the live set, its backing ids and
  * INIT. A writer that takes an existing log over learns its live set by reading it, then compacts.
- * A standby waiting for its go word follows the log as another process appends to it.
+ * A standby waiting for its go word follows the log as another process appends to it. A log
+ * whose file system fills up after it opened goes on writing into the room it took ahead.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, statSync, existsSync, readFileSync, truncateSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, statSync, statfsSync, existsSync, readFileSync, truncateSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import * as libc from './libc.js';
-import { NodeLog, compactPath } from './nodelog.js';
+import { NodeLog, NODELOG_RESERVE_BYTES, compactPath } from './nodelog.js';
+import { tmpfsScratch } from '../test/tmpfs.js';
 import { NodeLogFollower, waitForGo, takeFollowWatch } from './nodefollow.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'provfs-nodelog-'));
@@ -142,4 +144,27 @@ test('a standby waiting for its go word follows the log while another process ap
     libc.close(go);
   }
   assert.equal(takeFollowWatch(), -1, 'asked once');
+});
+
+const full = tmpfsScratch('provfs-nodelog-full-');
+
+test('a log whose file system fills up after it opened writes on into the room it took ahead', () => {
+  full.mount('4m');
+  const path = join(full.small, 'full.nodes');
+  const log = new NodeLog(path, true);
+  assert.ok(log.reservedAhead >= NODELOG_RESERVE_BYTES, `room taken ahead: ${log.reservedAhead} bytes`);
+  assert.equal(statSync(path).size, 0, 'the room taken ahead is not in the log\'s size (readers stop at its end)');
+  // Nothing left on the file system.
+  const s = statfsSync(full.small);
+  writeFileSync(join(full.small, 'filler'), Buffer.alloc(s.bavail * s.bsize));
+  assert.equal(statfsSync(full.small).bavail, 0, 'the tmpfs is full');
+  // 5,000 nodes: about 180 KiB of records, written while the file system has no room. Before,
+  // the first write failed and they waited in memory, lost with a daemon killed meanwhile.
+  for (let i = 0; i < 5000; i++) log.node(100 + i, handle(i % 64));
+  log.flush();
+  assert.equal(log.stalled, null, `the log was never stalled: ${log.stalled?.message}`);
+  const read = NodeLog.read(path);
+  assert.equal(read.nodes.size, 5000, 'every node is in the file');
+  log.close();
+  rmSync(join(full.small, 'filler'));
 });
