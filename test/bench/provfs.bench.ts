@@ -498,7 +498,7 @@ export async function measure(opts: BenchOptions, figure5Too = true, metaOnly = 
     }
     row('system call getppid, ns (this machine\'s cost of entering the kernel; no goal)', 'ns', 'getppid', 'machine', null, 'lower', undefined,
       'every FUSE request crosses into the kernel several times, so daemon CPU and rates per file follow this figure from machine to machine: ' +
-      'a host whose kernel entries cost twice as much halves every FUSE rate, plain and prov alike; compare ratios, not rates, across runs');
+      'on a host whose kernel entries cost more, every FUSE rate is lower, plain and prov alike; compare ratios, not rates, across runs');
     row('stat ops/s (attr cache 1 s), provfs plain vs ext4', 'ops/s', 'stat', 'plain', 'ext4', 'higher');
     row('stat ops/s, provfs prov vs plain', 'ops/s', 'stat', 'prov', 'plain', 'higher', 'within 10 % of plain');
     for (const [key, what] of [['seqwrite', 'sequential write 1 MiB blocks + fsync'], ['seqread', 'sequential read 1 MiB blocks (cached)'], ['randread', 'random read 4 KiB (cached)'], ['randwrite', 'random write 4 KiB + fdatasync']] as const) {
